@@ -1,0 +1,145 @@
+//! The NATS backend: core NATS for pub/sub, JetStream for durable streams.
+
+use super::{
+    Acker, BusError, BusLimits, DurableConsumer, DurableMessage, Event, EventBus, Result,
+    StreamSpec, Subscription, backend, validate_pattern,
+};
+use crate::telemetry::Headers;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+
+/// An [`EventBus`] on a NATS server with JetStream enabled.
+#[derive(Debug, Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    limits: BusLimits,
+}
+
+impl NatsBus {
+    /// Connects to `url`, e.g. `nats://127.0.0.1:4222`; `name` shows in the server's connection list.
+    pub async fn connect(url: &str, name: &str, limits: BusLimits) -> Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .subscription_capacity(limits.subscription_buffer)
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Connect {
+                url: url.to_owned(),
+                source: Box::new(e),
+            })?;
+        let js = jetstream::new(client.clone());
+        Ok(Self { client, js, limits })
+    }
+
+    /// Flushes buffered publishes to the server.
+    pub async fn flush(&self) -> Result<()> {
+        self.client.flush().await.map_err(backend)
+    }
+}
+
+fn to_nats_headers(headers: &Headers) -> async_nats::HeaderMap {
+    let mut map = async_nats::HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(k.as_str(), v.as_str());
+    }
+    map
+}
+
+fn from_nats_headers(headers: Option<&async_nats::HeaderMap>) -> Headers {
+    let mut out = Headers::new();
+    if let Some(h) = headers {
+        for (name, values) in h.iter() {
+            if let Some(v) = values.first() {
+                out.insert(name.to_string(), v.as_str().to_owned());
+            }
+        }
+    }
+    out
+}
+
+impl EventBus for NatsBus {
+    async fn publish(&self, event: Event) -> Result<()> {
+        self.limits.check(&event)?;
+        self.client
+            .publish_with_headers(event.subject, to_nats_headers(&event.headers), event.payload)
+            .await
+            .map_err(backend)
+    }
+
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription> {
+        validate_pattern(pattern)?;
+        let sub = self.client.subscribe(pattern.to_owned()).await.map_err(backend)?;
+        // Make sure the server knows about the subscription before we return, so
+        // that a publish right after this call reaches it.
+        self.client.flush().await.map_err(backend)?;
+        Ok(Subscription::new(sub.map(|m| Event {
+            subject: m.subject.to_string(),
+            headers: from_nats_headers(m.headers.as_ref()),
+            payload: m.payload,
+        })))
+    }
+
+    async fn ensure_stream(&self, spec: &StreamSpec) -> Result<()> {
+        for s in &spec.subjects {
+            validate_pattern(s)?;
+        }
+        let config = stream::Config {
+            name: spec.name.clone(),
+            subjects: spec.subjects.clone(),
+            max_messages: i64::try_from(spec.max_messages).unwrap_or(i64::MAX),
+            max_bytes: i64::try_from(spec.max_bytes).unwrap_or(i64::MAX),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        self.js.get_or_create_stream(config).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn publish_durable(&self, event: Event) -> Result<u64> {
+        self.limits.check(&event)?;
+        let subject = event.subject.clone();
+        let ack = self
+            .js
+            .publish_with_headers(event.subject, to_nats_headers(&event.headers), event.payload)
+            .await
+            .map_err(backend)?
+            .await
+            .map_err(|e| match e.kind() {
+                jetstream::context::PublishErrorKind::StreamNotFound => BusError::NoStreamForSubject(subject),
+                _ => backend(e),
+            })?;
+        Ok(ack.sequence)
+    }
+
+    async fn durable_consumer(&self, stream: &str, name: &str, filter: &str) -> Result<DurableConsumer> {
+        validate_pattern(filter)?;
+        let s = self.js.get_stream(stream).await.map_err(|e| match e.kind() {
+            jetstream::context::GetStreamErrorKind::JetStream(_) => BusError::NoStream(stream.to_owned()),
+            _ => backend(e),
+        })?;
+        let config = pull::Config {
+            durable_name: Some(name.to_owned()),
+            filter_subject: filter.to_owned(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: self.limits.ack_wait,
+            max_ack_pending: i64::try_from(self.limits.max_ack_pending).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let consumer = s.get_or_create_consumer(name, config).await.map_err(backend)?;
+        let messages = consumer.messages().await.map_err(backend)?;
+        Ok(DurableConsumer::new(messages.map(|m| {
+            let m = m.map_err(backend)?;
+            let stream_seq = m.info().map_err(BusError::Backend)?.stream_sequence;
+            Ok(DurableMessage {
+                event: Event {
+                    subject: m.subject.to_string(),
+                    headers: from_nats_headers(m.headers.as_ref()),
+                    payload: m.payload.clone(),
+                },
+                stream_seq,
+                acker: Acker::Nats(m),
+            })
+        })))
+    }
+}

@@ -1,0 +1,190 @@
+//! The one conformance suite every [`StateStore`] backend must pass.
+//!
+//! A backend's test file provides a [`Harness`] and expands
+//! [`state_store_conformance!`](crate::state_store_conformance), which makes
+//! one `#[tokio::test]` per case below.
+
+use super::{StateStore, StoreError, Versioned, WriteBatch};
+use std::future::Future;
+
+/// Opens a backend on one isolated dataset; opening again must see the same data.
+pub trait Harness: Send {
+    type Store: StateStore;
+    fn open(&mut self) -> impl Future<Output = Self::Store> + Send;
+}
+
+fn v(value: &[u8], version: u64) -> Option<Versioned> {
+    Some(Versioned {
+        value: value.to_vec(),
+        version,
+    })
+}
+
+fn keys(entries: &super::Entries) -> Vec<&[u8]> {
+    entries.iter().map(|(k, _)| k.as_slice()).collect()
+}
+
+pub async fn an_empty_store_has_no_keys_and_no_commits<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    assert_eq!(s.get(b"absent").await.unwrap(), None);
+    assert_eq!(s.last_commit().await.unwrap(), 0);
+    assert!(s.scan_prefix(b"", 10).await.unwrap().is_empty());
+}
+
+pub async fn each_commit_gets_the_next_number_and_its_keys_take_it_as_version<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    assert_eq!(s.commit(WriteBatch::new().put("a", "1").put("b", "1")).await.unwrap(), 1);
+    assert_eq!(s.commit(WriteBatch::new().put("b", "2")).await.unwrap(), 2);
+    assert_eq!(s.get(b"a").await.unwrap(), v(b"1", 1));
+    assert_eq!(s.get(b"b").await.unwrap(), v(b"2", 2));
+    assert_eq!(s.last_commit().await.unwrap(), 2);
+}
+
+pub async fn a_later_op_on_the_same_key_in_one_batch_wins<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    s.commit(WriteBatch::new().put("k", "first").put("k", "second").put("gone", "x").delete("gone"))
+        .await
+        .unwrap();
+    assert_eq!(s.get(b"k").await.unwrap(), v(b"second", 1));
+    assert_eq!(s.get(b"gone").await.unwrap(), None);
+}
+
+pub async fn delete_removes_a_key<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    s.commit(WriteBatch::new().put("k", "v")).await.unwrap();
+    s.commit(WriteBatch::new().delete("k")).await.unwrap();
+    assert_eq!(s.get(b"k").await.unwrap(), None);
+    assert!(s.scan_prefix(b"k", 10).await.unwrap().is_empty());
+}
+
+pub async fn a_failed_version_check_writes_nothing_from_the_batch<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    s.commit(WriteBatch::new().put("balance", "100")).await.unwrap();
+    let err = s
+        .commit(
+            WriteBatch::new()
+                .put("balance", "0")
+                .put("other", "x")
+                .expect_version("balance", Some(7)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { expected: Some(7), found: Some(1), .. }),
+        "{err}"
+    );
+    assert_eq!(s.get(b"balance").await.unwrap(), v(b"100", 1));
+    assert_eq!(s.get(b"other").await.unwrap(), None);
+    assert_eq!(s.last_commit().await.unwrap(), 1, "a rejected batch takes no commit number");
+}
+
+pub async fn version_checks_pass_on_the_current_version_and_on_absence<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    s.commit(WriteBatch::new().put("new", "1").expect_version("new", None))
+        .await
+        .unwrap();
+    s.commit(WriteBatch::new().put("new", "2").expect_version("new", Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(s.get(b"new").await.unwrap(), v(b"2", 2));
+    let err = s
+        .commit(WriteBatch::new().put("new", "3").expect_version("new", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: None, found: Some(2), .. }), "{err}");
+}
+
+pub async fn prefix_scans_are_ordered_bounded_and_exact<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    s.commit(
+        WriteBatch::new()
+            .put("acct/10", "b")
+            .put("acct/1", "a")
+            .put("acct/2", "c")
+            .put("acct0", "not in prefix")
+            .put("accs", "before prefix"),
+    )
+    .await
+    .unwrap();
+    let all = s.scan_prefix(b"acct/", 100).await.unwrap();
+    assert_eq!(keys(&all), vec![&b"acct/1"[..], b"acct/10", b"acct/2"]);
+    let two = s.scan_prefix(b"acct/", 2).await.unwrap();
+    assert_eq!(keys(&two), vec![&b"acct/1"[..], b"acct/10"]);
+}
+
+pub async fn range_scans_include_the_start_and_exclude_the_end<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    let mut batch = WriteBatch::new();
+    for i in 0u8..10 {
+        batch = batch.put(vec![b'r', i], vec![i]);
+    }
+    s.commit(batch).await.unwrap();
+    let mid = s.range(&[b'r', 3], Some(&[b'r', 6]), 100).await.unwrap();
+    assert_eq!(keys(&mid), vec![&[b'r', 3][..], &[b'r', 4], &[b'r', 5]]);
+    let tail = s.range(&[b'r', 8], None, 100).await.unwrap();
+    assert_eq!(keys(&tail), vec![&[b'r', 8][..], &[b'r', 9]]);
+    assert!(s.range(&[b'r', 6], Some(&[b'r', 3]), 100).await.unwrap().is_empty());
+}
+
+pub async fn binary_keys_with_high_bytes_scan_correctly<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    s.commit(
+        WriteBatch::new()
+            .put(vec![0xff, 0x00], "a")
+            .put(vec![0xff, 0xff], "b")
+            .put(vec![0xfe, 0xff], "c"),
+    )
+    .await
+    .unwrap();
+    let under_ff = s.scan_prefix(&[0xff], 10).await.unwrap();
+    assert_eq!(keys(&under_ff), vec![&[0xff, 0x00][..], &[0xff, 0xff]]);
+}
+
+pub async fn an_empty_key_is_refused<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    let err = s.commit(WriteBatch::new().put("", "v")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Limit(_)), "{err}");
+    assert_eq!(s.last_commit().await.unwrap(), 0);
+}
+
+pub async fn committed_data_survives_a_reopen<H: Harness>(mut h: H) {
+    {
+        let s = h.open().await;
+        s.commit(WriteBatch::new().put("k", "v")).await.unwrap();
+        s.commit(WriteBatch::new().put("j", "w")).await.unwrap();
+    }
+    let s = h.open().await;
+    assert_eq!(s.get(b"k").await.unwrap(), v(b"v", 1));
+    assert_eq!(s.get(b"j").await.unwrap(), v(b"w", 2));
+    assert_eq!(s.last_commit().await.unwrap(), 2);
+    assert_eq!(s.commit(WriteBatch::new().put("k", "v2")).await.unwrap(), 3);
+}
+
+/// Expands to one `#[tokio::test]` per conformance case. `$harness` is an
+/// expression that builds a fresh [`Harness`] for each case.
+#[macro_export]
+macro_rules! state_store_conformance {
+    ($harness:expr) => {
+        $crate::state_store_conformance!(@cases $harness;
+            an_empty_store_has_no_keys_and_no_commits,
+            each_commit_gets_the_next_number_and_its_keys_take_it_as_version,
+            a_later_op_on_the_same_key_in_one_batch_wins,
+            delete_removes_a_key,
+            a_failed_version_check_writes_nothing_from_the_batch,
+            version_checks_pass_on_the_current_version_and_on_absence,
+            prefix_scans_are_ordered_bounded_and_exact,
+            range_scans_include_the_start_and_exclude_the_end,
+            binary_keys_with_high_bytes_scan_correctly,
+            an_empty_key_is_refused,
+            committed_data_survives_a_reopen,
+        );
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::store::conformance::$case($harness).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,114 @@
+//! Starts a real `nats-server` (the Debian package) for tests.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to come up on a busy machine.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running `nats-server` with JetStream, on a free loopback port, with its
+/// own storage directory. Killed and cleaned up on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// Finds the binary: `$NATS_SERVER_BIN`, then `PATH`, then Debian's `/usr/sbin`.
+pub fn nats_server_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl NatsServer {
+    /// Starts a server and waits until it accepts clients.
+    pub fn start() -> Result<Self, String> {
+        let bin = nats_server_binary().ok_or(
+            "nats-server not found: run `make deps` (or `apt-get install nats-server`), \
+             or point NATS_SERVER_BIN at the binary",
+        )?;
+        // Another process can grab the port between probing and binding; try a few.
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            match Self::try_start(&bin) {
+                Ok(s) => return Ok(s),
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+
+    fn try_start(bin: &PathBuf) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port().map_err(|e| e.to_string())?;
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                let mut log = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = err.read_to_string(&mut log);
+                }
+                return Err(format!("nats-server exited with {status}: {log}"));
+            }
+            if Self::accepts_clients(port) {
+                // Drain the log so that a chatty server never blocks on a full pipe.
+                if let Some(err) = child.stderr.take() {
+                    std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
+                }
+                return Ok(Self { child, port, _dir: dir });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("nats-server did not accept clients on port {port} within {STARTUP_DEADLINE:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client connects and the server greets it with INFO.
+    fn accepts_clients(port: u16) -> bool {
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("INFO")
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
