@@ -72,7 +72,9 @@ impl CheckedBlock {
         let tx_root = Hash32::from_slice("header.tx_root", &header.tx_root)?;
         let ids: Vec<Hash32> = txs.iter().map(|t| t.tx_id).collect();
         if merkle::root(&ids) != tx_root {
-            return Err(Error::Invalid("tx_root does not match the block's txs".to_owned()));
+            return Err(Error::Invalid(
+                "tx_root does not match the block's txs".to_owned(),
+            ));
         }
         Ok(Self {
             hash: block_hash(&block.header),
@@ -101,7 +103,11 @@ pub struct BlockDraft<'a> {
 impl BlockDraft<'_> {
     /// Computes `tx_root`, encodes the header once and signs those bytes.
     pub fn seal(self, orderer_key: &SigningKey, orderer_cert_id: Hash32) -> Block {
-        let ids: Vec<Hash32> = self.txs.iter().map(|t| crate::hash::tx_id(&t.payload)).collect();
+        let ids: Vec<Hash32> = self
+            .txs
+            .iter()
+            .map(|t| crate::hash::tx_id(&t.payload))
+            .collect();
         let header = BlockHeader {
             number: self.number,
             prev_hash: self.prev_hash.to_vec(),

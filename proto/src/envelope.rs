@@ -96,7 +96,8 @@ impl CheckedTx {
         if payload.call.is_none() {
             return Err(Error::Missing("payload.call"));
         }
-        let creator_cert_id = Hash32::from_slice("payload.creator_cert_id", &payload.creator_cert_id)?;
+        let creator_cert_id =
+            Hash32::from_slice("payload.creator_cert_id", &payload.creator_cert_id)?;
         if !signatures.iter().any(|s| s.cert_id == creator_cert_id) {
             return Err(Error::Invalid(
                 "no signature is by the payload's creator".to_owned(),

@@ -95,7 +95,11 @@ mod tests {
         let err = Hash32::from_slice("prev_hash", &[0; 31]).unwrap_err();
         assert!(matches!(
             err,
-            crate::Error::BadLength { field: "prev_hash", expected: 32, got: 31 }
+            crate::Error::BadLength {
+                field: "prev_hash",
+                expected: 32,
+                got: 31
+            }
         ));
     }
 }

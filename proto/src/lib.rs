@@ -18,7 +18,13 @@ pub use hash::{Hash32, TxId};
 pub use limits::DecodeLimits;
 
 /// Generated protobuf types and gRPC stubs, laid out as the proto packages are.
-#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic, missing_debug_implementations)]
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
 pub mod pb {
     /// `fiscus.*.v1` packages.
     pub mod fiscus {

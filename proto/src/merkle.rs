@@ -186,7 +186,9 @@ mod tests {
     }
 
     fn leaves(n: usize) -> Vec<Vec<u8>> {
-        (0..n).map(|i| sha256(&(i as u64).to_be_bytes()).to_vec()).collect()
+        (0..n)
+            .map(|i| sha256(&(i as u64).to_be_bytes()).to_vec())
+            .collect()
     }
 
     #[test]
@@ -201,8 +203,15 @@ mod tests {
         let r = root(&l);
         // An attacker presents the concatenated children as one "leaf" of a one-leaf tree.
         let forged_leaf = [leaf_hash(&l[0]).0, leaf_hash(&l[1]).0].concat();
-        let proof = InclusionProof { leaf_index: 0, tree_size: 1, path: vec![] };
-        assert_eq!(verify(&r, &forged_leaf, &proof), Err(ProofError::RootMismatch));
+        let proof = InclusionProof {
+            leaf_index: 0,
+            tree_size: 1,
+            path: vec![],
+        };
+        assert_eq!(
+            verify(&r, &forged_leaf, &proof),
+            Err(ProofError::RootMismatch)
+        );
     }
 
     #[test]
@@ -217,7 +226,11 @@ mod tests {
     #[test]
     fn an_index_past_the_tree_is_rejected() {
         let l = leaves(3);
-        let proof = InclusionProof { leaf_index: 3, tree_size: 3, path: vec![] };
+        let proof = InclusionProof {
+            leaf_index: 3,
+            tree_size: 3,
+            path: vec![],
+        };
         assert!(matches!(
             verify(&root(&l), &l[0], &proof),
             Err(ProofError::IndexOutOfRange { .. })

@@ -87,14 +87,18 @@ pub struct SigCheck<'a> {
 
 /// Parses and applies the checks that must precede any equation.
 fn precheck(item: &SigCheck<'_>) -> Result<(VerifyingKey, Signature), VerifyError> {
-    let key_bytes: &[u8; PUBLIC_KEY_LEN] =
-        item.public_key.try_into().map_err(|_| VerifyError::MalformedKey)?;
+    let key_bytes: &[u8; PUBLIC_KEY_LEN] = item
+        .public_key
+        .try_into()
+        .map_err(|_| VerifyError::MalformedKey)?;
     let key = VerifyingKey::from_bytes(key_bytes).map_err(|_| VerifyError::MalformedKey)?;
     if key.is_weak() {
         return Err(VerifyError::WeakKey);
     }
-    let sig_bytes: &[u8; SIGNATURE_LEN] =
-        item.signature.try_into().map_err(|_| VerifyError::MalformedSignature)?;
+    let sig_bytes: &[u8; SIGNATURE_LEN] = item
+        .signature
+        .try_into()
+        .map_err(|_| VerifyError::MalformedSignature)?;
     let sig = Signature::from_bytes(sig_bytes);
     // verify_strict rejects a small-order R; the batch equation would not notice it.
     match CompressedEdwardsY(*sig.r_bytes()).decompress() {
@@ -232,7 +236,12 @@ mod tests {
             Kind::RandomKey(k) => (k.to_vec(), msg, good_sig, false),
             Kind::ShortSignature(len) => (key, msg, good_sig[..*len].to_vec(), false),
         };
-        Owned { key, msg, sig, good }
+        Owned {
+            key,
+            msg,
+            sig,
+            good,
+        }
     }
 
     #[test]
@@ -240,7 +249,10 @@ mod tests {
         let k = SigningKey::generate();
         let sig = k.sign(b"allocate 100 fen");
         assert_eq!(verify(&k.public_key(), b"allocate 100 fen", &sig), Ok(()));
-        assert_eq!(verify(&k.public_key(), b"allocate 900 fen", &sig), Err(VerifyError::Invalid));
+        assert_eq!(
+            verify(&k.public_key(), b"allocate 900 fen", &sig),
+            Err(VerifyError::Invalid)
+        );
     }
 
     #[test]
@@ -254,14 +266,30 @@ mod tests {
         let good = SigningKey::generate();
         let gsig = Signature::from_bytes(&good.sign(b"m"));
         let gvk = VerifyingKey::from_bytes(&good.public_key()).unwrap();
-        assert!(ed25519_dalek::verify_batch(&[b"any message", b"m"], &[s, gsig], &[vk, gvk]).is_ok());
+        assert!(
+            ed25519_dalek::verify_batch(&[b"any message", b"m"], &[s, gsig], &[vk, gvk]).is_ok()
+        );
         // Ours rejects it on both paths.
-        assert_eq!(verify(&key, b"any message", &sig), Err(VerifyError::WeakKey));
+        assert_eq!(
+            verify(&key, b"any message", &sig),
+            Err(VerifyError::WeakKey)
+        );
         let items = [
-            SigCheck { public_key: &key, message: b"any message", signature: &sig },
-            SigCheck { public_key: &gvk.to_bytes(), message: b"m", signature: &gsig.to_bytes() },
+            SigCheck {
+                public_key: &key,
+                message: b"any message",
+                signature: &sig,
+            },
+            SigCheck {
+                public_key: &gvk.to_bytes(),
+                message: b"m",
+                signature: &gsig.to_bytes(),
+            },
         ];
-        assert_eq!(verify_batch(&items), vec![Err(VerifyError::WeakKey), Ok(())]);
+        assert_eq!(
+            verify_batch(&items),
+            vec![Err(VerifyError::WeakKey), Ok(())]
+        );
     }
 
     #[test]

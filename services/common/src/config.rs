@@ -44,7 +44,10 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
 
 /// The env prefix of a service: `ledger-store` → `FISCUS_LEDGER_STORE__`.
 pub fn env_prefix(service: &str) -> String {
-    format!("FISCUS_{}__", service.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "FISCUS_{}__",
+        service.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// Loads `C` from its defaults, an optional TOML file and the process
@@ -184,7 +187,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -210,7 +216,10 @@ mod tests {
         assert_eq!(c.max_batch, 7, "the file wins over the default");
         assert_eq!(c.store.path, "/env", "the environment wins over the file");
         assert!(!c.store.fsync);
-        assert_eq!(c.listen, "127.0.0.1:7000", "untouched keys keep their default");
+        assert_eq!(
+            c.listen, "127.0.0.1:7000",
+            "untouched keys keep their default"
+        );
     }
 
     #[test]
@@ -227,13 +236,15 @@ mod tests {
 
     #[test]
     fn a_wrongly_typed_value_is_an_error() {
-        let err = load_from::<Demo>(None, env(&[("FISCUS_DEMO_SVC__MAX_BATCH", "lots")])).unwrap_err();
+        let err =
+            load_from::<Demo>(None, env(&[("FISCUS_DEMO_SVC__MAX_BATCH", "lots")])).unwrap_err();
         assert!(matches!(err, ConfigError::Shape(_)), "{err}");
     }
 
     #[test]
     fn a_named_but_missing_file_is_an_error() {
-        let err = load_from::<Demo>(Some(Path::new("/nonexistent/demo.toml")), env(&[])).unwrap_err();
+        let err =
+            load_from::<Demo>(Some(Path::new("/nonexistent/demo.toml")), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 

@@ -134,7 +134,11 @@ mod tests {
     use actix_web::body::MessageBody;
 
     fn duplicate() -> ServiceError {
-        ServiceError::new(ErrorKind::AlreadyExists, "tx.duplicate", "tx 00ab was already ordered")
+        ServiceError::new(
+            ErrorKind::AlreadyExists,
+            "tx.duplicate",
+            "tx 00ab was already ordered",
+        )
     }
 
     #[test]
@@ -142,7 +146,10 @@ mod tests {
         let status = tonic::Status::from(duplicate());
         assert_eq!(status.code(), tonic::Code::AlreadyExists);
         assert_eq!(status.message(), "tx 00ab was already ordered");
-        assert_eq!(status.metadata().get(GRPC_CODE_METADATA).unwrap(), "tx.duplicate");
+        assert_eq!(
+            status.metadata().get(GRPC_CODE_METADATA).unwrap(),
+            "tx.duplicate"
+        );
     }
 
     #[test]

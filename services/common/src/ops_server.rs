@@ -122,9 +122,11 @@ mod tests {
 
     async fn get(addr: SocketAddr, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -133,27 +135,47 @@ mod tests {
     #[tokio::test]
     async fn metrics_health_and_readiness_are_served_over_http() {
         let registry = Registry::new();
-        let committed = prometheus::IntCounter::new("fiscus_blocks_committed_total", "Blocks committed").unwrap();
+        let committed =
+            prometheus::IntCounter::new("fiscus_blocks_committed_total", "Blocks committed")
+                .unwrap();
         registry.register(Box::new(committed.clone())).unwrap();
         committed.inc_by(3);
         let readiness = Readiness::default();
         readiness.set("store", Ok(()));
-        readiness.set("divergence", Err("member 130100 disagrees at height 7".into()));
+        readiness.set(
+            "divergence",
+            Err("member 130100 disagrees at height 7".into()),
+        );
 
-        let server = OpsServer::start("127.0.0.1:0".parse().unwrap(), registry, readiness.clone()).unwrap();
+        let server =
+            OpsServer::start("127.0.0.1:0".parse().unwrap(), registry, readiness.clone()).unwrap();
 
         let metrics = get(server.addr, "/metrics").await;
         assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-        assert!(metrics.contains("fiscus_blocks_committed_total 3"), "{metrics}");
+        assert!(
+            metrics.contains("fiscus_blocks_committed_total 3"),
+            "{metrics}"
+        );
 
-        assert!(get(server.addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(
+            get(server.addr, "/healthz")
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
 
         let not_ready = get(server.addr, "/readyz").await;
         assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
-        assert!(not_ready.contains("member 130100 disagrees at height 7"), "{not_ready}");
+        assert!(
+            not_ready.contains("member 130100 disagrees at height 7"),
+            "{not_ready}"
+        );
 
         readiness.set("divergence", Ok(()));
-        assert!(get(server.addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        assert!(
+            get(server.addr, "/readyz")
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
         server.stop().await;
     }
 }

@@ -8,7 +8,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::collections::BTreeMap;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 /// The environment variable that switches OTLP export on.
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -62,7 +64,11 @@ pub fn init(service: &'static str, json_logs: bool) -> Result<TelemetryGuard, Te
         _ => None,
     };
     if let Some(p) = &provider {
-        layers.push(tracing_opentelemetry::layer().with_tracer(p.tracer(service)).boxed());
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer(service))
+                .boxed(),
+        );
     }
     tracing_subscriber::registry()
         .with(layers)

@@ -28,8 +28,14 @@ fn crash_writer_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let store = RedbStore::open(&std::path::Path::new(&dir).join("state.redb"), StoreLimits::default()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let store = RedbStore::open(
+        &std::path::Path::new(&dir).join("state.redb"),
+        StoreLimits::default(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     for n in 0.. {
         rt.block_on(store.commit(batch(n))).unwrap();
         println!("committed {n}");
@@ -49,13 +55,21 @@ impl Drop for KillOnDrop {
 #[test]
 fn a_killed_writer_leaves_exactly_its_committed_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = KillOnDrop(Command::new(std::env::current_exe().unwrap())
-        .args(["crash_writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_writer_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let child = &mut child.0;
 
     // Let it commit a good number of batches, then kill it mid-stream.
@@ -64,7 +78,10 @@ fn a_killed_writer_leaves_exactly_its_committed_batches() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     while acknowledged.is_none_or(|n| n < target) {
-        assert!(Instant::now() < deadline, "writer did not reach {target} commits in time");
+        assert!(
+            Instant::now() < deadline,
+            "writer did not reach {target} commits in time"
+        );
         let line = lines.next().expect("writer exited early").unwrap();
         if let Some(n) = line.strip_prefix("committed ") {
             acknowledged = Some(n.parse().unwrap());
@@ -81,23 +98,45 @@ fn a_killed_writer_leaves_exactly_its_committed_batches() {
     let acknowledged = acknowledged.unwrap();
 
     let store = RedbStore::open(&dir.path().join("state.redb"), StoreLimits::default()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let last = rt.block_on(store.get(b"last")).unwrap().expect("some batch committed");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let last = rt
+        .block_on(store.get(b"last"))
+        .unwrap()
+        .expect("some batch committed");
     let last = u32::from_be_bytes(last.value.try_into().unwrap());
     assert!(
         last >= acknowledged,
         "batch {acknowledged} was acknowledged but the store only has up to {last}"
     );
     // The writer may have committed one more batch after its last printed line.
-    assert!(last <= acknowledged + 1, "store has batch {last}, writer only reached {acknowledged}");
-    assert_eq!(rt.block_on(store.last_commit()).unwrap(), u64::from(last) + 1, "batch n is commit n + 1");
+    assert!(
+        last <= acknowledged + 1,
+        "store has batch {last}, writer only reached {acknowledged}"
+    );
+    assert_eq!(
+        rt.block_on(store.last_commit()).unwrap(),
+        u64::from(last) + 1,
+        "batch n is commit n + 1"
+    );
 
-    let rows = rt.block_on(store.scan_prefix(b"batch/", 1_000_000)).unwrap();
-    assert_eq!(rows.len() as u32, (last + 1) * KEYS_PER_BATCH, "no batch is partly present");
+    let rows = rt
+        .block_on(store.scan_prefix(b"batch/", 1_000_000))
+        .unwrap();
+    assert_eq!(
+        rows.len() as u32,
+        (last + 1) * KEYS_PER_BATCH,
+        "no batch is partly present"
+    );
     for n in 0..=last {
         let present = rt
             .block_on(store.scan_prefix(format!("batch/{n:08}/").as_bytes(), 1000))
             .unwrap();
-        assert_eq!(present.len() as u32, KEYS_PER_BATCH, "batch {n} is incomplete");
+        assert_eq!(
+            present.len() as u32,
+            KEYS_PER_BATCH,
+            "batch {n} is incomplete"
+        );
     }
 }

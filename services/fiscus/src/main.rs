@@ -11,7 +11,11 @@ use prost::Message;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "fiscus", version, about = "Fiscus: a consortium ledger for fiscal transfer payments (财政转移支付)")]
+#[command(
+    name = "fiscus",
+    version,
+    about = "Fiscus: a consortium ledger for fiscal transfer payments (财政转移支付)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,8 @@ enum Kind {
 fn read_input(file: &PathBuf) -> Result<Vec<u8>> {
     if file.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("reading standard input")?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .context("reading standard input")?;
         Ok(buf)
     } else {
         std::fs::read(file).with_context(|| format!("reading {}", file.display()))
@@ -82,16 +87,43 @@ fn inspect(kind: Kind, file: &PathBuf) -> Result<()> {
 fn protocols() {
     // Touch one type per package so this list cannot drift from what is compiled in.
     let packages = [
-        ("fiscus.types.v1", pb::types::Envelope::default().encoded_len()),
-        ("fiscus.transfer.v1", pb::transfer::TransferCall::default().encoded_len()),
-        ("fiscus.governance.v1", pb::governance::GovernanceCall::default().encoded_len()),
-        ("fiscus.orderer.v1", pb::orderer::DeliverRequest::default().encoded_len()),
-        ("fiscus.ledger.v1", pb::ledger::ChainInfo::default().encoded_len()),
+        (
+            "fiscus.types.v1",
+            pb::types::Envelope::default().encoded_len(),
+        ),
+        (
+            "fiscus.transfer.v1",
+            pb::transfer::TransferCall::default().encoded_len(),
+        ),
+        (
+            "fiscus.governance.v1",
+            pb::governance::GovernanceCall::default().encoded_len(),
+        ),
+        (
+            "fiscus.orderer.v1",
+            pb::orderer::DeliverRequest::default().encoded_len(),
+        ),
+        (
+            "fiscus.ledger.v1",
+            pb::ledger::ChainInfo::default().encoded_len(),
+        ),
         ("fiscus.executor.v1", 0),
-        ("fiscus.identity.v1", pb::identity::EnrollRequest::default().encoded_len()),
-        ("fiscus.gossip.v1", pb::gossip::PullRequest::default().encoded_len()),
-        ("fiscus.exchange.v1", pb::exchange::TraceRequest::default().encoded_len()),
-        ("fiscus.events.v1", pb::events::BlockCommitted::default().encoded_len()),
+        (
+            "fiscus.identity.v1",
+            pb::identity::EnrollRequest::default().encoded_len(),
+        ),
+        (
+            "fiscus.gossip.v1",
+            pb::gossip::PullRequest::default().encoded_len(),
+        ),
+        (
+            "fiscus.exchange.v1",
+            pb::exchange::TraceRequest::default().encoded_len(),
+        ),
+        (
+            "fiscus.events.v1",
+            pb::events::BlockCommitted::default().encoded_len(),
+        ),
     ];
     for (name, _) in packages {
         println!("{name}");

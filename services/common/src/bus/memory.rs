@@ -99,14 +99,17 @@ impl EventBus for MemoryBus {
             validate_pattern(s)?;
         }
         let mut inner = lock(&self.inner);
-        inner.streams.entry(spec.name.clone()).or_insert_with(|| MemStream {
-            spec: spec.clone(),
-            messages: VecDeque::new(),
-            bytes: 0,
-            last_seq: 0,
-            consumers: BTreeMap::new(),
-            notify: Arc::new(Notify::new()),
-        });
+        inner
+            .streams
+            .entry(spec.name.clone())
+            .or_insert_with(|| MemStream {
+                spec: spec.clone(),
+                messages: VecDeque::new(),
+                bytes: 0,
+                last_seq: 0,
+                consumers: BTreeMap::new(),
+                notify: Arc::new(Notify::new()),
+            });
         Ok(())
     }
 
@@ -116,7 +119,12 @@ impl EventBus for MemoryBus {
         let stream = inner
             .streams
             .values_mut()
-            .find(|s| s.spec.subjects.iter().any(|p| subject_matches(p, &event.subject)))
+            .find(|s| {
+                s.spec
+                    .subjects
+                    .iter()
+                    .any(|p| subject_matches(p, &event.subject))
+            })
             .ok_or_else(|| BusError::NoStreamForSubject(event.subject.clone()))?;
         stream.last_seq += 1;
         let seq = stream.last_seq;
@@ -134,7 +142,12 @@ impl EventBus for MemoryBus {
         Ok(seq)
     }
 
-    async fn durable_consumer(&self, stream: &str, name: &str, filter: &str) -> Result<DurableConsumer> {
+    async fn durable_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+        filter: &str,
+    ) -> Result<DurableConsumer> {
         validate_pattern(filter)?;
         let (state, notify) = {
             let mut inner = lock(&self.inner);
@@ -166,9 +179,7 @@ impl EventBus for MemoryBus {
                     let notified = notify.notified();
                     let next = {
                         let inner = lock(&bus);
-                        let Some(s) = inner.streams.get(&stream) else {
-                            return None;
-                        };
+                        let s = inner.streams.get(&stream)?;
                         let st = lock(&state);
                         s.messages
                             .iter()

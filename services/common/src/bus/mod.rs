@@ -125,7 +125,9 @@ impl BusLimits {
         for (k, v) in &event.headers {
             let bad_name = k.is_empty() || k.bytes().any(|b| b <= b' ' || b == b':' || b >= 0x7f);
             if bad_name || v.bytes().any(|b| b == b'\r' || b == b'\n') {
-                return Err(BusError::InvalidHeader(format!("header {k:?} is not a valid name/value")));
+                return Err(BusError::InvalidHeader(format!(
+                    "header {k:?} is not a valid name/value"
+                )));
             }
         }
         Ok(())
@@ -136,7 +138,10 @@ impl BusLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("invalid subject {subject:?}: {reason}")]
-    InvalidSubject { subject: String, reason: &'static str },
+    InvalidSubject {
+        subject: String,
+        reason: &'static str,
+    },
     #[error("payload of {len} bytes is over the limit of {limit}")]
     TooLarge { len: usize, limit: usize },
     #[error("invalid header: {0}")]
@@ -187,7 +192,7 @@ impl Subscription {
 
 /// How a durable message is acknowledged to the backend that delivered it.
 pub(crate) enum Acker {
-    Nats(async_nats::jetstream::Message),
+    Nats(Box<async_nats::jetstream::Message>),
     Memory(memory::MemoryAck),
 }
 

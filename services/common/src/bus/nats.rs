@@ -62,14 +62,22 @@ impl EventBus for NatsBus {
     async fn publish(&self, event: Event) -> Result<()> {
         self.limits.check(&event)?;
         self.client
-            .publish_with_headers(event.subject, to_nats_headers(&event.headers), event.payload)
+            .publish_with_headers(
+                event.subject,
+                to_nats_headers(&event.headers),
+                event.payload,
+            )
             .await
             .map_err(backend)
     }
 
     async fn subscribe(&self, pattern: &str) -> Result<Subscription> {
         validate_pattern(pattern)?;
-        let sub = self.client.subscribe(pattern.to_owned()).await.map_err(backend)?;
+        let sub = self
+            .client
+            .subscribe(pattern.to_owned())
+            .await
+            .map_err(backend)?;
         // Make sure the server knows about the subscription before we return, so
         // that a publish right after this call reaches it.
         self.client.flush().await.map_err(backend)?;
@@ -92,7 +100,10 @@ impl EventBus for NatsBus {
             storage: stream::StorageType::File,
             ..Default::default()
         };
-        self.js.get_or_create_stream(config).await.map_err(backend)?;
+        self.js
+            .get_or_create_stream(config)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -101,23 +112,40 @@ impl EventBus for NatsBus {
         let subject = event.subject.clone();
         let ack = self
             .js
-            .publish_with_headers(event.subject, to_nats_headers(&event.headers), event.payload)
+            .publish_with_headers(
+                event.subject,
+                to_nats_headers(&event.headers),
+                event.payload,
+            )
             .await
             .map_err(backend)?
             .await
             .map_err(|e| match e.kind() {
-                jetstream::context::PublishErrorKind::StreamNotFound => BusError::NoStreamForSubject(subject),
+                jetstream::context::PublishErrorKind::StreamNotFound => {
+                    BusError::NoStreamForSubject(subject)
+                }
                 _ => backend(e),
             })?;
         Ok(ack.sequence)
     }
 
-    async fn durable_consumer(&self, stream: &str, name: &str, filter: &str) -> Result<DurableConsumer> {
+    async fn durable_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+        filter: &str,
+    ) -> Result<DurableConsumer> {
         validate_pattern(filter)?;
-        let s = self.js.get_stream(stream).await.map_err(|e| match e.kind() {
-            jetstream::context::GetStreamErrorKind::JetStream(_) => BusError::NoStream(stream.to_owned()),
-            _ => backend(e),
-        })?;
+        let s = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| match e.kind() {
+                jetstream::context::GetStreamErrorKind::JetStream(_) => {
+                    BusError::NoStream(stream.to_owned())
+                }
+                _ => backend(e),
+            })?;
         let config = pull::Config {
             durable_name: Some(name.to_owned()),
             filter_subject: filter.to_owned(),
@@ -126,7 +154,10 @@ impl EventBus for NatsBus {
             max_ack_pending: i64::try_from(self.limits.max_ack_pending).unwrap_or(i64::MAX),
             ..Default::default()
         };
-        let consumer = s.get_or_create_consumer(name, config).await.map_err(backend)?;
+        let consumer = s
+            .get_or_create_consumer(name, config)
+            .await
+            .map_err(backend)?;
         let messages = consumer.messages().await.map_err(backend)?;
         Ok(DurableConsumer::new(messages.map(|m| {
             let m = m.map_err(backend)?;
@@ -138,7 +169,7 @@ impl EventBus for NatsBus {
                     payload: m.payload.clone(),
                 },
                 stream_seq,
-                acker: Acker::Nats(m),
+                acker: Acker::Nats(Box::new(m)),
             })
         })))
     }

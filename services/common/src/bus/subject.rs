@@ -68,9 +68,18 @@ mod tests {
 
     #[test]
     fn wildcards_match_one_token_or_the_rest() {
-        assert!(subject_matches("fiscus.c1.130000.blocks", "fiscus.c1.130000.blocks"));
-        assert!(subject_matches("fiscus.c1.*.blocks", "fiscus.c1.130000.blocks"));
-        assert!(!subject_matches("fiscus.c1.*.blocks", "fiscus.c1.130000.txs"));
+        assert!(subject_matches(
+            "fiscus.c1.130000.blocks",
+            "fiscus.c1.130000.blocks"
+        ));
+        assert!(subject_matches(
+            "fiscus.c1.*.blocks",
+            "fiscus.c1.130000.blocks"
+        ));
+        assert!(!subject_matches(
+            "fiscus.c1.*.blocks",
+            "fiscus.c1.130000.txs"
+        ));
         assert!(subject_matches("fiscus.c1.>", "fiscus.c1.130000.txs"));
         assert!(!subject_matches("fiscus.c1.>", "fiscus.c1"));
         assert!(!subject_matches("fiscus.c1", "fiscus.c1.130000"));

@@ -4,6 +4,9 @@
 //! [`state_store_conformance!`](crate::state_store_conformance), which makes
 //! one `#[tokio::test]` per case below.
 
+// Test support: failing loudly is how a suite reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::{StateStore, StoreError, Versioned, WriteBatch};
 use std::future::Future;
 
@@ -31,9 +34,16 @@ pub async fn an_empty_store_has_no_keys_and_no_commits<H: Harness>(mut h: H) {
     assert!(s.scan_prefix(b"", 10).await.unwrap().is_empty());
 }
 
-pub async fn each_commit_gets_the_next_number_and_its_keys_take_it_as_version<H: Harness>(mut h: H) {
+pub async fn each_commit_gets_the_next_number_and_its_keys_take_it_as_version<H: Harness>(
+    mut h: H,
+) {
     let s = h.open().await;
-    assert_eq!(s.commit(WriteBatch::new().put("a", "1").put("b", "1")).await.unwrap(), 1);
+    assert_eq!(
+        s.commit(WriteBatch::new().put("a", "1").put("b", "1"))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(s.commit(WriteBatch::new().put("b", "2")).await.unwrap(), 2);
     assert_eq!(s.get(b"a").await.unwrap(), v(b"1", 1));
     assert_eq!(s.get(b"b").await.unwrap(), v(b"2", 2));
@@ -42,9 +52,15 @@ pub async fn each_commit_gets_the_next_number_and_its_keys_take_it_as_version<H:
 
 pub async fn a_later_op_on_the_same_key_in_one_batch_wins<H: Harness>(mut h: H) {
     let s = h.open().await;
-    s.commit(WriteBatch::new().put("k", "first").put("k", "second").put("gone", "x").delete("gone"))
-        .await
-        .unwrap();
+    s.commit(
+        WriteBatch::new()
+            .put("k", "first")
+            .put("k", "second")
+            .put("gone", "x")
+            .delete("gone"),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.get(b"k").await.unwrap(), v(b"second", 1));
     assert_eq!(s.get(b"gone").await.unwrap(), None);
 }
@@ -59,7 +75,9 @@ pub async fn delete_removes_a_key<H: Harness>(mut h: H) {
 
 pub async fn a_failed_version_check_writes_nothing_from_the_batch<H: Harness>(mut h: H) {
     let s = h.open().await;
-    s.commit(WriteBatch::new().put("balance", "100")).await.unwrap();
+    s.commit(WriteBatch::new().put("balance", "100"))
+        .await
+        .unwrap();
     let err = s
         .commit(
             WriteBatch::new()
@@ -70,28 +88,61 @@ pub async fn a_failed_version_check_writes_nothing_from_the_batch<H: Harness>(mu
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { expected: Some(7), found: Some(1), .. }),
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: Some(7),
+                found: Some(1),
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(s.get(b"balance").await.unwrap(), v(b"100", 1));
     assert_eq!(s.get(b"other").await.unwrap(), None);
-    assert_eq!(s.last_commit().await.unwrap(), 1, "a rejected batch takes no commit number");
+    assert_eq!(
+        s.last_commit().await.unwrap(),
+        1,
+        "a rejected batch takes no commit number"
+    );
 }
 
 pub async fn version_checks_pass_on_the_current_version_and_on_absence<H: Harness>(mut h: H) {
     let s = h.open().await;
-    s.commit(WriteBatch::new().put("new", "1").expect_version("new", None))
-        .await
-        .unwrap();
-    s.commit(WriteBatch::new().put("new", "2").expect_version("new", Some(1)))
-        .await
-        .unwrap();
+    s.commit(
+        WriteBatch::new()
+            .put("new", "1")
+            .expect_version("new", None),
+    )
+    .await
+    .unwrap();
+    s.commit(
+        WriteBatch::new()
+            .put("new", "2")
+            .expect_version("new", Some(1)),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.get(b"new").await.unwrap(), v(b"2", 2));
     let err = s
-        .commit(WriteBatch::new().put("new", "3").expect_version("new", None))
+        .commit(
+            WriteBatch::new()
+                .put("new", "3")
+                .expect_version("new", None),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { expected: None, found: Some(2), .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: None,
+                found: Some(2),
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 pub async fn prefix_scans_are_ordered_bounded_and_exact<H: Harness>(mut h: H) {
@@ -123,7 +174,12 @@ pub async fn range_scans_include_the_start_and_exclude_the_end<H: Harness>(mut h
     assert_eq!(keys(&mid), vec![&[b'r', 3][..], &[b'r', 4], &[b'r', 5]]);
     let tail = s.range(&[b'r', 8], None, 100).await.unwrap();
     assert_eq!(keys(&tail), vec![&[b'r', 8][..], &[b'r', 9]]);
-    assert!(s.range(&[b'r', 6], Some(&[b'r', 3]), 100).await.unwrap().is_empty());
+    assert!(
+        s.range(&[b'r', 6], Some(&[b'r', 3]), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn binary_keys_with_high_bytes_scan_correctly<H: Harness>(mut h: H) {

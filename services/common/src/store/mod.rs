@@ -13,9 +13,9 @@
 
 use std::future::Future;
 
-pub mod redb;
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod redb;
 
 /// A stored value with the commit number that last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +243,9 @@ mod tests {
             limits.check_batch(&WriteBatch::new().put("k", "vvvvv")),
             Err(StoreError::Limit(_))
         ));
-        assert!(matches!(limits.check_batch(&WriteBatch::new().delete("")), Err(StoreError::Limit(_))));
+        assert!(matches!(
+            limits.check_batch(&WriteBatch::new().delete("")),
+            Err(StoreError::Limit(_))
+        ));
     }
 }

@@ -1,6 +1,8 @@
 //! The embedded default backend on redb: pure Rust, ACID, fsync on commit.
 
-use super::{Entries, Op, Result, StateStore, StoreError, StoreLimits, Versioned, WriteBatch, display_key};
+use super::{
+    Entries, Op, Result, StateStore, StoreError, StoreLimits, Versioned, WriteBatch, display_key,
+};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -65,7 +67,10 @@ impl RedbStore {
                     });
                 }
             }
-            let last = meta.get(LAST_COMMIT).map_err(backend)?.map_or(0, |v| v.value());
+            let last = meta
+                .get(LAST_COMMIT)
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
             let seq = last + 1;
             let mut buf = Vec::new();
             for op in &batch.ops {
@@ -111,13 +116,19 @@ impl RedbStore {
     fn last_commit_sync(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(backend)?;
         let meta = txn.open_table(META).map_err(backend)?;
-        Ok(meta.get(LAST_COMMIT).map_err(backend)?.map_or(0, |v| v.value()))
+        Ok(meta
+            .get(LAST_COMMIT)
+            .map_err(backend)?
+            .map_or(0, |v| v.value()))
     }
 }
 
 fn decode(key: &[u8], raw: &[u8]) -> Result<Versioned> {
     let (version, value) = raw.split_first_chunk::<8>().ok_or_else(|| {
-        StoreError::Corrupt(format!("value of {} is shorter than its version", display_key(key)))
+        StoreError::Corrupt(format!(
+            "value of {} is shorter than its version",
+            display_key(key)
+        ))
     })?;
     Ok(Versioned {
         value: value.to_vec(),

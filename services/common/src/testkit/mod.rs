@@ -1,6 +1,9 @@
 //! Test support shared by every crate's tests: backend harnesses for the
 //! conformance suites and a real `nats-server` on a free port.
 
+// Test support: failing loudly is how a suite reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod nats_server;
 
 pub use nats_server::{NatsServer, nats_server_binary};

@@ -77,11 +77,17 @@ impl NatsServer {
                 if let Some(err) = child.stderr.take() {
                     std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
                 }
-                return Ok(Self { child, port, _dir: dir });
+                return Ok(Self {
+                    child,
+                    port,
+                    _dir: dir,
+                });
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                return Err(format!("nats-server did not accept clients on port {port} within {STARTUP_DEADLINE:?}"));
+                return Err(format!(
+                    "nats-server did not accept clients on port {port} within {STARTUP_DEADLINE:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

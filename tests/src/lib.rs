@@ -1,1 +1,0 @@
-//! System tests live in this crate's test targets.
