@@ -5,6 +5,7 @@
 //! Domain logic lives in the service that owns it.
 #![forbid(unsafe_code)]
 
+pub mod actor_runtime;
 pub mod bus;
 pub mod config;
 pub mod error;
