@@ -12,6 +12,7 @@ pub mod error;
 pub mod ops_server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -84,6 +84,19 @@ impl OpsServer {
         registry: Registry,
         readiness: Readiness,
     ) -> std::io::Result<Self> {
+        Self::start_with(addr, registry, readiness, |_| {})
+    }
+
+    /// Like [`OpsServer::start`], with a service's own extra routes.
+    pub fn start_with<F>(
+        addr: SocketAddr,
+        registry: Registry,
+        readiness: Readiness,
+        routes: F,
+    ) -> std::io::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    {
         let state = web::Data::new(OpsState {
             registry,
             readiness,
@@ -94,6 +107,7 @@ impl OpsServer {
                 .route("/metrics", web::get().to(metrics))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
+                .configure(routes.clone())
         })
         .workers(1)
         .disable_signals()

@@ -1,0 +1,158 @@
+//! gRPC over our own TLS configs: a server-side incoming stream that hands
+//! tonic authenticated connections, and a client-side channel connector.
+
+use super::{PeerIdentity, TlsError};
+use futures::Stream;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tonic::transport::{Channel, Endpoint, server::Connected};
+
+/// How long a peer may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; more wait in the kernel's accept queue.
+const MAX_CONCURRENT_HANDSHAKES: usize = 256;
+
+/// What a handler knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub remote_addr: Option<SocketAddr>,
+    /// `None` when the peer presented no certificate (only possible with `ClientAuth::Optional`).
+    pub identity: Option<PeerIdentity>,
+}
+
+/// A server-side TLS connection, with the peer's identity read once at handshake.
+#[derive(Debug)]
+pub struct PeerStream {
+    inner: tokio_rustls::server::TlsStream<TcpStream>,
+    info: PeerInfo,
+}
+
+impl Connected for PeerStream {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The peer identity of the connection a request arrived on.
+pub fn peer_identity<T>(req: &tonic::Request<T>) -> Option<&PeerIdentity> {
+    req.extensions().get::<PeerInfo>().and_then(|p| p.identity.as_ref())
+}
+
+/// Accepts TCP connections, completes TLS handshakes concurrently (bounded,
+/// with a timeout) and yields the authenticated streams for
+/// `tonic::transport::Server::serve_with_incoming`. Failed handshakes are
+/// logged and dropped; they never stop the server.
+pub fn serve_incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> impl Stream<Item = std::io::Result<PeerStream>> + Send + 'static {
+    let acceptor = TlsAcceptor::from(config);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
+    tokio::spawn(async move {
+        loop {
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let (tcp, remote) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let acceptor = acceptor.clone();
+            let conn_tx = tx.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let identity = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .and_then(|leaf| PeerIdentity::from_der(leaf).ok());
+                        let info = PeerInfo { remote_addr: Some(remote), identity };
+                        let _ = conn_tx.send(Ok(PeerStream { inner: tls, info })).await;
+                    }
+                    Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
+                }
+            });
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Opens a gRPC channel to `addr` (`host:port`) over mutual TLS, checking
+/// that the server's certificate has `server_name` among its SANs.
+pub async fn connect_channel(
+    addr: &str,
+    server_name: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Channel, TlsError> {
+    let err = |m: String| TlsError::Connect { endpoint: addr.to_owned(), message: m };
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+        .map_err(|e| err(format!("invalid server name {server_name:?}: {e}")))?;
+    let connector = TlsConnector::from(config);
+    let target = addr.to_owned();
+    // The scheme is http because TLS is done by the connector below, not by tonic.
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| err(e.to_string()))?
+        .connect_timeout(Duration::from_secs(10));
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_uri| {
+            let connector = connector.clone();
+            let name = name.clone();
+            let target = target.clone();
+            async move {
+                let tcp = TcpStream::connect(&target).await?;
+                tcp.set_nodelay(true)?;
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+        .map_err(|e| err(format!("{e}: {}", source_chain(&e))))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push(s.to_string());
+        cur = s.source();
+    }
+    out.join(": ")
+}

@@ -1,0 +1,407 @@
+//! Mutual TLS for every Fiscus link: rustls server and client configs built
+//! from the member's certificate, key, the consortium root and the CRL.
+//!
+//! - TLS 1.3 only; only certificates issued by the consortium root are accepted.
+//! - The CRL can be replaced at run time ([`TlsContext::set_crl`]); new
+//!   handshakes use it at once, nothing restarts.
+//! - Certificate, key and CRL files are re-read when they change
+//!   ([`TlsContext::reload`], or [`TlsContext::spawn_reloader`] to poll).
+//! - Clients check the server name against the server certificate's SANs.
+//! - `fiscus_certificate_expiry_seconds{member,role}` reports the seconds left
+//!   on this process's certificate, and a warning is logged inside the renewal window.
+
+mod grpc;
+mod profile;
+mod verifier;
+
+pub use grpc::{PeerInfo, PeerStream, connect_channel, peer_identity, serve_incoming};
+pub use profile::{ED25519_OID, PeerIdentity, is_member_code, parse_role, role_name};
+pub use verifier::{ClientVerifier, ServerVerifier};
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::client::ResolvesClientCert;
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, SignatureScheme};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Where a process finds its TLS material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM PKCS#8 Ed25519 private key.
+    pub key_file: PathBuf,
+    /// PEM consortium root certificate(s).
+    pub ca_file: PathBuf,
+    /// DER X.509 CRL signed by the root; optional until the first revocation.
+    pub crl_file: Option<PathBuf>,
+    /// How often the files are checked for changes.
+    pub reload_interval_secs: u64,
+    /// Warn when the certificate expires within this many days.
+    pub renewal_window_days: u32,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: PathBuf::from("tls/cert.pem"),
+            key_file: PathBuf::from("tls/key.pem"),
+            ca_file: PathBuf::from("tls/ca.pem"),
+            crl_file: None,
+            reload_interval_secs: 30,
+            renewal_window_days: 30,
+        }
+    }
+}
+
+/// Why TLS material could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no usable {what}")]
+    Pem { path: PathBuf, what: &'static str },
+    #[error("certificate does not follow the Fiscus profile: {0}")]
+    Profile(String),
+    #[error("verifier could not be built: {0}")]
+    Verifier(String),
+    #[error("TLS configuration failed")]
+    Rustls(#[from] rustls::Error),
+    #[error("cannot connect to {endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+}
+
+/// The process-wide crypto provider: rustls on ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Parses every PEM certificate in `pem`.
+pub fn parse_certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::Pem { path: path.to_owned(), what: "certificate" })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem { path: path.to_owned(), what: "certificate" });
+    }
+    Ok(certs)
+}
+
+fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::Pem { path: path.to_owned(), what: "private key" })
+}
+
+fn parse_crl(path: &Path, bytes: Vec<u8>) -> Result<CertificateRevocationListDer<'static>, TlsError> {
+    // Accept DER, or PEM ("X509 CRL") for operators who prefer text files.
+    if bytes.starts_with(b"-----BEGIN") {
+        CertificateRevocationListDer::from_pem_slice(&bytes)
+            .map_err(|_| TlsError::Pem { path: path.to_owned(), what: "CRL" })
+    } else {
+        Ok(CertificateRevocationListDer::from(bytes))
+    }
+}
+
+/// A file's identity for change detection.
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// The current certificate and key; swapped when the files change.
+#[derive(Debug)]
+struct Identity {
+    key: Arc<CertifiedKey>,
+    peer: PeerIdentity,
+}
+
+#[derive(Debug)]
+struct CertResolver(Arc<ArcSwap<Identity>>);
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load().key.clone())
+    }
+}
+
+impl ResolvesClientCert for CertResolver {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load().key.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A client config that trusts the roots in `ca_file` but presents no
+/// certificate: only for enrolling with a one-time secret at the identity-ca.
+pub fn anonymous_client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = provider();
+    let mut roots = RootCertStore::empty();
+    for c in parse_certs(ca_file, &read(ca_file)?)? {
+        roots.add(c)?;
+    }
+    let verifier = Arc::new(ServerVerifier::new(Arc::new(roots), &[], provider.clone())?);
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Whether a server demands a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Every service: no certificate, no connection.
+    Required,
+    /// Only the identity-ca, so that a new member can enroll with a one-time secret.
+    /// Handlers must then check [`peer_identity`] themselves.
+    Optional,
+}
+
+/// TLS state shared by every server and client of one process.
+#[derive(Debug)]
+pub struct TlsContext {
+    config: TlsConfig,
+    provider: Arc<CryptoProvider>,
+    roots: Arc<RootCertStore>,
+    identity: Arc<ArcSwap<Identity>>,
+    crls: ArcSwap<Vec<CertificateRevocationListDer<'static>>>,
+    client_verifiers: Mutex<Vec<Arc<ClientVerifier>>>,
+    server_verifier: Arc<ServerVerifier>,
+    stamps: Mutex<[Option<(SystemTime, u64)>; 3]>,
+}
+
+impl TlsContext {
+    /// Loads certificate, key, roots and (if configured) the CRL.
+    pub fn load(config: &TlsConfig) -> Result<Arc<Self>, TlsError> {
+        let provider = provider();
+        let mut roots = RootCertStore::empty();
+        for c in parse_certs(&config.ca_file, &read(&config.ca_file)?)? {
+            roots.add(c)?;
+        }
+        let roots = Arc::new(roots);
+        let crls = match &config.crl_file {
+            Some(p) if p.exists() => vec![parse_crl(p, read(p)?)?],
+            _ => Vec::new(),
+        };
+        let identity = Self::load_identity(config, &provider)?;
+        let server_verifier = Arc::new(ServerVerifier::new(roots.clone(), &crls, provider.clone())?);
+        let ctx = Self {
+            stamps: Mutex::new(Self::stamps(config)),
+            config: config.clone(),
+            provider,
+            roots,
+            identity: Arc::new(ArcSwap::from_pointee(identity)),
+            crls: ArcSwap::from_pointee(crls),
+            client_verifiers: Mutex::new(Vec::new()),
+            server_verifier,
+        };
+        ctx.warn_if_expiring();
+        Ok(Arc::new(ctx))
+    }
+
+    fn stamps(config: &TlsConfig) -> [Option<(SystemTime, u64)>; 3] {
+        [
+            stamp(&config.cert_file),
+            stamp(&config.key_file),
+            config.crl_file.as_deref().and_then(stamp),
+        ]
+    }
+
+    fn load_identity(config: &TlsConfig, provider: &CryptoProvider) -> Result<Identity, TlsError> {
+        let chain = parse_certs(&config.cert_file, &read(&config.cert_file)?)?;
+        let key = parse_key(&config.key_file, &read(&config.key_file)?)?;
+        let peer = PeerIdentity::from_der(&chain[0])?;
+        let signing = provider.key_provider.load_private_key(key)?;
+        let certified = CertifiedKey::new(chain, signing);
+        certified.keys_match()?;
+        Ok(Identity {
+            key: Arc::new(certified),
+            peer,
+        })
+    }
+
+    /// This process's own identity, from its certificate.
+    pub fn identity(&self) -> PeerIdentity {
+        self.identity.load().peer.clone()
+    }
+
+    /// The consortium roots.
+    pub fn roots(&self) -> Arc<RootCertStore> {
+        self.roots.clone()
+    }
+
+    /// A server config: TLS 1.3, h2 ALPN, client certificates checked against roots and CRL.
+    pub fn server_config(&self, auth: ClientAuth) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let verifier = Arc::new(ClientVerifier::new(
+            self.roots.clone(),
+            &self.crls.load(),
+            self.provider.clone(),
+            auth == ClientAuth::Optional,
+        )?);
+        self.client_verifiers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(verifier.clone());
+        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(Arc::new(CertResolver(self.identity.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// A client config that presents this process's certificate.
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(self.server_verifier.clone())
+            .with_client_cert_resolver(Arc::new(CertResolver(self.identity.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Replaces the CRL in every verifier this context built; new handshakes use it at once.
+    pub fn set_crl(&self, crl_der: Vec<u8>) -> Result<(), TlsError> {
+        let crls = vec![CertificateRevocationListDer::from(crl_der)];
+        // Build every verifier first, so a bad CRL changes nothing.
+        self.server_verifier.set_crls(&crls)?;
+        for v in self.client_verifiers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            v.set_crls(&crls)?;
+        }
+        self.crls.store(Arc::new(crls));
+        Ok(())
+    }
+
+    /// Re-reads certificate, key and CRL if their files changed; returns whether anything did.
+    /// A broken new file is reported and the old material stays in use.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let now = Self::stamps(&self.config);
+        let mut stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        if *stamps == now {
+            return Ok(false);
+        }
+        if stamps[0] != now[0] || stamps[1] != now[1] {
+            let identity = Self::load_identity(&self.config, &self.provider)?;
+            tracing::info!(cert_id = %identity.peer.cert_id, not_after = identity.peer.not_after, "reloaded TLS certificate");
+            self.identity.store(Arc::new(identity));
+            self.warn_if_expiring();
+        }
+        if stamps[2] != now[2] {
+            if let Some(p) = &self.config.crl_file {
+                let crl = parse_crl(p, read(p)?)?;
+                self.set_crl(crl.to_vec())?;
+                tracing::info!(path = %p.display(), "reloaded CRL");
+            }
+        }
+        *stamps = now;
+        Ok(true)
+    }
+
+    /// Polls the files every `reload_interval_secs` on the current tokio runtime.
+    pub fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let ctx = self.clone();
+        let every = Duration::from_secs(self.config.reload_interval_secs.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = ctx.reload() {
+                    tracing::warn!(error = %e, "TLS reload failed; keeping the current certificate");
+                }
+            }
+        })
+    }
+
+    /// Seconds until this process's certificate expires (negative once expired).
+    pub fn seconds_to_expiry(&self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.identity.load().peer.not_after - now
+    }
+
+    fn warn_if_expiring(&self) {
+        let left = self.seconds_to_expiry();
+        let window = i64::from(self.config.renewal_window_days) * 86_400;
+        if left < window {
+            let id = self.identity();
+            tracing::warn!(
+                member = %id.member,
+                role = role_name(id.role),
+                days_left = left / 86_400,
+                "certificate is inside its renewal window: run `fiscus enroll --renew`"
+            );
+        }
+    }
+
+    /// Registers `fiscus_certificate_expiry_seconds{member,role}`, computed at scrape time.
+    pub fn register_expiry_metric(self: &Arc<Self>, registry: &prometheus::Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(ExpiryCollector::new(self.clone())?))
+    }
+}
+
+/// A collector that reads the expiry from the live certificate at every scrape,
+/// so a rotated certificate is reported without any update call.
+struct ExpiryCollector {
+    ctx: Arc<TlsContext>,
+    desc: prometheus::core::Desc,
+}
+
+impl ExpiryCollector {
+    fn new(ctx: Arc<TlsContext>) -> Result<Self, prometheus::Error> {
+        let desc = prometheus::core::Desc::new(
+            "fiscus_certificate_expiry_seconds".into(),
+            "Seconds until this process's TLS certificate expires".into(),
+            vec!["member".into(), "role".into()],
+            Default::default(),
+        )?;
+        Ok(Self { ctx, desc })
+    }
+}
+
+impl prometheus::core::Collector for ExpiryCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let id = self.ctx.identity();
+        let opts = prometheus::Opts::new(
+            "fiscus_certificate_expiry_seconds",
+            "Seconds until this process's TLS certificate expires",
+        )
+        .const_label("member", id.member)
+        .const_label("role", role_name(id.role));
+        match prometheus::Gauge::with_opts(opts) {
+            Ok(g) => {
+                g.set(self.ctx.seconds_to_expiry() as f64);
+                prometheus::core::Collector::collect(&g)
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Certificate verifiers whose CRL can be replaced while connections are served.
+//!
+//! Each wraps rustls's webpki verifier, rebuilt from the consortium roots and
+//! the current CRL whenever a new CRL arrives. New handshakes use the new
+//! verifier at once; nothing restarts.
+
+use super::TlsError;
+use arc_swap::ArcSwap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::client::WebPkiServerVerifier;
+use rustls::{DigitallySignedStruct, DistinguishedName, Error, RootCertStore, SignatureScheme};
+use std::sync::Arc;
+
+fn build_client_verifier(
+    roots: &Arc<RootCertStore>,
+    crls: &[CertificateRevocationListDer<'static>],
+    provider: &Arc<CryptoProvider>,
+    optional: bool,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut b = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .with_crls(crls.iter().cloned());
+    if optional {
+        b = b.allow_unauthenticated();
+    }
+    b.build().map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
+fn build_server_verifier(
+    roots: &Arc<RootCertStore>,
+    crls: &[CertificateRevocationListDer<'static>],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .with_crls(crls.iter().cloned())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
+/// Verifies client certificates (used by servers) against the current CRL.
+#[derive(Debug)]
+pub struct ClientVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    optional: bool,
+    current: ArcSwap<Arc<dyn ClientCertVerifier>>,
+}
+
+impl ClientVerifier {
+    /// `optional`: accept handshakes without a client certificate (only the
+    /// identity-ca does this, for enrollment with a one-time secret).
+    pub fn new(
+        roots: Arc<RootCertStore>,
+        crls: &[CertificateRevocationListDer<'static>],
+        provider: Arc<CryptoProvider>,
+        optional: bool,
+    ) -> Result<Self, TlsError> {
+        let v = build_client_verifier(&roots, crls, &provider, optional)?;
+        Ok(Self {
+            roots,
+            provider,
+            optional,
+            current: ArcSwap::from_pointee(v),
+        })
+    }
+
+    /// Replaces the CRL for every handshake from now on.
+    pub fn set_crls(&self, crls: &[CertificateRevocationListDer<'static>]) -> Result<(), TlsError> {
+        let v = build_client_verifier(&self.roots, crls, &self.provider, self.optional)?;
+        self.current.store(Arc::new(v));
+        Ok(())
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.current.load().offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.current.load().client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // The hints come from the roots, which never change; an empty list is
+        // allowed by TLS 1.3 and avoids borrowing from the swappable inner verifier.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        self.current.load().verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.current.load().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.current.load().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current.load().supported_verify_schemes()
+    }
+}
+
+/// Verifies server certificates (used by clients), including the server name
+/// against the certificate's SANs, against the current CRL.
+#[derive(Debug)]
+pub struct ServerVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    current: ArcSwap<WebPkiServerVerifier>,
+}
+
+impl ServerVerifier {
+    pub fn new(
+        roots: Arc<RootCertStore>,
+        crls: &[CertificateRevocationListDer<'static>],
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        let v = build_server_verifier(&roots, crls, &provider)?;
+        Ok(Self {
+            roots,
+            provider,
+            current: ArcSwap::new(v),
+        })
+    }
+
+    /// Replaces the CRL for every handshake from now on.
+    pub fn set_crls(&self, crls: &[CertificateRevocationListDer<'static>]) -> Result<(), TlsError> {
+        let v = build_server_verifier(&self.roots, crls, &self.provider)?;
+        self.current.store(v);
+        Ok(())
+    }
+}
+
+impl ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.current
+            .load()
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.current.load().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.current.load().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current.load().supported_verify_schemes()
+    }
+}

@@ -1,0 +1,286 @@
+//! The consortium root CA: key and certificate on disk, issuing leaf
+//! certificates in the Fiscus profile, and signing X.509 CRLs.
+
+use crate::error::{Error, Result};
+use fiscus_common::tls::{ED25519_OID, PeerIdentity, role_name};
+use fiscus_proto::pb::types::Role;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertificateSigningRequestParams,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    PKCS_ED25519, RevocationReason, RevokedCertParams, SanType, SerialNumber,
+};
+use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+
+/// Where the CA keeps its files inside its data directory.
+#[derive(Debug, Clone)]
+pub struct CaPaths {
+    pub dir: PathBuf,
+}
+
+impl CaPaths {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+    pub fn root_cert(&self) -> PathBuf {
+        self.dir.join("ca/root.pem")
+    }
+    pub fn root_key(&self) -> PathBuf {
+        self.dir.join("ca/root.key.pem")
+    }
+    pub fn genesis_json(&self) -> PathBuf {
+        self.dir.join("genesis.json")
+    }
+    pub fn consortium_config(&self) -> PathBuf {
+        self.dir.join("consortium-config.pb")
+    }
+    pub fn secrets(&self) -> PathBuf {
+        self.dir.join("enrollment-secrets.json")
+    }
+    pub fn registry(&self) -> PathBuf {
+        self.dir.join("registry.redb")
+    }
+    pub fn crl(&self) -> PathBuf {
+        self.dir.join("crl.der")
+    }
+    /// The CA's own serving certificate, key and the root, for its gRPC endpoint.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+}
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename), with `mode` permissions.
+pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    // The rename must survive a crash too.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// What to put in a leaf certificate.
+#[derive(Debug, Clone)]
+pub struct LeafSpec {
+    pub member: String,
+    pub role: Role,
+    pub common_name: String,
+    pub dns_names: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl LeafSpec {
+    /// Valid from one minute ago (clock skew) for `days`.
+    pub fn valid_for_days(member: &str, role: Role, days: u32) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            member: member.to_owned(),
+            role,
+            common_name: format!("{member} {}", role_name(role)),
+            dns_names: Vec::new(),
+            ips: Vec::new(),
+            not_before: now - Duration::minutes(1),
+            not_after: now + Duration::days(i64::from(days)),
+        }
+    }
+
+    fn params(&self) -> Result<CertificateParams> {
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, self.member.as_str());
+        dn.push(DnType::OrganizationalUnitName, role_name(self.role));
+        dn.push(DnType::CommonName, self.common_name.as_str());
+        p.distinguished_name = dn;
+        for name in &self.dns_names {
+            let ia5 = name
+                .as_str()
+                .try_into()
+                .map_err(|_| Error::InvalidArgument(format!("DNS name {name:?} is not valid")))?;
+            p.subject_alt_names.push(SanType::DnsName(ia5));
+        }
+        p.subject_alt_names.extend(self.ips.iter().copied().map(SanType::IpAddress));
+        p.not_before = self.not_before;
+        p.not_after = self.not_after;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        p.serial_number = Some(random_serial());
+        p.use_authority_key_identifier_extension = true;
+        Ok(p)
+    }
+}
+
+fn random_serial() -> SerialNumber {
+    let mut b: [u8; 16] = rand::random();
+    b[0] &= 0x7f; // positive
+    b[0] |= 0x01; // and never shortened by a leading zero
+    SerialNumber::from_slice(&b)
+}
+
+/// A newly issued certificate.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub der: Vec<u8>,
+    pub pem: String,
+    pub identity: PeerIdentity,
+}
+
+/// One entry of a CRL.
+#[derive(Debug, Clone)]
+pub struct RevokedEntry {
+    pub serial: Vec<u8>,
+    pub revoked_at: i64,
+}
+
+/// The loaded root CA.
+pub struct RootCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub root_der: Vec<u8>,
+    pub root_pem: String,
+}
+
+impl std::fmt::Debug for RootCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootCa").field("root_pem", &self.root_pem).finish_non_exhaustive()
+    }
+}
+
+impl RootCa {
+    /// Creates a new root key and self-signed certificate valid for `years`, and writes them.
+    pub fn create(paths: &CaPaths, consortium_id: &str, years: u32, force: bool) -> Result<Self> {
+        if !force && (paths.root_key().exists() || paths.root_cert().exists()) {
+            return Err(Error::AlreadyInitialized(paths.dir.display().to_string()));
+        }
+        let key = KeyPair::generate_for(&PKCS_ED25519)?;
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "000000");
+        dn.push(DnType::CommonName, format!("Fiscus consortium root CA ({consortium_id})"));
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now - Duration::minutes(1);
+        p.not_after = now + Duration::days(365 * i64::from(years));
+        p.serial_number = Some(random_serial());
+        p.key_identifier_method = KeyIdMethod::Sha256;
+        let cert = p.self_signed(&key)?;
+        write_file(&paths.root_key(), key.serialize_pem().as_bytes(), 0o600)?;
+        write_file(&paths.root_cert(), cert.pem().as_bytes(), 0o644)?;
+        Self::load(paths)
+    }
+
+    /// Loads the root key and certificate written by [`RootCa::create`].
+    pub fn load(paths: &CaPaths) -> Result<Self> {
+        let missing = |p: &Path, e: &dyn std::fmt::Display| Error::NotInitialized {
+            path: p.display().to_string(),
+            message: format!("{e}; run `fiscus identity-ca init` first"),
+        };
+        let key_pem = std::fs::read_to_string(paths.root_key()).map_err(|e| missing(&paths.root_key(), &e))?;
+        let root_pem = std::fs::read_to_string(paths.root_cert()).map_err(|e| missing(&paths.root_cert(), &e))?;
+        let key = KeyPair::from_pem(&key_pem)?;
+        let root_der = rustls_pki_types::pem::PemObject::from_pem_slice(root_pem.as_bytes())
+            .map(|c: CertificateDer<'static>| c.to_vec())
+            .map_err(|e| missing(&paths.root_cert(), &e))?;
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(root_der.clone()), key)?;
+        Ok(Self { issuer, root_der, root_pem })
+    }
+
+    /// Issues a certificate for `key` (used for the CA's own TLS identity and in tests).
+    pub fn issue_for_key(&self, key: &KeyPair, spec: &LeafSpec) -> Result<Issued> {
+        let cert = spec.params()?.signed_by(key, &self.issuer)?;
+        issued(cert.der().to_vec(), cert.pem())
+    }
+
+    /// Issues a certificate for the key in a PKCS#10 CSR. Only the CSR's key is
+    /// taken from it; subject, SANs and validity come from `spec`.
+    pub fn issue_from_csr(&self, csr_der: &[u8], spec: &LeafSpec) -> Result<Issued> {
+        check_csr(csr_der)?;
+        let mut csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+            .map_err(|e| Error::BadCsr(e.to_string()))?;
+        csr.params = spec.params()?;
+        let cert = csr.signed_by(&self.issuer)?;
+        issued(cert.der().to_vec(), cert.pem())
+    }
+
+    /// Signs CRL number `number` listing `revoked`.
+    pub fn sign_crl(&self, number: u64, revoked: &[RevokedEntry]) -> Result<Vec<u8>> {
+        let now = OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - Duration::minutes(1),
+            next_update: now + Duration::days(7),
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|r| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&r.serial),
+                    revocation_time: OffsetDateTime::from_unix_timestamp(r.revoked_at).unwrap_or(now),
+                    reason_code: Some(RevocationReason::Unspecified),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.der().to_vec())
+    }
+}
+
+fn issued(der: Vec<u8>, pem: String) -> Result<Issued> {
+    let identity = PeerIdentity::from_der(&der).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Issued { der, pem, identity })
+}
+
+/// Parses a CSR, requires an Ed25519 key, and checks the CSR's self-signature.
+fn check_csr(der: &[u8]) -> Result<()> {
+    use x509_parser::prelude::FromDer;
+    let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(der)
+        .map_err(|e| Error::BadCsr(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(Error::BadCsr("trailing bytes after the CSR".into()));
+    }
+    let alg = csr.certification_request_info.subject_pki.algorithm.algorithm.to_id_string();
+    if alg != ED25519_OID {
+        return Err(Error::KeyType);
+    }
+    csr.verify_signature().map_err(|e| Error::BadCsr(format!("signature: {e}")))?;
+    Ok(())
+}
+
+/// Makes an Ed25519 key and a CSR for it (what `fiscus enroll` does on the client).
+pub fn new_key_and_csr(member: &str, role: Role) -> Result<(KeyPair, Vec<u8>)> {
+    let key = KeyPair::generate_for(&PKCS_ED25519)?;
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, member);
+    dn.push(DnType::OrganizationalUnitName, role_name(role));
+    p.distinguished_name = dn;
+    let csr = p.serialize_request(&key)?;
+    Ok((key, csr.der().to_vec()))
+}
+
+impl RootCa {
+    /// Signs arbitrary bytes with the root key (e.g. the on-chain CRL message).
+    pub fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        use rcgen::SigningKey;
+        Ok(self.issuer.key().sign(msg)?)
+    }
+}

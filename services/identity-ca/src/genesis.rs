@@ -1,0 +1,291 @@
+//! The genesis bundle: the initial orgs, members and their roles, the orderer
+//! endpoints and the limits. Block 0's `ConsortiumConfig` is built from it.
+
+use fiscus_common::tls::{is_member_code, parse_role};
+use fiscus_proto::pb::types::{self as pb, OrgLevel, Role};
+use serde::{Deserialize, Serialize};
+
+/// Hebei's GB/T 2260 divisions (province, cities, counties), with `000000` as central.
+const HEBEI_DIVISIONS: &str = include_str!("../data/hebei-divisions.csv");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisOrg {
+    pub code: String,
+    pub name: String,
+    /// `central`, `provincial`, `municipal`, `county` or `supervisor`.
+    pub level: String,
+    pub parent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisMember {
+    pub org_code: String,
+    /// Roles this member's certificates may carry, e.g. `["node", "admin", "client"]`.
+    pub roles: Vec<String>,
+    pub gossip_endpoints: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisOrderer {
+    pub raft_id: u64,
+    pub node_id: String,
+    pub org_code: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisLimits {
+    pub max_tx_bytes: u32,
+    pub max_signatures_per_tx: u32,
+    pub max_block_txs: u32,
+    pub max_block_bytes: u32,
+    pub batch_timeout_ms: u32,
+}
+
+impl Default for GenesisLimits {
+    fn default() -> Self {
+        Self {
+            max_tx_bytes: 64 * 1024,
+            max_signatures_per_tx: 4,
+            max_block_txs: 1000,
+            max_block_bytes: 8 * 1024 * 1024,
+            batch_timeout_ms: 200,
+        }
+    }
+}
+
+/// The bundle as written to `genesis.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisBundle {
+    pub consortium_id: String,
+    /// The consortium root certificate, PEM.
+    pub root_certificate_pem: String,
+    pub orgs: Vec<GenesisOrg>,
+    pub members: Vec<GenesisMember>,
+    pub orderers: Vec<GenesisOrderer>,
+    pub limits: GenesisLimits,
+}
+
+fn level_of(s: &str) -> Option<OrgLevel> {
+    Some(match s {
+        "central" => OrgLevel::Central,
+        "provincial" => OrgLevel::Provincial,
+        "municipal" => OrgLevel::Municipal,
+        "county" => OrgLevel::County,
+        "supervisor" => OrgLevel::Supervisor,
+        _ => return None,
+    })
+}
+
+/// A finance department's name from its division name.
+fn department_name(code: &str, division: &str, level: &str) -> String {
+    match level {
+        "central" => "中华人民共和国财政部".to_owned(),
+        "provincial" => format!("{division}财政厅"),
+        _ if code == "000000" => division.to_owned(),
+        _ => format!("{division}财政局"),
+    }
+}
+
+/// Hebei's divisions as orgs, leaving out development zones (codes ending 71/72),
+/// which have no finance bureau of their own.
+pub fn hebei_orgs() -> Vec<GenesisOrg> {
+    HEBEI_DIVISIONS
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut f = line.split(',');
+            let (code, name, level, parent) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or(""));
+            if code.ends_with("71") || code.ends_with("72") {
+                return None;
+            }
+            Some(GenesisOrg {
+                code: code.to_owned(),
+                name: department_name(code, name, level),
+                level: level.to_owned(),
+                parent: parent.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The devnet bundle: MOF, Hebei, Shijiazhuang, Chang'an district and the
+/// Hebei audit office (supervisor code `991300`: `99` + the province prefix,
+/// outside GB/T 2260's range), or every Hebei division with `all_hebei`.
+pub fn devnet_bundle(consortium_id: &str, root_certificate_pem: String, all_hebei: bool) -> GenesisBundle {
+    let picked = ["000000", "130000", "130100", "130102"];
+    let mut orgs: Vec<GenesisOrg> = hebei_orgs()
+        .into_iter()
+        .filter(|o| all_hebei || picked.contains(&o.code.as_str()))
+        .collect();
+    orgs.push(GenesisOrg {
+        code: "991300".into(),
+        name: "河北省审计厅".into(),
+        level: "supervisor".into(),
+        parent: "130000".into(),
+    });
+    let orderer_hosts = ["000000", "130000", "130100"];
+    let members = orgs
+        .iter()
+        .map(|o| {
+            let mut roles = vec!["node", "admin", "operator", "client"];
+            if orderer_hosts.contains(&o.code.as_str()) {
+                roles.push("orderer");
+            }
+            if o.level == "supervisor" || o.code == "000000" {
+                roles.push("auditor");
+            }
+            GenesisMember {
+                org_code: o.code.clone(),
+                roles: roles.into_iter().map(str::to_owned).collect(),
+                gossip_endpoints: Vec::new(),
+            }
+        })
+        .collect();
+    let orderers = orderer_hosts
+        .iter()
+        .enumerate()
+        .map(|(i, org)| GenesisOrderer {
+            raft_id: i as u64 + 1,
+            node_id: format!("orderer-{org}"),
+            org_code: (*org).to_owned(),
+            endpoint: format!("127.0.0.1:{}", 7200 + i),
+        })
+        .collect();
+    GenesisBundle {
+        consortium_id: consortium_id.to_owned(),
+        root_certificate_pem,
+        orgs,
+        members,
+        orderers,
+        limits: GenesisLimits::default(),
+    }
+}
+
+impl GenesisBundle {
+    /// Checks codes, levels, parents and roles; returns the first problem found.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.consortium_id.is_empty() {
+            return Err("consortium_id is empty".into());
+        }
+        let codes: std::collections::BTreeSet<&str> = self.orgs.iter().map(|o| o.code.as_str()).collect();
+        if codes.len() != self.orgs.len() {
+            return Err("an org code appears twice".into());
+        }
+        for o in &self.orgs {
+            if !is_member_code(&o.code) {
+                return Err(format!("org code {:?} is not six digits", o.code));
+            }
+            if level_of(&o.level).is_none() {
+                return Err(format!("org {} has unknown level {:?}", o.code, o.level));
+            }
+            if !o.parent.is_empty() && !codes.contains(o.parent.as_str()) {
+                return Err(format!("org {} names unknown parent {}", o.code, o.parent));
+            }
+        }
+        for m in &self.members {
+            if !codes.contains(m.org_code.as_str()) {
+                return Err(format!("member {} is not an org", m.org_code));
+            }
+            if let Some(bad) = m.roles.iter().find(|r| parse_role(r).is_none()) {
+                return Err(format!("member {} has unknown role {bad:?}", m.org_code));
+            }
+        }
+        for o in &self.orderers {
+            if !codes.contains(o.org_code.as_str()) {
+                return Err(format!("orderer {} is hosted by unknown org {}", o.node_id, o.org_code));
+            }
+        }
+        Ok(())
+    }
+
+    /// The roles `org` may hold, or `None` if it is not a member.
+    pub fn roles_of(&self, org: &str) -> Option<Vec<Role>> {
+        self.members
+            .iter()
+            .find(|m| m.org_code == org)
+            .map(|m| m.roles.iter().filter_map(|r| parse_role(r)).collect())
+    }
+
+    /// Block 0's configuration.
+    pub fn to_consortium_config(&self, root_der: &[u8]) -> pb::ConsortiumConfig {
+        pb::ConsortiumConfig {
+            consortium_id: self.consortium_id.clone(),
+            version: 1,
+            orgs: self
+                .orgs
+                .iter()
+                .map(|o| pb::Org {
+                    code: o.code.clone(),
+                    name: o.name.clone(),
+                    level: level_of(&o.level).unwrap_or(OrgLevel::Unspecified) as i32,
+                    parent: o.parent.clone(),
+                })
+                .collect(),
+            members: self
+                .members
+                .iter()
+                .map(|m| pb::Member {
+                    org_code: m.org_code.clone(),
+                    gossip_endpoints: m.gossip_endpoints.clone(),
+                    roles: m.roles.iter().filter_map(|r| parse_role(r)).map(|r| r as i32).collect(),
+                })
+                .collect(),
+            orderers: self
+                .orderers
+                .iter()
+                .map(|o| pb::OrdererNode {
+                    raft_id: o.raft_id,
+                    node_id: o.node_id.clone(),
+                    org_code: o.org_code.clone(),
+                    endpoint: o.endpoint.clone(),
+                    cert_id: Vec::new(),
+                })
+                .collect(),
+            ca_roots: vec![root_der.to_vec()],
+            crl: Some(pb::Crl::default()),
+            limits: Some(pb::Limits {
+                max_tx_bytes: self.limits.max_tx_bytes,
+                max_signatures_per_tx: self.limits.max_signatures_per_tx,
+                max_block_txs: self.limits.max_block_txs,
+                max_block_bytes: self.limits.max_block_bytes,
+                batch_timeout_ms: self.limits.batch_timeout_ms,
+            }),
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_devnet_bundle_is_valid_and_names_its_departments() {
+        let b = devnet_bundle("fiscus-devnet", String::new(), false);
+        b.validate().unwrap();
+        let names: Vec<&str> = b.orgs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["中华人民共和国财政部", "河北省财政厅", "石家庄市财政局", "长安区财政局", "河北省审计厅"]
+        );
+        assert_eq!(b.orderers.len(), 3);
+        assert!(b.roles_of("130102").unwrap().contains(&Role::Node));
+        assert!(!b.roles_of("130102").unwrap().contains(&Role::Orderer));
+    }
+
+    #[test]
+    fn all_of_hebei_leaves_out_development_zones() {
+        let b = devnet_bundle("fiscus-devnet", String::new(), true);
+        b.validate().unwrap();
+        assert!(b.orgs.len() > 150, "{}", b.orgs.len());
+        assert!(!b.orgs.iter().any(|o| o.code == "130171"));
+    }
+
+    #[test]
+    fn a_bundle_with_an_unknown_parent_is_rejected() {
+        let mut b = devnet_bundle("fiscus-devnet", String::new(), false);
+        b.orgs[2].parent = "139999".into();
+        assert!(b.validate().unwrap_err().contains("unknown parent"));
+    }
+}

@@ -1,0 +1,301 @@
+//! identity-ca: the consortium CA ("agency management service").
+//!
+//! It creates the root CA and the genesis bundle (`init`), issues X.509
+//! e-certificates in the Fiscus profile against one-time secrets or admin
+//! certificates, revokes them through a numbered, root-signed CRL, and
+//! verifies certificate chains and signatures for other services. See the
+//! service README for the certificate profile and the authorization rules.
+#![forbid(unsafe_code)]
+
+pub mod ca;
+mod error;
+pub mod genesis;
+mod http;
+pub mod registry;
+mod service;
+mod verify;
+
+pub use error::{Error, Result};
+pub use service::{CaService, Grpc};
+pub use verify::{ChainVerifier, Verdict};
+
+use ca::{CaPaths, LeafSpec, RootCa, write_file};
+use fiscus_common::config::{ConfigError, ServiceConfig};
+use fiscus_common::ops_server::{OpsServer, Readiness};
+use fiscus_common::tls::{ClientAuth, TlsConfig, TlsContext, role_name, serve_incoming};
+use fiscus_proto::pb::identity::identity_ca_server::IdentityCaServer;
+use fiscus_proto::pb::types::Role;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The identity-ca's configuration (`config/identity-ca.example.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where `init` wrote the CA, the genesis bundle and the registry.
+    pub data_dir: PathBuf,
+    /// gRPC over mutual TLS. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `/ca.pem`, `/crl.der`, `/metrics`, `/healthz`, `/readyz`.
+    pub http_listen: SocketAddr,
+    /// Validity of issued certificates.
+    pub cert_validity_days: u32,
+    /// Largest gRPC request accepted.
+    pub max_request_bytes: usize,
+    /// How often the CA's own TLS files are checked for rotation.
+    pub tls_reload_interval_secs: u64,
+    pub json_logs: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data/identity-ca"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7100)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 7101)),
+            cert_validity_days: 365,
+            max_request_bytes: 64 * 1024,
+            tls_reload_interval_secs: 30,
+            json_logs: false,
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "identity-ca";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=3650).contains(&self.cert_validity_days) {
+            return Err(ConfigError::Invalid {
+                key: "cert_validity_days",
+                message: "must be between 1 and 3650".into(),
+            });
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_request_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "max_request_bytes",
+                message: "must be between 1 KiB and 16 MiB".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Options of `fiscus identity-ca init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    pub consortium_id: String,
+    pub force: bool,
+    /// Every Hebei division as an org, instead of the five-org devnet set.
+    pub all_hebei: bool,
+    /// DNS names and IPs for the CA's own serving certificate.
+    pub server_names: Vec<String>,
+    pub root_validity_years: u32,
+    pub cert_validity_days: u32,
+}
+
+/// What `init` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    pub root_certificate: PathBuf,
+    pub genesis: PathBuf,
+    pub consortium_config: PathBuf,
+    pub enrollment_secrets: PathBuf,
+    pub secrets_issued: usize,
+}
+
+/// One line of `enrollment-secrets.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentSecret {
+    pub member: String,
+    pub role: String,
+    pub secret: String,
+}
+
+/// The TLS material of the CA's own endpoint.
+pub fn ca_tls_config(data_dir: &Path) -> TlsConfig {
+    let paths = CaPaths::new(data_dir);
+    let tls = paths.tls_dir();
+    TlsConfig {
+        cert_file: tls.join("cert.pem"),
+        key_file: tls.join("key.pem"),
+        ca_file: tls.join("ca.pem"),
+        crl_file: Some(paths.crl()),
+        ..TlsConfig::default()
+    }
+}
+
+/// Creates the root CA, the genesis bundle, one enrollment secret per member
+/// and role, the CA's own serving certificate and CRL number 1 (empty).
+pub async fn init(opts: &InitOptions) -> Result<InitReport> {
+    let paths = CaPaths::new(&opts.data_dir);
+    let ca = RootCa::create(&paths, &opts.consortium_id, opts.root_validity_years, opts.force)?;
+    let bundle = genesis::devnet_bundle(&opts.consortium_id, ca.root_pem.clone(), opts.all_hebei);
+    bundle.validate().map_err(Error::InvalidArgument)?;
+    let json = serde_json::to_vec_pretty(&bundle).map_err(|e| Error::Internal(e.to_string()))?;
+    write_file(&paths.genesis_json(), &json, 0o644)?;
+    write_file(&paths.consortium_config(), &bundle.to_consortium_config(&ca.root_der).encode_to_vec(), 0o644)?;
+
+    if opts.force && paths.registry().exists() {
+        std::fs::remove_file(paths.registry()).map_err(|e| Error::io(&paths.registry(), e))?;
+    }
+    let registry = registry::Registry::open(&paths.registry())?;
+    let mut secrets = Vec::new();
+    for m in &bundle.members {
+        for role in &m.roles {
+            let secret = hex::encode(rand::random::<[u8; 16]>());
+            registry.add_secret(&secret, &m.org_code, role).await?;
+            secrets.push(EnrollmentSecret {
+                member: m.org_code.clone(),
+                role: role.clone(),
+                secret,
+            });
+        }
+    }
+    let secrets_json = serde_json::to_vec_pretty(&secrets).map_err(|e| Error::Internal(e.to_string()))?;
+    write_file(&paths.secrets(), &secrets_json, 0o600)?;
+
+    // The CA's own endpoint identity: member 000000, role node.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let mut spec = LeafSpec::valid_for_days("000000", Role::Node, opts.cert_validity_days);
+    spec.common_name = "identity-ca".into();
+    for name in &opts.server_names {
+        match name.parse() {
+            Ok(ip) => spec.ips.push(ip),
+            Err(_) => spec.dns_names.push(name.clone()),
+        }
+    }
+    let own = ca.issue_for_key(&key, &spec)?;
+    let tls = ca_tls_config(&opts.data_dir);
+    write_file(&tls.cert_file, own.pem.as_bytes(), 0o644)?;
+    write_file(&tls.key_file, key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(&tls.ca_file, ca.root_pem.as_bytes(), 0o644)?;
+    registry
+        .record_issued(
+            &registry::CertRecord {
+                cert_id: own.identity.cert_id.to_hex(),
+                der_hex: hex::encode(&own.der),
+                member: "000000".into(),
+                role: role_name(Role::Node).into(),
+                serial_hex: hex::encode(&own.identity.serial),
+                not_before: own.identity.not_before,
+                not_after: own.identity.not_after,
+                revoked: None,
+            },
+            None,
+        )
+        .await?;
+    let crl_der = ca.sign_crl(1, &[])?;
+    write_file(&paths.crl(), &crl_der, 0o644)?;
+    let empty = registry::CrlRecord {
+        number: 1,
+        der_hex: hex::encode(&crl_der),
+        revoked: Vec::new(),
+    };
+    registry.commit_initial_crl(&empty).await?;
+    Ok(InitReport {
+        root_certificate: paths.root_cert(),
+        genesis: paths.genesis_json(),
+        consortium_config: paths.consortium_config(),
+        enrollment_secrets: paths.secrets(),
+        secrets_issued: secrets.len(),
+    })
+}
+
+/// A running identity-ca.
+#[derive(Debug)]
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub service: Arc<CaService>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    ops: OpsServer,
+    reloader: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for the gRPC server to end (after `shutdown` resolved) and stops the rest.
+    pub async fn wait(self) -> Result<()> {
+        let served = self.server.await;
+        self.reloader.abort();
+        self.ops.stop().await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Internal(format!("gRPC server failed: {e}"))),
+            Err(e) => Err(Error::Internal(format!("gRPC server task failed: {e}"))),
+        }
+    }
+}
+
+/// Loads the CA from `config.data_dir` and starts serving; returns once bound.
+pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
+    let paths = CaPaths::new(&config.data_dir);
+    let ca = Arc::new(RootCa::load(&paths)?);
+    let bundle_bytes = std::fs::read(paths.genesis_json()).map_err(|e| Error::io(&paths.genesis_json(), e))?;
+    let bundle: genesis::GenesisBundle =
+        serde_json::from_slice(&bundle_bytes).map_err(|e| Error::InvalidArgument(format!("genesis.json: {e}")))?;
+    bundle.validate().map_err(Error::InvalidArgument)?;
+    let registry = Arc::new(registry::Registry::open(&paths.registry())?);
+    let tls_cfg = TlsConfig {
+        reload_interval_secs: config.tls_reload_interval_secs,
+        ..ca_tls_config(&config.data_dir)
+    };
+    let tls = TlsContext::load(&tls_cfg).map_err(|e| Error::Internal(format!("CA TLS material: {e}")))?;
+
+    let prom = prometheus::Registry::new();
+    let metrics = service::Metrics::register(&prom).map_err(|e| Error::Internal(e.to_string()))?;
+    tls.register_expiry_metric(&prom).map_err(|e| Error::Internal(e.to_string()))?;
+    let svc = Arc::new(CaService {
+        verifier: ChainVerifier::new(&ca.root_der)?,
+        ca,
+        bundle: Arc::new(bundle),
+        registry,
+        tls: tls.clone(),
+        crl_path: paths.crl(),
+        validity_days: config.cert_validity_days,
+        revoke_lock: tokio::sync::Mutex::new(()),
+        metrics,
+    });
+
+    let server_config = tls
+        .server_config(ClientAuth::Optional)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Io { path: config.listen.to_string(), source: e })?;
+    let grpc_addr = listener.local_addr().map_err(|e| Error::Io { path: config.listen.to_string(), source: e })?;
+    let incoming = serve_incoming(listener, server_config);
+    let grpc = IdentityCaServer::new(Grpc(svc.clone()))
+        .max_decoding_message_size(config.max_request_bytes)
+        .max_encoding_message_size(4 * 1024 * 1024);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(grpc)
+            .serve_with_incoming_shutdown(incoming, shutdown),
+    );
+
+    let readiness = Readiness::default();
+    readiness.set("grpc", Ok(()));
+    let ops = OpsServer::start_with(config.http_listen, prom, readiness, http::routes(svc.clone()))
+        .map_err(|e| Error::Io { path: config.http_listen.to_string(), source: e })?;
+    let reloader = tls.spawn_reloader();
+    tracing::info!(grpc = %grpc_addr, http = %ops.addr, "identity-ca serving");
+    Ok(Running {
+        grpc_addr,
+        http_addr: ops.addr,
+        service: svc,
+        server,
+        ops,
+        reloader,
+    })
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    start(config, shutdown).await?.wait().await
+}

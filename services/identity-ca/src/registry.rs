@@ -1,0 +1,213 @@
+//! The CA's persistent registry on the embedded `StateStore`: issued
+//! certificates, one-time enrollment secrets (stored hashed) and every CRL.
+
+use crate::ca::RevokedEntry;
+use crate::error::{Error, Result};
+use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, redb::RedbStore};
+use fiscus_proto::hash::sha256;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Most certificates one listing returns.
+pub const MAX_LIST: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub reason: String,
+    pub at: i64,
+    pub crl_number: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub cert_id: String,
+    pub der_hex: String,
+    pub member: String,
+    pub role: String,
+    pub serial_hex: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub revoked: Option<Revocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    pub member: String,
+    pub role: String,
+    /// The certificate the secret was spent on.
+    pub used_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlRecord {
+    pub number: u64,
+    pub der_hex: String,
+    /// Ids of the certificates this CRL revokes.
+    pub revoked: Vec<String>,
+}
+
+fn cert_key(cert_id: &str) -> Vec<u8> {
+    format!("cert/{cert_id}").into_bytes()
+}
+
+fn secret_key(secret: &str) -> Vec<u8> {
+    format!("secret/{}", sha256(secret.as_bytes()).to_hex()).into_bytes()
+}
+
+fn crl_key(number: u64) -> Vec<u8> {
+    format!("crl/{number:020}").into_bytes()
+}
+
+const CRL_CURRENT: &[u8] = b"crl/current";
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| Error::Internal(format!("corrupt registry record: {e}")))
+}
+
+/// A spent-or-not secret, with the version that must still hold when it is consumed.
+#[derive(Debug, Clone)]
+pub struct SecretLease {
+    key: Vec<u8>,
+    version: u64,
+    pub record: SecretRecord,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    store: RedbStore,
+}
+
+impl Registry {
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(Self {
+            store: RedbStore::open(path, StoreLimits::default())?,
+        })
+    }
+
+    /// Registers a one-time enrollment secret for `member`/`role`.
+    pub async fn add_secret(&self, secret: &str, member: &str, role: &str) -> Result<()> {
+        let rec = SecretRecord {
+            member: member.to_owned(),
+            role: role.to_owned(),
+            used_by: None,
+        };
+        let key = secret_key(secret);
+        self.store
+            .commit(WriteBatch::new().put(key.clone(), enc(&rec)?).expect_version(key, None))
+            .await?;
+        Ok(())
+    }
+
+    /// Looks a secret up; unknown and spent secrets are errors.
+    pub async fn lease_secret(&self, secret: &str) -> Result<SecretLease> {
+        let key = secret_key(secret);
+        let found = self.store.get(&key).await?.ok_or(Error::UnknownSecret)?;
+        let record: SecretRecord = dec(&found.value)?;
+        if record.used_by.is_some() {
+            return Err(Error::SecretReused);
+        }
+        Ok(SecretLease {
+            key,
+            version: found.version,
+            record,
+        })
+    }
+
+    /// Stores an issued certificate, spending `lease` in the same atomic batch:
+    /// if the secret was spent meanwhile, nothing is stored.
+    pub async fn record_issued(&self, rec: &CertRecord, lease: Option<SecretLease>) -> Result<()> {
+        let mut batch = WriteBatch::new().put(cert_key(&rec.cert_id), enc(rec)?);
+        if let Some(mut lease) = lease {
+            lease.record.used_by = Some(rec.cert_id.clone());
+            batch = batch
+                .put(lease.key.clone(), enc(&lease.record)?)
+                .expect_version(lease.key, Some(lease.version));
+        }
+        match self.store.commit(batch).await {
+            Err(fiscus_common::store::StoreError::Conflict { .. }) => Err(Error::SecretReused),
+            other => other.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    pub async fn get(&self, cert_id: &str) -> Result<Option<CertRecord>> {
+        self.store
+            .get(&cert_key(cert_id))
+            .await?
+            .map(|v| dec(&v.value))
+            .transpose()
+    }
+
+    /// Certificates, optionally filtered by member and role, in cert-id order.
+    pub async fn list(&self, member: Option<&str>, role: Option<&str>) -> Result<Vec<CertRecord>> {
+        let rows = self.store.scan_prefix(b"cert/", MAX_LIST).await?;
+        let mut out = Vec::new();
+        for (_, v) in rows {
+            let r: CertRecord = dec(&v.value)?;
+            if member.is_none_or(|m| m == r.member) && role.is_none_or(|x| x == r.role) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn current_crl(&self) -> Result<Option<CrlRecord>> {
+        match self.store.get(CRL_CURRENT).await? {
+            None => Ok(None),
+            Some(v) => {
+                let n = u64::from_be_bytes(v.value.as_slice().try_into().map_err(|_| Error::Internal("corrupt crl/current".into()))?);
+                self.crl(n).await
+            }
+        }
+    }
+
+    pub async fn crl(&self, number: u64) -> Result<Option<CrlRecord>> {
+        self.store
+            .get(&crl_key(number))
+            .await?
+            .map(|v| dec(&v.value))
+            .transpose()
+    }
+
+    /// Every revoked certificate, for the next CRL.
+    pub async fn revoked_entries(&self) -> Result<(Vec<RevokedEntry>, Vec<String>)> {
+        let mut entries = Vec::new();
+        let mut ids = Vec::new();
+        for r in self.list(None, None).await? {
+            if let Some(rev) = &r.revoked {
+                let serial = hex::decode(&r.serial_hex).map_err(|e| Error::Internal(e.to_string()))?;
+                entries.push(RevokedEntry {
+                    serial,
+                    revoked_at: rev.at,
+                });
+                ids.push(r.cert_id.clone());
+            }
+        }
+        Ok((entries, ids))
+    }
+
+    /// Marks `cert` revoked and stores the new CRL as current, atomically.
+    pub async fn commit_revocation(&self, cert: &CertRecord, crl: &CrlRecord) -> Result<()> {
+        let batch = WriteBatch::new()
+            .put(cert_key(&cert.cert_id), enc(cert)?)
+            .put(crl_key(crl.number), enc(crl)?)
+            .put(CRL_CURRENT.to_vec(), crl.number.to_be_bytes().to_vec());
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+}
+
+impl Registry {
+    /// Stores the first (empty) CRL at `init`.
+    pub async fn commit_initial_crl(&self, crl: &CrlRecord) -> Result<()> {
+        let batch = WriteBatch::new()
+            .put(crl_key(crl.number), enc(crl)?)
+            .put(CRL_CURRENT.to_vec(), crl.number.to_be_bytes().to_vec())
+            .expect_version(CRL_CURRENT.to_vec(), None);
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! The `IdentityCa` gRPC service.
+//!
+//! Authorization (the caller is the certificate on the TLS connection):
+//! - `Enroll` with a one-time secret needs no certificate; the secret fixes
+//!   member and role. `Enroll` without a secret needs an admin certificate of
+//!   the same member, or of the Ministry of Finance (`000000`).
+//! - The role must be one the genesis bundle allows for that member.
+//! - `Renew`: any valid certificate, for a new one with the same member, role and SANs.
+//! - `Revoke`: an admin of the same member, a MOF admin, or the holder itself.
+//! - `GetCrl`: anyone. `ListCertificates`: admin, operator or auditor. `Verify`: any valid certificate.
+
+use crate::ca::{LeafSpec, RootCa, write_file};
+use crate::error::{Error, Result};
+use crate::genesis::GenesisBundle;
+use crate::registry::{CertRecord, CrlRecord, Registry, Revocation};
+use crate::verify::{ChainVerifier, Verdict};
+use fiscus_common::tls::{PeerIdentity, TlsContext, peer_identity, role_name};
+use fiscus_proto::pb::identity::{self as pb, identity_ca_server::IdentityCa};
+use fiscus_proto::pb::types::{Crl, RevokedCertificate, Role};
+use prost::Message;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Bounds on request fields, on top of the gRPC message size limit.
+const MAX_CSR_BYTES: usize = 8 * 1024;
+const MAX_NAMES: usize = 16;
+const MAX_NAME_LEN: usize = 253;
+const MAX_SECRET_LEN: usize = 128;
+const MAX_CHAIN: usize = 4;
+const MAX_CERT_BYTES: usize = 8 * 1024;
+
+/// Everything the service needs, shared across requests.
+#[derive(Debug)]
+pub struct CaService {
+    pub(crate) ca: Arc<RootCa>,
+    pub(crate) bundle: Arc<GenesisBundle>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) tls: Arc<TlsContext>,
+    pub(crate) verifier: ChainVerifier,
+    pub(crate) crl_path: PathBuf,
+    pub(crate) validity_days: u32,
+    /// Revocations are serialized so that CRL numbers never collide.
+    pub(crate) revoke_lock: tokio::sync::Mutex<()>,
+    pub(crate) metrics: Metrics,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Metrics {
+    pub(crate) issued: prometheus::IntCounterVec,
+    pub(crate) refused: prometheus::IntCounterVec,
+    pub(crate) verified: prometheus::IntCounterVec,
+}
+
+impl Metrics {
+    pub(crate) fn register(registry: &prometheus::Registry) -> std::result::Result<Self, prometheus::Error> {
+        let issued = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("fiscus_ca_certificates_issued_total", "Certificates issued"),
+            &["role"],
+        )?;
+        let refused = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("fiscus_ca_requests_refused_total", "Requests refused, by stable error code"),
+            &["code"],
+        )?;
+        let verified = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("fiscus_ca_verifications_total", "Verify calls by outcome"),
+            &["valid"],
+        )?;
+        registry.register(Box::new(issued.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(verified.clone()))?;
+        Ok(Self { issued, refused, verified })
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn parse_role(v: i32) -> Result<Role> {
+    match Role::try_from(v) {
+        Ok(Role::Unspecified) | Err(_) => Err(Error::InvalidArgument(format!("role {v} is not a valid role"))),
+        Ok(r) => Ok(r),
+    }
+}
+
+fn check_names(dns: &[String], ips: &[String]) -> Result<Vec<IpAddr>> {
+    if dns.len() > MAX_NAMES || ips.len() > MAX_NAMES {
+        return Err(Error::TooLarge("SAN list"));
+    }
+    if let Some(n) = dns.iter().find(|n| n.is_empty() || n.len() > MAX_NAME_LEN) {
+        return Err(Error::InvalidArgument(format!("DNS name {n:?} is empty or too long")));
+    }
+    ips.iter()
+        .map(|s| s.parse().map_err(|_| Error::InvalidArgument(format!("{s:?} is not an IP address"))))
+        .collect()
+}
+
+impl CaService {
+    /// The caller's certificate, which must be known and neither revoked nor expired.
+    async fn caller(&self, peer: Option<&PeerIdentity>) -> Result<PeerIdentity> {
+        let peer = peer.ok_or(Error::Unauthenticated)?;
+        let rec = self.registry.get(&peer.cert_id.to_hex()).await?;
+        let revoked = rec.as_ref().is_some_and(|r| r.revoked.is_some());
+        if revoked || peer.not_after < now_unix() {
+            return Err(Error::CallerInvalid);
+        }
+        Ok(peer.clone())
+    }
+
+    fn check_grant(&self, member: &str, role: Role) -> Result<()> {
+        let roles = self
+            .bundle
+            .roles_of(member)
+            .ok_or_else(|| Error::UnknownMember(member.to_owned()))?;
+        if !roles.contains(&role) {
+            return Err(Error::RoleNotAllowed {
+                member: member.to_owned(),
+                role: role_name(role),
+            });
+        }
+        Ok(())
+    }
+
+    fn record(&self, issued: &crate::ca::Issued) -> CertRecord {
+        CertRecord {
+            cert_id: issued.identity.cert_id.to_hex(),
+            der_hex: hex::encode(&issued.der),
+            member: issued.identity.member.clone(),
+            role: role_name(issued.identity.role).to_owned(),
+            serial_hex: hex::encode(&issued.identity.serial),
+            not_before: issued.identity.not_before,
+            not_after: issued.identity.not_after,
+            revoked: None,
+        }
+    }
+
+    fn response(&self, issued: crate::ca::Issued) -> pb::CertificateResponse {
+        pb::CertificateResponse {
+            certificate: issued.der,
+            chain: vec![self.ca.root_der.clone()],
+        }
+    }
+
+    pub(crate) async fn enroll(&self, peer: Option<&PeerIdentity>, req: pb::EnrollRequest) -> Result<pb::CertificateResponse> {
+        if req.csr.len() > MAX_CSR_BYTES {
+            return Err(Error::TooLarge("CSR"));
+        }
+        if req.enrollment_secret.len() > MAX_SECRET_LEN {
+            return Err(Error::TooLarge("enrollment secret"));
+        }
+        let role = parse_role(req.role)?;
+        let ips = check_names(&req.dns_names, &req.ip_addresses)?;
+        self.check_grant(&req.org_code, role)?;
+        let lease = if req.enrollment_secret.is_empty() {
+            let caller = self.caller(peer).await?;
+            if caller.role != Role::Admin {
+                return Err(Error::PermissionDenied {
+                    member: caller.member,
+                    role: role_name(caller.role),
+                    why: "only admins enroll without a secret",
+                });
+            }
+            if caller.member != req.org_code && caller.member != "000000" {
+                return Err(Error::PermissionDenied {
+                    member: caller.member,
+                    role: role_name(caller.role),
+                    why: "admins enroll only for their own member",
+                });
+            }
+            None
+        } else {
+            let lease = self.registry.lease_secret(&req.enrollment_secret).await?;
+            if lease.record.member != req.org_code || lease.record.role != role_name(role) {
+                return Err(Error::SecretMismatch {
+                    member: lease.record.member,
+                    role: parse_role_name(&lease.record.role),
+                });
+            }
+            Some(lease)
+        };
+        let mut spec = LeafSpec::valid_for_days(&req.org_code, role, self.validity_days);
+        spec.dns_names = req.dns_names;
+        spec.ips = ips;
+        let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
+        self.registry.record_issued(&self.record(&issued), lease).await?;
+        self.metrics.issued.with_label_values(&[role_name(role)]).inc();
+        tracing::info!(member = %req.org_code, role = role_name(role), cert_id = %issued.identity.cert_id, "issued certificate");
+        Ok(self.response(issued))
+    }
+
+    pub(crate) async fn renew(&self, peer: Option<&PeerIdentity>, req: pb::RenewRequest) -> Result<pb::CertificateResponse> {
+        if req.csr.len() > MAX_CSR_BYTES {
+            return Err(Error::TooLarge("CSR"));
+        }
+        let caller = self.caller(peer).await?;
+        self.check_grant(&caller.member, caller.role)?;
+        let mut spec = LeafSpec::valid_for_days(&caller.member, caller.role, self.validity_days);
+        spec.common_name = caller.common_name.clone();
+        spec.dns_names = caller.dns_names.clone();
+        spec.ips = caller.ips.clone();
+        let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
+        self.registry.record_issued(&self.record(&issued), None).await?;
+        self.metrics.issued.with_label_values(&[role_name(caller.role)]).inc();
+        Ok(self.response(issued))
+    }
+
+    pub(crate) async fn revoke(&self, peer: Option<&PeerIdentity>, req: pb::RevokeRequest) -> Result<Crl> {
+        if req.reason.len() > 1024 {
+            return Err(Error::TooLarge("reason"));
+        }
+        let caller = self.caller(peer).await?;
+        let target_id = hex::encode(&req.cert_id);
+        let _guard = self.revoke_lock.lock().await;
+        let mut target = self.registry.get(&target_id).await?.ok_or_else(|| Error::NotFound(target_id.clone()))?;
+        let is_admin_over = caller.role == Role::Admin && (caller.member == target.member || caller.member == "000000");
+        if !is_admin_over && caller.cert_id.to_hex() != target.cert_id {
+            return Err(Error::PermissionDenied {
+                member: caller.member,
+                role: role_name(caller.role),
+                why: "only the holder, its member's admin or a MOF admin may revoke",
+            });
+        }
+        if target.revoked.is_none() {
+            let number = self.registry.current_crl().await?.map_or(0, |c| c.number) + 1;
+            target.revoked = Some(Revocation {
+                reason: req.reason.clone(),
+                at: now_unix(),
+                crl_number: number,
+            });
+            let (mut entries, mut ids) = self.registry.revoked_entries().await?;
+            entries.push(crate::ca::RevokedEntry {
+                serial: hex::decode(&target.serial_hex).map_err(|e| Error::Internal(e.to_string()))?,
+                revoked_at: now_unix(),
+            });
+            ids.push(target.cert_id.clone());
+            let der = self.ca.sign_crl(number, &entries)?;
+            let crl = CrlRecord {
+                number,
+                der_hex: hex::encode(&der),
+                revoked: ids,
+            };
+            self.registry.commit_revocation(&target, &crl).await?;
+            write_file(&self.crl_path, &der, 0o644)?;
+            // This server refuses the revoked certificate from the next handshake on.
+            self.tls.set_crl(der).map_err(|e| Error::Internal(e.to_string()))?;
+            tracing::warn!(cert_id = %target.cert_id, member = %target.member, crl_number = number, reason = %req.reason, "revoked certificate");
+        }
+        self.crl_message().await
+    }
+
+    /// The current CRL as the on-chain message, signed by the root over its bytes.
+    pub(crate) async fn crl_message(&self) -> Result<Crl> {
+        let Some(record) = self.registry.current_crl().await? else {
+            return Ok(Crl::default());
+        };
+        let mut revoked = Vec::new();
+        for id in &record.revoked {
+            let reason = self.registry.get(id).await?.and_then(|r| r.revoked).map(|r| r.reason).unwrap_or_default();
+            revoked.push(RevokedCertificate {
+                cert_id: hex::decode(id).map_err(|e| Error::Internal(e.to_string()))?,
+                reason,
+                effective_height: 0,
+            });
+        }
+        let mut crl = Crl {
+            number: record.number,
+            revoked,
+            signature: Vec::new(),
+            x509_der: hex::decode(&record.der_hex).map_err(|e| Error::Internal(e.to_string()))?,
+        };
+        crl.signature = self.ca.sign_bytes(&crl.encode_to_vec())?;
+        Ok(crl)
+    }
+
+    pub(crate) async fn list(&self, peer: Option<&PeerIdentity>, req: pb::ListCertificatesRequest) -> Result<pb::ListCertificatesResponse> {
+        let caller = self.caller(peer).await?;
+        if !matches!(caller.role, Role::Admin | Role::Operator | Role::Auditor) {
+            return Err(Error::PermissionDenied {
+                member: caller.member,
+                role: role_name(caller.role),
+                why: "listing needs admin, operator or auditor",
+            });
+        }
+        let role = match req.role {
+            0 => None,
+            r => Some(role_name(parse_role(r)?)),
+        };
+        let member = (!req.org_code.is_empty()).then_some(req.org_code.as_str());
+        let certificates = self
+            .registry
+            .list(member, role)
+            .await?
+            .into_iter()
+            .map(|r| pb::CertificateInfo {
+                cert_id: hex::decode(&r.cert_id).unwrap_or_default(),
+                org_code: r.member,
+                role: fiscus_common::tls::parse_role(&r.role).unwrap_or(Role::Unspecified) as i32,
+                not_before_ms: r.not_before * 1000,
+                not_after_ms: r.not_after * 1000,
+                revoked: r.revoked.is_some(),
+            })
+            .collect();
+        Ok(pb::ListCertificatesResponse { certificates })
+    }
+
+    pub(crate) async fn verify(&self, peer: Option<&PeerIdentity>, req: pb::VerifyRequest) -> Result<pb::VerifyResponse> {
+        self.caller(peer).await?;
+        if req.chain.len() > MAX_CHAIN || req.chain.iter().any(|c| c.len() > MAX_CERT_BYTES) {
+            return Err(Error::TooLarge("certificate chain"));
+        }
+        let verdict = self
+            .verifier
+            .verify(&self.registry, &req.chain, &req.message, &req.signature, req.crl_number)
+            .await?;
+        Ok(match verdict {
+            Verdict::Valid(id) => {
+                self.metrics.verified.with_label_values(&["true"]).inc();
+                pb::VerifyResponse {
+                    valid: true,
+                    reason: String::new(),
+                    org_code: id.member,
+                    role: id.role as i32,
+                }
+            }
+            Verdict::Invalid(reason) => {
+                self.metrics.verified.with_label_values(&["false"]).inc();
+                pb::VerifyResponse {
+                    valid: false,
+                    reason,
+                    org_code: String::new(),
+                    role: 0,
+                }
+            }
+        })
+    }
+
+    fn refuse(&self, e: Error) -> Status {
+        let se = fiscus_common::ServiceError::from(&e);
+        self.metrics.refused.with_label_values(&[se.code]).inc();
+        tracing::info!(code = se.code, error = %e, "request refused");
+        se.into()
+    }
+}
+
+fn parse_role_name(name: &str) -> &'static str {
+    fiscus_common::tls::parse_role(name).map_or("unknown", role_name)
+}
+
+/// The tonic service over a shared [`CaService`].
+#[derive(Debug, Clone)]
+pub struct Grpc(pub Arc<CaService>);
+
+#[tonic::async_trait]
+impl IdentityCa for Grpc {
+    async fn enroll(&self, req: Request<pb::EnrollRequest>) -> Result<Response<pb::CertificateResponse>, Status> {
+        let peer = peer_identity(&req).cloned();
+        self.0.enroll(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+    }
+
+    async fn renew(&self, req: Request<pb::RenewRequest>) -> Result<Response<pb::CertificateResponse>, Status> {
+        let peer = peer_identity(&req).cloned();
+        self.0.renew(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+    }
+
+    async fn revoke(&self, req: Request<pb::RevokeRequest>) -> Result<Response<pb::RevokeResponse>, Status> {
+        let peer = peer_identity(&req).cloned();
+        self.0
+            .revoke(peer.as_ref(), req.into_inner())
+            .await
+            .map(|crl| Response::new(pb::RevokeResponse { crl: Some(crl) }))
+            .map_err(|e| self.0.refuse(e))
+    }
+
+    async fn get_crl(&self, _req: Request<pb::GetCrlRequest>) -> Result<Response<Crl>, Status> {
+        self.0.crl_message().await.map(Response::new).map_err(|e| self.0.refuse(e))
+    }
+
+    async fn list_certificates(
+        &self,
+        req: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+        let peer = peer_identity(&req).cloned();
+        self.0.list(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+    }
+
+    async fn verify(&self, req: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let peer = peer_identity(&req).cloned();
+        self.0.verify(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+    }
+}
