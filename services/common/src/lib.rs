@@ -12,8 +12,27 @@ pub mod error;
 pub mod ops_server;
 pub mod store;
 pub mod telemetry;
-pub mod tls;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls;
 
 pub use error::{ErrorKind, ServiceError};
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the pod), for graceful shutdown.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a SIGTERM handler, fall back to Ctrl-C alone.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}

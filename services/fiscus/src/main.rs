@@ -1,14 +1,16 @@
 //! `fiscus`: one binary, one subcommand per role.
 //!
-//! Only what is built exists here. The service roles (identity-ca, orderer,
+//! Only what is built exists here. The other service roles (orderer,
 //! ledger-store, …), `member`, `devnet` and `bench` arrive with their issues.
 #![forbid(unsafe_code)]
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use fiscus_proto::{DecodeLimits, block::CheckedBlock, envelope::CheckedTx, pb};
 use prost::Message;
 use std::path::PathBuf;
+
+mod identity;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +35,16 @@ enum Command {
     },
     /// Print the protobuf packages this build speaks.
     Protocols,
+    /// Run the consortium CA, or `init` it.
+    IdentityCa(identity::IdentityCaCmd),
+    /// Get a certificate from the identity-ca (new key + CSR).
+    Enroll(identity::EnrollCmd),
+    /// Sign a file with an Ed25519 key.
+    Sign(identity::SignCmd),
+    /// Ask the identity-ca whether a signature and its certificate chain are valid.
+    Verify(identity::VerifyCmd),
+    /// Revoke a certificate at the identity-ca.
+    Revoke(identity::RevokeCmd),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -130,14 +142,31 @@ fn protocols() {
     }
 }
 
-fn main() -> Result<()> {
+#[tokio::main]
+async fn main() {
     let cli = Cli::parse();
+    if let Err(e) = dispatch(cli).await {
+        // One clear line, never a backtrace: this is what an operator reads.
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { kind, file } => inspect(kind, &file),
         Command::Protocols => {
             protocols();
             Ok(())
         }
+        Command::IdentityCa(cmd) => identity::identity_ca(cmd).await,
+        Command::Enroll(cmd) => identity::enroll(cmd).await,
+        Command::Sign(cmd) => identity::sign(cmd),
+        Command::Verify(cmd) => match identity::verify(cmd).await {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
+        Command::Revoke(cmd) => identity::revoke(cmd).await,
     }
-    .or_else(|e| bail!("{e:#}"))
 }

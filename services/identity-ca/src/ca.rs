@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 use fiscus_common::tls::{ED25519_OID, PeerIdentity, role_name};
 use fiscus_proto::pb::types::Role;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertificateSigningRequestParams,
-    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    PKCS_ED25519, RevocationReason, RevokedCertParams, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams,
+    CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ED25519, RevocationReason,
+    RevokedCertParams, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
 use std::io::Write;
@@ -116,12 +117,16 @@ impl LeafSpec {
                 .map_err(|_| Error::InvalidArgument(format!("DNS name {name:?} is not valid")))?;
             p.subject_alt_names.push(SanType::DnsName(ia5));
         }
-        p.subject_alt_names.extend(self.ips.iter().copied().map(SanType::IpAddress));
+        p.subject_alt_names
+            .extend(self.ips.iter().copied().map(SanType::IpAddress));
         p.not_before = self.not_before;
         p.not_after = self.not_after;
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         p.serial_number = Some(random_serial());
         p.use_authority_key_identifier_extension = true;
         Ok(p)
@@ -159,7 +164,9 @@ pub struct RootCa {
 
 impl std::fmt::Debug for RootCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootCa").field("root_pem", &self.root_pem).finish_non_exhaustive()
+        f.debug_struct("RootCa")
+            .field("root_pem", &self.root_pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -173,10 +180,17 @@ impl RootCa {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "000000");
-        dn.push(DnType::CommonName, format!("Fiscus consortium root CA ({consortium_id})"));
+        dn.push(
+            DnType::CommonName,
+            format!("Fiscus consortium root CA ({consortium_id})"),
+        );
         p.distinguished_name = dn;
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let now = OffsetDateTime::now_utc();
         p.not_before = now - Duration::minutes(1);
         p.not_after = now + Duration::days(365 * i64::from(years));
@@ -194,14 +208,20 @@ impl RootCa {
             path: p.display().to_string(),
             message: format!("{e}; run `fiscus identity-ca init` first"),
         };
-        let key_pem = std::fs::read_to_string(paths.root_key()).map_err(|e| missing(&paths.root_key(), &e))?;
-        let root_pem = std::fs::read_to_string(paths.root_cert()).map_err(|e| missing(&paths.root_cert(), &e))?;
+        let key_pem = std::fs::read_to_string(paths.root_key())
+            .map_err(|e| missing(&paths.root_key(), &e))?;
+        let root_pem = std::fs::read_to_string(paths.root_cert())
+            .map_err(|e| missing(&paths.root_cert(), &e))?;
         let key = KeyPair::from_pem(&key_pem)?;
         let root_der = rustls_pki_types::pem::PemObject::from_pem_slice(root_pem.as_bytes())
             .map(|c: CertificateDer<'static>| c.to_vec())
             .map_err(|e| missing(&paths.root_cert(), &e))?;
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(root_der.clone()), key)?;
-        Ok(Self { issuer, root_der, root_pem })
+        Ok(Self {
+            issuer,
+            root_der,
+            root_pem,
+        })
     }
 
     /// Issues a certificate for `key` (used for the CA's own TLS identity and in tests).
@@ -214,8 +234,9 @@ impl RootCa {
     /// taken from it; subject, SANs and validity come from `spec`.
     pub fn issue_from_csr(&self, csr_der: &[u8], spec: &LeafSpec) -> Result<Issued> {
         check_csr(csr_der)?;
-        let mut csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
-            .map_err(|e| Error::BadCsr(e.to_string()))?;
+        let mut csr =
+            CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+                .map_err(|e| Error::BadCsr(e.to_string()))?;
         csr.params = spec.params()?;
         let cert = csr.signed_by(&self.issuer)?;
         issued(cert.der().to_vec(), cert.pem())
@@ -233,7 +254,8 @@ impl RootCa {
                 .iter()
                 .map(|r| RevokedCertParams {
                     serial_number: SerialNumber::from_slice(&r.serial),
-                    revocation_time: OffsetDateTime::from_unix_timestamp(r.revoked_at).unwrap_or(now),
+                    revocation_time: OffsetDateTime::from_unix_timestamp(r.revoked_at)
+                        .unwrap_or(now),
                     reason_code: Some(RevocationReason::Unspecified),
                     invalidity_date: None,
                 })
@@ -257,11 +279,17 @@ fn check_csr(der: &[u8]) -> Result<()> {
     if !rest.is_empty() {
         return Err(Error::BadCsr("trailing bytes after the CSR".into()));
     }
-    let alg = csr.certification_request_info.subject_pki.algorithm.algorithm.to_id_string();
+    let alg = csr
+        .certification_request_info
+        .subject_pki
+        .algorithm
+        .algorithm
+        .to_id_string();
     if alg != ED25519_OID {
         return Err(Error::KeyType);
     }
-    csr.verify_signature().map_err(|e| Error::BadCsr(format!("signature: {e}")))?;
+    csr.verify_signature()
+        .map_err(|e| Error::BadCsr(format!("signature: {e}")))?;
     Ok(())
 }
 

@@ -47,6 +47,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("the CA refused: {message} ({code})")]
+    Refused { code: String, message: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -81,10 +83,31 @@ impl From<&Error> for ServiceError {
             Error::NotFound(_) => (K::NotFound, "ca.not_found"),
             Error::AlreadyInitialized(_) => (K::AlreadyExists, "ca.already_initialized"),
             Error::NotInitialized { .. } => (K::FailedPrecondition, "ca.not_initialized"),
-            Error::Store(fiscus_common::store::StoreError::Conflict { .. }) => (K::Conflict, "ca.conflict"),
-            Error::Rcgen(_) | Error::Store(_) | Error::Io { .. } | Error::Internal(_) => (K::Internal, "ca.internal"),
+            Error::Store(fiscus_common::store::StoreError::Conflict { .. }) => {
+                (K::Conflict, "ca.conflict")
+            }
+            Error::Refused { .. } => (K::FailedPrecondition, "ca.refused"),
+            Error::Rcgen(_) | Error::Store(_) | Error::Io { .. } | Error::Internal(_) => {
+                (K::Internal, "ca.internal")
+            }
         };
         ServiceError::new(kind, code, e.to_string())
+    }
+}
+
+impl Error {
+    /// A refusal received from a remote CA, with its stable code.
+    pub fn from_status(s: &tonic::Status) -> Self {
+        let code = s
+            .metadata()
+            .get(fiscus_common::error::GRPC_CODE_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown")
+            .to_owned();
+        Self::Refused {
+            code,
+            message: s.message().to_owned(),
+        }
     }
 }
 

@@ -95,7 +95,8 @@ pub fn hebei_orgs() -> Vec<GenesisOrg> {
         .skip(1)
         .filter_map(|line| {
             let mut f = line.split(',');
-            let (code, name, level, parent) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or(""));
+            let (code, name, level, parent) =
+                (f.next()?, f.next()?, f.next()?, f.next().unwrap_or(""));
             if code.ends_with("71") || code.ends_with("72") {
                 return None;
             }
@@ -112,7 +113,11 @@ pub fn hebei_orgs() -> Vec<GenesisOrg> {
 /// The devnet bundle: MOF, Hebei, Shijiazhuang, Chang'an district and the
 /// Hebei audit office (supervisor code `991300`: `99` + the province prefix,
 /// outside GB/T 2260's range), or every Hebei division with `all_hebei`.
-pub fn devnet_bundle(consortium_id: &str, root_certificate_pem: String, all_hebei: bool) -> GenesisBundle {
+pub fn devnet_bundle(
+    consortium_id: &str,
+    root_certificate_pem: String,
+    all_hebei: bool,
+) -> GenesisBundle {
     let picked = ["000000", "130000", "130100", "130102"];
     let mut orgs: Vec<GenesisOrg> = hebei_orgs()
         .into_iter()
@@ -168,7 +173,8 @@ impl GenesisBundle {
         if self.consortium_id.is_empty() {
             return Err("consortium_id is empty".into());
         }
-        let codes: std::collections::BTreeSet<&str> = self.orgs.iter().map(|o| o.code.as_str()).collect();
+        let codes: std::collections::BTreeSet<&str> =
+            self.orgs.iter().map(|o| o.code.as_str()).collect();
         if codes.len() != self.orgs.len() {
             return Err("an org code appears twice".into());
         }
@@ -193,7 +199,10 @@ impl GenesisBundle {
         }
         for o in &self.orderers {
             if !codes.contains(o.org_code.as_str()) {
-                return Err(format!("orderer {} is hosted by unknown org {}", o.node_id, o.org_code));
+                return Err(format!(
+                    "orderer {} is hosted by unknown org {}",
+                    o.node_id, o.org_code
+                ));
             }
         }
         Ok(())
@@ -228,7 +237,12 @@ impl GenesisBundle {
                 .map(|m| pb::Member {
                     org_code: m.org_code.clone(),
                     gossip_endpoints: m.gossip_endpoints.clone(),
-                    roles: m.roles.iter().filter_map(|r| parse_role(r)).map(|r| r as i32).collect(),
+                    roles: m
+                        .roles
+                        .iter()
+                        .filter_map(|r| parse_role(r))
+                        .map(|r| r as i32)
+                        .collect(),
                 })
                 .collect(),
             orderers: self
@@ -255,7 +269,6 @@ impl GenesisBundle {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,7 +280,13 @@ mod tests {
         let names: Vec<&str> = b.orgs.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(
             names,
-            ["中华人民共和国财政部", "河北省财政厅", "石家庄市财政局", "长安区财政局", "河北省审计厅"]
+            [
+                "中华人民共和国财政部",
+                "河北省财政厅",
+                "石家庄市财政局",
+                "长安区财政局",
+                "河北省审计厅"
+            ]
         );
         assert_eq!(b.orderers.len(), 3);
         assert!(b.roles_of("130102").unwrap().contains(&Role::Node));

@@ -17,13 +17,20 @@ async fn crl_der(svc: web::Data<Arc<CaService>>) -> Result<HttpResponse, Service
         .current_crl()
         .await
         .map_err(|e| ServiceError::from(&e))?
-        .ok_or_else(|| ServiceError::new(ErrorKind::NotFound, "ca.no_crl", "no CRL has been issued"))?;
-    let der = hex::decode(&crl.der_hex).map_err(|e| ServiceError::new(ErrorKind::Internal, "ca.internal", e.to_string()))?;
-    Ok(HttpResponse::Ok().content_type("application/pkix-crl").body(der))
+        .ok_or_else(|| {
+            ServiceError::new(ErrorKind::NotFound, "ca.no_crl", "no CRL has been issued")
+        })?;
+    let der = hex::decode(&crl.der_hex)
+        .map_err(|e| ServiceError::new(ErrorKind::Internal, "ca.internal", e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pkix-crl")
+        .body(der))
 }
 
 /// `/ca.pem` and `/crl.der`.
-pub(crate) fn routes(svc: Arc<CaService>) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+pub(crate) fn routes(
+    svc: Arc<CaService>,
+) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(svc.clone()))
             .route("/ca.pem", web::get().to(root_pem))

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ca;
+pub mod client;
 mod error;
 pub mod genesis;
 mod http;
@@ -134,12 +135,21 @@ pub fn ca_tls_config(data_dir: &Path) -> TlsConfig {
 /// and role, the CA's own serving certificate and CRL number 1 (empty).
 pub async fn init(opts: &InitOptions) -> Result<InitReport> {
     let paths = CaPaths::new(&opts.data_dir);
-    let ca = RootCa::create(&paths, &opts.consortium_id, opts.root_validity_years, opts.force)?;
+    let ca = RootCa::create(
+        &paths,
+        &opts.consortium_id,
+        opts.root_validity_years,
+        opts.force,
+    )?;
     let bundle = genesis::devnet_bundle(&opts.consortium_id, ca.root_pem.clone(), opts.all_hebei);
     bundle.validate().map_err(Error::InvalidArgument)?;
     let json = serde_json::to_vec_pretty(&bundle).map_err(|e| Error::Internal(e.to_string()))?;
     write_file(&paths.genesis_json(), &json, 0o644)?;
-    write_file(&paths.consortium_config(), &bundle.to_consortium_config(&ca.root_der).encode_to_vec(), 0o644)?;
+    write_file(
+        &paths.consortium_config(),
+        &bundle.to_consortium_config(&ca.root_der).encode_to_vec(),
+        0o644,
+    )?;
 
     if opts.force && paths.registry().exists() {
         std::fs::remove_file(paths.registry()).map_err(|e| Error::io(&paths.registry(), e))?;
@@ -157,7 +167,8 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
             });
         }
     }
-    let secrets_json = serde_json::to_vec_pretty(&secrets).map_err(|e| Error::Internal(e.to_string()))?;
+    let secrets_json =
+        serde_json::to_vec_pretty(&secrets).map_err(|e| Error::Internal(e.to_string()))?;
     write_file(&paths.secrets(), &secrets_json, 0o600)?;
 
     // The CA's own endpoint identity: member 000000, role node.
@@ -233,23 +244,29 @@ impl Running {
 }
 
 /// Loads the CA from `config.data_dir` and starts serving; returns once bound.
-pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running> {
     let paths = CaPaths::new(&config.data_dir);
     let ca = Arc::new(RootCa::load(&paths)?);
-    let bundle_bytes = std::fs::read(paths.genesis_json()).map_err(|e| Error::io(&paths.genesis_json(), e))?;
-    let bundle: genesis::GenesisBundle =
-        serde_json::from_slice(&bundle_bytes).map_err(|e| Error::InvalidArgument(format!("genesis.json: {e}")))?;
+    let bundle_bytes =
+        std::fs::read(paths.genesis_json()).map_err(|e| Error::io(&paths.genesis_json(), e))?;
+    let bundle: genesis::GenesisBundle = serde_json::from_slice(&bundle_bytes)
+        .map_err(|e| Error::InvalidArgument(format!("genesis.json: {e}")))?;
     bundle.validate().map_err(Error::InvalidArgument)?;
     let registry = Arc::new(registry::Registry::open(&paths.registry())?);
     let tls_cfg = TlsConfig {
         reload_interval_secs: config.tls_reload_interval_secs,
         ..ca_tls_config(&config.data_dir)
     };
-    let tls = TlsContext::load(&tls_cfg).map_err(|e| Error::Internal(format!("CA TLS material: {e}")))?;
+    let tls =
+        TlsContext::load(&tls_cfg).map_err(|e| Error::Internal(format!("CA TLS material: {e}")))?;
 
     let prom = prometheus::Registry::new();
     let metrics = service::Metrics::register(&prom).map_err(|e| Error::Internal(e.to_string()))?;
-    tls.register_expiry_metric(&prom).map_err(|e| Error::Internal(e.to_string()))?;
+    tls.register_expiry_metric(&prom)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let svc = Arc::new(CaService {
         verifier: ChainVerifier::new(&ca.root_der)?,
         ca,
@@ -267,8 +284,14 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         .map_err(|e| Error::Internal(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| Error::Io { path: config.listen.to_string(), source: e })?;
-    let grpc_addr = listener.local_addr().map_err(|e| Error::Io { path: config.listen.to_string(), source: e })?;
+        .map_err(|e| Error::Io {
+            path: config.listen.to_string(),
+            source: e,
+        })?;
+    let grpc_addr = listener.local_addr().map_err(|e| Error::Io {
+        path: config.listen.to_string(),
+        source: e,
+    })?;
     let incoming = serve_incoming(listener, server_config);
     let grpc = IdentityCaServer::new(Grpc(svc.clone()))
         .max_decoding_message_size(config.max_request_bytes)
@@ -281,8 +304,16 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
 
     let readiness = Readiness::default();
     readiness.set("grpc", Ok(()));
-    let ops = OpsServer::start_with(config.http_listen, prom, readiness, http::routes(svc.clone()))
-        .map_err(|e| Error::Io { path: config.http_listen.to_string(), source: e })?;
+    let ops = OpsServer::start_with(
+        config.http_listen,
+        prom,
+        readiness,
+        http::routes(svc.clone()),
+    )
+    .map_err(|e| Error::Io {
+        path: config.http_listen.to_string(),
+        source: e,
+    })?;
     let reloader = tls.spawn_reloader();
     tracing::info!(grpc = %grpc_addr, http = %ops.addr, "identity-ca serving");
     Ok(Running {
@@ -296,6 +327,9 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     start(config, shutdown).await?.wait().await
 }

@@ -97,7 +97,11 @@ impl Registry {
         };
         let key = secret_key(secret);
         self.store
-            .commit(WriteBatch::new().put(key.clone(), enc(&rec)?).expect_version(key, None))
+            .commit(
+                WriteBatch::new()
+                    .put(key.clone(), enc(&rec)?)
+                    .expect_version(key, None),
+            )
             .await?;
         Ok(())
     }
@@ -158,7 +162,12 @@ impl Registry {
         match self.store.get(CRL_CURRENT).await? {
             None => Ok(None),
             Some(v) => {
-                let n = u64::from_be_bytes(v.value.as_slice().try_into().map_err(|_| Error::Internal("corrupt crl/current".into()))?);
+                let n = u64::from_be_bytes(
+                    v.value
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| Error::Internal("corrupt crl/current".into()))?,
+                );
                 self.crl(n).await
             }
         }
@@ -178,7 +187,8 @@ impl Registry {
         let mut ids = Vec::new();
         for r in self.list(None, None).await? {
             if let Some(rev) = &r.revoked {
-                let serial = hex::decode(&r.serial_hex).map_err(|e| Error::Internal(e.to_string()))?;
+                let serial =
+                    hex::decode(&r.serial_hex).map_err(|e| Error::Internal(e.to_string()))?;
                 entries.push(RevokedEntry {
                     serial,
                     revoked_at: rev.at,

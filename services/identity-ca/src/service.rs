@@ -54,13 +54,18 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn register(registry: &prometheus::Registry) -> std::result::Result<Self, prometheus::Error> {
+    pub(crate) fn register(
+        registry: &prometheus::Registry,
+    ) -> std::result::Result<Self, prometheus::Error> {
         let issued = prometheus::IntCounterVec::new(
             prometheus::Opts::new("fiscus_ca_certificates_issued_total", "Certificates issued"),
             &["role"],
         )?;
         let refused = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("fiscus_ca_requests_refused_total", "Requests refused, by stable error code"),
+            prometheus::Opts::new(
+                "fiscus_ca_requests_refused_total",
+                "Requests refused, by stable error code",
+            ),
             &["code"],
         )?;
         let verified = prometheus::IntCounterVec::new(
@@ -70,7 +75,11 @@ impl Metrics {
         registry.register(Box::new(issued.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(verified.clone()))?;
-        Ok(Self { issued, refused, verified })
+        Ok(Self {
+            issued,
+            refused,
+            verified,
+        })
     }
 }
 
@@ -82,7 +91,9 @@ fn now_unix() -> i64 {
 
 fn parse_role(v: i32) -> Result<Role> {
     match Role::try_from(v) {
-        Ok(Role::Unspecified) | Err(_) => Err(Error::InvalidArgument(format!("role {v} is not a valid role"))),
+        Ok(Role::Unspecified) | Err(_) => Err(Error::InvalidArgument(format!(
+            "role {v} is not a valid role"
+        ))),
         Ok(r) => Ok(r),
     }
 }
@@ -92,10 +103,15 @@ fn check_names(dns: &[String], ips: &[String]) -> Result<Vec<IpAddr>> {
         return Err(Error::TooLarge("SAN list"));
     }
     if let Some(n) = dns.iter().find(|n| n.is_empty() || n.len() > MAX_NAME_LEN) {
-        return Err(Error::InvalidArgument(format!("DNS name {n:?} is empty or too long")));
+        return Err(Error::InvalidArgument(format!(
+            "DNS name {n:?} is empty or too long"
+        )));
     }
     ips.iter()
-        .map(|s| s.parse().map_err(|_| Error::InvalidArgument(format!("{s:?} is not an IP address"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|_| Error::InvalidArgument(format!("{s:?} is not an IP address")))
+        })
         .collect()
 }
 
@@ -145,7 +161,11 @@ impl CaService {
         }
     }
 
-    pub(crate) async fn enroll(&self, peer: Option<&PeerIdentity>, req: pb::EnrollRequest) -> Result<pb::CertificateResponse> {
+    pub(crate) async fn enroll(
+        &self,
+        peer: Option<&PeerIdentity>,
+        req: pb::EnrollRequest,
+    ) -> Result<pb::CertificateResponse> {
         if req.csr.len() > MAX_CSR_BYTES {
             return Err(Error::TooLarge("CSR"));
         }
@@ -186,13 +206,22 @@ impl CaService {
         spec.dns_names = req.dns_names;
         spec.ips = ips;
         let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
-        self.registry.record_issued(&self.record(&issued), lease).await?;
-        self.metrics.issued.with_label_values(&[role_name(role)]).inc();
+        self.registry
+            .record_issued(&self.record(&issued), lease)
+            .await?;
+        self.metrics
+            .issued
+            .with_label_values(&[role_name(role)])
+            .inc();
         tracing::info!(member = %req.org_code, role = role_name(role), cert_id = %issued.identity.cert_id, "issued certificate");
         Ok(self.response(issued))
     }
 
-    pub(crate) async fn renew(&self, peer: Option<&PeerIdentity>, req: pb::RenewRequest) -> Result<pb::CertificateResponse> {
+    pub(crate) async fn renew(
+        &self,
+        peer: Option<&PeerIdentity>,
+        req: pb::RenewRequest,
+    ) -> Result<pb::CertificateResponse> {
         if req.csr.len() > MAX_CSR_BYTES {
             return Err(Error::TooLarge("CSR"));
         }
@@ -203,20 +232,34 @@ impl CaService {
         spec.dns_names = caller.dns_names.clone();
         spec.ips = caller.ips.clone();
         let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
-        self.registry.record_issued(&self.record(&issued), None).await?;
-        self.metrics.issued.with_label_values(&[role_name(caller.role)]).inc();
+        self.registry
+            .record_issued(&self.record(&issued), None)
+            .await?;
+        self.metrics
+            .issued
+            .with_label_values(&[role_name(caller.role)])
+            .inc();
         Ok(self.response(issued))
     }
 
-    pub(crate) async fn revoke(&self, peer: Option<&PeerIdentity>, req: pb::RevokeRequest) -> Result<Crl> {
+    pub(crate) async fn revoke(
+        &self,
+        peer: Option<&PeerIdentity>,
+        req: pb::RevokeRequest,
+    ) -> Result<Crl> {
         if req.reason.len() > 1024 {
             return Err(Error::TooLarge("reason"));
         }
         let caller = self.caller(peer).await?;
         let target_id = hex::encode(&req.cert_id);
         let _guard = self.revoke_lock.lock().await;
-        let mut target = self.registry.get(&target_id).await?.ok_or_else(|| Error::NotFound(target_id.clone()))?;
-        let is_admin_over = caller.role == Role::Admin && (caller.member == target.member || caller.member == "000000");
+        let mut target = self
+            .registry
+            .get(&target_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(target_id.clone()))?;
+        let is_admin_over = caller.role == Role::Admin
+            && (caller.member == target.member || caller.member == "000000");
         if !is_admin_over && caller.cert_id.to_hex() != target.cert_id {
             return Err(Error::PermissionDenied {
                 member: caller.member,
@@ -233,7 +276,8 @@ impl CaService {
             });
             let (mut entries, mut ids) = self.registry.revoked_entries().await?;
             entries.push(crate::ca::RevokedEntry {
-                serial: hex::decode(&target.serial_hex).map_err(|e| Error::Internal(e.to_string()))?,
+                serial: hex::decode(&target.serial_hex)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
                 revoked_at: now_unix(),
             });
             ids.push(target.cert_id.clone());
@@ -246,7 +290,9 @@ impl CaService {
             self.registry.commit_revocation(&target, &crl).await?;
             write_file(&self.crl_path, &der, 0o644)?;
             // This server refuses the revoked certificate from the next handshake on.
-            self.tls.set_crl(der).map_err(|e| Error::Internal(e.to_string()))?;
+            self.tls
+                .set_crl(der)
+                .map_err(|e| Error::Internal(e.to_string()))?;
             tracing::warn!(cert_id = %target.cert_id, member = %target.member, crl_number = number, reason = %req.reason, "revoked certificate");
         }
         self.crl_message().await
@@ -259,7 +305,13 @@ impl CaService {
         };
         let mut revoked = Vec::new();
         for id in &record.revoked {
-            let reason = self.registry.get(id).await?.and_then(|r| r.revoked).map(|r| r.reason).unwrap_or_default();
+            let reason = self
+                .registry
+                .get(id)
+                .await?
+                .and_then(|r| r.revoked)
+                .map(|r| r.reason)
+                .unwrap_or_default();
             revoked.push(RevokedCertificate {
                 cert_id: hex::decode(id).map_err(|e| Error::Internal(e.to_string()))?,
                 reason,
@@ -276,7 +328,11 @@ impl CaService {
         Ok(crl)
     }
 
-    pub(crate) async fn list(&self, peer: Option<&PeerIdentity>, req: pb::ListCertificatesRequest) -> Result<pb::ListCertificatesResponse> {
+    pub(crate) async fn list(
+        &self,
+        peer: Option<&PeerIdentity>,
+        req: pb::ListCertificatesRequest,
+    ) -> Result<pb::ListCertificatesResponse> {
         let caller = self.caller(peer).await?;
         if !matches!(caller.role, Role::Admin | Role::Operator | Role::Auditor) {
             return Err(Error::PermissionDenied {
@@ -307,14 +363,24 @@ impl CaService {
         Ok(pb::ListCertificatesResponse { certificates })
     }
 
-    pub(crate) async fn verify(&self, peer: Option<&PeerIdentity>, req: pb::VerifyRequest) -> Result<pb::VerifyResponse> {
+    pub(crate) async fn verify(
+        &self,
+        peer: Option<&PeerIdentity>,
+        req: pb::VerifyRequest,
+    ) -> Result<pb::VerifyResponse> {
         self.caller(peer).await?;
         if req.chain.len() > MAX_CHAIN || req.chain.iter().any(|c| c.len() > MAX_CERT_BYTES) {
             return Err(Error::TooLarge("certificate chain"));
         }
         let verdict = self
             .verifier
-            .verify(&self.registry, &req.chain, &req.message, &req.signature, req.crl_number)
+            .verify(
+                &self.registry,
+                &req.chain,
+                &req.message,
+                &req.signature,
+                req.crl_number,
+            )
             .await?;
         Ok(match verdict {
             Verdict::Valid(id) => {
@@ -356,17 +422,34 @@ pub struct Grpc(pub Arc<CaService>);
 
 #[tonic::async_trait]
 impl IdentityCa for Grpc {
-    async fn enroll(&self, req: Request<pb::EnrollRequest>) -> Result<Response<pb::CertificateResponse>, Status> {
+    async fn enroll(
+        &self,
+        req: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::CertificateResponse>, Status> {
         let peer = peer_identity(&req).cloned();
-        self.0.enroll(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+        self.0
+            .enroll(peer.as_ref(), req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse(e))
     }
 
-    async fn renew(&self, req: Request<pb::RenewRequest>) -> Result<Response<pb::CertificateResponse>, Status> {
+    async fn renew(
+        &self,
+        req: Request<pb::RenewRequest>,
+    ) -> Result<Response<pb::CertificateResponse>, Status> {
         let peer = peer_identity(&req).cloned();
-        self.0.renew(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+        self.0
+            .renew(peer.as_ref(), req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse(e))
     }
 
-    async fn revoke(&self, req: Request<pb::RevokeRequest>) -> Result<Response<pb::RevokeResponse>, Status> {
+    async fn revoke(
+        &self,
+        req: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
         let peer = peer_identity(&req).cloned();
         self.0
             .revoke(peer.as_ref(), req.into_inner())
@@ -376,7 +459,11 @@ impl IdentityCa for Grpc {
     }
 
     async fn get_crl(&self, _req: Request<pb::GetCrlRequest>) -> Result<Response<Crl>, Status> {
-        self.0.crl_message().await.map(Response::new).map_err(|e| self.0.refuse(e))
+        self.0
+            .crl_message()
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse(e))
     }
 
     async fn list_certificates(
@@ -384,11 +471,22 @@ impl IdentityCa for Grpc {
         req: Request<pb::ListCertificatesRequest>,
     ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
         let peer = peer_identity(&req).cloned();
-        self.0.list(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+        self.0
+            .list(peer.as_ref(), req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse(e))
     }
 
-    async fn verify(&self, req: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+    async fn verify(
+        &self,
+        req: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
         let peer = peer_identity(&req).cloned();
-        self.0.verify(peer.as_ref(), req.into_inner()).await.map(Response::new).map_err(|e| self.0.refuse(e))
+        self.0
+            .verify(peer.as_ref(), req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse(e))
     }
 }

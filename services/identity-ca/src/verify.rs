@@ -38,23 +38,46 @@ impl ChainVerifier {
         })
     }
 
-    async fn verifier_at(&self, registry: &Registry, crl_number: u64) -> Result<Arc<ClientVerifier>> {
+    async fn verifier_at(
+        &self,
+        registry: &Registry,
+        crl_number: u64,
+    ) -> Result<Arc<ClientVerifier>> {
         let record = if crl_number == 0 {
             registry.current_crl().await?
         } else {
-            Some(registry.crl(crl_number).await?.ok_or_else(|| Error::NotFound(format!("CRL number {crl_number}")))?)
+            Some(
+                registry
+                    .crl(crl_number)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("CRL number {crl_number}")))?,
+            )
         };
         let number = record.as_ref().map_or(0, |r| r.number);
-        if let Some(v) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&number) {
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&number)
+        {
             return Ok(v.clone());
         }
         let crls: Vec<CertificateRevocationListDer<'static>> = match &record {
-            Some(r) => vec![hex::decode(&r.der_hex).map_err(|e| Error::Internal(e.to_string()))?.into()],
+            Some(r) => vec![
+                hex::decode(&r.der_hex)
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .into(),
+            ],
             None => Vec::new(),
         };
         let v = Arc::new(
-            ClientVerifier::new(self.roots.clone(), &crls, fiscus_common::tls::provider(), false)
-                .map_err(|e| Error::Internal(e.to_string()))?,
+            ClientVerifier::new(
+                self.roots.clone(),
+                &crls,
+                fiscus_common::tls::provider(),
+                false,
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?,
         );
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE {
@@ -82,7 +105,10 @@ impl ChainVerifier {
         };
         let verifier = self.verifier_at(registry, crl_number).await?;
         let leaf_der = CertificateDer::from(leaf.as_slice());
-        let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let intermediates: Vec<CertificateDer<'_>> = rest
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
         if let Err(e) = verifier.verify_client_cert(&leaf_der, &intermediates, UnixTime::now()) {
             return Ok(Verdict::Invalid(format!("certificate: {e}")));
         }

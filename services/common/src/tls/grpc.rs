@@ -43,13 +43,21 @@ impl Connected for PeerStream {
 }
 
 impl AsyncRead for PeerStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for PeerStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
@@ -64,7 +72,9 @@ impl AsyncWrite for PeerStream {
 
 /// The peer identity of the connection a request arrived on.
 pub fn peer_identity<T>(req: &tonic::Request<T>) -> Option<&PeerIdentity> {
-    req.extensions().get::<PeerInfo>().and_then(|p| p.identity.as_ref())
+    req.extensions()
+        .get::<PeerInfo>()
+        .and_then(|p| p.identity.as_ref())
 }
 
 /// Accepts TCP connections, completes TLS handshakes concurrently (bounded,
@@ -80,7 +90,9 @@ pub fn serve_incoming(
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
     tokio::spawn(async move {
         loop {
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
             let (tcp, remote) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -100,7 +112,10 @@ pub fn serve_incoming(
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .and_then(|leaf| PeerIdentity::from_der(leaf).ok());
-                        let info = PeerInfo { remote_addr: Some(remote), identity };
+                        let info = PeerInfo {
+                            remote_addr: Some(remote),
+                            identity,
+                        };
                         let _ = conn_tx.send(Ok(PeerStream { inner: tls, info })).await;
                     }
                     Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake refused"),
@@ -122,7 +137,10 @@ pub async fn connect_channel(
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Channel, TlsError> {
-    let err = |m: String| TlsError::Connect { endpoint: addr.to_owned(), message: m };
+    let err = |m: String| TlsError::Connect {
+        endpoint: addr.to_owned(),
+        message: m,
+    };
     let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
         .map_err(|e| err(format!("invalid server name {server_name:?}: {e}")))?;
     let connector = TlsConnector::from(config);

@@ -19,11 +19,11 @@ pub use profile::{ED25519_OID, PeerIdentity, is_member_code, parse_role, role_na
 pub use verifier::{ClientVerifier, ServerVerifier};
 
 use arc_swap::ArcSwap;
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, SignatureScheme};
 use serde::{Deserialize, Serialize};
@@ -99,22 +99,36 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 pub fn parse_certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::Pem { path: path.to_owned(), what: "certificate" })?;
+        .map_err(|_| TlsError::Pem {
+            path: path.to_owned(),
+            what: "certificate",
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { path: path.to_owned(), what: "certificate" });
+        return Err(TlsError::Pem {
+            path: path.to_owned(),
+            what: "certificate",
+        });
     }
     Ok(certs)
 }
 
 fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::Pem { path: path.to_owned(), what: "private key" })
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::Pem {
+        path: path.to_owned(),
+        what: "private key",
+    })
 }
 
-fn parse_crl(path: &Path, bytes: Vec<u8>) -> Result<CertificateRevocationListDer<'static>, TlsError> {
+fn parse_crl(
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<CertificateRevocationListDer<'static>, TlsError> {
     // Accept DER, or PEM ("X509 CRL") for operators who prefer text files.
     if bytes.starts_with(b"-----BEGIN") {
-        CertificateRevocationListDer::from_pem_slice(&bytes)
-            .map_err(|_| TlsError::Pem { path: path.to_owned(), what: "CRL" })
+        CertificateRevocationListDer::from_pem_slice(&bytes).map_err(|_| TlsError::Pem {
+            path: path.to_owned(),
+            what: "CRL",
+        })
     } else {
         Ok(CertificateRevocationListDer::from(bytes))
     }
@@ -207,7 +221,8 @@ impl TlsContext {
             _ => Vec::new(),
         };
         let identity = Self::load_identity(config, &provider)?;
-        let server_verifier = Arc::new(ServerVerifier::new(roots.clone(), &crls, provider.clone())?);
+        let server_verifier =
+            Arc::new(ServerVerifier::new(roots.clone(), &crls, provider.clone())?);
         let ctx = Self {
             stamps: Mutex::new(Self::stamps(config)),
             config: config.clone(),
@@ -289,7 +304,12 @@ impl TlsContext {
         let crls = vec![CertificateRevocationListDer::from(crl_der)];
         // Build every verifier first, so a bad CRL changes nothing.
         self.server_verifier.set_crls(&crls)?;
-        for v in self.client_verifiers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for v in self
+            .client_verifiers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             v.set_crls(&crls)?;
         }
         self.crls.store(Arc::new(crls));
@@ -359,7 +379,10 @@ impl TlsContext {
     }
 
     /// Registers `fiscus_certificate_expiry_seconds{member,role}`, computed at scrape time.
-    pub fn register_expiry_metric(self: &Arc<Self>, registry: &prometheus::Registry) -> Result<(), prometheus::Error> {
+    pub fn register_expiry_metric(
+        self: &Arc<Self>,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
         registry.register(Box::new(ExpiryCollector::new(self.clone())?))
     }
 }

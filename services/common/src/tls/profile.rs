@@ -72,7 +72,8 @@ impl PeerIdentity {
     /// Reads the profile fields; fails if any is missing or malformed.
     pub fn from_der(der: &[u8]) -> Result<Self, TlsError> {
         let bad = |m: &str| TlsError::Profile(m.to_owned());
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| bad(&format!("not an X.509 certificate: {e}")))?;
+        let (rest, cert) = X509Certificate::from_der(der)
+            .map_err(|e| bad(&format!("not an X.509 certificate: {e}")))?;
         if !rest.is_empty() {
             return Err(bad("trailing bytes after the certificate"));
         }
@@ -80,12 +81,15 @@ impl PeerIdentity {
         let first = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue<'_>>| -> Option<String> {
             it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
         };
-        let member = first(&mut subject.iter_organization()).ok_or_else(|| bad("subject has no O (member code)"))?;
+        let member = first(&mut subject.iter_organization())
+            .ok_or_else(|| bad("subject has no O (member code)"))?;
         if !is_member_code(&member) {
             return Err(bad(&format!("member code {member:?} is not six digits")));
         }
-        let role_str = first(&mut subject.iter_organizational_unit()).ok_or_else(|| bad("subject has no OU (role)"))?;
-        let role = parse_role(&role_str).ok_or_else(|| bad(&format!("unknown role {role_str:?}")))?;
+        let role_str = first(&mut subject.iter_organizational_unit())
+            .ok_or_else(|| bad("subject has no OU (role)"))?;
+        let role =
+            parse_role(&role_str).ok_or_else(|| bad(&format!("unknown role {role_str:?}")))?;
         let common_name = first(&mut subject.iter_common_name()).unwrap_or_default();
         let spki = cert.public_key();
         if spki.algorithm.algorithm.to_id_string() != ED25519_OID {

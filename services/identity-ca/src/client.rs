@@ -1,0 +1,111 @@
+//! Client-side helpers used by `fiscus enroll`, `sign`, `verify` and `revoke`.
+
+use crate::ca::{new_key_and_csr, write_file};
+use crate::error::{Error, Result};
+use fiscus_common::tls::{TlsConfig, TlsContext, anonymous_client_config, connect_channel};
+use fiscus_proto::pb::identity::{EnrollRequest, identity_ca_client::IdentityCaClient};
+use fiscus_proto::pb::types::Role;
+use rustls::pki_types::pem::PemObject;
+use std::path::{Path, PathBuf};
+use tonic::transport::Channel;
+
+/// The TLS files of one identity in a directory: `cert.pem`, `key.pem`, `ca.pem`.
+pub fn tls_dir_config(dir: &Path) -> TlsConfig {
+    TlsConfig {
+        cert_file: dir.join("cert.pem"),
+        key_file: dir.join("key.pem"),
+        ca_file: dir.join("ca.pem"),
+        crl_file: None,
+        ..TlsConfig::default()
+    }
+}
+
+/// Connects to the CA: with the identity in `tls_dir` if given, else anonymously
+/// (trusting `ca_file`), which only `Enroll` with a secret and `GetCrl` accept.
+pub async fn connect(
+    addr: &str,
+    server_name: &str,
+    tls_dir: Option<&Path>,
+    ca_file: &Path,
+) -> Result<IdentityCaClient<Channel>> {
+    let config = match tls_dir {
+        Some(dir) => TlsContext::load(&tls_dir_config(dir))
+            .and_then(|c| c.client_config())
+            .map_err(|e| {
+                Error::InvalidArgument(format!("TLS identity in {}: {e}", dir.display()))
+            })?,
+        None => {
+            anonymous_client_config(ca_file).map_err(|e| Error::InvalidArgument(e.to_string()))?
+        }
+    };
+    let channel = connect_channel(addr, server_name, config)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(IdentityCaClient::new(channel))
+}
+
+/// What to enroll for.
+#[derive(Debug, Clone)]
+pub struct EnrollArgs {
+    pub member: String,
+    pub role: Role,
+    pub secret: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ips: Vec<String>,
+    pub out_dir: PathBuf,
+}
+
+/// Generates a key and CSR, enrolls, and writes `cert.pem`, `key.pem` (0600) and `ca.pem` to `out_dir`.
+pub async fn enroll(client: &mut IdentityCaClient<Channel>, args: &EnrollArgs) -> Result<PathBuf> {
+    let (key, csr) = new_key_and_csr(&args.member, args.role)?;
+    let resp = client
+        .enroll(EnrollRequest {
+            csr,
+            enrollment_secret: args.secret.clone().unwrap_or_default(),
+            org_code: args.member.clone(),
+            role: args.role as i32,
+            dns_names: args.dns_names.clone(),
+            ip_addresses: args.ips.clone(),
+        })
+        .await
+        .map_err(|s| Error::from_status(&s))?
+        .into_inner();
+    let to_pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+    let dir = &args.out_dir;
+    write_file(&dir.join("key.pem"), key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(
+        &dir.join("cert.pem"),
+        to_pem(&resp.certificate).as_bytes(),
+        0o644,
+    )?;
+    let chain: String = resp.chain.iter().map(|c| to_pem(c)).collect();
+    write_file(&dir.join("ca.pem"), chain.as_bytes(), 0o644)?;
+    Ok(dir.join("cert.pem"))
+}
+
+/// Signs `message` with the Ed25519 PKCS#8 PEM key in `key_file`.
+pub fn sign_with_key_file(key_file: &Path, message: &[u8]) -> Result<Vec<u8>> {
+    use rcgen::SigningKey;
+    let pem = std::fs::read_to_string(key_file).map_err(|e| Error::io(key_file, e))?;
+    let key = rcgen::KeyPair::from_pem(&pem)?;
+    if key.algorithm() != &rcgen::PKCS_ED25519 {
+        return Err(Error::KeyType);
+    }
+    Ok(key.sign(message)?)
+}
+
+/// Reads the DER certificates in a PEM file.
+pub fn read_pem_certs(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let certs: Vec<Vec<u8>> = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}

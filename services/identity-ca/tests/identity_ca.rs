@@ -1,0 +1,732 @@
+//! identity-ca over real mutual TLS on loopback: enrollment and its refusals,
+//! revocation picked up without restarts, expiry, SAN checks and foreign CAs.
+
+use fiscus_common::error::GRPC_CODE_METADATA;
+use fiscus_common::tls::{
+    ClientAuth, TlsConfig, TlsContext, connect_channel, peer_identity, serve_incoming,
+};
+use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RootCa, new_key_and_csr, write_file};
+use fiscus_identity_ca::client::{self, EnrollArgs, tls_dir_config};
+use fiscus_identity_ca::{Config, EnrollmentSecret, InitOptions, Running};
+use fiscus_proto::pb::gossip::gossip_server::{Gossip, GossipServer};
+use fiscus_proto::pb::gossip::{
+    AttestationBatch, HeartbeatRequest, HeartbeatResponse, PullRequest, PushAck,
+    gossip_client::GossipClient,
+};
+use fiscus_proto::pb::identity::{
+    EnrollRequest, ListCertificatesRequest, RevokeRequest, VerifyRequest,
+    identity_ca_client::IdentityCaClient,
+};
+use fiscus_proto::pb::types::{Block, Role};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+/// A CA initialised in its own temp dir and served on free ports.
+struct TestCa {
+    dir: tempfile::TempDir,
+    running: Running,
+    secrets: Vec<EnrollmentSecret>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestCa {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("ca");
+        fiscus_identity_ca::init(&InitOptions {
+            data_dir: data_dir.clone(),
+            consortium_id: "fiscus-test".into(),
+            force: false,
+            all_hebei: false,
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            root_validity_years: 1,
+            cert_validity_days: 30,
+        })
+        .await
+        .unwrap();
+        let secrets = serde_json::from_slice(
+            &std::fs::read(data_dir.join("enrollment-secrets.json")).unwrap(),
+        )
+        .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let config = Config {
+            data_dir,
+            cert_validity_days: 30,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let running = fiscus_identity_ca::start(config, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+        Self {
+            dir,
+            running,
+            secrets,
+            _stop: tx,
+        }
+    }
+
+    fn root_pem(&self) -> PathBuf {
+        CaPaths::new(self.dir.path().join("ca")).root_cert()
+    }
+
+    fn crl_path(&self) -> PathBuf {
+        CaPaths::new(self.dir.path().join("ca")).crl()
+    }
+
+    fn secret(&self, member: &str, role: &str) -> String {
+        self.secrets
+            .iter()
+            .find(|s| s.member == member && s.role == role)
+            .unwrap()
+            .secret
+            .clone()
+    }
+
+    fn ca(&self) -> RootCa {
+        RootCa::load(&CaPaths::new(self.dir.path().join("ca"))).unwrap()
+    }
+
+    async fn anonymous(&self) -> IdentityCaClient<Channel> {
+        client::connect(
+            &self.running.grpc_addr.to_string(),
+            "localhost",
+            None,
+            &self.root_pem(),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn as_identity(&self, tls_dir: &Path) -> IdentityCaClient<Channel> {
+        client::connect(
+            &self.running.grpc_addr.to_string(),
+            "localhost",
+            Some(tls_dir),
+            &self.root_pem(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Enrolls `member`/`role` with its genesis secret into `<tmp>/<name>`.
+    async fn enroll(&self, member: &str, role: &str, name: &str, dns: &[&str]) -> PathBuf {
+        let out = self.dir.path().join(name);
+        client::enroll(
+            &mut self.anonymous().await,
+            &EnrollArgs {
+                member: member.into(),
+                role: fiscus_common::tls::parse_role(role).unwrap(),
+                secret: Some(self.secret(member, role)),
+                dns_names: dns.iter().map(|s| s.to_string()).collect(),
+                ips: vec!["127.0.0.1".into()],
+                out_dir: out.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        out
+    }
+
+    /// Writes a certificate issued directly by the root (e.g. already expired) into `<tmp>/<name>`.
+    fn issue_direct(&self, spec: &LeafSpec, name: &str) -> PathBuf {
+        issue_into(&self.ca(), spec, &self.dir.path().join(name))
+    }
+}
+
+fn issue_into(ca: &RootCa, spec: &LeafSpec, out: &Path) -> PathBuf {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let issued = ca.issue_for_key(&key, spec).unwrap();
+    write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644).unwrap();
+    write_file(&out.join("key.pem"), key.serialize_pem().as_bytes(), 0o600).unwrap();
+    write_file(&out.join("ca.pem"), ca.root_pem.as_bytes(), 0o644).unwrap();
+    out.to_owned()
+}
+
+fn code_of(s: &Status) -> &str {
+    s.metadata()
+        .get(GRPC_CODE_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn csr_for(member: &str, role: Role) -> Vec<u8> {
+    new_key_and_csr(member, role).unwrap().1
+}
+
+fn enroll_req(csr: Vec<u8>, member: &str, role: Role, secret: &str) -> EnrollRequest {
+    EnrollRequest {
+        csr,
+        enrollment_secret: secret.into(),
+        org_code: member.into(),
+        role: role as i32,
+        dns_names: vec![],
+        ip_addresses: vec![],
+    }
+}
+
+/// A stand-in for any Fiscus service: requires client certificates, says who
+/// called, and counts the calls it served.
+struct EchoGossip(Arc<std::sync::atomic::AtomicUsize>);
+
+#[tonic::async_trait]
+impl Gossip for EchoGossip {
+    async fn push_blocks(
+        &self,
+        _r: Request<Streaming<Block>>,
+    ) -> Result<Response<PushAck>, Status> {
+        Err(Status::unimplemented("test server"))
+    }
+    type PullBlocksStream = futures::stream::Empty<Result<Block, Status>>;
+    async fn pull_blocks(
+        &self,
+        _r: Request<PullRequest>,
+    ) -> Result<Response<Self::PullBlocksStream>, Status> {
+        Err(Status::unimplemented("test server"))
+    }
+    async fn exchange_attestations(
+        &self,
+        r: Request<AttestationBatch>,
+    ) -> Result<Response<AttestationBatch>, Status> {
+        Ok(Response::new(r.into_inner()))
+    }
+    async fn heartbeat(
+        &self,
+        r: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let caller = peer_identity(&r)
+            .map(|p| p.member.clone())
+            .unwrap_or_default();
+        Ok(Response::new(HeartbeatResponse {
+            member: caller,
+            height: r.into_inner().height,
+        }))
+    }
+}
+
+struct Service {
+    addr: std::net::SocketAddr,
+    tls: Arc<TlsContext>,
+    served: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Service {
+    fn served(&self) -> usize {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Serves [`EchoGossip`] with the identity in `tls_dir` and the CA's CRL file.
+async fn start_service(tls_dir: &Path, crl: &Path) -> Service {
+    let ctx = TlsContext::load(&TlsConfig {
+        crl_file: Some(crl.to_owned()),
+        ..tls_dir_config(tls_dir)
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = serve_incoming(listener, ctx.server_config(ClientAuth::Required).unwrap());
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(GossipServer::new(EchoGossip(served.clone())))
+            .serve_with_incoming(incoming),
+    );
+    Service {
+        addr,
+        tls: ctx,
+        served,
+    }
+}
+
+async fn heartbeat(
+    addr: std::net::SocketAddr,
+    server_name: &str,
+    client_dir: &Path,
+) -> Result<String, String> {
+    let ctx = TlsContext::load(&tls_dir_config(client_dir)).map_err(|e| e.to_string())?;
+    let channel = connect_channel(&addr.to_string(), server_name, ctx.client_config().unwrap())
+        .await
+        .map_err(|e| e.to_string())?;
+    GossipClient::new(channel)
+        .heartbeat(HeartbeatRequest {
+            member: String::new(),
+            height: 7,
+        })
+        .await
+        .map(|r| r.into_inner().member)
+        .map_err(|s| s.to_string())
+}
+
+mod mtls {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_enrolled_at_the_ca_reaches_another_service_over_mutual_tls() {
+        let ca = TestCa::start().await;
+        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let client = ca.enroll("130100", "node", "client", &[]).await;
+        let svc = start_service(&server, &ca.crl_path()).await;
+        let addr = svc.addr;
+        assert_eq!(
+            heartbeat(addr, "hebei-node", &client).await.unwrap(),
+            "130100",
+            "the server sees who called"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_with_a_certificate_from_another_ca_is_refused_at_the_handshake() {
+        let ca = TestCa::start().await;
+        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let svc = start_service(&server, &ca.crl_path()).await;
+        let addr = svc.addr;
+
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = RootCa::create(&CaPaths::new(other_dir.path()), "rogue", 1, false).unwrap();
+        let rogue = issue_into(
+            &other,
+            &LeafSpec::valid_for_days("130100", Role::Node, 30),
+            &other_dir.path().join("rogue"),
+        );
+        // The rogue client trusts our root for the server, but presents a foreign certificate.
+        std::fs::copy(ca.root_pem(), rogue.join("ca.pem")).unwrap();
+        let err = heartbeat(addr, "hebei-node", &rogue).await.unwrap_err();
+        assert!(
+            err.contains("transport error") || err.contains("connection closed"),
+            "{err}"
+        );
+        assert_eq!(svc.served(), 0, "the call never reached the service");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_certificate_revoked_after_connecting_is_refused_on_the_next_connection_without_a_restart()
+     {
+        let ca = TestCa::start().await;
+        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let client = ca.enroll("130100", "node", "client", &[]).await;
+        let svc = start_service(&server, &ca.crl_path()).await;
+        let (addr, server_tls) = (svc.addr, svc.tls.clone());
+        assert_eq!(
+            heartbeat(addr, "hebei-node", &client).await.unwrap(),
+            "130100"
+        );
+
+        // Shijiazhuang's admin revokes the client's certificate.
+        let admin = ca.enroll("130100", "admin", "admin", &[]).await;
+        let cert = client::read_pem_certs(&client.join("cert.pem")).unwrap();
+        let crl = ca
+            .as_identity(&admin)
+            .await
+            .revoke(RevokeRequest {
+                cert_id: fiscus_proto::hash::cert_id(&cert[0]).to_vec(),
+                reason: "key compromise".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .crl
+            .unwrap();
+        assert_eq!(crl.number, 2);
+
+        // The service picks up the new CRL file as its reloader would; it is not restarted.
+        assert!(server_tls.reload().unwrap(), "the CRL file changed");
+        let served = svc.served();
+        let err = heartbeat(addr, "hebei-node", &client).await.unwrap_err();
+        assert!(err.contains("CertificateRevoked"), "{err}");
+        assert_eq!(
+            svc.served(),
+            served,
+            "the revoked client's call never reached the service"
+        );
+        // Others still get in.
+        assert_eq!(
+            heartbeat(addr, "hebei-node", &admin).await.unwrap(),
+            "130100"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_expired_certificate_is_refused() {
+        let ca = TestCa::start().await;
+        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let svc = start_service(&server, &ca.crl_path()).await;
+        let addr = svc.addr;
+        let mut spec = LeafSpec::valid_for_days("130100", Role::Node, 1);
+        spec.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+        spec.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        let expired = ca.issue_direct(&spec, "expired");
+        let err = heartbeat(addr, "hebei-node", &expired).await.unwrap_err();
+        assert!(err.contains("transport error"), "{err}");
+        assert_eq!(
+            svc.served(),
+            0,
+            "the expired client's call never reached the service"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_whose_certificate_lacks_the_dialled_name_is_refused() {
+        let ca = TestCa::start().await;
+        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let client = ca.enroll("130100", "node", "client", &[]).await;
+        let svc = start_service(&server, &ca.crl_path()).await;
+        let addr = svc.addr;
+        let err = heartbeat(addr, "orderer-0.fiscus.example", &client)
+            .await
+            .unwrap_err();
+        assert!(err.contains("not valid for name"), "{err}");
+        assert_eq!(svc.served(), 0);
+        assert!(heartbeat(addr, "hebei-node", &client).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rotated_certificate_files_are_picked_up_by_reload() {
+        let ca = TestCa::start().await;
+        let dir = ca.enroll("130000", "node", "rotating", &[]).await;
+        let ctx = TlsContext::load(&tls_dir_config(&dir)).unwrap();
+        let before = ctx.identity().cert_id;
+        assert!(!ctx.reload().unwrap(), "nothing changed yet");
+        // Renew: a new key and certificate land in the same files.
+        let (key, csr) = new_key_and_csr("130000", Role::Node).unwrap();
+        let resp = ca
+            .as_identity(&dir)
+            .await
+            .renew(fiscus_proto::pb::identity::RenewRequest { csr })
+            .await
+            .unwrap()
+            .into_inner();
+        write_file(&dir.join("key.pem"), key.serialize_pem().as_bytes(), 0o600).unwrap();
+        write_file(
+            &dir.join("cert.pem"),
+            pem::encode(&pem::Pem::new("CERTIFICATE", resp.certificate)).as_bytes(),
+            0o644,
+        )
+        .unwrap();
+        assert!(ctx.reload().unwrap());
+        assert_ne!(ctx.identity().cert_id, before);
+        assert_eq!(ctx.identity().member, "130000");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_certificate_expiry_metric_reports_member_and_role() {
+        let ca = TestCa::start().await;
+        let dir = ca.enroll("130100", "node", "metric", &[]).await;
+        let ctx = TlsContext::load(&tls_dir_config(&dir)).unwrap();
+        let registry = prometheus::Registry::new();
+        ctx.register_expiry_metric(&registry).unwrap();
+        let families = registry.gather();
+        let m = &families[0];
+        assert_eq!(m.name(), "fiscus_certificate_expiry_seconds");
+        let metric = &m.get_metric()[0];
+        let labels: Vec<(&str, &str)> = metric
+            .get_label()
+            .iter()
+            .map(|l| (l.name(), l.value()))
+            .collect();
+        assert!(
+            labels.contains(&("member", "130100")) && labels.contains(&("role", "node")),
+            "{labels:?}"
+        );
+        let secs = metric.get_gauge().get_value();
+        assert!(secs > 29.0 * 86_400.0 && secs <= 30.0 * 86_400.0, "{secs}");
+    }
+}
+
+mod enroll {
+    use super::*;
+
+    /// Connects afresh as `tls_dir` and asks for a client certificate for 130000.
+    async fn enroll_over_new_connection(
+        ca: &TestCa,
+        tls_dir: &Path,
+    ) -> Result<(), fiscus_identity_ca::Error> {
+        let mut c = client::connect(
+            &ca.running.grpc_addr.to_string(),
+            "localhost",
+            Some(tls_dir),
+            &ca.root_pem(),
+        )
+        .await?;
+        c.enroll(enroll_req(
+            csr_for("130000", Role::Client),
+            "130000",
+            Role::Client,
+            "",
+        ))
+        .await
+        .map(|_| ())
+        .map_err(|s| fiscus_identity_ca::Error::from_status(&s))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_enrollments_get_typed_errors_and_issue_nothing() {
+        let ca = TestCa::start().await;
+        let mut anon = ca.anonymous().await;
+        let secret = ca.secret("130100", "node");
+        let good_csr = csr_for("130100", Role::Node);
+
+        let cases: Vec<(&str, EnrollRequest, &str)> = vec![
+            (
+                "malformed CSR",
+                enroll_req(b"not a csr".to_vec(), "130100", Role::Node, &secret),
+                "ca.bad_csr",
+            ),
+            (
+                "wrongly signed CSR",
+                {
+                    let mut csr = good_csr.clone();
+                    let n = csr.len();
+                    csr[n - 5] ^= 0xff;
+                    enroll_req(csr, "130100", Role::Node, &secret)
+                },
+                "ca.bad_csr",
+            ),
+            (
+                "ECDSA key",
+                {
+                    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+                    let csr = rcgen::CertificateParams::default()
+                        .serialize_request(&key)
+                        .unwrap()
+                        .der()
+                        .to_vec();
+                    enroll_req(csr, "130100", Role::Node, &secret)
+                },
+                "ca.key_type",
+            ),
+            (
+                "unknown member",
+                enroll_req(good_csr.clone(), "139999", Role::Node, &secret),
+                "ca.unknown_member",
+            ),
+            (
+                "role the member may not hold",
+                enroll_req(
+                    good_csr.clone(),
+                    "130102",
+                    Role::Orderer,
+                    &ca.secret("130102", "node"),
+                ),
+                "ca.role_not_allowed",
+            ),
+            (
+                "secret for another member",
+                enroll_req(good_csr.clone(), "130000", Role::Node, &secret),
+                "ca.secret_mismatch",
+            ),
+            (
+                "unknown secret",
+                enroll_req(
+                    good_csr.clone(),
+                    "130100",
+                    Role::Node,
+                    "00000000000000000000000000000000",
+                ),
+                "ca.unknown_secret",
+            ),
+            (
+                "oversized CSR field",
+                enroll_req(vec![0x30; 10 * 1024], "130100", Role::Node, &secret),
+                "ca.too_large",
+            ),
+            (
+                "no secret and no certificate",
+                enroll_req(good_csr.clone(), "130100", Role::Node, ""),
+                "ca.unauthenticated",
+            ),
+        ];
+        for (what, req, code) in cases {
+            let err = anon.enroll(req).await.expect_err(what);
+            assert_eq!(code_of(&err), code, "{what}: {err}");
+        }
+        // Past the gRPC message limit, tonic refuses before our code runs.
+        let huge = enroll_req(vec![0x30; 200 * 1024], "130100", Role::Node, &secret);
+        let err = anon.enroll(huge).await.unwrap_err();
+        assert!(
+            matches!(
+                err.code(),
+                tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+            ),
+            "{err}"
+        );
+
+        // The secret was not spent by any refusal: it still works once, then never again.
+        anon.enroll(enroll_req(good_csr.clone(), "130100", Role::Node, &secret))
+            .await
+            .unwrap();
+        let err = anon
+            .enroll(enroll_req(
+                csr_for("130100", Role::Node),
+                "130100",
+                Role::Node,
+                &secret,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&err), "ca.secret_reused");
+
+        let auditor = ca.enroll("991300", "auditor", "auditor", &[]).await;
+        let listed = ca
+            .as_identity(&auditor)
+            .await
+            .list_certificates(ListCertificatesRequest {
+                org_code: "130100".into(),
+                role: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .certificates;
+        assert_eq!(
+            listed.len(),
+            1,
+            "exactly one certificate was issued for 130100"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admins_enroll_for_their_own_member_and_mof_admins_for_any() {
+        let ca = TestCa::start().await;
+        let hebei_admin = ca.enroll("130000", "admin", "hebei-admin", &[]).await;
+        let mof_admin = ca.enroll("000000", "admin", "mof-admin", &[]).await;
+        let req =
+            |member: &str| enroll_req(csr_for(member, Role::Client), member, Role::Client, "");
+
+        ca.as_identity(&hebei_admin)
+            .await
+            .enroll(req("130000"))
+            .await
+            .unwrap();
+        let err = ca
+            .as_identity(&hebei_admin)
+            .await
+            .enroll(req("130100"))
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&err), "ca.permission_denied");
+        ca.as_identity(&mof_admin)
+            .await
+            .enroll(req("130100"))
+            .await
+            .unwrap();
+
+        let node = ca.enroll("130000", "node", "node", &[]).await;
+        let err = ca
+            .as_identity(&node)
+            .await
+            .enroll(req("130000"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code_of(&err),
+            "ca.permission_denied",
+            "a node is not an admin"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_admin_on_an_open_connection_issues_nothing() {
+        let ca = TestCa::start().await;
+        let admin = ca.enroll("130000", "admin", "admin", &[]).await;
+        let mut conn = ca.as_identity(&admin).await;
+        let cert = client::read_pem_certs(&admin.join("cert.pem")).unwrap();
+        // The admin revokes its own certificate, then tries to keep using the open connection.
+        conn.revoke(RevokeRequest {
+            cert_id: fiscus_proto::hash::cert_id(&cert[0]).to_vec(),
+            reason: "left office".into(),
+        })
+        .await
+        .unwrap();
+        let err = conn
+            .enroll(enroll_req(
+                csr_for("130000", Role::Client),
+                "130000",
+                Role::Client,
+                "",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&err), "ca.caller_invalid");
+        // A new connection fails at the handshake, which the CA's own verifier refuses now.
+        assert!(enroll_over_new_connection(&ca, &admin).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_expired_admin_certificate_cannot_connect() {
+        let ca = TestCa::start().await;
+        let mut spec = LeafSpec::valid_for_days("130000", Role::Admin, 1);
+        spec.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+        spec.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        let expired = ca.issue_direct(&spec, "expired-admin");
+        assert!(
+            enroll_over_new_connection(&ca, &expired).await.is_err(),
+            "an expired admin got a certificate issued"
+        );
+    }
+}
+
+mod verify {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verify_checks_chain_signature_and_revocation_at_a_given_crl_number() {
+        let ca = TestCa::start().await;
+        let signer = ca.enroll("130102", "client", "signer", &[]).await;
+        let admin = ca.enroll("130102", "admin", "admin", &[]).await;
+        let chain = client::read_pem_certs(&signer.join("cert.pem")).unwrap();
+        let msg = b"disburse 5000 fen to 12130102MB1234567X".to_vec();
+        let sig = client::sign_with_key_file(&signer.join("key.pem"), &msg).unwrap();
+        let mut c = ca.as_identity(&admin).await;
+        let verify = |crl_number: u64, message: Vec<u8>| VerifyRequest {
+            chain: chain.clone(),
+            message,
+            signature: sig.clone(),
+            crl_number,
+        };
+
+        let ok = c.verify(verify(0, msg.clone())).await.unwrap().into_inner();
+        assert!(ok.valid, "{}", ok.reason);
+        assert_eq!(
+            (ok.org_code.as_str(), ok.role),
+            ("130102", Role::Client as i32)
+        );
+        let tampered = c
+            .verify(verify(0, b"disburse 9999 fen".to_vec()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            !tampered.valid && tampered.reason.starts_with("signature"),
+            "{}",
+            tampered.reason
+        );
+
+        c.revoke(RevokeRequest {
+            cert_id: fiscus_proto::hash::cert_id(&chain[0]).to_vec(),
+            reason: "lost".into(),
+        })
+        .await
+        .unwrap();
+        let now = c.verify(verify(0, msg.clone())).await.unwrap().into_inner();
+        assert!(
+            !now.valid && now.reason.contains("certificate"),
+            "{}",
+            now.reason
+        );
+        let at_crl_1 = c.verify(verify(1, msg.clone())).await.unwrap().into_inner();
+        assert!(
+            at_crl_1.valid,
+            "before the revocation the signature was good: {}",
+            at_crl_1.reason
+        );
+        let err = c.verify(verify(99, msg)).await.unwrap_err();
+        assert_eq!(code_of(&err), "ca.not_found");
+    }
+}
