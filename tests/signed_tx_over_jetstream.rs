@@ -2,6 +2,8 @@
 //! JetStream stream, and the receiving side decodes them under limits and
 //! batch-verifies their signatures, singling out the one forged in transit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use fiscus_common::bus::conformance::BusHarness;
 use fiscus_common::bus::{Event, EventBus, StreamSpec};
 use fiscus_common::testkit::NatsHarness;

@@ -1,6 +1,8 @@
 //! Decoding network bytes never panics: truncated, oversized and random input
 //! gets an error, and valid input round-trips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use fiscus_proto::block::{BlockDraft, CheckedBlock};
 use fiscus_proto::envelope::{CheckedTx, seal};
 use fiscus_proto::hash::{Hash32, cert_id};

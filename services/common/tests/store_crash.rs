@@ -5,6 +5,8 @@
 //! The writer is this same test binary, re-run with `CRASH_WRITER_DIR` set so
 //! that only `crash_writer_child` does anything.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, redb::RedbStore};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

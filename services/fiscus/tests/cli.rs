@@ -1,5 +1,7 @@
 //! The `fiscus` binary as a user meets it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use fiscus_proto::envelope::seal;
 use fiscus_proto::hash::cert_id;
 use fiscus_proto::pb::governance::{GovernanceCall, VoteArgs, governance_call::Method};

@@ -2,6 +2,8 @@
 //! `identity-ca init`, the `identity-ca` service as a child process,
 //! `enroll` with a one-time secret, `sign`, and `verify` over mutual TLS.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -16,7 +18,12 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -30,7 +37,9 @@ impl Drop for KillOnDrop {
 }
 
 fn secret_for(dir: &Path, member: &str, role: &str) -> String {
-    let secrets: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("ca/enrollment-secrets.json")).unwrap()).unwrap();
+    let secrets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("ca/enrollment-secrets.json")).unwrap())
+            .unwrap();
     secrets
         .as_array()
         .unwrap()
@@ -46,11 +55,18 @@ fn secret_for(dir: &Path, member: &str, role: &str) -> String {
 fn enroll_sign_and_verify_work_end_to_end_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let ca_dir = dir.path().join("ca");
-    let init = ok(&run(fiscus().args(["identity-ca", "init", "--data-dir"]).arg(&ca_dir)));
+    let init = ok(&run(fiscus()
+        .args(["identity-ca", "init", "--data-dir"])
+        .arg(&ca_dir)));
     assert!(init.contains("genesis.json"), "{init}");
 
-    let again = run(fiscus().args(["identity-ca", "init", "--data-dir"]).arg(&ca_dir));
-    assert!(!again.status.success(), "init must not overwrite an existing CA");
+    let again = run(fiscus()
+        .args(["identity-ca", "init", "--data-dir"])
+        .arg(&ca_dir));
+    assert!(
+        !again.status.success(),
+        "init must not overwrite an existing CA"
+    );
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 
     let mut server = KillOnDrop(
@@ -68,7 +84,10 @@ fn enroll_sign_and_verify_work_end_to_end_through_the_binary() {
     let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let grpc = loop {
-        assert!(Instant::now() < deadline, "identity-ca did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "identity-ca did not become ready"
+        );
         let line = lines.next().expect("identity-ca exited").unwrap();
         if let Some(rest) = line.strip_prefix("identity-ca ready grpc=") {
             break rest.split_whitespace().next().unwrap().to_owned();
@@ -82,14 +101,31 @@ fn enroll_sign_and_verify_work_end_to_end_through_the_binary() {
         .arg(&root)
         .args(["--member", "130102", "--role", "client", "--out"])
         .arg(&member)
-        .env("FISCUS_ENROLLMENT_SECRET", secret_for(dir.path(), "130102", "client"))));
-    let key_mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(member.join("key.pem")).unwrap().permissions());
-    assert_eq!(key_mode & 0o777, 0o600, "the private key is readable only by its owner");
+        .env(
+            "FISCUS_ENROLLMENT_SECRET",
+            secret_for(dir.path(), "130102", "client"),
+        )));
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(member.join("key.pem"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(
+        key_mode & 0o777,
+        0o600,
+        "the private key is readable only by its owner"
+    );
 
     let doc = dir.path().join("disbursement.bin");
     std::fs::write(&doc, "disburse 120000 fen to 长安区第一小学").unwrap();
     let sig = dir.path().join("disbursement.sig");
-    ok(&run(fiscus().args(["sign", "--key"]).arg(member.join("key.pem")).arg("--in").arg(&doc).arg("--out").arg(&sig)));
+    ok(&run(fiscus()
+        .args(["sign", "--key"])
+        .arg(member.join("key.pem"))
+        .arg("--in")
+        .arg(&doc)
+        .arg("--out")
+        .arg(&sig)));
 
     let verify = |file: &Path| {
         run(fiscus()
@@ -111,7 +147,11 @@ fn enroll_sign_and_verify_work_end_to_end_through_the_binary() {
     let forged = dir.path().join("forged.bin");
     std::fs::write(&forged, "disburse 999999 fen to 长安区第一小学").unwrap();
     let bad = verify(&forged);
-    assert_eq!(bad.status.code(), Some(1), "an invalid signature exits with 1");
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "an invalid signature exits with 1"
+    );
     let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(report["valid"], false);
 
@@ -121,7 +161,10 @@ fn enroll_sign_and_verify_work_end_to_end_through_the_binary() {
         .arg(&root)
         .args(["--member", "130102", "--role", "client", "--out"])
         .arg(dir.path().join("again"))
-        .env("FISCUS_ENROLLMENT_SECRET", secret_for(dir.path(), "130102", "client")));
+        .env(
+            "FISCUS_ENROLLMENT_SECRET",
+            secret_for(dir.path(), "130102", "client"),
+        ));
     assert!(!reuse.status.success());
     assert!(String::from_utf8_lossy(&reuse.stderr).contains("ca.secret_reused"));
 }

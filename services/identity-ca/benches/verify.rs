@@ -25,15 +25,25 @@ fn init_opts(dir: &Path) -> InitOptions {
 }
 
 fn secret(dir: &Path, member: &str, role: &str) -> String {
-    let all: Vec<EnrollmentSecret> = serde_json::from_slice(&std::fs::read(dir.join("enrollment-secrets.json")).unwrap()).unwrap();
-    all.into_iter().find(|s| s.member == member && s.role == role).unwrap().secret
+    let all: Vec<EnrollmentSecret> =
+        serde_json::from_slice(&std::fs::read(dir.join("enrollment-secrets.json")).unwrap())
+            .unwrap();
+    all.into_iter()
+        .find(|s| s.member == member && s.role == role)
+        .unwrap()
+        .secret
 }
 
 fn verify(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let ca_dir = tmp.path().join("ca");
-    rt.block_on(fiscus_identity_ca::init(&init_opts(&ca_dir))).unwrap();
+    rt.block_on(fiscus_identity_ca::init(&init_opts(&ca_dir)))
+        .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = rt
         .block_on(fiscus_identity_ca::start(
@@ -52,7 +62,9 @@ fn verify(c: &mut Criterion) {
     let root = ca_dir.join("ca/root.pem");
     let signer_dir = tmp.path().join("signer");
     rt.block_on(async {
-        let mut anon = client::connect(&addr, "localhost", None, &root).await.unwrap();
+        let mut anon = client::connect(&addr, "localhost", None, &root)
+            .await
+            .unwrap();
         client::enroll(
             &mut anon,
             &EnrollArgs {
@@ -73,15 +85,21 @@ fn verify(c: &mut Criterion) {
 
     // The check alone, on a second CA's registry (the running one holds its own open).
     let core_dir = tmp.path().join("core");
-    rt.block_on(fiscus_identity_ca::init(&init_opts(&core_dir))).unwrap();
+    rt.block_on(fiscus_identity_ca::init(&init_opts(&core_dir)))
+        .unwrap();
     let core_registry = Registry::open(&core_dir.join("registry.redb")).unwrap();
     let core_root = client::read_pem_certs(&core_dir.join("ca/root.pem")).unwrap();
     let core_verifier = ChainVerifier::new(&core_root[0]).unwrap();
     let core_chain = {
-        let ca = fiscus_identity_ca::ca::RootCa::load(&fiscus_identity_ca::ca::CaPaths::new(&core_dir)).unwrap();
+        let ca =
+            fiscus_identity_ca::ca::RootCa::load(&fiscus_identity_ca::ca::CaPaths::new(&core_dir))
+                .unwrap();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         let issued = ca
-            .issue_for_key(&key, &fiscus_identity_ca::ca::LeafSpec::valid_for_days("130102", Role::Client, 30))
+            .issue_for_key(
+                &key,
+                &fiscus_identity_ca::ca::LeafSpec::valid_for_days("130102", Role::Client, 30),
+            )
             .unwrap();
         let sig = rcgen::SigningKey::sign(&key, &message).unwrap();
         (vec![issued.der], sig)
@@ -91,14 +109,32 @@ fn verify(c: &mut Criterion) {
     group.bench_function("check_chain_crl_signature", |b| {
         b.iter(|| {
             let v = rt
-                .block_on(core_verifier.verify(&core_registry, &core_chain.0, &message, &core_chain.1, 0))
+                .block_on(core_verifier.verify(
+                    &core_registry,
+                    &core_chain.0,
+                    &message,
+                    &core_chain.1,
+                    0,
+                ))
                 .unwrap();
             assert!(matches!(v, Verdict::Valid(_)));
         })
     });
 
-    let mut conn = rt.block_on(client::connect(&addr, "localhost", Some(&signer_dir), &root)).unwrap();
-    let req = VerifyRequest { chain, message, signature, crl_number: 0 };
+    let mut conn = rt
+        .block_on(client::connect(
+            &addr,
+            "localhost",
+            Some(&signer_dir),
+            &root,
+        ))
+        .unwrap();
+    let req = VerifyRequest {
+        chain,
+        message,
+        signature,
+        crl_number: 0,
+    };
     group.bench_function("grpc_mtls_sequential", |b| {
         b.iter(|| {
             let r = rt.block_on(conn.verify(req.clone())).unwrap().into_inner();
@@ -114,7 +150,12 @@ fn verify(c: &mut Criterion) {
                     let r = req.clone();
                     async move { c.verify(r).await.unwrap().into_inner().valid }
                 });
-                assert!(futures::future::join_all(calls).await.into_iter().all(|v| v));
+                assert!(
+                    futures::future::join_all(calls)
+                        .await
+                        .into_iter()
+                        .all(|v| v)
+                );
             })
         })
     });

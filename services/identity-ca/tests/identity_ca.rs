@@ -1,6 +1,8 @@
 //! identity-ca over real mutual TLS on loopback: enrollment and its refusals,
 //! revocation picked up without restarts, expiry, SAN checks and foreign CAs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use fiscus_common::error::GRPC_CODE_METADATA;
 use fiscus_common::tls::{
     ClientAuth, TlsConfig, TlsContext, connect_channel, peer_identity, serve_incoming,

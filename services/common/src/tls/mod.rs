@@ -330,12 +330,12 @@ impl TlsContext {
             self.identity.store(Arc::new(identity));
             self.warn_if_expiring();
         }
-        if stamps[2] != now[2] {
-            if let Some(p) = &self.config.crl_file {
-                let crl = parse_crl(p, read(p)?)?;
-                self.set_crl(crl.to_vec())?;
-                tracing::info!(path = %p.display(), "reloaded CRL");
-            }
+        if stamps[2] != now[2]
+            && let Some(p) = &self.config.crl_file
+        {
+            let crl = parse_crl(p, read(p)?)?;
+            self.set_crl(crl.to_vec())?;
+            tracing::info!(path = %p.display(), "reloaded CRL");
         }
         *stamps = now;
         Ok(true)
