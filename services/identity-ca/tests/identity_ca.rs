@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
+use x509_parser::prelude::FromDer;
 
 /// A CA initialised in its own temp dir and served on free ports.
 struct TestCa {
@@ -670,6 +671,49 @@ mod enroll {
         assert!(
             enroll_over_new_connection(&ca, &expired).await.is_err(),
             "an expired admin got a certificate issued"
+        );
+    }
+}
+
+mod http {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: ca\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    fn body(resp: &[u8]) -> &[u8] {
+        let at = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        &resp[at + 4..]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn external_verifiers_fetch_the_root_and_the_current_crl_over_http() {
+        let ca = TestCa::start().await;
+        let root = get(ca.running.http_addr, "/ca.pem").await;
+        assert!(root.starts_with(b"HTTP/1.1 200"));
+        assert_eq!(
+            body(&root),
+            std::fs::read(ca.root_pem()).unwrap().as_slice()
+        );
+
+        let crl = get(ca.running.http_addr, "/crl.der").await;
+        assert!(String::from_utf8_lossy(&crl).contains("application/pkix-crl"));
+        assert_eq!(body(&crl), std::fs::read(ca.crl_path()).unwrap().as_slice());
+        let (_, parsed) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(body(&crl)).unwrap();
+        assert_eq!(
+            parsed.crl_number().map(|n| n.to_string()),
+            Some("1".to_owned())
         );
     }
 }

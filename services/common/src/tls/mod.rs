@@ -134,10 +134,14 @@ fn parse_crl(
     }
 }
 
-/// A file's identity for change detection.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's identity for change detection: inode (atomic replacement by rename
+/// always changes it, whatever the clock granularity), mtime and length.
+type Stamp = (u64, SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    Some((m.ino(), m.modified().ok()?, m.len()))
 }
 
 /// The current certificate and key; swapped when the files change.
@@ -204,7 +208,7 @@ pub struct TlsContext {
     crls: ArcSwap<Vec<CertificateRevocationListDer<'static>>>,
     client_verifiers: Mutex<Vec<Arc<ClientVerifier>>>,
     server_verifier: Arc<ServerVerifier>,
-    stamps: Mutex<[Option<(SystemTime, u64)>; 3]>,
+    stamps: Mutex<[Option<Stamp>; 3]>,
 }
 
 impl TlsContext {
@@ -237,7 +241,7 @@ impl TlsContext {
         Ok(Arc::new(ctx))
     }
 
-    fn stamps(config: &TlsConfig) -> [Option<(SystemTime, u64)>; 3] {
+    fn stamps(config: &TlsConfig) -> [Option<Stamp>; 3] {
         [
             stamp(&config.cert_file),
             stamp(&config.key_file),
