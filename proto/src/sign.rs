@@ -54,6 +54,14 @@ impl SigningKey {
         Self(ed25519_dalek::SigningKey::from_bytes(seed))
     }
 
+    /// Reads a PKCS#8 PEM Ed25519 private key (as `fiscus enroll` writes it).
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, VerifyError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+            .map(Self)
+            .map_err(|_| VerifyError::MalformedKey)
+    }
+
     /// The 32-byte seed, for storing the key (e.g. as PKCS#8).
     pub fn seed(&self) -> [u8; 32] {
         self.0.to_bytes()

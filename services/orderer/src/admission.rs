@@ -1,0 +1,141 @@
+//! Admission on the leader: shape and size limits, consortium, signer
+//! certificate against the CRL, and batched signature checks (on a
+//! `SyncArbiter` pool, ADR 0001). Only admitted envelopes reach the cutter.
+
+use crate::signers::{SignerDirectory, SignerStatus};
+use actix::prelude::*;
+use fiscus_proto::envelope::CheckedTx;
+use fiscus_proto::hash::TxId;
+use fiscus_proto::pb::types::Envelope;
+use fiscus_proto::sign::{SigCheck, verify_batch};
+use fiscus_proto::{DecodeLimits, Error as WireError};
+
+/// A refusal with its stable code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub tx_id: Option<TxId>,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+/// Batch signature verification on a sync pool.
+#[derive(Debug, Default)]
+pub struct SigVerifier;
+
+impl Actor for SigVerifier {
+    type Context = SyncContext<Self>;
+}
+
+/// (public key, message, signature) triples; the answer has one verdict each.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<bool>")]
+pub struct VerifyBatch(pub Vec<([u8; 32], Vec<u8>, [u8; 64])>);
+
+impl Handler<VerifyBatch> for SigVerifier {
+    type Result = Vec<bool>;
+
+    fn handle(&mut self, msg: VerifyBatch, _: &mut SyncContext<Self>) -> Vec<bool> {
+        let checks: Vec<SigCheck<'_>> = msg
+            .0
+            .iter()
+            .map(|(pk, m, s)| SigCheck { public_key: pk, message: m, signature: s })
+            .collect();
+        verify_batch(&checks).into_iter().map(|r| r.is_ok()).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub consortium_id: String,
+    pub limits: DecodeLimits,
+    pub signers: SignerDirectory,
+    pub verifier: Addr<SigVerifier>,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Admission {
+    /// Checks a batch of envelopes; each comes back admitted or refused, in order.
+    pub async fn admit(&self, envs: Vec<Envelope>) -> Vec<Result<(TxId, Envelope), Refusal>> {
+        let now = now_unix();
+        let mut out: Vec<Result<(TxId, Envelope), Refusal>> = Vec::with_capacity(envs.len());
+        let mut checks = Vec::new();
+        // (index into out, number of signatures)
+        let mut owners = Vec::new();
+        for env in envs {
+            let wire = env.clone();
+            let tx = match CheckedTx::from_wire(env, &self.limits) {
+                Ok(tx) => tx,
+                Err(e) => {
+                    let code = match e {
+                        WireError::TooLarge { .. } | WireError::TooMany { .. } => "tx.too_large",
+                        _ => "tx.bad_encoding",
+                    };
+                    out.push(Err(Refusal { tx_id: None, code, reason: e.to_string() }));
+                    continue;
+                }
+            };
+            if tx.payload.consortium_id != self.consortium_id {
+                out.push(Err(Refusal {
+                    tx_id: Some(tx.tx_id),
+                    code: "tx.wrong_consortium",
+                    reason: format!("consortium {:?} is not {:?}", tx.payload.consortium_id, self.consortium_id),
+                }));
+                continue;
+            }
+            let mut keys = Vec::new();
+            let mut refused = None;
+            for s in &tx.signatures {
+                match self.signers.lookup(&s.cert_id, now) {
+                    Ok(pk) => keys.push((pk, s.signature)),
+                    Err(status) => {
+                        let (code, what) = match status {
+                            SignerStatus::Unknown => ("tx.unknown_certificate", "is not a known consortium certificate"),
+                            SignerStatus::Revoked => ("tx.revoked_certificate", "is revoked"),
+                            SignerStatus::Expired => ("tx.expired_certificate", "has expired"),
+                        };
+                        refused = Some(Refusal { tx_id: Some(tx.tx_id), code, reason: format!("signer {} {what}", s.cert_id) });
+                        break;
+                    }
+                }
+            }
+            if let Some(r) = refused {
+                out.push(Err(r));
+                continue;
+            }
+            owners.push((out.len(), keys.len()));
+            for (pk, sig) in keys {
+                checks.push((pk, tx.payload_bytes.clone(), sig));
+            }
+            out.push(Ok((tx.tx_id, wire)));
+        }
+        if checks.is_empty() {
+            return out;
+        }
+        let verdicts = match self.verifier.send(VerifyBatch(checks)).await {
+            Ok(v) => v,
+            Err(e) => {
+                // No verifier, no admission: refuse rather than let unchecked txs through.
+                for (i, _) in &owners {
+                    let id = out[*i].as_ref().ok().map(|(id, _)| *id);
+                    out[*i] = Err(Refusal { tx_id: id, code: "orderer.internal", reason: format!("signature pool: {e}") });
+                }
+                return out;
+            }
+        };
+        let mut at = 0;
+        for (i, n) in owners {
+            let ok = verdicts[at..at + n].iter().all(|v| *v);
+            at += n;
+            if !ok {
+                let id = out[i].as_ref().ok().map(|(id, _)| *id);
+                out[i] = Err(Refusal { tx_id: id, code: "tx.bad_signature", reason: "a signature does not verify".into() });
+            }
+        }
+        out
+    }
+}

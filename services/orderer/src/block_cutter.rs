@@ -1,0 +1,148 @@
+//! Cuts admitted envelopes into blocks: at `max_txs`, `max_bytes` or
+//! `batch_timeout`, whichever comes first.
+//!
+//! It lives inside the Raft node actor, on its thread, so that it always sees
+//! the tip the node applies and the leadership the node holds: a separate
+//! actor would race the node on both.
+
+use crate::config::Batching;
+use crate::storage::Tip;
+use fiscus_proto::block::BlockDraft;
+use fiscus_proto::hash::{Hash32, TxId, block_hash};
+use fiscus_proto::pb::types::{Block, Envelope};
+use fiscus_proto::sign::SigningKey;
+use prost::Message;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The orderer's block-signing identity.
+#[derive(Debug)]
+pub struct Proposer {
+    pub node_name: String,
+    pub key: SigningKey,
+    pub cert_id: Hash32,
+}
+
+#[derive(Debug)]
+pub struct BlockCutter {
+    limits: Batching,
+    batch: VecDeque<(TxId, Envelope)>,
+    batch_bytes: usize,
+    oldest: Option<Instant>,
+    /// The tip of the last block this leader proposed (or the committed tip).
+    proposed: Tip,
+    /// Raft log indices of our proposals not yet applied.
+    in_flight: VecDeque<u64>,
+}
+
+/// A cut block, ready to propose.
+#[derive(Debug)]
+pub struct Cut {
+    pub bytes: Vec<u8>,
+    pub height: u64,
+}
+
+impl BlockCutter {
+    pub fn new(limits: Batching, tip: Tip) -> Self {
+        Self {
+            limits,
+            batch: VecDeque::new(),
+            batch_bytes: 0,
+            oldest: None,
+            proposed: tip,
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    pub fn push(&mut self, id: TxId, env: Envelope) {
+        self.batch_bytes += env.encoded_len();
+        self.batch.push_back((id, env));
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// Takes every queued envelope back (leadership lost).
+    pub fn drain(&mut self) -> Vec<TxId> {
+        self.batch_bytes = 0;
+        self.oldest = None;
+        self.in_flight.clear();
+        self.batch.drain(..).map(|(id, _)| id).collect()
+    }
+
+    /// Restarts proposing from `tip` (on becoming leader).
+    pub fn reset(&mut self, tip: Tip) {
+        self.proposed = tip;
+        self.in_flight.clear();
+    }
+
+    /// Records the log index a cut block was proposed at.
+    pub fn proposed_at(&mut self, log_index: u64) {
+        self.in_flight.push_back(log_index);
+    }
+
+    /// Log entry `log_index` was applied (as a block or skipped); `tip` is the chain now.
+    pub fn applied(&mut self, log_index: u64, tip: Tip) {
+        while self.in_flight.front().is_some_and(|i| *i <= log_index) {
+            self.in_flight.pop_front();
+        }
+        if self.in_flight.is_empty() {
+            // Nothing of ours is pending: follow the chain, which also recovers
+            // from a proposal of ours that was skipped.
+            self.proposed = tip;
+        }
+    }
+
+    /// Whether a block should be cut now.
+    fn due(&self, now: Instant) -> bool {
+        if self.batch.is_empty() || self.in_flight.len() >= self.limits.max_blocks_in_flight {
+            return false;
+        }
+        self.batch.len() >= self.limits.max_txs
+            || self.batch_bytes >= self.limits.max_bytes
+            || self.oldest.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(self.limits.batch_timeout_ms))
+    }
+
+    /// Cuts the next block if one is due. `now_ms` is the leader's clock; the
+    /// header timestamp never goes backwards along the chain.
+    pub fn cut(&mut self, now: Instant, now_ms: i64, proposer: &Proposer) -> Option<Cut> {
+        if !self.due(now) {
+            return None;
+        }
+        let mut txs = Vec::new();
+        let mut bytes = 0;
+        while let Some((_, env)) = self.batch.front() {
+            let len = env.encoded_len();
+            if !txs.is_empty() && (txs.len() >= self.limits.max_txs || bytes + len > self.limits.max_bytes) {
+                break;
+            }
+            bytes += len;
+            if let Some((_, env)) = self.batch.pop_front() {
+                txs.push(env);
+            }
+        }
+        self.batch_bytes -= bytes;
+        self.oldest = if self.batch.is_empty() { None } else { Some(now) };
+        let height = self.proposed.height + 1;
+        let timestamp_ms = now_ms.max(self.proposed.timestamp_ms);
+        let block: Block = BlockDraft {
+            number: height,
+            prev_hash: self.proposed.hash,
+            timestamp_ms,
+            orderer_id: &proposer.node_name,
+            txs,
+        }
+        .seal(&proposer.key, proposer.cert_id);
+        self.proposed = Tip {
+            height,
+            hash: block_hash(&block.header),
+            timestamp_ms,
+        };
+        Some(Cut {
+            bytes: block.encode_to_vec(),
+            height,
+        })
+    }
+}

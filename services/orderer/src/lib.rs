@@ -1,0 +1,178 @@
+//! orderer: the crash-fault-tolerant ordering cluster on raft-rs.
+//!
+//! Clients `Broadcast` signed envelopes; the leader admits them (limits,
+//! consortium, signer certificate and CRL, batched signature checks), cuts
+//! blocks at `max_txs` / `max_bytes` / `batch_timeout`, and proposes each block
+//! as one Raft entry. Every node applies the committed entries the same way and
+//! stores byte-identical blocks, which `Deliver` streams. See the README.
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod block_cutter;
+pub mod config;
+mod error;
+pub mod node;
+mod service;
+pub mod signers;
+pub mod storage;
+pub mod transport;
+
+pub use config::{Batching, Config, Peer, RaftTiming};
+pub use error::{Error, Result};
+
+use admission::{Admission, SigVerifier};
+use block_cutter::Proposer;
+use fiscus_common::actor_runtime::ActorRuntime;
+use fiscus_common::ops_server::{OpsServer, Readiness};
+use fiscus_common::tls::{ClientAuth, TlsContext, serve_incoming};
+use fiscus_proto::DecodeLimits;
+use fiscus_proto::pb::orderer::orderer_server::OrdererServer;
+use fiscus_proto::pb::orderer::raft_transport_server::RaftTransportServer;
+use fiscus_proto::sign::SigningKey;
+use node::{NodeHandles, RaftNode};
+use signers::SignerDirectory;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::OrdererStore;
+use transport::{RaftService, Transport};
+
+/// A running orderer node.
+pub struct Running {
+    pub client_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub handles: NodeHandles,
+    pub signers: SignerDirectory,
+    transport: Transport,
+    actors: Option<ActorRuntime>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    ops: Option<OpsServer>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("client_addr", &self.client_addr).finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Cuts this node off from `peers` in both directions (tests: partitions).
+    pub fn partition_from(&self, peers: &[u64]) {
+        self.transport.block(peers);
+    }
+
+    pub fn heal(&self) {
+        self.transport.unblock_all();
+    }
+
+    /// Stops everything at once, as a crash would: no flush beyond what every
+    /// Ready already made durable.
+    pub async fn kill(mut self) {
+        for s in self.servers.drain(..) {
+            s.abort();
+            let _ = s.await;
+        }
+        if let Some(a) = self.actors.take() {
+            a.shutdown();
+        }
+        if let Some(o) = self.ops.take() {
+            o.stop().await;
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then stops.
+    pub async fn wait(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        self.kill().await;
+    }
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.to_string();
+    move |source| Error::Io { what, source }
+}
+
+/// Opens the node's store, joins the cluster and serves the client API, the
+/// Raft transport and the ops endpoints. Returns once every listener is bound.
+pub async fn start(config: Config) -> Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
+    let tls = TlsContext::load(&config.tls)?;
+    let me = tls.identity();
+    if me.role != fiscus_proto::pb::types::Role::Orderer {
+        return Err(Error::Config(format!("this node's certificate has role {:?}, not orderer", me.role)));
+    }
+    let key_pem = std::fs::read_to_string(&config.tls.key_file).map_err(io(config.tls.key_file.display()))?;
+    let key = SigningKey::from_pkcs8_pem(&key_pem).map_err(|_| Error::Config("the TLS key is not an Ed25519 PKCS#8 key".into()))?;
+    let proposer = Proposer { node_name: format!("orderer-{}", config.node_id), key, cert_id: me.cert_id };
+    let signers = SignerDirectory::load(&config.signers_dir, tls.roots(), config.tls.crl_file.as_deref())?;
+    let voters: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
+    let store = OrdererStore::open(&config.data_dir.join("orderer.redb"), &voters)?;
+
+    let client_tls = tls.client_config()?;
+    let transport = Transport::start(config.node_id, &config.peers, client_tls.clone());
+    let actors = ActorRuntime::start(&format!("orderer-{}", config.node_id)).map_err(|e| Error::Config(e.to_string()))?;
+    let (node, handles) = RaftNode::new(&config, store.clone(), transport.clone(), proposer)?;
+    let node = actors.spawn(move || node).map_err(|_| Error::Stopped)?;
+    let verifier = actors.spawn_sync(2, || SigVerifier).map_err(|_| Error::Stopped)?;
+
+    let admission = Admission {
+        consortium_id: config.consortium_id.clone(),
+        limits: DecodeLimits {
+            max_tx_bytes: config.max_tx_bytes,
+            max_signatures_per_tx: config.max_signatures_per_tx,
+            ..DecodeLimits::default()
+        },
+        signers: signers.clone(),
+        verifier,
+    };
+    let svc = service::OrdererService {
+        node: node.clone(),
+        handles: handles.clone(),
+        store,
+        admission,
+        peers: Arc::new(config.peers.clone()),
+        client_tls,
+        commit_timeout: Duration::from_millis(config.commit_timeout_ms),
+    };
+
+    let client_listener = tokio::net::TcpListener::bind(config.listen).await.map_err(io(config.listen))?;
+    let client_addr = client_listener.local_addr().map_err(io(config.listen))?;
+    let raft_listener = tokio::net::TcpListener::bind(config.raft_listen).await.map_err(io(config.raft_listen))?;
+    let raft_addr = raft_listener.local_addr().map_err(io(config.raft_listen))?;
+    let max_msg = config.raft.max_msg_bytes as usize + 1024 * 1024;
+    let raft_srv = RaftTransportServer::new(RaftService { node, transport: transport.clone() }).max_decoding_message_size(max_msg);
+    let client_srv = OrdererServer::new(svc).max_decoding_message_size(config.max_tx_bytes + 1024);
+    let client_incoming = serve_incoming(client_listener, tls.server_config(ClientAuth::Required)?);
+    let raft_incoming = serve_incoming(raft_listener, tls.server_config(ClientAuth::Required)?);
+    let servers = vec![
+        tokio::spawn(async move {
+            if let Err(e) = tonic::transport::Server::builder().add_service(client_srv).serve_with_incoming(client_incoming).await {
+                tracing::error!(error = %e, "client API stopped");
+            }
+        }),
+        tokio::spawn(async move {
+            if let Err(e) = tonic::transport::Server::builder().add_service(raft_srv).serve_with_incoming(raft_incoming).await {
+                tracing::error!(error = %e, "raft transport stopped");
+            }
+        }),
+    ];
+    let prom = prometheus::Registry::new();
+    tls.register_expiry_metric(&prom).map_err(|e| Error::Config(e.to_string()))?;
+    let readiness = Readiness::default();
+    readiness.set("raft", Ok(()));
+    let ops = OpsServer::start(config.http_listen, prom, readiness).map_err(io(config.http_listen))?;
+    tracing::info!(node = config.node_id, client = %client_addr, raft = %raft_addr, "orderer serving");
+    Ok(Running {
+        client_addr,
+        raft_addr,
+        http_addr: ops.addr,
+        handles,
+        signers,
+        transport,
+        actors: Some(actors),
+        servers,
+        ops: Some(ops),
+    })
+}

@@ -1,0 +1,409 @@
+//! The Raft node actor: raft-rs `RawNode` plus the block cutter and the
+//! commit pipeline, on one actix Arbiter.
+
+use crate::block_cutter::{BlockCutter, Proposer};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::storage::{OrdererStore, Tip};
+use crate::transport::Transport;
+use actix::prelude::*;
+use fiscus_proto::hash::{Hash32, TxId, block_hash, tx_id};
+use fiscus_proto::pb::types::{Block, BlockHeader, Envelope};
+use prost::Message as _;
+use raft::eraftpb::{Entry, EntryType, Message as RaftMsg};
+use raft::{RawNode, StateRole};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// What finally happened to an admitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Committed(u64),
+    /// Already in an earlier block.
+    Duplicate(u64),
+    Failed { code: &'static str, reason: String },
+}
+
+/// The node's state as others may read it at any time.
+#[derive(Debug, Clone, Default)]
+pub struct StatusView {
+    pub node_id: u64,
+    pub leader_id: u64,
+    pub term: u64,
+    pub role: &'static str,
+    pub height: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// (peer id, matched index) as seen by a leader.
+    pub progress: Vec<(u64, u64)>,
+}
+
+/// Admitted transactions for the block cutter, each with who to tell.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<()>")]
+pub struct Submit(pub Vec<(TxId, Envelope, oneshot::Sender<Outcome>)>);
+
+/// A Raft message from a peer.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Step(pub RaftMsg);
+
+pub struct RaftNode {
+    raw: RawNode<OrdererStore>,
+    store: OrdererStore,
+    transport: Transport,
+    proposer: Proposer,
+    cutter: BlockCutter,
+    tick: Duration,
+    /// Admitted and not yet committed, with everyone waiting on each.
+    waiters: HashMap<TxId, Vec<oneshot::Sender<Outcome>>>,
+    was_leader: bool,
+    max_pending: usize,
+    status: Arc<RwLock<StatusView>>,
+    tip_tx: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode").field("id", &self.raw.raft.id).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Shared handles the service needs.
+#[derive(Debug, Clone)]
+pub struct NodeHandles {
+    pub status: Arc<RwLock<StatusView>>,
+    pub tip: watch::Receiver<u64>,
+}
+
+impl RaftNode {
+    pub fn new(cfg: &Config, store: OrdererStore, transport: Transport, proposer: Proposer) -> Result<(Self, NodeHandles)> {
+        let raft_cfg = raft::Config {
+            id: cfg.node_id,
+            election_tick: cfg.raft.election_ticks,
+            heartbeat_tick: cfg.raft.heartbeat_ticks,
+            max_size_per_msg: cfg.raft.max_msg_bytes,
+            max_inflight_msgs: cfg.raft.max_inflight_msgs,
+            applied: store.applied(),
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        raft_cfg.validate()?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&raft_cfg, store.clone(), &logger)?;
+        let tip = store.tip();
+        let status = Arc::new(RwLock::new(StatusView {
+            node_id: cfg.node_id,
+            height: tip.height,
+            ..StatusView::default()
+        }));
+        let (tip_tx, tip_rx) = watch::channel(tip.height);
+        let node = Self {
+            raw,
+            cutter: BlockCutter::new(cfg.batching.clone(), tip),
+            store,
+            transport,
+            proposer,
+            tick: Duration::from_millis(cfg.raft.tick_ms),
+            waiters: HashMap::new(),
+            was_leader: false,
+            max_pending: cfg.max_pending_txs,
+            status: status.clone(),
+            tip_tx,
+        };
+        Ok((node, NodeHandles { status, tip: tip_rx }))
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    fn fail_all(&mut self, ids: Vec<TxId>, code: &'static str, reason: &str) {
+        for id in ids {
+            if let Some(ws) = self.waiters.remove(&id) {
+                for w in ws {
+                    let _ = w.send(Outcome::Failed { code, reason: reason.to_owned() });
+                }
+            }
+        }
+    }
+
+    /// Cuts and proposes every block that is due.
+    fn cut_and_propose(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        while let Some(cut) = self.cutter.cut(Instant::now(), now_ms(), &self.proposer) {
+            match self.raw.propose(vec![], cut.bytes) {
+                Ok(()) => {
+                    let index = self.raw.raft.raft_log.last_index();
+                    self.cutter.proposed_at(index);
+                    tracing::debug!(height = cut.height, index, "proposed block");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "proposal refused; queued transactions fail");
+                    let ids = self.cutter.drain();
+                    self.fail_all(ids, "orderer.retry", "the block could not be proposed; resubmit");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Applies one committed entry. Block entries are checked against the tip
+    /// the same way on every node, so every node keeps or skips the same ones.
+    fn apply(batch: &mut crate::storage::StoreBatch<'_>, entry: &Entry, done: &mut Vec<(Vec<TxId>, Outcome)>) -> Result<()> {
+        if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+            // A new leader's empty entry, or a conf change (not used yet).
+            return Ok(());
+        }
+        let tip = batch.tip();
+        let verdict = (|| -> std::result::Result<(Tip, Vec<TxId>), String> {
+            let block = Block::decode(&entry.data[..]).map_err(|e| format!("undecodable block: {e}"))?;
+            let header = BlockHeader::decode(&block.header[..]).map_err(|e| format!("undecodable header: {e}"))?;
+            if header.number != tip.height + 1 || header.prev_hash != tip.hash.0 {
+                return Err(format!("block {} does not extend tip {}", header.number, tip.height));
+            }
+            if header.timestamp_ms < tip.timestamp_ms {
+                return Err("timestamp goes backwards".into());
+            }
+            let ids: Vec<TxId> = block.txs.iter().map(|t| tx_id(&t.payload)).collect();
+            let mut seen = std::collections::BTreeSet::new();
+            for id in &ids {
+                if !seen.insert(*id) || batch.tx_committed(id).map_err(|e| e.to_string())? {
+                    return Err(format!("tx {id} is already ordered"));
+                }
+            }
+            Ok((
+                Tip {
+                    height: header.number,
+                    hash: block_hash(&block.header),
+                    timestamp_ms: header.timestamp_ms,
+                },
+                ids,
+            ))
+        })();
+        match verdict {
+            Ok((new_tip, ids)) => {
+                batch.put_block(new_tip, &entry.data, &ids)?;
+                done.push((ids, Outcome::Committed(new_tip.height)));
+            }
+            Err(why) => {
+                tracing::info!(index = entry.index, %why, "skipping committed entry that is not the next block");
+                if let Ok(block) = Block::decode(&entry.data[..]) {
+                    let ids = block.txs.iter().map(|t| tx_id(&t.payload)).collect();
+                    done.push((ids, Outcome::Failed { code: "orderer.retry", reason: "the block was superseded; resubmit".into() }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_all(entries: &[Entry], batch: &mut crate::storage::StoreBatch<'_>, done: &mut Vec<(Vec<TxId>, Outcome)>, last: &mut Option<u64>) -> Result<()> {
+        for e in entries {
+            Self::apply(batch, e, done)?;
+            *last = Some(e.index);
+        }
+        if let Some(i) = *last {
+            batch.set_applied(i)?;
+        }
+        Ok(())
+    }
+
+    /// raft-rs `Ready` handling, in the documented order.
+    fn on_ready(&mut self) -> Result<()> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        // 1. A leader may send appends before persisting them: followers persist
+        //    before acking, and the leader counts its own vote only once persisted.
+        self.transport.send_all(ready.take_messages());
+        let mut batch = self.store.batch()?;
+        // 2. A snapshot would replace the state; we never compact, so none arrives.
+        if !ready.snapshot().is_empty() {
+            return Err(Error::Storage("unexpected snapshot: this node never compacts its log".into()));
+        }
+        // 3. Committed entries were persisted in an earlier Ready: apply them.
+        let mut done = Vec::new();
+        let mut last_applied = None;
+        let committed = ready.take_committed_entries();
+        Self::apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
+        // 4. New entries and hard state must be durable before any vote or ack
+        //    that depends on them leaves this node: one fsynced write.
+        batch.append(ready.entries())?;
+        if let Some(hs) = ready.hs() {
+            batch.set_hard_state(hs)?;
+        }
+        batch.commit()?;
+        // 5. Now the messages that promise persistence (votes, append acks) may go.
+        self.transport.send_all(ready.take_persisted_messages());
+        // 6. Advance; the light ready carries what became committed meanwhile.
+        let mut light = self.raw.advance(ready);
+        let mut batch = self.store.batch()?;
+        if let Some(commit) = light.commit_index() {
+            batch.set_commit(commit)?;
+        }
+        self.transport.send_all(light.take_messages());
+        let committed = light.take_committed_entries();
+        Self::apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
+        batch.commit()?;
+        // 7. Tell raft-rs the applied index only after the apply is durable.
+        self.raw.advance_apply();
+
+        let tip = self.store.tip();
+        if let Some(i) = last_applied {
+            self.cutter.applied(i, tip);
+        }
+        for (ids, outcome) in done {
+            for id in ids {
+                if let Some(ws) = self.waiters.remove(&id) {
+                    for w in ws {
+                        let _ = w.send(outcome.clone());
+                    }
+                }
+            }
+        }
+        self.tip_tx.send_if_modified(|h| {
+            let changed = *h != tip.height;
+            *h = tip.height;
+            changed
+        });
+        self.after_ready();
+        Ok(())
+    }
+
+    /// Follows leadership changes and publishes the status view.
+    fn after_ready(&mut self) {
+        let leader = self.is_leader();
+        if leader && !self.was_leader {
+            tracing::info!(term = self.raw.raft.term, "became leader");
+            self.cutter.reset(self.store.tip());
+        } else if !leader && self.was_leader {
+            tracing::info!(term = self.raw.raft.term, leader = self.raw.raft.leader_id, "lost leadership");
+            let ids = self.cutter.drain();
+            self.fail_all(ids, "orderer.no_leader", "this node lost leadership; resubmit");
+        }
+        self.was_leader = leader;
+        let r = &self.raw.raft;
+        let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
+        s.leader_id = r.leader_id;
+        s.term = r.term;
+        s.role = match r.state {
+            StateRole::Leader => "leader",
+            StateRole::Follower => "follower",
+            StateRole::Candidate => "candidate",
+            StateRole::PreCandidate => "pre-candidate",
+        };
+        s.height = self.store.tip().height;
+        s.commit_index = r.raft_log.committed;
+        s.applied_index = r.raft_log.applied;
+        s.progress = if leader {
+            let mut p: Vec<(u64, u64)> = r.prs().iter().map(|(id, pr)| (*id, pr.matched)).collect();
+            p.sort_unstable();
+            p
+        } else {
+            Vec::new()
+        };
+    }
+
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        self.cut_and_propose();
+        if let Err(e) = self.on_ready() {
+            // Storage failure: the node cannot keep its promises; stop it rather than diverge.
+            tracing::error!(error = %e, "raft node failed; stopping");
+            ctx.stop();
+        }
+    }
+}
+
+impl Actor for RaftNode {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(self.tick, |node, ctx| {
+            node.raw.tick();
+            node.waiters.retain(|_, ws| {
+                ws.retain(|w| !w.is_closed());
+                !ws.is_empty()
+            });
+            node.drive(ctx);
+        });
+        // Batch timeouts are shorter than ticks: check the cutter on its own clock.
+        ctx.run_interval(Duration::from_millis(5), |node, ctx| {
+            if node.is_leader() && !node.cutter.is_empty() {
+                node.drive(ctx);
+            }
+        });
+    }
+}
+
+impl Handler<Step> for RaftNode {
+    type Result = ();
+
+    fn handle(&mut self, msg: Step, ctx: &mut Context<Self>) {
+        if let Err(e) = self.raw.step(msg.0) {
+            tracing::debug!(error = %e, "raft step refused a message");
+        }
+        self.drive(ctx);
+    }
+}
+
+impl Handler<Submit> for RaftNode {
+    type Result = Result<()>;
+
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Result<()> {
+        if !self.is_leader() {
+            let leader = Some(self.raw.raft.leader_id).filter(|l| *l != 0);
+            for (_, _, w) in msg.0 {
+                let _ = w.send(Outcome::Failed {
+                    code: "orderer.no_leader",
+                    reason: format!("node {} is not the leader (leader: {leader:?}); resubmit", self.raw.raft.id),
+                });
+            }
+            return Err(Error::NotLeader { leader });
+        }
+        for (id, env, w) in msg.0 {
+            match self.store.tx_height(&id) {
+                Ok(Some(h)) => {
+                    let _ = w.send(Outcome::Duplicate(h));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = w.send(Outcome::Failed { code: "orderer.internal", reason: e.to_string() });
+                    continue;
+                }
+            }
+            let full = self.waiters.len() >= self.max_pending;
+            match self.waiters.get_mut(&id) {
+                // Resubmitted while pending: wait for the same copy, never order it twice.
+                Some(ws) => ws.push(w),
+                None if full => {
+                    let _ = w.send(Outcome::Failed { code: "orderer.busy", reason: "too many pending transactions; retry later".into() });
+                }
+                None => {
+                    self.waiters.insert(id, vec![w]);
+                    self.cutter.push(id, env);
+                }
+            }
+        }
+        self.drive(ctx);
+        Ok(())
+    }
+}
+
+/// The tx ids of a block, for callers that hold its bytes.
+pub fn block_tx_ids(block: &Block) -> Vec<Hash32> {
+    block.txs.iter().map(|t| tx_id(&t.payload)).collect()
+}

@@ -1,0 +1,351 @@
+//! The orderer's durable state in one redb file: the Raft log, hard state and
+//! conf state, the committed blocks and the tx-id index.
+//!
+//! Every Ready is written in one redb transaction with fsync
+//! (`Durability::Immediate`) before its persisted messages are sent, so a node
+//! that restarts never forgets what it acknowledged.
+
+use crate::error::{Error, Result};
+use fiscus_proto::hash::Hash32;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
+const TERMS: TableDefinition<'_, u64, u64> = TableDefinition::new("raft_terms");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
+const TX_INDEX: TableDefinition<'_, &[u8], u64> = TableDefinition::new("tx_index");
+
+const HARD_STATE: &str = "hard_state";
+const CONF_STATE: &str = "conf_state";
+const APPLIED: &str = "applied";
+const TIP: &str = "tip";
+
+fn db_err(e: impl Into<redb::Error>) -> Error {
+    Error::Storage(e.into().to_string())
+}
+
+fn raft_err(e: Error) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(e)))
+}
+
+/// The last committed block: what the next block must link to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tip {
+    pub height: u64,
+    pub hash: Hash32,
+    pub timestamp_ms: i64,
+}
+
+impl Tip {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(48);
+        b.extend_from_slice(&self.height.to_be_bytes());
+        b.extend_from_slice(&self.hash.0);
+        b.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<Self> {
+        if b.len() != 48 {
+            return Err(Error::Storage("corrupt tip record".into()));
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&b[8..40]);
+        let height = u64::from_be_bytes(b[..8].try_into().map_err(|_| Error::Storage("tip".into()))?);
+        let ts = i64::from_be_bytes(b[40..].try_into().map_err(|_| Error::Storage("tip".into()))?);
+        Ok(Self { height, hash: Hash32(hash), timestamp_ms: ts })
+    }
+}
+
+/// What is kept in memory to answer raft-rs quickly; always equal to the disk.
+#[derive(Debug, Default, Clone)]
+struct Cached {
+    hard_state: HardState,
+    conf_state: ConfState,
+    first_index: u64,
+    last_index: u64,
+    applied: u64,
+    tip: Tip,
+}
+
+/// The node's store. Cloning shares the same database.
+#[derive(Debug, Clone)]
+pub struct OrdererStore {
+    db: Arc<Database>,
+    cached: Arc<RwLock<Cached>>,
+}
+
+impl OrdererStore {
+    /// Opens or creates the store. A new store starts with `voters` as its conf state.
+    pub fn open(path: &Path, voters: &[u64]) -> Result<Self> {
+        let db = Database::create(path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            txn.open_table(LOG).map_err(db_err)?;
+            txn.open_table(TERMS).map_err(db_err)?;
+            txn.open_table(BLOCKS).map_err(db_err)?;
+            txn.open_table(TX_INDEX).map_err(db_err)?;
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            if meta.get(CONF_STATE).map_err(db_err)?.is_none() {
+                let mut cs = ConfState::default();
+                cs.voters = voters.to_vec();
+                let bytes = cs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+                meta.insert(CONF_STATE, bytes.as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        let store = Self {
+            db: Arc::new(db),
+            cached: Arc::default(),
+        };
+        store.reload_cache()?;
+        Ok(store)
+    }
+
+    fn reload_cache(&self) -> Result<()> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let get = |k: &str| -> Result<Option<Vec<u8>>> { Ok(meta.get(k).map_err(db_err)?.map(|v| v.value().to_vec())) };
+        let parse_err = |e: protobuf::ProtobufError| Error::Storage(e.to_string());
+        let hard_state = match get(HARD_STATE)? {
+            Some(b) => HardState::parse_from_bytes(&b).map_err(parse_err)?,
+            None => HardState::default(),
+        };
+        let conf_state = match get(CONF_STATE)? {
+            Some(b) => ConfState::parse_from_bytes(&b).map_err(parse_err)?,
+            None => ConfState::default(),
+        };
+        let applied = match get(APPLIED)? {
+            Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| Error::Storage("applied".into()))?),
+            None => 0,
+        };
+        let tip = match get(TIP)? {
+            Some(b) => Tip::decode(&b)?,
+            None => Tip::default(),
+        };
+        let terms = txn.open_table(TERMS).map_err(db_err)?;
+        let first = terms.first().map_err(db_err)?.map(|(k, _)| k.value());
+        let last = terms.last().map_err(db_err)?.map(|(k, _)| k.value());
+        let mut c = self.cached.write().unwrap_or_else(|e| e.into_inner());
+        *c = Cached {
+            hard_state,
+            conf_state,
+            first_index: first.unwrap_or(1),
+            last_index: last.unwrap_or(0),
+            applied,
+            tip,
+        };
+        Ok(())
+    }
+
+    fn cache(&self) -> Cached {
+        self.cached.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.cache().applied
+    }
+
+    pub fn tip(&self) -> Tip {
+        self.cache().tip
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        self.cache().hard_state
+    }
+
+    /// Starts one atomic, fsynced write.
+    pub fn batch(&self) -> Result<StoreBatch<'_>> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::Immediate).map_err(db_err)?;
+        Ok(StoreBatch {
+            store: self,
+            txn,
+            next: self.cache(),
+        })
+    }
+
+    /// The encoded block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BLOCKS).map_err(db_err)?;
+        Ok(t.get(height).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The block that holds `tx_id`, if any.
+    pub fn tx_height(&self, tx_id: &Hash32) -> Result<Option<u64>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(TX_INDEX).map_err(db_err)?;
+        Ok(t.get(tx_id.0.as_slice()).map_err(db_err)?.map(|v| v.value()))
+    }
+}
+
+/// One atomic write: Raft log and state, applied blocks, indexes.
+#[allow(missing_debug_implementations)] // holds a redb transaction, which has no Debug
+pub struct StoreBatch<'a> {
+    store: &'a OrdererStore,
+    txn: WriteTransaction,
+    next: Cached,
+}
+
+impl StoreBatch<'_> {
+    /// Appends entries, first dropping any conflicting suffix.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        let Some(first) = entries.first() else { return Ok(()) };
+        let mut log = self.txn.open_table(LOG).map_err(db_err)?;
+        let mut terms = self.txn.open_table(TERMS).map_err(db_err)?;
+        // Raft may overwrite uncommitted entries from a deposed leader.
+        if first.index <= self.next.last_index {
+            for idx in first.index..=self.next.last_index {
+                log.remove(idx).map_err(db_err)?;
+                terms.remove(idx).map_err(db_err)?;
+            }
+        }
+        for e in entries {
+            let bytes = e.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+            log.insert(e.index, bytes.as_slice()).map_err(db_err)?;
+            terms.insert(e.index, e.term).map_err(db_err)?;
+        }
+        if let Some(last) = entries.last() {
+            self.next.last_index = last.index;
+        }
+        if self.next.first_index > first.index {
+            self.next.first_index = first.index;
+        }
+        Ok(())
+    }
+
+    pub fn set_hard_state(&mut self, hs: &HardState) -> Result<()> {
+        let bytes = hs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+        self.txn.open_table(META).map_err(db_err)?.insert(HARD_STATE, bytes.as_slice()).map_err(db_err)?;
+        self.next.hard_state = hs.clone();
+        Ok(())
+    }
+
+    pub fn set_commit(&mut self, commit: u64) -> Result<()> {
+        let mut hs = self.next.hard_state.clone();
+        hs.commit = commit;
+        self.set_hard_state(&hs)
+    }
+
+    pub fn set_conf_state(&mut self, cs: &ConfState) -> Result<()> {
+        let bytes = cs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+        self.txn.open_table(META).map_err(db_err)?.insert(CONF_STATE, bytes.as_slice()).map_err(db_err)?;
+        self.next.conf_state = cs.clone();
+        Ok(())
+    }
+
+    /// Records that entries up to `index` are applied.
+    pub fn set_applied(&mut self, index: u64) -> Result<()> {
+        self.txn
+            .open_table(META)
+            .map_err(db_err)?
+            .insert(APPLIED, index.to_be_bytes().as_slice())
+            .map_err(db_err)?;
+        self.next.applied = index;
+        Ok(())
+    }
+
+    /// Stores a committed block, its tx ids, and makes it the tip.
+    pub fn put_block(&mut self, tip: Tip, block: &[u8], tx_ids: &[Hash32]) -> Result<()> {
+        self.txn.open_table(BLOCKS).map_err(db_err)?.insert(tip.height, block).map_err(db_err)?;
+        let mut idx = self.txn.open_table(TX_INDEX).map_err(db_err)?;
+        for id in tx_ids {
+            idx.insert(id.0.as_slice(), tip.height).map_err(db_err)?;
+        }
+        self.txn.open_table(META).map_err(db_err)?.insert(TIP, tip.encode().as_slice()).map_err(db_err)?;
+        self.next.tip = tip;
+        Ok(())
+    }
+
+    /// Whether `tx_id` is committed, counting blocks put earlier in this batch.
+    pub fn tx_committed(&self, tx_id: &Hash32) -> Result<bool> {
+        let idx = self.txn.open_table(TX_INDEX).map_err(db_err)?;
+        Ok(idx.get(tx_id.0.as_slice()).map_err(db_err)?.is_some())
+    }
+
+    pub fn tip(&self) -> Tip {
+        self.next.tip
+    }
+
+    /// Makes everything durable (fsync), then updates the in-memory view.
+    pub fn commit(self) -> Result<()> {
+        self.txn.commit().map_err(db_err)?;
+        *self.store.cached.write().unwrap_or_else(|e| e.into_inner()) = self.next;
+        Ok(())
+    }
+}
+
+impl Storage for OrdererStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let c = self.cache();
+        Ok(RaftState {
+            hard_state: c.hard_state,
+            conf_state: c.conf_state,
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let c = self.cache();
+        if low < c.first_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > c.last_index + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let txn = self.db.begin_read().map_err(|e| raft_err(db_err(e)))?;
+        let log = txn.open_table(LOG).map_err(|e| raft_err(db_err(e)))?;
+        let mut out = Vec::with_capacity((high - low) as usize);
+        for item in log.range(low..high).map_err(|e| raft_err(db_err(e)))? {
+            let (_, v) = item.map_err(|e| raft_err(db_err(e)))?;
+            out.push(Entry::parse_from_bytes(v.value()).map_err(|e| raft_err(Error::Storage(e.to_string())))?);
+        }
+        raft::util::limit_size(&mut out, max_size.into());
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        let c = self.cache();
+        if idx == 0 {
+            return Ok(0);
+        }
+        if idx < c.first_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > c.last_index {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let txn = self.db.begin_read().map_err(|e| raft_err(db_err(e)))?;
+        let terms = txn.open_table(TERMS).map_err(|e| raft_err(db_err(e)))?;
+        terms
+            .get(idx)
+            .map_err(|e| raft_err(db_err(e)))?
+            .map(|v| v.value())
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.cache().first_index)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.cache().last_index)
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // The log is never compacted yet (first_index stays 1), so raft-rs can
+        // always catch a peer up from entries and never needs a snapshot.
+        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+    }
+}

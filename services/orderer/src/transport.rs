@@ -1,0 +1,148 @@
+//! Raft messages between orderer nodes: raft-rs's own encoding inside our
+//! `RaftTransport` gRPC stream, over mutual TLS, for orderer certificates only.
+//!
+//! Sending never blocks the Raft node: each peer has a bounded queue, and a
+//! message that does not fit is dropped (Raft retransmits what matters).
+
+use crate::config::Peer;
+use crate::node::{RaftNode, Step};
+use actix::Addr;
+use fiscus_common::tls::{connect_channel, peer_identity};
+use fiscus_proto::pb::orderer::raft_transport_client::RaftTransportClient;
+use fiscus_proto::pb::orderer::raft_transport_server::RaftTransport;
+use fiscus_proto::pb::orderer::{RaftAck, RaftMessage};
+use fiscus_proto::pb::types::Role;
+use futures::StreamExt;
+use protobuf::Message as _;
+use raft::eraftpb::Message as RaftMsg;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Messages queued per peer before new ones are dropped.
+const PEER_QUEUE: usize = 4096;
+
+/// The sending side, shared by the node; also the test hook for partitions.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    peers: Arc<BTreeMap<u64, mpsc::Sender<RaftMsg>>>,
+    blocked: Arc<RwLock<BTreeSet<u64>>>,
+}
+
+impl Transport {
+    /// Starts one sender task per other peer on the current tokio runtime.
+    pub fn start(self_id: u64, peers: &[Peer], tls: Arc<rustls::ClientConfig>) -> Self {
+        let mut map = BTreeMap::new();
+        for p in peers.iter().filter(|p| p.id != self_id) {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            tokio::spawn(peer_sender(p.clone(), tls.clone(), rx));
+            map.insert(p.id, tx);
+        }
+        Self {
+            peers: Arc::new(map),
+            blocked: Arc::default(),
+        }
+    }
+
+    pub fn send_all(&self, msgs: Vec<RaftMsg>) {
+        for m in msgs {
+            if self.is_blocked(m.to) {
+                continue;
+            }
+            if let Some(tx) = self.peers.get(&m.to) {
+                // Full queue or closed peer: drop; Raft resends.
+                let _ = tx.try_send(m);
+            }
+        }
+    }
+
+    /// Cuts this node off from `ids` in both directions (tests: network partitions).
+    pub fn block(&self, ids: &[u64]) {
+        self.blocked.write().unwrap_or_else(|e| e.into_inner()).extend(ids);
+    }
+
+    pub fn unblock_all(&self) {
+        self.blocked.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    pub fn is_blocked(&self, id: u64) -> bool {
+        self.blocked.read().unwrap_or_else(|e| e.into_inner()).contains(&id)
+    }
+}
+
+async fn peer_sender(peer: Peer, tls: Arc<rustls::ClientConfig>, mut rx: mpsc::Receiver<RaftMsg>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let channel = match connect_channel(&peer.raft_addr, &peer.server_name, tls.clone()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(peer = peer.id, error = %e, "raft peer unreachable");
+                // Drain what queued up meanwhile: it is stale, and Raft resends.
+                while rx.try_recv().is_ok() {}
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                if rx.is_closed() {
+                    return;
+                }
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        let (conn_tx, conn_rx) = mpsc::channel::<RaftMessage>(256);
+        let mut client = RaftTransportClient::new(channel).max_encoding_message_size(64 * 1024 * 1024);
+        let call = tokio::spawn(async move {
+            let stream = futures::stream::unfold(conn_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+            client.send(stream).await
+        });
+        loop {
+            let Some(msg) = rx.recv().await else {
+                call.abort();
+                return;
+            };
+            let data = match msg.write_to_bytes() {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode raft message");
+                    continue;
+                }
+            };
+            if conn_tx.send(RaftMessage { data }).await.is_err() {
+                break; // the stream ended: reconnect
+            }
+        }
+        let _ = call.await;
+    }
+}
+
+/// The receiving side: a gRPC service feeding the node.
+#[derive(Debug, Clone)]
+pub struct RaftService {
+    pub node: Addr<RaftNode>,
+    pub transport: Transport,
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftService {
+    async fn send(&self, req: Request<Streaming<RaftMessage>>) -> Result<Response<RaftAck>, Status> {
+        match peer_identity(&req) {
+            Some(id) if id.role == Role::Orderer => {}
+            _ => return Err(Status::permission_denied("the raft transport is for orderer certificates only")),
+        }
+        let mut stream = req.into_inner();
+        while let Some(item) = stream.next().await {
+            let m = item?;
+            let msg = match RaftMsg::parse_from_bytes(&m.data) {
+                Ok(msg) => msg,
+                Err(e) => return Err(Status::invalid_argument(format!("undecodable raft message: {e}"))),
+            };
+            if self.transport.is_blocked(msg.from) {
+                continue;
+            }
+            // A full mailbox drops the message; Raft resends.
+            let _ = self.node.try_send(Step(msg));
+        }
+        Ok(Response::new(RaftAck {}))
+    }
+}
