@@ -38,9 +38,16 @@ impl Handler<VerifyBatch> for SigVerifier {
         let checks: Vec<SigCheck<'_>> = msg
             .0
             .iter()
-            .map(|(pk, m, s)| SigCheck { public_key: pk, message: m, signature: s })
+            .map(|(pk, m, s)| SigCheck {
+                public_key: pk,
+                message: m,
+                signature: s,
+            })
             .collect();
-        verify_batch(&checks).into_iter().map(|r| r.is_ok()).collect()
+        verify_batch(&checks)
+            .into_iter()
+            .map(|r| r.is_ok())
+            .collect()
     }
 }
 
@@ -75,7 +82,11 @@ impl Admission {
                         WireError::TooLarge { .. } | WireError::TooMany { .. } => "tx.too_large",
                         _ => "tx.bad_encoding",
                     };
-                    out.push(Err(Refusal { tx_id: None, code, reason: e.to_string() }));
+                    out.push(Err(Refusal {
+                        tx_id: None,
+                        code,
+                        reason: e.to_string(),
+                    }));
                     continue;
                 }
             };
@@ -83,7 +94,10 @@ impl Admission {
                 out.push(Err(Refusal {
                     tx_id: Some(tx.tx_id),
                     code: "tx.wrong_consortium",
-                    reason: format!("consortium {:?} is not {:?}", tx.payload.consortium_id, self.consortium_id),
+                    reason: format!(
+                        "consortium {:?} is not {:?}",
+                        tx.payload.consortium_id, self.consortium_id
+                    ),
                 }));
                 continue;
             }
@@ -94,11 +108,18 @@ impl Admission {
                     Ok(pk) => keys.push((pk, s.signature)),
                     Err(status) => {
                         let (code, what) = match status {
-                            SignerStatus::Unknown => ("tx.unknown_certificate", "is not a known consortium certificate"),
+                            SignerStatus::Unknown => (
+                                "tx.unknown_certificate",
+                                "is not a known consortium certificate",
+                            ),
                             SignerStatus::Revoked => ("tx.revoked_certificate", "is revoked"),
                             SignerStatus::Expired => ("tx.expired_certificate", "has expired"),
                         };
-                        refused = Some(Refusal { tx_id: Some(tx.tx_id), code, reason: format!("signer {} {what}", s.cert_id) });
+                        refused = Some(Refusal {
+                            tx_id: Some(tx.tx_id),
+                            code,
+                            reason: format!("signer {} {what}", s.cert_id),
+                        });
                         break;
                     }
                 }
@@ -122,7 +143,11 @@ impl Admission {
                 // No verifier, no admission: refuse rather than let unchecked txs through.
                 for (i, _) in &owners {
                     let id = out[*i].as_ref().ok().map(|(id, _)| *id);
-                    out[*i] = Err(Refusal { tx_id: id, code: "orderer.internal", reason: format!("signature pool: {e}") });
+                    out[*i] = Err(Refusal {
+                        tx_id: id,
+                        code: "orderer.internal",
+                        reason: format!("signature pool: {e}"),
+                    });
                 }
                 return out;
             }
@@ -133,7 +158,11 @@ impl Admission {
             at += n;
             if !ok {
                 let id = out[i].as_ref().ok().map(|(id, _)| *id);
-                out[i] = Err(Refusal { tx_id: id, code: "tx.bad_signature", reason: "a signature does not verify".into() });
+                out[i] = Err(Refusal {
+                    tx_id: id,
+                    code: "tx.bad_signature",
+                    reason: "a signature does not verify".into(),
+                });
             }
         }
         out

@@ -102,7 +102,9 @@ impl BlockCutter {
         }
         self.batch.len() >= self.limits.max_txs
             || self.batch_bytes >= self.limits.max_bytes
-            || self.oldest.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(self.limits.batch_timeout_ms))
+            || self.oldest.is_some_and(|t| {
+                now.duration_since(t) >= Duration::from_millis(self.limits.batch_timeout_ms)
+            })
     }
 
     /// Cuts the next block if one is due. `now_ms` is the leader's clock; the
@@ -115,7 +117,9 @@ impl BlockCutter {
         let mut bytes = 0;
         while let Some((_, env)) = self.batch.front() {
             let len = env.encoded_len();
-            if !txs.is_empty() && (txs.len() >= self.limits.max_txs || bytes + len > self.limits.max_bytes) {
+            if !txs.is_empty()
+                && (txs.len() >= self.limits.max_txs || bytes + len > self.limits.max_bytes)
+            {
                 break;
             }
             bytes += len;
@@ -124,7 +128,11 @@ impl BlockCutter {
             }
         }
         self.batch_bytes -= bytes;
-        self.oldest = if self.batch.is_empty() { None } else { Some(now) };
+        self.oldest = if self.batch.is_empty() {
+            None
+        } else {
+            Some(now)
+        };
         let height = self.proposed.height + 1;
         let timestamp_ms = now_ms.max(self.proposed.timestamp_ms);
         let block: Block = BlockDraft {

@@ -127,7 +127,12 @@ impl ServiceConfig for Config {
     const SERVICE: &'static str = "orderer";
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, message: &str| Err(ConfigError::Invalid { key, message: message.into() });
+        let bad = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
         if !self.peers.iter().any(|p| p.id == self.node_id) {
             return bad("node_id", "must be one of the peers' ids");
         }
@@ -143,11 +148,17 @@ impl ServiceConfig for Config {
         if self.raft.election_ticks <= self.raft.heartbeat_ticks {
             return bad("raft.election_ticks", "must exceed heartbeat_ticks");
         }
-        if self.batching.max_txs == 0 || self.batching.max_bytes == 0 || self.batching.max_blocks_in_flight == 0 {
+        if self.batching.max_txs == 0
+            || self.batching.max_bytes == 0
+            || self.batching.max_blocks_in_flight == 0
+        {
             return bad("batching", "limits must be at least 1");
         }
         if self.raft.max_msg_bytes < self.batching.max_bytes as u64 + 64 * 1024 {
-            return bad("raft.max_msg_bytes", "must exceed batching.max_bytes, or a full block cannot be replicated");
+            return bad(
+                "raft.max_msg_bytes",
+                "must exceed batching.max_bytes, or a full block cannot be replicated",
+            );
         }
         Ok(())
     }

@@ -31,7 +31,9 @@ impl From<&Error> for ServiceError {
             Error::NotLeader { .. } => (ErrorKind::Unavailable, "orderer.no_leader"),
             Error::Stopped => (ErrorKind::Unavailable, "orderer.stopped"),
             Error::Config(_) => (ErrorKind::FailedPrecondition, "orderer.config"),
-            Error::Storage(_) | Error::Raft(_) | Error::Tls(_) | Error::Io { .. } => (ErrorKind::Internal, "orderer.internal"),
+            Error::Storage(_) | Error::Raft(_) | Error::Tls(_) | Error::Io { .. } => {
+                (ErrorKind::Internal, "orderer.internal")
+            }
         };
         ServiceError::new(kind, code, e.to_string())
     }

@@ -15,6 +15,8 @@ pub mod node;
 mod service;
 pub mod signers;
 pub mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transport;
 
 pub use config::{Batching, Config, Peer, RaftTiming};
@@ -53,7 +55,9 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("client_addr", &self.client_addr).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("client_addr", &self.client_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,28 +98,63 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
+/// Listeners bound ahead of time, so that a cluster's addresses are known
+/// before its nodes start (tests and `fiscus bench orderer`).
+#[derive(Debug)]
+pub struct Listeners {
+    pub client: tokio::net::TcpListener,
+    pub raft: tokio::net::TcpListener,
+}
+
 /// Opens the node's store, joins the cluster and serves the client API, the
 /// Raft transport and the ops endpoints. Returns once every listener is bound.
 pub async fn start(config: Config) -> Result<Running> {
+    let client = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(io(config.listen))?;
+    let raft = tokio::net::TcpListener::bind(config.raft_listen)
+        .await
+        .map_err(io(config.raft_listen))?;
+    start_with(config, Listeners { client, raft }).await
+}
+
+/// Like [`start`], on listeners the caller bound.
+pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
     let tls = TlsContext::load(&config.tls)?;
     let me = tls.identity();
     if me.role != fiscus_proto::pb::types::Role::Orderer {
-        return Err(Error::Config(format!("this node's certificate has role {:?}, not orderer", me.role)));
+        return Err(Error::Config(format!(
+            "this node's certificate has role {:?}, not orderer",
+            me.role
+        )));
     }
-    let key_pem = std::fs::read_to_string(&config.tls.key_file).map_err(io(config.tls.key_file.display()))?;
-    let key = SigningKey::from_pkcs8_pem(&key_pem).map_err(|_| Error::Config("the TLS key is not an Ed25519 PKCS#8 key".into()))?;
-    let proposer = Proposer { node_name: format!("orderer-{}", config.node_id), key, cert_id: me.cert_id };
-    let signers = SignerDirectory::load(&config.signers_dir, tls.roots(), config.tls.crl_file.as_deref())?;
+    let key_pem =
+        std::fs::read_to_string(&config.tls.key_file).map_err(io(config.tls.key_file.display()))?;
+    let key = SigningKey::from_pkcs8_pem(&key_pem)
+        .map_err(|_| Error::Config("the TLS key is not an Ed25519 PKCS#8 key".into()))?;
+    let proposer = Proposer {
+        node_name: format!("orderer-{}", config.node_id),
+        key,
+        cert_id: me.cert_id,
+    };
+    let signers = SignerDirectory::load(
+        &config.signers_dir,
+        tls.roots(),
+        config.tls.crl_file.as_deref(),
+    )?;
     let voters: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
     let store = OrdererStore::open(&config.data_dir.join("orderer.redb"), &voters)?;
 
     let client_tls = tls.client_config()?;
     let transport = Transport::start(config.node_id, &config.peers, client_tls.clone());
-    let actors = ActorRuntime::start(&format!("orderer-{}", config.node_id)).map_err(|e| Error::Config(e.to_string()))?;
+    let actors = ActorRuntime::start(&format!("orderer-{}", config.node_id))
+        .map_err(|e| Error::Config(e.to_string()))?;
     let (node, handles) = RaftNode::new(&config, store.clone(), transport.clone(), proposer)?;
     let node = actors.spawn(move || node).map_err(|_| Error::Stopped)?;
-    let verifier = actors.spawn_sync(2, || SigVerifier).map_err(|_| Error::Stopped)?;
+    let verifier = actors
+        .spawn_sync(2, || SigVerifier)
+        .map_err(|_| Error::Stopped)?;
 
     let admission = Admission {
         consortium_id: config.consortium_id.clone(),
@@ -137,32 +176,51 @@ pub async fn start(config: Config) -> Result<Running> {
         commit_timeout: Duration::from_millis(config.commit_timeout_ms),
     };
 
-    let client_listener = tokio::net::TcpListener::bind(config.listen).await.map_err(io(config.listen))?;
+    let Listeners {
+        client: client_listener,
+        raft: raft_listener,
+    } = listeners;
     let client_addr = client_listener.local_addr().map_err(io(config.listen))?;
-    let raft_listener = tokio::net::TcpListener::bind(config.raft_listen).await.map_err(io(config.raft_listen))?;
     let raft_addr = raft_listener.local_addr().map_err(io(config.raft_listen))?;
     let max_msg = config.raft.max_msg_bytes as usize + 1024 * 1024;
-    let raft_srv = RaftTransportServer::new(RaftService { node, transport: transport.clone() }).max_decoding_message_size(max_msg);
-    let client_srv = OrdererServer::new(svc).max_decoding_message_size(config.max_tx_bytes + 1024);
+    let raft_srv = RaftTransportServer::new(RaftService {
+        node,
+        transport: transport.clone(),
+    })
+    .max_decoding_message_size(max_msg);
+    // Twice the envelope limit: envelopes a little too large get a typed
+    // `tx.too_large`; anything beyond is cut off by gRPC itself.
+    let client_srv =
+        OrdererServer::new(svc).max_decoding_message_size(2 * config.max_tx_bytes + 1024);
     let client_incoming = serve_incoming(client_listener, tls.server_config(ClientAuth::Required)?);
     let raft_incoming = serve_incoming(raft_listener, tls.server_config(ClientAuth::Required)?);
     let servers = vec![
         tokio::spawn(async move {
-            if let Err(e) = tonic::transport::Server::builder().add_service(client_srv).serve_with_incoming(client_incoming).await {
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(client_srv)
+                .serve_with_incoming(client_incoming)
+                .await
+            {
                 tracing::error!(error = %e, "client API stopped");
             }
         }),
         tokio::spawn(async move {
-            if let Err(e) = tonic::transport::Server::builder().add_service(raft_srv).serve_with_incoming(raft_incoming).await {
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(raft_srv)
+                .serve_with_incoming(raft_incoming)
+                .await
+            {
                 tracing::error!(error = %e, "raft transport stopped");
             }
         }),
     ];
     let prom = prometheus::Registry::new();
-    tls.register_expiry_metric(&prom).map_err(|e| Error::Config(e.to_string()))?;
+    tls.register_expiry_metric(&prom)
+        .map_err(|e| Error::Config(e.to_string()))?;
     let readiness = Readiness::default();
     readiness.set("raft", Ok(()));
-    let ops = OpsServer::start(config.http_listen, prom, readiness).map_err(io(config.http_listen))?;
+    let ops =
+        OpsServer::start(config.http_listen, prom, readiness).map_err(io(config.http_listen))?;
     tracing::info!(node = config.node_id, client = %client_addr, raft = %raft_addr, "orderer serving");
     Ok(Running {
         client_addr,

@@ -23,7 +23,10 @@ pub enum Outcome {
     Committed(u64),
     /// Already in an earlier block.
     Duplicate(u64),
-    Failed { code: &'static str, reason: String },
+    Failed {
+        code: &'static str,
+        reason: String,
+    },
 }
 
 /// The node's state as others may read it at any time.
@@ -67,7 +70,9 @@ pub struct RaftNode {
 
 impl std::fmt::Debug for RaftNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftNode").field("id", &self.raw.raft.id).finish_non_exhaustive()
+        f.debug_struct("RaftNode")
+            .field("id", &self.raw.raft.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +90,12 @@ pub struct NodeHandles {
 }
 
 impl RaftNode {
-    pub fn new(cfg: &Config, store: OrdererStore, transport: Transport, proposer: Proposer) -> Result<(Self, NodeHandles)> {
+    pub fn new(
+        cfg: &Config,
+        store: OrdererStore,
+        transport: Transport,
+        proposer: Proposer,
+    ) -> Result<(Self, NodeHandles)> {
         let raft_cfg = raft::Config {
             id: cfg.node_id,
             election_tick: cfg.raft.election_ticks,
@@ -120,7 +130,13 @@ impl RaftNode {
             status: status.clone(),
             tip_tx,
         };
-        Ok((node, NodeHandles { status, tip: tip_rx }))
+        Ok((
+            node,
+            NodeHandles {
+                status,
+                tip: tip_rx,
+            },
+        ))
     }
 
     fn is_leader(&self) -> bool {
@@ -131,7 +147,10 @@ impl RaftNode {
         for id in ids {
             if let Some(ws) = self.waiters.remove(&id) {
                 for w in ws {
-                    let _ = w.send(Outcome::Failed { code, reason: reason.to_owned() });
+                    let _ = w.send(Outcome::Failed {
+                        code,
+                        reason: reason.to_owned(),
+                    });
                 }
             }
         }
@@ -152,7 +171,11 @@ impl RaftNode {
                 Err(e) => {
                     tracing::warn!(error = %e, "proposal refused; queued transactions fail");
                     let ids = self.cutter.drain();
-                    self.fail_all(ids, "orderer.retry", "the block could not be proposed; resubmit");
+                    self.fail_all(
+                        ids,
+                        "orderer.retry",
+                        "the block could not be proposed; resubmit",
+                    );
                     return;
                 }
             }
@@ -161,17 +184,26 @@ impl RaftNode {
 
     /// Applies one committed entry. Block entries are checked against the tip
     /// the same way on every node, so every node keeps or skips the same ones.
-    fn apply(batch: &mut crate::storage::StoreBatch<'_>, entry: &Entry, done: &mut Vec<(Vec<TxId>, Outcome)>) -> Result<()> {
+    fn apply(
+        batch: &mut crate::storage::StoreBatch<'_>,
+        entry: &Entry,
+        done: &mut Vec<(Vec<TxId>, Outcome)>,
+    ) -> Result<()> {
         if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
             // A new leader's empty entry, or a conf change (not used yet).
             return Ok(());
         }
         let tip = batch.tip();
         let verdict = (|| -> std::result::Result<(Tip, Vec<TxId>), String> {
-            let block = Block::decode(&entry.data[..]).map_err(|e| format!("undecodable block: {e}"))?;
-            let header = BlockHeader::decode(&block.header[..]).map_err(|e| format!("undecodable header: {e}"))?;
+            let block =
+                Block::decode(&entry.data[..]).map_err(|e| format!("undecodable block: {e}"))?;
+            let header = BlockHeader::decode(&block.header[..])
+                .map_err(|e| format!("undecodable header: {e}"))?;
             if header.number != tip.height + 1 || header.prev_hash != tip.hash.0 {
-                return Err(format!("block {} does not extend tip {}", header.number, tip.height));
+                return Err(format!(
+                    "block {} does not extend tip {}",
+                    header.number, tip.height
+                ));
             }
             if header.timestamp_ms < tip.timestamp_ms {
                 return Err("timestamp goes backwards".into());
@@ -201,14 +233,25 @@ impl RaftNode {
                 tracing::info!(index = entry.index, %why, "skipping committed entry that is not the next block");
                 if let Ok(block) = Block::decode(&entry.data[..]) {
                     let ids = block.txs.iter().map(|t| tx_id(&t.payload)).collect();
-                    done.push((ids, Outcome::Failed { code: "orderer.retry", reason: "the block was superseded; resubmit".into() }));
+                    done.push((
+                        ids,
+                        Outcome::Failed {
+                            code: "orderer.retry",
+                            reason: "the block was superseded; resubmit".into(),
+                        },
+                    ));
                 }
             }
         }
         Ok(())
     }
 
-    fn apply_all(entries: &[Entry], batch: &mut crate::storage::StoreBatch<'_>, done: &mut Vec<(Vec<TxId>, Outcome)>, last: &mut Option<u64>) -> Result<()> {
+    fn apply_all(
+        entries: &[Entry],
+        batch: &mut crate::storage::StoreBatch<'_>,
+        done: &mut Vec<(Vec<TxId>, Outcome)>,
+        last: &mut Option<u64>,
+    ) -> Result<()> {
         for e in entries {
             Self::apply(batch, e, done)?;
             *last = Some(e.index);
@@ -231,7 +274,9 @@ impl RaftNode {
         let mut batch = self.store.batch()?;
         // 2. A snapshot would replace the state; we never compact, so none arrives.
         if !ready.snapshot().is_empty() {
-            return Err(Error::Storage("unexpected snapshot: this node never compacts its log".into()));
+            return Err(Error::Storage(
+                "unexpected snapshot: this node never compacts its log".into(),
+            ));
         }
         // 3. Committed entries were persisted in an earlier Ready: apply them.
         let mut done = Vec::new();
@@ -289,9 +334,17 @@ impl RaftNode {
             tracing::info!(term = self.raw.raft.term, "became leader");
             self.cutter.reset(self.store.tip());
         } else if !leader && self.was_leader {
-            tracing::info!(term = self.raw.raft.term, leader = self.raw.raft.leader_id, "lost leadership");
+            tracing::info!(
+                term = self.raw.raft.term,
+                leader = self.raw.raft.leader_id,
+                "lost leadership"
+            );
             let ids = self.cutter.drain();
-            self.fail_all(ids, "orderer.no_leader", "this node lost leadership; resubmit");
+            self.fail_all(
+                ids,
+                "orderer.no_leader",
+                "this node lost leadership; resubmit",
+            );
         }
         self.was_leader = leader;
         let r = &self.raw.raft;
@@ -368,7 +421,10 @@ impl Handler<Submit> for RaftNode {
             for (_, _, w) in msg.0 {
                 let _ = w.send(Outcome::Failed {
                     code: "orderer.no_leader",
-                    reason: format!("node {} is not the leader (leader: {leader:?}); resubmit", self.raw.raft.id),
+                    reason: format!(
+                        "node {} is not the leader (leader: {leader:?}); resubmit",
+                        self.raw.raft.id
+                    ),
                 });
             }
             return Err(Error::NotLeader { leader });
@@ -381,7 +437,10 @@ impl Handler<Submit> for RaftNode {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = w.send(Outcome::Failed { code: "orderer.internal", reason: e.to_string() });
+                    let _ = w.send(Outcome::Failed {
+                        code: "orderer.internal",
+                        reason: e.to_string(),
+                    });
                     continue;
                 }
             }
@@ -390,7 +449,10 @@ impl Handler<Submit> for RaftNode {
                 // Resubmitted while pending: wait for the same copy, never order it twice.
                 Some(ws) => ws.push(w),
                 None if full => {
-                    let _ = w.send(Outcome::Failed { code: "orderer.busy", reason: "too many pending transactions; retry later".into() });
+                    let _ = w.send(Outcome::Failed {
+                        code: "orderer.busy",
+                        reason: "too many pending transactions; retry later".into(),
+                    });
                 }
                 None => {
                     self.waiters.insert(id, vec![w]);

@@ -8,7 +8,9 @@ use actix::Addr;
 use fiscus_common::tls::connect_channel;
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
 use fiscus_proto::pb::orderer::orderer_server::Orderer;
-use fiscus_proto::pb::orderer::{AckStatus, BroadcastAck, DeliverRequest, PeerStatus, StatusRequest, StatusResponse};
+use fiscus_proto::pb::orderer::{
+    AckStatus, BroadcastAck, DeliverRequest, PeerStatus, StatusRequest, StatusResponse,
+};
 use fiscus_proto::pb::types::{Block, Envelope};
 use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
 use prost::Message;
@@ -34,8 +36,20 @@ pub(crate) struct OrdererService {
     pub commit_timeout: Duration,
 }
 
-fn ack(tx_id: Vec<u8>, status: AckStatus, code: &str, reason: String, block_number: u64) -> BroadcastAck {
-    BroadcastAck { tx_id, status: status as i32, reason_code: code.to_owned(), reason, block_number }
+fn ack(
+    tx_id: Vec<u8>,
+    status: AckStatus,
+    code: &str,
+    reason: String,
+    block_number: u64,
+) -> BroadcastAck {
+    BroadcastAck {
+        tx_id,
+        status: status as i32,
+        reason_code: code.to_owned(),
+        reason,
+        block_number,
+    }
 }
 
 type AckStream = Pin<Box<dyn futures::Stream<Item = Result<BroadcastAck, Status>> + Send>>;
@@ -43,13 +57,28 @@ type BlockStream = Pin<Box<dyn futures::Stream<Item = Result<Block, Status>> + S
 
 impl OrdererService {
     fn leader(&self) -> (bool, Option<Peer>) {
-        let s = self.handles.status.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let s = self
+            .handles
+            .status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let is_leader = s.role == "leader";
-        (is_leader, self.peers.iter().find(|p| p.id == s.leader_id && p.id != s.node_id).cloned())
+        (
+            is_leader,
+            self.peers
+                .iter()
+                .find(|p| p.id == s.leader_id && p.id != s.node_id)
+                .cloned(),
+        )
     }
 
     /// Admits and submits one stream's envelopes, acking each once decided.
-    async fn serve_stream(self, mut input: Streaming<Envelope>, acks: mpsc::Sender<Result<BroadcastAck, Status>>) {
+    async fn serve_stream(
+        self,
+        mut input: Streaming<Envelope>,
+        acks: mpsc::Sender<Result<BroadcastAck, Status>>,
+    ) {
         let mut waiting = FuturesUnordered::new();
         loop {
             let first = tokio::select! {
@@ -61,7 +90,18 @@ impl OrdererService {
             };
             let first = match first {
                 Ok(Some(e)) => e,
-                Ok(None) | Err(_) => break,
+                Ok(None) => break,
+                Err(status) => {
+                    // e.g. an envelope over the gRPC size limit: finish what was
+                    // admitted, then tell the client why the stream ends.
+                    while let Some(a) = waiting.next().await {
+                        if acks.send(Ok(a)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = acks.send(Err(status)).await;
+                    return;
+                }
             };
             let mut envs = vec![first];
             while envs.len() < ADMIT_BATCH {
@@ -77,20 +117,55 @@ impl OrdererService {
                         let (tx, rx) = oneshot::channel();
                         submit.push((id, env, tx));
                         let timeout = self.commit_timeout;
-                        waiting.push(async move {
-                            let id_bytes = id.to_vec();
-                            match tokio::time::timeout(timeout, rx).await {
-                                Ok(Ok(Outcome::Committed(h))) => ack(id_bytes, AckStatus::Accepted, "", String::new(), h),
-                                Ok(Ok(Outcome::Duplicate(h))) => ack(id_bytes, AckStatus::Rejected, "tx.duplicate", format!("already ordered in block {h}"), h),
-                                Ok(Ok(Outcome::Failed { code, reason })) => ack(id_bytes, AckStatus::Rejected, code, reason, 0),
-                                Ok(Err(_)) => ack(id_bytes, AckStatus::Rejected, "orderer.retry", "the orderer dropped the transaction; resubmit".into(), 0),
-                                Err(_) => ack(id_bytes, AckStatus::Rejected, "orderer.timeout", "not committed in time; resubmitting is safe".into(), 0),
+                        waiting.push(
+                            async move {
+                                let id_bytes = id.to_vec();
+                                match tokio::time::timeout(timeout, rx).await {
+                                    Ok(Ok(Outcome::Committed(h))) => {
+                                        ack(id_bytes, AckStatus::Accepted, "", String::new(), h)
+                                    }
+                                    Ok(Ok(Outcome::Duplicate(h))) => ack(
+                                        id_bytes,
+                                        AckStatus::Rejected,
+                                        "tx.duplicate",
+                                        format!("already ordered in block {h}"),
+                                        h,
+                                    ),
+                                    Ok(Ok(Outcome::Failed { code, reason })) => {
+                                        ack(id_bytes, AckStatus::Rejected, code, reason, 0)
+                                    }
+                                    Ok(Err(_)) => ack(
+                                        id_bytes,
+                                        AckStatus::Rejected,
+                                        "orderer.retry",
+                                        "the orderer dropped the transaction; resubmit".into(),
+                                        0,
+                                    ),
+                                    Err(_) => ack(
+                                        id_bytes,
+                                        AckStatus::Rejected,
+                                        "orderer.timeout",
+                                        "not committed in time; resubmitting is safe".into(),
+                                        0,
+                                    ),
+                                }
                             }
-                        }.boxed());
+                            .boxed(),
+                        );
                     }
                     Err(refusal) => {
                         let id = refusal.tx_id.map(|i| i.to_vec()).unwrap_or_default();
-                        if acks.send(Ok(ack(id, AckStatus::Rejected, refusal.code, refusal.reason, 0))).await.is_err() {
+                        if acks
+                            .send(Ok(ack(
+                                id,
+                                AckStatus::Rejected,
+                                refusal.code,
+                                refusal.reason,
+                                0,
+                            )))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -110,16 +185,36 @@ impl OrdererService {
     }
 
     /// A follower relays the whole stream to the leader and its acks back.
-    async fn forward(self, leader: Peer, mut input: Streaming<Envelope>, acks: mpsc::Sender<Result<BroadcastAck, Status>>) {
-        let channel = match connect_channel(&leader.client_addr, &leader.server_name, self.client_tls.clone()).await {
+    async fn forward(
+        self,
+        leader: Peer,
+        mut input: Streaming<Envelope>,
+        acks: mpsc::Sender<Result<BroadcastAck, Status>>,
+    ) {
+        let channel = match connect_channel(
+            &leader.client_addr,
+            &leader.server_name,
+            self.client_tls.clone(),
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => {
-                let _ = acks.send(Err(Status::unavailable(format!("leader {} unreachable: {e}", leader.id)))).await;
+                let _ = acks
+                    .send(Err(Status::unavailable(format!(
+                        "leader {} unreachable: {e}",
+                        leader.id
+                    ))))
+                    .await;
                 return;
             }
         };
         let (up_tx, up_rx) = mpsc::channel::<Envelope>(1024);
-        let upstream = futures::stream::unfold(up_rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+        let upstream =
+            futures::stream::unfold(
+                up_rx,
+                |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
+            );
         let mut client = OrdererClient::new(channel);
         let relay_in = tokio::spawn(async move {
             while let Ok(Some(e)) = input.message().await {
@@ -149,7 +244,10 @@ impl OrdererService {
 impl Orderer for OrdererService {
     type BroadcastStream = AckStream;
 
-    async fn broadcast(&self, req: Request<Streaming<Envelope>>) -> Result<Response<AckStream>, Status> {
+    async fn broadcast(
+        &self,
+        req: Request<Streaming<Envelope>>,
+    ) -> Result<Response<AckStream>, Status> {
         let input = req.into_inner();
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let svc = self.clone();
@@ -160,9 +258,14 @@ impl Orderer for OrdererService {
             (false, Some(leader)) => {
                 tokio::spawn(svc.forward(leader, input, tx));
             }
-            (false, None) => return Err(Status::unavailable("no leader is known yet; retry shortly (orderer.no_leader)")),
+            (false, None) => {
+                return Err(Status::unavailable(
+                    "no leader is known yet; retry shortly (orderer.no_leader)",
+                ));
+            }
         }
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|a| (a, rx)) });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|a| (a, rx)) });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -178,7 +281,9 @@ impl Orderer for OrdererService {
                 let height = *tip.borrow_and_update();
                 while next <= height {
                     let item = match store.block(next) {
-                        Ok(Some(bytes)) => Block::decode(&bytes[..]).map_err(|e| Status::internal(e.to_string())),
+                        Ok(Some(bytes)) => {
+                            Block::decode(&bytes[..]).map_err(|e| Status::internal(e.to_string()))
+                        }
                         Ok(None) => Err(Status::internal(format!("block {next} is missing"))),
                         Err(e) => Err(Status::internal(e.to_string())),
                     };
@@ -193,12 +298,21 @@ impl Orderer for OrdererService {
                 }
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        let s = self.handles.status.read().unwrap_or_else(|e| e.into_inner()).clone();
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let s = self
+            .handles
+            .status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let peers = self
             .peers
             .iter()
@@ -206,7 +320,11 @@ impl Orderer for OrdererService {
             .map(|p| PeerStatus {
                 raft_id: p.id,
                 raft_endpoint: p.raft_addr.clone(),
-                matched: s.progress.iter().find(|(id, _)| *id == p.id).map_or(0, |(_, m)| *m),
+                matched: s
+                    .progress
+                    .iter()
+                    .find(|(id, _)| *id == p.id)
+                    .map_or(0, |(_, m)| *m),
             })
             .collect();
         Ok(Response::new(StatusResponse {

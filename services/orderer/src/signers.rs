@@ -4,8 +4,8 @@
 use crate::error::{Error, Result};
 use fiscus_common::tls::{ClientVerifier, PeerIdentity};
 use fiscus_proto::hash::Hash32;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -34,24 +34,40 @@ pub struct SignerDirectory {
 fn revoked_serials(crl: &[u8]) -> Result<BTreeSet<Vec<u8>>> {
     let (_, parsed) = x509_parser::revocation_list::CertificateRevocationList::from_der(crl)
         .map_err(|e| Error::Config(format!("CRL: {e}")))?;
-    Ok(parsed.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()).collect())
+    Ok(parsed
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial().to_vec())
+        .collect())
 }
 
 impl SignerDirectory {
     /// Loads every certificate in `dir` that chains to `roots` (checked with the
     /// same webpki logic as TLS), and the CRL if given.
-    pub fn load(dir: &Path, roots: Arc<rustls::RootCertStore>, crl_file: Option<&Path>) -> Result<Self> {
+    pub fn load(
+        dir: &Path,
+        roots: Arc<rustls::RootCertStore>,
+        crl_file: Option<&Path>,
+    ) -> Result<Self> {
         let d = Self::default();
         d.reload(dir, roots, crl_file)?;
         Ok(d)
     }
 
-    pub fn reload(&self, dir: &Path, roots: Arc<rustls::RootCertStore>, crl_file: Option<&Path>) -> Result<()> {
+    pub fn reload(
+        &self,
+        dir: &Path,
+        roots: Arc<rustls::RootCertStore>,
+        crl_file: Option<&Path>,
+    ) -> Result<()> {
         let crl = match crl_file {
-            Some(p) if p.exists() => Some(std::fs::read(p).map_err(|e| Error::Io { what: p.display().to_string(), source: e })?),
+            Some(p) if p.exists() => Some(std::fs::read(p).map_err(|e| Error::Io {
+                what: p.display().to_string(),
+                source: e,
+            })?),
             _ => None,
         };
-        let crls: Vec<CertificateRevocationListDer<'static>> = crl.iter().map(|c| c.clone().into()).collect();
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            crl.iter().map(|c| c.clone().into()).collect();
         // Chain and validity only: revocation is answered per transaction from the serial set.
         let verifier = ClientVerifier::new(roots, &[], fiscus_common::tls::provider(), false)?;
         let mut by_id = BTreeMap::new();
@@ -61,15 +77,30 @@ impl SignerDirectory {
                 tracing::warn!(dir = %dir.display(), "signers_dir does not exist: no transaction will be admitted");
                 return self.set(by_id, crl.as_deref());
             }
-            Err(e) => return Err(Error::Io { what: dir.display().to_string(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    what: dir.display().to_string(),
+                    source: e,
+                });
+            }
         };
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
-        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|x| x == "pem")) {
-            let pem = std::fs::read(&path).map_err(|e| Error::Io { what: path.display().to_string(), source: e })?;
+        for path in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        {
+            let pem = std::fs::read(&path).map_err(|e| Error::Io {
+                what: path.display().to_string(),
+                source: e,
+            })?;
             let certs = fiscus_common::tls::parse_certs(&path, &pem)?;
             let leaf = &certs[0];
-            if let Err(e) = verifier.verify_client_cert(&CertificateDer::from(leaf.as_ref()), &[], UnixTime::now()) {
+            if let Err(e) = verifier.verify_client_cert(
+                &CertificateDer::from(leaf.as_ref()),
+                &[],
+                UnixTime::now(),
+            ) {
                 tracing::warn!(file = %path.display(), error = %e, "skipping signer certificate that does not verify");
                 continue;
             }
@@ -77,7 +108,9 @@ impl SignerDirectory {
                 Ok(id) => {
                     by_id.insert(id.cert_id, id);
                 }
-                Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping certificate outside the profile"),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "skipping certificate outside the profile")
+                }
             }
         }
         drop(crls);
@@ -89,8 +122,15 @@ impl SignerDirectory {
             Some(c) => revoked_serials(c)?,
             None => BTreeSet::new(),
         };
-        tracing::info!(signers = by_id.len(), revoked = revoked_serials.len(), "signer directory loaded");
-        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Inner { by_id, revoked_serials });
+        tracing::info!(
+            signers = by_id.len(),
+            revoked = revoked_serials.len(),
+            "signer directory loaded"
+        );
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Inner {
+            by_id,
+            revoked_serials,
+        });
         Ok(())
     }
 
@@ -99,7 +139,10 @@ impl SignerDirectory {
         let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let mut by_id = guard.by_id.clone();
         by_id.insert(id.cert_id, id);
-        *guard = Arc::new(Inner { by_id, revoked_serials: guard.revoked_serials.clone() });
+        *guard = Arc::new(Inner {
+            by_id,
+            revoked_serials: guard.revoked_serials.clone(),
+        });
     }
 
     /// The signer's Ed25519 key, or why it may not sign.

@@ -10,7 +10,9 @@ use fiscus_proto::hash::Hash32;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -56,9 +58,21 @@ impl Tip {
         }
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&b[8..40]);
-        let height = u64::from_be_bytes(b[..8].try_into().map_err(|_| Error::Storage("tip".into()))?);
-        let ts = i64::from_be_bytes(b[40..].try_into().map_err(|_| Error::Storage("tip".into()))?);
-        Ok(Self { height, hash: Hash32(hash), timestamp_ms: ts })
+        let height = u64::from_be_bytes(
+            b[..8]
+                .try_into()
+                .map_err(|_| Error::Storage("tip".into()))?,
+        );
+        let ts = i64::from_be_bytes(
+            b[40..]
+                .try_into()
+                .map_err(|_| Error::Storage("tip".into()))?,
+        );
+        Ok(Self {
+            height,
+            hash: Hash32(hash),
+            timestamp_ms: ts,
+        })
     }
 }
 
@@ -94,7 +108,9 @@ impl OrdererStore {
             if meta.get(CONF_STATE).map_err(db_err)?.is_none() {
                 let mut cs = ConfState::default();
                 cs.voters = voters.to_vec();
-                let bytes = cs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+                let bytes = cs
+                    .write_to_bytes()
+                    .map_err(|e| Error::Storage(e.to_string()))?;
                 meta.insert(CONF_STATE, bytes.as_slice()).map_err(db_err)?;
             }
         }
@@ -110,7 +126,9 @@ impl OrdererStore {
     fn reload_cache(&self) -> Result<()> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
-        let get = |k: &str| -> Result<Option<Vec<u8>>> { Ok(meta.get(k).map_err(db_err)?.map(|v| v.value().to_vec())) };
+        let get = |k: &str| -> Result<Option<Vec<u8>>> {
+            Ok(meta.get(k).map_err(db_err)?.map(|v| v.value().to_vec()))
+        };
         let parse_err = |e: protobuf::ProtobufError| Error::Storage(e.to_string());
         let hard_state = match get(HARD_STATE)? {
             Some(b) => HardState::parse_from_bytes(&b).map_err(parse_err)?,
@@ -121,7 +139,11 @@ impl OrdererStore {
             None => ConfState::default(),
         };
         let applied = match get(APPLIED)? {
-            Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| Error::Storage("applied".into()))?),
+            Some(b) => u64::from_be_bytes(
+                b.as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Storage("applied".into()))?,
+            ),
             None => 0,
         };
         let tip = match get(TIP)? {
@@ -144,7 +166,10 @@ impl OrdererStore {
     }
 
     fn cache(&self) -> Cached {
-        self.cached.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.cached
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn applied(&self) -> u64 {
@@ -181,7 +206,9 @@ impl OrdererStore {
     pub fn tx_height(&self, tx_id: &Hash32) -> Result<Option<u64>> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(TX_INDEX).map_err(db_err)?;
-        Ok(t.get(tx_id.0.as_slice()).map_err(db_err)?.map(|v| v.value()))
+        Ok(t.get(tx_id.0.as_slice())
+            .map_err(db_err)?
+            .map(|v| v.value()))
     }
 }
 
@@ -196,7 +223,9 @@ pub struct StoreBatch<'a> {
 impl StoreBatch<'_> {
     /// Appends entries, first dropping any conflicting suffix.
     pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        let Some(first) = entries.first() else { return Ok(()) };
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
         let mut log = self.txn.open_table(LOG).map_err(db_err)?;
         let mut terms = self.txn.open_table(TERMS).map_err(db_err)?;
         // Raft may overwrite uncommitted entries from a deposed leader.
@@ -207,7 +236,9 @@ impl StoreBatch<'_> {
             }
         }
         for e in entries {
-            let bytes = e.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+            let bytes = e
+                .write_to_bytes()
+                .map_err(|e| Error::Storage(e.to_string()))?;
             log.insert(e.index, bytes.as_slice()).map_err(db_err)?;
             terms.insert(e.index, e.term).map_err(db_err)?;
         }
@@ -221,8 +252,14 @@ impl StoreBatch<'_> {
     }
 
     pub fn set_hard_state(&mut self, hs: &HardState) -> Result<()> {
-        let bytes = hs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
-        self.txn.open_table(META).map_err(db_err)?.insert(HARD_STATE, bytes.as_slice()).map_err(db_err)?;
+        let bytes = hs
+            .write_to_bytes()
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        self.txn
+            .open_table(META)
+            .map_err(db_err)?
+            .insert(HARD_STATE, bytes.as_slice())
+            .map_err(db_err)?;
         self.next.hard_state = hs.clone();
         Ok(())
     }
@@ -234,8 +271,14 @@ impl StoreBatch<'_> {
     }
 
     pub fn set_conf_state(&mut self, cs: &ConfState) -> Result<()> {
-        let bytes = cs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
-        self.txn.open_table(META).map_err(db_err)?.insert(CONF_STATE, bytes.as_slice()).map_err(db_err)?;
+        let bytes = cs
+            .write_to_bytes()
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        self.txn
+            .open_table(META)
+            .map_err(db_err)?
+            .insert(CONF_STATE, bytes.as_slice())
+            .map_err(db_err)?;
         self.next.conf_state = cs.clone();
         Ok(())
     }
@@ -253,12 +296,20 @@ impl StoreBatch<'_> {
 
     /// Stores a committed block, its tx ids, and makes it the tip.
     pub fn put_block(&mut self, tip: Tip, block: &[u8], tx_ids: &[Hash32]) -> Result<()> {
-        self.txn.open_table(BLOCKS).map_err(db_err)?.insert(tip.height, block).map_err(db_err)?;
+        self.txn
+            .open_table(BLOCKS)
+            .map_err(db_err)?
+            .insert(tip.height, block)
+            .map_err(db_err)?;
         let mut idx = self.txn.open_table(TX_INDEX).map_err(db_err)?;
         for id in tx_ids {
             idx.insert(id.0.as_slice(), tip.height).map_err(db_err)?;
         }
-        self.txn.open_table(META).map_err(db_err)?.insert(TIP, tip.encode().as_slice()).map_err(db_err)?;
+        self.txn
+            .open_table(META)
+            .map_err(db_err)?
+            .insert(TIP, tip.encode().as_slice())
+            .map_err(db_err)?;
         self.next.tip = tip;
         Ok(())
     }
@@ -309,7 +360,10 @@ impl Storage for OrdererStore {
         let mut out = Vec::with_capacity((high - low) as usize);
         for item in log.range(low..high).map_err(|e| raft_err(db_err(e)))? {
             let (_, v) = item.map_err(|e| raft_err(db_err(e)))?;
-            out.push(Entry::parse_from_bytes(v.value()).map_err(|e| raft_err(Error::Storage(e.to_string())))?);
+            out.push(
+                Entry::parse_from_bytes(v.value())
+                    .map_err(|e| raft_err(Error::Storage(e.to_string())))?,
+            );
         }
         raft::util::limit_size(&mut out, max_size.into());
         Ok(out)
@@ -346,6 +400,8 @@ impl Storage for OrdererStore {
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         // The log is never compacted yet (first_index stays 1), so raft-rs can
         // always catch a peer up from entries and never needs a snapshot.
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
     }
 }

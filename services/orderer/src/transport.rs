@@ -60,15 +60,24 @@ impl Transport {
 
     /// Cuts this node off from `ids` in both directions (tests: network partitions).
     pub fn block(&self, ids: &[u64]) {
-        self.blocked.write().unwrap_or_else(|e| e.into_inner()).extend(ids);
+        self.blocked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids);
     }
 
     pub fn unblock_all(&self) {
-        self.blocked.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.blocked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn is_blocked(&self, id: u64) -> bool {
-        self.blocked.read().unwrap_or_else(|e| e.into_inner()).contains(&id)
+        self.blocked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
     }
 }
 
@@ -91,9 +100,12 @@ async fn peer_sender(peer: Peer, tls: Arc<rustls::ClientConfig>, mut rx: mpsc::R
         };
         backoff = Duration::from_millis(50);
         let (conn_tx, conn_rx) = mpsc::channel::<RaftMessage>(256);
-        let mut client = RaftTransportClient::new(channel).max_encoding_message_size(64 * 1024 * 1024);
+        let mut client =
+            RaftTransportClient::new(channel).max_encoding_message_size(64 * 1024 * 1024);
         let call = tokio::spawn(async move {
-            let stream = futures::stream::unfold(conn_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+            let stream = futures::stream::unfold(conn_rx, |mut rx| async move {
+                rx.recv().await.map(|m| (m, rx))
+            });
             client.send(stream).await
         });
         loop {
@@ -125,17 +137,28 @@ pub struct RaftService {
 
 #[tonic::async_trait]
 impl RaftTransport for RaftService {
-    async fn send(&self, req: Request<Streaming<RaftMessage>>) -> Result<Response<RaftAck>, Status> {
+    async fn send(
+        &self,
+        req: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<RaftAck>, Status> {
         match peer_identity(&req) {
             Some(id) if id.role == Role::Orderer => {}
-            _ => return Err(Status::permission_denied("the raft transport is for orderer certificates only")),
+            _ => {
+                return Err(Status::permission_denied(
+                    "the raft transport is for orderer certificates only",
+                ));
+            }
         }
         let mut stream = req.into_inner();
         while let Some(item) = stream.next().await {
             let m = item?;
             let msg = match RaftMsg::parse_from_bytes(&m.data) {
                 Ok(msg) => msg,
-                Err(e) => return Err(Status::invalid_argument(format!("undecodable raft message: {e}"))),
+                Err(e) => {
+                    return Err(Status::invalid_argument(format!(
+                        "undecodable raft message: {e}"
+                    )));
+                }
             };
             if self.transport.is_blocked(msg.from) {
                 continue;

@@ -1,0 +1,320 @@
+//! A whole cluster on loopback for tests and `fiscus bench orderer`: a
+//! consortium root, orderer and client certificates, one data dir per node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // harness set-up fails loudly
+
+use crate::{Config, Listeners, Peer, Running};
+use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RevokedEntry, RootCa, write_file};
+use fiscus_proto::envelope::seal;
+use fiscus_proto::hash::{Hash32, cert_id};
+use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
+use fiscus_proto::pb::orderer::{BroadcastAck, StatusRequest};
+use fiscus_proto::pb::transfer::{
+    AccountRef, DisburseArgs, Recipient, TransferCall, recipient, transfer_call::Method,
+};
+use fiscus_proto::pb::types::{Envelope, Role, TxPayload, tx_payload::Call};
+use fiscus_proto::sign::SigningKey;
+use futures::StreamExt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// A client that signs transfer transactions.
+#[derive(Debug)]
+pub struct Signer {
+    pub key: SigningKey,
+    pub cert_id: Hash32,
+    pub serial: Vec<u8>,
+    pub cert_file: PathBuf,
+}
+
+impl Signer {
+    /// A `disburse` of `n` fen with a 256-byte purpose, nonce `n`.
+    pub fn envelope(&self, consortium: &str, n: u64) -> Envelope {
+        let payload = TxPayload {
+            consortium_id: consortium.into(),
+            creator_cert_id: self.cert_id.to_vec(),
+            nonce: n,
+            client_timestamp_ms: 0,
+            call: Some(Call::Transfer(TransferCall {
+                method: Some(Method::Disburse(DisburseArgs {
+                    from: Some(AccountRef {
+                        org_code: "130102".into(),
+                        program_id: "2026-edu-01".into(),
+                    }),
+                    recipient: Some(Recipient {
+                        id: Some(recipient::Id::UnifiedSocialCreditCode(
+                            "12130102MB1234567X".into(),
+                        )),
+                        name: "长安区第一小学".into(),
+                    }),
+                    amount_fen: n as i64 + 1,
+                    purpose: "x".repeat(200),
+                    economic_code: "50502".into(),
+                })),
+            })),
+        };
+        seal(&payload, &[(&self.key, self.cert_id)])
+    }
+}
+
+/// Everything a cluster needs on disk.
+#[derive(Debug)]
+pub struct ClusterFiles {
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub consortium: String,
+    pub configs: Vec<Config>,
+    pub signers: Vec<Signer>,
+    pub client_tls: PathBuf,
+}
+
+fn issue(
+    ca: &RootCa,
+    member: &str,
+    role: Role,
+    names: &[&str],
+    out: &Path,
+) -> (SigningKey, Hash32, Vec<u8>, PathBuf) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let mut spec = LeafSpec::valid_for_days(member, role, 30);
+    for n in names {
+        match n.parse() {
+            Ok(ip) => spec.ips.push(ip),
+            Err(_) => spec.dns_names.push((*n).to_owned()),
+        }
+    }
+    let issued = ca.issue_for_key(&key, &spec).unwrap();
+    write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644).unwrap();
+    write_file(&out.join("key.pem"), key.serialize_pem().as_bytes(), 0o600).unwrap();
+    write_file(&out.join("ca.pem"), ca.root_pem.as_bytes(), 0o644).unwrap();
+    let sk = SigningKey::from_pkcs8_pem(&key.serialize_pem()).unwrap();
+    (
+        sk,
+        cert_id(&issued.der),
+        issued.identity.serial,
+        out.join("cert.pem"),
+    )
+}
+
+/// Binds `n` pairs of listeners on free loopback ports.
+pub async fn bind(n: usize) -> Vec<Listeners> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(Listeners {
+            client: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            raft: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        });
+    }
+    out
+}
+
+/// Writes a root CA, `nodes` orderer identities, `signers` client identities
+/// (their certificates in the shared signers dir) and revokes the client
+/// certificates whose index is in `revoked`.
+pub fn write_cluster(
+    dir: &Path,
+    listeners: &[Listeners],
+    signers: usize,
+    revoked: &[usize],
+) -> ClusterFiles {
+    let ca_dir = dir.join("ca");
+    let ca = RootCa::create(&CaPaths::new(&ca_dir), "fiscus-test", 1, false).unwrap();
+    let signers_dir = dir.join("signers");
+    let mut clients = Vec::new();
+    for i in 0..signers {
+        let out = dir.join(format!("client-{i}"));
+        let (key, id, serial, cert) = issue(&ca, "130102", Role::Client, &[], &out);
+        std::fs::create_dir_all(&signers_dir).unwrap();
+        std::fs::copy(&cert, signers_dir.join(format!("client-{i}.pem"))).unwrap();
+        clients.push(Signer {
+            key,
+            cert_id: id,
+            serial,
+            cert_file: cert,
+        });
+    }
+    let revoked_entries: Vec<RevokedEntry> = revoked
+        .iter()
+        .map(|i| RevokedEntry {
+            serial: clients[*i].serial.clone(),
+            revoked_at: 0,
+        })
+        .collect();
+    let crl = ca_dir.join("crl.der");
+    write_file(&crl, &ca.sign_crl(2, &revoked_entries).unwrap(), 0o644).unwrap();
+    let peers: Vec<Peer> = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Peer {
+            id: i as u64 + 1,
+            raft_addr: l.raft.local_addr().unwrap().to_string(),
+            client_addr: l.client.local_addr().unwrap().to_string(),
+            server_name: format!("orderer-{}", i + 1),
+        })
+        .collect();
+    let orgs = ["000000", "130000", "130100", "130000", "130100"];
+    let mut configs = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        let tls_dir = dir.join(format!("orderer-{}", p.id));
+        issue(
+            &ca,
+            orgs[i % orgs.len()],
+            Role::Orderer,
+            &[&p.server_name, "127.0.0.1"],
+            &tls_dir,
+        );
+        configs.push(Config {
+            node_id: p.id,
+            consortium_id: "fiscus-test".into(),
+            listen: p.client_addr.parse().unwrap(),
+            raft_listen: p.raft_addr.parse().unwrap(),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.join(format!("data-{}", p.id)),
+            peers: peers.clone(),
+            tls: fiscus_common::tls::TlsConfig {
+                cert_file: tls_dir.join("cert.pem"),
+                key_file: tls_dir.join("key.pem"),
+                ca_file: tls_dir.join("ca.pem"),
+                crl_file: Some(crl.clone()),
+                ..Default::default()
+            },
+            signers_dir: signers_dir.clone(),
+            raft: crate::RaftTiming {
+                tick_ms: 50,
+                ..Default::default()
+            },
+            commit_timeout_ms: 10_000,
+            ..Config::default()
+        });
+    }
+    let client_tls = dir.join("client-0");
+    ClusterFiles {
+        dir: dir.to_owned(),
+        ca: ca_dir,
+        consortium: "fiscus-test".into(),
+        configs,
+        signers: clients,
+        client_tls,
+    }
+}
+
+/// Connects a client (signer 0's certificate) to `addr`, checking `server_name`.
+pub async fn client(
+    files: &ClusterFiles,
+    addr: SocketAddr,
+    server_name: &str,
+) -> OrdererClient<Channel> {
+    let ctx = fiscus_common::tls::TlsContext::load(&fiscus_common::tls::TlsConfig {
+        cert_file: files.client_tls.join("cert.pem"),
+        key_file: files.client_tls.join("key.pem"),
+        ca_file: files.client_tls.join("ca.pem"),
+        crl_file: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let ch = fiscus_common::tls::connect_channel(
+        &addr.to_string(),
+        server_name,
+        ctx.client_config().unwrap(),
+    )
+    .await
+    .unwrap();
+    OrdererClient::new(ch).max_decoding_message_size(64 * 1024 * 1024)
+}
+
+/// Sends `envs` on one Broadcast stream and returns every ack (or the stream error).
+pub async fn broadcast(
+    client: &mut OrdererClient<Channel>,
+    envs: Vec<Envelope>,
+    deadline: Duration,
+) -> Result<Vec<BroadcastAck>, tonic::Status> {
+    let n = envs.len();
+    let resp = client.broadcast(futures::stream::iter(envs)).await?;
+    let mut acks = Vec::with_capacity(n);
+    let mut stream = resp.into_inner();
+    let until = Instant::now() + deadline;
+    while acks.len() < n {
+        match tokio::time::timeout_at(until.into(), stream.next()).await {
+            Ok(Some(Ok(a))) => acks.push(a),
+            Ok(Some(Err(s))) => return Err(s),
+            Ok(None) => break,
+            Err(_) => {
+                return Err(tonic::Status::deadline_exceeded(format!(
+                    "{} of {n} acks before the deadline",
+                    acks.len()
+                )));
+            }
+        }
+    }
+    Ok(acks)
+}
+
+/// Waits until some node reports a leader that every running node agrees on.
+pub async fn wait_for_leader(nodes: &[&Running], deadline: Duration) -> u64 {
+    let until = Instant::now() + deadline;
+    loop {
+        let views: Vec<u64> = nodes
+            .iter()
+            .map(|n| n.handles.status.read().unwrap().leader_id)
+            .collect();
+        if views[0] != 0 && views.iter().all(|l| *l == views[0]) {
+            return views[0];
+        }
+        assert!(
+            Instant::now() < until,
+            "no agreed leader within {deadline:?}: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every node's height is at least `height`.
+pub async fn wait_for_height(nodes: &[&Running], height: u64, deadline: Duration) {
+    let until = Instant::now() + deadline;
+    loop {
+        let hs: Vec<u64> = nodes
+            .iter()
+            .map(|n| n.handles.status.read().unwrap().height)
+            .collect();
+        if hs.iter().all(|h| *h >= height) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "heights {hs:?} did not reach {height} within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads blocks `1..=height` from a node with Deliver, as encoded bytes.
+pub async fn deliver(client: &mut OrdererClient<Channel>, height: u64) -> Vec<Vec<u8>> {
+    use prost::Message;
+    let mut stream = client
+        .deliver(fiscus_proto::pb::orderer::DeliverRequest { from_height: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while (out.len() as u64) < height {
+        let b = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        out.push(b.encode_to_vec());
+    }
+    out
+}
+
+/// The leader's id as `Status` on `addr` reports it.
+pub async fn status_leader(client: &mut OrdererClient<Channel>) -> u64 {
+    client
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .leader_id
+}
