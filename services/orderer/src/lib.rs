@@ -26,7 +26,7 @@ use admission::{Admission, SigVerifier};
 use block_cutter::Proposer;
 use fiscus_common::actor_runtime::ActorRuntime;
 use fiscus_common::ops_server::{OpsServer, Readiness};
-use fiscus_common::tls::{ClientAuth, TlsContext, serve_incoming};
+use fiscus_common::tls::{ClientAuth, TlsContext, serve_incoming_until};
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::pb::orderer::orderer_server::OrdererServer;
 use fiscus_proto::pb::orderer::raft_transport_server::RaftTransportServer;
@@ -48,6 +48,7 @@ pub struct Running {
     pub handles: NodeHandles,
     pub signers: SignerDirectory,
     transport: Transport,
+    kill: tokio::sync::watch::Sender<bool>,
     actors: Option<ActorRuntime>,
     servers: Vec<tokio::task::JoinHandle<()>>,
     ops: Option<OpsServer>,
@@ -74,6 +75,8 @@ impl Running {
     /// Stops everything at once, as a crash would: no flush beyond what every
     /// Ready already made durable.
     pub async fn kill(mut self) {
+        // Every open connection fails now, as if the process had died.
+        let _ = self.kill.send(true);
         for s in self.servers.drain(..) {
             s.abort();
             let _ = s.await;
@@ -192,8 +195,19 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     // `tx.too_large`; anything beyond is cut off by gRPC itself.
     let client_srv =
         OrdererServer::new(svc).max_decoding_message_size(2 * config.max_tx_bytes + 1024);
-    let client_incoming = serve_incoming(client_listener, tls.server_config(ClientAuth::Required)?);
-    let raft_incoming = serve_incoming(raft_listener, tls.server_config(ClientAuth::Required)?);
+    let (kill_tx, kill_rx) = tokio::sync::watch::channel(false);
+    let client_incoming = serve_incoming_until(
+        client_listener,
+        tls.server_config(ClientAuth::Required)?,
+        kill_rx.clone(),
+        None,
+    );
+    let raft_incoming = serve_incoming_until(
+        raft_listener,
+        tls.server_config(ClientAuth::Required)?,
+        kill_rx,
+        None,
+    );
     let servers = vec![
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
@@ -229,6 +243,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         handles,
         signers,
         transport,
+        kill: kill_tx,
         actors: Some(actors),
         servers,
         ops: Some(ops),

@@ -108,6 +108,15 @@ impl RaftNode {
             ..Default::default()
         };
         raft_cfg.validate()?;
+        let hs = store.hard_state();
+        tracing::info!(
+            node = cfg.node_id,
+            term = hs.term,
+            commit = hs.commit,
+            applied = store.applied(),
+            height = store.tip().height,
+            "raft node starting"
+        );
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = RawNode::new(&raft_cfg, store.clone(), &logger)?;
         let tip = store.tip();

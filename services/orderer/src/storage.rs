@@ -106,8 +106,7 @@ impl OrdererStore {
             txn.open_table(TX_INDEX).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             if meta.get(CONF_STATE).map_err(db_err)?.is_none() {
-                let mut cs = ConfState::default();
-                cs.voters = voters.to_vec();
+                let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
                 let bytes = cs
                     .write_to_bytes()
                     .map_err(|e| Error::Storage(e.to_string()))?;

@@ -253,18 +253,29 @@ pub async fn broadcast(
 
 /// Waits until some node reports a leader that every running node agrees on.
 pub async fn wait_for_leader(nodes: &[&Running], deadline: Duration) -> u64 {
+    wait_for_new_leader(nodes, 0, deadline).await
+}
+
+/// Like [`wait_for_leader`], for a leader other than `old` (after killing or
+/// cutting it off), which must itself report being leader.
+pub async fn wait_for_new_leader(nodes: &[&Running], old: u64, deadline: Duration) -> u64 {
     let until = Instant::now() + deadline;
     loop {
-        let views: Vec<u64> = nodes
+        let views: Vec<(u64, u64, &'static str)> = nodes
             .iter()
-            .map(|n| n.handles.status.read().unwrap().leader_id)
+            .map(|n| {
+                let s = n.handles.status.read().unwrap();
+                (s.node_id, s.leader_id, s.role)
+            })
             .collect();
-        if views[0] != 0 && views.iter().all(|l| *l == views[0]) {
-            return views[0];
+        let leader = views[0].1;
+        let agreed = leader != 0 && leader != old && views.iter().all(|v| v.1 == leader);
+        if agreed && views.iter().any(|v| v.0 == leader && v.2 == "leader") {
+            return leader;
         }
         assert!(
             Instant::now() < until,
-            "no agreed leader within {deadline:?}: {views:?}"
+            "no agreed new leader within {deadline:?}: {views:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -23,6 +23,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// Messages queued per peer before new ones are dropped.
 const PEER_QUEUE: usize = 4096;
+/// How long a send may wait on a peer's stream before the stream is rebuilt.
+const STALL: Duration = Duration::from_secs(1);
 
 /// The sending side, shared by the node; also the test hook for partitions.
 #[derive(Debug, Clone)]
@@ -120,11 +122,15 @@ async fn peer_sender(peer: Peer, tls: Arc<rustls::ClientConfig>, mut rx: mpsc::R
                     continue;
                 }
             };
-            if conn_tx.send(RaftMessage { data }).await.is_err() {
-                break; // the stream ended: reconnect
+            // A dead peer can leave the stream hanging rather than failing: a
+            // send that cannot go out within a second means reconnect.
+            match tokio::time::timeout(STALL, conn_tx.send(RaftMessage { data })).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
             }
         }
-        let _ = call.await;
+        call.abort();
+        tracing::debug!(peer = peer.id, "raft stream to peer ended; reconnecting");
     }
 }
 

@@ -232,3 +232,219 @@ async fn bad_envelopes_are_rejected_with_a_typed_reason_and_never_reach_a_block(
     let ids = check_chain(&c.chain(leader, height).await);
     assert_eq!(ids.len(), 2, "only the two good txs are in the chain");
 }
+
+/// Codes after which resubmitting the same envelope is the documented thing to do.
+fn retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "orderer.no_leader" | "orderer.retry" | "orderer.timeout" | "orderer.busy"
+    )
+}
+
+/// Submits `envs` to whichever node answers, resubmitting on retryable
+/// refusals and broken streams, until each tx is accepted or known committed.
+/// Returns (accepted tx ids, duplicate-answered tx ids).
+async fn submit_until_decided(
+    c: &Cluster,
+    envs: Vec<Envelope>,
+    deadline: Duration,
+) -> (BTreeSet<Vec<u8>>, BTreeSet<Vec<u8>>) {
+    let until = std::time::Instant::now() + deadline;
+    let mut pending: BTreeMap<Vec<u8>, Envelope> = envs
+        .into_iter()
+        .map(|e| (tx_id(&e.payload).to_vec(), e))
+        .collect();
+    let (mut ok, mut dup) = (BTreeSet::new(), BTreeSet::new());
+    let mut round = 0usize;
+    while !pending.is_empty() {
+        assert!(
+            std::time::Instant::now() < until,
+            "{} txs undecided at the deadline",
+            pending.len()
+        );
+        let ids: Vec<u64> = c.nodes.keys().copied().collect();
+        let target = ids[round % ids.len()];
+        round += 1;
+        let mut client = c.client(target).await;
+        let batch: Vec<Envelope> = pending.values().take(100).cloned().collect();
+        match testkit::broadcast(&mut client, batch, Duration::from_secs(20)).await {
+            Ok(acks) => {
+                for a in acks {
+                    if a.status == AckStatus::Accepted as i32 {
+                        pending.remove(&a.tx_id);
+                        ok.insert(a.tx_id);
+                    } else if a.reason_code == "tx.duplicate" {
+                        pending.remove(&a.tx_id);
+                        dup.insert(a.tx_id);
+                    } else {
+                        assert!(retryable(&a.reason_code), "unexpected refusal {a:?}");
+                    }
+                }
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    (ok, dup)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_under_load_loses_no_acknowledged_tx_and_duplicates_none() {
+    let mut c = Cluster::start(3, &[]).await;
+    let old_leader = c.leader().await;
+    let all: Vec<Envelope> = c.envelopes(0, 0..1200);
+    let (first, rest) = all.split_at(600);
+
+    // Load in flight while the leader dies.
+    let load = {
+        let files_envs = first.to_vec();
+        let mut client = c.client(old_leader).await;
+        tokio::spawn(async move {
+            testkit::broadcast(&mut client, files_envs, Duration::from_secs(30)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let killed_at = std::time::Instant::now();
+    c.nodes.remove(&old_leader).unwrap().kill().await;
+    let new_leader = testkit::wait_for_new_leader(&c.running(), old_leader, DEADLINE).await;
+    assert_ne!(new_leader, old_leader);
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(15),
+        "a new leader took {:?}",
+        killed_at.elapsed()
+    );
+
+    // Whatever the dead leader acknowledged counts; everything else is resubmitted.
+    let acked_before: BTreeSet<Vec<u8>> = match load.await.unwrap() {
+        Ok(acks) => accepted(&acks),
+        Err(_) => BTreeSet::new(),
+    };
+    let (ok, dup) = submit_until_decided(&c, all.clone(), Duration::from_secs(120)).await;
+    let decided: BTreeSet<Vec<u8>> = ok.union(&dup).cloned().collect();
+    assert_eq!(decided.len(), 1200, "every tx is eventually ordered");
+    let _ = rest;
+
+    let height = c.nodes[&new_leader].handles.status.read().unwrap().height;
+    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
+    let chains: Vec<Vec<Vec<u8>>> =
+        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
+    assert!(
+        chains.windows(2).all(|w| w[0] == w[1]),
+        "survivors agree byte for byte"
+    );
+    let ids = check_chain(&chains[0]);
+    assert!(
+        acked_before.is_subset(&ids),
+        "an acknowledged tx went missing"
+    );
+    assert_eq!(ids, decided, "the chain holds every tx exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_catches_up_and_serves_deliver_from_zero() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut c = Cluster::start(3, &[]).await;
+    let leader = c.leader().await;
+    let follower = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    let cfg = c
+        .files
+        .configs
+        .iter()
+        .find(|x| x.node_id == follower)
+        .unwrap()
+        .clone();
+
+    let mut client = c.client(leader).await;
+    testkit::broadcast(&mut client, c.envelopes(0, 0..200), DEADLINE)
+        .await
+        .unwrap();
+    c.nodes.remove(&follower).unwrap().kill().await;
+    let acks = testkit::broadcast(&mut client, c.envelopes(0, 200..500), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted(&acks).len(),
+        300,
+        "two of three nodes keep committing"
+    );
+
+    // Same data dir, same addresses.
+    let listeners = fiscus_orderer::Listeners {
+        client: tokio::net::TcpListener::bind(cfg.listen).await.unwrap(),
+        raft: tokio::net::TcpListener::bind(cfg.raft_listen)
+            .await
+            .unwrap(),
+    };
+    c.nodes
+        .insert(follower, start_with(cfg, listeners).await.unwrap());
+    let height = c.nodes[&leader].handles.status.read().unwrap().height;
+    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
+    let restarted = c.chain(follower, height).await;
+    assert_eq!(
+        restarted,
+        c.chain(leader, height).await,
+        "the restarted follower serves the same chain from height 0"
+    );
+    assert_eq!(check_chain(&restarted).len(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_partition_commits_nothing_and_everyone_converges_after_healing() {
+    let c = Cluster::start(3, &[]).await;
+    let leader = c.leader().await;
+    let mut client = c.client(leader).await;
+    testkit::broadcast(&mut client, c.envelopes(0, 0..100), DEADLINE)
+        .await
+        .unwrap();
+    let before = c.nodes[&leader].handles.status.read().unwrap().height;
+
+    // Cut the leader off: it is now the minority.
+    let others: Vec<u64> = c.nodes.keys().copied().filter(|id| *id != leader).collect();
+    c.nodes[&leader].partition_from(&others);
+    for id in &others {
+        c.nodes[id].partition_from(&[leader]);
+    }
+    // The old leader takes txs it can never commit.
+    let minority_load = {
+        let envs = c.envelopes(1, 0..50);
+        let mut client = c.client(leader).await;
+        tokio::spawn(
+            async move { testkit::broadcast(&mut client, envs, Duration::from_secs(30)).await },
+        )
+    };
+    let majority: Vec<&Running> = others.iter().map(|id| &c.nodes[id]).collect();
+    let new_leader = testkit::wait_for_new_leader(&majority, leader, DEADLINE).await;
+    assert_ne!(new_leader, leader);
+    let mut client = c.client(new_leader).await;
+    let acks = testkit::broadcast(&mut client, c.envelopes(2, 0..200), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(accepted(&acks).len(), 200, "the majority goes on");
+    assert_eq!(
+        c.nodes[&leader].handles.status.read().unwrap().height,
+        before,
+        "the minority committed nothing"
+    );
+    let minority_acks = minority_load.await.unwrap();
+    if let Ok(acks) = &minority_acks {
+        assert!(
+            accepted(acks).is_empty(),
+            "nothing submitted to the minority was acknowledged"
+        );
+    }
+
+    for n in c.nodes.values() {
+        n.heal();
+    }
+    let height = c.nodes[&new_leader].handles.status.read().unwrap().height;
+    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
+    let chains: Vec<Vec<Vec<u8>>> =
+        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
+    assert!(
+        chains.windows(2).all(|w| w[0] == w[1]),
+        "everyone converges on one chain"
+    );
+    assert_eq!(check_chain(&chains[0]).len(), 300);
+}

@@ -4,6 +4,7 @@
 use super::{PeerIdentity, TlsError};
 use futures::Stream;
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,10 +29,32 @@ pub struct PeerInfo {
 }
 
 /// A server-side TLS connection, with the peer's identity read once at handshake.
-#[derive(Debug)]
 pub struct PeerStream {
     inner: tokio_rustls::server::TlsStream<TcpStream>,
     info: PeerInfo,
+    /// Resolves when the server is killed: the connection then fails at once,
+    /// as it would if the process had died.
+    killed: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+}
+
+impl std::fmt::Debug for PeerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerStream")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerStream {
+    fn check_killed(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        match self.killed.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "server killed",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl Connected for PeerStream {
@@ -48,7 +71,11 @@ impl AsyncRead for PeerStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if let Poll::Ready(e) = this.check_killed(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
@@ -58,7 +85,11 @@ impl AsyncWrite for PeerStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if let Poll::Ready(e) = this.check_killed(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -85,6 +116,20 @@ pub fn serve_incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
 ) -> impl Stream<Item = std::io::Result<PeerStream>> + Send + 'static {
+    let (_never, kill) = tokio::sync::watch::channel(false);
+    // Keep the sender alive for as long as the server, so `kill` never fires.
+    let keep = Arc::new(_never);
+    serve_incoming_until(listener, config, kill, Some(keep))
+}
+
+/// Like [`serve_incoming`], and every connection it accepted fails at once when
+/// `kill` turns true: a process crash, simulated in process (tests).
+pub fn serve_incoming_until(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    kill: tokio::sync::watch::Receiver<bool>,
+    keep_alive: Option<Arc<tokio::sync::watch::Sender<bool>>>,
+) -> impl Stream<Item = std::io::Result<PeerStream>> + Send + 'static {
     let acceptor = TlsAcceptor::from(config);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
@@ -93,7 +138,12 @@ pub fn serve_incoming(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (tcp, remote) = match listener.accept().await {
+            // Stop accepting (and release the port) once the server is gone.
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = tx.closed() => return,
+            };
+            let (tcp, remote) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -102,6 +152,8 @@ pub fn serve_incoming(
             };
             let acceptor = acceptor.clone();
             let conn_tx = tx.clone();
+            let mut conn_kill = kill.clone();
+            let keep = keep_alive.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -116,7 +168,17 @@ pub fn serve_incoming(
                             remote_addr: Some(remote),
                             identity,
                         };
-                        let _ = conn_tx.send(Ok(PeerStream { inner: tls, info })).await;
+                        let killed = Box::pin(async move {
+                            let _keep = keep;
+                            let _ = conn_kill.wait_for(|k| *k).await;
+                        });
+                        let _ = conn_tx
+                            .send(Ok(PeerStream {
+                                inner: tls,
+                                info,
+                                killed,
+                            }))
+                            .await;
                     }
                     Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake refused"),
                     Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
@@ -148,7 +210,11 @@ pub async fn connect_channel(
     // The scheme is http because TLS is done by the connector below, not by tonic.
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| err(e.to_string()))?
-        .connect_timeout(Duration::from_secs(10));
+        .connect_timeout(Duration::from_secs(10))
+        // A peer that vanished without closing the connection is noticed in seconds.
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
     endpoint
         .connect_with_connector(tower::service_fn(move |_uri| {
             let connector = connector.clone();

@@ -14,7 +14,9 @@ mod grpc;
 mod profile;
 mod verifier;
 
-pub use grpc::{PeerInfo, PeerStream, connect_channel, peer_identity, serve_incoming};
+pub use grpc::{
+    PeerInfo, PeerStream, connect_channel, peer_identity, serve_incoming, serve_incoming_until,
+};
 pub use profile::{ED25519_OID, PeerIdentity, is_member_code, parse_role, role_name};
 pub use verifier::{ClientVerifier, ServerVerifier};
 
