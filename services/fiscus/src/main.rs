@@ -10,6 +10,7 @@ use fiscus_proto::{DecodeLimits, block::CheckedBlock, envelope::CheckedTx, pb};
 use prost::Message;
 use std::path::PathBuf;
 
+mod bench;
 mod identity;
 
 #[derive(Debug, Parser)]
@@ -45,6 +46,15 @@ enum Command {
     Verify(identity::VerifyCmd),
     /// Revoke a certificate at the identity-ca.
     Revoke(identity::RevokeCmd),
+    /// Run one orderer node.
+    Orderer {
+        /// Config file (TOML); `FISCUS_ORDERER__*` variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Measure a component on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -168,5 +178,15 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Err(e) => Err(e),
         },
         Command::Revoke(cmd) => identity::revoke(cmd).await,
+        Command::Orderer { config } => {
+            let config: fiscus_orderer::Config =
+                fiscus_common::config::load(config.as_deref()).context("loading orderer config")?;
+            let _telemetry = fiscus_common::telemetry::init("orderer", config.json_logs)?;
+            let running = fiscus_orderer::start(config).await?;
+            println!("orderer ready client={} raft={} http={}", running.client_addr, running.raft_addr, running.http_addr);
+            running.wait(fiscus_common::shutdown_signal()).await;
+            Ok(())
+        }
+        Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -57,6 +57,7 @@ pub struct Admission {
     pub limits: DecodeLimits,
     pub signers: SignerDirectory,
     pub verifier: Addr<SigVerifier>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 fn now_unix() -> i64 {
@@ -137,7 +138,10 @@ impl Admission {
         if checks.is_empty() {
             return out;
         }
-        let verdicts = match self.verifier.send(VerifyBatch(checks)).await {
+        let timer = self.metrics.verify_seconds.start_timer();
+        let verdicts = self.verifier.send(VerifyBatch(checks)).await;
+        timer.observe_duration();
+        let verdicts = match verdicts {
             Ok(v) => v,
             Err(e) => {
                 // No verifier, no admission: refuse rather than let unchecked txs through.

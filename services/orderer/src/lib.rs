@@ -11,6 +11,7 @@ pub mod admission;
 pub mod block_cutter;
 pub mod config;
 mod error;
+pub mod metrics;
 pub mod node;
 mod service;
 pub mod signers;
@@ -47,6 +48,7 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub handles: NodeHandles,
     pub signers: SignerDirectory,
+    pub metrics: metrics::Metrics,
     transport: Transport,
     kill: tokio::sync::watch::Sender<bool>,
     actors: Option<ActorRuntime>,
@@ -153,7 +155,9 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     let transport = Transport::start(config.node_id, &config.peers, client_tls.clone());
     let actors = ActorRuntime::start(&format!("orderer-{}", config.node_id))
         .map_err(|e| Error::Config(e.to_string()))?;
-    let (node, handles) = RaftNode::new(&config, store.clone(), transport.clone(), proposer)?;
+    let prom = prometheus::Registry::new();
+    let metrics = metrics::Metrics::register(&prom).map_err(|e| Error::Config(e.to_string()))?;
+    let (node, handles) = RaftNode::new(&config, store.clone(), transport.clone(), proposer, metrics.clone())?;
     let node = actors.spawn(move || node).map_err(|_| Error::Stopped)?;
     let verifier = actors
         .spawn_sync(2, || SigVerifier)
@@ -168,6 +172,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         },
         signers: signers.clone(),
         verifier,
+        metrics: metrics.clone(),
     };
     let svc = service::OrdererService {
         node: node.clone(),
@@ -228,7 +233,6 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
             }
         }),
     ];
-    let prom = prometheus::Registry::new();
     tls.register_expiry_metric(&prom)
         .map_err(|e| Error::Config(e.to_string()))?;
     let readiness = Readiness::default();
@@ -242,6 +246,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         http_addr: ops.addr,
         handles,
         signers,
+        metrics,
         transport,
         kill: kill_tx,
         actors: Some(actors),

@@ -66,6 +66,7 @@ pub struct RaftNode {
     max_pending: usize,
     status: Arc<RwLock<StatusView>>,
     tip_tx: watch::Sender<u64>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -95,6 +96,7 @@ impl RaftNode {
         store: OrdererStore,
         transport: Transport,
         proposer: Proposer,
+        metrics: crate::metrics::Metrics,
     ) -> Result<(Self, NodeHandles)> {
         let raft_cfg = raft::Config {
             id: cfg.node_id,
@@ -138,6 +140,7 @@ impl RaftNode {
             max_pending: cfg.max_pending_txs,
             status: status.clone(),
             tip_tx,
+            metrics,
         };
         Ok((
             node,
@@ -298,7 +301,9 @@ impl RaftNode {
         if let Some(hs) = ready.hs() {
             batch.set_hard_state(hs)?;
         }
+        let timer = self.metrics.persist_seconds.start_timer();
         batch.commit()?;
+        timer.observe_duration();
         // 5. Now the messages that promise persistence (votes, append acks) may go.
         self.transport.send_all(ready.take_persisted_messages());
         // 6. Advance; the light ready carries what became committed meanwhile.
@@ -310,7 +315,9 @@ impl RaftNode {
         self.transport.send_all(light.take_messages());
         let committed = light.take_committed_entries();
         Self::apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
+        let timer = self.metrics.persist_seconds.start_timer();
         batch.commit()?;
+        timer.observe_duration();
         // 7. Tell raft-rs the applied index only after the apply is durable.
         self.raw.advance_apply();
 
@@ -319,6 +326,10 @@ impl RaftNode {
             self.cutter.applied(i, tip);
         }
         for (ids, outcome) in done {
+            if matches!(outcome, Outcome::Committed(_)) {
+                self.metrics.blocks_committed.inc();
+                self.metrics.txs_committed.inc_by(ids.len() as u64);
+            }
             for id in ids {
                 if let Some(ws) = self.waiters.remove(&id) {
                     for w in ws {

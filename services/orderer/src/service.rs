@@ -154,6 +154,7 @@ impl OrdererService {
                         );
                     }
                     Err(refusal) => {
+                        self.admission.metrics.txs_refused.inc();
                         let id = refusal.tx_id.map(|i| i.to_vec()).unwrap_or_default();
                         if acks
                             .send(Ok(ack(
