@@ -155,6 +155,7 @@ async fn orderer(b: OrdererBench) -> Result<()> {
             let mut latencies = Vec::new();
             let (mut accepted, mut rejected) = (0u64, 0u64);
             let mut last_commit = start;
+            let mut codes: std::collections::BTreeMap<String, u64> = Default::default();
             loop {
                 let outstanding = sent.lock().unwrap_or_else(|e| e.into_inner()).len();
                 if sender.is_finished() && outstanding == 0 {
@@ -172,6 +173,7 @@ async fn orderer(b: OrdererBench) -> Result<()> {
                             }
                         } else {
                             rejected += 1;
+                            *codes.entry(a.reason_code).or_insert(0u64) += 1;
                         }
                     }
                     Ok(Some(Err(s))) => return Err(anyhow::anyhow!("stream failed: {s}")),
@@ -179,14 +181,18 @@ async fn orderer(b: OrdererBench) -> Result<()> {
                 }
             }
             let offered = sender.await.unwrap_or(0);
-            Ok::<_, anyhow::Error>((accepted, rejected, offered, latencies, last_commit))
+            Ok::<_, anyhow::Error>((accepted, rejected, offered, latencies, last_commit, codes))
         }));
     }
     let (mut accepted, mut rejected, mut offered) = (0u64, 0u64, 0u64);
     let mut latencies = Vec::new();
     let mut end = start;
+    let mut codes: std::collections::BTreeMap<String, u64> = Default::default();
     for t in tasks {
-        let (a, r, o, l, last) = t.await??;
+        let (a, r, o, l, last, c) = t.await??;
+        for (k, v) in c {
+            *codes.entry(k).or_insert(0) += v;
+        }
         accepted += a;
         rejected += r;
         offered += o;
@@ -212,6 +218,7 @@ async fn orderer(b: OrdererBench) -> Result<()> {
         "offered": offered,
         "accepted": accepted,
         "rejected": rejected,
+        "rejected_by_code": codes,
         "elapsed_s": (elapsed * 100.0).round() / 100.0,
         "blocks": height,
         "leader_fsync_s": (persist * 1000.0).round() / 1000.0,
@@ -224,6 +231,9 @@ async fn orderer(b: OrdererBench) -> Result<()> {
         println!("orderer bench: {} nodes, {} streams, fsync on", b.nodes, b.streams);
         println!("  ordered      {tx_per_s:>10.0} tx/s  ({accepted} accepted, {rejected} rejected, {height} blocks in {elapsed:.1}s)");
         println!("  latency p50  {p50:>10.1} ms   p99 {p99:.1} ms  (submit → committed ack)");
+        if !codes.is_empty() {
+            println!("  rejected by code: {codes:?}");
+        }
         println!("  leader time  {verify:>10.2} s verifying signatures, {persist:.2} s in fsynced writes");
     }
     std::io::stdout().flush()?;

@@ -20,7 +20,7 @@ pub struct Refusal {
 
 /// Batch signature verification on a sync pool.
 #[derive(Debug, Default)]
-pub struct SigVerifier;
+pub struct SigVerifier(pub Option<crate::metrics::Metrics>);
 
 impl Actor for SigVerifier {
     type Context = SyncContext<Self>;
@@ -35,6 +35,8 @@ impl Handler<VerifyBatch> for SigVerifier {
     type Result = Vec<bool>;
 
     fn handle(&mut self, msg: VerifyBatch, _: &mut SyncContext<Self>) -> Vec<bool> {
+        // Time spent verifying, not waiting for a pool thread.
+        let _timer = self.0.as_ref().map(|m| m.verify_seconds.start_timer());
         let checks: Vec<SigCheck<'_>> = msg
             .0
             .iter()
@@ -138,10 +140,7 @@ impl Admission {
         if checks.is_empty() {
             return out;
         }
-        let timer = self.metrics.verify_seconds.start_timer();
-        let verdicts = self.verifier.send(VerifyBatch(checks)).await;
-        timer.observe_duration();
-        let verdicts = match verdicts {
+        let verdicts = match self.verifier.send(VerifyBatch(checks)).await {
             Ok(v) => v,
             Err(e) => {
                 // No verifier, no admission: refuse rather than let unchecked txs through.

@@ -26,6 +26,7 @@ pub struct Peer {
 pub struct RaftTiming {
     pub tick_ms: u64,
     /// A follower starts an election after this many ticks without a leader (randomized up to 2×).
+    /// Generous, so that a busy machine does not depose a healthy leader.
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
     /// Most un-acknowledged append messages in flight per follower.
@@ -38,7 +39,7 @@ impl Default for RaftTiming {
     fn default() -> Self {
         Self {
             tick_ms: 100,
-            election_ticks: 10,
+            election_ticks: 20,
             heartbeat_ticks: 2,
             max_inflight_msgs: 64,
             max_msg_bytes: 16 * 1024 * 1024,
@@ -97,6 +98,9 @@ pub struct Config {
     pub max_pending_txs: usize,
     /// A client waits this long for its tx to commit before it gets `orderer.timeout`.
     pub commit_timeout_ms: u64,
+    /// Tx ids of this many recent blocks are deduplicated by the orderer. Part of
+    /// the apply rule: it must be the same on every node of the cluster.
+    pub dedupe_window_blocks: u64,
     pub json_logs: bool,
 }
 
@@ -118,6 +122,7 @@ impl Default for Config {
             max_signatures_per_tx: 4,
             max_pending_txs: 200_000,
             commit_timeout_ms: 30_000,
+            dedupe_window_blocks: 1000,
             json_logs: false,
         }
     }

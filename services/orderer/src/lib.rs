@@ -13,6 +13,7 @@ pub mod config;
 mod error;
 pub mod metrics;
 pub mod node;
+pub mod recent_txs;
 mod service;
 pub mod signers;
 pub mod storage;
@@ -159,8 +160,9 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     let metrics = metrics::Metrics::register(&prom).map_err(|e| Error::Config(e.to_string()))?;
     let (node, handles) = RaftNode::new(&config, store.clone(), transport.clone(), proposer, metrics.clone())?;
     let node = actors.spawn(move || node).map_err(|_| Error::Stopped)?;
+    let pool_metrics = metrics.clone();
     let verifier = actors
-        .spawn_sync(2, || SigVerifier)
+        .spawn_sync(2, move || SigVerifier(Some(pool_metrics.clone())))
         .map_err(|_| Error::Stopped)?;
 
     let admission = Admission {

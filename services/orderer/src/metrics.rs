@@ -7,7 +7,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 pub struct Metrics {
     /// Seconds per fsynced write of one Ready (log entries, hard state, applied blocks).
     pub persist_seconds: Histogram,
-    /// Seconds per batched signature verification at admission.
+    /// Seconds a pool thread spends verifying one admission batch (CPU, not queueing).
     pub verify_seconds: Histogram,
     pub blocks_committed: IntCounter,
     pub txs_committed: IntCounter,

@@ -4,10 +4,11 @@
 use crate::block_cutter::{BlockCutter, Proposer};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::recent_txs::RecentTxs;
 use crate::storage::{OrdererStore, Tip};
 use crate::transport::Transport;
 use actix::prelude::*;
-use fiscus_proto::hash::{Hash32, TxId, block_hash, tx_id};
+use fiscus_proto::hash::{TxId, block_hash, tx_id};
 use fiscus_proto::pb::types::{Block, BlockHeader, Envelope};
 use prost::Message as _;
 use raft::eraftpb::{Entry, EntryType, Message as RaftMsg};
@@ -67,6 +68,7 @@ pub struct RaftNode {
     status: Arc<RwLock<StatusView>>,
     tip_tx: watch::Sender<u64>,
     metrics: crate::metrics::Metrics,
+    recent: RecentTxs,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -122,6 +124,7 @@ impl RaftNode {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = RawNode::new(&raft_cfg, store.clone(), &logger)?;
         let tip = store.tip();
+        let recent = RecentTxs::load(&store, cfg.dedupe_window_blocks)?;
         let status = Arc::new(RwLock::new(StatusView {
             node_id: cfg.node_id,
             height: tip.height,
@@ -141,6 +144,7 @@ impl RaftNode {
             status: status.clone(),
             tip_tx,
             metrics,
+            recent,
         };
         Ok((
             node,
@@ -198,6 +202,7 @@ impl RaftNode {
     /// the same way on every node, so every node keeps or skips the same ones.
     fn apply(
         batch: &mut crate::storage::StoreBatch<'_>,
+        recent: &mut RecentTxs,
         entry: &Entry,
         done: &mut Vec<(Vec<TxId>, Outcome)>,
     ) -> Result<()> {
@@ -223,7 +228,7 @@ impl RaftNode {
             let ids: Vec<TxId> = block.txs.iter().map(|t| tx_id(&t.payload)).collect();
             let mut seen = std::collections::BTreeSet::new();
             for id in &ids {
-                if !seen.insert(*id) || batch.tx_committed(id).map_err(|e| e.to_string())? {
+                if !seen.insert(*id) || recent.height_of(id).is_some() {
                     return Err(format!("tx {id} is already ordered"));
                 }
             }
@@ -238,7 +243,8 @@ impl RaftNode {
         })();
         match verdict {
             Ok((new_tip, ids)) => {
-                batch.put_block(new_tip, &entry.data, &ids)?;
+                batch.put_block(new_tip, &entry.data)?;
+                recent.push(new_tip.height, ids.clone());
                 done.push((ids, Outcome::Committed(new_tip.height)));
             }
             Err(why) => {
@@ -261,11 +267,12 @@ impl RaftNode {
     fn apply_all(
         entries: &[Entry],
         batch: &mut crate::storage::StoreBatch<'_>,
+        recent: &mut RecentTxs,
         done: &mut Vec<(Vec<TxId>, Outcome)>,
         last: &mut Option<u64>,
     ) -> Result<()> {
         for e in entries {
-            Self::apply(batch, e, done)?;
+            Self::apply(batch, recent, e, done)?;
             *last = Some(e.index);
         }
         if let Some(i) = *last {
@@ -294,7 +301,7 @@ impl RaftNode {
         let mut done = Vec::new();
         let mut last_applied = None;
         let committed = ready.take_committed_entries();
-        Self::apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
+        Self::apply_all(&committed, &mut batch, &mut self.recent, &mut done, &mut last_applied)?;
         // 4. New entries and hard state must be durable before any vote or ack
         //    that depends on them leaves this node: one fsynced write.
         batch.append(ready.entries())?;
@@ -314,7 +321,7 @@ impl RaftNode {
         }
         self.transport.send_all(light.take_messages());
         let committed = light.take_committed_entries();
-        Self::apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
+        Self::apply_all(&committed, &mut batch, &mut self.recent, &mut done, &mut last_applied)?;
         let timer = self.metrics.persist_seconds.start_timer();
         batch.commit()?;
         timer.observe_duration();
@@ -450,19 +457,9 @@ impl Handler<Submit> for RaftNode {
             return Err(Error::NotLeader { leader });
         }
         for (id, env, w) in msg.0 {
-            match self.store.tx_height(&id) {
-                Ok(Some(h)) => {
-                    let _ = w.send(Outcome::Duplicate(h));
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = w.send(Outcome::Failed {
-                        code: "orderer.internal",
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
+            if let Some(h) = self.recent.height_of(&id) {
+                let _ = w.send(Outcome::Duplicate(h));
+                continue;
             }
             let full = self.waiters.len() >= self.max_pending;
             match self.waiters.get_mut(&id) {
@@ -485,7 +482,3 @@ impl Handler<Submit> for RaftNode {
     }
 }
 
-/// The tx ids of a block, for callers that hold its bytes.
-pub fn block_tx_ids(block: &Block) -> Vec<Hash32> {
-    block.txs.iter().map(|t| tx_id(&t.payload)).collect()
-}

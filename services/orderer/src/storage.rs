@@ -1,5 +1,5 @@
 //! The orderer's durable state in one redb file: the Raft log, hard state and
-//! conf state, the committed blocks and the tx-id index.
+//! conf state, and the committed blocks.
 //!
 //! Every Ready is written in one redb transaction with fsync
 //! (`Durability::Immediate`) before its persisted messages are sent, so a node
@@ -20,7 +20,6 @@ const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
 const TERMS: TableDefinition<'_, u64, u64> = TableDefinition::new("raft_terms");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
-const TX_INDEX: TableDefinition<'_, &[u8], u64> = TableDefinition::new("tx_index");
 
 const HARD_STATE: &str = "hard_state";
 const CONF_STATE: &str = "conf_state";
@@ -103,7 +102,6 @@ impl OrdererStore {
             txn.open_table(LOG).map_err(db_err)?;
             txn.open_table(TERMS).map_err(db_err)?;
             txn.open_table(BLOCKS).map_err(db_err)?;
-            txn.open_table(TX_INDEX).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             if meta.get(CONF_STATE).map_err(db_err)?.is_none() {
                 let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
@@ -201,14 +199,6 @@ impl OrdererStore {
         Ok(t.get(height).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
 
-    /// The block that holds `tx_id`, if any.
-    pub fn tx_height(&self, tx_id: &Hash32) -> Result<Option<u64>> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(TX_INDEX).map_err(db_err)?;
-        Ok(t.get(tx_id.0.as_slice())
-            .map_err(db_err)?
-            .map(|v| v.value()))
-    }
 }
 
 /// One atomic write: Raft log and state, applied blocks, indexes.
@@ -293,17 +283,13 @@ impl StoreBatch<'_> {
         Ok(())
     }
 
-    /// Stores a committed block, its tx ids, and makes it the tip.
-    pub fn put_block(&mut self, tip: Tip, block: &[u8], tx_ids: &[Hash32]) -> Result<()> {
+    /// Stores a committed block and makes it the tip.
+    pub fn put_block(&mut self, tip: Tip, block: &[u8]) -> Result<()> {
         self.txn
             .open_table(BLOCKS)
             .map_err(db_err)?
             .insert(tip.height, block)
             .map_err(db_err)?;
-        let mut idx = self.txn.open_table(TX_INDEX).map_err(db_err)?;
-        for id in tx_ids {
-            idx.insert(id.0.as_slice(), tip.height).map_err(db_err)?;
-        }
         self.txn
             .open_table(META)
             .map_err(db_err)?
@@ -311,12 +297,6 @@ impl StoreBatch<'_> {
             .map_err(db_err)?;
         self.next.tip = tip;
         Ok(())
-    }
-
-    /// Whether `tx_id` is committed, counting blocks put earlier in this batch.
-    pub fn tx_committed(&self, tx_id: &Hash32) -> Result<bool> {
-        let idx = self.txn.open_table(TX_INDEX).map_err(db_err)?;
-        Ok(idx.get(tx_id.0.as_slice()).map_err(db_err)?.is_some())
     }
 
     pub fn tip(&self) -> Tip {
