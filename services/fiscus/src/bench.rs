@@ -41,8 +41,14 @@ pub(crate) struct OrdererBench {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s or 2m"))?;
+    let (num, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(s.trim().len()),
+    );
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s or 2m"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
@@ -88,14 +94,22 @@ async fn orderer(b: OrdererBench) -> Result<()> {
     }
     let refs: Vec<&fiscus_orderer::Running> = nodes.iter().collect();
     let leader = testkit::wait_for_leader(&refs, Duration::from_secs(30)).await;
-    log(format!("bench orderer: {} nodes up, leader is node {leader}; data in {}", b.nodes, dir.path().display()));
+    log(format!(
+        "bench orderer: {} nodes up, leader is node {leader}; data in {}",
+        b.nodes,
+        dir.path().display()
+    ));
 
     // Sign everything up front, so that client-side signing does not compete with the cluster.
     let per_stream = {
-        let cap = if b.rate > 0 { b.rate } else { 30_000 };
+        let cap = if b.rate > 0 { b.rate } else { 60_000 };
         ((cap * b.duration.as_secs().max(1) + cap) as usize / b.streams).max(1000)
     };
-    log(format!("bench orderer: signing {} envelopes ({} streams × {per_stream})…", per_stream * b.streams, b.streams));
+    log(format!(
+        "bench orderer: signing {} envelopes ({} streams × {per_stream})…",
+        per_stream * b.streams,
+        b.streams
+    ));
     let signed_at = Instant::now();
     let mut pools: Vec<Vec<Envelope>> = Vec::new();
     std::thread::scope(|s| {
@@ -103,14 +117,22 @@ async fn orderer(b: OrdererBench) -> Result<()> {
             .map(|i| {
                 let signer = &files.signers[i];
                 let consortium = &files.consortium;
-                s.spawn(move || (0..per_stream as u64).map(|n| signer.envelope(consortium, n)).collect::<Vec<_>>())
+                s.spawn(move || {
+                    (0..per_stream as u64)
+                        .map(|n| signer.envelope(consortium, n))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         for h in handles {
             pools.push(h.join().unwrap_or_default());
         }
     });
-    log(format!("bench orderer: signed in {:.1}s; driving load for {:?}…", signed_at.elapsed().as_secs_f64(), b.duration));
+    log(format!(
+        "bench orderer: signed in {:.1}s; driving load for {:?}…",
+        signed_at.elapsed().as_secs_f64(),
+        b.duration
+    ));
 
     let leader_node = &nodes[(leader - 1) as usize];
     let persist_before = leader_node.metrics.persist_seconds.get_sample_sum();
@@ -120,14 +142,24 @@ async fn orderer(b: OrdererBench) -> Result<()> {
     let per_stream_rate = b.rate as f64 / b.streams as f64;
     let mut tasks = Vec::new();
     for pool in pools {
-        let mut client = testkit::client(&files, leader_node.client_addr, &format!("orderer-{leader}")).await;
+        let mut client = testkit::client(
+            &files,
+            leader_node.client_addr,
+            &format!("orderer-{leader}"),
+        )
+        .await;
         let window = b.window;
         tasks.push(tokio::spawn(async move {
             let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(window);
-            let req = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+            let req =
+                futures::stream::unfold(
+                    rx,
+                    |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
+                );
             let mut acks = client.broadcast(req).await?.into_inner();
             let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(window));
-            let sent: std::sync::Arc<std::sync::Mutex<HashMap<Vec<u8>, Instant>>> = Default::default();
+            let sent: std::sync::Arc<std::sync::Mutex<HashMap<Vec<u8>, Instant>>> =
+                Default::default();
             let sender = {
                 let sem = sem.clone();
                 let sent = sent.clone();
@@ -141,9 +173,13 @@ async fn orderer(b: OrdererBench) -> Result<()> {
                             let due = start + Duration::from_secs_f64(n as f64 / per_stream_rate);
                             tokio::time::sleep_until(due.into()).await;
                         }
-                        let Ok(permit) = sem.clone().acquire_owned().await else { break };
+                        let Ok(permit) = sem.clone().acquire_owned().await else {
+                            break;
+                        };
                         permit.forget();
-                        sent.lock().unwrap_or_else(|e| e.into_inner()).insert(tx_id(&env.payload).to_vec(), Instant::now());
+                        sent.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(tx_id(&env.payload).to_vec(), Instant::now());
                         if tx.send(env).await.is_err() {
                             break;
                         }
@@ -164,7 +200,10 @@ async fn orderer(b: OrdererBench) -> Result<()> {
                 match tokio::time::timeout(Duration::from_secs(60), acks.next()).await {
                     Ok(Some(Ok(a))) => {
                         sem.add_permits(1);
-                        let at = sent.lock().unwrap_or_else(|e| e.into_inner()).remove(&a.tx_id);
+                        let at = sent
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&a.tx_id);
                         if a.status == AckStatus::Accepted as i32 {
                             accepted += 1;
                             last_commit = Instant::now();
@@ -207,7 +246,12 @@ async fn orderer(b: OrdererBench) -> Result<()> {
     let persist = leader_node.metrics.persist_seconds.get_sample_sum() - persist_before;
     let persist_n = leader_node.metrics.persist_seconds.get_sample_count();
     let verify = leader_node.metrics.verify_seconds.get_sample_sum() - verify_before;
-    let height = leader_node.handles.status.read().map(|s| s.height).unwrap_or(0);
+    let height = leader_node
+        .handles
+        .status
+        .read()
+        .map(|s| s.height)
+        .unwrap_or(0);
     let result = serde_json::json!({
         "tx_per_s": (tx_per_s * 10.0).round() / 10.0,
         "p50_ms": (p50 * 100.0).round() / 100.0,
@@ -228,13 +272,20 @@ async fn orderer(b: OrdererBench) -> Result<()> {
     if b.json {
         println!("{result}");
     } else {
-        println!("orderer bench: {} nodes, {} streams, fsync on", b.nodes, b.streams);
-        println!("  ordered      {tx_per_s:>10.0} tx/s  ({accepted} accepted, {rejected} rejected, {height} blocks in {elapsed:.1}s)");
+        println!(
+            "orderer bench: {} nodes, {} streams, fsync on",
+            b.nodes, b.streams
+        );
+        println!(
+            "  ordered      {tx_per_s:>10.0} tx/s  ({accepted} accepted, {rejected} rejected, {height} blocks in {elapsed:.1}s)"
+        );
         println!("  latency p50  {p50:>10.1} ms   p99 {p99:.1} ms  (submit → committed ack)");
         if !codes.is_empty() {
             println!("  rejected by code: {codes:?}");
         }
-        println!("  leader time  {verify:>10.2} s verifying signatures, {persist:.2} s in fsynced writes");
+        println!(
+            "  leader time  {verify:>10.2} s verifying signatures, {persist:.2} s in fsynced writes"
+        );
     }
     std::io::stdout().flush()?;
     for n in nodes {

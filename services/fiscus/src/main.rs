@@ -183,7 +183,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 fiscus_common::config::load(config.as_deref()).context("loading orderer config")?;
             let _telemetry = fiscus_common::telemetry::init("orderer", config.json_logs)?;
             let running = fiscus_orderer::start(config).await?;
-            println!("orderer ready client={} raft={} http={}", running.client_addr, running.raft_addr, running.http_addr);
+            println!(
+                "orderer ready client={} raft={} http={}",
+                running.client_addr, running.raft_addr, running.http_addr
+            );
             running.wait(fiscus_common::shutdown_signal()).await;
             Ok(())
         }

@@ -158,7 +158,13 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         .map_err(|e| Error::Config(e.to_string()))?;
     let prom = prometheus::Registry::new();
     let metrics = metrics::Metrics::register(&prom).map_err(|e| Error::Config(e.to_string()))?;
-    let (node, handles) = RaftNode::new(&config, store.clone(), transport.clone(), proposer, metrics.clone())?;
+    let (node, handles) = RaftNode::new(
+        &config,
+        store.clone(),
+        transport.clone(),
+        proposer,
+        metrics.clone(),
+    )?;
     let node = actors.spawn(move || node).map_err(|_| Error::Stopped)?;
     let pool_metrics = metrics.clone();
     let verifier = actors

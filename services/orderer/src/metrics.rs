@@ -16,21 +16,46 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let buckets = vec![0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+        let buckets = vec![
+            0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+        ];
         let persist_seconds = Histogram::with_opts(
-            HistogramOpts::new("fiscus_orderer_persist_seconds", "Seconds per fsynced Raft Ready write").buckets(buckets.clone()),
+            HistogramOpts::new(
+                "fiscus_orderer_persist_seconds",
+                "Seconds per fsynced Raft Ready write",
+            )
+            .buckets(buckets.clone()),
         )?;
         let verify_seconds = Histogram::with_opts(
-            HistogramOpts::new("fiscus_orderer_admission_verify_seconds", "Seconds per batched signature check").buckets(buckets),
+            HistogramOpts::new(
+                "fiscus_orderer_admission_verify_seconds",
+                "Seconds per batched signature check",
+            )
+            .buckets(buckets),
         )?;
-        let blocks_committed = IntCounter::new("fiscus_orderer_blocks_committed_total", "Blocks applied by this node")?;
-        let txs_committed = IntCounter::new("fiscus_orderer_txs_committed_total", "Transactions in applied blocks")?;
-        let txs_refused = IntCounter::new("fiscus_orderer_txs_refused_total", "Envelopes refused at admission")?;
+        let blocks_committed = IntCounter::new(
+            "fiscus_orderer_blocks_committed_total",
+            "Blocks applied by this node",
+        )?;
+        let txs_committed = IntCounter::new(
+            "fiscus_orderer_txs_committed_total",
+            "Transactions in applied blocks",
+        )?;
+        let txs_refused = IntCounter::new(
+            "fiscus_orderer_txs_refused_total",
+            "Envelopes refused at admission",
+        )?;
         registry.register(Box::new(persist_seconds.clone()))?;
         registry.register(Box::new(verify_seconds.clone()))?;
         registry.register(Box::new(blocks_committed.clone()))?;
         registry.register(Box::new(txs_committed.clone()))?;
         registry.register(Box::new(txs_refused.clone()))?;
-        Ok(Self { persist_seconds, verify_seconds, blocks_committed, txs_committed, txs_refused })
+        Ok(Self {
+            persist_seconds,
+            verify_seconds,
+            blocks_committed,
+            txs_committed,
+            txs_refused,
+        })
     }
 }

@@ -301,7 +301,13 @@ impl RaftNode {
         let mut done = Vec::new();
         let mut last_applied = None;
         let committed = ready.take_committed_entries();
-        Self::apply_all(&committed, &mut batch, &mut self.recent, &mut done, &mut last_applied)?;
+        Self::apply_all(
+            &committed,
+            &mut batch,
+            &mut self.recent,
+            &mut done,
+            &mut last_applied,
+        )?;
         // 4. New entries and hard state must be durable before any vote or ack
         //    that depends on them leaves this node: one fsynced write.
         batch.append(ready.entries())?;
@@ -321,7 +327,13 @@ impl RaftNode {
         }
         self.transport.send_all(light.take_messages());
         let committed = light.take_committed_entries();
-        Self::apply_all(&committed, &mut batch, &mut self.recent, &mut done, &mut last_applied)?;
+        Self::apply_all(
+            &committed,
+            &mut batch,
+            &mut self.recent,
+            &mut done,
+            &mut last_applied,
+        )?;
         let timer = self.metrics.persist_seconds.start_timer();
         batch.commit()?;
         timer.observe_duration();
@@ -481,4 +493,3 @@ impl Handler<Submit> for RaftNode {
         Ok(())
     }
 }
-

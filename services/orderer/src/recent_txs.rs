@@ -23,12 +23,19 @@ pub struct RecentTxs {
 impl RecentTxs {
     /// Rebuilds the window from the last `window` blocks in `store`.
     pub fn load(store: &OrdererStore, window: u64) -> Result<Self> {
-        let mut me = Self { window: window.max(1), blocks: VecDeque::new(), index: HashMap::new() };
+        let mut me = Self {
+            window: window.max(1),
+            blocks: VecDeque::new(),
+            index: HashMap::new(),
+        };
         let tip = store.tip().height;
         let from = tip.saturating_sub(me.window - 1).max(1);
         for h in from..=tip {
-            let bytes = store.block(h)?.ok_or_else(|| Error::Storage(format!("block {h} is missing")))?;
-            let block = Block::decode(&bytes[..]).map_err(|e| Error::Storage(format!("block {h}: {e}")))?;
+            let bytes = store
+                .block(h)?
+                .ok_or_else(|| Error::Storage(format!("block {h} is missing")))?;
+            let block =
+                Block::decode(&bytes[..]).map_err(|e| Error::Storage(format!("block {h}: {e}")))?;
             me.push(h, block.txs.iter().map(|t| tx_id(&t.payload)).collect());
         }
         Ok(me)
@@ -45,7 +52,11 @@ impl RecentTxs {
             self.index.insert(*id, height);
         }
         self.blocks.push_back((height, ids));
-        while self.blocks.front().is_some_and(|(h, _)| *h + self.window <= height) {
+        while self
+            .blocks
+            .front()
+            .is_some_and(|(h, _)| *h + self.window <= height)
+        {
             if let Some((h, old)) = self.blocks.pop_front() {
                 for id in old {
                     if self.index.get(&id) == Some(&h) {

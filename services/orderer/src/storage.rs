@@ -104,7 +104,10 @@ impl OrdererStore {
             txn.open_table(BLOCKS).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             if meta.get(CONF_STATE).map_err(db_err)?.is_none() {
-                let cs = ConfState { voters: voters.to_vec(), ..Default::default() };
+                let cs = ConfState {
+                    voters: voters.to_vec(),
+                    ..Default::default()
+                };
                 let bytes = cs
                     .write_to_bytes()
                     .map_err(|e| Error::Storage(e.to_string()))?;
@@ -198,7 +201,6 @@ impl OrdererStore {
         let t = txn.open_table(BLOCKS).map_err(db_err)?;
         Ok(t.get(height).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
-
 }
 
 /// One atomic write: Raft log and state, applied blocks, indexes.
