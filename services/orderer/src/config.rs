@@ -74,6 +74,9 @@ impl Default for Batching {
 pub struct Config {
     /// This node's Raft id (must appear in `peers`).
     pub node_id: u64,
+    /// Joining a running cluster: start with no voters and wait for an admin's
+    /// `AddNode` (conf change) instead of founding the cluster with `peers`.
+    pub join: bool,
     /// The consortium whose transactions this cluster orders.
     pub consortium_id: String,
     /// Client API (Orderer, OrdererAdmin) over mutual TLS.
@@ -108,6 +111,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             node_id: 1,
+            join: false,
             consortium_id: "fiscus-devnet".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 7200)),
             raft_listen: SocketAddr::from(([127, 0, 0, 1], 7210)),

@@ -7,6 +7,7 @@
 //! stores byte-identical blocks, which `Deliver` streams. See the README.
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod admission;
 pub mod block_cutter;
 pub mod config;
@@ -30,6 +31,7 @@ use fiscus_common::actor_runtime::ActorRuntime;
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::tls::{ClientAuth, TlsContext, serve_incoming_until};
 use fiscus_proto::DecodeLimits;
+use fiscus_proto::pb::orderer::orderer_admin_server::OrdererAdminServer;
 use fiscus_proto::pb::orderer::orderer_server::OrdererServer;
 use fiscus_proto::pb::orderer::raft_transport_server::RaftTransportServer;
 use fiscus_proto::sign::SigningKey;
@@ -37,7 +39,6 @@ use node::{NodeHandles, RaftNode};
 use signers::SignerDirectory;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use storage::OrdererStore;
 use transport::{RaftService, Transport};
@@ -149,8 +150,19 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         tls.roots(),
         config.tls.crl_file.as_deref(),
     )?;
-    let voters: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
+    // A node joining a running cluster starts with no voters and learns the
+    // membership from the leader's log; a founding node starts with all peers.
+    let voters: Vec<u64> = if config.join {
+        Vec::new()
+    } else {
+        config.peers.iter().map(|p| p.id).collect()
+    };
     let store = OrdererStore::open(&config.data_dir.join("orderer.redb"), &voters)?;
+    let mut config = config;
+    if let Some(stored) = store.peers()? {
+        // After a membership change the stored list, not the file, is the truth.
+        config.peers = stored;
+    }
 
     let client_tls = tls.client_config()?;
     let transport = Transport::start(config.node_id, &config.peers, client_tls.clone());
@@ -187,7 +199,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         handles: handles.clone(),
         store,
         admission,
-        peers: Arc::new(config.peers.clone()),
+        transport: transport.clone(),
         client_tls,
         commit_timeout: Duration::from_millis(config.commit_timeout_ms),
     };
@@ -200,7 +212,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     let raft_addr = raft_listener.local_addr().map_err(io(config.raft_listen))?;
     let max_msg = config.raft.max_msg_bytes as usize + 1024 * 1024;
     let raft_srv = RaftTransportServer::new(RaftService {
-        node,
+        node: node.clone(),
         transport: transport.clone(),
     })
     .max_decoding_message_size(max_msg);
@@ -208,6 +220,10 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     // `tx.too_large`; anything beyond is cut off by gRPC itself.
     let client_srv =
         OrdererServer::new(svc).max_decoding_message_size(2 * config.max_tx_bytes + 1024);
+    let admin_srv = OrdererAdminServer::new(admin::AdminService {
+        node: node.clone(),
+        handles: handles.clone(),
+    });
     let (kill_tx, kill_rx) = tokio::sync::watch::channel(false);
     let client_incoming = serve_incoming_until(
         client_listener,
@@ -225,6 +241,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
                 .add_service(client_srv)
+                .add_service(admin_srv)
                 .serve_with_incoming(client_incoming)
                 .await
             {

@@ -49,6 +49,14 @@ pub struct StatusView {
 #[rtype(result = "Result<()>")]
 pub struct Submit(pub Vec<(TxId, Envelope, oneshot::Sender<Outcome>)>);
 
+/// Adds or removes an orderer node through a Raft conf change (leader only).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<()>")]
+pub enum ChangeMembership {
+    Add(crate::config::Peer),
+    Remove(u64),
+}
+
 /// A Raft message from a peer.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -69,6 +77,8 @@ pub struct RaftNode {
     tip_tx: watch::Sender<u64>,
     metrics: crate::metrics::Metrics,
     recent: RecentTxs,
+    /// This node's own address entry, kept in the stored peer list.
+    me: crate::config::Peer,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -145,6 +155,12 @@ impl RaftNode {
             tip_tx,
             metrics,
             recent,
+            me: cfg
+                .peers
+                .iter()
+                .find(|p| p.id == cfg.node_id)
+                .cloned()
+                .ok_or_else(|| Error::Config("node_id is not among the peers".into()))?,
         };
         Ok((
             node,
@@ -265,19 +281,55 @@ impl RaftNode {
     }
 
     fn apply_all(
+        &mut self,
         entries: &[Entry],
         batch: &mut crate::storage::StoreBatch<'_>,
-        recent: &mut RecentTxs,
         done: &mut Vec<(Vec<TxId>, Outcome)>,
         last: &mut Option<u64>,
     ) -> Result<()> {
         for e in entries {
-            Self::apply(batch, recent, e, done)?;
+            if e.get_entry_type() == EntryType::EntryConfChange {
+                self.apply_conf_change(batch, e)?;
+            } else {
+                Self::apply(batch, &mut self.recent, e, done)?;
+            }
             *last = Some(e.index);
         }
         if let Some(i) = *last {
             batch.set_applied(i)?;
         }
+        Ok(())
+    }
+
+    /// A membership change: every node applies it at the same log index.
+    fn apply_conf_change(
+        &mut self,
+        batch: &mut crate::storage::StoreBatch<'_>,
+        entry: &Entry,
+    ) -> Result<()> {
+        use protobuf::Message as _;
+        let cc = raft::eraftpb::ConfChange::parse_from_bytes(&entry.data)
+            .map_err(|e| Error::Storage(format!("conf change: {e}")))?;
+        let cs = self.raw.apply_conf_change(&cc)?;
+        batch.set_conf_state(&cs)?;
+        match cc.get_change_type() {
+            raft::eraftpb::ConfChangeType::AddNode
+            | raft::eraftpb::ConfChangeType::AddLearnerNode => {
+                match serde_json::from_slice::<crate::config::Peer>(&cc.context) {
+                    Ok(peer) => self.transport.add_peer(peer),
+                    Err(e) => {
+                        tracing::warn!(node = cc.node_id, error = %e, "added node carries no usable address")
+                    }
+                }
+            }
+            raft::eraftpb::ConfChangeType::RemoveNode => self.transport.remove_peer(cc.node_id),
+        }
+        let mut peers = self.transport.peers();
+        peers.push(self.me.clone());
+        peers.retain(|p| cs.voters.contains(&p.id) || cs.learners.contains(&p.id));
+        peers.sort_by_key(|p| p.id);
+        batch.set_peers(&peers)?;
+        tracing::info!(voters = ?cs.voters, "membership changed");
         Ok(())
     }
 
@@ -290,7 +342,8 @@ impl RaftNode {
         // 1. A leader may send appends before persisting them: followers persist
         //    before acking, and the leader counts its own vote only once persisted.
         self.transport.send_all(ready.take_messages());
-        let mut batch = self.store.batch()?;
+        let store = self.store.clone();
+        let mut batch = store.batch()?;
         // 2. A snapshot would replace the state; we never compact, so none arrives.
         if !ready.snapshot().is_empty() {
             return Err(Error::Storage(
@@ -301,13 +354,7 @@ impl RaftNode {
         let mut done = Vec::new();
         let mut last_applied = None;
         let committed = ready.take_committed_entries();
-        Self::apply_all(
-            &committed,
-            &mut batch,
-            &mut self.recent,
-            &mut done,
-            &mut last_applied,
-        )?;
+        self.apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
         // 4. New entries and hard state must be durable before any vote or ack
         //    that depends on them leaves this node: one fsynced write.
         batch.append(ready.entries())?;
@@ -321,19 +368,13 @@ impl RaftNode {
         self.transport.send_all(ready.take_persisted_messages());
         // 6. Advance; the light ready carries what became committed meanwhile.
         let mut light = self.raw.advance(ready);
-        let mut batch = self.store.batch()?;
+        let mut batch = store.batch()?;
         if let Some(commit) = light.commit_index() {
             batch.set_commit(commit)?;
         }
         self.transport.send_all(light.take_messages());
         let committed = light.take_committed_entries();
-        Self::apply_all(
-            &committed,
-            &mut batch,
-            &mut self.recent,
-            &mut done,
-            &mut last_applied,
-        )?;
+        self.apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
         let timer = self.metrics.persist_seconds.start_timer();
         batch.commit()?;
         timer.observe_duration();
@@ -448,6 +489,35 @@ impl Handler<Step> for RaftNode {
             tracing::debug!(error = %e, "raft step refused a message");
         }
         self.drive(ctx);
+    }
+}
+
+impl Handler<ChangeMembership> for RaftNode {
+    type Result = Result<()>;
+
+    fn handle(&mut self, msg: ChangeMembership, ctx: &mut Context<Self>) -> Result<()> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader {
+                leader: Some(self.raw.raft.leader_id).filter(|l| *l != 0),
+            });
+        }
+        let mut cc = raft::eraftpb::ConfChange::default();
+        match msg {
+            ChangeMembership::Add(peer) => {
+                cc.set_change_type(raft::eraftpb::ConfChangeType::AddNode);
+                cc.node_id = peer.id;
+                cc.context = serde_json::to_vec(&peer)
+                    .map_err(|e| Error::Config(e.to_string()))?
+                    .into();
+            }
+            ChangeMembership::Remove(id) => {
+                cc.set_change_type(raft::eraftpb::ConfChangeType::RemoveNode);
+                cc.node_id = id;
+            }
+        }
+        self.raw.propose_conf_change(vec![], cc)?;
+        self.drive(ctx);
+        Ok(())
     }
 }
 

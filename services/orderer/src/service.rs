@@ -31,7 +31,7 @@ pub(crate) struct OrdererService {
     pub handles: NodeHandles,
     pub store: OrdererStore,
     pub admission: Admission,
-    pub peers: Arc<Vec<Peer>>,
+    pub transport: crate::transport::Transport,
     pub client_tls: Arc<rustls::ClientConfig>,
     pub commit_timeout: Duration,
 }
@@ -66,10 +66,10 @@ impl OrdererService {
         let is_leader = s.role == "leader";
         (
             is_leader,
-            self.peers
-                .iter()
-                .find(|p| p.id == s.leader_id && p.id != s.node_id)
-                .cloned(),
+            self.transport
+                .peers()
+                .into_iter()
+                .find(|p| p.id == s.leader_id && p.id != s.node_id),
         )
     }
 
@@ -315,7 +315,8 @@ impl Orderer for OrdererService {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let peers = self
-            .peers
+            .transport
+            .peers()
             .iter()
             .filter(|p| p.id != s.node_id)
             .map(|p| PeerStatus {

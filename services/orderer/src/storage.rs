@@ -25,6 +25,7 @@ const HARD_STATE: &str = "hard_state";
 const CONF_STATE: &str = "conf_state";
 const APPLIED: &str = "applied";
 const TIP: &str = "tip";
+const PEERS: &str = "peers";
 
 fn db_err(e: impl Into<redb::Error>) -> Error {
     Error::Storage(e.into().to_string())
@@ -184,6 +185,18 @@ impl OrdererStore {
         self.cache().hard_state
     }
 
+    /// The peer list as of the last applied membership change, if any.
+    pub fn peers(&self) -> Result<Option<Vec<crate::config::Peer>>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        match meta.get(PEERS).map_err(db_err)? {
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| Error::Storage(format!("peers: {e}"))),
+            None => Ok(None),
+        }
+    }
+
     /// Starts one atomic, fsynced write.
     pub fn batch(&self) -> Result<StoreBatch<'_>> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
@@ -271,6 +284,17 @@ impl StoreBatch<'_> {
             .insert(CONF_STATE, bytes.as_slice())
             .map_err(db_err)?;
         self.next.conf_state = cs.clone();
+        Ok(())
+    }
+
+    /// Records the peer list after a membership change.
+    pub fn set_peers(&mut self, peers: &[crate::config::Peer]) -> Result<()> {
+        let bytes = serde_json::to_vec(peers).map_err(|e| Error::Storage(e.to_string()))?;
+        self.txn
+            .open_table(META)
+            .map_err(db_err)?
+            .insert(PEERS, bytes.as_slice())
+            .map_err(db_err)?;
         Ok(())
     }
 

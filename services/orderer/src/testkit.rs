@@ -68,6 +68,8 @@ pub struct ClusterFiles {
     pub configs: Vec<Config>,
     pub signers: Vec<Signer>,
     pub client_tls: PathBuf,
+    /// An admin identity (member 000000) for `OrdererAdmin`.
+    pub admin_tls: PathBuf,
 }
 
 fn issue(
@@ -190,6 +192,8 @@ pub fn write_cluster(
         });
     }
     let client_tls = dir.join("client-0");
+    let admin_tls = dir.join("admin");
+    issue(&ca, "000000", Role::Admin, &[], &admin_tls);
     ClusterFiles {
         dir: dir.to_owned(),
         ca: ca_dir,
@@ -197,7 +201,27 @@ pub fn write_cluster(
         configs,
         signers: clients,
         client_tls,
+        admin_tls,
     }
+}
+
+/// A gRPC channel to `addr` with the TLS identity in `tls_dir`.
+pub async fn channel(tls_dir: &Path, addr: SocketAddr, server_name: &str) -> Channel {
+    let ctx = fiscus_common::tls::TlsContext::load(&fiscus_common::tls::TlsConfig {
+        cert_file: tls_dir.join("cert.pem"),
+        key_file: tls_dir.join("key.pem"),
+        ca_file: tls_dir.join("ca.pem"),
+        crl_file: None,
+        ..Default::default()
+    })
+    .unwrap();
+    fiscus_common::tls::connect_channel(
+        &addr.to_string(),
+        server_name,
+        ctx.client_config().unwrap(),
+    )
+    .await
+    .unwrap()
 }
 
 /// Connects a client (signer 0's certificate) to `addr`, checking `server_name`.
@@ -206,22 +230,8 @@ pub async fn client(
     addr: SocketAddr,
     server_name: &str,
 ) -> OrdererClient<Channel> {
-    let ctx = fiscus_common::tls::TlsContext::load(&fiscus_common::tls::TlsConfig {
-        cert_file: files.client_tls.join("cert.pem"),
-        key_file: files.client_tls.join("key.pem"),
-        ca_file: files.client_tls.join("ca.pem"),
-        crl_file: None,
-        ..Default::default()
-    })
-    .unwrap();
-    let ch = fiscus_common::tls::connect_channel(
-        &addr.to_string(),
-        server_name,
-        ctx.client_config().unwrap(),
-    )
-    .await
-    .unwrap();
-    OrdererClient::new(ch).max_decoding_message_size(64 * 1024 * 1024)
+    OrdererClient::new(channel(&files.client_tls, addr, server_name).await)
+        .max_decoding_message_size(64 * 1024 * 1024)
 }
 
 /// Sends `envs` on one Broadcast stream and returns every ack (or the stream error).

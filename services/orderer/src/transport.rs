@@ -26,26 +26,66 @@ const PEER_QUEUE: usize = 4096;
 /// How long a send may wait on a peer's stream before the stream is rebuilt.
 const STALL: Duration = Duration::from_secs(1);
 
+/// Each peer's address and the queue its sender task drains.
+type PeerSenders = BTreeMap<u64, (Peer, mpsc::Sender<RaftMsg>)>;
+
 /// The sending side, shared by the node; also the test hook for partitions.
 #[derive(Debug, Clone)]
 pub struct Transport {
-    peers: Arc<BTreeMap<u64, mpsc::Sender<RaftMsg>>>,
+    self_id: u64,
+    peers: Arc<RwLock<PeerSenders>>,
     blocked: Arc<RwLock<BTreeSet<u64>>>,
+    tls: Arc<rustls::ClientConfig>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Transport {
     /// Starts one sender task per other peer on the current tokio runtime.
     pub fn start(self_id: u64, peers: &[Peer], tls: Arc<rustls::ClientConfig>) -> Self {
-        let mut map = BTreeMap::new();
-        for p in peers.iter().filter(|p| p.id != self_id) {
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            tokio::spawn(peer_sender(p.clone(), tls.clone(), rx));
-            map.insert(p.id, tx);
-        }
-        Self {
-            peers: Arc::new(map),
+        let t = Self {
+            self_id,
+            peers: Arc::default(),
             blocked: Arc::default(),
+            tls,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        for p in peers {
+            t.add_peer(p.clone());
         }
+        t
+    }
+
+    /// Starts sending to `peer` (a node added by a conf change); a known id is replaced.
+    pub fn add_peer(&self, peer: Peer) {
+        if peer.id == self.self_id {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        self.runtime
+            .spawn(peer_sender(peer.clone(), self.tls.clone(), rx));
+        // Replacing the sender drops the old one, which ends its task.
+        self.peers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer.id, (peer, tx));
+    }
+
+    /// Stops sending to a removed node.
+    pub fn remove_peer(&self, id: u64) {
+        self.peers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// The peers this node sends to, with their addresses.
+    pub fn peers(&self) -> Vec<Peer> {
+        self.peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     pub fn send_all(&self, msgs: Vec<RaftMsg>) {
@@ -53,7 +93,8 @@ impl Transport {
             if self.is_blocked(m.to) {
                 continue;
             }
-            if let Some(tx) = self.peers.get(&m.to) {
+            let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, tx)) = peers.get(&m.to) {
                 // Full queue or closed peer: drop; Raft resends.
                 let _ = tx.try_send(m);
             }

@@ -448,3 +448,120 @@ async fn a_minority_partition_commits_nothing_and_everyone_converges_after_heali
     );
     assert_eq!(check_chain(&chains[0]).len(), 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_a_fourth_node_which_catches_up_and_then_removes_it() {
+    use fiscus_proto::pb::orderer::orderer_admin_client::OrdererAdminClient;
+    use fiscus_proto::pb::orderer::{AddNodeRequest, RemoveNodeRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let mut listeners = testkit::bind(4).await;
+    let files = testkit::write_cluster(dir.path(), &listeners, 1, &[]);
+    let fourth_listeners = listeners.pop().unwrap();
+    let mut nodes = BTreeMap::new();
+    for (mut cfg, l) in files.configs.clone().into_iter().take(3).zip(listeners) {
+        cfg.peers.truncate(3); // the founders know only each other
+        nodes.insert(cfg.node_id, start_with(cfg, l).await.unwrap());
+    }
+    let c = Cluster {
+        _dir: dir,
+        files,
+        nodes,
+    };
+    let leader = c.leader().await;
+    let mut client = c.client(leader).await;
+    assert_eq!(
+        accepted(
+            &testkit::broadcast(&mut client, c.envelopes(0, 0..200), DEADLINE)
+                .await
+                .unwrap()
+        )
+        .len(),
+        200
+    );
+
+    let mut c = c;
+    let mut fourth_cfg = c.files.configs[3].clone();
+    fourth_cfg.join = true;
+    let fourth = fourth_cfg.peers[3].clone();
+    c.nodes
+        .insert(4, start_with(fourth_cfg, fourth_listeners).await.unwrap());
+
+    let leader_addr = c.nodes[&leader].client_addr;
+    let add = AddNodeRequest {
+        raft_id: 4,
+        raft_endpoint: fourth.raft_addr.clone(),
+        client_endpoint: fourth.client_addr.clone(),
+        server_name: fourth.server_name.clone(),
+    };
+    // A client certificate may not change membership.
+    let mut not_admin = OrdererAdminClient::new(
+        testkit::channel(
+            &c.files.client_tls,
+            leader_addr,
+            &format!("orderer-{leader}"),
+        )
+        .await,
+    );
+    let err = not_admin.add_node(add.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    let mut admin = OrdererAdminClient::new(
+        testkit::channel(
+            &c.files.admin_tls,
+            leader_addr,
+            &format!("orderer-{leader}"),
+        )
+        .await,
+    );
+    admin.add_node(add).await.unwrap();
+
+    let acks = testkit::broadcast(&mut client, c.envelopes(0, 200..400), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(accepted(&acks).len(), 200);
+    let height = c.nodes[&leader].handles.status.read().unwrap().height;
+    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
+    let chains: Vec<Vec<Vec<u8>>> =
+        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
+    assert!(
+        chains.windows(2).all(|w| w[0] == w[1]),
+        "the new node holds the same chain"
+    );
+    assert_eq!(check_chain(&chains[3]).len(), 400);
+    let progress = c.nodes[&leader]
+        .handles
+        .status
+        .read()
+        .unwrap()
+        .progress
+        .clone();
+    assert!(
+        progress.iter().any(|(id, _)| *id == 4),
+        "the leader replicates to node 4: {progress:?}"
+    );
+
+    admin
+        .remove_node(RemoveNodeRequest { raft_id: 4 })
+        .await
+        .unwrap();
+    let until = std::time::Instant::now() + DEADLINE;
+    while c.nodes[&leader]
+        .handles
+        .status
+        .read()
+        .unwrap()
+        .progress
+        .iter()
+        .any(|(id, _)| *id == 4)
+    {
+        assert!(std::time::Instant::now() < until, "node 4 was not removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let acks = testkit::broadcast(&mut client, c.envelopes(0, 400..500), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted(&acks).len(),
+        100,
+        "three nodes go on after the removal"
+    );
+}

@@ -1,0 +1,102 @@
+//! `OrdererAdmin`: membership changes through Raft conf changes, for admin
+//! certificates. Governance transactions will drive this later.
+
+use crate::config::Peer;
+use crate::node::{ChangeMembership, NodeHandles, RaftNode};
+use actix::Addr;
+use fiscus_common::tls::peer_identity;
+use fiscus_proto::pb::orderer::orderer_admin_server::OrdererAdmin;
+use fiscus_proto::pb::orderer::{AddNodeRequest, RemoveNodeRequest, StatusResponse};
+use fiscus_proto::pb::types::Role;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Clone)]
+pub(crate) struct AdminService {
+    pub node: Addr<RaftNode>,
+    pub handles: NodeHandles,
+}
+
+fn require_admin<T>(req: &Request<T>) -> Result<(), Status> {
+    match peer_identity(req) {
+        Some(id) if id.role == Role::Admin => Ok(()),
+        _ => Err(fiscus_common::ServiceError::new(
+            fiscus_common::ErrorKind::PermissionDenied,
+            "orderer.admin_only",
+            "membership changes need an admin certificate",
+        )
+        .into()),
+    }
+}
+
+impl AdminService {
+    async fn change(&self, change: ChangeMembership) -> Result<Response<StatusResponse>, Status> {
+        self.node
+            .send(change)
+            .await
+            .map_err(|_| Status::unavailable("the raft node has stopped"))?
+            .map_err(Status::from)?;
+        let s = self
+            .handles
+            .status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(Response::new(StatusResponse {
+            node_id: s.node_id,
+            leader_id: s.leader_id,
+            term: s.term,
+            height: s.height,
+            role: s.role.to_owned(),
+            commit_index: s.commit_index,
+            applied_index: s.applied_index,
+            peers: Vec::new(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl OrdererAdmin for AdminService {
+    async fn add_node(
+        &self,
+        req: Request<AddNodeRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        require_admin(&req)?;
+        let r = req.into_inner();
+        if r.raft_id == 0
+            || r.raft_endpoint.is_empty()
+            || r.client_endpoint.is_empty()
+            || r.server_name.is_empty()
+        {
+            return Err(Status::invalid_argument(
+                "raft_id, raft_endpoint, client_endpoint and server_name are required",
+            ));
+        }
+        if [&r.raft_endpoint, &r.client_endpoint, &r.server_name]
+            .iter()
+            .any(|s| s.len() > 255)
+        {
+            return Err(Status::invalid_argument(
+                "an endpoint or name is longer than 255 bytes",
+            ));
+        }
+        self.change(ChangeMembership::Add(Peer {
+            id: r.raft_id,
+            raft_addr: r.raft_endpoint,
+            client_addr: r.client_endpoint,
+            server_name: r.server_name,
+        }))
+        .await
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<RemoveNodeRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        require_admin(&req)?;
+        let id = req.into_inner().raft_id;
+        if id == 0 {
+            return Err(Status::invalid_argument("raft_id is required"));
+        }
+        self.change(ChangeMembership::Remove(id)).await
+    }
+}
