@@ -101,6 +101,11 @@ pub struct Config {
     pub max_pending_txs: usize,
     /// A client waits this long for its tx to commit before it gets `orderer.timeout`.
     pub commit_timeout_ms: u64,
+    /// Compact the Raft log once this many applied entries are kept (0: never).
+    pub compact_after_entries: u64,
+    /// Entries kept after a compaction, so that a briefly lagging follower is
+    /// caught up from the log rather than a snapshot.
+    pub compact_keep_entries: u64,
     /// Tx ids of this many recent blocks are deduplicated by the orderer. Part of
     /// the apply rule: it must be the same on every node of the cluster.
     pub dedupe_window_blocks: u64,
@@ -126,6 +131,8 @@ impl Default for Config {
             max_signatures_per_tx: 4,
             max_pending_txs: 200_000,
             commit_timeout_ms: 30_000,
+            compact_after_entries: 10_000,
+            compact_keep_entries: 1000,
             dedupe_window_blocks: 1000,
             json_logs: false,
         }

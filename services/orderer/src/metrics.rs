@@ -12,6 +12,10 @@ pub struct Metrics {
     pub blocks_committed: IntCounter,
     pub txs_committed: IntCounter,
     pub txs_refused: IntCounter,
+    /// Snapshots installed (this node had fallen behind the leader's compaction point).
+    pub snapshots_installed: IntCounter,
+    /// Log compactions done.
+    pub compactions: IntCounter,
 }
 
 impl Metrics {
@@ -50,12 +54,24 @@ impl Metrics {
         registry.register(Box::new(blocks_committed.clone()))?;
         registry.register(Box::new(txs_committed.clone()))?;
         registry.register(Box::new(txs_refused.clone()))?;
+        let snapshots_installed = IntCounter::new(
+            "fiscus_orderer_snapshots_installed_total",
+            "Snapshots installed by this node",
+        )?;
+        let compactions = IntCounter::new(
+            "fiscus_orderer_log_compactions_total",
+            "Raft log compactions",
+        )?;
+        registry.register(Box::new(snapshots_installed.clone()))?;
+        registry.register(Box::new(compactions.clone()))?;
         Ok(Self {
             persist_seconds,
             verify_seconds,
             blocks_committed,
             txs_committed,
             txs_refused,
+            snapshots_installed,
+            compactions,
         })
     }
 }

@@ -79,6 +79,8 @@ pub struct RaftNode {
     recent: RecentTxs,
     /// This node's own address entry, kept in the stored peer list.
     me: crate::config::Peer,
+    compact_after: u64,
+    compact_keep: u64,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -155,6 +157,8 @@ impl RaftNode {
             tip_tx,
             metrics,
             recent,
+            compact_after: cfg.compact_after_entries,
+            compact_keep: cfg.compact_keep_entries,
             me: cfg
                 .peers
                 .iter()
@@ -301,6 +305,87 @@ impl RaftNode {
         Ok(())
     }
 
+    /// Fetches blocks up to the snapshot's tip from a peer's `Deliver`, checks
+    /// that they extend our chain and end at the snapshot's tip, and stores them
+    /// together with the snapshot's log position. Blocks the node until done:
+    /// nothing after the snapshot can be applied before these blocks.
+    fn install_snapshot(
+        &mut self,
+        batch: &mut crate::storage::StoreBatch<'_>,
+        snap: &raft::eraftpb::Snapshot,
+    ) -> Result<()> {
+        let meta = snap.get_metadata();
+        let target = Tip::decode(&snap.data)?;
+        let mine = batch.tip();
+        tracing::info!(
+            index = meta.index,
+            from = mine.height,
+            to = target.height,
+            "installing snapshot"
+        );
+        if target.height > mine.height {
+            let mut peers = self.transport.peers();
+            let leader = self.raw.raft.leader_id;
+            peers.sort_by_key(|p| p.id != leader);
+            let blocks = fetch_blocks(&self.transport, &peers, mine, target)?;
+            let mut tip = mine;
+            for (bytes, new_tip, ids) in blocks {
+                batch.put_block(new_tip, &bytes)?;
+                self.recent.push(new_tip.height, ids);
+                tip = new_tip;
+            }
+            if tip != target {
+                return Err(Error::Storage(format!(
+                    "fetched chain ends at {} not at the snapshot tip {}",
+                    tip.height, target.height
+                )));
+            }
+        }
+        batch.apply_snapshot(meta.index, meta.term, meta.get_conf_state())?;
+        self.metrics.snapshots_installed.inc();
+        for p in self.transport.peers() {
+            if !meta.get_conf_state().voters.contains(&p.id)
+                && !meta.get_conf_state().learners.contains(&p.id)
+            {
+                self.transport.remove_peer(p.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands messages to the transport. A snapshot is reported as sent at once:
+    /// if it was lost, the follower's next rejection makes the leader send another.
+    fn send(&mut self, msgs: Vec<RaftMsg>) {
+        let snapshots: Vec<u64> = msgs
+            .iter()
+            .filter(|m| m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot)
+            .map(|m| m.to)
+            .collect();
+        self.transport.send_all(msgs);
+        for to in snapshots {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+        }
+    }
+
+    /// Compacts the log once enough applied entries have piled up.
+    fn maybe_compact(&mut self) -> Result<()> {
+        if self.compact_after == 0 {
+            return Ok(());
+        }
+        let applied = self.store.applied();
+        let store = self.store.clone();
+        let mut batch = store.batch()?;
+        if applied + 1 >= batch.first_index() + self.compact_after {
+            let upto = applied + 1 - self.compact_keep.min(applied);
+            batch.compact(upto)?;
+            batch.commit()?;
+            self.metrics.compactions.inc();
+            // raft-rs keeps no copy of compacted entries; nothing else to tell it.
+            tracing::debug!(upto, "compacted raft log");
+        }
+        Ok(())
+    }
+
     /// A membership change: every node applies it at the same log index.
     fn apply_conf_change(
         &mut self,
@@ -341,14 +426,13 @@ impl RaftNode {
         let mut ready = self.raw.ready();
         // 1. A leader may send appends before persisting them: followers persist
         //    before acking, and the leader counts its own vote only once persisted.
-        self.transport.send_all(ready.take_messages());
+        self.send(ready.take_messages());
         let store = self.store.clone();
         let mut batch = store.batch()?;
-        // 2. A snapshot would replace the state; we never compact, so none arrives.
+        // 2. A snapshot means we fell behind the leader's compaction point:
+        //    fetch the blocks it covers, then take its log position.
         if !ready.snapshot().is_empty() {
-            return Err(Error::Storage(
-                "unexpected snapshot: this node never compacts its log".into(),
-            ));
+            self.install_snapshot(&mut batch, ready.snapshot())?;
         }
         // 3. Committed entries were persisted in an earlier Ready: apply them.
         let mut done = Vec::new();
@@ -365,14 +449,14 @@ impl RaftNode {
         batch.commit()?;
         timer.observe_duration();
         // 5. Now the messages that promise persistence (votes, append acks) may go.
-        self.transport.send_all(ready.take_persisted_messages());
+        self.send(ready.take_persisted_messages());
         // 6. Advance; the light ready carries what became committed meanwhile.
         let mut light = self.raw.advance(ready);
         let mut batch = store.batch()?;
         if let Some(commit) = light.commit_index() {
             batch.set_commit(commit)?;
         }
-        self.transport.send_all(light.take_messages());
+        self.send(light.take_messages());
         let committed = light.take_committed_entries();
         self.apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
         let timer = self.metrics.persist_seconds.start_timer();
@@ -404,7 +488,7 @@ impl RaftNode {
             changed
         });
         self.after_ready();
-        Ok(())
+        self.maybe_compact()
     }
 
     /// Follows leadership changes and publishes the status view.
@@ -562,4 +646,84 @@ impl Handler<Submit> for RaftNode {
         self.drive(ctx);
         Ok(())
     }
+}
+
+/// A block fetched for catch-up: its bytes, the tip after it, its tx ids.
+type FetchedBlock = (Vec<u8>, Tip, Vec<TxId>);
+
+/// Reads blocks `from.height + 1 ..= to.height` from the first peer that serves
+/// them, checking each link; returns (bytes, tip after it, tx ids).
+fn fetch_blocks(
+    transport: &Transport,
+    peers: &[crate::config::Peer],
+    from: Tip,
+    to: Tip,
+) -> Result<Vec<FetchedBlock>> {
+    use fiscus_proto::pb::orderer::{DeliverRequest, orderer_client::OrdererClient};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let peers = peers.to_vec();
+    let tls = transport.tls();
+    transport.runtime().spawn(async move {
+        let mut last_err = String::from("no peer to fetch from");
+        for p in peers {
+            let attempt = async {
+                let ch = fiscus_common::tls::connect_channel(
+                    &p.client_addr,
+                    &p.server_name,
+                    tls.clone(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let mut client = OrdererClient::new(ch).max_decoding_message_size(64 * 1024 * 1024);
+                let mut stream = client
+                    .deliver(DeliverRequest {
+                        from_height: from.height + 1,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+                let mut out = Vec::new();
+                let mut tip = from;
+                while tip.height < to.height {
+                    let block = match tokio::time::timeout(
+                        std::time::Duration::from_secs(30),
+                        futures::StreamExt::next(&mut stream),
+                    )
+                    .await
+                    {
+                        Ok(Some(Ok(b))) => b,
+                        Ok(Some(Err(e))) => return Err(e.to_string()),
+                        Ok(None) | Err(_) => return Err("deliver stream ended early".into()),
+                    };
+                    let header =
+                        BlockHeader::decode(&block.header[..]).map_err(|e| e.to_string())?;
+                    if header.number != tip.height + 1 || header.prev_hash != tip.hash.0 {
+                        return Err(format!(
+                            "block {} does not extend {}",
+                            header.number, tip.height
+                        ));
+                    }
+                    tip = Tip {
+                        height: header.number,
+                        hash: block_hash(&block.header),
+                        timestamp_ms: header.timestamp_ms,
+                    };
+                    let ids = block.txs.iter().map(|t| tx_id(&t.payload)).collect();
+                    out.push((block.encode_to_vec(), tip, ids));
+                }
+                Ok(out)
+            };
+            match attempt.await {
+                Ok(blocks) => {
+                    let _ = tx.send(Ok(blocks));
+                    return;
+                }
+                Err(e) => last_err = format!("peer {}: {e}", p.id),
+            }
+        }
+        let _ = tx.send(Err(last_err));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(300))
+        .map_err(|_| Error::Storage("block catch-up timed out".into()))?
+        .map_err(|e| Error::Storage(format!("block catch-up failed: {e}")))
 }

@@ -26,6 +26,8 @@ const CONF_STATE: &str = "conf_state";
 const APPLIED: &str = "applied";
 const TIP: &str = "tip";
 const PEERS: &str = "peers";
+/// (index, term) of the last entry removed by compaction or replaced by a snapshot.
+const SNAP_META: &str = "snap_meta";
 
 fn db_err(e: impl Into<redb::Error>) -> Error {
     Error::Storage(e.into().to_string())
@@ -44,7 +46,7 @@ pub struct Tip {
 }
 
 impl Tip {
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(48);
         b.extend_from_slice(&self.height.to_be_bytes());
         b.extend_from_slice(&self.hash.0);
@@ -52,7 +54,7 @@ impl Tip {
         b
     }
 
-    fn decode(b: &[u8]) -> Result<Self> {
+    pub fn decode(b: &[u8]) -> Result<Self> {
         if b.len() != 48 {
             return Err(Error::Storage("corrupt tip record".into()));
         }
@@ -85,6 +87,8 @@ struct Cached {
     last_index: u64,
     applied: u64,
     tip: Tip,
+    /// (index, term) of the entry just before `first_index`; (0, 0) before any compaction.
+    snap: (u64, u64),
 }
 
 /// The node's store. Cloning shares the same database.
@@ -151,6 +155,22 @@ impl OrdererStore {
             Some(b) => Tip::decode(&b)?,
             None => Tip::default(),
         };
+        let snap = match get(SNAP_META)? {
+            Some(b) if b.len() == 16 => (
+                u64::from_be_bytes(
+                    b[..8]
+                        .try_into()
+                        .map_err(|_| Error::Storage("snap_meta".into()))?,
+                ),
+                u64::from_be_bytes(
+                    b[8..]
+                        .try_into()
+                        .map_err(|_| Error::Storage("snap_meta".into()))?,
+                ),
+            ),
+            Some(_) => return Err(Error::Storage("corrupt snap_meta".into())),
+            None => (0, 0),
+        };
         let terms = txn.open_table(TERMS).map_err(db_err)?;
         let first = terms.first().map_err(db_err)?.map(|(k, _)| k.value());
         let last = terms.last().map_err(db_err)?.map(|(k, _)| k.value());
@@ -158,10 +178,11 @@ impl OrdererStore {
         *c = Cached {
             hard_state,
             conf_state,
-            first_index: first.unwrap_or(1),
-            last_index: last.unwrap_or(0),
+            first_index: first.unwrap_or(snap.0 + 1),
+            last_index: last.unwrap_or(snap.0),
             applied,
             tip,
+            snap,
         };
         Ok(())
     }
@@ -287,6 +308,65 @@ impl StoreBatch<'_> {
         Ok(())
     }
 
+    /// Drops log entries below `upto` (exclusive); they must be applied.
+    pub fn compact(&mut self, upto: u64) -> Result<()> {
+        if upto <= self.next.first_index || upto > self.next.applied + 1 {
+            return Ok(());
+        }
+        let mut log = self.txn.open_table(LOG).map_err(db_err)?;
+        let mut terms = self.txn.open_table(TERMS).map_err(db_err)?;
+        let last_term = terms
+            .get(upto - 1)
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .ok_or_else(|| Error::Storage(format!("no term for index {}", upto - 1)))?;
+        for idx in self.next.first_index..upto {
+            log.remove(idx).map_err(db_err)?;
+            terms.remove(idx).map_err(db_err)?;
+        }
+        drop((log, terms));
+        self.set_snap((upto - 1, last_term))?;
+        self.next.first_index = upto;
+        Ok(())
+    }
+
+    /// Replaces the log with a snapshot's position: entries up to `index` are
+    /// now known only through the snapshot (their blocks are fetched separately).
+    pub fn apply_snapshot(&mut self, index: u64, term: u64, conf: &ConfState) -> Result<()> {
+        let mut log = self.txn.open_table(LOG).map_err(db_err)?;
+        let mut terms = self.txn.open_table(TERMS).map_err(db_err)?;
+        for idx in self.next.first_index..=self.next.last_index {
+            log.remove(idx).map_err(db_err)?;
+            terms.remove(idx).map_err(db_err)?;
+        }
+        drop((log, terms));
+        self.set_snap((index, term))?;
+        self.next.first_index = index + 1;
+        self.next.last_index = index;
+        self.set_conf_state(conf)?;
+        let mut hs = self.next.hard_state.clone();
+        hs.commit = hs.commit.max(index);
+        hs.term = hs.term.max(term);
+        self.set_hard_state(&hs)?;
+        self.set_applied(index)
+    }
+
+    fn set_snap(&mut self, snap: (u64, u64)) -> Result<()> {
+        let mut b = snap.0.to_be_bytes().to_vec();
+        b.extend_from_slice(&snap.1.to_be_bytes());
+        self.txn
+            .open_table(META)
+            .map_err(db_err)?
+            .insert(SNAP_META, b.as_slice())
+            .map_err(db_err)?;
+        self.next.snap = snap;
+        Ok(())
+    }
+
+    pub fn first_index(&self) -> u64 {
+        self.next.first_index
+    }
+
     /// Records the peer list after a membership change.
     pub fn set_peers(&mut self, peers: &[crate::config::Peer]) -> Result<()> {
         let bytes = serde_json::to_vec(peers).map_err(|e| Error::Storage(e.to_string()))?;
@@ -379,6 +459,9 @@ impl Storage for OrdererStore {
         if idx == 0 {
             return Ok(0);
         }
+        if idx == c.snap.0 {
+            return Ok(c.snap.1);
+        }
         if idx < c.first_index {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
@@ -402,11 +485,24 @@ impl Storage for OrdererStore {
         Ok(self.cache().last_index)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // The log is never compacted yet (first_index stays 1), so raft-rs can
-        // always catch a peer up from entries and never needs a snapshot.
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // The snapshot is the applied position plus the chain tip; the blocks
+        // themselves are fetched from a peer's Deliver by whoever installs it.
+        let c = self.cache();
+        if c.applied < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let term = self.term(c.applied)?;
+        let mut s = Snapshot {
+            data: c.tip.encode().into(),
+            ..Default::default()
+        };
+        let m = s.mut_metadata();
+        m.index = c.applied;
+        m.term = term;
+        m.set_conf_state(c.conf_state);
+        Ok(s)
     }
 }

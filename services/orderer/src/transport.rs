@@ -78,6 +78,16 @@ impl Transport {
             .remove(&id);
     }
 
+    /// The runtime that network work runs on (for callers on actor threads).
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime.clone()
+    }
+
+    /// The client TLS config, for other node-to-node calls (block catch-up).
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        self.tls.clone()
+    }
+
     /// The peers this node sends to, with their addresses.
     pub fn peers(&self) -> Vec<Peer> {
         self.peers

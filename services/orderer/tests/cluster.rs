@@ -565,3 +565,82 @@ async fn an_admin_adds_a_fourth_node_which_catches_up_and_then_removes_it() {
         "three nodes go on after the removal"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_compaction_point_catches_up_from_a_snapshot_plus_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let listeners = testkit::bind(3).await;
+    let mut files = testkit::write_cluster(dir.path(), &listeners, 1, &[]);
+    for cfg in &mut files.configs {
+        // Small blocks and an eager compaction, so that a short outage falls behind it.
+        cfg.batching.max_txs = 10;
+        cfg.compact_after_entries = 20;
+        cfg.compact_keep_entries = 5;
+    }
+    let mut nodes = BTreeMap::new();
+    for (cfg, l) in files.configs.clone().into_iter().zip(listeners) {
+        nodes.insert(cfg.node_id, start_with(cfg, l).await.unwrap());
+    }
+    let mut c = Cluster {
+        _dir: dir,
+        files,
+        nodes,
+    };
+    let leader = c.leader().await;
+    let follower = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    let cfg = c
+        .files
+        .configs
+        .iter()
+        .find(|x| x.node_id == follower)
+        .unwrap()
+        .clone();
+    let mut client = c.client(leader).await;
+    testkit::broadcast(&mut client, c.envelopes(0, 0..50), DEADLINE)
+        .await
+        .unwrap();
+    let before = c.nodes[&leader].handles.status.read().unwrap().height;
+    testkit::wait_for_height(&c.running(), before, DEADLINE).await;
+
+    c.nodes.remove(&follower).unwrap().kill().await;
+    // Enough blocks that the survivors compact their logs past the follower.
+    let acks = testkit::broadcast(&mut client, c.envelopes(0, 50..600), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(accepted(&acks).len(), 550);
+    let height = c.nodes[&leader].handles.status.read().unwrap().height;
+    assert!(height >= before + 40, "{height} blocks");
+
+    let listeners = fiscus_orderer::Listeners {
+        client: tokio::net::TcpListener::bind(cfg.listen).await.unwrap(),
+        raft: tokio::net::TcpListener::bind(cfg.raft_listen)
+            .await
+            .unwrap(),
+    };
+    c.nodes
+        .insert(follower, start_with(cfg, listeners).await.unwrap());
+    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
+    let chains: Vec<Vec<Vec<u8>>> =
+        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
+    assert!(
+        chains.windows(2).all(|w| w[0] == w[1]),
+        "the caught-up follower holds the same chain"
+    );
+    assert_eq!(check_chain(&chains[0]).len(), 600);
+    assert!(
+        c.nodes[&leader].metrics.compactions.get() > 0,
+        "the leader compacted its log"
+    );
+    assert_eq!(
+        c.nodes[&follower].metrics.snapshots_installed.get(),
+        1,
+        "the follower caught up through a snapshot"
+    );
+    // And it keeps up with new blocks after the snapshot.
+    let acks = testkit::broadcast(&mut client, c.envelopes(0, 600..650), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(accepted(&acks).len(), 50);
+    let height = c.nodes[&leader].handles.status.read().unwrap().height;
+    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
+}
