@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod identity;
+mod orderer_admin;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +53,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Change orderer cluster membership (admin certificate, sent to the leader).
+    OrdererAdmin(orderer_admin::OrdererAdminCmd),
     /// Measure a component on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -190,6 +193,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             running.wait(fiscus_common::shutdown_signal()).await;
             Ok(())
         }
+        Command::OrdererAdmin(cmd) => orderer_admin::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }
