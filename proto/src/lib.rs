@@ -73,6 +73,11 @@ pub mod pb {
                 tonic::include_proto!("fiscus.exchange.v1");
             }
         }
+        pub mod state {
+            pub mod v1 {
+                tonic::include_proto!("fiscus.state.v1");
+            }
+        }
         pub mod events {
             pub mod v1 {
                 tonic::include_proto!("fiscus.events.v1");
@@ -88,6 +93,7 @@ pub mod pb {
     pub use fiscus::identity::v1 as identity;
     pub use fiscus::ledger::v1 as ledger;
     pub use fiscus::orderer::v1 as orderer;
+    pub use fiscus::state::v1 as state;
     pub use fiscus::transfer::v1 as transfer;
     pub use fiscus::types::v1 as types;
 }

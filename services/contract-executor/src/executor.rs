@@ -1,0 +1,254 @@
+//! Runs a block's transactions: in waves of transactions whose declared key
+//! sets do not conflict, each wave in parallel, with results merged in block
+//! order. A property test shows this equals running them one by one.
+
+use crate::orgs::Orgs;
+use crate::rejection::Rejection;
+use crate::transfer::{self, Ctx, Declared};
+use crate::view::View;
+use fiscus_proto::hash::TxId;
+use fiscus_proto::pb::transfer::TransferCall;
+use fiscus_proto::pb::types::{ContractEvent, TxStatus};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Key → value (None: absent / deleted).
+pub type KeyValues = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// One transaction as the executor sees it.
+#[derive(Debug, Clone)]
+pub struct TxCtx {
+    pub tx_id: TxId,
+    /// Orgs of the certificates that signed it (checked by the ledger before execution).
+    pub signer_orgs: BTreeSet<String>,
+    /// The decoded call, or why it could not be decoded or is not a transfer call.
+    pub call: Result<TransferCall, Rejection>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockInput<'a> {
+    pub timestamp_ms: i64,
+    pub orgs: &'a Orgs,
+    pub txs: Vec<TxCtx>,
+}
+
+/// The outcome of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxResult {
+    pub tx_id: TxId,
+    pub status: TxStatus,
+    pub code: &'static str,
+    pub reason: String,
+    /// What it wrote, in key order; empty when rejected.
+    pub writes: KeyValues,
+    pub events: Vec<ContractEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockOutput {
+    pub results: Vec<TxResult>,
+    /// The block's write set: the last write of each key, in key order.
+    pub writes: KeyValues,
+}
+
+/// The keys every transaction of `txs` declares, for the ledger to read.
+pub fn declared_reads(txs: &[TxCtx]) -> BTreeSet<Vec<u8>> {
+    txs.iter()
+        .filter_map(|t| {
+            t.call
+                .as_ref()
+                .ok()
+                .and_then(|c| transfer::declared_keys(c, &t.tx_id).ok())
+        })
+        .flat_map(|d| d.all())
+        .collect()
+}
+
+fn run_one(
+    tx: &TxCtx,
+    declared: &Result<Declared, Rejection>,
+    now: i64,
+    orgs: &Orgs,
+    state: &KeyValues,
+) -> TxResult {
+    let fail = |r: Rejection| TxResult {
+        tx_id: tx.tx_id,
+        status: r.status,
+        code: r.code,
+        reason: r.reason,
+        writes: KeyValues::new(),
+        events: Vec::new(),
+    };
+    let call = match &tx.call {
+        Ok(c) => c,
+        Err(r) => return fail(r.clone()),
+    };
+    let declared = match declared {
+        Ok(d) => d,
+        Err(r) => return fail(r.clone()),
+    };
+    let all = declared.all();
+    let base = |k: &[u8]| state.get(k).cloned().flatten();
+    let mut view = View::new(&all, &base);
+    let ctx = Ctx {
+        tx_id: tx.tx_id,
+        signer_orgs: &tx.signer_orgs,
+        now_ms: now,
+        orgs,
+    };
+    match transfer::execute(call, &ctx, &mut view) {
+        Ok(events) => {
+            let writes = view.into_writes();
+            if let Some(k) = writes.keys().find(|k| !declared.writes.contains(*k)) {
+                return fail(Rejection::new(
+                    TxStatus::InvalidArgument,
+                    "contract.undeclared_key",
+                    format!("wrote read-only key {}", String::from_utf8_lossy(k)),
+                ));
+            }
+            TxResult {
+                tx_id: tx.tx_id,
+                status: TxStatus::Valid,
+                code: "",
+                reason: String::new(),
+                writes,
+                events,
+            }
+        }
+        Err(r) => fail(r),
+    }
+}
+
+fn declare(tx: &TxCtx) -> Result<Declared, Rejection> {
+    match &tx.call {
+        Ok(c) => transfer::declared_keys(c, &tx.tx_id),
+        Err(r) => Err(r.clone()),
+    }
+}
+
+/// Reference semantics: each transaction sees every earlier one's writes.
+pub fn execute_sequential(input: &BlockInput<'_>, reads: &KeyValues) -> BlockOutput {
+    let mut state = reads.clone();
+    let mut block_writes = KeyValues::new();
+    let mut results = Vec::with_capacity(input.txs.len());
+    for tx in &input.txs {
+        let r = run_one(tx, &declare(tx), input.timestamp_ms, input.orgs, &state);
+        for (k, v) in &r.writes {
+            state.insert(k.clone(), v.clone());
+            block_writes.insert(k.clone(), v.clone());
+        }
+        results.push(r);
+    }
+    BlockOutput {
+        results,
+        writes: block_writes,
+    }
+}
+
+/// Assigns each transaction the earliest wave after every earlier transaction
+/// it conflicts with (one writes a key the other reads or writes).
+fn waves(declared: &[Result<Declared, Rejection>]) -> Vec<usize> {
+    let mut last_write: BTreeMap<&[u8], usize> = BTreeMap::new();
+    let mut last_read: BTreeMap<&[u8], usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(declared.len());
+    for d in declared {
+        let Ok(d) = d else {
+            out.push(0);
+            continue;
+        };
+        let mut w = 0;
+        for k in d.reads.iter().chain(&d.writes) {
+            if let Some(x) = last_write.get(k.as_slice()) {
+                w = w.max(x + 1);
+            }
+        }
+        for k in &d.writes {
+            if let Some(x) = last_read.get(k.as_slice()) {
+                w = w.max(x + 1);
+            }
+        }
+        for k in &d.writes {
+            let e = last_write.entry(k.as_slice()).or_insert(w);
+            *e = (*e).max(w);
+        }
+        for k in &d.reads {
+            let e = last_read.entry(k.as_slice()).or_insert(w);
+            *e = (*e).max(w);
+        }
+        out.push(w);
+    }
+    out
+}
+
+/// Parallel execution on up to `threads` threads; same result as [`execute_sequential`].
+pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) -> BlockOutput {
+    let declared: Vec<Result<Declared, Rejection>> = input.txs.iter().map(declare).collect();
+    let wave_of = waves(&declared);
+    let n_waves = wave_of.iter().copied().max().map_or(0, |m| m + 1);
+    let mut state = reads.clone();
+    let mut results: Vec<Option<TxResult>> = vec![None; input.txs.len()];
+    for wave in 0..n_waves {
+        let members: Vec<usize> = (0..input.txs.len())
+            .filter(|i| wave_of[*i] == wave)
+            .collect();
+        let chunk = members.len().div_ceil(threads.max(1)).max(1);
+        let state_ref = &state;
+        let outs: Vec<(usize, TxResult)> = std::thread::scope(|s| {
+            let handles: Vec<_> = members
+                .chunks(chunk)
+                .map(|ids| {
+                    let declared = &declared;
+                    s.spawn(move || {
+                        ids.iter()
+                            .map(|i| {
+                                (
+                                    *i,
+                                    run_one(
+                                        &input.txs[*i],
+                                        &declared[*i],
+                                        input.timestamp_ms,
+                                        input.orgs,
+                                        state_ref,
+                                    ),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        // Merge in block order: within a wave no two transactions touch the same key.
+        let mut outs = outs;
+        outs.sort_by_key(|(i, _)| *i);
+        for (i, r) in outs {
+            for (k, v) in &r.writes {
+                state.insert(k.clone(), v.clone());
+            }
+            results[i] = Some(r);
+        }
+    }
+    let results: Vec<TxResult> = results
+        .into_iter()
+        .zip(&input.txs)
+        .map(|(r, tx)| {
+            r.unwrap_or_else(|| TxResult {
+                tx_id: tx.tx_id,
+                status: TxStatus::InvalidArgument,
+                code: "contract.internal",
+                reason: "the transaction was not executed".into(),
+                writes: KeyValues::new(),
+                events: Vec::new(),
+            })
+        })
+        .collect();
+    let mut writes = KeyValues::new();
+    for r in &results {
+        for (k, v) in &r.writes {
+            writes.insert(k.clone(), v.clone());
+        }
+    }
+    BlockOutput { results, writes }
+}

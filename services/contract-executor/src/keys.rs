@@ -1,0 +1,20 @@
+//! State keys. Every key a transaction may touch is derived from its args
+//! before it runs.
+
+use fiscus_proto::hash::TxId;
+
+pub fn account(org: &str, program: &str) -> Vec<u8> {
+    format!("acct/{org}/{program}").into_bytes()
+}
+
+pub fn program(id: &str) -> Vec<u8> {
+    format!("prog/{id}").into_bytes()
+}
+
+pub fn allocation(tx: &TxId) -> Vec<u8> {
+    format!("alloc/{}", tx.to_hex()).into_bytes()
+}
+
+pub fn lineage(tx: &TxId) -> Vec<u8> {
+    format!("lineage/{}", tx.to_hex()).into_bytes()
+}

@@ -1,0 +1,25 @@
+//! contract-executor: the transfer-payment contract (财政转移支付合约) and the
+//! block executor that runs it deterministically, in parallel where the
+//! transactions' declared key sets are disjoint.
+//!
+//! Determinism: no wall clock (the block timestamp is the only clock), no
+//! randomness, no floats, no unordered iteration; state values are protobuf
+//! messages encoded by prost, which is deterministic for these types.
+//!
+//! Not built yet: the gRPC service (`fiscus contract-executor`) and the
+//! governance contract. See the README.
+#![forbid(unsafe_code)]
+
+pub mod executor;
+pub mod keys;
+pub mod orgs;
+pub mod rejection;
+pub mod transfer;
+mod view;
+
+pub use executor::{BlockInput, BlockOutput, TxCtx, TxResult, execute_block, execute_sequential};
+pub use orgs::Orgs;
+pub use rejection::Rejection;
+
+/// Milliseconds in a day, for Budget Law deadlines.
+pub const DAY_MS: i64 = 86_400_000;

@@ -1,0 +1,66 @@
+//! A transaction's window onto state: only its declared keys, reads from the
+//! state before it, writes buffered until it succeeds.
+
+use crate::rejection::Rejection;
+use fiscus_proto::pb::types::TxStatus;
+use prost::Message;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(crate) struct View<'a> {
+    declared: &'a BTreeSet<Vec<u8>>,
+    base: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> View<'a> {
+    pub(crate) fn new(
+        declared: &'a BTreeSet<Vec<u8>>,
+        base: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            declared,
+            base,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    fn check(&self, key: &[u8]) -> Result<(), Rejection> {
+        if self.declared.contains(key) {
+            Ok(())
+        } else {
+            Err(Rejection::new(
+                TxStatus::InvalidArgument,
+                "contract.undeclared_key",
+                format!("key {} was not declared", String::from_utf8_lossy(key)),
+            ))
+        }
+    }
+
+    pub(crate) fn get<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>, Rejection> {
+        self.check(key)?;
+        let raw = match self.writes.get(key) {
+            Some(v) => v.clone(),
+            None => (self.base)(key),
+        };
+        raw.map(|b| {
+            M::decode(&b[..]).map_err(|e| {
+                Rejection::malformed(format!(
+                    "stored value at {} is corrupt: {e}",
+                    String::from_utf8_lossy(key)
+                ))
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) fn put<M: Message>(&mut self, key: &[u8], value: &M) -> Result<(), Rejection> {
+        self.check(key)?;
+        self.writes
+            .insert(key.to_vec(), Some(value.encode_to_vec()));
+        Ok(())
+    }
+
+    pub(crate) fn into_writes(self) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        self.writes
+    }
+}

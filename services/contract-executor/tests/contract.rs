@@ -1,0 +1,595 @@
+//! The transfer-payment contract: each rule and rejection, lineage and
+//! deadlines, and property tests over random operation sequences.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use fiscus_contract_executor::executor::{KeyValues, declared_reads};
+use fiscus_contract_executor::{
+    BlockInput, DAY_MS, Orgs, TxCtx, execute_block, execute_sequential, keys,
+};
+use fiscus_proto::hash::{TxId, sha256};
+use fiscus_proto::pb::state::{Account, AllocationRecord, LineageRecord};
+use fiscus_proto::pb::transfer::{
+    AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs,
+    FreezeArgs, Program, ProgramKind, Recipient, RecoverArgs, TransferCall, UnfreezeArgs,
+    recipient, transfer_call::Method,
+};
+use fiscus_proto::pb::types::{OrgLevel, TxStatus};
+use proptest::prelude::*;
+use prost::Message;
+use std::collections::BTreeSet;
+
+const T0: i64 = 1_790_000_000_000;
+
+fn orgs() -> Orgs {
+    Orgs::default()
+        .with("000000", OrgLevel::Central, "")
+        .with("130000", OrgLevel::Provincial, "000000")
+        .with("130100", OrgLevel::Municipal, "130000")
+        .with("130102", OrgLevel::County, "130100")
+        .with("130200", OrgLevel::Municipal, "130000")
+        .with("991300", OrgLevel::Supervisor, "130000")
+}
+
+fn acct(org: &str, prog: &str) -> Option<AccountRef> {
+    Some(AccountRef {
+        org_code: org.into(),
+        program_id: prog.into(),
+    })
+}
+
+fn program(id: &str, kind: ProgramKind) -> Program {
+    Program {
+        id: id.into(),
+        name: format!("program {id}"),
+        kind: kind as i32,
+        functional_code: "2050202".into(),
+        fiscal_year: 2026,
+        document: "财预〔2026〕12号".into(),
+    }
+}
+
+fn call(m: Method) -> TransferCall {
+    TransferCall { method: Some(m) }
+}
+
+fn appropriate(org: &str, prog: &str, kind: ProgramKind, amount: i64) -> TransferCall {
+    call(Method::Appropriate(AppropriateArgs {
+        account: acct(org, prog),
+        program: Some(program(prog, kind)),
+        amount_fen: amount,
+        document: "doc".into(),
+    }))
+}
+
+fn allocate(from: &str, to: &str, prog: &str, amount: i64) -> TransferCall {
+    call(Method::Allocate(AllocateArgs {
+        from: acct(from, prog),
+        to_org_code: to.into(),
+        amount_fen: amount,
+        document: "冀财预〔2026〕7号".into(),
+    }))
+}
+
+fn disburse(from: &str, prog: &str, amount: i64) -> TransferCall {
+    call(Method::Disburse(DisburseArgs {
+        from: acct(from, prog),
+        recipient: Some(Recipient {
+            id: Some(recipient::Id::UnifiedSocialCreditCode(
+                "12130102MB1234567X".into(),
+            )),
+            name: "长安区第一小学".into(),
+        }),
+        amount_fen: amount,
+        purpose: "义务教育公用经费".into(),
+        economic_code: "50502".into(),
+    }))
+}
+
+fn recover(from: &str, to: &str, prog: &str, amount: i64) -> TransferCall {
+    call(Method::Recover(RecoverArgs {
+        from: acct(from, prog),
+        to_org_code: to.into(),
+        amount_fen: amount,
+        reason: "unspent".into(),
+    }))
+}
+
+/// A ledger stand-in: state plus a tx counter.
+struct Chain {
+    orgs: Orgs,
+    state: KeyValues,
+    n: u64,
+    now: i64,
+}
+
+impl Chain {
+    fn new() -> Self {
+        Self {
+            orgs: orgs(),
+            state: KeyValues::new(),
+            n: 0,
+            now: T0,
+        }
+    }
+
+    fn tx(&mut self, signer: &str, c: TransferCall) -> TxCtx {
+        self.n += 1;
+        TxCtx {
+            tx_id: sha256(&self.n.to_be_bytes()),
+            signer_orgs: BTreeSet::from([signer.to_owned()]),
+            call: Ok(c),
+        }
+    }
+
+    /// Executes one block and applies its writes; returns (status, code) per tx.
+    fn block(&mut self, txs: Vec<TxCtx>) -> Vec<(TxStatus, &'static str, TxId)> {
+        let reads: KeyValues = declared_reads(&txs)
+            .into_iter()
+            .map(|k| {
+                let v = self.state.get(&k).cloned().flatten();
+                (k, v)
+            })
+            .collect();
+        let input = BlockInput {
+            timestamp_ms: self.now,
+            orgs: &self.orgs,
+            txs,
+        };
+        let out = execute_block(&input, &reads, 2);
+        for (k, v) in &out.writes {
+            self.state.insert(k.clone(), v.clone());
+        }
+        out.results
+            .iter()
+            .map(|r| (r.status, r.code, r.tx_id))
+            .collect()
+    }
+
+    fn one(&mut self, signer: &str, c: TransferCall) -> (TxStatus, &'static str, TxId) {
+        let t = self.tx(signer, c);
+        self.block(vec![t])[0]
+    }
+
+    fn account(&self, org: &str, prog: &str) -> Account {
+        self.state
+            .get(&keys::account(org, prog))
+            .cloned()
+            .flatten()
+            .map(|b| Account::decode(&b[..]).unwrap())
+            .unwrap_or_default()
+    }
+
+    fn get<M: Message + Default>(&self, key: Vec<u8>) -> Option<M> {
+        self.state
+            .get(&key)
+            .cloned()
+            .flatten()
+            .map(|b| M::decode(&b[..]).unwrap())
+    }
+}
+
+fn ok(r: (TxStatus, &'static str, TxId)) -> TxId {
+    assert_eq!(r.0, TxStatus::Valid, "refused: {}", r.1);
+    r.2
+}
+
+#[test]
+fn funds_flow_from_the_ministry_to_a_school_and_trace_back_to_the_appropriation() {
+    let mut c = Chain::new();
+    let appr = ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 1_000_000),
+    ));
+    let a1 = ok(c.one("000000", allocate("000000", "130000", "edu", 600_000)));
+    ok(c.one(
+        "130000",
+        call(Method::Acknowledge(AcknowledgeArgs {
+            allocation_tx_id: a1.to_vec(),
+            account: acct("130000", "edu"),
+        })),
+    ));
+    let a2 = ok(c.one("130000", allocate("130000", "130100", "edu", 400_000)));
+    let a3 = ok(c.one("130100", allocate("130100", "130102", "edu", 250_000)));
+    let d = ok(c.one("130102", disburse("130102", "edu", 120_000)));
+
+    assert_eq!(c.account("000000", "edu").balance_fen, 400_000);
+    assert_eq!(c.account("130000", "edu").balance_fen, 200_000);
+    assert_eq!(c.account("130102", "edu").balance_fen, 130_000);
+    assert_eq!(c.account("130102", "edu").disbursed_fen, 120_000);
+
+    // Trace: disbursement → a3 → a2 → a1 → appropriation.
+    let mut chain = vec![d];
+    let mut cur = d;
+    loop {
+        let l: LineageRecord = c.get(keys::lineage(&cur)).unwrap();
+        if l.kind == "appropriate" {
+            break;
+        }
+        assert_eq!(
+            l.sources.iter().map(|s| s.amount_fen).sum::<i64>(),
+            l.amount_fen,
+            "sources cover the amount"
+        );
+        cur = TxId::from_slice("src", &l.sources[0].source_tx_id).unwrap();
+        chain.push(cur);
+    }
+    assert_eq!(chain, vec![d, a3, a2, a1, appr]);
+}
+
+#[test]
+fn lots_are_spent_first_in_first_out() {
+    let mut c = Chain::new();
+    let first = ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 100),
+    ));
+    let second = ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 100),
+    ));
+    let a = ok(c.one("000000", allocate("000000", "130000", "edu", 150)));
+    let l: LineageRecord = c.get(keys::lineage(&a)).unwrap();
+    let src: Vec<(Vec<u8>, i64)> = l
+        .sources
+        .iter()
+        .map(|s| (s.source_tx_id.clone(), s.amount_fen))
+        .collect();
+    assert_eq!(src, vec![(first.to_vec(), 100), (second.to_vec(), 50)]);
+}
+
+#[test]
+fn direct_funds_may_skip_levels_and_other_funds_may_not() {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "direct", ProgramKind::Direct, 1000),
+    ));
+    ok(c.one(
+        "000000",
+        appropriate("000000", "gen", ProgramKind::General, 1000),
+    ));
+    ok(c.one("000000", allocate("000000", "130102", "direct", 100)));
+    let r = c.one("000000", allocate("000000", "130102", "gen", 100));
+    assert_eq!(
+        (r.0, r.1),
+        (TxStatus::InvalidArgument, "contract.not_descendant")
+    );
+    let r = c.one("000000", allocate("000000", "991300", "direct", 100));
+    assert_eq!(
+        r.1, "",
+        "a supervisor under Hebei is a descendant too; allowed for direct funds"
+    );
+}
+
+#[test]
+fn late_allocations_are_recorded_but_not_blocked() {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "sp", ProgramKind::Special, 1000),
+    ));
+    ok(c.one(
+        "000000",
+        appropriate("000000", "gen", ProgramKind::General, 1000),
+    ));
+    c.now = T0 + 45 * DAY_MS;
+    // Central special funds: 90 days. 45 days in: on time.
+    let on_time = ok(c.one("000000", allocate("000000", "130000", "sp", 100)));
+    // Central general funds: 30 days. 45 days in: late, still transferred.
+    let late = ok(c.one("000000", allocate("000000", "130000", "gen", 100)));
+    let r1: AllocationRecord = c.get(keys::allocation(&on_time)).unwrap();
+    let r2: AllocationRecord = c.get(keys::allocation(&late)).unwrap();
+    assert!(!r1.late && r1.due_at_ms == T0 + 90 * DAY_MS);
+    assert!(r2.late && r2.due_at_ms == T0 + 30 * DAY_MS);
+    assert_eq!(c.account("130000", "gen").balance_fen, 100);
+    // The province has 30 days from acknowledging central funds.
+    ok(c.one(
+        "130000",
+        call(Method::Acknowledge(AcknowledgeArgs {
+            allocation_tx_id: late.to_vec(),
+            account: acct("130000", "gen"),
+        })),
+    ));
+    c.now += 31 * DAY_MS;
+    let onward = ok(c.one("130000", allocate("130000", "130100", "gen", 50)));
+    let r3: AllocationRecord = c.get(keys::allocation(&onward)).unwrap();
+    assert!(r3.late && r3.due_at_ms == T0 + 45 * DAY_MS + 30 * DAY_MS);
+}
+
+#[test]
+fn every_rejection_has_its_code_and_changes_nothing() {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 1000),
+    ));
+    ok(c.one("000000", allocate("000000", "130000", "edu", 500)));
+    let before = c.state.clone();
+    let cases: Vec<(&str, TransferCall, TxStatus, &str)> = vec![
+        (
+            "130000",
+            allocate("130000", "130100", "edu", 501),
+            TxStatus::InsufficientFunds,
+            "contract.insufficient_funds",
+        ),
+        (
+            "130100",
+            allocate("130000", "130100", "edu", 10),
+            TxStatus::Unauthorized,
+            "contract.not_owner",
+        ),
+        (
+            "139999",
+            appropriate("139999", "edu", ProgramKind::General, 10),
+            TxStatus::NotFound,
+            "contract.unknown_org",
+        ),
+        (
+            "130000",
+            allocate("130000", "130100", "nosuch", 10),
+            TxStatus::NotFound,
+            "contract.unknown_program",
+        ),
+        (
+            "130000",
+            allocate("130000", "130102", "edu", 10),
+            TxStatus::InvalidArgument,
+            "contract.not_descendant",
+        ),
+        (
+            "130000",
+            allocate("130000", "130100", "edu", 0),
+            TxStatus::InvalidArgument,
+            "contract.bad_amount",
+        ),
+        (
+            "130000",
+            allocate("130000", "130100", "edu", -5),
+            TxStatus::InvalidArgument,
+            "contract.bad_amount",
+        ),
+        (
+            "000000",
+            appropriate("000000", "edu", ProgramKind::General, i64::MAX),
+            TxStatus::InvalidArgument,
+            "contract.bad_amount",
+        ),
+        (
+            "130000",
+            call(Method::Allocate(AllocateArgs {
+                from: None,
+                to_org_code: "130100".into(),
+                amount_fen: 1,
+                document: String::new(),
+            })),
+            TxStatus::InvalidArgument,
+            "contract.malformed",
+        ),
+        (
+            "130000",
+            TransferCall { method: None },
+            TxStatus::InvalidArgument,
+            "contract.malformed",
+        ),
+        (
+            "130000",
+            call(Method::Freeze(FreezeArgs {
+                account: acct("130000", "edu"),
+                reason: "audit".into(),
+            })),
+            TxStatus::Unauthorized,
+            "contract.supervisors_only",
+        ),
+        (
+            "130000",
+            recover("130000", "130100", "edu", 10),
+            TxStatus::InvalidArgument,
+            "contract.not_ancestor",
+        ),
+        (
+            "130000",
+            call(Method::Adjust(AdjustArgs {
+                from: acct("130000", "edu"),
+                to: acct("130100", "edu"),
+                amount_fen: 1,
+                corrects_tx_id: vec![1; 32],
+                reason: "fix".into(),
+            })),
+            TxStatus::Unauthorized,
+            "contract.needs_both_parties",
+        ),
+    ];
+    for (signer, call, status, code) in cases {
+        let r = c.one(signer, call);
+        assert_eq!((r.0, r.1), (status, code));
+        assert_eq!(c.state, before, "{code} changed state");
+    }
+    // A supervisor freezes; the frozen account cannot pay out; unfreezing restores it.
+    ok(c.one(
+        "991300",
+        call(Method::Freeze(FreezeArgs {
+            account: acct("130000", "edu"),
+            reason: "audit".into(),
+        })),
+    ));
+    let r = c.one("130000", allocate("130000", "130100", "edu", 10));
+    assert_eq!((r.0, r.1), (TxStatus::Frozen, "contract.frozen"));
+    ok(c.one(
+        "991300",
+        call(Method::Unfreeze(UnfreezeArgs {
+            account: acct("130000", "edu"),
+            reason: "cleared".into(),
+        })),
+    ));
+    ok(c.one("130000", allocate("130000", "130100", "edu", 10)));
+}
+
+#[test]
+fn an_adjustment_needs_both_parties_and_moves_funds() {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 1000),
+    ));
+    ok(c.one("000000", allocate("000000", "130000", "edu", 500)));
+    c.n += 1;
+    let tx = TxCtx {
+        tx_id: sha256(&c.n.to_be_bytes()),
+        signer_orgs: BTreeSet::from(["130000".to_owned(), "000000".to_owned()]),
+        call: Ok(call(Method::Adjust(AdjustArgs {
+            from: acct("130000", "edu"),
+            to: acct("000000", "edu"),
+            amount_fen: 100,
+            corrects_tx_id: vec![7; 32],
+            reason: "over-allocated".into(),
+        }))),
+    };
+    assert_eq!(c.block(vec![tx])[0].0, TxStatus::Valid);
+    assert_eq!(c.account("130000", "edu").balance_fen, 400);
+    assert_eq!(c.account("000000", "edu").balance_fen, 600);
+}
+
+// ---- property tests over random operation sequences ----
+
+const PROGS: [(&str, ProgramKind); 3] = [
+    ("gen", ProgramKind::General),
+    ("sp", ProgramKind::Special),
+    ("dir", ProgramKind::Direct),
+];
+const ORGS: [&str; 6] = ["000000", "130000", "130100", "130102", "130200", "991300"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Appropriate(usize, usize, i64),
+    Allocate(usize, usize, usize, i64),
+    Disburse(usize, usize, i64),
+    Recover(usize, usize, usize, i64),
+    Freeze(usize, usize, bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let org = 0..ORGS.len();
+    let prog = 0..PROGS.len();
+    let amount = prop_oneof![1i64..1000, 1000i64..1_000_000, Just(0i64), Just(-1i64)];
+    prop_oneof![
+        2 => (org.clone(), prog.clone(), amount.clone()).prop_map(|(o, p, a)| Op::Appropriate(o, p, a)),
+        4 => (org.clone(), org.clone(), prog.clone(), amount.clone()).prop_map(|(f, t, p, a)| Op::Allocate(f, t, p, a)),
+        2 => (org.clone(), prog.clone(), amount.clone()).prop_map(|(o, p, a)| Op::Disburse(o, p, a)),
+        1 => (org.clone(), org.clone(), prog.clone(), amount).prop_map(|(f, t, p, a)| Op::Recover(f, t, p, a)),
+        1 => (org, prog, any::<bool>()).prop_map(|(o, p, f)| Op::Freeze(o, p, f)),
+    ]
+}
+
+fn to_call(op: &Op) -> (String, TransferCall) {
+    match *op {
+        Op::Appropriate(o, p, a) => (
+            ORGS[o].into(),
+            appropriate(ORGS[o], PROGS[p].0, PROGS[p].1, a),
+        ),
+        Op::Allocate(f, t, p, a) => (ORGS[f].into(), allocate(ORGS[f], ORGS[t], PROGS[p].0, a)),
+        Op::Disburse(o, p, a) => (ORGS[o].into(), disburse(ORGS[o], PROGS[p].0, a)),
+        Op::Recover(f, t, p, a) => (ORGS[f].into(), recover(ORGS[f], ORGS[t], PROGS[p].0, a)),
+        Op::Freeze(o, p, f) => (
+            "991300".into(),
+            if f {
+                call(Method::Freeze(FreezeArgs {
+                    account: acct(ORGS[o], PROGS[p].0),
+                    reason: "audit".into(),
+                }))
+            } else {
+                call(Method::Unfreeze(UnfreezeArgs {
+                    account: acct(ORGS[o], PROGS[p].0),
+                    reason: "cleared".into(),
+                }))
+            },
+        ),
+    }
+}
+
+fn accounts(state: &KeyValues) -> Vec<Account> {
+    state
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"acct/"))
+        .filter_map(|(_, v)| v.as_ref().map(|b| Account::decode(&b[..]).unwrap()))
+        .collect()
+}
+
+/// Follows lineage from `tx` (of which `portion` fen is being traced) to
+/// appropriations: at every step the sources cover the amount, a portion never
+/// exceeds the transaction it came from, and every path ends at an appropriation.
+/// Returns how many appropriations were reached.
+fn trace(state: &KeyValues, tx: &[u8], portion: i64, depth: usize) -> usize {
+    assert!(depth < 64, "lineage loops");
+    let key = format!("lineage/{}", hex::encode(tx)).into_bytes();
+    let l = LineageRecord::decode(
+        &state
+            .get(&key)
+            .cloned()
+            .flatten()
+            .expect("every funding tx has lineage")[..],
+    )
+    .unwrap();
+    assert!(
+        portion <= l.amount_fen,
+        "{portion} fen drawn from a {} fen {}",
+        l.amount_fen,
+        l.kind
+    );
+    if l.kind == "appropriate" {
+        return 1;
+    }
+    assert_eq!(
+        l.sources.iter().map(|s| s.amount_fen).sum::<i64>(),
+        l.amount_fen,
+        "sources cover the amount"
+    );
+    l.sources
+        .iter()
+        .map(|s| trace(state, &s.source_tx_id, s.amount_fen, depth + 1))
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn random_operations_conserve_funds_stay_non_negative_trace_fully_and_parallel_equals_sequential(
+        blocks in prop::collection::vec(prop::collection::vec(op(), 1..24), 1..8)
+    ) {
+        let mut par = Chain::new();
+        let mut seq_state = KeyValues::new();
+        for (bi, ops) in blocks.iter().enumerate() {
+            par.now = T0 + bi as i64 * 7 * DAY_MS;
+            let txs: Vec<TxCtx> = ops.iter().map(|o| { let (s, c) = to_call(o); par.tx(&s, c) }).collect();
+            let reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = par.state.get(&k).cloned().flatten(); (k, v) }).collect();
+            let seq_reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = seq_state.get(&k).cloned().flatten(); (k, v) }).collect();
+            let input = BlockInput { timestamp_ms: par.now, orgs: &par.orgs, txs };
+            let p = execute_block(&input, &reads, 3);
+            let s = execute_sequential(&input, &seq_reads);
+            prop_assert_eq!(&p, &s, "parallel and sequential execution disagree");
+            for (k, v) in &p.writes { par.state.insert(k.clone(), v.clone()); }
+            for (k, v) in &s.writes { seq_state.insert(k.clone(), v.clone()); }
+
+            let accts = accounts(&par.state);
+            let appropriated: i64 = accts.iter().map(|a| a.appropriated_fen).sum();
+            let held: i64 = accts.iter().map(|a| a.balance_fen).sum();
+            let disbursed: i64 = accts.iter().map(|a| a.disbursed_fen).sum();
+            prop_assert_eq!(appropriated, held + disbursed, "funds are conserved");
+            for a in &accts {
+                prop_assert!(a.balance_fen >= 0, "no negative balance");
+                prop_assert_eq!(a.balance_fen, a.lots.iter().map(|l| l.amount_fen).sum::<i64>(), "lots cover the balance");
+            }
+            for r in p.results.iter().filter(|r| r.status == TxStatus::Valid) {
+                let key = keys::lineage(&r.tx_id);
+                if let Some(Some(b)) = par.state.get(&key) {
+                    let l = LineageRecord::decode(&b[..]).unwrap();
+                    if l.kind == "disburse" {
+                        prop_assert!(trace(&par.state, r.tx_id.as_bytes(), l.amount_fen, 0) >= 1, "every disbursed fen traces to appropriations");
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(par.state, seq_state, "the same blocks give the same state");
+    }
+}
