@@ -1,0 +1,22 @@
+/// Why a block was refused or a query failed. A refused block changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("block is malformed: {0}")]
+    Malformed(#[from] fiscus_proto::Error),
+    #[error("block {got} does not follow the head {head}")]
+    NotNext { head: u64, got: u64 },
+    #[error("block {0} does not link to the previous block's hash")]
+    BadLink(u64),
+    #[error("block {0}: the orderer signature does not verify or its certificate is unknown")]
+    BadOrdererSignature(u64),
+    #[error("block {0}: the timestamp goes backwards")]
+    BadTimestamp(u64),
+    #[error("store: {0}")]
+    Store(#[from] fiscus_common::store::StoreError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

@@ -1,0 +1,49 @@
+//! The ledger's key layout in the `StateStore`. Contract state lives under
+//! `s/`, so no contract key can collide with the ledger's own records.
+
+use fiscus_proto::hash::TxId;
+
+pub const HEAD: &[u8] = b"head";
+
+pub fn state(contract_key: &[u8]) -> Vec<u8> {
+    [b"s/".as_slice(), contract_key].concat()
+}
+
+pub fn block(n: u64) -> Vec<u8> {
+    format!("b/{n:020}").into_bytes()
+}
+
+/// Per-block commitments: block hash, state hash, receipts root.
+pub fn block_meta(n: u64) -> Vec<u8> {
+    format!("m/{n:020}").into_bytes()
+}
+
+pub fn receipt(n: u64, i: u32) -> Vec<u8> {
+    format!("r/{n:020}/{i:06}").into_bytes()
+}
+
+pub fn receipts_of(n: u64) -> Vec<u8> {
+    format!("r/{n:020}/").into_bytes()
+}
+
+pub fn tx_index(id: &TxId) -> Vec<u8> {
+    format!("t/{}", id.to_hex()).into_bytes()
+}
+
+/// History of a contract key: one entry per block that wrote it.
+pub fn history(contract_key: &[u8], n: u64) -> Vec<u8> {
+    [
+        b"h/".as_slice(),
+        contract_key,
+        format!("/{n:020}").as_bytes(),
+    ]
+    .concat()
+}
+
+pub fn history_prefix(contract_key: &[u8]) -> Vec<u8> {
+    [b"h/".as_slice(), contract_key, b"/"].concat()
+}
+
+pub fn attestation(n: u64) -> Vec<u8> {
+    format!("a/{n:020}").into_bytes()
+}

@@ -1,0 +1,24 @@
+//! ledger-store: a member's copy of the chain.
+//!
+//! [`Ledger::commit_block`] validates a block (chain link, orderer signature,
+//! `tx_root`, every transaction's signatures and signer certificates, tx-id
+//! replay against the whole chain), executes it with the contract-executor,
+//! and writes one atomic batch: the block, receipts, state writes, per-key
+//! history, tx index, `state_hash[n]` and `receipts_root[n]`, and this
+//! member's signed attestation. Queries and the offline replay check
+//! ([`verify::verify_chain`]) read the same store.
+//!
+//! Not built yet: the gRPC service, gossip of attestations, the governance
+//! contract's effect on certificates (CRL at a height).
+#![forbid(unsafe_code)]
+
+pub mod certs;
+mod error;
+pub mod keys;
+pub mod ledger;
+pub mod verify;
+pub mod write_set;
+
+pub use certs::{CertStatus, Certs};
+pub use error::{LedgerError, Result};
+pub use ledger::{CommitSummary, Head, Ledger, LedgerConfig};

@@ -1,0 +1,106 @@
+//! `fiscus verify --data-dir`: re-check a member's whole stored chain offline.
+
+use crate::keys;
+use crate::ledger::{Head, LedgerConfig, replay};
+use fiscus_common::store::StateStore;
+use fiscus_contract_executor::executor::KeyValues;
+use fiscus_proto::hash::TxId;
+use std::collections::BTreeSet;
+
+/// The first problem found, with the height it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub height: u64,
+    pub problem: String,
+}
+
+/// Replays every stored block from genesis: links, signatures, `tx_root`,
+/// execution, `state_hash` and `receipts_root` against the stored ones, and
+/// finally the stored state against the replayed state. Returns the verified
+/// height, or the first bad height.
+pub async fn verify_chain<S: StateStore>(store: &S, cfg: &LedgerConfig) -> Result<u64, Finding> {
+    let err = |height: u64, problem: String| Finding { height, problem };
+    let stored_head = match store
+        .get(keys::HEAD)
+        .await
+        .map_err(|e| err(0, e.to_string()))?
+    {
+        Some(v) => Head::decode(&v.value).map_err(|e| err(0, e.to_string()))?,
+        None => return Ok(0),
+    };
+    let mut head = Head::default();
+    let mut state = KeyValues::new();
+    let mut indexed: BTreeSet<TxId> = BTreeSet::new();
+    let mut last_writer: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+    for n in 1..=stored_head.height {
+        let bytes = match store
+            .get(&keys::block(n))
+            .await
+            .map_err(|e| err(n, e.to_string()))?
+        {
+            Some(v) => v.value,
+            None => return Err(err(n, "block is missing".into())),
+        };
+        let p = replay(cfg, &head, &bytes, &state, &indexed).map_err(|e| err(n, e.to_string()))?;
+        let meta = store
+            .get(&keys::block_meta(n))
+            .await
+            .map_err(|e| err(n, e.to_string()))?;
+        let stored = meta
+            .map(|m| Head::decode(&m.value))
+            .transpose()
+            .map_err(|e| err(n, e.to_string()))?;
+        if stored != Some(p.head) {
+            return Err(err(
+                n,
+                "stored block hash, state hash or receipts root differs from the replay".into(),
+            ));
+        }
+        for (k, v) in p.writes {
+            last_writer.insert(k.clone(), n);
+            state.insert(k, v);
+        }
+        indexed.extend(p.indexed.iter().map(|(id, _)| *id));
+        head = p.head;
+    }
+    if head != stored_head {
+        return Err(err(
+            stored_head.height,
+            "head record differs from the replay".into(),
+        ));
+    }
+    // The stored state must be exactly the replayed state.
+    let stored_state = store
+        .scan_prefix(b"s/", usize::MAX)
+        .await
+        .map_err(|e| err(head.height, e.to_string()))?;
+    let mut found = BTreeSet::new();
+    for (k, v) in stored_state {
+        let ck = k[2..].to_vec();
+        let replayed = state.get(&ck).cloned().flatten();
+        if replayed.as_deref() != Some(&v.value[..]) {
+            let h = last_writer.get(&ck).copied().unwrap_or(head.height);
+            return Err(err(
+                h,
+                format!(
+                    "state value {} differs from the replay",
+                    String::from_utf8_lossy(&ck)
+                ),
+            ));
+        }
+        found.insert(ck);
+    }
+    if let Some((k, h)) = state
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k)
+        .find(|k| !found.contains(*k))
+        .map(|k| (k.clone(), last_writer.get(k).copied().unwrap_or(0)))
+    {
+        return Err(err(
+            h,
+            format!("state value {} is missing", String::from_utf8_lossy(&k)),
+        ));
+    }
+    Ok(head.height)
+}

@@ -1,0 +1,444 @@
+//! The ledger on the embedded store: commit, refusals, proofs, traces,
+//! determinism across members, offline replay and tamper detection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, redb::RedbStore};
+use fiscus_contract_executor::Orgs;
+use fiscus_ledger_store::verify::verify_chain;
+use fiscus_ledger_store::{Certs, Ledger, LedgerConfig, LedgerError, keys};
+use fiscus_proto::block::BlockDraft;
+use fiscus_proto::envelope::seal;
+use fiscus_proto::hash::{Hash32, TxId, sha256, tx_id};
+use fiscus_proto::merkle;
+use fiscus_proto::pb::transfer::{
+    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
+    TransferCall, recipient, transfer_call::Method,
+};
+use fiscus_proto::pb::types::{
+    Attestation, Envelope, OrgLevel, Receipt, TxPayload, TxStatus, tx_payload::Call,
+};
+use fiscus_proto::sign::SigningKey;
+use prost::Message;
+
+const T0: i64 = 1_790_000_000_000;
+
+struct Signer {
+    key: SigningKey,
+    cert: Hash32,
+}
+
+struct World {
+    orderer: Signer,
+    mof: Signer,
+    hebei: Signer,
+    county: Signer,
+    rogue: Signer,
+    nonce: u64,
+}
+
+fn signer(seed: u8) -> Signer {
+    let key = SigningKey::from_seed(&[seed; 32]);
+    Signer {
+        cert: sha256(&key.public_key()),
+        key,
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            orderer: signer(1),
+            mof: signer(2),
+            hebei: signer(3),
+            county: signer(4),
+            rogue: signer(5),
+            nonce: 0,
+        }
+    }
+
+    fn config(&self, member: &str) -> LedgerConfig {
+        let mut certs = Certs::default();
+        certs.insert_key(self.orderer.cert, "000000", self.orderer.key.public_key());
+        certs.insert_key(self.mof.cert, "000000", self.mof.key.public_key());
+        certs.insert_key(self.hebei.cert, "130000", self.hebei.key.public_key());
+        certs.insert_key(self.county.cert, "130102", self.county.key.public_key());
+        LedgerConfig {
+            member: member.into(),
+            consortium_id: "fiscus-test".into(),
+            limits: Default::default(),
+            orgs: Orgs::default()
+                .with("000000", OrgLevel::Central, "")
+                .with("130000", OrgLevel::Provincial, "000000")
+                .with("130100", OrgLevel::Municipal, "130000")
+                .with("130102", OrgLevel::County, "130100"),
+            certs,
+            key: SigningKey::from_seed(&[9; 32]),
+            cert_id: sha256(b"member node cert"),
+            threads: 2,
+        }
+    }
+
+    fn tx(&mut self, who: &Signer, call: Method) -> Envelope {
+        self.nonce += 1;
+        let payload = TxPayload {
+            consortium_id: "fiscus-test".into(),
+            creator_cert_id: who.cert.to_vec(),
+            nonce: self.nonce,
+            client_timestamp_ms: 0,
+            call: Some(Call::Transfer(TransferCall { method: Some(call) })),
+        };
+        seal(&payload, &[(&who.key, who.cert)])
+    }
+
+    fn block(&self, number: u64, prev: Hash32, ts: i64, txs: Vec<Envelope>) -> Vec<u8> {
+        BlockDraft {
+            number,
+            prev_hash: prev,
+            timestamp_ms: ts,
+            orderer_id: "orderer-1",
+            txs,
+        }
+        .seal(&self.orderer.key, self.orderer.cert)
+        .encode_to_vec()
+    }
+}
+
+fn acct(org: &str) -> Option<AccountRef> {
+    Some(AccountRef {
+        org_code: org.into(),
+        program_id: "edu".into(),
+    })
+}
+
+fn appropriate(amount: i64) -> Method {
+    Method::Appropriate(AppropriateArgs {
+        account: acct("000000"),
+        program: Some(Program {
+            id: "edu".into(),
+            name: "义务教育".into(),
+            kind: ProgramKind::Direct as i32,
+            functional_code: "2050202".into(),
+            fiscal_year: 2026,
+            document: "财预〔2026〕12号".into(),
+        }),
+        amount_fen: amount,
+        document: "财预〔2026〕12号".into(),
+    })
+}
+
+fn allocate(from: &str, to: &str, amount: i64) -> Method {
+    Method::Allocate(AllocateArgs {
+        from: acct(from),
+        to_org_code: to.into(),
+        amount_fen: amount,
+        document: "doc".into(),
+    })
+}
+
+fn disburse(amount: i64) -> Method {
+    Method::Disburse(DisburseArgs {
+        from: acct("130102"),
+        recipient: Some(Recipient {
+            id: Some(recipient::Id::UnifiedSocialCreditCode(
+                "12130102MB1234567X".into(),
+            )),
+            name: "school".into(),
+        }),
+        amount_fen: amount,
+        purpose: "公用经费".into(),
+        economic_code: "50502".into(),
+    })
+}
+
+async fn open(dir: &std::path::Path, name: &str) -> RedbStore {
+    RedbStore::open(&dir.join(name), StoreLimits::default()).unwrap()
+}
+
+/// Three blocks: appropriate; allocate MOF → Hebei and direct to the county; disburse.
+async fn seed_chain(w: &mut World, l: &Ledger<RedbStore>) -> (TxId, TxId) {
+    let appr = w.tx(&w.mof.clone_ref(), appropriate(1_000_000));
+    let appr_id = tx_id(&appr.payload);
+    let h = l
+        .commit_block(&w.block(1, Hash32::ZERO, T0, vec![appr]))
+        .await
+        .unwrap()
+        .head;
+    let a1 = w.tx(&w.mof.clone_ref(), allocate("000000", "130000", 300_000));
+    let a2 = w.tx(&w.mof.clone_ref(), allocate("000000", "130102", 200_000));
+    let h = l
+        .commit_block(&w.block(2, h.hash, T0 + 1000, vec![a1, a2]))
+        .await
+        .unwrap()
+        .head;
+    let d = w.tx(&w.county.clone_ref(), disburse(50_000));
+    let d_id = tx_id(&d.payload);
+    let s = l
+        .commit_block(&w.block(3, h.hash, T0 + 2000, vec![d]))
+        .await
+        .unwrap();
+    assert_eq!((s.valid, s.invalid), (1, 0));
+    (appr_id, d_id)
+}
+
+trait CloneRef {
+    fn clone_ref(&self) -> Signer;
+}
+
+impl CloneRef for Signer {
+    fn clone_ref(&self) -> Signer {
+        Signer {
+            key: SigningKey::from_seed(&self.key.seed()),
+            cert: self.cert,
+        }
+    }
+}
+
+#[tokio::test]
+async fn blocks_commit_and_a_disbursement_traces_to_its_appropriation_with_an_offline_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let l = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    let (appr, disb) = seed_chain(&mut w, &l).await;
+    let head = l.head().await.unwrap();
+    assert_eq!(head.height, 3);
+
+    let trace = l.trace(&disb).await.unwrap();
+    assert_eq!(trace.first().unwrap().1.kind, "disburse");
+    assert_eq!(
+        trace.last().unwrap().0,
+        appr,
+        "the trace ends at the appropriation"
+    );
+
+    // The receipt proof checks offline against the attested receipts root.
+    let p = l.receipt_proof(&disb).await.unwrap();
+    let receipt = Receipt::decode(&p.receipt[..]).unwrap();
+    assert_eq!(receipt.status, TxStatus::Valid as i32);
+    let att = Attestation::decode(&p.attestations[0].attestation[..]).unwrap();
+    assert_eq!(att.height, 3);
+    let proof = p.proof.unwrap();
+    let proof = merkle::InclusionProof {
+        leaf_index: proof.leaf_index,
+        tree_size: proof.tree_size,
+        path: proof
+            .path
+            .iter()
+            .map(|h| Hash32::from_slice("p", h).unwrap())
+            .collect(),
+    };
+    merkle::verify(
+        &Hash32::from_slice("root", &att.receipts_root).unwrap(),
+        &p.receipt,
+        &proof,
+    )
+    .unwrap();
+    let node_key = SigningKey::from_seed(&[9; 32]).public_key();
+    fiscus_proto::sign::verify(
+        &node_key,
+        &p.attestations[0].attestation,
+        &p.attestations[0].signature.as_ref().unwrap().signature,
+    )
+    .unwrap();
+
+    let history = l
+        .history(
+            &fiscus_contract_executor::keys::account("130102", "edu"),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+}
+
+#[tokio::test]
+async fn bad_blocks_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let l = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    seed_chain(&mut w, &l).await;
+    let head = l.head().await.unwrap();
+    let commits = l.store().last_commit().await.unwrap();
+    let tx = w.tx(&w.mof.clone_ref(), appropriate(1));
+
+    let wrong_number = w.block(5, head.hash, T0 + 3000, vec![tx.clone()]);
+    assert!(matches!(
+        l.commit_block(&wrong_number).await,
+        Err(LedgerError::NotNext { .. })
+    ));
+    let wrong_link = w.block(4, Hash32::ZERO, T0 + 3000, vec![tx.clone()]);
+    assert!(matches!(
+        l.commit_block(&wrong_link).await,
+        Err(LedgerError::BadLink(4))
+    ));
+    let backwards = w.block(4, head.hash, T0 - 1, vec![tx.clone()]);
+    assert!(matches!(
+        l.commit_block(&backwards).await,
+        Err(LedgerError::BadTimestamp(4))
+    ));
+    let mut forged = fiscus_proto::pb::types::Block::decode(
+        &w.block(4, head.hash, T0 + 3000, vec![tx.clone()])[..],
+    )
+    .unwrap();
+    forged.orderer_signature.as_mut().unwrap().signature[0] ^= 1;
+    assert!(matches!(
+        l.commit_block(&forged.encode_to_vec()).await,
+        Err(LedgerError::BadOrdererSignature(4))
+    ));
+    let by_rogue = BlockDraft {
+        number: 4,
+        prev_hash: head.hash,
+        timestamp_ms: T0 + 3000,
+        orderer_id: "rogue",
+        txs: vec![tx],
+    }
+    .seal(&w.rogue.key, w.rogue.cert)
+    .encode_to_vec();
+    assert!(matches!(
+        l.commit_block(&by_rogue).await,
+        Err(LedgerError::BadOrdererSignature(4))
+    ));
+    assert!(matches!(
+        l.commit_block(b"garbage").await,
+        Err(LedgerError::Malformed(_))
+    ));
+
+    assert_eq!(l.head().await.unwrap(), head);
+    assert_eq!(
+        l.store().last_commit().await.unwrap(),
+        commits,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn bad_transactions_get_typed_receipts_and_change_no_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let mut cfg = w.config("130000");
+    // Hebei's certificate is revoked from block 2 on.
+    cfg.certs.revoke_from(&w.hebei.cert, 2);
+    let l = Ledger::new(open(dir.path(), "a.redb").await, cfg);
+    let appr = w.tx(&w.mof.clone_ref(), appropriate(1000));
+    let h = l
+        .commit_block(&w.block(1, Hash32::ZERO, T0, vec![appr.clone()]))
+        .await
+        .unwrap()
+        .head;
+
+    let mut forged = w.tx(&w.mof.clone_ref(), allocate("000000", "130000", 10));
+    forged.signatures[0].signature[3] ^= 1;
+    let unknown = w.tx(&w.rogue.clone_ref(), allocate("000000", "130000", 10));
+    let revoked = w.tx(&w.hebei.clone_ref(), allocate("130000", "130100", 10));
+    let good = w.tx(&w.mof.clone_ref(), allocate("000000", "130000", 10));
+    let overdraw = w.tx(&w.mof.clone_ref(), allocate("000000", "130000", 5000));
+    let txs = vec![
+        appr.clone(),
+        forged,
+        unknown,
+        revoked,
+        good.clone(),
+        good,
+        overdraw,
+    ];
+    let before = l
+        .state(&fiscus_contract_executor::keys::account("000000", "edu"))
+        .await
+        .unwrap();
+    l.commit_block(&w.block(2, h.hash, T0 + 1, txs.clone()))
+        .await
+        .unwrap();
+    let statuses: Vec<i32> = futures_receipts(&l, 2, txs.len())
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            TxStatus::Duplicate as i32, // replay of block 1's tx
+            TxStatus::BadSignature as i32,
+            TxStatus::UnknownCertificate as i32,
+            TxStatus::RevokedCertificate as i32,
+            TxStatus::Valid as i32,
+            TxStatus::Duplicate as i32, // the same tx twice in one block
+            TxStatus::InsufficientFunds as i32,
+        ]
+    );
+    let after = l
+        .state(&fiscus_contract_executor::keys::account("000000", "edu"))
+        .await
+        .unwrap();
+    assert_ne!(before, after, "only the good allocation moved funds");
+    let acct = fiscus_proto::pb::state::Account::decode(&after.unwrap()[..]).unwrap();
+    assert_eq!(acct.balance_fen, 990);
+}
+
+async fn futures_receipts(l: &Ledger<RedbStore>, n: u64, count: usize) -> Vec<Receipt> {
+    let rows = l
+        .store()
+        .scan_prefix(&keys::receipts_of(n), count + 1)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(_, v)| Receipt::decode(&v.value[..]).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_members_fed_the_same_blocks_reach_the_same_state_hash_and_replay_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let a = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    seed_chain(&mut w, &a).await;
+    let b = Ledger::new(open(dir.path(), "b.redb").await, w.config("000000"));
+    for n in 1..=3 {
+        b.commit_block(&a.block(n).await.unwrap()).await.unwrap();
+    }
+    assert_eq!(
+        a.head().await.unwrap(),
+        b.head().await.unwrap(),
+        "same blocks, same state hash and receipts root"
+    );
+    assert_eq!(verify_chain(a.store(), a.config()).await, Ok(3));
+}
+
+#[tokio::test]
+async fn flipping_one_byte_of_a_stored_block_or_state_value_is_found_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let l = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    seed_chain(&mut w, &l).await;
+    assert_eq!(verify_chain(l.store(), l.config()).await, Ok(3));
+
+    // A state value.
+    let key = keys::state(&fiscus_contract_executor::keys::account("130000", "edu"));
+    let original = l.store().get(&key).await.unwrap().unwrap().value;
+    let mut bad = original.clone();
+    bad[2] ^= 1;
+    l.store()
+        .commit(WriteBatch::new().put(key.clone(), bad))
+        .await
+        .unwrap();
+    let f = verify_chain(l.store(), l.config()).await.unwrap_err();
+    assert_eq!(f.height, 2, "{f:?}");
+    l.store()
+        .commit(WriteBatch::new().put(key, original))
+        .await
+        .unwrap();
+    assert_eq!(verify_chain(l.store(), l.config()).await, Ok(3));
+
+    // A block.
+    let mut block = l.block(2).await.unwrap();
+    let at = block.len() - 10;
+    block[at] ^= 1;
+    l.store()
+        .commit(WriteBatch::new().put(keys::block(2), block))
+        .await
+        .unwrap();
+    let f = verify_chain(l.store(), l.config()).await.unwrap_err();
+    assert_eq!(f.height, 2, "{f:?}");
+}
