@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub(crate) enum BenchCmd {
     /// Ordered tx/s and submit→committed latency of a local orderer cluster.
     Orderer(OrdererBench),
+    /// Validate + execute + commit throughput of one member's ledger (fsync on).
+    Ledger(crate::bench_ledger::LedgerBench),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +62,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub(crate) async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Orderer(b) => orderer(b).await,
+        BenchCmd::Ledger(b) => crate::bench_ledger::run(b).await,
     }
 }
 

@@ -11,6 +11,7 @@ use prost::Message;
 use std::path::PathBuf;
 
 mod bench;
+mod bench_ledger;
 mod identity;
 mod orderer_admin;
 

@@ -18,12 +18,9 @@ pub fn block_meta(n: u64) -> Vec<u8> {
     format!("m/{n:020}").into_bytes()
 }
 
-pub fn receipt(n: u64, i: u32) -> Vec<u8> {
-    format!("r/{n:020}/{i:06}").into_bytes()
-}
-
-pub fn receipts_of(n: u64) -> Vec<u8> {
-    format!("r/{n:020}/").into_bytes()
+/// All receipts of block `n`, as one value: written compactly per block.
+pub fn receipts(n: u64) -> Vec<u8> {
+    format!("r/{n:020}").into_bytes()
 }
 
 pub fn tx_index(id: &TxId) -> Vec<u8> {

@@ -137,65 +137,80 @@ fn check(cfg: &LedgerConfig, head: &Head, bytes: &[u8]) -> Result<Checked> {
             .is_ok() => {}
         _ => return Err(LedgerError::BadOrdererSignature(n)),
     }
-    let txs = block
-        .txs
-        .iter()
-        .map(|tx| {
-            if tx.payload.consortium_id != cfg.consortium_id {
-                return Err(refusal(
-                    TxStatus::WrongConsortium,
-                    "tx.wrong_consortium",
-                    "another consortium's transaction",
-                ));
-            }
-            let mut orgs = BTreeSet::new();
-            for s in &tx.signatures {
-                match cfg.certs.status(&s.cert_id, n) {
-                    CertStatus::Unknown => {
+    let check_tx = |tx: &fiscus_proto::envelope::CheckedTx| -> Result<TxCtx, Rejection> {
+        if tx.payload.consortium_id != cfg.consortium_id {
+            return Err(refusal(
+                TxStatus::WrongConsortium,
+                "tx.wrong_consortium",
+                "another consortium's transaction",
+            ));
+        }
+        let mut orgs = BTreeSet::new();
+        for s in &tx.signatures {
+            match cfg.certs.status(&s.cert_id, n) {
+                CertStatus::Unknown => {
+                    return Err(refusal(
+                        TxStatus::UnknownCertificate,
+                        "tx.unknown_certificate",
+                        format!("signer {} is unknown", s.cert_id),
+                    ));
+                }
+                CertStatus::Revoked => {
+                    return Err(refusal(
+                        TxStatus::RevokedCertificate,
+                        "tx.revoked_certificate",
+                        format!("signer {} is revoked at height {n}", s.cert_id),
+                    ));
+                }
+                // Single verify_strict on the consensus path (ADR 0002).
+                CertStatus::Valid { org, public_key } => {
+                    if fiscus_proto::sign::verify(&public_key, &tx.payload_bytes, &s.signature)
+                        .is_err()
+                    {
                         return Err(refusal(
-                            TxStatus::UnknownCertificate,
-                            "tx.unknown_certificate",
-                            format!("signer {} is unknown", s.cert_id),
+                            TxStatus::BadSignature,
+                            "tx.bad_signature",
+                            "a signature does not verify",
                         ));
                     }
-                    CertStatus::Revoked => {
-                        return Err(refusal(
-                            TxStatus::RevokedCertificate,
-                            "tx.revoked_certificate",
-                            format!("signer {} is revoked at height {n}", s.cert_id),
-                        ));
-                    }
-                    // Single verify_strict on the consensus path (ADR 0002).
-                    CertStatus::Valid { org, public_key } => {
-                        if fiscus_proto::sign::verify(&public_key, &tx.payload_bytes, &s.signature)
-                            .is_err()
-                        {
-                            return Err(refusal(
-                                TxStatus::BadSignature,
-                                "tx.bad_signature",
-                                "a signature does not verify",
-                            ));
-                        }
-                        orgs.insert(org);
-                    }
+                    orgs.insert(org);
                 }
             }
-            let call = match &tx.payload.call {
-                Some(Call::Transfer(t)) => Ok(t.clone()),
-                Some(Call::Governance(_)) => Err(refusal(
-                    TxStatus::InvalidArgument,
-                    "contract.unsupported",
-                    "the governance contract is not built yet",
-                )),
-                None => Err(refusal(TxStatus::BadEncoding, "tx.bad_encoding", "no call")),
-            };
-            Ok(TxCtx {
-                tx_id: tx.tx_id,
-                signer_orgs: orgs,
-                call,
-            })
+        }
+        let call = match &tx.payload.call {
+            Some(Call::Transfer(t)) => Ok(t.clone()),
+            Some(Call::Governance(_)) => Err(refusal(
+                TxStatus::InvalidArgument,
+                "contract.unsupported",
+                "the governance contract is not built yet",
+            )),
+            None => Err(refusal(TxStatus::BadEncoding, "tx.bad_encoding", "no call")),
+        };
+        Ok(TxCtx {
+            tx_id: tx.tx_id,
+            signer_orgs: orgs,
+            call,
         })
-        .collect();
+    };
+    // Signature checks dominate: spread them over the configured threads.
+    // Each result lands at its own index, so the order is the block's.
+    let chunk = block.txs.len().div_ceil(cfg.threads.max(1)).max(1);
+    let txs: Vec<Result<TxCtx, Rejection>> = std::thread::scope(|s| {
+        let handles: Vec<_> = block
+            .txs
+            .chunks(chunk)
+            .map(|part| s.spawn(|| part.iter().map(check_tx).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    if txs.len() != block.txs.len() {
+        return Err(LedgerError::Corrupt(
+            "a signature-check thread failed".into(),
+        ));
+    }
     Ok(Checked { block, txs })
 }
 
@@ -270,8 +285,12 @@ fn finish(
                     .iter()
                     .map(|(k, v)| StateWrite {
                         key: k.clone(),
-                        value: v.clone().unwrap_or_default(),
+                        value: Vec::new(),
                         deleted: v.is_none(),
+                        value_hash: v
+                            .as_ref()
+                            .map(|v| fiscus_proto::hash::sha256(v).to_vec())
+                            .unwrap_or_default(),
                     })
                     .collect(),
                 events: r.events,
@@ -384,9 +403,10 @@ impl<S: StateStore> Ledger<S> {
             loc.extend_from_slice(&i.to_be_bytes());
             batch = batch.put(keys::tx_index(id), loc);
         }
-        for r in &p.receipts {
-            batch = batch.put(keys::receipt(n, r.tx_index), r.encode_to_vec());
-        }
+        let list = fiscus_proto::pb::ledger::ExecuteBlockResponse {
+            receipts: p.receipts.clone(),
+        };
+        batch = batch.put(keys::receipts(n), list.encode_to_vec());
         let att = Attestation {
             member: self.cfg.member.clone(),
             height: n,
@@ -414,6 +434,21 @@ impl<S: StateStore> Ledger<S> {
             valid,
             invalid: p.receipts.len() - valid,
         })
+    }
+
+    /// Every receipt of block `n`, in block order.
+    pub async fn receipts(&self, n: u64) -> Result<Vec<Receipt>> {
+        let raw = self
+            .store
+            .get(&keys::receipts(n))
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("receipts of block {n}")))?
+            .value;
+        Ok(
+            fiscus_proto::pb::ledger::ExecuteBlockResponse::decode(&raw[..])
+                .map_err(|e| LedgerError::Corrupt(e.to_string()))?
+                .receipts,
+        )
     }
 
     /// The stored block bytes at `n`.
@@ -477,11 +512,12 @@ impl<S: StateStore> Ledger<S> {
             ),
             _ => return Err(LedgerError::Corrupt("tx index".into())),
         };
-        let rows = self
-            .store
-            .scan_prefix(&keys::receipts_of(n), 100_000)
-            .await?;
-        let encoded: Vec<Vec<u8>> = rows.into_iter().map(|(_, v)| v.value).collect();
+        let encoded: Vec<Vec<u8>> = self
+            .receipts(n)
+            .await?
+            .iter()
+            .map(Message::encode_to_vec)
+            .collect();
         let proof = merkle::prove(&encoded, i as usize)
             .ok_or_else(|| LedgerError::Corrupt("receipt index".into()))?;
         let block = fiscus_proto::pb::types::Block::decode(&self.block(n).await?[..])
