@@ -437,3 +437,57 @@ async fn flipping_one_byte_of_a_stored_block_or_state_value_is_found_by_verify()
     let f = verify_chain(l.store(), l.config()).await.unwrap_err();
     assert_eq!(f.height, 2, "{f:?}");
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    Appropriate(i64),
+    ToProvince(i64),
+    ToCounty(i64),
+    Disburse(i64),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let amount = prop_oneof![1i64..5000, Just(0i64), 5000i64..100_000];
+    prop_oneof![
+        amount.clone().prop_map(Op::Appropriate),
+        amount.clone().prop_map(Op::ToProvince),
+        amount.clone().prop_map(Op::ToCounty),
+        amount.prop_map(Op::Disburse),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn replaying_random_blocks_from_genesis_reproduces_every_state_hash(
+        blocks in proptest::collection::vec(proptest::collection::vec(op(), 1..12), 1..5)
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = World::new();
+            let a = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+            let b = Ledger::new(open(dir.path(), "b.redb").await, w.config("000000"));
+            let mut prev = Hash32::ZERO;
+            for (i, ops) in blocks.iter().enumerate() {
+                let txs: Vec<Envelope> = ops
+                    .iter()
+                    .map(|o| match *o {
+                        Op::Appropriate(x) => w.tx(&w.mof.clone_ref(), appropriate(x)),
+                        Op::ToProvince(x) => w.tx(&w.mof.clone_ref(), allocate("000000", "130000", x)),
+                        Op::ToCounty(x) => w.tx(&w.mof.clone_ref(), allocate("000000", "130102", x)),
+                        Op::Disburse(x) => w.tx(&w.county.clone_ref(), disburse(x)),
+                    })
+                    .collect();
+                let bytes = w.block(i as u64 + 1, prev, T0 + i as i64 * 1000, txs);
+                let ha = a.commit_block(&bytes).await.unwrap().head;
+                let hb = b.commit_block(&bytes).await.unwrap().head;
+                assert_eq!(ha, hb, "two members fed the same block agree");
+                prev = ha.hash;
+            }
+            assert_eq!(verify_chain(a.store(), a.config()).await, Ok(blocks.len() as u64));
+        });
+    }
+}
