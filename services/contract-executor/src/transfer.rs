@@ -252,6 +252,17 @@ fn take_lots(acct: &mut Account, amount: i64) -> Result<Vec<Lot>, Rejection> {
     Ok(taken)
 }
 
+/// A lot created by transaction `tx`, arriving now.
+fn new_lot(tx: &TxId, amount: i64, now: i64, acknowledged_at_ms: i64, from_central: bool) -> Lot {
+    Lot {
+        source_tx_id: tx.to_vec(),
+        amount_fen: amount,
+        received_at_ms: now,
+        acknowledged_at_ms,
+        from_central,
+    }
+}
+
 fn credit(acct: &mut Account, lot: Lot) -> Result<(), Rejection> {
     acct.balance_fen = add(acct.balance_fen, lot.amount_fen)?;
     acct.lots.push(lot);
@@ -357,13 +368,7 @@ pub(crate) fn execute(
             acct.appropriated_fen = add(acct.appropriated_fen, amount)?;
             credit(
                 &mut acct,
-                Lot {
-                    source_tx_id: tx.to_vec(),
-                    amount_fen: amount,
-                    received_at_ms: now,
-                    acknowledged_at_ms: now,
-                    from_central: level == OrgLevel::Central,
-                },
+                new_lot(&tx, amount, now, now, level == OrgLevel::Central),
             )?;
             view.put(&key, &acct)?;
             view.put(
@@ -424,13 +429,7 @@ pub(crate) fn execute(
             to.received_fen = add(to.received_fen, amount)?;
             credit(
                 &mut to,
-                Lot {
-                    source_tx_id: tx.to_vec(),
-                    amount_fen: amount,
-                    received_at_ms: now,
-                    acknowledged_at_ms: 0,
-                    from_central: from_level == OrgLevel::Central,
-                },
+                new_lot(&tx, amount, now, 0, from_level == OrgLevel::Central),
             )?;
             view.put(&from_key, &from)?;
             view.put(&to_key, &to)?;
@@ -571,13 +570,7 @@ pub(crate) fn execute(
             to.recovered_in_fen = add(to.recovered_in_fen, amount)?;
             credit(
                 &mut to,
-                Lot {
-                    source_tx_id: tx.to_vec(),
-                    amount_fen: amount,
-                    received_at_ms: now,
-                    acknowledged_at_ms: now,
-                    from_central: to_level == OrgLevel::Central,
-                },
+                new_lot(&tx, amount, now, now, to_level == OrgLevel::Central),
             )?;
             view.put(&from_key, &from)?;
             view.put(&to_key, &to)?;
@@ -623,16 +616,7 @@ pub(crate) fn execute(
             let to_key = keys::account(to_org, tp);
             let mut to = view.get::<Account>(&to_key)?.unwrap_or_default();
             to.received_fen = add(to.received_fen, amount)?;
-            credit(
-                &mut to,
-                Lot {
-                    source_tx_id: tx.to_vec(),
-                    amount_fen: amount,
-                    received_at_ms: now,
-                    acknowledged_at_ms: now,
-                    from_central: false,
-                },
-            )?;
+            credit(&mut to, new_lot(&tx, amount, now, now, false))?;
             view.put(&from_key, &from)?;
             view.put(&to_key, &to)?;
             view.put(

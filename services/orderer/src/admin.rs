@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 pub(crate) struct AdminService {
     pub node: Addr<RaftNode>,
     pub handles: NodeHandles,
+    pub transport: crate::transport::Transport,
 }
 
 fn require_admin<T>(req: &Request<T>) -> Result<(), Status> {
@@ -35,22 +36,10 @@ impl AdminService {
             .await
             .map_err(|_| Status::unavailable("the raft node has stopped"))?
             .map_err(Status::from)?;
-        let s = self
-            .handles
-            .status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        Ok(Response::new(StatusResponse {
-            node_id: s.node_id,
-            leader_id: s.leader_id,
-            term: s.term,
-            height: s.height,
-            role: s.role.to_owned(),
-            commit_index: s.commit_index,
-            applied_index: s.applied_index,
-            peers: Vec::new(),
-        }))
+        Ok(Response::new(crate::service::status_response(
+            &self.handles,
+            &self.transport,
+        )))
     }
 }
 

@@ -223,6 +223,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     let admin_srv = OrdererAdminServer::new(admin::AdminService {
         node: node.clone(),
         handles: handles.clone(),
+        transport: transport.clone(),
     });
     let (kill_tx, kill_rx) = tokio::sync::watch::channel(false);
     let client_incoming = serve_incoming_until(

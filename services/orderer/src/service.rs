@@ -308,36 +308,45 @@ impl Orderer for OrdererService {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let s = self
-            .handles
-            .status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let peers = self
-            .transport
-            .peers()
-            .iter()
-            .filter(|p| p.id != s.node_id)
-            .map(|p| PeerStatus {
-                raft_id: p.id,
-                raft_endpoint: p.raft_addr.clone(),
-                matched: s
-                    .progress
-                    .iter()
-                    .find(|(id, _)| *id == p.id)
-                    .map_or(0, |(_, m)| *m),
-            })
-            .collect();
-        Ok(Response::new(StatusResponse {
-            node_id: s.node_id,
-            leader_id: s.leader_id,
-            term: s.term,
-            height: s.height,
-            role: s.role.to_owned(),
-            commit_index: s.commit_index,
-            applied_index: s.applied_index,
-            peers,
-        }))
+        Ok(Response::new(status_response(
+            &self.handles,
+            &self.transport,
+        )))
+    }
+}
+
+/// The node's status as the API reports it (also after an admin change).
+pub(crate) fn status_response(
+    handles: &NodeHandles,
+    transport: &crate::transport::Transport,
+) -> StatusResponse {
+    let s = handles
+        .status
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let peers = transport
+        .peers()
+        .iter()
+        .filter(|p| p.id != s.node_id)
+        .map(|p| PeerStatus {
+            raft_id: p.id,
+            raft_endpoint: p.raft_addr.clone(),
+            matched: s
+                .progress
+                .iter()
+                .find(|(id, _)| *id == p.id)
+                .map_or(0, |(_, m)| *m),
+        })
+        .collect();
+    StatusResponse {
+        node_id: s.node_id,
+        leader_id: s.leader_id,
+        term: s.term,
+        height: s.height,
+        role: s.role.to_owned(),
+        commit_index: s.commit_index,
+        applied_index: s.applied_index,
+        peers,
     }
 }
