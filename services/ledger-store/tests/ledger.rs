@@ -491,3 +491,109 @@ proptest::proptest! {
         });
     }
 }
+
+const CRASH_ENV: &str = "LEDGER_CRASH_DIR";
+
+/// The child of the crash test: commits block after block and prints each height once committed.
+#[test]
+#[ignore = "run only as the crash test's child process"]
+fn crash_committer_child() {
+    let Some(dir) = std::env::var_os(CRASH_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut w = World::new();
+        let l = Ledger::new(
+            open(std::path::Path::new(&dir), "crash.redb").await,
+            w.config("130000"),
+        );
+        let mut prev = Hash32::ZERO;
+        for n in 1.. {
+            let txs = vec![
+                w.tx(&w.mof.clone_ref(), appropriate(100)),
+                w.tx(&w.mof.clone_ref(), allocate("000000", "130000", 10)),
+            ];
+            prev = l
+                .commit_block(&w.block(n, prev, T0 + n as i64, txs))
+                .await
+                .unwrap()
+                .head
+                .hash;
+            println!("committed {n}");
+        }
+    });
+}
+
+#[test]
+fn a_ledger_killed_mid_commit_restarts_at_its_last_full_block_and_goes_on() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crash_committer_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acked = 0u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while acked < 25 {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the ledger did not commit 25 blocks in time");
+        }
+        if let Some(n) = lines
+            .next()
+            .expect("child exited")
+            .unwrap()
+            .strip_prefix("committed ")
+        {
+            acked = n.parse().unwrap();
+        }
+    }
+    child.kill().unwrap(); // SIGKILL, somewhere in a commit
+    child.wait().unwrap();
+    for line in lines.map_while(Result::ok) {
+        if let Some(n) = line.strip_prefix("committed ") {
+            acked = n.parse().unwrap();
+        }
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut w = World::new();
+        let l = Ledger::new(open(dir.path(), "crash.redb").await, w.config("130000"));
+        let head = l.head().await.unwrap();
+        assert!(
+            head.height == acked || head.height == acked + 1,
+            "head {} after {acked} acknowledged commits",
+            head.height
+        );
+        assert_eq!(
+            verify_chain(l.store(), l.config()).await,
+            Ok(head.height),
+            "the stored chain replays cleanly"
+        );
+        // And the next block commits normally.
+        w.nonce = 1_000_000;
+        let tx = w.tx(&w.mof.clone_ref(), appropriate(1));
+        let next = l
+            .commit_block(&w.block(head.height + 1, head.hash, T0 + 1_000_000, vec![tx]))
+            .await
+            .unwrap();
+        assert_eq!(next.head.height, head.height + 1);
+        assert_eq!(next.valid, 1);
+    });
+}
