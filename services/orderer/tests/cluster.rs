@@ -341,10 +341,6 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx_and_duplicates_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_follower_catches_up_and_serves_deliver_from_zero() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
     let mut c = Cluster::start(3, &[]).await;
     let leader = c.leader().await;
     let follower = *c.nodes.keys().find(|id| **id != leader).unwrap();
