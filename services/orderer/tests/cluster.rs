@@ -22,9 +22,20 @@ struct Cluster {
 
 impl Cluster {
     async fn start(n: usize, revoked: &[usize]) -> Self {
+        Self::start_with_configs(n, 3, revoked, |_| {}).await
+    }
+
+    /// Starts `n` nodes after `tweak` has adjusted every node's config.
+    async fn start_with_configs(
+        n: usize,
+        signers: usize,
+        revoked: &[usize],
+        tweak: impl Fn(&mut fiscus_orderer::Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listeners = testkit::bind(n).await;
-        let files = testkit::write_cluster(dir.path(), &listeners, 3, revoked);
+        let mut files = testkit::write_cluster(dir.path(), &listeners, signers, revoked);
+        files.configs.iter_mut().for_each(&tweak);
         let mut nodes = BTreeMap::new();
         for (cfg, l) in files.configs.clone().into_iter().zip(listeners) {
             let id = cfg.node_id;
@@ -66,6 +77,48 @@ impl Cluster {
     /// Blocks 1..=height of node `id`, decoded with their tx ids.
     async fn chain(&self, id: u64, height: u64) -> Vec<Vec<u8>> {
         testkit::deliver(&mut self.client(id).await, height).await
+    }
+
+    /// The height node `id` has committed.
+    fn height(&self, id: u64) -> u64 {
+        self.nodes[&id].handles.status.read().unwrap().height
+    }
+
+    /// Waits until every node reaches `height`, asserts that all of them hold
+    /// byte-identical blocks `1..=height` (`what` says why that matters here),
+    /// and returns every node's chain, in node-id order.
+    async fn agreed_chains(&self, height: u64, what: &str) -> Vec<Vec<Vec<u8>>> {
+        testkit::wait_for_height(&self.running(), height, DEADLINE).await;
+        let chains: Vec<Vec<Vec<u8>>> =
+            futures::future::join_all(self.nodes.keys().map(|id| self.chain(*id, height))).await;
+        assert!(chains.windows(2).all(|w| w[0] == w[1]), "{what}");
+        chains
+    }
+
+    /// A follower of `leader`, with its config.
+    fn follower_of(&self, leader: u64) -> (u64, fiscus_orderer::Config) {
+        let id = *self.nodes.keys().find(|id| **id != leader).unwrap();
+        let cfg = self
+            .files
+            .configs
+            .iter()
+            .find(|x| x.node_id == id)
+            .unwrap()
+            .clone();
+        (id, cfg)
+    }
+
+    /// Starts a node again on its old data dir and addresses.
+    async fn restart(&mut self, cfg: fiscus_orderer::Config) {
+        let listeners = fiscus_orderer::Listeners {
+            client: tokio::net::TcpListener::bind(cfg.listen).await.unwrap(),
+            raft: tokio::net::TcpListener::bind(cfg.raft_listen)
+                .await
+                .unwrap(),
+        };
+        let id = cfg.node_id;
+        self.nodes
+            .insert(id, start_with(cfg, listeners).await.unwrap());
     }
 }
 
@@ -128,14 +181,10 @@ async fn three_nodes_order_transactions_into_byte_identical_blocks() {
             .find(|x| x.status != AckStatus::Accepted as i32)
     );
 
-    let height = c.nodes[&leader].handles.status.read().unwrap().height;
-    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
-    let chains: Vec<Vec<Vec<u8>>> =
-        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
-    assert!(
-        chains.windows(2).all(|w| w[0] == w[1]),
-        "every node stores byte-identical blocks"
-    );
+    let height = c.height(leader);
+    let chains = c
+        .agreed_chains(height, "every node stores byte-identical blocks")
+        .await;
     let ids = check_chain(&chains[0]);
     let acked: BTreeSet<Vec<u8>> = accepted(&a).union(&accepted(&b)).cloned().collect();
     assert_eq!(ids, acked, "the chain holds exactly the acknowledged txs");
@@ -323,14 +372,10 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx_and_duplicates_n
     assert_eq!(decided.len(), 1200, "every tx is eventually ordered");
     let _ = rest;
 
-    let height = c.nodes[&new_leader].handles.status.read().unwrap().height;
-    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
-    let chains: Vec<Vec<Vec<u8>>> =
-        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
-    assert!(
-        chains.windows(2).all(|w| w[0] == w[1]),
-        "survivors agree byte for byte"
-    );
+    let height = c.height(new_leader);
+    let chains = c
+        .agreed_chains(height, "survivors agree byte for byte")
+        .await;
     let ids = check_chain(&chains[0]);
     assert!(
         acked_before.is_subset(&ids),
@@ -343,14 +388,7 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx_and_duplicates_n
 async fn a_restarted_follower_catches_up_and_serves_deliver_from_zero() {
     let mut c = Cluster::start(3, &[]).await;
     let leader = c.leader().await;
-    let follower = *c.nodes.keys().find(|id| **id != leader).unwrap();
-    let cfg = c
-        .files
-        .configs
-        .iter()
-        .find(|x| x.node_id == follower)
-        .unwrap()
-        .clone();
+    let (follower, cfg) = c.follower_of(leader);
 
     let mut client = c.client(leader).await;
     testkit::broadcast(&mut client, c.envelopes(0, 0..200), DEADLINE)
@@ -367,15 +405,8 @@ async fn a_restarted_follower_catches_up_and_serves_deliver_from_zero() {
     );
 
     // Same data dir, same addresses.
-    let listeners = fiscus_orderer::Listeners {
-        client: tokio::net::TcpListener::bind(cfg.listen).await.unwrap(),
-        raft: tokio::net::TcpListener::bind(cfg.raft_listen)
-            .await
-            .unwrap(),
-    };
-    c.nodes
-        .insert(follower, start_with(cfg, listeners).await.unwrap());
-    let height = c.nodes[&leader].handles.status.read().unwrap().height;
+    c.restart(cfg).await;
+    let height = c.height(leader);
     testkit::wait_for_height(&c.running(), height, DEADLINE).await;
     let restarted = c.chain(follower, height).await;
     assert_eq!(
@@ -394,7 +425,7 @@ async fn a_minority_partition_commits_nothing_and_everyone_converges_after_heali
     testkit::broadcast(&mut client, c.envelopes(0, 0..100), DEADLINE)
         .await
         .unwrap();
-    let before = c.nodes[&leader].handles.status.read().unwrap().height;
+    let before = c.height(leader);
 
     // Cut the leader off: it is now the minority.
     let others: Vec<u64> = c.nodes.keys().copied().filter(|id| *id != leader).collect();
@@ -418,11 +449,7 @@ async fn a_minority_partition_commits_nothing_and_everyone_converges_after_heali
         .await
         .unwrap();
     assert_eq!(accepted(&acks).len(), 200, "the majority goes on");
-    assert_eq!(
-        c.nodes[&leader].handles.status.read().unwrap().height,
-        before,
-        "the minority committed nothing"
-    );
+    assert_eq!(c.height(leader), before, "the minority committed nothing");
     let minority_acks = minority_load.await.unwrap();
     if let Ok(acks) = &minority_acks {
         assert!(
@@ -434,14 +461,10 @@ async fn a_minority_partition_commits_nothing_and_everyone_converges_after_heali
     for n in c.nodes.values() {
         n.heal();
     }
-    let height = c.nodes[&new_leader].handles.status.read().unwrap().height;
-    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
-    let chains: Vec<Vec<Vec<u8>>> =
-        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
-    assert!(
-        chains.windows(2).all(|w| w[0] == w[1]),
-        "everyone converges on one chain"
-    );
+    let height = c.height(new_leader);
+    let chains = c
+        .agreed_chains(height, "everyone converges on one chain")
+        .await;
     assert_eq!(check_chain(&chains[0]).len(), 300);
 }
 
@@ -514,14 +537,10 @@ async fn an_admin_adds_a_fourth_node_which_catches_up_and_then_removes_it() {
         .await
         .unwrap();
     assert_eq!(accepted(&acks).len(), 200);
-    let height = c.nodes[&leader].handles.status.read().unwrap().height;
-    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
-    let chains: Vec<Vec<Vec<u8>>> =
-        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
-    assert!(
-        chains.windows(2).all(|w| w[0] == w[1]),
-        "the new node holds the same chain"
-    );
+    let height = c.height(leader);
+    let chains = c
+        .agreed_chains(height, "the new node holds the same chain")
+        .await;
     assert_eq!(check_chain(&chains[3]).len(), 400);
     let progress = c.nodes[&leader]
         .handles
@@ -564,38 +583,20 @@ async fn an_admin_adds_a_fourth_node_which_catches_up_and_then_removes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_the_compaction_point_catches_up_from_a_snapshot_plus_blocks() {
-    let dir = tempfile::tempdir().unwrap();
-    let listeners = testkit::bind(3).await;
-    let mut files = testkit::write_cluster(dir.path(), &listeners, 1, &[]);
-    for cfg in &mut files.configs {
+    let mut c = Cluster::start_with_configs(3, 1, &[], |cfg| {
         // Small blocks and an eager compaction, so that a short outage falls behind it.
         cfg.batching.max_txs = 10;
         cfg.compact_after_entries = 20;
         cfg.compact_keep_entries = 5;
-    }
-    let mut nodes = BTreeMap::new();
-    for (cfg, l) in files.configs.clone().into_iter().zip(listeners) {
-        nodes.insert(cfg.node_id, start_with(cfg, l).await.unwrap());
-    }
-    let mut c = Cluster {
-        _dir: dir,
-        files,
-        nodes,
-    };
+    })
+    .await;
     let leader = c.leader().await;
-    let follower = *c.nodes.keys().find(|id| **id != leader).unwrap();
-    let cfg = c
-        .files
-        .configs
-        .iter()
-        .find(|x| x.node_id == follower)
-        .unwrap()
-        .clone();
+    let (follower, cfg) = c.follower_of(leader);
     let mut client = c.client(leader).await;
     testkit::broadcast(&mut client, c.envelopes(0, 0..50), DEADLINE)
         .await
         .unwrap();
-    let before = c.nodes[&leader].handles.status.read().unwrap().height;
+    let before = c.height(leader);
     testkit::wait_for_height(&c.running(), before, DEADLINE).await;
 
     c.nodes.remove(&follower).unwrap().kill().await;
@@ -604,24 +605,13 @@ async fn a_follower_behind_the_compaction_point_catches_up_from_a_snapshot_plus_
         .await
         .unwrap();
     assert_eq!(accepted(&acks).len(), 550);
-    let height = c.nodes[&leader].handles.status.read().unwrap().height;
+    let height = c.height(leader);
     assert!(height >= before + 40, "{height} blocks");
 
-    let listeners = fiscus_orderer::Listeners {
-        client: tokio::net::TcpListener::bind(cfg.listen).await.unwrap(),
-        raft: tokio::net::TcpListener::bind(cfg.raft_listen)
-            .await
-            .unwrap(),
-    };
-    c.nodes
-        .insert(follower, start_with(cfg, listeners).await.unwrap());
-    testkit::wait_for_height(&c.running(), height, DEADLINE).await;
-    let chains: Vec<Vec<Vec<u8>>> =
-        futures::future::join_all(c.nodes.keys().map(|id| c.chain(*id, height))).await;
-    assert!(
-        chains.windows(2).all(|w| w[0] == w[1]),
-        "the caught-up follower holds the same chain"
-    );
+    c.restart(cfg).await;
+    let chains = c
+        .agreed_chains(height, "the caught-up follower holds the same chain")
+        .await;
     assert_eq!(check_chain(&chains[0]).len(), 600);
     assert!(
         c.nodes[&leader].metrics.compactions.get() > 0,
@@ -637,6 +627,6 @@ async fn a_follower_behind_the_compaction_point_catches_up_from_a_snapshot_plus_
         .await
         .unwrap();
     assert_eq!(accepted(&acks).len(), 50);
-    let height = c.nodes[&leader].handles.status.read().unwrap().height;
+    let height = c.height(leader);
     testkit::wait_for_height(&c.running(), height, DEADLINE).await;
 }
