@@ -214,6 +214,18 @@ fn check(cfg: &LedgerConfig, head: &Head, bytes: &[u8]) -> Result<Checked> {
     Ok(Checked { block, txs })
 }
 
+impl Checked {
+    /// The contract keys the executable transactions declare: what to read before execution.
+    fn keys_to_read(&self) -> BTreeSet<Vec<u8>> {
+        let ctxs: Vec<TxCtx> = self
+            .txs
+            .iter()
+            .filter_map(|t| t.as_ref().ok().cloned())
+            .collect();
+        declared_reads(&ctxs)
+    }
+}
+
 /// Replay refusals, execution, receipts and commitments. Pure given the lookups.
 fn finish(
     cfg: &LedgerConfig,
@@ -364,13 +376,8 @@ impl<S: StateStore> Ledger<S> {
                 replayed.insert(t.tx_id);
             }
         }
-        let ctxs: Vec<TxCtx> = checked
-            .txs
-            .iter()
-            .filter_map(|t| t.as_ref().ok().cloned())
-            .collect();
         let mut reads = KeyValues::new();
-        for k in declared_reads(&ctxs) {
+        for k in checked.keys_to_read() {
             let v = self.store.get(&keys::state(&k)).await?.map(|v| v.value);
             reads.insert(k, v);
         }
@@ -589,12 +596,8 @@ pub(crate) fn replay(
         .map(|t| t.tx_id)
         .filter(|id| indexed.contains(id))
         .collect();
-    let ctxs: Vec<TxCtx> = checked
-        .txs
-        .iter()
-        .filter_map(|t| t.as_ref().ok().cloned())
-        .collect();
-    let reads: KeyValues = declared_reads(&ctxs)
+    let reads: KeyValues = checked
+        .keys_to_read()
         .into_iter()
         .map(|k| {
             let v = state.get(&k).cloned().flatten();
