@@ -46,14 +46,8 @@ enum Change {
 }
 
 pub(crate) async fn run(cmd: OrdererAdminCmd) -> Result<()> {
-    let tls = TlsContext::load(&TlsConfig {
-        cert_file: cmd.tls_dir.join("cert.pem"),
-        key_file: cmd.tls_dir.join("key.pem"),
-        ca_file: cmd.tls_dir.join("ca.pem"),
-        crl_file: None,
-        ..TlsConfig::default()
-    })
-    .with_context(|| format!("TLS identity in {}", cmd.tls_dir.display()))?;
+    let tls = TlsContext::load(&TlsConfig::in_dir(&cmd.tls_dir))
+        .with_context(|| format!("TLS identity in {}", cmd.tls_dir.display()))?;
     let channel = connect_channel(&cmd.orderer, &cmd.orderer_name, tls.client_config()?).await?;
     let mut admin = OrdererAdminClient::new(channel);
     let status = match cmd.change {

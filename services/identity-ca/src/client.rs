@@ -9,17 +9,6 @@ use rustls::pki_types::pem::PemObject;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 
-/// The TLS files of one identity in a directory: `cert.pem`, `key.pem`, `ca.pem`.
-pub fn tls_dir_config(dir: &Path) -> TlsConfig {
-    TlsConfig {
-        cert_file: dir.join("cert.pem"),
-        key_file: dir.join("key.pem"),
-        ca_file: dir.join("ca.pem"),
-        crl_file: None,
-        ..TlsConfig::default()
-    }
-}
-
 /// Connects to the CA: with the identity in `tls_dir` if given, else anonymously
 /// (trusting `ca_file`), which only `Enroll` with a secret and `GetCrl` accept.
 pub async fn connect(
@@ -29,7 +18,7 @@ pub async fn connect(
     ca_file: &Path,
 ) -> Result<IdentityCaClient<Channel>> {
     let config = match tls_dir {
-        Some(dir) => TlsContext::load(&tls_dir_config(dir))
+        Some(dir) => TlsContext::load(&TlsConfig::in_dir(dir))
             .and_then(|c| c.client_config())
             .map_err(|e| {
                 Error::InvalidArgument(format!("TLS identity in {}: {e}", dir.display()))

@@ -121,13 +121,9 @@ pub struct EnrollmentSecret {
 /// The TLS material of the CA's own endpoint.
 pub fn ca_tls_config(data_dir: &Path) -> TlsConfig {
     let paths = CaPaths::new(data_dir);
-    let tls = paths.tls_dir();
     TlsConfig {
-        cert_file: tls.join("cert.pem"),
-        key_file: tls.join("key.pem"),
-        ca_file: tls.join("ca.pem"),
         crl_file: Some(paths.crl()),
-        ..TlsConfig::default()
+        ..TlsConfig::in_dir(&paths.tls_dir())
     }
 }
 

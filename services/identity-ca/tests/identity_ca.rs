@@ -8,7 +8,7 @@ use fiscus_common::tls::{
     ClientAuth, TlsConfig, TlsContext, connect_channel, peer_identity, serve_incoming,
 };
 use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RootCa, new_key_and_csr, write_file};
-use fiscus_identity_ca::client::{self, EnrollArgs, tls_dir_config};
+use fiscus_identity_ca::client::{self, EnrollArgs};
 use fiscus_identity_ca::{Config, EnrollmentSecret, InitOptions, Running};
 use fiscus_proto::pb::gossip::gossip_server::{Gossip, GossipServer};
 use fiscus_proto::pb::gossip::{
@@ -229,7 +229,7 @@ impl Service {
 async fn start_service(tls_dir: &Path, crl: &Path) -> Service {
     let ctx = TlsContext::load(&TlsConfig {
         crl_file: Some(crl.to_owned()),
-        ..tls_dir_config(tls_dir)
+        ..TlsConfig::in_dir(tls_dir)
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -253,7 +253,7 @@ async fn heartbeat(
     server_name: &str,
     client_dir: &Path,
 ) -> Result<String, String> {
-    let ctx = TlsContext::load(&tls_dir_config(client_dir)).map_err(|e| e.to_string())?;
+    let ctx = TlsContext::load(&TlsConfig::in_dir(client_dir)).map_err(|e| e.to_string())?;
     let channel = connect_channel(&addr.to_string(), server_name, ctx.client_config().unwrap())
         .await
         .map_err(|e| e.to_string())?;
@@ -395,7 +395,7 @@ mod mtls {
     async fn rotated_certificate_files_are_picked_up_by_reload() {
         let ca = TestCa::start().await;
         let dir = ca.enroll("130000", "node", "rotating", &[]).await;
-        let ctx = TlsContext::load(&tls_dir_config(&dir)).unwrap();
+        let ctx = TlsContext::load(&TlsConfig::in_dir(&dir)).unwrap();
         let before = ctx.identity().cert_id;
         assert!(!ctx.reload().unwrap(), "nothing changed yet");
         // Renew: a new key and certificate land in the same files.
@@ -423,7 +423,7 @@ mod mtls {
     async fn the_certificate_expiry_metric_reports_member_and_role() {
         let ca = TestCa::start().await;
         let dir = ca.enroll("130100", "node", "metric", &[]).await;
-        let ctx = TlsContext::load(&tls_dir_config(&dir)).unwrap();
+        let ctx = TlsContext::load(&TlsConfig::in_dir(&dir)).unwrap();
         let registry = prometheus::Registry::new();
         ctx.register_expiry_metric(&registry).unwrap();
         let families = registry.gather();

@@ -176,11 +176,8 @@ pub fn write_cluster(
             data_dir: dir.join(format!("data-{}", p.id)),
             peers: peers.clone(),
             tls: fiscus_common::tls::TlsConfig {
-                cert_file: tls_dir.join("cert.pem"),
-                key_file: tls_dir.join("key.pem"),
-                ca_file: tls_dir.join("ca.pem"),
                 crl_file: Some(crl.clone()),
-                ..Default::default()
+                ..fiscus_common::tls::TlsConfig::in_dir(&tls_dir)
             },
             signers_dir: signers_dir.clone(),
             raft: crate::RaftTiming {
@@ -207,14 +204,8 @@ pub fn write_cluster(
 
 /// A gRPC channel to `addr` with the TLS identity in `tls_dir`.
 pub async fn channel(tls_dir: &Path, addr: SocketAddr, server_name: &str) -> Channel {
-    let ctx = fiscus_common::tls::TlsContext::load(&fiscus_common::tls::TlsConfig {
-        cert_file: tls_dir.join("cert.pem"),
-        key_file: tls_dir.join("key.pem"),
-        ca_file: tls_dir.join("ca.pem"),
-        crl_file: None,
-        ..Default::default()
-    })
-    .unwrap();
+    let ctx = fiscus_common::tls::TlsContext::load(&fiscus_common::tls::TlsConfig::in_dir(tls_dir))
+        .unwrap();
     fiscus_common::tls::connect_channel(
         &addr.to_string(),
         server_name,

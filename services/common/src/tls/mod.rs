@@ -64,6 +64,20 @@ impl Default for TlsConfig {
     }
 }
 
+impl TlsConfig {
+    /// The layout `fiscus enroll` writes: `cert.pem`, `key.pem` and `ca.pem` in
+    /// one directory, no CRL file, other settings at their defaults.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            ca_file: dir.join("ca.pem"),
+            crl_file: None,
+            ..Self::default()
+        }
+    }
+}
+
 /// Why TLS material could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
