@@ -2,11 +2,13 @@
 //! sets do not conflict, each wave in parallel, with results merged in block
 //! order. A property test shows this equals running them one by one.
 
+use crate::governance;
 use crate::orgs::Orgs;
 use crate::rejection::Rejection;
 use crate::transfer::{self, Ctx, Declared};
 use crate::view::View;
 use fiscus_proto::hash::TxId;
+use fiscus_proto::pb::governance::GovernanceCall;
 use fiscus_proto::pb::transfer::TransferCall;
 use fiscus_proto::pb::types::{ContractEvent, TxStatus};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,12 +22,31 @@ pub struct TxCtx {
     pub tx_id: TxId,
     /// Orgs of the certificates that signed it (checked by the ledger before execution).
     pub signer_orgs: BTreeSet<String>,
-    /// The decoded call, or why it could not be decoded or is not a transfer call.
-    pub call: Result<TransferCall, Rejection>,
+    /// The decoded call, or why it could not be decoded.
+    pub call: Result<Call, Rejection>,
+}
+
+/// A call of one of the contracts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Transfer(TransferCall),
+    Governance(GovernanceCall),
+}
+
+impl Call {
+    /// The keys the call reads and may write, from its args alone.
+    pub fn declared_keys(&self, tx: &TxId) -> Result<Declared, Rejection> {
+        match self {
+            Call::Transfer(c) => transfer::declared_keys(c, tx),
+            Call::Governance(c) => governance::declared_keys(c, tx),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct BlockInput<'a> {
+    /// The block number: governance changes take effect from the next one.
+    pub height: u64,
     pub timestamp_ms: i64,
     pub orgs: &'a Orgs,
     pub txs: Vec<TxCtx>,
@@ -57,7 +78,7 @@ pub fn declared_reads(txs: &[TxCtx]) -> BTreeSet<Vec<u8>> {
             t.call
                 .as_ref()
                 .ok()
-                .and_then(|c| transfer::declared_keys(c, &t.tx_id).ok())
+                .and_then(|c| c.declared_keys(&t.tx_id).ok())
         })
         .flat_map(|d| d.all())
         .collect()
@@ -66,8 +87,7 @@ pub fn declared_reads(txs: &[TxCtx]) -> BTreeSet<Vec<u8>> {
 fn run_one(
     tx: &TxCtx,
     declared: &Result<Declared, Rejection>,
-    now: i64,
-    orgs: &Orgs,
+    input: &BlockInput<'_>,
     state: &KeyValues,
 ) -> TxResult {
     let fail = |r: Rejection| TxResult {
@@ -92,10 +112,15 @@ fn run_one(
     let ctx = Ctx {
         tx_id: tx.tx_id,
         signer_orgs: &tx.signer_orgs,
-        now_ms: now,
-        orgs,
+        now_ms: input.timestamp_ms,
+        height: input.height,
+        orgs: input.orgs,
     };
-    match transfer::execute(call, &ctx, &mut view) {
+    let outcome = match call {
+        Call::Transfer(c) => transfer::execute(c, &ctx, &mut view),
+        Call::Governance(c) => governance::execute(c, &ctx, &mut view),
+    };
+    match outcome {
         Ok(events) => {
             let writes = view.into_writes();
             if let Some(k) = writes.keys().find(|k| !declared.writes.contains(*k)) {
@@ -120,7 +145,7 @@ fn run_one(
 
 fn declare(tx: &TxCtx) -> Result<Declared, Rejection> {
     match &tx.call {
-        Ok(c) => transfer::declared_keys(c, &tx.tx_id),
+        Ok(c) => c.declared_keys(&tx.tx_id),
         Err(r) => Err(r.clone()),
     }
 }
@@ -131,7 +156,7 @@ pub fn execute_sequential(input: &BlockInput<'_>, reads: &KeyValues) -> BlockOut
     let mut block_writes = KeyValues::new();
     let mut results = Vec::with_capacity(input.txs.len());
     for tx in &input.txs {
-        let r = run_one(tx, &declare(tx), input.timestamp_ms, input.orgs, &state);
+        let r = run_one(tx, &declare(tx), input, &state);
         for (k, v) in &r.writes {
             state.insert(k.clone(), v.clone());
             block_writes.insert(k.clone(), v.clone());
@@ -199,18 +224,7 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
                     let declared = &declared;
                     s.spawn(move || {
                         ids.iter()
-                            .map(|i| {
-                                (
-                                    *i,
-                                    run_one(
-                                        &input.txs[*i],
-                                        &declared[*i],
-                                        input.timestamp_ms,
-                                        input.orgs,
-                                        state_ref,
-                                    ),
-                                )
-                            })
+                            .map(|i| (*i, run_one(&input.txs[*i], &declared[*i], input, state_ref)))
                             .collect::<Vec<_>>()
                     })
                 })

@@ -18,3 +18,10 @@ pub fn allocation(tx: &TxId) -> Vec<u8> {
 pub fn lineage(tx: &TxId) -> Vec<u8> {
     format!("lineage/{}", tx.to_hex()).into_bytes()
 }
+
+/// The consortium configuration (`ConsortiumConfig`), written only by governance.
+pub const CONFIG: &[u8] = b"gov/config";
+
+pub fn proposal(tx: &TxId) -> Vec<u8> {
+    format!("gov/proposal/{}", tx.to_hex()).into_bytes()
+}

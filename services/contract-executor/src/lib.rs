@@ -6,18 +6,24 @@
 //! randomness, no floats, no unordered iteration; state values are protobuf
 //! messages encoded by prost, which is deterministic for these types.
 //!
-//! Not built yet: the gRPC service (`fiscus contract-executor`) and the
-//! governance contract. See the README.
+//! The governance contract (`governance`) changes the consortium
+//! configuration by member vote; `service` is the stateless gRPC service
+//! (`fiscus contract-executor`).
 #![forbid(unsafe_code)]
 
 pub mod executor;
+pub mod governance;
 pub mod keys;
 pub mod orgs;
 pub mod rejection;
+pub mod server;
+pub mod service;
 pub mod transfer;
 mod view;
 
-pub use executor::{BlockInput, BlockOutput, TxCtx, TxResult, execute_block, execute_sequential};
+pub use executor::{
+    BlockInput, BlockOutput, Call, TxCtx, TxResult, execute_block, execute_sequential,
+};
 pub use orgs::Orgs;
 pub use rejection::Rejection;
 

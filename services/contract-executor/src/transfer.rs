@@ -22,11 +22,11 @@ pub struct Declared {
 }
 
 impl Declared {
-    fn read(mut self, k: Vec<u8>) -> Self {
+    pub(crate) fn read(mut self, k: Vec<u8>) -> Self {
         self.reads.insert(k);
         self
     }
-    fn write(mut self, k: Vec<u8>) -> Self {
+    pub(crate) fn write(mut self, k: Vec<u8>) -> Self {
         self.writes.insert(k);
         self
     }
@@ -43,6 +43,8 @@ pub struct Ctx<'a> {
     pub signer_orgs: &'a BTreeSet<String>,
     /// The block timestamp: the only clock.
     pub now_ms: i64,
+    /// The block number.
+    pub height: u64,
     pub orgs: &'a Orgs,
 }
 
@@ -71,7 +73,7 @@ fn account_ref<'a>(
     Ok((&r.org_code, &r.program_id))
 }
 
-fn org_code(code: &str, field: &str) -> Result<(), Rejection> {
+pub(crate) fn org_code(code: &str, field: &str) -> Result<(), Rejection> {
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -81,7 +83,7 @@ fn org_code(code: &str, field: &str) -> Result<(), Rejection> {
     }
 }
 
-fn tx_ref(bytes: &[u8], field: &str) -> Result<TxId, Rejection> {
+pub(crate) fn tx_ref(bytes: &[u8], field: &str) -> Result<TxId, Rejection> {
     Hash32::from_slice("tx id", bytes)
         .map_err(|_| Rejection::malformed(format!("{field} must be a 32-byte tx id")))
 }
@@ -95,7 +97,7 @@ fn positive(amount: i64) -> Result<i64, Rejection> {
     Ok(amount)
 }
 
-fn text(s: &str, field: &str, required: bool) -> Result<(), Rejection> {
+pub(crate) fn text(s: &str, field: &str, required: bool) -> Result<(), Rejection> {
     if (required && s.is_empty()) || s.len() > MAX_TEXT_LEN {
         return Err(Rejection::malformed(format!(
             "{field} must be {}..={MAX_TEXT_LEN} bytes",

@@ -5,7 +5,7 @@
 
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
 use fiscus_contract_executor::{
-    BlockInput, DAY_MS, Orgs, TxCtx, execute_block, execute_sequential, keys,
+    BlockInput, Call, DAY_MS, Orgs, TxCtx, execute_block, execute_sequential, keys,
 };
 use fiscus_proto::hash::{TxId, sha256};
 use fiscus_proto::pb::state::{Account, AllocationRecord, LineageRecord};
@@ -118,7 +118,7 @@ impl Chain {
         TxCtx {
             tx_id: sha256(&self.n.to_be_bytes()),
             signer_orgs: BTreeSet::from([signer.to_owned()]),
-            call: Ok(c),
+            call: Ok(Call::Transfer(c)),
         }
     }
 
@@ -132,6 +132,7 @@ impl Chain {
             })
             .collect();
         let input = BlockInput {
+            height: self.n,
             timestamp_ms: self.now,
             orgs: &self.orgs,
             txs,
@@ -437,13 +438,13 @@ fn an_adjustment_needs_both_parties_and_moves_funds() {
     let tx = TxCtx {
         tx_id: sha256(&c.n.to_be_bytes()),
         signer_orgs: BTreeSet::from(["130000".to_owned(), "000000".to_owned()]),
-        call: Ok(call(Method::Adjust(AdjustArgs {
+        call: Ok(Call::Transfer(call(Method::Adjust(AdjustArgs {
             from: acct("130000", "edu"),
             to: acct("000000", "edu"),
             amount_fen: 100,
             corrects_tx_id: vec![7; 32],
             reason: "over-allocated".into(),
-        }))),
+        })))),
     };
     assert_eq!(c.block(vec![tx])[0].0, TxStatus::Valid);
     assert_eq!(c.account("130000", "edu").balance_fen, 400);
@@ -564,7 +565,7 @@ proptest! {
             let txs: Vec<TxCtx> = ops.iter().map(|o| { let (s, c) = to_call(o); par.tx(&s, c) }).collect();
             let reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = par.state.get(&k).cloned().flatten(); (k, v) }).collect();
             let seq_reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = seq_state.get(&k).cloned().flatten(); (k, v) }).collect();
-            let input = BlockInput { timestamp_ms: par.now, orgs: &par.orgs, txs };
+            let input = BlockInput { height: bi as u64 + 1, timestamp_ms: par.now, orgs: &par.orgs, txs };
             let p = execute_block(&input, &reads, 3);
             let s = execute_sequential(&input, &seq_reads);
             prop_assert_eq!(&p, &s, "parallel and sequential execution disagree");
