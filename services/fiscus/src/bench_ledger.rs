@@ -4,7 +4,6 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use fiscus_common::store::{StoreLimits, redb::RedbStore};
-use fiscus_contract_executor::Orgs;
 use fiscus_ledger_store::{Certs, Ledger, LedgerConfig};
 use fiscus_proto::block::BlockDraft;
 use fiscus_proto::envelope::seal;
@@ -13,7 +12,9 @@ use fiscus_proto::pb::transfer::{
     AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
     TransferCall, recipient, transfer_call::Method,
 };
-use fiscus_proto::pb::types::{Envelope, OrgLevel, TxPayload, tx_payload::Call};
+use fiscus_proto::pb::types::{
+    ConsortiumConfig, Envelope, Member, Org, OrgLevel, TxPayload, tx_payload::Call,
+};
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
 use std::time::Instant;
@@ -84,11 +85,16 @@ pub(crate) async fn run(b: LedgerBench) -> Result<()> {
     let mof = party("000000");
     let province = party("130000");
     let cities: Vec<Party> = (0..CITIES).map(|i| party(&city(i))).collect();
-    let mut orgs = Orgs::default().with("000000", OrgLevel::Central, "").with(
-        "130000",
-        OrgLevel::Provincial,
-        "000000",
-    );
+    let org = |code: &str, level: OrgLevel, parent: &str| Org {
+        code: code.into(),
+        name: code.into(),
+        level: level as i32,
+        parent: parent.into(),
+    };
+    let mut orgs = vec![
+        org("000000", OrgLevel::Central, ""),
+        org("130000", OrgLevel::Provincial, "000000"),
+    ];
     let mut certs = Certs::default();
     for p in [&orderer, &mof, &province].into_iter().chain(&cities) {
         certs.insert_key(
@@ -98,8 +104,21 @@ pub(crate) async fn run(b: LedgerBench) -> Result<()> {
         );
     }
     for c in &cities {
-        orgs = orgs.with(&c.org, OrgLevel::Municipal, "130000");
+        orgs.push(org(&c.org, OrgLevel::Municipal, "130000"));
     }
+    let genesis = ConsortiumConfig {
+        consortium_id: "fiscus-bench".into(),
+        version: 1,
+        members: orgs
+            .iter()
+            .map(|o| Member {
+                org_code: o.code.clone(),
+                ..Member::default()
+            })
+            .collect(),
+        orgs,
+        ..ConsortiumConfig::default()
+    };
     let store = RedbStore::open(&dir.path().join("ledger.redb"), StoreLimits::default())?;
     let ledger = Ledger::new(
         store,
@@ -107,13 +126,13 @@ pub(crate) async fn run(b: LedgerBench) -> Result<()> {
             member: "130000".into(),
             consortium_id: "fiscus-bench".into(),
             limits: Default::default(),
-            orgs,
             certs,
             key: SigningKey::from_seed(&[7; 32]),
             cert_id: sha256(b"bench member"),
             threads: 2,
         },
     );
+    ledger.init(&genesis).await?;
 
     // Funding: MOF appropriates, then funds the province and every city.
     let mut nonce = 0u64;

@@ -1,7 +1,7 @@
 //! `fiscus`: one binary, one subcommand per role.
 //!
-//! Only what is built exists here. The other service roles (orderer,
-//! ledger-store, …), `member`, `devnet` and `bench` arrive with their issues.
+//! Only what is built exists here. The other service roles (gossip-gateway,
+//! exchange-adapter), `member` and `devnet` arrive with their issues.
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 mod bench;
 mod bench_ledger;
 mod identity;
+mod ledger_cmds;
 mod orderer_admin;
 
 #[derive(Debug, Parser)]
@@ -45,7 +46,14 @@ enum Command {
     /// Sign a file with an Ed25519 key.
     Sign(identity::SignCmd),
     /// Ask the identity-ca whether a signature and its certificate chain are valid.
-    Verify(identity::VerifyCmd),
+    VerifySignature(identity::VerifyCmd),
+    /// Re-check a member's stored chain offline: links, signatures, Merkle roots
+    /// and every state hash by replay from genesis. Exit 1 names the first bad height.
+    Verify(ledger_cmds::VerifyCmd),
+    /// Run a member's ledger-store (validate, execute, commit; query API).
+    LedgerStore(ledger_cmds::ServiceCmd),
+    /// Run a member's stateless contract-executor (ExecuteBlock over gRPC).
+    ContractExecutor(ledger_cmds::ServiceCmd),
     /// Revoke a certificate at the identity-ca.
     Revoke(identity::RevokeCmd),
     /// Run one orderer node.
@@ -176,11 +184,18 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::IdentityCa(cmd) => identity::identity_ca(cmd).await,
         Command::Enroll(cmd) => identity::enroll(cmd).await,
         Command::Sign(cmd) => identity::sign(cmd),
-        Command::Verify(cmd) => match identity::verify(cmd).await {
+        Command::VerifySignature(cmd) => match identity::verify(cmd).await {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),
             Err(e) => Err(e),
         },
+        Command::Verify(cmd) => match ledger_cmds::verify(cmd).await {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
+        Command::LedgerStore(cmd) => ledger_cmds::ledger_store(cmd).await,
+        Command::ContractExecutor(cmd) => ledger_cmds::contract_executor(cmd).await,
         Command::Revoke(cmd) => identity::revoke(cmd).await,
         Command::Orderer { config } => {
             let config: fiscus_orderer::Config =

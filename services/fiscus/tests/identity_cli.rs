@@ -129,7 +129,7 @@ fn enroll_sign_and_verify_work_end_to_end_through_the_binary() {
 
     let verify = |file: &Path| {
         run(fiscus()
-            .args(["verify", "--ca", &grpc, "--tls-dir"])
+            .args(["verify-signature", "--ca", &grpc, "--tls-dir"])
             .arg(&member)
             .arg("--chain")
             .arg(member.join("cert.pem"))

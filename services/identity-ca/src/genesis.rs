@@ -265,6 +265,22 @@ impl GenesisBundle {
                 max_block_bytes: self.limits.max_block_bytes,
                 batch_timeout_ms: self.limits.batch_timeout_ms,
             }),
+            revoked_orgs: Vec::new(),
+            // A strict majority of members, the Budget-Law-neutral default.
+            governance: Some(pb::GovernancePolicy {
+                numerator: 1,
+                denominator: 2,
+            }),
+            contracts: vec![
+                pb::ContractVersion {
+                    contract: "governance".into(),
+                    version: 1,
+                },
+                pb::ContractVersion {
+                    contract: "transfer".into(),
+                    version: 1,
+                },
+            ],
         }
     }
 }

@@ -17,6 +17,16 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("the store has no genesis configuration; initialise it first")]
+    NoGenesis,
+    #[error("the store was initialised from a different genesis configuration")]
+    GenesisMismatch,
+    #[error("{0}; upgrade this binary")]
+    Unsupported(String),
+    #[error("the contract-executor failed: {0}")]
+    Executor(String),
+    #[error("an internal lock was poisoned by a panic")]
+    Poisoned,
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

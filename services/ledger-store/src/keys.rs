@@ -5,6 +5,14 @@ use fiscus_proto::hash::TxId;
 
 pub const HEAD: &[u8] = b"head";
 
+/// The genesis `ConsortiumConfig` bytes, written once by `Ledger::init`.
+pub const GENESIS: &[u8] = b"genesis";
+
+/// Block hash → block number.
+pub fn block_hash(hash: &fiscus_proto::hash::Hash32) -> Vec<u8> {
+    format!("bh/{}", hash.to_hex()).into_bytes()
+}
+
 pub fn state(contract_key: &[u8]) -> Vec<u8> {
     [b"s/".as_slice(), contract_key].concat()
 }
@@ -44,3 +52,11 @@ pub fn history_prefix(contract_key: &[u8]) -> Vec<u8> {
 pub fn attestation(n: u64) -> Vec<u8> {
     format!("a/{n:020}").into_bytes()
 }
+
+/// A signer certificate the ledger knew: org ‖ 0x00 ‖ Ed25519 key. Kept so
+/// that `fiscus verify` can re-check signatures from the data dir alone.
+pub fn cert(id: &fiscus_proto::hash::Hash32) -> Vec<u8> {
+    format!("c/{}", id.to_hex()).into_bytes()
+}
+
+pub const CERT_PREFIX: &[u8] = b"c/";

@@ -2,22 +2,93 @@
 
 use crate::certs::{CertStatus, Certs};
 use crate::error::{LedgerError, Result};
+use crate::exec::Executor;
 use crate::keys;
 use crate::write_set::next_state_hash;
 use fiscus_common::store::{StateStore, WriteBatch};
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
+use fiscus_contract_executor::service::{call_of, orgs_of, receipt_of};
 use fiscus_contract_executor::{BlockInput, Orgs, Rejection, TxCtx, execute_block};
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::block::CheckedBlock;
 use fiscus_proto::hash::{Hash32, TxId};
 use fiscus_proto::merkle;
-use fiscus_proto::pb::state::LineageRecord;
+use fiscus_proto::pb::state::{AllocationRecord, LineageRecord};
 use fiscus_proto::pb::types::{
-    Attestation, ContractEvent, Receipt, SignedAttestation, StateWrite, TxStatus, tx_payload::Call,
+    Attestation, ConsortiumConfig, ContractEvent, Receipt, SignedAttestation, TxStatus,
 };
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// What the chain's configuration (`gov/config`) says at a block's start:
+/// the org registry and who is revoked from which height.
+#[derive(Debug)]
+pub(crate) struct ChainState {
+    raw: Vec<u8>,
+    pub config: ConsortiumConfig,
+    pub orgs: Orgs,
+    revoked_certs: BTreeMap<Hash32, u64>,
+    revoked_orgs: BTreeMap<String, u64>,
+}
+
+impl ChainState {
+    pub(crate) fn from_raw(raw: Vec<u8>) -> Result<Self> {
+        let config = ConsortiumConfig::decode(&raw[..])
+            .map_err(|e| LedgerError::Corrupt(format!("gov/config: {e}")))?;
+        let orgs = orgs_of(&config).map_err(|e| LedgerError::Unsupported(e.to_string()))?;
+        let revoked_certs = config
+            .crl
+            .iter()
+            .flat_map(|c| &c.revoked)
+            .filter_map(|r| {
+                Hash32::from_slice("cert id", &r.cert_id)
+                    .ok()
+                    .map(|id| (id, r.effective_height))
+            })
+            .collect();
+        let revoked_orgs = config
+            .revoked_orgs
+            .iter()
+            .map(|r| (r.org_code.clone(), r.effective_height))
+            .collect();
+        Ok(Self {
+            raw,
+            config,
+            orgs,
+            revoked_certs,
+            revoked_orgs,
+        })
+    }
+
+    /// A known certificate's status at `height`, after the on-chain CRL and
+    /// the orgs that left.
+    fn status(&self, certs: &Certs, cert: &Hash32, height: u64) -> CertStatus {
+        match certs.status(cert, height) {
+            CertStatus::Valid { org, .. }
+                if self.revoked_certs.get(cert).is_some_and(|h| height >= *h)
+                    || self.revoked_orgs.get(&org).is_some_and(|h| height >= *h) =>
+            {
+                CertStatus::Revoked
+            }
+            s => s,
+        }
+    }
+}
+
+/// The state hash after genesis: the config as block 0's only write.
+pub fn genesis_head(config_bytes: &[u8]) -> Head {
+    let mut writes = KeyValues::new();
+    writes.insert(
+        fiscus_contract_executor::keys::CONFIG.to_vec(),
+        Some(config_bytes.to_vec()),
+    );
+    Head {
+        state_hash: next_state_hash(&Hash32::default(), &writes),
+        ..Head::default()
+    }
+}
 
 /// The chain head and its commitments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,8 +143,8 @@ pub struct LedgerConfig {
     pub member: String,
     pub consortium_id: String,
     pub limits: DecodeLimits,
-    pub orgs: Orgs,
-    /// Orderer and signer certificates.
+    /// Orderer and signer certificates (the org registry and revocations come
+    /// from the chain's config).
     pub certs: Certs,
     /// The member node's key and certificate id, for attestations.
     pub key: SigningKey,
@@ -112,7 +183,7 @@ fn refusal(status: TxStatus, code: &'static str, reason: impl Into<String>) -> R
 
 /// Checks the block against the head and every transaction's envelope.
 /// Pure: the same inputs give the same answer on every member.
-fn check(cfg: &LedgerConfig, head: &Head, bytes: &[u8]) -> Result<Checked> {
+fn check(cfg: &LedgerConfig, chain: &ChainState, head: &Head, bytes: &[u8]) -> Result<Checked> {
     let block = CheckedBlock::decode(bytes, &cfg.limits)?;
     let n = block.number;
     if n != head.height + 1 {
@@ -127,7 +198,7 @@ fn check(cfg: &LedgerConfig, head: &Head, bytes: &[u8]) -> Result<Checked> {
     if block.timestamp_ms < head.timestamp_ms {
         return Err(LedgerError::BadTimestamp(n));
     }
-    match cfg.certs.status(&block.orderer_signature.cert_id, n) {
+    match chain.status(&cfg.certs, &block.orderer_signature.cert_id, n) {
         CertStatus::Valid { public_key, .. }
             if fiscus_proto::sign::verify(
                 &public_key,
@@ -147,7 +218,7 @@ fn check(cfg: &LedgerConfig, head: &Head, bytes: &[u8]) -> Result<Checked> {
         }
         let mut orgs = BTreeSet::new();
         for s in &tx.signatures {
-            match cfg.certs.status(&s.cert_id, n) {
+            match chain.status(&cfg.certs, &s.cert_id, n) {
                 CertStatus::Unknown => {
                     return Err(refusal(
                         TxStatus::UnknownCertificate,
@@ -177,19 +248,10 @@ fn check(cfg: &LedgerConfig, head: &Head, bytes: &[u8]) -> Result<Checked> {
                 }
             }
         }
-        let call = match &tx.payload.call {
-            Some(Call::Transfer(t)) => Ok(t.clone()),
-            Some(Call::Governance(_)) => Err(refusal(
-                TxStatus::InvalidArgument,
-                "contract.unsupported",
-                "the governance contract is not built yet",
-            )),
-            None => Err(refusal(TxStatus::BadEncoding, "tx.bad_encoding", "no call")),
-        };
         Ok(TxCtx {
             tx_id: tx.tx_id,
             signer_orgs: orgs,
-            call,
+            call: call_of(&tx.payload),
         })
     };
     // Signature checks dominate: spread them over the configured threads.
@@ -215,33 +277,42 @@ fn check(cfg: &LedgerConfig, head: &Head, bytes: &[u8]) -> Result<Checked> {
 }
 
 impl Checked {
-    /// The contract keys the executable transactions declare: what to read before execution.
+    /// The contract keys the executable transactions declare, and the
+    /// config: what to read before execution.
     fn keys_to_read(&self) -> BTreeSet<Vec<u8>> {
         let ctxs: Vec<TxCtx> = self
             .txs
             .iter()
             .filter_map(|t| t.as_ref().ok().cloned())
             .collect();
-        declared_reads(&ctxs)
+        let mut keys = declared_reads(&ctxs);
+        keys.insert(fiscus_contract_executor::keys::CONFIG.to_vec());
+        keys
     }
 }
 
-/// Replay refusals, execution, receipts and commitments. Pure given the lookups.
-fn finish(
-    cfg: &LedgerConfig,
-    head: &Head,
-    checked: Checked,
-    replayed: &BTreeSet<TxId>,
-    reads: &KeyValues,
-) -> Processed {
-    let n = checked.block.number;
+/// What to execute and what was refused before execution.
+pub(crate) struct Plan {
+    n: u64,
+    timestamp_ms: i64,
+    early: BTreeMap<usize, Rejection>,
+    pub(crate) run: Vec<TxCtx>,
+    pub(crate) run_idx: Vec<usize>,
+    indexed: Vec<(TxId, u32)>,
+    tx_ids: Vec<TxId>,
+    hash: Hash32,
+}
+
+/// Replay refusals: which transactions run. Pure given the replay lookups.
+fn plan(checked: Checked, replayed: &BTreeSet<TxId>) -> Plan {
     let mut seen = BTreeSet::new();
     let mut early: BTreeMap<usize, Rejection> = BTreeMap::new();
     let mut run = Vec::new();
     let mut run_idx = Vec::new();
     let mut indexed = Vec::new();
+    let tx_ids: Vec<TxId> = checked.block.txs.iter().map(|t| t.tx_id).collect();
     for (i, t) in checked.txs.into_iter().enumerate() {
-        let id = checked.block.txs[i].tx_id;
+        let id = tx_ids[i];
         match t {
             Err(r)
                 if r.status == TxStatus::BadSignature
@@ -272,48 +343,53 @@ fn finish(
             }
         }
     }
-    let input = BlockInput {
+    Plan {
+        n: checked.block.number,
         timestamp_ms: checked.block.timestamp_ms,
-        orgs: &cfg.orgs,
-        txs: run,
-    };
-    let out = execute_block(&input, reads, cfg.threads);
-    let mut by_index: BTreeMap<usize, Receipt> = BTreeMap::new();
-    for (r, i) in out.results.into_iter().zip(run_idx) {
-        by_index.insert(
-            i,
-            Receipt {
-                tx_id: r.tx_id.to_vec(),
-                block_number: n,
-                tx_index: i as u32,
-                status: r.status as i32,
-                reason: if r.code.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}: {}", r.code, r.reason)
-                },
-                writes: r
-                    .writes
-                    .iter()
-                    .map(|(k, v)| StateWrite {
-                        key: k.clone(),
-                        value: Vec::new(),
-                        deleted: v.is_none(),
-                        value_hash: v
-                            .as_ref()
-                            .map(|v| fiscus_proto::hash::sha256(v).to_vec())
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-                events: r.events,
-            },
-        );
+        early,
+        run,
+        run_idx,
+        indexed,
+        tx_ids,
+        hash: checked.block.hash,
     }
-    for (i, r) in early {
+}
+
+/// Executes the plan in this process.
+fn run_local(
+    plan: &Plan,
+    chain: &ChainState,
+    reads: &KeyValues,
+    threads: usize,
+) -> (Vec<Receipt>, KeyValues) {
+    let input = BlockInput {
+        height: plan.n,
+        timestamp_ms: plan.timestamp_ms,
+        orgs: &chain.orgs,
+        txs: plan.run.clone(),
+    };
+    let out = execute_block(&input, reads, threads);
+    let receipts = out
+        .results
+        .iter()
+        .zip(&plan.run_idx)
+        .map(|(r, i)| receipt_of(r, plan.n, *i as u32))
+        .collect();
+    (receipts, out.writes)
+}
+
+/// Receipts in block order and the commitments. Pure.
+fn assemble(head: &Head, plan: Plan, executed: Vec<Receipt>, writes: KeyValues) -> Processed {
+    let n = plan.n;
+    let mut by_index: BTreeMap<usize, Receipt> = BTreeMap::new();
+    for (r, i) in executed.into_iter().zip(&plan.run_idx) {
+        by_index.insert(*i, r);
+    }
+    for (i, r) in plan.early {
         by_index.insert(
             i,
             Receipt {
-                tx_id: checked.block.txs[i].tx_id.to_vec(),
+                tx_id: plan.tx_ids[i].to_vec(),
                 block_number: n,
                 tx_index: i as u32,
                 status: r.status as i32,
@@ -327,16 +403,16 @@ fn finish(
     let encoded: Vec<Vec<u8>> = receipts.iter().map(Message::encode_to_vec).collect();
     let head = Head {
         height: n,
-        hash: checked.block.hash,
-        state_hash: next_state_hash(&head.state_hash, &out.writes),
+        hash: plan.hash,
+        state_hash: next_state_hash(&head.state_hash, &writes),
         receipts_root: merkle::root(&encoded),
-        timestamp_ms: checked.block.timestamp_ms,
+        timestamp_ms: plan.timestamp_ms,
     };
     Processed {
         head,
         receipts,
-        writes: out.writes,
-        indexed,
+        writes,
+        indexed: plan.indexed,
     }
 }
 
@@ -345,11 +421,82 @@ fn finish(
 pub struct Ledger<S: StateStore> {
     store: S,
     cfg: LedgerConfig,
+    executor: Executor,
+    /// The decoded config of the last block processed, reused while unchanged.
+    chain: Mutex<Option<Arc<ChainState>>>,
 }
 
 impl<S: StateStore> Ledger<S> {
+    /// A ledger that executes blocks in this process.
     pub fn new(store: S, cfg: LedgerConfig) -> Self {
-        Self { store, cfg }
+        Self::with_executor(store, cfg, Executor::Local)
+    }
+
+    /// A ledger that sends blocks to `executor`.
+    pub fn with_executor(store: S, cfg: LedgerConfig, executor: Executor) -> Self {
+        Self {
+            store,
+            cfg,
+            executor,
+            chain: Mutex::new(None),
+        }
+    }
+
+    /// Installs the genesis configuration as height 0, once. On a store that
+    /// already has a chain, checks that it started from this same genesis.
+    pub async fn init(&self, genesis: &ConsortiumConfig) -> Result<Head> {
+        let raw = genesis.encode_to_vec();
+        if let Some(stored) = self.store.get(keys::GENESIS).await? {
+            if stored.value != raw {
+                return Err(LedgerError::GenesisMismatch);
+            }
+            return self.head().await;
+        }
+        ChainState::from_raw(raw.clone())?;
+        let head = genesis_head(&raw);
+        let config_key = fiscus_contract_executor::keys::CONFIG;
+        let batch = WriteBatch::new()
+            .expect_version(keys::HEAD, None)
+            .put(keys::GENESIS, raw.clone())
+            .put(keys::state(config_key), raw.clone())
+            .put(keys::history(config_key, 0), [&[1u8][..], &raw].concat())
+            .put(keys::block_meta(0), head.encode())
+            .put(keys::HEAD, head.encode());
+        self.store.commit(batch).await?;
+        Ok(head)
+    }
+
+    /// Records the signer certificates this ledger knows in the store, so that
+    /// an offline check needs nothing but the data directory.
+    pub async fn remember_certs(&self) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        for (id, org, pk) in self.cfg.certs.iter() {
+            batch = batch.put(keys::cert(id), [org.as_bytes(), &[0u8], pk].concat());
+        }
+        if !batch.is_empty() {
+            self.store.commit(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The chain config as of the current state.
+    pub(crate) async fn chain_state(&self) -> Result<Arc<ChainState>> {
+        let raw = self
+            .state(fiscus_contract_executor::keys::CONFIG)
+            .await?
+            .ok_or(LedgerError::NoGenesis)?;
+        let mut cached = self.chain.lock().map_err(|_| LedgerError::Poisoned)?;
+        if let Some(c) = cached.as_ref().filter(|c| c.raw == raw) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(ChainState::from_raw(raw)?);
+        *cached = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The consortium configuration now in force.
+    pub async fn consortium_config(&self) -> Result<ConsortiumConfig> {
+        Ok(self.chain_state().await?.config.clone())
     }
 
     pub fn store(&self) -> &S {
@@ -369,7 +516,8 @@ impl<S: StateStore> Ledger<S> {
 
     /// Processes `bytes` against the current head and state, writing nothing.
     pub(crate) async fn process(&self, head: &Head, bytes: &[u8]) -> Result<Processed> {
-        let checked = check(&self.cfg, head, bytes)?;
+        let chain = self.chain_state().await?;
+        let checked = check(&self.cfg, &chain, head, bytes)?;
         let mut replayed = BTreeSet::new();
         for t in &checked.block.txs {
             if self.store.get(&keys::tx_index(&t.tx_id)).await?.is_some() {
@@ -381,7 +529,12 @@ impl<S: StateStore> Ledger<S> {
             let v = self.store.get(&keys::state(&k)).await?.map(|v| v.value);
             reads.insert(k, v);
         }
-        Ok(finish(&self.cfg, head, checked, &replayed, &reads))
+        let plan = plan(checked, &replayed);
+        let (receipts, writes) = match &self.executor {
+            Executor::Local => run_local(&plan, &chain, &reads, self.cfg.threads),
+            Executor::Remote(client) => client.execute(bytes, &plan, &reads).await?,
+        };
+        Ok(assemble(head, plan, receipts, writes))
     }
 
     /// Validates, executes and commits one block atomically. A refused block changes nothing.
@@ -393,6 +546,7 @@ impl<S: StateStore> Ledger<S> {
         let mut batch = WriteBatch::new()
             .expect_version(keys::HEAD, head_version)
             .put(keys::block(n), bytes.to_vec())
+            .put(keys::block_hash(&p.head.hash), n.to_be_bytes().to_vec())
             .put(keys::block_meta(n), p.head.encode())
             .put(keys::HEAD, p.head.encode());
         for (k, v) in &p.writes {
@@ -412,6 +566,7 @@ impl<S: StateStore> Ledger<S> {
         }
         let list = fiscus_proto::pb::ledger::ExecuteBlockResponse {
             receipts: p.receipts.clone(),
+            writes: Vec::new(),
         };
         batch = batch.put(keys::receipts(n), list.encode_to_vec());
         let att = Attestation {
@@ -477,6 +632,19 @@ impl<S: StateStore> Ledger<S> {
             .map(|v| v.value))
     }
 
+    /// Like [`Ledger::history`], leaving out blocks above `height`.
+    pub async fn history_until(
+        &self,
+        contract_key: &[u8],
+        height: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
+        let prefix = keys::history_prefix(contract_key);
+        let end = keys::history(contract_key, height.saturating_add(1));
+        let rows = self.store.range(&prefix, Some(&end), limit).await?;
+        decode_history(&prefix, rows)
+    }
+
     /// (height, value or None if deleted) for every block that wrote `contract_key`.
     pub async fn history(
         &self,
@@ -485,19 +653,7 @@ impl<S: StateStore> Ledger<S> {
     ) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
         let prefix = keys::history_prefix(contract_key);
         let rows = self.store.scan_prefix(&prefix, limit).await?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                let h = std::str::from_utf8(&k[prefix.len()..])
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| LedgerError::Corrupt("history key".into()))?;
-                let value = match v.value.split_first() {
-                    Some((1, rest)) => Some(rest.to_vec()),
-                    _ => None,
-                };
-                Ok((h, value))
-            })
-            .collect()
+        decode_history(&prefix, rows)
     }
 
     /// A receipt with its inclusion proof to the block's `receipts_root`, the
@@ -551,36 +707,155 @@ impl<S: StateStore> Ledger<S> {
         })
     }
 
+    /// `at` as a served height: 0 is the head; above the head is not found.
+    pub async fn resolve_height(&self, at: u64) -> Result<u64> {
+        let head = self.head().await?.height;
+        match at {
+            0 => Ok(head),
+            h if h <= head => Ok(h),
+            h => Err(LedgerError::NotFound(format!(
+                "height {h} (the head is {head})"
+            ))),
+        }
+    }
+
+    /// A contract key's value as of block `height`, with the block that wrote
+    /// it. Served from the immutable per-key history, so the answer is the
+    /// same however many blocks commit meanwhile.
+    pub async fn state_at(
+        &self,
+        contract_key: &[u8],
+        height: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        let Some(end) = height.checked_add(1) else {
+            return Err(LedgerError::NotFound(format!("height {height}")));
+        };
+        let found = self
+            .store
+            .last_in_range(
+                &keys::history(contract_key, 0),
+                &keys::history(contract_key, end),
+            )
+            .await?;
+        let Some((k, v)) = found else {
+            return Ok(None);
+        };
+        let prefix = keys::history_prefix(contract_key);
+        let h = std::str::from_utf8(&k[prefix.len()..])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| LedgerError::Corrupt("history key".into()))?;
+        Ok(match v.value.split_first() {
+            Some((1, rest)) => Some((h, rest.to_vec())),
+            _ => None,
+        })
+    }
+
+    /// Contract keys in `[start, end)` as of `height`, at most `limit` of them
+    /// looked at; returns the entries (key, writing block, value) and where
+    /// the next page starts, if there is one. The contracts never delete
+    /// keys, so scanning today's key set and reading each at `height` is exact.
+    pub async fn scan_at(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        height: u64,
+        limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, u64, Vec<u8>)>, Option<Vec<u8>>)> {
+        let s = keys::state(start);
+        let e = match end {
+            Some(e) => Some(keys::state(e)),
+            None => fiscus_common::store::prefix_end(b"s/"),
+        };
+        let rows = self.store.range(&s, e.as_deref(), limit).await?;
+        let next = (rows.len() == limit && limit > 0)
+            .then(|| rows.last().map(|(k, _)| [&k[2..], &[0u8][..]].concat()))
+            .flatten();
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            let ck = k[2..].to_vec();
+            if let Some((h, v)) = self.state_at(&ck, height).await? {
+                out.push((ck, h, v));
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// The block number with hash `hash`.
+    pub async fn block_number_of(&self, hash: &Hash32) -> Result<u64> {
+        let v = self
+            .store
+            .get(&keys::block_hash(hash))
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("block {hash}")))?
+            .value;
+        Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(
+            |_| LedgerError::Corrupt("block hash index".into()),
+        )?))
+    }
+
     /// The lineage of a disbursement or allocation back to its appropriations,
-    /// breadth first, each record once.
+    /// breadth first, each record once, as of the head.
     pub async fn trace(&self, tx: &TxId) -> Result<Vec<(TxId, LineageRecord)>> {
+        let h = self.head().await?.height;
+        Ok(self
+            .trace_at(tx, h)
+            .await?
+            .into_iter()
+            .map(|(id, rec, _)| (id, rec))
+            .collect())
+    }
+
+    /// Like [`Ledger::trace`] as of `height`, with each allocation's record
+    /// (due date, lateness, acknowledgement).
+    pub async fn trace_at(
+        &self,
+        tx: &TxId,
+        height: u64,
+    ) -> Result<Vec<(TxId, LineageRecord, Option<AllocationRecord>)>> {
+        const MAX_STEPS: usize = 100_000;
         let mut out = Vec::new();
-        let mut todo = vec![*tx];
+        let mut todo = std::collections::VecDeque::from([*tx]);
         let mut seen = BTreeSet::new();
-        while let Some(id) = todo.pop() {
-            if !seen.insert(id) || seen.len() > 100_000 {
+        while let Some(id) = todo.pop_front() {
+            if !seen.insert(id) {
                 continue;
             }
+            if seen.len() > MAX_STEPS {
+                return Err(LedgerError::NotFound(format!(
+                    "the lineage of {tx} has more than {MAX_STEPS} steps"
+                )));
+            }
             let key = fiscus_contract_executor::keys::lineage(&id);
-            let Some(raw) = self.state(&key).await? else {
+            let Some((_, raw)) = self.state_at(&key, height).await? else {
                 return Err(LedgerError::NotFound(format!("lineage of {id}")));
             };
             let rec =
                 LineageRecord::decode(&raw[..]).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-            for s in rec.sources.iter().rev() {
-                todo.push(
+            for s in &rec.sources {
+                todo.push_back(
                     Hash32::from_slice("source", &s.source_tx_id)
                         .map_err(|_| LedgerError::Corrupt("lineage source".into()))?,
                 );
             }
-            out.push((id, rec));
+            let alloc = match self
+                .state_at(&fiscus_contract_executor::keys::allocation(&id), height)
+                .await?
+            {
+                Some((_, raw)) => Some(
+                    AllocationRecord::decode(&raw[..])
+                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                ),
+                None => None,
+            };
+            out.push((id, rec, alloc));
         }
         Ok(out)
     }
 }
 
 /// Replays one stored block for [`crate::verify`]: the same checks and
-/// execution as a commit, against in-memory state.
+/// execution as a commit, against in-memory state, in this process.
 pub(crate) fn replay(
     cfg: &LedgerConfig,
     head: &Head,
@@ -588,7 +863,13 @@ pub(crate) fn replay(
     state: &KeyValues,
     indexed: &BTreeSet<TxId>,
 ) -> Result<Processed> {
-    let checked = check(cfg, head, bytes)?;
+    let raw = state
+        .get(fiscus_contract_executor::keys::CONFIG)
+        .cloned()
+        .flatten()
+        .ok_or(LedgerError::NoGenesis)?;
+    let chain = ChainState::from_raw(raw)?;
+    let checked = check(cfg, &chain, head, bytes)?;
     let replayed: BTreeSet<TxId> = checked
         .block
         .txs
@@ -604,5 +885,27 @@ pub(crate) fn replay(
             (k, v)
         })
         .collect();
-    Ok(finish(cfg, head, checked, &replayed, &reads))
+    let plan = plan(checked, &replayed);
+    let (receipts, writes) = run_local(&plan, &chain, &reads, cfg.threads);
+    Ok(assemble(head, plan, receipts, writes))
+}
+
+/// History rows (`h/<key>/<height>` → tag ‖ value) as (height, value or None if deleted).
+fn decode_history(
+    prefix: &[u8],
+    rows: fiscus_common::store::Entries,
+) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
+    rows.into_iter()
+        .map(|(k, v)| {
+            let h = std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| LedgerError::Corrupt("history key".into()))?;
+            let value = match v.value.split_first() {
+                Some((1, rest)) => Some(rest.to_vec()),
+                _ => None,
+            };
+            Ok((h, value))
+        })
+        .collect()
 }

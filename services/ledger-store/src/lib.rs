@@ -14,11 +14,15 @@
 
 pub mod certs;
 mod error;
+pub mod exec;
 pub mod keys;
 pub mod ledger;
+pub mod server;
+pub mod service;
 pub mod verify;
 pub mod write_set;
 
 pub use certs::{CertStatus, Certs};
 pub use error::{LedgerError, Result};
-pub use ledger::{CommitSummary, Head, Ledger, LedgerConfig};
+pub use exec::{Executor, RemoteExecutor};
+pub use ledger::{CommitSummary, Head, Ledger, LedgerConfig, genesis_head};

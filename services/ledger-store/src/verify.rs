@@ -1,7 +1,7 @@
 //! `fiscus verify --data-dir`: re-check a member's whole stored chain offline.
 
 use crate::keys;
-use crate::ledger::{Head, LedgerConfig, replay};
+use crate::ledger::{Head, LedgerConfig, genesis_head, replay};
 use fiscus_common::store::StateStore;
 use fiscus_contract_executor::executor::KeyValues;
 use fiscus_proto::hash::TxId;
@@ -28,10 +28,36 @@ pub async fn verify_chain<S: StateStore>(store: &S, cfg: &LedgerConfig) -> Resul
         Some(v) => Head::decode(&v.value).map_err(|e| err(0, e.to_string()))?,
         None => return Ok(0),
     };
-    let mut head = Head::default();
+    let genesis = match store
+        .get(keys::GENESIS)
+        .await
+        .map_err(|e| err(0, e.to_string()))?
+    {
+        Some(v) => v.value,
+        None => return Err(err(0, "the genesis configuration is missing".into())),
+    };
+    let mut head = genesis_head(&genesis);
+    let stored_genesis = store
+        .get(&keys::block_meta(0))
+        .await
+        .map_err(|e| err(0, e.to_string()))?
+        .map(|m| Head::decode(&m.value))
+        .transpose()
+        .map_err(|e| err(0, e.to_string()))?;
+    if stored_genesis != Some(head) {
+        return Err(err(
+            0,
+            "the genesis state hash differs from the genesis config".into(),
+        ));
+    }
     let mut state = KeyValues::new();
-    let mut indexed: BTreeSet<TxId> = BTreeSet::new();
+    state.insert(
+        fiscus_contract_executor::keys::CONFIG.to_vec(),
+        Some(genesis.clone()),
+    );
     let mut last_writer: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+    last_writer.insert(fiscus_contract_executor::keys::CONFIG.to_vec(), 0);
+    let mut indexed: BTreeSet<TxId> = BTreeSet::new();
     for n in 1..=stored_head.height {
         let bytes = match store
             .get(&keys::block(n))
@@ -103,4 +129,54 @@ pub async fn verify_chain<S: StateStore>(store: &S, cfg: &LedgerConfig) -> Resul
         ));
     }
     Ok(head.height)
+}
+
+/// What an offline check needs, read from a member's store alone: the
+/// consortium id from genesis and the signer certificates the ledger recorded.
+pub async fn offline_config<S: StateStore>(store: &S) -> crate::Result<LedgerConfig> {
+    use prost::Message;
+    let genesis = store
+        .get(keys::GENESIS)
+        .await?
+        .ok_or(crate::LedgerError::NoGenesis)?
+        .value;
+    let genesis = fiscus_proto::pb::types::ConsortiumConfig::decode(&genesis[..])
+        .map_err(|e| crate::LedgerError::Corrupt(format!("genesis: {e}")))?;
+    let mut certs = crate::Certs::default();
+    let mut from = keys::CERT_PREFIX.to_vec();
+    let end = fiscus_common::store::prefix_end(keys::CERT_PREFIX);
+    loop {
+        let rows = store.range(&from, end.as_deref(), 1000).await?;
+        let Some((last, _)) = rows.last() else { break };
+        from = [last.as_slice(), &[0u8]].concat();
+        for (k, v) in &rows {
+            let id = std::str::from_utf8(&k[2..])
+                .ok()
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|b| fiscus_proto::hash::Hash32::from_slice("cert id", &b).ok())
+                .ok_or_else(|| crate::LedgerError::Corrupt("certificate key".into()))?;
+            let split = v.value.iter().position(|b| *b == 0);
+            let (org, pk) = match split {
+                Some(i) if v.value.len() == i + 33 => (&v.value[..i], &v.value[i + 1..]),
+                _ => return Err(crate::LedgerError::Corrupt("certificate record".into())),
+            };
+            let pk: [u8; 32] = pk
+                .try_into()
+                .map_err(|_| crate::LedgerError::Corrupt("certificate key".into()))?;
+            certs.insert_key(id, &String::from_utf8_lossy(org), pk);
+        }
+        if rows.len() < 1000 {
+            break;
+        }
+    }
+    Ok(LedgerConfig {
+        member: String::new(),
+        consortium_id: genesis.consortium_id,
+        limits: fiscus_proto::DecodeLimits::default(),
+        certs,
+        // Replay signs nothing; this key is never used.
+        key: fiscus_proto::sign::SigningKey::from_seed(&[0; 32]),
+        cert_id: fiscus_proto::hash::Hash32::default(),
+        threads: std::thread::available_parallelism().map_or(2, usize::from),
+    })
 }

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
 use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, redb::RedbStore};
-use fiscus_contract_executor::Orgs;
 use fiscus_ledger_store::verify::verify_chain;
 use fiscus_ledger_store::{Certs, Ledger, LedgerConfig, LedgerError, keys};
 use fiscus_proto::block::BlockDraft;
@@ -16,7 +15,8 @@ use fiscus_proto::pb::transfer::{
     TransferCall, recipient, transfer_call::Method,
 };
 use fiscus_proto::pb::types::{
-    Attestation, Envelope, OrgLevel, Receipt, TxPayload, TxStatus, tx_payload::Call,
+    Attestation, ConsortiumConfig, Envelope, Member, Org, OrgLevel, Receipt, TxPayload, TxStatus,
+    tx_payload::Call,
 };
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
@@ -67,11 +67,6 @@ impl World {
             member: member.into(),
             consortium_id: "fiscus-test".into(),
             limits: Default::default(),
-            orgs: Orgs::default()
-                .with("000000", OrgLevel::Central, "")
-                .with("130000", OrgLevel::Provincial, "000000")
-                .with("130100", OrgLevel::Municipal, "130000")
-                .with("130102", OrgLevel::County, "130100"),
             certs,
             key: SigningKey::from_seed(&[9; 32]),
             cert_id: sha256(b"member node cert"),
@@ -102,6 +97,44 @@ impl World {
         .seal(&self.orderer.key, self.orderer.cert)
         .encode_to_vec()
     }
+}
+
+fn org(code: &str, level: OrgLevel, parent: &str) -> Org {
+    Org {
+        code: code.into(),
+        name: format!("org {code}"),
+        level: level as i32,
+        parent: parent.into(),
+    }
+}
+
+/// The genesis every test ledger starts from.
+fn genesis() -> ConsortiumConfig {
+    ConsortiumConfig {
+        consortium_id: "fiscus-test".into(),
+        version: 1,
+        orgs: vec![
+            org("000000", OrgLevel::Central, ""),
+            org("130000", OrgLevel::Provincial, "000000"),
+            org("130100", OrgLevel::Municipal, "130000"),
+            org("130102", OrgLevel::County, "130100"),
+        ],
+        members: ["000000", "130000", "130102"]
+            .iter()
+            .map(|m| Member {
+                org_code: (*m).into(),
+                ..Member::default()
+            })
+            .collect(),
+        ..ConsortiumConfig::default()
+    }
+}
+
+/// A ledger on `store`, initialised with [`genesis`].
+async fn ledger(store: RedbStore, cfg: LedgerConfig) -> Ledger<RedbStore> {
+    let l = Ledger::new(store, cfg);
+    l.init(&genesis()).await.unwrap();
+    l
 }
 
 fn acct(org: &str) -> Option<AccountRef> {
@@ -198,7 +231,7 @@ impl CloneRef for Signer {
 async fn blocks_commit_and_a_disbursement_traces_to_its_appropriation_with_an_offline_proof() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let l = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    let l = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
     let (appr, disb) = seed_chain(&mut w, &l).await;
     let head = l.head().await.unwrap();
     assert_eq!(head.height, 3);
@@ -258,7 +291,7 @@ async fn blocks_commit_and_a_disbursement_traces_to_its_appropriation_with_an_of
 async fn bad_blocks_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let l = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    let l = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
     seed_chain(&mut w, &l).await;
     let head = l.head().await.unwrap();
     let commits = l.store().last_commit().await.unwrap();
@@ -321,7 +354,7 @@ async fn bad_transactions_get_typed_receipts_and_change_no_state() {
     let mut cfg = w.config("130000");
     // Hebei's certificate is revoked from block 2 on.
     cfg.certs.revoke_from(&w.hebei.cert, 2);
-    let l = Ledger::new(open(dir.path(), "a.redb").await, cfg);
+    let l = ledger(open(dir.path(), "a.redb").await, cfg).await;
     let appr = w.tx(&w.mof.clone_ref(), appropriate(1000));
     let h = l
         .commit_block(&w.block(1, Hash32::ZERO, T0, vec![appr.clone()]))
@@ -387,9 +420,9 @@ async fn futures_receipts(l: &Ledger<RedbStore>, n: u64, count: usize) -> Vec<Re
 async fn two_members_fed_the_same_blocks_reach_the_same_state_hash_and_replay_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let a = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    let a = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
     seed_chain(&mut w, &a).await;
-    let b = Ledger::new(open(dir.path(), "b.redb").await, w.config("000000"));
+    let b = ledger(open(dir.path(), "b.redb").await, w.config("000000")).await;
     for n in 1..=3 {
         b.commit_block(&a.block(n).await.unwrap()).await.unwrap();
     }
@@ -405,7 +438,7 @@ async fn two_members_fed_the_same_blocks_reach_the_same_state_hash_and_replay_ve
 async fn flipping_one_byte_of_a_stored_block_or_state_value_is_found_by_verify() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let l = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
+    let l = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
     seed_chain(&mut w, &l).await;
     assert_eq!(verify_chain(l.store(), l.config()).await, Ok(3));
 
@@ -468,8 +501,8 @@ proptest::proptest! {
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let mut w = World::new();
-            let a = Ledger::new(open(dir.path(), "a.redb").await, w.config("130000"));
-            let b = Ledger::new(open(dir.path(), "b.redb").await, w.config("000000"));
+            let a = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
+            let b = ledger(open(dir.path(), "b.redb").await, w.config("000000")).await;
             let mut prev = Hash32::ZERO;
             for (i, ops) in blocks.iter().enumerate() {
                 let txs: Vec<Envelope> = ops
@@ -506,10 +539,11 @@ fn crash_committer_child() {
         .unwrap();
     rt.block_on(async {
         let mut w = World::new();
-        let l = Ledger::new(
+        let l = ledger(
             open(std::path::Path::new(&dir), "crash.redb").await,
             w.config("130000"),
-        );
+        )
+        .await;
         let mut prev = Hash32::ZERO;
         for n in 1.. {
             let txs = vec![
@@ -574,7 +608,7 @@ fn a_ledger_killed_mid_commit_restarts_at_its_last_full_block_and_goes_on() {
         .unwrap();
     rt.block_on(async {
         let mut w = World::new();
-        let l = Ledger::new(open(dir.path(), "crash.redb").await, w.config("130000"));
+        let l = ledger(open(dir.path(), "crash.redb").await, w.config("130000")).await;
         let head = l.head().await.unwrap();
         assert!(
             head.height == acked || head.height == acked + 1,

@@ -72,6 +72,24 @@ pub struct ClusterFiles {
     pub admin_tls: PathBuf,
 }
 
+/// Issues a certificate from the cluster's root into `out` (cert, key, ca
+/// PEMs): returns the key, cert id, serial and certificate path.
+pub fn issue_from(
+    files: &ClusterFiles,
+    member: &str,
+    role: Role,
+    names: &[&str],
+    out: &Path,
+) -> (SigningKey, Hash32, Vec<u8>, PathBuf) {
+    let ca = RootCa::load(&CaPaths::new(&files.ca)).unwrap();
+    issue(&ca, member, role, names, out)
+}
+
+/// The root certificate (DER) of the cluster's CA.
+pub fn root_der(files: &ClusterFiles) -> Vec<u8> {
+    RootCa::load(&CaPaths::new(&files.ca)).unwrap().root_der
+}
+
 fn issue(
     ca: &RootCa,
     member: &str,

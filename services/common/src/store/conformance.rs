@@ -182,6 +182,31 @@ pub async fn range_scans_include_the_start_and_exclude_the_end<H: Harness>(mut h
     );
 }
 
+pub async fn last_in_range_finds_the_greatest_key_below_the_end<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    let mut batch = WriteBatch::new();
+    for i in [1u8, 3, 5, 7] {
+        batch = batch.put(vec![b'h', i], vec![i]);
+    }
+    s.commit(batch.put("z", "other")).await.unwrap();
+    let at = |end: u8| {
+        let s = &s;
+        async move {
+            s.last_in_range(b"h", &[b'h', end])
+                .await
+                .unwrap()
+                .map(|(k, _)| k)
+        }
+    };
+    assert_eq!(at(6).await, Some(vec![b'h', 5]));
+    assert_eq!(at(5).await, Some(vec![b'h', 3]), "the end is excluded");
+    assert_eq!(at(1).await, None);
+    assert_eq!(at(0xff).await, Some(vec![b'h', 7]), "z lies outside");
+    let (_, v) = s.last_in_range(b"h", b"i").await.unwrap().unwrap();
+    assert_eq!(v.value, vec![7]);
+    assert_eq!(s.last_in_range(b"q", b"p").await.unwrap(), None);
+}
+
 pub async fn binary_keys_with_high_bytes_scan_correctly<H: Harness>(mut h: H) {
     let s = h.open().await;
     s.commit(
@@ -230,6 +255,7 @@ macro_rules! state_store_conformance {
             version_checks_pass_on_the_current_version_and_on_absence,
             prefix_scans_are_ordered_bounded_and_exact,
             range_scans_include_the_start_and_exclude_the_end,
+            last_in_range_finds_the_greatest_key_below_the_end,
             binary_keys_with_high_bytes_scan_correctly,
             an_empty_key_is_refused,
             committed_data_survives_a_reopen,

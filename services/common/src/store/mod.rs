@@ -176,6 +176,14 @@ pub trait StateStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Entries>> + Send;
 
+    /// The greatest key in `[start, end)` with its value: e.g. the last
+    /// history entry of a key at or below a height.
+    fn last_in_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> impl Future<Output = Result<Option<(Vec<u8>, Versioned)>>> + Send;
+
     /// The number of the last commit; 0 before the first.
     fn last_commit(&self) -> impl Future<Output = Result<u64>> + Send;
 

@@ -1,0 +1,89 @@
+//! Where blocks are executed: in this process, or by the member's
+//! contract-executor over gRPC (mutual TLS). Both run the same code.
+
+use crate::error::{LedgerError, Result};
+use crate::ledger::Plan;
+use fiscus_contract_executor::executor::KeyValues;
+use fiscus_proto::pb::executor::contract_executor_client::ContractExecutorClient;
+use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest, KeyValue};
+use fiscus_proto::pb::types::{Block, Receipt};
+use prost::Message;
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, Default)]
+pub enum Executor {
+    #[default]
+    Local,
+    Remote(RemoteExecutor),
+}
+
+/// A client of `ContractExecutor.ExecuteBlock`.
+#[derive(Debug, Clone)]
+pub struct RemoteExecutor {
+    client: ContractExecutorClient<Channel>,
+}
+
+impl RemoteExecutor {
+    /// `max_message_bytes` bounds both the request and the reply.
+    pub fn new(channel: Channel, max_message_bytes: usize) -> Self {
+        Self {
+            client: ContractExecutorClient::new(channel)
+                .max_decoding_message_size(max_message_bytes)
+                .max_encoding_message_size(max_message_bytes),
+        }
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        block_bytes: &[u8],
+        plan: &Plan,
+        reads: &KeyValues,
+    ) -> Result<(Vec<Receipt>, KeyValues)> {
+        let block = Block::decode(block_bytes).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let req = ExecuteBlockRequest {
+            block: Some(block),
+            reads: reads
+                .iter()
+                .map(|(k, v)| KeyValue {
+                    key: k.clone(),
+                    found: v.is_some(),
+                    value: v.clone().unwrap_or_default(),
+                })
+                .collect(),
+            txs: plan
+                .run
+                .iter()
+                .zip(&plan.run_idx)
+                .map(|(t, i)| ExecTx {
+                    index: *i as u32,
+                    signer_orgs: t.signer_orgs.iter().cloned().collect(),
+                })
+                .collect(),
+        };
+        let resp = self
+            .client
+            .clone()
+            .execute_block(req)
+            .await
+            .map_err(|s| LedgerError::Executor(format!("{}: {}", s.code(), s.message())))?
+            .into_inner();
+        // The reply must answer exactly what was asked, or nothing is committed.
+        let bad = |m: &str| LedgerError::Executor(format!("inconsistent reply: {m}"));
+        if resp.receipts.len() != plan.run.len() {
+            return Err(bad("receipt count"));
+        }
+        for ((r, t), i) in resp.receipts.iter().zip(&plan.run).zip(&plan.run_idx) {
+            if r.tx_id != t.tx_id.to_vec() || r.tx_index as usize != *i {
+                return Err(bad("receipt order"));
+            }
+        }
+        let mut writes = KeyValues::new();
+        for kv in resp.writes {
+            let v = kv.found.then_some(kv.value);
+            if writes.insert(kv.key, v).is_some() {
+                return Err(bad("a key written twice"));
+            }
+        }
+        Ok((resp.receipts, writes))
+    }
+}

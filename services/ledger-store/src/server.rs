@@ -1,0 +1,394 @@
+//! `fiscus ledger-store`: a member's chain as its own process.
+//!
+//! - The committer (one task, the store's only writer) pulls blocks with
+//!   `Deliver` from the configured orderers, from its own height, failing over
+//!   between them, and commits each block; a refused block is logged with its
+//!   reason and leaves the store unchanged. Until the gossip-gateway exists it
+//!   is the member's only block source.
+//! - Execution goes to the member's contract-executor over gRPC when
+//!   `executor` is set, else runs in this process.
+//! - The `Ledger` query service answers over mutual TLS.
+
+use crate::certs::Certs;
+use crate::exec::{Executor, RemoteExecutor};
+use crate::ledger::{Ledger, LedgerConfig};
+use crate::service::LedgerService;
+use fiscus_common::config::{ConfigError, ServiceConfig};
+use fiscus_common::ops_server::{OpsServer, Readiness};
+use fiscus_common::store::StoreLimits;
+use fiscus_common::store::redb::RedbStore;
+use fiscus_common::tls::{ClientAuth, TlsConfig, TlsContext, connect_channel, serve_incoming};
+use fiscus_proto::DecodeLimits;
+use fiscus_proto::pb::ledger::ledger_server::LedgerServer;
+use fiscus_proto::pb::orderer::DeliverRequest;
+use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
+use fiscus_proto::pb::types::{ConsortiumConfig, Role};
+use fiscus_proto::sign::SigningKey;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+
+/// A gRPC endpoint over mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub addr: String,
+    /// The name its certificate carries (SAN).
+    pub server_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The `Ledger` query API (mutual TLS).
+    pub listen: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub http_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// This node's certificate (role `node`; it names the member), key and root.
+    pub tls: TlsConfig,
+    /// The genesis `ConsortiumConfig` (protobuf), as `fiscus identity-ca init` writes it.
+    pub genesis_file: PathBuf,
+    /// PEM certificates of the orderers and transaction signers.
+    pub signers_dir: PathBuf,
+    /// Orderer client endpoints to pull blocks from, tried in turn.
+    pub orderers: Vec<Endpoint>,
+    /// The member's contract-executor; unset: execute in this process.
+    pub executor: Option<Endpoint>,
+    /// Threads for signature checks and local execution.
+    pub threads: usize,
+    /// Largest gRPC message (a block and its reads).
+    pub max_message_bytes: usize,
+    pub json_logs: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7300)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 7320)),
+            data_dir: PathBuf::from("data/ledger"),
+            tls: TlsConfig::default(),
+            genesis_file: PathBuf::from("consortium-config.pb"),
+            signers_dir: PathBuf::from("signers"),
+            orderers: Vec::new(),
+            executor: None,
+            threads: std::thread::available_parallelism().map_or(2, usize::from),
+            max_message_bytes: 256 * 1024 * 1024,
+            json_logs: false,
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "ledger_store";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.threads == 0 || self.threads > 256 {
+            return Err(ConfigError::Invalid {
+                key: "threads",
+                message: "must be between 1 and 256".into(),
+            });
+        }
+        if self.max_message_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "max_message_bytes",
+                message: "must be at least 1 MiB".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Errors starting the process.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] fiscus_common::tls::TlsError),
+    #[error(transparent)]
+    Certs(#[from] crate::certs::LoadError),
+    #[error(transparent)]
+    Ledger(#[from] crate::LedgerError),
+    #[error(transparent)]
+    Store(#[from] fiscus_common::store::StoreError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.to_string();
+    move |source| StartError::Io { what, source }
+}
+
+#[derive(Debug, Clone)]
+struct Metrics {
+    height: prometheus::IntGauge,
+    committed: prometheus::IntCounter,
+    refused: prometheus::IntCounter,
+    txs: prometheus::IntCounterVec,
+}
+
+impl Metrics {
+    fn register(r: &prometheus::Registry) -> prometheus::Result<Self> {
+        let height = prometheus::IntGauge::new("fiscus_ledger_height", "Committed height")?;
+        let committed = prometheus::IntCounter::new(
+            "fiscus_ledger_blocks_committed_total",
+            "Blocks committed",
+        )?;
+        let refused = prometheus::IntCounter::new(
+            "fiscus_ledger_blocks_refused_total",
+            "Blocks refused by validation",
+        )?;
+        let txs = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "fiscus_ledger_txs_total",
+                "Committed transactions by outcome",
+            ),
+            &["outcome"],
+        )?;
+        r.register(Box::new(height.clone()))?;
+        r.register(Box::new(committed.clone()))?;
+        r.register(Box::new(refused.clone()))?;
+        r.register(Box::new(txs.clone()))?;
+        Ok(Self {
+            height,
+            committed,
+            refused,
+            txs,
+        })
+    }
+}
+
+/// A running ledger-store.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub ledger: Arc<Ledger<RedbStore>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    ops: OpsServer,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        self.ops.stop().await;
+    }
+}
+
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(io(config.listen))?;
+    start_with(config, listener).await
+}
+
+pub async fn start_with(
+    config: Config,
+    listener: tokio::net::TcpListener,
+) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
+    let tls = TlsContext::load(&config.tls)?;
+    let me = tls.identity();
+    if me.role != Role::Node {
+        return Err(StartError::Config(format!(
+            "this process's certificate has role {:?}; the ledger-store needs a node certificate",
+            me.role
+        )));
+    }
+    let key_pem =
+        std::fs::read_to_string(&config.tls.key_file).map_err(io(config.tls.key_file.display()))?;
+    let key = SigningKey::from_pkcs8_pem(&key_pem)
+        .map_err(|_| StartError::Config("the TLS key is not an Ed25519 PKCS#8 key".into()))?;
+    let genesis_bytes =
+        std::fs::read(&config.genesis_file).map_err(io(config.genesis_file.display()))?;
+    let genesis = ConsortiumConfig::decode(&genesis_bytes[..]).map_err(|e| {
+        StartError::Config(format!(
+            "{} is not a ConsortiumConfig: {e}",
+            config.genesis_file.display()
+        ))
+    })?;
+    let certs = Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
+    tracing::info!(signers = certs.len(), dir = %config.signers_dir.display(), "signer certificates loaded");
+    let client_tls = tls.client_config()?;
+    let executor = match &config.executor {
+        None => Executor::Local,
+        Some(e) => Executor::Remote(RemoteExecutor::new(
+            connect_channel(&e.addr, &e.server_name, client_tls.clone()).await?,
+            config.max_message_bytes,
+        )),
+    };
+    let store = RedbStore::open(&config.data_dir.join("ledger.redb"), StoreLimits::default())?;
+    let ledger = Arc::new(Ledger::with_executor(
+        store,
+        LedgerConfig {
+            member: me.member.clone(),
+            consortium_id: genesis.consortium_id.clone(),
+            limits: DecodeLimits::default(),
+            certs,
+            key,
+            cert_id: me.cert_id,
+            threads: config.threads,
+        },
+        executor,
+    ));
+    let head = ledger.init(&genesis).await?;
+    ledger.remember_certs().await?;
+    tracing::info!(member = %me.member, height = head.height, "ledger opened");
+
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry).map_err(|e| StartError::Config(e.to_string()))?;
+    metrics.height.set(head.height as i64);
+    let readiness = Readiness::default();
+    readiness.set("genesis", Ok(()));
+    readiness.set(
+        "orderer",
+        if config.orderers.is_empty() {
+            Ok(())
+        } else {
+            Err("not connected yet".into())
+        },
+    );
+
+    let addr = listener.local_addr().map_err(io(config.listen))?;
+    let svc = LedgerServer::new(LedgerService {
+        ledger: ledger.clone(),
+    })
+    .max_encoding_message_size(config.max_message_bytes);
+    let incoming = serve_incoming(listener, tls.server_config(ClientAuth::Required)?);
+    let mut tasks = vec![tokio::spawn(async move {
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!(error = %e, "ledger API stopped");
+        }
+    })];
+    if !config.orderers.is_empty() {
+        tasks.push(tokio::spawn(committer(
+            ledger.clone(),
+            config.orderers.clone(),
+            client_tls,
+            config.max_message_bytes,
+            metrics,
+            readiness.clone(),
+        )));
+    }
+    let ops = OpsServer::start(config.http_listen, registry, readiness)
+        .map_err(io(config.http_listen))?;
+    Ok(Running {
+        addr,
+        http_addr: ops.addr,
+        ledger,
+        tasks,
+        ops,
+    })
+}
+
+/// Pulls and commits blocks forever, failing over between orderers.
+async fn committer(
+    ledger: Arc<Ledger<RedbStore>>,
+    orderers: Vec<Endpoint>,
+    tls: Arc<rustls::ClientConfig>,
+    max_message_bytes: usize,
+    metrics: Metrics,
+    readiness: Readiness,
+) {
+    let mut backoff = Duration::from_millis(100);
+    for ep in orderers.iter().cycle() {
+        match follow(
+            &ledger,
+            ep,
+            tls.clone(),
+            max_message_bytes,
+            &metrics,
+            &readiness,
+        )
+        .await
+        {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                readiness.set("orderer", Err(format!("{}: {e}", ep.addr)));
+                tracing::warn!(orderer = %ep.addr, error = %e, "block stream ended; trying the next orderer");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Follows one orderer's `Deliver` stream from this member's next height.
+/// Returns when the stream ends; an error says why.
+async fn follow(
+    ledger: &Ledger<RedbStore>,
+    ep: &Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    max_message_bytes: usize,
+    metrics: &Metrics,
+    readiness: &Readiness,
+) -> Result<(), String> {
+    let channel = connect_channel(&ep.addr, &ep.server_name, tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut client = OrdererClient::new(channel).max_decoding_message_size(max_message_bytes);
+    let from = ledger.head().await.map_err(|e| e.to_string())?.height + 1;
+    let mut stream = client
+        .deliver(DeliverRequest { from_height: from })
+        .await
+        .map_err(|s| s.message().to_owned())?
+        .into_inner();
+    readiness.set("orderer", Ok(()));
+    tracing::info!(orderer = %ep.addr, from, "following the orderer");
+    while let Some(block) = stream.next().await {
+        let block = block.map_err(|s| s.message().to_owned())?;
+        let bytes = block.encode_to_vec();
+        match ledger.commit_block(&bytes).await {
+            Ok(s) => {
+                metrics.height.set(s.head.height as i64);
+                metrics.committed.inc();
+                metrics
+                    .txs
+                    .with_label_values(&["valid"])
+                    .inc_by(s.valid as u64);
+                metrics
+                    .txs
+                    .with_label_values(&["invalid"])
+                    .inc_by(s.invalid as u64);
+            }
+            Err(crate::LedgerError::NotNext { head, got }) if got <= head => {
+                // Already committed (a resumed stream): skip.
+            }
+            Err(
+                e @ (crate::LedgerError::Store(_)
+                | crate::LedgerError::Executor(_)
+                | crate::LedgerError::Corrupt(_)
+                | crate::LedgerError::Poisoned
+                | crate::LedgerError::Unsupported(_)),
+            ) => {
+                // Not the block's fault: retry it from this height later.
+                return Err(format!("could not commit: {e}"));
+            }
+            Err(e) => {
+                metrics.refused.inc();
+                tracing::error!(orderer = %ep.addr, error = %e, "refused a block; the store is unchanged");
+                return Err(format!("refused a block: {e}"));
+            }
+        }
+    }
+    Err("the orderer closed the stream".into())
+}

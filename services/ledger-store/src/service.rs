@@ -1,0 +1,285 @@
+//! The `Ledger` gRPC service: a member's chain, read-only to clients. Every
+//! answer is served at one height (a consistent snapshot) and says which.
+
+use crate::error::LedgerError;
+use crate::ledger::Ledger;
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_common::store::StateStore;
+use fiscus_proto::hash::Hash32;
+use fiscus_proto::pb::ledger::ledger_server;
+use fiscus_proto::pb::ledger::{
+    ChainInfo, ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetHistoryResponse,
+    GetReceiptRequest, GetStateRequest, GetStateResponse, HistoryEntry, KeyValue, ScanStateRequest,
+    ScanStateResponse, TraceRequest, TraceResponse, TraceSource, TraceStep,
+};
+use fiscus_proto::pb::types::{Block, ReceiptProof};
+use prost::Message;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Longest key a client may name.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Most entries in one scan or history answer.
+pub const MAX_PAGE: usize = 1000;
+
+impl From<LedgerError> for ServiceError {
+    fn from(e: LedgerError) -> Self {
+        let (kind, code) = match &e {
+            LedgerError::NotFound(_) => (ErrorKind::NotFound, "ledger.not_found"),
+            LedgerError::Malformed(_)
+            | LedgerError::NotNext { .. }
+            | LedgerError::BadLink(_)
+            | LedgerError::BadOrdererSignature(_)
+            | LedgerError::BadTimestamp(_) => (ErrorKind::InvalidArgument, "ledger.bad_block"),
+            LedgerError::NoGenesis | LedgerError::GenesisMismatch | LedgerError::Unsupported(_) => {
+                (ErrorKind::FailedPrecondition, "ledger.not_ready")
+            }
+            LedgerError::Executor(_) => (ErrorKind::Unavailable, "ledger.executor_unavailable"),
+            LedgerError::Store(_) | LedgerError::Corrupt(_) | LedgerError::Poisoned => {
+                (ErrorKind::Internal, "ledger.internal")
+            }
+        };
+        ServiceError::new(kind, code, e.to_string())
+    }
+}
+
+fn status(e: LedgerError) -> Status {
+    ServiceError::from(e).into()
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> Status {
+    ServiceError::new(ErrorKind::InvalidArgument, code, message).into()
+}
+
+fn check_key(key: &[u8], field: &str) -> Result<(), Status> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(invalid(
+            "ledger.key_too_long",
+            format!(
+                "{field} is {} bytes; the limit is {MAX_KEY_BYTES}",
+                key.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn page(limit: u32) -> usize {
+    match limit as usize {
+        0 => 100,
+        n => n.min(MAX_PAGE),
+    }
+}
+
+/// A page token: the height (8 bytes) and the next start key.
+fn decode_token(token: &[u8]) -> Result<Option<(u64, Vec<u8>)>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    match token.split_first_chunk::<8>() {
+        Some((h, rest)) if rest.len() <= MAX_KEY_BYTES + 1 => {
+            Ok(Some((u64::from_be_bytes(*h), rest.to_vec())))
+        }
+        _ => Err(invalid(
+            "ledger.bad_page_token",
+            "the page token is malformed",
+        )),
+    }
+}
+
+#[derive(Debug)]
+pub struct LedgerService<S: StateStore> {
+    pub ledger: Arc<Ledger<S>>,
+}
+
+#[tonic::async_trait]
+impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
+    async fn get_chain_info(
+        &self,
+        _: Request<ChainInfoRequest>,
+    ) -> Result<Response<ChainInfo>, Status> {
+        let head = self.ledger.head().await.map_err(status)?;
+        Ok(Response::new(ChainInfo {
+            height: head.height,
+            last_block_hash: head.hash.to_vec(),
+            state_hash: head.state_hash.to_vec(),
+            // Finality needs other members' attestations: the gossip-gateway's job.
+            final_height: 0,
+        }))
+    }
+
+    async fn get_block(&self, req: Request<GetBlockRequest>) -> Result<Response<Block>, Status> {
+        let req = req.into_inner();
+        let n = if req.hash.is_empty() {
+            req.number
+        } else {
+            let h = Hash32::from_slice("hash", &req.hash)
+                .map_err(|_| invalid("ledger.bad_hash", "hash must be 32 bytes"))?;
+            self.ledger.block_number_of(&h).await.map_err(status)?
+        };
+        let bytes = self.ledger.block(n).await.map_err(status)?;
+        let block =
+            Block::decode(&bytes[..]).map_err(|e| status(LedgerError::Corrupt(e.to_string())))?;
+        Ok(Response::new(block))
+    }
+
+    async fn get_receipt(
+        &self,
+        req: Request<GetReceiptRequest>,
+    ) -> Result<Response<ReceiptProof>, Status> {
+        let id = Hash32::from_slice("tx id", &req.get_ref().tx_id)
+            .map_err(|_| invalid("ledger.bad_tx_id", "tx_id must be 32 bytes"))?;
+        Ok(Response::new(
+            self.ledger.receipt_proof(&id).await.map_err(status)?,
+        ))
+    }
+
+    async fn get_state(
+        &self,
+        req: Request<GetStateRequest>,
+    ) -> Result<Response<GetStateResponse>, Status> {
+        let req = req.into_inner();
+        check_key(&req.key, "key")?;
+        let h = self
+            .ledger
+            .resolve_height(req.at_height)
+            .await
+            .map_err(status)?;
+        let found = self.ledger.state_at(&req.key, h).await.map_err(status)?;
+        Ok(Response::new(match found {
+            Some((version, value)) => GetStateResponse {
+                found: true,
+                value,
+                version,
+                height: h,
+            },
+            None => GetStateResponse {
+                height: h,
+                ..GetStateResponse::default()
+            },
+        }))
+    }
+
+    async fn scan_state(
+        &self,
+        req: Request<ScanStateRequest>,
+    ) -> Result<Response<ScanStateResponse>, Status> {
+        let req = req.into_inner();
+        check_key(&req.prefix, "prefix")?;
+        check_key(&req.start, "start")?;
+        check_key(&req.end, "end")?;
+        let (start, end) = if req.prefix.is_empty() {
+            (
+                req.start.clone(),
+                (!req.end.is_empty()).then(|| req.end.clone()),
+            )
+        } else {
+            (
+                req.prefix.clone(),
+                fiscus_common::store::prefix_end(&req.prefix),
+            )
+        };
+        let (h, start) = match decode_token(&req.page_token)? {
+            Some((h, from)) if from >= start => (h, from),
+            Some(_) => {
+                return Err(invalid(
+                    "ledger.bad_page_token",
+                    "the page token belongs to another scan",
+                ));
+            }
+            None => (
+                self.ledger
+                    .resolve_height(req.at_height)
+                    .await
+                    .map_err(status)?,
+                start,
+            ),
+        };
+        let (rows, next) = self
+            .ledger
+            .scan_at(&start, end.as_deref(), h, page(req.limit))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ScanStateResponse {
+            entries: rows
+                .into_iter()
+                .map(|(key, _, value)| KeyValue {
+                    key,
+                    value,
+                    found: true,
+                })
+                .collect(),
+            height: h,
+            next_page_token: next
+                .map(|k| [&h.to_be_bytes()[..], &k].concat())
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn get_history(
+        &self,
+        req: Request<GetHistoryRequest>,
+    ) -> Result<Response<GetHistoryResponse>, Status> {
+        let req = req.into_inner();
+        check_key(&req.key, "key")?;
+        let h = self
+            .ledger
+            .resolve_height(req.at_height)
+            .await
+            .map_err(status)?;
+        let rows = self
+            .ledger
+            .history_until(&req.key, h, page(req.limit))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(GetHistoryResponse {
+            entries: rows
+                .into_iter()
+                .map(|(n, v)| HistoryEntry {
+                    block_number: n,
+                    deleted: v.is_none(),
+                    value: v.unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<TraceResponse>, Status> {
+        let req = req.into_inner();
+        let id = Hash32::from_slice("tx id", &req.tx_id)
+            .map_err(|_| invalid("ledger.bad_tx_id", "tx_id must be 32 bytes"))?;
+        let h = self
+            .ledger
+            .resolve_height(req.at_height)
+            .await
+            .map_err(status)?;
+        let steps = self.ledger.trace_at(&id, h).await.map_err(status)?;
+        Ok(Response::new(TraceResponse {
+            height: h,
+            steps: steps
+                .into_iter()
+                .map(|(id, rec, alloc)| TraceStep {
+                    tx_id: id.to_vec(),
+                    kind: rec.kind,
+                    from_org: rec.from_org,
+                    to: rec.to,
+                    program_id: rec.program_id,
+                    amount_fen: rec.amount_fen,
+                    document: rec.document,
+                    at_ms: rec.at_ms,
+                    sources: rec
+                        .sources
+                        .into_iter()
+                        .map(|s| TraceSource {
+                            tx_id: s.source_tx_id,
+                            amount_fen: s.amount_fen,
+                        })
+                        .collect(),
+                    due_at_ms: alloc.as_ref().map_or(0, |a| a.due_at_ms),
+                    late: alloc.as_ref().is_some_and(|a| a.late),
+                    acknowledged: alloc.as_ref().is_some_and(|a| a.acknowledged),
+                })
+                .collect(),
+        }))
+    }
+}
