@@ -1,19 +1,22 @@
-//! Crash safety of the redb store: a writer process killed with SIGKILL in the
-//! middle of a stream of batches leaves exactly the batches it committed,
-//! never half of one.
+//! Crash safety of both embedded stores (redb and fjall): a writer process
+//! killed with SIGKILL in the middle of a stream of batches leaves exactly the
+//! batches it committed, never half of one.
 //!
-//! The writer is this same test binary, re-run with `CRASH_WRITER_DIR` set so
-//! that only `crash_writer_child` does anything.
+//! The writer is this same test binary, re-run with `CRASH_WRITER_DIR` (and
+//! `CRASH_BACKEND`) set so that only `crash_writer_child` does anything.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, redb::RedbStore};
+use fiscus_common::store::{
+    StateStore, StoreLimits, WriteBatch, fjall::FjallStore, redb::RedbStore,
+};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const KEYS_PER_BATCH: u32 = 50;
 const CHILD_ENV: &str = "CRASH_WRITER_DIR";
+const BACKEND_ENV: &str = "CRASH_BACKEND";
 
 fn batch(n: u32) -> WriteBatch {
     let mut b = WriteBatch::new();
@@ -30,11 +33,18 @@ fn crash_writer_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let store = RedbStore::open(
-        &std::path::Path::new(&dir).join("state.redb"),
-        StoreLimits::default(),
-    )
-    .unwrap();
+    let dir = std::path::Path::new(&dir);
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Ok("fjall") => write_forever(
+            FjallStore::open(&dir.join("state.fjall"), StoreLimits::default()).unwrap(),
+        ),
+        _ => {
+            write_forever(RedbStore::open(&dir.join("state.redb"), StoreLimits::default()).unwrap())
+        }
+    }
+}
+
+fn write_forever<S: StateStore>(store: S) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -55,8 +65,28 @@ impl Drop for KillOnDrop {
 }
 
 #[test]
-fn a_killed_writer_leaves_exactly_its_committed_batches() {
+fn a_killed_redb_writer_leaves_exactly_its_committed_batches() {
     let dir = tempfile::tempdir().unwrap();
+    let acknowledged = kill_writer_mid_stream(dir.path(), "redb");
+    check(
+        RedbStore::open(&dir.path().join("state.redb"), StoreLimits::default()).unwrap(),
+        acknowledged,
+    );
+}
+
+#[test]
+fn a_killed_fjall_writer_leaves_exactly_its_committed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let acknowledged = kill_writer_mid_stream(dir.path(), "fjall");
+    check(
+        FjallStore::open(&dir.path().join("state.fjall"), StoreLimits::default()).unwrap(),
+        acknowledged,
+    );
+}
+
+/// Runs the writer child on `backend`, kills it after at least 40
+/// acknowledged commits and returns the last acknowledged batch.
+fn kill_writer_mid_stream(dir: &std::path::Path, backend: &str) -> u32 {
     let mut child = KillOnDrop(
         Command::new(std::env::current_exe().unwrap())
             .args([
@@ -66,7 +96,8 @@ fn a_killed_writer_leaves_exactly_its_committed_batches() {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_ENV, dir.path())
+            .env(CHILD_ENV, dir)
+            .env(BACKEND_ENV, backend)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -97,9 +128,12 @@ fn a_killed_writer_leaves_exactly_its_committed_batches() {
             acknowledged = Some(n.parse().unwrap());
         }
     }
-    let acknowledged = acknowledged.unwrap();
+    acknowledged.unwrap()
+}
 
-    let store = RedbStore::open(&dir.path().join("state.redb"), StoreLimits::default()).unwrap();
+/// The reopened store holds every acknowledged batch, at most one more, and
+/// no partial batch.
+fn check<S: StateStore>(store: S, acknowledged: u32) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

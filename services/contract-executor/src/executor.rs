@@ -72,15 +72,15 @@ pub struct BlockOutput {
 }
 
 /// The keys every transaction of `txs` declares, for the ledger to read.
-pub fn declared_reads(txs: &[TxCtx]) -> BTreeSet<Vec<u8>> {
-    txs.iter()
+pub fn declared_reads<'a>(txs: impl IntoIterator<Item = &'a TxCtx>) -> BTreeSet<Vec<u8>> {
+    txs.into_iter()
         .filter_map(|t| {
             t.call
                 .as_ref()
                 .ok()
                 .and_then(|c| c.declared_keys(&t.tx_id).ok())
         })
-        .flat_map(|d| d.all())
+        .flat_map(|d| d.to_read().cloned().collect::<Vec<_>>())
         .collect()
 }
 
@@ -106,9 +106,7 @@ fn run_one(
         Ok(d) => d,
         Err(r) => return fail(r.clone()),
     };
-    let all = declared.all();
-    let base = |k: &[u8]| state.get(k).cloned().flatten();
-    let mut view = View::new(&all, &base);
+    let mut view = View::new(declared, state);
     let ctx = Ctx {
         tx_id: tx.tx_id,
         signer_orgs: &tx.signer_orgs,
@@ -123,7 +121,7 @@ fn run_one(
     match outcome {
         Ok(events) => {
             let writes = view.into_writes();
-            if let Some(k) = writes.keys().find(|k| !declared.writes.contains(*k)) {
+            if let Some(k) = writes.keys().find(|k| !declared.may_write(k)) {
                 return fail(Rejection::new(
                     TxStatus::InvalidArgument,
                     "contract.undeclared_key",
@@ -204,6 +202,9 @@ fn waves(declared: &[Result<Declared, Rejection>]) -> Vec<usize> {
     out
 }
 
+/// Waves smaller than this run on the calling thread.
+const MIN_PARALLEL_WAVE: usize = 32;
+
 /// Parallel execution on up to `threads` threads; same result as [`execute_sequential`].
 pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) -> BlockOutput {
     let declared: Vec<Result<Declared, Rejection>> = input.txs.iter().map(declare).collect();
@@ -211,29 +212,37 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
     let n_waves = wave_of.iter().copied().max().map_or(0, |m| m + 1);
     let mut state = reads.clone();
     let mut results: Vec<Option<TxResult>> = vec![None; input.txs.len()];
-    for wave in 0..n_waves {
-        let members: Vec<usize> = (0..input.txs.len())
-            .filter(|i| wave_of[*i] == wave)
-            .collect();
-        let chunk = members.len().div_ceil(threads.max(1)).max(1);
+    let mut by_wave: Vec<Vec<usize>> = vec![Vec::new(); n_waves];
+    for (i, w) in wave_of.iter().enumerate() {
+        by_wave[*w].push(i);
+    }
+    for members in by_wave {
         let state_ref = &state;
-        let outs: Vec<(usize, TxResult)> = std::thread::scope(|s| {
-            let handles: Vec<_> = members
-                .chunks(chunk)
-                .map(|ids| {
-                    let declared = &declared;
-                    s.spawn(move || {
-                        ids.iter()
-                            .map(|i| (*i, run_one(&input.txs[*i], &declared[*i], input, state_ref)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
+        let run = |ids: &[usize]| -> Vec<(usize, TxResult)> {
+            ids.iter()
+                .map(|i| (*i, run_one(&input.txs[*i], &declared[*i], input, state_ref)))
                 .collect()
-        });
+        };
+        // A thread costs more than a few transactions: small waves (a hot
+        // account makes every wave one transaction long) run on this thread.
+        let outs: Vec<(usize, TxResult)> = if threads <= 1 || members.len() < MIN_PARALLEL_WAVE {
+            run(&members)
+        } else {
+            let chunk = members.len().div_ceil(threads).max(1);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = members
+                    .chunks(chunk)
+                    .map(|ids| {
+                        let run = &run;
+                        s.spawn(move || run(ids))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
         // Merge in block order: within a wave no two transactions touch the same key.
         let mut outs = outs;
         outs.sort_by_key(|(i, _)| *i);

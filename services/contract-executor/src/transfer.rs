@@ -19,6 +19,15 @@ use std::collections::BTreeSet;
 pub struct Declared {
     pub reads: BTreeSet<Vec<u8>>,
     pub writes: BTreeSet<Vec<u8>>,
+    /// Keys derived from this transaction's own id (its lineage, allocation
+    /// and bundle records): written at most once and absent before, since a tx
+    /// id never repeats. They are not read from the store and conflict with
+    /// nothing.
+    pub fresh: BTreeSet<Vec<u8>>,
+    /// The tx whose bundle records (`lineage/<bundle_id(tx, i)>`, i below
+    /// [`MAX_BUNDLES_PER_CREDIT`]) the call may write; fresh like the above,
+    /// and only computed when a bundle is actually written.
+    pub bundles_of: Option<TxId>,
 }
 
 impl Declared {
@@ -30,9 +39,41 @@ impl Declared {
         self.writes.insert(k);
         self
     }
+    pub(crate) fn fresh(mut self, k: Vec<u8>) -> Self {
+        self.fresh.insert(k);
+        self
+    }
     /// Every key, for the view's access check.
     pub fn all(&self) -> BTreeSet<Vec<u8>> {
-        self.reads.union(&self.writes).cloned().collect()
+        self.reads
+            .iter()
+            .chain(&self.writes)
+            .chain(&self.fresh)
+            .cloned()
+            .collect()
+    }
+    /// The keys whose current values the ledger must send.
+    pub fn to_read(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.reads.iter().chain(&self.writes)
+    }
+    /// A credit may fold lots into bundles: up to this many bundle records.
+    fn bundles(mut self, tx: &TxId) -> Self {
+        self.bundles_of = Some(*tx);
+        self
+    }
+
+    /// Whether `key` is one of this call's fresh keys (its own records).
+    pub fn is_fresh(&self, key: &[u8]) -> bool {
+        self.fresh.contains(key)
+            || self.bundles_of.is_some_and(|tx| {
+                key.starts_with(b"lineage/")
+                    && (0..MAX_BUNDLES_PER_CREDIT).any(|i| keys::lineage(&bundle_id(&tx, i)) == key)
+            })
+    }
+
+    /// Whether the call may write `key`.
+    pub fn may_write(&self, key: &[u8]) -> bool {
+        self.writes.contains(key) || self.is_fresh(key)
     }
 }
 
@@ -121,7 +162,8 @@ pub fn declared_keys(call: &TransferCall, tx: &TxId) -> Result<Declared, Rejecti
             let (org, prog) = account_ref(&a.account, "account")?;
             d.write(keys::account(org, prog))
                 .write(keys::program(prog))
-                .write(keys::lineage(tx))
+                .fresh(keys::lineage(tx))
+                .bundles(tx)
         }
         Method::Allocate(a) => {
             let (org, prog) = account_ref(&a.from, "from")?;
@@ -129,8 +171,9 @@ pub fn declared_keys(call: &TransferCall, tx: &TxId) -> Result<Declared, Rejecti
             d.read(keys::program(prog))
                 .write(keys::account(org, prog))
                 .write(keys::account(&a.to_org_code, prog))
-                .write(keys::allocation(tx))
-                .write(keys::lineage(tx))
+                .fresh(keys::allocation(tx))
+                .fresh(keys::lineage(tx))
+                .bundles(tx)
         }
         Method::Acknowledge(a) => {
             let (org, prog) = account_ref(&a.account, "account")?;
@@ -142,7 +185,7 @@ pub fn declared_keys(call: &TransferCall, tx: &TxId) -> Result<Declared, Rejecti
             let (org, prog) = account_ref(&a.from, "from")?;
             d.read(keys::program(prog))
                 .write(keys::account(org, prog))
-                .write(keys::lineage(tx))
+                .fresh(keys::lineage(tx))
         }
         Method::Recover(a) => {
             let (org, prog) = account_ref(&a.from, "from")?;
@@ -150,7 +193,8 @@ pub fn declared_keys(call: &TransferCall, tx: &TxId) -> Result<Declared, Rejecti
             d.read(keys::program(prog))
                 .write(keys::account(org, prog))
                 .write(keys::account(&a.to_org_code, prog))
-                .write(keys::lineage(tx))
+                .fresh(keys::lineage(tx))
+                .bundles(tx)
         }
         Method::Freeze(a) => {
             let (org, prog) = account_ref(&a.account, "account")?;
@@ -165,7 +209,8 @@ pub fn declared_keys(call: &TransferCall, tx: &TxId) -> Result<Declared, Rejecti
             let (to, tp) = account_ref(&a.to, "to")?;
             d.write(keys::account(fo, fp))
                 .write(keys::account(to, tp))
-                .write(keys::lineage(tx))
+                .fresh(keys::lineage(tx))
+                .bundles(tx)
         }
     })
 }
@@ -262,12 +307,108 @@ fn new_lot(tx: &TxId, amount: i64, now: i64, acknowledged_at_ms: i64, from_centr
         received_at_ms: now,
         acknowledged_at_ms,
         from_central,
+        level: 0,
     }
 }
 
-fn credit(acct: &mut Account, lot: Lot) -> Result<(), Rejection> {
+/// Consecutive same-level, same-class lots folded into one bundle (ADR 0004).
+pub const BUNDLE_FANOUT: usize = 16;
+/// Bundles one credit may create: a cascade through this many levels covers
+/// 16^8 lots, far beyond any account's life.
+pub const MAX_BUNDLES_PER_CREDIT: u8 = 8;
+
+/// The id of the `i`-th bundle that transaction `tx` creates.
+pub fn bundle_id(tx: &TxId, i: u8) -> TxId {
+    fiscus_proto::hash::sha256(&[b"fiscus.bundle/".as_slice(), &tx.0, &[i]].concat())
+}
+
+/// Lots may share a bundle only if every Budget Law clock reads them alike:
+/// the same arrival day, the same acknowledgement day where it matters
+/// (central funds at a province), the same origin. A central lot not yet
+/// acknowledged is never bundled: its acknowledgement still moves a deadline.
+fn lot_class(l: &Lot) -> Option<(i64, i64, bool)> {
+    if l.from_central && l.acknowledged_at_ms == 0 {
+        return None;
+    }
+    let ack_day = if l.from_central {
+        l.acknowledged_at_ms.div_euclid(DAY_MS)
+    } else {
+        0
+    };
+    Some((l.received_at_ms.div_euclid(DAY_MS), ack_day, l.from_central))
+}
+
+/// Where a credit lands, for the bundle records it may write.
+struct Landing<'a> {
+    tx: TxId,
+    org: &'a str,
+    prog: &'a str,
+    now: i64,
+}
+
+/// Adds `lot` to the account, then folds the newest lots: while the last
+/// 16 lots share a level and a class, they become one bundle lot one level up,
+/// whose lineage record lists them. An account's lot list stays short and a
+/// trace through bundles is logarithmic in the number of lots.
+fn credit(
+    acct: &mut Account,
+    lot: Lot,
+    at: &Landing<'_>,
+    view: &mut View<'_>,
+) -> Result<(), Rejection> {
     acct.balance_fen = add(acct.balance_fen, lot.amount_fen)?;
     acct.lots.push(lot);
+    for i in 0..MAX_BUNDLES_PER_CREDIT {
+        let n = acct.lots.len();
+        let Some(start) = n.checked_sub(BUNDLE_FANOUT) else {
+            break;
+        };
+        let level = acct.lots[start].level;
+        let class = lot_class(&acct.lots[start]);
+        if class.is_none()
+            || !acct.lots[start..]
+                .iter()
+                .all(|l| l.level == level && lot_class(l) == class)
+        {
+            break;
+        }
+        let parts: Vec<Lot> = acct.lots.drain(start..).collect();
+        let mut amount = 0i64;
+        for p in &parts {
+            amount = add(amount, p.amount_fen)?;
+        }
+        let id = bundle_id(&at.tx, i);
+        let bundle = Lot {
+            source_tx_id: id.to_vec(),
+            amount_fen: amount,
+            received_at_ms: parts
+                .iter()
+                .map(|p| p.received_at_ms)
+                .min()
+                .unwrap_or(at.now),
+            acknowledged_at_ms: parts
+                .iter()
+                .map(|p| p.acknowledged_at_ms)
+                .min()
+                .unwrap_or(0),
+            from_central: parts[0].from_central,
+            level: level + 1,
+        };
+        view.put(
+            &keys::lineage(&id),
+            &LineageRecord {
+                kind: "bundle".into(),
+                from_org: at.org.to_owned(),
+                to: at.org.to_owned(),
+                program_id: at.prog.to_owned(),
+                amount_fen: amount,
+                sources: parts,
+                document: String::new(),
+                at_ms: at.now,
+            },
+        )?;
+        acct.lots.push(bundle);
+    }
     Ok(())
 }
 
@@ -371,6 +512,8 @@ pub(crate) fn execute(
             credit(
                 &mut acct,
                 new_lot(&tx, amount, now, now, level == OrgLevel::Central),
+                &Landing { tx, org, prog, now },
+                view,
             )?;
             view.put(&key, &acct)?;
             view.put(
@@ -432,6 +575,13 @@ pub(crate) fn execute(
             credit(
                 &mut to,
                 new_lot(&tx, amount, now, 0, from_level == OrgLevel::Central),
+                &Landing {
+                    tx,
+                    org: &a.to_org_code,
+                    prog,
+                    now,
+                },
+                view,
             )?;
             view.put(&from_key, &from)?;
             view.put(&to_key, &to)?;
@@ -573,6 +723,13 @@ pub(crate) fn execute(
             credit(
                 &mut to,
                 new_lot(&tx, amount, now, now, to_level == OrgLevel::Central),
+                &Landing {
+                    tx,
+                    org: &a.to_org_code,
+                    prog,
+                    now,
+                },
+                view,
             )?;
             view.put(&from_key, &from)?;
             view.put(&to_key, &to)?;
@@ -618,7 +775,17 @@ pub(crate) fn execute(
             let to_key = keys::account(to_org, tp);
             let mut to = view.get::<Account>(&to_key)?.unwrap_or_default();
             to.received_fen = add(to.received_fen, amount)?;
-            credit(&mut to, new_lot(&tx, amount, now, now, false))?;
+            credit(
+                &mut to,
+                new_lot(&tx, amount, now, now, false),
+                &Landing {
+                    tx,
+                    org: to_org,
+                    prog: tp,
+                    now,
+                },
+                view,
+            )?;
             view.put(&from_key, &from)?;
             view.put(&to_key, &to)?;
             view.put(

@@ -2,20 +2,22 @@
 //! state before it, writes buffered until it succeeds.
 
 use crate::rejection::Rejection;
+use crate::transfer::Declared;
 use fiscus_proto::pb::types::TxStatus;
 use prost::Message;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub(crate) struct View<'a> {
-    declared: &'a BTreeSet<Vec<u8>>,
-    base: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    declared: &'a Declared,
+    /// State before the transaction; keys it does not hold are absent.
+    base: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl<'a> View<'a> {
     pub(crate) fn new(
-        declared: &'a BTreeSet<Vec<u8>>,
-        base: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        declared: &'a Declared,
+        base: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     ) -> Self {
         Self {
             declared,
@@ -25,7 +27,10 @@ impl<'a> View<'a> {
     }
 
     fn check(&self, key: &[u8]) -> Result<(), Rejection> {
-        if self.declared.contains(key) {
+        if self.declared.reads.contains(key)
+            || self.declared.writes.contains(key)
+            || self.declared.is_fresh(key)
+        {
             Ok(())
         } else {
             Err(Rejection::new(
@@ -38,12 +43,14 @@ impl<'a> View<'a> {
 
     pub(crate) fn get<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>, Rejection> {
         self.check(key)?;
-        let raw = match self.writes.get(key) {
-            Some(v) => v.clone(),
-            None => (self.base)(key),
+        let raw: Option<&[u8]> = match self.writes.get(key) {
+            Some(v) => v.as_deref(),
+            // Keys derived from this tx's id are absent before it by construction.
+            None if self.declared.is_fresh(key) => None,
+            None => self.base.get(key).and_then(|v| v.as_deref()),
         };
         raw.map(|b| {
-            M::decode(&b[..]).map_err(|e| {
+            M::decode(b).map_err(|e| {
                 Rejection::malformed(format!(
                     "stored value at {} is corrupt: {e}",
                     String::from_utf8_lossy(key)

@@ -551,6 +551,38 @@ fn trace(state: &KeyValues, tx: &[u8], portion: i64, depth: usize) -> usize {
         .sum()
 }
 
+#[test]
+fn many_small_allocations_fold_into_bundles_and_still_trace_to_the_appropriation() {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 10_000_000),
+    ));
+    ok(c.one("000000", allocate("000000", "130000", "edu", 5_000_000)));
+    // 1,000 allocations to one city, 100 per block: one lot each before folding.
+    for _ in 0..10 {
+        let txs = (0..100)
+            .map(|_| c.tx("130000", allocate("130000", "130100", "edu", 7)))
+            .collect();
+        assert!(c.block(txs).iter().all(|r| r.0 == TxStatus::Valid));
+    }
+    let city = c.account("130100", "edu");
+    assert_eq!(city.balance_fen, 7_000);
+    assert!(
+        city.lots.len() <= 3 * fiscus_contract_executor::transfer::BUNDLE_FANOUT,
+        "{} lots kept",
+        city.lots.len()
+    );
+    assert!(
+        city.lots.iter().any(|l| l.level >= 2),
+        "bundles of bundles formed"
+    );
+    // A disbursement of most of it traces through bundles to the appropriation.
+    let d = ok(c.one("130100", disburse("130100", "edu", 6_999)));
+    assert!(trace(&c.state, d.as_bytes(), 6_999, 0) >= 1);
+    assert_eq!(c.account("130100", "edu").balance_fen, 1);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 

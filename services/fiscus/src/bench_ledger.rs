@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use fiscus_common::store::{StoreLimits, redb::RedbStore};
+use fiscus_common::store::{StateStore, StoreLimits, fjall::FjallStore, redb::RedbStore};
 use fiscus_ledger_store::{Certs, Ledger, LedgerConfig};
 use fiscus_proto::block::BlockDraft;
 use fiscus_proto::envelope::seal;
@@ -29,8 +29,17 @@ pub(crate) struct LedgerBench {
     /// Every transaction allocates from the same province account (a hot account).
     #[arg(long)]
     hot_account: bool,
+    /// The embedded storage engine (ADR 0005).
+    #[arg(long, value_enum, default_value_t = Engine::Fjall)]
+    store: Engine,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Engine {
+    Fjall,
+    Redb,
 }
 
 const CITIES: usize = 99;
@@ -75,6 +84,32 @@ fn envelope(p: &Party, nonce: u64, m: Method) -> Envelope {
 }
 
 pub(crate) async fn run(b: LedgerBench) -> Result<()> {
+    match b.store {
+        Engine::Fjall => {
+            run_on(b, |d| {
+                Ok(FjallStore::open(
+                    &d.join("ledger.fjall"),
+                    StoreLimits::default(),
+                )?)
+            })
+            .await
+        }
+        Engine::Redb => {
+            run_on(b, |d| {
+                Ok(RedbStore::open(
+                    &d.join("ledger.redb"),
+                    StoreLimits::default(),
+                )?)
+            })
+            .await
+        }
+    }
+}
+
+async fn run_on<S: StateStore>(
+    b: LedgerBench,
+    open: impl FnOnce(&std::path::Path) -> Result<S>,
+) -> Result<()> {
     let log = |m: String| {
         if !b.json {
             eprintln!("{m}");
@@ -119,8 +154,8 @@ pub(crate) async fn run(b: LedgerBench) -> Result<()> {
         orgs,
         ..ConsortiumConfig::default()
     };
-    let store = RedbStore::open(&dir.path().join("ledger.redb"), StoreLimits::default())?;
-    let ledger = Ledger::new(
+    let store = open(dir.path())?;
+    let ledger = std::sync::Arc::new(Ledger::new(
         store,
         LedgerConfig {
             member: "130000".into(),
@@ -131,7 +166,7 @@ pub(crate) async fn run(b: LedgerBench) -> Result<()> {
             cert_id: sha256(b"bench member"),
             threads: 2,
         },
-    );
+    ));
     ledger.init(&genesis).await?;
 
     // Funding: MOF appropriates, then funds the province and every city.
@@ -243,8 +278,12 @@ pub(crate) async fn run(b: LedgerBench) -> Result<()> {
     ));
     let start = Instant::now();
     let mut valid = 0usize;
-    for (i, bytes) in encoded[setup_blocks..].iter().enumerate() {
-        valid += ledger.commit_block(bytes).await?.valid;
+    let timed = &encoded[setup_blocks..];
+    for (i, bytes) in timed.iter().enumerate() {
+        let next = timed.get(i + 1).cloned();
+        valid += fiscus_ledger_store::commit_with_lookahead(&ledger, bytes, next)
+            .await?
+            .valid;
         if !b.json && (i + 1) % 100 == 0 {
             eprintln!(
                 "  {} blocks, {:.0} tx/s so far",
@@ -255,12 +294,21 @@ pub(crate) async fn run(b: LedgerBench) -> Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let tx_per_s = b.txs as f64 / elapsed;
+    let ph = ledger.phase_times();
+    log(format!(
+        "bench ledger: time by phase (setup blocks included): check+signatures {:.2}s, reads {:.2}s, execute {:.2}s, write+fsync {:.2}s",
+        ph.check.as_secs_f64(),
+        ph.read.as_secs_f64(),
+        ph.execute.as_secs_f64(),
+        ph.write.as_secs_f64()
+    ));
     let out = serde_json::json!({
         "tx_per_s": (tx_per_s * 10.0).round() / 10.0,
         "txs": b.txs,
         "valid": valid,
         "block_txs": b.block_txs,
         "hot_account": b.hot_account,
+        "store": format!("{:?}", b.store).to_lowercase(),
         "elapsed_s": (elapsed * 100.0).round() / 100.0,
     });
     if b.json {

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use fiscus_common::store::{StoreLimits, redb::RedbStore};
+use fiscus_common::store::{StoreLimits, fjall::FjallStore};
 use fiscus_ledger_store::verify::{offline_config, verify_chain};
 use std::path::PathBuf;
 
@@ -46,7 +46,7 @@ pub(crate) async fn contract_executor(cmd: ServiceCmd) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyCmd {
-    /// A ledger-store's data directory (it holds `ledger.redb`).
+    /// A ledger-store's data directory (it holds `ledger.fjall`).
     #[arg(long)]
     data_dir: PathBuf,
     /// Print one JSON object instead of a sentence.
@@ -56,14 +56,14 @@ pub(crate) struct VerifyCmd {
 
 /// Re-checks a member's whole stored chain offline. Ok(true) when it is sound.
 pub(crate) async fn verify(cmd: VerifyCmd) -> Result<bool> {
-    let path = cmd.data_dir.join("ledger.redb");
+    let path = cmd.data_dir.join("ledger.fjall");
     if !path.exists() {
         anyhow::bail!(
             "{} does not exist: is this a ledger-store data directory?",
             path.display()
         );
     }
-    let store = RedbStore::open(&path, StoreLimits::default())
+    let store = FjallStore::open(&path, StoreLimits::default())
         .with_context(|| format!("opening {}", path.display()))?;
     let cfg = offline_config(&store)
         .await

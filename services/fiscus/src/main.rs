@@ -5,6 +5,12 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
+
+/// glibc's allocator slows down as a long-running ledger's heap fragments
+/// (measured: block execution time grew 2.5× over 400 blocks); mimalloc
+/// stays flat. See ADR 0005.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use fiscus_proto::{DecodeLimits, block::CheckedBlock, envelope::CheckedTx, pb};
 use prost::Message;

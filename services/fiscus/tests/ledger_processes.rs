@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, redb::RedbStore};
+use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, fjall::FjallStore};
 use fiscus_ledger_store::server::{Config as LedgerConfig, Endpoint};
 use fiscus_orderer::testkit::{self, ClusterFiles, Signer};
 use fiscus_proto::envelope::seal;
@@ -411,7 +411,8 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     assert_eq!(v["ok"], true);
     assert!(v["height"].as_u64().unwrap() >= height);
     {
-        let store = RedbStore::open(&data_dir.join("ledger.redb"), StoreLimits::default()).unwrap();
+        let store =
+            FjallStore::open(&data_dir.join("ledger.fjall"), StoreLimits::default()).unwrap();
         let key = fiscus_ledger_store::keys::block(receipt.block_number);
         let mut bytes = store.get(&key).await.unwrap().unwrap().value;
         let last = bytes.len() - 1;

@@ -36,6 +36,11 @@ impl Certs {
         }
     }
 
+    /// The certificate's Ed25519 key, whatever its status.
+    pub fn public_key(&self, cert: &Hash32) -> Option<[u8; 32]> {
+        self.by_id.get(cert).map(|(_, pk, _)| *pk)
+    }
+
     /// The certificate's status for a transaction in block `height`.
     pub fn status(&self, cert: &Hash32, height: u64) -> CertStatus {
         match self.by_id.get(cert) {

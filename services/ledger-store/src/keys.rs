@@ -13,8 +13,20 @@ pub fn block_hash(hash: &fiscus_proto::hash::Hash32) -> Vec<u8> {
     format!("bh/{}", hash.to_hex()).into_bytes()
 }
 
+/// The current value of a contract key, stored as `height (8 bytes, BE) ‖
+/// value`: the block that wrote it travels with it.
 pub fn state(contract_key: &[u8]) -> Vec<u8> {
     [b"s/".as_slice(), contract_key].concat()
+}
+
+pub fn encode_state(height: u64, value: &[u8]) -> Vec<u8> {
+    [&height.to_be_bytes()[..], value].concat()
+}
+
+/// (writing block, value) of a stored state record, or None if it is too short.
+pub fn decode_state(raw: &[u8]) -> Option<(u64, &[u8])> {
+    let (h, v) = raw.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*h), v))
 }
 
 pub fn block(n: u64) -> Vec<u8> {
@@ -35,7 +47,10 @@ pub fn tx_index(id: &TxId) -> Vec<u8> {
     format!("t/{}", id.to_hex()).into_bytes()
 }
 
-/// History of a contract key: one entry per block that wrote it.
+/// Earlier values of a contract key: when block n overwrites a value that
+/// block h wrote, the old value is archived here under h (tag 1 ‖ value); a
+/// deletion at n leaves a tombstone under n (tag 0). With the current value
+/// in `s/`, this answers "the value at height x" for any x.
 pub fn history(contract_key: &[u8], n: u64) -> Vec<u8> {
     [
         b"h/".as_slice(),

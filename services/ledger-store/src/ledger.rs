@@ -175,6 +175,8 @@ pub(crate) struct Processed {
     pub writes: KeyValues,
     /// Tx ids to index (those whose signatures were valid and are not replays).
     pub indexed: Vec<(TxId, u32)>,
+    /// The previous (height, value) of keys that existed before this block.
+    pub old: BTreeMap<Vec<u8>, (u64, Vec<u8>)>,
 }
 
 fn refusal(status: TxStatus, code: &'static str, reason: impl Into<String>) -> Rejection {
@@ -183,7 +185,41 @@ fn refusal(status: TxStatus, code: &'static str, reason: impl Into<String>) -> R
 
 /// Checks the block against the head and every transaction's envelope.
 /// Pure: the same inputs give the same answer on every member.
-fn check(cfg: &LedgerConfig, chain: &ChainState, head: &Head, bytes: &[u8]) -> Result<Checked> {
+/// Signatures already found valid (by [`Ledger::preverify`]), keyed by
+/// H(public key ‖ tx id ‖ signature). Verification is a pure function of
+/// those three, so a hit gives exactly the answer a fresh check would.
+#[derive(Debug, Default)]
+pub(crate) struct SigCache(Mutex<BTreeSet<Hash32>>);
+
+impl SigCache {
+    /// Entries kept at most; the cache only ever holds the next block or two.
+    const MAX: usize = 50_000;
+
+    fn key(public_key: &[u8; 32], tx: &TxId, sig: &[u8]) -> Hash32 {
+        fiscus_proto::hash::sha256(&[&public_key[..], &tx.0, sig].concat())
+    }
+
+    fn insert_all(&self, keys: Vec<Hash32>) {
+        if let Ok(mut set) = self.0.lock() {
+            if set.len() + keys.len() > Self::MAX {
+                set.clear();
+            }
+            set.extend(keys);
+        }
+    }
+
+    fn take(&self, key: &Hash32) -> bool {
+        self.0.lock().map(|mut s| s.remove(key)).unwrap_or(false)
+    }
+}
+
+fn check(
+    cfg: &LedgerConfig,
+    chain: &ChainState,
+    head: &Head,
+    bytes: &[u8],
+    cache: Option<&SigCache>,
+) -> Result<Checked> {
     let block = CheckedBlock::decode(bytes, &cfg.limits)?;
     let n = block.number;
     if n != head.height + 1 {
@@ -235,8 +271,12 @@ fn check(cfg: &LedgerConfig, chain: &ChainState, head: &Head, bytes: &[u8]) -> R
                 }
                 // Single verify_strict on the consensus path (ADR 0002).
                 CertStatus::Valid { org, public_key } => {
-                    if fiscus_proto::sign::verify(&public_key, &tx.payload_bytes, &s.signature)
-                        .is_err()
+                    let cached = cache.is_some_and(|c| {
+                        c.take(&SigCache::key(&public_key, &tx.tx_id, &s.signature))
+                    });
+                    if !cached
+                        && fiscus_proto::sign::verify(&public_key, &tx.payload_bytes, &s.signature)
+                            .is_err()
                     {
                         return Err(refusal(
                             TxStatus::BadSignature,
@@ -280,12 +320,7 @@ impl Checked {
     /// The contract keys the executable transactions declare, and the
     /// config: what to read before execution.
     fn keys_to_read(&self) -> BTreeSet<Vec<u8>> {
-        let ctxs: Vec<TxCtx> = self
-            .txs
-            .iter()
-            .filter_map(|t| t.as_ref().ok().cloned())
-            .collect();
-        let mut keys = declared_reads(&ctxs);
+        let mut keys = declared_reads(self.txs.iter().filter_map(|t| t.as_ref().ok()));
         keys.insert(fiscus_contract_executor::keys::CONFIG.to_vec());
         keys
     }
@@ -357,7 +392,7 @@ fn plan(checked: Checked, replayed: &BTreeSet<TxId>) -> Plan {
 
 /// Executes the plan in this process.
 fn run_local(
-    plan: &Plan,
+    plan: &mut Plan,
     chain: &ChainState,
     reads: &KeyValues,
     threads: usize,
@@ -366,7 +401,7 @@ fn run_local(
         height: plan.n,
         timestamp_ms: plan.timestamp_ms,
         orgs: &chain.orgs,
-        txs: plan.run.clone(),
+        txs: std::mem::take(&mut plan.run),
     };
     let out = execute_block(&input, reads, threads);
     let receipts = out
@@ -413,6 +448,7 @@ fn assemble(head: &Head, plan: Plan, executed: Vec<Receipt>, writes: KeyValues) 
         receipts,
         writes,
         indexed: plan.indexed,
+        old: BTreeMap::new(),
     }
 }
 
@@ -424,6 +460,51 @@ pub struct Ledger<S: StateStore> {
     executor: Executor,
     /// The decoded config of the last block processed, reused while unchanged.
     chain: Mutex<Option<Arc<ChainState>>>,
+    phases: Phases,
+    sigs: SigCache,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Check,
+    Read,
+    Execute,
+    Write,
+}
+
+/// Cumulative nanoseconds per commit phase, for benchmarks and metrics.
+#[derive(Debug, Default)]
+struct Phases([std::sync::atomic::AtomicU64; 4]);
+
+impl Phases {
+    fn add(&self, p: Phase, since: std::time::Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0[p as usize].fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> PhaseTimes {
+        let get = |p: Phase| {
+            std::time::Duration::from_nanos(
+                self.0[p as usize].load(std::sync::atomic::Ordering::Relaxed),
+            )
+        };
+        PhaseTimes {
+            check: get(Phase::Check),
+            read: get(Phase::Read),
+            execute: get(Phase::Execute),
+            write: get(Phase::Write),
+        }
+    }
+}
+
+/// Where commit time went: decoding and signature checks; replay and state
+/// reads; execution, receipts and commitments; the atomic write (with fsync).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    pub check: std::time::Duration,
+    pub read: std::time::Duration,
+    pub execute: std::time::Duration,
+    pub write: std::time::Duration,
 }
 
 impl<S: StateStore> Ledger<S> {
@@ -439,6 +520,8 @@ impl<S: StateStore> Ledger<S> {
             cfg,
             executor,
             chain: Mutex::new(None),
+            phases: Phases::default(),
+            sigs: SigCache::default(),
         }
     }
 
@@ -458,8 +541,7 @@ impl<S: StateStore> Ledger<S> {
         let batch = WriteBatch::new()
             .expect_version(keys::HEAD, None)
             .put(keys::GENESIS, raw.clone())
-            .put(keys::state(config_key), raw.clone())
-            .put(keys::history(config_key, 0), [&[1u8][..], &raw].concat())
+            .put(keys::state(config_key), keys::encode_state(0, &raw))
             .put(keys::block_meta(0), head.encode())
             .put(keys::HEAD, head.encode());
         self.store.commit(batch).await?;
@@ -516,8 +598,11 @@ impl<S: StateStore> Ledger<S> {
 
     /// Processes `bytes` against the current head and state, writing nothing.
     pub(crate) async fn process(&self, head: &Head, bytes: &[u8]) -> Result<Processed> {
+        let t = std::time::Instant::now();
         let chain = self.chain_state().await?;
-        let checked = check(&self.cfg, &chain, head, bytes)?;
+        let checked = check(&self.cfg, &chain, head, bytes, Some(&self.sigs))?;
+        self.phases.add(Phase::Check, t);
+        let t = std::time::Instant::now();
         let mut replayed = BTreeSet::new();
         for t in &checked.block.txs {
             if self.store.get(&keys::tx_index(&t.tx_id)).await?.is_some() {
@@ -525,16 +610,73 @@ impl<S: StateStore> Ledger<S> {
             }
         }
         let mut reads = KeyValues::new();
+        let mut old = BTreeMap::new();
         for k in checked.keys_to_read() {
-            let v = self.store.get(&keys::state(&k)).await?.map(|v| v.value);
-            reads.insert(k, v);
+            match self.store.get(&keys::state(&k)).await? {
+                Some(v) => {
+                    let (h, value) = keys::decode_state(&v.value)
+                        .ok_or_else(|| LedgerError::Corrupt("state record".into()))?;
+                    reads.insert(k.clone(), Some(value.to_vec()));
+                    old.insert(k, (h, value.to_vec()));
+                }
+                None => {
+                    reads.insert(k, None);
+                }
+            }
         }
-        let plan = plan(checked, &replayed);
+        self.phases.add(Phase::Read, t);
+        let t = std::time::Instant::now();
+        let mut plan = plan(checked, &replayed);
         let (receipts, writes) = match &self.executor {
-            Executor::Local => run_local(&plan, &chain, &reads, self.cfg.threads),
+            Executor::Local => run_local(&mut plan, &chain, &reads, self.cfg.threads),
             Executor::Remote(client) => client.execute(bytes, &plan, &reads).await?,
         };
-        Ok(assemble(head, plan, receipts, writes))
+        let mut out = assemble(head, plan, receipts, writes);
+        out.old = old;
+        self.phases.add(Phase::Execute, t);
+        Ok(out)
+    }
+
+    /// Verifies the signatures of a block that is about to be committed, on
+    /// `threads` threads, and remembers the valid ones, so that its commit
+    /// skips them. Meant to run while the block before it commits: checking
+    /// and committing then overlap. Whether a signer may sign at all is still
+    /// decided by the commit; a bad block is simply not cached.
+    pub fn preverify(&self, bytes: &[u8], threads: usize) -> usize {
+        let Ok(block) = CheckedBlock::decode(bytes, &self.cfg.limits) else {
+            return 0;
+        };
+        let pairs: Vec<(&fiscus_proto::envelope::CheckedTx, usize)> = block
+            .txs
+            .iter()
+            .flat_map(|t| (0..t.signatures.len()).map(move |i| (t, i)))
+            .collect();
+        let verify = |(tx, i): &(&fiscus_proto::envelope::CheckedTx, usize)| {
+            let s = &tx.signatures[*i];
+            let pk = self.cfg.certs.public_key(&s.cert_id)?;
+            fiscus_proto::sign::verify(&pk, &tx.payload_bytes, &s.signature)
+                .ok()
+                .map(|_| SigCache::key(&pk, &tx.tx_id, &s.signature))
+        };
+        let chunk = pairs.len().div_ceil(threads.max(1)).max(1);
+        let keys: Vec<Hash32> = std::thread::scope(|sc| {
+            let handles: Vec<_> = pairs
+                .chunks(chunk)
+                .map(|part| sc.spawn(move || part.iter().filter_map(verify).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let n = keys.len();
+        self.sigs.insert_all(keys);
+        n
+    }
+
+    /// Time spent so far in each commit phase.
+    pub fn phase_times(&self) -> PhaseTimes {
+        self.phases.snapshot()
     }
 
     /// Validates, executes and commits one block atomically. A refused block changes nothing.
@@ -542,6 +684,7 @@ impl<S: StateStore> Ledger<S> {
         let head = self.head().await?;
         let head_version = self.store.get(keys::HEAD).await?.map(|v| v.version);
         let p = self.process(&head, bytes).await?;
+        let t = std::time::Instant::now();
         let n = p.head.height;
         let mut batch = WriteBatch::new()
             .expect_version(keys::HEAD, head_version)
@@ -550,10 +693,12 @@ impl<S: StateStore> Ledger<S> {
             .put(keys::block_meta(n), p.head.encode())
             .put(keys::HEAD, p.head.encode());
         for (k, v) in &p.writes {
+            // Archive the value this block replaces, under the block that wrote it.
+            if let Some((h, prev)) = p.old.get(k) {
+                batch = batch.put(keys::history(k, *h), [&[1u8][..], prev].concat());
+            }
             batch = match v {
-                Some(v) => batch
-                    .put(keys::state(k), v.clone())
-                    .put(keys::history(k, n), [&[1u8][..], v].concat()),
+                Some(v) => batch.put(keys::state(k), keys::encode_state(n, v)),
                 None => batch
                     .delete(keys::state(k))
                     .put(keys::history(k, n), vec![0u8]),
@@ -586,6 +731,7 @@ impl<S: StateStore> Ledger<S> {
         };
         batch = batch.put(keys::attestation(n), signed.encode_to_vec());
         self.store.commit(batch).await?;
+        self.phases.add(Phase::Write, t);
         let valid = p
             .receipts
             .iter()
@@ -623,13 +769,21 @@ impl<S: StateStore> Ledger<S> {
             .value)
     }
 
+    /// A contract key's current value, with the block that wrote it.
+    pub async fn state_record(&self, contract_key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+        match self.store.get(&keys::state(contract_key)).await? {
+            None => Ok(None),
+            Some(v) => {
+                let (h, value) = keys::decode_state(&v.value)
+                    .ok_or_else(|| LedgerError::Corrupt("state record".into()))?;
+                Ok(Some((h, value.to_vec())))
+            }
+        }
+    }
+
     /// A contract state value.
     pub async fn state(&self, contract_key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .store
-            .get(&keys::state(contract_key))
-            .await?
-            .map(|v| v.value))
+        Ok(self.state_record(contract_key).await?.map(|(_, v)| v))
     }
 
     /// Like [`Ledger::history`], leaving out blocks above `height`.
@@ -642,18 +796,24 @@ impl<S: StateStore> Ledger<S> {
         let prefix = keys::history_prefix(contract_key);
         let end = keys::history(contract_key, height.saturating_add(1));
         let rows = self.store.range(&prefix, Some(&end), limit).await?;
-        decode_history(&prefix, rows)
+        let mut out = decode_history(&prefix, rows)?;
+        if out.len() < limit
+            && let Some((h, v)) = self.state_record(contract_key).await?
+            && h <= height
+        {
+            out.push((h, Some(v)));
+        }
+        Ok(out)
     }
 
-    /// (height, value or None if deleted) for every block that wrote `contract_key`.
+    /// (height, value or None if deleted) for every block that wrote
+    /// `contract_key`, oldest first, at most `limit`.
     pub async fn history(
         &self,
         contract_key: &[u8],
         limit: usize,
     ) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
-        let prefix = keys::history_prefix(contract_key);
-        let rows = self.store.scan_prefix(&prefix, limit).await?;
-        decode_history(&prefix, rows)
+        self.history_until(contract_key, u64::MAX - 1, limit).await
     }
 
     /// A receipt with its inclusion proof to the block's `receipts_root`, the
@@ -730,6 +890,12 @@ impl<S: StateStore> Ledger<S> {
         let Some(end) = height.checked_add(1) else {
             return Err(LedgerError::NotFound(format!("height {height}")));
         };
+        // The current value, if no later block wrote it; else the archive.
+        if let Some((h, v)) = self.state_record(contract_key).await?
+            && h <= height
+        {
+            return Ok(Some((h, v)));
+        }
         let found = self
             .store
             .last_in_range(
@@ -854,6 +1020,26 @@ impl<S: StateStore> Ledger<S> {
     }
 }
 
+/// Commits `block` while the signatures of `next` (the block after it, if
+/// already at hand) are verified on the blocking pool: checking and
+/// committing overlap, and `next`'s commit finds its signatures done.
+pub async fn commit_with_lookahead<S: StateStore>(
+    ledger: &Arc<Ledger<S>>,
+    block: &[u8],
+    next: Option<Vec<u8>>,
+) -> Result<CommitSummary> {
+    let pre = next.map(|n| {
+        let l = ledger.clone();
+        tokio::task::spawn_blocking(move || l.preverify(&n, l.cfg.threads))
+    });
+    let out = ledger.commit_block(block).await;
+    if let Some(p) = pre {
+        // A failed look-ahead only means the next commit verifies for itself.
+        let _ = p.await;
+    }
+    out
+}
+
 /// Replays one stored block for [`crate::verify`]: the same checks and
 /// execution as a commit, against in-memory state, in this process.
 pub(crate) fn replay(
@@ -869,7 +1055,7 @@ pub(crate) fn replay(
         .flatten()
         .ok_or(LedgerError::NoGenesis)?;
     let chain = ChainState::from_raw(raw)?;
-    let checked = check(cfg, &chain, head, bytes)?;
+    let checked = check(cfg, &chain, head, bytes, None)?;
     let replayed: BTreeSet<TxId> = checked
         .block
         .txs
@@ -885,8 +1071,8 @@ pub(crate) fn replay(
             (k, v)
         })
         .collect();
-    let plan = plan(checked, &replayed);
-    let (receipts, writes) = run_local(&plan, &chain, &reads, cfg.threads);
+    let mut plan = plan(checked, &replayed);
+    let (receipts, writes) = run_local(&mut plan, &chain, &reads, cfg.threads);
     Ok(assemble(head, plan, receipts, writes))
 }
 

@@ -25,4 +25,6 @@ pub mod write_set;
 pub use certs::{CertStatus, Certs};
 pub use error::{LedgerError, Result};
 pub use exec::{Executor, RemoteExecutor};
-pub use ledger::{CommitSummary, Head, Ledger, LedgerConfig, genesis_head};
+pub use ledger::{
+    CommitSummary, Head, Ledger, LedgerConfig, PhaseTimes, commit_with_lookahead, genesis_head,
+};

@@ -16,7 +16,7 @@ use crate::service::LedgerService;
 use fiscus_common::config::{ConfigError, ServiceConfig};
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::store::StoreLimits;
-use fiscus_common::store::redb::RedbStore;
+use fiscus_common::store::fjall::FjallStore;
 use fiscus_common::tls::{ClientAuth, TlsConfig, TlsContext, connect_channel, serve_incoming};
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::pb::ledger::ledger_server::LedgerServer;
@@ -175,7 +175,7 @@ impl Metrics {
 pub struct Running {
     pub addr: SocketAddr,
     pub http_addr: SocketAddr,
-    pub ledger: Arc<Ledger<RedbStore>>,
+    pub ledger: Arc<Ledger<FjallStore>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     ops: OpsServer,
 }
@@ -232,7 +232,10 @@ pub async fn start_with(
             config.max_message_bytes,
         )),
     };
-    let store = RedbStore::open(&config.data_dir.join("ledger.redb"), StoreLimits::default())?;
+    let store = FjallStore::open(
+        &config.data_dir.join("ledger.fjall"),
+        StoreLimits::default(),
+    )?;
     let ledger = Arc::new(Ledger::with_executor(
         store,
         LedgerConfig {
@@ -302,7 +305,7 @@ pub async fn start_with(
 
 /// Pulls and commits blocks forever, failing over between orderers.
 async fn committer(
-    ledger: Arc<Ledger<RedbStore>>,
+    ledger: Arc<Ledger<FjallStore>>,
     orderers: Vec<Endpoint>,
     tls: Arc<rustls::ClientConfig>,
     max_message_bytes: usize,
@@ -335,7 +338,7 @@ async fn committer(
 /// Follows one orderer's `Deliver` stream from this member's next height.
 /// Returns when the stream ends; an error says why.
 async fn follow(
-    ledger: &Ledger<RedbStore>,
+    ledger: &Ledger<FjallStore>,
     ep: &Endpoint,
     tls: Arc<rustls::ClientConfig>,
     max_message_bytes: usize,

@@ -95,26 +95,39 @@ pub async fn verify_chain<S: StateStore>(store: &S, cfg: &LedgerConfig) -> Resul
             "head record differs from the replay".into(),
         ));
     }
-    // The stored state must be exactly the replayed state.
-    let stored_state = store
-        .scan_prefix(b"s/", usize::MAX)
-        .await
-        .map_err(|e| err(head.height, e.to_string()))?;
+    // The stored state must be exactly the replayed state, each value tagged
+    // with the block that last wrote it. Read in pages: the store caps a scan.
     let mut found = BTreeSet::new();
-    for (k, v) in stored_state {
-        let ck = k[2..].to_vec();
-        let replayed = state.get(&ck).cloned().flatten();
-        if replayed.as_deref() != Some(&v.value[..]) {
-            let h = last_writer.get(&ck).copied().unwrap_or(head.height);
-            return Err(err(
-                h,
-                format!(
-                    "state value {} differs from the replay",
-                    String::from_utf8_lossy(&ck)
-                ),
-            ));
+    let mut from = b"s/".to_vec();
+    let end = fiscus_common::store::prefix_end(b"s/");
+    loop {
+        let page = store
+            .range(&from, end.as_deref(), 1000)
+            .await
+            .map_err(|e| err(head.height, e.to_string()))?;
+        let Some((last, _)) = page.last() else { break };
+        from = [last.as_slice(), &[0u8]].concat();
+        for (k, v) in &page {
+            let ck = k[2..].to_vec();
+            let replayed = state.get(&ck).cloned().flatten();
+            let writer = last_writer.get(&ck).copied();
+            let stored = keys::decode_state(&v.value);
+            if stored.map(|(h, _)| Some(h)) != Some(writer)
+                || replayed.as_deref() != stored.map(|(_, v)| v)
+            {
+                return Err(err(
+                    writer.unwrap_or(head.height),
+                    format!(
+                        "state value {} differs from the replay",
+                        String::from_utf8_lossy(&ck)
+                    ),
+                ));
+            }
+            found.insert(ck);
         }
-        found.insert(ck);
+        if page.len() < 1000 {
+            break;
+        }
     }
     if let Some((k, h)) = state
         .iter()

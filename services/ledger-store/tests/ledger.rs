@@ -1,9 +1,9 @@
-//! The ledger on the embedded store: commit, refusals, proofs, traces,
+//! The ledger on the embedded store (fjall, the ledger default): commit, refusals, proofs, traces,
 //! determinism across members, offline replay and tamper detection.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, redb::RedbStore};
+use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, fjall::FjallStore};
 use fiscus_ledger_store::verify::verify_chain;
 use fiscus_ledger_store::{Certs, Ledger, LedgerConfig, LedgerError, keys};
 use fiscus_proto::block::BlockDraft;
@@ -131,7 +131,7 @@ fn genesis() -> ConsortiumConfig {
 }
 
 /// A ledger on `store`, initialised with [`genesis`].
-async fn ledger(store: RedbStore, cfg: LedgerConfig) -> Ledger<RedbStore> {
+async fn ledger(store: FjallStore, cfg: LedgerConfig) -> Ledger<FjallStore> {
     let l = Ledger::new(store, cfg);
     l.init(&genesis()).await.unwrap();
     l
@@ -184,12 +184,12 @@ fn disburse(amount: i64) -> Method {
     })
 }
 
-async fn open(dir: &std::path::Path, name: &str) -> RedbStore {
-    RedbStore::open(&dir.join(name), StoreLimits::default()).unwrap()
+async fn open(dir: &std::path::Path, name: &str) -> FjallStore {
+    FjallStore::open(&dir.join(name), StoreLimits::default()).unwrap()
 }
 
 /// Three blocks: appropriate; allocate MOF → Hebei and direct to the county; disburse.
-async fn seed_chain(w: &mut World, l: &Ledger<RedbStore>) -> (TxId, TxId) {
+async fn seed_chain(w: &mut World, l: &Ledger<FjallStore>) -> (TxId, TxId) {
     let appr = w.tx(&w.mof.clone_ref(), appropriate(1_000_000));
     let appr_id = tx_id(&appr.payload);
     let h = l
@@ -231,7 +231,7 @@ impl CloneRef for Signer {
 async fn blocks_commit_and_a_disbursement_traces_to_its_appropriation_with_an_offline_proof() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let l = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
+    let l = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
     let (appr, disb) = seed_chain(&mut w, &l).await;
     let head = l.head().await.unwrap();
     assert_eq!(head.height, 3);
@@ -291,7 +291,7 @@ async fn blocks_commit_and_a_disbursement_traces_to_its_appropriation_with_an_of
 async fn bad_blocks_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let l = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
+    let l = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
     seed_chain(&mut w, &l).await;
     let head = l.head().await.unwrap();
     let commits = l.store().last_commit().await.unwrap();
@@ -354,7 +354,7 @@ async fn bad_transactions_get_typed_receipts_and_change_no_state() {
     let mut cfg = w.config("130000");
     // Hebei's certificate is revoked from block 2 on.
     cfg.certs.revoke_from(&w.hebei.cert, 2);
-    let l = ledger(open(dir.path(), "a.redb").await, cfg).await;
+    let l = ledger(open(dir.path(), "a.fjall").await, cfg).await;
     let appr = w.tx(&w.mof.clone_ref(), appropriate(1000));
     let h = l
         .commit_block(&w.block(1, Hash32::ZERO, T0, vec![appr.clone()]))
@@ -410,7 +410,7 @@ async fn bad_transactions_get_typed_receipts_and_change_no_state() {
     assert_eq!(acct.balance_fen, 990);
 }
 
-async fn futures_receipts(l: &Ledger<RedbStore>, n: u64, count: usize) -> Vec<Receipt> {
+async fn futures_receipts(l: &Ledger<FjallStore>, n: u64, count: usize) -> Vec<Receipt> {
     let r = l.receipts(n).await.unwrap();
     assert_eq!(r.len(), count);
     r
@@ -420,9 +420,9 @@ async fn futures_receipts(l: &Ledger<RedbStore>, n: u64, count: usize) -> Vec<Re
 async fn two_members_fed_the_same_blocks_reach_the_same_state_hash_and_replay_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let a = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
+    let a = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
     seed_chain(&mut w, &a).await;
-    let b = ledger(open(dir.path(), "b.redb").await, w.config("000000")).await;
+    let b = ledger(open(dir.path(), "b.fjall").await, w.config("000000")).await;
     for n in 1..=3 {
         b.commit_block(&a.block(n).await.unwrap()).await.unwrap();
     }
@@ -438,7 +438,7 @@ async fn two_members_fed_the_same_blocks_reach_the_same_state_hash_and_replay_ve
 async fn flipping_one_byte_of_a_stored_block_or_state_value_is_found_by_verify() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = World::new();
-    let l = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
+    let l = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
     seed_chain(&mut w, &l).await;
     assert_eq!(verify_chain(l.store(), l.config()).await, Ok(3));
 
@@ -501,8 +501,8 @@ proptest::proptest! {
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let mut w = World::new();
-            let a = ledger(open(dir.path(), "a.redb").await, w.config("130000")).await;
-            let b = ledger(open(dir.path(), "b.redb").await, w.config("000000")).await;
+            let a = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
+            let b = ledger(open(dir.path(), "b.fjall").await, w.config("000000")).await;
             let mut prev = Hash32::ZERO;
             for (i, ops) in blocks.iter().enumerate() {
                 let txs: Vec<Envelope> = ops
@@ -540,7 +540,7 @@ fn crash_committer_child() {
     rt.block_on(async {
         let mut w = World::new();
         let l = ledger(
-            open(std::path::Path::new(&dir), "crash.redb").await,
+            open(std::path::Path::new(&dir), "crash.fjall").await,
             w.config("130000"),
         )
         .await;
@@ -608,7 +608,7 @@ fn a_ledger_killed_mid_commit_restarts_at_its_last_full_block_and_goes_on() {
         .unwrap();
     rt.block_on(async {
         let mut w = World::new();
-        let l = ledger(open(dir.path(), "crash.redb").await, w.config("130000")).await;
+        let l = ledger(open(dir.path(), "crash.fjall").await, w.config("130000")).await;
         let head = l.head().await.unwrap();
         assert!(
             head.height == acked || head.height == acked + 1,
@@ -630,4 +630,131 @@ fn a_ledger_killed_mid_commit_restarts_at_its_last_full_block_and_goes_on() {
         assert_eq!(next.head.height, head.height + 1);
         assert_eq!(next.valid, 1);
     });
+}
+
+#[tokio::test]
+async fn reads_at_a_height_see_the_values_of_that_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let l = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
+    seed_chain(&mut w, &l).await;
+    let key = fiscus_contract_executor::keys::account("000000", "edu");
+    let balance = |v: Option<(u64, Vec<u8>)>| {
+        v.map(|(h, b)| {
+            (
+                h,
+                fiscus_proto::pb::state::Account::decode(&b[..])
+                    .unwrap()
+                    .balance_fen,
+            )
+        })
+    };
+    // Block 1 appropriated 1,000,000; block 2 allocated 500,000 away.
+    assert_eq!(
+        balance(l.state_at(&key, 1).await.unwrap()),
+        Some((1, 1_000_000))
+    );
+    assert_eq!(
+        balance(l.state_at(&key, 2).await.unwrap()),
+        Some((2, 500_000))
+    );
+    assert_eq!(
+        balance(l.state_at(&key, 3).await.unwrap()),
+        Some((2, 500_000))
+    );
+    let county = fiscus_contract_executor::keys::account("130102", "edu");
+    assert_eq!(
+        l.state_at(&county, 1).await.unwrap(),
+        None,
+        "not yet funded"
+    );
+    // The genesis config is readable at height 0.
+    assert!(
+        l.state_at(fiscus_contract_executor::keys::CONFIG, 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let hist = l.history(&key, 10).await.unwrap();
+    assert_eq!(hist.iter().map(|(h, _)| *h).collect::<Vec<_>>(), vec![1, 2]);
+    // A scan at height 1 sees only what existed then.
+    let (rows, _) = l.scan_at(b"acct/", Some(b"acct0"), 1, 100).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let (rows, _) = l.scan_at(b"acct/", Some(b"acct0"), 3, 100).await.unwrap();
+    assert_eq!(rows.len(), 3);
+}
+
+#[tokio::test]
+async fn a_member_removed_by_governance_is_refused_from_the_next_block() {
+    use fiscus_proto::pb::governance::{
+        GovernanceCall, Proposal, ProposeArgs, RemoveMember, VoteArgs, governance_call,
+        proposal::Change,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let l = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
+    let gov = |w: &mut World, who: &Signer, m: governance_call::Method| {
+        w.nonce += 1;
+        let payload = TxPayload {
+            consortium_id: "fiscus-test".into(),
+            creator_cert_id: who.cert.to_vec(),
+            nonce: w.nonce,
+            client_timestamp_ms: 0,
+            call: Some(Call::Governance(GovernanceCall { method: Some(m) })),
+        };
+        seal(&payload, &[(&who.key, who.cert)])
+    };
+    // Members: 000000, 130000, 130102. MOF proposes removing the county;
+    // Hebei's yes makes 2 of 3.
+    let mof = w.mof.clone_ref();
+    let hebei = w.hebei.clone_ref();
+    let propose = gov(
+        &mut w,
+        &mof,
+        governance_call::Method::Propose(ProposeArgs {
+            proposal: Some(Proposal {
+                title: "130102 leaves".into(),
+                change: Some(Change::RemoveMember(RemoveMember {
+                    org_code: "130102".into(),
+                    reason: "merged into another county".into(),
+                })),
+            }),
+        }),
+    );
+    let pid = tx_id(&propose.payload);
+    let h = l
+        .commit_block(&w.block(1, Hash32::ZERO, T0, vec![propose]))
+        .await
+        .unwrap()
+        .head;
+    let vote = gov(
+        &mut w,
+        &hebei,
+        governance_call::Method::Vote(VoteArgs {
+            proposal_tx_id: pid.to_vec(),
+            approve: true,
+        }),
+    );
+    // In the same block as the passing vote, the county still signs validly.
+    let appr = w.tx(&w.mof.clone_ref(), appropriate(1000));
+    let county_same_block = w.tx(&w.county.clone_ref(), disburse(1));
+    let s = l
+        .commit_block(&w.block(2, h.hash, T0 + 1, vec![vote, appr, county_same_block]))
+        .await
+        .unwrap();
+    let r2 = l.receipts(2).await.unwrap();
+    assert_eq!(r2[0].status, TxStatus::Valid as i32, "{}", r2[0].reason);
+    assert_ne!(r2[2].status, TxStatus::RevokedCertificate as i32);
+    let cfg = l.consortium_config().await.unwrap();
+    assert!(cfg.members.iter().all(|m| m.org_code != "130102"));
+    assert_eq!(cfg.revoked_orgs[0].effective_height, 3);
+    // From block 3 on, every certificate of the county is refused.
+    let county_next = w.tx(&w.county.clone_ref(), disburse(1));
+    l.commit_block(&w.block(3, s.head.hash, T0 + 2, vec![county_next]))
+        .await
+        .unwrap();
+    let r3 = l.receipts(3).await.unwrap();
+    assert_eq!(r3[0].status, TxStatus::RevokedCertificate as i32);
+    // Replay from genesis agrees, governance included.
+    assert_eq!(verify_chain(l.store(), l.config()).await, Ok(3));
 }

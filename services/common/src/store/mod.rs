@@ -15,6 +15,7 @@ use std::future::Future;
 
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod fjall;
 pub mod redb;
 
 /// A stored value with the commit number that last wrote it.

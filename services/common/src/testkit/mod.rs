@@ -9,7 +9,7 @@ mod nats_server;
 pub use nats_server::{NatsServer, nats_server_binary};
 
 use crate::bus::{BusLimits, conformance::BusHarness, memory::MemoryBus, nats::NatsBus};
-use crate::store::{StoreLimits, conformance::Harness, redb::RedbStore};
+use crate::store::{StoreLimits, conformance::Harness, fjall::FjallStore, redb::RedbStore};
 use std::time::Duration;
 
 /// A redb store in its own temporary directory.
@@ -87,5 +87,33 @@ impl BusHarness for NatsHarness {
         NatsBus::connect(&self.server.url(), "fiscus-test", test_bus_limits())
             .await
             .expect("connect to the test nats-server")
+    }
+}
+
+/// A fjall store in its own temporary directory.
+#[derive(Debug)]
+pub struct FjallHarness {
+    dir: tempfile::TempDir,
+}
+
+impl FjallHarness {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+}
+
+impl Default for FjallHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness for FjallHarness {
+    type Store = FjallStore;
+    async fn open(&mut self) -> FjallStore {
+        FjallStore::open(&self.dir.path().join("state.fjall"), StoreLimits::default())
+            .expect("open fjall store")
     }
 }
