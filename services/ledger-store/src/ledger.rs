@@ -154,11 +154,15 @@ pub struct LedgerConfig {
 }
 
 /// What committing a block produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CommitSummary {
     pub head: Head,
     pub valid: usize,
     pub invalid: usize,
+    /// Every receipt of the block, in block order (writes carry value hashes).
+    pub receipts: Vec<Receipt>,
+    /// This member's signed attestation for the height.
+    pub attestation: SignedAttestation,
 }
 
 /// A block checked against the head, before replay checks and execution.
@@ -741,6 +745,8 @@ impl<S: StateStore> Ledger<S> {
             head: p.head,
             valid,
             invalid: p.receipts.len() - valid,
+            receipts: p.receipts,
+            attestation: signed,
         })
     }
 
@@ -757,6 +763,17 @@ impl<S: StateStore> Ledger<S> {
                 .map_err(|e| LedgerError::Corrupt(e.to_string()))?
                 .receipts,
         )
+    }
+
+    /// This member's signed attestation for height `n`.
+    pub async fn attestation(&self, n: u64) -> Result<SignedAttestation> {
+        let raw = self
+            .store
+            .get(&keys::attestation(n))
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("attestation of block {n}")))?
+            .value;
+        SignedAttestation::decode(&raw[..]).map_err(|e| LedgerError::Corrupt(e.to_string()))
     }
 
     /// The stored block bytes at `n`.

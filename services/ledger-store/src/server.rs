@@ -7,18 +7,20 @@
 //!   is the member's only block source.
 //! - Execution goes to the member's contract-executor over gRPC when
 //!   `executor` is set, else runs in this process.
-//! - The `Ledger` query service answers over mutual TLS.
+//! - The `Ledger` query service answers over mutual TLS; `LedgerIngest` takes
+//!   blocks from the member's own gossip-gateway (then `orderers` is empty).
 
 use crate::certs::Certs;
 use crate::exec::{Executor, RemoteExecutor};
 use crate::ledger::{Ledger, LedgerConfig};
-use crate::service::LedgerService;
+use crate::service::{IngestService, LedgerService};
 use fiscus_common::config::{ConfigError, ServiceConfig};
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::store::StoreLimits;
 use fiscus_common::store::fjall::FjallStore;
 use fiscus_common::tls::{ClientAuth, TlsConfig, TlsContext, connect_channel, serve_incoming};
 use fiscus_proto::DecodeLimits;
+use fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngestServer;
 use fiscus_proto::pb::ledger::ledger_server::LedgerServer;
 use fiscus_proto::pb::orderer::DeliverRequest;
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
@@ -272,10 +274,18 @@ pub async fn start_with(
         ledger: ledger.clone(),
     })
     .max_encoding_message_size(config.max_message_bytes);
+    let commit_lock = Arc::new(tokio::sync::Mutex::new(()));
+    let ingest = LedgerIngestServer::new(IngestService {
+        ledger: ledger.clone(),
+        member: me.member.clone(),
+        commit_lock: commit_lock.clone(),
+    })
+    .max_decoding_message_size(config.max_message_bytes);
     let incoming = serve_incoming(listener, tls.server_config(ClientAuth::Required)?);
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(svc)
+            .add_service(ingest)
             .serve_with_incoming(incoming)
             .await
         {
@@ -285,6 +295,7 @@ pub async fn start_with(
     if !config.orderers.is_empty() {
         tasks.push(tokio::spawn(committer(
             ledger.clone(),
+            commit_lock,
             config.orderers.clone(),
             client_tls,
             config.max_message_bytes,
@@ -306,6 +317,7 @@ pub async fn start_with(
 /// Pulls and commits blocks forever, failing over between orderers.
 async fn committer(
     ledger: Arc<Ledger<FjallStore>>,
+    commit_lock: Arc<tokio::sync::Mutex<()>>,
     orderers: Vec<Endpoint>,
     tls: Arc<rustls::ClientConfig>,
     max_message_bytes: usize,
@@ -316,6 +328,7 @@ async fn committer(
     for ep in orderers.iter().cycle() {
         match follow(
             &ledger,
+            &commit_lock,
             ep,
             tls.clone(),
             max_message_bytes,
@@ -339,6 +352,7 @@ async fn committer(
 /// Returns when the stream ends; an error says why.
 async fn follow(
     ledger: &Ledger<FjallStore>,
+    commit_lock: &tokio::sync::Mutex<()>,
     ep: &Endpoint,
     tls: Arc<rustls::ClientConfig>,
     max_message_bytes: usize,
@@ -360,7 +374,11 @@ async fn follow(
     while let Some(block) = stream.next().await {
         let block = block.map_err(|s| s.message().to_owned())?;
         let bytes = block.encode_to_vec();
-        match ledger.commit_block(&bytes).await {
+        let outcome = {
+            let _guard = commit_lock.lock().await;
+            ledger.commit_block(&bytes).await
+        };
+        match outcome {
             Ok(s) => {
                 metrics.height.set(s.head.height as i64);
                 metrics.committed.inc();

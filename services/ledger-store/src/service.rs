@@ -26,8 +26,8 @@ impl From<LedgerError> for ServiceError {
     fn from(e: LedgerError) -> Self {
         let (kind, code) = match &e {
             LedgerError::NotFound(_) => (ErrorKind::NotFound, "ledger.not_found"),
+            LedgerError::NotNext { .. } => (ErrorKind::FailedPrecondition, "ledger.not_next"),
             LedgerError::Malformed(_)
-            | LedgerError::NotNext { .. }
             | LedgerError::BadLink(_)
             | LedgerError::BadOrdererSignature(_)
             | LedgerError::BadTimestamp(_) => (ErrorKind::InvalidArgument, "ledger.bad_block"),
@@ -281,5 +281,83 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
                 })
                 .collect(),
         }))
+    }
+}
+
+/// `LedgerIngest`: the member's own gossip-gateway hands over checked blocks.
+#[derive(Debug)]
+pub struct IngestService<S: StateStore> {
+    pub ledger: Arc<Ledger<S>>,
+    /// Only node certificates of this member may call.
+    pub member: String,
+    /// Serializes commits with any other writer in the process.
+    pub commit_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<S: StateStore> IngestService<S> {
+    fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        use fiscus_proto::pb::types::Role;
+        match fiscus_common::tls::peer_identity(req) {
+            Some(p) if p.member == self.member && p.role == Role::Node => Ok(()),
+            Some(p) => Err(ServiceError::new(
+                ErrorKind::PermissionDenied,
+                "ledger.forbidden",
+                format!(
+                    "{} ({:?}) may not feed member {}'s ledger",
+                    p.member, p.role, self.member
+                ),
+            )
+            .into()),
+            None => Err(ServiceError::new(
+                ErrorKind::Unauthenticated,
+                "ledger.unauthenticated",
+                "no client certificate",
+            )
+            .into()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
+    for IngestService<S>
+{
+    async fn commit_block(
+        &self,
+        req: Request<Block>,
+    ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlockResponse>, Status> {
+        self.authorize(&req)?;
+        let bytes = req.into_inner().encode_to_vec();
+        let _guard = self.commit_lock.lock().await;
+        let s = self.ledger.commit_block(&bytes).await.map_err(status)?;
+        Ok(Response::new(
+            fiscus_proto::pb::ledger::CommitBlockResponse {
+                attestation: Some(s.attestation),
+                timestamp_ms: s.head.timestamp_ms,
+                txs: s
+                    .receipts
+                    .into_iter()
+                    .map(|r| fiscus_proto::pb::ledger::TxOutcome {
+                        tx_id: r.tx_id,
+                        tx_index: r.tx_index,
+                        status: r.status,
+                        reason: r.reason,
+                    })
+                    .collect(),
+            },
+        ))
+    }
+
+    async fn get_attestation(
+        &self,
+        req: Request<fiscus_proto::pb::ledger::GetAttestationRequest>,
+    ) -> Result<Response<fiscus_proto::pb::types::SignedAttestation>, Status> {
+        self.authorize(&req)?;
+        let a = self
+            .ledger
+            .attestation(req.get_ref().height)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(a))
     }
 }
