@@ -44,6 +44,22 @@ pub(crate) async fn contract_executor(cmd: ServiceCmd) -> Result<()> {
     Ok(())
 }
 
+pub(crate) async fn gossip_gateway(cmd: ServiceCmd) -> Result<()> {
+    let config: fiscus_gossip_gateway::Config = fiscus_common::config::load(cmd.config.as_deref())
+        .context("loading gossip-gateway config")?;
+    let _telemetry = fiscus_common::telemetry::init("gossip-gateway", config.json_logs)?;
+    let running = fiscus_gossip_gateway::start(config).await?;
+    println!(
+        "gossip-gateway ready grpc={} http={} height={}",
+        running.addr,
+        running.http_addr,
+        running.node.height()
+    );
+    fiscus_common::shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct VerifyCmd {
     /// A ledger-store's data directory (it holds `ledger.fjall`).

@@ -60,6 +60,8 @@ enum Command {
     LedgerStore(ledger_cmds::ServiceCmd),
     /// Run a member's stateless contract-executor (ExecuteBlock over gRPC).
     ContractExecutor(ledger_cmds::ServiceCmd),
+    /// Run a member's gossip-gateway (blocks and attestations between members).
+    GossipGateway(ledger_cmds::ServiceCmd),
     /// Revoke a certificate at the identity-ca.
     Revoke(identity::RevokeCmd),
     /// Run one orderer node.
@@ -202,6 +204,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         },
         Command::LedgerStore(cmd) => ledger_cmds::ledger_store(cmd).await,
         Command::ContractExecutor(cmd) => ledger_cmds::contract_executor(cmd).await,
+        Command::GossipGateway(cmd) => ledger_cmds::gossip_gateway(cmd).await,
         Command::Revoke(cmd) => identity::revoke(cmd).await,
         Command::Orderer { config } => {
             let config: fiscus_orderer::Config =

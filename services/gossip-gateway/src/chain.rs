@@ -1,0 +1,98 @@
+//! What a gateway checks before a block or an attestation goes anywhere:
+//! bounded decoding, `tx_root` and the orderer's signature for blocks (the
+//! link is checked when the block is next); the member node's signature for
+//! attestations.
+
+use fiscus_ledger_store::{CertStatus, Certs};
+use fiscus_proto::DecodeLimits;
+use fiscus_proto::block::CheckedBlock;
+use fiscus_proto::hash::Hash32;
+use fiscus_proto::pb::types::{Attestation, Block, SignedAttestation};
+use prost::Message;
+
+/// Why a block or attestation from a peer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("block {0}: the orderer signature does not verify or its certificate is unknown")]
+    BadOrdererSignature(u64),
+    #[error("block {0} does not link to block {1}")]
+    BadLink(u64, u64),
+    #[error("attestation of {0}: bad or unknown signature")]
+    BadAttestation(String),
+}
+
+/// A block that passed the checks that need no chain state.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub number: u64,
+    pub hash: Hash32,
+    pub prev_hash: Hash32,
+    pub block: Block,
+}
+
+/// Checks a block's encoding, `tx_root` and orderer signature.
+pub fn verify_block(
+    certs: &Certs,
+    limits: &DecodeLimits,
+    block: Block,
+) -> Result<Verified, Refusal> {
+    let bytes = block.encode_to_vec();
+    let checked =
+        CheckedBlock::decode(&bytes, limits).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let n = checked.number;
+    match certs.status(&checked.orderer_signature.cert_id, n) {
+        CertStatus::Valid { public_key, .. }
+            if fiscus_proto::sign::verify(
+                &public_key,
+                &checked.header_bytes,
+                &checked.orderer_signature.signature,
+            )
+            .is_ok() => {}
+        _ => return Err(Refusal::BadOrdererSignature(n)),
+    }
+    Ok(Verified {
+        number: n,
+        hash: checked.hash,
+        prev_hash: checked.prev_hash,
+        block,
+    })
+}
+
+/// The attestation inside `signed`, if its signature is by a known node
+/// certificate of the member it names.
+pub fn verify_attestation(
+    certs: &Certs,
+    signed: &SignedAttestation,
+) -> Result<Attestation, Refusal> {
+    let att = Attestation::decode(&signed.attestation[..])
+        .map_err(|e| Refusal::Malformed(format!("attestation: {e}")))?;
+    let sig = signed
+        .signature
+        .as_ref()
+        .ok_or_else(|| Refusal::BadAttestation(att.member.clone()))?;
+    let cert = Hash32::from_slice("cert id", &sig.cert_id)
+        .map_err(|_| Refusal::BadAttestation(att.member.clone()))?;
+    match certs.status(&cert, att.height) {
+        CertStatus::Valid { org, public_key }
+            if org == att.member
+                && fiscus_proto::sign::verify(&public_key, &signed.attestation, &sig.signature)
+                    .is_ok() =>
+        {
+            Ok(att)
+        }
+        _ => Err(Refusal::BadAttestation(att.member)),
+    }
+}
+
+/// The (block hash, state hash, receipts root) an attestation vouches for.
+pub type Triple = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+pub fn triple(a: &Attestation) -> Triple {
+    (
+        a.block_hash.clone(),
+        a.state_hash.clone(),
+        a.receipts_root.clone(),
+    )
+}

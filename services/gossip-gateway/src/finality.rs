@@ -1,0 +1,196 @@
+//! Attestations from every member, by height: finality (a majority of
+//! members attest the same block hash, state hash and receipts root) and the
+//! divergence alarm (two members attest different hashes for one height).
+
+use crate::chain::Triple;
+use fiscus_proto::pb::types::SignedAttestation;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Members that disagree at a height, as the SRE sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alarm {
+    pub height: u64,
+    /// member → "block_hash/state_hash/receipts_root" (hex), as each attested.
+    pub attested: BTreeMap<String, String>,
+    /// Members outside the largest agreeing group (all of them on a tie).
+    pub diverging: Vec<String>,
+}
+
+/// What recording one attestation changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Heights that became final, ascending.
+    pub newly_final: Vec<u64>,
+    /// A new alarm (one per height), or an existing one that grew.
+    pub alarm: Option<Alarm>,
+    /// The attestation was new (worth passing on).
+    pub new: bool,
+}
+
+#[derive(Debug)]
+pub struct Finality {
+    me: String,
+    members: BTreeSet<String>,
+    by_height: BTreeMap<u64, BTreeMap<String, (Triple, SignedAttestation)>>,
+    finals: BTreeSet<u64>,
+    final_height: u64,
+    alarms: BTreeMap<u64, Alarm>,
+    /// Heights kept below the final height, for peers that ask late.
+    keep: u64,
+}
+
+fn show(t: &Triple) -> String {
+    let h = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!("{}/{}/{}", h(&t.0), h(&t.1), h(&t.2))
+}
+
+impl Finality {
+    pub fn new(me: &str, members: BTreeSet<String>, start_height: u64) -> Self {
+        Self {
+            me: me.to_owned(),
+            members,
+            by_height: BTreeMap::new(),
+            finals: BTreeSet::new(),
+            final_height: start_height,
+            alarms: BTreeMap::new(),
+            keep: 10_000,
+        }
+    }
+
+    pub fn set_members(&mut self, members: BTreeSet<String>) {
+        self.members = members;
+    }
+
+    pub fn members(&self) -> &BTreeSet<String> {
+        &self.members
+    }
+
+    /// Highest height such that it and every height below it are final.
+    pub fn final_height(&self) -> u64 {
+        self.final_height
+    }
+
+    pub fn alarms(&self) -> Vec<Alarm> {
+        self.alarms.values().cloned().collect()
+    }
+
+    /// Whether this member is on the losing side of some alarm.
+    pub fn we_diverge(&self) -> Option<u64> {
+        self.alarms
+            .values()
+            .find(|a| a.diverging.contains(&self.me))
+            .map(|a| a.height)
+    }
+
+    /// Our attestations and everyone's for `heights`, to answer a peer.
+    pub fn known(&self, heights: &BTreeSet<u64>) -> Vec<SignedAttestation> {
+        heights
+            .iter()
+            .filter_map(|h| self.by_height.get(h))
+            .flat_map(|m| m.values().map(|(_, s)| s.clone()))
+            .collect()
+    }
+
+    pub fn record(
+        &mut self,
+        member: &str,
+        height: u64,
+        triple: Triple,
+        signed: SignedAttestation,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        if !self.members.contains(member) || height + self.keep < self.final_height {
+            return out;
+        }
+        let at = self.by_height.entry(height).or_default();
+        if at.get(member).is_some_and(|(t, _)| *t == triple) {
+            return out;
+        }
+        at.insert(member.to_owned(), (triple, signed));
+        out.new = true;
+        let mut groups: BTreeMap<&Triple, Vec<&String>> = BTreeMap::new();
+        for (m, (t, _)) in at.iter() {
+            groups.entry(t).or_default().push(m);
+        }
+        let majority = self.members.len() / 2 + 1;
+        if groups.values().any(|g| g.len() >= majority) {
+            self.finals.insert(height);
+        }
+        if groups.len() > 1 {
+            let largest = groups.values().map(Vec::len).max().unwrap_or(0);
+            let winners: Vec<&Vec<&String>> =
+                groups.values().filter(|g| g.len() == largest).collect();
+            let diverging: Vec<String> = at
+                .keys()
+                .filter(|m| winners.len() > 1 || !winners[0].contains(m))
+                .cloned()
+                .collect();
+            let alarm = Alarm {
+                height,
+                attested: at.iter().map(|(m, (t, _))| (m.clone(), show(t))).collect(),
+                diverging,
+            };
+            if self.alarms.get(&height) != Some(&alarm) {
+                self.alarms.insert(height, alarm.clone());
+                out.alarm = Some(alarm);
+            }
+        }
+        while self.finals.contains(&(self.final_height + 1)) {
+            self.final_height += 1;
+            out.newly_final.push(self.final_height);
+        }
+        let floor = self.final_height.saturating_sub(self.keep);
+        self.by_height = self.by_height.split_off(&floor);
+        self.finals = self.finals.split_off(&floor);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(x: u8) -> Triple {
+        (vec![x], vec![x], vec![x])
+    }
+
+    fn members() -> BTreeSet<String> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_height_is_final_once_a_majority_agrees_and_final_height_is_contiguous() {
+        let mut f = Finality::new("a", members(), 0);
+        let s = SignedAttestation::default();
+        assert!(f.record("a", 2, t(2), s.clone()).newly_final.is_empty());
+        f.record("b", 2, t(2), s.clone());
+        assert!(
+            f.record("c", 2, t(2), s.clone()).newly_final.is_empty(),
+            "1 not final yet"
+        );
+        f.record("a", 1, t(1), s.clone());
+        f.record("b", 1, t(1), s.clone());
+        assert_eq!(f.record("c", 1, t(1), s.clone()).newly_final, vec![1, 2]);
+        assert_eq!(f.final_height(), 2);
+        // A non-member counts for nothing.
+        assert_eq!(f.record("z", 3, t(3), s), Outcome::default());
+    }
+
+    #[test]
+    fn different_hashes_at_one_height_raise_an_alarm_naming_the_minority() {
+        let mut f = Finality::new("d", members(), 0);
+        let s = SignedAttestation::default();
+        f.record("a", 1, t(1), s.clone());
+        f.record("b", 1, t(1), s.clone());
+        f.record("c", 1, t(1), s.clone());
+        let out = f.record("d", 1, t(9), s);
+        let alarm = out.alarm.unwrap();
+        assert_eq!(alarm.diverging, vec!["d".to_owned()]);
+        assert_eq!(f.we_diverge(), Some(1));
+        assert_eq!(f.final_height(), 1, "the majority is still final");
+    }
+}

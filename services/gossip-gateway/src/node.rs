@@ -1,0 +1,595 @@
+//! The gateway's moving parts: one committer task (the only path into the
+//! ledger), the orderer follower, the heartbeat / anti-entropy loop, and
+//! event publication. They share a [`Node`] and talk through one bounded
+//! inbox, so a flood of blocks back-pressures the senders.
+
+use crate::bus::Bus;
+use crate::chain::{Refusal, Verified, triple, verify_attestation, verify_block};
+use crate::config::Config;
+use crate::finality::{Alarm, Finality};
+use crate::peers::{Liveness, Peers};
+use fiscus_common::ops_server::Readiness;
+use fiscus_ledger_store::Certs;
+use fiscus_ledger_store::server::Endpoint;
+use fiscus_proto::DecodeLimits;
+use fiscus_proto::hash::Hash32;
+use fiscus_proto::pb::events::{BlockCommitted, DivergenceAlarm, TxStatusChanged};
+use fiscus_proto::pb::gossip::gossip_client::GossipClient;
+use fiscus_proto::pb::gossip::{AttestationBatch, HeartbeatRequest, PullRequest};
+use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
+use fiscus_proto::pb::ledger::ledger_ingest_client::LedgerIngestClient;
+use fiscus_proto::pb::ledger::{ChainInfoRequest, CommitBlockResponse, GetStateRequest};
+use fiscus_proto::pb::orderer::DeliverRequest;
+use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
+use fiscus_proto::pb::types::{Attestation, ConsortiumConfig, SignedAttestation};
+use prost::Message;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+/// Where a block came from: it decides whom to blame and whether to push it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Orderer(String),
+    /// Pushed by a peer: new to the network, worth pushing on.
+    Push(String),
+    /// Pulled from a peer (anti-entropy or catch-up).
+    Pull(String),
+}
+
+impl Source {
+    fn peer(&self) -> Option<&str> {
+        match self {
+            Source::Push(m) | Source::Pull(m) => Some(m),
+            Source::Orderer(_) => None,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Source::Orderer(_) => "orderer",
+            Source::Push(_) => "push",
+            Source::Pull(_) => "pull",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Incoming {
+    Block(Box<Verified>, Source),
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub height: prometheus::IntGauge,
+    pub final_height: prometheus::IntGauge,
+    pub blocks: prometheus::IntCounterVec,
+    pub refused: prometheus::IntCounterVec,
+    pub alarms: prometheus::IntCounter,
+    pub peers_alive: prometheus::IntGauge,
+}
+
+impl Metrics {
+    pub fn register(r: &prometheus::Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            height: prometheus::IntGauge::new(
+                "fiscus_gossip_height",
+                "Height committed by this member",
+            )?,
+            final_height: prometheus::IntGauge::new(
+                "fiscus_gossip_final_height",
+                "Highest height final (a majority of members attested the same hashes)",
+            )?,
+            blocks: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "fiscus_gossip_blocks_committed_total",
+                    "Blocks committed, by source",
+                ),
+                &["source"],
+            )?,
+            refused: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "fiscus_gossip_refused_total",
+                    "Blocks and attestations refused, by reason",
+                ),
+                &["reason"],
+            )?,
+            alarms: prometheus::IntCounter::new(
+                "fiscus_gossip_divergence_alarms_total",
+                "Heights at which members attested different hashes",
+            )?,
+            peers_alive: prometheus::IntGauge::new(
+                "fiscus_gossip_peers_alive",
+                "Peers answering heartbeats",
+            )?,
+        };
+        r.register(Box::new(m.height.clone()))?;
+        r.register(Box::new(m.final_height.clone()))?;
+        r.register(Box::new(m.blocks.clone()))?;
+        r.register(Box::new(m.refused.clone()))?;
+        r.register(Box::new(m.alarms.clone()))?;
+        r.register(Box::new(m.peers_alive.clone()))?;
+        Ok(m)
+    }
+}
+
+/// What every task shares.
+#[derive(Debug)]
+pub struct Node {
+    pub cfg: Config,
+    pub me: String,
+    pub consortium: String,
+    pub certs: Certs,
+    pub limits: DecodeLimits,
+    pub ledger: LedgerClient<Channel>,
+    pub ingest: LedgerIngestClient<Channel>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub head: Mutex<(u64, Hash32)>,
+    pub peers: Mutex<Peers>,
+    pub finality: Mutex<Finality>,
+    pub inbox: mpsc::Sender<Incoming>,
+    pub bus: Bus,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Node {
+    pub fn height(&self) -> u64 {
+        lock(&self.head).0
+    }
+
+    pub fn subject(&self, kind: &str) -> String {
+        format!("fiscus.{}.{}.{kind}", self.consortium, self.me)
+    }
+
+    /// Members as the chain's config says now.
+    pub async fn refresh_members(&self) -> Result<BTreeSet<String>, tonic::Status> {
+        let resp = self
+            .ledger
+            .clone()
+            .get_state(GetStateRequest {
+                key: b"gov/config".to_vec(),
+                at_height: 0,
+            })
+            .await?
+            .into_inner();
+        let config = ConsortiumConfig::decode(&resp.value[..])
+            .map_err(|e| tonic::Status::internal(format!("gov/config: {e}")))?;
+        let members: BTreeSet<String> = config.members.iter().map(|m| m.org_code.clone()).collect();
+        lock(&self.finality).set_members(members.clone());
+        lock(&self.peers).retain_members(&members, &config, &self.cfg.peers, &self.me);
+        Ok(members)
+    }
+
+    fn blame(&self, source: &Source, why: &Refusal) {
+        self.metrics
+            .refused
+            .with_label_values(&[refusal_label(why)])
+            .inc();
+        if let Some(peer) = source.peer() {
+            let banned = lock(&self.peers).penalize(peer, 10, &self.cfg);
+            tracing::warn!(peer, error = %why, banned, "refused a block from a peer");
+        } else {
+            tracing::error!(source = ?source, error = %why, "refused a block from an orderer");
+        }
+    }
+
+    /// Records an attestation (ours or a peer's) and reacts to what it changed.
+    pub async fn record_attestation(&self, signed: SignedAttestation) -> Result<bool, Refusal> {
+        let att = verify_attestation(&self.certs, &signed)?;
+        let out =
+            lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
+        if let Some(h) = out.newly_final.last() {
+            self.metrics.final_height.set(*h as i64);
+        }
+        if let Some(alarm) = out.alarm {
+            self.raise(alarm, &att).await;
+        }
+        Ok(out.new)
+    }
+
+    async fn raise(&self, alarm: Alarm, latest: &Attestation) {
+        self.metrics.alarms.inc();
+        tracing::error!(
+            height = alarm.height,
+            diverging = ?alarm.diverging,
+            attested = ?alarm.attested,
+            "DIVERGENCE: members attested different hashes for one height"
+        );
+        let we = lock(&self.finality).we_diverge();
+        if let Some(h) = we {
+            self.readiness.set(
+                "divergence",
+                Err(format!(
+                    "this member's state differs from the majority at height {h}"
+                )),
+            );
+        }
+        let theirs = lock(&self.finality).known(&BTreeSet::from([alarm.height]));
+        let ours = theirs
+            .iter()
+            .filter_map(|s| Attestation::decode(&s.attestation[..]).ok())
+            .find(|a| a.member == self.me)
+            .unwrap_or_else(|| latest.clone());
+        let event = DivergenceAlarm {
+            height: alarm.height,
+            ours: Some(ours),
+            theirs,
+        };
+        self.bus
+            .publish_durable(&self.subject("alarms"), event.encode_to_vec())
+            .await;
+    }
+
+    /// After a commit: events, our attestation, and the push to peers.
+    async fn committed(self: &Arc<Self>, v: &Verified, source: &Source, resp: CommitBlockResponse) {
+        self.metrics.height.set(v.number as i64);
+        self.metrics
+            .blocks
+            .with_label_values(&[source.label()])
+            .inc();
+        let att = resp.attestation.clone().unwrap_or_default();
+        let parsed = Attestation::decode(&att.attestation[..]).unwrap_or_default();
+        let summary = BlockCommitted {
+            height: v.number,
+            block_hash: v.hash.to_vec(),
+            state_hash: parsed.state_hash.clone(),
+            receipts_root: parsed.receipts_root.clone(),
+            tx_count: resp.txs.len() as u32,
+            timestamp_ms: resp.timestamp_ms,
+        };
+        self.bus
+            .publish_durable(&self.subject("blocks"), summary.encode_to_vec())
+            .await;
+        let txs = self.subject("txs");
+        for t in &resp.txs {
+            let e = TxStatusChanged {
+                tx_id: t.tx_id.clone(),
+                block_number: v.number,
+                status: t.status,
+                reason: t.reason.clone(),
+            };
+            self.bus.publish_durable(&txs, e.encode_to_vec()).await;
+        }
+        self.bus
+            .publish_durable(&self.subject("attestations"), att.encode_to_vec())
+            .await;
+        if let Err(e) = self.record_attestation(att.clone()).await {
+            tracing::error!(error = %e, "our own attestation does not verify: is this node's certificate in signers_dir?");
+        }
+        // Tell the others, and push blocks that are new to the network. While
+        // catching up (pulled blocks), attestations travel with the heartbeats.
+        let peers = match source {
+            Source::Pull(_) => Vec::new(),
+            _ => lock(&self.peers).alive(&self.cfg),
+        };
+        let push_to: Vec<_> = match source {
+            Source::Orderer(_) | Source::Push(_) => {
+                lock(&self.peers).fanout(self.cfg.fanout, v.number, source.peer())
+            }
+            Source::Pull(_) => Vec::new(),
+        };
+        let node = self.clone();
+        let block = v.block.clone();
+        tokio::spawn(async move {
+            for p in peers {
+                let Some(mut c) = node.client(&p).await else {
+                    continue;
+                };
+                let batch = AttestationBatch {
+                    attestations: vec![att.clone()],
+                };
+                if let Ok(r) = c.exchange_attestations(batch).await {
+                    for a in r.into_inner().attestations {
+                        let _ = node.record_attestation(a).await;
+                    }
+                }
+            }
+            for p in push_to {
+                let Some(mut c) = node.client(&p).await else {
+                    continue;
+                };
+                let _ = c
+                    .push_blocks(futures::stream::iter(vec![block.clone()]))
+                    .await;
+            }
+        });
+    }
+
+    /// A gRPC client to peer `member`, connecting on first use.
+    pub async fn client(&self, member: &str) -> Option<GossipClient<Channel>> {
+        let (addr, name, existing) = {
+            let p = lock(&self.peers);
+            let e = p.get(member)?;
+            (e.addr.clone(), e.server_name.clone(), e.client.clone())
+        };
+        if let Some(c) = existing {
+            return Some(c);
+        }
+        let ch = tokio::time::timeout(
+            Duration::from_secs(5),
+            fiscus_common::tls::connect_channel(&addr, &name, self.tls.clone()),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let c = GossipClient::new(ch)
+            .max_decoding_message_size(self.cfg.max_message_bytes)
+            .max_encoding_message_size(self.cfg.max_message_bytes);
+        lock(&self.peers).set_client(member, c.clone());
+        Some(c)
+    }
+}
+
+fn refusal_label(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Malformed(_) => "malformed",
+        Refusal::BadOrdererSignature(_) => "bad_orderer_signature",
+        Refusal::BadLink(..) => "bad_link",
+        Refusal::BadAttestation(_) => "bad_attestation",
+    }
+}
+
+/// The only path into the ledger: blocks in height order, each linked to the last.
+pub async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>) {
+    let mut pending: BTreeMap<u64, (Verified, Source)> = BTreeMap::new();
+    let mut last_report = Instant::now();
+    let mut since_report = 0u64;
+    while let Some(Incoming::Block(v, source)) = rx.recv().await {
+        let (h, _) = *lock(&node.head);
+        if v.number > h && v.number <= h + node.cfg.max_pending_blocks as u64 {
+            pending.entry(v.number).or_insert((*v, source));
+        }
+        loop {
+            let (h, hash) = *lock(&node.head);
+            let Some((v, source)) = pending.remove(&(h + 1)) else {
+                break;
+            };
+            if v.prev_hash != hash {
+                node.blame(&source, &Refusal::BadLink(v.number, h));
+                continue;
+            }
+            match node.ingest.clone().commit_block(v.block.clone()).await {
+                Ok(resp) => {
+                    *lock(&node.head) = (v.number, v.hash);
+                    node.committed(&v, &source, resp.into_inner()).await;
+                    since_report += 1;
+                }
+                Err(s) if error_code(&s) == Some("ledger.not_next") => {
+                    // Someone else fed the ledger: take its head.
+                    if let Ok(info) = node
+                        .ledger
+                        .clone()
+                        .get_chain_info(ChainInfoRequest {})
+                        .await
+                    {
+                        let info = info.into_inner();
+                        if let Ok(hash) = Hash32::from_slice("hash", &info.last_block_hash) {
+                            *lock(&node.head) = (info.height, hash);
+                        }
+                    }
+                }
+                Err(s) if error_code(&s) == Some("ledger.bad_block") => {
+                    node.blame(&source, &Refusal::Malformed(s.message().to_owned()));
+                }
+                Err(s) => {
+                    // The ledger is unavailable: keep the block and retry shortly.
+                    tracing::warn!(error = %s.message(), "ledger-store refused to commit; retrying");
+                    pending.insert(v.number, (v, source));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) && since_report > 0 {
+            let rate = since_report as f64 / last_report.elapsed().as_secs_f64();
+            tracing::info!(
+                height = node.height(),
+                blocks_per_s = rate as u64,
+                pending = pending.len(),
+                "committing"
+            );
+            last_report = Instant::now();
+            since_report = 0;
+        }
+    }
+}
+
+fn error_code(s: &tonic::Status) -> Option<&str> {
+    s.metadata()
+        .get(fiscus_common::error::GRPC_CODE_METADATA)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Follows the orderers' `Deliver` streams from this member's next height,
+/// failing over between them.
+pub async fn orderer_follower(node: Arc<Node>, orderers: Vec<Endpoint>) {
+    let mut backoff = Duration::from_millis(100);
+    for ep in orderers.iter().cycle() {
+        match follow(&node, ep).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                node.readiness
+                    .set("orderer", Err(format!("{}: {e}", ep.addr)));
+                tracing::debug!(orderer = %ep.addr, error = %e, "orderer stream ended");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn follow(node: &Arc<Node>, ep: &Endpoint) -> Result<(), String> {
+    let ch = tokio::time::timeout(
+        Duration::from_secs(5),
+        fiscus_common::tls::connect_channel(&ep.addr, &ep.server_name, node.tls.clone()),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let mut c = OrdererClient::new(ch).max_decoding_message_size(node.cfg.max_message_bytes);
+    let from = node.height() + 1;
+    let mut stream = c
+        .deliver(DeliverRequest { from_height: from })
+        .await
+        .map_err(|s| s.message().to_owned())?
+        .into_inner();
+    node.readiness.set("orderer", Ok(()));
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|s| s.message().to_owned())?;
+        match verify_block(&node.certs, &node.limits, b) {
+            Ok(v) => {
+                if v.number <= node.height() {
+                    continue;
+                }
+                node.inbox
+                    .send(Incoming::Block(
+                        Box::new(v),
+                        Source::Orderer(ep.addr.clone()),
+                    ))
+                    .await
+                    .map_err(|_| "gateway stopping".to_owned())?;
+            }
+            Err(e) => {
+                node.blame(&Source::Orderer(ep.addr.clone()), &e);
+                return Err(e.to_string());
+            }
+        }
+    }
+    Err("the orderer closed the stream".into())
+}
+
+/// Heartbeats with suspicion, height digests, anti-entropy pulls and
+/// attestation exchange, every `heartbeat_ms`.
+pub async fn heartbeats(node: Arc<Node>) {
+    let period = Duration::from_millis(node.cfg.heartbeat_ms);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rounds = 0u64;
+    let pulling: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    loop {
+        tick.tick().await;
+        rounds += 1;
+        if rounds % 10 == 1
+            && let Err(e) = node.refresh_members().await
+        {
+            tracing::warn!(error = %e.message(), "could not read the member list from the ledger");
+        }
+        let members = lock(&node.peers).dialable(&node.cfg);
+        let height = node.height();
+        for m in members {
+            let node = node.clone();
+            let pulling = pulling.clone();
+            tokio::spawn(async move {
+                let Some(mut c) = node.client(&m).await else {
+                    lock(&node.peers).missed(&m, &node.cfg);
+                    return;
+                };
+                let req = HeartbeatRequest {
+                    member: node.me.clone(),
+                    height,
+                };
+                match tokio::time::timeout(period * 2, c.heartbeat(req)).await {
+                    Ok(Ok(r)) => {
+                        let theirs = r.into_inner().height;
+                        lock(&node.peers).heard(&m, theirs);
+                        if theirs > node.height() && lock(&pulling).insert(m.clone()) {
+                            let r = pull(&node, &m, &mut c, theirs).await;
+                            lock(&pulling).remove(&m);
+                            if let Err(e) = r {
+                                tracing::debug!(peer = %m, error = %e, "pull ended");
+                            }
+                        }
+                        exchange_recent(&node, &mut c).await;
+                    }
+                    _ => lock(&node.peers).missed(&m, &node.cfg),
+                }
+            });
+        }
+        let alive = lock(&node.peers).count(Liveness::Alive);
+        node.metrics.peers_alive.set(alive as i64);
+    }
+}
+
+/// Pulls the range this member lacks from `peer`, a batch at a time; the
+/// bounded inbox throttles it to the ledger's pace.
+async fn pull(
+    node: &Arc<Node>,
+    peer: &str,
+    c: &mut GossipClient<Channel>,
+    theirs: u64,
+) -> Result<(), String> {
+    let from = node.height() + 1;
+    let to = theirs.min(from + node.cfg.pull_batch - 1);
+    let mut stream = c
+        .pull_blocks(PullRequest {
+            from_height: from,
+            to_height: to,
+        })
+        .await
+        .map_err(|s| s.message().to_owned())?
+        .into_inner();
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|s| s.message().to_owned())?;
+        match verify_block(&node.certs, &node.limits, b) {
+            Ok(v) => node
+                .inbox
+                .send(Incoming::Block(Box::new(v), Source::Pull(peer.to_owned())))
+                .await
+                .map_err(|_| "gateway stopping".to_owned())?,
+            Err(e) => {
+                node.blame(&Source::Pull(peer.to_owned()), &e);
+                return Err(e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends our attestations for the heights not yet final and records the peer's.
+async fn exchange_recent(node: &Arc<Node>, c: &mut GossipClient<Channel>) {
+    let (from, to) = {
+        let f = lock(&node.finality);
+        (f.final_height() + 1, node.height())
+    };
+    if from > to {
+        return;
+    }
+    // The oldest heights not yet final first: a member catching up works forward.
+    let heights: BTreeSet<u64> = (from..=to).take(256).collect();
+    let ours = lock(&node.finality).known(&heights);
+    if let Ok(r) = c
+        .exchange_attestations(AttestationBatch { attestations: ours })
+        .await
+    {
+        for a in r.into_inner().attestations {
+            if let Err(e) = node.record_attestation(a).await {
+                node.metrics
+                    .refused
+                    .with_label_values(&[refusal_label(&e)])
+                    .inc();
+            }
+        }
+    }
+}
+
+/// Records the attestations this member already has (after a restart).
+pub async fn load_own_attestations(node: &Arc<Node>, from: u64, to: u64) {
+    for h in from..=to {
+        let r = node
+            .ingest
+            .clone()
+            .get_attestation(fiscus_proto::pb::ledger::GetAttestationRequest { height: h })
+            .await;
+        if let Ok(a) = r {
+            let _ = node.record_attestation(a.into_inner()).await;
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The `Gossip` service other members call. Only node certificates of
+//! current members get in; a member removed by governance, or disconnected
+//! for bad blocks, is refused.
+
+use crate::chain::verify_block;
+use crate::node::{Incoming, Node, Source};
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_proto::pb::gossip::gossip_server::Gossip;
+use fiscus_proto::pb::gossip::{
+    AttestationBatch, HeartbeatRequest, HeartbeatResponse, PullRequest, PushAck,
+};
+use fiscus_proto::pb::ledger::GetBlockRequest;
+use fiscus_proto::pb::types::{Attestation, Block, Role};
+use prost::Message;
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+#[derive(Debug, Clone)]
+pub struct GossipService {
+    pub node: Arc<Node>,
+}
+
+fn denied(code: &'static str, msg: String) -> Status {
+    ServiceError::new(ErrorKind::PermissionDenied, code, msg).into()
+}
+
+impl GossipService {
+    /// The calling member, if it may talk to us.
+    fn caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        let id = fiscus_common::tls::peer_identity(req).ok_or_else(|| {
+            Status::from(ServiceError::new(
+                ErrorKind::Unauthenticated,
+                "gossip.unauthenticated",
+                "no client certificate",
+            ))
+        })?;
+        if id.role != Role::Node {
+            return Err(denied(
+                "gossip.forbidden",
+                format!("role {:?} is not a node", id.role),
+            ));
+        }
+        let peers = self.node.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if !peers.is_member(&id.member) {
+            return Err(denied(
+                "gossip.not_member",
+                format!("{} is not a current consortium member", id.member),
+            ));
+        }
+        if peers.is_banned(&id.member) {
+            return Err(denied(
+                "gossip.banned",
+                format!(
+                    "{} sent bad blocks and is disconnected for a while",
+                    id.member
+                ),
+            ));
+        }
+        Ok(id.member.clone())
+    }
+}
+
+type BlockStream = Pin<Box<dyn futures::Stream<Item = Result<Block, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Gossip for GossipService {
+    async fn push_blocks(
+        &self,
+        req: Request<Streaming<Block>>,
+    ) -> Result<Response<PushAck>, Status> {
+        let from = self.caller(&req)?;
+        let mut stream = req.into_inner();
+        let mut n = 0usize;
+        while let Some(b) = stream.next().await {
+            n += 1;
+            if n > 1024 {
+                return Err(Status::resource_exhausted(
+                    "gossip.too_many: at most 1,024 blocks per push",
+                ));
+            }
+            let b = b?;
+            match verify_block(&self.node.certs, &self.node.limits, b) {
+                Ok(v) => {
+                    if v.number > self.node.height() {
+                        // try_send: a full inbox drops the push; anti-entropy pulls it later.
+                        let _ = self
+                            .node
+                            .inbox
+                            .try_send(Incoming::Block(Box::new(v), Source::Push(from.clone())));
+                    }
+                }
+                Err(e) => {
+                    let banned = self
+                        .node
+                        .peers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .penalize(&from, 10, &self.node.cfg);
+                    self.node
+                        .metrics
+                        .refused
+                        .with_label_values(&["bad_push"])
+                        .inc();
+                    tracing::warn!(peer = %from, error = %e, banned, "refused a pushed block");
+                    return Err(ServiceError::new(
+                        ErrorKind::InvalidArgument,
+                        "gossip.bad_block",
+                        e.to_string(),
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(Response::new(PushAck {
+            highest_known: self.node.height(),
+        }))
+    }
+
+    type PullBlocksStream = BlockStream;
+
+    async fn pull_blocks(
+        &self,
+        req: Request<PullRequest>,
+    ) -> Result<Response<BlockStream>, Status> {
+        self.caller(&req)?;
+        let r = req.into_inner();
+        let max = self.node.cfg.pull_batch.saturating_mul(2);
+        let to = r
+            .to_height
+            .min(self.node.height())
+            .min(r.from_height.saturating_add(max - 1));
+        if r.from_height == 0 || r.from_height > to {
+            return Ok(Response::new(Box::pin(futures::stream::empty())));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(32);
+        let mut ledger = self.node.ledger.clone();
+        tokio::spawn(async move {
+            for n in r.from_height..=to {
+                let b = ledger
+                    .get_block(GetBlockRequest {
+                        number: n,
+                        hash: Vec::new(),
+                    })
+                    .await
+                    .map(|r| r.into_inner());
+                let stop = b.is_err();
+                if tx.send(b).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn exchange_attestations(
+        &self,
+        req: Request<AttestationBatch>,
+    ) -> Result<Response<AttestationBatch>, Status> {
+        self.caller(&req)?;
+        let batch = req.into_inner();
+        if batch.attestations.len() > 256 {
+            return Err(Status::resource_exhausted(
+                "gossip.too_many: at most 256 attestations",
+            ));
+        }
+        let mut heights = BTreeSet::new();
+        for a in batch.attestations {
+            if let Ok(att) = Attestation::decode(&a.attestation[..]) {
+                heights.insert(att.height);
+            }
+            if let Err(e) = self.node.record_attestation(a).await {
+                self.node
+                    .metrics
+                    .refused
+                    .with_label_values(&["bad_attestation"])
+                    .inc();
+                tracing::debug!(error = %e, "ignored an attestation");
+            }
+        }
+        let known = self
+            .node
+            .finality
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .known(&heights);
+        Ok(Response::new(AttestationBatch {
+            attestations: known,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let from = self.caller(&req)?;
+        self.node
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .heard(&from, req.get_ref().height);
+        Ok(Response::new(HeartbeatResponse {
+            member: self.node.me.clone(),
+            height: self.node.height(),
+        }))
+    }
+}

@@ -1,0 +1,238 @@
+//! A whole network on loopback for tests and `fiscus bench network`: an
+//! orderer cluster, and members that each run a ledger-store and a
+//! gossip-gateway, with real mutual TLS between all of them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // harness set-up fails loudly
+
+use crate::config::Config;
+use fiscus_ledger_store::server::{Config as LedgerConfig, Endpoint};
+use fiscus_orderer::testkit::{self as ok, ClusterFiles, Signer};
+use fiscus_proto::pb::types::{ConsortiumConfig, Member, Org, OrgLevel, Role};
+use prost::Message;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The members of a test network: MOF, Hebei, Shijiazhuang, Chang'an, the
+/// Hebei audit office, then further Hebei cities.
+pub const MEMBERS: [&str; 8] = [
+    "000000", "130000", "130100", "130102", "991300", "130200", "130300", "130400",
+];
+
+fn org(code: &str) -> Org {
+    let (level, parent) = match code {
+        "000000" => (OrgLevel::Central, ""),
+        "130000" => (OrgLevel::Provincial, "000000"),
+        "130102" => (OrgLevel::County, "130100"),
+        "991300" => (OrgLevel::Supervisor, "130000"),
+        _ => (OrgLevel::Municipal, "130000"),
+    };
+    Org {
+        code: code.into(),
+        name: format!("org {code}"),
+        level: level as i32,
+        parent: parent.into(),
+    }
+}
+
+/// Everything on disk, and the addresses reserved for each part.
+#[derive(Debug)]
+pub struct NetworkFiles {
+    pub cluster: ClusterFiles,
+    pub genesis_file: PathBuf,
+    pub signers_dir: PathBuf,
+    pub members: Vec<MemberFiles>,
+    /// A client of member 000000 that may appropriate and allocate.
+    pub mof: Signer,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberFiles {
+    pub code: String,
+    pub tls_dir: PathBuf,
+    pub ledger: LedgerConfig,
+    pub gateway: Config,
+}
+
+/// Writes a CA, `orderers` orderer identities and configs, and `members`
+/// members (node certificate, ledger and gateway configs on free ports).
+pub async fn write_network(
+    dir: &Path,
+    orderers: usize,
+    members: usize,
+) -> (NetworkFiles, Vec<fiscus_orderer::Listeners>) {
+    let listeners = ok::bind(orderers).await;
+    let cluster = ok::write_cluster(dir, &listeners, 1, &[]);
+    let signers_dir = cluster.configs[0].signers_dir.clone();
+    for i in 1..=orderers {
+        std::fs::copy(
+            dir.join(format!("orderer-{i}/cert.pem")),
+            signers_dir.join(format!("orderer-{i}.pem")),
+        )
+        .unwrap();
+    }
+    let (key, cert_id, serial, cert) =
+        ok::issue_from(&cluster, "000000", Role::Client, &[], &dir.join("mof"));
+    std::fs::copy(&cert, signers_dir.join("mof.pem")).unwrap();
+    let mof = Signer {
+        key,
+        cert_id,
+        serial,
+        cert_file: cert,
+    };
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut out = Vec::new();
+    for code in MEMBERS.iter().take(members) {
+        let tls_dir = dir.join(format!("node-{code}"));
+        let (_, _, _, cert) = ok::issue_from(
+            &cluster,
+            code,
+            Role::Node,
+            &["127.0.0.1", "localhost"],
+            &tls_dir,
+        );
+        std::fs::copy(&cert, signers_dir.join(format!("node-{code}.pem"))).unwrap();
+        let tls = fiscus_common::tls::TlsConfig::in_dir(&tls_dir);
+        let ledger_addr = free();
+        let ledger = LedgerConfig {
+            listen: ledger_addr,
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.join(format!("ledger-{code}")),
+            tls: tls.clone(),
+            genesis_file: dir.join("consortium-config.pb"),
+            signers_dir: signers_dir.clone(),
+            threads: 2,
+            ..LedgerConfig::default()
+        };
+        let gateway = Config {
+            listen: free(),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            tls,
+            signers_dir: signers_dir.clone(),
+            genesis_file: dir.join("consortium-config.pb"),
+            ledger: Endpoint {
+                addr: ledger_addr.to_string(),
+                server_name: "127.0.0.1".into(),
+            },
+            orderers: cluster
+                .configs
+                .iter()
+                .map(|c| Endpoint {
+                    addr: c.listen.to_string(),
+                    server_name: format!("orderer-{}", c.node_id),
+                })
+                .collect(),
+            heartbeat_ms: 200,
+            ..Config::default()
+        };
+        out.push(MemberFiles {
+            code: (*code).to_owned(),
+            tls_dir,
+            ledger,
+            gateway,
+        });
+    }
+    let mut orgs: Vec<Org> = MEMBERS.iter().map(|c| org(c)).collect();
+    orgs.push(org("130200"));
+    orgs.sort_by(|a, b| a.code.cmp(&b.code));
+    orgs.dedup_by(|a, b| a.code == b.code);
+    let genesis = ConsortiumConfig {
+        consortium_id: cluster.consortium.clone(),
+        version: 1,
+        orgs,
+        members: out
+            .iter()
+            .map(|m| Member {
+                org_code: m.code.clone(),
+                gossip_endpoints: vec![format!("https://{}", m.gateway.listen)],
+                roles: vec![Role::Node as i32],
+            })
+            .collect(),
+        ca_roots: vec![ok::root_der(&cluster)],
+        ..ConsortiumConfig::default()
+    };
+    let genesis_file = dir.join("consortium-config.pb");
+    std::fs::write(&genesis_file, genesis.encode_to_vec()).unwrap();
+    (
+        NetworkFiles {
+            cluster,
+            genesis_file,
+            signers_dir,
+            members: out,
+            mof,
+        },
+        listeners,
+    )
+}
+
+/// A member running in this process.
+#[derive(Debug)]
+pub struct RunningMember {
+    pub code: String,
+    pub ledger: fiscus_ledger_store::server::Running,
+    pub gateway: crate::Running,
+}
+
+impl RunningMember {
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+        self.ledger.stop().await;
+    }
+
+    pub async fn state_hash(&self) -> (u64, Vec<u8>) {
+        let h = self.ledger.ledger.head().await.unwrap();
+        (h.height, h.state_hash.to_vec())
+    }
+}
+
+pub async fn start_member(m: &MemberFiles) -> RunningMember {
+    let ledger = fiscus_ledger_store::server::start(m.ledger.clone())
+        .await
+        .unwrap();
+    let gateway = crate::start(m.gateway.clone()).await.unwrap();
+    RunningMember {
+        code: m.code.clone(),
+        ledger,
+        gateway,
+    }
+}
+
+/// Waits until every member's ledger is at `height` or more.
+pub async fn wait_all_at(members: &[&RunningMember], height: u64, deadline: Duration) {
+    let until = Instant::now() + deadline;
+    loop {
+        let mut hs = Vec::new();
+        for m in members {
+            hs.push(m.ledger.ledger.head().await.unwrap().height);
+        }
+        if hs.iter().all(|h| *h >= height) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "heights {hs:?} did not reach {height} within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every member's gateway sees `height` final.
+pub async fn wait_all_final(members: &[&RunningMember], height: u64, deadline: Duration) {
+    let until = Instant::now() + deadline;
+    loop {
+        let fs: Vec<u64> = members
+            .iter()
+            .map(|m| m.gateway.node.finality.lock().unwrap().final_height())
+            .collect();
+        if fs.iter().all(|f| *f >= height) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "final heights {fs:?} did not reach {height} within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

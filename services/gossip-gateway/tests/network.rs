@@ -1,0 +1,121 @@
+//! Members exchange blocks and attestations over mutual TLS: every member
+//! reaches the same head and state hash, every height becomes final, and a
+//! member cut off from every orderer follows the chain through its peers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use fiscus_gossip_gateway::testkit::{self, RunningMember};
+use fiscus_orderer::testkit as ok;
+use fiscus_proto::envelope::seal;
+use fiscus_proto::pb::transfer::{
+    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
+    transfer_call::Method,
+};
+use fiscus_proto::pb::types::{Envelope, TxPayload, tx_payload::Call};
+use std::time::Duration;
+
+fn account(org: &str) -> Option<AccountRef> {
+    Some(AccountRef {
+        org_code: org.into(),
+        program_id: "2026-edu-01".into(),
+    })
+}
+
+fn tx(files: &testkit::NetworkFiles, nonce: u64, m: Method) -> Envelope {
+    let payload = TxPayload {
+        consortium_id: files.cluster.consortium.clone(),
+        creator_cert_id: files.mof.cert_id.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(Call::Transfer(TransferCall { method: Some(m) })),
+    };
+    seal(&payload, &[(&files.mof.key, files.mof.cert_id)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_reach_the_same_head_every_height_is_final_and_a_cut_off_member_follows_its_peers()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (mut files, listeners) = testkit::write_network(dir.path(), 1, 3).await;
+    let orderer_addr = files.cluster.configs[0].listen;
+    let config = files.cluster.configs.remove(0);
+    let orderer = fiscus_orderer::start_with(config, listeners.into_iter().next().unwrap())
+        .await
+        .unwrap();
+    ok::wait_for_leader(&[&orderer], Duration::from_secs(60)).await;
+
+    // The third member has no orderer link at all.
+    files.members[2].gateway.orderers.clear();
+    let mut members: Vec<RunningMember> = Vec::new();
+    for m in &files.members {
+        members.push(testkit::start_member(m).await);
+    }
+
+    let mut client = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
+    let mut envs = vec![tx(
+        &files,
+        1,
+        Method::Appropriate(AppropriateArgs {
+            account: account("000000"),
+            program: Some(Program {
+                id: "2026-edu-01".into(),
+                name: "义务教育补助经费".into(),
+                kind: ProgramKind::Special as i32,
+                functional_code: "2050202".into(),
+                fiscal_year: 2026,
+                document: "财教〔2026〕1号".into(),
+            }),
+            amount_fen: 100_000_000,
+            document: "财教〔2026〕1号".into(),
+        }),
+    )];
+    for i in 0..20 {
+        envs.push(tx(
+            &files,
+            2 + i,
+            Method::Allocate(AllocateArgs {
+                from: account("000000"),
+                to_org_code: "130000".into(),
+                amount_fen: 1000 + i as i64,
+                document: format!("财教〔2026〕{}号", 10 + i),
+            }),
+        ));
+    }
+    let mut height = 0;
+    for chunk in envs.chunks(3) {
+        let acks = ok::broadcast(&mut client, chunk.to_vec(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        height = acks
+            .iter()
+            .map(|a| a.block_number)
+            .max()
+            .unwrap()
+            .max(height);
+    }
+    let refs: Vec<&RunningMember> = members.iter().collect();
+    testkit::wait_all_at(&refs, height, Duration::from_secs(60)).await;
+    let mut hashes = Vec::new();
+    for m in &members {
+        hashes.push(m.state_hash().await);
+    }
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
+    testkit::wait_all_final(&refs, height, Duration::from_secs(60)).await;
+    for m in &members {
+        assert!(m.gateway.node.finality.lock().unwrap().alarms().is_empty());
+        let view = m.gateway.node.peers.lock().unwrap().view();
+        assert_eq!(view.len(), 2, "{}: {view:?}", m.code);
+    }
+    // The cut-off member committed only blocks it got from peers.
+    let cut = &members[2].gateway.node.metrics;
+    assert_eq!(cut.blocks.with_label_values(&["orderer"]).get(), 0);
+    assert!(
+        cut.blocks.with_label_values(&["push"]).get()
+            + cut.blocks.with_label_values(&["pull"]).get()
+            >= height
+    );
+    for m in members {
+        m.stop().await;
+    }
+    orderer.kill().await;
+}
