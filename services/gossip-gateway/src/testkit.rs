@@ -43,6 +43,8 @@ pub struct NetworkFiles {
     pub members: Vec<MemberFiles>,
     /// A client of member 000000 that may appropriate and allocate.
     pub mof: Signer,
+    /// A client of member 130000 (Hebei), e.g. to vote.
+    pub hebei: Signer,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,15 @@ pub async fn write_network(
         ok::issue_from(&cluster, "000000", Role::Client, &[], &dir.join("mof"));
     std::fs::copy(&cert, signers_dir.join("mof.pem")).unwrap();
     let mof = Signer {
+        key,
+        cert_id,
+        serial,
+        cert_file: cert,
+    };
+    let (key, cert_id, serial, cert) =
+        ok::issue_from(&cluster, "130000", Role::Client, &[], &dir.join("hebei"));
+    std::fs::copy(&cert, signers_dir.join("hebei.pem")).unwrap();
+    let hebei = Signer {
         key,
         cert_id,
         serial,
@@ -162,6 +173,7 @@ pub async fn write_network(
             signers_dir,
             members: out,
             mof,
+            hebei,
         },
         listeners,
     )
@@ -235,4 +247,35 @@ pub async fn wait_all_final(members: &[&RunningMember], height: u64, deadline: D
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A signed transfer or governance call by `who`.
+pub fn envelope(
+    files: &NetworkFiles,
+    who: &Signer,
+    nonce: u64,
+    call: fiscus_proto::pb::types::tx_payload::Call,
+) -> fiscus_proto::pb::types::Envelope {
+    let payload = fiscus_proto::pb::types::TxPayload {
+        consortium_id: files.cluster.consortium.clone(),
+        creator_cert_id: who.cert_id.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(call),
+    };
+    fiscus_proto::envelope::seal(&payload, &[(&who.key, who.cert_id)])
+}
+
+/// Starts the cluster's orderers in this process and waits for a leader.
+pub async fn start_orderers(
+    files: &mut NetworkFiles,
+    listeners: Vec<fiscus_orderer::Listeners>,
+) -> Vec<fiscus_orderer::Running> {
+    let mut out = Vec::new();
+    for (c, l) in files.cluster.configs.drain(..).zip(listeners) {
+        out.push(fiscus_orderer::start_with(c, l).await.unwrap());
+    }
+    let refs: Vec<&fiscus_orderer::Running> = out.iter().collect();
+    ok::wait_for_leader(&refs, Duration::from_secs(60)).await;
+    out
 }
