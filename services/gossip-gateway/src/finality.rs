@@ -141,8 +141,16 @@ impl Finality {
             out.newly_final.push(self.final_height);
         }
         let floor = self.final_height.saturating_sub(self.keep);
-        self.by_height = self.by_height.split_off(&floor);
-        self.finals = self.finals.split_off(&floor);
+        while self
+            .by_height
+            .first_key_value()
+            .is_some_and(|(h, _)| *h < floor)
+        {
+            self.by_height.pop_first();
+        }
+        while self.finals.first().is_some_and(|h| *h < floor) {
+            self.finals.pop_first();
+        }
         out
     }
 }

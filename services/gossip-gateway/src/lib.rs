@@ -30,7 +30,7 @@ pub mod testkit;
 pub use config::Config;
 
 use fiscus_common::ops_server::{OpsServer, Readiness};
-use fiscus_common::tls::{ClientAuth, TlsContext, connect_channel, serve_incoming};
+use fiscus_common::tls::{ClientAuth, TlsContext, connect_channel, serve_incoming_until};
 use fiscus_ledger_store::Certs;
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::hash::Hash32;
@@ -77,10 +77,14 @@ pub struct Running {
     pub node: Arc<Node>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     ops: OpsServer,
+    /// Fails every accepted connection at once, so that nothing keeps the
+    /// service (and its store) alive after `stop`.
+    kill: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
     pub async fn stop(self) {
+        let _ = self.kill.send(true);
         for t in self.tasks {
             t.abort();
             let _ = t.await;
@@ -201,7 +205,13 @@ pub async fn start_with(
     let svc = GossipServer::new(service::GossipService { node: node.clone() })
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
-    let incoming = serve_incoming(listener, tls.server_config(ClientAuth::Required)?);
+    let (kill, kill_rx) = tokio::sync::watch::channel(false);
+    let incoming = serve_incoming_until(
+        listener,
+        tls.server_config(ClientAuth::Required)?,
+        kill_rx,
+        None,
+    );
     let mut tasks = vec![
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
@@ -274,5 +284,6 @@ pub async fn start_with(
         node,
         tasks,
         ops,
+        kill,
     })
 }

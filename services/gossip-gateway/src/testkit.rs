@@ -200,9 +200,17 @@ impl RunningMember {
 }
 
 pub async fn start_member(m: &MemberFiles) -> RunningMember {
-    let ledger = fiscus_ledger_store::server::start(m.ledger.clone())
-        .await
-        .unwrap();
+    // A store just closed in this process may hold its lock a moment longer.
+    let until = Instant::now() + Duration::from_secs(30);
+    let ledger = loop {
+        match fiscus_ledger_store::server::start(m.ledger.clone()).await {
+            Ok(l) => break l,
+            Err(e) if Instant::now() < until && format!("{e:?}").contains("Locked") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("ledger-store {}: {e}", m.code),
+        }
+    };
     let gateway = crate::start(m.gateway.clone()).await.unwrap();
     RunningMember {
         code: m.code.clone(),

@@ -8,8 +8,8 @@ use fiscus_gossip_gateway::testkit::{self, RunningMember};
 use fiscus_orderer::testkit as ok;
 use fiscus_proto::envelope::seal;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
-    transfer_call::Method,
+    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
+    TransferCall, recipient, transfer_call::Method,
 };
 use fiscus_proto::pb::types::{Envelope, TxPayload, tx_payload::Call};
 use std::time::Duration;
@@ -118,4 +118,123 @@ async fn members_reach_the_same_head_every_height_is_final_and_a_cut_off_member_
         m.stop().await;
     }
     orderer.kill().await;
+}
+
+/// Blocks a member misses while stopped.
+const BLOCKS: u64 = 5000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_for_5000_blocks_catches_up_from_its_peers_with_the_same_state_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut files, listeners) = testkit::write_network(dir.path(), 1, 3).await;
+    // One transaction per block, so that 5,000 transactions make 5,000 blocks.
+    files.cluster.configs[0].batching.max_txs = 1;
+    let orderers = testkit::start_orderers(&mut files, listeners).await;
+    let orderer_addr = orderers[0].client_addr;
+    // The late member catches up from its peers only.
+    files.members[2].gateway.orderers.clear();
+    let mut members: Vec<RunningMember> = Vec::new();
+    for m in &files.members {
+        members.push(testkit::start_member(m).await);
+    }
+    let mut client = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
+    let first = tx(
+        &files,
+        1,
+        Method::Appropriate(AppropriateArgs {
+            account: account("000000"),
+            program: Some(Program {
+                id: "2026-edu-01".into(),
+                name: "义务教育补助经费".into(),
+                kind: ProgramKind::General as i32,
+                functional_code: "2050202".into(),
+                fiscal_year: 2026,
+                document: "财教〔2026〕1号".into(),
+            }),
+            amount_fen: 100_000_000,
+            document: "财教〔2026〕1号".into(),
+        }),
+    );
+    let fund = tx(
+        &files,
+        2,
+        Method::Allocate(AllocateArgs {
+            from: account("000000"),
+            to_org_code: "130000".into(),
+            amount_fen: 50_000_000,
+            document: "财教〔2026〕2号".into(),
+        }),
+    );
+    let h0 = ok::broadcast(&mut client, vec![first, fund], Duration::from_secs(30))
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.block_number)
+        .max()
+        .unwrap();
+    let refs: Vec<&RunningMember> = members.iter().collect();
+    testkit::wait_all_at(&refs, h0, Duration::from_secs(60)).await;
+
+    let late = members.pop().unwrap();
+    late.stop().await;
+    // Hebei pays schools: one disbursement per block.
+    let envs: Vec<Envelope> = (0..BLOCKS)
+        .map(|i| {
+            testkit::envelope(
+                &files,
+                &files.hebei,
+                1 + i,
+                Call::Transfer(TransferCall {
+                    method: Some(Method::Disburse(DisburseArgs {
+                        from: account("130000"),
+                        recipient: Some(Recipient {
+                            id: Some(recipient::Id::UnifiedSocialCreditCode(
+                                "12130102MB1234567X".into(),
+                            )),
+                            name: "长安区第一小学".into(),
+                        }),
+                        amount_fen: 1,
+                        purpose: "营养改善计划".into(),
+                        economic_code: "30305".into(),
+                    })),
+                }),
+            )
+        })
+        .collect();
+    let acks = ok::broadcast(&mut client, envs, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let height = acks.iter().map(|a| a.block_number).max().unwrap();
+    assert!(height >= h0 + BLOCKS, "{height}");
+    let refs: Vec<&RunningMember> = members.iter().collect();
+    testkit::wait_all_at(&refs, height, Duration::from_secs(300)).await;
+
+    // Restarted, it replays the 5,000 blocks from its peers.
+    let late = testkit::start_member(&files.members[2]).await;
+    let missing = height - late.state_hash().await.0;
+    testkit::wait_all_at(&[&late], height, Duration::from_secs(300)).await;
+    assert_eq!(late.state_hash().await, members[0].state_hash().await);
+    let pulled = late
+        .gateway
+        .node
+        .metrics
+        .blocks
+        .with_label_values(&["pull"])
+        .get()
+        + late
+            .gateway
+            .node
+            .metrics
+            .blocks
+            .with_label_values(&["push"])
+            .get();
+    assert!(missing >= BLOCKS);
+    assert_eq!(pulled, missing, "every missing block came from peers");
+    late.stop().await;
+    for m in members {
+        m.stop().await;
+    }
+    for o in orderers {
+        o.kill().await;
+    }
 }

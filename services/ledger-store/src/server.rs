@@ -18,7 +18,9 @@ use fiscus_common::config::{ConfigError, ServiceConfig};
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::store::StoreLimits;
 use fiscus_common::store::fjall::FjallStore;
-use fiscus_common::tls::{ClientAuth, TlsConfig, TlsContext, connect_channel, serve_incoming};
+use fiscus_common::tls::{
+    ClientAuth, TlsConfig, TlsContext, connect_channel, serve_incoming_until,
+};
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngestServer;
 use fiscus_proto::pb::ledger::ledger_server::LedgerServer;
@@ -180,10 +182,14 @@ pub struct Running {
     pub ledger: Arc<Ledger<FjallStore>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     ops: OpsServer,
+    /// Fails every accepted connection at once, so that nothing keeps the
+    /// service (and its store) alive after `stop`.
+    kill: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
     pub async fn stop(self) {
+        let _ = self.kill.send(true);
         for t in self.tasks {
             t.abort();
             let _ = t.await;
@@ -281,7 +287,13 @@ pub async fn start_with(
         commit_lock: commit_lock.clone(),
     })
     .max_decoding_message_size(config.max_message_bytes);
-    let incoming = serve_incoming(listener, tls.server_config(ClientAuth::Required)?);
+    let (kill, kill_rx) = tokio::sync::watch::channel(false);
+    let incoming = serve_incoming_until(
+        listener,
+        tls.server_config(ClientAuth::Required)?,
+        kill_rx,
+        None,
+    );
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(svc)
@@ -311,6 +323,7 @@ pub async fn start_with(
         ledger,
         tasks,
         ops,
+        kill,
     })
 }
 
