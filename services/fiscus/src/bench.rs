@@ -18,6 +18,8 @@ pub(crate) enum BenchCmd {
     Orderer(OrdererBench),
     /// Validate + execute + commit throughput of one member's ledger (fsync on).
     Ledger(crate::bench_ledger::LedgerBench),
+    /// Dissemination, finality and catch-up between members (gossip-gateway).
+    Network(crate::bench_network::NetworkBench),
 }
 
 #[derive(Debug, Args)]
@@ -42,7 +44,7 @@ pub(crate) struct OrdererBench {
     json: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.trim().split_at(
         s.trim()
             .find(|c: char| !c.is_ascii_digit())
@@ -63,10 +65,11 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Orderer(b) => orderer(b).await,
         BenchCmd::Ledger(b) => crate::bench_ledger::run(b).await,
+        BenchCmd::Network(b) => crate::bench_network::run(b).await,
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod bench_ledger;
+mod bench_network;
 mod identity;
 mod ledger_cmds;
 mod orderer_admin;

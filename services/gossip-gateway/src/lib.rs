@@ -160,6 +160,7 @@ pub async fn start_with(
     let members = genesis.members.iter().map(|m| m.org_code.clone()).collect();
     let (inbox, rx) = tokio::sync::mpsc::channel(config.max_pending_blocks.max(64));
     let node = Arc::new(Node {
+        timeline: Mutex::default(),
         me: me.member.clone(),
         consortium: genesis.consortium_id.clone(),
         certs,

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub refused: prometheus::IntCounterVec,
     pub alarms: prometheus::IntCounter,
     pub peers_alive: prometheus::IntGauge,
+    /// Seconds from the block's timestamp (cut by the orderer leader) to its commit here.
+    pub commit_lag: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -105,6 +107,13 @@ impl Metrics {
                 "fiscus_gossip_peers_alive",
                 "Peers answering heartbeats",
             )?,
+            commit_lag: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "fiscus_gossip_commit_lag_seconds",
+                    "From a block's timestamp to its commit at this member",
+                )
+                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            )?,
         };
         r.register(Box::new(m.height.clone()))?;
         r.register(Box::new(m.final_height.clone()))?;
@@ -112,13 +121,48 @@ impl Metrics {
         r.register(Box::new(m.refused.clone()))?;
         r.register(Box::new(m.alarms.clone()))?;
         r.register(Box::new(m.peers_alive.clone()))?;
+        r.register(Box::new(m.commit_lag.clone()))?;
         Ok(m)
     }
+}
+
+/// Wall-clock milliseconds when this member committed each recent height and
+/// saw it final, for lag measurements (`fiscus bench network`).
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// height → (block timestamp, committed here, final here), Unix ms.
+    pub heights: BTreeMap<u64, (i64, Option<i64>, Option<i64>)>,
+}
+
+impl Timeline {
+    const KEEP: usize = 200_000;
+
+    fn committed(&mut self, height: u64, block_ms: i64, now: i64) {
+        let e = self.heights.entry(height).or_insert((block_ms, None, None));
+        e.0 = block_ms;
+        e.1 = Some(now);
+        while self.heights.len() > Self::KEEP {
+            self.heights.pop_first();
+        }
+    }
+
+    fn finalized(&mut self, height: u64, now: i64) {
+        if let Some(e) = self.heights.get_mut(&height) {
+            e.2.get_or_insert(now);
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// What every task shares.
 #[derive(Debug)]
 pub struct Node {
+    pub timeline: Mutex<Timeline>,
     pub cfg: Config,
     pub me: String,
     pub consortium: String,
@@ -188,6 +232,11 @@ impl Node {
             lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
         if let Some(h) = out.newly_final.last() {
             self.metrics.final_height.set(*h as i64);
+            let now = now_ms();
+            let mut t = lock(&self.timeline);
+            for h in &out.newly_final {
+                t.finalized(*h, now);
+            }
         }
         if let Some(alarm) = out.alarm {
             self.raise(alarm, &att).await;
@@ -235,6 +284,11 @@ impl Node {
             .blocks
             .with_label_values(&[source.label()])
             .inc();
+        let now = now_ms();
+        self.metrics
+            .commit_lag
+            .observe((now - resp.timestamp_ms).max(0) as f64 / 1000.0);
+        lock(&self.timeline).committed(v.number, resp.timestamp_ms, now);
         let att = resp.attestation.clone().unwrap_or_default();
         let parsed = Attestation::decode(&att.attestation[..]).unwrap_or_default();
         let summary = BlockCommitted {
@@ -342,10 +396,20 @@ pub async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>) {
     let mut pending: BTreeMap<u64, (Verified, Source)> = BTreeMap::new();
     let mut last_report = Instant::now();
     let mut since_report = 0u64;
-    while let Some(Incoming::Block(v, source)) = rx.recv().await {
+    while let Some(first) = rx.recv().await {
+        // Take everything already queued, so the next block is at hand for look-ahead.
+        let mut batch = vec![first];
+        while batch.len() < node.cfg.max_pending_blocks {
+            match rx.try_recv() {
+                Ok(i) => batch.push(i),
+                Err(_) => break,
+            }
+        }
         let (h, _) = *lock(&node.head);
-        if v.number > h && v.number <= h + node.cfg.max_pending_blocks as u64 {
-            pending.entry(v.number).or_insert((*v, source));
+        for Incoming::Block(v, source) in batch {
+            if v.number > h && v.number <= h + node.cfg.max_pending_blocks as u64 {
+                pending.entry(v.number).or_insert((*v, source));
+            }
         }
         loop {
             let (h, hash) = *lock(&node.head);
@@ -356,7 +420,19 @@ pub async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>) {
                 node.blame(&source, &Refusal::BadLink(v.number, h));
                 continue;
             }
-            match node.ingest.clone().commit_block(v.block.clone()).await {
+            // While this block commits, the ledger checks the next one's signatures.
+            let next = pending.get(&(v.number + 1)).map(|(n, _)| n.block.clone());
+            let mut ingest = node.ingest.clone();
+            let commit = ingest.commit_block(v.block.clone());
+            let result = match next {
+                Some(n) => {
+                    let mut side = node.ingest.clone();
+                    let (r, _) = tokio::join!(commit, side.preverify(n));
+                    r
+                }
+                None => commit.await,
+            };
+            match result {
                 Ok(resp) => {
                     *lock(&node.head) = (v.number, v.hash);
                     node.committed(&v, &source, resp.into_inner()).await;
@@ -473,7 +549,8 @@ pub async fn heartbeats(node: Arc<Node>) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds = 0u64;
-    let pulling: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    // One catch-up at a time, from one peer: several would fetch the same range.
+    let pulling: Arc<std::sync::atomic::AtomicBool> = Arc::default();
     loop {
         tick.tick().await;
         rounds += 1;
@@ -500,9 +577,11 @@ pub async fn heartbeats(node: Arc<Node>) {
                     Ok(Ok(r)) => {
                         let theirs = r.into_inner().height;
                         lock(&node.peers).heard(&m, theirs);
-                        if theirs > node.height() && lock(&pulling).insert(m.clone()) {
+                        if theirs > node.height()
+                            && !pulling.swap(true, std::sync::atomic::Ordering::AcqRel)
+                        {
                             let r = pull(&node, &m, &mut c, theirs).await;
-                            lock(&pulling).remove(&m);
+                            pulling.store(false, std::sync::atomic::Ordering::Release);
                             if let Err(e) = r {
                                 tracing::debug!(peer = %m, error = %e, "pull ended");
                             }
@@ -518,16 +597,43 @@ pub async fn heartbeats(node: Arc<Node>) {
     }
 }
 
-/// Pulls the range this member lacks from `peer`, a batch at a time; the
-/// bounded inbox throttles it to the ledger's pace.
+/// Pulls everything this member lacks up to `theirs` from `peer`, a batch at
+/// a time, without waiting for commits in between; the bounded inbox
+/// throttles it to the ledger's pace.
 async fn pull(
     node: &Arc<Node>,
     peer: &str,
     c: &mut GossipClient<Channel>,
     theirs: u64,
 ) -> Result<(), String> {
-    let from = node.height() + 1;
-    let to = theirs.min(from + node.cfg.pull_batch - 1);
+    let mut from = node.height() + 1;
+    let started = Instant::now();
+    let first = from;
+    while from <= theirs {
+        let to = theirs.min(from + node.cfg.pull_batch - 1);
+        pull_range(node, peer, c, from, to).await?;
+        from = to + 1;
+        if to - first >= 1000 {
+            let rate = (to + 1 - first) as f64 / started.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                peer,
+                pulled_to = to,
+                target = theirs,
+                blocks_per_s = rate as u64,
+                "catching up"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn pull_range(
+    node: &Arc<Node>,
+    peer: &str,
+    c: &mut GossipClient<Channel>,
+    from: u64,
+    to: u64,
+) -> Result<(), String> {
     let mut stream = c
         .pull_blocks(PullRequest {
             from_height: from,

@@ -1,0 +1,284 @@
+//! `fiscus bench network`: orderers and members (ledger-store + gossip-gateway
+//! each) in this process over mutual TLS on loopback. One member stays
+//! offline while signed disbursements are driven at a fixed rate; then it
+//! starts and catches up from its peers.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fiscus_gossip_gateway::node::now_ms;
+use fiscus_gossip_gateway::testkit::{self, RunningMember};
+use fiscus_proto::pb::transfer::{
+    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
+    TransferCall, recipient, transfer_call::Method,
+};
+use fiscus_proto::pb::types::{Envelope, tx_payload::Call};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub(crate) struct NetworkBench {
+    /// Members, each a ledger-store and a gossip-gateway (2 to 8); the last one
+    /// is offline during the load and then catches up.
+    #[arg(long, default_value_t = 4)]
+    members: usize,
+    /// Orderer nodes: 1, 3 or 5.
+    #[arg(long, default_value_t = 3)]
+    orderers: usize,
+    /// How long to drive load, e.g. 30s or 2m.
+    #[arg(long, default_value = "30s", value_parser = crate::bench::parse_duration)]
+    duration: Duration,
+    /// Offered load in tx/s.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn account(org: &str) -> Option<AccountRef> {
+    Some(AccountRef {
+        org_code: org.into(),
+        program_id: "2026-edu-01".into(),
+    })
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    crate::bench::percentile(v, p)
+}
+
+pub(crate) async fn run(b: NetworkBench) -> Result<()> {
+    if !(2..=testkit::MEMBERS.len()).contains(&b.members) {
+        bail!("--members must be between 2 and {}", testkit::MEMBERS.len());
+    }
+    if ![1, 3, 5].contains(&b.orderers) {
+        bail!("--orderers must be 1, 3 or 5");
+    }
+    let log = |m: String| {
+        if !b.json {
+            eprintln!("{m}");
+        }
+    };
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let (mut files, listeners) = testkit::write_network(dir.path(), b.orderers, b.members).await;
+    let orderers = testkit::start_orderers(&mut files, listeners).await;
+    let orderer_addrs: Vec<_> = orderers.iter().map(|o| o.client_addr).collect();
+    let online = b.members - 1;
+    let mut members: Vec<RunningMember> = Vec::new();
+    for m in &files.members[..online] {
+        members.push(testkit::start_member(m).await);
+    }
+    log(format!(
+        "bench network: {} orderers, {} members online, 1 offline; funding…",
+        b.orderers, online
+    ));
+
+    // Funding: MOF appropriates and allocates to Hebei, which then pays schools.
+    let mut client =
+        fiscus_orderer::testkit::client(&files.cluster, orderer_addrs[0], "orderer-1").await;
+    let program = Program {
+        id: "2026-edu-01".into(),
+        name: "义务教育补助经费".into(),
+        kind: ProgramKind::General as i32,
+        functional_code: "2050202".into(),
+        fiscal_year: 2026,
+        document: "财教〔2026〕1号".into(),
+    };
+    let setup = vec![
+        testkit::envelope(
+            &files,
+            &files.mof,
+            1,
+            Call::Transfer(TransferCall {
+                method: Some(Method::Appropriate(AppropriateArgs {
+                    account: account("000000"),
+                    program: Some(program),
+                    amount_fen: i64::MAX / 4,
+                    document: "财教〔2026〕1号".into(),
+                })),
+            }),
+        ),
+        testkit::envelope(
+            &files,
+            &files.mof,
+            2,
+            Call::Transfer(TransferCall {
+                method: Some(Method::Allocate(AllocateArgs {
+                    from: account("000000"),
+                    to_org_code: "130000".into(),
+                    amount_fen: i64::MAX / 8,
+                    document: "财教〔2026〕2号".into(),
+                })),
+            }),
+        ),
+    ];
+    let acks = fiscus_orderer::testkit::broadcast(&mut client, setup, Duration::from_secs(60))
+        .await
+        .map_err(|s| anyhow::anyhow!("setup: {s}"))?;
+    let start_height = acks.iter().map(|a| a.block_number).max().unwrap_or(0);
+    let refs: Vec<&RunningMember> = members.iter().collect();
+    testkit::wait_all_at(&refs, start_height, Duration::from_secs(60)).await;
+
+    let total = (b.rate as f64 * b.duration.as_secs_f64()) as u64;
+    log(format!("bench network: signing {total} disbursements…"));
+    let envs: Vec<Envelope> = (0..total)
+        .map(|i| {
+            testkit::envelope(
+                &files,
+                &files.hebei,
+                1 + i,
+                Call::Transfer(TransferCall {
+                    method: Some(Method::Disburse(DisburseArgs {
+                        from: account("130000"),
+                        recipient: Some(Recipient {
+                            id: Some(recipient::Id::UnifiedSocialCreditCode(
+                                "12130102MB1234567X".into(),
+                            )),
+                            name: "长安区第一小学".into(),
+                        }),
+                        amount_fen: 1,
+                        purpose: "营养改善计划".into(),
+                        economic_code: "30305".into(),
+                    })),
+                }),
+            )
+        })
+        .collect();
+    log(format!(
+        "bench network: driving {} tx/s for {:?}…",
+        b.rate, b.duration
+    ));
+    // Paced in 20 ms slices on 4 streams; acks are awaited per slice.
+    let slice = Duration::from_millis(20);
+    let per_slice = ((b.rate as f64) * slice.as_secs_f64()).ceil().max(1.0) as usize;
+    let chunks: Vec<Vec<Envelope>> = envs.chunks(per_slice).map(<[Envelope]>::to_vec).collect();
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..4usize {
+        let mine: Vec<(usize, Vec<Envelope>)> = chunks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 4 == s)
+            .map(|(i, c)| (i, c.clone()))
+            .collect();
+        let mut c =
+            fiscus_orderer::testkit::client(&files.cluster, orderer_addrs[0], "orderer-1").await;
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for (i, chunk) in mine {
+                tokio::time::sleep_until((began + slice * i as u32).into()).await;
+                if let Ok(acks) =
+                    fiscus_orderer::testkit::broadcast(&mut c, chunk, Duration::from_secs(60)).await
+                {
+                    last = acks
+                        .iter()
+                        .map(|a| a.block_number)
+                        .max()
+                        .unwrap_or(last)
+                        .max(last);
+                }
+            }
+            last
+        }));
+    }
+    let mut end_height = start_height;
+    for t in tasks {
+        end_height = end_height.max(t.await.unwrap_or(0));
+    }
+    let driven = began.elapsed();
+    testkit::wait_all_at(&refs, end_height, Duration::from_secs(300)).await;
+    testkit::wait_all_final(&refs, end_height, Duration::from_secs(300)).await;
+
+    // Per block: the slowest member's commit (dissemination) and finality.
+    let mut dissemination = Vec::new();
+    let mut finality = Vec::new();
+    for h in start_height + 1..=end_height {
+        let mut commit = None::<i64>;
+        let mut fin = None::<i64>;
+        let mut block_ms = 0;
+        let mut complete = true;
+        for m in &members {
+            let t = m
+                .gateway
+                .node
+                .timeline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match t.heights.get(&h) {
+                Some((bm, Some(c), f)) => {
+                    block_ms = *bm;
+                    commit = Some(commit.map_or(*c, |x| x.max(*c)));
+                    if let Some(f) = f {
+                        fin = Some(fin.map_or(*f, |x| x.max(*f)));
+                    }
+                }
+                _ => complete = false,
+            }
+        }
+        if complete && let Some(c) = commit {
+            dissemination.push((c - block_ms) as f64);
+            if let Some(f) = fin {
+                finality.push((f - block_ms) as f64);
+            }
+        }
+    }
+    let committed_txs = total as f64;
+    let tx_per_s = committed_txs / driven.as_secs_f64();
+
+    // Catch-up: the offline member starts and replays everything from its peers.
+    log(format!(
+        "bench network: {} blocks committed at every online member; starting the offline member…",
+        end_height
+    ));
+    let catch_start = Instant::now();
+    let late = testkit::start_member(&files.members[online]).await;
+    testkit::wait_all_at(&[&late], end_height, Duration::from_secs(600)).await;
+    let catch = catch_start.elapsed().as_secs_f64();
+    let caught_txs = total + 2;
+    let same = late.state_hash().await == members[0].state_hash().await;
+    if !same {
+        bail!("the caught-up member's state hash differs");
+    }
+    let out = serde_json::json!({
+        "members": b.members,
+        "orderers": b.orderers,
+        "rate": b.rate,
+        "duration_s": b.duration.as_secs_f64(),
+        "blocks": end_height - start_height,
+        "tx_per_s": (tx_per_s * 10.0).round() / 10.0,
+        "dissemination_p50_ms": pct(&mut dissemination.clone(), 0.5),
+        "dissemination_p99_ms": pct(&mut dissemination, 0.99),
+        "finality_p50_ms": pct(&mut finality.clone(), 0.5),
+        "finality_p99_ms": pct(&mut finality, 0.99),
+        "catchup_blocks_per_s": ((end_height as f64 / catch) * 10.0).round() / 10.0,
+        "catchup_tx_per_s": ((caught_txs as f64 / catch) * 10.0).round() / 10.0,
+        "measured_at_ms": now_ms(),
+    });
+    if b.json {
+        println!("{out}");
+    } else {
+        println!(
+            "network bench ({} members, {} orderers, {} tx/s offered for {:?}):",
+            b.members, b.orderers, b.rate, b.duration
+        );
+        for k in [
+            "tx_per_s",
+            "blocks",
+            "dissemination_p50_ms",
+            "dissemination_p99_ms",
+            "finality_p50_ms",
+            "finality_p99_ms",
+            "catchup_blocks_per_s",
+            "catchup_tx_per_s",
+        ] {
+            println!("  {k:<22} {}", out[k]);
+        }
+    }
+    late.stop().await;
+    for m in members {
+        m.stop().await;
+    }
+    for o in orderers {
+        o.kill().await;
+    }
+    Ok(())
+}
