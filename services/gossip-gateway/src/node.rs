@@ -252,14 +252,16 @@ impl Node {
             attested = ?alarm.attested,
             "DIVERGENCE: members attested different hashes for one height"
         );
+        // Re-judged on every change: a tie seen early resolves when more attest.
         let we = lock(&self.finality).we_diverge();
-        if let Some(h) = we {
-            self.readiness.set(
+        match we {
+            Some(h) => self.readiness.set(
                 "divergence",
                 Err(format!(
                     "this member's state differs from the majority at height {h}"
                 )),
-            );
+            ),
+            None => self.readiness.set("divergence", Ok(())),
         }
         let theirs = lock(&self.finality).known(&BTreeSet::from([alarm.height]));
         let ours = theirs

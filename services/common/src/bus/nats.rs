@@ -158,16 +158,7 @@ impl EventBus for NatsBus {
             .get_or_create_consumer(name, config)
             .await
             .map_err(backend)?;
-        // Short pull requests: a pull left open by a consumer that went away
-        // would capture redeliveries meant for its successor until it expired.
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(self.limits.max_ack_pending.clamp(1, 256))
-            .expires(std::time::Duration::from_secs(2))
-            .heartbeat(std::time::Duration::from_millis(500))
-            .messages()
-            .await
-            .map_err(backend)?;
+        let messages = consumer.messages().await.map_err(backend)?;
         Ok(DurableConsumer::new(messages.map(|m| {
             let m = m.map_err(backend)?;
             let stream_seq = m.info().map_err(BusError::Backend)?.stream_sequence;
