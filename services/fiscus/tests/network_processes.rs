@@ -1,0 +1,211 @@
+//! A consortium of processes on loopback: 3 `fiscus orderer`, and 4 members
+//! each running `fiscus ledger-store` and `fiscus gossip-gateway`, all over
+//! mutual TLS. Every member reaches the same head and state hash, and every
+//! height becomes final at every member.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use fiscus_gossip_gateway::testkit::{self, envelope};
+use fiscus_orderer::testkit as ok;
+use fiscus_proto::pb::ledger::ChainInfoRequest;
+use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
+use fiscus_proto::pb::transfer::{
+    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
+    transfer_call::Method,
+};
+use fiscus_proto::pb::types::tx_payload::Call;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `fiscus <role> --config <toml>`; returns it with the words of its ready line.
+fn spawn(role: &str, config: &Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args([role, "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("{role} exited before it was ready"))
+        .unwrap();
+    assert!(line.starts_with(&format!("{role} ready")), "{line}");
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), line)
+}
+
+fn word(line: &str, key: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .unwrap()
+        .to_owned()
+}
+
+/// `GET path` on a plain-HTTP ops endpoint, returning the body.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+fn account(org: &str) -> Option<AccountRef> {
+    Some(AccountRef {
+        org_code: org.into(),
+        program_id: "2026-edu-01".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut files, listeners) = testkit::write_network(dir.path(), 3, 4).await;
+    // The processes bind these addresses themselves.
+    drop(listeners);
+    let mut procs = Vec::new();
+    let orderer_addr = files.cluster.configs[0].listen;
+    for c in &mut files.cluster.configs {
+        c.raft.tick_ms = 50;
+        let path = dir.path().join(format!("orderer-{}.toml", c.node_id));
+        std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
+        procs.push(spawn("orderer", &path).0);
+    }
+    let mut ledgers = Vec::new();
+    let mut gateways = Vec::new();
+    for m in &files.members {
+        let path = dir.path().join(format!("ledger-{}.toml", m.code));
+        std::fs::write(&path, toml::to_string(&m.ledger).unwrap()).unwrap();
+        let (p, line) = spawn("ledger-store", &path);
+        procs.push(p);
+        ledgers.push(word(&line, "grpc="));
+    }
+    for m in &files.members {
+        let path = dir.path().join(format!("gateway-{}.toml", m.code));
+        std::fs::write(&path, toml::to_string(&m.gateway).unwrap()).unwrap();
+        let (p, line) = spawn("gossip-gateway", &path);
+        procs.push(p);
+        gateways.push(word(&line, "http="));
+    }
+
+    // Transactions through the first orderer (it forwards to the leader).
+    let mut envs = vec![envelope(
+        &files,
+        &files.mof,
+        1,
+        Call::Transfer(TransferCall {
+            method: Some(Method::Appropriate(AppropriateArgs {
+                account: account("000000"),
+                program: Some(Program {
+                    id: "2026-edu-01".into(),
+                    name: "义务教育补助经费".into(),
+                    kind: ProgramKind::General as i32,
+                    functional_code: "2050202".into(),
+                    fiscal_year: 2026,
+                    document: "财教〔2026〕1号".into(),
+                }),
+                amount_fen: 100_000_000,
+                document: "财教〔2026〕1号".into(),
+            })),
+        }),
+    )];
+    for n in 2..=30 {
+        envs.push(envelope(
+            &files,
+            &files.mof,
+            n,
+            Call::Transfer(TransferCall {
+                method: Some(Method::Allocate(AllocateArgs {
+                    from: account("000000"),
+                    to_org_code: "130000".into(),
+                    amount_fen: n as i64,
+                    document: format!("财教〔2026〕{n}号"),
+                })),
+            }),
+        ));
+    }
+    let until = Instant::now() + Duration::from_secs(120);
+    let mut height = 0;
+    for chunk in envs.chunks(5) {
+        loop {
+            let mut c = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
+            match ok::broadcast(&mut c, chunk.to_vec(), Duration::from_secs(30)).await {
+                Ok(acks) if acks.iter().all(|a| a.block_number > 0) => {
+                    height = height.max(acks.iter().map(|a| a.block_number).max().unwrap());
+                    break;
+                }
+                // No leader yet: try again.
+                _ => {
+                    assert!(
+                        Instant::now() < until,
+                        "the orderers never accepted the transactions"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    // Every member at the head with the same state hash.
+    let mut hashes = Vec::new();
+    for (m, addr) in files.members.iter().zip(&ledgers) {
+        let ch = ok::channel(&m.tls_dir, addr.parse().unwrap(), "127.0.0.1").await;
+        let mut lc = LedgerClient::new(ch);
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            let info = lc
+                .get_chain_info(ChainInfoRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            if info.height >= height {
+                hashes.push((info.height, info.state_hash));
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "{} stuck at {}",
+                m.code,
+                info.height
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
+
+    // Every height final at every member.
+    for (m, http) in files.members.iter().zip(&gateways) {
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            let body = http_get(http, "/v1/finality").unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if v["final_height"].as_u64().is_some_and(|f| f >= height) {
+                break;
+            }
+            assert!(Instant::now() < until, "{}: finality {body}", m.code);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let alarms = http_get(http, "/v1/alarms").unwrap();
+        assert!(alarms.contains("\"alarms\":[]"), "{alarms}");
+    }
+    drop(procs);
+}
