@@ -1,7 +1,8 @@
 //! A consortium of processes on loopback: 3 `fiscus orderer`, and 4 members
 //! each running `fiscus ledger-store` and `fiscus gossip-gateway`, all over
 //! mutual TLS. Every member reaches the same head and state hash, and every
-//! height becomes final at every member.
+//! height becomes final at every member; the member whose orderer links are
+//! cut follows the head through its peers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -89,6 +90,12 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         let path = dir.path().join(format!("orderer-{}.toml", c.node_id));
         std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
         procs.push(spawn("orderer", &path).0);
+    }
+    // The fourth member's orderer links are cut: its orderer endpoints refuse
+    // connections (closed ports), so it can only follow through its peers.
+    for o in &mut files.members[3].gateway.orderers {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        o.addr = closed.local_addr().unwrap().to_string();
     }
     let mut ledgers = Vec::new();
     let mut gateways = Vec::new();
@@ -207,5 +214,13 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         let alarms = http_get(http, "/v1/alarms").unwrap();
         assert!(alarms.contains("\"alarms\":[]"), "{alarms}");
     }
+    // The cut-off member got every block from its peers and never reached an orderer.
+    let metrics = http_get(&gateways[3], "/metrics").unwrap();
+    assert!(
+        !metrics.contains("fiscus_gossip_blocks_committed_total{source=\"orderer\"}"),
+        "{metrics}"
+    );
+    let readyz = http_get(&gateways[3], "/readyz").unwrap();
+    assert!(readyz.contains("orderer"), "{readyz}");
     drop(procs);
 }
