@@ -2,12 +2,19 @@
 //! each running `fiscus ledger-store` and `fiscus gossip-gateway`, all over
 //! mutual TLS. Every member reaches the same head and state hash, and every
 //! height becomes final at every member; the member whose orderer links are
-//! cut follows the head through its peers.
+//! cut follows the head through its peers; a member removed by governance can
+//! no longer connect.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
 use fiscus_gossip_gateway::testkit::{self, envelope};
 use fiscus_orderer::testkit as ok;
+use fiscus_proto::pb::gossip::HeartbeatRequest;
+use fiscus_proto::pb::gossip::gossip_client::GossipClient;
+use fiscus_proto::pb::governance::{
+    GovernanceCall, Proposal, ProposeArgs, RemoveMember, VoteArgs, governance_call,
+    proposal::Change,
+};
 use fiscus_proto::pb::ledger::ChainInfoRequest;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
 use fiscus_proto::pb::transfer::{
@@ -83,6 +90,21 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     let (mut files, listeners) = testkit::write_network(dir.path(), 3, 4).await;
     // The processes bind these addresses themselves.
     drop(listeners);
+    // A third voter for governance: a client of Shijiazhuang (130100).
+    let (key, cert_id, serial, cert) = ok::issue_from(
+        &files.cluster,
+        "130100",
+        fiscus_proto::pb::types::Role::Client,
+        &[],
+        &dir.path().join("sjz"),
+    );
+    std::fs::copy(&cert, files.signers_dir.join("sjz.pem")).unwrap();
+    let sjz = ok::Signer {
+        key,
+        cert_id,
+        serial,
+        cert_file: cert,
+    };
     let mut procs = Vec::new();
     let orderer_addr = files.cluster.configs[0].listen;
     for c in &mut files.cluster.configs {
@@ -222,5 +244,77 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     );
     let readyz = http_get(&gateways[3], "/readyz").unwrap();
     assert!(readyz.contains("orderer"), "{readyz}");
+
+    // Governance removes Chang'an (130102): proposed by MOF, voted by Hebei and
+    // Shijiazhuang (3 of 4). Its node can then no longer talk to the others.
+    let gov = |who: &ok::Signer, nonce: u64, m: governance_call::Method| {
+        envelope(
+            &files,
+            who,
+            nonce,
+            Call::Governance(GovernanceCall { method: Some(m) }),
+        )
+    };
+    let propose = gov(
+        &files.mof,
+        100,
+        governance_call::Method::Propose(ProposeArgs {
+            proposal: Some(Proposal {
+                title: "Chang'an leaves the consortium".into(),
+                change: Some(Change::RemoveMember(RemoveMember {
+                    org_code: "130102".into(),
+                    reason: "test".into(),
+                })),
+            }),
+        }),
+    );
+    let pid = fiscus_proto::hash::tx_id(&propose.payload);
+    let vote = |who, nonce| {
+        gov(
+            who,
+            nonce,
+            governance_call::Method::Vote(VoteArgs {
+                proposal_tx_id: pid.to_vec(),
+                approve: true,
+            }),
+        )
+    };
+    let mut c = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
+    for env in [propose, vote(&files.hebei, 1), vote(&sjz, 1)] {
+        let acks = ok::broadcast(&mut c, vec![env], Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(acks[0].block_number > 0, "{acks:?}");
+    }
+    let gateway0: std::net::SocketAddr = files.members[0].gateway.listen;
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ch = ok::channel(&files.members[3].tls_dir, gateway0, "127.0.0.1").await;
+        let r = GossipClient::new(ch)
+            .heartbeat(HeartbeatRequest {
+                member: "130102".into(),
+                height: 0,
+            })
+            .await;
+        match r {
+            Err(e)
+                if e.metadata()
+                    .get("fiscus-error-code")
+                    .map(|v| v.to_str().unwrap())
+                    == Some("gossip.not_member") =>
+            {
+                break;
+            }
+            _ => {
+                assert!(
+                    Instant::now() < until,
+                    "the removed member is still let in: {r:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let members = http_get(&gateways[0], "/v1/members").unwrap();
+    assert!(!members.contains("130102"), "{members}");
     drop(procs);
 }
