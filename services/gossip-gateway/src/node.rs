@@ -414,53 +414,64 @@ pub async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>) {
             }
         }
         loop {
+            // The run of consecutive, linked blocks from the head on.
             let (h, hash) = *lock(&node.head);
-            let Some((v, source)) = pending.remove(&(h + 1)) else {
-                break;
-            };
-            if v.prev_hash != hash {
-                node.blame(&source, &Refusal::BadLink(v.number, h));
-                continue;
+            let mut run: Vec<(Verified, Source)> = Vec::new();
+            let mut prev = hash;
+            while run.len() < MAX_COMMIT_RUN {
+                let n = h + 1 + run.len() as u64;
+                let Some((v, source)) = pending.remove(&n) else {
+                    break;
+                };
+                if v.prev_hash != prev {
+                    node.blame(&source, &Refusal::BadLink(v.number, n - 1));
+                    break;
+                }
+                prev = v.hash;
+                run.push((v, source));
             }
-            // While this block commits, the ledger checks the next one's signatures.
-            let next = pending.get(&(v.number + 1)).map(|(n, _)| n.block.clone());
-            let mut ingest = node.ingest.clone();
-            let commit = ingest.commit_block(v.block.clone());
-            let result = match next {
-                Some(n) => {
-                    let mut side = node.ingest.clone();
-                    let (r, _) = tokio::join!(commit, side.preverify(n));
-                    r
-                }
-                None => commit.await,
-            };
-            match result {
-                Ok(resp) => {
-                    *lock(&node.head) = (v.number, v.hash);
-                    node.committed(&v, &source, resp.into_inner()).await;
-                    since_report += 1;
-                }
-                Err(s) if error_code(&s) == Some("ledger.not_next") => {
-                    // Someone else fed the ledger: take its head.
-                    if let Ok(info) = node
-                        .ledger
-                        .clone()
-                        .get_chain_info(ChainInfoRequest {})
-                        .await
-                    {
-                        let info = info.into_inner();
-                        if let Ok(hash) = Hash32::from_slice("hash", &info.last_block_hash) {
-                            *lock(&node.head) = (info.height, hash);
+            if run.is_empty() {
+                break;
+            }
+            match commit_run(&node, &run).await {
+                Ok((committed, refused)) => {
+                    let done = committed.len();
+                    for ((v, source), resp) in run.iter().zip(committed) {
+                        *lock(&node.head) = (v.number, v.hash);
+                        node.committed(v, source, resp).await;
+                        since_report += 1;
+                    }
+                    let mut rest = run.into_iter().skip(done);
+                    match refused.as_deref() {
+                        None => {}
+                        Some("ledger.not_next") => {
+                            // Someone else fed the ledger: take its head.
+                            resync_head(&node).await;
+                        }
+                        Some("ledger.bad_block") => {
+                            if let Some((_, source)) = rest.next() {
+                                node.blame(
+                                    &source,
+                                    &Refusal::Malformed("the ledger refused the block".into()),
+                                );
+                            }
+                        }
+                        Some(code) => {
+                            // Not the block's fault (e.g. this build lacks a contract version).
+                            tracing::error!(code, "the ledger cannot commit; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     }
-                }
-                Err(s) if error_code(&s) == Some("ledger.bad_block") => {
-                    node.blame(&source, &Refusal::Malformed(s.message().to_owned()));
+                    for (v, source) in rest {
+                        pending.insert(v.number, (v, source));
+                    }
                 }
                 Err(s) => {
-                    // The ledger is unavailable: keep the block and retry shortly.
-                    tracing::warn!(error = %s.message(), "ledger-store refused to commit; retrying");
-                    pending.insert(v.number, (v, source));
+                    // The ledger is unavailable: keep the blocks and retry shortly.
+                    tracing::warn!(error = %s.message(), "ledger-store unavailable; retrying");
+                    for (v, source) in run {
+                        pending.insert(v.number, (v, source));
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
                 }
@@ -476,6 +487,60 @@ pub async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>) {
             );
             last_report = Instant::now();
             since_report = 0;
+        }
+    }
+}
+
+/// Blocks handed to the ledger in one atomic commit while catching up.
+const MAX_COMMIT_RUN: usize = 64;
+
+/// Commits a run of blocks: one block alone (with the next one's signatures
+/// checked meanwhile), or several in one ledger batch. Returns the answers for
+/// the committed ones and the error code of the first refused one.
+async fn commit_run(
+    node: &Arc<Node>,
+    run: &[(Verified, Source)],
+) -> Result<(Vec<CommitBlockResponse>, Option<String>), tonic::Status> {
+    let mut ingest = node.ingest.clone();
+    if run.len() == 1 {
+        return match ingest.commit_block(run[0].0.block.clone()).await {
+            Ok(r) => Ok((vec![r.into_inner()], None)),
+            Err(s) => match error_code(&s) {
+                Some(code)
+                    if code.starts_with("ledger.")
+                        && code != "ledger.executor_unavailable"
+                        && code != "ledger.internal" =>
+                {
+                    Ok((Vec::new(), Some(code.to_owned())))
+                }
+                _ => Err(s),
+            },
+        };
+    }
+    let req = fiscus_proto::pb::ledger::CommitBlocksRequest {
+        blocks: run.iter().map(|(v, _)| v.block.clone()).collect(),
+    };
+    let r = ingest.commit_blocks(req).await?.into_inner();
+    let refused = (!r.error_code.is_empty()).then_some(r.error_code);
+    match refused.as_deref() {
+        Some("ledger.executor_unavailable" | "ledger.internal") if r.committed.is_empty() => {
+            Err(tonic::Status::unavailable(r.error))
+        }
+        _ => Ok((r.committed, refused)),
+    }
+}
+
+/// Takes the ledger's head after someone else fed it.
+async fn resync_head(node: &Arc<Node>) {
+    if let Ok(info) = node
+        .ledger
+        .clone()
+        .get_chain_info(ChainInfoRequest {})
+        .await
+    {
+        let info = info.into_inner();
+        if let Ok(hash) = Hash32::from_slice("hash", &info.last_block_hash) {
+            *lock(&node.head) = (info.height, hash);
         }
     }
 }

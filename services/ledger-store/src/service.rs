@@ -284,6 +284,28 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
     }
 }
 
+/// Most blocks in one `CommitBlocks` call.
+pub const MAX_COMMIT_BATCH: usize = 256;
+
+fn commit_response(
+    s: crate::ledger::CommitSummary,
+) -> fiscus_proto::pb::ledger::CommitBlockResponse {
+    fiscus_proto::pb::ledger::CommitBlockResponse {
+        attestation: Some(s.attestation),
+        timestamp_ms: s.head.timestamp_ms,
+        txs: s
+            .receipts
+            .into_iter()
+            .map(|r| fiscus_proto::pb::ledger::TxOutcome {
+                tx_id: r.tx_id,
+                tx_index: r.tx_index,
+                status: r.status,
+                reason: r.reason,
+            })
+            .collect(),
+    }
+}
+
 /// `LedgerIngest`: the member's own gossip-gateway hands over checked blocks.
 #[derive(Debug)]
 pub struct IngestService<S: StateStore> {
@@ -344,6 +366,42 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
                         reason: r.reason,
                     })
                     .collect(),
+            },
+        ))
+    }
+
+    async fn commit_blocks(
+        &self,
+        req: Request<fiscus_proto::pb::ledger::CommitBlocksRequest>,
+    ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlocksResponse>, Status> {
+        self.authorize(&req)?;
+        let blocks: Vec<Vec<u8>> = req
+            .into_inner()
+            .blocks
+            .iter()
+            .map(Message::encode_to_vec)
+            .collect();
+        if blocks.len() > MAX_COMMIT_BATCH {
+            return Err(invalid(
+                "ledger.batch_too_large",
+                format!("at most {MAX_COMMIT_BATCH} blocks per call"),
+            ));
+        }
+        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+        let _guard = self.commit_lock.lock().await;
+        let (done, err) = self.ledger.commit_blocks(&refs).await.map_err(status)?;
+        let (error_code, error) = match err {
+            None => (String::new(), String::new()),
+            Some(e) => {
+                let se = ServiceError::from(e);
+                (se.code.to_owned(), se.message)
+            }
+        };
+        Ok(Response::new(
+            fiscus_proto::pb::ledger::CommitBlocksResponse {
+                committed: done.into_iter().map(commit_response).collect(),
+                error_code,
+                error,
             },
         ))
     }

@@ -758,3 +758,60 @@ async fn a_member_removed_by_governance_is_refused_from_the_next_block() {
     // Replay from genesis agrees, governance included.
     assert_eq!(verify_chain(l.store(), l.config()).await, Ok(3));
 }
+
+#[tokio::test]
+async fn blocks_committed_together_equal_blocks_committed_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let one = ledger(open(dir.path(), "one.fjall").await, w.config("130000")).await;
+    let many = ledger(open(dir.path(), "many.fjall").await, w.config("130000")).await;
+    // Blocks that read what the previous ones wrote: funds arrive, then move on,
+    // and the same tx sent twice is a replay across blocks of one batch.
+    let appr = w.tx(&w.mof.clone_ref(), appropriate(1_000_000));
+    let a1 = w.tx(&w.mof.clone_ref(), allocate("000000", "130000", 300_000));
+    let a2 = w.tx(&w.mof.clone_ref(), allocate("000000", "130102", 200_000));
+    let d = w.tx(&w.county.clone_ref(), disburse(50_000));
+    let mut blocks = Vec::new();
+    let mut prev = Hash32::ZERO;
+    for (n, txs) in [vec![appr], vec![a1.clone(), a2], vec![d, a1]]
+        .into_iter()
+        .enumerate()
+    {
+        let b = w.block(n as u64 + 1, prev, T0 + n as i64 * 1000, txs);
+        prev = fiscus_proto::pb::types::Block::decode(&b[..])
+            .map(|b| fiscus_proto::hash::block_hash(&b.header))
+            .unwrap();
+        blocks.push(b);
+    }
+    for b in &blocks {
+        one.commit_block(b).await.unwrap();
+    }
+    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    let (done, err) = many.commit_blocks(&refs).await.unwrap();
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(done.len(), 3);
+    assert_eq!(one.head().await.unwrap(), many.head().await.unwrap());
+    for n in 1..=3 {
+        assert_eq!(
+            one.receipts(n).await.unwrap(),
+            many.receipts(n).await.unwrap()
+        );
+    }
+    assert_eq!(
+        many.receipts(3).await.unwrap()[1].status,
+        TxStatus::Duplicate as i32,
+        "a replay within one batch is caught"
+    );
+    assert_eq!(verify_chain(many.store(), many.config()).await, Ok(3));
+    // A refused block stops the batch; the ones before it are committed. Block 5
+    // here links to block 3, not to block 4.
+    let bad = w.block(5, prev, T0 + 9000, vec![]);
+    let next = w.block(4, prev, T0 + 9000, vec![]);
+    let (done, err) = many
+        .commit_blocks(&[next.as_slice(), bad.as_slice()])
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(matches!(err, Some(LedgerError::BadLink(5))), "{err:?}");
+    assert_eq!(many.head().await.unwrap().height, 4);
+}
