@@ -179,17 +179,18 @@ fn waves(declared: &[Result<Declared, Rejection>]) -> Vec<usize> {
             continue;
         };
         let mut w = 0;
-        for k in d.reads.iter().chain(&d.writes) {
+        // Fresh keys are writes too: a later transaction in the block may read them.
+        for k in d.reads.iter().chain(&d.writes).chain(&d.fresh) {
             if let Some(x) = last_write.get(k.as_slice()) {
                 w = w.max(x + 1);
             }
         }
-        for k in &d.writes {
+        for k in d.writes.iter().chain(&d.fresh) {
             if let Some(x) = last_read.get(k.as_slice()) {
                 w = w.max(x + 1);
             }
         }
-        for k in &d.writes {
+        for k in d.writes.iter().chain(&d.fresh) {
             let e = last_write.entry(k.as_slice()).or_insert(w);
             *e = (*e).max(w);
         }

@@ -552,6 +552,47 @@ fn trace(state: &KeyValues, tx: &[u8], portion: i64, depth: usize) -> usize {
 }
 
 #[test]
+fn an_allocation_acknowledged_in_its_own_block_runs_the_same_in_parallel_and_in_order() {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 1_000_000),
+    ));
+    // The acknowledgement reads the allocation record that the allocation
+    // creates in the same block (a "fresh" key of the allocation, which the
+    // wave planner counts as a write), so it must run after it.
+    let alloc = c.tx("000000", allocate("000000", "130000", "edu", 500));
+    let ack = c.tx(
+        "130000",
+        call(Method::Acknowledge(AcknowledgeArgs {
+            allocation_tx_id: alloc.tx_id.to_vec(),
+            account: acct("130000", "edu"),
+        })),
+    );
+    let txs = vec![alloc, ack];
+    let reads: KeyValues = declared_reads(&txs)
+        .into_iter()
+        .map(|k| {
+            let v = c.state.get(&k).cloned().flatten();
+            (k, v)
+        })
+        .collect();
+    let input = BlockInput {
+        height: 9,
+        timestamp_ms: c.now,
+        orgs: &c.orgs,
+        txs,
+    };
+    let par = execute_block(&input, &reads, 4);
+    assert_eq!(par, execute_sequential(&input, &reads));
+    assert!(
+        par.results.iter().all(|r| r.status == TxStatus::Valid),
+        "{:?}",
+        par.results
+    );
+}
+
+#[test]
 fn many_small_allocations_fold_into_bundles_and_still_trace_to_the_appropriation() {
     let mut c = Chain::new();
     ok(c.one(
