@@ -6,7 +6,8 @@
 //! carries the measurements that made this the ledger's default.
 
 use super::{
-    Entries, Op, Result, StateStore, StoreError, StoreLimits, Versioned, WriteBatch, display_key,
+    Entries, Op, Result, StateStore, StoreError, StoreLimits, Versioned, WriteBatch,
+    decode_versioned, display_key,
 };
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
@@ -72,7 +73,7 @@ impl FjallStore {
         self.kv
             .get(key)
             .map_err(backend)?
-            .map(|v| decode(key, &v))
+            .map(|v| decode_versioned(key, &v))
             .transpose()
     }
 
@@ -122,7 +123,7 @@ impl FjallStore {
         for guard in iter.take(limit) {
             let (k, v) = guard.into_inner().map_err(backend)?;
             let key = k.to_vec();
-            let versioned = decode(&key, &v)?;
+            let versioned = decode_versioned(&key, &v)?;
             out.push((key, versioned));
         }
         Ok(out)
@@ -137,24 +138,11 @@ impl FjallStore {
             Some(guard) => {
                 let (k, v) = guard.into_inner().map_err(backend)?;
                 let key = k.to_vec();
-                let versioned = decode(&key, &v)?;
+                let versioned = decode_versioned(&key, &v)?;
                 Ok(Some((key, versioned)))
             }
         }
     }
-}
-
-fn decode(key: &[u8], raw: &[u8]) -> Result<Versioned> {
-    let (version, value) = raw.split_first_chunk::<8>().ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "value of {} is shorter than its version",
-            display_key(key)
-        ))
-    })?;
-    Ok(Versioned {
-        value: value.to_vec(),
-        version: u64::from_be_bytes(*version),
-    })
 }
 
 impl StateStore for FjallStore {

@@ -199,6 +199,20 @@ pub trait StateStore: Send + Sync + 'static {
     }
 }
 
+/// A stored value as both embedded backends keep it: `version (u64 BE) ‖ value`.
+pub(crate) fn decode_versioned(key: &[u8], raw: &[u8]) -> Result<Versioned> {
+    let (version, value) = raw.split_first_chunk::<8>().ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "value of {} is shorter than its version",
+            display_key(key)
+        ))
+    })?;
+    Ok(Versioned {
+        value: value.to_vec(),
+        version: u64::from_be_bytes(*version),
+    })
+}
+
 /// The smallest key greater than every key with `prefix`, or `None` if the
 /// prefix is empty or all `0xff` (then the range is unbounded above).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {

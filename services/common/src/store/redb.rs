@@ -1,7 +1,8 @@
 //! The embedded default backend on redb: pure Rust, ACID, fsync on commit.
 
 use super::{
-    Entries, Op, Result, StateStore, StoreError, StoreLimits, Versioned, WriteBatch, display_key,
+    Entries, Op, Result, StateStore, StoreError, StoreLimits, Versioned, WriteBatch,
+    decode_versioned, display_key,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
@@ -41,7 +42,7 @@ impl RedbStore {
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(KV).map_err(backend)?;
         let found = table.get(key).map_err(backend)?;
-        found.map(|v| decode(key, v.value())).transpose()
+        found.map(|v| decode_versioned(key, v.value())).transpose()
     }
 
     fn commit_sync(&self, batch: WriteBatch) -> Result<u64> {
@@ -55,7 +56,7 @@ impl RedbStore {
                 let found = kv
                     .get(key.as_slice())
                     .map_err(backend)?
-                    .map(|v| decode(key, v.value()))
+                    .map(|v| decode_versioned(key, v.value()))
                     .transpose()?
                     .map(|v| v.version);
                 if found != *expected {
@@ -107,7 +108,7 @@ impl RedbStore {
         for item in iter.take(limit) {
             let (k, v) = item.map_err(backend)?;
             let key = k.value().to_vec();
-            let versioned = decode(&key, v.value())?;
+            let versioned = decode_versioned(&key, v.value())?;
             out.push((key, versioned));
         }
         Ok(out)
@@ -125,7 +126,7 @@ impl RedbStore {
             Some(item) => {
                 let (k, v) = item.map_err(backend)?;
                 let key = k.value().to_vec();
-                let versioned = decode(&key, v.value())?;
+                let versioned = decode_versioned(&key, v.value())?;
                 Ok(Some((key, versioned)))
             }
         }
@@ -139,19 +140,6 @@ impl RedbStore {
             .map_err(backend)?
             .map_or(0, |v| v.value()))
     }
-}
-
-fn decode(key: &[u8], raw: &[u8]) -> Result<Versioned> {
-    let (version, value) = raw.split_first_chunk::<8>().ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "value of {} is shorter than its version",
-            display_key(key)
-        ))
-    })?;
-    Ok(Versioned {
-        value: value.to_vec(),
-        version: u64::from_be_bytes(*version),
-    })
 }
 
 impl StateStore for RedbStore {
