@@ -7,12 +7,12 @@ use crate::executor::{KeyValues, TxResult, execute_block};
 use crate::governance::unsupported_versions;
 use crate::{Call, Orgs, Rejection, TxCtx, keys};
 use fiscus_common::error::{ErrorKind, ServiceError};
-use fiscus_common::tls::peer_identity;
+use fiscus_common::tls::require_own_node;
 use fiscus_proto::hash::sha256;
 use fiscus_proto::pb::executor::contract_executor_server::ContractExecutor;
 use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest, ExecuteBlockResponse, KeyValue};
 use fiscus_proto::pb::types::{
-    BlockHeader, ConsortiumConfig, Receipt, Role, StateWrite, TxPayload, TxStatus, tx_payload,
+    BlockHeader, ConsortiumConfig, Receipt, StateWrite, TxPayload, TxStatus, tx_payload,
 };
 use prost::Message;
 use std::collections::BTreeSet;
@@ -187,28 +187,12 @@ impl ContractExecutor for ExecutorService {
         request: tonic::Request<ExecuteBlockRequest>,
     ) -> Result<tonic::Response<ExecuteBlockResponse>, tonic::Status> {
         if let Some(member) = &self.member {
-            match peer_identity(&request) {
-                Some(p) if p.member == *member && p.role == Role::Node => {}
-                Some(p) => {
-                    return Err(ServiceError::new(
-                        ErrorKind::PermissionDenied,
-                        "executor.forbidden",
-                        format!(
-                            "{} ({:?}) may not call member {member}'s executor",
-                            p.member, p.role
-                        ),
-                    )
-                    .into());
-                }
-                None => {
-                    return Err(ServiceError::new(
-                        ErrorKind::Unauthenticated,
-                        "executor.unauthenticated",
-                        "no client certificate",
-                    )
-                    .into());
-                }
-            }
+            require_own_node(
+                &request,
+                member,
+                "executor.forbidden",
+                "executor.unauthenticated",
+            )?;
         }
         let req = request.into_inner();
         let threads = self.threads;

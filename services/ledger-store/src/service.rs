@@ -318,25 +318,12 @@ pub struct IngestService<S: StateStore> {
 
 impl<S: StateStore> IngestService<S> {
     fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        use fiscus_proto::pb::types::Role;
-        match fiscus_common::tls::peer_identity(req) {
-            Some(p) if p.member == self.member && p.role == Role::Node => Ok(()),
-            Some(p) => Err(ServiceError::new(
-                ErrorKind::PermissionDenied,
-                "ledger.forbidden",
-                format!(
-                    "{} ({:?}) may not feed member {}'s ledger",
-                    p.member, p.role, self.member
-                ),
-            )
-            .into()),
-            None => Err(ServiceError::new(
-                ErrorKind::Unauthenticated,
-                "ledger.unauthenticated",
-                "no client certificate",
-            )
-            .into()),
-        }
+        fiscus_common::tls::require_own_node(
+            req,
+            &self.member,
+            "ledger.forbidden",
+            "ledger.unauthenticated",
+        )
     }
 }
 

@@ -108,6 +108,36 @@ pub fn peer_identity<T>(req: &tonic::Request<T>) -> Option<&PeerIdentity> {
         .and_then(|p| p.identity.as_ref())
 }
 
+/// Admits only node certificates of `member`: a member's own services calling
+/// each other (ledger-store → contract-executor, gossip-gateway → ledger-store).
+/// `forbidden` and `unauthenticated` are the callee's stable error codes.
+pub fn require_own_node<T>(
+    req: &tonic::Request<T>,
+    member: &str,
+    forbidden: &'static str,
+    unauthenticated: &'static str,
+) -> Result<(), tonic::Status> {
+    use crate::error::{ErrorKind, ServiceError};
+    match peer_identity(req) {
+        Some(p) if p.member == member && p.role == fiscus_proto::pb::types::Role::Node => Ok(()),
+        Some(p) => Err(ServiceError::new(
+            ErrorKind::PermissionDenied,
+            forbidden,
+            format!(
+                "{} ({:?}) is not a node of member {member}, the only caller allowed",
+                p.member, p.role
+            ),
+        )
+        .into()),
+        None => Err(ServiceError::new(
+            ErrorKind::Unauthenticated,
+            unauthenticated,
+            "no client certificate",
+        )
+        .into()),
+    }
+}
+
 /// Accepts TCP connections, completes TLS handshakes concurrently (bounded,
 /// with a timeout) and yields the authenticated streams for
 /// `tonic::transport::Server::serve_with_incoming`. Failed handshakes are

@@ -15,7 +15,8 @@ mod profile;
 mod verifier;
 
 pub use grpc::{
-    PeerInfo, PeerStream, connect_channel, peer_identity, serve_incoming, serve_incoming_until,
+    PeerInfo, PeerStream, connect_channel, peer_identity, require_own_node, serve_incoming,
+    serve_incoming_until,
 };
 pub use profile::{ED25519_OID, PeerIdentity, is_member_code, parse_role, role_name};
 pub use verifier::{ClientVerifier, ServerVerifier};
