@@ -38,9 +38,8 @@ use fiscus_proto::pb::gossip::gossip_server::GossipServer;
 use fiscus_proto::pb::ledger::ChainInfoRequest;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
 use fiscus_proto::pb::ledger::ledger_ingest_client::LedgerIngestClient;
-use fiscus_proto::pb::types::{ConsortiumConfig, Role};
+use fiscus_proto::pb::types::Role;
 use node::{Metrics, Node};
-use prost::Message;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +51,8 @@ pub enum StartError {
     Certs(#[from] fiscus_ledger_store::certs::LoadError),
     #[error(transparent)]
     Bus(#[from] fiscus_common::bus::BusError),
+    #[error(transparent)]
+    Genesis(#[from] fiscus_ledger_store::server::StartError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -112,14 +113,7 @@ pub async fn start_with(
             me.role
         )));
     }
-    let genesis_bytes =
-        std::fs::read(&config.genesis_file).map_err(io(config.genesis_file.display()))?;
-    let genesis = ConsortiumConfig::decode(&genesis_bytes[..]).map_err(|e| {
-        StartError::Config(format!(
-            "{} is not a ConsortiumConfig: {e}",
-            config.genesis_file.display()
-        ))
-    })?;
+    let genesis = fiscus_ledger_store::server::read_genesis(&config.genesis_file)?;
     let certs = Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
     let client_tls = tls.client_config()?;
     let ledger_err = |message: String| StartError::Ledger {

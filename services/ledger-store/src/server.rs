@@ -130,6 +130,14 @@ pub enum StartError {
     Config(String),
 }
 
+/// The genesis `ConsortiumConfig` that `fiscus identity-ca init` writes.
+pub fn read_genesis(path: &std::path::Path) -> Result<ConsortiumConfig, StartError> {
+    let bytes = std::fs::read(path).map_err(io(path.display()))?;
+    ConsortiumConfig::decode(&bytes[..]).map_err(|e| {
+        StartError::Config(format!("{} is not a ConsortiumConfig: {e}", path.display()))
+    })
+}
+
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {
     let what = what.to_string();
     move |source| StartError::Io { what, source }
@@ -222,14 +230,7 @@ pub async fn start_with(
         std::fs::read_to_string(&config.tls.key_file).map_err(io(config.tls.key_file.display()))?;
     let key = SigningKey::from_pkcs8_pem(&key_pem)
         .map_err(|_| StartError::Config("the TLS key is not an Ed25519 PKCS#8 key".into()))?;
-    let genesis_bytes =
-        std::fs::read(&config.genesis_file).map_err(io(config.genesis_file.display()))?;
-    let genesis = ConsortiumConfig::decode(&genesis_bytes[..]).map_err(|e| {
-        StartError::Config(format!(
-            "{} is not a ConsortiumConfig: {e}",
-            config.genesis_file.display()
-        ))
-    })?;
+    let genesis = read_genesis(&config.genesis_file)?;
     let certs = Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
     tracing::info!(signers = certs.len(), dir = %config.signers_dir.display(), "signer certificates loaded");
     let client_tls = tls.client_config()?;
