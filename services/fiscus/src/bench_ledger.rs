@@ -9,8 +9,8 @@ use fiscus_proto::block::BlockDraft;
 use fiscus_proto::envelope::seal;
 use fiscus_proto::hash::{Hash32, sha256};
 use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
-    TransferCall, recipient, transfer_call::Method,
+    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
+    transfer_call::Method,
 };
 use fiscus_proto::pb::types::{
     ConsortiumConfig, Envelope, Member, Org, OrgLevel, TxPayload, tx_payload::Call,
@@ -26,7 +26,8 @@ pub(crate) struct LedgerBench {
     txs: usize,
     #[arg(long, default_value_t = 500)]
     block_txs: usize,
-    /// Every transaction allocates from the same province account (a hot account).
+    /// Every transaction allocates from the same province account (a hot account). Without it,
+    /// each of 99 cities allocates from its own account to its county.
     #[arg(long)]
     hot_account: bool,
     /// The embedded storage engine (ADR 0005).
@@ -48,6 +49,11 @@ const T0: i64 = 1_790_000_000_000;
 
 fn city(i: usize) -> String {
     format!("13{:02}00", i + 1)
+}
+
+/// The one county under city `i`.
+fn county(i: usize) -> String {
+    format!("13{:02}01", i + 1)
 }
 
 fn acct(org: &str) -> Option<AccountRef> {
@@ -138,8 +144,9 @@ async fn run_on<S: StateStore>(
             p.key.public_key(),
         );
     }
-    for c in &cities {
+    for (i, c) in cities.iter().enumerate() {
         orgs.push(org(&c.org, OrgLevel::Municipal, "130000"));
+        orgs.push(org(&county(i), OrgLevel::County, &c.org));
     }
     let genesis = ConsortiumConfig {
         consortium_id: "fiscus-bench".into(),
@@ -230,17 +237,12 @@ async fn run_on<S: StateStore>(
                 document: "hot".into(),
             })
         } else {
-            Method::Disburse(DisburseArgs {
+            // The same operation spread over 99 accounts: each city allocates to its county.
+            Method::Allocate(AllocateArgs {
                 from: acct(&city(i % CITIES)),
-                recipient: Some(Recipient {
-                    id: Some(recipient::Id::UnifiedSocialCreditCode(
-                        "12130102MB1234567X".into(),
-                    )),
-                    name: "school".into(),
-                }),
+                to_org_code: county(i % CITIES),
                 amount_fen: 1,
-                purpose: "bench".into(),
-                economic_code: "50502".into(),
+                document: "uniform".into(),
             })
         };
         let who = if b.hot_account {
