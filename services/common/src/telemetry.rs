@@ -50,8 +50,19 @@ impl Drop for TelemetryGuard {
 /// on stderr, plus OTLP span export when [`OTLP_ENDPOINT_ENV`] is set.
 /// OTLP export uses tonic, so call this inside a tokio runtime when it is on.
 pub fn init(service: &'static str, json_logs: bool) -> Result<TelemetryGuard, TelemetryError> {
+    init_with_default(service, json_logs, "info")
+}
+
+/// Like [`init`], with `default_filter` when `RUST_LOG` is unset (e.g. `warn`
+/// for `fiscus devnet`, which runs many services in one process).
+pub fn init_with_default(
+    service: &'static str,
+    json_logs: bool,
+    default_filter: &str,
+) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if json_logs {

@@ -60,6 +60,21 @@ pub(crate) async fn gossip_gateway(cmd: ServiceCmd) -> Result<()> {
     Ok(())
 }
 
+pub(crate) async fn exchange_adapter(cmd: ServiceCmd) -> Result<()> {
+    let config: fiscus_exchange_adapter::Config =
+        fiscus_common::config::load(cmd.config.as_deref())
+            .context("loading exchange-adapter config")?;
+    let _telemetry = fiscus_common::telemetry::init("exchange-adapter", config.json_logs)?;
+    let running = fiscus_exchange_adapter::start(config).await?;
+    println!(
+        "exchange-adapter ready api=http://{} http={} (OpenAPI at /openapi.json, API page at /docs)",
+        running.addr, running.http_addr
+    );
+    fiscus_common::shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct VerifyCmd {
     /// A ledger-store's data directory (it holds `ledger.fjall`).

@@ -19,9 +19,12 @@ use std::path::PathBuf;
 mod bench;
 mod bench_ledger;
 mod bench_network;
+mod demo;
+mod devnet;
 mod identity;
 mod ledger_cmds;
 mod orderer_admin;
+mod receipt;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,6 +66,14 @@ enum Command {
     ContractExecutor(ledger_cmds::ServiceCmd),
     /// Run a member's gossip-gateway (blocks and attestations between members).
     GossipGateway(ledger_cmds::ServiceCmd),
+    /// Run a member's exchange-adapter (the REST API for external systems).
+    ExchangeAdapter(ledger_cmds::ServiceCmd),
+    /// Verify a receipt proof offline against the consortium root (no network).
+    /// Exit 1 when it does not verify.
+    VerifyReceipt(receipt::VerifyReceiptCmd),
+    /// Run a whole consortium on this machine: identity-ca, 3 orderers and five
+    /// members, each with its ledger-store, gossip-gateway and exchange-adapter.
+    Devnet(devnet::DevnetCmd),
     /// Revoke a certificate at the identity-ca.
     Revoke(identity::RevokeCmd),
     /// Run one orderer node.
@@ -206,6 +217,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::LedgerStore(cmd) => ledger_cmds::ledger_store(cmd).await,
         Command::ContractExecutor(cmd) => ledger_cmds::contract_executor(cmd).await,
         Command::GossipGateway(cmd) => ledger_cmds::gossip_gateway(cmd).await,
+        Command::ExchangeAdapter(cmd) => ledger_cmds::exchange_adapter(cmd).await,
+        Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::VerifyReceipt(cmd) => match receipt::run(cmd) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
         Command::Revoke(cmd) => identity::revoke(cmd).await,
         Command::Orderer { config } => {
             let config: fiscus_orderer::Config =

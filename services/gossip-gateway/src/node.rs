@@ -232,6 +232,17 @@ impl Node {
             lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
         if let Some(h) = out.newly_final.last() {
             self.metrics.final_height.set(*h as i64);
+            let mut ingest = self.ingest.clone();
+            let final_height = *h;
+            // The ledger serves it in ChainInfo; a lost report is superseded by the next.
+            tokio::spawn(async move {
+                if let Err(e) = ingest
+                    .report_final(fiscus_proto::pb::ledger::ReportFinalRequest { final_height })
+                    .await
+                {
+                    tracing::debug!(error = %e, "could not report the final height to the ledger");
+                }
+            });
             let now = now_ms();
             let mut t = lock(&self.timeline);
             for h in &out.newly_final {

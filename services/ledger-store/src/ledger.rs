@@ -484,6 +484,8 @@ pub struct Ledger<S: StateStore> {
     chain: Mutex<Option<Arc<ChainState>>>,
     phases: Phases,
     sigs: SigCache,
+    /// The highest final height the gossip-gateway reported (memory only).
+    final_height: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -544,7 +546,19 @@ impl<S: StateStore> Ledger<S> {
             chain: Mutex::new(None),
             phases: Phases::default(),
             sigs: SigCache::default(),
+            final_height: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Records a final height reported by the member's gossip-gateway; it only rises.
+    pub fn report_final(&self, height: u64) {
+        self.final_height
+            .fetch_max(height, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The highest height known to be final (0 until the gateway reports one).
+    pub fn final_height(&self) -> u64 {
+        self.final_height.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Installs the genesis configuration as height 0, once. On a store that

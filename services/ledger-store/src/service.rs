@@ -103,8 +103,8 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
             height: head.height,
             last_block_hash: head.hash.to_vec(),
             state_hash: head.state_hash.to_vec(),
-            // Finality needs other members' attestations: the gossip-gateway's job.
-            final_height: 0,
+            // Reported by the member's gossip-gateway, which sees every member's attestations.
+            final_height: self.ledger.final_height().min(head.height),
         }))
     }
 
@@ -420,5 +420,16 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
             .await
             .map_err(status)?;
         Ok(Response::new(a))
+    }
+
+    async fn report_final(
+        &self,
+        req: Request<fiscus_proto::pb::ledger::ReportFinalRequest>,
+    ) -> Result<Response<fiscus_proto::pb::ledger::ReportFinalResponse>, Status> {
+        self.authorize(&req)?;
+        self.ledger.report_final(req.get_ref().final_height);
+        Ok(Response::new(
+            fiscus_proto::pb::ledger::ReportFinalResponse {},
+        ))
     }
 }

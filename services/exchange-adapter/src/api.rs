@@ -1,0 +1,1025 @@
+//! The REST/JSON API. Every handler is annotated for the OpenAPI document,
+//! and the routes are registered through `utoipa-actix-web`, so the document
+//! is built from the same list the server serves.
+
+use crate::backend::{Backend, Ordered, from_status};
+use crate::clients::{Client, Clients, Scope};
+use crate::ops::Operation;
+use actix_web::{HttpRequest, get, post, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_proto::DecodeLimits;
+use fiscus_proto::envelope::{CheckedTx, seal};
+use fiscus_proto::hash::{Hash32, sha256};
+use fiscus_proto::pb::ledger::{
+    ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetReceiptRequest, GetStateRequest,
+    ScanStateRequest, TraceRequest,
+};
+use fiscus_proto::pb::state::{Account, ProgramRecord};
+use fiscus_proto::pb::types::{
+    Attestation, Block, BlockHeader, OrgLevel, Receipt, ReceiptProof, TxPayload, TxStatus,
+    tx_payload::Call,
+};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use utoipa::{IntoParams, ToSchema};
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Api {
+    pub consortium_id: String,
+    pub clients: Clients,
+    pub backend: Backend,
+    /// Signer certificates: id → (org, public key).
+    pub signers: BTreeMap<Hash32, (String, [u8; 32])>,
+    /// Org code → (level, parent code), from the genesis configuration.
+    pub orgs: BTreeMap<String, (OrgLevel, String)>,
+    pub limits: DecodeLimits,
+    pub max_page: u32,
+    pub wait_timeout: Duration,
+}
+
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemDoc {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `api.wrong_org`.
+    pub code: String,
+}
+
+fn err(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> ServiceError {
+    ServiceError::new(kind, code, message)
+}
+
+impl Api {
+    /// Authenticates the caller, charges its rate bucket and checks the scope.
+    fn caller(&self, req: &HttpRequest, scope: Scope) -> Result<Arc<Client>, ServiceError> {
+        let headers = req.headers();
+        let key = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .map(str::trim);
+        let client = self.clients.authenticate(key)?;
+        self.clients.admit(&client)?;
+        client.require(scope)?;
+        Ok(client)
+    }
+
+    fn is_descendant_or_self(&self, ancestor: &str, org: &str) -> bool {
+        let mut cur = org.to_owned();
+        for _ in 0..16 {
+            if cur == ancestor {
+                return true;
+            }
+            match self.orgs.get(&cur) {
+                Some((_, parent)) if !parent.is_empty() => cur = parent.clone(),
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// The default disclosure policy: supervisors and the central level read
+    /// every account; any other org reads its own accounts and those of the
+    /// orgs below it.
+    fn may_read_org(&self, client: &Client, org: &str) -> bool {
+        let level = self.orgs.get(&client.org).map(|(l, _)| *l);
+        matches!(level, Some(OrgLevel::Supervisor | OrgLevel::Central))
+            || self.is_descendant_or_self(&client.org, org)
+    }
+
+    fn require_read_org(&self, client: &Client, org: &str) -> Result<(), ServiceError> {
+        if self.may_read_org(client, org) {
+            Ok(())
+        } else {
+            Err(err(
+                ErrorKind::PermissionDenied,
+                "api.not_disclosed",
+                format!(
+                    "org {} may not read the accounts of org {org} (disclosure policy: own org and the orgs below it)",
+                    client.org
+                ),
+            ))
+        }
+    }
+
+    fn page(&self, limit: Option<u32>) -> u32 {
+        limit.unwrap_or(100).clamp(1, self.max_page)
+    }
+}
+
+// ---------------------------------------------------------------- submit
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    /// Answer once the orderers have put the tx in a block.
+    #[default]
+    Ordered,
+    /// Answer once this member committed the block (the receipt is known).
+    Commit,
+    /// Answer once a majority of members attested the block.
+    Final,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// `ordered` (default), `commit` or `final`.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub wait: Wait,
+}
+
+/// A client-signed envelope.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitEnvelope {
+    /// The protobuf-encoded `fiscus.types.v1.Envelope`, standard base64.
+    pub envelope: String,
+}
+
+/// A transaction's receipt: its outcome as this member executed it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReceiptJson {
+    pub tx_id: String,
+    pub block_number: u64,
+    pub tx_index: u32,
+    /// `valid`, or why it was rejected, e.g. `insufficient_funds`.
+    pub status: String,
+    pub reason: String,
+    /// Contract events, e.g. `deadline.late`.
+    pub events: Vec<String>,
+}
+
+fn status_name(s: i32) -> String {
+    TxStatus::try_from(s)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("TX_STATUS_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_else(|_| format!("unknown({s})"))
+}
+
+impl From<&Receipt> for ReceiptJson {
+    fn from(r: &Receipt) -> Self {
+        Self {
+            tx_id: hex::encode(&r.tx_id),
+            block_number: r.block_number,
+            tx_index: r.tx_index,
+            status: status_name(r.status),
+            reason: r.reason.clone(),
+            events: r.events.iter().map(|e| e.name.clone()).collect(),
+        }
+    }
+}
+
+/// What became of a submission.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmitResult {
+    pub tx_id: String,
+    /// `ordered`, `committed` or `final`.
+    pub state: String,
+    pub block_number: u64,
+    /// True when this answer repeats an earlier submission of the same tx
+    /// (a retry with the same `Idempotency-Key`).
+    pub replayed: bool,
+    /// Present once the member committed the block (`wait=commit|final`).
+    pub receipt: Option<ReceiptJson>,
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 128);
+            k.map(|k| Some(k.to_owned())).ok_or_else(|| {
+                err(
+                    ErrorKind::InvalidArgument,
+                    "api.bad_idempotency_key",
+                    "Idempotency-Key must be 1 to 128 visible ASCII characters",
+                )
+            })
+        }
+    }
+}
+
+impl Api {
+    /// Orders `env`, then waits as asked. A duplicate is the first result when
+    /// the caller retries with an idempotency key, and a `tx.duplicate`
+    /// problem otherwise (a replay).
+    async fn order(
+        &self,
+        tx_id: Hash32,
+        env: fiscus_proto::pb::types::Envelope,
+        wait: Wait,
+        retry: bool,
+    ) -> Result<SubmitResult, ServiceError> {
+        let (block, replayed) = match self.backend.broadcast(env).await? {
+            Ordered::Accepted(n) => (n, false),
+            Ordered::Duplicate(n) if retry => (n, true),
+            Ordered::Duplicate(n) => {
+                return Err(err(
+                    ErrorKind::AlreadyExists,
+                    "tx.duplicate",
+                    format!("transaction {tx_id} was already ordered in block {n} (a replay)"),
+                ));
+            }
+        };
+        let mut out = SubmitResult {
+            tx_id: tx_id.to_hex(),
+            state: "ordered".into(),
+            block_number: block,
+            replayed,
+            receipt: None,
+        };
+        if wait == Wait::Ordered {
+            return Ok(out);
+        }
+        let until = Instant::now() + self.wait_timeout;
+        let receipt = self.wait_receipt(&tx_id, until).await?;
+        out.block_number = receipt.block_number;
+        out.receipt = Some(ReceiptJson::from(&receipt));
+        out.state = "committed".into();
+        if wait == Wait::Final {
+            self.wait_final(receipt.block_number, until).await?;
+            out.state = "final".into();
+        }
+        Ok(out)
+    }
+
+    async fn wait_receipt(&self, tx: &Hash32, until: Instant) -> Result<Receipt, ServiceError> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let mut ledger = self.backend.ledger().await?;
+            match ledger
+                .get_receipt(GetReceiptRequest { tx_id: tx.to_vec() })
+                .await
+            {
+                Ok(p) => {
+                    return Receipt::decode(&p.into_inner().receipt[..])
+                        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()));
+                }
+                Err(s) if s.code() == tonic::Code::NotFound => {}
+                Err(s) => return Err(from_status("the ledger-store", &s)),
+            }
+            if Instant::now() >= until {
+                return Err(timeout("committed at this member"));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn wait_final(&self, height: u64, until: Instant) -> Result<(), ServiceError> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let mut ledger = self.backend.ledger().await?;
+            let info = ledger
+                .get_chain_info(ChainInfoRequest {})
+                .await
+                .map_err(|s| from_status("the ledger-store", &s))?
+                .into_inner();
+            if info.final_height >= height {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(timeout("final"));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+}
+
+fn timeout(what: &str) -> ServiceError {
+    err(
+        ErrorKind::Unavailable,
+        "api.wait_timeout",
+        format!("the transaction was ordered but not {what} within the wait limit; query it later"),
+    )
+}
+
+/// Submit a client-signed envelope.
+///
+/// The envelope's signer must be a certificate of the API client's own org,
+/// and its signatures must verify; both are checked before the orderers see it.
+#[utoipa::path(
+    tag = "submit",
+    params(SubmitQuery, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first result")),
+    responses(
+        (status = 200, description = "Ordered (and committed or final, as asked)", body = SubmitResult),
+        (status = 400, description = "Malformed JSON or envelope, or a bad signature", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong org or scope", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "A replay of an ordered transaction", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/transactions")]
+async fn submit_envelope(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<SubmitQuery>,
+    body: web::Json<SubmitEnvelope>,
+) -> Result<web::Json<SubmitResult>, ServiceError> {
+    let client = api.caller(&req, Scope::Submit)?;
+    let retry = idempotency_key(&req)?.is_some();
+    let bytes = B64.decode(body.envelope.trim()).map_err(|_| {
+        err(
+            ErrorKind::InvalidArgument,
+            "api.bad_base64",
+            "envelope is not standard base64",
+        )
+    })?;
+    let tx = CheckedTx::decode(&bytes, &api.limits).map_err(|e| {
+        err(
+            ErrorKind::InvalidArgument,
+            "tx.bad_encoding",
+            format!("the envelope does not decode: {e}"),
+        )
+    })?;
+    if tx.payload.consortium_id != api.consortium_id {
+        return Err(err(
+            ErrorKind::InvalidArgument,
+            "tx.wrong_consortium",
+            format!(
+                "the payload names consortium {:?}; this is {:?}",
+                tx.payload.consortium_id, api.consortium_id
+            ),
+        ));
+    }
+    for s in &tx.signatures {
+        let (org, key) = api.signers.get(&s.cert_id).ok_or_else(|| {
+            err(
+                ErrorKind::PermissionDenied,
+                "tx.unknown_certificate",
+                format!("certificate {} is not a known signer", s.cert_id),
+            )
+        })?;
+        if s.cert_id == tx.creator_cert_id && *org != client.org {
+            return Err(err(
+                ErrorKind::PermissionDenied,
+                "api.wrong_org",
+                format!(
+                    "the envelope is signed for org {org}; API client {:?} acts for org {}",
+                    client.name, client.org
+                ),
+            ));
+        }
+        fiscus_proto::sign::verify(key, &tx.payload_bytes, &s.signature).map_err(|_| {
+            err(
+                ErrorKind::InvalidArgument,
+                "tx.bad_signature",
+                format!("the signature by certificate {} does not verify", s.cert_id),
+            )
+        })?;
+    }
+    let out = api.order(tx.tx_id, tx.to_wire(), query.wait, retry).await?;
+    Ok(web::Json(out))
+}
+
+/// Submit an operation signed by the member for the client (custodial signing).
+///
+/// For systems that cannot sign. It is enabled per API client (off by
+/// default). The operation must move the client's own org's funds. With an
+/// `Idempotency-Key`, a retry builds the same transaction and returns the
+/// first result.
+#[utoipa::path(
+    tag = "submit",
+    request_body = Operation,
+    params(SubmitQuery, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first result")),
+    responses(
+        (status = 200, description = "Ordered (and committed or final, as asked)", body = SubmitResult),
+        (status = 400, description = "Malformed JSON or operation", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong org, scope not granted, or custodial signing not enabled", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/operations")]
+async fn submit_operation(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<SubmitQuery>,
+    body: web::Json<Operation>,
+) -> Result<web::Json<SubmitResult>, ServiceError> {
+    let client = api.caller(&req, Scope::Submit)?;
+    let custodial = client.custodial.as_ref().ok_or_else(|| {
+        err(
+            ErrorKind::PermissionDenied,
+            "api.custodial_not_enabled",
+            format!(
+                "custodial signing is not enabled for client {:?}; submit a signed envelope to /v1/transactions",
+                client.name
+            ),
+        )
+    })?;
+    if body.acting_org() != client.org {
+        return Err(err(
+            ErrorKind::PermissionDenied,
+            "api.wrong_org",
+            format!(
+                "the operation moves funds of org {}; API client {:?} acts for org {}",
+                body.acting_org(),
+                client.name,
+                client.org
+            ),
+        ));
+    }
+    let key = idempotency_key(&req)?;
+    // A retry with the same key builds byte-identical bytes, so the same tx id.
+    let nonce = match &key {
+        Some(k) => {
+            let h = sha256(format!("{}\u{0}{k}", client.name).as_bytes());
+            u64::from_be_bytes(h.0[..8].try_into().unwrap_or_default())
+        }
+        None => rand::random(),
+    };
+    let payload = TxPayload {
+        consortium_id: api.consortium_id.clone(),
+        creator_cert_id: custodial.cert_id.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(Call::Transfer(body.to_call()?)),
+    };
+    let env = seal(&payload, &[(&custodial.key, custodial.cert_id)]);
+    let tx_id = fiscus_proto::hash::tx_id(&env.payload);
+    Ok(web::Json(
+        api.order(tx_id, env, query.wait, key.is_some()).await?,
+    ))
+}
+
+// ---------------------------------------------------------------- queries
+
+/// The chain head at this member.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainJson {
+    pub height: u64,
+    pub last_block_hash: String,
+    pub state_hash: String,
+    /// The highest height a majority of members attested with the same hashes.
+    pub final_height: u64,
+}
+
+/// The chain head and finality at this member.
+#[utoipa::path(tag = "query", responses((status = 200, body = ChainJson)), security(("api_key" = [])))]
+#[get("/v1/chain")]
+async fn chain(
+    api: web::Data<Api>,
+    req: HttpRequest,
+) -> Result<web::Json<ChainJson>, ServiceError> {
+    api.caller(&req, Scope::Read)?;
+    let info = api
+        .backend
+        .ledger()
+        .await?
+        .get_chain_info(ChainInfoRequest {})
+        .await
+        .map_err(|s| from_status("chain info", &s))?
+        .into_inner();
+    Ok(web::Json(ChainJson {
+        height: info.height,
+        last_block_hash: hex::encode(info.last_block_hash),
+        state_hash: hex::encode(info.state_hash),
+        final_height: info.final_height,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlockJson {
+    pub number: u64,
+    pub hash: String,
+    pub prev_hash: String,
+    pub tx_root: String,
+    pub timestamp_ms: i64,
+    pub orderer_id: String,
+    pub tx_ids: Vec<String>,
+}
+
+/// One block's header and transaction ids.
+#[utoipa::path(tag = "query", params(("number" = u64, Path, description = "Block number")),
+    responses((status = 200, body = BlockJson), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[get("/v1/blocks/{number}")]
+async fn block_by_number(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    number: web::Path<u64>,
+) -> Result<web::Json<BlockJson>, ServiceError> {
+    api.caller(&req, Scope::Read)?;
+    let b: Block = api
+        .backend
+        .ledger()
+        .await?
+        .get_block(GetBlockRequest {
+            number: *number,
+            hash: Vec::new(),
+        })
+        .await
+        .map_err(|s| from_status("block", &s))?
+        .into_inner();
+    let h = BlockHeader::decode(&b.header[..])
+        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;
+    Ok(web::Json(BlockJson {
+        number: h.number,
+        hash: fiscus_proto::hash::block_hash(&b.header).to_hex(),
+        prev_hash: hex::encode(&h.prev_hash),
+        tx_root: hex::encode(&h.tx_root),
+        timestamp_ms: h.timestamp_ms,
+        orderer_id: h.orderer_id,
+        tx_ids: b
+            .txs
+            .iter()
+            .map(|e| fiscus_proto::hash::tx_id(&e.payload).to_hex())
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttestationJson {
+    pub member: String,
+    pub height: u64,
+    pub block_hash: String,
+    pub state_hash: String,
+    pub receipts_root: String,
+}
+
+/// A committed transaction with the proof to check it offline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionJson {
+    pub receipt: ReceiptJson,
+    pub attestations: Vec<AttestationJson>,
+    /// The protobuf `fiscus.types.v1.ReceiptProof` (receipt, Merkle proof,
+    /// block header, attestations), standard base64: what `fiscus
+    /// verify-receipt` checks.
+    pub receipt_proof: String,
+}
+
+fn tx_id_param(s: &str) -> Result<Hash32, ServiceError> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| Hash32::from_slice("tx id", &b).ok())
+        .ok_or_else(|| {
+            err(
+                ErrorKind::InvalidArgument,
+                "api.bad_tx_id",
+                "a tx id is 64 hex digits",
+            )
+        })
+}
+
+/// A transaction's receipt, its Merkle proof and this member's attestation.
+#[utoipa::path(tag = "query", params(("tx_id" = String, Path, description = "64 hex digits")),
+    responses((status = 200, body = TransactionJson), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[get("/v1/transactions/{tx_id}")]
+async fn transaction(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    tx_id: web::Path<String>,
+) -> Result<web::Json<TransactionJson>, ServiceError> {
+    api.caller(&req, Scope::Read)?;
+    let id = tx_id_param(&tx_id)?;
+    let proof: ReceiptProof = api
+        .backend
+        .ledger()
+        .await?
+        .get_receipt(GetReceiptRequest { tx_id: id.to_vec() })
+        .await
+        .map_err(|s| from_status("receipt", &s))?
+        .into_inner();
+    let receipt = Receipt::decode(&proof.receipt[..])
+        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;
+    let attestations = proof
+        .attestations
+        .iter()
+        .filter_map(|s| Attestation::decode(&s.attestation[..]).ok())
+        .map(|a| AttestationJson {
+            member: a.member,
+            height: a.height,
+            block_hash: hex::encode(a.block_hash),
+            state_hash: hex::encode(a.state_hash),
+            receipts_root: hex::encode(a.receipts_root),
+        })
+        .collect();
+    Ok(web::Json(TransactionJson {
+        receipt: ReceiptJson::from(&receipt),
+        attestations,
+        receipt_proof: B64.encode(proof.encode_to_vec()),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountJson {
+    pub org_code: String,
+    pub program_id: String,
+    pub balance_fen: i64,
+    pub frozen: bool,
+    pub appropriated_fen: i64,
+    pub received_fen: i64,
+    pub allocated_out_fen: i64,
+    pub disbursed_fen: i64,
+    pub recovered_out_fen: i64,
+    pub recovered_in_fen: i64,
+    /// Parcels of funds still held, oldest first (ADR 0004).
+    pub lots: usize,
+}
+
+fn account_json(key: &[u8], a: &Account) -> Option<AccountJson> {
+    let key = std::str::from_utf8(key).ok()?.strip_prefix("acct/")?;
+    let (org, program) = key.split_once('/')?;
+    Some(AccountJson {
+        org_code: org.to_owned(),
+        program_id: program.to_owned(),
+        balance_fen: a.balance_fen,
+        frozen: a.frozen,
+        appropriated_fen: a.appropriated_fen,
+        received_fen: a.received_fen,
+        allocated_out_fen: a.allocated_out_fen,
+        disbursed_fen: a.disbursed_fen,
+        recovered_out_fen: a.recovered_out_fen,
+        recovered_in_fen: a.recovered_in_fen,
+        lots: a.lots.len(),
+    })
+}
+
+fn check_segment(s: &str, what: &str) -> Result<(), ServiceError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorKind::InvalidArgument,
+            "api.bad_path",
+            format!("{what} must be 1 to 64 letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+/// One account's balances.
+#[utoipa::path(tag = "query",
+    params(("org" = String, Path, description = "GB/T 2260 code"), ("program" = String, Path)),
+    responses((status = 200, body = AccountJson), (status = 403, body = ProblemDoc, content_type = "application/problem+json"), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[get("/v1/accounts/{org}/{program}")]
+async fn account(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<AccountJson>, ServiceError> {
+    let client = api.caller(&req, Scope::Read)?;
+    let (org, program) = path.into_inner();
+    check_segment(&org, "org")?;
+    check_segment(&program, "program")?;
+    api.require_read_org(&client, &org)?;
+    let key = format!("acct/{org}/{program}").into_bytes();
+    let r = api
+        .backend
+        .ledger()
+        .await?
+        .get_state(GetStateRequest {
+            key: key.clone(),
+            at_height: 0,
+        })
+        .await
+        .map_err(|s| from_status("account", &s))?
+        .into_inner();
+    if !r.found {
+        return Err(err(
+            ErrorKind::NotFound,
+            "api.not_found",
+            format!("no account {org}/{program}"),
+        ));
+    }
+    let a = Account::decode(&r.value[..])
+        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;
+    account_json(&key, &a)
+        .map(web::Json)
+        .ok_or_else(|| err(ErrorKind::Internal, "api.backend_error", "bad account key"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this org's accounts (accounts lists only).
+    pub org: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Items per page (default 100, capped by the server).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountPage {
+    pub items: Vec<AccountJson>,
+    /// The height every item on this page (and the following pages) is read at.
+    pub height: u64,
+    /// Absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl Api {
+    async fn scan(
+        &self,
+        prefix: Vec<u8>,
+        q: &ListQuery,
+    ) -> Result<fiscus_proto::pb::ledger::ScanStateResponse, ServiceError> {
+        let page_token = match &q.cursor {
+            None => Vec::new(),
+            Some(c) => B64URL.decode(c).map_err(|_| {
+                err(
+                    ErrorKind::InvalidArgument,
+                    "api.bad_cursor",
+                    "the cursor is not one this API gave",
+                )
+            })?,
+        };
+        Ok(self
+            .backend
+            .ledger()
+            .await?
+            .scan_state(ScanStateRequest {
+                prefix,
+                start: Vec::new(),
+                end: Vec::new(),
+                at_height: 0,
+                limit: self.page(q.limit),
+                page_token,
+            })
+            .await
+            .map_err(|s| from_status("scan", &s))?
+            .into_inner())
+    }
+}
+
+fn cursor(token: &[u8]) -> Option<String> {
+    (!token.is_empty()).then(|| B64URL.encode(token))
+}
+
+/// Accounts, a page at a time, as the disclosure policy allows.
+#[utoipa::path(tag = "query", params(ListQuery),
+    responses((status = 200, body = AccountPage), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[get("/v1/accounts")]
+async fn accounts(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+) -> Result<web::Json<AccountPage>, ServiceError> {
+    let client = api.caller(&req, Scope::Read)?;
+    let prefix = match &q.org {
+        Some(org) => {
+            check_segment(org, "org")?;
+            api.require_read_org(&client, org)?;
+            format!("acct/{org}/")
+        }
+        None => "acct/".to_owned(),
+    };
+    let r = api.scan(prefix.into_bytes(), &q).await?;
+    let items = r
+        .entries
+        .iter()
+        .filter_map(|kv| {
+            let a = Account::decode(&kv.value[..]).ok()?;
+            let j = account_json(&kv.key, &a)?;
+            api.may_read_org(&client, &j.org_code).then_some(j)
+        })
+        .collect();
+    Ok(web::Json(AccountPage {
+        items,
+        height: r.height,
+        next_cursor: cursor(&r.next_page_token),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgramJson {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub functional_code: String,
+    pub fiscal_year: u32,
+    pub document: String,
+    pub owner_org: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgramPage {
+    pub items: Vec<ProgramJson>,
+    pub height: u64,
+    pub next_cursor: Option<String>,
+}
+
+/// Programs (funds with a purpose and a functional classification).
+#[utoipa::path(tag = "query", params(ListQuery), responses((status = 200, body = ProgramPage)), security(("api_key" = [])))]
+#[get("/v1/programs")]
+async fn programs(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+) -> Result<web::Json<ProgramPage>, ServiceError> {
+    api.caller(&req, Scope::Read)?;
+    let r = api.scan(b"prog/".to_vec(), &q).await?;
+    let items = r
+        .entries
+        .iter()
+        .filter_map(|kv| ProgramRecord::decode(&kv.value[..]).ok())
+        .filter_map(|rec| {
+            let p = rec.program?;
+            Some(ProgramJson {
+                kind: fiscus_proto::pb::transfer::ProgramKind::try_from(p.kind)
+                    .map(|k| {
+                        k.as_str_name()
+                            .trim_start_matches("PROGRAM_KIND_")
+                            .to_ascii_lowercase()
+                    })
+                    .unwrap_or_default(),
+                id: p.id,
+                name: p.name,
+                functional_code: p.functional_code,
+                fiscal_year: p.fiscal_year,
+                document: p.document,
+                owner_org: rec.owner_org,
+            })
+        })
+        .collect();
+    Ok(web::Json(ProgramPage {
+        items,
+        height: r.height,
+        next_cursor: cursor(&r.next_page_token),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountVersion {
+    /// The block that wrote this version.
+    pub block_number: u64,
+    pub deleted: bool,
+    pub account: Option<AccountJson>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Newest first, at most this many (default 100, capped by the server).
+    pub limit: Option<u32>,
+}
+
+/// Every version of one account, newest first.
+#[utoipa::path(tag = "query",
+    params(("org" = String, Path), ("program" = String, Path), HistoryQuery),
+    responses((status = 200, body = Vec<AccountVersion>), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[get("/v1/accounts/{org}/{program}/history")]
+async fn account_history(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    q: web::Query<HistoryQuery>,
+) -> Result<web::Json<Vec<AccountVersion>>, ServiceError> {
+    let client = api.caller(&req, Scope::Read)?;
+    let (org, program) = path.into_inner();
+    check_segment(&org, "org")?;
+    check_segment(&program, "program")?;
+    api.require_read_org(&client, &org)?;
+    let key = format!("acct/{org}/{program}").into_bytes();
+    let r = api
+        .backend
+        .ledger()
+        .await?
+        .get_history(GetHistoryRequest {
+            key: key.clone(),
+            limit: api.page(q.limit),
+            at_height: 0,
+        })
+        .await
+        .map_err(|s| from_status("history", &s))?
+        .into_inner();
+    Ok(web::Json(
+        r.entries
+            .iter()
+            .map(|e| AccountVersion {
+                block_number: e.block_number,
+                deleted: e.deleted,
+                account: (!e.deleted)
+                    .then(|| Account::decode(&e.value[..]).ok())
+                    .flatten()
+                    .and_then(|a| account_json(&key, &a)),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TraceSourceJson {
+    pub tx_id: String,
+    pub amount_fen: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TraceStepJson {
+    pub tx_id: String,
+    /// `appropriate`, `allocate`, `disburse`, `recover`, `adjust` or `bundle`.
+    pub kind: String,
+    pub from_org: String,
+    pub to: String,
+    pub program_id: String,
+    pub amount_fen: i64,
+    pub document: String,
+    pub at_ms: i64,
+    pub sources: Vec<TraceSourceJson>,
+    /// Allocations: when the receiver had to pass the funds on (Budget Law art. 52).
+    pub due_at_ms: i64,
+    pub late: bool,
+    pub acknowledged: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TraceJson {
+    pub height: u64,
+    /// Breadth-first from the asked transaction up to its appropriations.
+    pub steps: Vec<TraceStepJson>,
+}
+
+/// Lineage: from a disbursement or allocation up to the central appropriation.
+#[utoipa::path(tag = "query", params(("tx_id" = String, Path, description = "64 hex digits")),
+    responses((status = 200, body = TraceJson), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[get("/v1/trace/{tx_id}")]
+async fn trace(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    tx_id: web::Path<String>,
+) -> Result<web::Json<TraceJson>, ServiceError> {
+    api.caller(&req, Scope::Read)?;
+    let id = tx_id_param(&tx_id)?;
+    let r = api
+        .backend
+        .ledger()
+        .await?
+        .trace(TraceRequest {
+            tx_id: id.to_vec(),
+            at_height: 0,
+        })
+        .await
+        .map_err(|s| from_status("trace", &s))?
+        .into_inner();
+    Ok(web::Json(TraceJson {
+        height: r.height,
+        steps: r
+            .steps
+            .into_iter()
+            .map(|s| TraceStepJson {
+                tx_id: hex::encode(s.tx_id),
+                kind: s.kind,
+                from_org: s.from_org,
+                to: s.to,
+                program_id: s.program_id,
+                amount_fen: s.amount_fen,
+                document: s.document,
+                at_ms: s.at_ms,
+                sources: s
+                    .sources
+                    .into_iter()
+                    .map(|x| TraceSourceJson {
+                        tx_id: hex::encode(x.tx_id),
+                        amount_fen: x.amount_fen,
+                    })
+                    .collect(),
+                due_at_ms: s.due_at_ms,
+                late: s.late,
+                acknowledged: s.acknowledged,
+            })
+            .collect(),
+    }))
+}
+
+/// The routes, registered so that the OpenAPI document lists exactly them.
+pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    app.service(submit_envelope)
+        .service(submit_operation)
+        .service(chain)
+        .service(block_by_number)
+        .service(transaction)
+        .service(accounts)
+        .service(account)
+        .service(account_history)
+        .service(programs)
+        .service(trace);
+}

@@ -1,0 +1,197 @@
+//! The member's services the adapter calls over mutual TLS: the ledger-store's
+//! `Ledger` queries, and the orderers' `Broadcast` (tried in turn).
+
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_common::tls::connect_channel;
+use fiscus_ledger_store::server::Endpoint;
+use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
+use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
+use fiscus_proto::pb::orderer::{AckStatus, BroadcastAck};
+use fiscus_proto::pb::types::Envelope;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+#[derive(Debug)]
+pub struct Backend {
+    tls: Arc<rustls::ClientConfig>,
+    ledger_endpoint: Endpoint,
+    orderers: Vec<Endpoint>,
+    ledger: Mutex<Option<LedgerClient<Channel>>>,
+    /// The orderer that answered last, and its client.
+    orderer: Mutex<Option<(usize, OrdererClient<Channel>)>>,
+    max_message_bytes: usize,
+}
+
+/// How the orderers answered a broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ordered {
+    /// In block `n`.
+    Accepted(u64),
+    /// The same tx id was ordered before, in block `n`.
+    Duplicate(u64),
+}
+
+fn unavailable(what: &str, message: impl std::fmt::Display) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::Unavailable,
+        "api.backend_unavailable",
+        format!("{what}: {message}"),
+    )
+}
+
+/// A ledger error as the API reports it (the ledger's own code kept).
+pub fn from_status(what: &str, s: &tonic::Status) -> ServiceError {
+    let kind = match s.code() {
+        tonic::Code::NotFound => ErrorKind::NotFound,
+        tonic::Code::InvalidArgument => ErrorKind::InvalidArgument,
+        tonic::Code::Unavailable => ErrorKind::Unavailable,
+        tonic::Code::PermissionDenied => ErrorKind::PermissionDenied,
+        _ => ErrorKind::Internal,
+    };
+    let code = match kind {
+        ErrorKind::NotFound => "api.not_found",
+        ErrorKind::InvalidArgument => "api.invalid_argument",
+        ErrorKind::Unavailable => "api.backend_unavailable",
+        ErrorKind::PermissionDenied => "api.backend_refused",
+        _ => "api.backend_error",
+    };
+    ServiceError::new(kind, code, format!("{what}: {}", s.message()))
+}
+
+impl Backend {
+    pub fn new(
+        tls: Arc<rustls::ClientConfig>,
+        ledger: Endpoint,
+        orderers: Vec<Endpoint>,
+        max_message_bytes: usize,
+    ) -> Self {
+        Self {
+            tls,
+            ledger_endpoint: ledger,
+            orderers,
+            ledger: Mutex::new(None),
+            orderer: Mutex::new(None),
+            max_message_bytes,
+        }
+    }
+
+    /// A client of the member's ledger-store (connected on first use).
+    pub async fn ledger(&self) -> Result<LedgerClient<Channel>, ServiceError> {
+        let mut slot = self.ledger.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let e = &self.ledger_endpoint;
+        let channel = connect_channel(&e.addr, &e.server_name, self.tls.clone())
+            .await
+            .map_err(|err| unavailable("the ledger-store", err))?;
+        let client = LedgerClient::new(channel).max_decoding_message_size(self.max_message_bytes);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Broadcasts one envelope and waits for the orderers' decision. Tries each
+    /// orderer in turn while they are unreachable or leaderless.
+    pub async fn broadcast(&self, env: Envelope) -> Result<Ordered, ServiceError> {
+        if self.orderers.is_empty() {
+            return Err(unavailable("the orderers", "none configured"));
+        }
+        let mut last = String::new();
+        let start = self.orderer.lock().await.as_ref().map_or(0, |(i, _)| *i);
+        for attempt in 0..self.orderers.len() * 2 {
+            let i = (start + attempt) % self.orderers.len();
+            let mut client = match self.orderer_client(i).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = e.message;
+                    continue;
+                }
+            };
+            match client.broadcast(futures::stream::iter([env.clone()])).await {
+                Ok(resp) => {
+                    let mut acks = resp.into_inner();
+                    match acks.message().await {
+                        Ok(Some(ack)) => return ack_result(&ack),
+                        Ok(None) => last = "the stream ended without an answer".into(),
+                        Err(s) => {
+                            if s.code() != tonic::Code::Unavailable {
+                                return Err(from_status("the orderer", &s));
+                            }
+                            last = s.message().to_owned();
+                        }
+                    }
+                }
+                Err(s) => last = s.message().to_owned(),
+            }
+            *self.orderer.lock().await = None;
+            if attempt + 1 >= self.orderers.len() {
+                // Every orderer was tried once: give a new leader a moment.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+        Err(unavailable("the orderers", last))
+    }
+
+    async fn orderer_client(&self, i: usize) -> Result<OrdererClient<Channel>, ServiceError> {
+        let mut slot = self.orderer.lock().await;
+        if let Some((j, c)) = slot.as_ref()
+            && *j == i
+        {
+            return Ok(c.clone());
+        }
+        let e = &self.orderers[i];
+        let channel = connect_channel(&e.addr, &e.server_name, self.tls.clone())
+            .await
+            .map_err(|err| unavailable(&format!("orderer {}", e.addr), err))?;
+        let client = OrdererClient::new(channel);
+        *slot = Some((i, client.clone()));
+        Ok(client)
+    }
+}
+
+fn ack_result(ack: &BroadcastAck) -> Result<Ordered, ServiceError> {
+    match AckStatus::try_from(ack.status) {
+        Ok(AckStatus::Accepted) => Ok(Ordered::Accepted(ack.block_number)),
+        _ if ack.reason_code == "tx.duplicate" => Ok(Ordered::Duplicate(ack.block_number)),
+        _ => {
+            let kind = match ack.reason_code.as_str() {
+                "tx.bad_signature" | "tx.bad_encoding" | "tx.too_large" | "tx.wrong_consortium" => {
+                    ErrorKind::InvalidArgument
+                }
+                "tx.unknown_certificate" | "tx.revoked_certificate" | "tx.expired_certificate" => {
+                    ErrorKind::PermissionDenied
+                }
+                "orderer.busy" => ErrorKind::ResourceExhausted,
+                _ => ErrorKind::Unavailable,
+            };
+            Err(ServiceError::new(
+                kind,
+                stable(&ack.reason_code),
+                format!("the orderers refused the transaction: {}", ack.reason),
+            ))
+        }
+    }
+}
+
+/// The orderer's code as a `'static` str for the problem document; codes
+/// outside the known set become `tx.refused` (the text keeps the detail).
+fn stable(code: &str) -> &'static str {
+    const KNOWN: [&str; 10] = [
+        "tx.bad_signature",
+        "tx.bad_encoding",
+        "tx.too_large",
+        "tx.wrong_consortium",
+        "tx.unknown_certificate",
+        "tx.revoked_certificate",
+        "tx.expired_certificate",
+        "orderer.busy",
+        "orderer.timeout",
+        "orderer.no_leader",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == code)
+        .copied()
+        .unwrap_or("tx.refused")
+}

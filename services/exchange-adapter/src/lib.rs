@@ -1,0 +1,344 @@
+//! exchange-adapter: the API for external budget and treasury systems.
+//!
+//! - **REST/JSON** on actix-web, described by an OpenAPI 3 document built
+//!   from the handlers (`/openapi.json`) with an API page at `/docs`.
+//! - **Submit** a client-signed envelope, or (per client, off by default) an
+//!   operation the member signs for the client. `?wait=commit|final` waits;
+//!   `Idempotency-Key` makes retries return the first result.
+//! - **Queries**: chain head, blocks, transactions with receipt proofs,
+//!   accounts (paginated), account history, programs, lineage trace.
+//! - **Access**: API keys (stored as SHA-256 hashes) map to an org and scopes;
+//!   bodies, pages and request rates are bounded; errors are RFC 9457
+//!   `application/problem+json` with stable codes.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod backend;
+pub mod clients;
+pub mod ops;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_common::ops_server::{OpsServer, Readiness};
+use fiscus_common::tls::{TlsConfig, TlsContext};
+use fiscus_ledger_store::server::Endpoint;
+use fiscus_proto::pb::types::OrgLevel;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The REST API (HTTP; put it behind the member's TLS ingress).
+    pub listen: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub http_listen: SocketAddr,
+    /// The member's node certificate, for calling its ledger-store and the orderers.
+    pub tls: TlsConfig,
+    pub ledger: Endpoint,
+    pub orderers: Vec<Endpoint>,
+    /// Signer certificates (PEM), to check envelopes before they are ordered.
+    pub signers_dir: PathBuf,
+    /// The genesis `ConsortiumConfig`: consortium id, roots and the org registry.
+    pub genesis_file: PathBuf,
+    /// API clients (`[[client]]` entries, see the README).
+    pub clients_file: PathBuf,
+    pub max_body_bytes: usize,
+    pub max_page: u32,
+    /// Requests per second per client, and the burst above it.
+    pub rate_per_s: u32,
+    pub burst: u32,
+    /// The longest `?wait=commit|final` waits before answering 503.
+    pub wait_timeout_ms: u64,
+    pub max_message_bytes: usize,
+    pub json_logs: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            http_listen: ([127, 0, 0, 1], 9480).into(),
+            tls: TlsConfig::in_dir(std::path::Path::new("tls")),
+            ledger: Endpoint {
+                addr: "127.0.0.1:7300".into(),
+                server_name: "localhost".into(),
+            },
+            orderers: Vec::new(),
+            signers_dir: "signers".into(),
+            genesis_file: "consortium-config.pb".into(),
+            clients_file: "api-clients.toml".into(),
+            max_body_bytes: 1024 * 1024,
+            max_page: 1000,
+            rate_per_s: 500,
+            burst: 1000,
+            wait_timeout_ms: 30_000,
+            max_message_bytes: 64 * 1024 * 1024,
+            json_logs: false,
+        }
+    }
+}
+
+impl fiscus_common::config::ServiceConfig for Config {
+    const SERVICE: &'static str = "exchange_adapter";
+
+    fn validate(&self) -> Result<(), fiscus_common::config::ConfigError> {
+        let bad = |key, message: &str| {
+            Err(fiscus_common::config::ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if self.max_body_bytes == 0 {
+            return bad("max_body_bytes", "must be positive");
+        }
+        if self.max_page == 0 {
+            return bad("max_page", "must be positive");
+        }
+        if self.rate_per_s == 0 || self.burst == 0 {
+            return bad("rate_per_s", "rate_per_s and burst must be positive");
+        }
+        if self.orderers.is_empty() {
+            return bad("orderers", "name at least one orderer to submit to");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] fiscus_common::tls::TlsError),
+    #[error(transparent)]
+    Certs(#[from] fiscus_ledger_store::certs::LoadError),
+    #[error(transparent)]
+    Genesis(#[from] fiscus_ledger_store::server::StartError),
+    #[error(transparent)]
+    Clients(#[from] clients::ClientsError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Fiscus exchange-adapter",
+        description = "财政转移支付区块链 数据交换接口 / The Fiscus data exchange API for budget and treasury systems. Amounts are integer fen. Errors are RFC 9457 problem+json with a stable `code`.",
+        version = "1"
+    ),
+    modifiers(&ApiKeyScheme),
+    tags((name = "submit", description = "Submit transactions"), (name = "query", description = "Read the ledger"))
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key: `Authorization: Bearer fsk_…` (or `X-Api-Key`)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of the routes [`api::routes`] registers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(api::routes)
+        .split_for_parts();
+    doc
+}
+
+const DOCS_HTML: &str = include_str!("docs.html");
+
+fn json_error(e: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let se = match &e {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => ServiceError::new(
+            ErrorKind::PayloadTooLarge,
+            "api.body_too_large",
+            e.to_string(),
+        ),
+        J::ContentType => ServiceError::new(
+            ErrorKind::InvalidArgument,
+            "api.content_type",
+            "send Content-Type: application/json",
+        ),
+        J::Deserialize(d) if d.is_data() => ServiceError::new(
+            ErrorKind::InvalidArgument,
+            "api.invalid_body",
+            format!("the body does not match the schema: {d}"),
+        ),
+        _ => ServiceError::new(
+            ErrorKind::InvalidArgument,
+            "api.malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        ),
+    };
+    se.into()
+}
+
+fn query_error(e: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ServiceError::new(ErrorKind::InvalidArgument, "api.bad_query", e.to_string()).into()
+}
+
+fn path_error(e: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ServiceError::new(ErrorKind::InvalidArgument, "api.bad_path", e.to_string()).into()
+}
+
+async fn no_route(req: HttpRequest) -> Result<HttpResponse, ServiceError> {
+    Err(ServiceError::new(
+        ErrorKind::NotFound,
+        "api.no_route",
+        format!(
+            "{} {} is not a route of this API; see /openapi.json",
+            req.method(),
+            req.path()
+        ),
+    ))
+}
+
+/// A running adapter.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    handle: ServerHandle,
+    ops: OpsServer,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        self.ops.stop().await;
+    }
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.to_string();
+    move |source| StartError::Io { what, source }
+}
+
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let tls = TlsContext::load(&config.tls)?;
+    let genesis = fiscus_ledger_store::server::read_genesis(&config.genesis_file)?;
+    let certs = fiscus_ledger_store::Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
+    let clients = clients::Clients::load(&config.clients_file, config.rate_per_s, config.burst)?;
+    let api = web::Data::new(api::Api {
+        consortium_id: genesis.consortium_id.clone(),
+        clients,
+        backend: backend::Backend::new(
+            tls.client_config()?,
+            config.ledger.clone(),
+            config.orderers.clone(),
+            config.max_message_bytes,
+        ),
+        signers: certs
+            .iter()
+            .map(|(id, org, key)| (*id, (org.to_owned(), *key)))
+            .collect(),
+        orgs: genesis
+            .orgs
+            .iter()
+            .map(|o| {
+                (
+                    o.code.clone(),
+                    (
+                        OrgLevel::try_from(o.level).unwrap_or(OrgLevel::Unspecified),
+                        o.parent.clone(),
+                    ),
+                )
+            })
+            .collect(),
+        limits: fiscus_proto::DecodeLimits::default(),
+        max_page: config.max_page.max(1),
+        wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
+    });
+    let doc = Arc::new(openapi().to_json().map_err(|e| StartError::Io {
+        what: "the OpenAPI document".into(),
+        source: std::io::Error::other(e),
+    })?);
+    let max_body = config.max_body_bytes;
+    let server = HttpServer::new(move || {
+        let doc = doc.clone();
+        App::new()
+            .into_utoipa_app()
+            // Registered with the same function the document is built from.
+            .configure(api::routes)
+            .into_app()
+            .app_data(api.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .route(
+                "/openapi.json",
+                web::get().to(move || {
+                    let doc = doc.clone();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(doc.as_str().to_owned())
+                    }
+                }),
+            )
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .content_type("text/html; charset=utf-8")
+                        .body(DOCS_HTML)
+                }),
+            )
+            .default_service(web::to(no_route))
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(config.listen)
+    .map_err(io(config.listen))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError::Io {
+            what: "the API listener".into(),
+            source: std::io::Error::other("no address bound"),
+        })?;
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let readiness = Readiness::default();
+    readiness.set("api", Ok(()));
+    let ops = OpsServer::start(config.http_listen, prometheus::Registry::new(), readiness)
+        .map_err(io(config.http_listen))?;
+    tracing::info!(%addr, member = ?tls.identity().member, "exchange-adapter serving");
+    Ok(Running {
+        addr,
+        http_addr: ops.addr,
+        handle,
+        ops,
+    })
+}

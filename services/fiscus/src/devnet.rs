@@ -1,0 +1,578 @@
+//! `fiscus devnet`: a whole consortium on this machine, in this process, with
+//! real mutual TLS between every part: the identity-ca, 3 orderers, and five
+//! members (MOF, Hebei, Shijiazhuang, Chang'an district, the Hebei audit
+//! office), each with its ledger-store, gossip-gateway and exchange-adapter.
+//!
+//! Everything lives under `--data-dir`; a restart resumes from it, and
+//! `--reset` starts fresh. `--demo` replays a fiscal year through the
+//! exchange-adapters and prints a summary (that is `make run`).
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fiscus_common::tls::TlsConfig;
+use fiscus_exchange_adapter::clients::{ClientEntry, ClientsFile, Scope, key_hash, new_api_key};
+use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RootCa, write_file};
+use fiscus_identity_ca::genesis::{GenesisBundle, GenesisMember, GenesisOrderer};
+use fiscus_ledger_store::server::Endpoint;
+use fiscus_proto::pb::types::Role;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub(crate) const CONSORTIUM: &str = "fiscus-devnet";
+
+/// The five members: code, and a short English label.
+pub(crate) const MEMBERS: [(&str, &str); 5] = [
+    ("000000", "Ministry of Finance 财政部"),
+    ("130000", "Hebei Finance Department 河北省财政厅"),
+    ("130100", "Shijiazhuang Finance Bureau 石家庄市财政局"),
+    ("130102", "Chang'an District Finance Bureau 长安区财政局"),
+    ("991300", "Hebei Audit Office 河北省审计厅 (supervisor)"),
+];
+
+#[derive(Debug, Args)]
+pub(crate) struct DevnetCmd {
+    /// Where the devnet keeps its certificates, keys, configs and ledgers.
+    #[arg(long, default_value = "devnet-data")]
+    data_dir: PathBuf,
+    /// Delete the data directory first and start a fresh chain.
+    #[arg(long)]
+    reset: bool,
+    /// First of the loopback ports the devnet uses (it needs about 60 above it);
+    /// 0 picks free ports. Only used when the data directory is created.
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+    /// Publish events on this NATS server instead of the in-process bus.
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// Replay a fiscal year through the exchange-adapters and print a summary.
+    #[arg(long)]
+    demo: bool,
+    /// Stop after starting (and after the demo) instead of serving until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+}
+
+/// What `devnet.json` records: the ports chosen when the data directory was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Layout {
+    pub consortium_id: String,
+    pub ca_grpc: SocketAddr,
+    pub orderers: Vec<OrdererPorts>,
+    pub members: Vec<MemberPorts>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OrdererPorts {
+    pub id: u64,
+    pub org: String,
+    pub client: SocketAddr,
+    pub raft: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberPorts {
+    pub code: String,
+    pub ledger: SocketAddr,
+    pub gateway: SocketAddr,
+    pub api: SocketAddr,
+}
+
+fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    for i in 0..n {
+        if base == 0 {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            out.push(l.local_addr()?);
+            held.push(l);
+        } else {
+            let port = base
+                .checked_add(i as u16)
+                .context("--base-port is too high")?;
+            out.push(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    Ok(out)
+}
+
+fn layout(base: u16) -> Result<Layout> {
+    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 3)?;
+    let orderer_orgs = ["000000", "130000", "130100"];
+    Ok(Layout {
+        consortium_id: CONSORTIUM.into(),
+        ca_grpc: p[0],
+        orderers: (0..3)
+            .map(|i| OrdererPorts {
+                id: i as u64 + 1,
+                org: orderer_orgs[i].into(),
+                client: p[1 + 2 * i],
+                raft: p[2 + 2 * i],
+            })
+            .collect(),
+        members: MEMBERS
+            .iter()
+            .enumerate()
+            .map(|(j, (code, _))| MemberPorts {
+                code: (*code).into(),
+                ledger: p[7 + 3 * j],
+                gateway: p[8 + 3 * j],
+                api: p[9 + 3 * j],
+            })
+            .collect(),
+    })
+}
+
+fn issue(ca: &RootCa, member: &str, role: Role, names: &[&str], out: &Path) -> Result<PathBuf> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let mut spec = LeafSpec::valid_for_days(member, role, 825);
+    for n in names {
+        match n.parse() {
+            Ok(ip) => spec.ips.push(ip),
+            Err(_) => spec.dns_names.push((*n).to_owned()),
+        }
+    }
+    let issued = ca.issue_for_key(&key, &spec)?;
+    write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644)?;
+    write_file(&out.join("key.pem"), key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(&out.join("ca.pem"), ca.root_pem.as_bytes(), 0o644)?;
+    Ok(out.join("cert.pem"))
+}
+
+/// The paths of one member's files.
+pub(crate) struct MemberDir(pub PathBuf);
+
+impl MemberDir {
+    fn node(&self) -> PathBuf {
+        self.0.join("node-tls")
+    }
+    fn client(&self) -> PathBuf {
+        self.0.join("client")
+    }
+    fn clients_file(&self) -> PathBuf {
+        self.0.join("api-clients.toml")
+    }
+}
+
+fn member_dir(data: &Path, code: &str) -> MemberDir {
+    MemberDir(data.join(format!("member-{code}")))
+}
+
+/// Creates the CA, certificates, genesis and API keys.
+async fn create(data: &Path, base_port: u16) -> Result<Layout> {
+    let layout = layout(base_port)?;
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let ca_dir = data.join("ca");
+    fiscus_identity_ca::init(&fiscus_identity_ca::InitOptions {
+        data_dir: ca_dir.clone(),
+        consortium_id: CONSORTIUM.into(),
+        force: false,
+        all_hebei: true,
+        server_names: vec!["127.0.0.1".into(), "localhost".into()],
+        root_validity_years: 10,
+        cert_validity_days: 825,
+    })
+    .await
+    .context("creating the consortium root CA")?;
+    let paths = CaPaths::new(&ca_dir);
+    let ca = RootCa::load(&paths)?;
+    let signers = data.join("signers");
+    std::fs::create_dir_all(&signers)?;
+    for o in &layout.orderers {
+        let name = format!("orderer-{}", o.id);
+        let cert = issue(
+            &ca,
+            &o.org,
+            Role::Orderer,
+            &[&name, "127.0.0.1", "localhost"],
+            &data.join(&name).join("tls"),
+        )?;
+        std::fs::copy(&cert, signers.join(format!("{name}.pem")))?;
+    }
+    let mut keys = String::from(
+        "# Devnet API keys (plaintext; the adapters store only their SHA-256).\n# member  api  key\n",
+    );
+    for m in &layout.members {
+        let dir = member_dir(data, &m.code);
+        let cert = issue(
+            &ca,
+            &m.code,
+            Role::Node,
+            &["127.0.0.1", "localhost"],
+            &dir.node(),
+        )?;
+        std::fs::copy(&cert, signers.join(format!("node-{}.pem", m.code)))?;
+        let cert = issue(&ca, &m.code, Role::Client, &[], &dir.client())?;
+        std::fs::copy(&cert, signers.join(format!("client-{}.pem", m.code)))?;
+        let key = new_api_key();
+        keys.push_str(&format!("{}  http://{}  {key}\n", m.code, m.api));
+        let file = ClientsFile {
+            clients: vec![ClientEntry {
+                name: format!("devnet-{}", m.code),
+                key_sha256: key_hash(&key),
+                org: m.code.clone(),
+                scopes: vec![Scope::Submit, Scope::Read, Scope::Import, Scope::Admin],
+                custodial_cert: Some(dir.client().join("cert.pem")),
+                custodial_key: Some(dir.client().join("key.pem")),
+            }],
+        };
+        write_file(
+            &dir.clients_file(),
+            toml::to_string(&file)?.as_bytes(),
+            0o600,
+        )?;
+    }
+    write_file(&data.join("api-keys.txt"), keys.as_bytes(), 0o600)?;
+
+    // The genesis: every Hebei division as an org, five of them members.
+    let mut bundle: GenesisBundle =
+        serde_json::from_slice(&std::fs::read(paths.genesis_json())?).context("genesis.json")?;
+    bundle.members = layout
+        .members
+        .iter()
+        .map(|m| GenesisMember {
+            org_code: m.code.clone(),
+            roles: ["node", "admin", "operator", "client", "auditor"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            gossip_endpoints: vec![format!("https://{}", m.gateway)],
+        })
+        .collect();
+    bundle.orderers = layout
+        .orderers
+        .iter()
+        .map(|o| GenesisOrderer {
+            raft_id: o.id,
+            node_id: format!("orderer-{}", o.id),
+            org_code: o.org.clone(),
+            endpoint: o.client.to_string(),
+        })
+        .collect();
+    write_file(
+        &paths.genesis_json(),
+        &serde_json::to_vec_pretty(&bundle)?,
+        0o644,
+    )?;
+    write_file(
+        &paths.consortium_config(),
+        &bundle.to_consortium_config(&ca.root_der).encode_to_vec(),
+        0o644,
+    )?;
+    write_file(
+        &data.join("devnet.json"),
+        &serde_json::to_vec_pretty(&layout)?,
+        0o644,
+    )?;
+    Ok(layout)
+}
+
+/// Fails with the port's name when one of the layout's ports is taken.
+fn check_free(layout: &Layout) -> Result<()> {
+    let mut all = vec![("identity-ca".to_owned(), layout.ca_grpc)];
+    for o in &layout.orderers {
+        all.push((format!("orderer {} client", o.id), o.client));
+        all.push((format!("orderer {} raft", o.id), o.raft));
+    }
+    for m in &layout.members {
+        all.push((format!("{} ledger-store", m.code), m.ledger));
+        all.push((format!("{} gossip-gateway", m.code), m.gateway));
+        all.push((format!("{} exchange-adapter", m.code), m.api));
+    }
+    for (what, addr) in all {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            bail!(
+                "port {addr} ({what}, recorded in devnet.json) is not free: {e}. \
+                 Is another devnet running? Stop it, or start fresh with --reset (and --base-port)."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The running parts.
+pub(crate) struct Devnet {
+    pub layout: Layout,
+    pub data: PathBuf,
+    ca: fiscus_identity_ca::Running,
+    ca_stop: tokio::sync::oneshot::Sender<()>,
+    pub orderers: Vec<fiscus_orderer::Running>,
+    pub members: Vec<Member>,
+}
+
+pub(crate) struct Member {
+    pub code: String,
+    pub ledger: fiscus_ledger_store::server::Running,
+    pub gateway: fiscus_gossip_gateway::Running,
+    pub api: fiscus_exchange_adapter::Running,
+}
+
+impl Devnet {
+    pub(crate) async fn stop(self) {
+        for m in self.members {
+            m.api.stop().await;
+            m.gateway.stop().await;
+            m.ledger.stop().await;
+        }
+        for o in self.orderers {
+            // Every committed entry is already durable (fsync per Ready).
+            o.kill().await;
+        }
+        let _ = self.ca_stop.send(());
+        let _ = self.ca.wait().await;
+    }
+}
+
+fn endpoint(addr: SocketAddr, name: &str) -> Endpoint {
+    Endpoint {
+        addr: addr.to_string(),
+        server_name: name.into(),
+    }
+}
+
+/// Starts (creating on first use) the devnet in `data`.
+pub(crate) async fn start(data: &Path, base_port: u16, nats_url: Option<String>) -> Result<Devnet> {
+    let manifest = data.join("devnet.json");
+    let layout = if manifest.exists() {
+        eprintln!("devnet: resuming from {}", data.display());
+        serde_json::from_slice(&std::fs::read(&manifest)?)
+            .with_context(|| format!("reading {}", manifest.display()))?
+    } else {
+        eprintln!("devnet: creating a consortium in {}", data.display());
+        create(data, base_port).await?
+    };
+    check_free(&layout)?;
+    let ca_dir = data.join("ca");
+    let paths = CaPaths::new(&ca_dir);
+    let genesis_file = paths.consortium_config();
+    let signers = data.join("signers");
+    let (ca_stop, ca_rx) = tokio::sync::oneshot::channel::<()>();
+    let ca = fiscus_identity_ca::start(
+        fiscus_identity_ca::Config {
+            data_dir: ca_dir.clone(),
+            listen: layout.ca_grpc,
+            http_listen: "127.0.0.1:0".parse()?,
+            ..Default::default()
+        },
+        async move {
+            let _ = ca_rx.await;
+        },
+    )
+    .await
+    .context("starting the identity-ca")?;
+    eprintln!("devnet: identity-ca up; starting 3 orderers…");
+    let peers: Vec<fiscus_orderer::Peer> = layout
+        .orderers
+        .iter()
+        .map(|o| fiscus_orderer::Peer {
+            id: o.id,
+            raft_addr: o.raft.to_string(),
+            client_addr: o.client.to_string(),
+            server_name: format!("orderer-{}", o.id),
+        })
+        .collect();
+    let mut orderers = Vec::new();
+    for o in &layout.orderers {
+        let dir = data.join(format!("orderer-{}", o.id));
+        orderers.push(
+            fiscus_orderer::start(fiscus_orderer::Config {
+                node_id: o.id,
+                consortium_id: layout.consortium_id.clone(),
+                listen: o.client,
+                raft_listen: o.raft,
+                http_listen: "127.0.0.1:0".parse()?,
+                data_dir: dir.join("data"),
+                peers: peers.clone(),
+                tls: TlsConfig {
+                    crl_file: Some(paths.crl()),
+                    ..TlsConfig::in_dir(&dir.join("tls"))
+                },
+                signers_dir: signers.clone(),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("starting orderer {} on {}", o.id, o.client))?,
+        );
+    }
+    let orderer_endpoints: Vec<Endpoint> = layout
+        .orderers
+        .iter()
+        .map(|o| endpoint(o.client, &format!("orderer-{}", o.id)))
+        .collect();
+    eprintln!("devnet: orderers up; starting 5 members…");
+    let mut members = Vec::new();
+    for m in &layout.members {
+        let dir = member_dir(data, &m.code);
+        let tls = TlsConfig::in_dir(&dir.node());
+        let ledger = fiscus_ledger_store::server::start(fiscus_ledger_store::server::Config {
+            listen: m.ledger,
+            http_listen: "127.0.0.1:0".parse()?,
+            data_dir: dir.0.join("ledger"),
+            tls: tls.clone(),
+            genesis_file: genesis_file.clone(),
+            signers_dir: signers.clone(),
+            threads: 2,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("starting the ledger-store of {}", m.code))?;
+        let gateway = fiscus_gossip_gateway::start(fiscus_gossip_gateway::Config {
+            listen: m.gateway,
+            http_listen: "127.0.0.1:0".parse()?,
+            tls: tls.clone(),
+            signers_dir: signers.clone(),
+            genesis_file: genesis_file.clone(),
+            ledger: endpoint(m.ledger, "127.0.0.1"),
+            orderers: orderer_endpoints.clone(),
+            nats_url: nats_url.clone(),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("starting the gossip-gateway of {}", m.code))?;
+        let api = fiscus_exchange_adapter::start(fiscus_exchange_adapter::Config {
+            listen: m.api,
+            http_listen: "127.0.0.1:0".parse()?,
+            tls,
+            ledger: endpoint(m.ledger, "127.0.0.1"),
+            orderers: orderer_endpoints.clone(),
+            signers_dir: signers.clone(),
+            genesis_file: genesis_file.clone(),
+            clients_file: dir.clients_file(),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("starting the exchange-adapter of {}", m.code))?;
+        members.push(Member {
+            code: m.code.clone(),
+            ledger,
+            gateway,
+            api,
+        });
+    }
+    Ok(Devnet {
+        layout,
+        data: data.to_owned(),
+        ca,
+        ca_stop,
+        orderers,
+        members,
+    })
+}
+
+/// The plaintext API key of each member, from `api-keys.txt`.
+pub(crate) fn api_keys(data: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(data.join("api-keys.txt"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3).then(|| (f[0].to_owned(), f[2].to_owned()))
+        })
+        .collect())
+}
+
+fn print_endpoints(net: &Devnet) {
+    println!();
+    println!(
+        "Fiscus devnet 开发网络 ({}) is up:",
+        net.layout.consortium_id
+    );
+    println!(
+        "  identity-ca  grpc {}   (root: {})",
+        net.layout.ca_grpc,
+        CaPaths::new(net.data.join("ca")).root_cert().display()
+    );
+    for o in &net.orderers {
+        println!(
+            "  orderer      grpc {}   metrics http://{}/metrics",
+            o.client_addr, o.http_addr
+        );
+    }
+    for (m, (_, label)) in net.members.iter().zip(MEMBERS) {
+        println!("  member {}  {label}", m.code);
+        println!(
+            "    exchange-adapter  http://{}  (API page http://{}/docs)",
+            m.api.addr, m.api.addr
+        );
+        println!(
+            "    ledger-store grpc {}   gossip-gateway grpc {}",
+            m.ledger.addr, m.gateway.addr
+        );
+    }
+    println!(
+        "  certificates and keys: {}/member-*/ ; API keys: {}",
+        net.data.display(),
+        net.data.join("api-keys.txt").display()
+    );
+}
+
+pub(crate) async fn run(cmd: DevnetCmd) -> Result<()> {
+    // Fifteen services share this process's log; RUST_LOG=info shows all of it.
+    let _telemetry = fiscus_common::telemetry::init_with_default("devnet", false, "warn")?;
+    if cmd.reset && cmd.data_dir.exists() {
+        eprintln!("devnet: --reset: deleting {}", cmd.data_dir.display());
+        std::fs::remove_dir_all(&cmd.data_dir)
+            .with_context(|| format!("deleting {}", cmd.data_dir.display()))?;
+    }
+    let net = start(&cmd.data_dir, cmd.base_port, cmd.nats_url.clone()).await?;
+    wait_ready(&net, Duration::from_secs(60)).await?;
+    print_endpoints(&net);
+    if cmd.demo
+        && let Err(e) = crate::demo::run(&net).await
+    {
+        net.stop().await;
+        return Err(e.context("the fiscal-year demo failed"));
+    }
+    let keys = api_keys(&net.data)?;
+    if let (Some(m), Some((_, key))) = (net.members.get(1), keys.get(1)) {
+        println!();
+        println!("Try it (Hebei's key) / 试用:");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {key}' http://{}/v1/chain",
+            m.api.addr
+        );
+        println!(
+            "  curl -s -H 'Authorization: Bearer {key}' 'http://{}/v1/accounts?org=130100'",
+            m.api.addr
+        );
+        println!("  OpenAPI: http://{}/openapi.json", m.api.addr);
+    }
+    if !cmd.exit {
+        println!();
+        println!(
+            "Serving until Ctrl-C (按 Ctrl-C 停止). Restart resumes from {}; --reset starts fresh.",
+            cmd.data_dir.display()
+        );
+        fiscus_common::shutdown_signal().await;
+        eprintln!("devnet: stopping…");
+    }
+    net.stop().await;
+    Ok(())
+}
+
+/// Waits until the orderers have a leader and every member's gateway is up.
+async fn wait_ready(net: &Devnet, deadline: Duration) -> Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        let leader = net.orderers.iter().any(|o| {
+            o.handles
+                .status
+                .read()
+                .map(|s| s.role == "leader")
+                .unwrap_or(false)
+        });
+        if leader {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("the orderers elected no leader within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
