@@ -26,14 +26,13 @@ deps:
 build: deps
 	$(CARGO) build $(CARGO_FLAGS) --workspace
 
-## run: the main job (not built yet: says so and shows what the binary can do)
-run: build
-	@echo
-	@echo "make run: the main job, 'fiscus devnet' (a whole consortium on this machine), is not built yet."
-	@echo "          It arrives with the devnet issue. What exists today is the foundation:"
-	@echo "          wire types, crypto core, storage and bus. The binary's current commands:"
-	@echo
-	@$(CARGO) run $(CARGO_FLAGS) -q -p fiscus -- --help
+## run: the main job: a release build, then `fiscus devnet --demo` (a whole consortium
+##      on this machine, a fiscal year replayed through the API, a summary), serving until Ctrl-C.
+##      RUN_ARGS adds flags, e.g. `make run RUN_ARGS=--reset`.
+RUN_ARGS ?=
+run: deps
+	$(CARGO) build $(CARGO_FLAGS) --release -p fiscus
+	./target/release/fiscus devnet --demo --data-dir devnet-data $(RUN_ARGS)
 
 ## test: every test in the workspace; starts its own nats-server per test
 test: deps

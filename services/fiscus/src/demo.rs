@@ -300,6 +300,29 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         "  [3/7] 河北→11个设区市 / Hebei → all 11 cities (and direct funds to Chang'an): {} allocations",
         hebei_allocs.len()
     );
+    // A late supplementary allocation: Hebei passes central disaster funds on
+    // more than 30 days after acknowledging them (Budget Law art. 52).
+    match net.layout.block_clock {
+        Some(clock) => {
+            let days = 35;
+            let wall = Duration::from_millis(days * 86_400_000 / u64::from(clock.speedup));
+            tokio::time::sleep(wall).await;
+            let late = vec![(
+                "alloc-hebei-disaster-late-130700".to_owned(),
+                json!({"op": "allocate", "from": acct("130000", "disaster-2026"), "to_org_code": "130700",
+                       "amount_fen": YI, "document": "冀财资环〔2026〕11号 (补充下达)"}),
+            )];
+            let before = stats.late;
+            all_valid(&hebei, late, &mut stats).await?;
+            println!(
+                "        {days} 天后补充下达 / {days} days later, a supplementary allocation to Zhangjiakou: {} flagged late (逾期)",
+                stats.late - before
+            );
+        }
+        None => println!(
+            "        (this devnet was created without --demo, so blocks carry wall-clock time and no deadline passes; create one with --demo --reset to see late flags)"
+        ),
+    }
 
     // 4. Shijiazhuang and Chang'an acknowledge what they received.
     let mut sjz_acks = Vec::new();
@@ -490,8 +513,8 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     println!();
     println!("各设区市指标 / indicators per city (万元 / 10,000 yuan):");
     println!(
-        "  {:<8} {:<14} {:>12} {:>12} {:>12} {:>12}",
-        "code", "name 名称", "edu recv", "agri recv", "passed on", "balance"
+        "  {:<8} {:>10} {:>10} {:>10} {:>10}  name 名称",
+        "code", "edu recv", "agri recv", "passed on", "balance"
     );
     for city in CITIES {
         let mut recv = [0i64; 2];
@@ -503,13 +526,13 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
             bal += a["balance_fen"].as_i64().unwrap_or(0);
         }
         println!(
-            "  {:<8} {:<14} {:>12} {:>12} {:>12} {:>12}",
+            "  {:<8} {:>10} {:>10} {:>10} {:>10}  {}",
             city,
-            names.get(city).map_or("", |s| s.as_str()),
             recv[0] / WAN,
             recv[1] / WAN,
             out / WAN,
-            bal / WAN
+            bal / WAN,
+            names.get(city).map_or("", |s| s.as_str()),
         );
     }
 

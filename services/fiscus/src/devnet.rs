@@ -63,6 +63,10 @@ pub(crate) struct Layout {
     pub ca_grpc: SocketAddr,
     pub orderers: Vec<OrdererPorts>,
     pub members: Vec<MemberPorts>,
+    /// Set when the devnet was created for `--demo`: blocks carry a fast
+    /// fiscal calendar (see [`demo_clock`]).
+    #[serde(default)]
+    pub block_clock: Option<fiscus_orderer::BlockClock>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,7 +105,23 @@ fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
     Ok(out)
 }
 
-fn layout(base: u16) -> Result<Layout> {
+/// Simulated milliseconds per wall millisecond in a demo devnet: one day per 100 ms.
+pub(crate) const DEMO_SPEEDUP: u32 = 864_000;
+
+/// The demo's calendar: block time starts at 2026-01-01 00:00 Beijing time
+/// (UTC+8) when the devnet is created, and a day passes every 100 ms.
+fn demo_clock() -> fiscus_orderer::BlockClock {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    fiscus_orderer::BlockClock {
+        start_ms: 1_767_196_800_000,
+        anchor_unix_ms: now,
+        speedup: DEMO_SPEEDUP,
+    }
+}
+
+fn layout(base: u16, demo: bool) -> Result<Layout> {
     let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 3)?;
     let orderer_orgs = ["000000", "130000", "130100"];
     Ok(Layout {
@@ -125,6 +145,7 @@ fn layout(base: u16) -> Result<Layout> {
                 api: p[9 + 3 * j],
             })
             .collect(),
+        block_clock: demo.then(demo_clock),
     })
 }
 
@@ -164,8 +185,8 @@ fn member_dir(data: &Path, code: &str) -> MemberDir {
 }
 
 /// Creates the CA, certificates, genesis and API keys.
-async fn create(data: &Path, base_port: u16) -> Result<Layout> {
-    let layout = layout(base_port)?;
+async fn create(data: &Path, base_port: u16, demo: bool) -> Result<Layout> {
+    let layout = layout(base_port, demo)?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let ca_dir = data.join("ca");
     fiscus_identity_ca::init(&fiscus_identity_ca::InitOptions {
@@ -195,7 +216,7 @@ async fn create(data: &Path, base_port: u16) -> Result<Layout> {
         std::fs::copy(&cert, signers.join(format!("{name}.pem")))?;
     }
     let mut keys = String::from(
-        "# Devnet API keys (plaintext; the adapters store only their SHA-256).\n# member  api  key\n",
+        "# Devnet API keys (plaintext; the adapters store only their SHA-256).\n# member  api  key  scopes\n",
     );
     for m in &layout.members {
         let dir = member_dir(data, &m.code);
@@ -210,16 +231,30 @@ async fn create(data: &Path, base_port: u16) -> Result<Layout> {
         let cert = issue(&ca, &m.code, Role::Client, &[], &dir.client())?;
         std::fs::copy(&cert, signers.join(format!("client-{}.pem", m.code)))?;
         let key = new_api_key();
-        keys.push_str(&format!("{}  http://{}  {key}\n", m.code, m.api));
+        let read_key = new_api_key();
+        keys.push_str(&format!(
+            "{}  http://{}  {key}  submit,read,import,admin\n{}  http://{}  {read_key}  read\n",
+            m.code, m.api, m.code, m.api
+        ));
         let file = ClientsFile {
-            clients: vec![ClientEntry {
-                name: format!("devnet-{}", m.code),
-                key_sha256: key_hash(&key),
-                org: m.code.clone(),
-                scopes: vec![Scope::Submit, Scope::Read, Scope::Import, Scope::Admin],
-                custodial_cert: Some(dir.client().join("cert.pem")),
-                custodial_key: Some(dir.client().join("key.pem")),
-            }],
+            clients: vec![
+                ClientEntry {
+                    name: format!("devnet-{}", m.code),
+                    key_sha256: key_hash(&key),
+                    org: m.code.clone(),
+                    scopes: vec![Scope::Submit, Scope::Read, Scope::Import, Scope::Admin],
+                    custodial_cert: Some(dir.client().join("cert.pem")),
+                    custodial_key: Some(dir.client().join("key.pem")),
+                },
+                ClientEntry {
+                    name: format!("devnet-{}-read-only", m.code),
+                    key_sha256: key_hash(&read_key),
+                    org: m.code.clone(),
+                    scopes: vec![Scope::Read],
+                    custodial_cert: None,
+                    custodial_key: None,
+                },
+            ],
         };
         write_file(
             &dir.clients_file(),
@@ -336,7 +371,12 @@ fn endpoint(addr: SocketAddr, name: &str) -> Endpoint {
 }
 
 /// Starts (creating on first use) the devnet in `data`.
-pub(crate) async fn start(data: &Path, base_port: u16, nats_url: Option<String>) -> Result<Devnet> {
+pub(crate) async fn start(
+    data: &Path,
+    base_port: u16,
+    nats_url: Option<String>,
+    demo: bool,
+) -> Result<Devnet> {
     let manifest = data.join("devnet.json");
     let layout = if manifest.exists() {
         eprintln!("devnet: resuming from {}", data.display());
@@ -344,7 +384,7 @@ pub(crate) async fn start(data: &Path, base_port: u16, nats_url: Option<String>)
             .with_context(|| format!("reading {}", manifest.display()))?
     } else {
         eprintln!("devnet: creating a consortium in {}", data.display());
-        create(data, base_port).await?
+        create(data, base_port, demo).await?
     };
     check_free(&layout)?;
     let ca_dir = data.join("ca");
@@ -393,6 +433,7 @@ pub(crate) async fn start(data: &Path, base_port: u16, nats_url: Option<String>)
                     ..TlsConfig::in_dir(&dir.join("tls"))
                 },
                 signers_dir: signers.clone(),
+                block_clock: layout.block_clock,
                 ..Default::default()
             })
             .await
@@ -464,7 +505,7 @@ pub(crate) async fn start(data: &Path, base_port: u16, nats_url: Option<String>)
     })
 }
 
-/// The plaintext API key of each member, from `api-keys.txt`.
+/// Each member's full-scope API key, from `api-keys.txt`.
 pub(crate) fn api_keys(data: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(data.join("api-keys.txt"))?;
     Ok(text
@@ -472,7 +513,7 @@ pub(crate) fn api_keys(data: &Path) -> Result<Vec<(String, String)>> {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3).then(|| (f[0].to_owned(), f[2].to_owned()))
+            (f.len() == 4 && f[3].contains("submit")).then(|| (f[0].to_owned(), f[2].to_owned()))
         })
         .collect())
 }
@@ -520,7 +561,7 @@ pub(crate) async fn run(cmd: DevnetCmd) -> Result<()> {
         std::fs::remove_dir_all(&cmd.data_dir)
             .with_context(|| format!("deleting {}", cmd.data_dir.display()))?;
     }
-    let net = start(&cmd.data_dir, cmd.base_port, cmd.nats_url.clone()).await?;
+    let net = start(&cmd.data_dir, cmd.base_port, cmd.nats_url.clone(), cmd.demo).await?;
     wait_ready(&net, Duration::from_secs(60)).await?;
     print_endpoints(&net);
     if cmd.demo

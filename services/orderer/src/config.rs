@@ -109,7 +109,32 @@ pub struct Config {
     /// Tx ids of this many recent blocks are deduplicated by the orderer. Part of
     /// the apply rule: it must be the same on every node of the cluster.
     pub dedupe_window_blocks: u64,
+    /// A simulated block clock for demonstrations; unset (the default): the
+    /// leader's wall clock. Every node of a cluster must use the same one.
+    pub block_clock: Option<BlockClock>,
     pub json_logs: bool,
+}
+
+/// Block time = `start_ms + (wall − anchor_unix_ms) × speedup`, so a devnet
+/// can replay a fiscal year, Budget Law deadlines included, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockClock {
+    /// Block time (Unix ms) at the anchor.
+    pub start_ms: i64,
+    /// Wall time (Unix ms) of the anchor.
+    pub anchor_unix_ms: i64,
+    /// Simulated milliseconds per wall millisecond.
+    pub speedup: u32,
+}
+
+impl BlockClock {
+    /// The block time at wall time `wall_ms`.
+    pub fn at(&self, wall_ms: i64) -> i64 {
+        let elapsed = wall_ms.saturating_sub(self.anchor_unix_ms).max(0);
+        self.start_ms
+            .saturating_add(elapsed.saturating_mul(i64::from(self.speedup)))
+    }
 }
 
 impl Default for Config {
@@ -134,6 +159,7 @@ impl Default for Config {
             compact_after_entries: 10_000,
             compact_keep_entries: 1000,
             dedupe_window_blocks: 1000,
+            block_clock: None,
             json_logs: false,
         }
     }

@@ -22,7 +22,7 @@ pub mod storage;
 pub mod testkit;
 pub mod transport;
 
-pub use config::{Batching, Config, Peer, RaftTiming};
+pub use config::{Batching, BlockClock, Config, Peer, RaftTiming};
 pub use error::{Error, Result};
 
 use admission::{Admission, SigVerifier};

@@ -81,6 +81,7 @@ pub struct RaftNode {
     me: crate::config::Peer,
     compact_after: u64,
     compact_keep: u64,
+    block_clock: Option<crate::config::BlockClock>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -159,6 +160,7 @@ impl RaftNode {
             recent,
             compact_after: cfg.compact_after_entries,
             compact_keep: cfg.compact_keep_entries,
+            block_clock: cfg.block_clock,
             me: cfg
                 .peers
                 .iter()
@@ -197,7 +199,9 @@ impl RaftNode {
         if !self.is_leader() {
             return;
         }
-        while let Some(cut) = self.cutter.cut(Instant::now(), now_ms(), &self.proposer) {
+        let wall = now_ms();
+        let block_time = self.block_clock.map_or(wall, |c| c.at(wall));
+        while let Some(cut) = self.cutter.cut(Instant::now(), block_time, &self.proposer) {
             match self.raw.propose(vec![], cut.bytes) {
                 Ok(()) => {
                     let index = self.raw.raft.raft_log.last_index();

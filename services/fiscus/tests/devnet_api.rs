@@ -1,0 +1,545 @@
+//! `fiscus devnet` as a process, driven through the exchange-adapters' REST
+//! API: submit → committed and final at every member → the receipt proof
+//! verifies offline with `fiscus verify-receipt`; each bad input gets a
+//! problem+json answer and writes nothing; idempotent retries; the OpenAPI
+//! document matches the routes; a restart resumes the chain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use base64::Engine as _;
+use fiscus_proto::envelope::seal;
+use fiscus_proto::hash::cert_id;
+use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
+use fiscus_proto::pb::types::{TxPayload, tx_payload::Call};
+use fiscus_proto::sign::SigningKey;
+use prost::Message;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Devnet(Child);
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Devnet {
+    /// Starts `fiscus devnet` and waits for its "Serving" line.
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+            .args(["devnet", "--base-port", "0", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let mut lines = lines.map_while(Result::ok);
+        for line in lines.by_ref() {
+            if line.starts_with("Serving until Ctrl-C") {
+                std::thread::spawn(move || for _ in lines {});
+                return Self(child);
+            }
+            seen.push(line);
+        }
+        let _ = child.kill();
+        let status = child.wait();
+        panic!("the devnet exited ({status:?}) before serving: {seen:#?}");
+    }
+
+    /// Stops it as Ctrl-C would, and waits for a clean exit.
+    fn interrupt(mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                assert!(s.success(), "the devnet exited with {s}");
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "the devnet did not stop within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One request; returns status, content type and the JSON body.
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (u16, String, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    // The server may answer (413) before reading a large body; ignore a reset.
+    let _ = s.write_all(req.as_bytes());
+    let _ = s.write_all(body.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let payload = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(payload)
+    } else {
+        payload.to_owned()
+    };
+    let v = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
+    (status, ctype, v)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Asserts a problem+json answer with `status` and `code`.
+fn problem(r: (u16, String, Value), status: u16, code: &str) {
+    assert_eq!(r.0, status, "{:?}", r.2);
+    assert!(r.1.starts_with("application/problem+json"), "{r:?}");
+    assert_eq!(r.2["code"], code, "{:?}", r.2);
+    assert_eq!(r.2["status"], status);
+}
+
+struct Net {
+    /// member → (api address, full key, read-only key)
+    members: BTreeMap<String, (String, String, String)>,
+}
+
+impl Net {
+    fn read(dir: &Path) -> Self {
+        let text = std::fs::read_to_string(dir.join("api-keys.txt")).unwrap();
+        let mut members: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let e = members.entry(f[0].to_owned()).or_default();
+            e.0 = f[1].trim_start_matches("http://").to_owned();
+            if f[3] == "read" {
+                e.2 = f[2].to_owned();
+            } else {
+                e.1 = f[2].to_owned();
+            }
+        }
+        Self { members }
+    }
+
+    fn api(&self, m: &str) -> (&str, &str, &str) {
+        let e = &self.members[m];
+        (&e.0, &e.1, &e.2)
+    }
+
+    fn chain(&self, m: &str) -> Value {
+        let (addr, key, _) = self.api(m);
+        let r = call(addr, "GET", "/v1/chain", Some(key), None, &[]);
+        assert_eq!(r.0, 200, "{:?}", r.2);
+        r.2
+    }
+}
+
+fn appropriate(doc: &str, amount: i64) -> String {
+    json!({"op": "appropriate", "account": {"org_code": "000000", "program_id": "t-edu"},
+           "program": {"id": "t-edu", "name": "test education", "kind": "special",
+                       "functional_code": "2050202", "fiscal_year": 2026, "document": doc},
+           "amount_fen": amount, "document": doc})
+    .to_string()
+}
+
+/// An allocation MOF → Hebei, signed with MOF's client key from the devnet's files.
+fn signed_allocation(dir: &Path, nonce: u64) -> Vec<u8> {
+    let client = dir.join("member-000000/client");
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(client.join("key.pem")).unwrap())
+        .unwrap();
+    let pem = std::fs::read(client.join("cert.pem")).unwrap();
+    let der = fiscus_common::tls::parse_certs(&client.join("cert.pem"), &pem).unwrap();
+    let id = cert_id(&der[0]);
+    let payload = TxPayload {
+        consortium_id: "fiscus-devnet".into(),
+        creator_cert_id: id.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(Call::Transfer(TransferCall {
+            method: Some(Method::Allocate(AllocateArgs {
+                from: Some(AccountRef {
+                    org_code: "000000".into(),
+                    program_id: "t-edu".into(),
+                }),
+                to_org_code: "130000".into(),
+                amount_fen: 5_000,
+                document: "signed".into(),
+            })),
+        })),
+    };
+    seal(&payload, &[(&key, id)]).encode_to_vec()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn the_devnet_serves_the_rest_api_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let devnet = Devnet::start(&data);
+    let net = Net::read(&data);
+    assert_eq!(net.members.len(), 5);
+    let (mof, mof_key, mof_read) = net.api("000000");
+    let (sjz, sjz_key, _) = net.api("130100");
+
+    // The OpenAPI document lists every route, and each listed route is served.
+    let (status, _, doc) = call(mof, "GET", "/openapi.json", None, None, &[]);
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut listed: Vec<String> = Vec::new();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            listed.push(format!("{} {path}", method.to_uppercase()));
+            let concrete = path
+                .replace("{number}", "1")
+                .replace("{tx_id}", &"00".repeat(32))
+                .replace("{org}", "130000")
+                .replace("{program}", "t-edu");
+            let r = call(
+                mof,
+                &method.to_uppercase(),
+                &concrete,
+                Some(mof_read),
+                Some("{}"),
+                &[],
+            );
+            assert_ne!(
+                r.2["code"], "api.no_route",
+                "{method} {path} is listed but not served"
+            );
+        }
+    }
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "GET /v1/accounts",
+            "GET /v1/accounts/{org}/{program}",
+            "GET /v1/accounts/{org}/{program}/history",
+            "GET /v1/blocks/{number}",
+            "GET /v1/chain",
+            "GET /v1/programs",
+            "GET /v1/trace/{tx_id}",
+            "GET /v1/transactions/{tx_id}",
+            "POST /v1/operations",
+            "POST /v1/transactions",
+        ]
+    );
+    problem(
+        call(mof, "GET", "/v1/nothing", Some(mof_key), None, &[]),
+        404,
+        "api.no_route",
+    );
+    let (status, ctype, _) = call(mof, "GET", "/docs", None, None, &[]);
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/html"));
+
+    // Each bad input: problem+json, and nothing reaches the chain.
+    let before = net.chain("991300");
+    let ops = "/v1/operations?wait=commit";
+    problem(
+        call(mof, "POST", ops, None, Some(&appropriate("a", 1)), &[]),
+        401,
+        "api.missing_api_key",
+    );
+    problem(
+        call(
+            mof,
+            "POST",
+            ops,
+            Some("fsk_wrong"),
+            Some(&appropriate("a", 1)),
+            &[],
+        ),
+        401,
+        "api.invalid_api_key",
+    );
+    problem(
+        call(
+            mof,
+            "POST",
+            ops,
+            Some(mof_read),
+            Some(&appropriate("a", 1)),
+            &[],
+        ),
+        403,
+        "api.scope_not_granted",
+    );
+    problem(
+        call(
+            mof,
+            "POST",
+            ops,
+            Some(mof_key),
+            Some("{\"op\": \"appropriate\","),
+            &[],
+        ),
+        400,
+        "api.malformed_json",
+    );
+    let mut unknown: Value = serde_json::from_str(&appropriate("a", 1)).unwrap();
+    unknown["surprise"] = json!(1);
+    problem(
+        call(
+            mof,
+            "POST",
+            ops,
+            Some(mof_key),
+            Some(&unknown.to_string()),
+            &[],
+        ),
+        400,
+        "api.invalid_body",
+    );
+    let huge = format!("{{\"envelope\": \"{}\"}}", "A".repeat(2 * 1024 * 1024));
+    problem(
+        call(
+            mof,
+            "POST",
+            "/v1/transactions",
+            Some(mof_key),
+            Some(&huge),
+            &[],
+        ),
+        413,
+        "api.body_too_large",
+    );
+    // Shijiazhuang's key may not move MOF's funds, custodial or signed.
+    problem(
+        call(
+            sjz,
+            "POST",
+            ops,
+            Some(sjz_key),
+            Some(&appropriate("a", 1)),
+            &[],
+        ),
+        403,
+        "api.wrong_org",
+    );
+    let env = signed_allocation(&data, 1);
+    let body = json!({"envelope": b64(&env)}).to_string();
+    problem(
+        call(
+            sjz,
+            "POST",
+            "/v1/transactions",
+            Some(sjz_key),
+            Some(&body),
+            &[],
+        ),
+        403,
+        "api.wrong_org",
+    );
+    let mut forged = fiscus_proto::pb::types::Envelope::decode(&env[..]).unwrap();
+    forged.signatures[0].signature[0] ^= 1;
+    let forged = json!({"envelope": b64(&forged.encode_to_vec())}).to_string();
+    problem(
+        call(
+            mof,
+            "POST",
+            "/v1/transactions",
+            Some(mof_key),
+            Some(&forged),
+            &[],
+        ),
+        400,
+        "tx.bad_signature",
+    );
+    let after = net.chain("991300");
+    assert_eq!(
+        before["height"], after["height"],
+        "a refused request reached the chain"
+    );
+    assert_eq!(before["state_hash"], after["state_hash"]);
+
+    // Submit → committed at every member → final.
+    let r = call(
+        mof,
+        "POST",
+        "/v1/operations?wait=final",
+        Some(mof_key),
+        Some(&appropriate("e2e", 100_000)),
+        &[("Idempotency-Key", "e2e-1")],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    assert_eq!(r.2["state"], "final");
+    assert_eq!(r.2["receipt"]["status"], "valid");
+    let first_block = r.2["block_number"].as_u64().unwrap();
+    assert_eq!(
+        first_block,
+        before["height"].as_u64().unwrap() + 1,
+        "the first valid tx lands in the very next block: nothing refused was ordered"
+    );
+    // The same key again: the first result, not a second appropriation.
+    let again = call(
+        mof,
+        "POST",
+        "/v1/operations?wait=commit",
+        Some(mof_key),
+        Some(&appropriate("e2e", 100_000)),
+        &[("Idempotency-Key", "e2e-1")],
+    );
+    assert_eq!(again.0, 200, "{:?}", again.2);
+    assert_eq!(again.2["tx_id"], r.2["tx_id"]);
+    assert_eq!(again.2["replayed"], true);
+
+    // A client-signed envelope, final everywhere, then replayed.
+    let r = call(
+        mof,
+        "POST",
+        "/v1/transactions?wait=final",
+        Some(mof_key),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    assert_eq!(r.2["receipt"]["status"], "valid", "{:?}", r.2);
+    let tx = r.2["tx_id"].as_str().unwrap().to_owned();
+    let block = r.2["block_number"].as_u64().unwrap();
+    problem(
+        call(
+            mof,
+            "POST",
+            "/v1/transactions",
+            Some(mof_key),
+            Some(&body),
+            &[],
+        ),
+        409,
+        "tx.duplicate",
+    );
+    let retry = call(
+        mof,
+        "POST",
+        "/v1/transactions",
+        Some(mof_key),
+        Some(&body),
+        &[("Idempotency-Key", "x")],
+    );
+    assert_eq!((retry.0, retry.2["replayed"].clone()), (200, json!(true)));
+
+    // Every member committed it; their attestations make one receipt file.
+    let mut proof: Option<fiscus_proto::pb::types::ReceiptProof> = None;
+    for m in net.members.keys() {
+        let until = Instant::now() + Duration::from_secs(60);
+        while net.chain(m)["height"].as_u64().unwrap() < block {
+            assert!(Instant::now() < until, "{m} did not reach block {block}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (addr, key, _) = net.api(m);
+        let t = call(
+            addr,
+            "GET",
+            &format!("/v1/transactions/{tx}"),
+            Some(key),
+            None,
+            &[],
+        );
+        assert_eq!(t.0, 200, "{m}: {:?}", t.2);
+        assert_eq!(t.2["receipt"]["status"], "valid");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(t.2["receipt_proof"].as_str().unwrap())
+            .unwrap();
+        let p = fiscus_proto::pb::types::ReceiptProof::decode(&bytes[..]).unwrap();
+        match &mut proof {
+            None => proof = Some(p),
+            Some(all) => all.attestations.extend(p.attestations),
+        }
+    }
+    let file = dir.path().join("receipt.pb");
+    std::fs::write(&file, proof.unwrap().encode_to_vec()).unwrap();
+    let verify = |file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_fiscus"))
+            .args(["verify-receipt", "--json", "--file"])
+            .arg(file)
+            .arg("--root")
+            .arg(data.join("ca/ca/root.pem"))
+            .arg("--certs-dir")
+            .arg(data.join("signers"))
+            .output()
+            .unwrap()
+    };
+    let out = verify(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tx_id"], tx.as_str());
+    assert_eq!(v["attested_by"].as_array().unwrap().len(), 5);
+    // One flipped byte in the receipt: refused.
+    let mut bad = std::fs::read(&file).unwrap();
+    bad[12] ^= 1;
+    std::fs::write(&file, bad).unwrap();
+    assert_eq!(verify(&file).status.code(), Some(1));
+
+    // A restart resumes the chain.
+    let height = net.chain("130000")["height"].as_u64().unwrap();
+    devnet.interrupt();
+    let _devnet = Devnet::start(&data);
+    assert!(net.chain("130000")["height"].as_u64().unwrap() >= height);
+    let r = call(
+        mof,
+        "GET",
+        &format!("/v1/transactions/{tx}"),
+        Some(mof_key),
+        None,
+        &[],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+}
