@@ -40,6 +40,7 @@ pub struct Api {
     pub orgs: BTreeMap<String, (OrgLevel, String)>,
     pub limits: DecodeLimits,
     pub max_page: u32,
+    pub max_import_bytes: usize,
     pub wait_timeout: Duration,
 }
 
@@ -55,13 +56,17 @@ pub struct ProblemDoc {
     pub code: String,
 }
 
-fn err(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> ServiceError {
+pub(crate) fn err(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> ServiceError {
     ServiceError::new(kind, code, message)
 }
 
 impl Api {
     /// Authenticates the caller, charges its rate bucket and checks the scope.
-    fn caller(&self, req: &HttpRequest, scope: Scope) -> Result<Arc<Client>, ServiceError> {
+    pub(crate) fn caller(
+        &self,
+        req: &HttpRequest,
+        scope: Scope,
+    ) -> Result<Arc<Client>, ServiceError> {
         let headers = req.headers();
         let key = headers
             .get("authorization")
@@ -75,7 +80,7 @@ impl Api {
         Ok(client)
     }
 
-    fn is_descendant_or_self(&self, ancestor: &str, org: &str) -> bool {
+    pub(crate) fn is_descendant_or_self(&self, ancestor: &str, org: &str) -> bool {
         let mut cur = org.to_owned();
         for _ in 0..16 {
             if cur == ancestor {
@@ -92,13 +97,13 @@ impl Api {
     /// The default disclosure policy: supervisors and the central level read
     /// every account; any other org reads its own accounts and those of the
     /// orgs below it.
-    fn may_read_org(&self, client: &Client, org: &str) -> bool {
+    pub(crate) fn may_read_org(&self, client: &Client, org: &str) -> bool {
         let level = self.orgs.get(&client.org).map(|(l, _)| *l);
         matches!(level, Some(OrgLevel::Supervisor | OrgLevel::Central))
             || self.is_descendant_or_self(&client.org, org)
     }
 
-    fn require_read_org(&self, client: &Client, org: &str) -> Result<(), ServiceError> {
+    pub(crate) fn require_read_org(&self, client: &Client, org: &str) -> Result<(), ServiceError> {
         if self.may_read_org(client, org) {
             Ok(())
         } else {
@@ -440,8 +445,23 @@ async fn submit_operation(
         ));
     }
     let key = idempotency_key(&req)?;
-    // A retry with the same key builds byte-identical bytes, so the same tx id.
-    let nonce = match &key {
+    let (tx_id, env) = custodial_envelope(&api, custodial, &client, &body, key.as_deref())?;
+    Ok(web::Json(
+        api.order(tx_id, env, query.wait, key.is_some()).await?,
+    ))
+}
+
+/// The envelope the member signs for `client`. With an idempotency key the
+/// nonce comes from the client and the key, so a retry builds byte-identical
+/// bytes and the same tx id; without one it is random.
+pub(crate) fn custodial_envelope(
+    api: &Api,
+    custodial: &crate::clients::Custodial,
+    client: &Client,
+    op: &Operation,
+    idempotency_key: Option<&str>,
+) -> Result<(Hash32, fiscus_proto::pb::types::Envelope), ServiceError> {
+    let nonce = match idempotency_key {
         Some(k) => {
             let h = sha256(format!("{}\u{0}{k}", client.name).as_bytes());
             u64::from_be_bytes(h.0[..8].try_into().unwrap_or_default())
@@ -453,13 +473,10 @@ async fn submit_operation(
         creator_cert_id: custodial.cert_id.to_vec(),
         nonce,
         client_timestamp_ms: 0,
-        call: Some(Call::Transfer(body.to_call()?)),
+        call: Some(Call::Transfer(op.to_call()?)),
     };
     let env = seal(&payload, &[(&custodial.key, custodial.cert_id)]);
-    let tx_id = fiscus_proto::hash::tx_id(&env.payload);
-    Ok(web::Json(
-        api.order(tx_id, env, query.wait, key.is_some()).await?,
-    ))
+    Ok((fiscus_proto::hash::tx_id(&env.payload), env))
 }
 
 // ---------------------------------------------------------------- queries
@@ -638,7 +655,7 @@ pub struct AccountJson {
     pub lots: usize,
 }
 
-fn account_json(key: &[u8], a: &Account) -> Option<AccountJson> {
+pub(crate) fn account_json(key: &[u8], a: &Account) -> Option<AccountJson> {
     let key = std::str::from_utf8(key).ok()?.strip_prefix("acct/")?;
     let (org, program) = key.split_once('/')?;
     Some(AccountJson {
@@ -1022,4 +1039,5 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(account_history)
         .service(programs)
         .service(trace);
+    crate::bulk::routes(app);
 }

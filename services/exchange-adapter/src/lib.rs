@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod bulk;
 pub mod clients;
 pub mod ops;
 
@@ -48,6 +49,8 @@ pub struct Config {
     /// API clients (`[[client]]` entries, see the README).
     pub clients_file: PathBuf,
     pub max_body_bytes: usize,
+    /// Largest bulk import file (`POST /v1/imports`).
+    pub max_import_bytes: usize,
     pub max_page: u32,
     /// Requests per second per client, and the burst above it.
     pub rate_per_s: u32,
@@ -73,6 +76,7 @@ impl Default for Config {
             genesis_file: "consortium-config.pb".into(),
             clients_file: "api-clients.toml".into(),
             max_body_bytes: 1024 * 1024,
+            max_import_bytes: 16 * 1024 * 1024,
             max_page: 1000,
             rate_per_s: 500,
             burst: 1000,
@@ -135,7 +139,12 @@ pub enum StartError {
         version = "1"
     ),
     modifiers(&ApiKeyScheme),
-    tags((name = "submit", description = "Submit transactions"), (name = "query", description = "Read the ledger"))
+    tags(
+        (name = "submit", description = "Submit transactions"),
+        (name = "query", description = "Read the ledger"),
+        (name = "import", description = "Bulk import of allocations and disbursements (docs/bulk-import.md)"),
+        (name = "export", description = "CSV and JSON exports"),
+    )
 )]
 struct ApiDoc;
 
@@ -272,6 +281,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .collect(),
         limits: fiscus_proto::DecodeLimits::default(),
         max_page: config.max_page.max(1),
+        max_import_bytes: config.max_import_bytes,
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
     });
     let doc = Arc::new(openapi().to_json().map_err(|e| StartError::Io {

@@ -3,6 +3,7 @@
 //! acknowledgements, disbursements to named recipients, and invalid attempts,
 //! all through the members' exchange-adapters; then a bilingual summary.
 
+use crate::client::http;
 use crate::devnet::{Devnet, api_keys};
 use anyhow::{Context, Result, bail};
 use fiscus_identity_ca::ca::CaPaths;
@@ -10,72 +11,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// One HTTP/1.1 request to a loopback adapter; returns the status and JSON body.
-pub(crate) async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<&Value>,
-    extra: &[(&str, &str)],
-) -> Result<(u16, Value)> {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in extra {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no end of headers in the reply")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status in the reply")?;
-    let mut payload = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        payload = dechunk(&payload);
-    }
-    let value = if payload.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&payload)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&payload).into()))
-    };
-    Ok((status, value))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 || eol + 2 + size > b.len() {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[(eol + 4 + size).min(b.len())..];
-    }
-    out
-}
 
 struct Client {
     addr: SocketAddr,
@@ -300,30 +235,6 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         "  [3/7] 河北→11个设区市 / Hebei → all 11 cities (and direct funds to Chang'an): {} allocations",
         hebei_allocs.len()
     );
-    // A late supplementary allocation: Hebei passes central disaster funds on
-    // more than 30 days after acknowledging them (Budget Law art. 52).
-    match net.layout.block_clock {
-        Some(clock) => {
-            let days = 35;
-            let wall = Duration::from_millis(days * 86_400_000 / u64::from(clock.speedup));
-            tokio::time::sleep(wall).await;
-            let late = vec![(
-                "alloc-hebei-disaster-late-130700".to_owned(),
-                json!({"op": "allocate", "from": acct("130000", "disaster-2026"), "to_org_code": "130700",
-                       "amount_fen": YI, "document": "冀财资环〔2026〕11号 (补充下达)"}),
-            )];
-            let before = stats.late;
-            all_valid(&hebei, late, &mut stats).await?;
-            println!(
-                "        {days} 天后补充下达 / {days} days later, a supplementary allocation to Zhangjiakou: {} flagged late (逾期)",
-                stats.late - before
-            );
-        }
-        None => println!(
-            "        (this devnet was created without --demo, so blocks carry wall-clock time and no deadline passes; create one with --demo --reset to see late flags)"
-        ),
-    }
-
     // 4. Shijiazhuang and Chang'an acknowledge what they received.
     let mut sjz_acks = Vec::new();
     let mut changan_acks = Vec::new();
@@ -420,6 +331,30 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         "  [5/7] 长安区 支付到最终收款人 / Chang'an pays final recipients: {} disbursements",
         disbursements.len()
     );
+
+    // A late supplementary allocation: Hebei passes central disaster funds on
+    // more than 30 days after acknowledging them (Budget Law art. 52).
+    match net.layout.block_clock {
+        Some(clock) => {
+            let days = 35;
+            let wall = Duration::from_millis(days * 86_400_000 / u64::from(clock.speedup));
+            tokio::time::sleep(wall).await;
+            let late = vec![(
+                "alloc-hebei-disaster-late-130700".to_owned(),
+                json!({"op": "allocate", "from": acct("130000", "disaster-2026"), "to_org_code": "130700",
+                       "amount_fen": YI, "document": "冀财资环〔2026〕11号 (补充下达)"}),
+            )];
+            let before = stats.late;
+            all_valid(&hebei, late, &mut stats).await?;
+            println!(
+                "        {days} 天后补充下达 / {days} days later, a supplementary allocation to Zhangjiakou: {} flagged late (逾期)",
+                stats.late - before
+            );
+        }
+        None => println!(
+            "        (this devnet was created without --demo, so blocks carry wall-clock time and no deadline passes; create one with --demo --reset to see late flags)"
+        ),
+    }
 
     // 7. Invalid attempts: rejected, with nothing changed.
     let balance = sjz.get("/v1/accounts/130100/edu-2026").await?["balance_fen"]

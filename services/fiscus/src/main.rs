@@ -19,6 +19,8 @@ use std::path::PathBuf;
 mod bench;
 mod bench_ledger;
 mod bench_network;
+mod cli;
+mod client;
 mod demo;
 mod devnet;
 mod identity;
@@ -68,6 +70,19 @@ enum Command {
     GossipGateway(ledger_cmds::ServiceCmd),
     /// Run a member's exchange-adapter (the REST API for external systems).
     ExchangeAdapter(ledger_cmds::ServiceCmd),
+    /// Chain head and finality at a member's exchange-adapter.
+    Status(cli::StatusCmd),
+    /// Read accounts, transactions, blocks or programs through the API.
+    Query(cli::QueryCmd),
+    /// A transaction's lineage up to the central appropriation.
+    Trace(cli::TraceCmd),
+    /// Submit one operation (custodial signing by the member for the API client).
+    Submit(cli::SubmitCmd),
+    /// Bulk-import allocations and disbursements (CSV or JSON): validated first, then
+    /// submitted with progress; re-running submits no duplicates. Exit 1 on bad rows.
+    Import(cli::ImportCmd),
+    /// Export accounts, allocations or disbursements as CSV or JSON.
+    Export(cli::ExportCmd),
     /// Verify a receipt proof offline against the consortium root (no network).
     /// Exit 1 when it does not verify.
     VerifyReceipt(receipt::VerifyReceiptCmd),
@@ -219,6 +234,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::GossipGateway(cmd) => ledger_cmds::gossip_gateway(cmd).await,
         Command::ExchangeAdapter(cmd) => ledger_cmds::exchange_adapter(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::Status(cmd) => cli::status(cmd).await,
+        Command::Query(cmd) => cli::query(cmd).await,
+        Command::Trace(cmd) => cli::trace(cmd).await,
+        Command::Submit(cmd) => cli::submit(cmd).await,
+        Command::Import(cmd) => match cli::import(cmd).await {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
+        Command::Export(cmd) => cli::export(cmd).await,
         Command::VerifyReceipt(cmd) => match receipt::run(cmd) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),

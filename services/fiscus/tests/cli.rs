@@ -81,8 +81,8 @@ fn inspect_reports_a_missing_file_by_name() {
 
 #[test]
 fn a_role_that_is_not_built_yet_does_not_exist() {
-    // The client subcommands (`submit`, `query`, …) are not built yet; clap does not know them.
-    let out = fiscus().arg("submit").output().unwrap();
+    // `member` (all of a member's services in one process) is not built yet.
+    let out = fiscus().arg("member").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand"));
 }

@@ -270,9 +270,13 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
             "GET /v1/accounts/{org}/{program}/history",
             "GET /v1/blocks/{number}",
             "GET /v1/chain",
+            "GET /v1/exports/accounts",
+            "GET /v1/exports/allocations",
+            "GET /v1/exports/disbursements",
             "GET /v1/programs",
             "GET /v1/trace/{tx_id}",
             "GET /v1/transactions/{tx_id}",
+            "POST /v1/imports",
             "POST /v1/operations",
             "POST /v1/transactions",
         ]
@@ -527,6 +531,125 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     bad[12] ^= 1;
     std::fs::write(&file, bad).unwrap();
     assert_eq!(verify(&file).status.code(), Some(1));
+
+    // Bulk import: a file with bad rows reports every one and submits nothing.
+    let header = "external_id,op,org_code,program_id,amount_fen,to_org_code,document\n";
+    let bad = format!(
+        "{header}I1,allocate,000000,t-edu,100,130000,doc\nI2,allocate,000000,t-edu,0,130000,doc\nI3,allocate,130000,t-edu,5,130100,doc\nI4,allocate,000000,t-edu,5,130100,doc\n"
+    );
+    let height = net.chain("991300")["height"].clone();
+    let r = call(
+        mof,
+        "POST",
+        "/v1/imports?format=csv",
+        Some(mof_key),
+        Some(&bad),
+        &[],
+    );
+    assert_eq!(r.0, 422, "{:?}", r.2);
+    assert_eq!(r.2["code"], "import.invalid_rows");
+    let rows: Vec<u64> = r.2["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, [2, 3, 4], "{:?}", r.2);
+    assert_eq!(
+        net.chain("991300")["height"],
+        height,
+        "a refused import reached the chain"
+    );
+    // An import interrupted after two rows, then re-run whole: no duplicates.
+    let good = format!(
+        "{header}I1,allocate,000000,t-edu,100,130000,doc\nI2,allocate,000000,t-edu,20,130000,doc\nI3,allocate,000000,t-edu,3,130000,doc\n"
+    );
+    let first_two: String = good.lines().take(3).map(|l| format!("{l}\n")).collect();
+    let received = |net: &Net| {
+        let (addr, key, _) = net.api("130000");
+        let r = call(
+            addr,
+            "GET",
+            "/v1/accounts/130000/t-edu",
+            Some(key),
+            None,
+            &[],
+        );
+        r.2["received_fen"].as_i64().unwrap()
+    };
+    let before_import = received(&net);
+    let r = call(
+        mof,
+        "POST",
+        "/v1/imports?format=csv",
+        Some(mof_key),
+        Some(&first_two),
+        &[],
+    );
+    assert_eq!(
+        (r.0, r.2["submitted"].clone()),
+        (200, json!(2)),
+        "{:?}",
+        r.2
+    );
+    let r = call(
+        mof,
+        "POST",
+        "/v1/imports?format=csv",
+        Some(mof_key),
+        Some(&good),
+        &[],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    assert_eq!(
+        (r.2["submitted"].clone(), r.2["already_imported"].clone()),
+        (json!(1), json!(2))
+    );
+    let last_tx = r.2["results"][2]["tx_id"].as_str().unwrap().to_owned();
+    let (hebei, hebei_key, _) = net.api("130000");
+    let until = Instant::now() + Duration::from_secs(60);
+    while call(
+        hebei,
+        "GET",
+        &format!("/v1/transactions/{last_tx}"),
+        Some(hebei_key),
+        None,
+        &[],
+    )
+    .0 != 200
+    {
+        assert!(Instant::now() < until, "the imported rows did not commit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = call(
+        mof,
+        "POST",
+        "/v1/imports?format=csv",
+        Some(mof_key),
+        Some(&good),
+        &[],
+    );
+    assert_eq!(
+        (r.2["submitted"].clone(), r.2["already_imported"].clone()),
+        (json!(0), json!(3))
+    );
+    assert_eq!(
+        received(&net) - before_import,
+        123,
+        "each row moved funds exactly once"
+    );
+    // The export lists them, as CSV.
+    let (status, ctype, body) = call(
+        mof,
+        "GET",
+        "/v1/exports/allocations?format=csv",
+        Some(mof_read),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/csv"));
+    assert!(body.as_str().unwrap().contains(&last_tx));
 
     // A restart resumes the chain.
     let height = net.chain("130000")["height"].as_u64().unwrap();

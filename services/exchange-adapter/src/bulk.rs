@@ -1,0 +1,783 @@
+//! Bulk import of allocations and disbursements (CSV or JSON), validated as a
+//! whole before anything is submitted and idempotent by each row's external
+//! id; and exports of accounts, allocations and disbursements.
+//!
+//! The formats are documented in `docs/bulk-import.md`.
+
+use crate::api::{Api, err};
+use crate::backend::from_status;
+use crate::clients::{Client, Scope};
+use crate::ops::{Account, Operation, RecipientJson};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_proto::hash::Hash32;
+use fiscus_proto::pb::ledger::{GetReceiptRequest, GetStateRequest, ScanStateRequest};
+use fiscus_proto::pb::state::{
+    Account as AccountState, AllocationRecord, LineageRecord, ProgramRecord,
+};
+use fiscus_proto::pb::transfer::ProgramKind;
+use fiscus_proto::pb::types::OrgLevel;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use utoipa::{IntoParams, ToSchema};
+
+/// One row of an import file. In CSV the same fields are columns (see the docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRow {
+    /// The row's id in the sending system; a re-run never submits it twice.
+    pub external_id: String,
+    /// `allocate` or `disburse`.
+    pub op: String,
+    /// The paying org (it must be the API client's org).
+    pub org_code: String,
+    pub program_id: String,
+    pub amount_fen: i64,
+    /// Allocations: the receiving org.
+    #[serde(default)]
+    pub to_org_code: String,
+    /// Allocations: the document number, e.g. 冀财预〔2026〕7号.
+    #[serde(default)]
+    pub document: String,
+    /// Disbursements: the recipient's unified social credit code, or the hex
+    /// SHA-256 of a salted personal id, and a name.
+    #[serde(default)]
+    pub recipient_uscc: String,
+    #[serde(default)]
+    pub recipient_id_hash: String,
+    #[serde(default)]
+    pub recipient_name: String,
+    #[serde(default)]
+    pub purpose: String,
+    #[serde(default)]
+    pub economic_code: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// `csv` (default) or `json`.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub format: Format,
+    /// Validate only; submit nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Why one row is refused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowError {
+    /// 1-based data row (the CSV header is not counted).
+    pub row: usize,
+    pub external_id: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowResult {
+    pub row: usize,
+    pub external_id: String,
+    pub tx_id: String,
+    /// `valid` (dry run), `submitted`, or `already_imported` (a re-run).
+    pub status: String,
+    pub block_number: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub submitted: usize,
+    pub already_imported: usize,
+    pub dry_run: bool,
+    pub results: Vec<RowResult>,
+}
+
+/// The 422 answer: every bad row, and nothing submitted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportProblem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    pub errors: Vec<RowError>,
+}
+
+fn parse(body: &[u8], format: Format) -> Result<Vec<ImportRow>, ServiceError> {
+    match format {
+        Format::Json => serde_json::from_slice(body).map_err(|e| {
+            err(
+                ErrorKind::InvalidArgument,
+                "import.bad_file",
+                format!("the JSON is not an array of import rows: {e}"),
+            )
+        }),
+        Format::Csv => {
+            let mut r = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(body);
+            let mut rows = Vec::new();
+            for (i, rec) in r.deserialize::<ImportRow>().enumerate() {
+                rows.push(rec.map_err(|e| {
+                    err(
+                        ErrorKind::InvalidArgument,
+                        "import.bad_file",
+                        format!("CSV data row {}: {e}", i + 1),
+                    )
+                })?);
+            }
+            Ok(rows)
+        }
+    }
+}
+
+const MAX_ROWS: usize = 100_000;
+
+impl ImportRow {
+    fn operation(&self) -> Result<Operation, String> {
+        let from = Account {
+            org_code: self.org_code.clone(),
+            program_id: self.program_id.clone(),
+        };
+        match self.op.as_str() {
+            "allocate" => Ok(Operation::Allocate {
+                from,
+                to_org_code: self.to_org_code.clone(),
+                amount_fen: self.amount_fen,
+                document: self.document.clone(),
+            }),
+            "disburse" => Ok(Operation::Disburse {
+                from,
+                recipient: RecipientJson {
+                    unified_social_credit_code: (!self.recipient_uscc.is_empty())
+                        .then(|| self.recipient_uscc.clone()),
+                    personal_id_hash_hex: (!self.recipient_id_hash.is_empty())
+                        .then(|| self.recipient_id_hash.clone()),
+                    name: self.recipient_name.clone(),
+                },
+                amount_fen: self.amount_fen,
+                purpose: self.purpose.clone(),
+                economic_code: self.economic_code.clone(),
+            }),
+            other => Err(format!("op {other:?} is not allocate or disburse")),
+        }
+    }
+}
+
+/// Checks one row on its own (shape, org, codes, amounts).
+fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<(), String> {
+    let id_ok = !row.external_id.is_empty()
+        && row.external_id.len() <= 64
+        && row.external_id.bytes().all(|b| b.is_ascii_graphic());
+    if !id_ok {
+        return Err("external_id must be 1 to 64 visible ASCII characters".into());
+    }
+    if row.org_code != client.org {
+        return Err(format!(
+            "org_code {} is not the API client's org {} (an org only moves its own funds)",
+            row.org_code, client.org
+        ));
+    }
+    if !api.orgs.contains_key(&row.org_code) {
+        return Err(format!(
+            "org_code {} is not in the consortium's org registry",
+            row.org_code
+        ));
+    }
+    if row.program_id.is_empty() || row.program_id.len() > 64 {
+        return Err("program_id must be 1 to 64 characters".into());
+    }
+    if row.amount_fen <= 0 {
+        return Err(format!("amount_fen {} must be positive", row.amount_fen));
+    }
+    match row.op.as_str() {
+        "allocate" => {
+            if !api.orgs.contains_key(&row.to_org_code) {
+                return Err(format!(
+                    "to_org_code {:?} is not in the consortium's org registry",
+                    row.to_org_code
+                ));
+            }
+            if row.document.is_empty() || row.document.chars().count() > 256 {
+                return Err("document must be 1 to 256 characters".into());
+            }
+        }
+        "disburse" => {
+            let econ_ok = (3..=7).contains(&row.economic_code.len())
+                && row.economic_code.bytes().all(|b| b.is_ascii_digit());
+            if !econ_ok {
+                return Err("economic_code must be 3 to 7 digits".into());
+            }
+            match (
+                row.recipient_uscc.is_empty(),
+                row.recipient_id_hash.is_empty(),
+            ) {
+                (false, true) => {
+                    let ok = row.recipient_uscc.len() == 18
+                        && row
+                            .recipient_uscc
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric());
+                    if !ok {
+                        return Err("recipient_uscc must be 18 letters or digits".into());
+                    }
+                }
+                (true, false) => {
+                    let ok = row.recipient_id_hash.len() == 64
+                        && row.recipient_id_hash.bytes().all(|b| b.is_ascii_hexdigit());
+                    if !ok {
+                        return Err("recipient_id_hash must be 64 hex digits".into());
+                    }
+                }
+                _ => {
+                    return Err("give exactly one of recipient_uscc and recipient_id_hash".into());
+                }
+            }
+            if row.purpose.chars().count() > 256 || row.recipient_name.chars().count() > 256 {
+                return Err("purpose and recipient_name are at most 256 characters".into());
+            }
+        }
+        other => return Err(format!("op {other:?} is not allocate or disburse")),
+    }
+    Ok(())
+}
+
+impl Api {
+    async fn state(&self, key: String) -> Result<Option<Vec<u8>>, ServiceError> {
+        let r = self
+            .backend
+            .ledger()
+            .await?
+            .get_state(GetStateRequest {
+                key: key.into_bytes(),
+                at_height: 0,
+            })
+            .await
+            .map_err(|s| from_status("state", &s))?
+            .into_inner();
+        Ok(r.found.then_some(r.value))
+    }
+
+    /// The block holding `tx`, if it was already ordered and committed here.
+    async fn committed_in(&self, tx: &Hash32) -> Result<Option<u64>, ServiceError> {
+        match self
+            .backend
+            .ledger()
+            .await?
+            .get_receipt(GetReceiptRequest { tx_id: tx.to_vec() })
+            .await
+        {
+            Ok(p) => Ok(
+                fiscus_proto::pb::types::Receipt::decode(&p.into_inner().receipt[..])
+                    .ok()
+                    .map(|r| r.block_number),
+            ),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(from_status("receipt", &s)),
+        }
+    }
+}
+
+/// Import allocations and disbursements.
+///
+/// Every row is validated first (shape, org, registry, program, funds at the
+/// current height, allocation rules); a file with any bad row gets a 422 with
+/// every bad row, and nothing is submitted. A valid file is submitted with each
+/// row's transaction derived from its `external_id`, so re-running a file
+/// (e.g. after a crash) submits only the rows not yet on the chain.
+#[utoipa::path(
+    tag = "import",
+    params(ImportQuery),
+    request_body(content = Vec<ImportRow>, description = "A CSV file (Content-Type text/csv) or a JSON array of rows", content_type = "text/csv"),
+    responses(
+        (status = 200, body = ImportReport),
+        (status = 422, description = "Bad rows; nothing submitted", body = ImportProblem, content_type = "application/problem+json"),
+        (status = 400, body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/imports")]
+async fn import(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    q: web::Query<ImportQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ServiceError> {
+    use futures::StreamExt as _;
+    let client = api.caller(&req, Scope::Import)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            err(
+                ErrorKind::InvalidArgument,
+                "api.bad_body",
+                format!("reading the body: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > api.max_import_bytes {
+            return Err(err(
+                ErrorKind::PayloadTooLarge,
+                "api.body_too_large",
+                format!("an import file is at most {} bytes", api.max_import_bytes),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let custodial = client.custodial.as_ref().ok_or_else(|| {
+        err(
+            ErrorKind::PermissionDenied,
+            "api.custodial_not_enabled",
+            format!(
+                "bulk import signs rows for the client; custodial signing is not enabled for {:?}",
+                client.name
+            ),
+        )
+    })?;
+    let rows = parse(&body, q.format)?;
+    if rows.len() > MAX_ROWS {
+        return Err(err(
+            ErrorKind::PayloadTooLarge,
+            "import.too_many_rows",
+            format!("{} rows; at most {MAX_ROWS} per file", rows.len()),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        let fail = |m: String| RowError {
+            row: i + 1,
+            external_id: row.external_id.clone(),
+            message: m,
+        };
+        if let Err(m) = check_row(&api, &client, row) {
+            errors.push(fail(m));
+        } else if !seen.insert(row.external_id.clone()) {
+            errors.push(fail("external_id appears twice in the file".into()));
+        }
+    }
+    // Programs and balances: read once each, at the current height.
+    let mut kinds: BTreeMap<String, Option<ProgramKind>> = BTreeMap::new();
+    for row in &rows {
+        if !kinds.contains_key(&row.program_id) {
+            let kind = api
+                .state(format!("prog/{}", row.program_id))
+                .await?
+                .and_then(|v| ProgramRecord::decode(&v[..]).ok())
+                .and_then(|r| r.program)
+                .and_then(|p| ProgramKind::try_from(p.kind).ok());
+            kinds.insert(row.program_id.clone(), kind);
+        }
+    }
+    let mut planned = Vec::new();
+    let mut need: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if errors.iter().any(|e| e.row == i + 1) {
+            continue;
+        }
+        let fail = |m: String| RowError {
+            row: i + 1,
+            external_id: row.external_id.clone(),
+            message: m,
+        };
+        let Some(kind) = kinds.get(&row.program_id).copied().flatten() else {
+            errors.push(fail(format!(
+                "program {} does not exist on the chain",
+                row.program_id
+            )));
+            continue;
+        };
+        if row.op == "allocate" {
+            let ok = if kind == ProgramKind::Direct {
+                row.to_org_code != row.org_code
+                    && api.is_descendant_or_self(&row.org_code, &row.to_org_code)
+            } else {
+                api.orgs.get(&row.to_org_code).map(|(_, p)| p.as_str())
+                    == Some(row.org_code.as_str())
+            };
+            if !ok {
+                errors.push(fail(format!(
+                    "{} is not a {} of {}",
+                    row.to_org_code,
+                    if kind == ProgramKind::Direct {
+                        "descendant"
+                    } else {
+                        "child"
+                    },
+                    row.org_code
+                )));
+                continue;
+            }
+            if api.orgs.get(&row.to_org_code).map(|(l, _)| *l) == Some(OrgLevel::Supervisor) {
+                errors.push(fail("a supervisor does not receive allocations".into()));
+                continue;
+            }
+        }
+        let op = match row.operation() {
+            Ok(op) => op,
+            Err(m) => {
+                errors.push(fail(m));
+                continue;
+            }
+        };
+        let (tx, env) = match crate::api::custodial_envelope(
+            &api,
+            custodial,
+            &client,
+            &op,
+            Some(&format!("import:{}", row.external_id)),
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                errors.push(fail(e.message));
+                continue;
+            }
+        };
+        let done = api.committed_in(&tx).await?;
+        if done.is_none() {
+            *need
+                .entry((row.org_code.clone(), row.program_id.clone()))
+                .or_default() += row.amount_fen;
+        }
+        planned.push((i + 1, row.external_id.clone(), tx, env, done));
+    }
+    for ((org, program), amount) in &need {
+        let balance = api
+            .state(format!("acct/{org}/{program}"))
+            .await?
+            .and_then(|v| AccountState::decode(&v[..]).ok())
+            .map_or(0, |a| a.balance_fen);
+        if *amount > balance {
+            for (i, row) in rows.iter().enumerate() {
+                if &row.org_code == org && &row.program_id == program {
+                    errors.push(RowError {
+                        row: i + 1,
+                        external_id: row.external_id.clone(),
+                        message: format!(
+                            "the file moves {amount} fen from {org}/{program}, which holds {balance} fen"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.row);
+        tracing::info!(client = %client.name, rows = rows.len(), bad = errors.len(), "import refused");
+        return Ok(HttpResponse::UnprocessableEntity()
+            .content_type("application/problem+json")
+            .json(ImportProblem {
+                type_uri: "urn:fiscus:error:import.invalid_rows".into(),
+                title: "Unprocessable Entity".into(),
+                status: 422,
+                detail: format!(
+                    "{} of {} rows are invalid; nothing was submitted",
+                    errors.len(),
+                    rows.len()
+                ),
+                code: "import.invalid_rows".into(),
+                errors,
+            }));
+    }
+    let mut results = Vec::with_capacity(planned.len());
+    let (mut submitted, mut already) = (0, 0);
+    if q.dry_run {
+        for (row, external_id, tx, _, done) in planned {
+            results.push(RowResult {
+                row,
+                external_id,
+                tx_id: tx.to_hex(),
+                status: if done.is_some() {
+                    "already_imported"
+                } else {
+                    "valid"
+                }
+                .into(),
+                block_number: done.unwrap_or(0),
+            });
+        }
+    } else {
+        // Submitted concurrently, a window at a time; order within the file is
+        // not a promise (rows are independent once validated).
+        let total = planned.len();
+        let mut iter = planned.into_iter();
+        loop {
+            let window: Vec<_> = iter.by_ref().take(64).collect();
+            if window.is_empty() {
+                break;
+            }
+            let futs = window.into_iter().map(|(row, external_id, tx, env, done)| {
+                let api = api.clone();
+                async move {
+                    let (status, block) = match done {
+                        Some(b) => ("already_imported", b),
+                        None => match api.backend.broadcast(env).await? {
+                            crate::backend::Ordered::Accepted(b) => ("submitted", b),
+                            crate::backend::Ordered::Duplicate(b) => ("already_imported", b),
+                        },
+                    };
+                    Ok::<_, ServiceError>(RowResult {
+                        row,
+                        external_id,
+                        tx_id: tx.to_hex(),
+                        status: status.into(),
+                        block_number: block,
+                    })
+                }
+            });
+            for r in futures::future::join_all(futs).await {
+                let r = r?;
+                if r.status == "submitted" {
+                    submitted += 1;
+                } else {
+                    already += 1;
+                }
+                results.push(r);
+            }
+            tracing::info!(client = %client.name, done = results.len(), total, "import progress");
+        }
+    }
+    Ok(HttpResponse::Ok().json(ImportReport {
+        rows: rows.len(),
+        submitted,
+        already_imported: if q.dry_run {
+            results
+                .iter()
+                .filter(|r| r.status == "already_imported")
+                .count()
+        } else {
+            already
+        },
+        dry_run: q.dry_run,
+        results,
+    }))
+}
+
+// ---------------------------------------------------------------- export
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `csv` (default) or `json`.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub format: Format,
+}
+
+/// One exported allocation, with its Budget Law deadline status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllocationExport {
+    pub tx_id: String,
+    pub from_org: String,
+    pub to_org: String,
+    pub program_id: String,
+    pub amount_fen: i64,
+    pub document: String,
+    pub allocated_at_ms: i64,
+    pub due_at_ms: i64,
+    pub late: bool,
+    pub acknowledged: bool,
+    pub acknowledged_at_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisbursementExport {
+    pub tx_id: String,
+    pub org_code: String,
+    pub program_id: String,
+    /// Unified social credit code, or the hex hash of a personal id.
+    pub recipient: String,
+    pub amount_fen: i64,
+    pub purpose: String,
+    pub at_ms: i64,
+}
+
+impl Api {
+    /// Every entry under `prefix` at one height, page by page.
+    async fn scan_all(&self, prefix: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ServiceError> {
+        let mut out = Vec::new();
+        let mut token = Vec::new();
+        loop {
+            let r = self
+                .backend
+                .ledger()
+                .await?
+                .scan_state(ScanStateRequest {
+                    prefix: prefix.as_bytes().to_vec(),
+                    start: Vec::new(),
+                    end: Vec::new(),
+                    at_height: 0,
+                    limit: 1000,
+                    page_token: token,
+                })
+                .await
+                .map_err(|s| from_status("scan", &s))?
+                .into_inner();
+            out.extend(r.entries.into_iter().map(|kv| (kv.key, kv.value)));
+            if r.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = r.next_page_token;
+        }
+    }
+}
+
+fn render<T: Serialize>(rows: &[T], format: Format) -> Result<HttpResponse, ServiceError> {
+    match format {
+        Format::Json => Ok(HttpResponse::Ok().json(rows)),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            for r in rows {
+                w.serialize(r)
+                    .map_err(|e| err(ErrorKind::Internal, "api.export_failed", e.to_string()))?;
+            }
+            let bytes = w
+                .into_inner()
+                .map_err(|e| err(ErrorKind::Internal, "api.export_failed", e.to_string()))?;
+            Ok(HttpResponse::Ok()
+                .content_type("text/csv; charset=utf-8")
+                .body(bytes))
+        }
+    }
+}
+
+fn hex_id(key: &[u8], prefix: &str) -> String {
+    String::from_utf8_lossy(key)
+        .strip_prefix(prefix)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Export the accounts the client may read, at one height.
+#[utoipa::path(tag = "export", params(ExportQuery),
+    responses((status = 200, body = Vec<crate::api::AccountJson>, description = "CSV (default) or JSON")),
+    security(("api_key" = [])))]
+#[get("/v1/exports/accounts")]
+async fn export_accounts(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    let client = api.caller(&req, Scope::Read)?;
+    let rows: Vec<_> = api
+        .scan_all("acct/")
+        .await?
+        .into_iter()
+        .filter_map(|(k, v)| crate::api::account_json(&k, &AccountState::decode(&v[..]).ok()?))
+        .filter(|a| api.may_read_org(&client, &a.org_code))
+        .collect();
+    render(&rows, q.format)
+}
+
+/// Export allocations (sender's or receiver's readable), with deadline status.
+#[utoipa::path(tag = "export", params(ExportQuery),
+    responses((status = 200, body = Vec<AllocationExport>, description = "CSV (default) or JSON")),
+    security(("api_key" = [])))]
+#[get("/v1/exports/allocations")]
+async fn export_allocations(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    let client = api.caller(&req, Scope::Read)?;
+    let rows: Vec<_> = api
+        .scan_all("alloc/")
+        .await?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let a = AllocationRecord::decode(&v[..]).ok()?;
+            Some(AllocationExport {
+                tx_id: hex_id(&k, "alloc/"),
+                from_org: a.from_org,
+                to_org: a.to_org,
+                program_id: a.program_id,
+                amount_fen: a.amount_fen,
+                document: a.document,
+                allocated_at_ms: a.allocated_at_ms,
+                due_at_ms: a.due_at_ms,
+                late: a.late,
+                acknowledged: a.acknowledged,
+                acknowledged_at_ms: a.acknowledged_at_ms,
+            })
+        })
+        .filter(|a| api.may_read_org(&client, &a.from_org) || api.may_read_org(&client, &a.to_org))
+        .collect();
+    render(&rows, q.format)
+}
+
+/// Export disbursements to final recipients.
+#[utoipa::path(tag = "export", params(ExportQuery),
+    responses((status = 200, body = Vec<DisbursementExport>, description = "CSV (default) or JSON")),
+    security(("api_key" = [])))]
+#[get("/v1/exports/disbursements")]
+async fn export_disbursements(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    let client = api.caller(&req, Scope::Read)?;
+    let rows: Vec<_> = api
+        .scan_all("lineage/")
+        .await?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let l = LineageRecord::decode(&v[..]).ok()?;
+            (l.kind == "disburse").then(|| DisbursementExport {
+                tx_id: hex_id(&k, "lineage/"),
+                org_code: l.from_org,
+                program_id: l.program_id,
+                recipient: l.to,
+                amount_fen: l.amount_fen,
+                purpose: l.document,
+                at_ms: l.at_ms,
+            })
+        })
+        .filter(|d| api.may_read_org(&client, &d.org_code))
+        .collect();
+    render(&rows, q.format)
+}
+
+pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    app.service(import)
+        .service(export_accounts)
+        .service(export_allocations)
+        .service(export_disbursements);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_parse_with_optional_columns_empty() {
+        let csv = "external_id,op,org_code,program_id,amount_fen,to_org_code,document,recipient_uscc,recipient_id_hash,recipient_name,purpose,economic_code\n\
+                   r1,allocate,130100,edu,100,130102,石财〔2026〕1号,,,,,\n\
+                   r2,disburse,130100,edu,50,,,12130102MB0A12345X,,育才小学,公用经费,50502\n";
+        let rows = parse(csv.as_bytes(), Format::Csv).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].to_org_code, "130102");
+        assert_eq!(rows[1].recipient_name, "育才小学");
+        assert!(matches!(
+            rows[1].operation().unwrap(),
+            Operation::Disburse { .. }
+        ));
+    }
+
+    #[test]
+    fn a_malformed_file_names_the_row() {
+        let csv = "external_id,op,org_code,program_id,amount_fen\nr1,allocate,130100,edu,lots\n";
+        let e = parse(csv.as_bytes(), Format::Csv).unwrap_err();
+        assert_eq!(e.code, "import.bad_file");
+        assert!(e.message.contains("row 1"), "{}", e.message);
+    }
+}
