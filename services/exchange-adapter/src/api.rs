@@ -42,6 +42,7 @@ pub struct Api {
     pub max_page: u32,
     pub max_import_bytes: usize,
     pub wait_timeout: Duration,
+    pub hub: crate::events::Hub,
 }
 
 /// An RFC 9457 problem document (`application/problem+json`).
@@ -1040,4 +1041,5 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(programs)
         .service(trace);
     crate::bulk::routes(app);
+    crate::events::routes(app);
 }

@@ -16,6 +16,8 @@ pub mod api;
 pub mod backend;
 pub mod bulk;
 pub mod clients;
+pub mod events;
+pub mod http_client;
 pub mod ops;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
@@ -58,6 +60,11 @@ pub struct Config {
     /// The longest `?wait=commit|final` waits before answering 503.
     pub wait_timeout_ms: u64,
     pub max_message_bytes: usize,
+    /// Where webhook cursors are kept.
+    pub data_dir: PathBuf,
+    /// Webhooks: `[[webhooks]]` with name, url, secret (and optionally
+    /// max_attempts, initial_backoff_ms).
+    pub webhooks: Vec<events::WebhookConfig>,
     pub json_logs: bool,
 }
 
@@ -82,6 +89,8 @@ impl Default for Config {
             burst: 1000,
             wait_timeout_ms: 30_000,
             max_message_bytes: 64 * 1024 * 1024,
+            data_dir: "data/exchange-adapter".into(),
+            webhooks: Vec::new(),
             json_logs: false,
         }
     }
@@ -108,6 +117,28 @@ impl fiscus_common::config::ServiceConfig for Config {
         }
         if self.orderers.is_empty() {
             return bad("orderers", "name at least one orderer to submit to");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for w in &self.webhooks {
+            let name_ok = !w.name.is_empty()
+                && w.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok || !names.insert(w.name.clone()) {
+                return bad(
+                    "webhooks",
+                    "each webhook needs a unique name of letters, digits, '-' or '_'",
+                );
+            }
+            if crate::http_client::parse_url(&w.url).is_err() {
+                return bad("webhooks", "a webhook url must be http://host:port/path");
+            }
+            if w.secret.len() < 16 {
+                return bad(
+                    "webhooks",
+                    "a webhook secret must be at least 16 characters",
+                );
+            }
         }
         Ok(())
     }
@@ -144,6 +175,7 @@ pub enum StartError {
         (name = "query", description = "Read the ledger"),
         (name = "import", description = "Bulk import of allocations and disbursements (docs/bulk-import.md)"),
         (name = "export", description = "CSV and JSON exports"),
+        (name = "subscribe", description = "Server-sent events and webhook dead letters"),
     )
 )]
 struct ApiDoc;
@@ -234,10 +266,14 @@ pub struct Running {
     pub http_addr: SocketAddr,
     handle: ServerHandle,
     ops: OpsServer,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
         self.handle.stop(true).await;
         self.ops.stop().await;
     }
@@ -282,8 +318,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         limits: fiscus_proto::DecodeLimits::default(),
         max_page: config.max_page.max(1),
         max_import_bytes: config.max_import_bytes,
+        hub: events::Hub::default(),
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
     });
+    let mut tasks = vec![tokio::spawn(events::follow(api.clone()))];
+    if !config.webhooks.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
+    }
+    for hook in &config.webhooks {
+        let file = config
+            .data_dir
+            .join(format!("webhook-{}.cursor", hook.name));
+        tasks.push(tokio::spawn(events::webhook_loop(
+            api.clone(),
+            hook.clone(),
+            file,
+        )));
+    }
     let doc = Arc::new(openapi().to_json().map_err(|e| StartError::Io {
         what: "the OpenAPI document".into(),
         source: std::io::Error::other(e),
@@ -350,5 +401,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         http_addr: ops.addr,
         handle,
         ops,
+        tasks,
     })
 }

@@ -2,10 +2,10 @@
 //! `query`, `trace`, `submit`, `import` (validated first, then submitted in
 //! chunks with progress) and `export`. Tables by default, `--json` for scripts.
 
-use crate::client::{api_addr, http, http_raw};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use fiscus_exchange_adapter::bulk::ImportRow;
+use fiscus_exchange_adapter::http_client::{http, http_raw, parse_url};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     fn addr(&self) -> Result<SocketAddr> {
-        api_addr(&self.api)
+        Ok(parse_url(&self.api)?.0)
     }
 
     async fn get(&self, path: &str) -> Result<Value> {

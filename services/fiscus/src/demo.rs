@@ -3,9 +3,9 @@
 //! acknowledgements, disbursements to named recipients, and invalid attempts,
 //! all through the members' exchange-adapters; then a bilingual summary.
 
-use crate::client::http;
 use crate::devnet::{Devnet, api_keys};
 use anyhow::{Context, Result, bail};
+use fiscus_exchange_adapter::http_client::http;
 use fiscus_identity_ca::ca::CaPaths;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -29,6 +29,7 @@ impl Client {
             &[("Idempotency-Key", idem)],
         )
         .await
+        .map_err(Into::into)
     }
 
     async fn get(&self, path: &str) -> Result<Value> {

@@ -20,7 +20,6 @@ mod bench;
 mod bench_ledger;
 mod bench_network;
 mod cli;
-mod client;
 mod demo;
 mod devnet;
 mod identity;

@@ -246,7 +246,8 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
                 .replace("{number}", "1")
                 .replace("{tx_id}", &"00".repeat(32))
                 .replace("{org}", "130000")
-                .replace("{program}", "t-edu");
+                .replace("{program}", "t-edu")
+                .replace("/v1/events", "/v1/events?from_height=0&max_blocks=1");
             let r = call(
                 mof,
                 &method.to_uppercase(),
@@ -270,12 +271,14 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
             "GET /v1/accounts/{org}/{program}/history",
             "GET /v1/blocks/{number}",
             "GET /v1/chain",
+            "GET /v1/events",
             "GET /v1/exports/accounts",
             "GET /v1/exports/allocations",
             "GET /v1/exports/disbursements",
             "GET /v1/programs",
             "GET /v1/trace/{tx_id}",
             "GET /v1/transactions/{tx_id}",
+            "GET /v1/webhooks/dead-letters",
             "POST /v1/imports",
             "POST /v1/operations",
             "POST /v1/transactions",
@@ -650,6 +653,49 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/csv"));
     assert!(body.as_str().unwrap().contains(&last_tx));
+
+    // Server-sent events: a replay from height 1, one `block` event per block, each
+    // listing its transactions' status.
+    let (status, ctype, body) = call(
+        mof,
+        "GET",
+        &format!("/v1/events?from_height={block}&max_blocks=1"),
+        Some(mof_read),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/event-stream"), "{ctype}");
+    let text = body.as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("id: {block}\nevent: block\ndata: ")),
+        "{text}"
+    );
+    let block_ev: Value =
+        serde_json::from_str(text.lines().nth(2).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    assert!(
+        block_ev["txs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["tx_id"] == tx.as_str() && t["status"] == "valid"),
+        "{block_ev}"
+    );
+    // Last-Event-ID resumes after the given block.
+    let (_, _, body) = call(
+        mof,
+        "GET",
+        "/v1/events?max_blocks=1",
+        Some(mof_read),
+        None,
+        &[("Last-Event-ID", &block.to_string())],
+    );
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with(&format!("id: {}\n", block + 1)),
+        "{body}"
+    );
 
     // A restart resumes the chain.
     let height = net.chain("130000")["height"].as_u64().unwrap();

@@ -134,6 +134,24 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
         ))
     }
 
+    async fn get_block_receipts(
+        &self,
+        req: Request<GetBlockRequest>,
+    ) -> Result<Response<fiscus_proto::pb::ledger::BlockReceipts>, Status> {
+        let n = req.get_ref().number;
+        let receipts = self.ledger.receipts(n).await.map_err(status)?;
+        let bytes = self.ledger.block(n).await.map_err(status)?;
+        let block =
+            Block::decode(&bytes[..]).map_err(|e| status(LedgerError::Corrupt(e.to_string())))?;
+        let header = fiscus_proto::pb::types::BlockHeader::decode(&block.header[..])
+            .map_err(|e| status(LedgerError::Corrupt(e.to_string())))?;
+        Ok(Response::new(fiscus_proto::pb::ledger::BlockReceipts {
+            block_number: n,
+            timestamp_ms: header.timestamp_ms,
+            receipts,
+        }))
+    }
+
     async fn get_state(
         &self,
         req: Request<GetStateRequest>,

@@ -1,13 +1,14 @@
-//! A small HTTP/1.1 client for the exchange-adapter's JSON API (the devnet
-//! demo and the client subcommands talk to adapters on the member's network).
+//! A small HTTP/1.1 client over plain TCP: the `fiscus` client subcommands and
+//! the devnet demo call adapters with it, and the adapter delivers webhooks
+//! with it. One request per connection; no TLS (https is not built yet).
 
-use anyhow::{Context, Result};
 use serde_json::Value;
+use std::io::{Error, Result};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 request to a loopback adapter; returns the status and JSON body.
-pub(crate) async fn http(
+pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -27,7 +28,8 @@ pub(crate) async fn http(
 }
 
 /// One request with a raw body; returns the status and the raw reply body.
-pub(crate) async fn http_raw(
+/// An empty `key` sends no `Authorization` header.
+pub async fn http_raw(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -37,12 +39,15 @@ pub(crate) async fn http_raw(
 ) -> Result<(u16, Vec<u8>)> {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
-        .with_context(|| format!("connecting to {addr}"))?;
+        .map_err(|e| Error::new(e.kind(), format!("connecting to {addr}: {e}")))?;
     let body = body.unwrap_or_default();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !key.is_empty() {
+        req.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
     for (k, v) in extra {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -54,13 +59,13 @@ pub(crate) async fn http_raw(
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .context("no end of headers in the reply")?;
+        .ok_or_else(|| Error::other("no end of headers in the reply"))?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .context("no status in the reply")?;
+        .ok_or_else(|| Error::other("no status in the reply"))?;
     let mut payload = raw[split + 4..].to_vec();
     if head
         .to_ascii_lowercase()
@@ -71,23 +76,25 @@ pub(crate) async fn http_raw(
     Ok((status, payload))
 }
 
-/// `http://host:port` (or `host:port`) as a socket address.
-pub(crate) fn api_addr(api: &str) -> Result<SocketAddr> {
+/// `http://host:port[/path]` (or `host:port`) as a socket address and a path.
+pub fn parse_url(url: &str) -> Result<(SocketAddr, String)> {
     use std::net::ToSocketAddrs as _;
-    let hostport = api
-        .strip_prefix("http://")
-        .unwrap_or(api)
-        .trim_end_matches('/');
-    if api.starts_with("https://") {
-        anyhow::bail!(
-            "{api}: the client speaks plain HTTP to the member's adapter; https is not built yet"
-        );
+    if url.starts_with("https://") {
+        return Err(Error::other(format!(
+            "{url}: only plain http is built yet; put TLS in front"
+        )));
     }
-    hostport
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_owned()),
+        None => (rest, "/".to_owned()),
+    };
+    let addr = hostport
         .to_socket_addrs()
-        .with_context(|| format!("{api} is not host:port"))?
+        .map_err(|e| Error::other(format!("{url}: {hostport} is not host:port ({e})")))?
         .next()
-        .with_context(|| format!("{api} resolves to no address"))
+        .ok_or_else(|| Error::other(format!("{url} resolves to no address")))?;
+    Ok((addr, path))
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {

@@ -1,0 +1,429 @@
+//! Subscriptions: server-sent events and webhooks, both fed from the member's
+//! ledger-store one committed block at a time.
+//!
+//! - **SSE** (`GET /v1/events`): one `block` event per committed block with
+//!   every transaction's status; `from_height` or `Last-Event-ID` replays from
+//!   the ledger first, then follows live.
+//! - **Webhooks** (configured per adapter): each block's event is POSTed as
+//!   JSON, signed with HMAC-SHA256 (`X-Fiscus-Signature: sha256=<hex>` over
+//!   the body), retried with exponential backoff, and after `max_attempts`
+//!   put on a dead-letter list (`GET /v1/webhooks/dead-letters`). Each webhook
+//!   follows the chain on its own cursor, kept in `data_dir`, so a restart
+//!   resumes where it stopped and a slow receiver never loses events.
+
+use crate::api::{Api, err};
+use crate::backend::from_status;
+use crate::clients::Scope;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_proto::pb::ledger::{ChainInfoRequest, GetBlockRequest};
+use fiscus_proto::pb::types::TxStatus;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use utoipa::{IntoParams, ToSchema};
+
+/// One transaction's outcome in a block event.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TxEvent {
+    pub tx_id: String,
+    pub tx_index: u32,
+    /// `valid`, or the rejection, e.g. `insufficient_funds`.
+    pub status: String,
+    pub reason: String,
+}
+
+/// What subscribers receive for each committed block.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BlockEvent {
+    pub height: u64,
+    pub timestamp_ms: i64,
+    pub txs: Vec<TxEvent>,
+}
+
+/// A configured webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// `http://host:port/path` (https is not built yet: terminate TLS in front).
+    pub url: String,
+    /// The HMAC-SHA256 key the receiver checks `X-Fiscus-Signature` with.
+    pub secret: String,
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_backoff")]
+    pub initial_backoff_ms: u64,
+}
+
+fn default_attempts() -> u32 {
+    6
+}
+
+fn default_backoff() -> u64 {
+    500
+}
+
+/// A delivery that failed every attempt.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetter {
+    pub webhook: String,
+    pub height: u64,
+    pub attempts: u32,
+    pub last_error: String,
+    pub event: BlockEvent,
+}
+
+const MAX_DEAD_LETTERS: usize = 10_000;
+
+/// Live block events, and the dead-letter list.
+#[derive(Debug)]
+pub struct Hub {
+    live: broadcast::Sender<Arc<BlockEvent>>,
+    dead: Mutex<VecDeque<DeadLetter>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            live: broadcast::channel(1024).0,
+            dead: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl Hub {
+    fn dead_letter(&self, d: DeadLetter) {
+        tracing::error!(webhook = %d.webhook, height = d.height, error = %d.last_error, "webhook delivery failed every attempt; dead-lettered");
+        let mut q = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= MAX_DEAD_LETTERS {
+            q.pop_front();
+        }
+        q.push_back(d);
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+fn status_name(s: i32) -> String {
+    TxStatus::try_from(s)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("TX_STATUS_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+impl Api {
+    pub(crate) async fn head(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .backend
+            .ledger()
+            .await?
+            .get_chain_info(ChainInfoRequest {})
+            .await
+            .map_err(|s| from_status("chain info", &s))?
+            .into_inner()
+            .height)
+    }
+
+    pub(crate) async fn block_event(&self, height: u64) -> Result<BlockEvent, ServiceError> {
+        let r = self
+            .backend
+            .ledger()
+            .await?
+            .get_block_receipts(GetBlockRequest {
+                number: height,
+                hash: Vec::new(),
+            })
+            .await
+            .map_err(|s| from_status("block receipts", &s))?
+            .into_inner();
+        Ok(BlockEvent {
+            height,
+            timestamp_ms: r.timestamp_ms,
+            txs: r
+                .receipts
+                .iter()
+                .map(|x| TxEvent {
+                    tx_id: hex::encode(&x.tx_id),
+                    tx_index: x.tx_index,
+                    status: status_name(x.status),
+                    reason: x.reason.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// Publishes each newly committed block to the live channel, from the head
+/// at start-up on.
+pub async fn follow(api: web::Data<Api>) {
+    let mut next = loop {
+        match api.head().await {
+            Ok(h) => break h + 1,
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    loop {
+        match api.head().await {
+            Ok(head) => {
+                while next <= head {
+                    match api.block_event(next).await {
+                        Ok(ev) => {
+                            // No subscriber is fine.
+                            let _ = api.hub.live.send(Arc::new(ev));
+                            next += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(height = next, error = %e, "reading a block's receipts");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "the ledger-store is not answering"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts a key of any length.
+    let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn post_once(hook: &WebhookConfig, body: &str, height: u64) -> Result<(), String> {
+    let (addr, path) = crate::http_client::parse_url(&hook.url).map_err(|e| e.to_string())?;
+    let sig = signature(&hook.secret, body.as_bytes());
+    let id = height.to_string();
+    let headers = [
+        ("X-Fiscus-Signature", sig.as_str()),
+        ("X-Fiscus-Event-Id", id.as_str()),
+    ];
+    let send = crate::http_client::http_raw(addr, "POST", &path, "", Some(body), &headers);
+    match tokio::time::timeout(Duration::from_secs(10), send).await {
+        Err(_) => Err("no answer within 10 s".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok((status, _))) if (200..300).contains(&status) => Ok(()),
+        Ok(Ok((status, _))) => Err(format!("HTTP {status}")),
+    }
+}
+
+/// Delivers one event with retries; `Err` after the last attempt.
+pub async fn deliver(hook: &WebhookConfig, ev: &BlockEvent) -> Result<u32, (u32, String)> {
+    let body = serde_json::to_string(ev).unwrap_or_default();
+    let mut backoff = Duration::from_millis(hook.initial_backoff_ms.max(1));
+    let attempts = hook.max_attempts.max(1);
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        match post_once(hook, &body, ev.height).await {
+            Ok(()) => return Ok(attempt),
+            Err(e) => {
+                tracing::warn!(webhook = %hook.name, height = ev.height, attempt, error = %e, "webhook delivery failed");
+                last = e;
+            }
+        }
+        if attempt < attempts {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+    Err((attempts, last))
+}
+
+/// One webhook's delivery loop: block after block, from its saved cursor.
+pub async fn webhook_loop(api: web::Data<Api>, hook: WebhookConfig, cursor_file: PathBuf) {
+    let saved = std::fs::read_to_string(&cursor_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let mut next = match saved {
+        Some(h) => h + 1,
+        None => loop {
+            match api.head().await {
+                Ok(h) => break h + 1,
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        },
+    };
+    tracing::info!(webhook = %hook.name, from = next, "webhook deliveries start");
+    loop {
+        let head = api.head().await.unwrap_or(0);
+        if next > head {
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
+        let ev = match api.block_event(next).await {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(height = next, error = %e, "reading a block's receipts");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if let Err((attempts, last_error)) = deliver(&hook, &ev).await {
+            api.hub.dead_letter(DeadLetter {
+                webhook: hook.name.clone(),
+                height: ev.height,
+                attempts,
+                last_error,
+                event: ev,
+            });
+        }
+        if let Err(e) = save_cursor(&cursor_file, next) {
+            tracing::warn!(file = %cursor_file.display(), error = %e, "saving the webhook cursor");
+        }
+        next += 1;
+    }
+}
+
+/// Writes the last handled height durably (temp file, fsync, rename).
+fn save_cursor(path: &std::path::Path, height: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(height.to_string().as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Replay from this height (default: only new blocks). `Last-Event-ID` (a
+    /// height) resumes after that block.
+    pub from_height: Option<u64>,
+    /// End the stream after this many blocks (default: never).
+    pub max_blocks: Option<u64>,
+}
+
+fn sse(ev: &BlockEvent) -> actix_web::web::Bytes {
+    let data = serde_json::to_string(ev).unwrap_or_default();
+    actix_web::web::Bytes::from(format!("id: {}\nevent: block\ndata: {data}\n\n", ev.height))
+}
+
+/// Server-sent events: every committed block with its transactions' status.
+#[utoipa::path(tag = "subscribe", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this height")),
+    responses((status = 200, description = "text/event-stream of `block` events, each a BlockEvent", body = BlockEvent, content_type = "text/event-stream")),
+    security(("api_key" = [])))]
+#[get("/v1/events")]
+async fn events(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    q: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    api.caller(&req, Scope::Read)?;
+    let last_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let head = api.head().await?;
+    let from = last_id.map(|h| h + 1).or(q.from_height).unwrap_or(head + 1);
+    let max = q.max_blocks.unwrap_or(u64::MAX);
+    if max == 0 {
+        return Err(err(
+            ErrorKind::InvalidArgument,
+            "api.bad_query",
+            "max_blocks must be positive",
+        ));
+    }
+    let live = api.hub.live.subscribe();
+    let state = (api.clone(), live, from, 0u64, false);
+    let stream =
+        futures::stream::unfold(state, move |(api, mut live, next, sent, done)| async move {
+            if done || sent >= max {
+                return None;
+            }
+            // Replay from the ledger while behind its head, then follow live.
+            let head = api.head().await.unwrap_or(0);
+            if next <= head {
+                return match api.block_event(next).await {
+                    Ok(ev) => Some((
+                        Ok::<_, actix_web::Error>(sse(&ev)),
+                        (api, live, next + 1, sent + 1, false),
+                    )),
+                    Err(e) => Some((
+                        Ok(actix_web::web::Bytes::from(format!(
+                            "event: error\ndata: {}\n\n",
+                            e.message
+                        ))),
+                        (api, live, next, sent, true),
+                    )),
+                };
+            }
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), live.recv()).await {
+                    Err(_) => {
+                        return Some((
+                            Ok(actix_web::web::Bytes::from_static(b": keep-alive\n\n")),
+                            (api, live, next, sent, false),
+                        ));
+                    }
+                    Ok(Ok(ev)) if ev.height < next => continue,
+                    Ok(Ok(ev)) if ev.height == next => {
+                        return Some((Ok(sse(&ev)), (api, live, next + 1, sent + 1, false)));
+                    }
+                    // A gap (lagged, or a block published before we subscribed): read it.
+                    Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                        return match api.block_event(next).await {
+                            Ok(ev) => Some((Ok(sse(&ev)), (api, live, next + 1, sent + 1, false))),
+                            Err(_) => None,
+                        };
+                    }
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                }
+            }
+        });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .streaming(stream))
+}
+
+/// Webhook deliveries that failed every attempt (newest last).
+#[utoipa::path(tag = "subscribe", responses((status = 200, body = Vec<DeadLetter>)), security(("api_key" = [])))]
+#[get("/v1/webhooks/dead-letters")]
+async fn dead_letters(
+    api: web::Data<Api>,
+    req: HttpRequest,
+) -> Result<web::Json<Vec<DeadLetter>>, ServiceError> {
+    api.caller(&req, Scope::Admin)?;
+    Ok(web::Json(api.hub.dead_letters()))
+}
+
+pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    app.service(events).service(dead_letters);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_rfc_2104_hmac_sha256() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
