@@ -133,6 +133,33 @@ impl Backend {
         Err(unavailable("the orderers", last))
     }
 
+    /// Opens one `Broadcast` stream to a reachable orderer for `envelopes`
+    /// (tried in turn to connect); acks come back as the orderers decide.
+    pub async fn open_broadcast(
+        &self,
+        envelopes: impl futures::Stream<Item = Envelope> + Send + 'static,
+    ) -> Result<tonic::Streaming<BroadcastAck>, ServiceError> {
+        if self.orderers.is_empty() {
+            return Err(unavailable("the orderers", "none configured"));
+        }
+        let start = self.orderer.lock().await.as_ref().map_or(0, |(i, _)| *i);
+        let mut last = String::new();
+        for attempt in 0..self.orderers.len() {
+            let i = (start + attempt) % self.orderers.len();
+            match self.orderer_client(i).await {
+                Ok(mut client) => {
+                    return client
+                        .broadcast(envelopes)
+                        .await
+                        .map(tonic::Response::into_inner)
+                        .map_err(|s| from_status("the orderer", &s));
+                }
+                Err(e) => last = e.message,
+            }
+        }
+        Err(unavailable("the orderers", last))
+    }
+
     async fn orderer_client(&self, i: usize) -> Result<OrdererClient<Channel>, ServiceError> {
         let mut slot = self.orderer.lock().await;
         if let Some((j, c)) = slot.as_ref()

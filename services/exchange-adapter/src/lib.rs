@@ -17,6 +17,7 @@ pub mod backend;
 pub mod bulk;
 pub mod clients;
 pub mod events;
+pub mod grpc;
 pub mod http_client;
 pub mod ops;
 
@@ -40,6 +41,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub http_listen: SocketAddr,
+    /// The gRPC API (`fiscus.exchange.v1.Exchange`) over mutual TLS, for
+    /// clients with a consortium client certificate; unset: not served.
+    pub grpc_listen: Option<SocketAddr>,
     /// The member's node certificate, for calling its ledger-store and the orderers.
     pub tls: TlsConfig,
     pub ledger: Endpoint,
@@ -73,6 +77,7 @@ impl Default for Config {
         Self {
             listen: ([127, 0, 0, 1], 8080).into(),
             http_listen: ([127, 0, 0, 1], 9480).into(),
+            grpc_listen: None,
             tls: TlsConfig::in_dir(std::path::Path::new("tls")),
             ledger: Endpoint {
                 addr: "127.0.0.1:7300".into(),
@@ -264,6 +269,9 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ServiceError> {
 pub struct Running {
     pub addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The gRPC API, when configured.
+    pub grpc_addr: Option<SocketAddr>,
+    kill: tokio::sync::watch::Sender<bool>,
     handle: ServerHandle,
     ops: OpsServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -271,6 +279,7 @@ pub struct Running {
 
 impl Running {
     pub async fn stop(self) {
+        let _ = self.kill.send(true);
         for t in &self.tasks {
             t.abort();
         }
@@ -334,6 +343,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             hook.clone(),
             file,
         )));
+    }
+    let (kill, kill_rx) = tokio::sync::watch::channel(false);
+    let mut grpc_addr = None;
+    if let Some(listen) = config.grpc_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(io(listen))?;
+        grpc_addr = Some(listener.local_addr().map_err(io(listen))?);
+        let incoming = fiscus_common::tls::serve_incoming_until(
+            listener,
+            tls.server_config(fiscus_common::tls::ClientAuth::Required)?,
+            kill_rx,
+            None,
+        );
+        let svc = fiscus_proto::pb::exchange::exchange_server::ExchangeServer::new(
+            grpc::ExchangeService { api: api.clone() },
+        )
+        .max_decoding_message_size(config.max_body_bytes);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(incoming)
+                .await
+            {
+                tracing::error!(error = %e, "exchange gRPC API stopped");
+            }
+        }));
     }
     let doc = Arc::new(openapi().to_json().map_err(|e| StartError::Io {
         what: "the OpenAPI document".into(),
@@ -399,6 +435,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     Ok(Running {
         addr,
         http_addr: ops.addr,
+        grpc_addr,
+        kill,
         handle,
         ops,
         tasks,

@@ -20,6 +20,9 @@ pub(crate) enum BenchCmd {
     Ledger(crate::bench_ledger::LedgerBench),
     /// Dissemination, finality and catch-up between members (gossip-gateway).
     Network(crate::bench_network::NetworkBench),
+    /// The whole devnet through the exchange-adapters' gRPC API: tx/s committed at
+    /// every member, submit → committed and → final latency, CPU and peak RSS.
+    E2e(crate::bench_e2e::E2eBench),
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +69,7 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Orderer(b) => orderer(b).await,
         BenchCmd::Ledger(b) => crate::bench_ledger::run(b).await,
         BenchCmd::Network(b) => crate::bench_network::run(b).await,
+        BenchCmd::E2e(b) => crate::bench_e2e::run(b).await,
     }
 }
 

@@ -85,6 +85,9 @@ pub(crate) struct MemberPorts {
     pub ledger: SocketAddr,
     pub gateway: SocketAddr,
     pub api: SocketAddr,
+    /// The exchange-adapter's gRPC API (absent in devnets made before it existed).
+    #[serde(default)]
+    pub grpc: Option<SocketAddr>,
 }
 
 fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
@@ -122,7 +125,7 @@ fn demo_clock() -> fiscus_orderer::BlockClock {
 }
 
 fn layout(base: u16, demo: bool) -> Result<Layout> {
-    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 3)?;
+    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 4)?;
     let orderer_orgs = ["000000", "130000", "130100"];
     Ok(Layout {
         consortium_id: CONSORTIUM.into(),
@@ -143,6 +146,7 @@ fn layout(base: u16, demo: bool) -> Result<Layout> {
                 ledger: p[7 + 3 * j],
                 gateway: p[8 + 3 * j],
                 api: p[9 + 3 * j],
+                grpc: Some(p[7 + 3 * MEMBERS.len() + j]),
             })
             .collect(),
         block_clock: demo.then(demo_clock),
@@ -318,6 +322,9 @@ fn check_free(layout: &Layout) -> Result<()> {
         all.push((format!("{} ledger-store", m.code), m.ledger));
         all.push((format!("{} gossip-gateway", m.code), m.gateway));
         all.push((format!("{} exchange-adapter", m.code), m.api));
+        if let Some(g) = m.grpc {
+            all.push((format!("{} exchange gRPC", m.code), g));
+        }
     }
     for (what, addr) in all {
         if let Err(e) = std::net::TcpListener::bind(addr) {
@@ -478,6 +485,7 @@ pub(crate) async fn start(
         let api = fiscus_exchange_adapter::start(fiscus_exchange_adapter::Config {
             listen: m.api,
             http_listen: "127.0.0.1:0".parse()?,
+            grpc_listen: m.grpc,
             tls,
             ledger: endpoint(m.ledger, "127.0.0.1"),
             orderers: orderer_endpoints.clone(),
@@ -538,8 +546,13 @@ fn print_endpoints(net: &Devnet) {
     for (m, (_, label)) in net.members.iter().zip(MEMBERS) {
         println!("  member {}  {label}", m.code);
         println!(
-            "    exchange-adapter  http://{}  (API page http://{}/docs)",
-            m.api.addr, m.api.addr
+            "    exchange-adapter  http://{}  (API page http://{}/docs){}",
+            m.api.addr,
+            m.api.addr,
+            m.api
+                .grpc_addr
+                .map(|g| format!("  gRPC {g}"))
+                .unwrap_or_default()
         );
         println!(
             "    ledger-store grpc {}   gossip-gateway grpc {}",

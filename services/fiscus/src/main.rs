@@ -17,6 +17,7 @@ use prost::Message;
 use std::path::PathBuf;
 
 mod bench;
+mod bench_e2e;
 mod bench_ledger;
 mod bench_network;
 mod cli;

@@ -1,0 +1,508 @@
+//! `fiscus bench e2e`: the devnet (3 orderers, 5 members, in this process,
+//! mutual TLS everywhere) driven through the exchange-adapters' gRPC
+//! `SubmitStream` by several client streams, each with its org's client
+//! certificate. Measures tx/s committed at every member, submit → committed
+//! at all members and submit → final latencies, and this process's CPU time
+//! and peak RSS.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
+use fiscus_proto::envelope::seal;
+use fiscus_proto::hash::{Hash32, cert_id, tx_id};
+use fiscus_proto::pb::exchange::exchange_client::ExchangeClient;
+use fiscus_proto::pb::ledger::ChainInfoRequest;
+use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
+use fiscus_proto::pb::transfer::{
+    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
+    TransferCall, recipient, transfer_call::Method,
+};
+use fiscus_proto::pb::types::{Envelope, TxPayload, tx_payload::Call};
+use fiscus_proto::sign::SigningKey;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub(crate) struct E2eBench {
+    /// Orderer nodes (the devnet has 3).
+    #[arg(long, default_value_t = 3)]
+    orderers: usize,
+    /// Members (the devnet has 5).
+    #[arg(long, default_value_t = 5)]
+    members: usize,
+    /// How long to drive load, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = crate::bench::parse_duration)]
+    duration: Duration,
+    /// Offered load in tx/s over all streams; 0: as fast as acks allow.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Client streams (spread over the four signing members' adapters).
+    #[arg(long, default_value_t = 8)]
+    streams: usize,
+    /// Unanswered envelopes allowed per stream.
+    #[arg(long, default_value_t = 2000)]
+    window: usize,
+    /// Every disbursement from one account, instead of 32 accounts.
+    #[arg(long)]
+    hot_account: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+const SIGNERS: [&str; 4] = ["000000", "130000", "130100", "130102"];
+const PROGRAMS: usize = 8;
+
+struct Signer {
+    org: String,
+    key: SigningKey,
+    cert: Hash32,
+    tls: TlsConfig,
+}
+
+fn signer(data: &std::path::Path, org: &str) -> Result<Signer> {
+    let dir = data.join(format!("member-{org}/client"));
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(dir.join("key.pem"))?)
+        .map_err(|e| anyhow::anyhow!("client key of {org}: {e:?}"))?;
+    let pem = std::fs::read(dir.join("cert.pem"))?;
+    let der = fiscus_common::tls::parse_certs(&dir.join("cert.pem"), &pem)?;
+    Ok(Signer {
+        org: org.into(),
+        key,
+        cert: cert_id(&der[0]),
+        tls: TlsConfig::in_dir(&dir),
+    })
+}
+
+fn env(s: &Signer, nonce: u64, m: Method) -> Envelope {
+    let payload = TxPayload {
+        consortium_id: crate::devnet::CONSORTIUM.into(),
+        creator_cert_id: s.cert.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(Call::Transfer(TransferCall { method: Some(m) })),
+    };
+    seal(&payload, &[(&s.key, s.cert)])
+}
+
+fn acct(org: &str, p: usize) -> Option<AccountRef> {
+    Some(AccountRef {
+        org_code: org.into(),
+        program_id: format!("bench-{p}"),
+    })
+}
+
+/// Heights committed (and final) at every member, with when each got there.
+#[derive(Default)]
+struct Progress {
+    committed_at: BTreeMap<u64, Instant>,
+    final_at: BTreeMap<u64, Instant>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// This process's CPU seconds (user + system) and peak RSS in MiB, from /proc.
+fn process_usage() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with ')'.
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after ')'.
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm / 1024.0)
+}
+
+pub(crate) async fn run(b: E2eBench) -> Result<()> {
+    if b.orderers != 3 || b.members != 5 {
+        bail!("the devnet has 3 orderers and 5 members; other shapes are not built yet");
+    }
+    let log = |m: String| {
+        if !b.json {
+            eprintln!("{m}");
+        }
+    };
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("devnet");
+    log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
+    let net = crate::devnet::start(&data, 0, None, false).await?;
+    let until = Instant::now() + Duration::from_secs(60);
+    while !net.orderers.iter().any(|o| {
+        o.handles
+            .status
+            .read()
+            .map(|s| s.role == "leader")
+            .unwrap_or(false)
+    }) {
+        if Instant::now() > until {
+            bail!("no orderer leader within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signers: Vec<Signer> = SIGNERS
+        .iter()
+        .map(|o| signer(&data, o))
+        .collect::<Result<_>>()?;
+    // Ledger clients (node certificate of each member) to watch heights.
+    let mut ledgers = Vec::new();
+    for m in &net.members {
+        let tls = TlsContext::load(&TlsConfig::in_dir(
+            &data.join(format!("member-{}/node-tls", m.code)),
+        ))?;
+        let ch = connect_channel(
+            &m.ledger.addr.to_string(),
+            "127.0.0.1",
+            tls.client_config()?,
+        )
+        .await?;
+        ledgers.push(LedgerClient::new(ch));
+    }
+    let grpc_of = |org: &str| {
+        net.members
+            .iter()
+            .find(|m| m.code == org)
+            .and_then(|m| m.api.grpc_addr)
+            .context("no gRPC address")
+    };
+    let mut clients = BTreeMap::new();
+    for s in &signers {
+        let ctx = TlsContext::load(&s.tls)?;
+        let ch = connect_channel(
+            &grpc_of(&s.org)?.to_string(),
+            "127.0.0.1",
+            ctx.client_config()?,
+        )
+        .await?;
+        clients.insert(s.org.clone(), ExchangeClient::new(ch));
+    }
+
+    // Funding: programs appropriated at MOF and passed down to every signer.
+    let mut nonce = 1_000_000u64;
+    let mut next = || {
+        nonce += 1;
+        nonce
+    };
+    let big = i64::MAX / 64;
+    let mut setup: Vec<Vec<(usize, Envelope)>> = vec![Vec::new(); 4];
+    for p in 0..PROGRAMS {
+        setup[0].push((
+            0,
+            env(
+                &signers[0],
+                next(),
+                Method::Appropriate(AppropriateArgs {
+                    account: acct("000000", p),
+                    program: Some(Program {
+                        id: format!("bench-{p}"),
+                        name: format!("bench program {p}"),
+                        kind: ProgramKind::General as i32,
+                        functional_code: "2050202".into(),
+                        fiscal_year: 2026,
+                        document: "bench".into(),
+                    }),
+                    amount_fen: big,
+                    document: "bench".into(),
+                }),
+            ),
+        ));
+        for (i, (from, to)) in [
+            ("000000", "130000"),
+            ("130000", "130100"),
+            ("130100", "130102"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            setup[i + 1].push((
+                i,
+                env(
+                    &signers[i],
+                    next(),
+                    Method::Allocate(AllocateArgs {
+                        from: acct(from, p),
+                        to_org_code: (*to).into(),
+                        amount_fen: big / (4 << i),
+                        document: "bench".into(),
+                    }),
+                ),
+            ));
+        }
+    }
+    // Each answer means "ordered", so a later wave lands in a later block.
+    for wave in setup {
+        for (signer, e) in wave {
+            let org = &signers[signer].org;
+            let client = clients.get_mut(org).context("client")?;
+            let id = tx_id(&e.payload);
+            client
+                .submit(e)
+                .await
+                .with_context(|| format!("setup tx {id}"))?;
+        }
+    }
+    let last_block = net
+        .orderers
+        .iter()
+        .filter_map(|o| o.handles.status.read().ok().map(|s| s.height))
+        .max()
+        .unwrap_or(0);
+    // Wait until every member has the funding.
+    loop {
+        let mut min = u64::MAX;
+        for l in &mut ledgers {
+            min = min.min(
+                l.get_chain_info(ChainInfoRequest {})
+                    .await?
+                    .into_inner()
+                    .height,
+            );
+        }
+        if min >= last_block {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The workload, signed before the clock starts.
+    let per_stream = if b.rate > 0 {
+        (b.rate as f64 * b.duration.as_secs_f64() / b.streams as f64).ceil() as usize
+    } else {
+        (12_000.0 * b.duration.as_secs_f64() / b.streams as f64).ceil() as usize
+    };
+    log(format!(
+        "bench e2e: signing {} disbursements for {} streams{}…",
+        per_stream * b.streams,
+        b.streams,
+        if b.hot_account { " (hot account)" } else { "" }
+    ));
+    let mut work: Vec<(String, Vec<Envelope>)> = Vec::new();
+    for s in 0..b.streams {
+        let who = if b.hot_account { 1 } else { s % SIGNERS.len() };
+        let mut v = Vec::with_capacity(per_stream);
+        for i in 0..per_stream {
+            let p = if b.hot_account { 0 } else { (i + s) % PROGRAMS };
+            v.push(env(
+                &signers[who],
+                (s as u64) << 40 | i as u64,
+                Method::Disburse(DisburseArgs {
+                    from: acct(&signers[who].org, p),
+                    recipient: Some(Recipient {
+                        id: Some(recipient::Id::UnifiedSocialCreditCode(
+                            "12130102MB1234567X".into(),
+                        )),
+                        name: "bench school".into(),
+                    }),
+                    amount_fen: 1,
+                    purpose: "bench".into(),
+                    economic_code: "50502".into(),
+                }),
+            ));
+        }
+        work.push((signers[who].org.clone(), v));
+    }
+
+    // Heights at every member, watched while the load runs.
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let progress = progress.clone();
+        let stop = stop.clone();
+        let mut ledgers = ledgers.clone();
+        tokio::spawn(async move {
+            let (mut seen_c, mut seen_f) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (mut c, mut f) = (u64::MAX, u64::MAX);
+                for l in &mut ledgers {
+                    if let Ok(i) = l.get_chain_info(ChainInfoRequest {}).await {
+                        let i = i.into_inner();
+                        c = c.min(i.height);
+                        f = f.min(i.final_height);
+                    }
+                }
+                let now = Instant::now();
+                {
+                    let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                    for h in seen_c + 1..=c.min(u64::MAX - 1) {
+                        p.committed_at.insert(h, now);
+                    }
+                    for h in seen_f + 1..=f.min(u64::MAX - 1) {
+                        p.final_at.insert(h, now);
+                    }
+                }
+                seen_c = seen_c.max(if c == u64::MAX { 0 } else { c });
+                seen_f = seen_f.max(if f == u64::MAX { 0 } else { f });
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    log(format!(
+        "bench e2e: driving {} streams for {:?}{}…",
+        b.streams,
+        b.duration,
+        if b.rate > 0 {
+            format!(" at {} tx/s", b.rate)
+        } else {
+            " (as fast as acks allow)".into()
+        }
+    ));
+    let start = Instant::now();
+    let deadline = start + b.duration;
+    let per_stream_rate = b.rate as f64 / b.streams as f64;
+    let mut tasks = Vec::new();
+    for (org, envs) in work {
+        let mut client = clients.get(&org).context("client")?.clone();
+        let window = b.window;
+        tasks.push(tokio::spawn(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(window);
+            let mut results: Vec<(Instant, u64)> = Vec::new();
+            let mut refused = 0usize;
+            let resp = client
+                .submit_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await?;
+            let mut acks = resp.into_inner();
+            let sem = Arc::new(tokio::sync::Semaphore::new(window));
+            let sent_times = Arc::new(Mutex::new(BTreeMap::<Vec<u8>, Instant>::new()));
+            let sender = {
+                let sem = sem.clone();
+                let sent_times = sent_times.clone();
+                tokio::spawn(async move {
+                    for (i, e) in envs.into_iter().enumerate() {
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        if per_stream_rate > 0.0 {
+                            let due = start + Duration::from_secs_f64(i as f64 / per_stream_rate);
+                            tokio::time::sleep_until(due.into()).await;
+                        }
+                        let Ok(permit) = sem.clone().acquire_owned().await else {
+                            break;
+                        };
+                        permit.forget();
+                        sent_times
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(tx_id(&e.payload).to_vec(), Instant::now());
+                        if tx.send(e).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+            };
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(30), acks.message()).await;
+                let Ok(Ok(Some(r))) = next else { break };
+                sem.add_permits(1);
+                let t = sent_times
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&r.tx_id);
+                if let Some(t) = t {
+                    if r.error_code.is_empty() {
+                        results.push((t, r.block_number));
+                    } else {
+                        refused += 1;
+                    }
+                }
+                if sender.is_finished()
+                    && sent_times
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty()
+                {
+                    break;
+                }
+            }
+            Ok::<_, anyhow::Error>((results, refused))
+        }));
+    }
+    let mut results = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (r, n) = t.await??;
+        results.extend(r);
+        refused += n;
+    }
+    // Wait for the last blocks to be committed and final everywhere.
+    let last = results.iter().map(|r| r.1).max().unwrap_or(0);
+    let settle = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .final_at
+            .contains_key(&last);
+        if done || Instant::now() > settle {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.await;
+    let (cpu, rss) = process_usage();
+
+    let p = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut commit_ms = Vec::new();
+    let mut final_ms = Vec::new();
+    let mut last_commit = start;
+    for (t, h) in &results {
+        if let Some(c) = p.committed_at.get(h) {
+            commit_ms.push(c.duration_since(*t).as_secs_f64() * 1000.0);
+            last_commit = last_commit.max(*c);
+        }
+        if let Some(f) = p.final_at.get(h) {
+            final_ms.push(f.duration_since(*t).as_secs_f64() * 1000.0);
+        }
+    }
+    commit_ms.sort_by(f64::total_cmp);
+    final_ms.sort_by(f64::total_cmp);
+    let span = last_commit.duration_since(start).as_secs_f64().max(1e-9);
+    let tx_per_s = commit_ms.len() as f64 / span;
+    let out = serde_json::json!({
+        "tx_per_s": (tx_per_s * 10.0).round() / 10.0,
+        "p50_ms": (percentile(&commit_ms, 0.50) * 10.0).round() / 10.0,
+        "p95_ms": (percentile(&commit_ms, 0.95) * 10.0).round() / 10.0,
+        "p99_ms": (percentile(&commit_ms, 0.99) * 10.0).round() / 10.0,
+        "final_p99_ms": (percentile(&final_ms, 0.99) * 10.0).round() / 10.0,
+        "committed_at_all_members": commit_ms.len(),
+        "final_at_all_members": final_ms.len(),
+        "refused": refused,
+        "rate": b.rate,
+        "streams": b.streams,
+        "hot_account": b.hot_account,
+        "duration_s": b.duration.as_secs_f64(),
+        "process_cpu_s": (cpu * 10.0).round() / 10.0,
+        "process_peak_rss_mib": rss.round(),
+        "processes": "one (the whole devnet runs in this process)",
+    });
+    net.stop().await;
+    if b.json {
+        println!("{out}");
+    } else {
+        println!(
+            "e2e bench: {:.0} tx/s committed at all 5 members ({} txs{}); submit→all committed p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→final p99 {:.0} ms; process CPU {:.1} s, peak RSS {:.0} MiB (all parts in one process)",
+            tx_per_s,
+            commit_ms.len(),
+            if b.hot_account { ", hot account" } else { "" },
+            percentile(&commit_ms, 0.5),
+            percentile(&commit_ms, 0.95),
+            percentile(&commit_ms, 0.99),
+            percentile(&final_ms, 0.99),
+            cpu,
+            rss
+        );
+    }
+    Ok(())
+}
