@@ -70,6 +70,9 @@ enum Command {
     GossipGateway(ledger_cmds::ServiceCmd),
     /// Run a member's exchange-adapter (the REST API for external systems).
     ExchangeAdapter(ledger_cmds::ServiceCmd),
+    /// API keys for the exchange-adapter, and what a certificate says.
+    #[command(subcommand)]
+    Keys(cli::KeysCmd),
     /// Chain head and finality at a member's exchange-adapter.
     Status(cli::StatusCmd),
     /// Read accounts, transactions, blocks or programs through the API.
@@ -234,6 +237,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::GossipGateway(cmd) => ledger_cmds::gossip_gateway(cmd).await,
         Command::ExchangeAdapter(cmd) => ledger_cmds::exchange_adapter(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::Keys(cmd) => cli::keys(cmd),
         Command::Status(cmd) => cli::status(cmd).await,
         Command::Query(cmd) => cli::query(cmd).await,
         Command::Trace(cmd) => cli::trace(cmd).await,

@@ -654,6 +654,37 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     assert!(ctype.starts_with("text/csv"));
     assert!(body.as_str().unwrap().contains(&last_tx));
 
+    // The CLI: `import` refuses a bad file with a per-row table and exit 1;
+    // `status --json` reads the chain; `export` writes CSV.
+    let bad_file = dir.path().join("bad.csv");
+    std::fs::write(&bad_file, &bad).unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fiscus"))
+            .args(args)
+            .env("FISCUS_API", format!("http://{mof}"))
+            .env("FISCUS_API_KEY", mof_key)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["import", bad_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in ["I2", "I3", "I4"] {
+        assert!(table.contains(row), "{table}");
+    }
+    let out = cli(&["status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(st["height"].as_u64().unwrap() >= block);
+    let csv_file = dir.path().join("allocations.csv");
+    let out = cli(&["export", "allocations", "--out", csv_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read_to_string(&csv_file)
+            .unwrap()
+            .contains(&last_tx)
+    );
+
     // Server-sent events: a replay from height 1, one `block` event per block, each
     // listing its transactions' status.
     let (status, ctype, body) = call(
