@@ -3,7 +3,8 @@
 //! mutual TLS. Every member reaches the same head and state hash, and every
 //! height becomes final at every member; the member whose orderer links are
 //! cut follows the head through its peers; a member removed by governance can
-//! no longer connect.
+//! no longer connect; a member whose stored state was edited on disk attests
+//! differently and every member raises the divergence alarm.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -316,5 +317,73 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     }
     let members = http_get(&gateways[0], "/v1/members").unwrap();
     assert!(!members.contains("130102"), "{members}");
+
+    // Tampering: Shijiazhuang's (130100) ledger process is stopped, its stored
+    // balance edited on disk behind the ledger's back, and the process started
+    // again. The next block that touches the account makes its attestation
+    // differ, and every remaining member raises the divergence alarm.
+    let tampered = 2;
+    let ledger_proc = 3 + tampered;
+    let _ = procs[ledger_proc].0.kill();
+    let _ = procs[ledger_proc].0.wait();
+    {
+        use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, fjall::FjallStore};
+        use prost::Message as _;
+        let store = FjallStore::open(
+            &files.members[tampered].ledger.data_dir.join("ledger.fjall"),
+            StoreLimits::default(),
+        )
+        .unwrap();
+        let key = fiscus_ledger_store::keys::state(b"acct/000000/2026-edu-01");
+        let raw = store.get(&key).await.unwrap().unwrap().value;
+        let (h, value) = fiscus_ledger_store::keys::decode_state(&raw).unwrap();
+        let mut acct = fiscus_proto::pb::state::Account::decode(value).unwrap();
+        acct.balance_fen += 1_000_000;
+        let raw = fiscus_ledger_store::keys::encode_state(h, &acct.encode_to_vec());
+        store.commit(WriteBatch::new().put(key, raw)).await.unwrap();
+    }
+    let path = dir
+        .path()
+        .join(format!("ledger-{}.toml", files.members[tampered].code));
+    procs[ledger_proc] = spawn("ledger-store", &path).0;
+    let touch = envelope(
+        &files,
+        &files.mof,
+        200,
+        Call::Transfer(TransferCall {
+            method: Some(Method::Allocate(AllocateArgs {
+                from: account("000000"),
+                to_org_code: "130000".into(),
+                amount_fen: 7,
+                document: "after tampering".into(),
+            })),
+        }),
+    );
+    let acks = ok::broadcast(&mut c, vec![touch], Duration::from_secs(30))
+        .await
+        .unwrap();
+    let h2 = acks[0].block_number;
+    assert!(h2 > 0, "{acks:?}");
+    for http in &gateways[..3] {
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            let alarms = http_get(http, "/v1/alarms").unwrap_or_default();
+            if alarms.contains("\"diverging\":[\"130100\"]")
+                && alarms.contains(&format!("\"height\":{h2}"))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "{http}: no alarm for height {h2}: {alarms}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Only the diverging member fails its readiness check.
+    let readyz = http_get(&gateways[tampered], "/readyz").unwrap();
+    assert!(readyz.contains("divergence"), "{readyz}");
+    let readyz = http_get(&gateways[0], "/readyz").unwrap();
+    assert!(!readyz.contains("divergence"), "{readyz}");
     drop(procs);
 }
