@@ -4,7 +4,8 @@
 //! height becomes final at every member; the member whose orderer links are
 //! cut follows the head through its peers; a member removed by governance can
 //! no longer connect; a member whose stored state was edited on disk attests
-//! differently and every member raises the divergence alarm.
+//! differently and every member raises the divergence alarm; a peer that
+//! pushes a block with a forged orderer signature is refused, then banned.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -385,5 +386,94 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     assert!(readyz.contains("divergence"), "{readyz}");
     let readyz = http_get(&gateways[0], "/readyz").unwrap();
     assert!(!readyz.contains("divergence"), "{readyz}");
+
+    // A rogue peer: MOF's node pushes Hebei's gateway a real block re-signed by
+    // a key no orderer holds. Each push is refused; after three it is banned,
+    // and even its heartbeat is refused. The honest chain goes on.
+    let ch = ok::channel(
+        &files.members[0].tls_dir,
+        ledgers[0].parse().unwrap(),
+        "127.0.0.1",
+    )
+    .await;
+    let mut forged = LedgerClient::new(ch)
+        .get_block(fiscus_proto::pb::ledger::GetBlockRequest {
+            number: h2,
+            hash: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    forged.orderer_signature.as_mut().unwrap().signature =
+        fiscus_proto::sign::SigningKey::from_seed(&[66; 32])
+            .sign(&forged.header)
+            .to_vec();
+    let hebei_gateway = files.members[1].gateway.listen;
+    let mut rogue =
+        GossipClient::new(ok::channel(&files.members[0].tls_dir, hebei_gateway, "127.0.0.1").await);
+    let code = |e: &tonic::Status| {
+        e.metadata()
+            .get("fiscus-error-code")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for _ in 0..3 {
+        let err = rogue
+            .push_blocks(futures::stream::iter(vec![forged.clone()]))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err).as_deref(), Some("gossip.bad_block"), "{err}");
+    }
+    let err = rogue
+        .heartbeat(HeartbeatRequest {
+            member: "000000".into(),
+            height: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).as_deref(), Some("gossip.banned"), "{err}");
+    let refused = http_get(&gateways[1], "/metrics").unwrap();
+    assert!(
+        refused.contains("fiscus_gossip_refused_total{reason=\"bad_push\"} 3"),
+        "{refused}"
+    );
+    let more = envelope(
+        &files,
+        &files.mof,
+        201,
+        Call::Transfer(TransferCall {
+            method: Some(Method::Allocate(AllocateArgs {
+                from: account("000000"),
+                to_org_code: "130000".into(),
+                amount_fen: 8,
+                document: "after the rogue peer".into(),
+            })),
+        }),
+    );
+    let h3 = ok::broadcast(&mut c, vec![more], Duration::from_secs(30))
+        .await
+        .unwrap()[0]
+        .block_number;
+    assert!(h3 > h2);
+    for addr in &ledgers[..2] {
+        let ch = ok::channel(
+            &files.members[0].tls_dir,
+            addr.parse().unwrap(),
+            "127.0.0.1",
+        )
+        .await;
+        let mut lc = LedgerClient::new(ch);
+        let until = Instant::now() + Duration::from_secs(120);
+        while lc
+            .get_chain_info(ChainInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .height
+            < h3
+        {
+            assert!(Instant::now() < until, "{addr} did not reach {h3}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     drop(procs);
 }
