@@ -5,7 +5,8 @@
 //! cut follows the head through its peers; a member removed by governance can
 //! no longer connect; a member whose stored state was edited on disk attests
 //! differently and every member raises the divergence alarm; a peer that
-//! pushes a block with a forged orderer signature is refused, then banned.
+//! pushes a block with a forged orderer signature is refused, then banned; a
+//! NATS subscriber sees every tx status once, in order, across its restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -79,6 +80,70 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
+/// Reads `fiscus.<consortium>.000000.txs` through a durable JetStream consumer:
+/// 12 messages, a restart, then the rest. Each tx exactly once, in block order.
+async fn subscriber_sees_every_tx_once(
+    url: &str,
+    files: &testkit::NetworkFiles,
+    ledger: &str,
+    height: u64,
+    sent: usize,
+) {
+    use fiscus_common::bus::EventBus as _;
+    use futures::StreamExt as _;
+    use prost::Message as _;
+    let limits = fiscus_common::bus::BusLimits {
+        ack_wait: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let bus = fiscus_common::bus::nats::NatsBus::connect(url, "subscriber", limits)
+        .await
+        .unwrap();
+    let consortium = &files.cluster.consortium;
+    let stream = format!("FISCUS_{}_000000", consortium.replace(['-', '.'], "_"));
+    let filter = format!("fiscus.{consortium}.000000.txs");
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for stop_at in [12, sent] {
+        // A fresh consumer object each time: the second is the restarted subscriber.
+        let mut c = bus
+            .durable_consumer(&stream, "audit-office", &filter)
+            .await
+            .unwrap();
+        while seen.len() < stop_at {
+            let m = tokio::time::timeout(Duration::from_secs(60), c.next())
+                .await
+                .expect("a tx status within 60 s")
+                .unwrap()
+                .unwrap();
+            let e =
+                fiscus_proto::pb::events::TxStatusChanged::decode(&m.event.payload[..]).unwrap();
+            seen.push(e.tx_id);
+            m.ack().await.unwrap();
+        }
+    }
+    let ch = ok::channel(
+        &files.members[0].tls_dir,
+        ledger.parse().unwrap(),
+        "127.0.0.1",
+    )
+    .await;
+    let mut lc = LedgerClient::new(ch);
+    let mut expected = Vec::new();
+    for n in 1..=height {
+        let r = lc
+            .get_block_receipts(fiscus_proto::pb::ledger::GetBlockRequest {
+                number: n,
+                hash: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        expected.extend(r.receipts.into_iter().map(|r| r.tx_id));
+    }
+    assert_eq!(expected.len(), sent);
+    assert_eq!(seen, expected, "every tx exactly once, in chain order");
+}
+
 fn account(org: &str) -> Option<AccountRef> {
     Some(AccountRef {
         org_code: org.into(),
@@ -92,6 +157,11 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     let (mut files, listeners) = testkit::write_network(dir.path(), 3, 4).await;
     // The processes bind these addresses themselves.
     drop(listeners);
+    // Events go to a real nats-server (JetStream), started here on a free port.
+    let nats = fiscus_common::testkit::NatsServer::start().unwrap();
+    for m in &mut files.members {
+        m.gateway.nats_url = Some(nats.url());
+    }
     // A third voter for governance: a client of Shijiazhuang (130100).
     let (key, cert_id, serial, cert) = ok::issue_from(
         &files.cluster,
@@ -222,6 +292,10 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         }
     }
     assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
+
+    // A NATS subscriber (the audit office's system) sees every tx status of
+    // MOF's member exactly once, in chain order, across its own restart.
+    subscriber_sees_every_tx_once(&nats.url(), &files, &ledgers[0], height, envs.len()).await;
 
     // Every height final at every member.
     for (m, http) in files.members.iter().zip(&gateways) {
