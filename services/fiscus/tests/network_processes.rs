@@ -90,7 +90,6 @@ async fn subscriber_sees_every_tx_once(
     sent: usize,
 ) {
     use fiscus_common::bus::EventBus as _;
-    use futures::StreamExt as _;
     use prost::Message as _;
     let limits = fiscus_common::bus::BusLimits {
         ack_wait: Duration::from_secs(2),
