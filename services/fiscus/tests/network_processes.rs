@@ -1,12 +1,18 @@
-//! A consortium of processes on loopback: 3 `fiscus orderer`, and 4 members
-//! each running `fiscus ledger-store` and `fiscus gossip-gateway`, all over
-//! mutual TLS. Every member reaches the same head and state hash, and every
-//! height becomes final at every member; the member whose orderer links are
-//! cut follows the head through its peers; a member removed by governance can
-//! no longer connect; a member whose stored state was edited on disk attests
-//! differently and every member raises the divergence alarm; a peer that
-//! pushes a block with a forged orderer signature is refused, then banned; a
-//! NATS subscriber sees every tx status once, in order, across its restart.
+//! A consortium of processes on loopback: orderers run as `fiscus orderer`,
+//! and each member runs `fiscus ledger-store` and `fiscus gossip-gateway`, all
+//! over mutual TLS, with events on a real nats-server.
+//!
+//! - Every member reaches the same head and state hash, and every height
+//!   becomes final at every member.
+//! - The member whose orderer links are cut follows the head through its peers.
+//! - A NATS subscriber sees every tx status once, in order, across its restart.
+//! - A member removed by governance can no longer connect.
+//! - A member whose stored state was edited on disk attests differently, and
+//!   every member raises the divergence alarm.
+//! - A peer that pushes a block with a forged orderer signature is refused,
+//!   then banned, and the honest chain goes on.
+//! - A member whose processes stop for 5,000 blocks catches up from its peers
+//!   with the same state hash.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -549,4 +555,182 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         }
     }
     drop(procs);
+}
+
+/// The chain head (height, state hash) of the ledger-store at `addr`.
+async fn head(tls_dir: &Path, addr: &str) -> (u64, Vec<u8>) {
+    let ch = ok::channel(tls_dir, addr.parse().unwrap(), "127.0.0.1").await;
+    let info = LedgerClient::new(ch)
+        .get_chain_info(ChainInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    (info.height, info.state_hash)
+}
+
+async fn wait_height(tls_dir: &Path, addr: &str, height: u64, deadline: Duration) {
+    let until = Instant::now() + deadline;
+    loop {
+        let (h, _) = head(tls_dir, addr).await;
+        if h >= height {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{addr} stuck at {h}, short of {height}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Blocks a member misses while its processes are stopped.
+const MISSED_BLOCKS: u64 = 5000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut files, listeners) = testkit::write_network(dir.path(), 1, 3).await;
+    drop(listeners);
+    // One transaction per block, so that 5,000 transactions make 5,000 blocks.
+    let c = &mut files.cluster.configs[0];
+    c.batching.max_txs = 1;
+    c.raft.tick_ms = 50;
+    let orderer_addr = c.listen;
+    let path = dir.path().join("orderer-1.toml");
+    std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
+    let _orderer = spawn("orderer", &path).0;
+    // The late member follows its peers only.
+    files.members[2].gateway.orderers.clear();
+    let mut ledgers = Vec::new();
+    let mut procs = Vec::new();
+    for m in &files.members {
+        let path = dir.path().join(format!("ledger-{}.toml", m.code));
+        std::fs::write(&path, toml::to_string(&m.ledger).unwrap()).unwrap();
+        let (p, line) = spawn("ledger-store", &path);
+        ledgers.push(word(&line, "grpc="));
+        let gpath = dir.path().join(format!("gateway-{}.toml", m.code));
+        std::fs::write(&gpath, toml::to_string(&m.gateway).unwrap()).unwrap();
+        let (g, _) = spawn("gossip-gateway", &gpath);
+        procs.push((p, g));
+    }
+    let tx = |nonce: u64, m: Method| {
+        envelope(
+            &files,
+            &files.mof,
+            nonce,
+            Call::Transfer(TransferCall { method: Some(m) }),
+        )
+    };
+    let funding = vec![
+        tx(
+            1,
+            Method::Appropriate(AppropriateArgs {
+                account: account("000000"),
+                program: Some(Program {
+                    id: "2026-edu-01".into(),
+                    name: "义务教育补助经费".into(),
+                    kind: ProgramKind::General as i32,
+                    functional_code: "2050202".into(),
+                    fiscal_year: 2026,
+                    document: "财教〔2026〕1号".into(),
+                }),
+                amount_fen: 100_000_000,
+                document: "财教〔2026〕1号".into(),
+            }),
+        ),
+        tx(
+            2,
+            Method::Allocate(AllocateArgs {
+                from: account("000000"),
+                to_org_code: "130000".into(),
+                amount_fen: 50_000_000,
+                document: "财教〔2026〕2号".into(),
+            }),
+        ),
+    ];
+    let until = Instant::now() + Duration::from_secs(120);
+    let h0 = loop {
+        let mut c = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
+        match ok::broadcast(&mut c, funding.clone(), Duration::from_secs(30)).await {
+            Ok(acks) if acks.iter().all(|a| a.block_number > 0) => {
+                break acks.iter().map(|a| a.block_number).max().unwrap();
+            }
+            _ => {
+                assert!(
+                    Instant::now() < until,
+                    "the orderer never accepted the funding"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let late = &files.members[2];
+    wait_height(&late.tls_dir, &ledgers[2], h0, Duration::from_secs(120)).await;
+    let (stopped_at, _) = head(&late.tls_dir, &ledgers[2]).await;
+    // Both of its processes stop (killed, as a crash would).
+    drop(procs.pop());
+
+    // Hebei pays schools: one disbursement per block.
+    let envs: Vec<_> = (0..MISSED_BLOCKS)
+        .map(|i| {
+            envelope(
+                &files,
+                &files.hebei,
+                1 + i,
+                Call::Transfer(TransferCall {
+                    method: Some(Method::Disburse(fiscus_proto::pb::transfer::DisburseArgs {
+                        from: account("130000"),
+                        recipient: Some(fiscus_proto::pb::transfer::Recipient {
+                            id: Some(
+                                fiscus_proto::pb::transfer::recipient::Id::UnifiedSocialCreditCode(
+                                    "12130102MB1234567X".into(),
+                                ),
+                            ),
+                            name: "长安区第一小学".into(),
+                        }),
+                        amount_fen: 1,
+                        purpose: "营养改善计划".into(),
+                        economic_code: "30305".into(),
+                    })),
+                }),
+            )
+        })
+        .collect();
+    let mut c = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
+    let acks = ok::broadcast(&mut c, envs, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let height = acks.iter().map(|a| a.block_number).max().unwrap();
+    assert!(height >= stopped_at + MISSED_BLOCKS, "{height}");
+    wait_height(
+        &files.members[0].tls_dir,
+        &ledgers[0],
+        height,
+        Duration::from_secs(300),
+    )
+    .await;
+
+    // Started again, it replays the missed blocks from its peers.
+    let path = dir.path().join(format!("ledger-{}.toml", late.code));
+    let _ledger = spawn("ledger-store", &path).0;
+    let gpath = dir.path().join(format!("gateway-{}.toml", late.code));
+    let (_gateway, line) = spawn("gossip-gateway", &gpath);
+    let http = word(&line, "http=");
+    wait_height(&late.tls_dir, &ledgers[2], height, Duration::from_secs(300)).await;
+    assert_eq!(
+        head(&late.tls_dir, &ledgers[2]).await,
+        head(&files.members[0].tls_dir, &ledgers[0]).await,
+        "the same head and state hash"
+    );
+    // Every missed block came from its peers (it has no orderer to ask).
+    let metrics = http_get(&http, "/metrics").unwrap();
+    let from_peers: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("fiscus_gossip_blocks_committed_total{source=\"pull\"}")
+                || l.starts_with("fiscus_gossip_blocks_committed_total{source=\"push\"}")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(from_peers, height - stopped_at, "{metrics}");
 }
