@@ -13,8 +13,8 @@ use fiscus_proto::DecodeLimits;
 use fiscus_proto::envelope::{CheckedTx, seal};
 use fiscus_proto::hash::{Hash32, sha256};
 use fiscus_proto::pb::ledger::{
-    ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetReceiptRequest, GetStateRequest,
-    ScanStateRequest, TraceRequest,
+    ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetReceiptRequest, ScanStateRequest,
+    TraceRequest,
 };
 use fiscus_proto::pb::state::{Account, ProgramRecord};
 use fiscus_proto::pb::types::{
@@ -168,7 +168,7 @@ pub struct ReceiptJson {
     pub events: Vec<String>,
 }
 
-fn status_name(s: i32) -> String {
+pub(crate) fn status_name(s: i32) -> String {
     TxStatus::try_from(s)
         .map(|s| {
             s.as_str_name()
@@ -423,16 +423,7 @@ async fn submit_operation(
     body: web::Json<Operation>,
 ) -> Result<web::Json<SubmitResult>, ServiceError> {
     let client = api.caller(&req, Scope::Submit)?;
-    let custodial = client.custodial.as_ref().ok_or_else(|| {
-        err(
-            ErrorKind::PermissionDenied,
-            "api.custodial_not_enabled",
-            format!(
-                "custodial signing is not enabled for client {:?}; submit a signed envelope to /v1/transactions",
-                client.name
-            ),
-        )
-    })?;
+    let custodial = client.custodial()?;
     if body.acting_org() != client.org {
         return Err(err(
             ErrorKind::PermissionDenied,
@@ -706,28 +697,17 @@ async fn account(
     check_segment(&org, "org")?;
     check_segment(&program, "program")?;
     api.require_read_org(&client, &org)?;
-    let key = format!("acct/{org}/{program}").into_bytes();
-    let r = api
-        .backend
-        .ledger()
-        .await?
-        .get_state(GetStateRequest {
-            key: key.clone(),
-            at_height: 0,
-        })
-        .await
-        .map_err(|s| from_status("account", &s))?
-        .into_inner();
-    if !r.found {
-        return Err(err(
+    let key = format!("acct/{org}/{program}");
+    let value = api.state(key.clone()).await?.ok_or_else(|| {
+        err(
             ErrorKind::NotFound,
             "api.not_found",
             format!("no account {org}/{program}"),
-        ));
-    }
-    let a = Account::decode(&r.value[..])
+        )
+    })?;
+    let a = Account::decode(&value[..])
         .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;
-    account_json(&key, &a)
+    account_json(key.as_bytes(), &a)
         .map(web::Json)
         .ok_or_else(|| err(ErrorKind::Internal, "api.backend_error", "bad account key"))
 }

@@ -254,7 +254,7 @@ fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<(), String> 
 }
 
 impl Api {
-    async fn state(&self, key: String) -> Result<Option<Vec<u8>>, ServiceError> {
+    pub(crate) async fn state(&self, key: String) -> Result<Option<Vec<u8>>, ServiceError> {
         let r = self
             .backend
             .ledger()
@@ -334,16 +334,7 @@ async fn import(
         }
         body.extend_from_slice(&chunk);
     }
-    let custodial = client.custodial.as_ref().ok_or_else(|| {
-        err(
-            ErrorKind::PermissionDenied,
-            "api.custodial_not_enabled",
-            format!(
-                "bulk import signs rows for the client; custodial signing is not enabled for {:?}",
-                client.name
-            ),
-        )
-    })?;
+    let custodial = client.custodial()?;
     let rows = parse(&body, q.format)?;
     if rows.len() > MAX_ROWS {
         return Err(err(

@@ -73,6 +73,20 @@ pub struct Custodial {
 }
 
 impl Client {
+    /// The key the member signs with for this client, when custodial signing is on.
+    pub fn custodial(&self) -> Result<&Custodial, ServiceError> {
+        self.custodial.as_ref().ok_or_else(|| {
+            ServiceError::new(
+                ErrorKind::PermissionDenied,
+                "api.custodial_not_enabled",
+                format!(
+                    "custodial signing is not enabled for client {:?}; submit signed envelopes to /v1/transactions (or gRPC)",
+                    self.name
+                ),
+            )
+        })
+    }
+
     pub fn require(&self, scope: Scope) -> Result<(), ServiceError> {
         if self.scopes.contains(&scope) {
             Ok(())

@@ -11,13 +11,12 @@
 //!   follows the chain on its own cursor, kept in `data_dir`, so a restart
 //!   resumes where it stopped and a slow receiver never loses events.
 
-use crate::api::{Api, err};
+use crate::api::{Api, err, status_name};
 use crate::backend::from_status;
 use crate::clients::Scope;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::ledger::{ChainInfoRequest, GetBlockRequest};
-use fiscus_proto::pb::types::TxStatus;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -114,16 +113,6 @@ impl Hub {
             .cloned()
             .collect()
     }
-}
-
-fn status_name(s: i32) -> String {
-    TxStatus::try_from(s)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("TX_STATUS_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
 }
 
 impl Api {
