@@ -149,6 +149,28 @@ async fn subscriber_sees_every_tx_once(
     assert_eq!(seen, expected, "every tx exactly once, in chain order");
 }
 
+/// MOF allocates `amount` fen of the test program to Hebei.
+fn mof_to_hebei(
+    files: &testkit::NetworkFiles,
+    nonce: u64,
+    amount: i64,
+    document: &str,
+) -> fiscus_proto::pb::types::Envelope {
+    envelope(
+        files,
+        &files.mof,
+        nonce,
+        Call::Transfer(TransferCall {
+            method: Some(Method::Allocate(AllocateArgs {
+                from: account("000000"),
+                to_org_code: "130000".into(),
+                amount_fen: amount,
+                document: document.into(),
+            })),
+        }),
+    )
+}
+
 fn account(org: &str) -> Option<AccountRef> {
     Some(AccountRef {
         org_code: org.into(),
@@ -235,18 +257,11 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         }),
     )];
     for n in 2..=30 {
-        envs.push(envelope(
+        envs.push(mof_to_hebei(
             &files,
-            &files.mof,
             n,
-            Call::Transfer(TransferCall {
-                method: Some(Method::Allocate(AllocateArgs {
-                    from: account("000000"),
-                    to_org_code: "130000".into(),
-                    amount_fen: n as i64,
-                    document: format!("财教〔2026〕{n}号"),
-                })),
-            }),
+            n as i64,
+            &format!("财教〔2026〕{n}号"),
         ));
     }
     let until = Instant::now() + Duration::from_secs(120);
@@ -426,19 +441,7 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         .path()
         .join(format!("ledger-{}.toml", files.members[tampered].code));
     procs[ledger_proc] = spawn("ledger-store", &path).0;
-    let touch = envelope(
-        &files,
-        &files.mof,
-        200,
-        Call::Transfer(TransferCall {
-            method: Some(Method::Allocate(AllocateArgs {
-                from: account("000000"),
-                to_org_code: "130000".into(),
-                amount_fen: 7,
-                document: "after tampering".into(),
-            })),
-        }),
-    );
+    let touch = mof_to_hebei(&files, 200, 7, "after tampering");
     let acks = ok::broadcast(&mut c, vec![touch], Duration::from_secs(30))
         .await
         .unwrap();
@@ -515,19 +518,7 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         refused.contains("fiscus_gossip_refused_total{reason=\"bad_push\"} 3"),
         "{refused}"
     );
-    let more = envelope(
-        &files,
-        &files.mof,
-        201,
-        Call::Transfer(TransferCall {
-            method: Some(Method::Allocate(AllocateArgs {
-                from: account("000000"),
-                to_org_code: "130000".into(),
-                amount_fen: 8,
-                document: "after the rogue peer".into(),
-            })),
-        }),
-    );
+    let more = mof_to_hebei(&files, 201, 8, "after the rogue peer");
     let h3 = ok::broadcast(&mut c, vec![more], Duration::from_secs(30))
         .await
         .unwrap()[0]
@@ -638,15 +629,7 @@ async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers
                 document: "财教〔2026〕1号".into(),
             }),
         ),
-        tx(
-            2,
-            Method::Allocate(AllocateArgs {
-                from: account("000000"),
-                to_org_code: "130000".into(),
-                amount_fen: 50_000_000,
-                document: "财教〔2026〕2号".into(),
-            }),
-        ),
+        mof_to_hebei(&files, 2, 50_000_000, "财教〔2026〕2号"),
     ];
     let until = Instant::now() + Duration::from_secs(120);
     let h0 = loop {
