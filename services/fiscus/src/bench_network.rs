@@ -261,6 +261,8 @@ pub(crate) async fn run(b: NetworkBench) -> Result<()> {
         replayed_txs += block.txs.len() as u64;
     }
     let replayed_blocks = end_height - h_first;
+    // Where the catching-up ledger spent its time (start-up blocks included).
+    let ph = late.ledger.ledger.phase_times();
     let same = late.state_hash().await == members[0].state_hash().await;
     if !same {
         bail!("the caught-up member's state hash differs");
@@ -281,6 +283,12 @@ pub(crate) async fn run(b: NetworkBench) -> Result<()> {
         "catchup_replayed_txs": replayed_txs,
         "catchup_total_s": (catch_total * 100.0).round() / 100.0,
         "catchup_startup_s": ((catch_total - replay_s) * 100.0).round() / 100.0,
+        "catchup_ledger_phases_s": {
+            "check_and_signatures": (ph.check.as_secs_f64() * 100.0).round() / 100.0,
+            "reads": (ph.read.as_secs_f64() * 100.0).round() / 100.0,
+            "execute": (ph.execute.as_secs_f64() * 100.0).round() / 100.0,
+            "write_and_fsync": (ph.write.as_secs_f64() * 100.0).round() / 100.0,
+        },
         "measured_at_ms": now_ms(),
     });
     if b.json {
