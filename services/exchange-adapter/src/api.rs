@@ -761,7 +761,17 @@ impl Api {
                 page_token,
             })
             .await
-            .map_err(|s| from_status("scan", &s))?
+            .map_err(|s| {
+                if s.code() == tonic::Code::InvalidArgument {
+                    err(
+                        ErrorKind::InvalidArgument,
+                        "api.bad_cursor",
+                        "the cursor is not one this API gave for this list",
+                    )
+                } else {
+                    from_status("scan", &s)
+                }
+            })?
             .into_inner())
     }
 }

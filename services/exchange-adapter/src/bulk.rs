@@ -88,7 +88,9 @@ pub struct RowResult {
     pub row: usize,
     pub external_id: String,
     pub tx_id: String,
-    /// `valid` (dry run), `submitted`, or `already_imported` (a re-run).
+    /// `valid` (dry run), `submitted`, `already_imported` (a re-run), or
+    /// `rejected_on_chain: <status>` (an earlier run's transaction that the
+    /// contract refused; fix the row and give it a new external id).
     pub status: String,
     pub block_number: u64,
 }
@@ -98,6 +100,8 @@ pub struct ImportReport {
     pub rows: usize,
     pub submitted: usize,
     pub already_imported: usize,
+    /// Rows whose transaction an earlier run put on the chain and the contract refused.
+    pub rejected_on_chain: usize,
     pub dry_run: bool,
     pub results: Vec<RowResult>,
 }
@@ -128,7 +132,8 @@ fn parse(body: &[u8], format: Format) -> Result<Vec<ImportRow>, ServiceError> {
                 .trim(csv::Trim::All)
                 .from_reader(body);
             let mut rows = Vec::new();
-            for (i, rec) in r.deserialize::<ImportRow>().enumerate() {
+            // One past the limit is enough to refuse the file.
+            for (i, rec) in r.deserialize::<ImportRow>().enumerate().take(MAX_ROWS + 1) {
                 rows.push(rec.map_err(|e| {
                     err(
                         ErrorKind::InvalidArgument,
@@ -209,8 +214,9 @@ fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<(), String> 
                     row.to_org_code
                 ));
             }
-            if row.document.is_empty() || row.document.chars().count() > 256 {
-                return Err("document must be 1 to 256 characters".into());
+            // The contract's limits are in UTF-8 bytes (a Chinese character is 3).
+            if row.document.is_empty() || row.document.len() > 256 {
+                return Err("document must be 1 to 256 bytes of UTF-8".into());
             }
         }
         "disburse" => {
@@ -244,8 +250,11 @@ fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<(), String> 
                     return Err("give exactly one of recipient_uscc and recipient_id_hash".into());
                 }
             }
-            if row.purpose.chars().count() > 256 || row.recipient_name.chars().count() > 256 {
-                return Err("purpose and recipient_name are at most 256 characters".into());
+            if row.purpose.is_empty() || row.purpose.len() > 256 {
+                return Err("purpose must be 1 to 256 bytes of UTF-8".into());
+            }
+            if row.recipient_name.len() > 256 {
+                return Err("recipient_name is at most 256 bytes of UTF-8".into());
             }
         }
         other => return Err(format!("op {other:?} is not allocate or disburse")),
@@ -269,8 +278,9 @@ impl Api {
         Ok(r.found.then_some(r.value))
     }
 
-    /// The block holding `tx`, if it was already ordered and committed here.
-    async fn committed_in(&self, tx: &Hash32) -> Result<Option<u64>, ServiceError> {
+    /// The block holding `tx` and its receipt status, if it was already
+    /// ordered and committed here.
+    async fn committed_in(&self, tx: &Hash32) -> Result<Option<(u64, String)>, ServiceError> {
         match self
             .backend
             .ledger()
@@ -281,7 +291,7 @@ impl Api {
             Ok(p) => Ok(
                 fiscus_proto::pb::types::Receipt::decode(&p.into_inner().receipt[..])
                     .ok()
-                    .map(|r| r.block_number),
+                    .map(|r| (r.block_number, crate::api::status_name(r.status))),
             ),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(from_status("receipt", &s)),
@@ -344,6 +354,7 @@ async fn import(
         ));
     }
     let mut errors = Vec::new();
+    let mut bad_rows = BTreeSet::new();
     let mut seen = BTreeSet::new();
     for (i, row) in rows.iter().enumerate() {
         let fail = |m: String| RowError {
@@ -353,14 +364,16 @@ async fn import(
         };
         if let Err(m) = check_row(&api, &client, row) {
             errors.push(fail(m));
+            bad_rows.insert(i + 1);
         } else if !seen.insert(row.external_id.clone()) {
             errors.push(fail("external_id appears twice in the file".into()));
+            bad_rows.insert(i + 1);
         }
     }
     // Programs and balances: read once each, at the current height.
     let mut kinds: BTreeMap<String, Option<ProgramKind>> = BTreeMap::new();
-    for row in &rows {
-        if !kinds.contains_key(&row.program_id) {
+    for (i, row) in rows.iter().enumerate() {
+        if !bad_rows.contains(&(i + 1)) && !kinds.contains_key(&row.program_id) {
             let kind = api
                 .state(format!("prog/{}", row.program_id))
                 .await?
@@ -371,9 +384,10 @@ async fn import(
         }
     }
     let mut planned = Vec::new();
-    let mut need: BTreeMap<(String, String), i64> = BTreeMap::new();
+    // i128: client-chosen amounts must not overflow the funds check.
+    let mut need: BTreeMap<(String, String), i128> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
-        if errors.iter().any(|e| e.row == i + 1) {
+        if bad_rows.contains(&(i + 1)) {
             continue;
         }
         let fail = |m: String| RowError {
@@ -438,7 +452,7 @@ async fn import(
         if done.is_none() {
             *need
                 .entry((row.org_code.clone(), row.program_id.clone()))
-                .or_default() += row.amount_fen;
+                .or_default() += i128::from(row.amount_fen);
         }
         planned.push((i + 1, row.external_id.clone(), tx, env, done));
     }
@@ -447,7 +461,7 @@ async fn import(
             .state(format!("acct/{org}/{program}"))
             .await?
             .and_then(|v| AccountState::decode(&v[..]).ok())
-            .map_or(0, |a| a.balance_fen);
+            .map_or(0, |a| i128::from(a.balance_fen));
         if *amount > balance {
             for (i, row) in rows.iter().enumerate() {
                 if &row.org_code == org && &row.program_id == program {
@@ -481,20 +495,19 @@ async fn import(
             }));
     }
     let mut results = Vec::with_capacity(planned.len());
-    let (mut submitted, mut already) = (0, 0);
+    let mut submitted = 0;
     if q.dry_run {
         for (row, external_id, tx, _, done) in planned {
             results.push(RowResult {
                 row,
                 external_id,
                 tx_id: tx.to_hex(),
-                status: if done.is_some() {
-                    "already_imported"
-                } else {
-                    "valid"
-                }
-                .into(),
-                block_number: done.unwrap_or(0),
+                status: match &done {
+                    None => "valid".into(),
+                    Some((_, s)) if s == "valid" => "already_imported".into(),
+                    Some((_, s)) => format!("rejected_on_chain: {s}"),
+                },
+                block_number: done.map_or(0, |d| d.0),
             });
         }
     } else {
@@ -511,17 +524,20 @@ async fn import(
                 let api = api.clone();
                 async move {
                     let (status, block) = match done {
-                        Some(b) => ("already_imported", b),
+                        Some((b, s)) if s == "valid" => ("already_imported".to_owned(), b),
+                        Some((b, s)) => (format!("rejected_on_chain: {s}"), b),
                         None => match api.backend.broadcast(env).await? {
-                            crate::backend::Ordered::Accepted(b) => ("submitted", b),
-                            crate::backend::Ordered::Duplicate(b) => ("already_imported", b),
+                            crate::backend::Ordered::Accepted(b) => ("submitted".to_owned(), b),
+                            crate::backend::Ordered::Duplicate(b) => {
+                                ("already_imported".to_owned(), b)
+                            }
                         },
                     };
                     Ok::<_, ServiceError>(RowResult {
                         row,
                         external_id,
                         tx_id: tx.to_hex(),
-                        status: status.into(),
+                        status,
                         block_number: block,
                     })
                 }
@@ -530,8 +546,6 @@ async fn import(
                 let r = r?;
                 if r.status == "submitted" {
                     submitted += 1;
-                } else {
-                    already += 1;
                 }
                 results.push(r);
             }
@@ -541,14 +555,14 @@ async fn import(
     Ok(HttpResponse::Ok().json(ImportReport {
         rows: rows.len(),
         submitted,
-        already_imported: if q.dry_run {
-            results
-                .iter()
-                .filter(|r| r.status == "already_imported")
-                .count()
-        } else {
-            already
-        },
+        already_imported: results
+            .iter()
+            .filter(|r| r.status == "already_imported")
+            .count(),
+        rejected_on_chain: results
+            .iter()
+            .filter(|r| r.status.starts_with("rejected_on_chain"))
+            .count(),
         dry_run: q.dry_run,
         results,
     }))

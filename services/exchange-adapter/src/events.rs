@@ -245,13 +245,21 @@ pub async fn webhook_loop(api: web::Data<Api>, hook: WebhookConfig, cursor_file:
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
     let mut next = match saved {
-        Some(h) => h + 1,
-        None => loop {
-            match api.head().await {
-                Ok(h) => break h + 1,
-                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        Some(h) => h.saturating_add(1),
+        None => {
+            let head = loop {
+                match api.head().await {
+                    Ok(h) => break h,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            };
+            // Saved at once, so that a restart before the first delivery
+            // resumes here rather than at a later head.
+            if let Err(e) = save_cursor(&cursor_file, head) {
+                tracing::warn!(file = %cursor_file.display(), error = %e, "saving the webhook cursor");
             }
-        },
+            head + 1
+        }
     };
     tracing::info!(webhook = %hook.name, from = next, "webhook deliveries start");
     loop {
@@ -326,7 +334,16 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let head = api.head().await?;
-    let from = last_id.map(|h| h + 1).or(q.from_height).unwrap_or(head + 1);
+    let from = match last_id {
+        Some(h) => h.checked_add(1).ok_or_else(|| {
+            err(
+                ErrorKind::InvalidArgument,
+                "api.bad_query",
+                "Last-Event-ID is not a height",
+            )
+        })?,
+        None => q.from_height.unwrap_or(head + 1),
+    };
     let max = q.max_blocks.unwrap_or(u64::MAX);
     if max == 0 {
         return Err(err(

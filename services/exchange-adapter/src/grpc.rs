@@ -166,6 +166,8 @@ impl Exchange for ExchangeService {
         tokio::spawn(async move {
             // Dropping `up_tx` at the end closes the orderer stream once its acks are in.
             while let Ok(Some(env)) = input.message().await {
+                // The tx id, when the payload is there to hash, names a refusal.
+                let id = (!env.payload.is_empty()).then(|| fiscus_proto::hash::tx_id(&env.payload));
                 match svc.check(env, &org) {
                     Ok((_, env)) => {
                         if up_tx.send(env).await.is_err() {
@@ -173,7 +175,7 @@ impl Exchange for ExchangeService {
                         }
                     }
                     Err(e) => {
-                        if out_tx.send(Ok(refused(None, &e))).await.is_err() {
+                        if out_tx.send(Ok(refused(id, &e))).await.is_err() {
                             return;
                         }
                     }

@@ -102,11 +102,15 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size =
             usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 || eol + 2 + size > b.len() {
+        // The sizes come from the peer: never let them overflow.
+        let Some(end) = (eol + 2)
+            .checked_add(size)
+            .filter(|e| size > 0 && *e <= b.len())
+        else {
             break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[(eol + 4 + size).min(b.len())..];
+        };
+        out.extend_from_slice(&b[eol + 2..end]);
+        b = &b[end.saturating_add(2).min(b.len())..];
     }
     out
 }

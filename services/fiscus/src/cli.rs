@@ -468,8 +468,25 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
     let (mut submitted, mut already, mut results) = (0u64, 0u64, Vec::new());
     let total = rows.len();
     for (i, chunk) in rows.chunks(cmd.chunk.max(1)).enumerate() {
+        let offset = (i * cmd.chunk.max(1)) as u64;
         let (status, raw) = post(chunk, false).await?;
-        let v = ok(status, serde_json::from_slice(&raw).unwrap_or(Value::Null))?;
+        let mut v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        // The server numbers each chunk's rows from 1; report them as file rows.
+        for list in ["results", "errors"] {
+            if let Some(items) = v[list].as_array_mut() {
+                for item in items {
+                    if let Some(r) = item["row"].as_u64() {
+                        item["row"] = json!(r + offset);
+                    }
+                }
+            }
+        }
+        let v = ok(status, v).with_context(|| {
+            format!(
+                "chunk from file row {} (rows before it were submitted; re-running the file skips them)",
+                offset + 1
+            )
+        })?;
         submitted += v["submitted"].as_u64().unwrap_or(0);
         already += v["already_imported"].as_u64().unwrap_or(0);
         results.extend(v["results"].as_array().cloned().unwrap_or_default());

@@ -20,7 +20,8 @@ pub(crate) struct VerifyReceiptCmd {
     /// The consortium root certificate (PEM).
     #[arg(long)]
     root: PathBuf,
-    /// The member node certificates (PEM files) whose attestations to accept.
+    /// A directory of certificates (PEM); only member node certificates issued by
+    /// the root are accepted as attestation signers.
     #[arg(long)]
     certs_dir: PathBuf,
     #[arg(long)]
@@ -132,14 +133,38 @@ pub(crate) fn verify(proof: &ReceiptProof, certs: &Certs) -> Result<Verified> {
     })
 }
 
-/// Loads the node certificates in `dir` that chain to the root in `root_pem`.
+/// Loads the **node** certificates in `dir` that chain to the root in
+/// `root_pem`. Client, admin and orderer certificates in the same directory
+/// are left out: only a member's node signs attestations.
 pub(crate) fn load_certs(root_pem: &Path, dir: &Path) -> Result<Certs> {
     let pem = std::fs::read(root_pem).with_context(|| format!("reading {}", root_pem.display()))?;
     let roots: Vec<Vec<u8>> = fiscus_common::tls::parse_certs(root_pem, &pem)?
         .into_iter()
         .map(|c| c.to_vec())
         .collect();
-    Ok(Certs::load_dir(dir, &roots)?)
+    let signed_by_root = Certs::load_dir(dir, &roots)?;
+    let mut nodes = Certs::default();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "pem") {
+            continue;
+        }
+        let pem = std::fs::read(&path)?;
+        let Ok(chain) = fiscus_common::tls::parse_certs(&path, &pem) else {
+            continue;
+        };
+        let Some(leaf) = chain.first() else { continue };
+        let Ok(id) = fiscus_common::tls::PeerIdentity::from_der(leaf) else {
+            continue;
+        };
+        if id.role != fiscus_proto::pb::types::Role::Node {
+            continue;
+        }
+        if let Some(key) = signed_by_root.public_key(&id.cert_id) {
+            nodes.insert_key(id.cert_id, &id.member, key);
+        }
+    }
+    Ok(nodes)
 }
 
 pub(crate) fn read_proof(path: &Path) -> Result<ReceiptProof> {

@@ -529,6 +529,43 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tx_id"], tx.as_str());
     assert_eq!(v["attested_by"].as_array().unwrap().len(), 5);
+    // An attestation signed with MOF's *client* key (root-issued, right org,
+    // but not a node certificate) does not make a receipt valid.
+    let genuine =
+        fiscus_proto::pb::types::ReceiptProof::decode(&std::fs::read(&file).unwrap()[..]).unwrap();
+    let att = genuine
+        .attestations
+        .iter()
+        .map(|a| fiscus_proto::pb::types::Attestation::decode(&a.attestation[..]).unwrap())
+        .find(|a| a.member == "000000")
+        .unwrap();
+    let client = data.join("member-000000/client");
+    let ckey =
+        SigningKey::from_pkcs8_pem(&std::fs::read_to_string(client.join("key.pem")).unwrap())
+            .unwrap();
+    let cpem = std::fs::read(client.join("cert.pem")).unwrap();
+    let cid =
+        cert_id(&fiscus_common::tls::parse_certs(&client.join("cert.pem"), &cpem).unwrap()[0]);
+    let bytes = att.encode_to_vec();
+    let forged = fiscus_proto::pb::types::ReceiptProof {
+        attestations: vec![fiscus_proto::pb::types::SignedAttestation {
+            signature: Some(fiscus_proto::pb::types::Signature {
+                cert_id: cid.to_vec(),
+                signature: ckey.sign(&bytes).to_vec(),
+            }),
+            attestation: bytes,
+        }],
+        ..genuine
+    };
+    let forged_file = dir.path().join("forged.pb");
+    std::fs::write(&forged_file, forged.encode_to_vec()).unwrap();
+    let out = verify(&forged_file);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // One flipped byte in the receipt: refused.
     let mut bad = std::fs::read(&file).unwrap();
     bad[12] ^= 1;
