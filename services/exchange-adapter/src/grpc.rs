@@ -26,6 +26,27 @@ use tonic::{Request, Response, Status, Streaming};
 #[derive(Debug, Clone)]
 pub struct ExchangeService {
     pub api: web::Data<Api>,
+    /// What a caller with a consortium client certificate may do.
+    pub cert_scopes: Vec<crate::clients::Scope>,
+}
+
+impl ExchangeService {
+    /// The caller's org, once its certificate's role and this API's scopes allow `scope`.
+    fn caller<T>(&self, req: &Request<T>, scope: crate::clients::Scope) -> Result<String, Status> {
+        let org = caller_org(req)?;
+        if !self.cert_scopes.contains(&scope) {
+            return Err(ServiceError::new(
+                ErrorKind::PermissionDenied,
+                "api.scope_not_granted",
+                format!(
+                    "certificate callers are not granted the {:?} scope here",
+                    scope.name()
+                ),
+            )
+            .into());
+        }
+        Ok(org)
+    }
 }
 
 fn caller_org<T>(req: &Request<T>) -> Result<String, Status> {
@@ -118,7 +139,7 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<SubmitResult, Status>> + Se
 #[tonic::async_trait]
 impl Exchange for ExchangeService {
     async fn submit(&self, req: Request<Envelope>) -> Result<Response<SubmitResponse>, Status> {
-        let org = caller_org(&req)?;
+        let org = self.caller(&req, crate::clients::Scope::Submit)?;
         let (tx_id, env) = self.check(req.into_inner(), &org)?;
         match self.api.backend.broadcast(env).await? {
             Ordered::Accepted(_) => Ok(Response::new(SubmitResponse {
@@ -139,7 +160,7 @@ impl Exchange for ExchangeService {
         &self,
         req: Request<Streaming<Envelope>>,
     ) -> Result<Response<ResultStream>, Status> {
-        let org = caller_org(&req)?;
+        let org = self.caller(&req, crate::clients::Scope::Submit)?;
         let mut input = req.into_inner();
         let (up_tx, up_rx) = mpsc::channel::<Envelope>(4096);
         let (out_tx, out_rx) = mpsc::channel::<Result<SubmitResult, Status>>(4096);
@@ -191,7 +212,7 @@ impl Exchange for ExchangeService {
         &self,
         req: Request<TxStatusRequest>,
     ) -> Result<Response<TxStatusResponse>, Status> {
-        caller_org(&req)?;
+        self.caller(&req, crate::clients::Scope::Read)?;
         let mut ledger = self.api.backend.ledger().await?;
         match ledger
             .get_receipt(GetReceiptRequest {
@@ -215,7 +236,7 @@ impl Exchange for ExchangeService {
         &self,
         req: Request<TxStatusRequest>,
     ) -> Result<Response<ReceiptProof>, Status> {
-        caller_org(&req)?;
+        self.caller(&req, crate::clients::Scope::Read)?;
         let mut ledger = self.api.backend.ledger().await?;
         ledger
             .get_receipt(GetReceiptRequest {
@@ -226,7 +247,7 @@ impl Exchange for ExchangeService {
     }
 
     async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<TraceResponse>, Status> {
-        caller_org(&req)?;
+        self.caller(&req, crate::clients::Scope::Read)?;
         let mut ledger = self.api.backend.ledger().await?;
         let r = ledger
             .trace(fiscus_proto::pb::ledger::TraceRequest {

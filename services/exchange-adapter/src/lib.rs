@@ -44,6 +44,9 @@ pub struct Config {
     /// The gRPC API (`fiscus.exchange.v1.Exchange`) over mutual TLS, for
     /// clients with a consortium client certificate; unset: not served.
     pub grpc_listen: Option<SocketAddr>,
+    /// What a gRPC caller with a consortium client certificate may do (it acts
+    /// for the org its certificate names).
+    pub grpc_cert_scopes: Vec<clients::Scope>,
     /// The member's node certificate, for calling its ledger-store and the orderers.
     pub tls: TlsConfig,
     pub ledger: Endpoint,
@@ -78,6 +81,7 @@ impl Default for Config {
             listen: ([127, 0, 0, 1], 8080).into(),
             http_listen: ([127, 0, 0, 1], 9480).into(),
             grpc_listen: None,
+            grpc_cert_scopes: vec![clients::Scope::Submit, clients::Scope::Read],
             tls: TlsConfig::in_dir(std::path::Path::new("tls")),
             ledger: Endpoint {
                 addr: "127.0.0.1:7300".into(),
@@ -358,7 +362,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None,
         );
         let svc = fiscus_proto::pb::exchange::exchange_server::ExchangeServer::new(
-            grpc::ExchangeService { api: api.clone() },
+            grpc::ExchangeService {
+                api: api.clone(),
+                cert_scopes: config.grpc_cert_scopes.clone(),
+            },
         )
         .max_decoding_message_size(config.max_body_bytes);
         tasks.push(tokio::spawn(async move {

@@ -765,6 +765,79 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         "{body}"
     );
 
+    // The gRPC API: a caller with MOF's client certificate submits on a stream;
+    // an envelope signed for another org is refused with its tx id; a node
+    // certificate may not submit.
+    let layout: Value =
+        serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    let grpc = layout["members"][0]["grpc"].as_str().unwrap().to_owned();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
+        use fiscus_proto::pb::exchange::exchange_client::ExchangeClient;
+        let connect = |dir: std::path::PathBuf| {
+            let grpc = grpc.clone();
+            async move {
+                let tls = TlsContext::load(&TlsConfig::in_dir(&dir)).unwrap();
+                let ch = connect_channel(&grpc, "127.0.0.1", tls.client_config().unwrap())
+                    .await
+                    .unwrap();
+                ExchangeClient::new(ch)
+            }
+        };
+        let mut mof_client = connect(data.join("member-000000/client")).await;
+        let ok_env =
+            fiscus_proto::pb::types::Envelope::decode(&signed_allocation(&data, 77)[..]).unwrap();
+        let ok_id = fiscus_proto::hash::tx_id(&ok_env.payload).to_vec();
+        // Signed with Hebei's client key: the wrong org for this caller.
+        let hebei = data.join("member-130000/client");
+        let hkey =
+            SigningKey::from_pkcs8_pem(&std::fs::read_to_string(hebei.join("key.pem")).unwrap())
+                .unwrap();
+        let hpem = std::fs::read(hebei.join("cert.pem")).unwrap();
+        let hid =
+            cert_id(&fiscus_common::tls::parse_certs(&hebei.join("cert.pem"), &hpem).unwrap()[0]);
+        let mut payload = TxPayload::decode(&ok_env.payload[..]).unwrap();
+        payload.creator_cert_id = hid.to_vec();
+        payload.nonce = 78;
+        let wrong = seal(&payload, &[(&hkey, hid)]);
+        let wrong_id = fiscus_proto::hash::tx_id(&wrong.payload).to_vec();
+        let mut answers = mof_client
+            .submit_stream(futures::stream::iter(vec![ok_env, wrong]))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got = BTreeMap::new();
+        while got.len() < 2 {
+            let r = answers
+                .message()
+                .await
+                .unwrap()
+                .expect("an answer per envelope");
+            got.insert(r.tx_id.clone(), r);
+        }
+        assert!(
+            got[&ok_id].error_code.is_empty() && got[&ok_id].block_number > 0,
+            "{got:?}"
+        );
+        assert_eq!(got[&wrong_id].error_code, "api.wrong_org", "{got:?}");
+        let mut node_client = connect(data.join("member-000000/node-tls")).await;
+        let err = node_client
+            .submit(
+                fiscus_proto::pb::types::Envelope::decode(&signed_allocation(&data, 79)[..])
+                    .unwrap(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.metadata()
+                .get("fiscus-error-code")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "api.wrong_role"
+        );
+    });
+
     // A restart resumes the chain.
     let height = net.chain("130000")["height"].as_u64().unwrap();
     devnet.interrupt();
