@@ -748,19 +748,8 @@ impl Api {
                 )
             })?,
         };
-        Ok(self
-            .backend
-            .ledger()
+        self.scan_page(prefix, self.page(q.limit), page_token)
             .await?
-            .scan_state(ScanStateRequest {
-                prefix,
-                start: Vec::new(),
-                end: Vec::new(),
-                at_height: 0,
-                limit: self.page(q.limit),
-                page_token,
-            })
-            .await
             .map_err(|s| {
                 if s.code() == tonic::Code::InvalidArgument {
                     err(
@@ -771,8 +760,32 @@ impl Api {
                 } else {
                     from_status("scan", &s)
                 }
-            })?
-            .into_inner())
+            })
+    }
+
+    /// One page of the ledger's `ScanState` under `prefix` at the head (or at
+    /// the height `page_token` pins). The outer error: the ledger is unreachable.
+    pub(crate) async fn scan_page(
+        &self,
+        prefix: Vec<u8>,
+        limit: u32,
+        page_token: Vec<u8>,
+    ) -> Result<Result<fiscus_proto::pb::ledger::ScanStateResponse, tonic::Status>, ServiceError>
+    {
+        Ok(self
+            .backend
+            .ledger()
+            .await?
+            .scan_state(ScanStateRequest {
+                prefix,
+                start: Vec::new(),
+                end: Vec::new(),
+                at_height: 0,
+                limit,
+                page_token,
+            })
+            .await
+            .map(tonic::Response::into_inner))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::ops::{Account, Operation, RecipientJson};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::hash::Hash32;
-use fiscus_proto::pb::ledger::{GetReceiptRequest, GetStateRequest, ScanStateRequest};
+use fiscus_proto::pb::ledger::{GetReceiptRequest, GetStateRequest};
 use fiscus_proto::pb::state::{
     Account as AccountState, AllocationRecord, LineageRecord, ProgramRecord,
 };
@@ -614,20 +614,9 @@ impl Api {
         let mut token = Vec::new();
         loop {
             let r = self
-                .backend
-                .ledger()
+                .scan_page(prefix.as_bytes().to_vec(), 1000, token)
                 .await?
-                .scan_state(ScanStateRequest {
-                    prefix: prefix.as_bytes().to_vec(),
-                    start: Vec::new(),
-                    end: Vec::new(),
-                    at_height: 0,
-                    limit: 1000,
-                    page_token: token,
-                })
-                .await
-                .map_err(|s| from_status("scan", &s))?
-                .into_inner();
+                .map_err(|s| from_status("scan", &s))?;
             out.extend(r.entries.into_iter().map(|kv| (kv.key, kv.value)));
             if r.next_page_token.is_empty() {
                 return Ok(out);
