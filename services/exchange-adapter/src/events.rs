@@ -312,6 +312,19 @@ pub struct EventsQuery {
     pub max_blocks: Option<u64>,
 }
 
+/// Where one server-sent-events stream is.
+struct Sse {
+    api: web::Data<Api>,
+    live: broadcast::Receiver<Arc<BlockEvent>>,
+    next: u64,
+    sent: u64,
+    done: bool,
+    /// The head last read from the ledger; replay runs up to it.
+    replay_to: u64,
+    /// Replay is over: blocks come from the live channel.
+    caught_up: bool,
+}
+
 fn sse(ev: &BlockEvent) -> actix_web::web::Bytes {
     let data = serde_json::to_string(ev).unwrap_or_default();
     actix_web::web::Bytes::from(format!("id: {}\nevent: block\ndata: {data}\n\n", ev.height))
@@ -353,52 +366,64 @@ async fn events(
         ));
     }
     let live = api.hub.live.subscribe();
-    let state = (api.clone(), live, from, 0u64, false);
-    let stream =
-        futures::stream::unfold(state, move |(api, mut live, next, sent, done)| async move {
-            if done || sent >= max {
-                return None;
-            }
-            // Replay from the ledger while behind its head, then follow live.
-            let head = api.head().await.unwrap_or(0);
-            if next <= head {
-                return match api.block_event(next).await {
-                    Ok(ev) => Some((
-                        Ok::<_, actix_web::Error>(sse(&ev)),
-                        (api, live, next + 1, sent + 1, false),
-                    )),
-                    Err(e) => Some((
-                        Ok(actix_web::web::Bytes::from(format!(
-                            "event: error\ndata: {}\n\n",
-                            e.message
-                        ))),
-                        (api, live, next, sent, true),
-                    )),
-                };
-            }
-            loop {
-                match tokio::time::timeout(Duration::from_secs(15), live.recv()).await {
-                    Err(_) => {
-                        return Some((
-                            Ok(actix_web::web::Bytes::from_static(b": keep-alive\n\n")),
-                            (api, live, next, sent, false),
-                        ));
-                    }
-                    Ok(Ok(ev)) if ev.height < next => continue,
-                    Ok(Ok(ev)) if ev.height == next => {
-                        return Some((Ok(sse(&ev)), (api, live, next + 1, sent + 1, false)));
-                    }
-                    // A gap (lagged, or a block published before we subscribed): read it.
-                    Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                        return match api.block_event(next).await {
-                            Ok(ev) => Some((Ok(sse(&ev)), (api, live, next + 1, sent + 1, false))),
-                            Err(_) => None,
-                        };
-                    }
-                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+    let state = Sse {
+        api: api.clone(),
+        live,
+        next: from,
+        sent: 0,
+        done: false,
+        replay_to: head,
+        caught_up: false,
+    };
+    let stream = futures::stream::unfold(state, move |mut st| async move {
+        if st.done || st.sent >= max {
+            return None;
+        }
+        // Replay from the ledger while behind its head (asking for the head once
+        // per stretch replayed, not per block), then follow live.
+        if !st.caught_up && st.next > st.replay_to {
+            st.replay_to = st.api.head().await.unwrap_or(0);
+            st.caught_up = st.next > st.replay_to;
+        }
+        if !st.caught_up {
+            return Some(match st.api.block_event(st.next).await {
+                Ok(ev) => {
+                    st.next += 1;
+                    st.sent += 1;
+                    (Ok::<_, actix_web::Error>(sse(&ev)), st)
                 }
+                Err(e) => {
+                    st.done = true;
+                    let msg = format!("event: error\ndata: {}\n\n", e.message);
+                    (Ok(actix_web::web::Bytes::from(msg)), st)
+                }
+            });
+        }
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), st.live.recv()).await {
+                Err(_) => {
+                    return Some((
+                        Ok(actix_web::web::Bytes::from_static(b": keep-alive\n\n")),
+                        st,
+                    ));
+                }
+                Ok(Ok(ev)) if ev.height < st.next => continue,
+                Ok(Ok(ev)) if ev.height == st.next => {
+                    st.next += 1;
+                    st.sent += 1;
+                    return Some((Ok(sse(&ev)), st));
+                }
+                // A gap (lagged, or a block published before we subscribed): read it.
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    let ev = st.api.block_event(st.next).await.ok()?;
+                    st.next += 1;
+                    st.sent += 1;
+                    return Some((Ok(sse(&ev)), st));
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
             }
-        });
+        }
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
