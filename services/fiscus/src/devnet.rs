@@ -40,8 +40,8 @@ pub(crate) struct DevnetCmd {
     /// Delete the data directory first and start a fresh chain.
     #[arg(long)]
     reset: bool,
-    /// First of the loopback ports the devnet uses (it needs about 60 above it);
-    /// 0 picks free ports. Only used when the data directory is created.
+    /// First of the 27 consecutive loopback ports the devnet uses; 0 picks
+    /// free ports below the ephemeral range. Only used when the data directory is created.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Publish events on this NATS server instead of the in-process bus.
@@ -90,22 +90,43 @@ pub(crate) struct MemberPorts {
     pub grpc: Option<SocketAddr>,
 }
 
+/// Loopback ports below Linux's ephemeral range (32768–60999), so that no
+/// outgoing connection of the devnet itself can take one before the service
+/// that owns it binds it (which a port from `bind(":0")` allowed).
+const FREE_PORTS: std::ops::Range<u16> = 10_000..32_000;
+
 fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
-    let mut out = Vec::new();
+    if base != 0 {
+        return (0..n)
+            .map(|i| {
+                let port = base
+                    .checked_add(i as u16)
+                    .context("--base-port is too high")?;
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            })
+            .collect();
+    }
+    // Probe from a start that differs between concurrent devnets, holding each
+    // free port found until all are found.
+    let span = u64::from(FREE_PORTS.end - FREE_PORTS.start);
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
     let mut held = Vec::new();
-    for i in 0..n {
-        if base == 0 {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            out.push(l.local_addr()?);
+    for step in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = FREE_PORTS.start + ((seed + step) % span) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             held.push(l);
-        } else {
-            let port = base
-                .checked_add(i as u16)
-                .context("--base-port is too high")?;
-            out.push(SocketAddr::from(([127, 0, 0, 1], port)));
         }
     }
-    Ok(out)
+    if held.len() < n {
+        bail!("fewer than {n} free loopback ports in {FREE_PORTS:?}");
+    }
+    held.iter().map(|l| Ok(l.local_addr()?)).collect()
 }
 
 /// Simulated milliseconds per wall millisecond in a demo devnet: one day per 100 ms.
