@@ -8,8 +8,8 @@ use clap::Args;
 use fiscus_gossip_gateway::node::now_ms;
 use fiscus_gossip_gateway::testkit::{self, RunningMember};
 use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
-    TransferCall, recipient, transfer_call::Method,
+    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
+    transfer_call::Method,
 };
 use fiscus_proto::pb::types::{Envelope, tx_payload::Call};
 use prost::Message as _;
@@ -122,27 +122,7 @@ pub(crate) async fn run(b: NetworkBench) -> Result<()> {
     let total = (b.rate as f64 * b.duration.as_secs_f64()) as u64;
     log(format!("bench network: signing {total} disbursements…"));
     let envs: Vec<Envelope> = (0..total)
-        .map(|i| {
-            testkit::envelope(
-                &files,
-                &files.hebei,
-                1 + i,
-                Call::Transfer(TransferCall {
-                    method: Some(Method::Disburse(DisburseArgs {
-                        from: account("130000"),
-                        recipient: Some(Recipient {
-                            id: Some(recipient::Id::UnifiedSocialCreditCode(
-                                "12130102MB1234567X".into(),
-                            )),
-                            name: "长安区第一小学".into(),
-                        }),
-                        amount_fen: 1,
-                        purpose: "营养改善计划".into(),
-                        economic_code: "30305".into(),
-                    })),
-                }),
-            )
-        })
+        .map(|i| testkit::school_payment(&files, 1 + i))
         .collect();
     log(format!(
         "bench network: driving {} tx/s for {:?}…",

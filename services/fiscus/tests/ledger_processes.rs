@@ -6,6 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+mod support;
+
+use support::{spawn, word};
+
 use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, fjall::FjallStore};
 use fiscus_ledger_store::server::{Config as LedgerConfig, Endpoint};
 use fiscus_orderer::testkit::{self, ClusterFiles, Signer};
@@ -26,44 +30,8 @@ use fiscus_proto::pb::types::{
     tx_payload::Call,
 };
 use prost::Message;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `fiscus <role> --config <toml>` and returns it with its printed gRPC address.
-fn spawn(role: &str, config: &Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .args([role, "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next()
-        .unwrap_or_else(|| panic!("{role} exited before it was ready"))
-        .unwrap();
-    assert!(line.starts_with(&format!("{role} ready")), "{line}");
-    std::thread::spawn(move || for _ in lines {});
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .unwrap()
-        .to_owned();
-    (Proc(child), addr)
-}
 
 fn org(code: &str, level: OrgLevel, parent: &str) -> Org {
     Org {
@@ -185,7 +153,8 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
         .unwrap(),
     )
     .unwrap();
-    let (_executor, exec_addr) = spawn("contract-executor", &exec_toml);
+    let (_executor, line) = spawn("contract-executor", &exec_toml);
+    let exec_addr = word(&line, "grpc=");
 
     let data_dir = dir.path().join("ledger-data");
     let ledger_cfg = LedgerConfig {
@@ -208,7 +177,8 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     };
     let ledger_toml = dir.path().join("ledger.toml");
     std::fs::write(&ledger_toml, toml::to_string(&ledger_cfg).unwrap()).unwrap();
-    let (ledger_proc, ledger_addr) = spawn("ledger-store", &ledger_toml);
+    let (ledger_proc, line) = spawn("ledger-store", &ledger_toml);
+    let ledger_addr = word(&line, "grpc=");
 
     // A ledger in this test process, executing locally, follows the same orderer.
     let local_cfg = LedgerConfig {

@@ -16,6 +16,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+mod support;
+
+use support::{http_get, spawn_quiet, word};
+
 use fiscus_gossip_gateway::testkit::{self, envelope};
 use fiscus_orderer::testkit as ok;
 use fiscus_proto::pb::gossip::HeartbeatRequest;
@@ -31,60 +35,8 @@ use fiscus_proto::pb::transfer::{
     transfer_call::Method,
 };
 use fiscus_proto::pb::types::tx_payload::Call;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `fiscus <role> --config <toml>`; returns it with the words of its ready line.
-fn spawn(role: &str, config: &Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .args([role, "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next()
-        .unwrap_or_else(|| panic!("{role} exited before it was ready"))
-        .unwrap();
-    assert!(line.starts_with(&format!("{role} ready")), "{line}");
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(child), line)
-}
-
-fn word(line: &str, key: &str) -> String {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key))
-        .unwrap()
-        .to_owned()
-}
-
-/// `GET path` on a plain-HTTP ops endpoint, returning the body.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
-}
 
 /// Reads `fiscus.<consortium>.000000.txs` through a durable JetStream consumer:
 /// 12 messages, a restart, then the rest. Each tx exactly once, in block order.
@@ -210,7 +162,7 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
         c.raft.tick_ms = 50;
         let path = dir.path().join(format!("orderer-{}.toml", c.node_id));
         std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
-        procs.push(spawn("orderer", &path).0);
+        procs.push(spawn_quiet("orderer", &path).0);
     }
     // The fourth member's orderer links are cut: its orderer endpoints refuse
     // connections (closed ports), so it can only follow through its peers.
@@ -223,14 +175,14 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     for m in &files.members {
         let path = dir.path().join(format!("ledger-{}.toml", m.code));
         std::fs::write(&path, toml::to_string(&m.ledger).unwrap()).unwrap();
-        let (p, line) = spawn("ledger-store", &path);
+        let (p, line) = spawn_quiet("ledger-store", &path);
         procs.push(p);
         ledgers.push(word(&line, "grpc="));
     }
     for m in &files.members {
         let path = dir.path().join(format!("gateway-{}.toml", m.code));
         std::fs::write(&path, toml::to_string(&m.gateway).unwrap()).unwrap();
-        let (p, line) = spawn("gossip-gateway", &path);
+        let (p, line) = spawn_quiet("gossip-gateway", &path);
         procs.push(p);
         gateways.push(word(&line, "http="));
     }
@@ -440,7 +392,7 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     let path = dir
         .path()
         .join(format!("ledger-{}.toml", files.members[tampered].code));
-    procs[ledger_proc] = spawn("ledger-store", &path).0;
+    procs[ledger_proc] = spawn_quiet("ledger-store", &path).0;
     let touch = mof_to_hebei(&files, 200, 7, "after tampering");
     let acks = ok::broadcast(&mut c, vec![touch], Duration::from_secs(30))
         .await
@@ -589,7 +541,7 @@ async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers
     let orderer_addr = c.listen;
     let path = dir.path().join("orderer-1.toml");
     std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
-    let _orderer = spawn("orderer", &path).0;
+    let _orderer = spawn_quiet("orderer", &path).0;
     // The late member follows its peers only.
     files.members[2].gateway.orderers.clear();
     let mut ledgers = Vec::new();
@@ -597,11 +549,11 @@ async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers
     for m in &files.members {
         let path = dir.path().join(format!("ledger-{}.toml", m.code));
         std::fs::write(&path, toml::to_string(&m.ledger).unwrap()).unwrap();
-        let (p, line) = spawn("ledger-store", &path);
+        let (p, line) = spawn_quiet("ledger-store", &path);
         ledgers.push(word(&line, "grpc="));
         let gpath = dir.path().join(format!("gateway-{}.toml", m.code));
         std::fs::write(&gpath, toml::to_string(&m.gateway).unwrap()).unwrap();
-        let (g, _) = spawn("gossip-gateway", &gpath);
+        let (g, _) = spawn_quiet("gossip-gateway", &gpath);
         procs.push((p, g));
     }
     let tx = |nonce: u64, m: Method| {
@@ -655,29 +607,7 @@ async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers
 
     // Hebei pays schools: one disbursement per block.
     let envs: Vec<_> = (0..MISSED_BLOCKS)
-        .map(|i| {
-            envelope(
-                &files,
-                &files.hebei,
-                1 + i,
-                Call::Transfer(TransferCall {
-                    method: Some(Method::Disburse(fiscus_proto::pb::transfer::DisburseArgs {
-                        from: account("130000"),
-                        recipient: Some(fiscus_proto::pb::transfer::Recipient {
-                            id: Some(
-                                fiscus_proto::pb::transfer::recipient::Id::UnifiedSocialCreditCode(
-                                    "12130102MB1234567X".into(),
-                                ),
-                            ),
-                            name: "长安区第一小学".into(),
-                        }),
-                        amount_fen: 1,
-                        purpose: "营养改善计划".into(),
-                        economic_code: "30305".into(),
-                    })),
-                }),
-            )
-        })
+        .map(|i| testkit::school_payment(&files, 1 + i))
         .collect();
     let mut c = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
     let acks = ok::broadcast(&mut c, envs, Duration::from_secs(300))
@@ -695,9 +625,9 @@ async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers
 
     // Started again, it replays the missed blocks from its peers.
     let path = dir.path().join(format!("ledger-{}.toml", late.code));
-    let _ledger = spawn("ledger-store", &path).0;
+    let _ledger = spawn_quiet("ledger-store", &path).0;
     let gpath = dir.path().join(format!("gateway-{}.toml", late.code));
-    let (_gateway, line) = spawn("gossip-gateway", &gpath);
+    let (_gateway, line) = spawn_quiet("gossip-gateway", &gpath);
     let http = word(&line, "http=");
     wait_height(&late.tls_dir, &ledgers[2], height, Duration::from_secs(300)).await;
     assert_eq!(

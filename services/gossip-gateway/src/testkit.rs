@@ -274,6 +274,36 @@ pub fn envelope(
     fiscus_proto::envelope::seal(&payload, &[(&who.key, who.cert_id)])
 }
 
+/// Hebei pays a school 1 fen from its account in the test program
+/// `2026-edu-01`: the load of the catch-up tests and `fiscus bench network`.
+pub fn school_payment(files: &NetworkFiles, nonce: u64) -> fiscus_proto::pb::types::Envelope {
+    use fiscus_proto::pb::transfer::{
+        AccountRef, DisburseArgs, Recipient, TransferCall, recipient, transfer_call::Method,
+    };
+    envelope(
+        files,
+        &files.hebei,
+        nonce,
+        fiscus_proto::pb::types::tx_payload::Call::Transfer(TransferCall {
+            method: Some(Method::Disburse(DisburseArgs {
+                from: Some(AccountRef {
+                    org_code: "130000".into(),
+                    program_id: "2026-edu-01".into(),
+                }),
+                recipient: Some(Recipient {
+                    id: Some(recipient::Id::UnifiedSocialCreditCode(
+                        "12130102MB1234567X".into(),
+                    )),
+                    name: "长安区第一小学".into(),
+                }),
+                amount_fen: 1,
+                purpose: "营养改善计划".into(),
+                economic_code: "30305".into(),
+            })),
+        }),
+    )
+}
+
 /// Starts the cluster's orderers in this process and waits for a leader.
 pub async fn start_orderers(
     files: &mut NetworkFiles,

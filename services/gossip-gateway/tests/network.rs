@@ -8,8 +8,8 @@ use fiscus_gossip_gateway::testkit::{self, RunningMember};
 use fiscus_orderer::testkit as ok;
 use fiscus_proto::envelope::seal;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
-    TransferCall, recipient, transfer_call::Method,
+    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
+    transfer_call::Method,
 };
 use fiscus_proto::pb::types::{Envelope, TxPayload, tx_payload::Call};
 use std::time::{Duration, Instant};
@@ -181,27 +181,7 @@ async fn a_member_stopped_for_5000_blocks_catches_up_from_its_peers_with_the_sam
     late.stop().await;
     // Hebei pays schools: one disbursement per block.
     let envs: Vec<Envelope> = (0..BLOCKS)
-        .map(|i| {
-            testkit::envelope(
-                &files,
-                &files.hebei,
-                1 + i,
-                Call::Transfer(TransferCall {
-                    method: Some(Method::Disburse(DisburseArgs {
-                        from: account("130000"),
-                        recipient: Some(Recipient {
-                            id: Some(recipient::Id::UnifiedSocialCreditCode(
-                                "12130102MB1234567X".into(),
-                            )),
-                            name: "长安区第一小学".into(),
-                        }),
-                        amount_fen: 1,
-                        purpose: "营养改善计划".into(),
-                        economic_code: "30305".into(),
-                    })),
-                }),
-            )
-        })
+        .map(|i| testkit::school_payment(&files, 1 + i))
         .collect();
     let acks = ok::broadcast(&mut client, envs, Duration::from_secs(300))
         .await
