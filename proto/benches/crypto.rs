@@ -9,10 +9,11 @@ use fiscus_proto::merkle;
 use fiscus_proto::sign::{SigCheck, SigningKey, verify, verify_batch};
 use std::hint::black_box;
 
-fn signed(n: usize) -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
+/// `n` signed payloads from `signers` distinct keys.
+fn signed(n: usize, signers: usize) -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
     (0..n)
         .map(|i| {
-            let key = SigningKey::from_seed(&sha256(&(i as u64).to_be_bytes()).0);
+            let key = SigningKey::from_seed(&sha256(&((i % signers) as u64).to_be_bytes()).0);
             let msg =
                 format!("payload {i}: allocate 100000 fen from 130000 to 130100").into_bytes();
             let sig = key.sign(&msg);
@@ -35,7 +36,7 @@ fn ed25519(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("ed25519/verify_batch");
     for n in [64usize, 256] {
-        let items_owned = signed(n);
+        let items_owned = signed(n, n);
         let items: Vec<SigCheck<'_>> = items_owned
             .iter()
             .map(|(k, m, s)| SigCheck {
@@ -58,6 +59,21 @@ fn ed25519(c: &mut Criterion) {
             })
         });
     }
+    // A block's worth from a handful of client keys, as in a real block.
+    let items_owned = signed(256, 4);
+    let items: Vec<SigCheck<'_>> = items_owned
+        .iter()
+        .map(|(k, m, s)| SigCheck {
+            public_key: k,
+            message: m,
+            signature: s,
+        })
+        .collect();
+    group.bench_with_input(
+        BenchmarkId::new("batch_4_signers", 256),
+        &items,
+        |b, items| b.iter(|| verify_batch(black_box(items))),
+    );
     group.finish();
 }
 

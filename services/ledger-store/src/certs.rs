@@ -41,6 +41,11 @@ impl Certs {
         self.by_id.get(cert).map(|(_, pk, _)| *pk)
     }
 
+    /// The certificate's Ed25519 key, borrowed, whatever its status.
+    pub fn key_bytes(&self, cert: &Hash32) -> Option<&[u8; 32]> {
+        self.by_id.get(cert).map(|(_, pk, _)| pk)
+    }
+
     /// The certificate's status for a transaction in block `height`.
     pub fn status(&self, cert: &Hash32, height: u64) -> CertStatus {
         match self.by_id.get(cert) {

@@ -17,7 +17,7 @@ use fiscus_proto::pb::state::{AllocationRecord, LineageRecord};
 use fiscus_proto::pb::types::{
     Attestation, ConsortiumConfig, ContractEvent, Receipt, SignedAttestation, TxStatus,
 };
-use fiscus_proto::sign::SigningKey;
+use fiscus_proto::sign::{SigCheck, SigningKey, verify_batch};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -248,76 +248,123 @@ fn check(
             .is_ok() => {}
         _ => return Err(LedgerError::BadOrdererSignature(n)),
     }
-    let check_tx = |tx: &fiscus_proto::envelope::CheckedTx| -> Result<TxCtx, Rejection> {
-        if tx.payload.consortium_id != cfg.consortium_id {
-            return Err(refusal(
-                TxStatus::WrongConsortium,
-                "tx.wrong_consortium",
-                "another consortium's transaction",
-            ));
-        }
-        let mut orgs = BTreeSet::new();
-        for s in &tx.signatures {
-            match chain.status(&cfg.certs, &s.cert_id, n) {
-                CertStatus::Unknown => {
-                    return Err(refusal(
+    // Per tx and per signature, in order: a refusal, or an org once its
+    // signature verifies. The signatures not already verified by
+    // `preverify` go to batch verification (ADR 0002) below.
+    let mut to_verify: Vec<SigCheck<'_>> = Vec::new();
+    let plans: Vec<std::result::Result<Vec<SigPlan>, Rejection>> = block
+        .txs
+        .iter()
+        .map(|tx| {
+            if tx.payload.consortium_id != cfg.consortium_id {
+                return Err(refusal(
+                    TxStatus::WrongConsortium,
+                    "tx.wrong_consortium",
+                    "another consortium's transaction",
+                ));
+            }
+            Ok(tx
+                .signatures
+                .iter()
+                .map(|s| match chain.status(&cfg.certs, &s.cert_id, n) {
+                    CertStatus::Unknown => SigPlan::Refused(refusal(
                         TxStatus::UnknownCertificate,
                         "tx.unknown_certificate",
                         format!("signer {} is unknown", s.cert_id),
-                    ));
-                }
-                CertStatus::Revoked => {
-                    return Err(refusal(
+                    )),
+                    CertStatus::Revoked => SigPlan::Refused(refusal(
                         TxStatus::RevokedCertificate,
                         "tx.revoked_certificate",
                         format!("signer {} is revoked at height {n}", s.cert_id),
-                    ));
-                }
-                // Single verify_strict on the consensus path (ADR 0002).
-                CertStatus::Valid { org, public_key } => {
-                    let cached = cache.is_some_and(|c| {
-                        c.take(&SigCache::key(&public_key, &tx.tx_id, &s.signature))
-                    });
-                    if !cached
-                        && fiscus_proto::sign::verify(&public_key, &tx.payload_bytes, &s.signature)
-                            .is_err()
-                    {
+                    )),
+                    CertStatus::Valid { org, public_key } => {
+                        let cached = cache.is_some_and(|c| {
+                            c.take(&SigCache::key(&public_key, &tx.tx_id, &s.signature))
+                        });
+                        if cached {
+                            SigPlan::Verified(org)
+                        } else {
+                            to_verify.push(SigCheck {
+                                public_key: cfg
+                                    .certs
+                                    .key_bytes(&s.cert_id)
+                                    .map_or(&[][..], |k| &k[..]),
+                                message: &tx.payload_bytes,
+                                signature: &s.signature,
+                            });
+                            SigPlan::Verify(org, to_verify.len() - 1)
+                        }
+                    }
+                })
+                .collect())
+        })
+        .collect();
+    let verdicts = verify_on_threads(&to_verify, cfg.threads);
+    let txs = block
+        .txs
+        .iter()
+        .zip(plans)
+        .map(|(tx, plan)| {
+            let mut orgs = BTreeSet::new();
+            for sig in plan? {
+                match sig {
+                    SigPlan::Refused(r) => return Err(r),
+                    SigPlan::Verify(_, i) if verdicts[i].is_err() => {
                         return Err(refusal(
                             TxStatus::BadSignature,
                             "tx.bad_signature",
                             "a signature does not verify",
                         ));
                     }
-                    orgs.insert(org);
+                    SigPlan::Verify(org, _) | SigPlan::Verified(org) => {
+                        orgs.insert(org);
+                    }
                 }
             }
-        }
-        Ok(TxCtx {
-            tx_id: tx.tx_id,
-            signer_orgs: orgs,
-            call: call_of(&tx.payload),
+            Ok(TxCtx {
+                tx_id: tx.tx_id,
+                signer_orgs: orgs,
+                call: call_of(&tx.payload),
+            })
         })
-    };
-    // Signature checks dominate: spread them over the configured threads.
-    // Each result lands at its own index, so the order is the block's.
-    let chunk = block.txs.len().div_ceil(cfg.threads.max(1)).max(1);
-    let txs: Vec<Result<TxCtx, Rejection>> = std::thread::scope(|s| {
-        let handles: Vec<_> = block
-            .txs
+        .collect();
+    Ok(Checked { block, txs })
+}
+
+/// What `check` decided for one signature before the batch verification.
+enum SigPlan {
+    Refused(Rejection),
+    /// Valid certificate of this org; the verdict is at this index.
+    Verify(String, usize),
+    /// Valid certificate, and `preverify` already verified this signature.
+    Verified(String),
+}
+
+/// Batch-verifies `items` split over `threads` threads; verdicts in order.
+fn verify_on_threads(
+    items: &[SigCheck<'_>],
+    threads: usize,
+) -> Vec<std::result::Result<(), fiscus_proto::sign::VerifyError>> {
+    let chunk = items.len().div_ceil(threads.max(1)).max(1);
+    if items.len() <= chunk {
+        return verify_batch(items);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| s.spawn(|| part.iter().map(check_tx).collect::<Vec<_>>()))
+            .map(|part| s.spawn(move || verify_batch(part)))
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .zip(items.chunks(chunk))
+            .flat_map(|(h, part)| {
+                // A panicked thread verified nothing: its items count as bad.
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(fiscus_proto::sign::VerifyError::Invalid); part.len()]
+                })
+            })
             .collect()
-    });
-    if txs.len() != block.txs.len() {
-        return Err(LedgerError::Corrupt(
-            "a signature-check thread failed".into(),
-        ));
-    }
-    Ok(Checked { block, txs })
+    })
 }
 
 impl Checked {
@@ -704,29 +751,27 @@ impl<S: StateStore> Ledger<S> {
         let Ok(block) = CheckedBlock::decode(bytes, &self.cfg.limits) else {
             return 0;
         };
-        let pairs: Vec<(&fiscus_proto::envelope::CheckedTx, usize)> = block
-            .txs
-            .iter()
-            .flat_map(|t| (0..t.signatures.len()).map(move |i| (t, i)))
+        let mut items = Vec::new();
+        let mut cache_keys = Vec::new();
+        for tx in &block.txs {
+            for s in &tx.signatures {
+                let Some(pk) = self.cfg.certs.key_bytes(&s.cert_id) else {
+                    continue;
+                };
+                items.push(SigCheck {
+                    public_key: pk,
+                    message: &tx.payload_bytes,
+                    signature: &s.signature,
+                });
+                cache_keys.push((*pk, tx.tx_id, s.signature));
+            }
+        }
+        let keys: Vec<Hash32> = verify_on_threads(&items, threads)
+            .into_iter()
+            .zip(cache_keys)
+            .filter(|(v, _)| v.is_ok())
+            .map(|(_, (pk, tx_id, sig))| SigCache::key(&pk, &tx_id, &sig))
             .collect();
-        let verify = |(tx, i): &(&fiscus_proto::envelope::CheckedTx, usize)| {
-            let s = &tx.signatures[*i];
-            let pk = self.cfg.certs.public_key(&s.cert_id)?;
-            fiscus_proto::sign::verify(&pk, &tx.payload_bytes, &s.signature)
-                .ok()
-                .map(|_| SigCache::key(&pk, &tx.tx_id, &s.signature))
-        };
-        let chunk = pairs.len().div_ceil(threads.max(1)).max(1);
-        let keys: Vec<Hash32> = std::thread::scope(|sc| {
-            let handles: Vec<_> = pairs
-                .chunks(chunk)
-                .map(|part| sc.spawn(move || part.iter().filter_map(verify).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
         let n = keys.len();
         self.sigs.insert_all(keys);
         n
