@@ -36,6 +36,68 @@ impl CheckedBlock {
 
     /// Checks an already-decoded `Block`.
     pub fn from_wire(block: Block, limits: &DecodeLimits) -> Result<Self> {
+        let header = BlockHeaderCheck::of(&block, limits)?;
+        let txs = block
+            .txs
+            .into_iter()
+            .map(|env| CheckedTx::from_wire(env, limits))
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<Hash32> = txs.iter().map(|t| t.tx_id).collect();
+        header.check_tx_root(&ids)?;
+        Ok(Self {
+            hash: block_hash(&block.header),
+            number: header.header.number,
+            prev_hash: header.prev_hash,
+            tx_root: header.tx_root,
+            timestamp_ms: header.header.timestamp_ms,
+            orderer_id: header.header.orderer_id,
+            header_bytes: block.header,
+            orderer_signature: header.orderer_signature,
+            txs,
+        })
+    }
+}
+
+/// What can be checked of a block without decoding its transactions' payloads:
+/// the block's size and tx count, its header, the orderer signature's shape,
+/// and `tx_root` over the tx ids (hashes of the payload bytes). A gateway
+/// relays blocks after this check; the ledger decodes every payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedHeader {
+    pub hash: Hash32,
+    pub number: u64,
+    pub prev_hash: Hash32,
+    pub orderer_signature: TxSignature,
+}
+
+impl CheckedHeader {
+    pub fn check(block: &Block, limits: &DecodeLimits) -> Result<Self> {
+        let header = BlockHeaderCheck::of(block, limits)?;
+        let ids: Vec<Hash32> = block
+            .txs
+            .iter()
+            .map(|env| crate::hash::tx_id(&env.payload))
+            .collect();
+        header.check_tx_root(&ids)?;
+        Ok(Self {
+            hash: block_hash(&block.header),
+            number: header.header.number,
+            prev_hash: header.prev_hash,
+            orderer_signature: header.orderer_signature,
+        })
+    }
+}
+
+/// The checks shared by [`CheckedBlock`] and [`CheckedHeader`].
+struct BlockHeaderCheck {
+    header: BlockHeader,
+    prev_hash: Hash32,
+    tx_root: Hash32,
+    orderer_signature: TxSignature,
+}
+
+impl BlockHeaderCheck {
+    fn of(block: &Block, limits: &DecodeLimits) -> Result<Self> {
         let size = block.encoded_len();
         if size > limits.max_block_bytes {
             return Err(Error::TooLarge {
@@ -64,29 +126,23 @@ impl CheckedBlock {
                 block.txs.len()
             )));
         }
-        let txs = block
-            .txs
-            .into_iter()
-            .map(|env| CheckedTx::from_wire(env, limits))
-            .collect::<Result<Vec<_>>>()?;
         let tx_root = Hash32::from_slice("header.tx_root", &header.tx_root)?;
-        let ids: Vec<Hash32> = txs.iter().map(|t| t.tx_id).collect();
-        if merkle::root(&ids) != tx_root {
+        let prev_hash = Hash32::from_slice("header.prev_hash", &header.prev_hash)?;
+        Ok(Self {
+            header,
+            prev_hash,
+            tx_root,
+            orderer_signature,
+        })
+    }
+
+    fn check_tx_root(&self, ids: &[Hash32]) -> Result<()> {
+        if merkle::root(ids) != self.tx_root {
             return Err(Error::Invalid(
                 "tx_root does not match the block's txs".to_owned(),
             ));
         }
-        Ok(Self {
-            hash: block_hash(&block.header),
-            number: header.number,
-            prev_hash: Hash32::from_slice("header.prev_hash", &header.prev_hash)?,
-            tx_root,
-            timestamp_ms: header.timestamp_ms,
-            orderer_id: header.orderer_id,
-            header_bytes: block.header,
-            orderer_signature,
-            txs,
-        })
+        Ok(())
     }
 }
 

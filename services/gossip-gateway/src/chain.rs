@@ -1,11 +1,12 @@
 //! What a gateway checks before a block or an attestation goes anywhere:
-//! bounded decoding, `tx_root` and the orderer's signature for blocks (the
-//! link is checked when the block is next); the member node's signature for
-//! attestations.
+//! size and count bounds, the header, `tx_root` and the orderer's signature for
+//! blocks (the link is checked when the block is next; the transactions'
+//! payloads are decoded and checked by the ledger); the member node's signature
+//! for attestations.
 
 use fiscus_ledger_store::{CertStatus, Certs};
 use fiscus_proto::DecodeLimits;
-use fiscus_proto::block::CheckedBlock;
+use fiscus_proto::block::CheckedHeader;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::types::{Attestation, Block, SignedAttestation};
 use prost::Message;
@@ -38,15 +39,14 @@ pub fn verify_block(
     limits: &DecodeLimits,
     block: Block,
 ) -> Result<Verified, Refusal> {
-    let bytes = block.encode_to_vec();
     let checked =
-        CheckedBlock::decode(&bytes, limits).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        CheckedHeader::check(&block, limits).map_err(|e| Refusal::Malformed(e.to_string()))?;
     let n = checked.number;
     match certs.status(&checked.orderer_signature.cert_id, n) {
         CertStatus::Valid { public_key, .. }
             if fiscus_proto::sign::verify(
                 &public_key,
-                &checked.header_bytes,
+                &block.header,
                 &checked.orderer_signature.signature,
             )
             .is_ok() => {}

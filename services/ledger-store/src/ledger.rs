@@ -221,10 +221,9 @@ fn check(
     cfg: &LedgerConfig,
     chain: &ChainState,
     head: &Head,
-    bytes: &[u8],
+    block: CheckedBlock,
     cache: Option<&SigCache>,
 ) -> Result<Checked> {
-    let block = CheckedBlock::decode(bytes, &cfg.limits)?;
     let n = block.number;
     if n != head.height + 1 {
         return Err(LedgerError::NotNext {
@@ -684,6 +683,7 @@ impl<S: StateStore> Ledger<S> {
         &self,
         head: &Head,
         bytes: &[u8],
+        block: CheckedBlock,
         overlay: &Overlay,
     ) -> Result<Processed> {
         let t = std::time::Instant::now();
@@ -691,7 +691,7 @@ impl<S: StateStore> Ledger<S> {
             Some(Some((_, raw))) => Arc::new(ChainState::from_raw(raw.clone())?),
             _ => self.chain_state().await?,
         };
-        let checked = check(&self.cfg, &chain, head, bytes, Some(&self.sigs))?;
+        let checked = check(&self.cfg, &chain, head, block, Some(&self.sigs))?;
         self.phases.add(Phase::Check, t);
         let t = std::time::Instant::now();
         let mut replayed = BTreeSet::new();
@@ -801,14 +801,58 @@ impl<S: StateStore> Ledger<S> {
         &self,
         blocks: &[&[u8]],
     ) -> Result<(Vec<CommitSummary>, Option<LedgerError>)> {
+        let t = std::time::Instant::now();
+        let decoded = blocks
+            .iter()
+            .map(|b| {
+                (
+                    std::borrow::Cow::Borrowed(*b),
+                    CheckedBlock::decode(b, &self.cfg.limits).map_err(LedgerError::from),
+                )
+            })
+            .collect();
+        self.phases.add(Phase::Check, t);
+        self.commit_decoded(decoded).await
+    }
+
+    /// [`Self::commit_blocks`] for blocks that arrived decoded (over gRPC):
+    /// each is encoded once, for the store, and checked without decoding it
+    /// again.
+    pub async fn commit_wire_blocks(
+        &self,
+        blocks: Vec<fiscus_proto::pb::types::Block>,
+    ) -> Result<(Vec<CommitSummary>, Option<LedgerError>)> {
+        let t = std::time::Instant::now();
+        let decoded = blocks
+            .into_iter()
+            .map(|b| {
+                let bytes = b.encode_to_vec();
+                let checked =
+                    CheckedBlock::from_wire(b, &self.cfg.limits).map_err(LedgerError::from);
+                (std::borrow::Cow::Owned(bytes), checked)
+            })
+            .collect();
+        self.phases.add(Phase::Check, t);
+        self.commit_decoded(decoded).await
+    }
+
+    /// Commits a run of blocks, each as its stored bytes and its decoding.
+    async fn commit_decoded(
+        &self,
+        blocks: Vec<(std::borrow::Cow<'_, [u8]>, Result<CheckedBlock>)>,
+    ) -> Result<(Vec<CommitSummary>, Option<LedgerError>)> {
         let mut head = self.head().await?;
         let head_version = self.store.get(keys::HEAD).await?.map(|v| v.version);
         let mut overlay = Overlay::default();
         let mut batch = WriteBatch::new().expect_version(keys::HEAD, head_version);
         let mut done = Vec::new();
         let mut failure = None;
-        for bytes in blocks {
-            let p = match self.process(&head, bytes, &overlay).await {
+        for (bytes, block) in blocks {
+            let processed = match block {
+                Ok(block) => self.process(&head, &bytes, block, &overlay).await,
+                Err(e) => Err(e),
+            };
+            let p = match processed {
                 Ok(p) => p,
                 Err(e) => {
                     failure = Some(e);
@@ -817,7 +861,7 @@ impl<S: StateStore> Ledger<S> {
             };
             let t = std::time::Instant::now();
             overlay.absorb(&p);
-            let (b, summary) = self.add_block(batch, bytes, p);
+            let (b, summary) = self.add_block(batch, &bytes, p);
             batch = b;
             head = summary.head;
             self.phases.add(Phase::Write, t);
@@ -1220,7 +1264,13 @@ pub(crate) fn replay(
         .flatten()
         .ok_or(LedgerError::NoGenesis)?;
     let chain = ChainState::from_raw(raw)?;
-    let checked = check(cfg, &chain, head, bytes, None)?;
+    let checked = check(
+        cfg,
+        &chain,
+        head,
+        CheckedBlock::decode(bytes, &cfg.limits)?,
+        None,
+    )?;
     let replayed: BTreeSet<TxId> = checked
         .block
         .txs

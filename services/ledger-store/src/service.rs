@@ -380,21 +380,19 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         req: Request<fiscus_proto::pb::ledger::CommitBlocksRequest>,
     ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlocksResponse>, Status> {
         self.authorize(&req)?;
-        let blocks: Vec<Vec<u8>> = req
-            .into_inner()
-            .blocks
-            .iter()
-            .map(Message::encode_to_vec)
-            .collect();
+        let blocks = req.into_inner().blocks;
         if blocks.len() > MAX_COMMIT_BATCH {
             return Err(invalid(
                 "ledger.batch_too_large",
                 format!("at most {MAX_COMMIT_BATCH} blocks per call"),
             ));
         }
-        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
         let _guard = self.commit_lock.lock().await;
-        let (done, err) = self.ledger.commit_blocks(&refs).await.map_err(status)?;
+        let (done, err) = self
+            .ledger
+            .commit_wire_blocks(blocks)
+            .await
+            .map_err(status)?;
         let (error_code, error) = match err {
             None => (String::new(), String::new()),
             Some(e) => {
