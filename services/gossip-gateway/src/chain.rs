@@ -60,6 +60,30 @@ pub fn verify_block(
     })
 }
 
+/// The height a block's header claims, and whether the orderer's signature
+/// on that header verifies. Enough to drop a block this member already has
+/// (and to penalize a peer that forged one) without hashing its payloads.
+pub fn verify_known_block(certs: &Certs, block: &Block) -> Result<u64, Refusal> {
+    let header: fiscus_proto::pb::types::BlockHeader =
+        fiscus_proto::limits::decode_bounded("block header", &block.header, 1024)
+            .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let n = header.number;
+    let sig = block
+        .orderer_signature
+        .as_ref()
+        .ok_or(Refusal::BadOrdererSignature(n))?;
+    let cert =
+        Hash32::from_slice("cert id", &sig.cert_id).map_err(|_| Refusal::BadOrdererSignature(n))?;
+    match certs.status(&cert, n) {
+        CertStatus::Valid { public_key, .. }
+            if fiscus_proto::sign::verify(&public_key, &block.header, &sig.signature).is_ok() =>
+        {
+            Ok(n)
+        }
+        _ => Err(Refusal::BadOrdererSignature(n)),
+    }
+}
+
 /// The attestation inside `signed`, if its signature is by a known node
 /// certificate of the member it names.
 pub fn verify_attestation(

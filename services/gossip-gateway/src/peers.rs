@@ -152,6 +152,8 @@ impl Peers {
             .values()
             .filter(|p| p.liveness == Liveness::Alive && Some(p.member.as_str()) != not)
             .filter(|p| p.banned_until.is_none_or(|t| Instant::now() >= t))
+            // A peer known to have the block already needs no push.
+            .filter(|p| p.height < height)
             .map(|p| p.member.clone())
             .collect();
         if alive.is_empty() {

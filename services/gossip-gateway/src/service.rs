@@ -2,7 +2,7 @@
 //! current members get in; a member removed by governance, or disconnected
 //! for bad blocks, is refused.
 
-use crate::chain::verify_block;
+use crate::chain::{verify_block, verify_known_block};
 use crate::node::{Incoming, Node, Source};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::gossip::gossip_server::Gossip;
@@ -82,8 +82,16 @@ impl Gossip for GossipService {
                 ));
             }
             let b = b?;
-            match verify_block(&self.node.certs, &self.node.limits, b) {
-                Ok(v) => {
+            // A block this member already has (it usually came from an
+            // orderer first) only needs its header signature checked.
+            let known = match verify_known_block(&self.node.certs, &b) {
+                Ok(n) if n <= self.node.height() => Ok(None),
+                Ok(_) => verify_block(&self.node.certs, &self.node.limits, b).map(Some),
+                Err(e) => Err(e),
+            };
+            match known {
+                Ok(None) => {}
+                Ok(Some(v)) => {
                     if v.number > self.node.height() {
                         // try_send: a full inbox drops the push; anti-entropy pulls it later.
                         let _ = self
