@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, get, post, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_common::tls::PeerIdentity;
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::envelope::{CheckedTx, seal};
 use fiscus_proto::hash::{Hash32, sha256};
@@ -18,7 +19,7 @@ use fiscus_proto::pb::ledger::{
 };
 use fiscus_proto::pb::state::{Account, ProgramRecord};
 use fiscus_proto::pb::types::{
-    Attestation, Block, BlockHeader, OrgLevel, Receipt, ReceiptProof, TxPayload, TxStatus,
+    Attestation, Block, BlockHeader, OrgLevel, Receipt, ReceiptProof, Role, TxPayload, TxStatus,
     tx_payload::Call,
 };
 use prost::Message;
@@ -43,6 +44,8 @@ pub struct Api {
     pub max_import_bytes: usize,
     pub wait_timeout: Duration,
     pub hub: crate::events::Hub,
+    /// What a caller with a consortium client certificate may do (REST over TLS).
+    pub cert_scopes: Vec<Scope>,
 }
 
 /// An RFC 9457 problem document (`application/problem+json`).
@@ -75,10 +78,34 @@ impl Api {
             .and_then(|v| v.strip_prefix("Bearer "))
             .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .map(str::trim);
-        let client = self.clients.authenticate(key)?;
+        // An API key, when sent, decides; otherwise a TLS client certificate.
+        let client = match (key, req.conn_data::<PeerIdentity>()) {
+            (None, Some(id)) => self.certificate_client(id)?,
+            _ => self.clients.authenticate(key)?,
+        };
         self.clients.admit(&client)?;
         client.require(scope)?;
         Ok(client)
+    }
+
+    /// The client a verified consortium client certificate stands for.
+    fn certificate_client(&self, id: &PeerIdentity) -> Result<Arc<Client>, ServiceError> {
+        if !matches!(id.role, Role::Client | Role::Admin) {
+            return Err(err(
+                ErrorKind::PermissionDenied,
+                "api.wrong_role",
+                format!(
+                    "a {:?} certificate may not call the API; use a client certificate",
+                    id.role
+                ),
+            ));
+        }
+        Ok(Arc::new(Client {
+            name: format!("certificate {}", id.cert_id),
+            org: id.member.clone(),
+            scopes: self.cert_scopes.clone(),
+            custodial: None,
+        }))
     }
 
     pub(crate) fn is_descendant_or_self(&self, ancestor: &str, org: &str) -> bool {

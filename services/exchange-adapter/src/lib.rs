@@ -37,15 +37,22 @@ use utoipa_actix_web::AppExt;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// The REST API (HTTP; put it behind the member's TLS ingress).
+    /// The REST API: plain HTTP, or HTTPS when `rest_tls` is on.
     pub listen: SocketAddr,
+    /// Serve the REST API over TLS 1.3 with the member's node certificate
+    /// (`tls`). A caller may then authenticate with a consortium client
+    /// certificate instead of an API key; it acts for the org the certificate
+    /// names, with `grpc_cert_scopes`. Off: plain HTTP, for loopback or behind
+    /// the member's TLS ingress. On by default.
+    pub rest_tls: bool,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub http_listen: SocketAddr,
     /// The gRPC API (`fiscus.exchange.v1.Exchange`) over mutual TLS, for
     /// clients with a consortium client certificate; unset: not served.
     pub grpc_listen: Option<SocketAddr>,
-    /// What a gRPC caller with a consortium client certificate may do (it acts
-    /// for the org its certificate names).
+    /// What a caller with a consortium client certificate may do, over gRPC
+    /// or over the REST API with `rest_tls` (it acts for the org its
+    /// certificate names).
     pub grpc_cert_scopes: Vec<clients::Scope>,
     /// The member's node certificate, for calling its ledger-store and the orderers.
     pub tls: TlsConfig,
@@ -80,6 +87,7 @@ impl Default for Config {
         Self {
             listen: ([127, 0, 0, 1], 8080).into(),
             http_listen: ([127, 0, 0, 1], 9480).into(),
+            rest_tls: true,
             grpc_listen: None,
             grpc_cert_scopes: vec![clients::Scope::Submit, clients::Scope::Read],
             tls: TlsConfig::in_dir(std::path::Path::new("tls")),
@@ -333,6 +341,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         max_import_bytes: config.max_import_bytes,
         hub: events::Hub::default(),
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
+        cert_scopes: config.grpc_cert_scopes.clone(),
     });
     let mut tasks = vec![tokio::spawn(events::follow(api.clone()))];
     if !config.webhooks.is_empty() {
@@ -421,7 +430,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
     .workers(2)
     .disable_signals()
-    .bind(config.listen)
+    .on_connect(remember_client_certificate);
+    let server = if config.rest_tls {
+        let mut rest = (*tls.server_config(fiscus_common::tls::ClientAuth::Optional)?).clone();
+        rest.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        server.bind_rustls_0_23(config.listen, rest)
+    } else {
+        server.bind(config.listen)
+    }
     .map_err(io(config.listen))?;
     let addr = server
         .addrs()
@@ -448,4 +464,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ops,
         tasks,
     })
+}
+
+/// Keeps a TLS caller's verified client certificate (roots and CRL were
+/// checked in the handshake) with the connection, for [`api::Api::caller`].
+fn remember_client_certificate(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let Some(stream) = conn.downcast_ref::<Tls>() else {
+        return;
+    };
+    let first = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first());
+    if let Some(der) = first {
+        match fiscus_common::tls::PeerIdentity::from_der(der) {
+            Ok(id) => {
+                ext.insert(id);
+            }
+            Err(e) => tracing::warn!(error = %e, "a REST client certificate has no Fiscus profile"),
+        }
+    }
 }

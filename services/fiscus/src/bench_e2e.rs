@@ -137,7 +137,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("devnet");
     log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
-    let net = crate::devnet::start(&data, 0, None, false).await?;
+    let net = crate::devnet::start(&data, 0, None, false, false).await?;
     let until = Instant::now() + Duration::from_secs(60);
     while !net.orderers.iter().any(|o| {
         o.handles

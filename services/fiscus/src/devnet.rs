@@ -53,6 +53,11 @@ pub(crate) struct DevnetCmd {
     /// Stop after starting (and after the demo) instead of serving until Ctrl-C.
     #[arg(long)]
     exit: bool,
+    /// Serve each exchange-adapter's REST API over TLS with the member's node
+    /// certificate; a caller may present its client certificate instead of
+    /// an API key. The CLI and the demo speak plain HTTP, hence no --demo.
+    #[arg(long, conflicts_with = "demo")]
+    rest_tls: bool,
 }
 
 /// What `devnet.json` records: the ports chosen when the data directory was made.
@@ -366,6 +371,8 @@ pub(crate) struct Devnet {
     ca_stop: tokio::sync::oneshot::Sender<()>,
     pub orderers: Vec<fiscus_orderer::Running>,
     pub members: Vec<Member>,
+    /// Whether the REST APIs speak TLS (`--rest-tls`).
+    pub rest_tls: bool,
 }
 
 pub(crate) struct Member {
@@ -404,6 +411,7 @@ pub(crate) async fn start(
     base_port: u16,
     nats_url: Option<String>,
     demo: bool,
+    rest_tls: bool,
 ) -> Result<Devnet> {
     let manifest = data.join("devnet.json");
     let layout = if manifest.exists() {
@@ -505,6 +513,7 @@ pub(crate) async fn start(
         .with_context(|| format!("starting the gossip-gateway of {}", m.code))?;
         let api = fiscus_exchange_adapter::start(fiscus_exchange_adapter::Config {
             listen: m.api,
+            rest_tls,
             http_listen: "127.0.0.1:0".parse()?,
             grpc_listen: m.grpc,
             tls,
@@ -531,6 +540,7 @@ pub(crate) async fn start(
         ca_stop,
         orderers,
         members,
+        rest_tls,
     })
 }
 
@@ -564,10 +574,11 @@ fn print_endpoints(net: &Devnet) {
             o.client_addr, o.http_addr
         );
     }
+    let scheme = if net.rest_tls { "https" } else { "http" };
     for (m, (_, label)) in net.members.iter().zip(MEMBERS) {
         println!("  member {}  {label}", m.code);
         println!(
-            "    exchange-adapter  http://{}  (API page http://{}/docs){}",
+            "    exchange-adapter  {scheme}://{}  (API page {scheme}://{}/docs){}",
             m.api.addr,
             m.api.addr,
             m.api
@@ -595,7 +606,14 @@ pub(crate) async fn run(cmd: DevnetCmd) -> Result<()> {
         std::fs::remove_dir_all(&cmd.data_dir)
             .with_context(|| format!("deleting {}", cmd.data_dir.display()))?;
     }
-    let net = start(&cmd.data_dir, cmd.base_port, cmd.nats_url.clone(), cmd.demo).await?;
+    let net = start(
+        &cmd.data_dir,
+        cmd.base_port,
+        cmd.nats_url.clone(),
+        cmd.demo,
+        cmd.rest_tls,
+    )
+    .await?;
     wait_ready(&net, Duration::from_secs(60)).await?;
     print_endpoints(&net);
     if cmd.demo
@@ -605,7 +623,21 @@ pub(crate) async fn run(cmd: DevnetCmd) -> Result<()> {
         return Err(e.context("the fiscal-year demo failed"));
     }
     let keys = api_keys(&net.data)?;
-    if let (Some(m), Some((_, key))) = (net.members.get(1), keys.get(1)) {
+    if net.rest_tls
+        && let (Some(m), Some((_, key))) = (net.members.get(1), keys.get(1))
+    {
+        println!();
+        println!("Try it over TLS (Hebei's key) / 试用:");
+        println!(
+            "  curl -s --cacert {root} -H 'Authorization: Bearer {key}' https://{addr}/v1/chain",
+            root = CaPaths::new(net.data.join("ca")).root_cert().display(),
+            addr = m.api.addr,
+        );
+        println!(
+            "  A program holding a member's client certificate ({}) needs no key.",
+            net.data.join("member-130000/client").display()
+        );
+    } else if let (Some(m), Some((_, key))) = (net.members.get(1), keys.get(1)) {
         println!();
         println!("Try it (Hebei's key) / 试用:");
         println!(

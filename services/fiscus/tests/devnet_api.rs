@@ -33,9 +33,14 @@ impl Drop for Devnet {
 impl Devnet {
     /// Starts `fiscus devnet` and waits for its "Serving" line.
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
             .args(["devnet", "--base-port", "0", "--data-dir"])
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -852,4 +857,123 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         &[],
     );
     assert_eq!(r.0, 200, "{:?}", r.2);
+}
+
+/// One HTTP/1.1 GET over TLS 1.3 to a devnet REST API, presenting the client
+/// certificate in `client_dir` (or none); returns the status and JSON body.
+fn tls_get(
+    addr: &str,
+    client_dir: Option<&Path>,
+    root_dir: &Path,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, Value) {
+    use fiscus_common::tls::{TlsConfig, TlsContext};
+    let mut config = match client_dir {
+        Some(dir) => (*TlsContext::load(&TlsConfig::in_dir(dir))
+            .unwrap()
+            .client_config()
+            .unwrap())
+        .clone(),
+        None => {
+            // No certificate of our own: trust the consortium root only.
+            let mut roots = rustls::RootCertStore::empty();
+            let pem = std::fs::read(root_dir.join("ca.pem")).unwrap();
+            for der in fiscus_common::tls::parse_certs(&root_dir.join("ca.pem"), &pem).unwrap() {
+                roots.add(der).unwrap();
+            }
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    req.push_str("\r\n");
+    tls.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    // A close without close_notify still leaves the whole response read.
+    let _ = tls.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn the_rest_api_over_tls_takes_a_client_certificate_or_an_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let _devnet = Devnet::start_with(&data, &["--rest-tls"]);
+    let layout: Value =
+        serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    let api = layout["members"][1]["api"].as_str().unwrap().to_owned();
+    let hebei_client = data.join("member-130000/client");
+
+    // Hebei's client certificate alone authenticates: it reads as org 130000.
+    let (status, body) = tls_get(&api, Some(&hebei_client), &hebei_client, "/v1/chain", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["height"].is_u64(), "{body}");
+    let (status, body) = tls_get(
+        &api,
+        Some(&hebei_client),
+        &hebei_client,
+        "/v1/accounts?org=130100",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // The disclosure policy applies to certificate callers: Hebei may not read MOF's accounts.
+    let (status, body) = tls_get(
+        &api,
+        Some(&hebei_client),
+        &hebei_client,
+        "/v1/accounts?org=000000",
+        None,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "api.not_disclosed", "{body}");
+
+    // A node certificate is not a client.
+    let hebei_node = data.join("member-130000/node-tls");
+    let (status, body) = tls_get(&api, Some(&hebei_node), &hebei_client, "/v1/chain", None);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "api.wrong_role", "{body}");
+
+    // No certificate: an API key over TLS works, and nothing at all is refused.
+    let keys = std::fs::read_to_string(data.join("api-keys.txt")).unwrap();
+    let key = keys
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 4 && f[0] == "130000")
+        .map(|f| f[2].to_owned())
+        .unwrap();
+    let (status, body) = tls_get(&api, None, &hebei_client, "/v1/chain", Some(&key));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = tls_get(&api, None, &hebei_client, "/v1/chain", None);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "api.missing_api_key", "{body}");
+
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let mut s = TcpStream::connect(&api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(b"GET /v1/chain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        !String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"),
+        "plain HTTP was served"
+    );
 }

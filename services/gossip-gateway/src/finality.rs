@@ -92,6 +92,15 @@ impl Finality {
             .collect()
     }
 
+    /// Whether exactly this signed attestation is already recorded, so that
+    /// a copy gossiped again needs no second signature check.
+    pub fn holds(&self, member: &str, height: u64, signed: &SignedAttestation) -> bool {
+        self.by_height
+            .get(&height)
+            .and_then(|at| at.get(member))
+            .is_some_and(|(_, s)| s == signed)
+    }
+
     pub fn record(
         &mut self,
         member: &str,

@@ -227,6 +227,13 @@ impl Node {
 
     /// Records an attestation (ours or a peer's) and reacts to what it changed.
     pub async fn record_attestation(&self, signed: SignedAttestation) -> Result<bool, Refusal> {
+        // Attestations travel with heartbeats and exchanges, so most arrive
+        // more than once: an exact copy of a recorded one changes nothing.
+        if let Ok(att) = Attestation::decode(&signed.attestation[..])
+            && lock(&self.finality).holds(&att.member, att.height, &signed)
+        {
+            return Ok(false);
+        }
         let att = verify_attestation(&self.certs, &signed)?;
         let out =
             lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
