@@ -310,6 +310,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let genesis = fiscus_ledger_store::server::read_genesis(&config.genesis_file)?;
     let certs = fiscus_ledger_store::Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
     let clients = clients::Clients::load(&config.clients_file, config.rate_per_s, config.burst)?;
+    // Webhook dead letters survive restarts, next to the webhook cursors.
+    let hub = if config.webhooks.is_empty() {
+        events::Hub::default()
+    } else {
+        std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
+        let file = config.data_dir.join("webhook-dead-letters.jsonl");
+        events::Hub::durable(file.clone()).map_err(io(file.display()))?
+    };
     let api = web::Data::new(api::Api {
         consortium_id: genesis.consortium_id.clone(),
         clients,
@@ -339,7 +347,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         limits: fiscus_proto::DecodeLimits::default(),
         max_page: config.max_page.max(1),
         max_import_bytes: config.max_import_bytes,
-        hub: events::Hub::default(),
+        hub,
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
         cert_scopes: config.grpc_cert_scopes.clone(),
     });

@@ -133,3 +133,41 @@ async fn a_delivery_that_always_fails_is_reported_after_the_last_attempt() {
     assert_eq!(attempts, 3);
     assert!(last.contains("connecting"), "{last}");
 }
+
+#[test]
+fn dead_letters_survive_a_restart_and_a_torn_last_line_is_skipped() {
+    use fiscus_exchange_adapter::events::{DeadLetter, Hub};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("webhook-dead-letters.jsonl");
+    let letter = |height| DeadLetter {
+        webhook: "treasury".into(),
+        height,
+        attempts: 6,
+        last_error: "HTTP 503".into(),
+        event: BlockEvent { height, ..event() },
+    };
+    {
+        let hub = Hub::durable(file.clone()).unwrap();
+        assert!(hub.dead_letters().is_empty());
+        hub.dead_letter(letter(7));
+        hub.dead_letter(letter(8));
+    }
+    // A crash in the middle of a third append leaves half a line.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| f.write_all(b"{\"webhook\":\"treas"))
+        .unwrap();
+    let hub = Hub::durable(file.clone()).unwrap();
+    assert_eq!(hub.dead_letters(), vec![letter(7), letter(8)]);
+    // The next letter starts on a line of its own and is read back too.
+    hub.dead_letter(letter(9));
+    drop(hub);
+    let heights: Vec<u64> = Hub::durable(file)
+        .unwrap()
+        .dead_letters()
+        .iter()
+        .map(|d| d.height)
+        .collect();
+    assert_eq!(heights, vec![7, 8, 9]);
+}
