@@ -49,8 +49,12 @@ pub struct BlockEvent {
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub name: String,
-    /// `http://host:port/path` (https is not built yet: terminate TLS in front).
+    /// `http://host:port/path` or `https://host:port/path`.
     pub url: String,
+    /// For an `https://` URL: the PEM certificates of the roots to trust
+    /// (no system roots are used).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// The HMAC-SHA256 key the receiver checks `X-Fiscus-Signature` with.
     pub secret: String,
     #[serde(default = "default_attempts")]
@@ -286,14 +290,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 async fn post_once(hook: &WebhookConfig, body: &str, height: u64) -> Result<(), String> {
-    let (addr, path) = crate::http_client::parse_url(&hook.url).map_err(|e| e.to_string())?;
+    let target = crate::http_client::Target::parse(&hook.url, hook.ca_file.as_deref())
+        .map_err(|e| e.to_string())?;
     let sig = signature(&hook.secret, body.as_bytes());
     let id = height.to_string();
     let headers = [
         ("X-Fiscus-Signature", sig.as_str()),
         ("X-Fiscus-Event-Id", id.as_str()),
     ];
-    let send = crate::http_client::http_raw(addr, "POST", &path, "", Some(body), &headers);
+    let send = target.send("POST", Some(body), &headers);
     match tokio::time::timeout(Duration::from_secs(10), send).await {
         Err(_) => Err("no answer within 10 s".into()),
         Ok(Err(e)) => Err(e.to_string()),

@@ -147,8 +147,12 @@ impl fiscus_common::config::ServiceConfig for Config {
                     "each webhook needs a unique name of letters, digits, '-' or '_'",
                 );
             }
-            if crate::http_client::parse_url(&w.url).is_err() {
-                return bad("webhooks", "a webhook url must be http://host:port/path");
+            if let Err(e) = crate::http_client::Target::parse(&w.url, w.ca_file.as_deref()) {
+                tracing::error!(webhook = %w.name, error = %e, "bad webhook target");
+                return bad(
+                    "webhooks",
+                    "a webhook url must be http://host:port/path, or https://host:port/path with a readable ca_file",
+                );
             }
             if w.secret.len() < 16 {
                 return bad(

@@ -84,6 +84,7 @@ async fn a_delivery_is_signed_and_retried_until_accepted() {
         secret: "a shared secret of some length".into(),
         max_attempts: 5,
         initial_backoff_ms: 10,
+        ca_file: None,
     };
     let attempts = deliver(&hook, &event()).await.unwrap();
     assert_eq!(attempts, 3);
@@ -117,6 +118,7 @@ async fn a_delivery_that_always_fails_is_reported_after_the_last_attempt() {
         secret: "a shared secret of some length".into(),
         max_attempts: 3,
         initial_backoff_ms: 10,
+        ca_file: None,
     };
     let (attempts, last) = deliver(&hook, &event()).await.unwrap_err();
     assert_eq!((attempts, last.as_str()), (3, "HTTP 500"));
@@ -170,4 +172,135 @@ fn dead_letters_survive_a_restart_and_a_torn_last_line_is_skipped() {
         .map(|d| d.height)
         .collect();
     assert_eq!(heights, vec![7, 8, 9]);
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM / DER.
+fn test_pki() -> (
+    String,
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    (
+        ca_cert.pem(),
+        leaf.der().clone(),
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+}
+
+#[tokio::test]
+async fn an_https_webhook_is_delivered_over_tls_to_a_receiver_the_ca_file_vouches_for() {
+    let (ca_pem, cert, key) = test_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("webhook-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (sock, _) = l.accept().unwrap();
+        let conn = rustls::ServerConnection::new(server).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let mut r = BufReader::new(&mut tls);
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            headers.push(line.trim_end().to_owned());
+        }
+        let len: usize = headers
+            .iter()
+            .find_map(|h| {
+                h.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        tls.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        tx.send((headers, String::from_utf8(body).unwrap()))
+            .unwrap();
+    });
+    let hook = WebhookConfig {
+        name: "treasury".into(),
+        url: format!("https://127.0.0.1:{port}/hooks/fiscus"),
+        secret: "a shared secret of some length".into(),
+        max_attempts: 1,
+        initial_backoff_ms: 10,
+        ca_file: Some(ca_file.clone()),
+    };
+    assert_eq!(deliver(&hook, &event()).await.unwrap(), 1);
+    let (headers, body) = rx.recv().unwrap();
+    assert!(headers[0].starts_with("POST /hooks/fiscus "), "{headers:?}");
+    assert_eq!(
+        header(&headers, "x-fiscus-signature"),
+        signature(&hook.secret, body.as_bytes())
+    );
+
+    // A receiver the CA file does not vouch for is not delivered to.
+    let (other_ca, _, _) = test_pki();
+    std::fs::write(&ca_file, other_ca).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (cert2, key2) = {
+        let (_, c, k) = test_pki();
+        (c, k)
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert2], key2)
+            .unwrap(),
+    );
+    std::thread::spawn(move || {
+        if let Ok((sock, _)) = l.accept() {
+            let conn = rustls::ServerConnection::new(server).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            let mut buf = [0u8; 1];
+            let _ = tls.read(&mut buf);
+        }
+    });
+    let hook = WebhookConfig {
+        url: format!("https://127.0.0.1:{port}/hooks/fiscus"),
+        ..hook
+    };
+    let (attempts, error) = deliver(&hook, &event()).await.unwrap_err();
+    assert_eq!(attempts, 1);
+    assert!(error.contains("TLS"), "{error}");
+
+    // An https URL without a ca_file is refused before any connection.
+    let hook = WebhookConfig {
+        ca_file: None,
+        ..hook
+    };
+    let (_, error) = deliver(&hook, &event()).await.unwrap_err();
+    assert!(error.contains("ca_file"), "{error}");
 }
