@@ -2,7 +2,7 @@
 //! blocks.
 
 use crate::envelope::{CheckedTx, TxSignature};
-use crate::hash::{Hash32, block_hash};
+use crate::hash::{Hash32, block_hash, envelope_commitment};
 use crate::limits::{DecodeLimits, decode_bounded};
 use crate::merkle;
 use crate::pb::types::{Block, BlockHeader, Envelope, Signature};
@@ -37,13 +37,13 @@ impl CheckedBlock {
     /// Checks an already-decoded `Block`.
     pub fn from_wire(block: Block, limits: &DecodeLimits) -> Result<Self> {
         let header = BlockHeaderCheck::of(&block, limits)?;
+        let leaves: Vec<Hash32> = block.txs.iter().map(envelope_commitment).collect();
+        header.check_tx_root(&leaves)?;
         let txs = block
             .txs
             .into_iter()
             .map(|env| CheckedTx::from_wire(env, limits))
             .collect::<Result<Vec<_>>>()?;
-        let ids: Vec<Hash32> = txs.iter().map(|t| t.tx_id).collect();
-        header.check_tx_root(&ids)?;
         Ok(Self {
             hash: block_hash(&block.header),
             number: header.header.number,
@@ -60,7 +60,8 @@ impl CheckedBlock {
 
 /// What can be checked of a block without decoding its transactions' payloads:
 /// the block's size and tx count, its header, the orderer signature's shape,
-/// and `tx_root` over the tx ids (hashes of the payload bytes). A gateway
+/// and `tx_root` over the envelopes' commitments (payload hash and signatures,
+/// [`envelope_commitment`]). A gateway
 /// relays blocks after this check; the ledger decodes every payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedHeader {
@@ -73,12 +74,8 @@ pub struct CheckedHeader {
 impl CheckedHeader {
     pub fn check(block: &Block, limits: &DecodeLimits) -> Result<Self> {
         let header = BlockHeaderCheck::of(block, limits)?;
-        let ids: Vec<Hash32> = block
-            .txs
-            .iter()
-            .map(|env| crate::hash::tx_id(&env.payload))
-            .collect();
-        header.check_tx_root(&ids)?;
+        let leaves: Vec<Hash32> = block.txs.iter().map(envelope_commitment).collect();
+        header.check_tx_root(&leaves)?;
         Ok(Self {
             hash: block_hash(&block.header),
             number: header.header.number,
@@ -159,15 +156,11 @@ pub struct BlockDraft<'a> {
 impl BlockDraft<'_> {
     /// Computes `tx_root`, encodes the header once and signs those bytes.
     pub fn seal(self, orderer_key: &SigningKey, orderer_cert_id: Hash32) -> Block {
-        let ids: Vec<Hash32> = self
-            .txs
-            .iter()
-            .map(|t| crate::hash::tx_id(&t.payload))
-            .collect();
+        let leaves: Vec<Hash32> = self.txs.iter().map(envelope_commitment).collect();
         let header = BlockHeader {
             number: self.number,
             prev_hash: self.prev_hash.to_vec(),
-            tx_root: merkle::root(&ids).to_vec(),
+            tx_root: merkle::root(&leaves).to_vec(),
             timestamp_ms: self.timestamp_ms,
             orderer_id: self.orderer_id.to_owned(),
             tx_count: self.txs.len() as u32,

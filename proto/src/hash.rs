@@ -68,6 +68,27 @@ pub fn tx_id(payload: &[u8]) -> TxId {
     sha256(payload)
 }
 
+/// What a block's `tx_root` commits to for one envelope: its tx id and every
+/// signature exactly as carried, so that nobody who relays an orderer-signed
+/// block can alter a signature without breaking the orderer's signature.
+///
+/// `SHA-256(0x01 ‖ tx_id ‖ u32be(count) ‖ for each signature:
+/// u32be(len) ‖ cert_id ‖ u32be(len) ‖ signature)`.
+pub fn envelope_commitment(env: &crate::pb::types::Envelope) -> Hash32 {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update([1u8]);
+    h.update(tx_id(&env.payload).0);
+    h.update((env.signatures.len() as u32).to_be_bytes());
+    for s in &env.signatures {
+        h.update((s.cert_id.len() as u32).to_be_bytes());
+        h.update(&s.cert_id);
+        h.update((s.signature.len() as u32).to_be_bytes());
+        h.update(&s.signature);
+    }
+    Hash32(h.finalize().into())
+}
+
 /// The block hash: SHA-256 over exactly the encoded header bytes.
 pub fn block_hash(header_bytes: &[u8]) -> Hash32 {
     sha256(header_bytes)

@@ -15,9 +15,11 @@
 //! checked alone, so the caller learns exactly which signatures are bad.
 //!
 //! Honest Ed25519 signatures (RFC 8032) pass; so does everything that
-//! ed25519-dalek's `verify_strict` accepts. The only signatures this rule
-//! accepts and `verify_strict` rejects carry a small-order component in `R`,
-//! which only their signer could have put there.
+//! ed25519-dalek's `verify_strict` accepts. The signatures this rule accepts
+//! and `verify_strict` may reject involve a small-order component that only
+//! the key's holder could have put there: in `R`, or in the public key itself
+//! (a key `aB + T` that is not of small order; consortium keys come from
+//! certificates the CA issued).
 //!
 //! A proptest below checks that [`verify_batch`] and [`verify`] agree on random
 //! mixes of good, forged, malformed, weak-key and mixed-order-`R` signatures.

@@ -147,6 +147,25 @@ fn a_block_whose_txs_were_swapped_fails_its_tx_root() {
 }
 
 #[test]
+fn a_relayed_block_with_an_altered_signature_fails_its_tx_root() {
+    // tx_root commits to the signatures too: a relay that flips one bit of a
+    // transaction signature breaks the orderer-signed header, so no member
+    // can be made to record a bad-signature receipt the others do not.
+    let limits = DecodeLimits::default();
+    let mut block = fiscus_proto::pb::types::Block::decode(&block_bytes(3)[..]).unwrap();
+    block.txs[1].signatures[0].signature[5] ^= 1;
+    let err = fiscus_proto::block::CheckedHeader::check(&block, &limits).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    let err = CheckedBlock::from_wire(block.clone(), &limits).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    // So does a dropped or added signature.
+    let mut block = fiscus_proto::pb::types::Block::decode(&block_bytes(3)[..]).unwrap();
+    let extra = block.txs[0].signatures[0].clone();
+    block.txs[0].signatures.push(extra);
+    assert!(fiscus_proto::block::CheckedHeader::check(&block, &limits).is_err());
+}
+
+#[test]
 fn every_truncation_of_a_valid_envelope_and_block_is_an_error_or_a_valid_prefix() {
     let limits = DecodeLimits::default();
     let env = signed_envelope_bytes(7);

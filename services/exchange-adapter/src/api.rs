@@ -100,6 +100,13 @@ impl Api {
                 ),
             ));
         }
+        if !self.orgs.contains_key(&id.member) {
+            return Err(err(
+                ErrorKind::PermissionDenied,
+                "api.unknown_org",
+                format!("org {} is not in the consortium's registry", id.member),
+            ));
+        }
         Ok(Arc::new(Client {
             name: format!("certificate {}", id.cert_id),
             org: id.member.clone(),

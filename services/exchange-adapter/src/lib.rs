@@ -355,7 +355,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
         cert_scopes: config.grpc_cert_scopes.clone(),
     });
-    let mut tasks = vec![tokio::spawn(events::follow(api.clone()))];
+    // Certificate renewals and CRL updates reach the TLS listeners without a
+    // restart (client certificates are checked against the CRL at handshake).
+    let mut tasks = vec![
+        tokio::spawn(events::follow(api.clone())),
+        tls.spawn_reloader(),
+    ];
     if !config.webhooks.is_empty() {
         std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
     }
@@ -444,8 +449,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .disable_signals()
     .on_connect(remember_client_certificate);
     let server = if config.rest_tls {
-        let mut rest = (*tls.server_config(fiscus_common::tls::ClientAuth::Optional)?).clone();
-        rest.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // actix sets the ALPN protocols (h2, http/1.1) itself.
+        let rest = (*tls.server_config(fiscus_common::tls::ClientAuth::Optional)?).clone();
         server.bind_rustls_0_23(config.listen, rest)
     } else {
         server.bind(config.listen)

@@ -60,9 +60,20 @@ pub fn verify_block(
     })
 }
 
-/// The height a block's header claims, and whether the orderer's signature
-/// on that header verifies. Enough to drop a block this member already has
-/// (and to penalize a peer that forged one) without hashing its payloads.
+/// The height a block's header claims, read without any check.
+pub fn claimed_height(block: &Block) -> Result<u64, Refusal> {
+    fiscus_proto::limits::decode_bounded::<fiscus_proto::pb::types::BlockHeader>(
+        "block header",
+        &block.header,
+        1024,
+    )
+    .map(|h| h.number)
+    .map_err(|e| Refusal::Malformed(e.to_string()))
+}
+
+/// Whether the orderer's signature on a block's header verifies. Enough to
+/// drop a block this member already has (and to penalize a peer that forged
+/// one) without hashing its envelopes.
 pub fn verify_known_block(certs: &Certs, block: &Block) -> Result<u64, Refusal> {
     let header: fiscus_proto::pb::types::BlockHeader =
         fiscus_proto::limits::decode_bounded("block header", &block.header, 1024)

@@ -2,7 +2,7 @@
 //! current members get in; a member removed by governance, or disconnected
 //! for bad blocks, is refused.
 
-use crate::chain::{verify_block, verify_known_block};
+use crate::chain::{claimed_height, verify_block, verify_known_block};
 use crate::node::{Incoming, Node, Source};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::gossip::gossip_server::Gossip;
@@ -84,8 +84,10 @@ impl Gossip for GossipService {
             let b = b?;
             // A block this member already has (it usually came from an
             // orderer first) only needs its header signature checked.
-            let known = match verify_known_block(&self.node.certs, &b) {
-                Ok(n) if n <= self.node.height() => Ok(None),
+            let known = match claimed_height(&b) {
+                Ok(n) if n <= self.node.height() => {
+                    verify_known_block(&self.node.certs, &b).map(|_| None)
+                }
                 Ok(_) => verify_block(&self.node.certs, &self.node.limits, b).map(Some),
                 Err(e) => Err(e),
             };

@@ -298,7 +298,8 @@ fn check(
                 .collect())
         })
         .collect();
-    let verdicts = verify_on_threads(&to_verify, cfg.threads);
+    let verdicts = verify_on_threads(&to_verify, cfg.threads)
+        .ok_or_else(|| LedgerError::Corrupt("a signature-check thread failed".into()))?;
     let txs = block
         .txs
         .iter()
@@ -340,29 +341,28 @@ enum SigPlan {
 }
 
 /// Batch-verifies `items` split over `threads` threads; verdicts in order.
+/// `None` if a verification thread failed: that is a fault of this node, not
+/// a verdict on the signatures, so it must not become a receipt.
 fn verify_on_threads(
     items: &[SigCheck<'_>],
     threads: usize,
-) -> Vec<std::result::Result<(), fiscus_proto::sign::VerifyError>> {
+) -> Option<Vec<std::result::Result<(), fiscus_proto::sign::VerifyError>>> {
     let chunk = items.len().div_ceil(threads.max(1)).max(1);
     if items.len() <= chunk {
-        return verify_batch(items);
+        return Some(verify_batch(items));
     }
     std::thread::scope(|s| {
         let handles: Vec<_> = items
             .chunks(chunk)
             .map(|part| s.spawn(move || verify_batch(part)))
             .collect();
-        handles
-            .into_iter()
-            .zip(items.chunks(chunk))
-            .flat_map(|(h, part)| {
-                // A panicked thread verified nothing: its items count as bad.
-                h.join().unwrap_or_else(|_| {
-                    vec![Err(fiscus_proto::sign::VerifyError::Invalid); part.len()]
-                })
-            })
-            .collect()
+        // Join every thread (an unjoined panicked thread would make `scope` panic).
+        let joined: Vec<_> = handles.into_iter().map(|h| h.join().ok()).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for part in joined {
+            out.extend(part?);
+        }
+        Some(out)
     })
 }
 
@@ -767,6 +767,7 @@ impl<S: StateStore> Ledger<S> {
             }
         }
         let keys: Vec<Hash32> = verify_on_threads(&items, threads)
+            .unwrap_or_default()
             .into_iter()
             .zip(cache_keys)
             .filter(|(v, _)| v.is_ok())

@@ -210,8 +210,9 @@ pub fn anonymous_client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfi
 pub enum ClientAuth {
     /// Every service: no certificate, no connection.
     Required,
-    /// Only the identity-ca, so that a new member can enroll with a one-time secret.
-    /// Handlers must then check [`peer_identity`] themselves.
+    /// The identity-ca, so that a new member can enroll with a one-time secret,
+    /// and the exchange-adapter's REST API, where API keys are the alternative.
+    /// Handlers must then check [`peer_identity`] (or the connection's identity) themselves.
     Optional,
 }
 

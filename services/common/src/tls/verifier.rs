@@ -50,8 +50,9 @@ pub struct ClientVerifier {
 }
 
 impl ClientVerifier {
-    /// `optional`: accept handshakes without a client certificate (only the
-    /// identity-ca does this, for enrollment with a one-time secret).
+    /// `optional`: accept handshakes without a client certificate (the
+    /// identity-ca, for enrollment with a one-time secret, and the
+    /// exchange-adapter's REST API, where API keys are the alternative).
     pub fn new(
         roots: Arc<RootCertStore>,
         crls: &[CertificateRevocationListDer<'static>],
