@@ -1,6 +1,6 @@
-//! A small HTTP/1.1 client: the `fiscus` client subcommands and the devnet demo
-//! call adapters with it over plain TCP, and the adapter delivers webhooks with
-//! it over plain TCP or TLS ([`Target`]). One request per connection.
+//! A small HTTP/1.1 client over plain TCP or TLS ([`Target`]): the `fiscus`
+//! client subcommands and the devnet demo call adapters with it, and the
+//! adapter delivers webhooks with it. One request per connection.
 
 use serde_json::Value;
 use std::io::{Error, Result};
@@ -18,13 +18,17 @@ pub async fn http(
 ) -> Result<(u16, Value)> {
     let body = body.map(Value::to_string);
     let (status, raw) = http_raw(addr, method, path, key, body.as_deref(), extra).await?;
-    let value = if raw.is_empty() {
+    Ok((status, json_of(&raw)))
+}
+
+/// A reply body as JSON; a non-JSON body as a JSON string; nothing as null.
+fn json_of(raw: &[u8]) -> Value {
+    if raw.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&raw)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()))
-    };
-    Ok((status, value))
+        serde_json::from_slice(raw)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(raw).into()))
+    }
 }
 
 /// One request with a raw body; returns the status and the raw reply body.
@@ -106,8 +110,9 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses `url`. An `https://` URL needs `ca_file`, the PEM certificates
-    /// of the roots to trust for it; no system roots are used.
+    /// Parses `url` (`http://` or `https://` host:port and an optional path).
+    /// An `https://` URL needs `ca_file`, the PEM certificates of the roots to
+    /// trust for it; no system roots are used.
     pub fn parse(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
         let https = url.starts_with("https://");
         let plain = url.strip_prefix("https://").unwrap_or(url);
@@ -124,7 +129,7 @@ impl Target {
         let tls = if https {
             let ca = ca_file.ok_or_else(|| {
                 Error::other(format!(
-                    "{url}: an https webhook needs ca_file (the roots to trust)"
+                    "{url}: an https URL needs a CA file (ca_file, or --ca-file for the CLI): the roots to trust"
                 ))
             })?;
             Some(tls_config(ca)?)
@@ -139,15 +144,28 @@ impl Target {
         })
     }
 
-    /// One request to the target; returns the status and raw reply body.
+    /// One request to the target's own path; returns the status and raw reply body.
     pub async fn send(
         &self,
         method: &str,
         body: Option<&str>,
         extra: &[(&str, &str)],
     ) -> Result<(u16, Vec<u8>)> {
+        self.request(method, &self.path, "", body, extra).await
+    }
+
+    /// One request to `path` on the target's host, with an API key unless
+    /// `key` is empty; returns the status and raw reply body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>)> {
         let Some(config) = &self.tls else {
-            return http_raw(self.addr, method, &self.path, "", body, extra).await;
+            return http_raw(self.addr, method, path, key, body, extra).await;
         };
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
@@ -158,7 +176,23 @@ impl Target {
             .connect(name, tcp)
             .await
             .map_err(|e| Error::new(e.kind(), format!("TLS with {}: {e}", self.host)))?;
-        exchange(tls, &self.host, method, &self.path, "", body, extra).await
+        exchange(tls, &self.host, method, path, key, body, extra).await
+    }
+
+    /// [`Self::request`] with a JSON body and a JSON (or text) answer.
+    pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+        extra: &[(&str, &str)],
+    ) -> Result<(u16, Value)> {
+        let body = body.map(Value::to_string);
+        let (status, raw) = self
+            .request(method, path, key, body.as_deref(), extra)
+            .await?;
+        Ok((status, json_of(&raw)))
     }
 }
 

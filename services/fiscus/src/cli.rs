@@ -5,17 +5,21 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use fiscus_exchange_adapter::bulk::ImportRow;
-use fiscus_exchange_adapter::http_client::{http, http_raw, parse_url};
+use fiscus_exchange_adapter::http_client::Target;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Where the API is and who calls it.
 #[derive(Debug, Args)]
 pub(crate) struct Conn {
-    /// The member's exchange-adapter, e.g. http://127.0.0.1:7110.
+    /// The member's exchange-adapter, e.g. http://127.0.0.1:7110 or
+    /// https://api.hebei.fiscus.internal:8080.
     #[arg(long, env = "FISCUS_API")]
     api: String,
+    /// For an https:// API: the PEM certificates of the roots to trust (the
+    /// consortium root, e.g. `<devnet>/ca/ca/root.pem`).
+    #[arg(long, env = "FISCUS_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// An API key (`fsk_…`).
     #[arg(long, env = "FISCUS_API_KEY", hide_env_values = true)]
     key: String,
@@ -25,12 +29,15 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn addr(&self) -> Result<SocketAddr> {
-        Ok(parse_url(&self.api)?.0)
+    fn target(&self) -> Result<Target> {
+        Ok(Target::parse(&self.api, self.ca_file.as_deref())?)
     }
 
     async fn get(&self, path: &str) -> Result<Value> {
-        let (status, v) = http(self.addr()?, "GET", path, &self.key, None, &[]).await?;
+        let (status, v) = self
+            .target()?
+            .json("GET", path, &self.key, None, &[])
+            .await?;
         ok(status, v)
     }
 }
@@ -354,15 +361,17 @@ pub(crate) async fn submit(cmd: SubmitCmd) -> Result<()> {
     if let Some(k) = &cmd.idempotency_key {
         extra.push(("Idempotency-Key", k.as_str()));
     }
-    let (status, v) = http(
-        cmd.conn.addr()?,
-        "POST",
-        &format!("/v1/operations?wait={}", cmd.wait),
-        &cmd.conn.key,
-        Some(&op),
-        &extra,
-    )
-    .await?;
+    let (status, v) = cmd
+        .conn
+        .target()?
+        .json(
+            "POST",
+            &format!("/v1/operations?wait={}", cmd.wait),
+            &cmd.conn.key,
+            Some(&op),
+            &extra,
+        )
+        .await?;
     let v = ok(status, v)?;
     print(cmd.conn.json, &v, |v| {
         println!(
@@ -415,20 +424,21 @@ fn read_rows(path: &std::path::Path) -> Result<Vec<ImportRow>> {
 
 pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
     let rows = read_rows(&cmd.file)?;
-    let addr = cmd.conn.addr()?;
+    let target = cmd.conn.target()?;
     let post = |rows: &[ImportRow], dry: bool| {
         let body = serde_json::to_string(rows);
         let key = cmd.conn.key.clone();
+        let target = target.clone();
         async move {
-            http_raw(
-                addr,
-                "POST",
-                &format!("/v1/imports?format=json&dry_run={dry}"),
-                &key,
-                Some(&body?),
-                &[],
-            )
-            .await
+            target
+                .request(
+                    "POST",
+                    &format!("/v1/imports?format=json&dry_run={dry}"),
+                    &key,
+                    Some(&body?),
+                    &[],
+                )
+                .await
         }
     };
     // The whole file is validated first: one bad row and nothing is submitted.
@@ -526,15 +536,17 @@ pub(crate) async fn export(cmd: ExportCmd) -> Result<()> {
             cmd.what
         );
     }
-    let (status, raw) = http_raw(
-        cmd.conn.addr()?,
-        "GET",
-        &format!("/v1/exports/{}?format={}", cmd.what, cmd.format),
-        &cmd.conn.key,
-        None,
-        &[],
-    )
-    .await?;
+    let (status, raw) = cmd
+        .conn
+        .target()?
+        .request(
+            "GET",
+            &format!("/v1/exports/{}?format={}", cmd.what, cmd.format),
+            &cmd.conn.key,
+            None,
+            &[],
+        )
+        .await?;
     if status != 200 {
         ok(status, serde_json::from_slice(&raw).unwrap_or(Value::Null))?;
     }

@@ -55,7 +55,8 @@ pub(crate) struct DevnetCmd {
     exit: bool,
     /// Serve each exchange-adapter's REST API over TLS with the member's node
     /// certificate; a caller may present its client certificate instead of
-    /// an API key. The CLI and the demo speak plain HTTP, hence no --demo.
+    /// an API key. The CLI then needs --ca-file; the demo speaks plain HTTP,
+    /// hence no --demo.
     #[arg(long, conflicts_with = "demo")]
     rest_tls: bool,
 }
@@ -630,6 +631,11 @@ pub(crate) async fn run(cmd: DevnetCmd) -> Result<()> {
         println!("Try it over TLS (Hebei's key) / 试用:");
         println!(
             "  curl -s --cacert {root} -H 'Authorization: Bearer {key}' https://{addr}/v1/chain",
+            root = CaPaths::new(net.data.join("ca")).root_cert().display(),
+            addr = m.api.addr,
+        );
+        println!(
+            "  fiscus status --api https://{addr} --ca-file {root} --key {key}",
             root = CaPaths::new(net.data.join("ca")).root_cert().display(),
             addr = m.api.addr,
         );

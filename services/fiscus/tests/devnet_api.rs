@@ -966,6 +966,28 @@ fn the_rest_api_over_tls_takes_a_client_certificate_or_an_api_key() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["code"], "api.missing_api_key", "{body}");
 
+    // The CLI speaks TLS to it, trusting the consortium root given by --ca-file.
+    let root = data.join("ca/ca/root.pem");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fiscus"))
+            .args(args)
+            .env("FISCUS_API", format!("https://{api}"))
+            .env("FISCUS_API_KEY", &key)
+            .env_remove("FISCUS_CA_FILE")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["status", "--json", "--ca-file", root.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(st["height"].is_u64(), "{st}");
+    let out = cli(&["status", "--json"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ca_file"),
+        "{out:?}"
+    );
+
     // Plain HTTP to the TLS port gets no HTTP answer.
     let mut s = TcpStream::connect(&api).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
