@@ -90,10 +90,7 @@ pub async fn write_network(
         serial,
         cert_file: cert,
     };
-    let free = || {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let free = free_loopback_addr;
     let mut out = Vec::new();
     for code in MEMBERS.iter().take(members) {
         let tls_dir = dir.join(format!("node-{code}"));
@@ -200,18 +197,27 @@ impl RunningMember {
 }
 
 pub async fn start_member(m: &MemberFiles) -> RunningMember {
-    // A store just closed in this process may hold its lock a moment longer.
+    // A store or a listener just closed in this process may be held a moment longer.
     let until = Instant::now() + Duration::from_secs(30);
+    let transient = |e: &str| e.contains("Locked") || e.contains("AddrInUse");
     let ledger = loop {
         match fiscus_ledger_store::server::start(m.ledger.clone()).await {
             Ok(l) => break l,
-            Err(e) if Instant::now() < until && format!("{e:?}").contains("Locked") => {
+            Err(e) if Instant::now() < until && transient(&format!("{e:?}")) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("ledger-store {}: {e}", m.code),
         }
     };
-    let gateway = crate::start(m.gateway.clone()).await.unwrap();
+    let gateway = loop {
+        match crate::start(m.gateway.clone()).await {
+            Ok(g) => break g,
+            Err(e) if Instant::now() < until && transient(&format!("{e:?}")) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("gossip-gateway {}: {e:?}", m.code),
+        }
+    };
     RunningMember {
         code: m.code.clone(),
         ledger,
@@ -316,4 +322,28 @@ pub async fn start_orderers(
     let refs: Vec<&fiscus_orderer::Running> = out.iter().collect();
     ok::wait_for_leader(&refs, Duration::from_secs(60)).await;
     out
+}
+
+/// A loopback address whose port is free now and lies below Linux's ephemeral
+/// range (32768–60999). A port from `bind(":0")` is an ephemeral one: while a
+/// member is stopped, an outgoing connection of this process could take it as
+/// its local port, and the member could not bind it again.
+fn free_loopback_addr() -> std::net::SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const START: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    // Concurrent test processes start at different places.
+    let seed = std::process::id().wrapping_mul(7_919);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = START + seed.wrapping_add(n) % SPAN;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in {START}..{}", START + SPAN);
 }
