@@ -7,20 +7,6 @@ use std::io::{Error, Result};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// One HTTP/1.1 request to a loopback adapter; returns the status and JSON body.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<&Value>,
-    extra: &[(&str, &str)],
-) -> Result<(u16, Value)> {
-    let body = body.map(Value::to_string);
-    let (status, raw) = http_raw(addr, method, path, key, body.as_deref(), extra).await?;
-    Ok((status, json_of(&raw)))
-}
-
 /// A reply body as JSON; a non-JSON body as a JSON string; nothing as null.
 fn json_of(raw: &[u8]) -> Value {
     if raw.is_empty() {
@@ -29,22 +15,6 @@ fn json_of(raw: &[u8]) -> Value {
         serde_json::from_slice(raw)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(raw).into()))
     }
-}
-
-/// One request with a raw body; returns the status and the raw reply body.
-/// An empty `key` sends no `Authorization` header.
-pub async fn http_raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<&str>,
-    extra: &[(&str, &str)],
-) -> Result<(u16, Vec<u8>)> {
-    let s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| Error::new(e.kind(), format!("connecting to {addr}: {e}")))?;
-    exchange(s, &addr.to_string(), method, path, key, body, extra).await
 }
 
 /// One request on an open connection (plain or TLS); `host` goes in `Host:`.
@@ -99,49 +69,74 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     Ok((status, payload))
 }
 
-/// Where a webhook goes: `http://` or `https://` host, port and path.
+/// Where requests go: an `http://` or `https://` host, port and path.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
-    pub host: String,
+    /// `host:port` as the URL names it, sent as the `Host` header.
+    pub authority: String,
+    /// The URL's path (what [`Target::send`] posts to).
     pub path: String,
-    /// For `https://`: the TLS client configuration (trusted roots).
-    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// For `https://`: the TLS client configuration (trusted roots) and the
+    /// name the server's certificate must carry.
+    pub tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
 impl Target {
-    /// Parses `url` (`http://` or `https://` host:port and an optional path).
-    /// An `https://` URL needs `ca_file`, the PEM certificates of the roots to
-    /// trust for it; no system roots are used.
+    /// Parses `url` (`http://` or `https://` host:port and an optional path;
+    /// no scheme means `http://`). An `https://` URL needs `ca_file`, the PEM
+    /// certificates of the roots to trust for it; no system roots are used.
     pub fn parse(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
-        let https = url.starts_with("https://");
-        let plain = url.strip_prefix("https://").unwrap_or(url);
-        let (addr, path) = parse_url(&format!("http://{}", plain.trim_start_matches("http://")))?;
-        let host = plain
-            .trim_start_matches("http://")
-            .split('/')
+        use std::net::ToSocketAddrs as _;
+        let (https, rest) = match url.strip_prefix("https://") {
+            Some(rest) => (true, rest),
+            None => (false, url.strip_prefix("http://").unwrap_or(url)),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| Error::other(format!("{url}: {authority} is not host:port ({e})")))?
             .next()
-            .unwrap_or_default();
-        let host = host
-            .rsplit_once(':')
-            .map_or(host, |(h, _)| h)
-            .trim_matches(['[', ']']);
+            .ok_or_else(|| Error::other(format!("{url} resolves to no address")))?;
         let tls = if https {
             let ca = ca_file.ok_or_else(|| {
                 Error::other(format!(
                     "{url}: an https URL needs a CA file (ca_file, or --ca-file for the CLI): the roots to trust"
                 ))
             })?;
-            Some(tls_config(ca)?)
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .trim_matches(['[', ']']);
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+                Error::other(format!("{url}: {host} is not a TLS server name ({e})"))
+            })?;
+            Some((tls_config(ca)?, name))
         } else {
             None
         };
         Ok(Self {
             addr,
-            host: host.to_owned(),
+            authority: authority.to_owned(),
             path,
             tls,
         })
+    }
+
+    /// A plain-HTTP target at `addr` (the devnet's adapters on loopback).
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            authority: addr.to_string(),
+            path: "/".to_owned(),
+            tls: None,
+        }
     }
 
     /// One request to the target's own path; returns the status and raw reply body.
@@ -164,19 +159,17 @@ impl Target {
         body: Option<&str>,
         extra: &[(&str, &str)],
     ) -> Result<(u16, Vec<u8>)> {
-        let Some(config) = &self.tls else {
-            return http_raw(self.addr, method, path, key, body, extra).await;
-        };
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
             .map_err(|e| Error::new(e.kind(), format!("connecting to {}: {e}", self.addr)))?;
-        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-            .map_err(|e| Error::other(format!("{}: not a TLS server name ({e})", self.host)))?;
+        let Some((config, name)) = &self.tls else {
+            return exchange(tcp, &self.authority, method, path, key, body, extra).await;
+        };
         let tls = tokio_rustls::TlsConnector::from(config.clone())
-            .connect(name, tcp)
+            .connect(name.clone(), tcp)
             .await
-            .map_err(|e| Error::new(e.kind(), format!("TLS with {}: {e}", self.host)))?;
-        exchange(tls, &self.host, method, path, key, body, extra).await
+            .map_err(|e| Error::new(e.kind(), format!("TLS with {}: {e}", self.authority)))?;
+        exchange(tls, &self.authority, method, path, key, body, extra).await
     }
 
     /// [`Self::request`] with a JSON body and a JSON (or text) answer.
@@ -215,28 +208,6 @@ fn tls_config(ca_file: &std::path::Path) -> Result<std::sync::Arc<rustls::Client
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(std::sync::Arc::new(config))
-}
-
-/// `http://host:port[/path]` (or `host:port`) as a socket address and a path.
-/// Plain HTTP only: the CLI and the demo talk to adapters on loopback.
-pub fn parse_url(url: &str) -> Result<(SocketAddr, String)> {
-    use std::net::ToSocketAddrs as _;
-    if url.starts_with("https://") {
-        return Err(Error::other(format!(
-            "{url}: this client speaks plain http only"
-        )));
-    }
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_owned()),
-        None => (rest, "/".to_owned()),
-    };
-    let addr = hostport
-        .to_socket_addrs()
-        .map_err(|e| Error::other(format!("{url}: {hostport} is not host:port ({e})")))?
-        .next()
-        .ok_or_else(|| Error::other(format!("{url} resolves to no address")))?;
-    Ok((addr, path))
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {

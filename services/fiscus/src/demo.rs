@@ -5,35 +5,34 @@
 
 use crate::devnet::{Devnet, api_keys};
 use anyhow::{Context, Result, bail};
-use fiscus_exchange_adapter::http_client::http;
+use fiscus_exchange_adapter::http_client::Target;
 use fiscus_identity_ca::ca::CaPaths;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 struct Client {
-    addr: SocketAddr,
+    api: Target,
     key: String,
 }
 
 impl Client {
     /// Submits a custodial operation and waits for this member's commit.
     async fn submit(&self, op: Value, idem: &str) -> Result<(u16, Value)> {
-        http(
-            self.addr,
-            "POST",
-            "/v1/operations?wait=commit",
-            &self.key,
-            Some(&op),
-            &[("Idempotency-Key", idem)],
-        )
-        .await
-        .map_err(Into::into)
+        self.api
+            .json(
+                "POST",
+                "/v1/operations?wait=commit",
+                &self.key,
+                Some(&op),
+                &[("Idempotency-Key", idem)],
+            )
+            .await
+            .map_err(Into::into)
     }
 
     async fn get(&self, path: &str) -> Result<Value> {
-        let (status, v) = http(self.addr, "GET", path, &self.key, None, &[]).await?;
+        let (status, v) = self.api.json("GET", path, &self.key, None, &[]).await?;
         if status != 200 {
             bail!("GET {path}: {status} {v}");
         }
@@ -133,7 +132,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
             .find(|m| m.code == code)
             .with_context(|| format!("no member {code}"))?;
         Ok(Client {
-            addr: m.api.addr,
+            api: Target::plain(m.api.addr),
             key: keys
                 .get(code)
                 .cloned()
