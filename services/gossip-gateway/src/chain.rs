@@ -42,15 +42,9 @@ pub fn verify_block(
     let checked =
         CheckedHeader::check(&block, limits).map_err(|e| Refusal::Malformed(e.to_string()))?;
     let n = checked.number;
-    match certs.status(&checked.orderer_signature.cert_id, n) {
-        CertStatus::Valid { public_key, .. }
-            if fiscus_proto::sign::verify(
-                &public_key,
-                &block.header,
-                &checked.orderer_signature.signature,
-            )
-            .is_ok() => {}
-        _ => return Err(Refusal::BadOrdererSignature(n)),
+    let sig = &checked.orderer_signature;
+    if !orderer_signed(certs, n, &sig.cert_id, &block.header, &sig.signature) {
+        return Err(Refusal::BadOrdererSignature(n));
     }
     Ok(Verified {
         number: n,
@@ -71,28 +65,30 @@ pub fn claimed_height(block: &Block) -> Result<u64, Refusal> {
     .map_err(|e| Refusal::Malformed(e.to_string()))
 }
 
-/// Whether the orderer's signature on a block's header verifies. Enough to
-/// drop a block this member already has (and to penalize a peer that forged
-/// one) without hashing its envelopes.
-pub fn verify_known_block(certs: &Certs, block: &Block) -> Result<u64, Refusal> {
-    let header: fiscus_proto::pb::types::BlockHeader =
-        fiscus_proto::limits::decode_bounded("block header", &block.header, 1024)
-            .map_err(|e| Refusal::Malformed(e.to_string()))?;
-    let n = header.number;
-    let sig = block
-        .orderer_signature
-        .as_ref()
-        .ok_or(Refusal::BadOrdererSignature(n))?;
-    let cert =
-        Hash32::from_slice("cert id", &sig.cert_id).map_err(|_| Refusal::BadOrdererSignature(n))?;
-    match certs.status(&cert, n) {
-        CertStatus::Valid { public_key, .. }
-            if fiscus_proto::sign::verify(&public_key, &block.header, &sig.signature).is_ok() =>
-        {
-            Ok(n)
-        }
-        _ => Err(Refusal::BadOrdererSignature(n)),
+/// Whether the orderer's signature on the header of block `n` (its height
+/// from [`claimed_height`]) verifies. Enough to drop a block this member
+/// already has (and to penalize a peer that forged one) without hashing its
+/// envelopes.
+pub fn verify_known_block(certs: &Certs, block: &Block, n: u64) -> Result<(), Refusal> {
+    let signed = block.orderer_signature.as_ref().is_some_and(|sig| {
+        Hash32::from_slice("cert id", &sig.cert_id)
+            .is_ok_and(|cert| orderer_signed(certs, n, &cert, &block.header, &sig.signature))
+    });
+    if signed {
+        Ok(())
+    } else {
+        Err(Refusal::BadOrdererSignature(n))
     }
+}
+
+/// Whether `cert` is a known certificate, valid at height `n`, whose key
+/// signed exactly `header`.
+fn orderer_signed(certs: &Certs, n: u64, cert: &Hash32, header: &[u8], signature: &[u8]) -> bool {
+    matches!(
+        certs.status(cert, n),
+        CertStatus::Valid { public_key, .. }
+            if fiscus_proto::sign::verify(&public_key, header, signature).is_ok()
+    )
 }
 
 /// The attestation inside `signed`, if its signature is by a known node

@@ -86,7 +86,7 @@ impl Gossip for GossipService {
             // orderer first) only needs its header signature checked.
             let known = match claimed_height(&b) {
                 Ok(n) if n <= self.node.height() => {
-                    verify_known_block(&self.node.certs, &b).map(|_| None)
+                    verify_known_block(&self.node.certs, &b, n).map(|()| None)
                 }
                 Ok(_) => verify_block(&self.node.certs, &self.node.limits, b).map(Some),
                 Err(e) => Err(e),
