@@ -22,6 +22,18 @@ fn signed(n: usize, signers: usize) -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
         .collect()
 }
 
+/// The items of [`signed`] as verification inputs.
+fn checks(owned: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<SigCheck<'_>> {
+    owned
+        .iter()
+        .map(|(k, m, s)| SigCheck {
+            public_key: k,
+            message: m,
+            signature: s,
+        })
+        .collect()
+}
+
 fn ed25519(c: &mut Criterion) {
     let key = SigningKey::from_seed(&[7; 32]);
     let msg = vec![0x5a; 256];
@@ -37,14 +49,7 @@ fn ed25519(c: &mut Criterion) {
     let mut group = c.benchmark_group("ed25519/verify_batch");
     for n in [64usize, 256] {
         let items_owned = signed(n, n);
-        let items: Vec<SigCheck<'_>> = items_owned
-            .iter()
-            .map(|(k, m, s)| SigCheck {
-                public_key: k,
-                message: m,
-                signature: s,
-            })
-            .collect();
+        let items = checks(&items_owned);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("batch", n), &items, |b, items| {
             b.iter(|| verify_batch(black_box(items)))
@@ -61,14 +66,7 @@ fn ed25519(c: &mut Criterion) {
     }
     // A block's worth from a handful of client keys, as in a real block.
     let items_owned = signed(256, 4);
-    let items: Vec<SigCheck<'_>> = items_owned
-        .iter()
-        .map(|(k, m, s)| SigCheck {
-            public_key: k,
-            message: m,
-            signature: s,
-        })
-        .collect();
+    let items = checks(&items_owned);
     group.bench_with_input(
         BenchmarkId::new("batch_4_signers", 256),
         &items,

@@ -118,12 +118,7 @@ impl Hub {
         let text = String::from_utf8_lossy(&bytes);
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
             match serde_json::from_str::<DeadLetter>(line) {
-                Ok(d) => {
-                    if dead.len() >= MAX_DEAD_LETTERS {
-                        dead.pop_front();
-                    }
-                    dead.push_back(d);
-                }
+                Ok(d) => keep_newest(&mut dead, d),
                 Err(e) => {
                     tracing::warn!(file = %file.display(), line = n + 1, error = %e, "skipping an unreadable dead letter");
                 }
@@ -147,10 +142,7 @@ impl Hub {
     pub fn dead_letter(&self, d: DeadLetter) {
         tracing::error!(webhook = %d.webhook, height = d.height, error = %d.last_error, "webhook delivery failed every attempt; dead-lettered");
         let mut q = self.dead.lock().unwrap_or_else(|e| e.into_inner());
-        if q.len() >= MAX_DEAD_LETTERS {
-            q.pop_front();
-        }
-        q.push_back(d.clone());
+        keep_newest(&mut q, d.clone());
         if let Some(file) = &self.dead_file
             && let Err(e) = persist_dead_letter(file, &d, &q)
         {
@@ -166,6 +158,14 @@ impl Hub {
             .cloned()
             .collect()
     }
+}
+
+/// Adds `d`, dropping the oldest letter beyond [`MAX_DEAD_LETTERS`].
+fn keep_newest(q: &mut VecDeque<DeadLetter>, d: DeadLetter) {
+    if q.len() >= MAX_DEAD_LETTERS {
+        q.pop_front();
+    }
+    q.push_back(d);
 }
 
 /// Appends `d` to `file` with fsync. When the file holds twice the kept

@@ -19,37 +19,41 @@ fn receiver(statuses: Vec<u16>) -> (String, mpsc::Receiver<(Vec<String>, String)
     std::thread::spawn(move || {
         for status in statuses {
             let (s, _) = l.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut headers = Vec::new();
-            loop {
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                headers.push(line.trim_end().to_owned());
-            }
-            let len: usize = headers
-                .iter()
-                .find_map(|h| {
-                    h.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
+            let (headers, body) = read_request(&mut BufReader::new(s.try_clone().unwrap()));
             let mut w = s;
             write!(
                 w,
                 "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             )
             .unwrap();
-            tx.send((headers, String::from_utf8(body).unwrap()))
-                .unwrap();
+            tx.send((headers, body)).unwrap();
         }
     });
     (url, rx)
+}
+
+/// Reads one HTTP/1.1 request: its header lines and its body.
+fn read_request(r: &mut impl BufRead) -> (Vec<String>, String) {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        headers.push(line.trim_end().to_owned());
+    }
+    let len: usize = headers
+        .iter()
+        .find_map(|h| {
+            h.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (headers, String::from_utf8(body).unwrap())
 }
 
 fn event() -> BlockEvent {
@@ -197,21 +201,29 @@ fn test_pki() -> (
     )
 }
 
-#[tokio::test]
-async fn an_https_webhook_is_delivered_over_tls_to_a_receiver_the_ca_file_vouches_for() {
-    let (ca_pem, cert, key) = test_pki();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("webhook-ca.pem");
-    std::fs::write(&ca_file, &ca_pem).unwrap();
+/// A TLS server configuration presenting `cert`.
+fn tls_server(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> std::sync::Arc<rustls::ServerConfig> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let server = std::sync::Arc::new(
+    std::sync::Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(vec![cert], key)
             .unwrap(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn an_https_webhook_is_delivered_over_tls_to_a_receiver_the_ca_file_vouches_for() {
+    let (ca_pem, cert, key) = test_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("webhook-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let server = tls_server(cert, key);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -219,32 +231,12 @@ async fn an_https_webhook_is_delivered_over_tls_to_a_receiver_the_ca_file_vouche
         let (sock, _) = l.accept().unwrap();
         let conn = rustls::ServerConnection::new(server).unwrap();
         let mut tls = rustls::StreamOwned::new(conn, sock);
-        let mut r = BufReader::new(&mut tls);
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            headers.push(line.trim_end().to_owned());
-        }
-        let len: usize = headers
-            .iter()
-            .find_map(|h| {
-                h.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap())
-            })
-            .unwrap();
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
+        let (headers, body) = read_request(&mut BufReader::new(&mut tls));
         tls.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             .unwrap();
         tls.conn.send_close_notify();
         let _ = tls.flush();
-        tx.send((headers, String::from_utf8(body).unwrap()))
-            .unwrap();
+        tx.send((headers, body)).unwrap();
     });
     let hook = WebhookConfig {
         name: "treasury".into(),
@@ -257,6 +249,7 @@ async fn an_https_webhook_is_delivered_over_tls_to_a_receiver_the_ca_file_vouche
     assert_eq!(deliver(&hook, &event()).await.unwrap(), 1);
     let (headers, body) = rx.recv().unwrap();
     assert!(headers[0].starts_with("POST /hooks/fiscus "), "{headers:?}");
+    assert!(!body.is_empty(), "{headers:?}");
     assert_eq!(
         header(&headers, "x-fiscus-signature"),
         signature(&hook.secret, body.as_bytes())
@@ -271,15 +264,7 @@ async fn an_https_webhook_is_delivered_over_tls_to_a_receiver_the_ca_file_vouche
         let (_, c, k) = test_pki();
         (c, k)
     };
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let server = std::sync::Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert2], key2)
-            .unwrap(),
-    );
+    let server = tls_server(cert2, key2);
     std::thread::spawn(move || {
         if let Ok((sock, _)) = l.accept() {
             let conn = rustls::ServerConnection::new(server).unwrap();

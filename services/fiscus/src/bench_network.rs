@@ -7,10 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use fiscus_gossip_gateway::node::now_ms;
 use fiscus_gossip_gateway::testkit::{self, RunningMember};
-use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
-    transfer_call::Method,
-};
+use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
 use fiscus_proto::pb::types::{Envelope, tx_payload::Call};
 use prost::Message as _;
 use std::time::{Duration, Instant};
@@ -76,28 +73,8 @@ pub(crate) async fn run(b: NetworkBench) -> Result<()> {
     // Funding: MOF appropriates and allocates to Hebei, which then pays schools.
     let mut client =
         fiscus_orderer::testkit::client(&files.cluster, orderer_addrs[0], "orderer-1").await;
-    let program = Program {
-        id: "2026-edu-01".into(),
-        name: "义务教育补助经费".into(),
-        kind: ProgramKind::General as i32,
-        functional_code: "2050202".into(),
-        fiscal_year: 2026,
-        document: "财教〔2026〕1号".into(),
-    };
     let setup = vec![
-        testkit::envelope(
-            &files,
-            &files.mof,
-            1,
-            Call::Transfer(TransferCall {
-                method: Some(Method::Appropriate(AppropriateArgs {
-                    account: account("000000"),
-                    program: Some(program),
-                    amount_fen: i64::MAX / 4,
-                    document: "财教〔2026〕1号".into(),
-                })),
-            }),
-        ),
+        testkit::edu_appropriation(&files, 1, i64::MAX / 4),
         testkit::envelope(
             &files,
             &files.mof,

@@ -30,10 +30,7 @@ use fiscus_proto::pb::governance::{
 };
 use fiscus_proto::pb::ledger::ChainInfoRequest;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
-use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
-    transfer_call::Method,
-};
+use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
 use fiscus_proto::pb::types::tx_payload::Call;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -188,26 +185,7 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     }
 
     // Transactions through the first orderer (it forwards to the leader).
-    let mut envs = vec![envelope(
-        &files,
-        &files.mof,
-        1,
-        Call::Transfer(TransferCall {
-            method: Some(Method::Appropriate(AppropriateArgs {
-                account: account("000000"),
-                program: Some(Program {
-                    id: "2026-edu-01".into(),
-                    name: "义务教育补助经费".into(),
-                    kind: ProgramKind::General as i32,
-                    functional_code: "2050202".into(),
-                    fiscal_year: 2026,
-                    document: "财教〔2026〕1号".into(),
-                }),
-                amount_fen: 100_000_000,
-                document: "财教〔2026〕1号".into(),
-            })),
-        }),
-    )];
+    let mut envs = vec![testkit::edu_appropriation(&files, 1, 100_000_000)];
     for n in 2..=30 {
         envs.push(mof_to_hebei(
             &files,
@@ -556,31 +534,8 @@ async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers
         let (g, _) = spawn_quiet("gossip-gateway", &gpath);
         procs.push((p, g));
     }
-    let tx = |nonce: u64, m: Method| {
-        envelope(
-            &files,
-            &files.mof,
-            nonce,
-            Call::Transfer(TransferCall { method: Some(m) }),
-        )
-    };
     let funding = vec![
-        tx(
-            1,
-            Method::Appropriate(AppropriateArgs {
-                account: account("000000"),
-                program: Some(Program {
-                    id: "2026-edu-01".into(),
-                    name: "义务教育补助经费".into(),
-                    kind: ProgramKind::General as i32,
-                    functional_code: "2050202".into(),
-                    fiscal_year: 2026,
-                    document: "财教〔2026〕1号".into(),
-                }),
-                amount_fen: 100_000_000,
-                document: "财教〔2026〕1号".into(),
-            }),
-        ),
+        testkit::edu_appropriation(&files, 1, 100_000_000),
         mof_to_hebei(&files, 2, 50_000_000, "财教〔2026〕2号"),
     ];
     let until = Instant::now() + Duration::from_secs(120);

@@ -280,6 +280,42 @@ pub fn envelope(
     fiscus_proto::envelope::seal(&payload, &[(&who.key, who.cert_id)])
 }
 
+/// MOF appropriates `amount_fen` to itself for the test program
+/// `2026-edu-01` (compulsory education, 2050202): how the network tests and
+/// `fiscus bench network` fund their chains.
+pub fn edu_appropriation(
+    files: &NetworkFiles,
+    nonce: u64,
+    amount_fen: i64,
+) -> fiscus_proto::pb::types::Envelope {
+    use fiscus_proto::pb::transfer::{
+        AccountRef, AppropriateArgs, Program, ProgramKind, TransferCall, transfer_call::Method,
+    };
+    envelope(
+        files,
+        &files.mof,
+        nonce,
+        fiscus_proto::pb::types::tx_payload::Call::Transfer(TransferCall {
+            method: Some(Method::Appropriate(AppropriateArgs {
+                account: Some(AccountRef {
+                    org_code: "000000".into(),
+                    program_id: "2026-edu-01".into(),
+                }),
+                program: Some(Program {
+                    id: "2026-edu-01".into(),
+                    name: "义务教育补助经费".into(),
+                    kind: ProgramKind::General as i32,
+                    functional_code: "2050202".into(),
+                    fiscal_year: 2026,
+                    document: "财教〔2026〕1号".into(),
+                }),
+                amount_fen,
+                document: "财教〔2026〕1号".into(),
+            })),
+        }),
+    )
+}
+
 /// Hebei pays a school 1 fen from its account in the test program
 /// `2026-edu-01`: the load of the catch-up tests and `fiscus bench network`.
 pub fn school_payment(files: &NetworkFiles, nonce: u64) -> fiscus_proto::pb::types::Envelope {

@@ -17,10 +17,7 @@ use fiscus_proto::pb::governance::{
     GovernanceCall, Proposal, ProposeArgs, RemoveMember, VoteArgs, governance_call,
     proposal::Change,
 };
-use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
-    transfer_call::Method,
-};
+use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
 use fiscus_proto::pb::types::{Envelope, tx_payload::Call};
 use prost::Message;
 use std::net::SocketAddr;
@@ -43,23 +40,7 @@ fn transfer(files: &NetworkFiles, nonce: u64, m: Method) -> Envelope {
 }
 
 fn appropriate(files: &NetworkFiles) -> Envelope {
-    transfer(
-        files,
-        1,
-        Method::Appropriate(AppropriateArgs {
-            account: account("000000"),
-            program: Some(Program {
-                id: "2026-edu-01".into(),
-                name: "义务教育补助经费".into(),
-                kind: ProgramKind::General as i32,
-                functional_code: "2050202".into(),
-                fiscal_year: 2026,
-                document: "财教〔2026〕1号".into(),
-            }),
-            amount_fen: 100_000_000,
-            document: "财教〔2026〕1号".into(),
-        }),
-    )
+    testkit::edu_appropriation(files, 1, 100_000_000)
 }
 
 fn allocate(files: &NetworkFiles, nonce: u64) -> Envelope {

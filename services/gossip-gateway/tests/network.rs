@@ -138,23 +138,7 @@ async fn a_member_stopped_for_5000_blocks_catches_up_from_its_peers_with_the_sam
         members.push(testkit::start_member(m).await);
     }
     let mut client = ok::client(&files.cluster, orderer_addr, "orderer-1").await;
-    let first = tx(
-        &files,
-        1,
-        Method::Appropriate(AppropriateArgs {
-            account: account("000000"),
-            program: Some(Program {
-                id: "2026-edu-01".into(),
-                name: "义务教育补助经费".into(),
-                kind: ProgramKind::General as i32,
-                functional_code: "2050202".into(),
-                fiscal_year: 2026,
-                document: "财教〔2026〕1号".into(),
-            }),
-            amount_fen: 100_000_000,
-            document: "财教〔2026〕1号".into(),
-        }),
-    );
+    let first = testkit::edu_appropriation(&files, 1, 100_000_000);
     let fund = tx(
         &files,
         2,
