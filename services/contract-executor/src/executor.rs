@@ -224,25 +224,15 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
                 .map(|i| (*i, run_one(&input.txs[*i], &declared[*i], input, state_ref)))
                 .collect()
         };
-        // A thread costs more than a few transactions: small waves (a hot
-        // account makes every wave one transaction long) run on this thread.
+        // Handing work to the pool costs more than a few transactions: small
+        // waves (a hot account makes every wave one transaction long) run on
+        // this thread. A panic on the pool reaches the caller, like one here.
         let outs: Vec<(usize, TxResult)> = if threads <= 1 || members.len() < MIN_PARALLEL_WAVE {
             run(&members)
         } else {
+            use rayon::prelude::*;
             let chunk = members.len().div_ceil(threads).max(1);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = members
-                    .chunks(chunk)
-                    .map(|ids| {
-                        let run = &run;
-                        s.spawn(move || run(ids))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
+            members.par_chunks(chunk).flat_map_iter(&run).collect()
         };
         // Merge in block order: within a wave no two transactions touch the same key.
         let mut outs = outs;

@@ -5,6 +5,7 @@
 //! at all members and submit → final latencies, and this process's CPU time
 //! and peak RSS.
 
+use crate::bench::process_usage;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
@@ -105,24 +106,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-/// This process's CPU seconds (user + system) and peak RSS in MiB, from /proc.
-fn process_usage() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which ends with ')'.
-    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after ')'.
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, hwm / 1024.0)
 }
 
 pub(crate) async fn run(b: E2eBench) -> Result<()> {
@@ -358,6 +341,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
             " (as fast as acks allow)".into()
         }
     ));
+    let (cpu_before, _) = process_usage();
     let start = Instant::now();
     let deadline = start + b.duration;
     let per_stream_rate = b.rate as f64 / b.streams as f64;
@@ -470,6 +454,9 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
     final_ms.sort_by(f64::total_cmp);
     let span = last_commit.duration_since(start).as_secs_f64().max(1e-9);
     let tx_per_s = commit_ms.len() as f64 / span;
+    // CPU of the whole devnet (all parts) from the first submit until the
+    // last transaction was final, per transaction committed at all members.
+    let cpu_us_per_tx = (cpu - cpu_before) * 1e6 / commit_ms.len().max(1) as f64;
     let out = serde_json::json!({
         "tx_per_s": (tx_per_s * 10.0).round() / 10.0,
         "p50_ms": (percentile(&commit_ms, 0.50) * 10.0).round() / 10.0,
@@ -484,6 +471,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         "hot_account": b.hot_account,
         "duration_s": b.duration.as_secs_f64(),
         "process_cpu_s": (cpu * 10.0).round() / 10.0,
+        "cpu_us_per_tx": (cpu_us_per_tx * 10.0).round() / 10.0,
         "process_peak_rss_mib": rss.round(),
         "processes": "one (the whole devnet runs in this process)",
     });
@@ -492,7 +480,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         println!("{out}");
     } else {
         println!(
-            "e2e bench: {:.0} tx/s committed at all 5 members ({} txs{}); submit→all committed p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→final p99 {:.0} ms; process CPU {:.1} s, peak RSS {:.0} MiB (all parts in one process)",
+            "e2e bench: {:.0} tx/s committed at all 5 members ({} txs{}); submit→all committed p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→final p99 {:.0} ms; process CPU {:.1} s ({:.0} µs per tx under load), peak RSS {:.0} MiB (all parts in one process)",
             tx_per_s,
             commit_ms.len(),
             if b.hot_account { ", hot account" } else { "" },
@@ -501,6 +489,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
             percentile(&commit_ms, 0.99),
             percentile(&final_ms, 0.99),
             cpu,
+            cpu_us_per_tx,
             rss
         );
     }

@@ -278,6 +278,7 @@ async fn run_on<S: StateStore>(
         encoded.len() - setup_blocks,
         b.block_txs
     ));
+    let (cpu_before, _) = crate::bench::process_usage();
     let start = Instant::now();
     let mut valid = 0usize;
     let timed = &encoded[setup_blocks..];
@@ -296,6 +297,8 @@ async fn run_on<S: StateStore>(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let tx_per_s = b.txs as f64 / elapsed;
+    // Process CPU (all threads) during the timed commits, per transaction.
+    let cpu_us_per_tx = (crate::bench::process_usage().0 - cpu_before) * 1e6 / b.txs.max(1) as f64;
     let ph = ledger.phase_times();
     log(format!(
         "bench ledger: time by phase (setup blocks included): check+signatures {:.2}s, reads {:.2}s, execute {:.2}s, write+fsync {:.2}s",
@@ -312,12 +315,13 @@ async fn run_on<S: StateStore>(
         "hot_account": b.hot_account,
         "store": format!("{:?}", b.store).to_lowercase(),
         "elapsed_s": (elapsed * 100.0).round() / 100.0,
+        "cpu_us_per_tx": (cpu_us_per_tx * 10.0).round() / 10.0,
     });
     if b.json {
         println!("{out}");
     } else {
         println!(
-            "ledger bench: {} txs ({} valid) in {elapsed:.1}s = {tx_per_s:.0} tx/s{}",
+            "ledger bench: {} txs ({} valid) in {elapsed:.1}s = {tx_per_s:.0} tx/s, {cpu_us_per_tx:.1} µs CPU per tx{}",
             b.txs,
             valid,
             if b.hot_account { ", hot account" } else { "" }

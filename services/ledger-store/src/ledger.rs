@@ -340,30 +340,24 @@ enum SigPlan {
     Verified(String),
 }
 
-/// Batch-verifies `items` split over `threads` threads; verdicts in order.
-/// `None` if a verification thread failed: that is a fault of this node, not
-/// a verdict on the signatures, so it must not become a receipt.
+/// Batch-verifies `items` in up to `threads` batches on the process's worker
+/// pool (rayon: long-lived threads, so a block costs no thread start);
+/// verdicts in order. `None` if a verification panicked: that is a fault of
+/// this node, not a verdict on the signatures, so it must not become a receipt.
 fn verify_on_threads(
     items: &[SigCheck<'_>],
     threads: usize,
 ) -> Option<Vec<std::result::Result<(), fiscus_proto::sign::VerifyError>>> {
+    use rayon::prelude::*;
     let chunk = items.len().div_ceil(threads.max(1)).max(1);
     if items.len() <= chunk {
         return Some(verify_batch(items));
     }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| s.spawn(move || verify_batch(part)))
-            .collect();
-        // Join every thread (an unjoined panicked thread would make `scope` panic).
-        let joined: Vec<_> = handles.into_iter().map(|h| h.join().ok()).collect();
-        let mut out = Vec::with_capacity(items.len());
-        for part in joined {
-            out.extend(part?);
-        }
-        Some(out)
-    })
+    let parts: Vec<_> = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        items.par_chunks(chunk).map(verify_batch).collect()
+    }))
+    .ok()?;
+    Some(parts.into_iter().flatten().collect())
 }
 
 impl Checked {
