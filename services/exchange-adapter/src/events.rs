@@ -249,7 +249,7 @@ impl Api {
 const POLL: Duration = Duration::from_millis(50);
 
 /// Publishes each newly committed block to the live channel, from the head
-/// at start-up on.
+/// at start-up on, while anyone subscribes to it.
 pub async fn follow(api: web::Data<Api>) {
     let mut next = loop {
         match api.head().await {
@@ -261,6 +261,13 @@ pub async fn follow(api: web::Data<Api>) {
         match api.head().await {
             Ok(head) => {
                 while next <= head {
+                    if api.hub.live.receiver_count() == 0 {
+                        // Nobody listens: skip reading the receipts. A stream
+                        // that subscribes later reads the head after
+                        // subscribing and replays up to it, so it misses none.
+                        next = head + 1;
+                        break;
+                    }
                     match api.block_event(next).await {
                         Ok(ev) => {
                             // No subscriber is fine.

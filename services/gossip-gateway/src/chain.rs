@@ -30,7 +30,8 @@ pub struct Verified {
     pub number: u64,
     pub hash: Hash32,
     pub prev_hash: Hash32,
-    pub block: Block,
+    /// Shared: the block goes to the ledger and may be pushed to peers.
+    pub block: std::sync::Arc<Block>,
 }
 
 /// Checks a block's encoding, `tx_root` and orderer signature.
@@ -50,7 +51,7 @@ pub fn verify_block(
         number: n,
         hash: checked.hash,
         prev_hash: checked.prev_hash,
-        block,
+        block: std::sync::Arc::new(block),
     })
 }
 

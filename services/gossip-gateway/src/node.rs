@@ -21,7 +21,7 @@ use fiscus_proto::pb::ledger::ledger_ingest_client::LedgerIngestClient;
 use fiscus_proto::pb::ledger::{ChainInfoRequest, CommitBlockResponse, GetStateRequest};
 use fiscus_proto::pb::orderer::DeliverRequest;
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
-use fiscus_proto::pb::types::{Attestation, ConsortiumConfig, SignedAttestation};
+use fiscus_proto::pb::types::{Attestation, Block, ConsortiumConfig, SignedAttestation};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -235,6 +235,8 @@ impl Node {
             return Ok(false);
         }
         let att = verify_attestation(&self.certs, &signed)?;
+        // Whoever relayed it, its signer has committed that height.
+        lock(&self.peers).has_height(&att.member, att.height);
         let out =
             lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
         if let Some(h) = out.newly_final.last() {
@@ -344,14 +346,11 @@ impl Node {
             Source::Pull(_) => Vec::new(),
             _ => lock(&self.peers).alive(&self.cfg),
         };
-        let push_to: Vec<_> = match source {
-            Source::Orderer(_) | Source::Push(_) => {
-                lock(&self.peers).fanout(self.cfg.fanout, v.number, source.peer())
-            }
-            Source::Pull(_) => Vec::new(),
-        };
+        let push = matches!(source, Source::Orderer(_) | Source::Push(_));
+        let from = source.peer().map(str::to_owned);
         let node = self.clone();
         let block = v.block.clone();
+        let height = v.number;
         tokio::spawn(async move {
             for p in peers {
                 let Some(mut c) = node.client(&p).await else {
@@ -366,12 +365,19 @@ impl Node {
                     }
                 }
             }
+            // Chosen after the exchange: a peer whose attestation for this
+            // height came back has the block and needs no push.
+            let push_to = if push {
+                lock(&node.peers).fanout(node.cfg.fanout, height, from.as_deref())
+            } else {
+                Vec::new()
+            };
             for p in push_to {
                 let Some(mut c) = node.client(&p).await else {
                     continue;
                 };
                 let _ = c
-                    .push_blocks(futures::stream::iter(vec![block.clone()]))
+                    .push_blocks(futures::stream::iter(vec![Block::clone(&block)]))
                     .await;
             }
         });
@@ -521,7 +527,7 @@ async fn commit_run(
 ) -> Result<(Vec<CommitBlockResponse>, Option<String>), tonic::Status> {
     let mut ingest = node.ingest.clone();
     if run.len() == 1 {
-        return match ingest.commit_block(run[0].0.block.clone()).await {
+        return match ingest.commit_block(Block::clone(&run[0].0.block)).await {
             Ok(r) => Ok((vec![r.into_inner()], None)),
             Err(s) => match error_code(&s) {
                 Some(code)
@@ -536,7 +542,7 @@ async fn commit_run(
         };
     }
     let req = fiscus_proto::pb::ledger::CommitBlocksRequest {
-        blocks: run.iter().map(|(v, _)| v.block.clone()).collect(),
+        blocks: run.iter().map(|(v, _)| Block::clone(&v.block)).collect(),
     };
     let r = ingest.commit_blocks(req).await?.into_inner();
     let refused = (!r.error_code.is_empty()).then_some(r.error_code);

@@ -170,6 +170,14 @@ impl Peers {
             .collect()
     }
 
+    /// Peer `m` has committed `height` (its signed attestation says so),
+    /// which says nothing about whether it is reachable.
+    pub fn has_height(&mut self, m: &str, height: u64) {
+        if let Some(p) = self.map.get_mut(m) {
+            p.height = p.height.max(height);
+        }
+    }
+
     pub fn heard(&mut self, m: &str, height: u64) {
         if let Some(p) = self.map.get_mut(m) {
             p.height = p.height.max(height);

@@ -742,9 +742,21 @@ impl<S: StateStore> Ledger<S> {
     /// and committing then overlap. Whether a signer may sign at all is still
     /// decided by the commit; a bad block is simply not cached.
     pub fn preverify(&self, bytes: &[u8], threads: usize) -> usize {
-        let Ok(block) = CheckedBlock::decode(bytes, &self.cfg.limits) else {
-            return 0;
-        };
+        match CheckedBlock::decode(bytes, &self.cfg.limits) {
+            Ok(block) => self.preverify_checked(&block, threads),
+            Err(_) => 0,
+        }
+    }
+
+    /// [`Self::preverify`] for a block that arrived decoded (over gRPC).
+    pub fn preverify_wire(&self, block: fiscus_proto::pb::types::Block, threads: usize) -> usize {
+        match CheckedBlock::from_wire(block, &self.cfg.limits) {
+            Ok(block) => self.preverify_checked(&block, threads),
+            Err(_) => 0,
+        }
+    }
+
+    fn preverify_checked(&self, block: &CheckedBlock, threads: usize) -> usize {
         let mut items = Vec::new();
         let mut cache_keys = Vec::new();
         for tx in &block.txs {
@@ -901,11 +913,11 @@ impl<S: StateStore> Ledger<S> {
             loc.extend_from_slice(&i.to_be_bytes());
             batch = batch.put(keys::tx_index(id), loc);
         }
-        let list = fiscus_proto::pb::ledger::ExecuteBlockResponse {
-            receipts: p.receipts.clone(),
-            writes: Vec::new(),
-        };
-        batch = batch.put(keys::receipts(n), list.encode_to_vec());
+        // The receipts as an `ExecuteBlockResponse` (field 1, no writes),
+        // encoded from the borrowed list rather than a copy of it.
+        let mut list = Vec::new();
+        prost::encoding::message::encode_repeated(1, &p.receipts, &mut list);
+        batch = batch.put(keys::receipts(n), list);
         let att = Attestation {
             member: self.cfg.member.clone(),
             height: n,

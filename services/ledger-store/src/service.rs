@@ -354,25 +354,17 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         req: Request<Block>,
     ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlockResponse>, Status> {
         self.authorize(&req)?;
-        let bytes = req.into_inner().encode_to_vec();
         let _guard = self.commit_lock.lock().await;
-        let s = self.ledger.commit_block(&bytes).await.map_err(status)?;
-        Ok(Response::new(
-            fiscus_proto::pb::ledger::CommitBlockResponse {
-                attestation: Some(s.attestation),
-                timestamp_ms: s.head.timestamp_ms,
-                txs: s
-                    .receipts
-                    .into_iter()
-                    .map(|r| fiscus_proto::pb::ledger::TxOutcome {
-                        tx_id: r.tx_id,
-                        tx_index: r.tx_index,
-                        status: r.status,
-                        reason: r.reason,
-                    })
-                    .collect(),
-            },
-        ))
+        let (mut done, err) = self
+            .ledger
+            .commit_wire_blocks(vec![req.into_inner()])
+            .await
+            .map_err(status)?;
+        match (done.pop(), err) {
+            (Some(s), _) => Ok(Response::new(commit_response(s))),
+            (None, Some(e)) => Err(status(e)),
+            (None, None) => Err(status(LedgerError::Corrupt("no block committed".into()))),
+        }
     }
 
     async fn commit_blocks(
@@ -414,10 +406,10 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         req: Request<Block>,
     ) -> Result<Response<fiscus_proto::pb::ledger::PreverifyResponse>, Status> {
         self.authorize(&req)?;
-        let bytes = req.into_inner().encode_to_vec();
+        let block = req.into_inner();
         let ledger = self.ledger.clone();
         let threads = ledger.config().threads;
-        let n = tokio::task::spawn_blocking(move || ledger.preverify(&bytes, threads))
+        let n = tokio::task::spawn_blocking(move || ledger.preverify_wire(block, threads))
             .await
             .map_err(|e| Status::internal(format!("preverify task failed: {e}")))?;
         Ok(Response::new(fiscus_proto::pb::ledger::PreverifyResponse {
