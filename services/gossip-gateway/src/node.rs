@@ -518,9 +518,9 @@ pub async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>) {
 /// Blocks handed to the ledger in one atomic commit while catching up.
 const MAX_COMMIT_RUN: usize = 64;
 
-/// Commits a run of blocks: one block alone (with the next one's signatures
-/// checked meanwhile), or several in one ledger batch. Returns the answers for
-/// the committed ones and the error code of the first refused one.
+/// Commits a run of blocks: one block alone, or several in one ledger batch.
+/// Returns the answers for the committed ones and the error code of the first
+/// refused one.
 async fn commit_run(
     node: &Arc<Node>,
     run: &[(Verified, Source)],
