@@ -36,7 +36,27 @@ impl Hash32 {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_bytes().iter().map(|b| char::from(*b)).collect()
+    }
+
+    /// The lowercase hex digits, as bytes.
+    pub fn hex_bytes(&self) -> [u8; 2 * HASH_LEN] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 2 * HASH_LEN];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        out
+    }
+
+    /// `prefix ‖ hex(self)`: a store key naming this hash, built without
+    /// formatting (keys are made for every transaction, many times).
+    pub fn prefixed_hex(&self, prefix: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(prefix.len() + 2 * HASH_LEN);
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(&self.hex_bytes());
+        key
     }
 }
 
@@ -101,6 +121,19 @@ pub fn cert_id(der: &[u8]) -> Hash32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_matches_the_hex_crate_and_prefixed_keys_are_prefix_then_hex() {
+        for seed in [0u8, 1, 0x7f, 0xab, 0xff] {
+            let h = super::sha256(&[seed; 3]);
+            assert_eq!(h.to_hex(), hex::encode(h.0));
+            assert_eq!(
+                h.prefixed_hex(b"t/"),
+                format!("t/{}", hex::encode(h.0)).into_bytes()
+            );
+        }
+        assert_eq!(super::Hash32([0xff; 32]).to_hex(), "f".repeat(64));
+    }
+
     use super::*;
 
     #[test]

@@ -12,16 +12,16 @@ pub fn program(id: &str) -> Vec<u8> {
 }
 
 pub fn allocation(tx: &TxId) -> Vec<u8> {
-    format!("alloc/{}", tx.to_hex()).into_bytes()
+    tx.prefixed_hex(b"alloc/")
 }
 
 pub fn lineage(tx: &TxId) -> Vec<u8> {
-    format!("lineage/{}", tx.to_hex()).into_bytes()
+    tx.prefixed_hex(b"lineage/")
 }
 
 /// The consortium configuration (`ConsortiumConfig`), written only by governance.
 pub const CONFIG: &[u8] = b"gov/config";
 
 pub fn proposal(tx: &TxId) -> Vec<u8> {
-    format!("gov/proposal/{}", tx.to_hex()).into_bytes()
+    tx.prefixed_hex(b"gov/proposal/")
 }

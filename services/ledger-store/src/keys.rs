@@ -10,7 +10,7 @@ pub const GENESIS: &[u8] = b"genesis";
 
 /// Block hash → block number.
 pub fn block_hash(hash: &fiscus_proto::hash::Hash32) -> Vec<u8> {
-    format!("bh/{}", hash.to_hex()).into_bytes()
+    hash.prefixed_hex(b"bh/")
 }
 
 /// The current value of a contract key, stored as `height (8 bytes, BE) ‖
@@ -44,7 +44,7 @@ pub fn receipts(n: u64) -> Vec<u8> {
 }
 
 pub fn tx_index(id: &TxId) -> Vec<u8> {
-    format!("t/{}", id.to_hex()).into_bytes()
+    id.prefixed_hex(b"t/")
 }
 
 /// Earlier values of a contract key: when block n overwrites a value that
@@ -71,7 +71,7 @@ pub fn attestation(n: u64) -> Vec<u8> {
 /// A signer certificate the ledger knew: org ‖ 0x00 ‖ Ed25519 key. Kept so
 /// that `fiscus verify` can re-check signatures from the data dir alone.
 pub fn cert(id: &fiscus_proto::hash::Hash32) -> Vec<u8> {
-    format!("c/{}", id.to_hex()).into_bytes()
+    id.prefixed_hex(CERT_PREFIX)
 }
 
 pub const CERT_PREFIX: &[u8] = b"c/";
