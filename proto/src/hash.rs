@@ -121,20 +121,20 @@ pub fn cert_id(der: &[u8]) -> Hash32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn hex_matches_the_hex_crate_and_prefixed_keys_are_prefix_then_hex() {
         for seed in [0u8, 1, 0x7f, 0xab, 0xff] {
-            let h = super::sha256(&[seed; 3]);
+            let h = sha256(&[seed; 3]);
             assert_eq!(h.to_hex(), hex::encode(h.0));
             assert_eq!(
                 h.prefixed_hex(b"t/"),
                 format!("t/{}", hex::encode(h.0)).into_bytes()
             );
         }
-        assert_eq!(super::Hash32([0xff; 32]).to_hex(), "f".repeat(64));
+        assert_eq!(Hash32([0xff; 32]).to_hex(), "f".repeat(64));
     }
-
-    use super::*;
 
     #[test]
     fn sha256_matches_the_fips_180_test_vector() {

@@ -5,7 +5,7 @@
 //! at all members and submit → final latencies, and this process's CPU time
 //! and peak RSS.
 
-use crate::bench::process_usage;
+use crate::bench::{percentile, process_usage};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
@@ -98,14 +98,6 @@ fn acct(org: &str, p: usize) -> Option<AccountRef> {
 struct Progress {
     committed_at: BTreeMap<u64, Instant>,
     final_at: BTreeMap<u64, Instant>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 pub(crate) async fn run(b: E2eBench) -> Result<()> {

@@ -514,6 +514,15 @@ fn assemble(head: &Head, plan: Plan, executed: Vec<Receipt>, writes: KeyValues) 
     }
 }
 
+/// The outcome of a one-block commit run: its summary, or why it was refused.
+fn only_block((mut done, err): (Vec<CommitSummary>, Option<LedgerError>)) -> Result<CommitSummary> {
+    match (done.pop(), err) {
+        (Some(s), _) => Ok(s),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(LedgerError::Corrupt("no block committed".into())),
+    }
+}
+
 /// A member's ledger on a `StateStore`.
 #[derive(Debug)]
 pub struct Ledger<S: StateStore> {
@@ -791,12 +800,15 @@ impl<S: StateStore> Ledger<S> {
 
     /// Validates, executes and commits one block atomically. A refused block changes nothing.
     pub async fn commit_block(&self, bytes: &[u8]) -> Result<CommitSummary> {
-        let (mut done, err) = self.commit_blocks(&[bytes]).await?;
-        match (done.pop(), err) {
-            (Some(s), _) => Ok(s),
-            (None, Some(e)) => Err(e),
-            (None, None) => Err(LedgerError::Corrupt("no block committed".into())),
-        }
+        only_block(self.commit_blocks(&[bytes]).await?)
+    }
+
+    /// [`Self::commit_block`] for a block that arrived decoded (over gRPC).
+    pub async fn commit_wire_block(
+        &self,
+        block: fiscus_proto::pb::types::Block,
+    ) -> Result<CommitSummary> {
+        only_block(self.commit_wire_blocks(vec![block]).await?)
     }
 
     /// Validates and executes consecutive blocks, then commits all that passed

@@ -355,16 +355,12 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
     ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlockResponse>, Status> {
         self.authorize(&req)?;
         let _guard = self.commit_lock.lock().await;
-        let (mut done, err) = self
+        let s = self
             .ledger
-            .commit_wire_blocks(vec![req.into_inner()])
+            .commit_wire_block(req.into_inner())
             .await
             .map_err(status)?;
-        match (done.pop(), err) {
-            (Some(s), _) => Ok(Response::new(commit_response(s))),
-            (None, Some(e)) => Err(status(e)),
-            (None, None) => Err(status(LedgerError::Corrupt("no block committed".into()))),
-        }
+        Ok(Response::new(commit_response(s)))
     }
 
     async fn commit_blocks(
