@@ -5,7 +5,9 @@
 use crate::governance;
 use crate::orgs::Orgs;
 use crate::rejection::Rejection;
-use crate::transfer::{self, Ctx, Declared};
+use crate::calendar::Calendar;
+use crate::context::{Ctx, Declared};
+use crate::transfer;
 use crate::view::View;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::governance::GovernanceCall;
@@ -49,6 +51,8 @@ pub struct BlockInput<'a> {
     pub height: u64,
     pub timestamp_ms: i64,
     pub orgs: &'a Orgs,
+    /// Budget approvals, holidays and deadline policy from `gov/config`.
+    pub calendar: &'a Calendar,
     pub txs: Vec<TxCtx>,
 }
 
@@ -113,6 +117,7 @@ fn run_one(
         now_ms: input.timestamp_ms,
         height: input.height,
         orgs: input.orgs,
+        calendar: input.calendar,
     };
     let outcome = match call {
         Call::Transfer(c) => transfer::execute(c, &ctx, &mut view),

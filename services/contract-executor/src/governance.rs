@@ -14,20 +14,28 @@
 use crate::keys;
 use crate::orgs::Orgs;
 use crate::rejection::Rejection;
-use crate::transfer::{Ctx, Declared, org_code, text, tx_ref};
+use crate::calendar::{day_of, parse_date};
+use crate::context::{Ctx, Declared};
+use crate::rules::{org_code, text, tx_ref};
 use crate::view::View;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::governance::{GovernanceCall, Proposal, governance_call, proposal::Change};
 use fiscus_proto::pb::state::{ProposalRecord, ProposalStatus};
 use fiscus_proto::pb::types::{
-    ConsortiumConfig, ContractEvent, Crl, GovernancePolicy, OrgLevel, RevokedOrg, TxStatus,
+    BudgetApproval, ConsortiumConfig, ContractEvent, Crl, GovernancePolicy, HolidayCalendar,
+    OrgLevel, RevokedOrg, TxStatus,
 };
 use prost::Message;
 use std::collections::BTreeSet;
 
 /// The contracts this executor implements, with their versions. A config that
-/// asks for a newer version makes the ledger stop rather than diverge.
-pub const IMPLEMENTED: &[(&str, u32)] = &[("governance", 1), ("transfer", 1)];
+/// names another version makes the ledger stop rather than diverge: a newer
+/// one needs a newer binary; an older one (transfer v1) is not kept, so a
+/// chain started with it is replayed by the binary that wrote it, or reset.
+pub const IMPLEMENTED: &[(&str, u32)] = &[
+    ("governance", 1),
+    ("transfer", crate::transfer::VERSION),
+];
 
 /// Contract versions in `config` this binary does not implement.
 pub fn unsupported_versions(config: &ConsortiumConfig) -> Vec<(String, u32)> {
@@ -37,7 +45,7 @@ pub fn unsupported_versions(config: &ConsortiumConfig) -> Vec<(String, u32)> {
         .filter(|c| {
             IMPLEMENTED
                 .iter()
-                .all(|(name, v)| *name != c.contract || *v < c.version)
+                .all(|(name, v)| *name != c.contract || *v != c.version)
         })
         .map(|c| (c.contract.clone(), c.version))
         .collect()
@@ -173,6 +181,7 @@ fn apply(
     config: &ConsortiumConfig,
     proposal: &Proposal,
     height: u64,
+    now_ms: i64,
 ) -> Result<ConsortiumConfig, Rejection> {
     let mut next = config.clone();
     let from = height + 1;
@@ -333,6 +342,30 @@ fn apply(
             }
             next.governance = Some(p);
         }
+        Some(Change::RecordBudgetApproval(r)) => {
+            let a = r
+                .approval
+                .as_ref()
+                .ok_or_else(|| invalid("record_budget_approval needs an approval"))?;
+            record_approval(&mut next, a, now_ms)?;
+        }
+        Some(Change::SetHolidayCalendar(h)) => {
+            let cal = h
+                .calendar
+                .as_ref()
+                .ok_or_else(|| invalid("set_holiday_calendar needs a calendar"))?;
+            set_holidays(&mut next, cal)?;
+        }
+        Some(Change::UpdateDeadlinePolicy(u)) => {
+            let p = u
+                .policy
+                .ok_or_else(|| invalid("update_deadline_policy needs a policy"))?;
+            let ok = |d: u32| (1..=365).contains(&d);
+            if !ok(p.emergency_days) || !ok(p.acknowledge_days) {
+                return Err(invalid("deadline policy days must be 1 to 365"));
+            }
+            next.deadline_policy = Some(p);
+        }
     }
     next.version += 1;
     Ok(next)
@@ -370,6 +403,79 @@ fn upsert_org(
     Ok(())
 }
 
+/// A people's congress approval: a real org that holds funds, a date in the
+/// fiscal year that is not in the future, and never a second one for the same
+/// (year, org): an approval once recorded cannot be moved to push deadlines back.
+fn record_approval(
+    config: &mut ConsortiumConfig,
+    a: &BudgetApproval,
+    now_ms: i64,
+) -> Result<(), Rejection> {
+    org_code(&a.org_code, "approval.org_code")?;
+    let level = Orgs::from_config(config).level(&a.org_code);
+    if matches!(level, None | Some(OrgLevel::Supervisor | OrgLevel::Unspecified)) {
+        return Err(invalid(format!(
+            "{} is not a finance department in the registry",
+            a.org_code
+        )));
+    }
+    text(&a.document, "approval.document", true)?;
+    let day = parse_date(&a.approved_on)
+        .ok_or_else(|| invalid("approval.approved_on must be a date YYYY-MM-DD"))?;
+    if crate::calendar::civil_from_days(day).0 != i64::from(a.fiscal_year) {
+        return Err(invalid(format!(
+            "a {} budget is approved in {}",
+            a.fiscal_year, a.fiscal_year
+        )));
+    }
+    if day > day_of(now_ms) {
+        return Err(invalid("approval.approved_on is in the future"));
+    }
+    let key = |x: &BudgetApproval| (x.fiscal_year, x.org_code.clone());
+    if config.budget_approvals.iter().any(|x| key(x) == key(a)) {
+        return Err(invalid(format!(
+            "the {} budget approval of {} is already recorded and never changes",
+            a.fiscal_year, a.org_code
+        )));
+    }
+    config.budget_approvals.push(a.clone());
+    config.budget_approvals.sort_by_key(key);
+    Ok(())
+}
+
+/// One year's holidays and adjusted working days (which must be weekend days).
+fn set_holidays(config: &mut ConsortiumConfig, h: &HolidayCalendar) -> Result<(), Rejection> {
+    let dates = |list: &[String]| -> Result<BTreeSet<i64>, Rejection> {
+        if list.len() > 366 {
+            return Err(invalid("at most 366 dates a year"));
+        }
+        list.iter()
+            .map(|d| {
+                parse_date(d)
+                    .filter(|day| crate::calendar::civil_from_days(*day).0 == i64::from(h.year))
+                    .ok_or_else(|| invalid(format!("{d:?} is not a date in {}", h.year)))
+            })
+            .collect()
+    };
+    let holidays = dates(&h.holidays)?;
+    let workdays = dates(&h.workdays)?;
+    if holidays.intersection(&workdays).next().is_some() {
+        return Err(invalid("a day cannot be both a holiday and a working day"));
+    }
+    if workdays.iter().any(|d| (d + 3).rem_euclid(7) < 5) {
+        return Err(invalid("adjusted working days (调休) are weekend days"));
+    }
+    let canonical = HolidayCalendar {
+        year: h.year,
+        holidays: holidays.into_iter().map(crate::calendar::format_date).collect(),
+        workdays: workdays.into_iter().map(crate::calendar::format_date).collect(),
+    };
+    config.holiday_calendars.retain(|c| c.year != h.year);
+    config.holiday_calendars.push(canonical);
+    config.holiday_calendars.sort_by_key(|c| c.year);
+    Ok(())
+}
+
 fn event(name: &str, proposal: &TxId) -> ContractEvent {
     ContractEvent {
         name: name.into(),
@@ -383,11 +489,15 @@ fn settle(
     config: &ConsortiumConfig,
     id: &TxId,
     mut rec: ProposalRecord,
-    height: u64,
+    (height, now_ms): (u64, i64),
     events: &mut Vec<ContractEvent>,
 ) -> Result<(), Rejection> {
     match decide(config, &rec) {
-        ProposalStatus::Passed => match rec.proposal.as_ref().map(|p| apply(config, p, height)) {
+        ProposalStatus::Passed => match rec
+            .proposal
+            .as_ref()
+            .map(|p| apply(config, p, height, now_ms))
+        {
             Some(Ok(next)) => {
                 view.put(keys::CONFIG, &next)?;
                 rec.status = ProposalStatus::Passed as i32;
@@ -427,7 +537,7 @@ pub(crate) fn execute(
                 .ok_or_else(|| Rejection::malformed("propose needs a proposal"))?;
             text(&proposal.title, "title", true)?;
             // Refuse a change that could not apply now, before anyone votes on it.
-            apply(&config, proposal, ctx.height)?;
+            apply(&config, proposal, ctx.height, ctx.now_ms)?;
             let rec = ProposalRecord {
                 proposal: Some(proposal.clone()),
                 proposer_org: voters.first().cloned().unwrap_or_default(),
@@ -438,7 +548,14 @@ pub(crate) fn execute(
                 proposed_at_ms: ctx.now_ms,
             };
             events.push(event("governance.proposed", &ctx.tx_id));
-            settle(view, &config, &ctx.tx_id, rec, ctx.height, &mut events)?;
+            settle(
+                view,
+                &config,
+                &ctx.tx_id,
+                rec,
+                (ctx.height, ctx.now_ms),
+                &mut events,
+            )?;
         }
         governance_call::Method::Vote(v) => {
             let id = tx_ref(&v.proposal_tx_id, "proposal_tx_id")?;
@@ -488,7 +605,7 @@ pub(crate) fn execute(
                 },
                 &id,
             ));
-            settle(view, &config, &id, rec, ctx.height, &mut events)?;
+            settle(view, &config, &id, rec, (ctx.height, ctx.now_ms), &mut events)?;
         }
     }
     Ok(events)

@@ -11,11 +11,16 @@
 //! (`fiscus contract-executor`).
 #![forbid(unsafe_code)]
 
+pub mod calendar;
+pub mod context;
+pub mod deadlines;
 pub mod executor;
 pub mod governance;
 pub mod keys;
+pub mod lots;
 pub mod orgs;
 pub mod rejection;
+pub mod rules;
 pub mod server;
 pub mod service;
 pub mod transfer;
@@ -24,6 +29,7 @@ mod view;
 pub use executor::{
     BlockInput, BlockOutput, Call, TxCtx, TxResult, execute_block, execute_sequential,
 };
+pub use calendar::Calendar;
 pub use orgs::Orgs;
 pub use rejection::Rejection;
 

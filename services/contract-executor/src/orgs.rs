@@ -62,6 +62,11 @@ impl Orgs {
         false
     }
 
+    /// Whether any org names `code` as its parent.
+    pub fn has_children(&self, code: &str) -> bool {
+        self.by_code.values().any(|(_, p)| p == code)
+    }
+
     pub fn codes(&self) -> impl Iterator<Item = &str> {
         self.by_code.keys().map(String::as_str)
     }

@@ -146,10 +146,12 @@ pub fn execute_request(
             String::from_utf8_lossy(k)
         )));
     }
+    let calendar = crate::Calendar::from_config(&config);
     let input = crate::BlockInput {
         height: header.number,
         timestamp_ms: header.timestamp_ms,
         orgs: &orgs,
+        calendar: &calendar,
         txs,
     };
     let out = execute_block(&input, &reads, threads);

@@ -2,7 +2,7 @@
 //! state before it, writes buffered until it succeeds.
 
 use crate::rejection::Rejection;
-use crate::transfer::Declared;
+use crate::context::Declared;
 use fiscus_proto::pb::types::TxStatus;
 use prost::Message;
 use std::collections::BTreeMap;

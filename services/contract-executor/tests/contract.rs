@@ -5,175 +5,21 @@
 
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
 use fiscus_contract_executor::{
-    BlockInput, Call, DAY_MS, Orgs, TxCtx, execute_block, execute_sequential, keys,
+    BlockInput, Call, DAY_MS, TxCtx, execute_block, execute_sequential, keys,
 };
 use fiscus_proto::hash::{TxId, sha256};
 use fiscus_proto::pb::state::{Account, AllocationRecord, LineageRecord};
 use fiscus_proto::pb::transfer::{
-    AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs,
-    FreezeArgs, Program, ProgramKind, Recipient, RecoverArgs, TransferCall, UnfreezeArgs,
-    recipient, transfer_call::Method,
+    AcknowledgeArgs, AdjustArgs, AllocateArgs, FreezeArgs, ProgramKind, TransferCall,
+    UnfreezeArgs, transfer_call::Method,
 };
-use fiscus_proto::pb::types::{OrgLevel, TxStatus};
+use fiscus_proto::pb::types::TxStatus;
 use proptest::prelude::*;
 use prost::Message;
 use std::collections::BTreeSet;
 
-const T0: i64 = 1_790_000_000_000;
-
-fn orgs() -> Orgs {
-    Orgs::default()
-        .with("000000", OrgLevel::Central, "")
-        .with("130000", OrgLevel::Provincial, "000000")
-        .with("130100", OrgLevel::Municipal, "130000")
-        .with("130102", OrgLevel::County, "130100")
-        .with("130200", OrgLevel::Municipal, "130000")
-        .with("991300", OrgLevel::Supervisor, "130000")
-}
-
-fn acct(org: &str, prog: &str) -> Option<AccountRef> {
-    Some(AccountRef {
-        org_code: org.into(),
-        program_id: prog.into(),
-    })
-}
-
-fn program(id: &str, kind: ProgramKind) -> Program {
-    Program {
-        id: id.into(),
-        name: format!("program {id}"),
-        kind: kind as i32,
-        functional_code: "2050202".into(),
-        fiscal_year: 2026,
-        document: "财预〔2026〕12号".into(),
-    }
-}
-
-fn call(m: Method) -> TransferCall {
-    TransferCall { method: Some(m) }
-}
-
-fn appropriate(org: &str, prog: &str, kind: ProgramKind, amount: i64) -> TransferCall {
-    call(Method::Appropriate(AppropriateArgs {
-        account: acct(org, prog),
-        program: Some(program(prog, kind)),
-        amount_fen: amount,
-        document: "doc".into(),
-    }))
-}
-
-fn allocate(from: &str, to: &str, prog: &str, amount: i64) -> TransferCall {
-    call(Method::Allocate(AllocateArgs {
-        from: acct(from, prog),
-        to_org_code: to.into(),
-        amount_fen: amount,
-        document: "冀财预〔2026〕7号".into(),
-    }))
-}
-
-fn disburse(from: &str, prog: &str, amount: i64) -> TransferCall {
-    call(Method::Disburse(DisburseArgs {
-        from: acct(from, prog),
-        recipient: Some(Recipient {
-            id: Some(recipient::Id::UnifiedSocialCreditCode(
-                "12130102MB1234567X".into(),
-            )),
-            name: "长安区第一小学".into(),
-        }),
-        amount_fen: amount,
-        purpose: "义务教育公用经费".into(),
-        economic_code: "50502".into(),
-    }))
-}
-
-fn recover(from: &str, to: &str, prog: &str, amount: i64) -> TransferCall {
-    call(Method::Recover(RecoverArgs {
-        from: acct(from, prog),
-        to_org_code: to.into(),
-        amount_fen: amount,
-        reason: "unspent".into(),
-    }))
-}
-
-/// A ledger stand-in: state plus a tx counter.
-struct Chain {
-    orgs: Orgs,
-    state: KeyValues,
-    n: u64,
-    now: i64,
-}
-
-impl Chain {
-    fn new() -> Self {
-        Self {
-            orgs: orgs(),
-            state: KeyValues::new(),
-            n: 0,
-            now: T0,
-        }
-    }
-
-    fn tx(&mut self, signer: &str, c: TransferCall) -> TxCtx {
-        self.n += 1;
-        TxCtx {
-            tx_id: sha256(&self.n.to_be_bytes()),
-            signer_orgs: BTreeSet::from([signer.to_owned()]),
-            call: Ok(Call::Transfer(c)),
-        }
-    }
-
-    /// Executes one block and applies its writes; returns (status, code) per tx.
-    fn block(&mut self, txs: Vec<TxCtx>) -> Vec<(TxStatus, &'static str, TxId)> {
-        let reads: KeyValues = declared_reads(&txs)
-            .into_iter()
-            .map(|k| {
-                let v = self.state.get(&k).cloned().flatten();
-                (k, v)
-            })
-            .collect();
-        let input = BlockInput {
-            height: self.n,
-            timestamp_ms: self.now,
-            orgs: &self.orgs,
-            txs,
-        };
-        let out = execute_block(&input, &reads, 2);
-        for (k, v) in &out.writes {
-            self.state.insert(k.clone(), v.clone());
-        }
-        out.results
-            .iter()
-            .map(|r| (r.status, r.code, r.tx_id))
-            .collect()
-    }
-
-    fn one(&mut self, signer: &str, c: TransferCall) -> (TxStatus, &'static str, TxId) {
-        let t = self.tx(signer, c);
-        self.block(vec![t])[0]
-    }
-
-    fn account(&self, org: &str, prog: &str) -> Account {
-        self.state
-            .get(&keys::account(org, prog))
-            .cloned()
-            .flatten()
-            .map(|b| Account::decode(&b[..]).unwrap())
-            .unwrap_or_default()
-    }
-
-    fn get<M: Message + Default>(&self, key: Vec<u8>) -> Option<M> {
-        self.state
-            .get(&key)
-            .cloned()
-            .flatten()
-            .map(|b| M::decode(&b[..]).unwrap())
-    }
-}
-
-fn ok(r: (TxStatus, &'static str, TxId)) -> TxId {
-    assert_eq!(r.0, TxStatus::Valid, "refused: {}", r.1);
-    r.2
-}
+mod support;
+use support::*;
 
 #[test]
 fn funds_flow_from_the_ministry_to_a_school_and_trace_back_to_the_appropriation() {
@@ -258,8 +104,9 @@ fn direct_funds_may_skip_levels_and_other_funds_may_not() {
     );
     let r = c.one("000000", allocate("000000", "991300", "direct", 100));
     assert_eq!(
-        r.1, "",
-        "a supervisor under Hebei is a descendant too; allowed for direct funds"
+        (r.0, r.1),
+        (TxStatus::Unauthorized, "contract.supervisor_moves_no_money"),
+        "a supervisor under Hebei is a descendant, but receives no funds"
     );
 }
 
@@ -274,17 +121,25 @@ fn late_allocations_are_recorded_but_not_blocked() {
         "000000",
         appropriate("000000", "gen", ProgramKind::General, 1000),
     ));
+    let day0 = fiscus_contract_executor::calendar::day_of(T0);
+    let end = |days: i64| fiscus_contract_executor::calendar::end_of_day_ms(day0 + days);
     c.now = T0 + 45 * DAY_MS;
+    // No approval recorded: the period counts from the appropriation's day.
     // Central special funds: 90 days. 45 days in: on time.
     let on_time = ok(c.one("000000", allocate("000000", "130000", "sp", 100)));
     // Central general funds: 30 days. 45 days in: late, still transferred.
     let late = ok(c.one("000000", allocate("000000", "130000", "gen", 100)));
     let r1: AllocationRecord = c.get(keys::allocation(&on_time)).unwrap();
     let r2: AllocationRecord = c.get(keys::allocation(&late)).unwrap();
-    assert!(!r1.late && r1.due_at_ms == T0 + 90 * DAY_MS);
-    assert!(r2.late && r2.due_at_ms == T0 + 30 * DAY_MS);
+    // T0 is Monday 2026-09-21 (CST); +90 days is Sunday 2026-12-20 → Monday.
+    assert!(!r1.late && r1.due_at_ms == end(91), "{r1:?}");
+    assert_eq!((r1.rule.as_str(), r1.clock_basis.as_str()), ("art52.2.special", "appropriation"));
+    // +30 days is Wednesday 2026-10-21, a working day.
+    assert!(r2.late && r2.due_at_ms == end(30), "{r2:?}");
+    assert_eq!(r2.days_taken, 45);
     assert_eq!(c.account("130000", "gen").balance_fen, 100);
-    // The province has 30 days from acknowledging central funds.
+    // The province's 30 days run from receipt, whenever it acknowledges.
+    c.now += 20 * DAY_MS;
     ok(c.one(
         "130000",
         call(Method::Acknowledge(AcknowledgeArgs {
@@ -292,10 +147,15 @@ fn late_allocations_are_recorded_but_not_blocked() {
             account: acct("130000", "gen"),
         })),
     ));
-    c.now += 31 * DAY_MS;
+    let acked: AllocationRecord = c.get(keys::allocation(&late)).unwrap();
+    assert!(acked.acknowledged_late, "acknowledged 20 days after arrival");
+    // Day 78: one day past the province's window.
+    c.now += 13 * DAY_MS;
     let onward = ok(c.one("130000", allocate("130000", "130100", "gen", 50)));
     let r3: AllocationRecord = c.get(keys::allocation(&onward)).unwrap();
-    assert!(r3.late && r3.due_at_ms == T0 + 45 * DAY_MS + 30 * DAY_MS);
+    // Received on day 45 (Thursday 2026-11-05); +30 = Saturday 12-05 → Monday 12-07.
+    assert!(r3.late && r3.due_at_ms == end(45 + 32), "{r3:?}");
+    assert_eq!(r3.rule, "art52.3");
 }
 
 #[test]
@@ -538,6 +398,16 @@ fn trace(state: &KeyValues, tx: &[u8], portion: i64, depth: usize) -> usize {
         l.kind
     );
     if l.kind == "appropriate" {
+        let owner = fiscus_proto::pb::state::ProgramRecord::decode(
+            &state
+                .get(&keys::program(&l.program_id))
+                .cloned()
+                .flatten()
+                .expect("an appropriated program has a record")[..],
+        )
+        .unwrap()
+        .owner_org;
+        assert_eq!(l.from_org, owner, "a trace ends at the program owner's appropriation");
         return 1;
     }
     assert_eq!(
@@ -581,6 +451,7 @@ fn an_allocation_acknowledged_in_its_own_block_runs_the_same_in_parallel_and_in_
         height: 9,
         timestamp_ms: c.now,
         orgs: &c.orgs,
+        calendar: &c.calendar,
         txs,
     };
     let par = execute_block(&input, &reads, 4);
@@ -638,10 +509,16 @@ proptest! {
             let txs: Vec<TxCtx> = ops.iter().map(|o| { let (s, c) = to_call(o); par.tx(&s, c) }).collect();
             let reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = par.state.get(&k).cloned().flatten(); (k, v) }).collect();
             let seq_reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = seq_state.get(&k).cloned().flatten(); (k, v) }).collect();
-            let input = BlockInput { height: bi as u64 + 1, timestamp_ms: par.now, orgs: &par.orgs, txs };
+            let input = BlockInput { height: bi as u64 + 1, timestamp_ms: par.now, orgs: &par.orgs, calendar: &par.calendar, txs };
             let p = execute_block(&input, &reads, 3);
             let s = execute_sequential(&input, &seq_reads);
             prop_assert_eq!(&p, &s, "parallel and sequential execution disagree");
+            for (o, r) in ops.iter().zip(&p.results) {
+                let (signer, _) = to_call(o);
+                if signer == "991300" && r.status == TxStatus::Valid {
+                    prop_assert!(matches!(o, Op::Freeze(..)), "a supervisor moved money: {o:?}");
+                }
+            }
             for (k, v) in &p.writes { par.state.insert(k.clone(), v.clone()); }
             for (k, v) in &s.writes { seq_state.insert(k.clone(), v.clone()); }
 

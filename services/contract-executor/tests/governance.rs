@@ -99,10 +99,12 @@ impl Chain {
             })
             .collect();
         let orgs = Orgs::from_config(&self.config());
+        let calendar = fiscus_contract_executor::Calendar::from_config(&self.config());
         let input = BlockInput {
             height: self.height,
             timestamp_ms: 1_790_000_000_000 + self.height as i64,
             orgs: &orgs,
+            calendar: &calendar,
             txs,
         };
         let out = execute_block(&input, &reads, 3);
@@ -417,4 +419,89 @@ fn governance_and_transfer_calls_in_one_block_run_in_block_order() {
     assert_eq!(out[0].0, TxStatus::Valid);
     assert!(out[1].3.contains(&"governance.proposal_passed".to_owned()));
     assert_eq!(out[2].1, "governance.proposal_closed");
+}
+
+fn propose_change(c: &mut Chain, change: Change) -> (TxStatus, &'static str) {
+    let t = c.tx(
+        &["000000", "130000", "130100"],
+        governance_call::Method::Propose(ProposeArgs {
+            proposal: Some(Proposal {
+                title: "budget calendar".into(),
+                change: Some(change),
+            }),
+        }),
+    );
+    let r = c.block(vec![t]).remove(0);
+    (r.0, r.1)
+}
+
+fn approval(year: u32, org: &str, on: &str) -> Change {
+    Change::RecordBudgetApproval(fiscus_proto::pb::governance::RecordBudgetApproval {
+        approval: Some(fiscus_proto::pb::types::BudgetApproval {
+            fiscal_year: year,
+            org_code: org.into(),
+            approved_on: on.into(),
+            document: "十四届全国人大四次会议决议".into(),
+        }),
+    })
+}
+
+#[test]
+fn a_budget_approval_is_recorded_once_and_never_moved() {
+    let mut c = Chain::new(genesis(Vec::new()));
+    // Blocks here are on 2026-09-21 (CST).
+    assert_eq!(propose_change(&mut c, approval(2026, "000000", "2026-03-12")).0, TxStatus::Valid);
+    let cal = fiscus_contract_executor::Calendar::from_config(&c.config());
+    assert_eq!(
+        cal.approval(2026, "000000"),
+        fiscus_contract_executor::calendar::parse_date("2026-03-12")
+    );
+    let before = c.config();
+    for (change, why) in [
+        (approval(2026, "000000", "2026-03-20"), "a second approval for the same year"),
+        (approval(2026, "130000", "2026-12-01"), "a date in the future"),
+        (approval(2026, "130000", "2026-02-30"), "an impossible date"),
+        (approval(2026, "130000", "2025-12-30"), "a date outside the fiscal year"),
+        (approval(2026, "991300", "2026-01-20"), "a supervisor has no budget"),
+        (approval(2026, "139999", "2026-01-20"), "an org outside the registry"),
+    ] {
+        assert_eq!(
+            propose_change(&mut c, change),
+            (TxStatus::InvalidArgument, "governance.invalid_proposal"),
+            "{why}"
+        );
+        assert_eq!(c.config(), before, "{why} changed the config");
+    }
+}
+
+#[test]
+fn a_holiday_calendar_is_checked_and_replaces_its_year() {
+    let mut c = Chain::new(genesis(Vec::new()));
+    let cal = |holidays: &[&str], workdays: &[&str]| {
+        Change::SetHolidayCalendar(fiscus_proto::pb::governance::SetHolidayCalendar {
+            calendar: Some(fiscus_proto::pb::types::HolidayCalendar {
+                year: 2026,
+                holidays: holidays.iter().map(|d| (*d).to_owned()).collect(),
+                workdays: workdays.iter().map(|d| (*d).to_owned()).collect(),
+            }),
+        })
+    };
+    assert_eq!(
+        propose_change(&mut c, cal(&["2026-10-02", "2026-10-01"], &["2026-10-10"])).0,
+        TxStatus::Valid
+    );
+    let stored = c.config().holiday_calendars;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].holidays, vec!["2026-10-01", "2026-10-02"], "sorted");
+    for (change, why) in [
+        (cal(&["2027-01-01"], &[]), "a date of another year"),
+        (cal(&["2026-10-01"], &["2026-10-01"]), "both a holiday and a working day"),
+        (cal(&[], &["2026-10-09"]), "an adjusted working day on a Friday"),
+    ] {
+        assert_eq!(
+            propose_change(&mut c, change),
+            (TxStatus::InvalidArgument, "governance.invalid_proposal"),
+            "{why}"
+        );
+    }
 }

@@ -64,6 +64,53 @@ pub struct GenesisBundle {
     pub members: Vec<GenesisMember>,
     pub orderers: Vec<GenesisOrderer>,
     pub limits: GenesisLimits,
+    /// People's congress budget approvals known at genesis (later ones are
+    /// recorded by governance).
+    #[serde(default)]
+    pub budget_approvals: Vec<GenesisApproval>,
+    /// Holiday calendars known at genesis, one per year.
+    #[serde(default)]
+    pub holiday_calendars: Vec<GenesisHolidays>,
+}
+
+/// A budget approval (Budget Law art. 52's start point) in `genesis.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisApproval {
+    pub fiscal_year: u32,
+    pub org_code: String,
+    /// "YYYY-MM-DD", China Standard Time.
+    pub approved_on: String,
+    pub document: String,
+}
+
+/// One year's official holidays and adjusted working days in `genesis.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisHolidays {
+    pub year: u32,
+    pub holidays: Vec<String>,
+    pub workdays: Vec<String>,
+}
+
+/// The State Council's 2026 holiday arrangement (New Year, Spring Festival,
+/// Qingming, Labour Day, Dragon Boat, Mid-Autumn, National Day) as the devnet
+/// records it at genesis. A production consortium records each year's
+/// calendar by governance from the published notice.
+pub fn holidays_2026() -> GenesisHolidays {
+    let span = |m: u32, from: u32, to: u32| (from..=to).map(move |d| format!("2026-{m:02}-{d:02}"));
+    GenesisHolidays {
+        year: 2026,
+        holidays: span(1, 1, 3)
+            .chain(span(2, 15, 23))
+            .chain(span(4, 4, 6))
+            .chain(span(5, 1, 5))
+            .chain(span(6, 19, 21))
+            .chain(span(9, 25, 27))
+            .chain(span(10, 1, 7))
+            .collect(),
+        workdays: ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"]
+            .map(str::to_owned)
+            .to_vec(),
+    }
 }
 
 fn level_of(s: &str) -> Option<OrgLevel> {
@@ -164,6 +211,8 @@ pub fn devnet_bundle(
         members,
         orderers,
         limits: GenesisLimits::default(),
+        budget_approvals: Vec::new(),
+        holiday_calendars: vec![holidays_2026()],
     }
 }
 
@@ -278,9 +327,35 @@ impl GenesisBundle {
                 },
                 pb::ContractVersion {
                     contract: "transfer".into(),
-                    version: 1,
+                    version: 2,
                 },
             ],
+            budget_approvals: self
+                .budget_approvals
+                .iter()
+                .map(|a| pb::BudgetApproval {
+                    fiscal_year: a.fiscal_year,
+                    org_code: a.org_code.clone(),
+                    approved_on: a.approved_on.clone(),
+                    document: a.document.clone(),
+                })
+                .collect(),
+            holiday_calendars: self
+                .holiday_calendars
+                .iter()
+                .map(|h| pb::HolidayCalendar {
+                    year: h.year,
+                    holidays: h.holidays.clone(),
+                    workdays: h.workdays.clone(),
+                })
+                .collect(),
+            deadline_policy: None,
+            // Consortium-specific and reproducible from genesis; it keeps equal
+            // id numbers hashing equally across members, not a secret.
+            recipient_id_salt: fiscus_proto::hash::sha256(
+                format!("fiscus.recipient-id-salt/{}", self.consortium_id).as_bytes(),
+            )
+            .to_vec(),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::write_set::next_state_hash;
 use fiscus_common::store::{StateStore, WriteBatch};
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
 use fiscus_contract_executor::service::{call_of, orgs_of, receipt_of};
-use fiscus_contract_executor::{BlockInput, Orgs, Rejection, TxCtx, execute_block};
+use fiscus_contract_executor::{BlockInput, Calendar, Orgs, Rejection, TxCtx, execute_block};
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::block::CheckedBlock;
 use fiscus_proto::hash::{Hash32, TxId};
@@ -29,6 +29,7 @@ pub(crate) struct ChainState {
     raw: Vec<u8>,
     pub config: ConsortiumConfig,
     pub orgs: Orgs,
+    pub calendar: Calendar,
     revoked_certs: BTreeMap<Hash32, u64>,
     revoked_orgs: BTreeMap<String, u64>,
 }
@@ -55,6 +56,7 @@ impl ChainState {
             .collect();
         Ok(Self {
             raw,
+            calendar: Calendar::from_config(&config),
             config,
             orgs,
             revoked_certs,
@@ -463,6 +465,7 @@ fn run_local(
         height: plan.n,
         timestamp_ms: plan.timestamp_ms,
         orgs: &chain.orgs,
+        calendar: &chain.calendar,
         txs: std::mem::take(&mut plan.run),
     };
     let out = execute_block(&input, reads, threads);

@@ -1,0 +1,599 @@
+//! Transfer contract v2: who may create and move funds, what a program and a
+//! recipient must carry, and Budget Law art. 52 as the law reads. Each
+//! refusal is checked for its code and for leaving state unchanged.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use fiscus_contract_executor::calendar::{end_of_day_ms, parse_date, start_of_day_ms};
+use fiscus_contract_executor::deadlines::{self, ProgramTerms};
+use fiscus_contract_executor::{Calendar, Call, TxCtx, keys, rules};
+use fiscus_proto::hash::sha256;
+use fiscus_proto::pb::state::{AllocationRecord, LineageRecord, ProgramRecord};
+use fiscus_proto::pb::transfer::{
+    AcknowledgeArgs, AdjustArgs, AppropriateArgs, DisburseArgs, FreezeArgs, Program, ProgramKind,
+    Recipient, TransferCall, recipient, transfer_call::Method,
+};
+use fiscus_proto::pb::types::{BudgetApproval, HolidayCalendar, OrgLevel, TxStatus};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+mod support;
+use support::*;
+
+/// Asserts a refusal's status and code, and that it changed nothing.
+fn refused(c: &mut Chain, signer: &str, call: TransferCall, status: TxStatus, code: &str) {
+    let before = c.state.clone();
+    let r = c.one(signer, call);
+    assert_eq!((r.0, r.1), (status, code));
+    assert_eq!(c.state, before, "{code} changed state");
+}
+
+fn funded() -> Chain {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 1000),
+    ));
+    ok(c.one("000000", allocate("000000", "130000", "edu", 500)));
+    ok(c.one("130000", allocate("130000", "130100", "edu", 200)));
+    c
+}
+
+fn with_program(id: &str, edit: impl FnOnce(&mut Program)) -> TransferCall {
+    let mut p = program(id, ProgramKind::General);
+    edit(&mut p);
+    call(Method::Appropriate(AppropriateArgs {
+        account: acct("130000", id),
+        program: Some(p),
+        amount_fen: 100,
+        document: "冀财预〔2026〕1号".into(),
+    }))
+}
+
+// ---- authority ----
+
+#[test]
+fn a_city_cannot_appropriate_into_a_central_program() {
+    let mut c = funded();
+    let into_central = call(Method::Appropriate(AppropriateArgs {
+        account: acct("130100", "edu"),
+        program: None,
+        amount_fen: 1,
+        document: String::new(),
+    }));
+    refused(
+        &mut c,
+        "130100",
+        into_central,
+        TxStatus::Unauthorized,
+        "contract.not_program_owner",
+    );
+}
+
+#[test]
+fn the_owner_appropriates_only_into_its_own_account_of_the_program() {
+    // Even the MOF signing for a province's account is not the province.
+    let mut c = funded();
+    let r = c.one(
+        "000000",
+        call(Method::Appropriate(AppropriateArgs {
+            account: acct("130000", "edu"),
+            program: None,
+            amount_fen: 1,
+            document: String::new(),
+        })),
+    );
+    assert_eq!(r.1, "contract.not_owner");
+}
+
+#[test]
+fn a_province_owns_the_local_program_it_creates_and_only_it_appropriates_into_it() {
+    let mut c = funded();
+    ok(c.one("130000", with_program("hebei-roads", |_| {})));
+    let rec: ProgramRecord = c.get(keys::program("hebei-roads")).unwrap();
+    assert_eq!(rec.owner_org, "130000");
+    let by_mof = call(Method::Appropriate(AppropriateArgs {
+        account: acct("000000", "hebei-roads"),
+        program: None,
+        amount_fen: 1,
+        document: String::new(),
+    }));
+    refused(
+        &mut c,
+        "000000",
+        by_mof,
+        TxStatus::Unauthorized,
+        "contract.not_program_owner",
+    );
+}
+
+#[test]
+fn a_supervisor_cannot_appropriate() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "991300",
+        appropriate("991300", "audit-own", ProgramKind::General, 100),
+        TxStatus::Unauthorized,
+        "contract.supervisor_moves_no_money",
+    );
+}
+
+#[test]
+fn a_province_cannot_allocate_to_the_audit_office() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "130000",
+        allocate("130000", "991300", "edu", 10),
+        TxStatus::Unauthorized,
+        "contract.supervisor_moves_no_money",
+    );
+}
+
+#[test]
+fn a_supervisor_cannot_adjust_even_with_both_signatures() {
+    let mut c = funded();
+    let before = c.state.clone();
+    c.n += 1;
+    let tx = TxCtx {
+        tx_id: sha256(&c.n.to_be_bytes()),
+        signer_orgs: BTreeSet::from(["130000".to_owned(), "991300".to_owned()]),
+        call: Ok(Call::Transfer(call(Method::Adjust(AdjustArgs {
+            from: acct("130000", "edu"),
+            to: acct("991300", "edu"),
+            amount_fen: 1,
+            corrects_tx_id: vec![1; 32],
+            reason: "fix".into(),
+        })))),
+    };
+    let r = c.block(vec![tx]);
+    assert_eq!(r[0].1, "contract.supervisor_moves_no_money");
+    assert_eq!(c.state, before);
+}
+
+#[test]
+fn a_supervisor_freezes_but_cannot_acknowledge_or_disburse() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "991300",
+        disburse("991300", "edu", 1),
+        TxStatus::Unauthorized,
+        "contract.supervisor_moves_no_money",
+    );
+    refused(
+        &mut c,
+        "991300",
+        call(Method::Acknowledge(AcknowledgeArgs {
+            allocation_tx_id: vec![2; 32],
+            account: acct("991300", "edu"),
+        })),
+        TxStatus::Unauthorized,
+        "contract.supervisor_moves_no_money",
+    );
+    ok(c.one(
+        "991300",
+        call(Method::Freeze(FreezeArgs {
+            account: acct("130100", "edu"),
+            reason: "审计调查".into(),
+        })),
+    ));
+}
+
+// ---- programs ----
+
+#[test]
+fn a_program_needs_a_functional_code_of_three_five_or_seven_digits() {
+    let mut c = funded();
+    for code in ["", "2050", "20502020"] {
+        refused(
+            &mut c,
+            "130000",
+            with_program("p1", |p| p.functional_code = code.into()),
+            TxStatus::InvalidArgument,
+            "contract.bad_functional_code",
+        );
+    }
+}
+
+#[test]
+fn a_program_needs_a_document_number() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "130000",
+        with_program("p2", |p| p.document = String::new()),
+        TxStatus::InvalidArgument,
+        "contract.missing_document",
+    );
+}
+
+#[test]
+fn a_program_of_another_fiscal_year_is_refused_unless_it_is_an_advance_allocation() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "130000",
+        with_program("p3", |p| p.fiscal_year = 1999),
+        TxStatus::InvalidArgument,
+        "contract.bad_fiscal_year",
+    );
+    refused(
+        &mut c,
+        "130000",
+        with_program("p4", |p| p.fiscal_year = 2027),
+        TxStatus::InvalidArgument,
+        "contract.bad_fiscal_year",
+    );
+    refused(
+        &mut c,
+        "130000",
+        with_program("p5", |p| p.advance = true),
+        TxStatus::InvalidArgument,
+        "contract.bad_fiscal_year",
+    );
+    ok(c.one(
+        "130000",
+        with_program("p6", |p| {
+            p.fiscal_year = 2027;
+            p.advance = true;
+        }),
+    ));
+}
+
+#[test]
+fn direct_and_disaster_are_attributes_not_kinds() {
+    let mut c = funded();
+    for kind in [ProgramKind::Direct, ProgramKind::Disaster, ProgramKind::Unspecified] {
+        refused(
+            &mut c,
+            "130000",
+            with_program("p7", |p| p.kind = kind as i32),
+            TxStatus::InvalidArgument,
+            "contract.bad_program_kind",
+        );
+    }
+    // A special program can be direct funds.
+    ok(c.one(
+        "130000",
+        with_program("p8", |p| {
+            p.kind = ProgramKind::Special as i32;
+            p.direct = true;
+        }),
+    ));
+}
+
+// ---- recipients ----
+
+fn pay(to: recipient::Id, name: &str) -> TransferCall {
+    call(Method::Disburse(DisburseArgs {
+        from: acct("130100", "edu"),
+        recipient: Some(Recipient {
+            id: Some(to),
+            name: name.into(),
+        }),
+        amount_fen: 10,
+        purpose: "公用经费".into(),
+        economic_code: "50502".into(),
+    }))
+}
+
+#[test]
+fn a_unified_social_credit_code_with_a_wrong_check_character_is_refused() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "130100",
+        pay(
+            recipient::Id::UnifiedSocialCreditCode("123456789012345678".into()),
+            "某小学",
+        ),
+        TxStatus::InvalidArgument,
+        "contract.bad_recipient",
+    );
+}
+
+#[test]
+fn a_recipient_without_a_name_is_refused() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "130100",
+        pay(
+            recipient::Id::UnifiedSocialCreditCode("12130102MB1234562B".into()),
+            "",
+        ),
+        TxStatus::InvalidArgument,
+        "contract.malformed",
+    );
+}
+
+#[test]
+fn the_recipients_name_and_economic_code_stay_in_the_lineage() {
+    let mut c = funded();
+    let hash = rules::personal_id_hash(b"salt", "11010519491231002X").unwrap();
+    let d = ok(c.one(
+        "130100",
+        pay(recipient::Id::PersonalIdHash(hash.to_vec()), "农户 甲"),
+    ));
+    let l: LineageRecord = c.get(keys::lineage(&d)).unwrap();
+    assert_eq!(l.to, hash.to_hex());
+    assert_eq!(l.recipient_name, "农户 甲");
+    assert_eq!(l.economic_code, "50502");
+}
+
+#[test]
+fn an_adjustment_links_to_the_transaction_it_corrects_and_leaves_it_as_it_was() {
+    let mut c = funded();
+    let wrong = ok(c.one("130000", allocate("130000", "130100", "edu", 50)));
+    let original: LineageRecord = c.get(keys::lineage(&wrong)).unwrap();
+    c.n += 1;
+    let tx = TxCtx {
+        tx_id: sha256(&c.n.to_be_bytes()),
+        signer_orgs: BTreeSet::from(["130000".to_owned(), "130100".to_owned()]),
+        call: Ok(Call::Transfer(call(Method::Adjust(AdjustArgs {
+            from: acct("130100", "edu"),
+            to: acct("130000", "edu"),
+            amount_fen: 20,
+            corrects_tx_id: wrong.to_vec(),
+            reason: "多拨 20 分 / over-allocated".into(),
+        })))),
+    };
+    let adj = tx.tx_id;
+    assert_eq!(c.block(vec![tx])[0].0, TxStatus::Valid);
+    let link: LineageRecord = c.get(keys::correction(&wrong, &adj)).unwrap();
+    assert_eq!(link.corrects_tx_id, wrong.to_vec());
+    assert_eq!(link.kind, "adjust");
+    let after: LineageRecord = c.get(keys::lineage(&wrong)).unwrap();
+    assert_eq!(after, original, "the corrected record stays visible as it was");
+}
+
+// ---- Budget Law art. 52 ----
+
+/// Blocks at noon China Standard Time on `date`.
+fn noon(date: &str) -> i64 {
+    start_of_day_ms(parse_date(date).unwrap()) + 12 * 3_600_000
+}
+
+fn end(date: &str) -> i64 {
+    end_of_day_ms(parse_date(date).unwrap())
+}
+
+fn approval(org: &str, on: &str) -> BudgetApproval {
+    BudgetApproval {
+        fiscal_year: 2026,
+        org_code: org.into(),
+        approved_on: on.into(),
+        document: "决议".into(),
+    }
+}
+
+/// The 2026 National Day holiday (Oct 1-7; Sep 20 and Oct 10 worked).
+fn national_day() -> HolidayCalendar {
+    HolidayCalendar {
+        year: 2026,
+        holidays: (1..=7).map(|d| format!("2026-10-{d:02}")).collect(),
+        workdays: vec!["2026-09-20".into(), "2026-10-10".into()],
+    }
+}
+
+fn record(c: &Chain, tx: &fiscus_proto::hash::TxId) -> AllocationRecord {
+    c.get(keys::allocation(tx)).unwrap()
+}
+
+/// A fiscal year worked by hand. The NPC approved the budget on Tuesday
+/// 2026-09-01 (moved late into the year so that the periods cross the
+/// National Day holiday); the MOF recorded its appropriation only on 09-10.
+///
+/// - Central general funds: 30 days after 09-01 is Thursday 10-01, a
+///   holiday through 10-07, so the MOF has until Thursday 10-08.
+/// - Central special funds: 90 days after 09-01 is Monday 11-30.
+/// - The province received its first general funds on Thursday 10-08; 30
+///   days is Saturday 11-07, so Monday 11-09 at every level down to the county.
+#[test]
+fn a_fiscal_year_with_hand_computed_deadlines_across_a_weekend_and_the_national_day() {
+    let mut c = Chain::new();
+    c.calendar = Calendar::default()
+        .with_approval(&approval("000000", "2026-09-01"))
+        .with_holidays(&national_day());
+    c.now = noon("2026-09-10");
+    // Appropriated nine days after the approval: the deadline still counts from the approval.
+    ok(c.one("000000", appropriate("000000", "gen", ProgramKind::General, 10_000)));
+    ok(c.one("000000", appropriate("000000", "sp", ProgramKind::Special, 10_000)));
+
+    c.now = noon("2026-10-08");
+    let gen_on_time = ok(c.one("000000", allocate("000000", "130000", "gen", 3000)));
+    let r = record(&c, &gen_on_time);
+    assert_eq!((r.rule.as_str(), r.clock_basis.as_str()), ("art52.2.general", "approval"));
+    assert_eq!(r.clock_start_ms, start_of_day_ms(parse_date("2026-09-01").unwrap()));
+    assert_eq!(r.due_at_ms, end("2026-10-08"));
+    assert!(!r.late, "the holiday moved the last day to 10-08");
+    assert_eq!(r.days_taken, 37);
+
+    c.now = noon("2026-10-09");
+    let gen_late = ok(c.one("000000", allocate("000000", "130000", "gen", 3000)));
+    assert!(record(&c, &gen_late).late, "one day after the moved deadline");
+
+    c.now = noon("2026-11-30");
+    let sp = ok(c.one("000000", allocate("000000", "130000", "sp", 1000)));
+    let r = record(&c, &sp);
+    assert_eq!((r.rule.as_str(), r.due_at_ms, r.late), ("art52.2.special", end("2026-11-30"), false));
+
+    // The province's clock starts on receipt of the first (10-08) lot, not on
+    // acknowledgement; it never acknowledges here.
+    c.now = noon("2026-11-09");
+    let prov = ok(c.one("130000", allocate("130000", "130100", "gen", 2000)));
+    let r = record(&c, &prov);
+    assert_eq!(r.rule, "art52.3");
+    assert_eq!(r.clock_basis, "receipt");
+    assert_eq!(r.due_at_ms, end("2026-11-09"), "10-08 + 30 = Saturday 11-07 → Monday 11-09");
+    assert!(!r.late);
+
+    // The chain rule: the city's onward allocation is inside the province's window.
+    c.now = noon("2026-11-10");
+    let city = ok(c.one("130100", allocate("130100", "130102", "gen", 500)));
+    let r = record(&c, &city);
+    assert_eq!((r.rule.as_str(), r.due_at_ms), ("art52.3", end("2026-11-09")));
+    assert!(r.late, "the city passed it on after the province's 30 days ended");
+}
+
+#[test]
+fn a_province_that_delays_its_acknowledgement_does_not_move_its_deadline() {
+    let mut c = Chain::new();
+    c.now = noon("2026-09-21");
+    ok(c.one("000000", appropriate("000000", "gen", ProgramKind::General, 1000)));
+    let arrived = ok(c.one("000000", allocate("000000", "130000", "gen", 1000)));
+    // Acknowledged 50 days after arrival, passed on 52 days after arrival.
+    c.now = noon("2026-11-10");
+    ok(c.one(
+        "130000",
+        call(Method::Acknowledge(AcknowledgeArgs {
+            allocation_tx_id: arrived.to_vec(),
+            account: acct("130000", "gen"),
+        })),
+    ));
+    assert!(record(&c, &arrived).acknowledged_late, "a late acknowledgement is flagged");
+    c.now = noon("2026-11-12");
+    let onward = ok(c.one("130000", allocate("130000", "130100", "gen", 400)));
+    assert!(record(&c, &onward).late, "52 days after arrival is late whatever the acknowledgement");
+}
+
+#[test]
+fn a_local_program_counts_from_its_own_congress_approval() {
+    let mut c = Chain::new();
+    c.calendar = Calendar::default().with_approval(&approval("130000", "2026-01-20"));
+    c.now = noon("2026-02-10");
+    ok(c.one("130000", with_program("hebei-sp", |p| p.kind = ProgramKind::Special as i32)));
+    c.now = noon("2026-03-23");
+    let a = ok(c.one("130000", allocate("130000", "130100", "hebei-sp", 50)));
+    let r = record(&c, &a);
+    // 01-20 + 60 days = Saturday 03-21 → Monday 03-23.
+    assert_eq!((r.rule.as_str(), r.clock_basis.as_str()), ("art52.4.special", "approval"));
+    assert_eq!(r.due_at_ms, end("2026-03-23"));
+    assert!(!r.late);
+}
+
+#[test]
+fn emergency_transfers_are_judged_against_the_policy_threshold_from_receipt() {
+    let mut c = Chain::new();
+    c.now = noon("2026-07-01");
+    ok(c.one(
+        "000000",
+        call(Method::Appropriate(AppropriateArgs {
+            account: acct("000000", "flood"),
+            program: Some(Program {
+                emergency: true,
+                ..program("flood", ProgramKind::General)
+            }),
+            amount_fen: 1000,
+            document: String::new(),
+        })),
+    ));
+    c.now = noon("2026-07-15");
+    let a = ok(c.one("000000", allocate("000000", "130000", "flood", 100)));
+    let r = record(&c, &a);
+    assert_eq!(r.rule, "art52.5.emergency");
+    assert_eq!(r.days_taken, 14);
+    assert!(r.late, "14 days is past the default 10-day threshold (07-11, a Saturday → 07-13)");
+}
+
+#[test]
+fn settlement_programs_may_be_issued_in_instalments_without_a_deadline() {
+    let mut c = Chain::new();
+    c.now = noon("2026-01-05");
+    ok(c.one(
+        "000000",
+        call(Method::Appropriate(AppropriateArgs {
+            account: acct("000000", "settle"),
+            program: Some(Program {
+                settlement: true,
+                ..program("settle", ProgramKind::General)
+            }),
+            amount_fen: 1000,
+            document: String::new(),
+        })),
+    ));
+    c.now = noon("2026-12-20");
+    let a = ok(c.one("000000", allocate("000000", "130000", "settle", 100)));
+    let r = record(&c, &a);
+    assert_eq!((r.rule.as_str(), r.due_at_ms, r.late), ("art52.5.settlement", 0, false));
+}
+
+#[test]
+fn money_that_never_moves_is_reported_overdue_at_any_height() {
+    let mut c = Chain::new();
+    c.calendar = Calendar::default().with_approval(&approval("000000", "2026-03-12"));
+    c.now = noon("2026-03-13");
+    ok(c.one("000000", appropriate("000000", "gen", ProgramKind::General, 1000)));
+    ok(c.one("000000", allocate("000000", "130000", "gen", 600)));
+    let acct: fiscus_proto::pb::state::Account = c.get(keys::account("000000", "gen")).unwrap();
+    let prog: ProgramRecord = c.get(keys::program("gen")).unwrap();
+    let overdue = |at: &str| {
+        deadlines::overdue_in_account("000000", "gen", &acct, &prog, &c.orgs, &c.calendar, noon(at))
+    };
+    // 03-12 + 30 = Saturday 04-11 → Monday 04-13.
+    assert!(overdue("2026-04-13").is_empty(), "due that day, not yet overdue");
+    let late = overdue("2026-04-20");
+    assert_eq!(late.len(), 1);
+    assert_eq!((late[0].amount_fen, late[0].days_overdue), (400, 7));
+    // A county holds funds with nobody below it: never overdue.
+    let county = fiscus_proto::pb::state::Account::default();
+    assert!(
+        deadlines::overdue_in_account("130102", "gen", &county, &prog, &c.orgs, &c.calendar, noon("2027-01-01"))
+            .is_empty()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The same lot, holder, program and calendar always give the same
+    /// verdict, whatever else happened; and a holiday can only move a
+    /// deadline later, never earlier.
+    #[test]
+    fn deadline_verdicts_are_a_pure_function_of_block_times_approvals_and_holidays(
+        received in 0i64..400,
+        window in 0i64..400,
+        approval_day in 0i64..200,
+        holidays in prop::collection::btree_set(0i64..500, 0..40),
+        special in any::<bool>(),
+        level in prop_oneof![Just(OrgLevel::Central), Just(OrgLevel::Provincial), Just(OrgLevel::Municipal), Just(OrgLevel::County)],
+    ) {
+        let base = parse_date("2026-01-01").unwrap();
+        let date = |d: i64| fiscus_contract_executor::calendar::format_date(base + d);
+        let plain = Calendar::default().with_approval(&BudgetApproval {
+            fiscal_year: 2026, org_code: "000000".into(), approved_on: date(approval_day), document: "d".into(),
+        });
+        let with_holidays = plain.clone().with_holidays(&HolidayCalendar {
+            year: 2026,
+            holidays: holidays.iter().map(|d| date(*d)).filter(|d| d.starts_with("2026")).collect(),
+            workdays: Vec::new(),
+        });
+        let lot = fiscus_proto::pb::state::Lot {
+            received_at_ms: start_of_day_ms(base + received) + 5,
+            window_start_ms: if level == OrgLevel::Central { 0 } else { start_of_day_ms(base + window.min(received)) },
+            from_central: true,
+            amount_fen: 1,
+            ..Default::default()
+        };
+        let holder = match level { OrgLevel::Central => "000000", OrgLevel::Provincial => "130000", OrgLevel::Municipal => "130100", _ => "130102" };
+        let rec = ProgramRecord {
+            program: Some(Program { kind: if special { ProgramKind::Special } else { ProgramKind::General } as i32, fiscal_year: 2026, ..Default::default() }),
+            owner_org: "000000".into(),
+        };
+        let terms = ProgramTerms::of(&rec);
+        let a = deadlines::deadline(&lot, holder, level, &terms, &with_holidays);
+        let b = deadlines::deadline(&lot.clone(), holder, level, &terms, &with_holidays.clone());
+        prop_assert_eq!(a, b);
+        let without = deadlines::deadline(&lot, holder, level, &terms, &plain);
+        match (a.due, without.due) {
+            (Some(x), Some(y)) => prop_assert!(x >= y, "a holiday moved a deadline earlier"),
+            (x, y) => prop_assert_eq!(x, y),
+        }
+        if let Some(due) = a.due {
+            prop_assert!(with_holidays.is_working_day(due) || holidays.len() > 30, "a deadline ends on a working day");
+            prop_assert!(!a.is_late_at(end_of_day_ms(due)) && a.is_late_at(end_of_day_ms(due) + 1));
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Shared builders for the contract tests: a registry, calls, and a chain
+//! stand-in that executes blocks and keeps state.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use fiscus_contract_executor::executor::{KeyValues, declared_reads};
+use fiscus_contract_executor::{BlockInput, Calendar, Call, Orgs, TxCtx, execute_block, keys};
+use fiscus_proto::hash::{TxId, sha256};
+use fiscus_proto::pb::state::Account;
+use fiscus_proto::pb::transfer::{
+    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
+    RecoverArgs, TransferCall, recipient, transfer_call::Method,
+};
+use fiscus_proto::pb::types::{OrgLevel, TxStatus};
+use prost::Message;
+use std::collections::BTreeSet;
+
+pub(crate) const T0: i64 = 1_790_000_000_000;
+
+pub(crate) fn orgs() -> Orgs {
+    Orgs::default()
+        .with("000000", OrgLevel::Central, "")
+        .with("130000", OrgLevel::Provincial, "000000")
+        .with("130100", OrgLevel::Municipal, "130000")
+        .with("130102", OrgLevel::County, "130100")
+        .with("130200", OrgLevel::Municipal, "130000")
+        .with("991300", OrgLevel::Supervisor, "130000")
+}
+
+pub(crate) fn acct(org: &str, prog: &str) -> Option<AccountRef> {
+    Some(AccountRef {
+        org_code: org.into(),
+        program_id: prog.into(),
+    })
+}
+
+/// A program of `kind`; `ProgramKind::Direct` here stands for a general
+/// program with the direct-funds attribute (the v2 shape).
+pub(crate) fn program(id: &str, kind: ProgramKind) -> Program {
+    let direct = kind == ProgramKind::Direct;
+    Program {
+        id: id.into(),
+        name: format!("program {id}"),
+        kind: if direct { ProgramKind::General } else { kind } as i32,
+        functional_code: "2050202".into(),
+        fiscal_year: 2026,
+        document: "财预〔2026〕12号".into(),
+        direct,
+        ..Program::default()
+    }
+}
+
+pub(crate) fn call(m: Method) -> TransferCall {
+    TransferCall { method: Some(m) }
+}
+
+pub(crate) fn appropriate(org: &str, prog: &str, kind: ProgramKind, amount: i64) -> TransferCall {
+    call(Method::Appropriate(AppropriateArgs {
+        account: acct(org, prog),
+        program: Some(program(prog, kind)),
+        amount_fen: amount,
+        document: "doc".into(),
+    }))
+}
+
+pub(crate) fn allocate(from: &str, to: &str, prog: &str, amount: i64) -> TransferCall {
+    call(Method::Allocate(AllocateArgs {
+        from: acct(from, prog),
+        to_org_code: to.into(),
+        amount_fen: amount,
+        document: "冀财预〔2026〕7号".into(),
+    }))
+}
+
+pub(crate) fn disburse(from: &str, prog: &str, amount: i64) -> TransferCall {
+    call(Method::Disburse(DisburseArgs {
+        from: acct(from, prog),
+        recipient: Some(Recipient {
+            id: Some(recipient::Id::UnifiedSocialCreditCode(
+                "12130102MB1234562B".into(),
+            )),
+            name: "长安区第一小学".into(),
+        }),
+        amount_fen: amount,
+        purpose: "义务教育公用经费".into(),
+        economic_code: "50502".into(),
+    }))
+}
+
+pub(crate) fn recover(from: &str, to: &str, prog: &str, amount: i64) -> TransferCall {
+    call(Method::Recover(RecoverArgs {
+        from: acct(from, prog),
+        to_org_code: to.into(),
+        amount_fen: amount,
+        reason: "unspent".into(),
+    }))
+}
+
+/// A ledger stand-in: state plus a tx counter.
+pub(crate) struct Chain {
+    pub(crate) orgs: Orgs,
+    pub(crate) calendar: Calendar,
+    pub(crate) state: KeyValues,
+    pub(crate) n: u64,
+    pub(crate) now: i64,
+}
+
+impl Chain {
+    pub(crate) fn new() -> Self {
+        Self {
+            orgs: orgs(),
+            calendar: Calendar::default(),
+            state: KeyValues::new(),
+            n: 0,
+            now: T0,
+        }
+    }
+
+    pub(crate) fn tx(&mut self, signer: &str, c: TransferCall) -> TxCtx {
+        self.n += 1;
+        TxCtx {
+            tx_id: sha256(&self.n.to_be_bytes()),
+            signer_orgs: BTreeSet::from([signer.to_owned()]),
+            call: Ok(Call::Transfer(c)),
+        }
+    }
+
+    /// Executes one block and applies its writes; returns (status, code) per tx.
+    pub(crate) fn block(&mut self, txs: Vec<TxCtx>) -> Vec<(TxStatus, &'static str, TxId)> {
+        let reads: KeyValues = declared_reads(&txs)
+            .into_iter()
+            .map(|k| {
+                let v = self.state.get(&k).cloned().flatten();
+                (k, v)
+            })
+            .collect();
+        let input = BlockInput {
+            height: self.n,
+            timestamp_ms: self.now,
+            orgs: &self.orgs,
+            calendar: &self.calendar,
+            txs,
+        };
+        let out = execute_block(&input, &reads, 2);
+        for (k, v) in &out.writes {
+            self.state.insert(k.clone(), v.clone());
+        }
+        out.results
+            .iter()
+            .map(|r| (r.status, r.code, r.tx_id))
+            .collect()
+    }
+
+    pub(crate) fn one(&mut self, signer: &str, c: TransferCall) -> (TxStatus, &'static str, TxId) {
+        let t = self.tx(signer, c);
+        self.block(vec![t])[0]
+    }
+
+    pub(crate) fn account(&self, org: &str, prog: &str) -> Account {
+        self.state
+            .get(&keys::account(org, prog))
+            .cloned()
+            .flatten()
+            .map(|b| Account::decode(&b[..]).unwrap())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn get<M: Message + Default>(&self, key: Vec<u8>) -> Option<M> {
+        self.state
+            .get(&key)
+            .cloned()
+            .flatten()
+            .map(|b| M::decode(&b[..]).unwrap())
+    }
+}
+
+pub(crate) fn ok(r: (TxStatus, &'static str, TxId)) -> TxId {
+    assert_eq!(r.0, TxStatus::Valid, "refused: {}", r.1);
+    r.2
+}
+
