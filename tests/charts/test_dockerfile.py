@@ -1,0 +1,167 @@
+"""What can be checked of the Dockerfile without a Docker engine: the paths it
+copies exist in the build context, it exposes the ports the services listen
+on, its user and labels, and that every subcommand and flag the charts run
+the image with is defined by the binary's clap code in services/fiscus/src."""
+
+import fnmatch
+import json
+import re
+import shlex
+import tomllib
+import unittest
+
+from charts_lib import REPO, containers, render, values_matrix, workloads
+from test_config_keys import COMMENTED_KEY
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+FISCUS_SRC = REPO / "services/fiscus/src"
+
+
+def instructions():
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE)
+    return [(m.group(1).upper(), m.group(2).strip()) for line in text.splitlines()
+            if (m := re.match(r"^\s*([A-Za-z]+)\s+(.*)$", line)) and not line.lstrip().startswith("#")]
+
+
+def kebab(name):
+    return re.sub(r"(?<!^)([A-Z])", r"-\1", name).lower()
+
+
+def block(text, start):
+    """The brace-delimited body that follows `start` in text."""
+    i = text.index(start)
+    i = text.index("{", i)
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1:j]
+    raise AssertionError(f"unbalanced braces after {start}")
+
+
+def clap_args(body):
+    """Long flags a clap struct body defines: fields (kebab-cased) and explicit long names."""
+    flags = {f.replace("_", "-") for f in re.findall(r"^\s*(?:pub(?:\(crate\))?\s+)?(\w+):", body, re.M)}
+    return flags | set(re.findall(r'long\s*=\s*"([\w-]+)"', body))
+
+
+def subcommands():
+    """{"ledger-store": {flags}, "identity-ca init": {flags}, ...} from main.rs and the structs it names."""
+    main = (FISCUS_SRC / "main.rs").read_text()
+    all_src = {p.stem: p.read_text() for p in FISCUS_SRC.glob("*.rs")}
+    out = {}
+    body = block(main, "enum Command")
+    for m in re.finditer(r"^    (\w+)(?:\(([\w:]+)\)|\s*(\{))?,?\s*$", body, re.M):
+        name, typ = kebab(m.group(1)), m.group(2)
+        if typ:
+            module, _, struct = typ.rpartition("::")
+            src = all_src[module] if module else main
+            kind = "struct" if f"struct {struct} " in src else "enum"   # an enum: nested subcommands
+            out[name] = clap_args(block(src, f"{kind} {struct} "))
+        elif m.group(3):
+            out[name] = clap_args(block(body, f"{m.group(1)} {{"))
+        else:
+            out[name] = set()
+    identity = all_src["identity"]
+    out["identity-ca init"] = out["identity-ca"] | clap_args(block(identity, "    Init {"))
+    return out
+
+
+def invocations():
+    """(values file, container, subcommand, [flags]) of every container the charts run."""
+    subs = subcommands()
+    found = []
+    for chart, values in values_matrix():
+        for w in workloads(render(chart, (values,))):
+            for c in containers(w):
+                command, args = c.get("command"), c.get("args", [])
+                if command is None:                      # ENTRYPOINT ["fiscus"] + args
+                    argv = args
+                else:                                    # sh -c SCRIPT [$0] with args as "$@"
+                    assert command[:2] == ["/bin/sh", "-c"], command
+                    script, rest = (command[2], args) if len(command) > 2 else (args[0], args[1:])
+                    words = shlex.split(re.search(r"exec fiscus ([^;\n]*)", script).group(1))
+                    argv = [x for word in words for x in (rest if word == "$@" else [word])]
+                sub = " ".join(argv[:2]) if " ".join(argv[:2]) in subs else argv[0]
+                flags = [a.split("=", 1)[0][2:] for a in argv if a.startswith("--")]
+                found.append((values, c["name"], sub, flags))
+    return found
+
+
+class Dockerfile(unittest.TestCase):
+    def test_every_copied_path_exists_in_the_build_context_and_is_not_ignored(self):
+        ignored = [l.strip().rstrip("/") for l in (REPO / ".dockerignore").read_text().splitlines()
+                   if l.strip() and not l.startswith("#")]
+        copies = [args for ins, args in instructions() if ins == "COPY" and "--from=" not in args]
+        self.assertGreaterEqual(len(copies), 4)
+        for args in copies:
+            for src in shlex.split(args)[:-1]:
+                with self.subTest(src=src):
+                    matches = list(REPO.glob(src))
+                    self.assertTrue(matches, f"{src} is not in the build context")
+                    for m in matches:
+                        rel = str(m.relative_to(REPO))
+                        self.assertFalse([p for p in ignored if fnmatch.fnmatch(rel, p) or rel == p],
+                                         f"{rel} is excluded by .dockerignore")
+
+    def test_the_build_compiles_the_fiscus_binary_with_protoc_and_the_locked_lockfile(self):
+        runs = " ".join(a for i, a in instructions() if i == "RUN")
+        self.assertIn("protobuf-compiler", runs)
+        self.assertIn("cargo build --release --locked -p fiscus", runs)
+        want = tomllib.loads((REPO / "Cargo.toml").read_text())["workspace"]["package"]["rust-version"]
+        have = re.search(r"ARG RUST_VERSION=([\d.]+)", DOCKERFILE).group(1)
+        self.assertGreaterEqual(tuple(map(int, have.split("."))), tuple(map(int, want.split("."))))
+
+    def test_the_runtime_is_debian_slim_with_ca_certificates_a_non_root_user_and_fiscus_as_entrypoint(self):
+        froms = [a for i, a in instructions() if i == "FROM"]
+        self.assertEqual(len(froms), 2)
+        self.assertRegex(froms[-1], r"^debian:\$\{DEBIAN_RELEASE\}-slim$")
+        runtime = DOCKERFILE.split(froms[-1], 1)[1]
+        self.assertEqual([p.strip() for p in re.findall(r"apt-get install -y --no-install-recommends ([^\n\\]+)", runtime)],
+                         ["ca-certificates"])
+        (user,) = [a for i, a in instructions() if i == "USER"]
+        self.assertEqual(user, "10001:10001")
+        for chart in ("fiscus-member", "fiscus-orderer", "fiscus-ca"):
+            for w in workloads(render(chart)):
+                self.assertEqual(w["spec"]["template"]["spec"]["securityContext"]["runAsUser"], 10001)
+        (entry,) = [a for i, a in instructions() if i == "ENTRYPOINT"]
+        self.assertEqual(json.loads(entry), ["fiscus"])
+
+    def test_it_carries_the_oci_labels(self):
+        labels = " ".join(a for i, a in instructions() if i == "LABEL")
+        for key in ("title", "description", "version", "revision", "licenses", "source"):
+            self.assertIn(f"org.opencontainers.image.{key}=", labels)
+
+    def test_it_exposes_exactly_the_ports_of_the_example_configs(self):
+        ports = set()
+        for f in (REPO / "config").glob("*.example.toml"):
+            text = "\n".join(m.group(1) if (m := COMMENTED_KEY.match(l)) else l for l in f.read_text().splitlines())
+            cfg = tomllib.loads(text)
+            ports |= {int(cfg[k].rsplit(":", 1)[1]) for k in ("listen", "http_listen", "raft_listen", "grpc_listen") if k in cfg}
+        (expose,) = [a for i, a in instructions() if i == "EXPOSE"]
+        self.assertEqual({int(p) for p in expose.split()}, ports)
+
+
+class ChartInvocations(unittest.TestCase):
+    def test_the_clap_definitions_are_found(self):
+        subs = subcommands()
+        for s in ("identity-ca", "orderer", "ledger-store", "contract-executor", "gossip-gateway", "exchange-adapter"):
+            self.assertIn("config", subs[s], s)
+        self.assertIn("consortium-id", subs["identity-ca init"])
+        self.assertIn("san", subs["identity-ca init"])
+
+    def test_every_subcommand_and_flag_the_charts_use_exists_in_the_binary(self):
+        subs = subcommands()
+        seen = set()
+        for values, container, sub, flags in invocations():
+            seen.add(sub)
+            with self.subTest(values=values, container=container):
+                self.assertIn(sub, subs)
+                self.assertLessEqual(set(flags), subs[sub])
+        self.assertEqual(seen, {"identity-ca", "identity-ca init", "orderer", "ledger-store",
+                                "contract-executor", "gossip-gateway", "exchange-adapter"})
+
+
+if __name__ == "__main__":
+    unittest.main()
