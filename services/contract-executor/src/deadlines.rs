@@ -144,9 +144,7 @@ pub fn deadline(
         }
         // Central funds have reached the county level: art. 52 ends there.
         OrgLevel::County if lot.from_central => Deadline::none("", received),
-        OrgLevel::Provincial | OrgLevel::Municipal | OrgLevel::County
-            if terms.owner == holder =>
-        {
+        OrgLevel::Provincial | OrgLevel::Municipal | OrgLevel::County if terms.owner == holder => {
             from_approval(
                 if terms.special {
                     "art52.4.special"
@@ -176,9 +174,7 @@ pub fn strictest(
     terms: &ProgramTerms<'_>,
     cal: &Calendar,
 ) -> Option<Deadline> {
-    let all = lots
-        .iter()
-        .map(|l| deadline(l, holder, level, terms, cal));
+    let all = lots.iter().map(|l| deadline(l, holder, level, terms, cal));
     let mut best: Option<Deadline> = None;
     for d in all {
         best = match (best, d.due) {

@@ -2,11 +2,11 @@
 //! sets do not conflict, each wave in parallel, with results merged in block
 //! order. A property test shows this equals running them one by one.
 
+use crate::calendar::Calendar;
+use crate::context::{Ctx, Declared};
 use crate::governance;
 use crate::orgs::Orgs;
 use crate::rejection::Rejection;
-use crate::calendar::Calendar;
-use crate::context::{Ctx, Declared};
 use crate::transfer;
 use crate::view::View;
 use fiscus_proto::hash::TxId;

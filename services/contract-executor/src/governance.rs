@@ -11,11 +11,11 @@
 //!   block: a member that leaves has every certificate refused from the block
 //!   after the one that passed its removal.
 
+use crate::calendar::{day_of, parse_date};
+use crate::context::{Ctx, Declared};
 use crate::keys;
 use crate::orgs::Orgs;
 use crate::rejection::Rejection;
-use crate::calendar::{day_of, parse_date};
-use crate::context::{Ctx, Declared};
 use crate::rules::{org_code, text, tx_ref};
 use crate::view::View;
 use fiscus_proto::hash::TxId;
@@ -32,10 +32,8 @@ use std::collections::BTreeSet;
 /// names another version makes the ledger stop rather than diverge: a newer
 /// one needs a newer binary; an older one (transfer v1) is not kept, so a
 /// chain started with it is replayed by the binary that wrote it, or reset.
-pub const IMPLEMENTED: &[(&str, u32)] = &[
-    ("governance", 1),
-    ("transfer", crate::transfer::VERSION),
-];
+pub const IMPLEMENTED: &[(&str, u32)] =
+    &[("governance", 1), ("transfer", crate::transfer::VERSION)];
 
 /// Contract versions in `config` this binary does not implement.
 pub fn unsupported_versions(config: &ConsortiumConfig) -> Vec<(String, u32)> {
@@ -413,7 +411,10 @@ fn record_approval(
 ) -> Result<(), Rejection> {
     org_code(&a.org_code, "approval.org_code")?;
     let level = Orgs::from_config(config).level(&a.org_code);
-    if matches!(level, None | Some(OrgLevel::Supervisor | OrgLevel::Unspecified)) {
+    if matches!(
+        level,
+        None | Some(OrgLevel::Supervisor | OrgLevel::Unspecified)
+    ) {
         return Err(invalid(format!(
             "{} is not a finance department in the registry",
             a.org_code
@@ -467,8 +468,14 @@ fn set_holidays(config: &mut ConsortiumConfig, h: &HolidayCalendar) -> Result<()
     }
     let canonical = HolidayCalendar {
         year: h.year,
-        holidays: holidays.into_iter().map(crate::calendar::format_date).collect(),
-        workdays: workdays.into_iter().map(crate::calendar::format_date).collect(),
+        holidays: holidays
+            .into_iter()
+            .map(crate::calendar::format_date)
+            .collect(),
+        workdays: workdays
+            .into_iter()
+            .map(crate::calendar::format_date)
+            .collect(),
     };
     config.holiday_calendars.retain(|c| c.year != h.year);
     config.holiday_calendars.push(canonical);
@@ -605,7 +612,14 @@ pub(crate) fn execute(
                 },
                 &id,
             ));
-            settle(view, &config, &id, rec, (ctx.height, ctx.now_ms), &mut events)?;
+            settle(
+                view,
+                &config,
+                &id,
+                rec,
+                (ctx.height, ctx.now_ms),
+                &mut events,
+            )?;
         }
     }
     Ok(events)

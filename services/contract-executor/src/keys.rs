@@ -19,13 +19,9 @@ pub fn lineage(tx: &TxId) -> Vec<u8> {
     tx.prefixed_hex(b"lineage/")
 }
 
-/// An adjustment `adj` that corrects transaction `corrected`: listing the
-/// prefix `corr/<corrected>/` finds every correction of a transaction.
-pub fn correction(corrected: &TxId, adj: &TxId) -> Vec<u8> {
-    let mut k = corrected.prefixed_hex(b"corr/");
-    k.push(b'/');
-    k.extend_from_slice(adj.to_hex().as_bytes());
-    k
+/// The adjustments that correct transaction `corrected` (`Corrections`).
+pub fn corrections(corrected: &TxId) -> Vec<u8> {
+    corrected.prefixed_hex(b"corr/")
 }
 
 /// The consortium configuration (`ConsortiumConfig`), written only by governance.

@@ -26,10 +26,10 @@ pub mod service;
 pub mod transfer;
 mod view;
 
+pub use calendar::Calendar;
 pub use executor::{
     BlockInput, BlockOutput, Call, TxCtx, TxResult, execute_block, execute_sequential,
 };
-pub use calendar::Calendar;
 pub use orgs::Orgs;
 pub use rejection::Rejection;
 

@@ -2,7 +2,7 @@
 //! bundles so that an account's lot list and a trace's depth stay small
 //! (ADR 0004).
 
-use crate::DAY_MS;
+use crate::calendar::day_of;
 use crate::keys;
 use crate::rejection::Rejection;
 use crate::view::View;
@@ -61,7 +61,13 @@ pub(crate) fn take(acct: &mut Account, amount: i64) -> Result<Vec<Lot>, Rejectio
 
 /// A lot created by transaction `tx`, arriving now. `window_start_ms` is the
 /// art. 52 para. 3 window of central funds (0 for local programs).
-pub(crate) fn new_lot(tx: &TxId, amount: i64, now: i64, from_central: bool, window_start_ms: i64) -> Lot {
+pub(crate) fn new_lot(
+    tx: &TxId,
+    amount: i64,
+    now: i64,
+    from_central: bool,
+    window_start_ms: i64,
+) -> Lot {
     Lot {
         source_tx_id: tx.to_vec(),
         amount_fen: amount,
@@ -88,8 +94,8 @@ pub(crate) fn earliest_window(lots: &[Lot]) -> i64 {
 /// bundle like any other.)
 fn lot_class(l: &Lot) -> (i64, i64, bool) {
     (
-        l.received_at_ms.div_euclid(DAY_MS),
-        l.window_start_ms.div_euclid(DAY_MS),
+        day_of(l.received_at_ms),
+        day_of(l.window_start_ms),
         l.from_central,
     )
 }

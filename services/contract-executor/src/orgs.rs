@@ -62,9 +62,12 @@ impl Orgs {
         false
     }
 
-    /// Whether any org names `code` as its parent.
+    /// Whether any finance department (not a supervisor) names `code` as its
+    /// parent: someone funds can be passed down to.
     pub fn has_children(&self, code: &str) -> bool {
-        self.by_code.values().any(|(_, p)| p == code)
+        self.by_code
+            .values()
+            .any(|(l, p)| p == code && *l != OrgLevel::Supervisor)
     }
 
     pub fn codes(&self) -> impl Iterator<Item = &str> {

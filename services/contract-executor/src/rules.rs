@@ -139,7 +139,9 @@ pub fn economic_code(code: &str) -> Result<(), Rejection> {
 
 /// GB 32100-2015's alphabet: digits and capitals without I, O, S, V, Z.
 const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// The check character of a unified social credit code's first 17 characters.
 pub fn uscc_check_char(first17: &str) -> Option<char> {
@@ -184,7 +186,7 @@ pub fn uscc(code: &str) -> Result<(), Rejection> {
     let ok = code.len() == 18
         && code.is_ascii()
         && b"123456789ANY".contains(&code.as_bytes()[0])
-        && b"1239".contains(&code.as_bytes()[1])
+        && USCC_ALPHABET.contains(&code.as_bytes()[1])
         && digits(&code[2..8])
         && org_code_check_char(&code[8..16]).is_some_and(|c| code[16..17] == *c.to_string())
         && uscc_check_char(&code[..17]).is_some_and(|c| code.ends_with(c));
@@ -217,15 +219,33 @@ pub fn id_number_check_char(first17: &str) -> Option<char> {
     Some(b"10X98765432"[(sum % 11) as usize].into())
 }
 
+/// A birth date YYYYMMDD from 1850 on that exists in the calendar.
+fn birth_date_ok(d: &str) -> bool {
+    if d.len() != 8 || !digits(d) {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(day)) = (
+        d[..4].parse::<i64>(),
+        d[4..6].parse::<u32>(),
+        d[6..].parse::<u32>(),
+    ) else {
+        return false;
+    };
+    let days = crate::calendar::days_from_civil(y, m, day);
+    y >= 1850
+        && (1..=12).contains(&m)
+        && day >= 1
+        && crate::calendar::civil_from_days(days) == (y, m, day)
+}
+
 /// A resident id number (GB 11643-1999): 17 digits, a valid birth date, and
 /// the ISO 7064 MOD 11-2 check character (a final `x` reads as `X`).
 pub fn id_number(id: &str) -> Result<String, Rejection> {
     let id = id.trim().to_ascii_uppercase();
-    let birth_ok = id.get(6..14).is_some_and(|d| {
-        crate::calendar::parse_date(&format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])).is_some()
-    });
+    // ASCII and 18 long before any slicing: byte offsets are then characters.
     let ok = id.len() == 18
-        && birth_ok
+        && id.is_ascii()
+        && birth_date_ok(&id[6..14])
         && id_number_check_char(&id[..17]).is_some_and(|c| id.ends_with(c));
     if ok {
         Ok(id)
@@ -280,9 +300,30 @@ pub fn program_kind(kind: i32) -> Result<ProgramKind, Rejection> {
     }
 }
 
+/// Who may create a program with this id: a local level's own programs are
+/// named `<its code>-…` (e.g. `130000-roads`); every other id belongs to the
+/// central level, so no org can take a central program's id first.
+pub fn program_namespace(orgs: &Orgs, creator: &str, id: &str) -> Result<(), Rejection> {
+    let local_prefix = id.len() > 7 && digits(&id[..6]) && id.as_bytes()[6] == b'-';
+    let ok = match orgs.level(creator) {
+        Some(OrgLevel::Central) => !local_prefix,
+        _ => local_prefix && id.starts_with(creator),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        TxStatus::Unauthorized,
+        "contract.program_namespace",
+        format!(
+            "{creator} cannot create program {id:?}: a local program's id starts with its owner's code and '-' (e.g. {creator}-roads); other ids are central programs"
+        ),
+    ))
+}
+
 /// A new program's record, checked against the block's fiscal year (the
 /// calendar year in China Standard Time).
-pub fn program(p: &Program, id: &str, block_year: i64) -> Result<(), Rejection> {
+pub fn program(p: &Program, id: &str, block_year: Option<i64>) -> Result<(), Rejection> {
     if p.id != id {
         return Err(malformed("program.id must equal the account's program_id"));
     }
@@ -297,6 +338,9 @@ pub fn program(p: &Program, id: &str, block_year: i64) -> Result<(), Rejection> 
         ));
     }
     text(&p.document, "program.document", true)?;
+    let Some(block_year) = block_year else {
+        return Ok(());
+    };
     let year = i64::from(p.fiscal_year);
     let ok = if p.advance {
         year == block_year + 1
@@ -335,7 +379,9 @@ pub fn moves_money(orgs: &Orgs, org: &str) -> Result<OrgLevel, Rejection> {
         return Err(Rejection::new(
             TxStatus::Unauthorized,
             "contract.supervisor_moves_no_money",
-            format!("{org} is a supervisor: supervisors read, freeze and unfreeze, and move no money"),
+            format!(
+                "{org} is a supervisor: supervisors read, freeze and unfreeze, and move no money"
+            ),
         ));
     }
     Ok(level)
@@ -374,6 +420,19 @@ pub fn recovery_target(orgs: &Orgs, from: &str, to: &str) -> Result<OrgLevel, Re
         ));
     }
     Ok(level)
+}
+
+/// Recovered funds go back up the program's own chain: never above the
+/// program's owner (a county cannot send a province's own funds to the MOF).
+pub fn recovery_within_program(orgs: &Orgs, owner: &str, to: &str) -> Result<(), Rejection> {
+    if to == owner || orgs.is_descendant(owner, to) {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        TxStatus::InvalidArgument,
+        "contract.not_ancestor",
+        format!("{to} is above the program's owner {owner}"),
+    ))
 }
 
 /// The org whose signature a call needs, and whether it moves money.
@@ -417,12 +476,13 @@ pub fn require_supervisor(signers: &BTreeSet<String>, orgs: &Orgs) -> Result<(),
 /// Every check of a call that needs no state, in the order the contract
 /// applies them: shapes and codes, the orgs involved, and the signers'
 /// authority. `block_year` is the fiscal year new programs are checked
-/// against; the adapter passes the current year in China Standard Time.
+/// against (the block's); None skips that one check, for callers that cannot
+/// know which block will order the call.
 pub fn check_call(
     call: &TransferCall,
     signers: &BTreeSet<String>,
     orgs: &Orgs,
-    block_year: i64,
+    block_year: Option<i64>,
 ) -> Result<(), Rejection> {
     let method = call
         .method
@@ -436,6 +496,7 @@ pub fn check_call(
             positive(a.amount_fen)?;
             text(&a.document, "document", false)?;
             if let Some(p) = &a.program {
+                program_namespace(orgs, org, prog)?;
                 program(p, prog, block_year)?;
             }
         }
@@ -448,7 +509,8 @@ pub fn check_call(
             allocation_target(orgs, org, &a.to_org_code, true)?;
             require_signer(signers, org)?;
             positive(a.amount_fen)?;
-            text(&a.document, "document", false)?;
+            // An allocation is issued by a document (下达文件).
+            text(&a.document, "document", true)?;
         }
         Method::Acknowledge(a) => {
             let (org, _) = account_ref(&a.account, "account")?;
@@ -524,26 +586,54 @@ mod tests {
         assert!(uscc("91350100M000100Y43").is_ok());
         assert_eq!(uscc_check_char("91350100M000100Y4"), Some('3'));
         // Its final check character happens to be right; its organization
-        // code's is not, and 3 is no registration authority's category.
+        // code's (positions 9 to 17) is not.
         let err = uscc("123456789012345678").unwrap_err();
         assert_eq!(err.code, "contract.bad_recipient");
         assert!(uscc("91350100M000100Y44").is_err(), "wrong check character");
-        assert!(uscc("91350100I000100Y43").is_err(), "I is not in the alphabet");
+        assert!(
+            uscc("91350100I000100Y43").is_err(),
+            "I is not in the alphabet"
+        );
         assert!(uscc("12130102MB0A12342E").is_ok());
-        assert!(uscc("12130102MB0A12352E").is_err(), "organization code check");
+        assert!(
+            uscc("12130102MB0A12352E").is_err(),
+            "organization code check"
+        );
     }
 
     #[test]
     fn resident_id_numbers_need_their_check_digit_and_a_real_birth_date() {
         // GB 11643-1999's worked example.
-        assert_eq!(id_number("11010519491231002X").unwrap(), "11010519491231002X");
-        assert_eq!(id_number("11010519491231002x").unwrap(), "11010519491231002X");
+        assert_eq!(
+            id_number("11010519491231002X").unwrap(),
+            "11010519491231002X"
+        );
+        assert_eq!(
+            id_number("11010519491231002x").unwrap(),
+            "11010519491231002X"
+        );
         assert_eq!(
             id_number("110105194912310021").unwrap_err().code,
             "contract.bad_id_number"
         );
-        let bad_date = format!("13010219700230001{}", id_number_check_char("13010219700230001").unwrap());
+        let bad_date = format!(
+            "13010219700230001{}",
+            id_number_check_char("13010219700230001").unwrap()
+        );
         assert!(id_number(&bad_date).is_err(), "February 30th");
+        let old = format!(
+            "13010219200101001{}",
+            id_number_check_char("13010219200101001").unwrap()
+        );
+        assert!(id_number(&old).is_ok(), "born in 1920");
+        for bad in [
+            "1101051éé1230000X",
+            "1101051949123100é",
+            "",
+            "11010519491231002",
+        ] {
+            assert!(id_number(bad).is_err(), "{bad:?} is refused, not a panic");
+        }
         let h1 = personal_id_hash(b"salt", "11010519491231002x").unwrap();
         let h2 = personal_id_hash(b"salt", "11010519491231002X").unwrap();
         assert_eq!(h1, h2, "the hash input is normalised before hashing");
@@ -553,9 +643,15 @@ mod tests {
     fn text_refuses_control_and_bidi_characters() {
         assert!(text("财预〔2026〕12号", "document", true).is_ok());
         for bad in ["a\0b", "a\u{1b}[31m", "pay\u{202e}gnp.exe", "\u{2066}x"] {
-            assert_eq!(text(bad, "document", true).unwrap_err().code, "contract.malformed");
+            assert_eq!(
+                text(bad, "document", true).unwrap_err().code,
+                "contract.malformed"
+            );
         }
-        assert!(text(&"元".repeat(86), "document", true).is_err(), "258 bytes");
+        assert!(
+            text(&"元".repeat(86), "document", true).is_err(),
+            "258 bytes"
+        );
         assert!(text("  ", "document", true).is_err(), "blank is empty");
     }
 
@@ -565,7 +661,10 @@ mod tests {
             assert!(functional_code(ok).is_ok());
         }
         for bad in ["", "2050", "205020", "20502020", "2050a02"] {
-            assert_eq!(functional_code(bad).unwrap_err().code, "contract.bad_functional_code");
+            assert_eq!(
+                functional_code(bad).unwrap_err().code,
+                "contract.bad_functional_code"
+            );
         }
     }
 }

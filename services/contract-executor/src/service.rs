@@ -22,7 +22,9 @@ use std::collections::BTreeSet;
 pub enum ExecError {
     #[error("malformed request: {0}")]
     Malformed(String),
-    #[error("the consortium config asks for contract versions this build lacks: {0}")]
+    #[error(
+        "the consortium config names contract versions this build does not implement: {0} (this build runs transfer v2 only; a chain started with transfer v1 is replayed by the build that wrote it, or started afresh, e.g. `fiscus devnet --reset`)"
+    )]
     Unsupported(String),
 }
 

@@ -13,7 +13,9 @@ use crate::rejection::Rejection;
 use crate::rules::{self, account_ref, tx_ref};
 use crate::view::View;
 use fiscus_proto::hash::TxId;
-use fiscus_proto::pb::state::{Account, AllocationRecord, LineageRecord, Lot, ProgramRecord};
+use fiscus_proto::pb::state::{
+    Account, AllocationRecord, Corrections, LineageRecord, Lot, ProgramRecord,
+};
 use fiscus_proto::pb::transfer::{
     AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs,
     RecoverArgs, TransferCall, transfer_call::Method,
@@ -85,10 +87,11 @@ pub fn declared_keys(call: &TransferCall, tx: &TxId) -> Result<Declared, Rejecti
             let (to, tp) = account_ref(&a.to, "to")?;
             let corrected = tx_ref(&a.corrects_tx_id, "corrects_tx_id")?;
             d.read(keys::program(fp))
+                .read(keys::lineage(&corrected))
                 .write(keys::account(fo, fp))
                 .write(keys::account(to, tp))
+                .write(keys::corrections(&corrected))
                 .fresh(keys::lineage(tx))
-                .fresh(keys::correction(&corrected, tx))
                 .bundles(tx)
         }
     })
@@ -104,7 +107,7 @@ pub(crate) fn execute(
         call,
         ctx.signer_orgs,
         ctx.orgs,
-        fiscal_year_of(ctx.now_ms),
+        Some(fiscal_year_of(ctx.now_ms)),
     )?;
     let mut events = Vec::new();
     match method(call)? {
@@ -224,7 +227,16 @@ fn appropriate(a: &AppropriateArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Resul
     view.put(&key, &acct)?;
     view.put(
         &keys::lineage(&tx),
-        &lineage("appropriate", org, org, prog, amount, Vec::new(), &a.document, now),
+        &lineage(
+            "appropriate",
+            org,
+            org,
+            prog,
+            amount,
+            Vec::new(),
+            &a.document,
+            now,
+        ),
     )
 }
 
@@ -269,7 +281,12 @@ fn allocate(
         prog,
         now,
     };
-    lots::credit(&mut to, new_lot(&tx, amount, now, central, window), &landing, view)?;
+    lots::credit(
+        &mut to,
+        new_lot(&tx, amount, now, central, window),
+        &landing,
+        view,
+    )?;
     view.put(&from_key, &from)?;
     view.put(&to_key, &to)?;
     let ack_due = ctx
@@ -300,7 +317,16 @@ fn allocate(
     )?;
     view.put(
         &keys::lineage(&tx),
-        &lineage("allocate", org, to_org, prog, amount, taken, &a.document, now),
+        &lineage(
+            "allocate",
+            org,
+            to_org,
+            prog,
+            amount,
+            taken,
+            &a.document,
+            now,
+        ),
     )?;
     if late {
         let due = deadline.map(|d| d.due_at_ms()).unwrap_or(0);
@@ -383,12 +409,15 @@ fn disburse(a: &DisburseArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), 
     view.put(&keys::lineage(&ctx.tx_id), &record)
 }
 
-/// recover: return funds to an org above; they arrive there as a new receipt.
+/// recover: return funds to an org above, never above the program's owner.
+/// Central funds keep their art. 52 window: a recovery and a re-allocation
+/// do not restart the 30 days.
 fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Rejection> {
     let (org, prog) = account_ref(&a.from, "from")?;
     let to_org = a.to_org_code.as_str();
     let to_level = rules::recovery_target(ctx.orgs, org, to_org)?;
     let program = load_program(view, prog)?;
+    rules::recovery_within_program(ctx.orgs, &program.owner_org, to_org)?;
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     let (from_key, mut from) = account(view, org, prog)?;
     require_unfrozen(&from, org, prog)?;
@@ -397,10 +426,10 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.recovered_in_fen = add(to.recovered_in_fen, amount)?;
     let central = is_central(ctx, &program);
-    let window = if central && to_level != OrgLevel::Central {
-        now
-    } else {
-        0
+    let window = match (central, to_level, earliest_window(&taken)) {
+        (false, _, _) | (true, OrgLevel::Central, _) => 0,
+        (true, _, 0) => now,
+        (true, _, w) => w,
     };
     let landing = Landing {
         tx,
@@ -408,7 +437,12 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
         prog,
         now,
     };
-    lots::credit(&mut to, new_lot(&tx, amount, now, central, window), &landing, view)?;
+    lots::credit(
+        &mut to,
+        new_lot(&tx, amount, now, central, window),
+        &landing,
+        view,
+    )?;
     view.put(&from_key, &from)?;
     view.put(&to_key, &to)?;
     view.put(
@@ -417,13 +451,50 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
     )
 }
 
-/// adjust: a correction between two accounts of one program, signed by both
-/// orgs. It links to the transaction it corrects; that record stays as it was.
+/// adjust: a correction signed by both orgs that reverses (part of) an
+/// earlier allocation, recovery or adjustment between them: funds go back
+/// from its receiver to its sender, never more than it moved. It links to the
+/// transaction it corrects; that record stays as it was.
 fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Rejection> {
     let (fo, fp) = account_ref(&a.from, "from")?;
     let (to_org, tp) = account_ref(&a.to, "to")?;
     let corrected = tx_ref(&a.corrects_tx_id, "corrects_tx_id")?;
     let program = load_program(view, fp)?;
+    let original = view
+        .get::<LineageRecord>(&keys::lineage(&corrected))?
+        .filter(|l| matches!(l.kind.as_str(), "allocate" | "recover" | "adjust"))
+        .ok_or_else(|| {
+            Rejection::not_found(
+                "contract.unknown_correction_target",
+                format!("{corrected} is not an allocation, recovery or adjustment"),
+            )
+        })?;
+    if original.program_id != fp || original.to != fo || original.from_org != to_org {
+        return Err(Rejection::new(
+            TxStatus::InvalidArgument,
+            "contract.not_a_reversal",
+            format!(
+                "an adjustment of {corrected} moves {fp} funds from {} back to {}",
+                original.to, original.from_org
+            ),
+        ));
+    }
+    let mut done = view
+        .get::<Corrections>(&keys::corrections(&corrected))?
+        .unwrap_or_default();
+    let after = add(done.amount_fen, a.amount_fen)?;
+    if after > original.amount_fen {
+        return Err(Rejection::new(
+            TxStatus::InvalidArgument,
+            "contract.over_correction",
+            format!(
+                "{corrected} moved {} fen and {} fen of it are corrected already",
+                original.amount_fen, done.amount_fen
+            ),
+        ));
+    }
+    done.amount_fen = after;
+    done.adjust_tx_ids.push(ctx.tx_id.to_vec());
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     let (from_key, mut from) = account(view, fo, fp)?;
     require_unfrozen(&from, fo, fp)?;
@@ -450,11 +521,15 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
     let mut record = lineage("adjust", fo, to_org, fp, amount, taken, &a.reason, now);
     record.corrects_tx_id = corrected.to_vec();
     view.put(&keys::lineage(&tx), &record)?;
-    view.put(&keys::correction(&corrected, &tx), &record)
+    view.put(&keys::corrections(&corrected), &done)
 }
 
 /// freeze / unfreeze: a supervisor's act (checked with the call).
-fn set_frozen(view: &mut View<'_>, account: &Option<AccountRef>, frozen: bool) -> Result<(), Rejection> {
+fn set_frozen(
+    view: &mut View<'_>,
+    account: &Option<AccountRef>,
+    frozen: bool,
+) -> Result<(), Rejection> {
     let (org, prog) = account_ref(account, "account")?;
     let key = keys::account(org, prog);
     let mut acct = view.get::<Account>(&key)?.ok_or_else(|| {

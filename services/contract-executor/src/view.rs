@@ -1,8 +1,8 @@
 //! A transaction's window onto state: only its declared keys, reads from the
 //! state before it, writes buffered until it succeeds.
 
-use crate::rejection::Rejection;
 use crate::context::Declared;
+use crate::rejection::Rejection;
 use fiscus_proto::pb::types::TxStatus;
 use prost::Message;
 use std::collections::BTreeMap;

@@ -89,11 +89,11 @@ fn the_owner_appropriates_only_into_its_own_account_of_the_program() {
 #[test]
 fn a_province_owns_the_local_program_it_creates_and_only_it_appropriates_into_it() {
     let mut c = funded();
-    ok(c.one("130000", with_program("hebei-roads", |_| {})));
-    let rec: ProgramRecord = c.get(keys::program("hebei-roads")).unwrap();
+    ok(c.one("130000", with_program("130000-roads", |_| {})));
+    let rec: ProgramRecord = c.get(keys::program("130000-roads")).unwrap();
     assert_eq!(rec.owner_org, "130000");
     let by_mof = call(Method::Appropriate(AppropriateArgs {
-        account: acct("000000", "hebei-roads"),
+        account: acct("000000", "130000-roads"),
         program: None,
         amount_fen: 1,
         document: String::new(),
@@ -190,7 +190,7 @@ fn a_program_needs_a_functional_code_of_three_five_or_seven_digits() {
         refused(
             &mut c,
             "130000",
-            with_program("p1", |p| p.functional_code = code.into()),
+            with_program("130000-p1", |p| p.functional_code = code.into()),
             TxStatus::InvalidArgument,
             "contract.bad_functional_code",
         );
@@ -203,7 +203,7 @@ fn a_program_needs_a_document_number() {
     refused(
         &mut c,
         "130000",
-        with_program("p2", |p| p.document = String::new()),
+        with_program("130000-p2", |p| p.document = String::new()),
         TxStatus::InvalidArgument,
         "contract.missing_document",
     );
@@ -215,27 +215,27 @@ fn a_program_of_another_fiscal_year_is_refused_unless_it_is_an_advance_allocatio
     refused(
         &mut c,
         "130000",
-        with_program("p3", |p| p.fiscal_year = 1999),
+        with_program("130000-p3", |p| p.fiscal_year = 1999),
         TxStatus::InvalidArgument,
         "contract.bad_fiscal_year",
     );
     refused(
         &mut c,
         "130000",
-        with_program("p4", |p| p.fiscal_year = 2027),
+        with_program("130000-p4", |p| p.fiscal_year = 2027),
         TxStatus::InvalidArgument,
         "contract.bad_fiscal_year",
     );
     refused(
         &mut c,
         "130000",
-        with_program("p5", |p| p.advance = true),
+        with_program("130000-p5", |p| p.advance = true),
         TxStatus::InvalidArgument,
         "contract.bad_fiscal_year",
     );
     ok(c.one(
         "130000",
-        with_program("p6", |p| {
+        with_program("130000-p6", |p| {
             p.fiscal_year = 2027;
             p.advance = true;
         }),
@@ -245,11 +245,15 @@ fn a_program_of_another_fiscal_year_is_refused_unless_it_is_an_advance_allocatio
 #[test]
 fn direct_and_disaster_are_attributes_not_kinds() {
     let mut c = funded();
-    for kind in [ProgramKind::Direct, ProgramKind::Disaster, ProgramKind::Unspecified] {
+    for kind in [
+        ProgramKind::Direct,
+        ProgramKind::Disaster,
+        ProgramKind::Unspecified,
+    ] {
         refused(
             &mut c,
             "130000",
-            with_program("p7", |p| p.kind = kind as i32),
+            with_program("130000-p7", |p| p.kind = kind as i32),
             TxStatus::InvalidArgument,
             "contract.bad_program_kind",
         );
@@ -257,7 +261,7 @@ fn direct_and_disaster_are_attributes_not_kinds() {
     // A special program can be direct funds.
     ok(c.one(
         "130000",
-        with_program("p8", |p| {
+        with_program("130000-p8", |p| {
             p.kind = ProgramKind::Special as i32;
             p.direct = true;
         }),
@@ -342,11 +346,111 @@ fn an_adjustment_links_to_the_transaction_it_corrects_and_leaves_it_as_it_was() 
     };
     let adj = tx.tx_id;
     assert_eq!(c.block(vec![tx])[0].0, TxStatus::Valid);
-    let link: LineageRecord = c.get(keys::correction(&wrong, &adj)).unwrap();
-    assert_eq!(link.corrects_tx_id, wrong.to_vec());
-    assert_eq!(link.kind, "adjust");
+    let link: fiscus_proto::pb::state::Corrections = c.get(keys::corrections(&wrong)).unwrap();
+    assert_eq!(
+        (link.adjust_tx_ids, link.amount_fen),
+        (vec![adj.to_vec()], 20)
+    );
+    let adjustment: LineageRecord = c.get(keys::lineage(&adj)).unwrap();
+    assert_eq!(
+        (adjustment.kind.as_str(), adjustment.corrects_tx_id.clone()),
+        ("adjust", wrong.to_vec())
+    );
     let after: LineageRecord = c.get(keys::lineage(&wrong)).unwrap();
-    assert_eq!(after, original, "the corrected record stays visible as it was");
+    assert_eq!(
+        after, original,
+        "the corrected record stays visible as it was"
+    );
+}
+
+fn adjust_by_both(
+    c: &mut Chain,
+    from: &str,
+    to: &str,
+    amount: i64,
+    corrects: &[u8],
+) -> (TxStatus, &'static str) {
+    c.n += 1;
+    let tx = TxCtx {
+        tx_id: sha256(&c.n.to_be_bytes()),
+        signer_orgs: BTreeSet::from([from.to_owned(), to.to_owned()]),
+        call: Ok(Call::Transfer(call(Method::Adjust(AdjustArgs {
+            from: acct(from, "edu"),
+            to: acct(to, "edu"),
+            amount_fen: amount,
+            corrects_tx_id: corrects.to_vec(),
+            reason: "correction".into(),
+        })))),
+    };
+    let r = c.block(vec![tx]);
+    (r[0].0, r[0].1)
+}
+
+#[test]
+fn an_adjustment_only_reverses_a_transfer_between_the_same_two_orgs_and_never_more_than_it_moved() {
+    let mut c = funded();
+    let wrong = ok(c.one("130000", allocate("130000", "130100", "edu", 50)));
+    let before = c.state.clone();
+    // Forward, as a way round a late allocation: refused.
+    assert_eq!(
+        adjust_by_both(&mut c, "130000", "130100", 10, wrong.as_bytes()).1,
+        "contract.not_a_reversal"
+    );
+    // A correction of something that moved no funds between them: refused.
+    assert_eq!(
+        adjust_by_both(&mut c, "130100", "130000", 10, &[9; 32]).1,
+        "contract.unknown_correction_target"
+    );
+    assert_eq!(c.state, before);
+    assert_eq!(
+        adjust_by_both(&mut c, "130100", "130000", 30, wrong.as_bytes()).0,
+        TxStatus::Valid
+    );
+    let before = c.state.clone();
+    assert_eq!(
+        adjust_by_both(&mut c, "130100", "130000", 21, wrong.as_bytes()),
+        (TxStatus::InvalidArgument, "contract.over_correction")
+    );
+    assert_eq!(c.state, before);
+}
+
+#[test]
+fn a_recovery_never_goes_above_the_programs_owner() {
+    let mut c = funded();
+    ok(c.one("130000", with_program("130000-p9", |_| {})));
+    ok(c.one("130000", allocate("130000", "130100", "130000-p9", 40)));
+    let before = c.state.clone();
+    refused(
+        &mut c,
+        "130100",
+        recover("130100", "000000", "130000-p9", 10),
+        TxStatus::InvalidArgument,
+        "contract.not_ancestor",
+    );
+    assert_eq!(c.state, before);
+    ok(c.one("130100", recover("130100", "130000", "130000-p9", 10)));
+}
+
+#[test]
+fn a_local_level_cannot_take_a_central_programs_id_first() {
+    let mut c = funded();
+    refused(
+        &mut c,
+        "130000",
+        with_program("edu-2027", |p| {
+            p.fiscal_year = 2027;
+            p.advance = true;
+        }),
+        TxStatus::Unauthorized,
+        "contract.program_namespace",
+    );
+    refused(
+        &mut c,
+        "130000",
+        with_program("130100-roads", |_| {}),
+        TxStatus::Unauthorized,
+        "contract.program_namespace",
+    );
 }
 
 // ---- Budget Law art. 52 ----
@@ -399,26 +503,44 @@ fn a_fiscal_year_with_hand_computed_deadlines_across_a_weekend_and_the_national_
         .with_holidays(&national_day());
     c.now = noon("2026-09-10");
     // Appropriated nine days after the approval: the deadline still counts from the approval.
-    ok(c.one("000000", appropriate("000000", "gen", ProgramKind::General, 10_000)));
-    ok(c.one("000000", appropriate("000000", "sp", ProgramKind::Special, 10_000)));
+    ok(c.one(
+        "000000",
+        appropriate("000000", "gen", ProgramKind::General, 10_000),
+    ));
+    ok(c.one(
+        "000000",
+        appropriate("000000", "sp", ProgramKind::Special, 10_000),
+    ));
 
     c.now = noon("2026-10-08");
     let gen_on_time = ok(c.one("000000", allocate("000000", "130000", "gen", 3000)));
     let r = record(&c, &gen_on_time);
-    assert_eq!((r.rule.as_str(), r.clock_basis.as_str()), ("art52.2.general", "approval"));
-    assert_eq!(r.clock_start_ms, start_of_day_ms(parse_date("2026-09-01").unwrap()));
+    assert_eq!(
+        (r.rule.as_str(), r.clock_basis.as_str()),
+        ("art52.2.general", "approval")
+    );
+    assert_eq!(
+        r.clock_start_ms,
+        start_of_day_ms(parse_date("2026-09-01").unwrap())
+    );
     assert_eq!(r.due_at_ms, end("2026-10-08"));
     assert!(!r.late, "the holiday moved the last day to 10-08");
     assert_eq!(r.days_taken, 37);
 
     c.now = noon("2026-10-09");
     let gen_late = ok(c.one("000000", allocate("000000", "130000", "gen", 3000)));
-    assert!(record(&c, &gen_late).late, "one day after the moved deadline");
+    assert!(
+        record(&c, &gen_late).late,
+        "one day after the moved deadline"
+    );
 
     c.now = noon("2026-11-30");
     let sp = ok(c.one("000000", allocate("000000", "130000", "sp", 1000)));
     let r = record(&c, &sp);
-    assert_eq!((r.rule.as_str(), r.due_at_ms, r.late), ("art52.2.special", end("2026-11-30"), false));
+    assert_eq!(
+        (r.rule.as_str(), r.due_at_ms, r.late),
+        ("art52.2.special", end("2026-11-30"), false)
+    );
 
     // The province's clock starts on receipt of the first (10-08) lot, not on
     // acknowledgement; it never acknowledges here.
@@ -427,22 +549,35 @@ fn a_fiscal_year_with_hand_computed_deadlines_across_a_weekend_and_the_national_
     let r = record(&c, &prov);
     assert_eq!(r.rule, "art52.3");
     assert_eq!(r.clock_basis, "receipt");
-    assert_eq!(r.due_at_ms, end("2026-11-09"), "10-08 + 30 = Saturday 11-07 → Monday 11-09");
+    assert_eq!(
+        r.due_at_ms,
+        end("2026-11-09"),
+        "10-08 + 30 = Saturday 11-07 → Monday 11-09"
+    );
     assert!(!r.late);
 
     // The chain rule: the city's onward allocation is inside the province's window.
     c.now = noon("2026-11-10");
     let city = ok(c.one("130100", allocate("130100", "130102", "gen", 500)));
     let r = record(&c, &city);
-    assert_eq!((r.rule.as_str(), r.due_at_ms), ("art52.3", end("2026-11-09")));
-    assert!(r.late, "the city passed it on after the province's 30 days ended");
+    assert_eq!(
+        (r.rule.as_str(), r.due_at_ms),
+        ("art52.3", end("2026-11-09"))
+    );
+    assert!(
+        r.late,
+        "the city passed it on after the province's 30 days ended"
+    );
 }
 
 #[test]
 fn a_province_that_delays_its_acknowledgement_does_not_move_its_deadline() {
     let mut c = Chain::new();
     c.now = noon("2026-09-21");
-    ok(c.one("000000", appropriate("000000", "gen", ProgramKind::General, 1000)));
+    ok(c.one(
+        "000000",
+        appropriate("000000", "gen", ProgramKind::General, 1000),
+    ));
     let arrived = ok(c.one("000000", allocate("000000", "130000", "gen", 1000)));
     // Acknowledged 50 days after arrival, passed on 52 days after arrival.
     c.now = noon("2026-11-10");
@@ -453,10 +588,16 @@ fn a_province_that_delays_its_acknowledgement_does_not_move_its_deadline() {
             account: acct("130000", "gen"),
         })),
     ));
-    assert!(record(&c, &arrived).acknowledged_late, "a late acknowledgement is flagged");
+    assert!(
+        record(&c, &arrived).acknowledged_late,
+        "a late acknowledgement is flagged"
+    );
     c.now = noon("2026-11-12");
     let onward = ok(c.one("130000", allocate("130000", "130100", "gen", 400)));
-    assert!(record(&c, &onward).late, "52 days after arrival is late whatever the acknowledgement");
+    assert!(
+        record(&c, &onward).late,
+        "52 days after arrival is late whatever the acknowledgement"
+    );
 }
 
 #[test]
@@ -464,12 +605,18 @@ fn a_local_program_counts_from_its_own_congress_approval() {
     let mut c = Chain::new();
     c.calendar = Calendar::default().with_approval(&approval("130000", "2026-01-20"));
     c.now = noon("2026-02-10");
-    ok(c.one("130000", with_program("hebei-sp", |p| p.kind = ProgramKind::Special as i32)));
+    ok(c.one(
+        "130000",
+        with_program("130000-sp", |p| p.kind = ProgramKind::Special as i32),
+    ));
     c.now = noon("2026-03-23");
-    let a = ok(c.one("130000", allocate("130000", "130100", "hebei-sp", 50)));
+    let a = ok(c.one("130000", allocate("130000", "130100", "130000-sp", 50)));
     let r = record(&c, &a);
     // 01-20 + 60 days = Saturday 03-21 → Monday 03-23.
-    assert_eq!((r.rule.as_str(), r.clock_basis.as_str()), ("art52.4.special", "approval"));
+    assert_eq!(
+        (r.rule.as_str(), r.clock_basis.as_str()),
+        ("art52.4.special", "approval")
+    );
     assert_eq!(r.due_at_ms, end("2026-03-23"));
     assert!(!r.late);
 }
@@ -495,7 +642,10 @@ fn emergency_transfers_are_judged_against_the_policy_threshold_from_receipt() {
     let r = record(&c, &a);
     assert_eq!(r.rule, "art52.5.emergency");
     assert_eq!(r.days_taken, 14);
-    assert!(r.late, "14 days is past the default 10-day threshold (07-11, a Saturday → 07-13)");
+    assert!(
+        r.late,
+        "14 days is past the default 10-day threshold (07-11, a Saturday → 07-13)"
+    );
 }
 
 #[test]
@@ -517,7 +667,10 @@ fn settlement_programs_may_be_issued_in_instalments_without_a_deadline() {
     c.now = noon("2026-12-20");
     let a = ok(c.one("000000", allocate("000000", "130000", "settle", 100)));
     let r = record(&c, &a);
-    assert_eq!((r.rule.as_str(), r.due_at_ms, r.late), ("art52.5.settlement", 0, false));
+    assert_eq!(
+        (r.rule.as_str(), r.due_at_ms, r.late),
+        ("art52.5.settlement", 0, false)
+    );
 }
 
 #[test]
@@ -525,23 +678,45 @@ fn money_that_never_moves_is_reported_overdue_at_any_height() {
     let mut c = Chain::new();
     c.calendar = Calendar::default().with_approval(&approval("000000", "2026-03-12"));
     c.now = noon("2026-03-13");
-    ok(c.one("000000", appropriate("000000", "gen", ProgramKind::General, 1000)));
+    ok(c.one(
+        "000000",
+        appropriate("000000", "gen", ProgramKind::General, 1000),
+    ));
     ok(c.one("000000", allocate("000000", "130000", "gen", 600)));
     let acct: fiscus_proto::pb::state::Account = c.get(keys::account("000000", "gen")).unwrap();
     let prog: ProgramRecord = c.get(keys::program("gen")).unwrap();
     let overdue = |at: &str| {
-        deadlines::overdue_in_account("000000", "gen", &acct, &prog, &c.orgs, &c.calendar, noon(at))
+        deadlines::overdue_in_account(
+            "000000",
+            "gen",
+            &acct,
+            &prog,
+            &c.orgs,
+            &c.calendar,
+            noon(at),
+        )
     };
     // 03-12 + 30 = Saturday 04-11 → Monday 04-13.
-    assert!(overdue("2026-04-13").is_empty(), "due that day, not yet overdue");
+    assert!(
+        overdue("2026-04-13").is_empty(),
+        "due that day, not yet overdue"
+    );
     let late = overdue("2026-04-20");
     assert_eq!(late.len(), 1);
     assert_eq!((late[0].amount_fen, late[0].days_overdue), (400, 7));
     // A county holds funds with nobody below it: never overdue.
     let county = fiscus_proto::pb::state::Account::default();
     assert!(
-        deadlines::overdue_in_account("130102", "gen", &county, &prog, &c.orgs, &c.calendar, noon("2027-01-01"))
-            .is_empty()
+        deadlines::overdue_in_account(
+            "130102",
+            "gen",
+            &county,
+            &prog,
+            &c.orgs,
+            &c.calendar,
+            noon("2027-01-01")
+        )
+        .is_empty()
     );
 }
 

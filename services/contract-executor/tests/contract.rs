@@ -10,8 +10,8 @@ use fiscus_contract_executor::{
 use fiscus_proto::hash::{TxId, sha256};
 use fiscus_proto::pb::state::{Account, AllocationRecord, LineageRecord};
 use fiscus_proto::pb::transfer::{
-    AcknowledgeArgs, AdjustArgs, AllocateArgs, FreezeArgs, ProgramKind, TransferCall,
-    UnfreezeArgs, transfer_call::Method,
+    AcknowledgeArgs, AdjustArgs, AllocateArgs, FreezeArgs, ProgramKind, TransferCall, UnfreezeArgs,
+    transfer_call::Method,
 };
 use fiscus_proto::pb::types::TxStatus;
 use proptest::prelude::*;
@@ -133,7 +133,10 @@ fn late_allocations_are_recorded_but_not_blocked() {
     let r2: AllocationRecord = c.get(keys::allocation(&late)).unwrap();
     // T0 is Monday 2026-09-21 (CST); +90 days is Sunday 2026-12-20 → Monday.
     assert!(!r1.late && r1.due_at_ms == end(91), "{r1:?}");
-    assert_eq!((r1.rule.as_str(), r1.clock_basis.as_str()), ("art52.2.special", "appropriation"));
+    assert_eq!(
+        (r1.rule.as_str(), r1.clock_basis.as_str()),
+        ("art52.2.special", "appropriation")
+    );
     // +30 days is Wednesday 2026-10-21, a working day.
     assert!(r2.late && r2.due_at_ms == end(30), "{r2:?}");
     assert_eq!(r2.days_taken, 45);
@@ -148,7 +151,10 @@ fn late_allocations_are_recorded_but_not_blocked() {
         })),
     ));
     let acked: AllocationRecord = c.get(keys::allocation(&late)).unwrap();
-    assert!(acked.acknowledged_late, "acknowledged 20 days after arrival");
+    assert!(
+        acked.acknowledged_late,
+        "acknowledged 20 days after arrival"
+    );
     // Day 78: one day past the province's window.
     c.now += 13 * DAY_MS;
     let onward = ok(c.one("130000", allocate("130000", "130100", "gen", 50)));
@@ -293,7 +299,7 @@ fn an_adjustment_needs_both_parties_and_moves_funds() {
         "000000",
         appropriate("000000", "edu", ProgramKind::General, 1000),
     ));
-    ok(c.one("000000", allocate("000000", "130000", "edu", 500)));
+    let over = ok(c.one("000000", allocate("000000", "130000", "edu", 500)));
     c.n += 1;
     let tx = TxCtx {
         tx_id: sha256(&c.n.to_be_bytes()),
@@ -302,7 +308,7 @@ fn an_adjustment_needs_both_parties_and_moves_funds() {
             from: acct("130000", "edu"),
             to: acct("000000", "edu"),
             amount_fen: 100,
-            corrects_tx_id: vec![7; 32],
+            corrects_tx_id: over.to_vec(),
             reason: "over-allocated".into(),
         })))),
     };
@@ -407,7 +413,10 @@ fn trace(state: &KeyValues, tx: &[u8], portion: i64, depth: usize) -> usize {
         )
         .unwrap()
         .owner_org;
-        assert_eq!(l.from_org, owner, "a trace ends at the program owner's appropriation");
+        assert_eq!(
+            l.from_org, owner,
+            "a trace ends at the program owner's appropriation"
+        );
         return 1;
     }
     assert_eq!(

@@ -450,7 +450,10 @@ fn approval(year: u32, org: &str, on: &str) -> Change {
 fn a_budget_approval_is_recorded_once_and_never_moved() {
     let mut c = Chain::new(genesis(Vec::new()));
     // Blocks here are on 2026-09-21 (CST).
-    assert_eq!(propose_change(&mut c, approval(2026, "000000", "2026-03-12")).0, TxStatus::Valid);
+    assert_eq!(
+        propose_change(&mut c, approval(2026, "000000", "2026-03-12")).0,
+        TxStatus::Valid
+    );
     let cal = fiscus_contract_executor::Calendar::from_config(&c.config());
     assert_eq!(
         cal.approval(2026, "000000"),
@@ -458,12 +461,27 @@ fn a_budget_approval_is_recorded_once_and_never_moved() {
     );
     let before = c.config();
     for (change, why) in [
-        (approval(2026, "000000", "2026-03-20"), "a second approval for the same year"),
-        (approval(2026, "130000", "2026-12-01"), "a date in the future"),
+        (
+            approval(2026, "000000", "2026-03-20"),
+            "a second approval for the same year",
+        ),
+        (
+            approval(2026, "130000", "2026-12-01"),
+            "a date in the future",
+        ),
         (approval(2026, "130000", "2026-02-30"), "an impossible date"),
-        (approval(2026, "130000", "2025-12-30"), "a date outside the fiscal year"),
-        (approval(2026, "991300", "2026-01-20"), "a supervisor has no budget"),
-        (approval(2026, "139999", "2026-01-20"), "an org outside the registry"),
+        (
+            approval(2026, "130000", "2025-12-30"),
+            "a date outside the fiscal year",
+        ),
+        (
+            approval(2026, "991300", "2026-01-20"),
+            "a supervisor has no budget",
+        ),
+        (
+            approval(2026, "139999", "2026-01-20"),
+            "an org outside the registry",
+        ),
     ] {
         assert_eq!(
             propose_change(&mut c, change),
@@ -492,11 +510,21 @@ fn a_holiday_calendar_is_checked_and_replaces_its_year() {
     );
     let stored = c.config().holiday_calendars;
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].holidays, vec!["2026-10-01", "2026-10-02"], "sorted");
+    assert_eq!(
+        stored[0].holidays,
+        vec!["2026-10-01", "2026-10-02"],
+        "sorted"
+    );
     for (change, why) in [
         (cal(&["2027-01-01"], &[]), "a date of another year"),
-        (cal(&["2026-10-01"], &["2026-10-01"]), "both a holiday and a working day"),
-        (cal(&[], &["2026-10-09"]), "an adjusted working day on a Friday"),
+        (
+            cal(&["2026-10-01"], &["2026-10-01"]),
+            "both a holiday and a working day",
+        ),
+        (
+            cal(&[], &["2026-10-09"]),
+            "an adjusted working day on a Friday",
+        ),
     ] {
         assert_eq!(
             propose_change(&mut c, change),

@@ -39,6 +39,10 @@ pub struct Api {
     pub signers: BTreeMap<Hash32, (String, [u8; 32])>,
     /// Org code → (level, parent code), from the genesis configuration.
     pub orgs: BTreeMap<String, (OrgLevel, String)>,
+    /// The same registry as the contract sees it, for its rule functions.
+    pub registry: fiscus_contract_executor::Orgs,
+    /// The consortium's salt for personal id hashes (from genesis).
+    pub recipient_id_salt: Vec<u8>,
     pub limits: DecodeLimits,
     pub max_page: u32,
     pub max_import_bytes: usize,
@@ -391,42 +395,7 @@ async fn submit_envelope(
             format!("the envelope does not decode: {e}"),
         )
     })?;
-    if tx.payload.consortium_id != api.consortium_id {
-        return Err(err(
-            ErrorKind::InvalidArgument,
-            "tx.wrong_consortium",
-            format!(
-                "the payload names consortium {:?}; this is {:?}",
-                tx.payload.consortium_id, api.consortium_id
-            ),
-        ));
-    }
-    for s in &tx.signatures {
-        let (org, key) = api.signers.get(&s.cert_id).ok_or_else(|| {
-            err(
-                ErrorKind::PermissionDenied,
-                "tx.unknown_certificate",
-                format!("certificate {} is not a known signer", s.cert_id),
-            )
-        })?;
-        if s.cert_id == tx.creator_cert_id && *org != client.org {
-            return Err(err(
-                ErrorKind::PermissionDenied,
-                "api.wrong_org",
-                format!(
-                    "the envelope is signed for org {org}; API client {:?} acts for org {}",
-                    client.name, client.org
-                ),
-            ));
-        }
-        fiscus_proto::sign::verify(key, &tx.payload_bytes, &s.signature).map_err(|_| {
-            err(
-                ErrorKind::InvalidArgument,
-                "tx.bad_signature",
-                format!("the signature by certificate {} does not verify", s.cert_id),
-            )
-        })?;
-    }
+    crate::submit::check_envelope(&api, &tx, &client.org)?;
     let out = api.order(tx.tx_id, tx.to_wire(), query.wait, retry).await?;
     Ok(web::Json(out))
 }
@@ -458,20 +427,20 @@ async fn submit_operation(
 ) -> Result<web::Json<SubmitResult>, ServiceError> {
     let client = api.caller(&req, Scope::Submit)?;
     let custodial = client.custodial()?;
-    if body.acting_org() != client.org {
+    if let Some(org) = body.acting_org().filter(|o| *o != client.org) {
         return Err(err(
             ErrorKind::PermissionDenied,
             "api.wrong_org",
             format!(
-                "the operation moves funds of org {}; API client {:?} acts for org {}",
-                body.acting_org(),
-                client.name,
-                client.org
+                "the operation moves funds of org {org}; API client {:?} acts for org {}",
+                client.name, client.org
             ),
         ));
     }
     let key = idempotency_key(&req)?;
-    let (tx_id, env) = custodial_envelope(&api, custodial, &client, &body, key.as_deref())?;
+    let call = body.to_call(&api.recipient_id_salt)?;
+    crate::submit::check_call(&api, &call, &api.custodial_signers(custodial))?;
+    let (tx_id, env) = custodial_envelope(&api, custodial, &client, call, key.as_deref())?;
     Ok(web::Json(
         api.order(tx_id, env, query.wait, key.is_some()).await?,
     ))
@@ -484,7 +453,7 @@ pub(crate) fn custodial_envelope(
     api: &Api,
     custodial: &crate::clients::Custodial,
     client: &Client,
-    op: &Operation,
+    call: fiscus_proto::pb::transfer::TransferCall,
     idempotency_key: Option<&str>,
 ) -> Result<(Hash32, fiscus_proto::pb::types::Envelope), ServiceError> {
     let nonce = match idempotency_key {
@@ -499,7 +468,7 @@ pub(crate) fn custodial_envelope(
         creator_cert_id: custodial.cert_id.to_vec(),
         nonce,
         client_timestamp_ms: 0,
-        call: Some(Call::Transfer(op.to_call()?)),
+        call: Some(Call::Transfer(call)),
     };
     let env = seal(&payload, &[(&custodial.key, custodial.cert_id)]);
     Ok((fiscus_proto::hash::tx_id(&env.payload), env))
@@ -999,10 +968,21 @@ pub struct TraceStepJson {
     pub document: String,
     pub at_ms: i64,
     pub sources: Vec<TraceSourceJson>,
-    /// Allocations: when the receiver had to pass the funds on (Budget Law art. 52).
+    /// Allocations: by when the allocating org had to pass the funds on
+    /// (Budget Law art. 52); 0 where no deadline applied.
     pub due_at_ms: i64,
     pub late: bool,
     pub acknowledged: bool,
+    /// Allocations: the rule that set the deadline, e.g. `art52.3`.
+    pub deadline_rule: String,
+    /// `approval`, `receipt` or `appropriation`.
+    pub clock_basis: String,
+    /// Disbursements: the recipient's name.
+    pub recipient_name: String,
+    /// Disbursements: the economic classification code (经济分类).
+    pub economic_code: String,
+    /// Adjustments: the tx id corrected (hex), else empty.
+    pub corrects_tx_id: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1060,6 +1040,11 @@ async fn trace(
                 due_at_ms: s.due_at_ms,
                 late: s.late,
                 acknowledged: s.acknowledged,
+                deadline_rule: s.deadline_rule,
+                clock_basis: s.clock_basis,
+                recipient_name: s.recipient_name,
+                economic_code: s.economic_code,
+                corrects_tx_id: hex::encode(s.corrects_tx_id),
             })
             .collect(),
     }))
@@ -1079,4 +1064,5 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(trace);
     crate::bulk::routes(app);
     crate::events::routes(app);
+    crate::deadlines::routes(app);
 }

@@ -15,8 +15,7 @@ use fiscus_proto::pb::ledger::{GetReceiptRequest, GetStateRequest};
 use fiscus_proto::pb::state::{
     Account as AccountState, AllocationRecord, LineageRecord, ProgramRecord,
 };
-use fiscus_proto::pb::transfer::ProgramKind;
-use fiscus_proto::pb::types::OrgLevel;
+use fiscus_proto::pb::transfer::TransferCall;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +45,10 @@ pub struct ImportRow {
     pub recipient_uscc: String,
     #[serde(default)]
     pub recipient_id_hash: String,
+    /// Disbursements to a person: the resident id number, checked and hashed
+    /// with the consortium's salt by the adapter (never stored).
+    #[serde(default)]
+    pub recipient_id_number: String,
     #[serde(default)]
     pub recipient_name: String,
     #[serde(default)]
@@ -169,6 +172,8 @@ impl ImportRow {
                         .then(|| self.recipient_uscc.clone()),
                     personal_id_hash_hex: (!self.recipient_id_hash.is_empty())
                         .then(|| self.recipient_id_hash.clone()),
+                    personal_id_number: (!self.recipient_id_number.is_empty())
+                        .then(|| self.recipient_id_number.clone()),
                     name: self.recipient_name.clone(),
                 },
                 amount_fen: self.amount_fen,
@@ -180,8 +185,10 @@ impl ImportRow {
     }
 }
 
-/// Checks one row on its own (shape, org, codes, amounts).
-fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<(), String> {
+/// Checks one row on its own: its id, that it moves the client's own org's
+/// funds, and the contract's own rules for the call it becomes (codes,
+/// amounts, texts, recipients, authority), the same functions the chain runs.
+fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<TransferCall, String> {
     let id_ok = !row.external_id.is_empty()
         && row.external_id.len() <= 64
         && row.external_id.bytes().all(|b| b.is_ascii_graphic());
@@ -194,72 +201,17 @@ fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<(), String> 
             row.org_code, client.org
         ));
     }
-    if !api.orgs.contains_key(&row.org_code) {
-        return Err(format!(
-            "org_code {} is not in the consortium's org registry",
-            row.org_code
-        ));
-    }
-    if row.program_id.is_empty() || row.program_id.len() > 64 {
-        return Err("program_id must be 1 to 64 characters".into());
-    }
-    if row.amount_fen <= 0 {
-        return Err(format!("amount_fen {} must be positive", row.amount_fen));
-    }
-    match row.op.as_str() {
-        "allocate" => {
-            if !api.orgs.contains_key(&row.to_org_code) {
-                return Err(format!(
-                    "to_org_code {:?} is not in the consortium's org registry",
-                    row.to_org_code
-                ));
-            }
-            // The contract's limits are in UTF-8 bytes (a Chinese character is 3).
-            if row.document.is_empty() || row.document.len() > 256 {
-                return Err("document must be 1 to 256 bytes of UTF-8".into());
-            }
-        }
-        "disburse" => {
-            let econ_ok = (3..=7).contains(&row.economic_code.len())
-                && row.economic_code.bytes().all(|b| b.is_ascii_digit());
-            if !econ_ok {
-                return Err("economic_code must be 3 to 7 digits".into());
-            }
-            match (
-                row.recipient_uscc.is_empty(),
-                row.recipient_id_hash.is_empty(),
-            ) {
-                (false, true) => {
-                    let ok = row.recipient_uscc.len() == 18
-                        && row
-                            .recipient_uscc
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric());
-                    if !ok {
-                        return Err("recipient_uscc must be 18 letters or digits".into());
-                    }
-                }
-                (true, false) => {
-                    let ok = row.recipient_id_hash.len() == 64
-                        && row.recipient_id_hash.bytes().all(|b| b.is_ascii_hexdigit());
-                    if !ok {
-                        return Err("recipient_id_hash must be 64 hex digits".into());
-                    }
-                }
-                _ => {
-                    return Err("give exactly one of recipient_uscc and recipient_id_hash".into());
-                }
-            }
-            if row.purpose.is_empty() || row.purpose.len() > 256 {
-                return Err("purpose must be 1 to 256 bytes of UTF-8".into());
-            }
-            if row.recipient_name.len() > 256 {
-                return Err("recipient_name is at most 256 bytes of UTF-8".into());
-            }
-        }
-        other => return Err(format!("op {other:?} is not allocate or disburse")),
-    }
-    Ok(())
+    let call = row
+        .operation()?
+        .to_call(&api.recipient_id_salt)
+        .map_err(|e| format!("{}: {}", e.code, e.message))?;
+    let signers = match client.custodial() {
+        Ok(c) => api.custodial_signers(c),
+        Err(_) => std::iter::once(client.org.clone()).collect(),
+    };
+    crate::submit::check_call(api, &call, &signers)
+        .map_err(|e| format!("{}: {}", e.code, e.message))?;
+    Ok(call)
 }
 
 impl Api {
@@ -354,7 +306,7 @@ async fn import(
         ));
     }
     let mut errors = Vec::new();
-    let mut bad_rows = BTreeSet::new();
+    let mut calls = BTreeMap::new();
     let mut seen = BTreeSet::new();
     for (i, row) in rows.iter().enumerate() {
         let fail = |m: String| RowError {
@@ -362,84 +314,63 @@ async fn import(
             external_id: row.external_id.clone(),
             message: m,
         };
-        if let Err(m) = check_row(&api, &client, row) {
-            errors.push(fail(m));
-            bad_rows.insert(i + 1);
-        } else if !seen.insert(row.external_id.clone()) {
-            errors.push(fail("external_id appears twice in the file".into()));
-            bad_rows.insert(i + 1);
+        match check_row(&api, &client, row) {
+            Err(m) => errors.push(fail(m)),
+            Ok(_) if !seen.insert(row.external_id.clone()) => {
+                errors.push(fail("external_id appears twice in the file".into()));
+            }
+            Ok(call) => {
+                calls.insert(i + 1, call);
+            }
         }
     }
     // Programs and balances: read once each, at the current height.
-    let mut kinds: BTreeMap<String, Option<ProgramKind>> = BTreeMap::new();
+    let mut programs: BTreeMap<String, Option<ProgramRecord>> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
-        if !bad_rows.contains(&(i + 1)) && !kinds.contains_key(&row.program_id) {
-            let kind = api
+        if calls.contains_key(&(i + 1)) && !programs.contains_key(&row.program_id) {
+            let program = api
                 .state(format!("prog/{}", row.program_id))
                 .await?
-                .and_then(|v| ProgramRecord::decode(&v[..]).ok())
-                .and_then(|r| r.program)
-                .and_then(|p| ProgramKind::try_from(p.kind).ok());
-            kinds.insert(row.program_id.clone(), kind);
+                .and_then(|v| ProgramRecord::decode(&v[..]).ok());
+            programs.insert(row.program_id.clone(), program);
         }
     }
     let mut planned = Vec::new();
     // i128: client-chosen amounts must not overflow the funds check.
     let mut need: BTreeMap<(String, String), i128> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
-        if bad_rows.contains(&(i + 1)) {
+        let Some(call) = calls.remove(&(i + 1)) else {
             continue;
-        }
+        };
         let fail = |m: String| RowError {
             row: i + 1,
             external_id: row.external_id.clone(),
             message: m,
         };
-        let Some(kind) = kinds.get(&row.program_id).copied().flatten() else {
+        let Some(program) = programs.get(&row.program_id).cloned().flatten() else {
             errors.push(fail(format!(
-                "program {} does not exist on the chain",
+                "contract.unknown_program: program {} does not exist on the chain",
                 row.program_id
             )));
             continue;
         };
         if row.op == "allocate" {
-            let ok = if kind == ProgramKind::Direct {
-                row.to_org_code != row.org_code
-                    && api.is_descendant_or_self(&row.org_code, &row.to_org_code)
-            } else {
-                api.orgs.get(&row.to_org_code).map(|(_, p)| p.as_str())
-                    == Some(row.org_code.as_str())
-            };
-            if !ok {
-                errors.push(fail(format!(
-                    "{} is not a {} of {}",
-                    row.to_org_code,
-                    if kind == ProgramKind::Direct {
-                        "descendant"
-                    } else {
-                        "child"
-                    },
-                    row.org_code
-                )));
-                continue;
-            }
-            if api.orgs.get(&row.to_org_code).map(|(l, _)| *l) == Some(OrgLevel::Supervisor) {
-                errors.push(fail("a supervisor does not receive allocations".into()));
+            let direct = program.program.as_ref().is_some_and(|p| p.direct);
+            if let Err(r) = fiscus_contract_executor::rules::allocation_target(
+                &api.registry,
+                &row.org_code,
+                &row.to_org_code,
+                direct,
+            ) {
+                errors.push(fail(format!("{}: {}", r.code, r.reason)));
                 continue;
             }
         }
-        let op = match row.operation() {
-            Ok(op) => op,
-            Err(m) => {
-                errors.push(fail(m));
-                continue;
-            }
-        };
         let (tx, env) = match crate::api::custodial_envelope(
             &api,
             custodial,
             &client,
-            &op,
+            call,
             Some(&format!("import:{}", row.external_id)),
         ) {
             Ok(x) => x,
@@ -593,6 +524,13 @@ pub struct AllocationExport {
     pub late: bool,
     pub acknowledged: bool,
     pub acknowledged_at_ms: i64,
+    /// The Budget Law art. 52 rule that set `due_at_ms`, e.g. `art52.3`.
+    pub deadline_rule: String,
+    /// `approval`, `receipt` or `appropriation`.
+    pub clock_basis: String,
+    /// Days from the clock's start to the allocation (China Standard Time).
+    pub days_taken: u32,
+    pub acknowledged_late: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -602,8 +540,11 @@ pub struct DisbursementExport {
     pub program_id: String,
     /// Unified social credit code, or the hex hash of a personal id.
     pub recipient: String,
+    pub recipient_name: String,
     pub amount_fen: i64,
     pub purpose: String,
+    /// The economic classification code (经济分类).
+    pub economic_code: String,
     pub at_ms: i64,
 }
 
@@ -702,6 +643,10 @@ async fn export_allocations(
                 late: a.late,
                 acknowledged: a.acknowledged,
                 acknowledged_at_ms: a.acknowledged_at_ms,
+                deadline_rule: a.rule,
+                clock_basis: a.clock_basis,
+                days_taken: a.days_taken,
+                acknowledged_late: a.acknowledged_late,
             })
         })
         .filter(|a| api.may_read_org(&client, &a.from_org) || api.may_read_org(&client, &a.to_org))
@@ -731,8 +676,10 @@ async fn export_disbursements(
                 org_code: l.from_org,
                 program_id: l.program_id,
                 recipient: l.to,
+                recipient_name: l.recipient_name,
                 amount_fen: l.amount_fen,
                 purpose: l.document,
+                economic_code: l.economic_code,
                 at_ms: l.at_ms,
             })
         })
@@ -756,7 +703,7 @@ mod tests {
     fn csv_rows_parse_with_optional_columns_empty() {
         let csv = "external_id,op,org_code,program_id,amount_fen,to_org_code,document,recipient_uscc,recipient_id_hash,recipient_name,purpose,economic_code\n\
                    r1,allocate,130100,edu,100,130102,石财〔2026〕1号,,,,,\n\
-                   r2,disburse,130100,edu,50,,,12130102MB0A12345X,,育才小学,公用经费,50502\n";
+                   r2,disburse,130100,edu,50,,,12130102MB0A12342E,,育才小学,公用经费,50502\n";
         let rows = parse(csv.as_bytes(), Format::Csv).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].to_org_code, "130102");

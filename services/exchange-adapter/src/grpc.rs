@@ -72,7 +72,7 @@ fn caller_org<T>(req: &Request<T>) -> Result<String, Status> {
 }
 
 impl ExchangeService {
-    /// Shape, consortium and org checks; the orderers verify the signatures.
+    /// The same checks as the REST submit path (`crate::submit`).
     fn check(&self, env: Envelope, org: &str) -> Result<(Hash32, Envelope), ServiceError> {
         let tx = CheckedTx::from_wire(env, &self.api.limits).map_err(|e| {
             ServiceError::new(
@@ -81,29 +81,8 @@ impl ExchangeService {
                 format!("the envelope does not decode: {e}"),
             )
         })?;
-        if tx.payload.consortium_id != self.api.consortium_id {
-            return Err(ServiceError::new(
-                ErrorKind::InvalidArgument,
-                "tx.wrong_consortium",
-                format!(
-                    "the payload names consortium {:?}",
-                    tx.payload.consortium_id
-                ),
-            ));
-        }
-        match self.api.signers.get(&tx.creator_cert_id) {
-            None => Err(ServiceError::new(
-                ErrorKind::PermissionDenied,
-                "tx.unknown_certificate",
-                format!("certificate {} is not a known signer", tx.creator_cert_id),
-            )),
-            Some((signer_org, _)) if signer_org != org => Err(ServiceError::new(
-                ErrorKind::PermissionDenied,
-                "api.wrong_org",
-                format!("the envelope is signed for org {signer_org}; the caller is org {org}"),
-            )),
-            Some(_) => Ok((tx.tx_id, tx.to_wire())),
-        }
+        crate::submit::check_envelope(&self.api, &tx, org)?;
+        Ok((tx.tx_id, tx.to_wire()))
     }
 }
 

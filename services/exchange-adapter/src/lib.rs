@@ -16,10 +16,12 @@ pub mod api;
 pub mod backend;
 pub mod bulk;
 pub mod clients;
+pub mod deadlines;
 pub mod events;
 pub mod grpc;
 pub mod http_client;
 pub mod ops;
+pub mod submit;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
@@ -348,6 +350,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 )
             })
             .collect(),
+        registry: fiscus_contract_executor::Orgs::from_config(&genesis),
+        recipient_id_salt: genesis.recipient_id_salt.clone(),
         limits: fiscus_proto::DecodeLimits::default(),
         max_page: config.max_page.max(1),
         max_import_bytes: config.max_import_bytes,

@@ -2,9 +2,11 @@
 //! transfer contract's calls.
 
 use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_contract_executor::rules;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AcknowledgeArgs, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind,
-    Recipient, RecoverArgs, TransferCall, recipient, transfer_call::Method,
+    AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs,
+    FreezeArgs, Program, ProgramKind, Recipient, RecoverArgs, TransferCall, UnfreezeArgs,
+    recipient, transfer_call::Method,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,21 +35,41 @@ impl From<&Account> for AccountRef {
 pub struct NewProgram {
     pub id: String,
     pub name: String,
-    /// `general` (一般性转移支付), `special` (专项), `direct` (直达资金) or `disaster` (救灾).
+    /// `general` (一般性转移支付) or `special` (专项转移支付): the Budget Law
+    /// art. 52 period.
     pub kind: String,
-    /// 类/款/项 functional classification code, e.g. "2050202".
+    /// 类/款/项 functional classification code: 3, 5 or 7 digits, e.g. "2050202".
     pub functional_code: String,
+    /// The block's fiscal year, or the next one with `advance`.
     pub fiscal_year: u32,
+    /// The allocation document number (文号), required.
     pub document: String,
+    /// 直达资金 (direct funds): may be allocated to any descendant.
+    #[serde(default)]
+    pub direct: bool,
+    /// Natural disasters and other emergencies: issued promptly (art. 52).
+    #[serde(default)]
+    pub emergency: bool,
+    /// 据实结算 (settlement-based): may be issued in instalments.
+    #[serde(default)]
+    pub settlement: bool,
+    /// 提前下达: allocated in advance for the next fiscal year.
+    #[serde(default)]
+    pub advance: bool,
 }
 
 /// A final recipient: a unit by its unified social credit code, or a person by
-/// the hex SHA-256 of a salted id number.
+/// a resident id number (checked, then hashed with the consortium's salt; the
+/// number itself is never stored) or by a hash the client made the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecipientJson {
     #[serde(default)]
     pub unified_social_credit_code: Option<String>,
+    /// A resident id number (18 characters, GB 11643 check digit).
+    #[serde(default)]
+    pub personal_id_number: Option<String>,
+    /// Hex SHA-256(salt || "|" || id number), for clients that hash themselves.
     #[serde(default)]
     pub personal_id_hash_hex: Option<String>,
     pub name: String,
@@ -92,6 +114,21 @@ pub enum Operation {
         amount_fen: i64,
         reason: String,
     },
+    /// A supervisor freezes an account (no funds leave it until unfrozen).
+    Freeze { account: Account, reason: String },
+    /// A supervisor unfreezes an account.
+    Unfreeze { account: Account, reason: String },
+    /// A correction between two accounts of one program. It needs the
+    /// signatures of both orgs, so custodial signing (one org) is refused
+    /// with `contract.needs_both_parties`: submit a client-signed envelope.
+    Adjust {
+        from: Account,
+        to: Account,
+        amount_fen: i64,
+        /// The tx id (64 hex digits) of the transaction this corrects.
+        corrects_tx_id: String,
+        reason: String,
+    },
 }
 
 fn bad(message: impl Into<String>) -> ServiceError {
@@ -102,30 +139,44 @@ fn kind(name: &str) -> Result<ProgramKind, ServiceError> {
     Ok(match name {
         "general" => ProgramKind::General,
         "special" => ProgramKind::Special,
-        "direct" => ProgramKind::Direct,
-        "disaster" => ProgramKind::Disaster,
         other => {
-            return Err(bad(format!(
-                "program kind {other:?} is not general, special, direct or disaster"
-            )));
+            return Err(ServiceError::new(
+                ErrorKind::InvalidArgument,
+                "contract.bad_program_kind",
+                format!(
+                    "program kind {other:?} is not general or special; direct funds and emergencies are the direct and emergency attributes"
+                ),
+            ));
         }
     })
 }
 
+fn tx_id(hex_id: &str, field: &str) -> Result<Vec<u8>, ServiceError> {
+    hex::decode(hex_id)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| bad(format!("{field} must be 64 hex digits")))
+}
+
 impl Operation {
     /// The org whose funds the operation moves: the one that must sign.
-    pub fn acting_org(&self) -> &str {
+    /// None for freeze and unfreeze, a supervisor's act on another's account.
+    pub fn acting_org(&self) -> Option<&str> {
         match self {
             Self::Appropriate { account, .. } | Self::Acknowledge { account, .. } => {
-                &account.org_code
+                Some(&account.org_code)
             }
             Self::Allocate { from, .. }
             | Self::Disburse { from, .. }
-            | Self::Recover { from, .. } => &from.org_code,
+            | Self::Recover { from, .. }
+            | Self::Adjust { from, .. } => Some(&from.org_code),
+            Self::Freeze { .. } | Self::Unfreeze { .. } => None,
         }
     }
 
-    pub fn to_call(&self) -> Result<TransferCall, ServiceError> {
+    /// The contract call; a personal id number is checked and hashed with
+    /// the consortium's `salt` here, so the number never leaves the adapter.
+    pub fn to_call(&self, salt: &[u8]) -> Result<TransferCall, ServiceError> {
         let method = match self {
             Self::Appropriate {
                 account,
@@ -144,6 +195,10 @@ impl Operation {
                             functional_code: p.functional_code.clone(),
                             fiscal_year: p.fiscal_year,
                             document: p.document.clone(),
+                            direct: p.direct,
+                            emergency: p.emergency,
+                            settlement: p.settlement,
+                            advance: p.advance,
                         })
                     })
                     .transpose()?,
@@ -165,10 +220,7 @@ impl Operation {
                 account,
                 allocation_tx_id,
             } => Method::Acknowledge(AcknowledgeArgs {
-                allocation_tx_id: hex::decode(allocation_tx_id)
-                    .ok()
-                    .filter(|b| b.len() == 32)
-                    .ok_or_else(|| bad("allocation_tx_id must be 64 hex digits"))?,
+                allocation_tx_id: tx_id(allocation_tx_id, "allocation_tx_id")?,
                 account: Some(account.into()),
             }),
             Self::Disburse {
@@ -178,9 +230,18 @@ impl Operation {
                 purpose,
                 economic_code,
             } => {
-                let id = match (&r.unified_social_credit_code, &r.personal_id_hash_hex) {
-                    (Some(c), None) => recipient::Id::UnifiedSocialCreditCode(c.clone()),
-                    (None, Some(h)) => recipient::Id::PersonalIdHash(
+                let id = match (
+                    &r.unified_social_credit_code,
+                    &r.personal_id_number,
+                    &r.personal_id_hash_hex,
+                ) {
+                    (Some(c), None, None) => recipient::Id::UnifiedSocialCreditCode(c.clone()),
+                    (None, Some(n), None) => recipient::Id::PersonalIdHash(
+                        rules::personal_id_hash(salt, n)
+                            .map_err(crate::submit::rejected)?
+                            .to_vec(),
+                    ),
+                    (None, None, Some(h)) => recipient::Id::PersonalIdHash(
                         hex::decode(h)
                             .ok()
                             .filter(|b| b.len() == 32)
@@ -188,7 +249,7 @@ impl Operation {
                     ),
                     _ => {
                         return Err(bad(
-                            "a recipient has exactly one of unified_social_credit_code and personal_id_hash_hex",
+                            "a recipient has exactly one of unified_social_credit_code, personal_id_number and personal_id_hash_hex",
                         ));
                     }
                 };
@@ -214,6 +275,27 @@ impl Operation {
                 amount_fen: *amount_fen,
                 reason: reason.clone(),
             }),
+            Self::Freeze { account, reason } => Method::Freeze(FreezeArgs {
+                account: Some(account.into()),
+                reason: reason.clone(),
+            }),
+            Self::Unfreeze { account, reason } => Method::Unfreeze(UnfreezeArgs {
+                account: Some(account.into()),
+                reason: reason.clone(),
+            }),
+            Self::Adjust {
+                from,
+                to,
+                amount_fen,
+                corrects_tx_id,
+                reason,
+            } => Method::Adjust(AdjustArgs {
+                from: Some(from.into()),
+                to: Some(to.into()),
+                amount_fen: *amount_fen,
+                corrects_tx_id: tx_id(corrects_tx_id, "corrects_tx_id")?,
+                reason: reason.clone(),
+            }),
         };
         Ok(TransferCall {
             method: Some(method),
@@ -232,9 +314,9 @@ mod tests {
                 "to_org_code":"130100","amount_fen":100,"document":"冀财预〔2026〕1号"}"#,
         )
         .unwrap();
-        assert_eq!(op.acting_org(), "130000");
+        assert_eq!(op.acting_org(), Some("130000"));
         assert!(matches!(
-            op.to_call().unwrap().method,
+            op.to_call(b"salt").unwrap().method,
             Some(Method::Allocate(_))
         ));
     }
@@ -253,6 +335,9 @@ mod tests {
             },
             allocation_tx_id: "zz".into(),
         };
-        assert_eq!(op.to_call().unwrap_err().code, "api.invalid_operation");
+        assert_eq!(
+            op.to_call(b"salt").unwrap_err().code,
+            "api.invalid_operation"
+        );
     }
 }

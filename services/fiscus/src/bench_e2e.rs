@@ -184,8 +184,9 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
                         name: format!("bench program {p}"),
                         kind: ProgramKind::General as i32,
                         functional_code: "2050202".into(),
-                        fiscal_year: 2026,
+                        fiscal_year: fiscus_gossip_gateway::testkit::fiscal_year_now(),
                         document: "bench".into(),
+                        ..Program::default()
                     }),
                     amount_fen: big,
                     document: "bench".into(),
@@ -275,7 +276,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
                     from: acct(&signers[who].org, p),
                     recipient: Some(Recipient {
                         id: Some(recipient::Id::UnifiedSocialCreditCode(
-                            "12130102MB1234567X".into(),
+                            "12130102MB1234562B".into(),
                         )),
                         name: "bench school".into(),
                     }),

@@ -190,6 +190,7 @@ async fn run_on<S: StateStore>(
         functional_code: "2050202".into(),
         fiscal_year: 2026,
         document: "bench".into(),
+        ..Program::default()
     };
     let mut blocks: Vec<Vec<Envelope>> = vec![vec![next(
         &mof,

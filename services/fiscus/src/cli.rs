@@ -120,11 +120,46 @@ enum QueryWhat {
     Block { number: u64 },
     /// Programs.
     Programs,
+    /// Funds held past their Budget Law art. 52 deadline and not passed down
+    /// (at the head, or at `--height`).
+    Overdue {
+        #[arg(long)]
+        height: Option<u64>,
+    },
 }
 
 pub(crate) async fn query(cmd: QueryCmd) -> Result<()> {
     let c = &cmd.conn;
     match cmd.what {
+        QueryWhat::Overdue { height } => {
+            let path = match height {
+                Some(h) => format!("/v1/deadlines/overdue?height={h}"),
+                None => "/v1/deadlines/overdue".to_owned(),
+            };
+            let v = c.get(&path).await?;
+            print(c.json, &v, |v| {
+                println!(
+                    "逾期未下达 / overdue and not passed down at height {} ({}):",
+                    v["height"],
+                    v["as_of_date"].as_str().unwrap_or("")
+                );
+                println!(
+                    "  {:<8} {:<16} {:>16} {:<18} {:<12} {:>5}",
+                    "org", "program", "amount (fen)", "rule", "due", "days"
+                );
+                for i in v["items"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {:<8} {:<16} {:>16} {:<18} {:<12} {:>5}",
+                        i["org_code"].as_str().unwrap_or(""),
+                        i["program_id"].as_str().unwrap_or(""),
+                        i["amount_fen"],
+                        i["rule"].as_str().unwrap_or(""),
+                        i["due_date"].as_str().unwrap_or(""),
+                        i["days_overdue"]
+                    );
+                }
+            });
+        }
         QueryWhat::Account { org, program } => {
             let v = c.get(&format!("/v1/accounts/{org}/{program}")).await?;
             print(c.json, &v, |v| account_table(std::slice::from_ref(v)));
@@ -327,6 +362,43 @@ enum SubmitOp {
         #[arg(long)]
         economic_code: String,
     },
+    /// Freeze an account (a supervisor's API client only).
+    Freeze {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Unfreeze an account (a supervisor's API client only).
+    Unfreeze {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// A correction between two accounts of one program. The contract needs
+    /// both orgs' signatures, which custodial signing cannot give: the API
+    /// refuses it with `contract.needs_both_parties`; submit a client-signed
+    /// envelope carrying both signatures (`POST /v1/transactions`) instead.
+    Adjust {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        to_org: String,
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        amount_fen: i64,
+        /// The tx id this corrects.
+        #[arg(long)]
+        corrects: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub(crate) async fn submit(cmd: SubmitCmd) -> Result<()> {
@@ -356,6 +428,28 @@ pub(crate) async fn submit(cmd: SubmitCmd) -> Result<()> {
         } => json!({"op": "disburse", "from": {"org_code": org, "program_id": program},
                     "recipient": {"unified_social_credit_code": recipient_uscc, "name": recipient_name},
                     "amount_fen": amount_fen, "purpose": purpose, "economic_code": economic_code}),
+        SubmitOp::Freeze {
+            org,
+            program,
+            reason,
+        } => json!({"op": "freeze", "account": {"org_code": org, "program_id": program},
+                    "reason": reason}),
+        SubmitOp::Unfreeze {
+            org,
+            program,
+            reason,
+        } => json!({"op": "unfreeze", "account": {"org_code": org, "program_id": program},
+                    "reason": reason}),
+        SubmitOp::Adjust {
+            org,
+            to_org,
+            program,
+            amount_fen,
+            corrects,
+            reason,
+        } => json!({"op": "adjust", "from": {"org_code": org, "program_id": program},
+                    "to": {"org_code": to_org, "program_id": program},
+                    "amount_fen": amount_fen, "corrects_tx_id": corrects, "reason": reason}),
     };
     let mut extra = Vec::new();
     if let Some(k) = &cmd.idempotency_key {

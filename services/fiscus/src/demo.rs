@@ -80,12 +80,14 @@ fn acct(org: &str, program: &str) -> Value {
 const YI: i64 = 100_000_000 * 100; // 1 亿元 in fen
 const WAN: i64 = 10_000 * 100; // 1 万元 in fen
 
-/// (id, name, kind, functional code, document, amount)
-const PROGRAMS: [(&str, &str, &str, &str, &str, i64); 4] = [
+/// (id, name, kind, attribute, functional code, document, amount). Direct
+/// funds and emergencies are attributes of a general or special program.
+const PROGRAMS: [(&str, &str, &str, &str, &str, &str, i64); 4] = [
     (
         "edu-2026",
         "城乡义务教育补助经费 (小学教育) / compulsory education, primary",
         "special",
+        "",
         "2050202",
         "财教〔2026〕12号",
         120 * YI,
@@ -93,6 +95,7 @@ const PROGRAMS: [(&str, &str, &str, &str, &str, i64); 4] = [
     (
         "direct-2026",
         "直达资金 义务教育 (初中教育) / direct funds, junior secondary",
+        "general",
         "direct",
         "2050203",
         "财预〔2026〕30号",
@@ -101,7 +104,8 @@ const PROGRAMS: [(&str, &str, &str, &str, &str, i64); 4] = [
     (
         "disaster-2026",
         "自然灾害救灾补助 / disaster relief",
-        "disaster",
+        "general",
+        "emergency",
         "2240703",
         "财资环〔2026〕5号",
         20 * YI,
@@ -110,6 +114,7 @@ const PROGRAMS: [(&str, &str, &str, &str, &str, i64); 4] = [
         "agri-2026",
         "农业生产发展资金 / agricultural production subsidy",
         "general",
+        "",
         "2130122",
         "财农〔2026〕18号",
         60 * YI,
@@ -157,12 +162,14 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     // 1. Central appropriations.
     let ops = PROGRAMS
         .iter()
-        .map(|(id, name, kind, code, doc, amount)| {
+        .map(|(id, name, kind, attribute, code, doc, amount)| {
             (
                 format!("appropriate-{id}"),
                 json!({"op": "appropriate", "account": acct("000000", id),
                     "program": {"id": id, "name": name, "kind": kind, "functional_code": code,
-                                "fiscal_year": 2026, "document": doc},
+                                "fiscal_year": 2026, "document": doc,
+                                "direct": *attribute == "direct",
+                                "emergency": *attribute == "emergency"},
                     "amount_fen": amount, "document": doc}),
             )
         })
@@ -176,7 +183,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     // 2. MOF → Hebei, and Hebei acknowledges.
     let ops = PROGRAMS
         .iter()
-        .map(|(id, _, _, _, doc, amount)| {
+        .map(|(id, _, _, _, _, doc, amount)| {
             (
                 format!("alloc-central-{id}"),
                 json!({"op": "allocate", "from": acct("000000", id), "to_org_code": "130000",
@@ -291,9 +298,9 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
 
     // 6. Chang'an pays schools and farmers.
     let schools = [
-        ("12130102MB0A12345X", "石家庄市长安区育才街小学"),
-        ("12130102MB0B23456Y", "石家庄市长安区建设北大街小学"),
-        ("12130102MB0C34567Z", "石家庄市长安区谈固小学"),
+        ("12130102MB0A12342E", "石家庄市长安区育才街小学"),
+        ("12130102MB0B234563", "石家庄市长安区建设北大街小学"),
+        ("12130102MB0C3456XJ", "石家庄市长安区谈固小学"),
     ];
     let mut ops = Vec::new();
     for (i, (uscc, name)) in schools.iter().enumerate() {
@@ -309,12 +316,17 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         .iter()
         .enumerate()
     {
-        let hash =
-            fiscus_proto::hash::sha256(format!("devnet-salt|13010219700101{i:04}").as_bytes());
+        // A made-up resident id number with a valid check digit; the adapter
+        // checks it and stores only its salted hash.
+        let first17 = format!("1301021970010100{i}");
+        let id_number = format!(
+            "{first17}{}",
+            fiscus_contract_executor::rules::id_number_check_char(&first17).unwrap_or('0')
+        );
         ops.push((
             format!("disburse-agri-{i}"),
             json!({"op": "disburse", "from": acct("130102", "agri-2026"),
-                   "recipient": {"personal_id_hash_hex": hash.to_hex(), "name": farmer},
+                   "recipient": {"personal_id_number": id_number, "name": farmer},
                    "amount_fen": 3 * WAN + i as i64 * WAN, "purpose": "耕地地力保护补贴 / farmland protection subsidy",
                    "economic_code": "50901"}),
         ));
@@ -322,7 +334,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     ops.push((
         "disburse-direct-0".into(),
         json!({"op": "disburse", "from": acct("130102", "direct-2026"),
-               "recipient": {"unified_social_credit_code": "12130102MB0D45678A", "name": "石家庄市第四十中学"},
+               "recipient": {"unified_social_credit_code": "12130102MB0D45673A", "name": "石家庄市第四十中学"},
                "amount_fen": 500 * WAN, "purpose": "直达资金 初中公用经费 / direct funds, school operating costs",
                "economic_code": "50502"}),
     ));
@@ -332,17 +344,17 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         disbursements.len()
     );
 
-    // A late supplementary allocation: Hebei passes central disaster funds on
-    // more than 30 days after acknowledging them (Budget Law art. 52).
+    // A late supplementary allocation: Hebei passes central agricultural funds
+    // on 35 days after receiving them (Budget Law art. 52: 30 days from receipt).
     match net.layout.block_clock {
         Some(clock) => {
             let days = 35;
             let wall = Duration::from_millis(days * 86_400_000 / u64::from(clock.speedup));
             tokio::time::sleep(wall).await;
             let late = vec![(
-                "alloc-hebei-disaster-late-130700".to_owned(),
-                json!({"op": "allocate", "from": acct("130000", "disaster-2026"), "to_org_code": "130700",
-                       "amount_fen": YI, "document": "冀财资环〔2026〕11号 (补充下达)"}),
+                "alloc-hebei-agri-late-130700".to_owned(),
+                json!({"op": "allocate", "from": acct("130000", "agri-2026"), "to_org_code": "130700",
+                       "amount_fen": YI, "document": "冀财农〔2026〕11号 (补充下达)"}),
             )];
             let before = stats.late;
             all_valid(&hebei, late, &mut stats).await?;
@@ -393,16 +405,15 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
             "invalid-not-child",
         )
         .await?;
-    let not_child = v["receipt"]["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    if status != 200 || not_child == "valid" {
-        bail!("the allocation to a non-child was not rejected: {status} {v}");
+    // The adapter applies the contract's rules before ordering: refused
+    // with the contract's code, and nothing reaches the chain.
+    let not_child = v["code"].as_str().unwrap_or_default().to_owned();
+    if status != 400 || not_child != "contract.not_descendant" {
+        bail!("the allocation to a non-child was not refused: {status} {v}");
     }
     stats.rejected += 1;
     println!(
-        "  [6/7] 无效交易被拒绝 / invalid attempts rejected: over-allocation ({over}), wrong org (HTTP 403 api.wrong_org), allocation to a non-child ({not_child})"
+        "  [6/7] 无效交易被拒绝 / invalid attempts rejected: over-allocation ({over}), wrong org (HTTP 403 api.wrong_org), allocation to a non-child (HTTP 400 {not_child})"
     );
 
     // Finality everywhere.

@@ -138,14 +138,16 @@ fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
 /// Simulated milliseconds per wall millisecond in a demo devnet: one day per 100 ms.
 pub(crate) const DEMO_SPEEDUP: u32 = 864_000;
 
-/// The demo's calendar: block time starts at 2026-01-01 00:00 Beijing time
+/// The demo's calendar: block time starts at 2026-03-13 00:00 Beijing time
 /// (UTC+8) when the devnet is created, and a day passes every 100 ms.
 fn demo_clock() -> fiscus_orderer::BlockClock {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     fiscus_orderer::BlockClock {
-        start_ms: 1_767_196_800_000,
+        // 2026-03-13 00:00 China Standard Time, the day after the NPC approved
+        // the 2026 budget (the devnet genesis records that approval).
+        start_ms: 1_773_331_200_000,
         anchor_unix_ms: now,
         speedup: DEMO_SPEEDUP,
     }

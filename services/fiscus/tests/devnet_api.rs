@@ -192,7 +192,9 @@ impl Net {
 fn appropriate(doc: &str, amount: i64) -> String {
     json!({"op": "appropriate", "account": {"org_code": "000000", "program_id": "t-edu"},
            "program": {"id": "t-edu", "name": "test education", "kind": "special",
-                       "functional_code": "2050202", "fiscal_year": 2026, "document": doc},
+                       "functional_code": "2050202",
+                       "fiscal_year": fiscus_gossip_gateway::testkit::fiscal_year_now(),
+                       "document": doc},
            "amount_fen": amount, "document": doc})
     .to_string()
 }
@@ -276,6 +278,7 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
             "GET /v1/accounts/{org}/{program}/history",
             "GET /v1/blocks/{number}",
             "GET /v1/chain",
+            "GET /v1/deadlines/overdue",
             "GET /v1/events",
             "GET /v1/exports/accounts",
             "GET /v1/exports/allocations",
@@ -411,6 +414,65 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         400,
         "tx.bad_signature",
     );
+    // The contract's rules, applied by the adapter before ordering
+    // (transfer v2): each refused with the contract's code, nothing ordered.
+    let (audit, audit_key, _) = net.api("991300");
+    let (hebei, hebei_key, _) = net.api("130000");
+    let supervisor_appropriates = json!({"op": "appropriate",
+        "account": {"org_code": "991300", "program_id": "audit-own"},
+        "program": {"id": "audit-own", "name": "x", "kind": "general", "functional_code": "205",
+                    "fiscal_year": fiscus_gossip_gateway::testkit::fiscal_year_now(), "document": "d"},
+        "amount_fen": 100, "document": "d"});
+    let to_audit = json!({"op": "allocate", "from": {"org_code": "130000", "program_id": "t-edu"},
+        "to_org_code": "991300", "amount_fen": 1, "document": "冀财预〔2026〕1号"});
+    let mut bad_code: Value = serde_json::from_str(&appropriate("a", 1)).unwrap();
+    bad_code["program"]["functional_code"] = json!("");
+    let mut no_doc: Value = serde_json::from_str(&appropriate("a", 1)).unwrap();
+    no_doc["program"]["document"] = json!("");
+    let mut old_kind: Value = serde_json::from_str(&appropriate("a", 1)).unwrap();
+    old_kind["program"]["kind"] = json!("direct");
+    let bad_uscc = json!({"op": "disburse", "from": {"org_code": "130000", "program_id": "t-edu"},
+        "recipient": {"unified_social_credit_code": "123456789012345678", "name": "某单位"},
+        "amount_fen": 1, "purpose": "p", "economic_code": "50502"});
+    let bad_id = json!({"op": "disburse", "from": {"org_code": "130000", "program_id": "t-edu"},
+        "recipient": {"personal_id_number": "110105194912310021", "name": "某人"},
+        "amount_fen": 1, "purpose": "p", "economic_code": "50502"});
+    let control = json!({"op": "allocate", "from": {"org_code": "130000", "program_id": "t-edu"},
+        "to_org_code": "130100", "amount_fen": 1, "document": "doc\u{202e}gnp"});
+    let path_org = json!({"op": "allocate", "from": {"org_code": "130000", "program_id": "t-edu"},
+        "to_org_code": "../../etc", "amount_fen": 1, "document": "d"});
+    let long_program = json!({"op": "allocate", "from": {"org_code": "130000", "program_id": "p".repeat(5000)},
+        "to_org_code": "130100", "amount_fen": 1, "document": "d"});
+    for (who, key, op, status, code) in [
+        (
+            audit,
+            audit_key,
+            &supervisor_appropriates,
+            403,
+            "contract.supervisor_moves_no_money",
+        ),
+        (
+            hebei,
+            hebei_key,
+            &to_audit,
+            403,
+            "contract.supervisor_moves_no_money",
+        ),
+        (mof, mof_key, &bad_code, 400, "contract.bad_functional_code"),
+        (mof, mof_key, &no_doc, 400, "contract.missing_document"),
+        (mof, mof_key, &old_kind, 400, "contract.bad_program_kind"),
+        (hebei, hebei_key, &bad_uscc, 400, "contract.bad_recipient"),
+        (hebei, hebei_key, &bad_id, 400, "contract.bad_id_number"),
+        (hebei, hebei_key, &control, 400, "contract.malformed"),
+        (hebei, hebei_key, &path_org, 400, "contract.malformed"),
+        (hebei, hebei_key, &long_program, 400, "contract.malformed"),
+    ] {
+        problem(
+            call(who, "POST", ops, Some(key), Some(&op.to_string()), &[]),
+            status,
+            code,
+        );
+    }
     let after = net.chain("991300");
     assert_eq!(
         before["height"], after["height"],
@@ -682,6 +744,23 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         received(&net) - before_import,
         123,
         "each row moved funds exactly once"
+    );
+    // Bulk import applies the contract's rules too: the same allocation to the
+    // audit office that REST refused is refused here, with the same code.
+    let to_audit_row = format!("{header}H1,allocate,130000,t-edu,1,991300,冀财预〔2026〕1号\n");
+    let r = call(
+        hebei,
+        "POST",
+        "/v1/imports?format=csv",
+        Some(hebei_key),
+        Some(&to_audit_row),
+        &[],
+    );
+    assert_eq!(r.0, 422, "{:?}", r.2);
+    let message = r.2["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("contract.supervisor_moves_no_money"),
+        "{message}"
     );
     // The export lists them, as CSV.
     let (status, ctype, body) = call(

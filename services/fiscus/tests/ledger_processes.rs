@@ -201,8 +201,9 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
                 name: "义务教育补助经费".into(),
                 kind: ProgramKind::Special as i32,
                 functional_code: "2050202".into(),
-                fiscal_year: 2026,
+                fiscal_year: fiscus_gossip_gateway::testkit::fiscal_year_now(),
                 document: "财教〔2026〕1号".into(),
+                ..Program::default()
             }),
             amount_fen: 1_000_000,
             document: "财教〔2026〕1号".into(),

@@ -306,8 +306,9 @@ pub fn edu_appropriation(
                     name: "义务教育补助经费".into(),
                     kind: ProgramKind::General as i32,
                     functional_code: "2050202".into(),
-                    fiscal_year: 2026,
+                    fiscal_year: fiscal_year_now(),
                     document: "财教〔2026〕1号".into(),
+                    ..Program::default()
                 }),
                 amount_fen,
                 document: "财教〔2026〕1号".into(),
@@ -334,7 +335,7 @@ pub fn school_payment(files: &NetworkFiles, nonce: u64) -> fiscus_proto::pb::typ
                 }),
                 recipient: Some(Recipient {
                     id: Some(recipient::Id::UnifiedSocialCreditCode(
-                        "12130102MB1234567X".into(),
+                        "12130102MB1234562B".into(),
                     )),
                     name: "长安区第一小学".into(),
                 }),
@@ -382,4 +383,13 @@ fn free_loopback_addr() -> std::net::SocketAddr {
         }
     }
     panic!("no free loopback port in {START}..{}", START + SPAN);
+}
+
+/// The fiscal year (China Standard Time) of blocks cut now by orderers that
+/// stamp wall-clock time: a new program must name it (transfer contract v2).
+pub fn fiscal_year_now() -> u32 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    u32::try_from(fiscus_contract_executor::calendar::fiscal_year_of(now_ms)).unwrap_or(0)
 }

@@ -62,8 +62,9 @@ async fn members_reach_the_same_head_every_height_is_final_and_a_cut_off_member_
                 name: "义务教育补助经费".into(),
                 kind: ProgramKind::Special as i32,
                 functional_code: "2050202".into(),
-                fiscal_year: 2026,
+                fiscal_year: fiscus_gossip_gateway::testkit::fiscal_year_now(),
                 document: "财教〔2026〕1号".into(),
+                ..Program::default()
             }),
             amount_fen: 100_000_000,
             document: "财教〔2026〕1号".into(),

@@ -107,9 +107,16 @@ pub fn holidays_2026() -> GenesisHolidays {
             .chain(span(9, 25, 27))
             .chain(span(10, 1, 7))
             .collect(),
-        workdays: ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"]
-            .map(str::to_owned)
-            .to_vec(),
+        workdays: [
+            "2026-01-04",
+            "2026-02-14",
+            "2026-02-28",
+            "2026-05-09",
+            "2026-09-20",
+            "2026-10-10",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     }
 }
 
@@ -211,7 +218,22 @@ pub fn devnet_bundle(
         members,
         orderers,
         limits: GenesisLimits::default(),
-        budget_approvals: Vec::new(),
+        // Sample approvals for the devnet (Budget Law art. 52's start points):
+        // the NPC's and Hebei's people's congress's approval of the 2026 budgets.
+        budget_approvals: vec![
+            GenesisApproval {
+                fiscal_year: 2026,
+                org_code: "000000".into(),
+                approved_on: "2026-03-12".into(),
+                document: "全国人民代表大会关于2026年中央预算的决议 (devnet sample)".into(),
+            },
+            GenesisApproval {
+                fiscal_year: 2026,
+                org_code: "130000".into(),
+                approved_on: "2026-01-24".into(),
+                document: "河北省人民代表大会关于2026年省级预算的决议 (devnet sample)".into(),
+            },
+        ],
         holiday_calendars: vec![holidays_2026()],
     }
 }

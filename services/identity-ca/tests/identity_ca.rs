@@ -729,7 +729,7 @@ mod verify {
         let signer = ca.enroll("130102", "client", "signer", &[]).await;
         let admin = ca.enroll("130102", "admin", "admin", &[]).await;
         let chain = client::read_pem_certs(&signer.join("cert.pem")).unwrap();
-        let msg = b"disburse 5000 fen to 12130102MB1234567X".to_vec();
+        let msg = b"disburse 5000 fen to 12130102MB1234562B".to_vec();
         let sig = client::sign_with_key_file(&signer.join("key.pem"), &msg).unwrap();
         let mut c = ca.as_identity(&admin).await;
         let verify = |crl_number: u64, message: Vec<u8>| VerifyRequest {

@@ -296,6 +296,14 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
                     due_at_ms: alloc.as_ref().map_or(0, |a| a.due_at_ms),
                     late: alloc.as_ref().is_some_and(|a| a.late),
                     acknowledged: alloc.as_ref().is_some_and(|a| a.acknowledged),
+                    deadline_rule: alloc.as_ref().map(|a| a.rule.clone()).unwrap_or_default(),
+                    clock_basis: alloc
+                        .as_ref()
+                        .map(|a| a.clock_basis.clone())
+                        .unwrap_or_default(),
+                    recipient_name: rec.recipient_name,
+                    economic_code: rec.economic_code,
+                    corrects_tx_id: rec.corrects_tx_id,
                 })
                 .collect(),
         }))

@@ -150,10 +150,12 @@ fn appropriate(amount: i64) -> Method {
         program: Some(Program {
             id: "edu".into(),
             name: "义务教育".into(),
-            kind: ProgramKind::Direct as i32,
+            kind: ProgramKind::General as i32,
             functional_code: "2050202".into(),
             fiscal_year: 2026,
             document: "财预〔2026〕12号".into(),
+            direct: true,
+            ..Program::default()
         }),
         amount_fen: amount,
         document: "财预〔2026〕12号".into(),
@@ -174,7 +176,7 @@ fn disburse(amount: i64) -> Method {
         from: acct("130102"),
         recipient: Some(Recipient {
             id: Some(recipient::Id::UnifiedSocialCreditCode(
-                "12130102MB1234567X".into(),
+                "12130102MB1234562B".into(),
             )),
             name: "school".into(),
         }),

@@ -45,7 +45,7 @@ impl Signer {
                     }),
                     recipient: Some(Recipient {
                         id: Some(recipient::Id::UnifiedSocialCreditCode(
-                            "12130102MB1234567X".into(),
+                            "12130102MB1234562B".into(),
                         )),
                         name: "长安区第一小学".into(),
                     }),

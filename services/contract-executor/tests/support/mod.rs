@@ -177,4 +177,3 @@ pub(crate) fn ok(r: (TxStatus, &'static str, TxId)) -> TxId {
     assert_eq!(r.0, TxStatus::Valid, "refused: {}", r.1);
     r.2
 }
-
