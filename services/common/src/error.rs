@@ -125,9 +125,13 @@ impl ResponseError for ServiceError {
             detail: &self.message,
             code: self.code,
         };
-        HttpResponse::build(status)
-            .content_type("application/problem+json")
-            .json(problem)
+        let mut response = HttpResponse::build(status);
+        response.content_type("application/problem+json");
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Rate buckets refill within a second (RFC 9110 §10.2.3).
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(problem)
     }
 }
 
@@ -169,5 +173,22 @@ mod tests {
         assert_eq!(json["status"], 409);
         assert_eq!(json["code"], "tx.duplicate");
         assert_eq!(json["detail"], "tx 00ab was already ordered");
+        assert!(resp_has_no_retry_after(&duplicate()));
+    }
+
+    fn resp_has_no_retry_after(e: &ServiceError) -> bool {
+        e.error_response().headers().get("retry-after").is_none()
+    }
+
+    #[test]
+    fn a_rate_limited_answer_says_when_to_retry() {
+        let limited = ServiceError::new(
+            ErrorKind::ResourceExhausted,
+            "api.rate_limited",
+            "slow down",
+        );
+        let resp = limited.error_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
     }
 }

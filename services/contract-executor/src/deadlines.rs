@@ -74,6 +74,7 @@ impl<'a> ProgramTerms<'a> {
 
 /// By when `holder` (at `level`) must pass down the funds of `lot`.
 ///
+/// - Funds that came back by a recovery: no obligation to pass them down again.
 /// - Settlement-based programs may be issued in instalments: no deadline (para. 5).
 /// - Emergencies: promptly; flagged past the policy threshold from receipt (para. 5).
 /// - The MOF: 30 days (general) or 90 days (special) from the NPC's approval (para. 2).
@@ -95,6 +96,9 @@ pub fn deadline(
     cal: &Calendar,
 ) -> Deadline {
     let received = day_of(lot.received_at_ms);
+    if lot.recovered {
+        return Deadline::none("recovered", received);
+    }
     if terms.settlement {
         return Deadline::none("art52.5.settlement", received);
     }

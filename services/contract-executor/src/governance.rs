@@ -409,7 +409,7 @@ fn record_approval(
     a: &BudgetApproval,
     now_ms: i64,
 ) -> Result<(), Rejection> {
-    org_code(&a.org_code, "approval.org_code")?;
+    org_code(&a.org_code, "approval.org_code").map_err(|r| invalid(r.reason))?;
     let level = Orgs::from_config(config).level(&a.org_code);
     if matches!(
         level,
@@ -420,7 +420,7 @@ fn record_approval(
             a.org_code
         )));
     }
-    text(&a.document, "approval.document", true)?;
+    text(&a.document, "approval.document", true).map_err(|r| invalid(r.reason))?;
     let day = parse_date(&a.approved_on)
         .ok_or_else(|| invalid("approval.approved_on must be a date YYYY-MM-DD"))?;
     if crate::calendar::civil_from_days(day).0 != i64::from(a.fiscal_year) {

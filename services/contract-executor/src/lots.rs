@@ -76,6 +76,7 @@ pub(crate) fn new_lot(
         from_central,
         level: 0,
         window_start_ms,
+        recovered: false,
     }
 }
 
@@ -92,11 +93,12 @@ pub(crate) fn earliest_window(lots: &[Lot]) -> i64 {
 /// the same arrival day, the same art. 52 para. 3 window day, the same origin.
 /// (Acknowledgement moves no clock in transfer v2, so unacknowledged lots
 /// bundle like any other.)
-fn lot_class(l: &Lot) -> (i64, i64, bool) {
+fn lot_class(l: &Lot) -> (i64, i64, bool, bool) {
     (
         day_of(l.received_at_ms),
         day_of(l.window_start_ms),
         l.from_central,
+        l.recovered,
     )
 }
 
@@ -151,6 +153,7 @@ pub(crate) fn credit(
             from_central: parts[0].from_central,
             level: level + 1,
             window_start_ms: earliest_window(&parts),
+            recovered: parts[0].recovered,
         };
         view.put(
             &keys::lineage(&id),

@@ -458,18 +458,37 @@ pub fn require_signer(signers: &BTreeSet<String>, org: &str) -> Result<(), Rejec
     }
 }
 
-/// Only a supervisor may freeze or unfreeze.
-pub fn require_supervisor(signers: &BTreeSet<String>, orgs: &Orgs) -> Result<(), Rejection> {
-    if signers
+/// Only a supervisor may freeze or unfreeze, and only within its
+/// jurisdiction: the org it sits under (its parent in the registry) and the
+/// orgs below that one (the Hebei audit office, under 130000, supervises
+/// Hebei; a supervisor under 000000 supervises everyone).
+pub fn require_supervisor(
+    signers: &BTreeSet<String>,
+    orgs: &Orgs,
+    account_org: &str,
+) -> Result<(), Rejection> {
+    let supervisors: Vec<&String> = signers
         .iter()
-        .any(|o| orgs.level(o) == Some(OrgLevel::Supervisor))
-    {
+        .filter(|o| orgs.level(o) == Some(OrgLevel::Supervisor))
+        .collect();
+    if supervisors.is_empty() {
+        return Err(Rejection::new(
+            TxStatus::Unauthorized,
+            "contract.supervisors_only",
+            "only a supervisor (audit office, budget committee) may freeze or unfreeze",
+        ));
+    }
+    let covers = |sup: &str| {
+        orgs.parent(sup)
+            .is_some_and(|p| p == account_org || orgs.is_descendant(p, account_org))
+    };
+    if supervisors.iter().any(|s| covers(s)) {
         return Ok(());
     }
     Err(Rejection::new(
         TxStatus::Unauthorized,
-        "contract.supervisors_only",
-        "only a supervisor (audit office, budget committee) may freeze or unfreeze",
+        "contract.outside_jurisdiction",
+        format!("{account_org} is outside the signing supervisor's jurisdiction"),
     ))
 }
 
@@ -537,13 +556,13 @@ pub fn check_call(
             text(&a.reason, "reason", true)?;
         }
         Method::Freeze(a) => {
-            account_ref(&a.account, "account")?;
-            require_supervisor(signers, orgs)?;
+            let (org, _) = account_ref(&a.account, "account")?;
+            require_supervisor(signers, orgs, org)?;
             text(&a.reason, "reason", true)?;
         }
         Method::Unfreeze(a) => {
-            account_ref(&a.account, "account")?;
-            require_supervisor(signers, orgs)?;
+            let (org, _) = account_ref(&a.account, "account")?;
+            require_supervisor(signers, orgs, org)?;
             text(&a.reason, "reason", true)?;
         }
         Method::Adjust(a) => {

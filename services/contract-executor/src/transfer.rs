@@ -156,26 +156,27 @@ fn account(view: &View<'_>, org: &str, prog: &str) -> Result<(Vec<u8>, Account),
 }
 
 /// One movement of funds, for its lineage record.
-fn lineage(
-    kind: &str,
-    from_org: &str,
-    to: &str,
-    prog: &str,
+struct Flow<'a> {
+    kind: &'a str,
+    from_org: &'a str,
+    to: &'a str,
+    prog: &'a str,
     amount: i64,
-    sources: Vec<Lot>,
-    document: &str,
-    now: i64,
-) -> LineageRecord {
-    LineageRecord {
-        kind: kind.to_owned(),
-        from_org: from_org.to_owned(),
-        to: to.to_owned(),
-        program_id: prog.to_owned(),
-        amount_fen: amount,
-        sources,
-        document: document.to_owned(),
-        at_ms: now,
-        ..LineageRecord::default()
+}
+
+impl Flow<'_> {
+    fn lineage(self, sources: Vec<Lot>, document: &str, now: i64) -> LineageRecord {
+        LineageRecord {
+            kind: self.kind.to_owned(),
+            from_org: self.from_org.to_owned(),
+            to: self.to.to_owned(),
+            program_id: self.prog.to_owned(),
+            amount_fen: self.amount,
+            sources,
+            document: document.to_owned(),
+            at_ms: now,
+            ..LineageRecord::default()
+        }
     }
 }
 
@@ -227,16 +228,14 @@ fn appropriate(a: &AppropriateArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Resul
     view.put(&key, &acct)?;
     view.put(
         &keys::lineage(&tx),
-        &lineage(
-            "appropriate",
-            org,
-            org,
+        &Flow {
+            kind: "appropriate",
+            from_org: org,
+            to: org,
             prog,
             amount,
-            Vec::new(),
-            &a.document,
-            now,
-        ),
+        }
+        .lineage(Vec::new(), &a.document, now),
     )
 }
 
@@ -265,13 +264,10 @@ fn allocate(
     let central = is_central(ctx, &program);
     // Central funds' art. 52 para. 3 window opens when they first reach a
     // local level and stays open for the levels below.
-    let window = match (central, level) {
+    let window = match (central, earliest_window(&taken)) {
         (false, _) => 0,
-        (true, OrgLevel::Central) => now,
-        (true, _) => match earliest_window(&taken) {
-            0 => now,
-            w => w,
-        },
+        (true, 0) => now,
+        (true, w) => w,
     };
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.received_fen = add(to.received_fen, amount)?;
@@ -317,16 +313,14 @@ fn allocate(
     )?;
     view.put(
         &keys::lineage(&tx),
-        &lineage(
-            "allocate",
-            org,
-            to_org,
+        &Flow {
+            kind: "allocate",
+            from_org: org,
+            to: to_org,
             prog,
             amount,
-            taken,
-            &a.document,
-            now,
-        ),
+        }
+        .lineage(taken, &a.document, now),
     )?;
     if late {
         let due = deadline.map(|d| d.due_at_ms()).unwrap_or(0);
@@ -390,16 +384,14 @@ fn disburse(a: &DisburseArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), 
     let taken = lots::take(&mut acct, a.amount_fen)?;
     acct.disbursed_fen = add(acct.disbursed_fen, a.amount_fen)?;
     view.put(&key, &acct)?;
-    let mut record = lineage(
-        "disburse",
-        org,
-        &recipient,
+    let mut record = Flow {
+        kind: "disburse",
+        from_org: org,
+        to: &recipient,
         prog,
-        a.amount_fen,
-        taken,
-        &a.purpose,
-        ctx.now_ms,
-    );
+        amount: a.amount_fen,
+    }
+    .lineage(taken, &a.purpose, ctx.now_ms);
     record.recipient_name = a
         .recipient
         .as_ref()
@@ -410,12 +402,13 @@ fn disburse(a: &DisburseArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), 
 }
 
 /// recover: return funds to an org above, never above the program's owner.
-/// Central funds keep their art. 52 window: a recovery and a re-allocation
-/// do not restart the 30 days.
+/// Recovered funds carry no art. 52 deadline where they land (nothing obliges
+/// passing them down again); central funds keep their window, so a recovery
+/// and a re-allocation never restart the 30 days.
 fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Rejection> {
     let (org, prog) = account_ref(&a.from, "from")?;
     let to_org = a.to_org_code.as_str();
-    let to_level = rules::recovery_target(ctx.orgs, org, to_org)?;
+    rules::recovery_target(ctx.orgs, org, to_org)?;
     let program = load_program(view, prog)?;
     rules::recovery_within_program(ctx.orgs, &program.owner_org, to_org)?;
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
@@ -425,34 +418,38 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
     from.recovered_out_fen = add(from.recovered_out_fen, amount)?;
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.recovered_in_fen = add(to.recovered_in_fen, amount)?;
-    let central = is_central(ctx, &program);
-    let window = match (central, to_level, earliest_window(&taken)) {
-        (false, _, _) | (true, OrgLevel::Central, _) => 0,
-        (true, _, 0) => now,
-        (true, _, w) => w,
-    };
+    let mut lot = new_lot(
+        &tx,
+        amount,
+        now,
+        is_central(ctx, &program),
+        earliest_window(&taken),
+    );
+    lot.recovered = true;
     let landing = Landing {
         tx,
         org: to_org,
         prog,
         now,
     };
-    lots::credit(
-        &mut to,
-        new_lot(&tx, amount, now, central, window),
-        &landing,
-        view,
-    )?;
+    lots::credit(&mut to, lot, &landing, view)?;
     view.put(&from_key, &from)?;
     view.put(&to_key, &to)?;
     view.put(
         &keys::lineage(&tx),
-        &lineage("recover", org, to_org, prog, amount, taken, &a.reason, now),
+        &Flow {
+            kind: "recover",
+            from_org: org,
+            to: to_org,
+            prog,
+            amount,
+        }
+        .lineage(taken, &a.reason, now),
     )
 }
 
 /// adjust: a correction signed by both orgs that reverses (part of) an
-/// earlier allocation, recovery or adjustment between them: funds go back
+/// earlier allocation or recovery between them: funds go back
 /// from its receiver to its sender, never more than it moved. It links to the
 /// transaction it corrects; that record stays as it was.
 fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Rejection> {
@@ -462,11 +459,13 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
     let program = load_program(view, fp)?;
     let original = view
         .get::<LineageRecord>(&keys::lineage(&corrected))?
-        .filter(|l| matches!(l.kind.as_str(), "allocate" | "recover" | "adjust"))
+        // Not an adjustment: undoing a correction would send funds forward
+        // again without an art. 52 judgement; that takes a new allocation.
+        .filter(|l| matches!(l.kind.as_str(), "allocate" | "recover"))
         .ok_or_else(|| {
             Rejection::not_found(
                 "contract.unknown_correction_target",
-                format!("{corrected} is not an allocation, recovery or adjustment"),
+                format!("{corrected} is not an allocation or a recovery"),
             )
         })?;
     if original.program_id != fp || original.to != fo || original.from_org != to_org {
@@ -518,7 +517,14 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
     lots::credit(&mut to, lot, &landing, view)?;
     view.put(&from_key, &from)?;
     view.put(&to_key, &to)?;
-    let mut record = lineage("adjust", fo, to_org, fp, amount, taken, &a.reason, now);
+    let mut record = Flow {
+        kind: "adjust",
+        from_org: fo,
+        to: to_org,
+        prog: fp,
+        amount,
+    }
+    .lineage(taken, &a.reason, now);
     record.corrects_tx_id = corrected.to_vec();
     view.put(&keys::lineage(&tx), &record)?;
     view.put(&keys::corrections(&corrected), &done)

@@ -772,3 +772,82 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_supervisor_freezes_only_within_its_jurisdiction() {
+    let mut c = funded();
+    // The Hebei audit office sits under 130000: the MOF's accounts are not its to freeze.
+    refused(
+        &mut c,
+        "991300",
+        call(Method::Freeze(FreezeArgs {
+            account: acct("000000", "edu"),
+            reason: "审计".into(),
+        })),
+        TxStatus::Unauthorized,
+        "contract.outside_jurisdiction",
+    );
+    ok(c.one(
+        "991300",
+        call(Method::Freeze(FreezeArgs {
+            account: acct("130000", "edu"),
+            reason: "审计".into(),
+        })),
+    ));
+}
+
+#[test]
+fn recovered_funds_carry_no_deadline_and_an_adjustment_cannot_be_undone_by_another() {
+    let mut c = funded();
+    c.now += 200 * fiscus_contract_executor::DAY_MS;
+    let back = ok(c.one("130100", recover("130100", "130000", "edu", 50)));
+    let acct: fiscus_proto::pb::state::Account = c.get(keys::account("130000", "edu")).unwrap();
+    let prog: ProgramRecord = c.get(keys::program("edu")).unwrap();
+    let overdue =
+        deadlines::overdue_in_account("130000", "edu", &acct, &prog, &c.orgs, &c.calendar, c.now);
+    assert!(
+        overdue.iter().all(|o| o.source_tx_id != back.to_vec()),
+        "returned funds are not overdue: {overdue:?}"
+    );
+    assert!(
+        !overdue.is_empty(),
+        "the province's own unpassed funds still are"
+    );
+    // An adjustment reverses an allocation; a second adjustment of that
+    // adjustment (sending the funds forward again) is refused.
+    let sent = ok(c.one("130000", allocate("130000", "130100", "edu", 30)));
+    c.n += 1;
+    let fix = TxCtx {
+        tx_id: sha256(&c.n.to_be_bytes()),
+        signer_orgs: BTreeSet::from(["130000".to_owned(), "130100".to_owned()]),
+        call: Ok(Call::Transfer(call(Method::Adjust(AdjustArgs {
+            from: acct_ref("130100"),
+            to: acct_ref("130000"),
+            amount_fen: 10,
+            corrects_tx_id: sent.to_vec(),
+            reason: "r".into(),
+        })))),
+    };
+    let fix_id = fix.tx_id;
+    assert_eq!(c.block(vec![fix])[0].0, TxStatus::Valid);
+    c.n += 1;
+    let undo = TxCtx {
+        tx_id: sha256(&c.n.to_be_bytes()),
+        signer_orgs: BTreeSet::from(["130000".to_owned(), "130100".to_owned()]),
+        call: Ok(Call::Transfer(call(Method::Adjust(AdjustArgs {
+            from: acct_ref("130000"),
+            to: acct_ref("130100"),
+            amount_fen: 10,
+            corrects_tx_id: fix_id.to_vec(),
+            reason: "undo".into(),
+        })))),
+    };
+    assert_eq!(
+        c.block(vec![undo])[0].1,
+        "contract.unknown_correction_target"
+    );
+}
+
+fn acct_ref(org: &str) -> Option<fiscus_proto::pb::transfer::AccountRef> {
+    acct(org, "edu")
+}

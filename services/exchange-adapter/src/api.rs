@@ -68,6 +68,39 @@ pub(crate) fn err(kind: ErrorKind, code: &'static str, message: impl Into<String
     ServiceError::new(kind, code, message)
 }
 
+/// The scope an extractor demands.
+pub(crate) trait NeedsScope {
+    const SCOPE: Scope;
+}
+
+/// `Caller<SubmitScope>` authenticates for submitting.
+pub(crate) struct SubmitScope;
+
+impl NeedsScope for SubmitScope {
+    const SCOPE: Scope = Scope::Submit;
+}
+
+/// The authenticated caller, as an extractor. Placed before the body and
+/// query extractors, it answers 401/403/429 before anything of the request
+/// is parsed, and an unauthenticated body is never read (actix polls a
+/// handler's extractors in order and stops at the first error).
+pub(crate) struct Caller<S>(pub Arc<Client>, std::marker::PhantomData<S>);
+
+impl<S: NeedsScope> actix_web::FromRequest for Caller<S> {
+    type Error = ServiceError;
+    type Future = std::future::Ready<Result<Self, ServiceError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let out = match req.app_data::<web::Data<Api>>() {
+            Some(api) => api
+                .caller(req, S::SCOPE)
+                .map(|c| Caller(c, std::marker::PhantomData)),
+            None => Err(err(ErrorKind::Internal, "api.internal", "no API state")),
+        };
+        std::future::ready(out)
+    }
+}
+
 impl Api {
     /// Authenticates the caller, charges its rate bucket and checks the scope.
     pub(crate) fn caller(
@@ -376,10 +409,11 @@ fn timeout(what: &str) -> ServiceError {
 async fn submit_envelope(
     api: web::Data<Api>,
     req: HttpRequest,
+    caller: Caller<SubmitScope>,
     query: web::Query<SubmitQuery>,
     body: web::Json<SubmitEnvelope>,
 ) -> Result<web::Json<SubmitResult>, ServiceError> {
-    let client = api.caller(&req, Scope::Submit)?;
+    let client = caller.0;
     let retry = idempotency_key(&req)?.is_some();
     let bytes = B64.decode(body.envelope.trim()).map_err(|_| {
         err(
@@ -422,10 +456,11 @@ async fn submit_envelope(
 async fn submit_operation(
     api: web::Data<Api>,
     req: HttpRequest,
+    caller: Caller<SubmitScope>,
     query: web::Query<SubmitQuery>,
     body: web::Json<Operation>,
 ) -> Result<web::Json<SubmitResult>, ServiceError> {
-    let client = api.caller(&req, Scope::Submit)?;
+    let client = caller.0;
     let custodial = client.custodial()?;
     if let Some(org) = body.acting_org().filter(|o| *o != client.org) {
         return Err(err(

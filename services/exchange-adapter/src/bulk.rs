@@ -298,6 +298,13 @@ async fn import(
     }
     let custodial = client.custodial()?;
     let rows = parse(&body, q.format)?;
+    if rows.is_empty() {
+        return Err(err(
+            ErrorKind::InvalidArgument,
+            "import.bad_file",
+            "the file has no rows (a CSV needs a header line and at least one row)",
+        ));
+    }
     if rows.len() > MAX_ROWS {
         return Err(err(
             ErrorKind::PayloadTooLarge,

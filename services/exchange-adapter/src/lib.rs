@@ -453,8 +453,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .disable_signals()
     .on_connect(remember_client_certificate);
     let server = if config.rest_tls {
-        // actix sets the ALPN protocols (h2, http/1.1) itself.
-        let rest = (*tls.server_config(fiscus_common::tls::ClientAuth::Optional)?).clone();
+        // Advertise only what is served: actix-web is built without HTTP/2, so
+        // the node config's `h2` must go (a client offering only h2 would be
+        // handed to an HTTP/2 dispatcher that does not exist); actix adds
+        // `http/1.1` itself.
+        let mut rest = (*tls.server_config(fiscus_common::tls::ClientAuth::Optional)?).clone();
+        rest.alpn_protocols.clear();
         server.bind_rustls_0_23(config.listen, rest)
     } else {
         server.bind(config.listen)

@@ -193,7 +193,11 @@ fn issue(ca: &RootCa, member: &str, role: Role, names: &[&str], out: &Path) -> R
     }
     let issued = ca.issue_for_key(&key, &spec)?;
     write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644)?;
-    write_file(&out.join("key.pem"), key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(
+        &out.join("key.pem"),
+        fiscus_identity_ca::ca::private_key_pem(&key).as_bytes(),
+        0o600,
+    )?;
     write_file(&out.join("ca.pem"), ca.root_pem.as_bytes(), 0o644)?;
     Ok(out.join("cert.pem"))
 }

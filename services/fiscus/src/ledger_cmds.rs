@@ -77,36 +77,110 @@ pub(crate) async fn exchange_adapter(cmd: ServiceCmd) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyCmd {
-    /// A ledger-store's data directory (it holds `ledger.fjall`).
+    /// A ledger-store's data directory (it holds `ledger.fjall`). It is only
+    /// read: the check runs on a private copy, so nothing in it changes.
     #[arg(long)]
     data_dir: PathBuf,
-    /// Print one JSON object instead of a sentence.
+    /// The height the chain must reach at least (e.g. another member's head):
+    /// a store whose chain ends lower fails, naming the missing blocks.
+    #[arg(long)]
+    expect_height: Option<u64>,
+    /// Where the private copy is made (default: the system's temporary
+    /// directory). It needs as much free space as the store takes.
+    #[arg(long)]
+    scratch_dir: Option<PathBuf>,
+    /// Print one JSON object instead of a sentence:
+    /// `{"ok": true, "height": N}` or `{"ok": false, "first_bad_height": N|null, "problem": "…"}`.
     #[arg(long)]
     json: bool,
 }
 
-/// Re-checks a member's whole stored chain offline. Ok(true) when it is sound.
-pub(crate) async fn verify(cmd: VerifyCmd) -> Result<bool> {
+/// A failure of `fiscus verify`: at a height, or before any block was checked.
+struct Failed {
+    height: Option<u64>,
+    problem: String,
+}
+
+impl Failed {
+    fn before(problem: impl Into<String>) -> Self {
+        Self {
+            height: None,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Copies a directory tree file by file (a forensic copy: fjall's recovery
+/// on open may cut a torn journal tail and delete obsolete files, so the
+/// original is never opened).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<u64> {
+    std::fs::create_dir_all(to)?;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            bytes += copy_tree(&entry.path(), &target)?;
+        } else {
+            bytes += std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(bytes)
+}
+
+async fn verify_copy(cmd: &VerifyCmd) -> Result<u64, Failed> {
     let path = cmd.data_dir.join("ledger.fjall");
-    if !path.exists() {
-        anyhow::bail!(
+    if !path.is_dir() {
+        return Err(Failed::before(format!(
             "{} does not exist: is this a ledger-store data directory?",
             path.display()
-        );
+        )));
     }
-    let store = FjallStore::open(&path, StoreLimits::default())
-        .with_context(|| format!("opening {}", path.display()))?;
-    let cfg = offline_config(&store)
-        .await
-        .context("reading genesis and certificates")?;
+    let scratch = match &cmd.scratch_dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .map_err(|e| Failed::before(format!("making a scratch directory: {e}")))?;
+    let copy = scratch.path().join("ledger.fjall");
+    let bytes = copy_tree(&path, &copy).map_err(|e| {
+        Failed::before(format!(
+            "copying {} failed ({e}); if its ledger-store is running, the store changed while it was copied: stop the member, or verify a copy taken from a snapshot",
+            path.display()
+        ))
+    })?;
     if !cmd.json {
         eprintln!(
-            "verifying {} ({} signer certificates) by replay from genesis…",
+            "verifying a private copy of {} ({} MiB; the original is not opened)…",
             path.display(),
-            cfg.certs.len()
+            bytes >> 20
         );
     }
-    let outcome = verify_chain(&store, &cfg).await;
+    let store = FjallStore::open(&copy, StoreLimits::default())
+        .map_err(|e| Failed::before(format!("opening the copy of {}: {e}", path.display())))?;
+    let cfg = offline_config(&store)
+        .await
+        .map_err(|e| Failed::before(format!("reading genesis and certificates: {e}")))?;
+    let height = verify_chain(&store, &cfg).await.map_err(|f| Failed {
+        height: Some(f.height),
+        problem: f.problem,
+    })?;
+    match cmd.expect_height {
+        Some(want) if height < want => Err(Failed {
+            height: Some(height + 1),
+            problem: format!(
+                "the stored chain ends at height {height}, below the expected {want}: blocks {}..={want} are missing (a cut-off tail)",
+                height + 1
+            ),
+        }),
+        _ => Ok(height),
+    }
+}
+
+/// Re-checks a member's whole stored chain offline. Ok(true) when it is
+/// sound; every failure, before or during the replay, is Ok(false) (exit 1),
+/// printed as a sentence or as the documented JSON.
+pub(crate) async fn verify(cmd: VerifyCmd) -> Result<bool> {
+    let outcome = verify_copy(&cmd).await;
     match (&outcome, cmd.json) {
         (Ok(h), true) => println!("{}", serde_json::json!({"ok": true, "height": h})),
         (Ok(h), false) => println!(
@@ -116,7 +190,22 @@ pub(crate) async fn verify(cmd: VerifyCmd) -> Result<bool> {
             "{}",
             serde_json::json!({"ok": false, "first_bad_height": f.height, "problem": f.problem})
         ),
-        (Err(f), false) => println!("FAILED at height {}: {}", f.height, f.problem),
+        (
+            Err(Failed {
+                height: Some(h),
+                problem,
+            }),
+            false,
+        ) => {
+            println!("FAILED at height {h}: {problem}")
+        }
+        (
+            Err(Failed {
+                height: None,
+                problem,
+            }),
+            false,
+        ) => println!("FAILED: {problem}"),
     }
     Ok(outcome.is_ok())
 }

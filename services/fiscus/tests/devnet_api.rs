@@ -372,6 +372,17 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         413,
         "api.body_too_large",
     );
+    // Authentication comes first: without a key the same oversized body, or
+    // malformed JSON, is a 401, and the body is not read.
+    for body in [huge.as_str(), "{\"op\": \"appropriate\","] {
+        for path in ["/v1/transactions", ops] {
+            problem(
+                call(mof, "POST", path, None, Some(body), &[]),
+                401,
+                "api.missing_api_key",
+            );
+        }
+    }
     // Shijiazhuang's key may not move MOF's funds, custodial or signed.
     problem(
         call(
@@ -762,6 +773,21 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         message.starts_with("contract.supervisor_moves_no_money"),
         "{message}"
     );
+    // A file with a header and no rows, or nothing at all, is a bad file.
+    for empty in [header.to_owned(), String::new()] {
+        problem(
+            call(
+                mof,
+                "POST",
+                "/v1/imports?format=csv",
+                Some(mof_key),
+                Some(&empty),
+                &[],
+            ),
+            400,
+            "import.bad_file",
+        );
+    }
     // The export lists them, as CSV.
     let (status, ctype, body) = call(
         mof,
@@ -1066,6 +1092,32 @@ fn the_rest_api_over_tls_takes_a_client_certificate_or_an_api_key() {
         String::from_utf8_lossy(&out.stderr).contains("ca_file"),
         "{out:?}"
     );
+
+    // ALPN advertises only what is served (HTTP/1.1): a client that offers
+    // only h2 is refused at the handshake, and the server keeps serving.
+    let h2_only = Command::new("openssl")
+        .args(["s_client", "-connect", &api, "-alpn", "h2", "-brief"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl is installed");
+    let said = String::from_utf8_lossy(&h2_only.stderr).to_string()
+        + &String::from_utf8_lossy(&h2_only.stdout);
+    assert!(
+        said.contains("no application protocol") || said.contains("alert number 120"),
+        "an h2-only client must get no_application_protocol: {said}"
+    );
+    let http11 = Command::new("openssl")
+        .args(["s_client", "-connect", &api, "-alpn", "http/1.1", "-brief"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&http11.stderr).to_string();
+    assert!(
+        said.contains("CONNECTION ESTABLISHED") && !said.contains("alert"),
+        "an http/1.1 client completes the handshake: {said}"
+    );
+    let (status, _) = tls_get(&api, None, &hebei_client, "/v1/chain", Some(&key));
+    assert_eq!(status, 200, "still serving after the h2-only client");
 
     // Plain HTTP to the TLS port gets no HTTP answer.
     let mut s = TcpStream::connect(&api).unwrap();

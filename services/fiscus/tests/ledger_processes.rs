@@ -372,6 +372,25 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
         }
         c.output().unwrap()
     };
+    // A forensic tool changes nothing it checks: every file of the store is
+    // byte for byte the same after `verify` (it checks a private copy).
+    let snapshot = || {
+        let mut files = std::collections::BTreeMap::new();
+        let mut stack = vec![data_dir.join("ledger.fjall")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.insert(p.clone(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        files
+    };
+    let before = snapshot();
+    assert!(!before.is_empty());
     let ok = verify(true);
     assert!(
         ok.status.success(),
@@ -380,7 +399,40 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     );
     let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(v["ok"], true);
-    assert!(v["height"].as_u64().unwrap() >= height);
+    let verified = v["height"].as_u64().unwrap();
+    assert!(verified >= height);
+    assert!(snapshot() == before, "verify changed the store it checked");
+    // A chain that ends below the height it should reach is a failure, with
+    // the first missing block, through --json and exit 1.
+    let short = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args([
+            "verify",
+            "--json",
+            "--expect-height",
+            &(verified + 5).to_string(),
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&short.stdout).unwrap();
+    assert_eq!(
+        (v["ok"].clone(), v["first_bad_height"].clone()),
+        (false.into(), (verified + 1).into())
+    );
+    // So is a directory that holds no store.
+    let none = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args(["verify", "--json", "--data-dir"])
+        .arg(data_dir.join("nothing-here"))
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&none.stdout).unwrap();
+    assert_eq!(
+        (v["ok"].clone(), v["first_bad_height"].clone()),
+        (false.into(), serde_json::Value::Null)
+    );
     {
         let store =
             FjallStore::open(&data_dir.join("ledger.fjall"), StoreLimits::default()).unwrap();

@@ -133,11 +133,39 @@ impl LeafSpec {
     }
 }
 
+/// 128 random bits behind a 0x01 byte: a positive 17-byte integer that DER
+/// never shortens (RFC 5280 allows up to 20 bytes).
 fn random_serial() -> SerialNumber {
-    let mut b: [u8; 16] = rand::random();
-    b[0] &= 0x7f; // positive
-    b[0] |= 0x01; // and never shortened by a leading zero
+    let random: [u8; 16] = rand::random();
+    let mut b = [0u8; 17];
+    b[0] = 0x01;
+    b[1..].copy_from_slice(&random);
     SerialNumber::from_slice(&b)
+}
+
+/// The DER prefix of an Ed25519 PKCS#8 v1 key (RFC 8410), before the 32-byte seed.
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// A private key as PEM that every common tool reads: Ed25519 keys as
+/// PKCS#8 v1 (RFC 8410, no public key; OpenSSL 3.0 cannot read the v2 form
+/// that ring writes), other keys as they are.
+pub fn private_key_pem(key: &KeyPair) -> String {
+    let der = key.serialize_der();
+    // v2 from ring: 30 53 02 01 01 30 05 06 03 2b 65 70 04 22 04 20 <seed> a1 23 …
+    let seed = der
+        .windows(4)
+        .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+        .and_then(|i| der.get(i + 4..i + 36));
+    match seed {
+        Some(seed) if der.get(9..12) == Some(&[0x2b, 0x65, 0x70]) => {
+            let mut v1 = ED25519_PKCS8_V1_PREFIX.to_vec();
+            v1.extend_from_slice(seed);
+            pem::encode(&pem::Pem::new("PRIVATE KEY", v1))
+        }
+        _ => key.serialize_pem(),
+    }
 }
 
 /// A newly issued certificate.
@@ -197,7 +225,7 @@ impl RootCa {
         p.serial_number = Some(random_serial());
         p.key_identifier_method = KeyIdMethod::Sha256;
         let cert = p.self_signed(&key)?;
-        write_file(&paths.root_key(), key.serialize_pem().as_bytes(), 0o600)?;
+        write_file(&paths.root_key(), private_key_pem(&key).as_bytes(), 0o600)?;
         write_file(&paths.root_cert(), cert.pem().as_bytes(), 0o644)?;
         Self::load(paths)
     }

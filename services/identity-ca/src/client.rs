@@ -61,7 +61,11 @@ pub async fn enroll(client: &mut IdentityCaClient<Channel>, args: &EnrollArgs) -
         .into_inner();
     let to_pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
     let dir = &args.out_dir;
-    write_file(&dir.join("key.pem"), key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(
+        &dir.join("key.pem"),
+        crate::ca::private_key_pem(&key).as_bytes(),
+        0o600,
+    )?;
     write_file(
         &dir.join("cert.pem"),
         to_pem(&resp.certificate).as_bytes(),

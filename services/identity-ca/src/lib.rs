@@ -180,7 +180,7 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
     let own = ca.issue_for_key(&key, &spec)?;
     let tls = ca_tls_config(&opts.data_dir);
     write_file(&tls.cert_file, own.pem.as_bytes(), 0o644)?;
-    write_file(&tls.key_file, key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(&tls.key_file, ca::private_key_pem(&key).as_bytes(), 0o600)?;
     write_file(&tls.ca_file, ca.root_pem.as_bytes(), 0o644)?;
     registry
         .record_issued(

@@ -270,6 +270,68 @@ async fn heartbeat(
 mod mtls {
     use super::*;
 
+    /// OpenSSL 3.0 reads PKCS#8 v1 Ed25519 keys, not ring's v2 form: every key
+    /// the project writes (the root's, the CA server's, an enrolled member's)
+    /// must open in `openssl pkey`, and the enrolled one must still serve TLS.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_private_key_written_is_pkcs8_v1_that_openssl_reads() {
+        let ca = TestCa::start().await;
+        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let client = ca.enroll("130100", "node", "client", &[]).await;
+        let ca_dir = ca.dir.path().join("ca");
+        let keys: Vec<PathBuf> = std::iter::once(server.join("key.pem"))
+            .chain(std::iter::once(client.join("key.pem")))
+            .chain(walk(&ca_dir).into_iter().filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with("key.pem"))
+            }))
+            .collect();
+        assert!(
+            keys.len() >= 3,
+            "the root's and the CA server's keys are found: {keys:?}"
+        );
+        for key in keys {
+            let pem = std::fs::read_to_string(&key).unwrap();
+            let der = ::pem::parse(&pem).unwrap();
+            assert_eq!(
+                der.contents().len(),
+                48,
+                "{}: PKCS#8 v1 (RFC 8410), 48 bytes",
+                key.display()
+            );
+            assert_eq!(der.contents()[4], 0x00, "{}: version 0 (v1)", key.display());
+            let out = std::process::Command::new("openssl")
+                .args(["pkey", "-noout", "-in"])
+                .arg(&key)
+                .output()
+                .expect("openssl is installed");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                key.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let svc = start_service(&server, &ca.crl_path()).await;
+        assert_eq!(
+            heartbeat(svc.addr, "hebei-node", &client).await.unwrap(),
+            "130100"
+        );
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_member_enrolled_at_the_ca_reaches_another_service_over_mutual_tls() {
         let ca = TestCa::start().await;

@@ -21,7 +21,7 @@ pub enum LedgerError {
     NoGenesis,
     #[error("the store was initialised from a different genesis configuration")]
     GenesisMismatch,
-    #[error("{0}; upgrade this binary")]
+    #[error("{0}")]
     Unsupported(String),
     #[error("the contract-executor failed: {0}")]
     Executor(String),
