@@ -8,6 +8,7 @@ use crate::rejection::Rejection;
 use crate::view::View;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::state::{Account, LineageRecord, Lot};
+use fiscus_proto::pb::types::OrgLevel;
 
 /// Consecutive same-level, same-class lots folded into one bundle (ADR 0004).
 pub const BUNDLE_FANOUT: usize = 16;
@@ -78,6 +79,36 @@ pub(crate) fn new_lot(
         window_start_ms,
         recovered: false,
     }
+}
+
+/// Where the art. 52 para. 3 window of central funds moving from a holder at
+/// `from_level` to one at `to_level` starts, for the new lot: 0 means "at the
+/// lot's own receipt" (funds the MOF sends down open their window where they
+/// land, and a county's funds need none: art. 52 ends there), otherwise the
+/// earliest window of the lots `taken`, so a city's onward allocation stays
+/// inside the province's window. Storing 0 rather than the receipt again
+/// keeps every lot a province holds a few bytes shorter.
+pub(crate) fn window_for(
+    central: bool,
+    from_level: OrgLevel,
+    to_level: OrgLevel,
+    taken: &[Lot],
+) -> i64 {
+    if !central
+        || from_level == OrgLevel::Central
+        || to_level != OrgLevel::Provincial && to_level != OrgLevel::Municipal
+    {
+        return 0;
+    }
+    taken
+        .iter()
+        .filter(|l| l.from_central)
+        .map(|l| match l.window_start_ms {
+            0 => l.received_at_ms,
+            w => w,
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 /// The earliest window among `lots` (0 when none has one).

@@ -23,35 +23,48 @@ pub fn malformed(reason: impl Into<String>) -> Rejection {
     Rejection::malformed(reason)
 }
 
+fn is_org_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_program_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn bad_org_code(code: &str, field: &str) -> Rejection {
+    malformed(format!("{field} {:?} is not six digits", truncated(code)))
+}
+
+fn bad_program_id(field: &str) -> Rejection {
+    malformed(format!(
+        "{field} must be 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ -"
+    ))
+}
+
 /// A GB/T 2260 code (six digits; supervisors have codes of their own).
 pub fn org_code(code: &str, field: &str) -> Result<(), Rejection> {
-    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+    if is_org_code(code) {
         Ok(())
     } else {
-        Err(malformed(format!(
-            "{field} {:?} is not six digits",
-            truncated(code)
-        )))
+        Err(bad_org_code(code, field))
     }
 }
 
 /// A program id: 1 to 64 letters, digits, '.', '_' or '-'.
 pub fn program_id(id: &str, field: &str) -> Result<(), Rejection> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if is_program_id(id) {
         Ok(())
     } else {
-        Err(malformed(format!(
-            "{field} must be 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ -"
-        )))
+        Err(bad_program_id(field))
     }
 }
 
-/// An account reference's org and program.
+/// An account reference's org and program. Runs for every transaction:
+/// messages (and their allocations) are built only on refusal.
 pub fn account_ref<'a>(
     r: &'a Option<AccountRef>,
     field: &str,
@@ -59,8 +72,12 @@ pub fn account_ref<'a>(
     let r = r
         .as_ref()
         .ok_or_else(|| malformed(format!("{field} is missing")))?;
-    org_code(&r.org_code, &format!("{field}.org_code"))?;
-    program_id(&r.program_id, &format!("{field}.program_id"))?;
+    if !is_org_code(&r.org_code) {
+        return Err(bad_org_code(&r.org_code, &format!("{field}.org_code")));
+    }
+    if !is_program_id(&r.program_id) {
+        return Err(bad_program_id(&format!("{field}.program_id")));
+    }
     Ok((&r.org_code, &r.program_id))
 }
 

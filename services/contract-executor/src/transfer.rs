@@ -8,7 +8,7 @@ use crate::calendar::{day_of, end_of_day_ms, fiscal_year_of};
 use crate::context::{Ctx, Declared};
 use crate::deadlines::{self, ProgramTerms};
 use crate::keys;
-use crate::lots::{self, Landing, add, earliest_window, new_lot};
+use crate::lots::{self, Landing, add, new_lot};
 use crate::rejection::Rejection;
 use crate::rules::{self, account_ref, tx_ref};
 use crate::view::View;
@@ -264,11 +264,8 @@ fn allocate(
     let central = is_central(ctx, &program);
     // Central funds' art. 52 para. 3 window opens when they first reach a
     // local level and stays open for the levels below.
-    let window = match (central, earliest_window(&taken)) {
-        (false, _) => 0,
-        (true, 0) => now,
-        (true, w) => w,
-    };
+    let to_level = rules::level(ctx.orgs, to_org)?;
+    let window = lots::window_for(central, level, to_level, &taken);
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.received_fen = add(to.received_fen, amount)?;
     let landing = Landing {
@@ -408,7 +405,8 @@ fn disburse(a: &DisburseArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), 
 fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Rejection> {
     let (org, prog) = account_ref(&a.from, "from")?;
     let to_org = a.to_org_code.as_str();
-    rules::recovery_target(ctx.orgs, org, to_org)?;
+    let to_level = rules::recovery_target(ctx.orgs, org, to_org)?;
+    let from_level = rules::level(ctx.orgs, org)?;
     let program = load_program(view, prog)?;
     rules::recovery_within_program(ctx.orgs, &program.owner_org, to_org)?;
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
@@ -418,13 +416,9 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
     from.recovered_out_fen = add(from.recovered_out_fen, amount)?;
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.recovered_in_fen = add(to.recovered_in_fen, amount)?;
-    let mut lot = new_lot(
-        &tx,
-        amount,
-        now,
-        is_central(ctx, &program),
-        earliest_window(&taken),
-    );
+    let central = is_central(ctx, &program);
+    let window = lots::window_for(central, from_level, to_level, &taken);
+    let mut lot = new_lot(&tx, amount, now, central, window);
     lot.recovered = true;
     let landing = Landing {
         tx,
@@ -501,12 +495,14 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
     from.allocated_out_fen = add(from.allocated_out_fen, amount)?;
     let (to_key, mut to) = account(view, to_org, tp)?;
     to.received_fen = add(to.received_fen, amount)?;
+    let central = is_central(ctx, &program);
+    let (from_level, to_level) = (rules::level(ctx.orgs, fo)?, rules::level(ctx.orgs, to_org)?);
     let lot = new_lot(
         &tx,
         amount,
         now,
-        is_central(ctx, &program),
-        earliest_window(&taken),
+        central,
+        lots::window_for(central, from_level, to_level, &taken),
     );
     let landing = Landing {
         tx,

@@ -736,7 +736,7 @@ async fn account(
     check_segment(&program, "program")?;
     api.require_read_org(&client, &org)?;
     let key = format!("acct/{org}/{program}");
-    let value = api.state(key.clone()).await?.ok_or_else(|| {
+    let value = api.state_at(key.as_bytes(), 0).await?.ok_or_else(|| {
         err(
             ErrorKind::NotFound,
             "api.not_found",
@@ -786,7 +786,7 @@ impl Api {
                 )
             })?,
         };
-        self.scan_page(prefix, self.page(q.limit), page_token)
+        self.scan_page(prefix, 0, self.page(q.limit), page_token)
             .await?
             .map_err(|s| {
                 if s.code() == tonic::Code::InvalidArgument {
@@ -801,11 +801,13 @@ impl Api {
             })
     }
 
-    /// One page of the ledger's `ScanState` under `prefix` at the head (or at
-    /// the height `page_token` pins). The outer error: the ledger is unreachable.
+    /// One page of the ledger's `ScanState` under `prefix` at `at_height` (0:
+    /// the head, or the height `page_token` pins). The outer error: the ledger
+    /// is unreachable.
     pub(crate) async fn scan_page(
         &self,
         prefix: Vec<u8>,
+        at_height: u64,
         limit: u32,
         page_token: Vec<u8>,
     ) -> Result<Result<fiscus_proto::pb::ledger::ScanStateResponse, tonic::Status>, ServiceError>
@@ -818,12 +820,53 @@ impl Api {
                 prefix,
                 start: Vec::new(),
                 end: Vec::new(),
-                at_height: 0,
+                at_height,
                 limit,
                 page_token,
             })
             .await
             .map(tonic::Response::into_inner))
+    }
+
+    /// Every entry under `prefix` at `at_height` (0: the head), page by page.
+    pub(crate) async fn scan_at(
+        &self,
+        prefix: &[u8],
+        at_height: u64,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ServiceError> {
+        let mut out = Vec::new();
+        let mut token = Vec::new();
+        loop {
+            let r = self
+                .scan_page(prefix.to_vec(), at_height, 1000, token)
+                .await?
+                .map_err(|s| from_status("scan", &s))?;
+            out.extend(r.entries.into_iter().map(|kv| (kv.key, kv.value)));
+            if r.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = r.next_page_token;
+        }
+    }
+
+    /// One state value at `at_height` (0: the head), if present.
+    pub(crate) async fn state_at(
+        &self,
+        key: &[u8],
+        at_height: u64,
+    ) -> Result<Option<Vec<u8>>, ServiceError> {
+        let r = self
+            .backend
+            .ledger()
+            .await?
+            .get_state(fiscus_proto::pb::ledger::GetStateRequest {
+                key: key.to_vec(),
+                at_height,
+            })
+            .await
+            .map_err(|s| from_status("state", &s))?
+            .into_inner();
+        Ok(r.found.then_some(r.value))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::ops::{Account, Operation, RecipientJson};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::hash::Hash32;
-use fiscus_proto::pb::ledger::{GetReceiptRequest, GetStateRequest};
+use fiscus_proto::pb::ledger::GetReceiptRequest;
 use fiscus_proto::pb::state::{
     Account as AccountState, AllocationRecord, LineageRecord, ProgramRecord,
 };
@@ -215,21 +215,6 @@ fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<TransferCall
 }
 
 impl Api {
-    pub(crate) async fn state(&self, key: String) -> Result<Option<Vec<u8>>, ServiceError> {
-        let r = self
-            .backend
-            .ledger()
-            .await?
-            .get_state(GetStateRequest {
-                key: key.into_bytes(),
-                at_height: 0,
-            })
-            .await
-            .map_err(|s| from_status("state", &s))?
-            .into_inner();
-        Ok(r.found.then_some(r.value))
-    }
-
     /// The block holding `tx` and its receipt status, if it was already
     /// ordered and committed here.
     async fn committed_in(&self, tx: &Hash32) -> Result<Option<(u64, String)>, ServiceError> {
@@ -336,7 +321,7 @@ async fn import(
     for (i, row) in rows.iter().enumerate() {
         if calls.contains_key(&(i + 1)) && !programs.contains_key(&row.program_id) {
             let program = api
-                .state(format!("prog/{}", row.program_id))
+                .state_at(format!("prog/{}", row.program_id).as_bytes(), 0)
                 .await?
                 .and_then(|v| ProgramRecord::decode(&v[..]).ok());
             programs.insert(row.program_id.clone(), program);
@@ -396,7 +381,7 @@ async fn import(
     }
     for ((org, program), amount) in &need {
         let balance = api
-            .state(format!("acct/{org}/{program}"))
+            .state_at(format!("acct/{org}/{program}").as_bytes(), 0)
             .await?
             .and_then(|v| AccountState::decode(&v[..]).ok())
             .map_or(0, |a| i128::from(a.balance_fen));
@@ -555,25 +540,6 @@ pub struct DisbursementExport {
     pub at_ms: i64,
 }
 
-impl Api {
-    /// Every entry under `prefix` at one height, page by page.
-    async fn scan_all(&self, prefix: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ServiceError> {
-        let mut out = Vec::new();
-        let mut token = Vec::new();
-        loop {
-            let r = self
-                .scan_page(prefix.as_bytes().to_vec(), 1000, token)
-                .await?
-                .map_err(|s| from_status("scan", &s))?;
-            out.extend(r.entries.into_iter().map(|kv| (kv.key, kv.value)));
-            if r.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            token = r.next_page_token;
-        }
-    }
-}
-
 fn render<T: Serialize>(rows: &[T], format: Format) -> Result<HttpResponse, ServiceError> {
     match format {
         Format::Json => Ok(HttpResponse::Ok().json(rows)),
@@ -612,7 +578,7 @@ async fn export_accounts(
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
     let rows: Vec<_> = api
-        .scan_all("acct/")
+        .scan_at(b"acct/", 0)
         .await?
         .into_iter()
         .filter_map(|(k, v)| crate::api::account_json(&k, &AccountState::decode(&v[..]).ok()?))
@@ -633,7 +599,7 @@ async fn export_allocations(
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
     let rows: Vec<_> = api
-        .scan_all("alloc/")
+        .scan_at(b"alloc/", 0)
         .await?
         .into_iter()
         .filter_map(|(k, v)| {
@@ -673,7 +639,7 @@ async fn export_disbursements(
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
     let rows: Vec<_> = api
-        .scan_all("lineage/")
+        .scan_at(b"lineage/", 0)
         .await?
         .into_iter()
         .filter_map(|(k, v)| {

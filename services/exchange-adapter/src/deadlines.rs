@@ -11,9 +11,7 @@ use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::calendar::{day_of, format_date};
 use fiscus_contract_executor::deadlines::overdue_in_account;
 use fiscus_contract_executor::{Calendar, Orgs, keys};
-use fiscus_proto::pb::ledger::{
-    ChainInfoRequest, GetBlockRequest, GetStateRequest, ScanStateRequest,
-};
+use fiscus_proto::pb::ledger::{ChainInfoRequest, GetBlockRequest};
 use fiscus_proto::pb::state::{Account, ProgramRecord};
 use fiscus_proto::pb::types::{BlockHeader, ConsortiumConfig};
 use prost::Message;
@@ -53,54 +51,6 @@ pub struct OverdueJson {
     pub as_of_ms: i64,
     pub as_of_date: String,
     pub items: Vec<OverdueItem>,
-}
-
-impl Api {
-    async fn state_at(&self, key: &[u8], height: u64) -> Result<Option<Vec<u8>>, ServiceError> {
-        let r = self
-            .backend
-            .ledger()
-            .await?
-            .get_state(GetStateRequest {
-                key: key.to_vec(),
-                at_height: height,
-            })
-            .await
-            .map_err(|s| from_status("state", &s))?
-            .into_inner();
-        Ok(r.found.then_some(r.value))
-    }
-
-    async fn scan_at(
-        &self,
-        prefix: &[u8],
-        height: u64,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ServiceError> {
-        let mut out = Vec::new();
-        let mut page_token = Vec::new();
-        loop {
-            let r = self
-                .backend
-                .ledger()
-                .await?
-                .scan_state(ScanStateRequest {
-                    prefix: prefix.to_vec(),
-                    start: Vec::new(),
-                    end: Vec::new(),
-                    at_height: height,
-                    limit: 1000,
-                    page_token,
-                })
-                .await
-                .map_err(|s| from_status("scan", &s))?
-                .into_inner();
-            out.extend(r.entries.into_iter().map(|kv| (kv.key, kv.value)));
-            if r.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            page_token = r.next_page_token;
-        }
-    }
 }
 
 fn corrupt(what: &str) -> ServiceError {
