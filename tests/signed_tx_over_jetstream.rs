@@ -32,7 +32,7 @@ fn disburse(nonce: u64, amount_fen: i64) -> TxPayload {
                 }),
                 recipient: Some(Recipient {
                     id: Some(recipient::Id::UnifiedSocialCreditCode(
-                        "12130102MB1234567X".into(),
+                        "12130102MB1234562B".into(),
                     )),
                     name: "长安区第一小学".into(),
                 }),
