@@ -134,11 +134,7 @@ pub fn deadline(
             days(30, 90),
         ),
         OrgLevel::Provincial | OrgLevel::Municipal if lot.from_central => {
-            let start = day_of(if lot.window_start_ms > 0 {
-                lot.window_start_ms
-            } else {
-                lot.received_at_ms
-            });
+            let start = crate::lots::window_day(lot);
             Deadline {
                 rule: "art52.3",
                 basis: "receipt",

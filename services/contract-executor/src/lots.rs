@@ -60,14 +60,14 @@ pub(crate) fn take(acct: &mut Account, amount: i64) -> Result<Vec<Lot>, Rejectio
     Ok(taken)
 }
 
-/// A lot created by transaction `tx`, arriving now. `window_start_ms` is the
-/// art. 52 para. 3 window of central funds (0 for local programs).
+/// A lot created by transaction `tx`, arriving now. `window_lag_days` places
+/// the art. 52 para. 3 window of central funds (see [`window_lag`]).
 pub(crate) fn new_lot(
     tx: &TxId,
     amount: i64,
     now: i64,
     from_central: bool,
-    window_start_ms: i64,
+    window_lag_days: u32,
 ) -> Lot {
     Lot {
         source_tx_id: tx.to_vec(),
@@ -76,24 +76,29 @@ pub(crate) fn new_lot(
         acknowledged_at_ms: 0,
         from_central,
         level: 0,
-        window_start_ms,
+        window_lag_days,
         recovered: false,
     }
 }
 
-/// Where the art. 52 para. 3 window of central funds moving from a holder at
-/// `from_level` to one at `to_level` starts, for the new lot: 0 means "at the
-/// lot's own receipt" (funds the MOF sends down open their window where they
-/// land, and a county's funds need none: art. 52 ends there), otherwise the
-/// earliest window of the lots `taken`, so a city's onward allocation stays
-/// inside the province's window. Storing 0 rather than the receipt again
-/// keeps every lot a province holds a few bytes shorter.
-pub(crate) fn window_for(
+/// The CST day a lot's art. 52 para. 3 window opened.
+pub fn window_day(l: &Lot) -> i64 {
+    day_of(l.received_at_ms) - i64::from(l.window_lag_days)
+}
+
+/// The window of central funds moving from a holder at `from_level` to one at
+/// `to_level`, arriving `now`, as the new lot's lag in days: 0 where the
+/// window opens on this receipt (funds the MOF sends down) or none is needed
+/// (a county's: art. 52 ends there); otherwise the days back to the earliest
+/// window of the lots `taken`, so a city's onward allocation stays inside the
+/// province's window.
+pub(crate) fn window_lag(
     central: bool,
     from_level: OrgLevel,
     to_level: OrgLevel,
     taken: &[Lot],
-) -> i64 {
+    now: i64,
+) -> u32 {
     if !central
         || from_level == OrgLevel::Central
         || to_level != OrgLevel::Provincial && to_level != OrgLevel::Municipal
@@ -103,31 +108,19 @@ pub(crate) fn window_for(
     taken
         .iter()
         .filter(|l| l.from_central)
-        .map(|l| match l.window_start_ms {
-            0 => l.received_at_ms,
-            w => w,
-        })
+        .map(window_day)
         .min()
-        .unwrap_or(0)
-}
-
-/// The earliest window among `lots` (0 when none has one).
-pub(crate) fn earliest_window(lots: &[Lot]) -> i64 {
-    lots.iter()
-        .map(|l| l.window_start_ms)
-        .filter(|w| *w > 0)
-        .min()
-        .unwrap_or(0)
+        .map_or(0, |w| u32::try_from(day_of(now) - w).unwrap_or(0))
 }
 
 /// Lots may share a bundle only if every Budget Law clock reads them alike:
 /// the same arrival day, the same art. 52 para. 3 window day, the same origin.
 /// (Acknowledgement moves no clock in transfer v2, so unacknowledged lots
 /// bundle like any other.)
-fn lot_class(l: &Lot) -> (i64, i64, bool, bool) {
+fn lot_class(l: &Lot) -> (i64, u32, bool, bool) {
     (
         day_of(l.received_at_ms),
-        day_of(l.window_start_ms),
+        l.window_lag_days,
         l.from_central,
         l.recovered,
     )
@@ -183,7 +176,8 @@ pub(crate) fn credit(
             acknowledged_at_ms: 0,
             from_central: parts[0].from_central,
             level: level + 1,
-            window_start_ms: earliest_window(&parts),
+            // Same receipt day and lag in one class: the same window day.
+            window_lag_days: parts[0].window_lag_days,
             recovered: parts[0].recovered,
         };
         view.put(

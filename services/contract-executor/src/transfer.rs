@@ -265,7 +265,7 @@ fn allocate(
     // Central funds' art. 52 para. 3 window opens when they first reach a
     // local level and stays open for the levels below.
     let to_level = rules::level(ctx.orgs, to_org)?;
-    let window = lots::window_for(central, level, to_level, &taken);
+    let window = lots::window_lag(central, level, to_level, &taken, now);
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.received_fen = add(to.received_fen, amount)?;
     let landing = Landing {
@@ -417,7 +417,7 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.recovered_in_fen = add(to.recovered_in_fen, amount)?;
     let central = is_central(ctx, &program);
-    let window = lots::window_for(central, from_level, to_level, &taken);
+    let window = lots::window_lag(central, from_level, to_level, &taken, now);
     let mut lot = new_lot(&tx, amount, now, central, window);
     lot.recovered = true;
     let landing = Landing {
@@ -502,7 +502,7 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
         amount,
         now,
         central,
-        lots::window_for(central, from_level, to_level, &taken),
+        lots::window_lag(central, from_level, to_level, &taken, now),
     );
     let landing = Landing {
         tx,

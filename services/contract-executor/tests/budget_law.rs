@@ -747,7 +747,7 @@ proptest! {
         });
         let lot = fiscus_proto::pb::state::Lot {
             received_at_ms: start_of_day_ms(base + received) + 5,
-            window_start_ms: if level == OrgLevel::Central { 0 } else { start_of_day_ms(base + window.min(received)) },
+            window_lag_days: if level == OrgLevel::Central { 0 } else { u32::try_from(received - window.min(received)).unwrap() },
             from_central: true,
             amount_fen: 1,
             ..Default::default()
