@@ -405,16 +405,21 @@ pub fn moves_money(orgs: &Orgs, org: &str) -> Result<OrgLevel, Rejection> {
 }
 
 /// Where an allocation from `from` may go: a child, or for direct funds
-/// (直达资金) any descendant; never a supervisor.
-pub fn allocation_target(orgs: &Orgs, from: &str, to: &str, direct: bool) -> Result<(), Rejection> {
-    moves_money(orgs, to)?;
+/// (直达资金) any descendant; never a supervisor. Returns the receiver's level.
+pub fn allocation_target(
+    orgs: &Orgs,
+    from: &str,
+    to: &str,
+    direct: bool,
+) -> Result<OrgLevel, Rejection> {
+    let level = moves_money(orgs, to)?;
     let allowed = if direct {
         orgs.is_descendant(from, to)
     } else {
         orgs.parent(to) == Some(from)
     };
     if allowed {
-        return Ok(());
+        return Ok(level);
     }
     Err(Rejection::new(
         TxStatus::InvalidArgument,

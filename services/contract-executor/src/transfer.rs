@@ -252,7 +252,7 @@ fn allocate(
     let level = rules::moves_money(ctx.orgs, org)?;
     let program = load_program(view, prog)?;
     let direct = program.program.as_ref().is_some_and(|p| p.direct);
-    rules::allocation_target(ctx.orgs, org, to_org, direct)?;
+    let to_level = rules::allocation_target(ctx.orgs, org, to_org, direct)?;
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     let (from_key, mut from) = account(view, org, prog)?;
     require_unfrozen(&from, org, prog)?;
@@ -264,7 +264,6 @@ fn allocate(
     let central = is_central(ctx, &program);
     // Central funds' art. 52 para. 3 window opens when they first reach a
     // local level and stays open for the levels below.
-    let to_level = rules::level(ctx.orgs, to_org)?;
     let window = lots::window_lag(central, level, to_level, &taken, now);
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.received_fen = add(to.received_fen, amount)?;
