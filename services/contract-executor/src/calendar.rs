@@ -38,6 +38,12 @@ pub fn start_of_day_ms(day: Day) -> i64 {
     day * DAY_MS - CST_OFFSET_MS
 }
 
+/// A day as stored in a record (`int32`): block times are bounded far
+/// inside ±5.8 million years, so this never saturates in practice.
+pub fn day_number(day: Day) -> i32 {
+    i32::try_from(day).unwrap_or(if day < 0 { i32::MIN } else { i32::MAX })
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> Day {
     let y = if m <= 2 { y - 1 } else { y };

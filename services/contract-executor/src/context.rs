@@ -25,14 +25,17 @@ pub struct Declared {
 }
 
 impl Declared {
+    #[inline]
     pub(crate) fn read(mut self, k: Vec<u8>) -> Self {
         self.reads.insert(k);
         self
     }
+    #[inline]
     pub(crate) fn write(mut self, k: Vec<u8>) -> Self {
         self.writes.insert(k);
         self
     }
+    #[inline]
     pub(crate) fn fresh(mut self, k: Vec<u8>) -> Self {
         self.fresh.insert(k);
         self

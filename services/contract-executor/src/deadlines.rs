@@ -6,17 +6,19 @@
 
 use crate::calendar::{Calendar, Day, day_of, end_of_day_ms, start_of_day_ms};
 use crate::orgs::Orgs;
-use fiscus_proto::pb::state::{Account, Lot, ProgramRecord};
+use fiscus_proto::pb::state::{
+    Account, AllocationRecord, ClockBasis, DeadlineRule, Lot, ProgramRecord,
+};
 use fiscus_proto::pb::transfer::ProgramKind;
 use fiscus_proto::pb::types::OrgLevel;
 
 /// Who sets the deadline and from what it is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
-    /// e.g. "art52.2.special" (see the README's table).
-    pub rule: &'static str,
-    /// "approval", "receipt" or "appropriation" (no approval on chain yet).
-    pub basis: &'static str,
+    /// e.g. art52.2.special (see the README's table and [`rule_name`]).
+    pub rule: DeadlineRule,
+    /// An approval, a receipt, or the appropriation (no approval on chain yet).
+    pub basis: ClockBasis,
     /// The day the period counts from.
     pub start: Day,
     /// The period's last day; None where no deadline applies.
@@ -24,10 +26,10 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    fn none(rule: &'static str, start: Day) -> Self {
+    fn none(rule: DeadlineRule, start: Day) -> Self {
         Self {
             rule,
-            basis: "",
+            basis: ClockBasis::None,
             start,
             due: None,
         }
@@ -49,10 +51,54 @@ impl Deadline {
     }
 }
 
+/// The short code reports and the README use for a rule, e.g. `art52.3`;
+/// empty for none.
+pub fn rule_name(rule: DeadlineRule) -> &'static str {
+    match rule {
+        DeadlineRule::None => "",
+        DeadlineRule::Art522General => "art52.2.general",
+        DeadlineRule::Art522Special => "art52.2.special",
+        DeadlineRule::Art523 => "art52.3",
+        DeadlineRule::Art524General => "art52.4.general",
+        DeadlineRule::Art524Special => "art52.4.special",
+        DeadlineRule::Art525Emergency => "art52.5.emergency",
+        DeadlineRule::Art525Settlement => "art52.5.settlement",
+        DeadlineRule::PolicyLocalOnward => "policy.local_onward",
+        DeadlineRule::Recovered => "recovered",
+    }
+}
+
+/// `approval`, `receipt` or `appropriation`; empty for none.
+pub fn basis_name(basis: ClockBasis) -> &'static str {
+    match basis {
+        ClockBasis::None => "",
+        ClockBasis::Approval => "approval",
+        ClockBasis::Receipt => "receipt",
+        ClockBasis::Appropriation => "appropriation",
+    }
+}
+
+/// An allocation record's deadline as stored: the rule's and the basis's
+/// short codes, and the calendar days (CST) from the clock's start day to
+/// the allocation's day (0 where no rule applied).
+pub fn recorded(rec: &AllocationRecord) -> (&'static str, &'static str, u32) {
+    let rule = DeadlineRule::try_from(rec.rule).unwrap_or(DeadlineRule::None);
+    let basis = ClockBasis::try_from(rec.clock_basis).unwrap_or(ClockBasis::None);
+    let days = if rule == DeadlineRule::None {
+        0
+    } else {
+        u32::try_from(day_of(rec.allocated_at_ms) - Day::from(rec.clock_start_day)).unwrap_or(0)
+    };
+    (rule_name(rule), basis_name(basis), days)
+}
+
 /// What about a program the deadline depends on.
 #[derive(Debug, Clone, Copy)]
 pub struct ProgramTerms<'a> {
     pub owner: &'a str,
+    /// A central program (the MOF owns it): its funds are central funds at
+    /// every level (art. 52 paras. 2 and 3).
+    pub central: bool,
     pub special: bool,
     pub emergency: bool,
     pub settlement: bool,
@@ -60,10 +106,11 @@ pub struct ProgramTerms<'a> {
 }
 
 impl<'a> ProgramTerms<'a> {
-    pub fn of(p: &'a ProgramRecord) -> Self {
+    pub fn of(p: &'a ProgramRecord, orgs: &Orgs) -> Self {
         let prog = p.program.as_ref();
         Self {
             owner: &p.owner_org,
+            central: orgs.level(&p.owner_org) == Some(OrgLevel::Central),
             special: prog.is_some_and(|p| p.kind == ProgramKind::Special as i32),
             emergency: prog.is_some_and(|p| p.emergency),
             settlement: prog.is_some_and(|p| p.settlement),
@@ -97,24 +144,24 @@ pub fn deadline(
 ) -> Deadline {
     let received = day_of(lot.received_at_ms);
     if lot.recovered {
-        return Deadline::none("recovered", received);
+        return Deadline::none(DeadlineRule::Recovered, received);
     }
     if terms.settlement {
-        return Deadline::none("art52.5.settlement", received);
+        return Deadline::none(DeadlineRule::Art525Settlement, received);
     }
     if terms.emergency {
         return Deadline {
-            rule: "art52.5.emergency",
-            basis: "receipt",
+            rule: DeadlineRule::Art525Emergency,
+            basis: ClockBasis::Receipt,
             start: received,
             due: Some(cal.period_end(received, cal.emergency_days)),
         };
     }
     let days = |general: u32, special: u32| if terms.special { special } else { general };
-    let from_approval = |rule: &'static str, org: &str, n: u32| {
+    let from_approval = |rule: DeadlineRule, org: &str, n: u32| {
         let (basis, start) = match cal.approval(terms.fiscal_year, org) {
-            Some(day) => ("approval", day),
-            None => ("appropriation", received),
+            Some(day) => (ClockBasis::Approval, day),
+            None => (ClockBasis::Appropriation, received),
         };
         Deadline {
             rule,
@@ -126,42 +173,44 @@ pub fn deadline(
     match level {
         OrgLevel::Central => from_approval(
             if terms.special {
-                "art52.2.special"
+                DeadlineRule::Art522Special
             } else {
-                "art52.2.general"
+                DeadlineRule::Art522General
             },
             holder,
             days(30, 90),
         ),
-        OrgLevel::Provincial | OrgLevel::Municipal if lot.from_central => {
+        OrgLevel::Provincial | OrgLevel::Municipal if terms.central => {
             let start = crate::lots::window_day(lot);
             Deadline {
-                rule: "art52.3",
-                basis: "receipt",
+                rule: DeadlineRule::Art523,
+                basis: ClockBasis::Receipt,
                 start,
                 due: Some(cal.period_end(start, 30)),
             }
         }
         // Central funds have reached the county level: art. 52 ends there.
-        OrgLevel::County if lot.from_central => Deadline::none("", received),
+        OrgLevel::County if terms.central => Deadline::none(DeadlineRule::None, received),
         OrgLevel::Provincial | OrgLevel::Municipal | OrgLevel::County if terms.owner == holder => {
             from_approval(
                 if terms.special {
-                    "art52.4.special"
+                    DeadlineRule::Art524Special
                 } else {
-                    "art52.4.general"
+                    DeadlineRule::Art524General
                 },
                 holder,
                 days(30, 60),
             )
         }
         OrgLevel::Provincial | OrgLevel::Municipal | OrgLevel::County => Deadline {
-            rule: "policy.local_onward",
-            basis: "receipt",
+            rule: DeadlineRule::PolicyLocalOnward,
+            basis: ClockBasis::Receipt,
             start: received,
             due: Some(cal.period_end(received, days(30, 60))),
         },
-        OrgLevel::Supervisor | OrgLevel::Unspecified => Deadline::none("", received),
+        OrgLevel::Supervisor | OrgLevel::Unspecified => {
+            Deadline::none(DeadlineRule::None, received)
+        }
     }
 }
 
@@ -216,7 +265,7 @@ pub fn overdue_in_account(
     if !orgs.has_children(org) {
         return Vec::new();
     }
-    let terms = ProgramTerms::of(program);
+    let terms = ProgramTerms::of(program, orgs);
     let today = day_of(as_of_ms);
     account
         .lots

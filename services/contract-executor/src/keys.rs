@@ -3,12 +3,19 @@
 
 use fiscus_proto::hash::TxId;
 
+// Keys are built by concatenation, not `format!`: several per transaction.
 pub fn account(org: &str, program: &str) -> Vec<u8> {
-    format!("acct/{org}/{program}").into_bytes()
+    [
+        b"acct/".as_slice(),
+        org.as_bytes(),
+        b"/",
+        program.as_bytes(),
+    ]
+    .concat()
 }
 
 pub fn program(id: &str) -> Vec<u8> {
-    format!("prog/{id}").into_bytes()
+    [b"prog/".as_slice(), id.as_bytes()].concat()
 }
 
 pub fn allocation(tx: &TxId) -> Vec<u8> {

@@ -61,23 +61,16 @@ pub(crate) fn take(acct: &mut Account, amount: i64) -> Result<Vec<Lot>, Rejectio
 }
 
 /// A lot created by transaction `tx`, arriving now. `window_lag_days` places
-/// the art. 52 para. 3 window of central funds (see [`window_lag`]).
-pub(crate) fn new_lot(
-    tx: &TxId,
-    amount: i64,
-    now: i64,
-    from_central: bool,
-    window_lag_days: u32,
-) -> Lot {
+/// the art. 52 para. 3 window of central funds (see [`window_lag`]). Whether
+/// the funds are central is the program's (every lot of an account belongs to
+/// its one program), so lots do not repeat it.
+pub(crate) fn new_lot(tx: &TxId, amount: i64, now: i64, window_lag_days: u32) -> Lot {
     Lot {
         source_tx_id: tx.to_vec(),
         amount_fen: amount,
         received_at_ms: now,
-        acknowledged_at_ms: 0,
-        from_central,
-        level: 0,
         window_lag_days,
-        recovered: false,
+        ..Lot::default()
     }
 }
 
@@ -107,23 +100,17 @@ pub(crate) fn window_lag(
     }
     taken
         .iter()
-        .filter(|l| l.from_central)
         .map(window_day)
         .min()
         .map_or(0, |w| u32::try_from(day_of(now) - w).unwrap_or(0))
 }
 
 /// Lots may share a bundle only if every Budget Law clock reads them alike:
-/// the same arrival day, the same art. 52 para. 3 window day, the same origin.
-/// (Acknowledgement moves no clock in transfer v2, so unacknowledged lots
-/// bundle like any other.)
-fn lot_class(l: &Lot) -> (i64, u32, bool, bool) {
-    (
-        day_of(l.received_at_ms),
-        l.window_lag_days,
-        l.from_central,
-        l.recovered,
-    )
+/// the same arrival day, the same art. 52 para. 3 window day, the same way in
+/// (recovered or not). (Acknowledgement moves no clock in transfer v2, so
+/// unacknowledged lots bundle like any other.)
+fn lot_class(l: &Lot) -> (i64, u32, bool) {
+    (day_of(l.received_at_ms), l.window_lag_days, l.recovered)
 }
 
 /// Where a credit lands, for the bundle records it may write.
@@ -174,7 +161,7 @@ pub(crate) fn credit(
                 .min()
                 .unwrap_or(at.now),
             acknowledged_at_ms: 0,
-            from_central: parts[0].from_central,
+            from_central: false,
             level: level + 1,
             // Same receipt day and lag in one class: the same window day.
             window_lag_days: parts[0].window_lag_days,

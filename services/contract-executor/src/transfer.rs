@@ -4,7 +4,7 @@
 //! [`crate::deadlines`], lots and bundles in [`crate::lots`]. Each method
 //! below is one function.
 
-use crate::calendar::{day_of, end_of_day_ms, fiscal_year_of};
+use crate::calendar::{Day, day_number, day_of, end_of_day_ms, fiscal_year_of};
 use crate::context::{Ctx, Declared};
 use crate::deadlines::{self, ProgramTerms};
 use crate::keys;
@@ -184,7 +184,6 @@ impl Flow<'_> {
 /// creates a program by its first appropriation owns it.
 fn appropriate(a: &AppropriateArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Rejection> {
     let (org, prog) = account_ref(&a.account, "account")?;
-    let level = rules::level(ctx.orgs, org)?;
     match (view.get::<ProgramRecord>(&keys::program(prog))?, &a.program) {
         (Some(existing), given) => {
             if given.is_some() && existing.program.as_ref() != given.as_ref() {
@@ -223,7 +222,7 @@ fn appropriate(a: &AppropriateArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Resul
     let (key, mut acct) = account(view, org, prog)?;
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     acct.appropriated_fen = add(acct.appropriated_fen, amount)?;
-    let lot = new_lot(&tx, amount, now, level == OrgLevel::Central, 0);
+    let lot = new_lot(&tx, amount, now, 0);
     lots::credit(&mut acct, lot, &Landing { tx, org, prog, now }, view)?;
     view.put(&key, &acct)?;
     view.put(
@@ -249,16 +248,23 @@ fn allocate(
 ) -> Result<(), Rejection> {
     let (org, prog) = account_ref(&a.from, "from")?;
     let to_org = a.to_org_code.as_str();
-    let level = rules::moves_money(ctx.orgs, org)?;
+    // `rules::check_call` established that both orgs move money and that the
+    // receiver lies below the payer; a child is required unless the program
+    // is direct funds (直达资金), which only the program record says.
+    let level = rules::level(ctx.orgs, org)?;
     let program = load_program(view, prog)?;
     let direct = program.program.as_ref().is_some_and(|p| p.direct);
-    let to_level = rules::allocation_target(ctx.orgs, org, to_org, direct)?;
+    let to_level = if direct {
+        rules::level(ctx.orgs, to_org)?
+    } else {
+        rules::allocation_target(ctx.orgs, org, to_org, false)?
+    };
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     let (from_key, mut from) = account(view, org, prog)?;
     require_unfrozen(&from, org, prog)?;
     let taken = lots::take(&mut from, amount)?;
     from.allocated_out_fen = add(from.allocated_out_fen, amount)?;
-    let terms = ProgramTerms::of(&program);
+    let terms = ProgramTerms::of(&program, ctx.orgs);
     let deadline = deadlines::strictest(&taken, org, level, &terms, ctx.calendar);
     let late = deadline.is_some_and(|d| d.is_late_at(now));
     let central = is_central(ctx, &program);
@@ -273,12 +279,7 @@ fn allocate(
         prog,
         now,
     };
-    lots::credit(
-        &mut to,
-        new_lot(&tx, amount, now, central, window),
-        &landing,
-        view,
-    )?;
+    lots::credit(&mut to, new_lot(&tx, amount, now, window), &landing, view)?;
     view.put(&from_key, &from)?;
     view.put(&to_key, &to)?;
     let ack_due = ctx
@@ -297,13 +298,10 @@ fn allocate(
             acknowledged: false,
             acknowledged_at_ms: 0,
             document: a.document.clone(),
-            rule: deadline.map(|d| d.rule).unwrap_or("").to_owned(),
-            clock_start_ms: deadline.map(|d| d.start_ms()).unwrap_or(0),
-            clock_basis: deadline.map(|d| d.basis).unwrap_or("").to_owned(),
-            days_taken: deadline
-                .map(|d| u32::try_from(day_of(now) - d.start).unwrap_or(0))
-                .unwrap_or(0),
-            acknowledge_due_at_ms: end_of_day_ms(ack_due),
+            rule: deadline.map_or(0, |d| d.rule as i32),
+            clock_basis: deadline.map_or(0, |d| d.basis as i32),
+            clock_start_day: deadline.map_or(0, |d| day_number(d.start)),
+            acknowledge_due_day: day_number(ack_due),
             acknowledged_late: false,
         },
     )?;
@@ -359,11 +357,14 @@ fn acknowledge(
     }
     rec.acknowledged = true;
     rec.acknowledged_at_ms = ctx.now_ms;
-    rec.acknowledged_late = rec.acknowledge_due_at_ms > 0 && ctx.now_ms > rec.acknowledge_due_at_ms;
+    rec.acknowledged_late =
+        rec.acknowledge_due_day > 0 && day_of(ctx.now_ms) > Day::from(rec.acknowledge_due_day);
     if rec.acknowledged_late {
         events.push(ContractEvent {
             name: "deadline.acknowledged_late".into(),
-            data: rec.acknowledge_due_at_ms.to_be_bytes().to_vec(),
+            data: end_of_day_ms(Day::from(rec.acknowledge_due_day))
+                .to_be_bytes()
+                .to_vec(),
         });
     }
     view.put(&key, &rec)
@@ -417,7 +418,7 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
     to.recovered_in_fen = add(to.recovered_in_fen, amount)?;
     let central = is_central(ctx, &program);
     let window = lots::window_lag(central, from_level, to_level, &taken, now);
-    let mut lot = new_lot(&tx, amount, now, central, window);
+    let mut lot = new_lot(&tx, amount, now, window);
     lot.recovered = true;
     let landing = Landing {
         tx,
@@ -500,7 +501,6 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
         &tx,
         amount,
         now,
-        central,
         lots::window_lag(central, from_level, to_level, &taken, now),
     );
     let landing = Landing {

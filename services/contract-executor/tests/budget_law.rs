@@ -6,7 +6,7 @@
 
 use fiscus_contract_executor::calendar::{end_of_day_ms, parse_date, start_of_day_ms};
 use fiscus_contract_executor::deadlines::{self, ProgramTerms};
-use fiscus_contract_executor::{Calendar, Call, TxCtx, keys, rules};
+use fiscus_contract_executor::{Calendar, Call, Orgs, TxCtx, keys, rules};
 use fiscus_proto::hash::sha256;
 use fiscus_proto::pb::state::{AllocationRecord, LineageRecord, ProgramRecord};
 use fiscus_proto::pb::transfer::{
@@ -516,16 +516,16 @@ fn a_fiscal_year_with_hand_computed_deadlines_across_a_weekend_and_the_national_
     let gen_on_time = ok(c.one("000000", allocate("000000", "130000", "gen", 3000)));
     let r = record(&c, &gen_on_time);
     assert_eq!(
-        (r.rule.as_str(), r.clock_basis.as_str()),
+        (rule_of(&r).0, rule_of(&r).1),
         ("art52.2.general", "approval")
     );
     assert_eq!(
-        r.clock_start_ms,
+        start_of_day_ms(r.clock_start_day.into()),
         start_of_day_ms(parse_date("2026-09-01").unwrap())
     );
     assert_eq!(r.due_at_ms, end("2026-10-08"));
     assert!(!r.late, "the holiday moved the last day to 10-08");
-    assert_eq!(r.days_taken, 37);
+    assert_eq!(rule_of(&r).2, 37);
 
     c.now = noon("2026-10-09");
     let gen_late = ok(c.one("000000", allocate("000000", "130000", "gen", 3000)));
@@ -538,7 +538,7 @@ fn a_fiscal_year_with_hand_computed_deadlines_across_a_weekend_and_the_national_
     let sp = ok(c.one("000000", allocate("000000", "130000", "sp", 1000)));
     let r = record(&c, &sp);
     assert_eq!(
-        (r.rule.as_str(), r.due_at_ms, r.late),
+        (rule_of(&r).0, r.due_at_ms, r.late),
         ("art52.2.special", end("2026-11-30"), false)
     );
 
@@ -547,8 +547,8 @@ fn a_fiscal_year_with_hand_computed_deadlines_across_a_weekend_and_the_national_
     c.now = noon("2026-11-09");
     let prov = ok(c.one("130000", allocate("130000", "130100", "gen", 2000)));
     let r = record(&c, &prov);
-    assert_eq!(r.rule, "art52.3");
-    assert_eq!(r.clock_basis, "receipt");
+    assert_eq!(rule_of(&r).0, "art52.3");
+    assert_eq!(rule_of(&r).1, "receipt");
     assert_eq!(
         r.due_at_ms,
         end("2026-11-09"),
@@ -560,10 +560,7 @@ fn a_fiscal_year_with_hand_computed_deadlines_across_a_weekend_and_the_national_
     c.now = noon("2026-11-10");
     let city = ok(c.one("130100", allocate("130100", "130102", "gen", 500)));
     let r = record(&c, &city);
-    assert_eq!(
-        (r.rule.as_str(), r.due_at_ms),
-        ("art52.3", end("2026-11-09"))
-    );
+    assert_eq!((rule_of(&r).0, r.due_at_ms), ("art52.3", end("2026-11-09")));
     assert!(
         r.late,
         "the city passed it on after the province's 30 days ended"
@@ -614,7 +611,7 @@ fn a_local_program_counts_from_its_own_congress_approval() {
     let r = record(&c, &a);
     // 01-20 + 60 days = Saturday 03-21 → Monday 03-23.
     assert_eq!(
-        (r.rule.as_str(), r.clock_basis.as_str()),
+        (rule_of(&r).0, rule_of(&r).1),
         ("art52.4.special", "approval")
     );
     assert_eq!(r.due_at_ms, end("2026-03-23"));
@@ -640,8 +637,8 @@ fn emergency_transfers_are_judged_against_the_policy_threshold_from_receipt() {
     c.now = noon("2026-07-15");
     let a = ok(c.one("000000", allocate("000000", "130000", "flood", 100)));
     let r = record(&c, &a);
-    assert_eq!(r.rule, "art52.5.emergency");
-    assert_eq!(r.days_taken, 14);
+    assert_eq!(rule_of(&r).0, "art52.5.emergency");
+    assert_eq!(rule_of(&r).2, 14);
     assert!(
         r.late,
         "14 days is past the default 10-day threshold (07-11, a Saturday → 07-13)"
@@ -668,7 +665,7 @@ fn settlement_programs_may_be_issued_in_instalments_without_a_deadline() {
     let a = ok(c.one("000000", allocate("000000", "130000", "settle", 100)));
     let r = record(&c, &a);
     assert_eq!(
-        (r.rule.as_str(), r.due_at_ms, r.late),
+        (rule_of(&r).0, r.due_at_ms, r.late),
         ("art52.5.settlement", 0, false)
     );
 }
@@ -748,7 +745,6 @@ proptest! {
         let lot = fiscus_proto::pb::state::Lot {
             received_at_ms: start_of_day_ms(base + received) + 5,
             window_lag_days: if level == OrgLevel::Central { 0 } else { u32::try_from(received - window.min(received)).unwrap() },
-            from_central: true,
             amount_fen: 1,
             ..Default::default()
         };
@@ -757,7 +753,7 @@ proptest! {
             program: Some(Program { kind: if special { ProgramKind::Special } else { ProgramKind::General } as i32, fiscal_year: 2026, ..Default::default() }),
             owner_org: "000000".into(),
         };
-        let terms = ProgramTerms::of(&rec);
+        let terms = ProgramTerms::of(&rec, &Orgs::default().with("000000", OrgLevel::Central, ""));
         let a = deadlines::deadline(&lot, holder, level, &terms, &with_holidays);
         let b = deadlines::deadline(&lot.clone(), holder, level, &terms, &with_holidays.clone());
         prop_assert_eq!(a, b);

@@ -134,12 +134,12 @@ fn late_allocations_are_recorded_but_not_blocked() {
     // T0 is Monday 2026-09-21 (CST); +90 days is Sunday 2026-12-20 → Monday.
     assert!(!r1.late && r1.due_at_ms == end(91), "{r1:?}");
     assert_eq!(
-        (r1.rule.as_str(), r1.clock_basis.as_str()),
+        (rule_of(&r1).0, rule_of(&r1).1),
         ("art52.2.special", "appropriation")
     );
     // +30 days is Wednesday 2026-10-21, a working day.
     assert!(r2.late && r2.due_at_ms == end(30), "{r2:?}");
-    assert_eq!(r2.days_taken, 45);
+    assert_eq!(rule_of(&r2).2, 45);
     assert_eq!(c.account("130000", "gen").balance_fen, 100);
     // The province's 30 days run from receipt, whenever it acknowledges.
     c.now += 20 * DAY_MS;
@@ -161,7 +161,7 @@ fn late_allocations_are_recorded_but_not_blocked() {
     let r3: AllocationRecord = c.get(keys::allocation(&onward)).unwrap();
     // Received on day 45 (Thursday 2026-11-05); +30 = Saturday 12-05 → Monday 12-07.
     assert!(r3.late && r3.due_at_ms == end(45 + 32), "{r3:?}");
-    assert_eq!(r3.rule, "art52.3");
+    assert_eq!(rule_of(&r3).0, "art52.3");
 }
 
 #[test]

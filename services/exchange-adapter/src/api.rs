@@ -14,8 +14,8 @@ use fiscus_proto::DecodeLimits;
 use fiscus_proto::envelope::{CheckedTx, seal};
 use fiscus_proto::hash::{Hash32, sha256};
 use fiscus_proto::pb::ledger::{
-    ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetReceiptRequest, ScanStateRequest,
-    TraceRequest,
+    ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetNonceUseRequest, GetReceiptRequest,
+    ScanStateRequest, TraceRequest,
 };
 use fiscus_proto::pb::state::{Account, ProgramRecord};
 use fiscus_proto::pb::types::{
@@ -108,6 +108,17 @@ impl Api {
         req: &HttpRequest,
         scope: Scope,
     ) -> Result<Arc<Client>, ServiceError> {
+        // An API key, when sent, decides; otherwise a TLS client certificate.
+        let client = self.authenticated(req)?;
+        self.clients.admit(&client)?;
+        client.require(scope)?;
+        Ok(client)
+    }
+
+    /// Who the request authenticates as, without checking scope or rate:
+    /// error handlers ask it so that an unauthenticated request is answered
+    /// 401 before anything about its query, path or body.
+    pub(crate) fn authenticated(&self, req: &HttpRequest) -> Result<Arc<Client>, ServiceError> {
         let headers = req.headers();
         let key = headers
             .get("authorization")
@@ -115,14 +126,10 @@ impl Api {
             .and_then(|v| v.strip_prefix("Bearer "))
             .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .map(str::trim);
-        // An API key, when sent, decides; otherwise a TLS client certificate.
-        let client = match (key, req.conn_data::<PeerIdentity>()) {
-            (None, Some(id)) => self.certificate_client(id)?,
-            _ => self.clients.authenticate(key)?,
-        };
-        self.clients.admit(&client)?;
-        client.require(scope)?;
-        Ok(client)
+        match (key, req.conn_data::<PeerIdentity>()) {
+            (None, Some(id)) => self.certificate_client(id),
+            _ => self.clients.authenticate(key),
+        }
     }
 
     /// The client a verified consortium client certificate stands for.
@@ -292,6 +299,19 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
     }
 }
 
+/// An `Idempotency-Key` names one operation: used again with another body it
+/// is refused before anything is ordered.
+fn key_reused(first: &Hash32) -> ServiceError {
+    err(
+        ErrorKind::FailedPrecondition,
+        "api.idempotency_key_reused",
+        format!(
+            "this Idempotency-Key was already used for a different operation (tx {first}); \
+             use a new key for a new operation"
+        ),
+    )
+}
+
 impl Api {
     /// Orders `env`, then waits as asked. A duplicate is the first result when
     /// the caller retries with an idempotency key, and a `tx.duplicate`
@@ -326,6 +346,19 @@ impl Api {
         }
         let until = Instant::now() + self.wait_timeout;
         let receipt = self.wait_receipt(&tx_id, until).await?;
+        if retry && receipt.reason.starts_with("tx.nonce_reused") {
+            // Two requests with one key and different bodies raced past the
+            // check before ordering; the chain kept the first.
+            return Err(err(
+                ErrorKind::FailedPrecondition,
+                "api.idempotency_key_reused",
+                format!(
+                    "this Idempotency-Key was already used for a different operation; \
+                     the chain refused tx {tx_id} ({})",
+                    receipt.reason
+                ),
+            ));
+        }
         out.block_number = receipt.block_number;
         out.receipt = Some(ReceiptJson::from(&receipt));
         out.state = "committed".into();
@@ -449,6 +482,7 @@ async fn submit_envelope(
         (status = 400, description = "Malformed JSON or operation", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Wrong org, scope not granted, or custodial signing not enabled", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`api.idempotency_key_reused`: the Idempotency-Key was used for a different operation", body = ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -476,9 +510,49 @@ async fn submit_operation(
     let call = body.to_call(&api.recipient_id_salt)?;
     crate::submit::check_call(&api, &call, &api.custodial_signers(custodial))?;
     let (tx_id, env) = custodial_envelope(&api, custodial, &client, call, key.as_deref())?;
+    if let Some(k) = &key {
+        let nonce = idempotent_nonce(&client, k);
+        if let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx_id).await? {
+            return Err(key_reused(&first));
+        }
+    }
     Ok(web::Json(
         api.order(tx_id, env, query.wait, key.is_some()).await?,
     ))
+}
+
+/// The nonce of `client`'s operation under idempotency key `key`: the same
+/// key gives the same nonce, so a retry builds the same transaction, and the
+/// chain refuses a second transaction with it (`tx.nonce_reused`).
+pub(crate) fn idempotent_nonce(client: &Client, key: &str) -> u64 {
+    let h = sha256(format!("{}\u{0}{key}", client.name).as_bytes());
+    u64::from_be_bytes(h.0[..8].try_into().unwrap_or_default())
+}
+
+impl Api {
+    /// The transaction other than `tx_id` that already used the custodial
+    /// signer's `nonce` (its idempotency key), if any.
+    pub(crate) async fn nonce_used_by_other(
+        &self,
+        custodial: &crate::clients::Custodial,
+        nonce: u64,
+        tx_id: &Hash32,
+    ) -> Result<Option<Hash32>, ServiceError> {
+        let used = self
+            .backend
+            .ledger()
+            .await?
+            .get_nonce_use(GetNonceUseRequest {
+                creator_cert_id: custodial.cert_id.to_vec(),
+                nonce,
+            })
+            .await
+            .map_err(|s| from_status("the ledger-store", &s))?
+            .into_inner();
+        Ok(Hash32::from_slice("tx id", &used.tx_id)
+            .ok()
+            .filter(|first| used.used && first != tx_id))
+    }
 }
 
 /// The envelope the member signs for `client`. With an idempotency key the
@@ -492,10 +566,7 @@ pub(crate) fn custodial_envelope(
     idempotency_key: Option<&str>,
 ) -> Result<(Hash32, fiscus_proto::pb::types::Envelope), ServiceError> {
     let nonce = match idempotency_key {
-        Some(k) => {
-            let h = sha256(format!("{}\u{0}{k}", client.name).as_bytes());
-            u64::from_be_bytes(h.0[..8].try_into().unwrap_or_default())
-        }
+        Some(k) => idempotent_nonce(client, k),
         None => rand::random(),
     };
     let payload = TxPayload {

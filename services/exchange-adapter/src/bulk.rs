@@ -10,6 +10,7 @@ use crate::clients::{Client, Scope};
 use crate::ops::{Account, Operation, RecipientJson};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_contract_executor::deadlines;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::ledger::GetReceiptRequest;
 use fiscus_proto::pb::state::{
@@ -358,19 +359,24 @@ async fn import(
                 continue;
             }
         }
-        let (tx, env) = match crate::api::custodial_envelope(
-            &api,
-            custodial,
-            &client,
-            call,
-            Some(&format!("import:{}", row.external_id)),
-        ) {
-            Ok(x) => x,
-            Err(e) => {
-                errors.push(fail(e.message));
-                continue;
-            }
-        };
+        let key = format!("import:{}", row.external_id);
+        let (tx, env) =
+            match crate::api::custodial_envelope(&api, custodial, &client, call, Some(&key)) {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push(fail(e.message));
+                    continue;
+                }
+            };
+        let nonce = crate::api::idempotent_nonce(&client, &key);
+        if let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx).await? {
+            errors.push(fail(format!(
+                "import.external_id_reused: external_id {} was already imported as a \
+                 different operation (tx {first})",
+                row.external_id
+            )));
+            continue;
+        }
         let done = api.committed_in(&tx).await?;
         if done.is_none() {
             *need
@@ -604,6 +610,7 @@ async fn export_allocations(
         .into_iter()
         .filter_map(|(k, v)| {
             let a = AllocationRecord::decode(&v[..]).ok()?;
+            let (rule, basis, days_taken) = deadlines::recorded(&a);
             Some(AllocationExport {
                 tx_id: hex_id(&k, "alloc/"),
                 from_org: a.from_org,
@@ -616,9 +623,9 @@ async fn export_allocations(
                 late: a.late,
                 acknowledged: a.acknowledged,
                 acknowledged_at_ms: a.acknowledged_at_ms,
-                deadline_rule: a.rule,
-                clock_basis: a.clock_basis,
-                days_taken: a.days_taken,
+                deadline_rule: rule.to_owned(),
+                clock_basis: basis.to_owned(),
+                days_taken,
                 acknowledged_late: a.acknowledged_late,
             })
         })

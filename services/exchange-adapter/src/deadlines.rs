@@ -9,7 +9,7 @@ use crate::clients::Scope;
 use actix_web::{HttpRequest, get, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::calendar::{day_of, format_date};
-use fiscus_contract_executor::deadlines::overdue_in_account;
+use fiscus_contract_executor::deadlines::{basis_name, overdue_in_account, rule_name};
 use fiscus_contract_executor::{Calendar, Orgs, keys};
 use fiscus_proto::pb::ledger::{ChainInfoRequest, GetBlockRequest};
 use fiscus_proto::pb::state::{Account, ProgramRecord};
@@ -139,8 +139,8 @@ async fn overdue(
                 program_id: o.program_id,
                 source_tx_id: hex::encode(&o.source_tx_id),
                 amount_fen: o.amount_fen,
-                rule: o.deadline.rule.to_owned(),
-                clock_basis: o.deadline.basis.to_owned(),
+                rule: rule_name(o.deadline.rule).to_owned(),
+                clock_basis: basis_name(o.deadline.basis).to_owned(),
                 clock_start_date: format_date(o.deadline.start),
                 due_date: o.deadline.due.map(format_date).unwrap_or_default(),
                 days_overdue: o.days_overdue,

@@ -438,11 +438,21 @@ async fn events(
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     api.caller(&req, Scope::Read)?;
-    let last_id = req
-        .headers()
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let last_id = match req.headers().get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    err(
+                        ErrorKind::InvalidArgument,
+                        "api.bad_query",
+                        "Last-Event-ID must be a block height (a whole number)",
+                    )
+                })?,
+        ),
+    };
     let head = api.head().await?;
     let from = match last_id {
         Some(h) => h.checked_add(1).ok_or_else(|| {

@@ -235,7 +235,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 const DOCS_HTML: &str = include_str!("docs.html");
 
-fn json_error(e: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+fn json_error(e: actix_web::error::JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let se = match &e {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => ServiceError::new(
@@ -259,15 +259,35 @@ fn json_error(e: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_w
             format!("the body is not valid JSON: {e}"),
         ),
     };
-    se.into()
+    unless_unauthenticated(req, se)
 }
 
-fn query_error(e: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ServiceError::new(ErrorKind::InvalidArgument, "api.bad_query", e.to_string()).into()
+/// A request that does not authenticate is answered 401, whatever else is
+/// wrong with it: authentication comes before parsing (the handlers take
+/// their caller first; these error handlers cover extractors that fail
+/// before the handler runs).
+fn unless_unauthenticated(req: &HttpRequest, e: ServiceError) -> actix_web::Error {
+    match req
+        .app_data::<web::Data<api::Api>>()
+        .map(|a| a.authenticated(req))
+    {
+        Some(Err(auth)) if auth.kind == ErrorKind::Unauthenticated => auth.into(),
+        _ => e.into(),
+    }
 }
 
-fn path_error(e: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
-    ServiceError::new(ErrorKind::InvalidArgument, "api.bad_path", e.to_string()).into()
+fn query_error(e: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    unless_unauthenticated(
+        req,
+        ServiceError::new(ErrorKind::InvalidArgument, "api.bad_query", e.to_string()),
+    )
+}
+
+fn path_error(e: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    unless_unauthenticated(
+        req,
+        ServiceError::new(ErrorKind::InvalidArgument, "api.bad_path", e.to_string()),
+    )
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ServiceError> {

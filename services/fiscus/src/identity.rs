@@ -134,6 +134,9 @@ pub(crate) struct RevokeCmd {
     /// The certificate to revoke (PEM).
     #[arg(long)]
     cert: PathBuf,
+    /// Why; a first word naming an RFC 5280 reason (keyCompromise,
+    /// cACompromise, affiliationChanged, superseded, cessationOfOperation,
+    /// privilegeWithdrawn) becomes the CRL entry's reason code.
     #[arg(long)]
     reason: String,
 }

@@ -383,6 +383,33 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
             );
         }
     }
+    // Reads too: a bad query or path without a key is a 401, with a key a 400.
+    for path in [
+        "/v1/accounts?limit=abc",
+        "/v1/blocks/not-a-number",
+        "/v1/deadlines/overdue?height=-1",
+    ] {
+        problem(
+            call(mof, "GET", path, None, None, &[]),
+            401,
+            "api.missing_api_key",
+        );
+        let r = call(mof, "GET", path, Some(mof_read), None, &[]);
+        assert_eq!(r.0, 400, "{path}: {:?}", r.2);
+    }
+    // An unparseable Last-Event-ID is refused like an unparseable from_height.
+    problem(
+        call(
+            mof,
+            "GET",
+            "/v1/events?max_blocks=1",
+            Some(mof_read),
+            None,
+            &[("Last-Event-ID", "tomorrow")],
+        ),
+        400,
+        "api.bad_query",
+    );
     // Shijiazhuang's key may not move MOF's funds, custodial or signed.
     problem(
         call(
@@ -521,6 +548,35 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     assert_eq!(again.0, 200, "{:?}", again.2);
     assert_eq!(again.2["tx_id"], r.2["tx_id"]);
     assert_eq!(again.2["replayed"], true);
+    // The same key with another body: refused before ordering, and nothing
+    // is appropriated a second time.
+    let balance = || {
+        let r = call(
+            mof,
+            "GET",
+            "/v1/accounts/000000/t-edu",
+            Some(mof_key),
+            None,
+            &[],
+        );
+        assert_eq!(r.0, 200, "{:?}", r.2);
+        r.2["balance_fen"].clone()
+    };
+    let (height, funds) = (net.chain("000000")["height"].clone(), balance());
+    problem(
+        call(
+            mof,
+            "POST",
+            "/v1/operations?wait=commit",
+            Some(mof_key),
+            Some(&appropriate("e2e", 999)),
+            &[("Idempotency-Key", "e2e-1")],
+        ),
+        422,
+        "api.idempotency_key_reused",
+    );
+    assert_eq!(net.chain("000000")["height"], height, "nothing was ordered");
+    assert_eq!(balance(), funds);
 
     // A client-signed envelope, final everywhere, then replayed.
     let r = call(

@@ -181,6 +181,39 @@ pub struct Issued {
 pub struct RevokedEntry {
     pub serial: Vec<u8>,
     pub revoked_at: i64,
+    /// The revocation's free-text reason; its RFC 5280 reason code, when it
+    /// starts with one, goes into the CRL entry ([`reason_code`]).
+    pub reason: String,
+}
+
+/// The RFC 5280 (sect. 5.3.1) reason code a revocation reason names by its
+/// first word, e.g. "keyCompromise: laptop stolen"; `unspecified` otherwise.
+pub fn reason_code(reason: &str) -> RevocationReason {
+    let word = reason
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match word.as_str() {
+        "keycompromise" => RevocationReason::KeyCompromise,
+        "cacompromise" => RevocationReason::CaCompromise,
+        "affiliationchanged" => RevocationReason::AffiliationChanged,
+        "superseded" => RevocationReason::Superseded,
+        "cessationofoperation" => RevocationReason::CessationOfOperation,
+        "privilegewithdrawn" => RevocationReason::PrivilegeWithdrawn,
+        _ => RevocationReason::Unspecified,
+    }
+}
+
+/// How long a CRL is valid (`nextUpdate - thisUpdate`) unless configured.
+/// The CA re-signs it when half of that has passed, revocation or not.
+pub const DEFAULT_CRL_VALIDITY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// The `nextUpdate` of a DER CRL, as Unix seconds.
+pub fn crl_next_update(der: &[u8]) -> Option<i64> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der).ok()?;
+    crl.next_update().map(|t| t.timestamp())
 }
 
 /// The loaded root CA.
@@ -270,12 +303,18 @@ impl RootCa {
         issued(cert.der().to_vec(), cert.pem())
     }
 
-    /// Signs CRL number `number` listing `revoked`.
-    pub fn sign_crl(&self, number: u64, revoked: &[RevokedEntry]) -> Result<Vec<u8>> {
+    /// Signs CRL number `number` listing `revoked`, valid for `validity`
+    /// (its `nextUpdate`; [`DEFAULT_CRL_VALIDITY`] unless configured).
+    pub fn sign_crl(
+        &self,
+        number: u64,
+        revoked: &[RevokedEntry],
+        validity: std::time::Duration,
+    ) -> Result<Vec<u8>> {
         let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
             this_update: now - Duration::minutes(1),
-            next_update: now + Duration::days(7),
+            next_update: now + validity,
             crl_number: SerialNumber::from(number),
             issuing_distribution_point: None,
             revoked_certs: revoked
@@ -284,7 +323,7 @@ impl RootCa {
                     serial_number: SerialNumber::from_slice(&r.serial),
                     revocation_time: OffsetDateTime::from_unix_timestamp(r.revoked_at)
                         .unwrap_or(now),
-                    reason_code: Some(RevocationReason::Unspecified),
+                    reason_code: Some(reason_code(&r.reason)),
                     invalidity_date: None,
                 })
                 .collect(),

@@ -49,6 +49,10 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// How often the CA's own TLS files are checked for rotation.
     pub tls_reload_interval_secs: u64,
+    /// A CRL's validity (`nextUpdate`). The CA re-signs the CRL (the next
+    /// number, the same entries) once half of it has passed, so relying
+    /// parties never hold an expired one after a quiet week.
+    pub crl_validity_secs: u64,
     pub json_logs: bool,
 }
 
@@ -61,6 +65,7 @@ impl Default for Config {
             cert_validity_days: 365,
             max_request_bytes: 64 * 1024,
             tls_reload_interval_secs: 30,
+            crl_validity_secs: ca::DEFAULT_CRL_VALIDITY.as_secs(),
             json_logs: false,
         }
     }
@@ -70,6 +75,12 @@ impl ServiceConfig for Config {
     const SERVICE: &'static str = "identity-ca";
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if !(4..=366 * 86_400).contains(&self.crl_validity_secs) {
+            return Err(ConfigError::Invalid {
+                key: "crl_validity_secs",
+                message: "must be between 4 seconds and 366 days".into(),
+            });
+        }
         if !(1..=3650).contains(&self.cert_validity_days) {
             return Err(ConfigError::Invalid {
                 key: "cert_validity_days",
@@ -197,7 +208,7 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
             None,
         )
         .await?;
-    let crl_der = ca.sign_crl(1, &[])?;
+    let crl_der = ca.sign_crl(1, &[], ca::DEFAULT_CRL_VALIDITY)?;
     write_file(&paths.crl(), &crl_der, 0o644)?;
     let empty = registry::CrlRecord {
         number: 1,
@@ -223,6 +234,7 @@ pub struct Running {
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     ops: OpsServer,
     reloader: tokio::task::JoinHandle<()>,
+    crl_refresher: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -230,12 +242,35 @@ impl Running {
     pub async fn wait(self) -> Result<()> {
         let served = self.server.await;
         self.reloader.abort();
+        self.crl_refresher.abort();
         self.ops.stop().await;
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Internal(format!("gRPC server failed: {e}"))),
             Err(e) => Err(Error::Internal(format!("gRPC server task failed: {e}"))),
         }
+    }
+}
+
+/// Re-signs the CRL whenever half of its validity has passed (checked a
+/// few times per validity period, and at start).
+async fn refresh_crl_forever(svc: Arc<CaService>) {
+    let every = (svc.crl_validity / 8).clamp(
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_secs(3600),
+    );
+    loop {
+        match svc.refresh_crl_if_due().await {
+            Ok(Some(number)) => tracing::info!(
+                crl_number = number,
+                "re-signed the CRL before its nextUpdate"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "could not re-sign the CRL; relying parties will see it expire")
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -271,6 +306,7 @@ pub async fn start(
         tls: tls.clone(),
         crl_path: paths.crl(),
         validity_days: config.cert_validity_days,
+        crl_validity: std::time::Duration::from_secs(config.crl_validity_secs),
         revoke_lock: tokio::sync::Mutex::new(()),
         metrics,
     });
@@ -311,6 +347,7 @@ pub async fn start(
         source: e,
     })?;
     let reloader = tls.spawn_reloader();
+    let crl_refresher = tokio::spawn(refresh_crl_forever(svc.clone()));
     tracing::info!(grpc = %grpc_addr, http = %ops.addr, "identity-ca serving");
     Ok(Running {
         grpc_addr,
@@ -319,6 +356,7 @@ pub async fn start(
         server,
         ops,
         reloader,
+        crl_refresher,
     })
 }
 

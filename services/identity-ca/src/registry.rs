@@ -192,6 +192,7 @@ impl Registry {
                 entries.push(RevokedEntry {
                     serial,
                     revoked_at: rev.at,
+                    reason: rev.reason.clone(),
                 });
                 ids.push(r.cert_id.clone());
             }
@@ -212,6 +213,15 @@ impl Registry {
 
 impl Registry {
     /// Stores the first (empty) CRL at `init`.
+    /// Stores a re-signed CRL (same entries, the next number) as current.
+    pub async fn commit_refreshed_crl(&self, crl: &CrlRecord) -> Result<()> {
+        let batch = WriteBatch::new()
+            .put(crl_key(crl.number), enc(crl)?)
+            .put(CRL_CURRENT.to_vec(), crl.number.to_be_bytes().to_vec());
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+
     pub async fn commit_initial_crl(&self, crl: &CrlRecord) -> Result<()> {
         let batch = WriteBatch::new()
             .put(crl_key(crl.number), enc(crl)?)

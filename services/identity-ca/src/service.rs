@@ -40,6 +40,8 @@ pub struct CaService {
     pub(crate) tls: Arc<TlsContext>,
     pub(crate) verifier: ChainVerifier,
     pub(crate) crl_path: PathBuf,
+    /// A CRL's validity; it is re-signed once half has passed.
+    pub(crate) crl_validity: std::time::Duration,
     pub(crate) validity_days: u32,
     /// Revocations are serialized so that CRL numbers never collide.
     pub(crate) revoke_lock: tokio::sync::Mutex<()>,
@@ -279,9 +281,10 @@ impl CaService {
                 serial: hex::decode(&target.serial_hex)
                     .map_err(|e| Error::Internal(e.to_string()))?,
                 revoked_at: now_unix(),
+                reason: req.reason.clone(),
             });
             ids.push(target.cert_id.clone());
-            let der = self.ca.sign_crl(number, &entries)?;
+            let der = self.ca.sign_crl(number, &entries, self.crl_validity)?;
             let crl = CrlRecord {
                 number,
                 der_hex: hex::encode(&der),
@@ -296,6 +299,35 @@ impl CaService {
             tracing::warn!(cert_id = %target.cert_id, member = %target.member, crl_number = number, reason = %req.reason, "revoked certificate");
         }
         self.crl_message().await
+    }
+
+    /// Re-signs the current CRL (the next number, the same entries) if less
+    /// than half of its validity is left; returns the new number.
+    pub(crate) async fn refresh_crl_if_due(&self) -> Result<Option<u64>> {
+        let _guard = self.revoke_lock.lock().await;
+        let Some(current) = self.registry.current_crl().await? else {
+            return Ok(None);
+        };
+        let der = hex::decode(&current.der_hex).map_err(|e| Error::Internal(e.to_string()))?;
+        let left = crate::ca::crl_next_update(&der).map_or(0, |t| t - now_unix());
+        let half = i64::try_from(self.crl_validity.as_secs() / 2).unwrap_or(i64::MAX);
+        if left > half {
+            return Ok(None);
+        }
+        let number = current.number + 1;
+        let (entries, ids) = self.registry.revoked_entries().await?;
+        let der = self.ca.sign_crl(number, &entries, self.crl_validity)?;
+        let crl = CrlRecord {
+            number,
+            der_hex: hex::encode(&der),
+            revoked: ids,
+        };
+        self.registry.commit_refreshed_crl(&crl).await?;
+        write_file(&self.crl_path, &der, 0o644)?;
+        self.tls
+            .set_crl(der)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Some(number))
     }
 
     /// The current CRL as the on-chain message, signed by the root over its bytes.

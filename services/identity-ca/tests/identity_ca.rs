@@ -16,7 +16,7 @@ use fiscus_proto::pb::gossip::{
     gossip_client::GossipClient,
 };
 use fiscus_proto::pb::identity::{
-    EnrollRequest, ListCertificatesRequest, RevokeRequest, VerifyRequest,
+    EnrollRequest, GetCrlRequest, ListCertificatesRequest, RevokeRequest, VerifyRequest,
     identity_ca_client::IdentityCaClient,
 };
 use fiscus_proto::pb::types::{Block, Role};
@@ -36,6 +36,10 @@ struct TestCa {
 
 impl TestCa {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("ca");
         fiscus_identity_ca::init(&InitOptions {
@@ -54,13 +58,14 @@ impl TestCa {
         )
         .unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let config = Config {
+        let mut config = Config {
             data_dir,
             cert_validity_days: 30,
             listen: "127.0.0.1:0".parse().unwrap(),
             http_listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        tune(&mut config);
         let running = fiscus_identity_ca::start(config, async {
             let _ = rx.await;
         })
@@ -779,6 +784,74 @@ mod http {
             parsed.crl_number().map(|n| n.to_string()),
             Some("1".to_owned())
         );
+    }
+}
+
+mod crl {
+    use super::*;
+    use x509_parser::x509::X509Version;
+
+    /// (CRL number, seconds until nextUpdate, reason codes of the entries).
+    fn read_crl(path: &Path) -> (u64, i64, Vec<Option<u8>>) {
+        let der = std::fs::read(path).unwrap();
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+        assert_eq!(crl.version(), Some(X509Version::V2));
+        let number = crl.crl_number().map(|n| u64::try_from(n).unwrap()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let left = crl.next_update().unwrap().timestamp() - now;
+        let reasons = crl
+            .iter_revoked_certificates()
+            .map(|r| r.reason_code().map(|(_, c)| c.0))
+            .collect();
+        (number, left, reasons)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crl_is_re_signed_before_its_next_update_and_entries_carry_their_reason_code() {
+        // A 4-second CRL: re-signed after 2 seconds, without any revocation.
+        let ca = TestCa::start_with(|c| c.crl_validity_secs = 4).await;
+        let client = ca.enroll("130102", "client", "client", &[]).await;
+        let admin = ca.enroll("130102", "admin", "admin", &[]).await;
+        let chain = client::read_pem_certs(&client.join("cert.pem")).unwrap();
+        let mut c = ca.as_identity(&admin).await;
+        let crl = c
+            .revoke(RevokeRequest {
+                cert_id: fiscus_proto::hash::cert_id(&chain[0]).to_vec(),
+                reason: "keyCompromise: the laptop was stolen".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let (number, left, reasons) = read_crl(&ca.crl_path());
+        assert_eq!(number, crl.crl.unwrap().number);
+        assert!((0..=4).contains(&left), "nextUpdate in {left} s");
+        assert_eq!(reasons, vec![Some(1)], "RFC 5280 keyCompromise is 1");
+
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (n, left, reasons) = read_crl(&ca.crl_path());
+            if n > number {
+                assert!(
+                    left > 0,
+                    "the re-signed CRL is current: nextUpdate in {left} s"
+                );
+                assert_eq!(reasons, vec![Some(1)], "the same entries");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "the CRL was not re-signed before its nextUpdate"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // The served CRL moved on too.
+        let served = c.get_crl(GetCrlRequest {}).await.unwrap().into_inner();
+        assert!(served.number > number);
+        assert_eq!(served.revoked.len(), 1);
     }
 }
 

@@ -75,3 +75,15 @@ pub fn cert(id: &fiscus_proto::hash::Hash32) -> Vec<u8> {
 }
 
 pub const CERT_PREFIX: &[u8] = b"c/";
+
+/// The transaction that used a creator's nonce: `n/` ‖ creator certificate
+/// id (32 bytes) ‖ nonce (8 bytes, big-endian) → tx id. Binary, not hex: one
+/// is written per transaction. A creator's nonce is used once (`crate::seen`).
+pub fn nonce_index(creator: &fiscus_proto::hash::Hash32, nonce: u64) -> Vec<u8> {
+    [b"n/".as_slice(), &creator.0, &nonce.to_be_bytes()].concat()
+}
+
+/// Present when every transaction of the chain since genesis has its nonce
+/// in [`nonce_index`] (chains begun by this version): a nonce not found
+/// there proves the transaction new, without a [`tx_index`] lookup.
+pub const NONCES_SINCE_GENESIS: &[u8] = b"nonces-since-genesis";

@@ -4,6 +4,7 @@ use crate::certs::{CertStatus, Certs};
 use crate::error::{LedgerError, Result};
 use crate::exec::Executor;
 use crate::keys;
+use crate::seen::{self, NonceKey, Repeat, Seen};
 use crate::write_set::next_state_hash;
 use fiscus_common::store::{StateStore, WriteBatch};
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
@@ -181,6 +182,8 @@ pub(crate) struct Processed {
     pub writes: KeyValues,
     /// Tx ids to index (those whose signatures were valid and are not replays).
     pub indexed: Vec<(TxId, u32)>,
+    /// (creator, nonce) pairs first used in this block, with their txs.
+    pub nonces: Vec<(NonceKey, TxId)>,
     /// The previous (height, value) of keys that existed before this block.
     pub old: BTreeMap<Vec<u8>, (u64, Vec<u8>)>,
 }
@@ -377,7 +380,7 @@ impl Checked {
 pub(crate) struct Overlay {
     /// contract key → (writing height, value), or None if deleted.
     state: BTreeMap<Vec<u8>, Option<(u64, Vec<u8>)>>,
-    indexed: BTreeSet<TxId>,
+    seen: Seen,
 }
 
 impl Overlay {
@@ -386,7 +389,7 @@ impl Overlay {
         for (k, v) in &p.writes {
             self.state.insert(k.clone(), v.clone().map(|v| (n, v)));
         }
-        self.indexed.extend(p.indexed.iter().map(|(id, _)| *id));
+        self.seen.absorb(&p.indexed, &p.nonces);
     }
 }
 
@@ -398,30 +401,37 @@ pub(crate) struct Plan {
     pub(crate) run: Vec<TxCtx>,
     pub(crate) run_idx: Vec<usize>,
     indexed: Vec<(TxId, u32)>,
+    /// The (creator, nonce) pairs this block uses, with their txs.
+    nonces: Vec<(NonceKey, TxId)>,
     tx_ids: Vec<TxId>,
     hash: Hash32,
 }
 
-/// Replay refusals: which transactions run. Pure given the replay lookups.
-fn plan(checked: Checked, replayed: &BTreeSet<TxId>) -> Plan {
-    let mut seen = BTreeSet::new();
+/// Replay refusals (`crate::seen`): which transactions run. Pure given what
+/// the chain already holds of this block's ids and nonces.
+fn plan(checked: Checked, chain: &Seen) -> Plan {
+    let mut block = Seen::default();
     let mut early: BTreeMap<usize, Rejection> = BTreeMap::new();
     let mut run = Vec::new();
     let mut run_idx = Vec::new();
     let mut indexed = Vec::new();
+    let mut nonces = Vec::new();
     let tx_ids: Vec<TxId> = checked.block.txs.iter().map(|t| t.tx_id).collect();
+    let keys: Vec<NonceKey> = checked.block.txs.iter().map(seen::nonce_key).collect();
     for (i, t) in checked.txs.into_iter().enumerate() {
-        let id = tx_ids[i];
-        match t {
-            Err(r)
-                if r.status == TxStatus::BadSignature
-                    || r.status == TxStatus::UnknownCertificate
-                    || r.status == TxStatus::WrongConsortium =>
-            {
-                // Not indexed: a forger must not be able to burn a genuine tx id.
-                early.insert(i, r);
-            }
-            _ if replayed.contains(&id) || !seen.insert(id) => {
+        let (id, key) = (tx_ids[i], keys[i]);
+        if let Err(r) = &t
+            && (r.status == TxStatus::BadSignature
+                || r.status == TxStatus::UnknownCertificate
+                || r.status == TxStatus::WrongConsortium)
+        {
+            // Not indexed: a forger must not be able to burn a genuine tx id
+            // or nonce.
+            early.insert(i, r.clone());
+            continue;
+        }
+        match seen::verdict(id, key, chain, &mut block) {
+            Some(Repeat::Tx) => {
                 early.insert(
                     i,
                     refusal(
@@ -430,13 +440,34 @@ fn plan(checked: Checked, replayed: &BTreeSet<TxId>) -> Plan {
                         format!("tx {id} is already in the chain"),
                     ),
                 );
+                continue;
             }
-            Err(r) => {
+            Some(Repeat::Nonce(first)) => {
+                // Indexed, so its receipt can be read; the nonce stays the first's.
                 indexed.push((id, i as u32));
+                early.insert(
+                    i,
+                    refusal(
+                        TxStatus::Duplicate,
+                        "tx.nonce_reused",
+                        format!(
+                            "nonce {} of this creator was already used by tx {first}",
+                            key.1
+                        ),
+                    ),
+                );
+                continue;
+            }
+            None => {
+                indexed.push((id, i as u32));
+                nonces.push((key, id));
+            }
+        }
+        match t {
+            Err(r) => {
                 early.insert(i, r);
             }
             Ok(ctx) => {
-                indexed.push((id, i as u32));
                 run_idx.push(i);
                 run.push(ctx);
             }
@@ -449,6 +480,7 @@ fn plan(checked: Checked, replayed: &BTreeSet<TxId>) -> Plan {
         run,
         run_idx,
         indexed,
+        nonces,
         tx_ids,
         hash: checked.block.hash,
     }
@@ -513,6 +545,7 @@ fn assemble(head: &Head, plan: Plan, executed: Vec<Receipt>, writes: KeyValues) 
         receipts,
         writes,
         indexed: plan.indexed,
+        nonces: plan.nonces,
         old: BTreeMap::new(),
     }
 }
@@ -631,6 +664,7 @@ impl<S: StateStore> Ledger<S> {
             .put(keys::GENESIS, raw.clone())
             .put(keys::state(config_key), keys::encode_state(0, &raw))
             .put(keys::block_meta(0), head.encode())
+            .put(keys::NONCES_SINCE_GENESIS, Vec::new())
             .put(keys::HEAD, head.encode());
         self.store.commit(batch).await?;
         Ok(head)
@@ -700,14 +734,7 @@ impl<S: StateStore> Ledger<S> {
         let checked = check(&self.cfg, &chain, head, block, Some(&self.sigs))?;
         self.phases.add(Phase::Check, t);
         let t = std::time::Instant::now();
-        let mut replayed = BTreeSet::new();
-        for t in &checked.block.txs {
-            if overlay.indexed.contains(&t.tx_id)
-                || self.store.get(&keys::tx_index(&t.tx_id)).await?.is_some()
-            {
-                replayed.insert(t.tx_id);
-            }
-        }
+        let seen = self.seen_of(&checked.block, &overlay.seen).await?;
         let mut reads = KeyValues::new();
         let mut old = BTreeMap::new();
         for k in checked.keys_to_read() {
@@ -737,7 +764,7 @@ impl<S: StateStore> Ledger<S> {
         }
         self.phases.add(Phase::Read, t);
         let t = std::time::Instant::now();
-        let mut plan = plan(checked, &replayed);
+        let mut plan = plan(checked, &seen);
         let (receipts, writes) = match &self.executor {
             Executor::Local => run_local(&mut plan, &chain, &reads, self.cfg.threads),
             Executor::Remote(client) => client.execute(bytes, &plan, &reads).await?,
@@ -928,6 +955,9 @@ impl<S: StateStore> Ledger<S> {
             loc.extend_from_slice(&i.to_be_bytes());
             batch = batch.put(keys::tx_index(id), loc);
         }
+        for ((creator, nonce), id) in &p.nonces {
+            batch = batch.put(keys::nonce_index(creator, *nonce), id.to_vec());
+        }
         // The receipts as an `ExecuteBlockResponse` (field 1, no writes),
         // encoded from the borrowed list rather than a copy of it.
         let mut list = Vec::new();
@@ -1045,6 +1075,44 @@ impl<S: StateStore> Ledger<S> {
         limit: usize,
     ) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
         self.history_until(contract_key, u64::MAX - 1, limit).await
+    }
+
+    /// What the chain (the store, then the blocks not yet written) already
+    /// holds of `block`'s tx ids and nonces. One lookup per transaction: its
+    /// nonce. The tx index is read only where the nonce is taken by another
+    /// transaction (a replay of a refused reuse, or a reuse), or on a chain
+    /// begun before nonces were indexed.
+    async fn seen_of(&self, block: &CheckedBlock, pending: &Seen) -> Result<Seen> {
+        let complete = self.store.get(keys::NONCES_SINCE_GENESIS).await?.is_some();
+        let mut seen = Seen::default();
+        for t in &block.txs {
+            let key = seen::nonce_key(t);
+            let first = match pending.nonces.get(&key) {
+                Some(id) => Some(*id),
+                None => self.nonce_use(&key.0, key.1).await?,
+            };
+            if let Some(first) = first {
+                seen.nonces.insert(key, first);
+            }
+            let replay = first == Some(t.tx_id)
+                || pending.ids.contains(&t.tx_id)
+                || ((first.is_some() || !complete)
+                    && self.store.get(&keys::tx_index(&t.tx_id)).await?.is_some());
+            if replay {
+                seen.ids.insert(t.tx_id);
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The committed transaction that used `creator`'s `nonce`, if any.
+    pub async fn nonce_use(&self, creator: &Hash32, nonce: u64) -> Result<Option<TxId>> {
+        match self.store.get(&keys::nonce_index(creator, nonce)).await? {
+            None => Ok(None),
+            Some(v) => Hash32::from_slice("nonce index", &v.value)
+                .map(Some)
+                .map_err(|_| LedgerError::Corrupt("nonce index".into())),
+        }
     }
 
     /// A receipt with its inclusion proof to the block's `receipts_root`, the
@@ -1278,7 +1346,7 @@ pub(crate) fn replay(
     head: &Head,
     bytes: &[u8],
     state: &KeyValues,
-    indexed: &BTreeSet<TxId>,
+    seen: &Seen,
 ) -> Result<Processed> {
     let raw = state
         .get(fiscus_contract_executor::keys::CONFIG)
@@ -1293,13 +1361,6 @@ pub(crate) fn replay(
         CheckedBlock::decode(bytes, &cfg.limits)?,
         None,
     )?;
-    let replayed: BTreeSet<TxId> = checked
-        .block
-        .txs
-        .iter()
-        .map(|t| t.tx_id)
-        .filter(|id| indexed.contains(id))
-        .collect();
     let reads: KeyValues = checked
         .keys_to_read()
         .into_iter()
@@ -1308,7 +1369,7 @@ pub(crate) fn replay(
             (k, v)
         })
         .collect();
-    let mut plan = plan(checked, &replayed);
+    let mut plan = plan(checked, seen);
     let (receipts, writes) = run_local(&mut plan, &chain, &reads, cfg.threads);
     Ok(assemble(head, plan, receipts, writes))
 }

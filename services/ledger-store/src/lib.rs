@@ -17,6 +17,7 @@ mod error;
 pub mod exec;
 pub mod keys;
 pub mod ledger;
+pub mod seen;
 pub mod server;
 pub mod service;
 pub mod verify;

@@ -5,12 +5,14 @@ use crate::error::LedgerError;
 use crate::ledger::Ledger;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::store::StateStore;
+use fiscus_contract_executor::deadlines;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::ledger::ledger_server;
 use fiscus_proto::pb::ledger::{
     ChainInfo, ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetHistoryResponse,
-    GetReceiptRequest, GetStateRequest, GetStateResponse, HistoryEntry, KeyValue, ScanStateRequest,
-    ScanStateResponse, TraceRequest, TraceResponse, TraceSource, TraceStep,
+    GetNonceUseRequest, GetNonceUseResponse, GetReceiptRequest, GetStateRequest, GetStateResponse,
+    HistoryEntry, KeyValue, ScanStateRequest, ScanStateResponse, TraceRequest, TraceResponse,
+    TraceSource, TraceStep,
 };
 use fiscus_proto::pb::types::{Block, ReceiptProof};
 use prost::Message;
@@ -132,6 +134,24 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
         Ok(Response::new(
             self.ledger.receipt_proof(&id).await.map_err(status)?,
         ))
+    }
+
+    async fn get_nonce_use(
+        &self,
+        req: Request<GetNonceUseRequest>,
+    ) -> Result<Response<GetNonceUseResponse>, Status> {
+        let r = req.get_ref();
+        let creator = Hash32::from_slice("creator cert id", &r.creator_cert_id)
+            .map_err(|_| invalid("ledger.bad_cert_id", "creator_cert_id must be 32 bytes"))?;
+        let used = self
+            .ledger
+            .nonce_use(&creator, r.nonce)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(GetNonceUseResponse {
+            used: used.is_some(),
+            tx_id: used.map(|id| id.to_vec()).unwrap_or_default(),
+        }))
     }
 
     async fn get_block_receipts(
@@ -276,34 +296,34 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
             height: h,
             steps: steps
                 .into_iter()
-                .map(|(id, rec, alloc)| TraceStep {
-                    tx_id: id.to_vec(),
-                    kind: rec.kind,
-                    from_org: rec.from_org,
-                    to: rec.to,
-                    program_id: rec.program_id,
-                    amount_fen: rec.amount_fen,
-                    document: rec.document,
-                    at_ms: rec.at_ms,
-                    sources: rec
-                        .sources
-                        .into_iter()
-                        .map(|s| TraceSource {
-                            tx_id: s.source_tx_id,
-                            amount_fen: s.amount_fen,
-                        })
-                        .collect(),
-                    due_at_ms: alloc.as_ref().map_or(0, |a| a.due_at_ms),
-                    late: alloc.as_ref().is_some_and(|a| a.late),
-                    acknowledged: alloc.as_ref().is_some_and(|a| a.acknowledged),
-                    deadline_rule: alloc.as_ref().map(|a| a.rule.clone()).unwrap_or_default(),
-                    clock_basis: alloc
-                        .as_ref()
-                        .map(|a| a.clock_basis.clone())
-                        .unwrap_or_default(),
-                    recipient_name: rec.recipient_name,
-                    economic_code: rec.economic_code,
-                    corrects_tx_id: rec.corrects_tx_id,
+                .map(|(id, rec, alloc)| {
+                    let recorded = alloc.as_ref().map_or(("", "", 0), deadlines::recorded);
+                    TraceStep {
+                        tx_id: id.to_vec(),
+                        kind: rec.kind,
+                        from_org: rec.from_org,
+                        to: rec.to,
+                        program_id: rec.program_id,
+                        amount_fen: rec.amount_fen,
+                        document: rec.document,
+                        at_ms: rec.at_ms,
+                        sources: rec
+                            .sources
+                            .into_iter()
+                            .map(|s| TraceSource {
+                                tx_id: s.source_tx_id,
+                                amount_fen: s.amount_fen,
+                            })
+                            .collect(),
+                        due_at_ms: alloc.as_ref().map_or(0, |a| a.due_at_ms),
+                        late: alloc.as_ref().is_some_and(|a| a.late),
+                        acknowledged: alloc.as_ref().is_some_and(|a| a.acknowledged),
+                        deadline_rule: recorded.0.to_owned(),
+                        clock_basis: recorded.1.to_owned(),
+                        recipient_name: rec.recipient_name,
+                        economic_code: rec.economic_code,
+                        corrects_tx_id: rec.corrects_tx_id,
+                    }
                 })
                 .collect(),
         }))

@@ -2,9 +2,9 @@
 
 use crate::keys;
 use crate::ledger::{Head, LedgerConfig, genesis_head, replay};
+use crate::seen::Seen;
 use fiscus_common::store::StateStore;
 use fiscus_contract_executor::executor::KeyValues;
-use fiscus_proto::hash::TxId;
 use std::collections::BTreeSet;
 
 /// The first problem found, with the height it concerns.
@@ -57,7 +57,7 @@ pub async fn verify_chain<S: StateStore>(store: &S, cfg: &LedgerConfig) -> Resul
     );
     let mut last_writer: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
     last_writer.insert(fiscus_contract_executor::keys::CONFIG.to_vec(), 0);
-    let mut indexed: BTreeSet<TxId> = BTreeSet::new();
+    let mut seen = Seen::default();
     for n in 1..=stored_head.height {
         let bytes = match store
             .get(&keys::block(n))
@@ -67,7 +67,7 @@ pub async fn verify_chain<S: StateStore>(store: &S, cfg: &LedgerConfig) -> Resul
             Some(v) => v.value,
             None => return Err(err(n, "block is missing".into())),
         };
-        let p = replay(cfg, &head, &bytes, &state, &indexed).map_err(|e| err(n, e.to_string()))?;
+        let p = replay(cfg, &head, &bytes, &state, &seen).map_err(|e| err(n, e.to_string()))?;
         let meta = store
             .get(&keys::block_meta(n))
             .await
@@ -86,7 +86,7 @@ pub async fn verify_chain<S: StateStore>(store: &S, cfg: &LedgerConfig) -> Resul
             last_writer.insert(k.clone(), n);
             state.insert(k, v);
         }
-        indexed.extend(p.indexed.iter().map(|(id, _)| *id));
+        seen.absorb(&p.indexed, &p.nonces);
         head = p.head;
     }
     if head != stored_head {

@@ -76,10 +76,14 @@ impl World {
 
     fn tx(&mut self, who: &Signer, call: Method) -> Envelope {
         self.nonce += 1;
+        self.tx_with_nonce(who, self.nonce, call)
+    }
+
+    fn tx_with_nonce(&self, who: &Signer, nonce: u64, call: Method) -> Envelope {
         let payload = TxPayload {
             consortium_id: "fiscus-test".into(),
             creator_cert_id: who.cert.to_vec(),
-            nonce: self.nonce,
+            nonce,
             client_timestamp_ms: 0,
             call: Some(Call::Transfer(TransferCall { method: Some(call) })),
         };
@@ -410,6 +414,85 @@ async fn bad_transactions_get_typed_receipts_and_change_no_state() {
     assert_ne!(before, after, "only the good allocation moved funds");
     let acct = fiscus_proto::pb::state::Account::decode(&after.unwrap()[..]).unwrap();
     assert_eq!(acct.balance_fen, 990);
+}
+
+#[tokio::test]
+async fn a_creators_nonce_is_used_once_so_a_second_body_with_it_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let l = ledger(open(dir.path(), "a.fjall").await, w.config("130000")).await;
+    let appr = w.tx(&w.mof.clone_ref(), appropriate(1000)); // nonce 1
+    let h = l
+        .commit_block(&w.block(1, Hash32::ZERO, T0, vec![appr]))
+        .await
+        .unwrap()
+        .head;
+    let mof = w.mof.clone_ref();
+    let first = w.tx_with_nonce(&mof, 7, allocate("000000", "130000", 10));
+    let same_block = w.tx_with_nonce(&mof, 7, allocate("000000", "130000", 20));
+    let earlier_block = w.tx_with_nonce(&mof, 1, allocate("000000", "130000", 30));
+    // Nonces are per creator: Hebei may use 7 too.
+    let hebei = w.tx_with_nonce(&w.hebei.clone_ref(), 7, allocate("130000", "130100", 5));
+    let txs = vec![first.clone(), same_block.clone(), earlier_block, hebei];
+    let h = l
+        .commit_block(&w.block(2, h.hash, T0 + 1, txs.clone()))
+        .await
+        .unwrap()
+        .head;
+    let receipts = futures_receipts(&l, 2, txs.len()).await;
+    let got: Vec<(i32, &str)> = receipts
+        .iter()
+        .map(|r| (r.status, r.reason.split(':').next().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (TxStatus::Valid as i32, ""),
+            (TxStatus::Duplicate as i32, "tx.nonce_reused"),
+            (TxStatus::Duplicate as i32, "tx.nonce_reused"),
+            (TxStatus::Valid as i32, ""),
+        ]
+    );
+    let acct = |raw: Option<Vec<u8>>| {
+        fiscus_proto::pb::state::Account::decode(&raw.unwrap()[..])
+            .unwrap()
+            .balance_fen
+    };
+    let mof_acct = fiscus_contract_executor::keys::account("000000", "edu");
+    assert_eq!(
+        acct(l.state(&mof_acct).await.unwrap()),
+        990,
+        "only the first body moved funds"
+    );
+    let first_id = tx_id(&first.payload);
+    assert_eq!(l.nonce_use(&w.mof.cert, 7).await.unwrap(), Some(first_id));
+    assert_eq!(l.nonce_use(&w.mof.cert, 8).await.unwrap(), None);
+    // The refused body's receipt can be read, and sending it again is a replay.
+    assert!(l.receipt_proof(&tx_id(&same_block.payload)).await.is_ok());
+    l.commit_block(&w.block(3, h.hash, T0 + 2, vec![same_block]))
+        .await
+        .unwrap();
+    let r = futures_receipts(&l, 3, 1).await;
+    assert!(r[0].reason.starts_with("tx.duplicate"), "{:?}", r[0].reason);
+    assert_eq!(verify_chain(l.store(), l.config()).await, Ok(3));
+
+    // A chain begun before nonces were indexed (no marker, no nonce entry):
+    // a replay is still found through the tx index.
+    l.store()
+        .commit(
+            WriteBatch::new()
+                .delete(keys::NONCES_SINCE_GENESIS.to_vec())
+                .delete(keys::nonce_index(&w.mof.cert, 7)),
+        )
+        .await
+        .unwrap();
+    let h3 = l.head().await.unwrap();
+    l.commit_block(&w.block(4, h3.hash, T0 + 3, vec![first]))
+        .await
+        .unwrap();
+    let r = futures_receipts(&l, 4, 1).await;
+    assert!(r[0].reason.starts_with("tx.duplicate"), "{:?}", r[0].reason);
+    assert_eq!(acct(l.state(&mof_acct).await.unwrap()), 990);
 }
 
 async fn futures_receipts(l: &Ledger<FjallStore>, n: u64, count: usize) -> Vec<Receipt> {

@@ -160,10 +160,21 @@ pub fn write_cluster(
         .map(|i| RevokedEntry {
             serial: clients[*i].serial.clone(),
             revoked_at: 0,
+            reason: String::new(),
         })
         .collect();
     let crl = ca_dir.join("crl.der");
-    write_file(&crl, &ca.sign_crl(2, &revoked_entries).unwrap(), 0o644).unwrap();
+    write_file(
+        &crl,
+        &ca.sign_crl(
+            2,
+            &revoked_entries,
+            fiscus_identity_ca::ca::DEFAULT_CRL_VALIDITY,
+        )
+        .unwrap(),
+        0o644,
+    )
+    .unwrap();
     let peers: Vec<Peer> = listeners
         .iter()
         .enumerate()

@@ -177,3 +177,12 @@ pub(crate) fn ok(r: (TxStatus, &'static str, TxId)) -> TxId {
     assert_eq!(r.0, TxStatus::Valid, "refused: {}", r.1);
     r.2
 }
+
+/// An allocation record's rule and clock basis as their report codes, and
+/// its days taken (what exports and traces show).
+#[allow(dead_code)]
+pub(crate) fn rule_of(
+    r: &fiscus_proto::pb::state::AllocationRecord,
+) -> (&'static str, &'static str, u32) {
+    fiscus_contract_executor::deadlines::recorded(r)
+}
