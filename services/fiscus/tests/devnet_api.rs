@@ -812,6 +812,29 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         123,
         "each row moved funds exactly once"
     );
+    // A row changed under an external_id already on the chain is refused,
+    // never paid a second time.
+    let changed = format!("{header}I1,allocate,000000,t-edu,101,130000,doc\n");
+    let r = call(
+        mof,
+        "POST",
+        "/v1/imports?format=csv",
+        Some(mof_key),
+        Some(&changed),
+        &[],
+    );
+    assert_eq!(
+        (r.0, r.2["code"].clone()),
+        (422, json!("import.invalid_rows")),
+        "{:?}",
+        r.2
+    );
+    let message = r.2["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("import.external_id_reused"),
+        "{message}"
+    );
+    assert_eq!(received(&net) - before_import, 123);
     // Bulk import applies the contract's rules too: the same allocation to the
     // audit office that REST refused is refused here, with the same code.
     let to_audit_row = format!("{header}H1,allocate,130000,t-edu,1,991300,冀财预〔2026〕1号\n");
