@@ -43,6 +43,8 @@ pub struct Api {
     pub registry: fiscus_contract_executor::Orgs,
     /// The consortium's salt for personal id hashes (from genesis).
     pub recipient_id_salt: Vec<u8>,
+    /// Seals pagination cursors (`crate::cursor`).
+    pub cursor_key: crate::cursor::CursorKey,
     pub limits: DecodeLimits,
     pub max_page: u32,
     pub max_import_bytes: usize,
@@ -842,22 +844,21 @@ pub struct AccountPage {
 }
 
 impl Api {
+    /// One page of a list under `prefix` for `client`, and the sealed
+    /// cursor of the next page (None on the last).
     async fn scan(
         &self,
+        client: &Client,
         prefix: Vec<u8>,
         q: &ListQuery,
-    ) -> Result<fiscus_proto::pb::ledger::ScanStateResponse, ServiceError> {
+    ) -> Result<(fiscus_proto::pb::ledger::ScanStateResponse, Option<String>), ServiceError> {
+        let binding = crate::cursor::binding(&client.name, &prefix);
         let page_token = match &q.cursor {
             None => Vec::new(),
-            Some(c) => B64URL.decode(c).map_err(|_| {
-                err(
-                    ErrorKind::InvalidArgument,
-                    "api.bad_cursor",
-                    "the cursor is not one this API gave",
-                )
-            })?,
+            Some(c) => self.cursor_key.open(c, &binding)?,
         };
-        self.scan_page(prefix, 0, self.page(q.limit), page_token)
+        let r = self
+            .scan_page(prefix, 0, self.page(q.limit), page_token)
             .await?
             .map_err(|s| {
                 if s.code() == tonic::Code::InvalidArgument {
@@ -869,7 +870,9 @@ impl Api {
                 } else {
                     from_status("scan", &s)
                 }
-            })
+            })?;
+        let next = self.cursor_key.seal(&r.next_page_token, &binding)?;
+        Ok((r, next))
     }
 
     /// One page of the ledger's `ScanState` under `prefix` at `at_height` (0:
@@ -941,10 +944,6 @@ impl Api {
     }
 }
 
-fn cursor(token: &[u8]) -> Option<String> {
-    (!token.is_empty()).then(|| B64URL.encode(token))
-}
-
 /// Accounts, a page at a time, as the disclosure policy allows.
 #[utoipa::path(tag = "query", params(ListQuery),
     responses((status = 200, body = AccountPage), (status = 403, body = ProblemDoc, content_type = "application/problem+json")),
@@ -964,7 +963,7 @@ async fn accounts(
         }
         None => "acct/".to_owned(),
     };
-    let r = api.scan(prefix.into_bytes(), &q).await?;
+    let (r, next_cursor) = api.scan(&client, prefix.into_bytes(), &q).await?;
     let items = r
         .entries
         .iter()
@@ -977,7 +976,7 @@ async fn accounts(
     Ok(web::Json(AccountPage {
         items,
         height: r.height,
-        next_cursor: cursor(&r.next_page_token),
+        next_cursor,
     }))
 }
 
@@ -1007,8 +1006,8 @@ async fn programs(
     req: HttpRequest,
     q: web::Query<ListQuery>,
 ) -> Result<web::Json<ProgramPage>, ServiceError> {
-    api.caller(&req, Scope::Read)?;
-    let r = api.scan(b"prog/".to_vec(), &q).await?;
+    let client = api.caller(&req, Scope::Read)?;
+    let (r, next_cursor) = api.scan(&client, b"prog/".to_vec(), &q).await?;
     let items = r
         .entries
         .iter()
@@ -1035,7 +1034,7 @@ async fn programs(
     Ok(web::Json(ProgramPage {
         items,
         height: r.height,
-        next_cursor: cursor(&r.next_page_token),
+        next_cursor,
     }))
 }
 

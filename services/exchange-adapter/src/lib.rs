@@ -16,6 +16,7 @@ pub mod api;
 pub mod backend;
 pub mod bulk;
 pub mod clients;
+pub mod cursor;
 pub mod deadlines;
 pub mod events;
 pub mod grpc;
@@ -183,6 +184,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Cursor(String),
 }
 
 #[derive(OpenApi)]
@@ -372,6 +375,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .collect(),
         registry: fiscus_contract_executor::Orgs::from_config(&genesis),
         recipient_id_salt: genesis.recipient_id_salt.clone(),
+        cursor_key: cursor::CursorKey::random().map_err(|e| StartError::Cursor(e.message))?,
         limits: fiscus_proto::DecodeLimits::default(),
         max_page: config.max_page.max(1),
         max_import_bytes: config.max_import_bytes,

@@ -835,6 +835,53 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         "{message}"
     );
     assert_eq!(received(&net) - before_import, 123);
+
+    // Pagination cursors are opaque and bound to the client and the list.
+    let page = call(
+        mof,
+        "GET",
+        "/v1/accounts?limit=1",
+        Some(mof_read),
+        None,
+        &[],
+    );
+    assert_eq!(page.0, 200, "{:?}", page.2);
+    let cur = page.2["next_cursor"]
+        .as_str()
+        .expect("two accounts exist by now")
+        .to_owned();
+    assert!(
+        !cur.contains("acct") && !cur.contains("t-edu"),
+        "a cursor names no key: {cur}"
+    );
+    let next = call(
+        mof,
+        "GET",
+        &format!("/v1/accounts?limit=1&cursor={cur}"),
+        Some(mof_read),
+        None,
+        &[],
+    );
+    assert_eq!(next.0, 200, "{:?}", next.2);
+    assert_ne!(next.2["items"], page.2["items"], "the next page");
+    for (who, key, path) in [
+        (sjz, sjz_key, "/v1/accounts"),
+        (mof, mof_key, "/v1/accounts"),
+        (mof, mof_read, "/v1/programs"),
+    ] {
+        problem(
+            call(
+                who,
+                "GET",
+                &format!("{path}?limit=1&cursor={cur}"),
+                Some(key),
+                None,
+                &[],
+            ),
+            400,
+            "api.bad_cursor",
+        );
+    }
     // Bulk import applies the contract's rules too: the same allocation to the
     // audit office that REST refused is refused here, with the same code.
     let to_audit_row = format!("{header}H1,allocate,130000,t-edu,1,991300,冀财预〔2026〕1号\n");
