@@ -7,7 +7,7 @@ use crate::clients::{Client, Clients, Scope};
 use crate::ops::Operation;
 use actix_web::{HttpRequest, get, post, web};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::engine::general_purpose::STANDARD as B64;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::tls::PeerIdentity;
 use fiscus_proto::DecodeLimits;
