@@ -15,6 +15,8 @@ pub enum Error {
     UnknownSecret,
     #[error("enrollment secret was already used")]
     SecretReused,
+    #[error("this public key is already certified for member {0}; generate a new key")]
+    KeyOfAnotherMember(String),
     #[error("enrollment secret is for {member}/{role}, not for this request")]
     SecretMismatch { member: String, role: &'static str },
     #[error("request needs a client certificate")]
@@ -74,6 +76,7 @@ impl From<&Error> for ServiceError {
             Error::RoleNotAllowed { .. } => (K::PermissionDenied, "ca.role_not_allowed"),
             Error::UnknownSecret => (K::PermissionDenied, "ca.unknown_secret"),
             Error::SecretReused => (K::PermissionDenied, "ca.secret_reused"),
+            Error::KeyOfAnotherMember(_) => (K::PermissionDenied, "ca.key_of_another_member"),
             Error::SecretMismatch { .. } => (K::PermissionDenied, "ca.secret_mismatch"),
             Error::Unauthenticated => (K::Unauthenticated, "ca.unauthenticated"),
             Error::PermissionDenied { .. } => (K::PermissionDenied, "ca.permission_denied"),

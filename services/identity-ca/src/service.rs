@@ -44,6 +44,8 @@ pub struct CaService {
     pub(crate) crl_validity: std::time::Duration,
     pub(crate) validity_days: u32,
     /// Revocations are serialized so that CRL numbers never collide.
+    /// Serializes revocations, CRL re-signing and the issue-and-record step
+    /// (the one-key-per-member check).
     pub(crate) revoke_lock: tokio::sync::Mutex<()>,
     pub(crate) metrics: Metrics,
 }
@@ -156,6 +158,25 @@ impl CaService {
         }
     }
 
+    /// One public key is certified for one member only: a key that a
+    /// certificate of another member already carries is refused, so that a
+    /// member cannot obtain a certificate that speaks for another's key.
+    async fn require_key_unused_elsewhere(&self, issued: &crate::ca::Issued) -> Result<()> {
+        let mine = &issued.identity;
+        for r in self.registry.list(None, None).await? {
+            if r.member == mine.member {
+                continue;
+            }
+            let Ok(der) = hex::decode(&r.der_hex) else {
+                continue;
+            };
+            if PeerIdentity::from_der(&der).is_ok_and(|id| id.public_key == mine.public_key) {
+                return Err(Error::KeyOfAnotherMember(r.member));
+            }
+        }
+        Ok(())
+    }
+
     fn response(&self, issued: crate::ca::Issued) -> pb::CertificateResponse {
         pb::CertificateResponse {
             certificate: issued.der,
@@ -208,6 +229,9 @@ impl CaService {
         spec.dns_names = req.dns_names;
         spec.ips = ips;
         let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
+        // Checked and recorded under one lock, so two enrollments cannot race.
+        let _guard = self.revoke_lock.lock().await;
+        self.require_key_unused_elsewhere(&issued).await?;
         self.registry
             .record_issued(&self.record(&issued), lease)
             .await?;
@@ -234,6 +258,8 @@ impl CaService {
         spec.dns_names = caller.dns_names.clone();
         spec.ips = caller.ips.clone();
         let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
+        let _guard = self.revoke_lock.lock().await;
+        self.require_key_unused_elsewhere(&issued).await?;
         self.registry
             .record_issued(&self.record(&issued), None)
             .await?;

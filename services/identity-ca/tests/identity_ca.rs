@@ -538,6 +538,40 @@ mod enroll {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_public_key_is_certified_for_one_member_only() {
+        let ca = TestCa::start().await;
+        let mut anon = ca.anonymous().await;
+        let csr = csr_for("130100", Role::Node);
+        anon.enroll(enroll_req(
+            csr.clone(),
+            "130100",
+            Role::Node,
+            &ca.secret("130100", "node"),
+        ))
+        .await
+        .unwrap();
+        // The same key for another member: refused, and its secret stays unspent.
+        let err = anon
+            .enroll(enroll_req(
+                csr,
+                "130000",
+                Role::Node,
+                &ca.secret("130000", "node"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&err), "ca.key_of_another_member", "{err:?}");
+        anon.enroll(enroll_req(
+            csr_for("130000", Role::Node),
+            "130000",
+            Role::Node,
+            &ca.secret("130000", "node"),
+        ))
+        .await
+        .expect("the secret was not spent by the refused request");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bad_enrollments_get_typed_errors_and_issue_nothing() {
         let ca = TestCa::start().await;
         let mut anon = ca.anonymous().await;
