@@ -492,7 +492,12 @@ pub(crate) async fn start(
     let mut members = Vec::new();
     for m in &layout.members {
         let dir = member_dir(data, &m.code);
-        let tls = TlsConfig::in_dir(&dir.node());
+        // The CA's CRL file: every member service reloads it when the CA
+        // revokes or re-signs (within `reload_interval_secs`).
+        let tls = TlsConfig {
+            crl_file: Some(paths.crl()),
+            ..TlsConfig::in_dir(&dir.node())
+        };
         let ledger = fiscus_ledger_store::server::start(fiscus_ledger_store::server::Config {
             listen: m.ledger,
             http_listen: "127.0.0.1:0".parse()?,
