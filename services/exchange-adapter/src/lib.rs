@@ -228,12 +228,81 @@ impl utoipa::Modify for ApiKeyScheme {
 
 /// The OpenAPI document of the routes [`api::routes`] registers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) = App::new()
+    let (_, mut doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(api::routes)
         .split_for_parts();
+    add_common_responses(&mut doc);
     doc
+}
+
+/// The problem responses every route can give, added in one place rather
+/// than repeated on each handler: 401 (no or a bad key), 403 (scope, org,
+/// disclosure), 429 (rate, with `Retry-After`) and 503 (the ledger-store or
+/// the orderers unreachable, or a wait that ran out); 400 where the route
+/// takes a path, query or body; 404 where it names something by path; 413
+/// where it takes a body. A handler's own description for a status wins.
+fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ProblemDoc")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for op in ops.into_iter().flatten() {
+            let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let has_body = op.request_body.is_some();
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description).into());
+            };
+            add(
+                "401",
+                "Missing or unknown API key (`api.missing_api_key`, `api.invalid_api_key`)",
+            );
+            add(
+                "403",
+                "The key lacks the scope, or the org or the data is not the caller's",
+            );
+            add(
+                "429",
+                "Over the client's rate (`api.rate_limited`); see `Retry-After`",
+            );
+            add(
+                "503",
+                "The ledger-store or every orderer is unreachable, or a wait ran out",
+            );
+            if has_params || has_body {
+                add(
+                    "400",
+                    "A bad path, query or body (`api.bad_path`, `api.bad_query`, …)",
+                );
+            }
+            if path.contains('{') {
+                add("404", "Nothing there (`api.not_found`)");
+            }
+            if has_body {
+                add("413", "The body is over the limit (`api.body_too_large`)");
+            }
+        }
+    }
 }
 
 const DOCS_HTML: &str = include_str!("docs.html");
@@ -533,6 +602,43 @@ fn remember_client_certificate(conn: &dyn std::any::Any, ext: &mut actix_web::de
                 ext.insert(id);
             }
             Err(e) => tracing::warn!(error = %e, "a REST client certificate has no Fiscus profile"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    #[test]
+    fn every_operation_lists_the_problem_statuses_it_can_return() {
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() >= 17, "{}", paths.len());
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                let mut need = vec!["401", "403", "429", "503"];
+                if op
+                    .get("parameters")
+                    .is_some_and(|p| !p.as_array().unwrap().is_empty())
+                    || op.get("requestBody").is_some()
+                {
+                    need.push("400");
+                }
+                if path.contains('{') {
+                    need.push("404");
+                }
+                for status in need {
+                    let r = responses
+                        .get(status)
+                        .unwrap_or_else(|| panic!("{method} {path} does not list {status}"));
+                    assert!(
+                        r["content"]["application/problem+json"]["schema"]["$ref"]
+                            .as_str()
+                            .is_some_and(|s| s.ends_with("/ProblemDoc")),
+                        "{method} {path} {status}: {r}"
+                    );
+                }
+            }
         }
     }
 }
