@@ -574,7 +574,8 @@ fn hex_id(key: &[u8], prefix: &str) -> String {
 
 /// Export the accounts the client may read, at one height.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, body = Vec<crate::api::AccountJson>, description = "CSV (default) or JSON")),
+    responses((status = 200, description = "CSV (default, UTF-8 with a header row) or JSON (`format=json`)",
+        content((String = "text/csv"), (Vec<crate::api::AccountJson> = "application/json")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/accounts")]
 async fn export_accounts(
@@ -595,7 +596,8 @@ async fn export_accounts(
 
 /// Export allocations (sender's or receiver's readable), with deadline status.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, body = Vec<AllocationExport>, description = "CSV (default) or JSON")),
+    responses((status = 200, description = "CSV (default, UTF-8 with a header row) or JSON (`format=json`)",
+        content((String = "text/csv"), (Vec<AllocationExport> = "application/json")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/allocations")]
 async fn export_allocations(
@@ -636,7 +638,8 @@ async fn export_allocations(
 
 /// Export disbursements to final recipients.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, body = Vec<DisbursementExport>, description = "CSV (default) or JSON")),
+    responses((status = 200, description = "CSV (default, UTF-8 with a header row) or JSON (`format=json`)",
+        content((String = "text/csv"), (Vec<DisbursementExport> = "application/json")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/disbursements")]
 async fn export_disbursements(

@@ -627,6 +627,14 @@ mod openapi_tests {
                 if path.contains('{') {
                     need.push("404");
                 }
+                if path.starts_with("/v1/exports/") {
+                    let content = &op["responses"]["200"]["content"];
+                    assert!(
+                        content.get("text/csv").is_some()
+                            && content.get("application/json").is_some(),
+                        "{path}: {content}"
+                    );
+                }
                 for status in need {
                     let r = responses
                         .get(status)
