@@ -237,6 +237,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The pattern of an identifier parameter, as the contract's rules check it
+/// (`fiscus_contract_executor::rules`): org codes are 6 digits, program ids
+/// 1 to 64 of `[A-Za-z0-9._-]`, tx ids 64 hex digits.
+fn id_pattern(name: &str) -> Option<&'static str> {
+    match name {
+        "org" => Some("^[0-9]{6}$"),
+        "program" => Some("^[A-Za-z0-9._-]{1,64}$"),
+        "tx_id" => Some("^[0-9a-fA-F]{64}$"),
+        _ => None,
+    }
+}
+
 /// The problem responses every route can give, added in one place rather
 /// than repeated on each handler: 401 (no or a bad key), 403 (scope, org,
 /// disclosure), 429 (rate, with `Retry-After`) and 503 (the ledger-store or
@@ -244,7 +256,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// takes a path, query or body; 404 where it names something by path; 413
 /// where it takes a body. A handler's own description for a status wins.
 fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
     let problem = |description: &str| {
         ResponseBuilder::new()
             .description(description)
@@ -265,6 +277,13 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
             item.patch.as_mut(),
         ];
         for op in ops.into_iter().flatten() {
+            for param in op.parameters.iter_mut().flatten() {
+                if let (Some(pattern), Some(RefOr::T(Schema::Object(schema)))) =
+                    (id_pattern(&param.name), param.schema.as_mut())
+                {
+                    schema.pattern = Some(pattern.to_owned());
+                }
+            }
             let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
             let has_body = op.request_body.is_some();
             let mut add = |status: &str, description: &str| {
@@ -613,6 +632,7 @@ mod openapi_tests {
         let doc = serde_json::to_value(super::openapi()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.len() >= 17, "{}", paths.len());
+        let mut patterned = 0;
         for (path, item) in paths {
             for (method, op) in item.as_object().unwrap() {
                 let responses = op["responses"].as_object().unwrap();
@@ -635,6 +655,12 @@ mod openapi_tests {
                         "{path}: {content}"
                     );
                 }
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    if let Some(p) = super::id_pattern(param["name"].as_str().unwrap()) {
+                        assert_eq!(param["schema"]["pattern"], p, "{method} {path}: {param}");
+                        patterned += 1;
+                    }
+                }
                 for status in need {
                     let r = responses
                         .get(status)
@@ -648,5 +674,10 @@ mod openapi_tests {
                 }
             }
         }
+        // org and program in two account routes and the list filter, tx_id in two.
+        assert!(
+            patterned >= 7,
+            "{patterned} identifier parameters carry a pattern"
+        );
     }
 }
