@@ -303,12 +303,12 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
 
 /// An `Idempotency-Key` names one operation: used again with another body it
 /// is refused before anything is ordered.
-fn key_reused(first: &Hash32) -> ServiceError {
+fn key_reused(detail: impl std::fmt::Display) -> ServiceError {
     err(
         ErrorKind::FailedPrecondition,
         "api.idempotency_key_reused",
         format!(
-            "this Idempotency-Key was already used for a different operation (tx {first}); \
+            "this Idempotency-Key was already used for a different operation ({detail}); \
              use a new key for a new operation"
         ),
     )
@@ -351,15 +351,10 @@ impl Api {
         if retry && receipt.reason.starts_with("tx.nonce_reused") {
             // Two requests with one key and different bodies raced past the
             // check before ordering; the chain kept the first.
-            return Err(err(
-                ErrorKind::FailedPrecondition,
-                "api.idempotency_key_reused",
-                format!(
-                    "this Idempotency-Key was already used for a different operation; \
-                     the chain refused tx {tx_id} ({})",
-                    receipt.reason
-                ),
-            ));
+            return Err(key_reused(format_args!(
+                "the chain refused tx {tx_id}: {}",
+                receipt.reason
+            )));
         }
         out.block_number = receipt.block_number;
         out.receipt = Some(ReceiptJson::from(&receipt));
@@ -511,12 +506,11 @@ async fn submit_operation(
     let key = idempotency_key(&req)?;
     let call = body.to_call(&api.recipient_id_salt)?;
     crate::submit::check_call(&api, &call, &api.custodial_signers(custodial))?;
-    let (tx_id, env) = custodial_envelope(&api, custodial, &client, call, key.as_deref())?;
-    if let Some(k) = &key {
-        let nonce = idempotent_nonce(&client, k);
-        if let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx_id).await? {
-            return Err(key_reused(&first));
-        }
+    let (tx_id, env, nonce) = custodial_envelope(&api, custodial, &client, call, key.as_deref())?;
+    if key.is_some()
+        && let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx_id).await?
+    {
+        return Err(key_reused(format_args!("tx {first}")));
     }
     Ok(web::Json(
         api.order(tx_id, env, query.wait, key.is_some()).await?,
@@ -526,7 +520,7 @@ async fn submit_operation(
 /// The nonce of `client`'s operation under idempotency key `key`: the same
 /// key gives the same nonce, so a retry builds the same transaction, and the
 /// chain refuses a second transaction with it (`tx.nonce_reused`).
-pub(crate) fn idempotent_nonce(client: &Client, key: &str) -> u64 {
+fn idempotent_nonce(client: &Client, key: &str) -> u64 {
     let h = sha256(format!("{}\u{0}{key}", client.name).as_bytes());
     u64::from_be_bytes(h.0[..8].try_into().unwrap_or_default())
 }
@@ -559,14 +553,15 @@ impl Api {
 
 /// The envelope the member signs for `client`. With an idempotency key the
 /// nonce comes from the client and the key, so a retry builds byte-identical
-/// bytes and the same tx id; without one it is random.
+/// bytes and the same tx id; without one it is random. Returns the tx id, the
+/// envelope and its nonce.
 pub(crate) fn custodial_envelope(
     api: &Api,
     custodial: &crate::clients::Custodial,
     client: &Client,
     call: fiscus_proto::pb::transfer::TransferCall,
     idempotency_key: Option<&str>,
-) -> Result<(Hash32, fiscus_proto::pb::types::Envelope), ServiceError> {
+) -> Result<(Hash32, fiscus_proto::pb::types::Envelope, u64), ServiceError> {
     let nonce = match idempotency_key {
         Some(k) => idempotent_nonce(client, k),
         None => rand::random(),
@@ -579,7 +574,7 @@ pub(crate) fn custodial_envelope(
         call: Some(Call::Transfer(call)),
     };
     let env = seal(&payload, &[(&custodial.key, custodial.cert_id)]);
-    Ok((fiscus_proto::hash::tx_id(&env.payload), env))
+    Ok((fiscus_proto::hash::tx_id(&env.payload), env, nonce))
 }
 
 // ---------------------------------------------------------------- queries

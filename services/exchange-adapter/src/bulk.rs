@@ -360,7 +360,7 @@ async fn import(
             }
         }
         let key = format!("import:{}", row.external_id);
-        let (tx, env) =
+        let (tx, env, nonce) =
             match crate::api::custodial_envelope(&api, custodial, &client, call, Some(&key)) {
                 Ok(x) => x,
                 Err(e) => {
@@ -368,7 +368,6 @@ async fn import(
                     continue;
                 }
             };
-        let nonce = crate::api::idempotent_nonce(&client, &key);
         if let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx).await? {
             errors.push(fail(format!(
                 "import.external_id_reused: external_id {} was already imported as a \

@@ -310,18 +310,10 @@ impl CaService {
                 reason: req.reason.clone(),
             });
             ids.push(target.cert_id.clone());
-            let der = self.ca.sign_crl(number, &entries, self.crl_validity)?;
-            let crl = CrlRecord {
-                number,
-                der_hex: hex::encode(&der),
-                revoked: ids,
-            };
+            let (der, crl) = self.sign_crl(number, &entries, ids)?;
             self.registry.commit_revocation(&target, &crl).await?;
-            write_file(&self.crl_path, &der, 0o644)?;
             // This server refuses the revoked certificate from the next handshake on.
-            self.tls
-                .set_crl(der)
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            self.publish_crl(der)?;
             tracing::warn!(cert_id = %target.cert_id, member = %target.member, crl_number = number, reason = %req.reason, "revoked certificate");
         }
         self.crl_message().await
@@ -342,18 +334,36 @@ impl CaService {
         }
         let number = current.number + 1;
         let (entries, ids) = self.registry.revoked_entries().await?;
-        let der = self.ca.sign_crl(number, &entries, self.crl_validity)?;
+        let (der, crl) = self.sign_crl(number, &entries, ids)?;
+        self.registry.commit_refreshed_crl(&crl).await?;
+        self.publish_crl(der)?;
+        Ok(Some(number))
+    }
+
+    /// CRL `number` over `entries` (the certificates `ids`), signed for
+    /// `crl_validity`, and its registry record.
+    fn sign_crl(
+        &self,
+        number: u64,
+        entries: &[crate::ca::RevokedEntry],
+        ids: Vec<String>,
+    ) -> Result<(Vec<u8>, CrlRecord)> {
+        let der = self.ca.sign_crl(number, entries, self.crl_validity)?;
         let crl = CrlRecord {
             number,
             der_hex: hex::encode(&der),
             revoked: ids,
         };
-        self.registry.commit_refreshed_crl(&crl).await?;
+        Ok((der, crl))
+    }
+
+    /// Serves a stored CRL: `crl.der` for relying parties, and this server's
+    /// own TLS verifier from its next handshake.
+    fn publish_crl(&self, der: Vec<u8>) -> Result<()> {
         write_file(&self.crl_path, &der, 0o644)?;
         self.tls
             .set_crl(der)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(Some(number))
+            .map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// The current CRL as the on-chain message, signed by the root over its bytes.
