@@ -463,7 +463,10 @@ async fn events(
             )
         })?,
         None => q.from_height.unwrap_or(head + 1),
-    };
+    }
+    // Block 0 is the genesis configuration, which has no receipts: a replay
+    // "from the beginning" starts at the first block of transactions.
+    .max(1);
     let max = q.max_blocks.unwrap_or(u64::MAX);
     if max == 0 {
         return Err(err(
