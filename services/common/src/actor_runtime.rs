@@ -28,6 +28,9 @@ pub enum RuntimeError {
 pub struct ActorRuntime {
     system: System,
     thread: Option<JoinHandle<()>>,
+    /// The Arbiters started by [`Self::spawn`], joined on shutdown so that no
+    /// actor handles a message once [`Self::shutdown`] has returned.
+    arbiters: std::sync::Mutex<Vec<Arbiter>>,
 }
 
 impl ActorRuntime {
@@ -47,6 +50,7 @@ impl ActorRuntime {
         Ok(Self {
             system,
             thread: Some(thread),
+            arbiters: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -74,8 +78,13 @@ impl ActorRuntime {
     where
         A: Actor<Context = Context<A>> + Send,
     {
-        let arbiter: ArbiterHandle = self.on_system(|| Arbiter::new().handle())?;
-        Ok(A::start_in_arbiter(&arbiter, move |_| make()))
+        let arbiter: Arbiter = self.on_system(Arbiter::new)?;
+        let handle: ArbiterHandle = arbiter.handle();
+        self.arbiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(arbiter);
+        Ok(A::start_in_arbiter(&handle, move |_| make()))
     }
 
     /// Starts `threads` instances of a synchronous actor for CPU-bound work.
@@ -97,6 +106,12 @@ impl ActorRuntime {
 
     fn stop_and_join(&mut self) {
         self.system.stop();
+        let arbiters =
+            std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|e| e.into_inner()));
+        for a in arbiters {
+            a.stop();
+            let _ = a.join();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -18,6 +18,7 @@ use crate::orgs::Orgs;
 use crate::rejection::Rejection;
 use crate::rules::{org_code, text, tx_ref};
 use crate::view::View;
+use fiscus_common::tls::names;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::governance::{GovernanceCall, Proposal, governance_call, proposal::Change};
 use fiscus_proto::pb::state::{ProposalRecord, ProposalStatus};
@@ -208,6 +209,18 @@ fn apply(
                     org.code
                 )));
             }
+            // The identity-ca certifies only these names for the new member:
+            // the same rule the genesis bundle is checked with.
+            names::check_allow_list(&member.allowed_names)
+                .map_err(|e| invalid(format!("member.allowed_names: {e}")))?;
+            names::check_disjoint(
+                config
+                    .members
+                    .iter()
+                    .chain(std::iter::once(member))
+                    .map(|m| (m.org_code.as_str(), &m.allowed_names[..])),
+            )
+            .map_err(invalid)?;
             upsert_org(&mut next, org.clone())?;
             next.members.push(member.clone());
         }

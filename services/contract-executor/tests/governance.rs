@@ -306,6 +306,14 @@ fn invalid_changes_are_refused_when_proposed() {
                 ..Member::default()
             }),
         }), // unknown parent
+        Change::AddMember(AddMember {
+            org: Some(org("130200", OrgLevel::Municipal, "130000")),
+            member: Some(Member {
+                org_code: "130200".into(),
+                allowed_names: vec!["*".into()],
+                ..Member::default()
+            }),
+        }), // a lone wildcard the CA would then certify
         Change::UpdatePolicy(UpdatePolicy {
             policy: Some(GovernancePolicy {
                 numerator: 3,
@@ -339,6 +347,7 @@ fn a_new_member_joins_and_can_then_vote() {
             member: Some(Member {
                 org_code: "130200".into(),
                 gossip_endpoints: vec!["https://tangshan.example:7443".into()],
+                allowed_names: vec!["tangshan.example".into(), "*.tangshan.example".into()],
                 ..Member::default()
             }),
         }),

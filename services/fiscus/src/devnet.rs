@@ -314,6 +314,7 @@ async fn create(data: &Path, base_port: u16, demo: bool) -> Result<Layout> {
                 .map(|s| (*s).to_owned())
                 .collect(),
             gossip_endpoints: vec![format!("https://{}", m.gateway)],
+            allowed_names: fiscus_identity_ca::genesis::devnet_allowed_names(&m.code),
         })
         .collect();
     bundle.orderers = layout

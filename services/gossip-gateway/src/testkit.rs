@@ -156,6 +156,7 @@ pub async fn write_network(
                 org_code: m.code.clone(),
                 gossip_endpoints: vec![format!("https://{}", m.gateway.listen)],
                 roles: vec![Role::Node as i32],
+                allowed_names: Vec::new(),
             })
             .collect(),
         ca_roots: vec![ok::root_der(&cluster)],

@@ -2,7 +2,9 @@
 
 use crate::ca::{new_key_and_csr, write_file};
 use crate::error::{Error, Result};
-use fiscus_common::tls::{TlsConfig, TlsContext, anonymous_client_config, connect_channel};
+use fiscus_common::tls::{
+    ServerPin, TlsConfig, TlsContext, anonymous_client_config, connect_channel,
+};
 use fiscus_proto::pb::identity::{EnrollRequest, identity_ca_client::IdentityCaClient};
 use fiscus_proto::pb::types::Role;
 use rustls::pki_types::pem::PemObject;
@@ -11,6 +13,8 @@ use tonic::transport::Channel;
 
 /// Connects to the CA: with the identity in `tls_dir` if given, else anonymously
 /// (trusting `ca_file`), which only `Enroll` with a secret and `GetCrl` accept.
+/// Either way the server must present the identity-ca's own certificate
+/// ([`ServerPin::identity_ca`]), not merely one with the dialled name.
 pub async fn connect(
     addr: &str,
     server_name: &str,
@@ -19,13 +23,12 @@ pub async fn connect(
 ) -> Result<IdentityCaClient<Channel>> {
     let config = match tls_dir {
         Some(dir) => TlsContext::load(&TlsConfig::in_dir(dir))
-            .and_then(|c| c.client_config())
+            .and_then(|c| c.client_config_pinned(ServerPin::identity_ca()))
             .map_err(|e| {
                 Error::InvalidArgument(format!("TLS identity in {}: {e}", dir.display()))
             })?,
-        None => {
-            anonymous_client_config(ca_file).map_err(|e| Error::InvalidArgument(e.to_string()))?
-        }
+        None => anonymous_client_config(ca_file, ServerPin::identity_ca())
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?,
     };
     let channel = connect_channel(addr, server_name, config)
         .await

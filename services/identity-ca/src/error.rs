@@ -17,6 +17,12 @@ pub enum Error {
     SecretReused,
     #[error("this public key is already certified for member {0}; generate a new key")]
     KeyOfAnotherMember(String),
+    #[error("member {member} may not have {name:?} in a certificate: {why}")]
+    NameNotAllowed {
+        member: String,
+        name: String,
+        why: &'static str,
+    },
     #[error("enrollment secret is for {member}/{role}, not for this request")]
     SecretMismatch { member: String, role: &'static str },
     #[error("request needs a client certificate")]
@@ -78,6 +84,7 @@ impl From<&Error> for ServiceError {
             Error::SecretReused => (K::PermissionDenied, "ca.secret_reused"),
             Error::KeyOfAnotherMember(_) => (K::PermissionDenied, "ca.key_of_another_member"),
             Error::SecretMismatch { .. } => (K::PermissionDenied, "ca.secret_mismatch"),
+            Error::NameNotAllowed { .. } => (K::PermissionDenied, "ca.name_not_allowed"),
             Error::Unauthenticated => (K::Unauthenticated, "ca.unauthenticated"),
             Error::PermissionDenied { .. } => (K::PermissionDenied, "ca.permission_denied"),
             Error::CallerInvalid => (K::Unauthenticated, "ca.caller_invalid"),

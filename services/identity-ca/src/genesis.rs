@@ -1,7 +1,7 @@
 //! The genesis bundle: the initial orgs, members and their roles, the orderer
 //! endpoints and the limits. Block 0's `ConsortiumConfig` is built from it.
 
-use fiscus_common::tls::{is_member_code, parse_role};
+use fiscus_common::tls::{is_member_code, names, parse_role};
 use fiscus_proto::pb::types::{self as pb, OrgLevel, Role};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,10 @@ pub struct GenesisMember {
     /// Roles this member's certificates may carry, e.g. `["node", "admin", "client"]`.
     pub roles: Vec<String>,
     pub gossip_endpoints: Vec<String>,
+    /// The subject alternative names the CA may certify for this member (see
+    /// `fiscus_common::tls::names`). Empty: certificates without SANs only.
+    #[serde(default)]
+    pub allowed_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +191,11 @@ pub fn devnet_bundle(
     let members = orgs
         .iter()
         .map(|o| {
+            let mut allowed_names = devnet_allowed_names(&o.code);
+            // The orderer chart's node N carries the SAN orderer-N.
+            if let Some(i) = orderer_hosts.iter().position(|h| *h == o.code) {
+                allowed_names.push(format!("orderer-{}", i + 1));
+            }
             let mut roles = vec!["node", "admin", "operator", "client"];
             if orderer_hosts.contains(&o.code.as_str()) {
                 roles.push("orderer");
@@ -198,6 +207,7 @@ pub fn devnet_bundle(
                 org_code: o.code.clone(),
                 roles: roles.into_iter().map(str::to_owned).collect(),
                 gossip_endpoints: Vec::new(),
+                allowed_names,
             }
         })
         .collect();
@@ -238,8 +248,33 @@ pub fn devnet_bundle(
     }
 }
 
+/// A sample member's allow-list: loopback (shared by every service on one
+/// machine), its own domain under the reserved `.test` TLD (RFC 2606), e.g.
+/// `130000.fiscus.test` and `*.130000.fiscus.test`, and the Service names the
+/// member chart gives its services when the release is `fiscus-<org>`
+/// (`fiscus-130000-ledger-store`, …). A real consortium edits `allowed_names`
+/// in genesis.json to its members' own domains.
+pub fn devnet_allowed_names(org: &str) -> Vec<String> {
+    let mut names: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        format!("{org}.fiscus.test"),
+        format!("*.{org}.fiscus.test"),
+    ];
+    for service in [
+        "ledger-store",
+        "contract-executor",
+        "gossip-gateway",
+        "exchange-adapter",
+    ] {
+        names.push(format!("fiscus-{org}-{service}"));
+    }
+    names
+}
+
 impl GenesisBundle {
-    /// Checks codes, levels, parents and roles; returns the first problem found.
+    /// Checks codes, levels, parents, roles and allowed names; returns the first problem found.
     pub fn validate(&self) -> Result<(), String> {
         if self.consortium_id.is_empty() {
             return Err("consortium_id is empty".into());
@@ -267,7 +302,14 @@ impl GenesisBundle {
             if let Some(bad) = m.roles.iter().find(|r| parse_role(r).is_none()) {
                 return Err(format!("member {} has unknown role {bad:?}", m.org_code));
             }
+            names::check_allow_list(&m.allowed_names)
+                .map_err(|e| format!("member {} allowed_names: {e}", m.org_code))?;
         }
+        names::check_disjoint(
+            self.members
+                .iter()
+                .map(|m| (m.org_code.as_str(), &m.allowed_names[..])),
+        )?;
         for o in &self.orderers {
             if !codes.contains(o.org_code.as_str()) {
                 return Err(format!(
@@ -277,6 +319,14 @@ impl GenesisBundle {
             }
         }
         Ok(())
+    }
+
+    /// The names `org`'s certificates may carry, or `None` if it is not a member.
+    pub fn allowed_names_of(&self, org: &str) -> Option<&[String]> {
+        self.members
+            .iter()
+            .find(|m| m.org_code == org)
+            .map(|m| &m.allowed_names[..])
     }
 
     /// The roles `org` may hold, or `None` if it is not a member.
@@ -308,6 +358,7 @@ impl GenesisBundle {
                 .map(|m| pb::Member {
                     org_code: m.org_code.clone(),
                     gossip_endpoints: m.gossip_endpoints.clone(),
+                    allowed_names: m.allowed_names.clone(),
                     roles: m
                         .roles
                         .iter()

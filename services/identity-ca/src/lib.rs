@@ -181,7 +181,7 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
     // The CA's own endpoint identity: member 000000, role node.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let mut spec = LeafSpec::valid_for_days("000000", Role::Node, opts.cert_validity_days);
-    spec.common_name = "identity-ca".into();
+    spec.common_name = fiscus_common::tls::IDENTITY_CA_COMMON_NAME.into();
     for name in &opts.server_names {
         match name.parse() {
             Ok(ip) => spec.ips.push(ip),

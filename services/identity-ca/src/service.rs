@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::genesis::GenesisBundle;
 use crate::registry::{CertRecord, CrlRecord, Registry, Revocation};
 use crate::verify::{ChainVerifier, Verdict};
-use fiscus_common::tls::{PeerIdentity, TlsContext, peer_identity, role_name};
+use fiscus_common::tls::{PeerIdentity, TlsContext, names, peer_identity, role_name};
 use fiscus_proto::pb::identity::{self as pb, identity_ca_server::IdentityCa};
 use fiscus_proto::pb::types::{Crl, RevokedCertificate, Role};
 use prost::Message;
@@ -145,6 +145,37 @@ impl CaService {
         Ok(())
     }
 
+    /// Every requested SAN must be on `member`'s allow-list in the consortium
+    /// config, and none may be one of the identity-ca's own names (loopback
+    /// aside), so that no member can pose as the CA.
+    fn check_sans(&self, member: &str, dns: &[String], ips: &[IpAddr]) -> Result<()> {
+        let allowed = self
+            .bundle
+            .allowed_names_of(member)
+            .ok_or_else(|| Error::UnknownMember(member.to_owned()))?;
+        let own = self.tls.identity();
+        let ip_names: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+        for name in dns.iter().chain(&ip_names) {
+            let refuse = |why| {
+                Err(Error::NameNotAllowed {
+                    member: member.to_owned(),
+                    name: name.clone(),
+                    why,
+                })
+            };
+            let lowered = name.to_ascii_lowercase();
+            let is_own = own.dns_names.iter().any(|n| n.eq_ignore_ascii_case(name))
+                || own.ips.iter().any(|ip| ip.to_string() == lowered);
+            if is_own && !names::is_loopback(&lowered) {
+                return refuse("it is a name of the identity-ca");
+            }
+            if !names::name_allowed(allowed, name) {
+                return refuse("it is not on the member's allowed_names in the consortium config");
+            }
+        }
+        Ok(())
+    }
+
     fn record(&self, issued: &crate::ca::Issued) -> CertRecord {
         CertRecord {
             cert_id: issued.identity.cert_id.to_hex(),
@@ -198,6 +229,7 @@ impl CaService {
         let role = parse_role(req.role)?;
         let ips = check_names(&req.dns_names, &req.ip_addresses)?;
         self.check_grant(&req.org_code, role)?;
+        self.check_sans(&req.org_code, &req.dns_names, &ips)?;
         let lease = if req.enrollment_secret.is_empty() {
             let caller = self.caller(peer).await?;
             if caller.role != Role::Admin {
@@ -253,6 +285,15 @@ impl CaService {
         }
         let caller = self.caller(peer).await?;
         self.check_grant(&caller.member, caller.role)?;
+        if caller.common_name == fiscus_common::tls::IDENTITY_CA_COMMON_NAME {
+            return Err(Error::PermissionDenied {
+                member: caller.member,
+                role: role_name(caller.role),
+                why: "the identity-ca's own certificate is not renewed over the API",
+            });
+        }
+        // The allow-list may have shrunk since the certificate was issued.
+        self.check_sans(&caller.member, &caller.dns_names, &caller.ips)?;
         let mut spec = LeafSpec::valid_for_days(&caller.member, caller.role, self.validity_days);
         spec.common_name = caller.common_name.clone();
         spec.dns_names = caller.dns_names.clone();

@@ -5,7 +5,7 @@
 
 use fiscus_common::error::GRPC_CODE_METADATA;
 use fiscus_common::tls::{
-    ClientAuth, TlsConfig, TlsContext, connect_channel, peer_identity, serve_incoming,
+    ClientAuth, PeerIdentity, TlsConfig, TlsContext, connect_channel, peer_identity, serve_incoming,
 };
 use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RootCa, new_key_and_csr, write_file};
 use fiscus_identity_ca::client::{self, EnrollArgs};
@@ -47,7 +47,13 @@ impl TestCa {
             consortium_id: "fiscus-test".into(),
             force: false,
             all_hebei: false,
-            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            // The CA's own names: loopback, and one in MOF's domain, which
+            // no member may then be certified for.
+            server_names: vec![
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "ca.000000.fiscus.test".into(),
+            ],
             root_validity_years: 1,
             cert_validity_days: 30,
         })
@@ -167,6 +173,12 @@ fn csr_for(member: &str, role: Role) -> Vec<u8> {
     new_key_and_csr(member, role).unwrap().1
 }
 
+fn with_names(mut req: EnrollRequest, dns: &[&str], ips: &[&str]) -> EnrollRequest {
+    req.dns_names = dns.iter().map(|s| (*s).to_owned()).collect();
+    req.ip_addresses = ips.iter().map(|s| (*s).to_owned()).collect();
+    req
+}
+
 fn enroll_req(csr: Vec<u8>, member: &str, role: Role, secret: &str) -> EnrollRequest {
     EnrollRequest {
         csr,
@@ -281,7 +293,9 @@ mod mtls {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_private_key_written_is_pkcs8_v1_that_openssl_reads() {
         let ca = TestCa::start().await;
-        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let server = ca
+            .enroll("130000", "node", "server", &["node.130000.fiscus.test"])
+            .await;
         let client = ca.enroll("130100", "node", "client", &[]).await;
         let ca_dir = ca.dir.path().join("ca");
         let keys: Vec<PathBuf> = std::iter::once(server.join("key.pem"))
@@ -319,7 +333,9 @@ mod mtls {
         }
         let svc = start_service(&server, &ca.crl_path()).await;
         assert_eq!(
-            heartbeat(svc.addr, "hebei-node", &client).await.unwrap(),
+            heartbeat(svc.addr, "node.130000.fiscus.test", &client)
+                .await
+                .unwrap(),
             "130100"
         );
     }
@@ -340,12 +356,16 @@ mod mtls {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_member_enrolled_at_the_ca_reaches_another_service_over_mutual_tls() {
         let ca = TestCa::start().await;
-        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let server = ca
+            .enroll("130000", "node", "server", &["node.130000.fiscus.test"])
+            .await;
         let client = ca.enroll("130100", "node", "client", &[]).await;
         let svc = start_service(&server, &ca.crl_path()).await;
         let addr = svc.addr;
         assert_eq!(
-            heartbeat(addr, "hebei-node", &client).await.unwrap(),
+            heartbeat(addr, "node.130000.fiscus.test", &client)
+                .await
+                .unwrap(),
             "130100",
             "the server sees who called"
         );
@@ -354,7 +374,9 @@ mod mtls {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_client_with_a_certificate_from_another_ca_is_refused_at_the_handshake() {
         let ca = TestCa::start().await;
-        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let server = ca
+            .enroll("130000", "node", "server", &["node.130000.fiscus.test"])
+            .await;
         let svc = start_service(&server, &ca.crl_path()).await;
         let addr = svc.addr;
 
@@ -367,7 +389,11 @@ mod mtls {
         );
         // The rogue client trusts our root for the server, but presents a foreign certificate.
         std::fs::copy(ca.root_pem(), rogue.join("ca.pem")).unwrap();
-        assert!(heartbeat(addr, "hebei-node", &rogue).await.is_err());
+        assert!(
+            heartbeat(addr, "node.130000.fiscus.test", &rogue)
+                .await
+                .is_err()
+        );
         // How the refusal surfaces (alert, reset, cancelled) varies; that the call never arrived does not.
         assert_eq!(svc.served(), 0, "the call never reached the service");
     }
@@ -376,12 +402,16 @@ mod mtls {
     async fn a_certificate_revoked_after_connecting_is_refused_on_the_next_connection_without_a_restart()
      {
         let ca = TestCa::start().await;
-        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let server = ca
+            .enroll("130000", "node", "server", &["node.130000.fiscus.test"])
+            .await;
         let client = ca.enroll("130100", "node", "client", &[]).await;
         let svc = start_service(&server, &ca.crl_path()).await;
         let (addr, server_tls) = (svc.addr, svc.tls.clone());
         assert_eq!(
-            heartbeat(addr, "hebei-node", &client).await.unwrap(),
+            heartbeat(addr, "node.130000.fiscus.test", &client)
+                .await
+                .unwrap(),
             "130100"
         );
 
@@ -405,7 +435,9 @@ mod mtls {
         // The service picks up the new CRL file as its reloader would; it is not restarted.
         assert!(server_tls.reload().unwrap(), "the CRL file changed");
         let served = svc.served();
-        let err = heartbeat(addr, "hebei-node", &client).await.unwrap_err();
+        let err = heartbeat(addr, "node.130000.fiscus.test", &client)
+            .await
+            .unwrap_err();
         // The client may see the CertificateRevoked alert or just the closed connection.
         assert!(
             err.contains("CertificateRevoked")
@@ -420,7 +452,9 @@ mod mtls {
         );
         // Others still get in.
         assert_eq!(
-            heartbeat(addr, "hebei-node", &admin).await.unwrap(),
+            heartbeat(addr, "node.130000.fiscus.test", &admin)
+                .await
+                .unwrap(),
             "130100"
         );
     }
@@ -428,14 +462,20 @@ mod mtls {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_expired_certificate_is_refused() {
         let ca = TestCa::start().await;
-        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let server = ca
+            .enroll("130000", "node", "server", &["node.130000.fiscus.test"])
+            .await;
         let svc = start_service(&server, &ca.crl_path()).await;
         let addr = svc.addr;
         let mut spec = LeafSpec::valid_for_days("130100", Role::Node, 1);
         spec.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(10);
         spec.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
         let expired = ca.issue_direct(&spec, "expired");
-        assert!(heartbeat(addr, "hebei-node", &expired).await.is_err());
+        assert!(
+            heartbeat(addr, "node.130000.fiscus.test", &expired)
+                .await
+                .is_err()
+        );
         assert_eq!(
             svc.served(),
             0,
@@ -446,7 +486,9 @@ mod mtls {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_whose_certificate_lacks_the_dialled_name_is_refused() {
         let ca = TestCa::start().await;
-        let server = ca.enroll("130000", "node", "server", &["hebei-node"]).await;
+        let server = ca
+            .enroll("130000", "node", "server", &["node.130000.fiscus.test"])
+            .await;
         let client = ca.enroll("130100", "node", "client", &[]).await;
         let svc = start_service(&server, &ca.crl_path()).await;
         let addr = svc.addr;
@@ -455,7 +497,11 @@ mod mtls {
             .unwrap_err();
         assert!(err.contains("not valid for name"), "{err}");
         assert_eq!(svc.served(), 0);
-        assert!(heartbeat(addr, "hebei-node", &client).await.is_ok());
+        assert!(
+            heartbeat(addr, "node.130000.fiscus.test", &client)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,6 +618,83 @@ mod enroll {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn names_are_certified_only_from_the_member_allow_list_and_never_the_cas_own() {
+        let ca = TestCa::start().await;
+        let mut anon = ca.anonymous().await;
+        let secret = ca.secret("000000", "node");
+        // MOF's list allows *.000000.fiscus.test, but ca.000000.fiscus.test is
+        // the identity-ca's own name: refused, and the secret stays unspent.
+        let err = anon
+            .enroll(with_names(
+                enroll_req(csr_for("000000", Role::Node), "000000", Role::Node, &secret),
+                &["ca.000000.fiscus.test"],
+                &[],
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&err), "ca.name_not_allowed", "{err:?}");
+        assert!(err.message().contains("identity-ca"), "{err:?}");
+        // Names on the list (a wildcard's child, the domain, loopback) are issued.
+        let issued = anon
+            .enroll(with_names(
+                enroll_req(csr_for("000000", Role::Node), "000000", Role::Node, &secret),
+                &["node.000000.fiscus.test", "000000.fiscus.test", "localhost"],
+                &["127.0.0.1"],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let id = PeerIdentity::from_der(&issued.certificate).unwrap();
+        assert_eq!(
+            id.dns_names,
+            ["node.000000.fiscus.test", "000000.fiscus.test", "localhost"]
+        );
+    }
+
+    /// A member's certificate may carry a name the CA also answers to (here
+    /// loopback, which every devnet service shares). The enrollment client must
+    /// still refuse to talk to it as the CA, or it would hand over its secret.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_enrollment_client_talks_only_to_the_identity_ca_itself() {
+        let ca = TestCa::start().await;
+        let impostor = ca
+            .enroll("130000", "node", "impostor", &["localhost"])
+            .await;
+        let ctx = TlsContext::load(&TlsConfig::in_dir(&impostor)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = serve_incoming(listener, ctx.server_config(ClientAuth::Optional).unwrap());
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(GossipServer::new(EchoGossip(served)))
+                .serve_with_incoming(incoming),
+        );
+        // The impostor's certificate is valid for "localhost" under the same
+        // root; only the pin on the CA's own identity tells them apart.
+        let attempt = async {
+            let mut c = client::connect(&addr.to_string(), "localhost", None, &ca.root_pem())
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            c.enroll(enroll_req(
+                csr_for("130100", Role::Node),
+                "130100",
+                Role::Node,
+                &ca.secret("130100", "node"),
+            ))
+            .await
+            .map_err(|s| format!("{s:?}"))
+        };
+        let err = attempt.await.unwrap_err();
+        assert!(
+            !err.contains("Unimplemented"),
+            "the request reached the impostor: {err}"
+        );
+        // The real CA passes the same check.
+        ca.enroll("130100", "node", "genuine", &[]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bad_enrollments_get_typed_errors_and_issue_nothing() {
         let ca = TestCa::start().await;
         let mut anon = ca.anonymous().await;
@@ -646,6 +769,51 @@ mod enroll {
                 "no secret and no certificate",
                 enroll_req(good_csr.clone(), "130100", Role::Node, ""),
                 "ca.unauthenticated",
+            ),
+            (
+                "a lone * as a DNS name",
+                with_names(
+                    enroll_req(good_csr.clone(), "130100", Role::Node, &secret),
+                    &["*"],
+                    &[],
+                ),
+                "ca.name_not_allowed",
+            ),
+            (
+                "another member's domain",
+                with_names(
+                    enroll_req(good_csr.clone(), "130100", Role::Node, &secret),
+                    &["node.130000.fiscus.test"],
+                    &[],
+                ),
+                "ca.name_not_allowed",
+            ),
+            (
+                "a service's bare name",
+                with_names(
+                    enroll_req(good_csr.clone(), "130100", Role::Node, &secret),
+                    &["identity-ca"],
+                    &[],
+                ),
+                "ca.name_not_allowed",
+            ),
+            (
+                "an address not on the member's list",
+                with_names(
+                    enroll_req(good_csr.clone(), "130100", Role::Node, &secret),
+                    &[],
+                    &["10.0.0.1"],
+                ),
+                "ca.name_not_allowed",
+            ),
+            (
+                "a wildcard over the whole test TLD",
+                with_names(
+                    enroll_req(good_csr.clone(), "130100", Role::Node, &secret),
+                    &["*.fiscus.test"],
+                    &[],
+                ),
+                "ca.name_not_allowed",
             ),
         ];
         for (what, req, code) in cases {

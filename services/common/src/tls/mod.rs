@@ -11,6 +11,7 @@
 //!   on this process's certificate, and a warning is logged inside the renewal window.
 
 mod grpc;
+pub mod names;
 mod profile;
 mod verifier;
 
@@ -19,7 +20,9 @@ pub use grpc::{
     serve_incoming_until,
 };
 pub use profile::{ED25519_OID, PeerIdentity, is_member_code, parse_role, role_name};
-pub use verifier::{ClientVerifier, ServerVerifier};
+pub use verifier::{
+    ClientVerifier, IDENTITY_CA_COMMON_NAME, PinnedServerVerifier, ServerPin, ServerVerifier,
+};
 
 use arc_swap::ArcSwap;
 use rustls::client::ResolvesClientCert;
@@ -188,14 +191,21 @@ impl ResolvesClientCert for CertResolver {
 }
 
 /// A client config that trusts the roots in `ca_file` but presents no
-/// certificate: only for enrolling with a one-time secret at the identity-ca.
-pub fn anonymous_client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+/// certificate: only for enrolling with a one-time secret at the identity-ca
+/// (and fetching its CRL), so the server must also be `pin`.
+pub fn anonymous_client_config(
+    ca_file: &Path,
+    pin: ServerPin,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
     for c in parse_certs(ca_file, &read(ca_file)?)? {
         roots.add(c)?;
     }
-    let verifier = Arc::new(ServerVerifier::new(Arc::new(roots), &[], provider.clone())?);
+    let verifier = Arc::new(PinnedServerVerifier::new(
+        Arc::new(ServerVerifier::new(Arc::new(roots), &[], provider.clone())?),
+        pin,
+    ));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -316,6 +326,21 @@ impl TlsContext {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(self.server_verifier.clone())
+            .with_client_cert_resolver(Arc::new(CertResolver(self.identity.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Like [`Self::client_config`], for a server that must also be `pin`.
+    pub fn client_config_pinned(
+        &self,
+        pin: ServerPin,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let verifier = Arc::new(PinnedServerVerifier::new(self.server_verifier.clone(), pin));
+        let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
             .with_client_cert_resolver(Arc::new(CertResolver(self.identity.clone())));
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))

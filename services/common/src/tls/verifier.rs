@@ -4,8 +4,9 @@
 //! the current CRL whenever a new CRL arrives. New handshakes use the new
 //! verifier at once; nothing restarts.
 
-use super::TlsError;
+use super::{PeerIdentity, TlsError, role_name};
 use arc_swap::ArcSwap;
+use fiscus_proto::pb::types::Role;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -202,5 +203,103 @@ impl ServerCertVerifier for ServerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.current.load().supported_verify_schemes()
+    }
+}
+
+/// Who a server must be, beyond holding a valid certificate for the dialled
+/// name: the identity-ca's clients pin the CA's own identity, so that a
+/// member's certificate that happens to carry the same name cannot pose as it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerPin {
+    pub member: String,
+    pub role: Role,
+    pub common_name: String,
+}
+
+impl ServerPin {
+    /// The identity-ca's own certificate: member `000000`, role node, common
+    /// name `identity-ca`. The CA puts this common name in no other certificate.
+    pub fn identity_ca() -> Self {
+        Self {
+            member: "000000".into(),
+            role: Role::Node,
+            common_name: IDENTITY_CA_COMMON_NAME.into(),
+        }
+    }
+
+    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), Error> {
+        let id = PeerIdentity::from_der(end_entity)
+            .map_err(|e| Error::General(format!("server certificate: {e}")))?;
+        if id.member != self.member || id.role != self.role || id.common_name != self.common_name {
+            return Err(Error::General(format!(
+                "the server is {:?} (member {}, role {}), not the expected {:?} (member {}, role {})",
+                id.common_name,
+                id.member,
+                role_name(id.role),
+                self.common_name,
+                self.member,
+                role_name(self.role)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The common name of the identity-ca's own TLS certificate.
+pub const IDENTITY_CA_COMMON_NAME: &str = "identity-ca";
+
+/// A [`ServerVerifier`] that also requires the server to be one identity.
+#[derive(Debug)]
+pub struct PinnedServerVerifier {
+    inner: Arc<ServerVerifier>,
+    pin: ServerPin,
+}
+
+impl PinnedServerVerifier {
+    pub fn new(inner: Arc<ServerVerifier>, pin: ServerPin) -> Self {
+        Self { inner, pin }
+    }
+}
+
+impl ServerCertVerifier for PinnedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let ok = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        self.pin.check(end_entity)?;
+        Ok(ok)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
