@@ -371,7 +371,10 @@ impl Api {
         loop {
             let mut ledger = self.backend.ledger().await?;
             match ledger
-                .get_receipt(GetReceiptRequest { tx_id: tx.to_vec() })
+                .get_receipt(GetReceiptRequest {
+                    tx_id: tx.to_vec(),
+                    require_final: false,
+                })
                 .await
             {
                 Ok(p) => {
@@ -696,15 +699,40 @@ fn tx_id_param(s: &str) -> Result<Hash32, ServiceError> {
         })
 }
 
-/// A transaction's receipt, its Merkle proof and this member's attestation.
-#[utoipa::path(tag = "query", params(("tx_id" = String, Path, description = "64 hex digits")),
-    responses((status = 200, body = TransactionJson), (status = 404, body = ProblemDoc, content_type = "application/problem+json")),
+/// Which attestations a receipt carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProofKind {
+    /// This member's own signed attestation (the default).
+    #[default]
+    Member,
+    /// A majority of the consortium's members, agreeing on the block hash,
+    /// state hash and receipts root: what proves finality to a third party.
+    Final,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionQuery {
+    /// `final`: carry a majority of agreeing member attestations (409
+    /// `api.not_final` until the block has them); `member` (default): this
+    /// member's own.
+    pub proof: Option<ProofKind>,
+}
+
+/// A transaction's receipt, its Merkle proof and this member's attestation,
+/// or with `?proof=final` a majority's.
+#[utoipa::path(tag = "query", params(("tx_id" = String, Path, description = "64 hex digits"), TransactionQuery),
+    responses((status = 200, body = TransactionJson),
+        (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`api.not_final`: the block has no agreeing majority of attestations yet; retry", body = ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 #[get("/v1/transactions/{tx_id}")]
 async fn transaction(
     api: web::Data<Api>,
     req: HttpRequest,
     tx_id: web::Path<String>,
+    q: web::Query<TransactionQuery>,
 ) -> Result<web::Json<TransactionJson>, ServiceError> {
     api.caller(&req, Scope::Read)?;
     let id = tx_id_param(&tx_id)?;
@@ -712,9 +740,12 @@ async fn transaction(
         .backend
         .ledger()
         .await?
-        .get_receipt(GetReceiptRequest { tx_id: id.to_vec() })
+        .get_receipt(GetReceiptRequest {
+            tx_id: id.to_vec(),
+            require_final: q.proof == Some(ProofKind::Final),
+        })
         .await
-        .map_err(|s| from_status("receipt", &s))?
+        .map_err(|s| crate::backend::receipt_status(&s))?
         .into_inner();
     let receipt = Receipt::decode(&proof.receipt[..])
         .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;

@@ -59,6 +59,19 @@ pub fn from_status(what: &str, s: &tonic::Status) -> ServiceError {
     ServiceError::new(kind, code, format!("{what}: {}", s.message()))
 }
 
+/// A ledger refusal of a receipt request: "not final yet" keeps its meaning
+/// (409 `api.not_final`); anything else as [`from_status`].
+pub fn receipt_status(s: &tonic::Status) -> ServiceError {
+    let code = s
+        .metadata()
+        .get(fiscus_common::error::GRPC_CODE_METADATA)
+        .and_then(|v| v.to_str().ok());
+    if code == Some("ledger.not_final") {
+        return ServiceError::new(ErrorKind::Conflict, "api.not_final", s.message());
+    }
+    from_status("receipt", s)
+}
+
 impl Backend {
     pub fn new(
         tls: Arc<rustls::ClientConfig>,

@@ -223,7 +223,10 @@ impl Api {
             .backend
             .ledger()
             .await?
-            .get_receipt(GetReceiptRequest { tx_id: tx.to_vec() })
+            .get_receipt(GetReceiptRequest {
+                    tx_id: tx.to_vec(),
+                    require_final: false,
+                })
             .await
         {
             Ok(p) => Ok(

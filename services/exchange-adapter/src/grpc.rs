@@ -196,6 +196,7 @@ impl Exchange for ExchangeService {
         match ledger
             .get_receipt(GetReceiptRequest {
                 tx_id: req.into_inner().tx_id,
+                require_final: false,
             })
             .await
         {
@@ -217,12 +218,14 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<ReceiptProof>, Status> {
         self.caller(&req, crate::clients::Scope::Read)?;
         let mut ledger = self.api.backend.ledger().await?;
+        let r = req.into_inner();
         ledger
             .get_receipt(GetReceiptRequest {
-                tx_id: req.into_inner().tx_id,
+                tx_id: r.tx_id,
+                require_final: r.require_final,
             })
             .await
-            .map_err(|s| from_status("receipt", &s).into())
+            .map_err(|s| crate::backend::receipt_status(&s).into())
     }
 
     async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<TraceResponse>, Status> {

@@ -256,6 +256,7 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     let proof = lc
         .get_receipt(GetReceiptRequest {
             tx_id: tx_id(&allocate.payload).to_vec(),
+            require_final: false,
         })
         .await
         .unwrap()
@@ -284,6 +285,7 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     let refused_receipt = lc
         .get_receipt(GetReceiptRequest {
             tx_id: tx_id(&refused.payload).to_vec(),
+            require_final: false,
         })
         .await
         .unwrap()
@@ -311,6 +313,7 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     let appr_block = lc
         .get_receipt(GetReceiptRequest {
             tx_id: tx_id(&appropriate.payload).to_vec(),
+            require_final: false,
         })
         .await
         .unwrap()

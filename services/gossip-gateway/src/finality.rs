@@ -26,6 +26,9 @@ pub struct Outcome {
     pub alarm: Option<Alarm>,
     /// The attestation was new (worth passing on).
     pub new: bool,
+    /// The height just reached a majority: the agreeing members' signed
+    /// attestations, in member order (what a finality receipt carries).
+    pub majority: Option<(u64, Vec<SignedAttestation>)>,
 }
 
 #[derive(Debug)]
@@ -123,8 +126,15 @@ impl Finality {
             groups.entry(t).or_default().push(m);
         }
         let majority = self.members.len() / 2 + 1;
-        if groups.values().any(|g| g.len() >= majority) {
-            self.finals.insert(height);
+        if let Some((agreed, _)) = groups.iter().find(|(_, g)| g.len() >= majority)
+            && self.finals.insert(height)
+        {
+            let signed = at
+                .values()
+                .filter(|(t, _)| t == *agreed)
+                .map(|(_, s)| s.clone())
+                .collect();
+            out.majority = Some((height, signed));
         }
         if groups.len() > 1 {
             let largest = groups.values().map(Vec::len).max().unwrap_or(0);
@@ -191,7 +201,9 @@ mod tests {
         );
         f.record("a", 1, t(1), s.clone());
         f.record("b", 1, t(1), s.clone());
-        assert_eq!(f.record("c", 1, t(1), s.clone()).newly_final, vec![1, 2]);
+        let out = f.record("c", 1, t(1), s.clone());
+        assert_eq!(out.newly_final, vec![1, 2]);
+        assert_eq!(out.majority.map(|(h, v)| (h, v.len())), Some((1, 3)));
         assert_eq!(f.final_height(), 2);
         // A non-member counts for nothing.
         assert_eq!(f.record("z", 3, t(3), s), Outcome::default());
@@ -205,6 +217,7 @@ mod tests {
         f.record("b", 1, t(1), s.clone());
         f.record("c", 1, t(1), s.clone());
         let out = f.record("d", 1, t(9), s);
+        assert_eq!(out.majority, None, "height 1 reached its majority before");
         let alarm = out.alarm.unwrap();
         assert_eq!(alarm.diverging, vec!["d".to_owned()]);
         assert_eq!(f.we_diverge(), Some(1));

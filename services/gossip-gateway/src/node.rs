@@ -239,19 +239,32 @@ impl Node {
         lock(&self.peers).has_height(&att.member, att.height);
         let out =
             lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
-        if let Some(h) = out.newly_final.last() {
-            self.metrics.final_height.set(*h as i64);
+        if out.majority.is_some() || !out.newly_final.is_empty() {
+            let final_height = lock(&self.finality).final_height();
+            let majority = out.majority.clone().map(|(_, v)| v).unwrap_or_default();
             let mut ingest = self.ingest.clone();
-            let final_height = *h;
-            // The ledger serves it in ChainInfo; a lost report is superseded by the next.
+            // The ledger serves the final height in ChainInfo and keeps the
+            // majority's attestations for finality receipts. A lost height is
+            // superseded by the next report; a lost majority set is retried.
             tokio::spawn(async move {
-                if let Err(e) = ingest
-                    .report_final(fiscus_proto::pb::ledger::ReportFinalRequest { final_height })
-                    .await
-                {
-                    tracing::debug!(error = %e, "could not report the final height to the ledger");
+                let req = fiscus_proto::pb::ledger::ReportFinalRequest {
+                    final_height,
+                    majority,
+                };
+                for attempt in 0..5u32 {
+                    match ingest.report_final(req.clone()).await {
+                        Ok(_) => return,
+                        Err(e) => {
+                            tracing::debug!(error = %e, attempt, "could not report finality to the ledger");
+                            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt))
+                                .await;
+                        }
+                    }
                 }
             });
+        }
+        if let Some(h) = out.newly_final.last() {
+            self.metrics.final_height.set(*h as i64);
             let now = now_ms();
             let mut t = lock(&self.timeline);
             for h in &out.newly_final {

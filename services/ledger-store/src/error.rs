@@ -17,6 +17,8 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("block {0} is committed but no majority of members has attested it yet; retry")]
+    NotFinal(u64),
     #[error("the store has no genesis configuration; initialise it first")]
     NoGenesis,
     #[error("the store was initialised from a different genesis configuration")]

@@ -68,6 +68,12 @@ pub fn attestation(n: u64) -> Vec<u8> {
     format!("a/{n:020}").into_bytes()
 }
 
+/// The agreeing majority's signed attestations for block `n` (an encoded
+/// `fiscus.gossip.v1.AttestationBatch`), as the gateway reported them.
+pub fn final_attestations(n: u64) -> Vec<u8> {
+    format!("fa/{n:020}").into_bytes()
+}
+
 /// A signer certificate the ledger knew: org ‖ 0x00 ‖ Ed25519 key. Kept so
 /// that `fiscus verify` can re-check signatures from the data dir alone.
 pub fn cert(id: &fiscus_proto::hash::Hash32) -> Vec<u8> {

@@ -1117,7 +1117,38 @@ impl<S: StateStore> Ledger<S> {
 
     /// A receipt with its inclusion proof to the block's `receipts_root`, the
     /// block header and this member's attestation: checkable offline.
-    pub async fn receipt_proof(&self, tx: &TxId) -> Result<fiscus_proto::pb::types::ReceiptProof> {
+    /// Keeps, per height and durably, the first agreeing-majority set of
+    /// signed attestations the gateway reports (it verified each signature).
+    pub async fn record_majority(&self, majority: &[SignedAttestation]) -> Result<()> {
+        let mut by_height: BTreeMap<u64, Vec<SignedAttestation>> = BTreeMap::new();
+        for s in majority {
+            let a = fiscus_proto::pb::types::Attestation::decode(&s.attestation[..])
+                .map_err(|e| LedgerError::Corrupt(format!("reported attestation: {e}")))?;
+            by_height.entry(a.height).or_default().push(s.clone());
+        }
+        let mut batch = WriteBatch::new();
+        for (h, attestations) in by_height {
+            let key = keys::final_attestations(h);
+            if self.store.get(&key).await?.is_none() {
+                batch = batch.put(
+                    key,
+                    fiscus_proto::pb::gossip::AttestationBatch { attestations }.encode_to_vec(),
+                );
+            }
+        }
+        if !batch.is_empty() {
+            self.store.commit(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// A receipt with its Merkle proof and either this member's attestation
+    /// or (`require_final`) the agreeing majority's.
+    pub async fn receipt_proof(
+        &self,
+        tx: &TxId,
+        require_final: bool,
+    ) -> Result<fiscus_proto::pb::types::ReceiptProof> {
         let loc = self
             .store
             .get(&keys::tx_index(tx))
@@ -1144,11 +1175,26 @@ impl<S: StateStore> Ledger<S> {
             .ok_or_else(|| LedgerError::Corrupt("receipt index".into()))?;
         let block = fiscus_proto::pb::types::Block::decode(&self.block(n).await?[..])
             .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-        let att = self
-            .store
-            .get(&keys::attestation(n))
-            .await?
-            .map(|v| v.value);
+        let attestations = if require_final {
+            let raw = self
+                .store
+                .get(&keys::final_attestations(n))
+                .await?
+                .ok_or(LedgerError::NotFinal(n))?
+                .value;
+            fiscus_proto::pb::gossip::AttestationBatch::decode(&raw[..])
+                .map_err(|e| LedgerError::Corrupt(e.to_string()))?
+                .attestations
+        } else {
+            self.store
+                .get(&keys::attestation(n))
+                .await?
+                .map(|v| SignedAttestation::decode(&v.value[..]))
+                .transpose()
+                .map_err(|e| LedgerError::Corrupt(e.to_string()))?
+                .into_iter()
+                .collect()
+        };
         Ok(fiscus_proto::pb::types::ReceiptProof {
             receipt: encoded[i as usize].clone(),
             proof: Some(fiscus_proto::pb::types::InclusionProof {
@@ -1157,12 +1203,7 @@ impl<S: StateStore> Ledger<S> {
                 path: proof.path.iter().map(|h| h.to_vec()).collect(),
             }),
             block_header: block.header,
-            attestations: att
-                .map(|a| SignedAttestation::decode(&a[..]))
-                .transpose()
-                .map_err(|e| LedgerError::Corrupt(e.to_string()))?
-                .into_iter()
-                .collect(),
+            attestations,
         })
     }
 

@@ -28,6 +28,7 @@ impl From<LedgerError> for ServiceError {
     fn from(e: LedgerError) -> Self {
         let (kind, code) = match &e {
             LedgerError::NotFound(_) => (ErrorKind::NotFound, "ledger.not_found"),
+            LedgerError::NotFinal(_) => (ErrorKind::Conflict, "ledger.not_final"),
             LedgerError::NotNext { .. } => (ErrorKind::FailedPrecondition, "ledger.not_next"),
             LedgerError::Malformed(_)
             | LedgerError::BadLink(_)
@@ -132,7 +133,10 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
         let id = Hash32::from_slice("tx id", &req.get_ref().tx_id)
             .map_err(|_| invalid("ledger.bad_tx_id", "tx_id must be 32 bytes"))?;
         Ok(Response::new(
-            self.ledger.receipt_proof(&id).await.map_err(status)?,
+            self.ledger
+                .receipt_proof(&id, req.get_ref().require_final)
+                .await
+                .map_err(status)?,
         ))
     }
 
@@ -459,7 +463,18 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         req: Request<fiscus_proto::pb::ledger::ReportFinalRequest>,
     ) -> Result<Response<fiscus_proto::pb::ledger::ReportFinalResponse>, Status> {
         self.authorize(&req)?;
-        self.ledger.report_final(req.get_ref().final_height);
+        let r = req.into_inner();
+        if r.majority.len() > MAX_PAGE {
+            return Err(invalid(
+                "ledger.too_many",
+                format!("at most {MAX_PAGE} attestations per report"),
+            ));
+        }
+        self.ledger
+            .record_majority(&r.majority)
+            .await
+            .map_err(status)?;
+        self.ledger.report_final(r.final_height);
         Ok(Response::new(
             fiscus_proto::pb::ledger::ReportFinalResponse {},
         ))

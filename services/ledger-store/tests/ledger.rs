@@ -251,7 +251,7 @@ async fn blocks_commit_and_a_disbursement_traces_to_its_appropriation_with_an_of
     );
 
     // The receipt proof checks offline against the attested receipts root.
-    let p = l.receipt_proof(&disb).await.unwrap();
+    let p = l.receipt_proof(&disb, false).await.unwrap();
     let receipt = Receipt::decode(&p.receipt[..]).unwrap();
     assert_eq!(receipt.status, TxStatus::Valid as i32);
     let att = Attestation::decode(&p.attestations[0].attestation[..]).unwrap();
@@ -468,7 +468,7 @@ async fn a_creators_nonce_is_used_once_so_a_second_body_with_it_is_refused_and_c
     assert_eq!(l.nonce_use(&w.mof.cert, 7).await.unwrap(), Some(first_id));
     assert_eq!(l.nonce_use(&w.mof.cert, 8).await.unwrap(), None);
     // The refused body's receipt can be read, and sending it again is a replay.
-    assert!(l.receipt_proof(&tx_id(&same_block.payload)).await.is_ok());
+    assert!(l.receipt_proof(&tx_id(&same_block.payload), false).await.is_ok());
     l.commit_block(&w.block(3, h.hash, T0 + 2, vec![same_block]))
         .await
         .unwrap();
