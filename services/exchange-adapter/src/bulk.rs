@@ -224,9 +224,9 @@ impl Api {
             .ledger()
             .await?
             .get_receipt(GetReceiptRequest {
-                    tx_id: tx.to_vec(),
-                    require_final: false,
-                })
+                tx_id: tx.to_vec(),
+                require_final: false,
+            })
             .await
         {
             Ok(p) => Ok(

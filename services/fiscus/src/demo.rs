@@ -506,50 +506,63 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         );
     }
 
-    // One receipt, with every member's attestation, verified offline.
-    let mut proof: Option<fiscus_proto::pb::types::ReceiptProof> = None;
-    for m in &net.members {
-        let c = client(&m.code)?;
-        let t = c.get(&format!("/v1/transactions/{tx}")).await?;
-        let b64 = t["receipt_proof"].as_str().unwrap_or_default();
-        let p = {
-            use base64::Engine as _;
-            use prost::Message as _;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
-            fiscus_proto::pb::types::ReceiptProof::decode(&bytes[..])?
-        };
-        match &mut proof {
-            None => proof = Some(p),
-            Some(all) => all.attestations.extend(p.attestations),
+    // One finality receipt from one member (a majority's agreeing signed
+    // attestations), verified offline against the root and the consortium config.
+    let c = client(&net.members[0].code)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let b64 = loop {
+        let (status, t) = c
+            .api
+            .json(
+                "GET",
+                &format!("/v1/transactions/{tx}?proof=final"),
+                &c.key,
+                None,
+                &[],
+            )
+            .await?;
+        match status {
+            200 => break t["receipt_proof"].as_str().unwrap_or_default().to_owned(),
+            409 if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            _ => bail!("GET /v1/transactions/{tx}?proof=final: {status} {t}"),
         }
-    }
-    let proof = proof.context("no receipt proof")?;
+    };
     let file = net.data.join(format!("receipt-{}.pb", &tx[..16]));
     {
-        use prost::Message as _;
-        std::fs::write(&file, proof.encode_to_vec())?;
+        use base64::Engine as _;
+        std::fs::write(
+            &file,
+            base64::engine::general_purpose::STANDARD.decode(b64)?,
+        )?;
     }
-    let certs = crate::receipt::load_certs(
-        &CaPaths::new(net.data.join("ca")).root_cert(),
-        &net.data.join("signers"),
-    )?;
-    let v = crate::receipt::verify(&crate::receipt::read_proof(&file)?, &certs)?;
+    let ca = CaPaths::new(net.data.join("ca"));
+    let certs = crate::receipt::load_certs(&ca.root_cert(), &net.data.join("signers"))?;
+    let config = crate::receipt::read_config(&ca.consortium_config())?;
+    let v = crate::receipt::verify(&crate::receipt::read_proof(&file)?, &certs, Some(&config))?;
     println!();
     println!(
-        "离线验证回执 / receipt verified offline: {} — tx {}… {} in block {}, attested by {} of {} members ({})",
+        "离线验证回执 / receipt verified offline: {} — tx {}… {} in block {}, {} by {} of {} members ({})",
         file.display(),
         &v.tx_id[..16],
         v.status,
         v.block_number,
+        if v.is_final {
+            "最终确认 / final"
+        } else {
+            "NOT final"
+        },
         v.attested_by.len(),
-        net.members.len(),
+        v.members.len(),
         v.attested_by.iter().cloned().collect::<Vec<_>>().join(", ")
     );
     println!(
-        "  (again by hand: fiscus verify-receipt --file {} --root {} --certs-dir {})",
+        "  (again by hand: fiscus verify-receipt --file {} --root {} --certs-dir {} --config {})",
         file.display(),
-        CaPaths::new(net.data.join("ca")).root_cert().display(),
-        net.data.join("signers").display()
+        ca.root_cert().display(),
+        net.data.join("signers").display(),
+        ca.consortium_config().display()
     );
     if stats.late > 0 {
         println!("逾期下达 / late allocations flagged: {}", stats.late);

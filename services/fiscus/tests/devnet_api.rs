@@ -614,98 +614,14 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     );
     assert_eq!((retry.0, retry.2["replayed"].clone()), (200, json!(true)));
 
-    // Every member committed it; their attestations make one receipt file.
-    let mut proof: Option<fiscus_proto::pb::types::ReceiptProof> = None;
     for m in net.members.keys() {
         let until = Instant::now() + Duration::from_secs(60);
         while net.chain(m)["height"].as_u64().unwrap() < block {
             assert!(Instant::now() < until, "{m} did not reach block {block}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let (addr, key, _) = net.api(m);
-        let t = call(
-            addr,
-            "GET",
-            &format!("/v1/transactions/{tx}"),
-            Some(key),
-            None,
-            &[],
-        );
-        assert_eq!(t.0, 200, "{m}: {:?}", t.2);
-        assert_eq!(t.2["receipt"]["status"], "valid");
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(t.2["receipt_proof"].as_str().unwrap())
-            .unwrap();
-        let p = fiscus_proto::pb::types::ReceiptProof::decode(&bytes[..]).unwrap();
-        match &mut proof {
-            None => proof = Some(p),
-            Some(all) => all.attestations.extend(p.attestations),
-        }
     }
-    let file = dir.path().join("receipt.pb");
-    std::fs::write(&file, proof.unwrap().encode_to_vec()).unwrap();
-    let verify = |file: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_fiscus"))
-            .args(["verify-receipt", "--json", "--file"])
-            .arg(file)
-            .arg("--root")
-            .arg(data.join("ca/ca/root.pem"))
-            .arg("--certs-dir")
-            .arg(data.join("signers"))
-            .output()
-            .unwrap()
-    };
-    let out = verify(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["tx_id"], tx.as_str());
-    assert_eq!(v["attested_by"].as_array().unwrap().len(), 5);
-    // An attestation signed with MOF's *client* key (root-issued, right org,
-    // but not a node certificate) does not make a receipt valid.
-    let genuine =
-        fiscus_proto::pb::types::ReceiptProof::decode(&std::fs::read(&file).unwrap()[..]).unwrap();
-    let att = genuine
-        .attestations
-        .iter()
-        .map(|a| fiscus_proto::pb::types::Attestation::decode(&a.attestation[..]).unwrap())
-        .find(|a| a.member == "000000")
-        .unwrap();
-    let client = data.join("member-000000/client");
-    let ckey =
-        SigningKey::from_pkcs8_pem(&std::fs::read_to_string(client.join("key.pem")).unwrap())
-            .unwrap();
-    let cpem = std::fs::read(client.join("cert.pem")).unwrap();
-    let cid =
-        cert_id(&fiscus_common::tls::parse_certs(&client.join("cert.pem"), &cpem).unwrap()[0]);
-    let bytes = att.encode_to_vec();
-    let forged = fiscus_proto::pb::types::ReceiptProof {
-        attestations: vec![fiscus_proto::pb::types::SignedAttestation {
-            signature: Some(fiscus_proto::pb::types::Signature {
-                cert_id: cid.to_vec(),
-                signature: ckey.sign(&bytes).to_vec(),
-            }),
-            attestation: bytes,
-        }],
-        ..genuine
-    };
-    let forged_file = dir.path().join("forged.pb");
-    std::fs::write(&forged_file, forged.encode_to_vec()).unwrap();
-    let out = verify(&forged_file);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    // One flipped byte in the receipt: refused.
-    let mut bad = std::fs::read(&file).unwrap();
-    bad[12] ^= 1;
-    std::fs::write(&file, bad).unwrap();
-    assert_eq!(verify(&file).status.code(), Some(1));
+    receipts_prove_finality_to_a_third_party(&net, &data, dir.path(), &tx);
 
     // Bulk import: a file with bad rows reports every one and submits nothing.
     let header = "external_id,op,org_code,program_id,amount_fen,to_org_code,document\n";
@@ -1271,4 +1187,354 @@ fn the_rest_api_over_tls_takes_a_client_certificate_or_an_api_key() {
         !String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"),
         "plain HTTP was served"
     );
+}
+
+/// `fiscus verify-receipt` on `file` with the devnet's root, signer
+/// certificates (or `certs_dir`) and consortium config (or none).
+fn verify_receipt(
+    data: &Path,
+    file: &Path,
+    certs_dir: Option<&Path>,
+    config: Option<&Path>,
+) -> (Option<i32>, Value) {
+    let default_config = data.join("ca/consortium-config.pb");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fiscus"));
+    cmd.args(["verify-receipt", "--json", "--file"])
+        .arg(file)
+        .arg("--root")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--certs-dir")
+        .arg(certs_dir.map_or_else(|| data.join("signers"), Path::to_path_buf));
+    match config {
+        Some(c) if c.as_os_str().is_empty() => {}
+        Some(c) => {
+            cmd.arg("--config").arg(c);
+        }
+        None => {
+            cmd.arg("--config").arg(&default_config);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), v)
+}
+
+/// A node key and certificate id of member `m` in the devnet.
+fn node_signer(data: &Path, m: &str) -> (SigningKey, Vec<u8>) {
+    let dir = data.join(format!("member-{m}/node-tls"));
+    let key =
+        SigningKey::from_pkcs8_pem(&std::fs::read_to_string(dir.join("key.pem")).unwrap()).unwrap();
+    let pem = std::fs::read(dir.join("cert.pem")).unwrap();
+    let id = cert_id(&fiscus_common::tls::parse_certs(&dir.join("cert.pem"), &pem).unwrap()[0]);
+    (key, id.to_vec())
+}
+
+fn sign_attestation(
+    att: &fiscus_proto::pb::types::Attestation,
+    key: &SigningKey,
+    cert: &[u8],
+) -> fiscus_proto::pb::types::SignedAttestation {
+    let bytes = att.encode_to_vec();
+    fiscus_proto::pb::types::SignedAttestation {
+        signature: Some(fiscus_proto::pb::types::Signature {
+            cert_id: cert.to_vec(),
+            signature: key.sign(&bytes).to_vec(),
+        }),
+        attestation: bytes,
+    }
+}
+
+/// Issue 20 item 4: one member serves a receipt that proves finality, and the
+/// verifier counts only agreeing, valid, unrevoked members of the consortium.
+fn receipts_prove_finality_to_a_third_party(net: &Net, data: &Path, dir: &Path, tx: &str) {
+    use fiscus_proto::pb::types::{Attestation, ReceiptProof};
+    let (mof, _, mof_read) = net.api("000000");
+    // ?proof=final: 409 api.not_final until a majority attested, then 200.
+    let until = Instant::now() + Duration::from_secs(60);
+    let t = loop {
+        let t = call(
+            mof,
+            "GET",
+            &format!("/v1/transactions/{tx}?proof=final"),
+            Some(mof_read),
+            None,
+            &[],
+        );
+        if t.0 == 200 {
+            break t;
+        }
+        assert_eq!(
+            (t.0, t.2["code"].as_str()),
+            (409, Some("api.not_final")),
+            "{:?}",
+            t.2
+        );
+        assert!(Instant::now() < until, "no finality receipt within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(t.2["receipt_proof"].as_str().unwrap())
+        .unwrap();
+    let genuine = ReceiptProof::decode(&bytes[..]).unwrap();
+    assert!(genuine.attestations.len() >= 3, "a majority of 5 members");
+    let file = dir.join("receipt-final.pb");
+    std::fs::write(&file, &bytes).unwrap();
+    let (code, v) = verify_receipt(data, &file, None, None);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(
+        (v["valid"].clone(), v["final"].clone()),
+        (json!(true), json!(true)),
+        "{v}"
+    );
+    assert_eq!(v["tx_id"], tx);
+    assert_eq!(v["members"].as_array().unwrap().len(), 5);
+    assert_eq!(v["majority"], 3);
+    assert!(v["attested_by"].as_array().unwrap().len() >= 3, "{v}");
+    // The independent verifier (Python `cryptography`, built from
+    // docs/receipts.md) agrees on the genuine receipt.
+    let py = |file: &Path, config: &Path, certs: Option<&Path>| {
+        let out = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/receipt/verify_receipt.py"
+            ))
+            .arg("--file")
+            .arg(file)
+            .arg("--root")
+            .arg(data.join("ca/ca/root.pem"))
+            .arg("--certs-dir")
+            .arg(certs.map_or_else(|| data.join("signers"), Path::to_path_buf))
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("python3 runs (make deps installs it with cryptography)");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), v)
+    };
+    let config = data.join("ca/consortium-config.pb");
+    let (code, pv) = py(&file, &config, None);
+    assert_eq!(code, Some(0), "{pv}");
+    assert_eq!(pv["final"], true, "{pv}");
+    assert_eq!(pv["attested_by"], v["attested_by"], "{pv} vs {v}");
+
+    // Without a config the receipt is valid but not proven final;
+    // --require-final then exits 1.
+    let (code, v) = verify_receipt(data, &file, None, Some(Path::new("")));
+    assert_eq!(
+        (code, v["valid"].clone(), v["final"].clone()),
+        (Some(0), json!(true), json!(false)),
+        "{v}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args(["verify-receipt", "--require-final", "--json", "--file"])
+        .arg(&file)
+        .arg("--root")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--certs-dir")
+        .arg(data.join("signers"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    let write = |name: &str, p: &ReceiptProof| {
+        let f = dir.join(name);
+        std::fs::write(&f, p.encode_to_vec()).unwrap();
+        f
+    };
+    let agreed: Attestation =
+        Attestation::decode(&genuine.attestations[0].attestation[..]).unwrap();
+    let members = ["000000", "130000", "130100", "130102", "991300"];
+    let signed_by = |m: &str, att: &Attestation| {
+        let (k, id) = node_signer(data, m);
+        sign_attestation(
+            &Attestation {
+                member: m.into(),
+                ..att.clone()
+            },
+            &k,
+            &id,
+        )
+    };
+    let two_genuine = || vec![signed_by("000000", &agreed), signed_by("130000", &agreed)];
+    let mut crafted: Vec<(
+        &str,
+        ReceiptProof,
+        Option<std::path::PathBuf>,
+        Option<std::path::PathBuf>,
+        &str,
+    )> = Vec::new();
+
+    // 1. The proof claims another position: leaf_index is bound to tx_index.
+    let mut p = genuine.clone();
+    let ip = p.proof.as_mut().unwrap();
+    ip.leaf_index += 1;
+    crafted.push(("leaf_index moved", p, None, None, "invalid"));
+    // 2. tree_size is bound to the header's tx_count.
+    let mut p = genuine.clone();
+    p.proof.as_mut().unwrap().tree_size += 1;
+    crafted.push(("tree_size changed", p, None, None, "invalid"));
+    // 3. Two members that diverged (another state hash) are not two more
+    //    confirmations: 2 agree + 2 disagree is not a majority of 5.
+    let diverged = Attestation {
+        state_hash: vec![0xee; 32],
+        ..agreed.clone()
+    };
+    let mut atts = two_genuine();
+    atts.push(signed_by("130100", &diverged));
+    atts.push(signed_by("130102", &diverged));
+    crafted.push((
+        "diverging members counted",
+        ReceiptProof {
+            attestations: atts,
+            ..genuine.clone()
+        },
+        None,
+        None,
+        "not_final",
+    ));
+    // 4. A certificate the root issued to a non-member (130200) counts for nothing.
+    let ca = fiscus_identity_ca::ca::RootCa::load(&fiscus_identity_ca::ca::CaPaths::new(
+        data.join("ca"),
+    ))
+    .unwrap();
+    let extra = dir.join("signers-extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    for e in std::fs::read_dir(data.join("signers")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), extra.join(e.file_name())).unwrap();
+    }
+    let issue = |member: &str, spec: fiscus_identity_ca::ca::LeafSpec, name: &str| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let issued = ca.issue_for_key(&key, &spec).unwrap();
+        std::fs::write(extra.join(format!("{name}.pem")), issued.pem.as_bytes()).unwrap();
+        let sk = SigningKey::from_pkcs8_pem(&key.serialize_pem()).unwrap();
+        let id = cert_id(&issued.der);
+        let _ = member;
+        (sk, id.to_vec())
+    };
+    let role = fiscus_proto::pb::types::Role::Node;
+    let (sk, id) = issue(
+        "130200",
+        fiscus_identity_ca::ca::LeafSpec::valid_for_days("130200", role, 30),
+        "node-130200",
+    );
+    let mut atts = two_genuine();
+    atts.push(sign_attestation(
+        &Attestation {
+            member: "130200".into(),
+            ..agreed.clone()
+        },
+        &sk,
+        &id,
+    ));
+    crafted.push((
+        "non-member counted",
+        ReceiptProof {
+            attestations: atts,
+            ..genuine.clone()
+        },
+        Some(extra.clone()),
+        None,
+        "not_final",
+    ));
+    // 5. An expired signer certificate (a second node certificate of 130100,
+    //    valid only before the block) counts for nothing.
+    let mut spec = fiscus_identity_ca::ca::LeafSpec::valid_for_days("130100", role, 1);
+    spec.not_after = spec.not_before - time::Duration::days(1);
+    spec.not_before -= time::Duration::days(30);
+    let (sk, id) = issue("130100", spec, "node-130100-expired");
+    let mut atts = two_genuine();
+    atts.push(sign_attestation(
+        &Attestation {
+            member: "130100".into(),
+            ..agreed.clone()
+        },
+        &sk,
+        &id,
+    ));
+    crafted.push((
+        "expired signer counted",
+        ReceiptProof {
+            attestations: atts,
+            ..genuine.clone()
+        },
+        Some(extra.clone()),
+        None,
+        "not_final",
+    ));
+    // 6. A signer revoked (in the config's CRL) at or before the height counts for nothing.
+    let mut cfg =
+        fiscus_proto::pb::types::ConsortiumConfig::decode(&std::fs::read(&config).unwrap()[..])
+            .unwrap();
+    let (_, revoked_id) = node_signer(data, "130100");
+    cfg.crl.get_or_insert_with(Default::default).revoked.push(
+        fiscus_proto::pb::types::RevokedCertificate {
+            cert_id: revoked_id,
+            reason: "keyCompromise test".into(),
+            effective_height: agreed.height,
+        },
+    );
+    let revoked_cfg = dir.join("config-revoked.pb");
+    std::fs::write(&revoked_cfg, cfg.encode_to_vec()).unwrap();
+    let mut atts = two_genuine();
+    atts.push(signed_by("130100", &agreed));
+    crafted.push((
+        "revoked signer counted",
+        ReceiptProof {
+            attestations: atts,
+            ..genuine.clone()
+        },
+        None,
+        Some(revoked_cfg),
+        "not_final",
+    ));
+    // 7. The same agreeing three are final (the control for 3 to 6).
+    let mut atts = two_genuine();
+    atts.push(signed_by("130100", &agreed));
+    crafted.push((
+        "three agreeing members",
+        ReceiptProof {
+            attestations: atts,
+            ..genuine.clone()
+        },
+        None,
+        None,
+        "final",
+    ));
+    // 8. A flipped byte in the receipt.
+    let mut p = genuine.clone();
+    p.receipt[12] ^= 1;
+    crafted.push(("receipt byte flipped", p, None, None, "invalid"));
+    let _ = members;
+
+    for (i, (what, proof, certs, cfg, want)) in crafted.into_iter().enumerate() {
+        let f = write(&format!("crafted-{i}.pb"), &proof);
+        let (code, v) = verify_receipt(data, &f, certs.as_deref(), cfg.as_deref());
+        let got = match (v["valid"].as_bool(), v["final"].as_bool()) {
+            (Some(true), Some(true)) => "final",
+            (Some(true), Some(false)) => "not_final",
+            _ => "invalid",
+        };
+        assert_eq!(got, want, "{what}: {v}");
+        assert_eq!(
+            code,
+            Some(if want == "invalid" { 1 } else { 0 }),
+            "{what}: {v}"
+        );
+        // The Python verifier reaches the same verdict (with the same inputs).
+        let (_, pv) = py(&f, cfg.as_deref().unwrap_or(&config), certs.as_deref());
+        let pgot = match (pv["valid"].as_bool(), pv["final"].as_bool()) {
+            (Some(true), Some(true)) => "final",
+            (Some(true), Some(false)) => "not_final",
+            _ => "invalid",
+        };
+        assert_eq!(pgot, want, "python, {what}: {pv}");
+    }
 }

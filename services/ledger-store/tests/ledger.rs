@@ -468,7 +468,11 @@ async fn a_creators_nonce_is_used_once_so_a_second_body_with_it_is_refused_and_c
     assert_eq!(l.nonce_use(&w.mof.cert, 7).await.unwrap(), Some(first_id));
     assert_eq!(l.nonce_use(&w.mof.cert, 8).await.unwrap(), None);
     // The refused body's receipt can be read, and sending it again is a replay.
-    assert!(l.receipt_proof(&tx_id(&same_block.payload), false).await.is_ok());
+    assert!(
+        l.receipt_proof(&tx_id(&same_block.payload), false)
+            .await
+            .is_ok()
+    );
     l.commit_block(&w.block(3, h.hash, T0 + 2, vec![same_block]))
         .await
         .unwrap();
