@@ -202,6 +202,39 @@ fn issue(ca: &RootCa, member: &str, role: Role, names: &[&str], out: &Path) -> R
     Ok(out.join("cert.pem"))
 }
 
+/// Records every certificate the devnet issued (the copies in `signers`) in
+/// the CA's registry, as if enrolled, so that `fiscus revoke` and the CA's
+/// list and verify calls know them.
+async fn register_issued(paths: &CaPaths, signers: &Path) -> Result<()> {
+    let registry = fiscus_identity_ca::registry::Registry::open(&paths.registry())?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(signers)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .collect();
+    files.sort();
+    for f in files {
+        let pem = std::fs::read(&f)?;
+        let der = fiscus_common::tls::parse_certs(&f, &pem)?;
+        let id = fiscus_common::tls::PeerIdentity::from_der(&der[0])?;
+        registry
+            .record_issued(
+                &fiscus_identity_ca::registry::CertRecord {
+                    cert_id: id.cert_id.to_hex(),
+                    der_hex: hex::encode(&der[0]),
+                    member: id.member.clone(),
+                    role: fiscus_common::tls::role_name(id.role).to_owned(),
+                    serial_hex: hex::encode(&id.serial),
+                    not_before: id.not_before,
+                    not_after: id.not_after,
+                    revoked: None,
+                },
+                None,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// The paths of one member's files.
 pub(crate) struct MemberDir(pub PathBuf);
 
@@ -300,6 +333,7 @@ async fn create(data: &Path, base_port: u16, demo: bool) -> Result<Layout> {
         )?;
     }
     write_file(&data.join("api-keys.txt"), keys.as_bytes(), 0o600)?;
+    register_issued(&paths, &signers).await?;
 
     // The genesis: every Hebei division as an org, five of them members.
     let mut bundle: GenesisBundle =

@@ -1,0 +1,229 @@
+//! Shared by the devnet tests: start `fiscus devnet` as a process, call its
+//! REST API over plain HTTP/1.1, read its keys, build sample operations.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use base64::Engine as _;
+use fiscus_proto::envelope::seal;
+use fiscus_proto::hash::cert_id;
+use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
+use fiscus_proto::pb::types::{TxPayload, tx_payload::Call};
+use fiscus_proto::sign::SigningKey;
+use prost::Message;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Devnet(pub(crate) Child);
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Devnet {
+    /// Starts `fiscus devnet` and waits for its "Serving" line.
+    pub(crate) fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    pub(crate) fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+            .args(["devnet", "--base-port", "0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let mut lines = lines.map_while(Result::ok);
+        for line in lines.by_ref() {
+            if line.starts_with("Serving until Ctrl-C") {
+                std::thread::spawn(move || for _ in lines {});
+                return Self(child);
+            }
+            seen.push(line);
+        }
+        let _ = child.kill();
+        let status = child.wait();
+        panic!("the devnet exited ({status:?}) before serving: {seen:#?}");
+    }
+
+    /// Stops it as Ctrl-C would, and waits for a clean exit.
+    pub(crate) fn interrupt(mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                assert!(s.success(), "the devnet exited with {s}");
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "the devnet did not stop within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One request; returns status, content type and the JSON body.
+pub(crate) fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (u16, String, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    // The server may answer (413) before reading a large body; ignore a reset.
+    let _ = s.write_all(req.as_bytes());
+    let _ = s.write_all(body.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let payload = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(payload)
+    } else {
+        payload.to_owned()
+    };
+    let v = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
+    (status, ctype, v)
+}
+
+pub(crate) fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Asserts a problem+json answer with `status` and `code`.
+pub(crate) fn problem(r: (u16, String, Value), status: u16, code: &str) {
+    assert_eq!(r.0, status, "{:?}", r.2);
+    assert!(r.1.starts_with("application/problem+json"), "{r:?}");
+    assert_eq!(r.2["code"], code, "{:?}", r.2);
+    assert_eq!(r.2["status"], status);
+}
+
+pub(crate) struct Net {
+    /// member → (api address, full key, read-only key)
+    pub(crate) members: BTreeMap<String, (String, String, String)>,
+}
+
+impl Net {
+    pub(crate) fn read(dir: &Path) -> Self {
+        let text = std::fs::read_to_string(dir.join("api-keys.txt")).unwrap();
+        let mut members: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let e = members.entry(f[0].to_owned()).or_default();
+            e.0 = f[1].trim_start_matches("http://").to_owned();
+            if f[3] == "read" {
+                e.2 = f[2].to_owned();
+            } else {
+                e.1 = f[2].to_owned();
+            }
+        }
+        Self { members }
+    }
+
+    pub(crate) fn api(&self, m: &str) -> (&str, &str, &str) {
+        let e = &self.members[m];
+        (&e.0, &e.1, &e.2)
+    }
+
+    pub(crate) fn chain(&self, m: &str) -> Value {
+        let (addr, key, _) = self.api(m);
+        let r = call(addr, "GET", "/v1/chain", Some(key), None, &[]);
+        assert_eq!(r.0, 200, "{:?}", r.2);
+        r.2
+    }
+}
+
+pub(crate) fn appropriate(doc: &str, amount: i64) -> String {
+    json!({"op": "appropriate", "account": {"org_code": "000000", "program_id": "t-edu"},
+           "program": {"id": "t-edu", "name": "test education", "kind": "special",
+                       "functional_code": "2050202",
+                       "fiscal_year": fiscus_gossip_gateway::testkit::fiscal_year_now(),
+                       "document": doc},
+           "amount_fen": amount, "document": doc})
+    .to_string()
+}
+
+/// An allocation MOF → Hebei, signed with MOF's client key from the devnet's files.
+pub(crate) fn signed_allocation(dir: &Path, nonce: u64) -> Vec<u8> {
+    let client = dir.join("member-000000/client");
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(client.join("key.pem")).unwrap())
+        .unwrap();
+    let pem = std::fs::read(client.join("cert.pem")).unwrap();
+    let der = fiscus_common::tls::parse_certs(&client.join("cert.pem"), &pem).unwrap();
+    let id = cert_id(&der[0]);
+    let payload = TxPayload {
+        consortium_id: "fiscus-devnet".into(),
+        creator_cert_id: id.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(Call::Transfer(TransferCall {
+            method: Some(Method::Allocate(AllocateArgs {
+                from: Some(AccountRef {
+                    org_code: "000000".into(),
+                    program_id: "t-edu".into(),
+                }),
+                to_org_code: "130000".into(),
+                amount_fen: 5_000,
+                document: "signed".into(),
+            })),
+        })),
+    };
+    seal(&payload, &[(&key, id)]).encode_to_vec()
+}
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
