@@ -66,6 +66,9 @@ pub(crate) struct Verified {
     pub not_counted: Vec<(String, String)>,
 }
 
+/// (block hash, state hash, receipts root) of an attestation.
+type Triple = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Node certificates that chain to the root, by certificate id.
 pub(crate) type Signers = BTreeMap<Hash32, PeerIdentity>;
 
@@ -210,7 +213,7 @@ pub(crate) fn verify(
     let time_s = header.timestamp_ms.div_euclid(1000);
     let mut not_counted = Vec::new();
     // (block hash, state hash, receipts root) → members that attested it.
-    let mut groups: BTreeMap<(Vec<u8>, Vec<u8>, Vec<u8>), BTreeSet<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<Triple, BTreeSet<String>> = BTreeMap::new();
     for signed in &proof.attestations {
         let att = Attestation::decode(&signed.attestation[..])
             .context("an attestation does not decode")?;
@@ -264,7 +267,7 @@ pub(crate) fn verify(
             .insert(att.member);
     }
     // The largest group whose receipts root holds the receipt.
-    let mut agreeing: Option<(&(Vec<u8>, Vec<u8>, Vec<u8>), &BTreeSet<String>)> = None;
+    let mut agreeing: Option<(&Triple, &BTreeSet<String>)> = None;
     for (triple, group) in &groups {
         let root = Hash32::from_slice("receipts root", &triple.2)?;
         if merkle::verify(&root, &proof.receipt, &inclusion).is_err() {

@@ -981,6 +981,16 @@ fn the_rest_api_over_tls_takes_a_client_certificate_or_an_api_key() {
     );
 }
 
+/// A crafted receipt: what, the proof, a certs dir and a config instead of
+/// the devnet's, and the verdict expected.
+type Crafted = (
+    &'static str,
+    fiscus_proto::pb::types::ReceiptProof,
+    Option<std::path::PathBuf>,
+    Option<std::path::PathBuf>,
+    &'static str,
+);
+
 /// `fiscus verify-receipt` on `file` with the devnet's root, signer
 /// certificates (or `certs_dir`) and consortium config (or none).
 fn verify_receipt(
@@ -1155,13 +1165,7 @@ fn receipts_prove_finality_to_a_third_party(net: &Net, data: &Path, dir: &Path, 
         )
     };
     let two_genuine = || vec![signed_by("000000", &agreed), signed_by("130000", &agreed)];
-    let mut crafted: Vec<(
-        &str,
-        ReceiptProof,
-        Option<std::path::PathBuf>,
-        Option<std::path::PathBuf>,
-        &str,
-    )> = Vec::new();
+    let mut crafted: Vec<Crafted> = Vec::new();
 
     // 1. The proof claims another position: leaf_index is bound to tx_index.
     let mut p = genuine.clone();
