@@ -327,7 +327,7 @@ RUST_WHITESPACE = (
 
 
 def raw_or_base64(data: bytes) -> bytes:
-    """§4.1: the standard base64 (with canonical padding) of the trimmed text,
+    """§4: the standard base64 (with canonical padding) of the trimmed text,
     if it is that; otherwise the bytes as they are."""
     text = data.decode("utf-8", errors="replace").strip(RUST_WHITESPACE)
     try:

@@ -65,11 +65,14 @@ pub struct Running {
     pub addr: SocketAddr,
     pub http_addr: SocketAddr,
     server: tokio::task::JoinHandle<()>,
+    /// Re-reads certificate, key and CRL when their files change.
+    reloader: tokio::task::JoinHandle<()>,
     ops: OpsServer,
 }
 
 impl Running {
     pub async fn stop(self) {
+        self.reloader.abort();
         self.server.abort();
         let _ = self.server.await;
         self.ops.stop().await;
@@ -120,7 +123,11 @@ pub async fn start_with(
     })
     .max_decoding_message_size(config.max_request_bytes)
     .max_encoding_message_size(config.max_request_bytes);
-    let incoming = serve_incoming(listener, tls.server_config(ClientAuth::Required)?);
+    let incoming = serve_incoming(
+        listener,
+        tls.server_config(ClientAuth::Required)?,
+        tls.revocations(),
+    );
     let server = tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(svc)
@@ -141,6 +148,7 @@ pub async fn start_with(
         addr,
         http_addr: ops.addr,
         server,
+        reloader: tls.spawn_reloader(),
         ops,
     })
 }

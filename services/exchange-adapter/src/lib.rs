@@ -500,6 +500,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let incoming = fiscus_common::tls::serve_incoming_until(
             listener,
             tls.server_config(fiscus_common::tls::ClientAuth::Required)?,
+            tls.revocations(),
             kill_rx,
             None,
         );

@@ -235,6 +235,10 @@ async fn register_issued(paths: &CaPaths, signers: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How often devnet services look for a new CRL or certificate (the default
+/// for deployed services is 30 s; a devnet shares one machine and one CA file).
+const DEVNET_TLS_RELOAD_SECS: u64 = 2;
+
 /// The paths of one member's files.
 pub(crate) struct MemberDir(pub PathBuf);
 
@@ -508,6 +512,7 @@ pub(crate) async fn start(
                 peers: peers.clone(),
                 tls: TlsConfig {
                     crl_file: Some(paths.crl()),
+                    reload_interval_secs: DEVNET_TLS_RELOAD_SECS,
                     ..TlsConfig::in_dir(&dir.join("tls"))
                 },
                 signers_dir: signers.clone(),
@@ -528,9 +533,11 @@ pub(crate) async fn start(
     for m in &layout.members {
         let dir = member_dir(data, &m.code);
         // The CA's CRL file: every member service reloads it when the CA
-        // revokes or re-signs (within `reload_interval_secs`).
+        // revokes or re-signs (within `reload_interval_secs`), and closes the
+        // connections of peers it revokes.
         let tls = TlsConfig {
             crl_file: Some(paths.crl()),
+            reload_interval_secs: DEVNET_TLS_RELOAD_SECS,
             ..TlsConfig::in_dir(&dir.node())
         };
         let ledger = fiscus_ledger_store::server::start(fiscus_ledger_store::server::Config {

@@ -204,6 +204,7 @@ pub async fn start_with(
     let incoming = serve_incoming_until(
         listener,
         tls.server_config(ClientAuth::Required)?,
+        tls.revocations(),
         kill_rx,
         None,
     );
@@ -219,6 +220,8 @@ pub async fn start_with(
         }),
         tokio::spawn(node::committer(node.clone(), rx)),
         tokio::spawn(node::heartbeats(node.clone())),
+        // Certificate renewals and CRL updates without a restart.
+        tls.spawn_reloader(),
     ];
     if !config.orderers.is_empty() {
         tasks.push(tokio::spawn(node::orderer_follower(

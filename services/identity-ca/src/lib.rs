@@ -324,7 +324,7 @@ pub async fn start(
         path: config.listen.to_string(),
         source: e,
     })?;
-    let incoming = serve_incoming(listener, server_config);
+    let incoming = serve_incoming(listener, server_config, tls.revocations());
     let grpc = IdentityCaServer::new(Grpc(svc.clone()))
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(4 * 1024 * 1024);

@@ -404,6 +404,7 @@ impl CaService {
         write_file(&self.crl_path, &der, 0o644)?;
         self.tls
             .set_crl(der)
+            .map(|_| ())
             .map_err(|e| Error::Internal(e.to_string()))
     }
 

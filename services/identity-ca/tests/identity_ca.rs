@@ -251,7 +251,11 @@ async fn start_service(tls_dir: &Path, crl: &Path) -> Service {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let incoming = serve_incoming(listener, ctx.server_config(ClientAuth::Required).unwrap());
+    let incoming = serve_incoming(
+        listener,
+        ctx.server_config(ClientAuth::Required).unwrap(),
+        ctx.revocations(),
+    );
     let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -663,7 +667,11 @@ mod enroll {
         let ctx = TlsContext::load(&TlsConfig::in_dir(&impostor)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let incoming = serve_incoming(listener, ctx.server_config(ClientAuth::Optional).unwrap());
+        let incoming = serve_incoming(
+            listener,
+            ctx.server_config(ClientAuth::Optional).unwrap(),
+            ctx.revocations(),
+        );
         let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tokio::spawn(
             tonic::transport::Server::builder()

@@ -292,10 +292,14 @@ pub async fn start_with(
     let incoming = serve_incoming_until(
         listener,
         tls.server_config(ClientAuth::Required)?,
+        tls.revocations(),
         kill_rx,
         None,
     );
-    let mut tasks = vec![tokio::spawn(async move {
+    // Certificate renewals and CRL updates reach every link without a restart;
+    // connections of a peer whose certificate is revoked are closed.
+    let mut tasks = vec![tls.spawn_reloader()];
+    tasks.push(tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(svc)
             .add_service(ingest)
@@ -304,7 +308,7 @@ pub async fn start_with(
         {
             tracing::error!(error = %e, "ledger API stopped");
         }
-    })];
+    }));
     if !config.orderers.is_empty() {
         tasks.push(tokio::spawn(committer(
             ledger.clone(),

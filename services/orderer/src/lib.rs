@@ -229,12 +229,14 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     let client_incoming = serve_incoming_until(
         client_listener,
         tls.server_config(ClientAuth::Required)?,
+        tls.revocations(),
         kill_rx.clone(),
         None,
     );
     let raft_incoming = serve_incoming_until(
         raft_listener,
         tls.server_config(ClientAuth::Required)?,
+        tls.revocations(),
         kill_rx,
         None,
     );
@@ -258,6 +260,8 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
                 tracing::error!(error = %e, "raft transport stopped");
             }
         }),
+        // Certificate renewals and CRL updates without a restart.
+        tls.spawn_reloader(),
     ];
     tls.register_expiry_metric(&prom)
         .map_err(|e| Error::Config(e.to_string()))?;

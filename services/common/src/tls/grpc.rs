@@ -1,7 +1,7 @@
 //! gRPC over our own TLS configs: a server-side incoming stream that hands
 //! tonic authenticated connections, and a client-side channel connector.
 
-use super::{PeerIdentity, TlsError};
+use super::{PeerIdentity, Revocations, TlsError};
 use futures::Stream;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -17,6 +17,8 @@ use tonic::transport::{Channel, Endpoint, server::Connected};
 
 /// How long a peer may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection stays open once its peer's certificate is revoked.
+const REVOKED_GRACE: Duration = Duration::from_millis(500);
 /// Handshakes in progress at once; more wait in the kernel's accept queue.
 const MAX_CONCURRENT_HANDSHAKES: usize = 256;
 
@@ -32,8 +34,10 @@ pub struct PeerInfo {
 pub struct PeerStream {
     inner: tokio_rustls::server::TlsStream<TcpStream>,
     info: PeerInfo,
-    /// Resolves when the server is killed: the connection then fails at once,
-    /// as it would if the process had died.
+    /// Resolves when the server is killed (the connection then fails at once,
+    /// as it would if the process had died) or the peer's certificate is
+    /// revoked (the connection is closed; the peer must reconnect, and its
+    /// handshake is refused).
     killed: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
 }
 
@@ -50,7 +54,7 @@ impl PeerStream {
         match self.killed.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
-                "server killed",
+                "connection closed: server killed or peer certificate revoked",
             )),
             Poll::Pending => Poll::Pending,
         }
@@ -141,15 +145,18 @@ pub fn require_own_node<T>(
 /// Accepts TCP connections, completes TLS handshakes concurrently (bounded,
 /// with a timeout) and yields the authenticated streams for
 /// `tonic::transport::Server::serve_with_incoming`. Failed handshakes are
-/// logged and dropped; they never stop the server.
+/// logged and dropped; they never stop the server. A connection whose peer
+/// certificate `revocations` comes to list is closed (pass the serving
+/// context's [`super::TlsContext::revocations`]).
 pub fn serve_incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    revocations: Arc<Revocations>,
 ) -> impl Stream<Item = std::io::Result<PeerStream>> + Send + 'static {
     let (_never, kill) = tokio::sync::watch::channel(false);
     // Keep the sender alive for as long as the server, so `kill` never fires.
     let keep = Arc::new(_never);
-    serve_incoming_until(listener, config, kill, Some(keep))
+    serve_incoming_until(listener, config, revocations, kill, Some(keep))
 }
 
 /// Like [`serve_incoming`], and every connection it accepted fails at once when
@@ -157,6 +164,7 @@ pub fn serve_incoming(
 pub fn serve_incoming_until(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    revocations: Arc<Revocations>,
     kill: tokio::sync::watch::Receiver<bool>,
     keep_alive: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 ) -> impl Stream<Item = std::io::Result<PeerStream>> + Send + 'static {
@@ -189,6 +197,7 @@ pub fn serve_incoming_until(
             let conn_tx = tx.clone();
             let mut conn_kill = kill.clone();
             let keep = keep_alive.clone();
+            let revocations = revocations.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -199,13 +208,35 @@ pub fn serve_incoming_until(
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .and_then(|leaf| PeerIdentity::from_der(leaf).ok());
+                        let serial = identity.as_ref().map(|i| i.serial.clone());
+                        if let Some(s) = serial.as_deref()
+                            && revocations.is_revoked(s)
+                        {
+                            tracing::info!(%remote, "refused a connection by a revoked certificate");
+                            return;
+                        }
                         let info = PeerInfo {
                             remote_addr: Some(remote),
                             identity,
                         };
                         let killed = Box::pin(async move {
                             let _keep = keep;
-                            let _ = conn_kill.wait_for(|k| *k).await;
+                            let revoked = async {
+                                match serial {
+                                    Some(s) => {
+                                        revocations.revoked(&s).await;
+                                        // Let an answer in flight (such as the
+                                        // CA's reply to a holder revoking its
+                                        // own certificate) leave first.
+                                        tokio::time::sleep(REVOKED_GRACE).await;
+                                    }
+                                    None => std::future::pending().await,
+                                }
+                            };
+                            tokio::select! {
+                                _ = conn_kill.wait_for(|k| *k) => {}
+                                () = revoked => tracing::info!(%remote, "closing a connection: its peer certificate was revoked"),
+                            }
                         });
                         let _ = conn_tx
                             .send(Ok(PeerStream {

@@ -13,6 +13,7 @@
 mod grpc;
 pub mod names;
 mod profile;
+mod revocations;
 mod verifier;
 
 pub use grpc::{
@@ -20,6 +21,7 @@ pub use grpc::{
     serve_incoming_until,
 };
 pub use profile::{ED25519_OID, PeerIdentity, is_member_code, parse_role, role_name};
+pub use revocations::{Revocations, crl_serials};
 pub use verifier::{
     ClientVerifier, IDENTITY_CA_COMMON_NAME, PinnedServerVerifier, ServerPin, ServerVerifier,
 };
@@ -237,6 +239,9 @@ pub struct TlsContext {
     client_verifiers: Mutex<Vec<Arc<ClientVerifier>>>,
     server_verifier: Arc<ServerVerifier>,
     stamps: Mutex<[Option<Stamp>; 3]>,
+    /// The serials the current CRL revokes; connections served with
+    /// [`serve_incoming`] close when their peer's serial joins them.
+    revocations: Arc<Revocations>,
 }
 
 impl TlsContext {
@@ -255,7 +260,12 @@ impl TlsContext {
         let identity = Self::load_identity(config, &provider)?;
         let server_verifier =
             Arc::new(ServerVerifier::new(roots.clone(), &crls, provider.clone())?);
+        let revocations = Arc::new(Revocations::default());
+        if let Some((number, serials)) = crls.first().and_then(|c| crl_serials(c)) {
+            revocations.install(number, serials);
+        }
         let ctx = Self {
+            revocations,
             stamps: Mutex::new(Self::stamps(config)),
             config: config.clone(),
             provider,
@@ -346,8 +356,26 @@ impl TlsContext {
         Ok(Arc::new(config))
     }
 
-    /// Replaces the CRL in every verifier this context built; new handshakes use it at once.
-    pub fn set_crl(&self, crl_der: Vec<u8>) -> Result<(), TlsError> {
+    /// The revoked serials of the CRL in force.
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
+    }
+
+    /// Replaces the CRL in every verifier this context built; new handshakes
+    /// use it at once, and open connections of newly revoked peers close. A
+    /// CRL numbered below the one in force is ignored (returns `false`): an
+    /// old cache file must not undo a revocation.
+    pub fn set_crl(&self, crl_der: Vec<u8>) -> Result<bool, TlsError> {
+        let (number, serials) = crl_serials(&crl_der)
+            .ok_or_else(|| TlsError::Verifier("the CRL is not a DER X.509 CRL".into()))?;
+        if !self.revocations.accepts(number) {
+            tracing::info!(
+                offered = ?number,
+                in_force = ?self.revocations.crl_number(),
+                "ignored a CRL older than the one in force"
+            );
+            return Ok(false);
+        }
         let crls = vec![CertificateRevocationListDer::from(crl_der)];
         // Build every verifier first, so a bad CRL changes nothing.
         self.server_verifier.set_crls(&crls)?;
@@ -360,7 +388,8 @@ impl TlsContext {
             v.set_crls(&crls)?;
         }
         self.crls.store(Arc::new(crls));
-        Ok(())
+        self.revocations.install(number, serials);
+        Ok(true)
     }
 
     /// Re-reads certificate, key and CRL if their files changed; returns whether anything did.
