@@ -476,6 +476,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut tasks = vec![
         tokio::spawn(events::follow(api.clone())),
         tls.spawn_reloader(),
+        // The CRL on chain, through the ledger-store, wins over the file.
+        tokio::spawn({
+            let (api, tls) = (api.clone(), tls.clone());
+            async move {
+                loop {
+                    match api.backend.ledger().await {
+                        Ok(ledger) => {
+                            return fiscus_ledger_store::chain_crl::follow(tls, ledger).await;
+                        }
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                    }
+                }
+            }
+        }),
     ];
     if !config.webhooks.is_empty() {
         std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;

@@ -191,3 +191,104 @@ fn a_revoked_certificate_loses_its_open_and_new_connections_on_every_link() {
         }
     });
 }
+
+/// The CRL in the consortium config (on chain) is enforced even when the CRL
+/// file says nothing: a member's ledger-store installs it from its own state,
+/// and a service following that ledger (`chain_crl::follow`, as the
+/// gossip-gateway and exchange-adapter do) installs it through gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crl_on_chain_is_enforced_over_the_crl_file() {
+    use fiscus_identity_ca::ca::{CaPaths, RevokedEntry, RootCa};
+    use fiscus_proto::pb::types::{ConsortiumConfig, Crl, RevokedCertificate};
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _listeners) = fiscus_gossip_gateway::testkit::write_network(dir.path(), 1, 2).await;
+    let ca = RootCa::load(&CaPaths::new(&files.cluster.ca)).unwrap();
+    // The CRL file every service reads: number 1, nothing revoked.
+    let crl_file = dir.path().join("crl.der");
+    std::fs::write(
+        &crl_file,
+        ca.sign_crl(1, &[], Duration::from_secs(86_400)).unwrap(),
+    )
+    .unwrap();
+    // On chain (here in the genesis config): number 2 revokes Hebei's node.
+    let victim_dir = files.members[1].tls_dir.clone();
+    let victim = TlsContext::load(&TlsConfig::in_dir(&victim_dir))
+        .unwrap()
+        .identity();
+    let x509 = ca
+        .sign_crl(
+            2,
+            &[RevokedEntry {
+                serial: victim.serial.clone(),
+                revoked_at: 0,
+                reason: "keyCompromise: chain CRL test".into(),
+            }],
+            Duration::from_secs(86_400),
+        )
+        .unwrap();
+    let mut genesis =
+        ConsortiumConfig::decode(&std::fs::read(&files.genesis_file).unwrap()[..]).unwrap();
+    let mut crl = Crl {
+        number: 2,
+        revoked: vec![RevokedCertificate {
+            cert_id: victim.cert_id.to_vec(),
+            reason: "keyCompromise: chain CRL test".into(),
+            effective_height: 0,
+        }],
+        signature: Vec::new(),
+        x509_der: x509,
+    };
+    crl.signature = ca.sign_bytes(&crl.encode_to_vec()).unwrap();
+    genesis.crl = Some(crl);
+    std::fs::write(&files.genesis_file, genesis.encode_to_vec()).unwrap();
+
+    let mut cfg = files.members[0].ledger.clone();
+    cfg.tls.crl_file = Some(crl_file.clone());
+    let ledger = fiscus_ledger_store::server::start(cfg).await.unwrap();
+    let addr = ledger.addr.to_string();
+    // The victim's certificate is refused by the ledger within a few ticks,
+    // though the file (number 1) revokes nothing.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let refused = match channel(&addr, "127.0.0.1", &victim_dir).await {
+            Err(_) => true,
+            Ok(ch) => Link::Ledger.call(ch).await.is_err(),
+        };
+        if refused {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the ledger-store still serves a certificate the chain's CRL revokes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // MOF's node is unaffected.
+    let mof_dir = files.members[0].tls_dir.clone();
+    let ch = channel(&addr, "127.0.0.1", &mof_dir).await.unwrap();
+    Link::Ledger.call(ch.clone()).await.unwrap();
+    // A follower with only the file's CRL catches up through the ledger.
+    let follower = TlsContext::load(&TlsConfig {
+        crl_file: Some(crl_file),
+        ..TlsConfig::in_dir(&mof_dir)
+    })
+    .unwrap();
+    assert_eq!(follower.revocations().crl_number(), Some(1));
+    assert!(!follower.revocations().is_revoked(&victim.serial));
+    let task = tokio::spawn(fiscus_ledger_store::chain_crl::follow(
+        follower.clone(),
+        LedgerClient::new(ch),
+    ));
+    let until = Instant::now() + Duration::from_secs(30);
+    while !follower.revocations().is_revoked(&victim.serial) {
+        assert!(
+            Instant::now() < until,
+            "the follower never installed the chain's CRL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(follower.revocations().crl_number(), Some(2));
+    task.abort();
+    ledger.stop().await;
+}

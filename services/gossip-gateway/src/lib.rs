@@ -159,7 +159,7 @@ pub async fn start_with(
         consortium: genesis.consortium_id.clone(),
         certs,
         limits: DecodeLimits::default(),
-        ledger,
+        ledger: ledger.clone(),
         ingest,
         tls: client_tls,
         head: Mutex::new((info.height, head_hash)),
@@ -220,8 +220,13 @@ pub async fn start_with(
         }),
         tokio::spawn(node::committer(node.clone(), rx)),
         tokio::spawn(node::heartbeats(node.clone())),
-        // Certificate renewals and CRL updates without a restart.
+        // Certificate renewals and CRL updates without a restart; the CRL
+        // on chain, through the ledger-store, wins over the file.
         tls.spawn_reloader(),
+        tokio::spawn(fiscus_ledger_store::chain_crl::follow(
+            tls.clone(),
+            ledger.clone(),
+        )),
     ];
     if !config.orderers.is_empty() {
         tasks.push(tokio::spawn(node::orderer_follower(

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod chain_crl;
 mod error;
 pub mod exec;
 pub mod keys;

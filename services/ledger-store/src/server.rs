@@ -299,6 +299,19 @@ pub async fn start_with(
     // Certificate renewals and CRL updates reach every link without a restart;
     // connections of a peer whose certificate is revoked are closed.
     let mut tasks = vec![tls.spawn_reloader()];
+    // The CRL on chain wins over the file: install it whenever it grows.
+    {
+        let (ledger, tls) = (ledger.clone(), tls.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::chain_crl::FOLLOW_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Ok(config) = ledger.consortium_config().await {
+                    crate::chain_crl::apply(&tls, &config);
+                }
+            }
+        }));
+    }
     tasks.push(tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(svc)

@@ -102,7 +102,17 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
         _: Request<ChainInfoRequest>,
     ) -> Result<Response<ChainInfo>, Status> {
         let head = self.ledger.head().await.map_err(status)?;
+        let crl_number = self
+            .ledger
+            .chain_state()
+            .await
+            .map_err(status)?
+            .config
+            .crl
+            .as_ref()
+            .map_or(0, |c| c.number);
         Ok(Response::new(ChainInfo {
+            crl_number,
             height: head.height,
             last_block_hash: head.hash.to_vec(),
             state_hash: head.state_hash.to_vec(),
