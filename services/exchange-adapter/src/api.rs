@@ -52,6 +52,9 @@ pub struct Api {
     pub hub: crate::events::Hub,
     /// What a caller with a consortium client certificate may do (REST over TLS).
     pub cert_scopes: Vec<Scope>,
+    /// The serials the CRL in force revokes: a REST connection authenticated
+    /// by a certificate revoked after its handshake is refused per request.
+    pub revocations: Arc<fiscus_common::tls::Revocations>,
 }
 
 /// An RFC 9457 problem document (`application/problem+json`).
@@ -136,6 +139,13 @@ impl Api {
 
     /// The client a verified consortium client certificate stands for.
     fn certificate_client(&self, id: &PeerIdentity) -> Result<Arc<Client>, ServiceError> {
+        if self.revocations.is_revoked(&id.serial) {
+            return Err(err(
+                ErrorKind::Unauthenticated,
+                "api.certificate_revoked",
+                format!("certificate {} is revoked", id.cert_id),
+            ));
+        }
         if !matches!(id.role, Role::Client | Role::Admin) {
             return Err(err(
                 ErrorKind::PermissionDenied,

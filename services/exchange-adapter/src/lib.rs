@@ -470,6 +470,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         hub,
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
         cert_scopes: config.grpc_cert_scopes.clone(),
+        revocations: tls.revocations(),
     });
     // Certificate renewals and CRL updates reach the TLS listeners without a
     // restart (client certificates are checked against the CRL at handshake).

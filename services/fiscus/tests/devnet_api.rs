@@ -979,6 +979,91 @@ fn the_rest_api_over_tls_takes_a_client_certificate_or_an_api_key() {
         !String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"),
         "plain HTTP was served"
     );
+
+    // A keep-alive connection authenticated by a client certificate that is
+    // revoked afterwards: its next requests are refused (401), not served.
+    let changan_client = data.join("member-130102/client");
+    let mut conn = keep_alive_tls(&api, &changan_client);
+    assert_eq!(conn.get("/v1/chain").0, 200);
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args([
+            "revoke",
+            "--ca",
+            layout["ca_grpc"].as_str().unwrap(),
+            "--ca-cert",
+        ])
+        .arg(&root)
+        .arg("--tls-dir")
+        .arg(&changan_client)
+        .arg("--cert")
+        .arg(changan_client.join("cert.pem"))
+        .args(["--reason", "keyCompromise: REST keep-alive test"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = conn.get("/v1/chain");
+        if status == 401 {
+            assert_eq!(body["code"], "api.certificate_revoked", "{body}");
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            Instant::now() < until,
+            "the revoked certificate's open REST connection is still served after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection over TLS with a client certificate.
+struct KeepAlive(
+    rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    String,
+);
+
+fn keep_alive_tls(addr: &str, client_dir: &Path) -> KeepAlive {
+    use fiscus_common::tls::{TlsConfig, TlsContext};
+    let mut config = (*TlsContext::load(&TlsConfig::in_dir(client_dir))
+        .unwrap()
+        .client_config()
+        .unwrap())
+    .clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    KeepAlive(rustls::StreamOwned::new(conn, sock), addr.to_owned())
+}
+
+impl KeepAlive {
+    /// GET on the same connection; reads exactly one response (Content-Length).
+    fn get(&mut self, path: &str) -> (u16, Value) {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.1);
+        self.0.write_all(req.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            self.0.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .expect("a Content-Length");
+        let mut body = vec![0u8; len];
+        self.0.read_exact(&mut body).unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
 }
 
 /// A crafted receipt: what, the proof, a certs dir and a config instead of
