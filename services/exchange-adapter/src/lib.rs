@@ -294,7 +294,7 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
             };
             add(
                 "401",
-                "Missing or unknown API key (`api.missing_api_key`, `api.invalid_api_key`)",
+                "Missing or unknown API key, or a revoked client certificate (`api.missing_api_key`, `api.invalid_api_key`, `api.certificate_revoked`)",
             );
             add(
                 "403",
