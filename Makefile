@@ -41,13 +41,15 @@ run: deps
 
 ## test: the alert rules and dashboards (promtool), the Helm charts (helm lint,
 ##       kubernetes-validate, rendered-YAML unit tests), every test in the
-##       workspace (each starts its own nats-server), then schemathesis against a
-##       devnet's REST API (tests/api/schemathesis.sh, about 3 minutes)
+##       workspace (each starts its own nats-server), every chart-rendered service
+##       config through `fiscus <service> --check-config` (tests/charts/check_configs.py),
+##       then schemathesis against a devnet's REST API (tests/api/schemathesis.sh, ~3 min)
 test: deps
 	observability/test.sh
 	bash tests/charts/run.sh
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 	$(CARGO) build $(CARGO_FLAGS) -p fiscus
+	python3 tests/charts/check_configs.py
 	bash tests/api/schemathesis.sh
 
 ## bench: criterion benchmarks (crypto, Merkle, redb commit); medians land in target/criterion

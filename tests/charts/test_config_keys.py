@@ -1,7 +1,8 @@
-"""The interim config round trip: every service TOML a chart renders uses only
-keys of config/<service>.example.toml, with the same nesting. The services
-deny unknown keys, so this is what `fiscus <service> --check-config` will
-check once it exists; run that over the rendered files then, in addition.
+"""Every service TOML a chart renders uses only keys of
+config/<service>.example.toml, with the same nesting (the examples and the
+charts stay in step). The binary's own check of the same files,
+`fiscus <service> --check-config --skip-files`, is check_configs.py, which
+`make test` runs after the build.
 
 Keys the examples show commented out (`# nats_url = ...`, `# [[peers]]`) are
 documented optional keys and count as known."""

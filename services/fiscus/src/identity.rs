@@ -16,6 +16,8 @@ pub(crate) struct IdentityCaCmd {
     /// Config file (TOML); `FISCUS_IDENTITY_CA__*` variables override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    check: crate::check_config::CheckArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +144,7 @@ pub(crate) struct RevokeCmd {
 }
 
 pub(crate) async fn identity_ca(cmd: IdentityCaCmd) -> Result<()> {
+    cmd.check.run_if_asked::<Config>();
     let config: Config =
         fiscus_common::config::load(cmd.config.as_deref()).context("loading identity-ca config")?;
     match cmd.command {

@@ -11,9 +11,13 @@ pub(crate) struct ServiceCmd {
     /// Config file (TOML); `FISCUS_<SERVICE>__*` variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    check: crate::check_config::CheckArgs,
 }
 
 pub(crate) async fn ledger_store(cmd: ServiceCmd) -> Result<()> {
+    cmd.check
+        .run_if_asked::<fiscus_ledger_store::server::Config>();
     let config: fiscus_ledger_store::server::Config =
         fiscus_common::config::load(cmd.config.as_deref())
             .context("loading ledger-store config")?;
@@ -30,6 +34,8 @@ pub(crate) async fn ledger_store(cmd: ServiceCmd) -> Result<()> {
 }
 
 pub(crate) async fn contract_executor(cmd: ServiceCmd) -> Result<()> {
+    cmd.check
+        .run_if_asked::<fiscus_contract_executor::server::Config>();
     let config: fiscus_contract_executor::server::Config =
         fiscus_common::config::load(cmd.config.as_deref())
             .context("loading contract-executor config")?;
@@ -45,6 +51,7 @@ pub(crate) async fn contract_executor(cmd: ServiceCmd) -> Result<()> {
 }
 
 pub(crate) async fn gossip_gateway(cmd: ServiceCmd) -> Result<()> {
+    cmd.check.run_if_asked::<fiscus_gossip_gateway::Config>();
     let config: fiscus_gossip_gateway::Config = fiscus_common::config::load(cmd.config.as_deref())
         .context("loading gossip-gateway config")?;
     let _telemetry = fiscus_common::telemetry::init("gossip-gateway", config.json_logs)?;
@@ -61,6 +68,7 @@ pub(crate) async fn gossip_gateway(cmd: ServiceCmd) -> Result<()> {
 }
 
 pub(crate) async fn exchange_adapter(cmd: ServiceCmd) -> Result<()> {
+    cmd.check.run_if_asked::<fiscus_exchange_adapter::Config>();
     let config: fiscus_exchange_adapter::Config =
         fiscus_common::config::load(cmd.config.as_deref())
             .context("loading exchange-adapter config")?;

@@ -22,6 +22,7 @@ mod bench;
 mod bench_e2e;
 mod bench_ledger;
 mod bench_network;
+mod check_config;
 mod cli;
 mod demo;
 mod devnet;
@@ -101,6 +102,8 @@ enum Command {
         /// Config file (TOML); `FISCUS_ORDERER__*` variables override it.
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        check: check_config::CheckArgs,
     },
     /// Change orderer cluster membership (admin certificate, sent to the leader).
     OrdererAdmin(orderer_admin::OrdererAdminCmd),
@@ -256,7 +259,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Err(e) => Err(e),
         },
         Command::Revoke(cmd) => identity::revoke(cmd).await,
-        Command::Orderer { config } => {
+        Command::Orderer { config, check } => {
+            check.run_if_asked::<fiscus_orderer::Config>();
             let config: fiscus_orderer::Config =
                 fiscus_common::config::load(config.as_deref()).context("loading orderer config")?;
             let _telemetry = fiscus_common::telemetry::init("orderer", config.json_logs)?;
