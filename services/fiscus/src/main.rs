@@ -28,6 +28,7 @@ mod demo;
 mod devnet;
 mod identity;
 mod ledger_cmds;
+mod member;
 mod orderer_admin;
 mod receipt;
 
@@ -73,6 +74,9 @@ enum Command {
     GossipGateway(ledger_cmds::ServiceCmd),
     /// Run a member's exchange-adapter (the REST API for external systems).
     ExchangeAdapter(ledger_cmds::ServiceCmd),
+    /// Run all of one member's services in one process, each on its own
+    /// endpoint: ledger-store, contract-executor, gossip-gateway, exchange-adapter.
+    Member(member::MemberCmd),
     /// API keys for the exchange-adapter, and what a certificate says.
     #[command(subcommand)]
     Keys(cli::KeysCmd),
@@ -241,6 +245,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::ContractExecutor(cmd) => ledger_cmds::contract_executor(cmd).await,
         Command::GossipGateway(cmd) => ledger_cmds::gossip_gateway(cmd).await,
         Command::ExchangeAdapter(cmd) => ledger_cmds::exchange_adapter(cmd).await,
+        Command::Member(cmd) => member::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
         Command::Keys(cmd) => cli::keys(cmd),
         Command::Status(cmd) => cli::status(cmd).await,

@@ -366,7 +366,7 @@ pub async fn start_orderers(
 /// range (32768–60999). A port from `bind(":0")` is an ephemeral one: while a
 /// member is stopped, an outgoing connection of this process could take it as
 /// its local port, and the member could not bind it again.
-fn free_loopback_addr() -> std::net::SocketAddr {
+pub fn free_loopback_addr() -> std::net::SocketAddr {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     const START: u32 = 10_000;
