@@ -81,8 +81,8 @@ fn inspect_reports_a_missing_file_by_name() {
 
 #[test]
 fn a_role_that_is_not_built_yet_does_not_exist() {
-    // `member` (all of a member's services in one process) is not built yet.
-    let out = fiscus().arg("member").output().unwrap();
+    // The analytics service (统计分析) is not built yet.
+    let out = fiscus().arg("analytics").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand"));
 }
