@@ -7,6 +7,10 @@
 #   SCHEMATHESIS_SEED   the generation seed (default fixed, so CI runs repeat)
 #   SCHEMATHESIS_TIME   time budget in seconds for the generated tests (default 150)
 #
+# One worker: with two, schemathesis 4.32.5 on CPython 3.11 can die inside
+# Python itself ("SystemError: AST constructor recursion depth mismatch",
+# concurrent ast parsing in hypothesis), which is an error, not a finding.
+#
 # `GET /v1/events` is left out: it is a stream that waits for blocks that a
 # generated `from_height` may never reach. The devnet API tests cover it.
 set -euo pipefail
@@ -61,7 +65,7 @@ timeout $((BUDGET + 120)) schemathesis run "$url/openapi.json" \
   --max-examples 25 \
   --max-time "$BUDGET" \
   --request-timeout 10 \
-  --workers 2 \
+  --workers 1 \
   --seed "$SEED" \
   --continue-on-failure \
   --no-color \
