@@ -182,9 +182,24 @@ fn layout(base: u16, demo: bool) -> Result<Layout> {
     })
 }
 
-fn issue(ca: &RootCa, member: &str, role: Role, names: &[&str], out: &Path) -> Result<PathBuf> {
+/// Issues a devnet certificate. `valid_from` (Unix ms): a demo devnet's
+/// blocks carry a fiscal calendar that starts before today, and a receipt
+/// verifier checks each signer's validity at the block's time, so its
+/// certificates are valid from a day before that calendar starts.
+fn issue(
+    ca: &RootCa,
+    member: &str,
+    role: Role,
+    names: &[&str],
+    out: &Path,
+    valid_from: Option<i64>,
+) -> Result<PathBuf> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let mut spec = LeafSpec::valid_for_days(member, role, 825);
+    if let Some(ms) = valid_from {
+        let from = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000) - 86_400)?;
+        spec.not_before = spec.not_before.min(from);
+    }
     for n in names {
         match n.parse() {
             Ok(ip) => spec.ips.push(ip),
@@ -278,6 +293,7 @@ async fn create(data: &Path, base_port: u16, demo: bool) -> Result<Layout> {
     let ca = RootCa::load(&paths)?;
     let signers = data.join("signers");
     std::fs::create_dir_all(&signers)?;
+    let valid_from = layout.block_clock.as_ref().map(|c| c.start_ms);
     for o in &layout.orderers {
         let name = format!("orderer-{}", o.id);
         let cert = issue(
@@ -286,6 +302,7 @@ async fn create(data: &Path, base_port: u16, demo: bool) -> Result<Layout> {
             Role::Orderer,
             &[&name, "127.0.0.1", "localhost"],
             &data.join(&name).join("tls"),
+            valid_from,
         )?;
         std::fs::copy(&cert, signers.join(format!("{name}.pem")))?;
     }
@@ -300,9 +317,10 @@ async fn create(data: &Path, base_port: u16, demo: bool) -> Result<Layout> {
             Role::Node,
             &["127.0.0.1", "localhost"],
             &dir.node(),
+            valid_from,
         )?;
         std::fs::copy(&cert, signers.join(format!("node-{}.pem", m.code)))?;
-        let cert = issue(&ca, &m.code, Role::Client, &[], &dir.client())?;
+        let cert = issue(&ca, &m.code, Role::Client, &[], &dir.client(), valid_from)?;
         std::fs::copy(&cert, signers.join(format!("client-{}.pem", m.code)))?;
         let key = new_api_key();
         let read_key = new_api_key();

@@ -284,7 +284,14 @@ pub(crate) fn verify(
         }
     }
     let Some((agreed, attested_by)) = agreeing else {
-        bail!("no counted attestation has the receipt under its receipts root");
+        let why: Vec<String> = not_counted
+            .iter()
+            .map(|(m, why)| format!("{m}: {why}"))
+            .collect();
+        bail!(
+            "no counted attestation has the receipt under its receipts root ({})",
+            why.join("; ")
+        );
     };
     for (triple, group) in &groups {
         if triple != agreed {

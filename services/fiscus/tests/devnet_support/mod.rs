@@ -34,6 +34,11 @@ impl Devnet {
     }
 
     pub(crate) fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_collecting(dir, extra).0
+    }
+
+    /// Starts it and returns the lines it printed before serving.
+    pub(crate) fn start_collecting(dir: &Path, extra: &[&str]) -> (Self, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
             .args(["devnet", "--base-port", "0", "--data-dir"])
             .arg(dir)
@@ -48,7 +53,7 @@ impl Devnet {
         for line in lines.by_ref() {
             if line.starts_with("Serving until Ctrl-C") {
                 std::thread::spawn(move || for _ in lines {});
-                return Self(child);
+                return (Self(child), seen);
             }
             seen.push(line);
         }
