@@ -200,12 +200,7 @@ fn issue(
         let from = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000) - 86_400)?;
         spec.not_before = spec.not_before.min(from);
     }
-    for n in names {
-        match n.parse() {
-            Ok(ip) => spec.ips.push(ip),
-            Err(_) => spec.dns_names.push((*n).to_owned()),
-        }
-    }
+    spec.add_names(names);
     let issued = ca.issue_for_key(&key, &spec)?;
     write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644)?;
     write_file(

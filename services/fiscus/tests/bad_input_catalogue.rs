@@ -11,7 +11,6 @@ mod devnet_support;
 
 use devnet_support::*;
 use fiscus_proto::envelope::seal;
-use fiscus_proto::hash::cert_id;
 use fiscus_proto::pb::types::{Envelope, TxPayload};
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
@@ -88,12 +87,7 @@ fn allocate(from: &str, program: &str, to: &str, amount: Value, doc: &str) -> St
 }
 
 fn client_key(data: &Path, m: &str) -> (SigningKey, fiscus_proto::hash::Hash32) {
-    let dir = data.join(format!("member-{m}/client"));
-    let key =
-        SigningKey::from_pkcs8_pem(&std::fs::read_to_string(dir.join("key.pem")).unwrap()).unwrap();
-    let pem = std::fs::read(dir.join("cert.pem")).unwrap();
-    let id = cert_id(&fiscus_common::tls::parse_certs(&dir.join("cert.pem"), &pem).unwrap()[0]);
-    (key, id)
+    signer(&data.join(format!("member-{m}/client")))
 }
 
 fn import_csv(rows: &[&str]) -> String {
@@ -686,19 +680,7 @@ fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
     ];
     let n_grpc = grpc_cases.len() + 1;
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
-        use fiscus_proto::pb::exchange::exchange_client::ExchangeClient;
-        let connect = |dir: std::path::PathBuf| {
-            let grpc = grpc.clone();
-            async move {
-                let tls = TlsContext::load(&TlsConfig::in_dir(&dir)).unwrap();
-                let ch = connect_channel(&grpc, "127.0.0.1", tls.client_config().unwrap())
-                    .await
-                    .unwrap();
-                ExchangeClient::new(ch)
-            }
-        };
-        let mut client = connect(data.join("member-000000/client")).await;
+        let mut client = exchange_client(&grpc, &data.join("member-000000/client")).await;
         let ids: Vec<Vec<u8>> = grpc_cases
             .iter()
             .map(|(_, e, _)| fiscus_proto::hash::tx_id(&e.payload).to_vec())
@@ -727,7 +709,7 @@ fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
             }
         }
         // A node certificate may not submit at all.
-        let mut node = connect(data.join("member-000000/node-tls")).await;
+        let mut node = exchange_client(&grpc, &data.join("member-000000/node-tls")).await;
         match node.submit(fresh.clone()).await {
             Err(s)
                 if s.metadata()
@@ -743,22 +725,11 @@ fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
     // A revoked signer: Chang'an's client certificate revokes itself at the
     // CA; once its adapter reloads the CRL, the certificate cannot open a
     // gRPC connection to submit.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .args([
-            "revoke",
-            "--ca",
-            layout["ca_grpc"].as_str().unwrap(),
-            "--ca-cert",
-        ])
-        .arg(data.join("ca/ca/root.pem"))
-        .arg("--tls-dir")
-        .arg(data.join("member-130102/client"))
-        .arg("--cert")
-        .arg(data.join("member-130102/client/cert.pem"))
-        .args(["--reason", "keyCompromise: catalogue case"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    revoke_own_certificate(
+        &data,
+        &data.join("member-130102/client"),
+        "keyCompromise: catalogue case",
+    );
     let changan = layout["members"]
         .as_array()
         .unwrap()

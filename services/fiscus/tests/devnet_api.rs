@@ -732,30 +732,12 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
     let grpc = layout["members"][0]["grpc"].as_str().unwrap().to_owned();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
-        use fiscus_proto::pb::exchange::exchange_client::ExchangeClient;
-        let connect = |dir: std::path::PathBuf| {
-            let grpc = grpc.clone();
-            async move {
-                let tls = TlsContext::load(&TlsConfig::in_dir(&dir)).unwrap();
-                let ch = connect_channel(&grpc, "127.0.0.1", tls.client_config().unwrap())
-                    .await
-                    .unwrap();
-                ExchangeClient::new(ch)
-            }
-        };
-        let mut mof_client = connect(data.join("member-000000/client")).await;
+        let mut mof_client = exchange_client(&grpc, &data.join("member-000000/client")).await;
         let ok_env =
             fiscus_proto::pb::types::Envelope::decode(&signed_allocation(&data, 77)[..]).unwrap();
         let ok_id = fiscus_proto::hash::tx_id(&ok_env.payload).to_vec();
         // Signed with Hebei's client key: the wrong org for this caller.
-        let hebei = data.join("member-130000/client");
-        let hkey =
-            SigningKey::from_pkcs8_pem(&std::fs::read_to_string(hebei.join("key.pem")).unwrap())
-                .unwrap();
-        let hpem = std::fs::read(hebei.join("cert.pem")).unwrap();
-        let hid =
-            cert_id(&fiscus_common::tls::parse_certs(&hebei.join("cert.pem"), &hpem).unwrap()[0]);
+        let (hkey, hid) = signer(&data.join("member-130000/client"));
         let mut payload = TxPayload::decode(&ok_env.payload[..]).unwrap();
         payload.creator_cert_id = hid.to_vec();
         payload.nonce = 78;
@@ -780,7 +762,7 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
             "{got:?}"
         );
         assert_eq!(got[&wrong_id].error_code, "api.wrong_org", "{got:?}");
-        let mut node_client = connect(data.join("member-000000/node-tls")).await;
+        let mut node_client = exchange_client(&grpc, &data.join("member-000000/node-tls")).await;
         let err = node_client
             .submit(
                 fiscus_proto::pb::types::Envelope::decode(&signed_allocation(&data, 79)[..])
@@ -985,22 +967,11 @@ fn the_rest_api_over_tls_takes_a_client_certificate_or_an_api_key() {
     let changan_client = data.join("member-130102/client");
     let mut conn = keep_alive_tls(&api, &changan_client);
     assert_eq!(conn.get("/v1/chain").0, 200);
-    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .args([
-            "revoke",
-            "--ca",
-            layout["ca_grpc"].as_str().unwrap(),
-            "--ca-cert",
-        ])
-        .arg(&root)
-        .arg("--tls-dir")
-        .arg(&changan_client)
-        .arg("--cert")
-        .arg(changan_client.join("cert.pem"))
-        .args(["--reason", "keyCompromise: REST keep-alive test"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    revoke_own_certificate(
+        &data,
+        &changan_client,
+        "keyCompromise: REST keep-alive test",
+    );
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = conn.get("/v1/chain");
@@ -1109,11 +1080,7 @@ fn verify_receipt(
 
 /// A node key and certificate id of member `m` in the devnet.
 fn node_signer(data: &Path, m: &str) -> (SigningKey, Vec<u8>) {
-    let dir = data.join(format!("member-{m}/node-tls"));
-    let key =
-        SigningKey::from_pkcs8_pem(&std::fs::read_to_string(dir.join("key.pem")).unwrap()).unwrap();
-    let pem = std::fs::read(dir.join("cert.pem")).unwrap();
-    let id = cert_id(&fiscus_common::tls::parse_certs(&dir.join("cert.pem"), &pem).unwrap()[0]);
+    let (key, id) = signer(&data.join(format!("member-{m}/node-tls")));
     (key, id.to_vec())
 }
 

@@ -144,22 +144,7 @@ fn a_revoked_certificate_loses_its_open_and_new_connections_on_every_link() {
         open
     });
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .args([
-            "revoke",
-            "--ca",
-            layout["ca_grpc"].as_str().unwrap(),
-            "--ca-cert",
-        ])
-        .arg(data.join("ca/ca/root.pem"))
-        .arg("--tls-dir")
-        .arg(&revoked_dir)
-        .arg("--cert")
-        .arg(revoked_dir.join("cert.pem"))
-        .args(["--reason", "keyCompromise: every-link test"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    revoke_own_certificate(&data, &revoked_dir, "keyCompromise: every-link test");
 
     rt.block_on(async {
         for ((what, link, addr, name), ch) in links.iter().zip(open) {

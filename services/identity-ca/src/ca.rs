@@ -89,6 +89,17 @@ pub struct LeafSpec {
 }
 
 impl LeafSpec {
+    /// Adds subject alternative names: each that parses as an IP address is
+    /// an IP SAN, any other a DNS name.
+    pub fn add_names<S: AsRef<str>>(&mut self, names: &[S]) {
+        for n in names {
+            match n.as_ref().parse() {
+                Ok(ip) => self.ips.push(ip),
+                Err(_) => self.dns_names.push(n.as_ref().to_owned()),
+            }
+        }
+    }
+
     /// Valid from one minute ago (clock skew) for `days`.
     pub fn valid_for_days(member: &str, role: Role, days: u32) -> Self {
         let now = OffsetDateTime::now_utc();

@@ -182,12 +182,7 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let mut spec = LeafSpec::valid_for_days("000000", Role::Node, opts.cert_validity_days);
     spec.common_name = fiscus_common::tls::IDENTITY_CA_COMMON_NAME.into();
-    for name in &opts.server_names {
-        match name.parse() {
-            Ok(ip) => spec.ips.push(ip),
-            Err(_) => spec.dns_names.push(name.clone()),
-        }
-    }
+    spec.add_names(&opts.server_names);
     let own = ca.issue_for_key(&key, &spec)?;
     let tls = ca_tls_config(&opts.data_dir);
     write_file(&tls.cert_file, own.pem.as_bytes(), 0o644)?;

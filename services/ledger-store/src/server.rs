@@ -306,8 +306,8 @@ pub async fn start_with(
             let mut tick = tokio::time::interval(crate::chain_crl::FOLLOW_INTERVAL);
             loop {
                 tick.tick().await;
-                if let Ok(config) = ledger.consortium_config().await {
-                    crate::chain_crl::apply(&tls, &config);
+                if let Ok(chain) = ledger.chain_state().await {
+                    crate::chain_crl::apply(&tls, &chain.config);
                 }
             }
         }));

@@ -99,12 +99,7 @@ fn issue(
 ) -> (SigningKey, Hash32, Vec<u8>, PathBuf) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let mut spec = LeafSpec::valid_for_days(member, role, 30);
-    for n in names {
-        match n.parse() {
-            Ok(ip) => spec.ips.push(ip),
-            Err(_) => spec.dns_names.push((*n).to_owned()),
-        }
-    }
+    spec.add_names(names);
     let issued = ca.issue_for_key(&key, &spec).unwrap();
     write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644).unwrap();
     write_file(&out.join("key.pem"), key.serialize_pem().as_bytes(), 0o600).unwrap();

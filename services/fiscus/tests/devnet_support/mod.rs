@@ -203,12 +203,7 @@ pub(crate) fn appropriate(doc: &str, amount: i64) -> String {
 
 /// An allocation MOF → Hebei, signed with MOF's client key from the devnet's files.
 pub(crate) fn signed_allocation(dir: &Path, nonce: u64) -> Vec<u8> {
-    let client = dir.join("member-000000/client");
-    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(client.join("key.pem")).unwrap())
-        .unwrap();
-    let pem = std::fs::read(client.join("cert.pem")).unwrap();
-    let der = fiscus_common::tls::parse_certs(&client.join("cert.pem"), &pem).unwrap();
-    let id = cert_id(&der[0]);
+    let (key, id) = signer(&dir.join("member-000000/client"));
     let payload = TxPayload {
         consortium_id: "fiscus-devnet".into(),
         creator_cert_id: id.to_vec(),
@@ -231,4 +226,51 @@ pub(crate) fn signed_allocation(dir: &Path, nonce: u64) -> Vec<u8> {
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The signing key and certificate id of the identity in `tls_dir`
+/// (`key.pem`, `cert.pem`), e.g. `member-000000/client` of a devnet.
+pub(crate) fn signer(tls_dir: &Path) -> (SigningKey, fiscus_proto::hash::Hash32) {
+    let key =
+        SigningKey::from_pkcs8_pem(&std::fs::read_to_string(tls_dir.join("key.pem")).unwrap())
+            .unwrap();
+    let pem = std::fs::read(tls_dir.join("cert.pem")).unwrap();
+    let der = fiscus_common::tls::parse_certs(&tls_dir.join("cert.pem"), &pem).unwrap();
+    (key, cert_id(&der[0]))
+}
+
+/// `fiscus revoke`: the holder of the identity in `tls_dir` revokes its own
+/// certificate at the devnet's identity-ca.
+pub(crate) fn revoke_own_certificate(data: &Path, tls_dir: &Path, reason: &str) {
+    let layout: Value =
+        serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args([
+            "revoke",
+            "--ca",
+            layout["ca_grpc"].as_str().unwrap(),
+            "--ca-cert",
+        ])
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--tls-dir")
+        .arg(tls_dir)
+        .arg("--cert")
+        .arg(tls_dir.join("cert.pem"))
+        .args(["--reason", reason])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// An `Exchange` gRPC client of the adapter at `addr`, as the identity in `tls_dir`.
+pub(crate) async fn exchange_client(
+    addr: &str,
+    tls_dir: &Path,
+) -> fiscus_proto::pb::exchange::exchange_client::ExchangeClient<tonic::transport::Channel> {
+    use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
+    let tls = TlsContext::load(&TlsConfig::in_dir(tls_dir)).unwrap();
+    let ch = connect_channel(addr, "127.0.0.1", tls.client_config().unwrap())
+        .await
+        .unwrap();
+    fiscus_proto::pb::exchange::exchange_client::ExchangeClient::new(ch)
 }
