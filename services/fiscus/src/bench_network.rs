@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use fiscus_gossip_gateway::node::now_ms;
+use fiscus_gossip_gateway::metrics::now_ms;
 use fiscus_gossip_gateway::testkit::{self, RunningMember};
 use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
 use fiscus_proto::pb::types::{Envelope, tx_payload::Call};

@@ -1,7 +1,7 @@
 //! `fiscus`: one binary, one subcommand per role.
 //!
-//! Not built yet: `fiscus member` (all of one member's services in one
-//! process) and the analytics service.
+//! Not built yet: the analytics service (统计分析) and `fiscus devnet
+//! --processes` (every service of the devnet as its own process).
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
@@ -196,6 +196,10 @@ fn protocols() {
         (
             "fiscus.gossip.v1",
             pb::gossip::PullRequest::default().encoded_len(),
+        ),
+        (
+            "fiscus.state.v1",
+            pb::state::Account::default().encoded_len(),
         ),
         (
             "fiscus.exchange.v1",

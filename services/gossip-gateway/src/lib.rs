@@ -17,10 +17,14 @@
 //! - **Events** go on the bus under `fiscus.<consortium>.<member>.{blocks,txs,attestations,alarms}`.
 #![forbid(unsafe_code)]
 
+mod anti_entropy;
 pub mod bus;
 pub mod chain;
+mod committer;
 pub mod config;
 pub mod finality;
+mod follower;
+pub mod metrics;
 pub mod node;
 pub mod peers;
 pub mod service;
@@ -39,7 +43,8 @@ use fiscus_proto::pb::ledger::ChainInfoRequest;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
 use fiscus_proto::pb::ledger::ledger_ingest_client::LedgerIngestClient;
 use fiscus_proto::pb::types::Role;
-use node::{Metrics, Node};
+use metrics::Metrics;
+use node::Node;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -194,7 +199,8 @@ pub async fn start_with(
     node.refresh_members()
         .await
         .map_err(|s| ledger_err(s.message().to_owned()))?;
-    node::load_own_attestations(&node, info.height.saturating_sub(64).max(1), info.height).await;
+    anti_entropy::load_own_attestations(&node, info.height.saturating_sub(64).max(1), info.height)
+        .await;
 
     let addr = listener.local_addr().map_err(io(config.listen))?;
     let svc = GossipServer::new(service::GossipService { node: node.clone() })
@@ -218,8 +224,8 @@ pub async fn start_with(
                 tracing::error!(error = %e, "gossip API stopped");
             }
         }),
-        tokio::spawn(node::committer(node.clone(), rx)),
-        tokio::spawn(node::heartbeats(node.clone())),
+        tokio::spawn(committer::committer(node.clone(), rx)),
+        tokio::spawn(anti_entropy::heartbeats(node.clone())),
         // Certificate renewals and CRL updates without a restart; the CRL
         // on chain, through the ledger-store, wins over the file.
         tls.spawn_reloader(),
@@ -229,7 +235,7 @@ pub async fn start_with(
         )),
     ];
     if !config.orderers.is_empty() {
-        tasks.push(tokio::spawn(node::orderer_follower(
+        tasks.push(tokio::spawn(follower::orderer_follower(
             node.clone(),
             config.orderers.clone(),
         )));

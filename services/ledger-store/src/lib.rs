@@ -1,15 +1,17 @@
 //! ledger-store: a member's copy of the chain.
 //!
 //! [`Ledger::commit_block`] validates a block (chain link, orderer signature,
-//! `tx_root`, every transaction's signatures and signer certificates, tx-id
+//! `tx_root`, every transaction's signatures and signer certificates against
+//! the certificates and the CRL in force at its height, tx-id and nonce
 //! replay against the whole chain), executes it with the contract-executor,
 //! and writes one atomic batch: the block, receipts, state writes, per-key
-//! history, tx index, `state_hash[n]` and `receipts_root[n]`, and this
-//! member's signed attestation. Queries and the offline replay check
-//! ([`verify::verify_chain`]) read the same store.
-//!
-//! Not built yet: the gRPC service, gossip of attestations, the governance
-//! contract's effect on certificates (CRL at a height).
+//! history, tx and nonce indexes, `state_hash[n]` and `receipts_root[n]`, and
+//! this member's signed attestation (the steps are the modules of
+//! [`ledger`]). The gRPC service ([`service`], [`server`]) serves queries and
+//! receipt proofs, and takes blocks from the member's gossip-gateway, which
+//! reports the agreeing majority's attestations ([`Ledger::record_majority`],
+//! finality). The offline replay check ([`verify::verify_chain`]) reads the
+//! same store.
 #![forbid(unsafe_code)]
 
 pub mod certs;

@@ -439,22 +439,6 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         ))
     }
 
-    async fn preverify(
-        &self,
-        req: Request<Block>,
-    ) -> Result<Response<fiscus_proto::pb::ledger::PreverifyResponse>, Status> {
-        self.authorize(&req)?;
-        let block = req.into_inner();
-        let ledger = self.ledger.clone();
-        let threads = ledger.config().threads;
-        let n = tokio::task::spawn_blocking(move || ledger.preverify_wire(block, threads))
-            .await
-            .map_err(|e| Status::internal(format!("preverify task failed: {e}")))?;
-        Ok(Response::new(fiscus_proto::pb::ledger::PreverifyResponse {
-            verified: n as u32,
-        }))
-    }
-
     async fn get_attestation(
         &self,
         req: Request<fiscus_proto::pb::ledger::GetAttestationRequest>,

@@ -1,9 +1,12 @@
 //! The orderer's durable state in one redb file: the Raft log, hard state and
 //! conf state, and the committed blocks.
 //!
-//! Every Ready is written in one redb transaction with fsync
-//! (`Durability::Immediate`) before its persisted messages are sent, so a node
-//! that restarts never forgets what it acknowledged.
+//! Every Ready is written in two redb transactions with fsync
+//! (`Durability::Immediate`): the first holds the new entries, the hard state
+//! and what the Ready committed, and is durable before the Ready's persisted
+//! messages (votes, append acks) are sent, so a node that restarts never
+//! forgets what it acknowledged; the second holds the commit index and what
+//! the light Ready committed after `advance` (`crate::node`, `on_ready`).
 
 use crate::error::{Error, Result};
 use fiscus_proto::hash::Hash32;

@@ -1,0 +1,101 @@
+//! The gateway's Prometheus metrics and the per-height commit/finality
+//! timeline that `fiscus bench network` reads.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub height: prometheus::IntGauge,
+    pub final_height: prometheus::IntGauge,
+    pub blocks: prometheus::IntCounterVec,
+    pub refused: prometheus::IntCounterVec,
+    pub alarms: prometheus::IntCounter,
+    pub peers_alive: prometheus::IntGauge,
+    /// Seconds from the block's timestamp (cut by the orderer leader) to its commit here.
+    pub commit_lag: prometheus::Histogram,
+}
+
+impl Metrics {
+    pub fn register(r: &prometheus::Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            height: prometheus::IntGauge::new(
+                "fiscus_gossip_height",
+                "Height committed by this member",
+            )?,
+            final_height: prometheus::IntGauge::new(
+                "fiscus_gossip_final_height",
+                "Highest height final (a majority of members attested the same hashes)",
+            )?,
+            blocks: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "fiscus_gossip_blocks_committed_total",
+                    "Blocks committed, by source",
+                ),
+                &["source"],
+            )?,
+            refused: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "fiscus_gossip_refused_total",
+                    "Blocks and attestations refused, by reason",
+                ),
+                &["reason"],
+            )?,
+            alarms: prometheus::IntCounter::new(
+                "fiscus_gossip_divergence_alarms_total",
+                "Heights at which members attested different hashes",
+            )?,
+            peers_alive: prometheus::IntGauge::new(
+                "fiscus_gossip_peers_alive",
+                "Peers answering heartbeats",
+            )?,
+            commit_lag: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "fiscus_gossip_commit_lag_seconds",
+                    "From a block's timestamp to its commit at this member",
+                )
+                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            )?,
+        };
+        r.register(Box::new(m.height.clone()))?;
+        r.register(Box::new(m.final_height.clone()))?;
+        r.register(Box::new(m.blocks.clone()))?;
+        r.register(Box::new(m.refused.clone()))?;
+        r.register(Box::new(m.alarms.clone()))?;
+        r.register(Box::new(m.peers_alive.clone()))?;
+        r.register(Box::new(m.commit_lag.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Wall-clock milliseconds when this member committed each recent height and
+/// saw it final, for lag measurements (`fiscus bench network`).
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// height → (block timestamp, committed here, final here), Unix ms.
+    pub heights: BTreeMap<u64, (i64, Option<i64>, Option<i64>)>,
+}
+
+impl Timeline {
+    const KEEP: usize = 200_000;
+
+    pub(crate) fn committed(&mut self, height: u64, block_ms: i64, now: i64) {
+        let e = self.heights.entry(height).or_insert((block_ms, None, None));
+        e.0 = block_ms;
+        e.1 = Some(now);
+        while self.heights.len() > Self::KEEP {
+            self.heights.pop_first();
+        }
+    }
+
+    pub(crate) fn finalized(&mut self, height: u64, now: i64) {
+        if let Some(e) = self.heights.get_mut(&height) {
+            e.2.get_or_insert(now);
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
