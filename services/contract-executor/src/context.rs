@@ -3,7 +3,7 @@
 
 use crate::calendar::Calendar;
 use crate::keys;
-use crate::lots::{MAX_BUNDLES_PER_CREDIT, bundle_id};
+use crate::keys::{MAX_BUNDLES_PER_CREDIT, bundle_id};
 use crate::orgs::Orgs;
 use fiscus_proto::hash::TxId;
 use std::collections::BTreeSet;

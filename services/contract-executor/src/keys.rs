@@ -37,3 +37,14 @@ pub const CONFIG: &[u8] = b"gov/config";
 pub fn proposal(tx: &TxId) -> Vec<u8> {
     tx.prefixed_hex(b"gov/proposal/")
 }
+
+/// Consecutive same-level, same-class lots folded into one bundle (ADR 0004).
+pub const BUNDLE_FANOUT: usize = 16;
+/// Bundles one credit may create: a cascade through this many levels covers
+/// 16^8 lots, far beyond any account's life.
+pub const MAX_BUNDLES_PER_CREDIT: u8 = 8;
+
+/// The id of the `i`-th bundle that transaction `tx` creates.
+pub fn bundle_id(tx: &TxId, i: u8) -> TxId {
+    fiscus_proto::hash::sha256(&[b"fiscus.bundle/".as_slice(), &tx.0, &[i]].concat())
+}

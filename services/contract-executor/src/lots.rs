@@ -4,22 +4,12 @@
 
 use crate::calendar::day_of;
 use crate::keys;
+use crate::keys::{BUNDLE_FANOUT, MAX_BUNDLES_PER_CREDIT, bundle_id};
 use crate::rejection::Rejection;
 use crate::view::View;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::state::{Account, LineageRecord, Lot};
 use fiscus_proto::pb::types::OrgLevel;
-
-/// Consecutive same-level, same-class lots folded into one bundle (ADR 0004).
-pub const BUNDLE_FANOUT: usize = 16;
-/// Bundles one credit may create: a cascade through this many levels covers
-/// 16^8 lots, far beyond any account's life.
-pub const MAX_BUNDLES_PER_CREDIT: u8 = 8;
-
-/// The id of the `i`-th bundle that transaction `tx` creates.
-pub fn bundle_id(tx: &TxId, i: u8) -> TxId {
-    fiscus_proto::hash::sha256(&[b"fiscus.bundle/".as_slice(), &tx.0, &[i]].concat())
-}
 
 pub(crate) fn add(a: i64, b: i64) -> Result<i64, Rejection> {
     a.checked_add(b)

@@ -22,7 +22,7 @@ use fiscus_proto::pb::transfer::{
 };
 use fiscus_proto::pb::types::{ContractEvent, OrgLevel, TxStatus};
 
-pub use crate::lots::{BUNDLE_FANOUT, MAX_BUNDLES_PER_CREDIT, bundle_id};
+pub use crate::keys::{BUNDLE_FANOUT, MAX_BUNDLES_PER_CREDIT, bundle_id};
 
 /// The version of the rules below, recorded in the consortium config.
 pub const VERSION: u32 = 2;

@@ -4,9 +4,10 @@
 //!
 //! The formats are documented in `docs/bulk-import.md`.
 
-use crate::api::{Api, err};
 use crate::backend::from_status;
 use crate::clients::{Client, Scope};
+use crate::context::Api;
+use crate::error::err;
 use crate::ops::{Account, Operation, RecipientJson};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
@@ -232,7 +233,7 @@ impl Api {
             Ok(p) => Ok(
                 fiscus_proto::pb::types::Receipt::decode(&p.into_inner().receipt[..])
                     .ok()
-                    .map(|r| (r.block_number, crate::api::status_name(r.status))),
+                    .map(|r| (r.block_number, crate::json::status_name(r.status))),
             ),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(from_status("receipt", &s)),
@@ -254,7 +255,7 @@ impl Api {
     responses(
         (status = 200, body = ImportReport),
         (status = 422, description = "Bad rows; nothing submitted", body = ImportProblem, content_type = "application/problem+json"),
-        (status = 400, body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, body = crate::error::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -364,7 +365,7 @@ async fn import(
         }
         let key = format!("import:{}", row.external_id);
         let (tx, env, nonce) =
-            match crate::api::custodial_envelope(&api, custodial, &client, call, Some(&key)) {
+            match crate::submit::custodial_envelope(&api, custodial, &client, call, Some(&key)) {
                 Ok(x) => x,
                 Err(e) => {
                     errors.push(fail(e.message));
@@ -577,7 +578,7 @@ fn hex_id(key: &[u8], prefix: &str) -> String {
 /// Export the accounts the client may read, at one height.
 #[utoipa::path(tag = "export", params(ExportQuery),
     responses((status = 200, description = "CSV (default, UTF-8 with a header row) or JSON (`format=json`)",
-        content((String = "text/csv"), (Vec<crate::api::AccountJson> = "application/json")))),
+        content((String = "text/csv"), (Vec<crate::json::AccountJson> = "application/json")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/accounts")]
 async fn export_accounts(
@@ -590,7 +591,7 @@ async fn export_accounts(
         .scan_at(b"acct/", 0)
         .await?
         .into_iter()
-        .filter_map(|(k, v)| crate::api::account_json(&k, &AccountState::decode(&v[..]).ok()?))
+        .filter_map(|(k, v)| crate::json::account_json(&k, &AccountState::decode(&v[..]).ok()?))
         .filter(|a| api.may_read_org(&client, &a.org_code))
         .collect();
     render(&rows, q.format)

@@ -7,7 +7,7 @@
 //! A restarted adapter has a new key, so a cursor from before the restart is
 //! refused (`api.bad_cursor`) and the listing starts again.
 
-use crate::api::err;
+use crate::error::err;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use fiscus_common::error::{ErrorKind, ServiceError};

@@ -3,9 +3,10 @@
 //! function (`fiscus_contract_executor::deadlines::overdue_in_account`) with
 //! the approvals and holidays of the configuration at that height.
 
-use crate::api::{Api, ProblemDoc, err};
 use crate::backend::from_status;
 use crate::clients::Scope;
+use crate::context::Api;
+use crate::error::{ProblemDoc, err};
 use actix_web::{HttpRequest, get, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::calendar::{day_of, format_date};

@@ -3,8 +3,8 @@
 //! an envelope's creator must belong to the caller's org. Signatures are
 //! verified by the orderers' admission, which answers `tx.bad_signature`.
 
-use crate::api::Api;
 use crate::backend::{Ordered, from_status};
+use crate::context::Api;
 use actix_web::web;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::envelope::CheckedTx;

@@ -16,11 +16,15 @@ pub mod api;
 pub mod backend;
 pub mod bulk;
 pub mod clients;
+pub mod context;
 pub mod cursor;
 pub mod deadlines;
+pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod http_client;
+pub mod hub;
+pub mod json;
 pub mod ops;
 pub mod submit;
 
@@ -81,7 +85,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Webhooks: `[[webhooks]]` with name, url, secret (and optionally
     /// max_attempts, initial_backoff_ms).
-    pub webhooks: Vec<events::WebhookConfig>,
+    pub webhooks: Vec<hub::WebhookConfig>,
     pub json_logs: bool,
 }
 
@@ -359,7 +363,7 @@ fn json_error(e: actix_web::error::JsonPayloadError, req: &HttpRequest) -> actix
 /// before the handler runs).
 fn unless_unauthenticated(req: &HttpRequest, e: ServiceError) -> actix_web::Error {
     match req
-        .app_data::<web::Data<api::Api>>()
+        .app_data::<web::Data<context::Api>>()
         .map(|a| a.authenticated(req))
     {
         Some(Err(auth)) if auth.kind == ErrorKind::Unauthenticated => auth.into(),
@@ -429,13 +433,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let clients = clients::Clients::load(&config.clients_file, config.rate_per_s, config.burst)?;
     // Webhook dead letters survive restarts, next to the webhook cursors.
     let hub = if config.webhooks.is_empty() {
-        events::Hub::default()
+        hub::Hub::default()
     } else {
         std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
         let file = config.data_dir.join("webhook-dead-letters.jsonl");
-        events::Hub::durable(file.clone()).map_err(io(file.display()))?
+        hub::Hub::durable(file.clone()).map_err(io(file.display()))?
     };
-    let api = web::Data::new(api::Api {
+    let api = web::Data::new(context::Api {
         consortium_id: genesis.consortium_id.clone(),
         clients,
         backend: backend::Backend::new(
@@ -620,7 +624,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 }
 
 /// Keeps a TLS caller's verified client certificate (roots and CRL were
-/// checked in the handshake) with the connection, for [`api::Api::caller`].
+/// checked in the handshake) with the connection, for [`context::Api::caller`].
 fn remember_client_certificate(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
     type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
     let Some(stream) = conn.downcast_ref::<Tls>() else {

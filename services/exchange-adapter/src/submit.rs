@@ -4,12 +4,25 @@
 //! (`fiscus_contract_executor::rules`) decide what a call may do, so the API,
 //! the import and the chain cannot disagree.
 
-use crate::api::Api;
+use fiscus_proto::envelope::{CheckedTx, seal};
+use fiscus_proto::hash::{Hash32, sha256};
+use fiscus_proto::pb::ledger::{ChainInfoRequest, GetNonceUseRequest, GetReceiptRequest};
+use fiscus_proto::pb::types::{Receipt, TxPayload, TxStatus, tx_payload::Call};
+use prost::Message;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+
+use crate::backend::Ordered;
+use crate::backend::from_status;
+use crate::clients::Client;
+use crate::context::Api;
+use crate::error::err;
+use crate::json::ReceiptJson;
+use crate::json::SubmitResult;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::{Rejection, rules};
-use fiscus_proto::envelope::CheckedTx;
 use fiscus_proto::pb::transfer::TransferCall;
-use fiscus_proto::pb::types::{TxStatus, tx_payload::Call};
 use std::collections::BTreeSet;
 
 /// A contract rule's refusal as the API reports it, with the contract's code.
@@ -99,4 +112,196 @@ pub(crate) fn check_envelope(
             "the payload names no contract call",
         )),
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    /// Answer once the orderers have put the tx in a block.
+    #[default]
+    Ordered,
+    /// Answer once this member committed the block (the receipt is known).
+    Commit,
+    /// Answer once a majority of members attested the block.
+    Final,
+}
+
+/// An `Idempotency-Key` names one operation: used again with another body it
+/// is refused before anything is ordered.
+pub(crate) fn key_reused(detail: impl std::fmt::Display) -> ServiceError {
+    err(
+        ErrorKind::FailedPrecondition,
+        "api.idempotency_key_reused",
+        format!(
+            "this Idempotency-Key was already used for a different operation ({detail}); \
+             use a new key for a new operation"
+        ),
+    )
+}
+
+impl Api {
+    /// Orders `env`, then waits as asked. A duplicate is the first result when
+    /// the caller retries with an idempotency key, and a `tx.duplicate`
+    /// problem otherwise (a replay).
+    pub(crate) async fn order(
+        &self,
+        tx_id: Hash32,
+        env: fiscus_proto::pb::types::Envelope,
+        wait: Wait,
+        retry: bool,
+    ) -> Result<SubmitResult, ServiceError> {
+        let (block, replayed) = match self.backend.broadcast(env).await? {
+            Ordered::Accepted(n) => (n, false),
+            Ordered::Duplicate(n) if retry => (n, true),
+            Ordered::Duplicate(n) => {
+                return Err(err(
+                    ErrorKind::AlreadyExists,
+                    "tx.duplicate",
+                    format!("transaction {tx_id} was already ordered in block {n} (a replay)"),
+                ));
+            }
+        };
+        let mut out = SubmitResult {
+            tx_id: tx_id.to_hex(),
+            state: "ordered".into(),
+            block_number: block,
+            replayed,
+            receipt: None,
+        };
+        if wait == Wait::Ordered {
+            return Ok(out);
+        }
+        let until = Instant::now() + self.wait_timeout;
+        let receipt = self.wait_receipt(&tx_id, until).await?;
+        if retry && receipt.reason.starts_with("tx.nonce_reused") {
+            // Two requests with one key and different bodies raced past the
+            // check before ordering; the chain kept the first.
+            return Err(key_reused(format_args!(
+                "the chain refused tx {tx_id}: {}",
+                receipt.reason
+            )));
+        }
+        out.block_number = receipt.block_number;
+        out.receipt = Some(ReceiptJson::from(&receipt));
+        out.state = "committed".into();
+        if wait == Wait::Final {
+            self.wait_final(receipt.block_number, until).await?;
+            out.state = "final".into();
+        }
+        Ok(out)
+    }
+
+    async fn wait_receipt(&self, tx: &Hash32, until: Instant) -> Result<Receipt, ServiceError> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let mut ledger = self.backend.ledger().await?;
+            match ledger
+                .get_receipt(GetReceiptRequest {
+                    tx_id: tx.to_vec(),
+                    require_final: false,
+                })
+                .await
+            {
+                Ok(p) => {
+                    return Receipt::decode(&p.into_inner().receipt[..])
+                        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()));
+                }
+                Err(s) if s.code() == tonic::Code::NotFound => {}
+                Err(s) => return Err(from_status("the ledger-store", &s)),
+            }
+            if Instant::now() >= until {
+                return Err(timeout("committed at this member"));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn wait_final(&self, height: u64, until: Instant) -> Result<(), ServiceError> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let mut ledger = self.backend.ledger().await?;
+            let info = ledger
+                .get_chain_info(ChainInfoRequest {})
+                .await
+                .map_err(|s| from_status("the ledger-store", &s))?
+                .into_inner();
+            if info.final_height >= height {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(timeout("final"));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+}
+
+fn timeout(what: &str) -> ServiceError {
+    err(
+        ErrorKind::Unavailable,
+        "api.wait_timeout",
+        format!("the transaction was ordered but not {what} within the wait limit; query it later"),
+    )
+}
+
+/// The nonce of `client`'s operation under idempotency key `key`: the same
+/// key gives the same nonce, so a retry builds the same transaction, and the
+/// chain refuses a second transaction with it (`tx.nonce_reused`).
+pub(crate) fn idempotent_nonce(client: &Client, key: &str) -> u64 {
+    let h = sha256(format!("{}\u{0}{key}", client.name).as_bytes());
+    u64::from_be_bytes(h.0[..8].try_into().unwrap_or_default())
+}
+
+impl Api {
+    /// The transaction other than `tx_id` that already used the custodial
+    /// signer's `nonce` (its idempotency key), if any.
+    pub(crate) async fn nonce_used_by_other(
+        &self,
+        custodial: &crate::clients::Custodial,
+        nonce: u64,
+        tx_id: &Hash32,
+    ) -> Result<Option<Hash32>, ServiceError> {
+        let used = self
+            .backend
+            .ledger()
+            .await?
+            .get_nonce_use(GetNonceUseRequest {
+                creator_cert_id: custodial.cert_id.to_vec(),
+                nonce,
+            })
+            .await
+            .map_err(|s| from_status("the ledger-store", &s))?
+            .into_inner();
+        Ok(Hash32::from_slice("tx id", &used.tx_id)
+            .ok()
+            .filter(|first| used.used && first != tx_id))
+    }
+}
+
+/// The envelope the member signs for `client`. With an idempotency key the
+/// nonce comes from the client and the key, so a retry builds byte-identical
+/// bytes and the same tx id; without one it is random. Returns the tx id, the
+/// envelope and its nonce.
+pub(crate) fn custodial_envelope(
+    api: &Api,
+    custodial: &crate::clients::Custodial,
+    client: &Client,
+    call: fiscus_proto::pb::transfer::TransferCall,
+    idempotency_key: Option<&str>,
+) -> Result<(Hash32, fiscus_proto::pb::types::Envelope, u64), ServiceError> {
+    let nonce = match idempotency_key {
+        Some(k) => idempotent_nonce(client, k),
+        None => rand::random(),
+    };
+    let payload = TxPayload {
+        consortium_id: api.consortium_id.clone(),
+        creator_cert_id: custodial.cert_id.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(Call::Transfer(call)),
+    };
+    let env = seal(&payload, &[(&custodial.key, custodial.cert_id)]);
+    Ok((fiscus_proto::hash::tx_id(&env.payload), env, nonce))
 }

@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use fiscus_exchange_adapter::events::{BlockEvent, TxEvent, WebhookConfig, deliver, signature};
+use fiscus_exchange_adapter::events::{deliver, signature};
+use fiscus_exchange_adapter::hub::{BlockEvent, TxEvent, WebhookConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
@@ -142,7 +143,7 @@ async fn a_delivery_that_always_fails_is_reported_after_the_last_attempt() {
 
 #[test]
 fn dead_letters_survive_a_restart_and_a_torn_last_line_is_skipped() {
-    use fiscus_exchange_adapter::events::{DeadLetter, Hub};
+    use fiscus_exchange_adapter::hub::{DeadLetter, Hub};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("webhook-dead-letters.jsonl");
     let letter = |height| DeadLetter {

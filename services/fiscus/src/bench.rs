@@ -1,6 +1,7 @@
 //! `fiscus bench orderer`: a local cluster with fsync on, driven by signed
 //! envelopes from several client streams over mutual TLS.
 
+use crate::measure::{parse_duration, percentile};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use fiscus_orderer::testkit;
@@ -47,23 +48,6 @@ pub(crate) struct OrdererBench {
     json: bool,
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.trim().split_at(
-        s.trim()
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(s.trim().len()),
-    );
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s or 2m"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "ms" => Ok(Duration::from_millis(n)),
-        _ => Err(format!("{s:?}: unit must be ms, s or m")),
-    }
-}
-
 pub(crate) async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Orderer(b) => orderer(b).await,
@@ -71,32 +55,6 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Network(b) => crate::bench_network::run(b).await,
         BenchCmd::E2e(b) => crate::bench_e2e::run(b).await,
     }
-}
-
-/// This process's CPU seconds (user + system) and peak RSS in MiB, from /proc.
-pub(crate) fn process_usage() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which ends with ')'.
-    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after ')'.
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, hwm / 1024.0)
-}
-
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 async fn orderer(b: OrdererBench) -> Result<()> {

@@ -5,7 +5,7 @@
 //! at all members and submit → final latencies, and this process's CPU time
 //! and peak RSS.
 
-use crate::bench::{percentile, process_usage};
+use crate::measure::{percentile, process_usage};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
@@ -33,7 +33,7 @@ pub(crate) struct E2eBench {
     #[arg(long, default_value_t = 5)]
     members: usize,
     /// How long to drive load, e.g. 60s.
-    #[arg(long, default_value = "60s", value_parser = crate::bench::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::measure::parse_duration)]
     duration: Duration,
     /// Offered load in tx/s over all streams; 0: as fast as acks allow.
     #[arg(long, default_value_t = 0)]

@@ -279,7 +279,7 @@ async fn run_on<S: StateStore>(
         encoded.len() - setup_blocks,
         b.block_txs
     ));
-    let (cpu_before, _) = crate::bench::process_usage();
+    let (cpu_before, _) = crate::measure::process_usage();
     let start = Instant::now();
     let mut valid = 0usize;
     let timed = &encoded[setup_blocks..];
@@ -299,7 +299,8 @@ async fn run_on<S: StateStore>(
     let elapsed = start.elapsed().as_secs_f64();
     let tx_per_s = b.txs as f64 / elapsed;
     // Process CPU (all threads) during the timed commits, per transaction.
-    let cpu_us_per_tx = (crate::bench::process_usage().0 - cpu_before) * 1e6 / b.txs.max(1) as f64;
+    let cpu_us_per_tx =
+        (crate::measure::process_usage().0 - cpu_before) * 1e6 / b.txs.max(1) as f64;
     let ph = ledger.phase_times();
     log(format!(
         "bench ledger: time by phase (setup blocks included): check+signatures {:.2}s, reads {:.2}s, execute {:.2}s, write+fsync {:.2}s",

@@ -22,7 +22,7 @@ pub(crate) struct NetworkBench {
     #[arg(long, default_value_t = 3)]
     orderers: usize,
     /// How long to drive load, e.g. 30s or 2m.
-    #[arg(long, default_value = "30s", value_parser = crate::bench::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::measure::parse_duration)]
     duration: Duration,
     /// Offered load in tx/s.
     #[arg(long, default_value_t = 2000)]
@@ -41,7 +41,7 @@ fn account(org: &str) -> Option<AccountRef> {
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    crate::bench::percentile(v, p)
+    crate::measure::percentile(v, p)
 }
 
 pub(crate) async fn run(b: NetworkBench) -> Result<()> {

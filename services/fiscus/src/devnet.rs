@@ -665,7 +665,13 @@ fn print_endpoints(net: &Devnet) {
     );
 }
 
-pub(crate) async fn run(cmd: DevnetCmd) -> Result<()> {
+/// Runs the devnet until Ctrl-C. With `--demo`, `demo` replays the fiscal
+/// year once the devnet is ready (`crate::demo::run`; passed in, so that the
+/// devnet does not depend on the demo that drives it).
+pub(crate) async fn run(
+    cmd: DevnetCmd,
+    demo: impl AsyncFnOnce(&Devnet) -> Result<()>,
+) -> Result<()> {
     // Fifteen services share this process's log; RUST_LOG=info shows all of it.
     let _telemetry = fiscus_common::telemetry::init_with_default("devnet", false, "warn")?;
     if cmd.reset && cmd.data_dir.exists() {
@@ -684,7 +690,7 @@ pub(crate) async fn run(cmd: DevnetCmd) -> Result<()> {
     wait_ready(&net, Duration::from_secs(60)).await?;
     print_endpoints(&net);
     if cmd.demo
-        && let Err(e) = crate::demo::run(&net).await
+        && let Err(e) = demo(&net).await
     {
         net.stop().await;
         return Err(e.context("the fiscal-year demo failed"));

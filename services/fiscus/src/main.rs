@@ -28,6 +28,7 @@ mod demo;
 mod devnet;
 mod identity;
 mod ledger_cmds;
+mod measure;
 mod member;
 mod orderer_admin;
 mod receipt;
@@ -250,7 +251,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::GossipGateway(cmd) => ledger_cmds::gossip_gateway(cmd).await,
         Command::ExchangeAdapter(cmd) => ledger_cmds::exchange_adapter(cmd).await,
         Command::Member(cmd) => member::run(cmd).await,
-        Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::Devnet(cmd) => devnet::run(cmd, demo::run).await,
         Command::Keys(cmd) => cli::keys(cmd),
         Command::Status(cmd) => cli::status(cmd).await,
         Command::Query(cmd) => cli::query(cmd).await,

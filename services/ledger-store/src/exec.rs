@@ -2,7 +2,7 @@
 //! contract-executor over gRPC (mutual TLS). Both run the same code.
 
 use crate::error::{LedgerError, Result};
-use crate::ledger::Plan;
+use fiscus_contract_executor::TxCtx;
 use fiscus_contract_executor::executor::KeyValues;
 use fiscus_proto::pb::executor::contract_executor_client::ContractExecutorClient;
 use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest, KeyValue};
@@ -36,7 +36,8 @@ impl RemoteExecutor {
     pub(crate) async fn execute(
         &self,
         block_bytes: &[u8],
-        plan: &Plan,
+        run: &[TxCtx],
+        run_idx: &[usize],
         reads: &KeyValues,
     ) -> Result<(Vec<Receipt>, KeyValues)> {
         let block = Block::decode(block_bytes).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
@@ -50,10 +51,9 @@ impl RemoteExecutor {
                     value: v.clone().unwrap_or_default(),
                 })
                 .collect(),
-            txs: plan
-                .run
+            txs: run
                 .iter()
-                .zip(&plan.run_idx)
+                .zip(run_idx)
                 .map(|(t, i)| ExecTx {
                     index: *i as u32,
                     signer_orgs: t.signer_orgs.iter().cloned().collect(),
@@ -69,10 +69,10 @@ impl RemoteExecutor {
             .into_inner();
         // The reply must answer exactly what was asked, or nothing is committed.
         let bad = |m: &str| LedgerError::Executor(format!("inconsistent reply: {m}"));
-        if resp.receipts.len() != plan.run.len() {
+        if resp.receipts.len() != run.len() {
             return Err(bad("receipt count"));
         }
-        for ((r, t), i) in resp.receipts.iter().zip(&plan.run).zip(&plan.run_idx) {
+        for ((r, t), i) in resp.receipts.iter().zip(run).zip(run_idx) {
             if r.tx_id != t.tx_id.to_vec() || r.tx_index as usize != *i {
                 return Err(bad("receipt order"));
             }

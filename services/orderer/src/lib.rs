@@ -212,7 +212,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     let raft_addr = raft_listener.local_addr().map_err(io(config.raft_listen))?;
     let max_msg = config.raft.max_msg_bytes as usize + 1024 * 1024;
     let raft_srv = RaftTransportServer::new(RaftService {
-        node: node.clone(),
+        node: node.clone().recipient(),
         transport: transport.clone(),
     })
     .max_decoding_message_size(max_msg);

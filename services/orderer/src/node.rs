@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::recent_txs::RecentTxs;
 use crate::storage::{OrdererStore, Tip};
-use crate::transport::Transport;
+use crate::transport::{Step, Transport};
 use actix::prelude::*;
 use fiscus_proto::hash::{TxId, block_hash, tx_id};
 use fiscus_proto::pb::types::{Block, BlockHeader, Envelope};
@@ -56,11 +56,6 @@ pub enum ChangeMembership {
     Add(crate::config::Peer),
     Remove(u64),
 }
-
-/// A Raft message from a peer.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Step(pub RaftMsg);
 
 pub struct RaftNode {
     raw: RawNode<OrdererStore>,

@@ -5,8 +5,6 @@
 //! message that does not fit is dropped (Raft retransmits what matters).
 
 use crate::config::Peer;
-use crate::node::{RaftNode, Step};
-use actix::Addr;
 use fiscus_common::tls::{connect_channel, peer_identity};
 use fiscus_proto::pb::orderer::raft_transport_client::RaftTransportClient;
 use fiscus_proto::pb::orderer::raft_transport_server::RaftTransport;
@@ -185,10 +183,15 @@ async fn peer_sender(peer: Peer, tls: Arc<rustls::ClientConfig>, mut rx: mpsc::R
     }
 }
 
+/// A Raft message from a peer, for the node.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct Step(pub RaftMsg);
+
 /// The receiving side: a gRPC service feeding the node.
 #[derive(Debug, Clone)]
 pub struct RaftService {
-    pub node: Addr<RaftNode>,
+    pub node: actix::Recipient<Step>,
     pub transport: Transport,
 }
 

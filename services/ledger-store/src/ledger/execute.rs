@@ -54,12 +54,12 @@ impl Overlay {
 }
 
 /// What to execute and what was refused before execution.
-pub(crate) struct Plan {
+pub(super) struct Plan {
     n: u64,
     timestamp_ms: i64,
     early: BTreeMap<usize, Rejection>,
-    pub(crate) run: Vec<TxCtx>,
-    pub(crate) run_idx: Vec<usize>,
+    run: Vec<TxCtx>,
+    run_idx: Vec<usize>,
     indexed: Vec<(TxId, u32)>,
     /// The (creator, nonce) pairs this block uses, with their txs.
     nonces: Vec<(NonceKey, TxId)>,
@@ -260,7 +260,11 @@ impl<S: StateStore> Ledger<S> {
         let mut plan = plan(checked, &seen);
         let (receipts, writes) = match &self.executor {
             Executor::Local => run_local(&mut plan, &chain, &reads, self.cfg.threads),
-            Executor::Remote(client) => client.execute(bytes, &plan, &reads).await?,
+            Executor::Remote(client) => {
+                client
+                    .execute(bytes, &plan.run, &plan.run_idx, &reads)
+                    .await?
+            }
         };
         let mut out = assemble(head, plan, receipts, writes);
         out.old = old;

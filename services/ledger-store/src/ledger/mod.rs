@@ -18,7 +18,7 @@ mod query;
 mod validate;
 
 pub use commit::commit_with_lookahead;
-pub(crate) use execute::{Plan, replay};
+pub(crate) use execute::replay;
 
 use crate::certs::{CertStatus, Certs};
 use crate::error::{LedgerError, Result};

@@ -1,0 +1,63 @@
+//! The REST/JSON API. Every handler is annotated for the OpenAPI document,
+//! and the routes are registered through `utoipa-actix-web`, so the document
+//! is built from the same list the server serves.
+//!
+//! The handlers are grouped by what they do: [`submit`] and [`query`] here,
+//! bulk import and exports in `crate::bulk`, events and webhooks in
+//! `crate::events`, the overdue report in `crate::deadlines`. They build on
+//! the request context (`crate::context`), the submit pipeline
+//! (`crate::submit`) and the JSON types (`crate::json`); nothing below them
+//! imports from here.
+
+mod query;
+mod submit;
+
+use crate::error::err;
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_proto::hash::Hash32;
+
+fn tx_id_param(s: &str) -> Result<Hash32, ServiceError> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| Hash32::from_slice("tx id", &b).ok())
+        .ok_or_else(|| {
+            err(
+                ErrorKind::InvalidArgument,
+                "api.bad_tx_id",
+                "a tx id is 64 hex digits",
+            )
+        })
+}
+
+fn check_segment(s: &str, what: &str) -> Result<(), ServiceError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorKind::InvalidArgument,
+            "api.bad_path",
+            format!("{what} must be 1 to 64 letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+/// The routes, registered so that the OpenAPI document lists exactly them.
+pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    app.service(submit::submit_envelope)
+        .service(submit::submit_operation)
+        .service(query::chain)
+        .service(query::block_by_number)
+        .service(query::transaction)
+        .service(query::accounts)
+        .service(query::account)
+        .service(query::account_history)
+        .service(query::programs)
+        .service(query::trace);
+    crate::bulk::routes(app);
+    crate::events::routes(app);
+    crate::deadlines::routes(app);
+}

@@ -1,0 +1,185 @@
+//! The request context: the state every handler shares ([`Api`]), who the
+//! caller is (API key or consortium client certificate, rate limit, scope)
+//! and what the disclosure policy lets it read.
+
+use crate::backend::Backend;
+use crate::clients::{Client, Clients, Scope};
+use crate::error::err;
+use actix_web::{HttpRequest, web};
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_common::tls::PeerIdentity;
+use fiscus_proto::DecodeLimits;
+use fiscus_proto::hash::Hash32;
+use fiscus_proto::pb::types::{OrgLevel, Role};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Api {
+    pub consortium_id: String,
+    pub clients: Clients,
+    pub backend: Backend,
+    /// Signer certificates: id → (org, public key).
+    pub signers: BTreeMap<Hash32, (String, [u8; 32])>,
+    /// Org code → (level, parent code), from the genesis configuration.
+    pub orgs: BTreeMap<String, (OrgLevel, String)>,
+    /// The same registry as the contract sees it, for its rule functions.
+    pub registry: fiscus_contract_executor::Orgs,
+    /// The consortium's salt for personal id hashes (from genesis).
+    pub recipient_id_salt: Vec<u8>,
+    /// Seals pagination cursors (`crate::cursor`).
+    pub cursor_key: crate::cursor::CursorKey,
+    pub limits: DecodeLimits,
+    pub max_page: u32,
+    pub max_import_bytes: usize,
+    pub wait_timeout: Duration,
+    pub hub: crate::hub::Hub,
+    /// What a caller with a consortium client certificate may do (REST over TLS).
+    pub cert_scopes: Vec<Scope>,
+    /// The serials the CRL in force revokes: a REST connection authenticated
+    /// by a certificate revoked after its handshake is refused per request.
+    pub revocations: Arc<fiscus_common::tls::Revocations>,
+}
+
+/// The scope an extractor demands.
+pub(crate) trait NeedsScope {
+    const SCOPE: Scope;
+}
+
+/// `Caller<SubmitScope>` authenticates for submitting.
+pub(crate) struct SubmitScope;
+
+impl NeedsScope for SubmitScope {
+    const SCOPE: Scope = Scope::Submit;
+}
+
+/// The authenticated caller, as an extractor. Placed before the body and
+/// query extractors, it answers 401/403/429 before anything of the request
+/// is parsed, and an unauthenticated body is never read (actix polls a
+/// handler's extractors in order and stops at the first error).
+pub(crate) struct Caller<S>(pub Arc<Client>, std::marker::PhantomData<S>);
+
+impl<S: NeedsScope> actix_web::FromRequest for Caller<S> {
+    type Error = ServiceError;
+    type Future = std::future::Ready<Result<Self, ServiceError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let out = match req.app_data::<web::Data<Api>>() {
+            Some(api) => api
+                .caller(req, S::SCOPE)
+                .map(|c| Caller(c, std::marker::PhantomData)),
+            None => Err(err(ErrorKind::Internal, "api.internal", "no API state")),
+        };
+        std::future::ready(out)
+    }
+}
+
+impl Api {
+    /// Authenticates the caller, charges its rate bucket and checks the scope.
+    pub(crate) fn caller(
+        &self,
+        req: &HttpRequest,
+        scope: Scope,
+    ) -> Result<Arc<Client>, ServiceError> {
+        // An API key, when sent, decides; otherwise a TLS client certificate.
+        let client = self.authenticated(req)?;
+        self.clients.admit(&client)?;
+        client.require(scope)?;
+        Ok(client)
+    }
+
+    /// Who the request authenticates as, without checking scope or rate:
+    /// error handlers ask it so that an unauthenticated request is answered
+    /// 401 before anything about its query, path or body.
+    pub(crate) fn authenticated(&self, req: &HttpRequest) -> Result<Arc<Client>, ServiceError> {
+        let headers = req.headers();
+        let key = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .map(str::trim);
+        match (key, req.conn_data::<PeerIdentity>()) {
+            (None, Some(id)) => self.certificate_client(id),
+            _ => self.clients.authenticate(key),
+        }
+    }
+
+    /// The client a verified consortium client certificate stands for.
+    fn certificate_client(&self, id: &PeerIdentity) -> Result<Arc<Client>, ServiceError> {
+        if self.revocations.is_revoked(&id.serial) {
+            return Err(err(
+                ErrorKind::Unauthenticated,
+                "api.certificate_revoked",
+                format!("certificate {} is revoked", id.cert_id),
+            ));
+        }
+        if !matches!(id.role, Role::Client | Role::Admin) {
+            return Err(err(
+                ErrorKind::PermissionDenied,
+                "api.wrong_role",
+                format!(
+                    "a {:?} certificate may not call the API; use a client certificate",
+                    id.role
+                ),
+            ));
+        }
+        if !self.orgs.contains_key(&id.member) {
+            return Err(err(
+                ErrorKind::PermissionDenied,
+                "api.unknown_org",
+                format!("org {} is not in the consortium's registry", id.member),
+            ));
+        }
+        Ok(Arc::new(Client {
+            name: format!("certificate {}", id.cert_id),
+            org: id.member.clone(),
+            scopes: self.cert_scopes.clone(),
+            custodial: None,
+        }))
+    }
+
+    pub(crate) fn is_descendant_or_self(&self, ancestor: &str, org: &str) -> bool {
+        let mut cur = org.to_owned();
+        for _ in 0..16 {
+            if cur == ancestor {
+                return true;
+            }
+            match self.orgs.get(&cur) {
+                Some((_, parent)) if !parent.is_empty() => cur = parent.clone(),
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// The default disclosure policy: supervisors and the central level read
+    /// every account; any other org reads its own accounts and those of the
+    /// orgs below it.
+    pub(crate) fn may_read_org(&self, client: &Client, org: &str) -> bool {
+        let level = self.orgs.get(&client.org).map(|(l, _)| *l);
+        matches!(level, Some(OrgLevel::Supervisor | OrgLevel::Central))
+            || self.is_descendant_or_self(&client.org, org)
+    }
+
+    pub(crate) fn require_read_org(&self, client: &Client, org: &str) -> Result<(), ServiceError> {
+        if self.may_read_org(client, org) {
+            Ok(())
+        } else {
+            Err(err(
+                ErrorKind::PermissionDenied,
+                "api.not_disclosed",
+                format!(
+                    "org {} may not read the accounts of org {org} (disclosure policy: own org and the orgs below it)",
+                    client.org
+                ),
+            ))
+        }
+    }
+
+    pub(crate) fn page(&self, limit: Option<u32>) -> u32 {
+        limit.unwrap_or(100).clamp(1, self.max_page)
+    }
+}
