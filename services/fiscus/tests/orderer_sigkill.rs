@@ -102,26 +102,24 @@ async fn the_leader_killed_with_sigkill_under_load_loses_no_acknowledged_tx() {
     let all: Vec<Envelope> = (0..3000)
         .map(|n| files.signers[0].envelope(&files.consortium, n))
         .collect();
-    let mut client =
-        testkit::client(&files, nodes[&leader].addr, &format!("orderer-{leader}")).await;
-    let load = {
-        let envs = all[..1500].to_vec();
-        tokio::spawn(
-            async move { testkit::broadcast(&mut client, envs, Duration::from_secs(30)).await },
-        )
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = testkit::client(&files, nodes[&leader].addr, &format!("orderer-{leader}")).await;
+    // Load in flight while the leader dies: some of it acknowledged, not all.
+    let load = testkit::load_in_flight(client, all[..1500].to_vec(), Duration::from_secs(30)).await;
     let mut dead = nodes.remove(&leader).unwrap();
     dead.child.kill().unwrap(); // SIGKILL
     dead.child.wait().unwrap();
-    let acked: BTreeSet<Vec<u8>> = match load.await.unwrap() {
-        Ok(acks) => acks
-            .into_iter()
-            .filter(|a| a.status == AckStatus::Accepted as i32)
-            .map(|a| a.tx_id)
-            .collect(),
-        Err(_) => BTreeSet::new(),
-    };
+    let acked: BTreeSet<Vec<u8>> = load
+        .finish()
+        .await
+        .into_iter()
+        .filter(|a| a.status == AckStatus::Accepted as i32)
+        .map(|a| a.tx_id)
+        .collect();
+    assert!(
+        !acked.is_empty() && acked.len() < 1500,
+        "some but not all of the load was acknowledged before the SIGKILL: {}",
+        acked.len()
+    );
     let new_leader = agreed_leader(&files, &nodes, leader).await;
 
     // Resubmit everything, to any node, until each tx is decided.

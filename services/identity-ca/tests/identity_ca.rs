@@ -400,6 +400,12 @@ mod mtls {
         );
         // How the refusal surfaces (alert, reset, cancelled) varies; that the call never arrived does not.
         assert_eq!(svc.served(), 0, "the call never reached the service");
+        // Refused, not absent: a client of our CA gets through on a new connection.
+        let good = ca.enroll("130100", "node", "good", &[]).await;
+        heartbeat(addr, "node.130000.fiscus.test", &good)
+            .await
+            .expect("the service is up and serves our CA's clients");
+        assert_eq!(svc.served(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,6 +491,12 @@ mod mtls {
             0,
             "the expired client's call never reached the service"
         );
+        // Refused, not absent: a valid client gets through on a new connection.
+        let good = ca.enroll("130100", "node", "good", &[]).await;
+        heartbeat(addr, "node.130000.fiscus.test", &good)
+            .await
+            .expect("the service is up and serves valid clients");
+        assert_eq!(svc.served(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -938,6 +950,12 @@ mod enroll {
         assert_eq!(code_of(&err), "ca.caller_invalid");
         // A new connection fails at the handshake, which the CA's own verifier refuses now.
         assert!(enroll_over_new_connection(&ca, &admin).await.is_err());
+        // Refused, not absent: another admin (the MOF's, which enrolls for any
+        // member) still enrolls over a new connection.
+        let other = ca.enroll("000000", "admin", "other-admin", &[]).await;
+        enroll_over_new_connection(&ca, &other)
+            .await
+            .expect("the CA is up and serves a valid admin");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -951,6 +969,11 @@ mod enroll {
             enroll_over_new_connection(&ca, &expired).await.is_err(),
             "an expired admin got a certificate issued"
         );
+        // Refused, not absent: a valid admin enrolls over a new connection.
+        let valid = ca.enroll("130000", "admin", "valid-admin", &[]).await;
+        enroll_over_new_connection(&ca, &valid)
+            .await
+            .expect("the CA is up and serves a valid admin");
     }
 }
 

@@ -249,31 +249,131 @@ pub async fn client(
         .max_decoding_message_size(64 * 1024 * 1024)
 }
 
-/// Sends `envs` on one Broadcast stream and returns every ack (or the stream error).
+/// What a broadcast got before its stream failed: the acks already received
+/// (the orderer may have ordered those) and the failure.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub acks: Vec<BroadcastAck>,
+    pub status: tonic::Status,
+}
+
+impl Interrupted {
+    pub fn code(&self) -> tonic::Code {
+        self.status.code()
+    }
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (after {} acks)", self.status, self.acks.len())
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Sends `envs` on one `Broadcast` stream and collects an ack per envelope.
+/// On a stream error the acks already received come back with it.
 pub async fn broadcast(
     client: &mut OrdererClient<Channel>,
     envs: Vec<Envelope>,
     deadline: Duration,
-) -> Result<Vec<BroadcastAck>, tonic::Status> {
+) -> Result<Vec<BroadcastAck>, Interrupted> {
     let n = envs.len();
-    let resp = client.broadcast(futures::stream::iter(envs)).await?;
-    let mut acks = Vec::with_capacity(n);
+    broadcast_stream(client, futures::stream::iter(envs), n, deadline, None).await
+}
+
+/// [`broadcast`] for envelopes that arrive over time (the stream stays open
+/// until `envs` ends), counting acks into `progress` as they arrive, so a
+/// test can act once some but not all are acknowledged.
+pub async fn broadcast_stream(
+    client: &mut OrdererClient<Channel>,
+    envs: impl futures::Stream<Item = Envelope> + Send + 'static,
+    expected: usize,
+    deadline: Duration,
+    progress: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+) -> Result<Vec<BroadcastAck>, Interrupted> {
+    let mut acks = Vec::with_capacity(expected);
+    let resp = match client.broadcast(envs).await {
+        Ok(r) => r,
+        Err(status) => return Err(Interrupted { acks, status }),
+    };
     let mut stream = resp.into_inner();
     let until = Instant::now() + deadline;
-    while acks.len() < n {
+    while acks.len() < expected {
         match tokio::time::timeout_at(until.into(), stream.next()).await {
-            Ok(Some(Ok(a))) => acks.push(a),
-            Ok(Some(Err(s))) => return Err(s),
+            Ok(Some(Ok(a))) => {
+                acks.push(a);
+                if let Some(p) = &progress {
+                    p.store(acks.len(), std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            Ok(Some(Err(status))) => return Err(Interrupted { acks, status }),
             Ok(None) => break,
             Err(_) => {
-                return Err(tonic::Status::deadline_exceeded(format!(
-                    "{} of {n} acks before the deadline",
+                let status = tonic::Status::deadline_exceeded(format!(
+                    "{} of {expected} acks before the deadline",
                     acks.len()
-                )));
+                ));
+                return Err(Interrupted { acks, status });
             }
         }
     }
     Ok(acks)
+}
+
+/// A broadcast in flight, for tests that kill a node under load: the first
+/// half of its envelopes were sent and at least one was acknowledged; the
+/// second half is never sent on it and the stream is held open, so when the
+/// test acts some but not all envelopes can have been acknowledged.
+#[derive(Debug)]
+pub struct InFlight {
+    handle: tokio::task::JoinHandle<Result<Vec<BroadcastAck>, Interrupted>>,
+    hold: tokio::sync::mpsc::Sender<Envelope>,
+    /// Envelopes sent before [`InFlight::finish`].
+    pub sent: usize,
+}
+
+/// Starts [`InFlight`] load on `client`'s node; returns once an ack arrived.
+/// Panics if none arrives within `deadline`.
+pub async fn load_in_flight(
+    mut client: OrdererClient<Channel>,
+    mut envs: Vec<Envelope>,
+    deadline: Duration,
+) -> InFlight {
+    let n = envs.len();
+    envs.truncate(n / 2);
+    let sent = envs.len();
+    let (hold, rx) = tokio::sync::mpsc::channel(n.max(1));
+    for e in envs {
+        hold.send(e).await.expect("the channel is open");
+    }
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let p = progress.clone();
+    let handle = tokio::spawn(async move {
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        broadcast_stream(&mut client, stream, n, deadline, Some(p)).await
+    });
+    let until = Instant::now() + deadline;
+    while progress.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < until && !handle.is_finished(),
+            "no ack for the in-flight load within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    InFlight { handle, hold, sent }
+}
+
+impl InFlight {
+    /// Closes the stream and returns every ack received, also those received
+    /// before the stream failed.
+    pub async fn finish(self) -> Vec<BroadcastAck> {
+        drop(self.hold);
+        match self.handle.await.expect("the broadcast task") {
+            Ok(acks) => acks,
+            Err(i) => i.acks,
+        }
+    }
 }
 
 /// Waits until some node reports a leader that every running node agrees on.

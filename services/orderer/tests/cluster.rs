@@ -343,15 +343,13 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx_and_duplicates_n
     let all: Vec<Envelope> = c.envelopes(0, 0..1200);
     let (first, rest) = all.split_at(600);
 
-    // Load in flight while the leader dies.
-    let load = {
-        let files_envs = first.to_vec();
-        let mut client = c.client(old_leader).await;
-        tokio::spawn(async move {
-            testkit::broadcast(&mut client, files_envs, Duration::from_secs(30)).await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Load in flight while the leader dies: some of it acknowledged, not all.
+    let load = testkit::load_in_flight(
+        c.client(old_leader).await,
+        first.to_vec(),
+        Duration::from_secs(30),
+    )
+    .await;
     let killed_at = std::time::Instant::now();
     c.nodes.remove(&old_leader).unwrap().kill().await;
     let new_leader = testkit::wait_for_new_leader(&c.running(), old_leader, DEADLINE).await;
@@ -363,10 +361,14 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx_and_duplicates_n
     );
 
     // Whatever the dead leader acknowledged counts; everything else is resubmitted.
-    let acked_before: BTreeSet<Vec<u8>> = match load.await.unwrap() {
-        Ok(acks) => accepted(&acks),
-        Err(_) => BTreeSet::new(),
-    };
+    let sent = load.sent;
+    let acked_before = accepted(&load.finish().await);
+    assert!(
+        !acked_before.is_empty() && acked_before.len() < first.len(),
+        "some but not all of the load was acknowledged before the kill: {} of {} ({sent} sent)",
+        acked_before.len(),
+        first.len()
+    );
     let (ok, dup) = submit_until_decided(&c, all.clone(), Duration::from_secs(120)).await;
     let decided: BTreeSet<Vec<u8>> = ok.union(&dup).cloned().collect();
     assert_eq!(decided.len(), 1200, "every tx is eventually ordered");
