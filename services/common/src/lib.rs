@@ -1,14 +1,18 @@
 //! Cross-cutting infrastructure shared by every Fiscus service.
 //!
 //! Only plumbing lives here: configuration, telemetry, the ops HTTP endpoints,
-//! error conversion, and the storage and event-bus traits with their backends.
+//! error conversion, the storage and event-bus traits with their backends, and
+//! what several services read the same way: the genesis file, the signer
+//! certificates (`certs`) and gRPC endpoints (`tls::Endpoint`).
 //! Domain logic lives in the service that owns it.
 #![forbid(unsafe_code)]
 
 pub mod actor_runtime;
 pub mod bus;
+pub mod certs;
 pub mod config;
 pub mod error;
+pub mod genesis;
 pub mod ops_server;
 pub mod store;
 pub mod telemetry;

@@ -2,8 +2,8 @@
 //! `Ledger` queries, and the orderers' `Broadcast` (tried in turn).
 
 use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::connect_channel;
-use fiscus_ledger_store::server::Endpoint;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
 use fiscus_proto::pb::orderer::{AckStatus, BroadcastAck};

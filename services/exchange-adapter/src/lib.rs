@@ -31,8 +31,8 @@ pub mod submit;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::ops_server::{OpsServer, Readiness};
+use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::{TlsConfig, TlsContext};
-use fiscus_ledger_store::server::Endpoint;
 use fiscus_proto::pb::types::OrgLevel;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -177,9 +177,9 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] fiscus_common::tls::TlsError),
     #[error(transparent)]
-    Certs(#[from] fiscus_ledger_store::certs::LoadError),
+    Certs(#[from] fiscus_common::certs::LoadError),
     #[error(transparent)]
-    Genesis(#[from] fiscus_ledger_store::server::StartError),
+    Genesis(#[from] fiscus_common::genesis::GenesisError),
     #[error(transparent)]
     Clients(#[from] clients::ClientsError),
     #[error("{what}: {source}")]
@@ -428,8 +428,8 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError
 
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let tls = TlsContext::load(&config.tls)?;
-    let genesis = fiscus_ledger_store::server::read_genesis(&config.genesis_file)?;
-    let certs = fiscus_ledger_store::Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
+    let genesis = fiscus_common::genesis::read_genesis(&config.genesis_file)?;
+    let certs = fiscus_common::certs::Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
     let clients = clients::Clients::load(&config.clients_file, config.rate_per_s, config.burst)?;
     // Webhook dead letters survive restarts, next to the webhook cursors.
     let hub = if config.webhooks.is_empty() {

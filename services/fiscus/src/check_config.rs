@@ -124,7 +124,7 @@ fn check_file(r: &FileRef) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| format!("{key}: {}: {e}", p.display()))
         }
-        FileRef::Genesis(key, p) => fiscus_ledger_store::server::read_genesis(p)
+        FileRef::Genesis(key, p) => fiscus_common::genesis::read_genesis(p)
             .map(|_| ())
             .map_err(|e| format!("{key}: {}: {e}", p.display())),
         FileRef::Dir(key, p) => {

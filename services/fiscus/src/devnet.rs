@@ -9,11 +9,11 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::TlsConfig;
 use fiscus_exchange_adapter::clients::{ClientEntry, ClientsFile, Scope, key_hash, new_api_key};
 use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RootCa, write_file};
 use fiscus_identity_ca::genesis::{GenesisBundle, GenesisMember, GenesisOrderer};
-use fiscus_ledger_store::server::Endpoint;
 use fiscus_proto::pb::types::Role;
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -427,7 +427,6 @@ pub(crate) struct Devnet {
     pub layout: Layout,
     pub data: PathBuf,
     ca: fiscus_identity_ca::Running,
-    ca_stop: tokio::sync::oneshot::Sender<()>,
     pub orderers: Vec<fiscus_orderer::Running>,
     pub members: Vec<Member>,
     /// Whether the REST APIs speak TLS (`--rest-tls`).
@@ -449,11 +448,9 @@ impl Devnet {
             m.ledger.stop().await;
         }
         for o in self.orderers {
-            // Every committed entry is already durable (fsync per Ready).
-            o.kill().await;
+            o.stop().await;
         }
-        let _ = self.ca_stop.send(());
-        let _ = self.ca.wait().await;
+        let _ = self.ca.stop().await;
     }
 }
 
@@ -486,18 +483,12 @@ pub(crate) async fn start(
     let paths = CaPaths::new(&ca_dir);
     let genesis_file = paths.consortium_config();
     let signers = data.join("signers");
-    let (ca_stop, ca_rx) = tokio::sync::oneshot::channel::<()>();
-    let ca = fiscus_identity_ca::start(
-        fiscus_identity_ca::Config {
-            data_dir: ca_dir.clone(),
-            listen: layout.ca_grpc,
-            http_listen: "127.0.0.1:0".parse()?,
-            ..Default::default()
-        },
-        async move {
-            let _ = ca_rx.await;
-        },
-    )
+    let ca = fiscus_identity_ca::start(fiscus_identity_ca::Config {
+        data_dir: ca_dir.clone(),
+        listen: layout.ca_grpc,
+        http_listen: "127.0.0.1:0".parse()?,
+        ..Default::default()
+    })
     .await
     .context("starting the identity-ca")?;
     eprintln!("devnet: identity-ca up; starting 3 orderers…");
@@ -604,7 +595,6 @@ pub(crate) async fn start(
         layout,
         data: data.to_owned(),
         ca,
-        ca_stop,
         orderers,
         members,
         rest_tls,

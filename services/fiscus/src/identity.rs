@@ -177,15 +177,15 @@ pub(crate) async fn identity_ca(cmd: IdentityCaCmd) -> Result<()> {
         }
         None => {
             let _telemetry = fiscus_common::telemetry::init("identity-ca", config.json_logs)?;
-            let running =
-                fiscus_identity_ca::start(config, fiscus_common::shutdown_signal()).await?;
+            let running = fiscus_identity_ca::start(config).await?;
             // One machine-readable line for scripts and tests.
             println!(
                 "identity-ca ready grpc={} http={}",
                 running.grpc_addr, running.http_addr
             );
             std::io::stdout().flush()?;
-            running.wait().await?;
+            fiscus_common::shutdown_signal().await;
+            running.stop().await?;
             Ok(())
         }
     }

@@ -279,7 +279,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 "orderer ready client={} raft={} http={}",
                 running.client_addr, running.raft_addr, running.http_addr
             );
-            running.wait(fiscus_common::shutdown_signal()).await;
+            fiscus_common::shutdown_signal().await;
+            running.stop().await;
             Ok(())
         }
         Command::OrdererAdmin(cmd) => orderer_admin::run(cmd).await,

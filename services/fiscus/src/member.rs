@@ -12,9 +12,9 @@
 use crate::check_config::{FileRef, FileRefs};
 use anyhow::{Context, Result, bail};
 use fiscus_common::config::{ConfigError, ServiceConfig};
+use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::{TlsConfig, TlsContext, is_member_code};
 use fiscus_gossip_gateway::config::PeerEndpoint;
-use fiscus_ledger_store::server::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use fiscus_common::certs::Certs;
 use fiscus_common::tls::PeerIdentity;
-use fiscus_ledger_store::Certs;
 use fiscus_proto::hash::{Hash32, block_hash};
 use fiscus_proto::merkle::{self, InclusionProof};
 use fiscus_proto::pb::types::{

@@ -11,7 +11,8 @@ mod support;
 use support::{spawn, word};
 
 use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, fjall::FjallStore};
-use fiscus_ledger_store::server::{Config as LedgerConfig, Endpoint};
+use fiscus_common::tls::Endpoint;
+use fiscus_ledger_store::server::Config as LedgerConfig;
 use fiscus_orderer::testkit::{self, ClusterFiles, Signer};
 use fiscus_proto::envelope::seal;
 use fiscus_proto::hash::{Hash32, tx_id};

@@ -1,8 +1,8 @@
 //! The gossip-gateway's configuration (`config/gossip-gateway.example.toml`).
 
 use fiscus_common::config::{ConfigError, ServiceConfig};
+use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::TlsConfig;
-use fiscus_ledger_store::server::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 
 use crate::chain::verify_block;
 use crate::node::{Incoming, Node, Source};
-use fiscus_ledger_store::server::Endpoint;
+use fiscus_common::tls::Endpoint;
 use fiscus_proto::pb::orderer::DeliverRequest;
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
 use std::sync::Arc;

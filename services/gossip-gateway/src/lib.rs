@@ -33,9 +33,9 @@ pub mod testkit;
 
 pub use config::Config;
 
+use fiscus_common::certs::Certs;
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::tls::{ClientAuth, TlsContext, connect_channel, serve_incoming_until};
-use fiscus_ledger_store::Certs;
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::gossip::gossip_server::GossipServer;
@@ -53,11 +53,11 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] fiscus_common::tls::TlsError),
     #[error(transparent)]
-    Certs(#[from] fiscus_ledger_store::certs::LoadError),
+    Certs(#[from] fiscus_common::certs::LoadError),
     #[error(transparent)]
     Bus(#[from] fiscus_common::bus::BusError),
     #[error(transparent)]
-    Genesis(#[from] fiscus_ledger_store::server::StartError),
+    Genesis(#[from] fiscus_common::genesis::GenesisError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -118,7 +118,7 @@ pub async fn start_with(
             me.role
         )));
     }
-    let genesis = fiscus_ledger_store::server::read_genesis(&config.genesis_file)?;
+    let genesis = fiscus_common::genesis::read_genesis(&config.genesis_file)?;
     let certs = Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
     let client_tls = tls.client_config()?;
     let ledger_err = |message: String| StartError::Ledger {
@@ -179,6 +179,8 @@ pub async fn start_with(
         inbox,
         bus,
         metrics,
+        disseminations: Arc::new(tokio::sync::Semaphore::new(node::MAX_DISSEMINATIONS)),
+        finality_reports: Arc::new(tokio::sync::Semaphore::new(node::MAX_FINALITY_REPORTS)),
         readiness: readiness.clone(),
         cfg: config.clone(),
     });

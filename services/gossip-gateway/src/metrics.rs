@@ -13,6 +13,10 @@ pub struct Metrics {
     pub peers_alive: prometheus::IntGauge,
     /// Seconds from the block's timestamp (cut by the orderer leader) to its commit here.
     pub commit_lag: prometheus::Histogram,
+    /// Per-block dissemination (attestation exchange and block push) not
+    /// started because [`crate::node::MAX_DISSEMINATIONS`] were in flight;
+    /// anti-entropy delivers those blocks and attestations instead.
+    pub disseminations_skipped: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -48,6 +52,10 @@ impl Metrics {
                 "fiscus_gossip_peers_alive",
                 "Peers answering heartbeats",
             )?,
+            disseminations_skipped: prometheus::IntCounter::new(
+                "fiscus_gossip_disseminations_skipped_total",
+                "Committed blocks not pushed to peers because too many pushes were in flight (anti-entropy covers them)",
+            )?,
             commit_lag: prometheus::Histogram::with_opts(
                 prometheus::HistogramOpts::new(
                     "fiscus_gossip_commit_lag_seconds",
@@ -58,6 +66,7 @@ impl Metrics {
         };
         r.register(Box::new(m.height.clone()))?;
         r.register(Box::new(m.final_height.clone()))?;
+        r.register(Box::new(m.disseminations_skipped.clone()))?;
         r.register(Box::new(m.blocks.clone()))?;
         r.register(Box::new(m.refused.clone()))?;
         r.register(Box::new(m.alarms.clone()))?;

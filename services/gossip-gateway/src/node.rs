@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::finality::{Alarm, Finality};
 use crate::metrics::{Metrics, Timeline, now_ms};
 use crate::peers::Peers;
+use fiscus_common::certs::Certs;
 use fiscus_common::ops_server::Readiness;
-use fiscus_ledger_store::Certs;
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::events::{BlockCommitted, DivergenceAlarm, TxStatusChanged};
@@ -62,6 +62,17 @@ pub enum Incoming {
     Block(Box<Verified>, Source),
 }
 
+/// Per-block dissemination tasks (attestation exchange, block push) in flight
+/// at most. One is started per committed block; when the peers are slower
+/// than the commits, later blocks are not pushed (counted in
+/// `fiscus_gossip_disseminations_skipped_total`) and reach the peers through
+/// anti-entropy instead, so the number of tasks never grows with the backlog.
+pub const MAX_DISSEMINATIONS: usize = 32;
+
+/// Finality reports to the ledger in flight at most; a further report waits
+/// for one to finish (back-pressure on whoever recorded the attestation).
+pub const MAX_FINALITY_REPORTS: usize = 4;
+
 /// What every task shares.
 #[derive(Debug)]
 pub struct Node {
@@ -81,6 +92,10 @@ pub struct Node {
     pub bus: Bus,
     pub metrics: Metrics,
     pub readiness: Readiness,
+    /// Permits for dissemination tasks ([`MAX_DISSEMINATIONS`]).
+    pub disseminations: Arc<tokio::sync::Semaphore>,
+    /// Permits for finality reports ([`MAX_FINALITY_REPORTS`]).
+    pub finality_reports: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,7 +164,10 @@ impl Node {
             // The ledger serves the final height in ChainInfo and keeps the
             // majority's attestations for finality receipts. A lost height is
             // superseded by the next report; a lost majority set is retried.
+            // At most MAX_FINALITY_REPORTS at once: beyond that, wait.
+            let permit = self.finality_reports.clone().acquire_owned().await;
             tokio::spawn(async move {
+                let _permit = permit;
                 let req = fiscus_proto::pb::ledger::ReportFinalRequest {
                     final_height,
                     majority,
@@ -269,10 +287,15 @@ impl Node {
         };
         let push = matches!(source, Source::Orderer(_) | Source::Push(_));
         let from = source.peer().map(str::to_owned);
+        let Ok(permit) = self.disseminations.clone().try_acquire_owned() else {
+            self.metrics.disseminations_skipped.inc();
+            return;
+        };
         let node = self.clone();
         let block = v.block.clone();
         let height = v.number;
         tokio::spawn(async move {
+            let _permit = permit;
             for p in peers {
                 let Some(mut c) = node.client(&p).await else {
                     continue;

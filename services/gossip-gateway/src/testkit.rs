@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // harness set-up fails loudly
 
 use crate::config::Config;
-use fiscus_ledger_store::server::{Config as LedgerConfig, Endpoint};
+use fiscus_common::tls::Endpoint;
+use fiscus_ledger_store::server::Config as LedgerConfig;
 use fiscus_orderer::testkit::{self as ok, ClusterFiles, Signer};
 use fiscus_proto::pb::types::{ConsortiumConfig, Member, Org, OrgLevel, Role};
 use prost::Message;

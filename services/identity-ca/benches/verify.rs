@@ -44,19 +44,13 @@ fn verify(c: &mut Criterion) {
     let ca_dir = tmp.path().join("ca");
     rt.block_on(fiscus_identity_ca::init(&init_opts(&ca_dir)))
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = rt
-        .block_on(fiscus_identity_ca::start(
-            Config {
-                data_dir: ca_dir.clone(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                http_listen: "127.0.0.1:0".parse().unwrap(),
-                ..Config::default()
-            },
-            async {
-                let _ = stop_rx.await;
-            },
-        ))
+        .block_on(fiscus_identity_ca::start(Config {
+            data_dir: ca_dir.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        }))
         .unwrap();
     let addr = running.grpc_addr.to_string();
     let root = ca_dir.join("ca/root.pem");
@@ -160,8 +154,7 @@ fn verify(c: &mut Criterion) {
         })
     });
     group.finish();
-    let _ = stop_tx.send(());
-    drop(running);
+    rt.block_on(running.stop()).unwrap();
 }
 
 criterion_group!(benches, verify);

@@ -28,7 +28,6 @@ use fiscus_proto::pb::identity::identity_ca_server::IdentityCaServer;
 use fiscus_proto::pb::types::Role;
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -227,14 +226,16 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub service: Arc<CaService>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    stop: tokio::sync::oneshot::Sender<()>,
     ops: OpsServer,
     reloader: tokio::task::JoinHandle<()>,
     crl_refresher: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Waits for the gRPC server to end (after `shutdown` resolved) and stops the rest.
-    pub async fn wait(self) -> Result<()> {
+    /// Stops serving: the gRPC server drains, then the rest stops.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
         let served = self.server.await;
         self.reloader.abort();
         self.crl_refresher.abort();
@@ -270,10 +271,8 @@ async fn refresh_crl_forever(svc: Arc<CaService>) {
 }
 
 /// Loads the CA from `config.data_dir` and starts serving; returns once bound.
-pub async fn start(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Running> {
+/// [`Running::stop`] stops it.
+pub async fn start(config: Config) -> Result<Running> {
     let paths = CaPaths::new(&config.data_dir);
     let ca = Arc::new(RootCa::load(&paths)?);
     let bundle_bytes =
@@ -323,10 +322,13 @@ pub async fn start(
     let grpc = IdentityCaServer::new(Grpc(svc.clone()))
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(4 * 1024 * 1024);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(grpc)
-            .serve_with_incoming_shutdown(incoming, shutdown),
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stopped.await;
+            }),
     );
 
     let readiness = Readiness::default();
@@ -349,16 +351,9 @@ pub async fn start(
         http_addr: ops.addr,
         service: svc,
         server,
+        stop,
         ops,
         reloader,
         crl_refresher,
     })
-}
-
-/// Serves until `shutdown` resolves.
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    start(config, shutdown).await?.wait().await
 }

@@ -31,7 +31,6 @@ struct TestCa {
     dir: tempfile::TempDir,
     running: Running,
     secrets: Vec<EnrollmentSecret>,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl TestCa {
@@ -63,7 +62,6 @@ impl TestCa {
             &std::fs::read(data_dir.join("enrollment-secrets.json")).unwrap(),
         )
         .unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut config = Config {
             data_dir,
             cert_validity_days: 30,
@@ -72,16 +70,12 @@ impl TestCa {
             ..Config::default()
         };
         tune(&mut config);
-        let running = fiscus_identity_ca::start(config, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
+        // Dropping `running` (with the TestCa) stops the server.
+        let running = fiscus_identity_ca::start(config).await.unwrap();
         Self {
             dir,
             running,
             secrets,
-            _stop: tx,
         }
     }
 

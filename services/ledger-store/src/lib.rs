@@ -14,7 +14,6 @@
 //! same store.
 #![forbid(unsafe_code)]
 
-pub mod certs;
 pub mod chain_crl;
 mod error;
 pub mod exec;
@@ -26,9 +25,9 @@ pub mod service;
 pub mod verify;
 pub mod write_set;
 
-pub use certs::{CertStatus, Certs};
 pub use error::{LedgerError, Result};
 pub use exec::{Executor, RemoteExecutor};
+pub use fiscus_common::certs::{CertStatus, Certs};
 pub use ledger::{
     CommitSummary, Head, Ledger, LedgerConfig, PhaseTimes, commit_with_lookahead, genesis_head,
 };

@@ -10,14 +10,16 @@
 //! - The `Ledger` query service answers over mutual TLS; `LedgerIngest` takes
 //!   blocks from the member's own gossip-gateway (then `orderers` is empty).
 
-use crate::certs::Certs;
 use crate::exec::{Executor, RemoteExecutor};
 use crate::ledger::{Ledger, LedgerConfig};
 use crate::service::{IngestService, LedgerService};
+use fiscus_common::certs::Certs;
 use fiscus_common::config::{ConfigError, ServiceConfig};
+use fiscus_common::genesis::read_genesis;
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::store::StoreLimits;
 use fiscus_common::store::fjall::FjallStore;
+use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::{
     ClientAuth, TlsConfig, TlsContext, connect_channel, serve_incoming_until,
 };
@@ -26,7 +28,7 @@ use fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngestServer;
 use fiscus_proto::pb::ledger::ledger_server::LedgerServer;
 use fiscus_proto::pb::orderer::DeliverRequest;
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
-use fiscus_proto::pb::types::{ConsortiumConfig, Role};
+use fiscus_proto::pb::types::Role;
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -35,16 +37,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt;
-
-/// A gRPC endpoint over mutual TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Endpoint {
-    /// `host:port`.
-    pub addr: String,
-    /// The name its certificate carries (SAN).
-    pub server_name: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -115,7 +107,9 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] fiscus_common::tls::TlsError),
     #[error(transparent)]
-    Certs(#[from] crate::certs::LoadError),
+    Certs(#[from] fiscus_common::certs::LoadError),
+    #[error(transparent)]
+    Genesis(#[from] fiscus_common::genesis::GenesisError),
     #[error(transparent)]
     Ledger(#[from] crate::LedgerError),
     #[error(transparent)]
@@ -128,14 +122,6 @@ pub enum StartError {
     },
     #[error("{0}")]
     Config(String),
-}
-
-/// The genesis `ConsortiumConfig` that `fiscus identity-ca init` writes.
-pub fn read_genesis(path: &std::path::Path) -> Result<ConsortiumConfig, StartError> {
-    let bytes = std::fs::read(path).map_err(io(path.display()))?;
-    ConsortiumConfig::decode(&bytes[..]).map_err(|e| {
-        StartError::Config(format!("{} is not a ConsortiumConfig: {e}", path.display()))
-    })
 }
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {

@@ -37,7 +37,6 @@ use fiscus_proto::pb::orderer::raft_transport_server::RaftTransportServer;
 use fiscus_proto::sign::SigningKey;
 use node::{NodeHandles, RaftNode};
 use signers::SignerDirectory;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use storage::OrdererStore;
@@ -93,9 +92,9 @@ impl Running {
         }
     }
 
-    /// Serves until `shutdown` resolves, then stops.
-    pub async fn wait(self, shutdown: impl Future<Output = ()>) {
-        shutdown.await;
+    /// Stops the node. Every Ready is already durable (fsync), so stopping
+    /// is the same as [`Running::kill`]: nothing is left to flush.
+    pub async fn stop(self) {
         self.kill().await;
     }
 }

@@ -568,8 +568,10 @@ impl Handler<Step> for RaftNode {
     type Result = ();
 
     fn handle(&mut self, msg: Step, ctx: &mut Context<Self>) {
-        if let Err(e) = self.raw.step(msg.0) {
-            tracing::debug!(error = %e, "raft step refused a message");
+        for m in msg.0 {
+            if let Err(e) = self.raw.step(m) {
+                tracing::debug!(error = %e, "raft step refused a message");
+            }
         }
         self.drive(ctx);
     }

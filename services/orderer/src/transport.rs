@@ -183,16 +183,35 @@ async fn peer_sender(peer: Peer, tls: Arc<rustls::ClientConfig>, mut rx: mpsc::R
     }
 }
 
-/// A Raft message from a peer, for the node.
+/// Raft messages from a peer, for the node: every message that had arrived
+/// on the stream when the first was read (at most [`MAX_STEP_BATCH`]), so the
+/// node steps them all and then handles one `Ready` (one fsync) for the lot,
+/// as raft-rs's `five_mem_node` example drains its channel.
 #[derive(Debug, actix::Message)]
 #[rtype(result = "()")]
-pub struct Step(pub RaftMsg);
+pub struct Step(pub Vec<RaftMsg>);
+
+/// Messages handed to the node in one [`Step`] at most.
+pub const MAX_STEP_BATCH: usize = 256;
 
 /// The receiving side: a gRPC service feeding the node.
 #[derive(Debug, Clone)]
 pub struct RaftService {
     pub node: actix::Recipient<Step>,
     pub transport: Transport,
+}
+
+impl RaftService {
+    /// Decodes one message from a peer into `batch`, unless the link from its
+    /// sender is blocked (fault injection).
+    fn accept(&self, m: RaftMessage, batch: &mut Vec<RaftMsg>) -> Result<(), Status> {
+        let msg = RaftMsg::parse_from_bytes(&m.data)
+            .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))?;
+        if !self.transport.is_blocked(msg.from) {
+            batch.push(msg);
+        }
+        Ok(())
+    }
 }
 
 #[tonic::async_trait]
@@ -210,21 +229,28 @@ impl RaftTransport for RaftService {
             }
         }
         let mut stream = req.into_inner();
-        while let Some(item) = stream.next().await {
-            let m = item?;
-            let msg = match RaftMsg::parse_from_bytes(&m.data) {
-                Ok(msg) => msg,
-                Err(e) => {
-                    return Err(Status::invalid_argument(format!(
-                        "undecodable raft message: {e}"
-                    )));
-                }
+        let mut open = true;
+        while open {
+            let Some(item) = stream.next().await else {
+                break;
             };
-            if self.transport.is_blocked(msg.from) {
-                continue;
+            let mut batch = Vec::new();
+            self.accept(item?, &mut batch)?;
+            // Take what else has already arrived: one Ready for all of it.
+            while batch.len() < MAX_STEP_BATCH {
+                match futures::FutureExt::now_or_never(stream.next()) {
+                    Some(Some(item)) => self.accept(item?, &mut batch)?,
+                    Some(None) => {
+                        open = false;
+                        break;
+                    }
+                    None => break,
+                }
             }
-            // A full mailbox drops the message; Raft resends.
-            let _ = self.node.try_send(Step(msg));
+            if !batch.is_empty() {
+                // A full mailbox drops the messages; Raft resends.
+                let _ = self.node.try_send(Step(batch));
+            }
         }
         Ok(Response::new(RaftAck {}))
     }

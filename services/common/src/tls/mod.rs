@@ -504,3 +504,13 @@ impl prometheus::core::Collector for ExpiryCollector {
         }
     }
 }
+
+/// A gRPC endpoint over mutual TLS, as service configs name one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub addr: String,
+    /// The name its certificate carries (SAN).
+    pub server_name: String,
+}

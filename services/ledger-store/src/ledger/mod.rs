@@ -20,11 +20,11 @@ mod validate;
 pub use commit::commit_with_lookahead;
 pub(crate) use execute::replay;
 
-use crate::certs::{CertStatus, Certs};
 use crate::error::{LedgerError, Result};
 use crate::exec::Executor;
 use crate::keys;
 use crate::write_set::next_state_hash;
+use fiscus_common::certs::{CertStatus, Certs};
 use fiscus_common::store::{StateStore, WriteBatch};
 use fiscus_contract_executor::executor::KeyValues;
 use fiscus_contract_executor::service::orgs_of;

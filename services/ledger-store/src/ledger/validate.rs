@@ -4,8 +4,8 @@
 //! signatures be checked while the block before it commits.
 
 use super::{ChainState, Head, Ledger, LedgerConfig};
-use crate::certs::CertStatus;
 use crate::error::{LedgerError, Result};
+use fiscus_common::certs::CertStatus;
 use fiscus_common::store::StateStore;
 use fiscus_contract_executor::executor::declared_reads;
 use fiscus_contract_executor::service::call_of;

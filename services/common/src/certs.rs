@@ -1,7 +1,7 @@
 //! Who may sign: orderer and member certificates known to this ledger, with
 //! the height from which a revoked one is refused.
 
-use fiscus_common::tls::PeerIdentity;
+use crate::tls::PeerIdentity;
 use fiscus_proto::hash::Hash32;
 use std::collections::BTreeMap;
 
@@ -71,7 +71,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Tls(#[from] fiscus_common::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Certs {
@@ -99,7 +99,7 @@ impl Certs {
         let mut certs = Self::default();
         for path in paths {
             let pem = std::fs::read(&path).map_err(io(&path))?;
-            let chain = fiscus_common::tls::parse_certs(&path, &pem)?;
+            let chain = crate::tls::parse_certs(&path, &pem)?;
             let Some(leaf) = chain.first() else { continue };
             let Ok((_, parsed)) = x509_parser::certificate::X509Certificate::from_der(leaf) else {
                 tracing::warn!(file = %path.display(), "skipping a file that is not a certificate");
