@@ -17,6 +17,7 @@ pub mod node;
 pub mod recent_txs;
 mod service;
 pub mod signers;
+mod snapshot;
 pub mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -3,7 +3,7 @@
 //! is built from the same list the server serves.
 //!
 //! The handlers are grouped by what they do: [`submit`] and [`query`] here,
-//! bulk import and exports in `crate::bulk`, events and webhooks in
+//! bulk import in `crate::bulk`, exports in `crate::export`, events and webhooks in
 //! `crate::events`, the overdue report in `crate::deadlines`. They build on
 //! the request context (`crate::context`), the submit pipeline
 //! (`crate::submit`) and the JSON types (`crate::json`); nothing below them
@@ -58,6 +58,7 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(query::programs)
         .service(query::trace);
     crate::bulk::routes(app);
+    crate::export::routes(app);
     crate::events::routes(app);
     crate::deadlines::routes(app);
 }
