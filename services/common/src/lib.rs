@@ -10,6 +10,7 @@
 pub mod actor_runtime;
 pub mod bus;
 pub mod certs;
+pub mod codes;
 pub mod config;
 pub mod error;
 pub mod genesis;

@@ -9,6 +9,7 @@ use crate::orgs::Orgs;
 use crate::rejection::Rejection;
 use crate::transfer;
 use crate::view::View;
+use fiscus_common::codes;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::governance::GovernanceCall;
 use fiscus_proto::pb::transfer::TransferCall;
@@ -129,7 +130,7 @@ fn run_one(
             if let Some(k) = writes.keys().find(|k| !declared.may_write(k)) {
                 return fail(Rejection::new(
                     TxStatus::InvalidArgument,
-                    "contract.undeclared_key",
+                    codes::contract::UNDECLARED_KEY,
                     format!("wrote read-only key {}", String::from_utf8_lossy(k)),
                 ));
             }
@@ -256,7 +257,7 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
             r.unwrap_or_else(|| TxResult {
                 tx_id: tx.tx_id,
                 status: TxStatus::InvalidArgument,
-                code: "contract.internal",
+                code: codes::contract::INTERNAL,
                 reason: "the transaction was not executed".into(),
                 writes: KeyValues::new(),
                 events: Vec::new(),

@@ -18,6 +18,7 @@ use crate::orgs::Orgs;
 use crate::rejection::Rejection;
 use crate::rules::{org_code, text, tx_ref};
 use crate::view::View;
+use fiscus_common::codes;
 use fiscus_common::tls::names;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::governance::{GovernanceCall, Proposal, governance_call, proposal::Change};
@@ -53,7 +54,7 @@ pub fn unsupported_versions(config: &ConsortiumConfig) -> Vec<(String, u32)> {
 fn invalid(reason: impl Into<String>) -> Rejection {
     Rejection::new(
         TxStatus::InvalidArgument,
-        "governance.invalid_proposal",
+        codes::governance::INVALID_PROPOSAL,
         reason,
     )
 }
@@ -81,7 +82,7 @@ pub fn declared_keys(call: &GovernanceCall, tx: &TxId) -> Result<Declared, Rejec
 fn load_config(view: &View<'_>) -> Result<ConsortiumConfig, Rejection> {
     view.get::<ConsortiumConfig>(keys::CONFIG)?.ok_or_else(|| {
         Rejection::not_found(
-            "governance.no_config",
+            codes::governance::NO_CONFIG,
             "the chain has no consortium configuration",
         )
     })
@@ -102,7 +103,7 @@ fn voting_orgs(ctx: &Ctx<'_>, config: &ConsortiumConfig) -> Result<Vec<String>, 
     if orgs.is_empty() {
         return Err(Rejection::new(
             TxStatus::Unauthorized,
-            "governance.not_member",
+            codes::governance::NOT_MEMBER,
             format!(
                 "no signer ({}) is a consortium member",
                 ctx.signer_orgs
@@ -271,7 +272,7 @@ fn apply(
             if !crl_signed_by_root(config, crl) {
                 return Err(Rejection::new(
                     TxStatus::BadSignature,
-                    "governance.bad_crl_signature",
+                    codes::governance::BAD_CRL_SIGNATURE,
                     "the CRL is not signed by a consortium root",
                 ));
             }
@@ -534,7 +535,7 @@ fn settle(
         ProposalStatus::Failed => {
             rec.status = ProposalStatus::Failed as i32;
             rec.decided_height = height;
-            events.push(event("governance.proposal_failed", id));
+            events.push(event(codes::governance::PROPOSAL_FAILED, id));
         }
         _ => rec.status = ProposalStatus::Open as i32,
     }
@@ -583,14 +584,17 @@ pub(crate) fn execute(
             let mut rec = view
                 .get::<ProposalRecord>(&keys::proposal(&id))?
                 .ok_or_else(|| {
-                    Rejection::not_found("governance.unknown_proposal", format!("no proposal {id}"))
+                    Rejection::not_found(
+                        codes::governance::UNKNOWN_PROPOSAL,
+                        format!("no proposal {id}"),
+                    )
                 })?;
             match ProposalStatus::try_from(rec.status).unwrap_or(ProposalStatus::Unspecified) {
                 ProposalStatus::Open => {}
                 ProposalStatus::Failed => {
                     return Err(Rejection::new(
                         TxStatus::Conflict,
-                        "governance.proposal_failed",
+                        codes::governance::PROPOSAL_FAILED,
                         format!(
                             "proposal {id} failed its threshold at height {}",
                             rec.decided_height
@@ -600,7 +604,7 @@ pub(crate) fn execute(
                 _ => {
                     return Err(Rejection::new(
                         TxStatus::Conflict,
-                        "governance.proposal_closed",
+                        codes::governance::PROPOSAL_CLOSED,
                         format!("proposal {id} was decided at height {}", rec.decided_height),
                     ));
                 }
@@ -609,7 +613,7 @@ pub(crate) fn execute(
                 if rec.yes.contains(org) || rec.no.contains(org) {
                     return Err(Rejection::new(
                         TxStatus::Conflict,
-                        "governance.already_voted",
+                        codes::governance::ALREADY_VOTED,
                         format!("{org} already voted on proposal {id}"),
                     ));
                 }

@@ -16,6 +16,7 @@ pub mod context;
 pub mod deadlines;
 pub mod executor;
 pub mod governance;
+pub mod identifiers;
 pub mod keys;
 pub mod lots;
 pub mod orgs;

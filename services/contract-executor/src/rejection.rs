@@ -1,5 +1,6 @@
 //! Why a transaction was refused: a receipt status plus a stable code.
 
+use fiscus_common::codes;
 use fiscus_proto::pb::types::TxStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ impl Rejection {
     pub fn insufficient(have: i64, need: i64) -> Self {
         Self::new(
             TxStatus::InsufficientFunds,
-            "contract.insufficient_funds",
+            codes::contract::INSUFFICIENT_FUNDS,
             format!("balance {have} fen is below {need} fen"),
         )
     }
@@ -30,17 +31,25 @@ impl Rejection {
     pub fn not_owner(org: &str) -> Self {
         Self::new(
             TxStatus::Unauthorized,
-            "contract.not_owner",
+            codes::contract::NOT_OWNER,
             format!("no signer belongs to org {org}, which owns the account"),
         )
     }
 
     pub fn bad_amount(reason: impl Into<String>) -> Self {
-        Self::new(TxStatus::InvalidArgument, "contract.bad_amount", reason)
+        Self::new(
+            TxStatus::InvalidArgument,
+            codes::contract::BAD_AMOUNT,
+            reason,
+        )
     }
 
     pub fn malformed(reason: impl Into<String>) -> Self {
-        Self::new(TxStatus::InvalidArgument, "contract.malformed", reason)
+        Self::new(
+            TxStatus::InvalidArgument,
+            codes::contract::MALFORMED,
+            reason,
+        )
     }
 
     pub fn not_found(code: &'static str, reason: impl Into<String>) -> Self {

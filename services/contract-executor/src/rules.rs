@@ -4,8 +4,12 @@
 //! bulk import call the same functions before anything is ordered, so the
 //! API, the import and the chain cannot disagree.
 
+use crate::identifiers::digits;
+use crate::identifiers::truncated;
+use crate::identifiers::uscc;
 use crate::orgs::Orgs;
 use crate::rejection::Rejection;
+use fiscus_common::codes;
 use fiscus_proto::hash::{Hash32, TxId};
 use fiscus_proto::pb::transfer::{
     AccountRef, Program, ProgramKind, Recipient, TransferCall, recipient, transfer_call::Method,
@@ -121,10 +125,6 @@ pub fn text(s: &str, field: &str, required: bool) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn digits(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// 类/款/项 of the government expenditure functional classification: 3, 5 or 7 digits.
 pub fn functional_code(code: &str) -> Result<(), Rejection> {
     if matches!(code.len(), 3 | 5 | 7) && digits(code) {
@@ -132,7 +132,7 @@ pub fn functional_code(code: &str) -> Result<(), Rejection> {
     } else {
         Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.bad_functional_code",
+            codes::contract::BAD_FUNCTIONAL_CODE,
             format!(
                 "functional_code {:?} is not a 类/款/项 code of 3, 5 or 7 digits",
                 truncated(code)
@@ -148,140 +148,10 @@ pub fn economic_code(code: &str) -> Result<(), Rejection> {
     } else {
         Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.bad_economic_code",
+            codes::contract::BAD_ECONOMIC_CODE,
             "economic_code must be 3 to 7 digits",
         ))
     }
-}
-
-/// GB 32100-2015's alphabet: digits and capitals without I, O, S, V, Z.
-const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
-
-/// The check character of a unified social credit code's first 17 characters.
-pub fn uscc_check_char(first17: &str) -> Option<char> {
-    if first17.len() != 17 {
-        return None;
-    }
-    let mut sum = 0u32;
-    for (b, w) in first17.bytes().zip(USCC_WEIGHTS) {
-        let v = USCC_ALPHABET.iter().position(|a| *a == b)? as u32;
-        sum += v * w;
-    }
-    let check = (31 - sum % 31) % 31;
-    Some(char::from(USCC_ALPHABET[check as usize]))
-}
-
-const ORG_CODE_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
-
-/// The check character of a GB 11714 organization code's first 8 characters
-/// (positions 9 to 16 of a unified social credit code).
-fn org_code_check_char(body: &str) -> Option<char> {
-    let mut sum = 0u32;
-    for (b, w) in body.bytes().zip(ORG_CODE_WEIGHTS) {
-        let v = match b {
-            b'0'..=b'9' => u32::from(b - b'0'),
-            b'A'..=b'Z' => u32::from(b - b'A') + 10,
-            _ => return None,
-        };
-        sum += v * w;
-    }
-    Some(match 11 - sum % 11 {
-        10 => 'X',
-        11 => '0',
-        d => char::from_digit(d, 10)?,
-    })
-}
-
-/// A unified social credit code (统一社会信用代码, GB 32100-2015): the
-/// registration authority and category, six digits of division code, a
-/// GB 11714 organization code with its own check character, and the final
-/// check character over all seventeen.
-pub fn uscc(code: &str) -> Result<(), Rejection> {
-    let ok = code.len() == 18
-        && code.is_ascii()
-        && b"123456789ANY".contains(&code.as_bytes()[0])
-        && USCC_ALPHABET.contains(&code.as_bytes()[1])
-        && digits(&code[2..8])
-        && org_code_check_char(&code[8..16]).is_some_and(|c| code[16..17] == *c.to_string())
-        && uscc_check_char(&code[..17]).is_some_and(|c| code.ends_with(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Rejection::new(
-            TxStatus::InvalidArgument,
-            "contract.bad_recipient",
-            format!(
-                "{:?} is not a unified social credit code (GB 32100-2015: 18 characters, an organization code and a check character that agree)",
-                truncated(code)
-            ),
-        ))
-    }
-}
-
-const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-
-/// The ISO 7064 MOD 11-2 check character of a resident id number's first 17 digits.
-pub fn id_number_check_char(first17: &str) -> Option<char> {
-    if first17.len() != 17 || !digits(first17) {
-        return None;
-    }
-    let sum: u32 = first17
-        .bytes()
-        .zip(ID_WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    Some(b"10X98765432"[(sum % 11) as usize].into())
-}
-
-/// A birth date YYYYMMDD from 1850 on that exists in the calendar.
-fn birth_date_ok(d: &str) -> bool {
-    if d.len() != 8 || !digits(d) {
-        return false;
-    }
-    let (Ok(y), Ok(m), Ok(day)) = (
-        d[..4].parse::<i64>(),
-        d[4..6].parse::<u32>(),
-        d[6..].parse::<u32>(),
-    ) else {
-        return false;
-    };
-    let days = crate::calendar::days_from_civil(y, m, day);
-    y >= 1850
-        && (1..=12).contains(&m)
-        && day >= 1
-        && crate::calendar::civil_from_days(days) == (y, m, day)
-}
-
-/// A resident id number (GB 11643-1999): 17 digits, a valid birth date, and
-/// the ISO 7064 MOD 11-2 check character (a final `x` reads as `X`).
-pub fn id_number(id: &str) -> Result<String, Rejection> {
-    let id = id.trim().to_ascii_uppercase();
-    // ASCII and 18 long before any slicing: byte offsets are then characters.
-    let ok = id.len() == 18
-        && id.is_ascii()
-        && birth_date_ok(&id[6..14])
-        && id_number_check_char(&id[..17]).is_some_and(|c| id.ends_with(c));
-    if ok {
-        Ok(id)
-    } else {
-        Err(Rejection::new(
-            TxStatus::InvalidArgument,
-            "contract.bad_id_number",
-            "not a resident id number: 17 digits with a valid birth date and a correct ISO 7064 MOD 11-2 check character",
-        ))
-    }
-}
-
-/// The recipient hash of a personal id number: checked first, then
-/// SHA-256(salt || "|" || id number), with the consortium's salt.
-pub fn personal_id_hash(salt: &[u8], id: &str) -> Result<Hash32, Rejection> {
-    let id = id_number(id)?;
-    Ok(fiscus_proto::hash::sha256(
-        &[salt, b"|", id.as_bytes()].concat(),
-    ))
 }
 
 /// What a recipient is identified by, as stored in lineage (the code, or the hash in hex).
@@ -298,7 +168,7 @@ pub fn recipient(r: &Option<Recipient>) -> Result<String, Rejection> {
         Some(recipient::Id::PersonalIdHash(h)) if h.len() == 32 => Ok(hex::encode(h)),
         _ => Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.bad_recipient",
+            codes::contract::BAD_RECIPIENT,
             "recipient needs a unified social credit code or a 32-byte personal id hash",
         )),
     }
@@ -311,7 +181,7 @@ pub fn program_kind(kind: i32) -> Result<ProgramKind, Rejection> {
         Ok(k @ (ProgramKind::General | ProgramKind::Special)) => Ok(k),
         _ => Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.bad_program_kind",
+            codes::contract::BAD_PROGRAM_KIND,
             "program kind must be general or special; direct funds and emergencies are the direct and emergency attributes",
         )),
     }
@@ -331,7 +201,7 @@ pub fn program_namespace(orgs: &Orgs, creator: &str, id: &str) -> Result<(), Rej
     }
     Err(Rejection::new(
         TxStatus::Unauthorized,
-        "contract.program_namespace",
+        codes::contract::PROGRAM_NAMESPACE,
         format!(
             "{creator} cannot create program {id:?}: a local program's id starts with its owner's code and '-' (e.g. {creator}-roads); other ids are central programs"
         ),
@@ -350,7 +220,7 @@ pub fn program(p: &Program, id: &str, block_year: Option<i64>) -> Result<(), Rej
     if p.document.trim().is_empty() {
         return Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.missing_document",
+            codes::contract::MISSING_DOCUMENT,
             "program.document (文号) is required",
         ));
     }
@@ -367,7 +237,7 @@ pub fn program(p: &Program, id: &str, block_year: Option<i64>) -> Result<(), Rej
     if !ok {
         return Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.bad_fiscal_year",
+            codes::contract::BAD_FISCAL_YEAR,
             format!(
                 "program.fiscal_year {} must be the block's fiscal year {block_year}, or {} for an advance allocation (提前下达) marked advance",
                 p.fiscal_year,
@@ -382,7 +252,7 @@ pub fn program(p: &Program, id: &str, block_year: Option<i64>) -> Result<(), Rej
 pub fn level(orgs: &Orgs, org: &str) -> Result<OrgLevel, Rejection> {
     orgs.level(org).ok_or_else(|| {
         Rejection::not_found(
-            "contract.unknown_org",
+            codes::contract::UNKNOWN_ORG,
             format!("org {org} is not in the registry"),
         )
     })
@@ -395,7 +265,7 @@ pub fn moves_money(orgs: &Orgs, org: &str) -> Result<OrgLevel, Rejection> {
     if level == OrgLevel::Supervisor || level == OrgLevel::Unspecified {
         return Err(Rejection::new(
             TxStatus::Unauthorized,
-            "contract.supervisor_moves_no_money",
+            codes::contract::SUPERVISOR_MOVES_NO_MONEY,
             format!(
                 "{org} is a supervisor: supervisors read, freeze and unfreeze, and move no money"
             ),
@@ -423,7 +293,7 @@ pub fn allocation_target(
     }
     Err(Rejection::new(
         TxStatus::InvalidArgument,
-        "contract.not_descendant",
+        codes::contract::NOT_DESCENDANT,
         format!(
             "{to} is not a {} of {from}",
             if direct { "descendant" } else { "child" }
@@ -437,7 +307,7 @@ pub fn recovery_target(orgs: &Orgs, from: &str, to: &str) -> Result<OrgLevel, Re
     if !orgs.is_descendant(to, from) {
         return Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.not_ancestor",
+            codes::contract::NOT_ANCESTOR,
             format!("{to} is not above {from}"),
         ));
     }
@@ -452,7 +322,7 @@ pub fn recovery_within_program(orgs: &Orgs, owner: &str, to: &str) -> Result<(),
     }
     Err(Rejection::new(
         TxStatus::InvalidArgument,
-        "contract.not_ancestor",
+        codes::contract::NOT_ANCESTOR,
         format!("{to} is above the program's owner {owner}"),
     ))
 }
@@ -496,7 +366,7 @@ pub fn require_supervisor(
     if supervisors.is_empty() {
         return Err(Rejection::new(
             TxStatus::Unauthorized,
-            "contract.supervisors_only",
+            codes::contract::SUPERVISORS_ONLY,
             "only a supervisor (audit office, budget committee) may freeze or unfreeze",
         ));
     }
@@ -509,7 +379,7 @@ pub fn require_supervisor(
     }
     Err(Rejection::new(
         TxStatus::Unauthorized,
-        "contract.outside_jurisdiction",
+        codes::contract::OUTSIDE_JURISDICTION,
         format!("{account_org} is outside the signing supervisor's jurisdiction"),
     ))
 }
@@ -595,7 +465,7 @@ pub fn check_call(
             if !(signers.contains(fo) && signers.contains(to)) {
                 return Err(Rejection::new(
                     TxStatus::Unauthorized,
-                    "contract.needs_both_parties",
+                    codes::contract::NEEDS_BOTH_PARTIES,
                     "an adjustment needs signatures from both orgs",
                 ));
             }
@@ -612,14 +482,12 @@ pub fn check_call(
     Ok(())
 }
 
-/// At most 32 characters of an offending value, for messages.
-fn truncated(s: &str) -> String {
-    s.chars().take(32).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identifiers::{
+        id_number, id_number_check_char, personal_id_hash, uscc, uscc_check_char,
+    };
 
     #[test]
     fn unified_social_credit_codes_need_their_check_character() {

@@ -6,6 +6,7 @@
 use crate::executor::{KeyValues, TxResult, execute_block};
 use crate::governance::unsupported_versions;
 use crate::{Call, Orgs, Rejection, TxCtx, keys};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::tls::require_own_node;
 use fiscus_proto::hash::sha256;
@@ -31,10 +32,13 @@ pub enum ExecError {
 impl From<ExecError> for ServiceError {
     fn from(e: ExecError) -> Self {
         let (kind, code) = match e {
-            ExecError::Malformed(_) => (ErrorKind::InvalidArgument, "executor.malformed_request"),
+            ExecError::Malformed(_) => (
+                ErrorKind::InvalidArgument,
+                codes::executor::MALFORMED_REQUEST,
+            ),
             ExecError::Unsupported(_) => (
                 ErrorKind::FailedPrecondition,
-                "executor.unsupported_contract",
+                codes::executor::UNSUPPORTED_CONTRACT,
             ),
         };
         ServiceError::new(kind, code, e.to_string())
@@ -48,7 +52,7 @@ pub fn call_of(payload: &TxPayload) -> Result<Call, Rejection> {
         Some(tx_payload::Call::Governance(g)) => Ok(Call::Governance(g.clone())),
         None => Err(Rejection::new(
             TxStatus::BadEncoding,
-            "tx.bad_encoding",
+            codes::tx::BAD_ENCODING,
             "the payload names no contract call",
         )),
     }
@@ -131,7 +135,7 @@ pub fn execute_request(
             .get(*index as usize)
             .ok_or_else(|| bad("a tx index is past the block's end"))?;
         let call = TxPayload::decode(&env.payload[..])
-            .map_err(|_| Rejection::new(TxStatus::BadEncoding, "tx.bad_encoding", "payload"))
+            .map_err(|_| Rejection::new(TxStatus::BadEncoding, codes::tx::BAD_ENCODING, "payload"))
             .and_then(|p| call_of(&p));
         txs.push(TxCtx {
             tx_id: sha256(&env.payload),
@@ -194,15 +198,21 @@ impl ContractExecutor for ExecutorService {
             require_own_node(
                 &request,
                 member,
-                "executor.forbidden",
-                "executor.unauthenticated",
+                codes::executor::FORBIDDEN,
+                codes::executor::UNAUTHENTICATED,
             )?;
         }
         let req = request.into_inner();
         let threads = self.threads;
         let out = tokio::task::spawn_blocking(move || execute_request(&req, threads))
             .await
-            .map_err(|e| tonic::Status::internal(format!("executor task failed: {e}")))?;
+            .map_err(|e| {
+                tonic::Status::from(fiscus_common::error::ServiceError::new(
+                    fiscus_common::error::ErrorKind::Internal,
+                    codes::executor::INTERNAL,
+                    format!("executor task failed: {e}"),
+                ))
+            })?;
         out.map(tonic::Response::new)
             .map_err(|e| tonic::Status::from(ServiceError::from(e)))
     }

@@ -12,6 +12,7 @@ use crate::lots::{self, Landing, add, new_lot};
 use crate::rejection::Rejection;
 use crate::rules::{self, account_ref, tx_ref};
 use crate::view::View;
+use fiscus_common::codes;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::state::{
     Account, AllocationRecord, Corrections, LineageRecord, Lot, ProgramRecord,
@@ -127,7 +128,7 @@ fn load_program(view: &View<'_>, prog: &str) -> Result<ProgramRecord, Rejection>
     view.get::<ProgramRecord>(&keys::program(prog))?
         .ok_or_else(|| {
             Rejection::not_found(
-                "contract.unknown_program",
+                codes::contract::UNKNOWN_PROGRAM,
                 format!("program {prog} has no appropriation"),
             )
         })
@@ -142,7 +143,7 @@ fn require_unfrozen(acct: &Account, org: &str, prog: &str) -> Result<(), Rejecti
     if acct.frozen {
         return Err(Rejection::new(
             TxStatus::Frozen,
-            "contract.frozen",
+            codes::contract::FROZEN,
             format!("account {org}/{prog} is frozen"),
         ));
     }
@@ -189,14 +190,14 @@ fn appropriate(a: &AppropriateArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Resul
             if given.is_some() && existing.program.as_ref() != given.as_ref() {
                 return Err(Rejection::new(
                     TxStatus::InvalidArgument,
-                    "contract.program_mismatch",
+                    codes::contract::PROGRAM_MISMATCH,
                     format!("program {prog} exists with other details"),
                 ));
             }
             if existing.owner_org != org {
                 return Err(Rejection::new(
                     TxStatus::Unauthorized,
-                    "contract.not_program_owner",
+                    codes::contract::NOT_PROGRAM_OWNER,
                     format!(
                         "program {prog} belongs to {}: only its owner appropriates into it",
                         existing.owner_org
@@ -214,7 +215,7 @@ fn appropriate(a: &AppropriateArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Resul
         )?,
         (None, None) => {
             return Err(Rejection::not_found(
-                "contract.unknown_program",
+                codes::contract::UNKNOWN_PROGRAM,
                 format!("program {prog} is new: give its details"),
             ));
         }
@@ -339,7 +340,7 @@ fn acknowledge(
     let key = keys::allocation(&alloc_id);
     let mut rec = view.get::<AllocationRecord>(&key)?.ok_or_else(|| {
         Rejection::not_found(
-            "contract.unknown_allocation",
+            codes::contract::UNKNOWN_ALLOCATION,
             format!("no allocation {alloc_id}"),
         )
     })?;
@@ -351,7 +352,7 @@ fn acknowledge(
     if rec.acknowledged {
         return Err(Rejection::new(
             TxStatus::Conflict,
-            "contract.already_acknowledged",
+            codes::contract::ALREADY_ACKNOWLEDGED,
             format!("allocation {alloc_id} was acknowledged"),
         ));
     }
@@ -458,14 +459,14 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
         .filter(|l| matches!(l.kind.as_str(), "allocate" | "recover"))
         .ok_or_else(|| {
             Rejection::not_found(
-                "contract.unknown_correction_target",
+                codes::contract::UNKNOWN_CORRECTION_TARGET,
                 format!("{corrected} is not an allocation or a recovery"),
             )
         })?;
     if original.program_id != fp || original.to != fo || original.from_org != to_org {
         return Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.not_a_reversal",
+            codes::contract::NOT_A_REVERSAL,
             format!(
                 "an adjustment of {corrected} moves {fp} funds from {} back to {}",
                 original.to, original.from_org
@@ -479,7 +480,7 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
     if after > original.amount_fen {
         return Err(Rejection::new(
             TxStatus::InvalidArgument,
-            "contract.over_correction",
+            codes::contract::OVER_CORRECTION,
             format!(
                 "{corrected} moved {} fen and {} fen of it are corrected already",
                 original.amount_fen, done.amount_fen
@@ -535,14 +536,14 @@ fn set_frozen(
     let key = keys::account(org, prog);
     let mut acct = view.get::<Account>(&key)?.ok_or_else(|| {
         Rejection::not_found(
-            "contract.unknown_account",
+            codes::contract::UNKNOWN_ACCOUNT,
             format!("account {org}/{prog} does not exist"),
         )
     })?;
     if acct.frozen == frozen {
         return Err(Rejection::new(
             TxStatus::Conflict,
-            "contract.frozen_state",
+            codes::contract::FROZEN_STATE,
             format!(
                 "account {org}/{prog} is already {}",
                 if frozen { "frozen" } else { "unfrozen" }

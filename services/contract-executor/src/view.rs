@@ -3,6 +3,7 @@
 
 use crate::context::Declared;
 use crate::rejection::Rejection;
+use fiscus_common::codes;
 use fiscus_proto::pb::types::TxStatus;
 use prost::Message;
 use std::collections::BTreeMap;
@@ -35,7 +36,7 @@ impl<'a> View<'a> {
         } else {
             Err(Rejection::new(
                 TxStatus::InvalidArgument,
-                "contract.undeclared_key",
+                codes::contract::UNDECLARED_KEY,
                 format!("key {} was not declared", String::from_utf8_lossy(key)),
             ))
         }

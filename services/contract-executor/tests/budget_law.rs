@@ -6,7 +6,7 @@
 
 use fiscus_contract_executor::calendar::{end_of_day_ms, parse_date, start_of_day_ms};
 use fiscus_contract_executor::deadlines::{self, ProgramTerms};
-use fiscus_contract_executor::{Calendar, Call, Orgs, TxCtx, keys, rules};
+use fiscus_contract_executor::{Calendar, Call, Orgs, TxCtx, keys};
 use fiscus_proto::hash::sha256;
 use fiscus_proto::pb::state::{AllocationRecord, LineageRecord, ProgramRecord};
 use fiscus_proto::pb::transfer::{
@@ -316,7 +316,9 @@ fn a_recipient_without_a_name_is_refused() {
 #[test]
 fn the_recipients_name_and_economic_code_stay_in_the_lineage() {
     let mut c = funded();
-    let hash = rules::personal_id_hash(b"salt", "11010519491231002X").unwrap();
+    let hash =
+        fiscus_contract_executor::identifiers::personal_id_hash(b"salt", "11010519491231002X")
+            .unwrap();
     let d = ok(c.one(
         "130100",
         pay(recipient::Id::PersonalIdHash(hash.to_vec()), "农户 甲"),

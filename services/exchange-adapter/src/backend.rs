@@ -1,6 +1,7 @@
 //! The member's services the adapter calls over mutual TLS: the ledger-store's
 //! `Ledger` queries, and the orderers' `Broadcast` (tried in turn).
 
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::connect_channel;
@@ -35,7 +36,7 @@ pub enum Ordered {
 fn unavailable(what: &str, message: impl std::fmt::Display) -> ServiceError {
     ServiceError::new(
         ErrorKind::Unavailable,
-        "api.backend_unavailable",
+        codes::api::BACKEND_UNAVAILABLE,
         format!("{what}: {message}"),
     )
 }
@@ -50,11 +51,11 @@ pub fn from_status(what: &str, s: &tonic::Status) -> ServiceError {
         _ => ErrorKind::Internal,
     };
     let code = match kind {
-        ErrorKind::NotFound => "api.not_found",
-        ErrorKind::InvalidArgument => "api.invalid_argument",
-        ErrorKind::Unavailable => "api.backend_unavailable",
-        ErrorKind::PermissionDenied => "api.backend_refused",
-        _ => "api.backend_error",
+        ErrorKind::NotFound => codes::api::NOT_FOUND,
+        ErrorKind::InvalidArgument => codes::api::INVALID_ARGUMENT,
+        ErrorKind::Unavailable => codes::api::BACKEND_UNAVAILABLE,
+        ErrorKind::PermissionDenied => codes::api::BACKEND_REFUSED,
+        _ => codes::api::BACKEND_ERROR,
     };
     ServiceError::new(kind, code, format!("{what}: {}", s.message()))
 }
@@ -66,8 +67,8 @@ pub fn receipt_status(s: &tonic::Status) -> ServiceError {
         .metadata()
         .get(fiscus_common::error::GRPC_CODE_METADATA)
         .and_then(|v| v.to_str().ok());
-    if code == Some("ledger.not_final") {
-        return ServiceError::new(ErrorKind::Conflict, "api.not_final", s.message());
+    if code == Some(codes::ledger::NOT_FINAL) {
+        return ServiceError::new(ErrorKind::Conflict, codes::api::NOT_FINAL, s.message());
     }
     from_status("receipt", s)
 }
@@ -193,16 +194,17 @@ impl Backend {
 fn ack_result(ack: &BroadcastAck) -> Result<Ordered, ServiceError> {
     match AckStatus::try_from(ack.status) {
         Ok(AckStatus::Accepted) => Ok(Ordered::Accepted(ack.block_number)),
-        _ if ack.reason_code == "tx.duplicate" => Ok(Ordered::Duplicate(ack.block_number)),
+        _ if ack.reason_code == codes::tx::DUPLICATE => Ok(Ordered::Duplicate(ack.block_number)),
         _ => {
             let kind = match ack.reason_code.as_str() {
-                "tx.bad_signature" | "tx.bad_encoding" | "tx.too_large" | "tx.wrong_consortium" => {
-                    ErrorKind::InvalidArgument
-                }
-                "tx.unknown_certificate" | "tx.revoked_certificate" | "tx.expired_certificate" => {
-                    ErrorKind::PermissionDenied
-                }
-                "orderer.busy" => ErrorKind::ResourceExhausted,
+                codes::tx::BAD_SIGNATURE
+                | codes::tx::BAD_ENCODING
+                | codes::tx::TOO_LARGE
+                | codes::tx::WRONG_CONSORTIUM => ErrorKind::InvalidArgument,
+                codes::tx::UNKNOWN_CERTIFICATE
+                | codes::tx::REVOKED_CERTIFICATE
+                | codes::tx::EXPIRED_CERTIFICATE => ErrorKind::PermissionDenied,
+                codes::orderer::BUSY => ErrorKind::ResourceExhausted,
                 _ => ErrorKind::Unavailable,
             };
             Err(ServiceError::new(
@@ -218,20 +220,20 @@ fn ack_result(ack: &BroadcastAck) -> Result<Ordered, ServiceError> {
 /// outside the known set become `tx.refused` (the text keeps the detail).
 fn stable(code: &str) -> &'static str {
     const KNOWN: [&str; 10] = [
-        "tx.bad_signature",
-        "tx.bad_encoding",
-        "tx.too_large",
-        "tx.wrong_consortium",
-        "tx.unknown_certificate",
-        "tx.revoked_certificate",
-        "tx.expired_certificate",
-        "orderer.busy",
-        "orderer.timeout",
-        "orderer.no_leader",
+        codes::tx::BAD_SIGNATURE,
+        codes::tx::BAD_ENCODING,
+        codes::tx::TOO_LARGE,
+        codes::tx::WRONG_CONSORTIUM,
+        codes::tx::UNKNOWN_CERTIFICATE,
+        codes::tx::REVOKED_CERTIFICATE,
+        codes::tx::EXPIRED_CERTIFICATE,
+        codes::orderer::BUSY,
+        codes::orderer::TIMEOUT,
+        codes::orderer::NO_LEADER,
     ];
     KNOWN
         .iter()
         .find(|k| **k == code)
         .copied()
-        .unwrap_or("tx.refused")
+        .unwrap_or(codes::tx::REFUSED)
 }

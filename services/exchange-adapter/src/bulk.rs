@@ -10,6 +10,7 @@ use crate::context::Api;
 use crate::error::err;
 use crate::ops::{Account, Operation, RecipientJson};
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::ledger::GetReceiptRequest;
@@ -125,7 +126,7 @@ fn parse(body: &[u8], format: Format) -> Result<Vec<ImportRow>, ServiceError> {
         Format::Json => serde_json::from_slice(body).map_err(|e| {
             err(
                 ErrorKind::InvalidArgument,
-                "import.bad_file",
+                codes::import::BAD_FILE,
                 format!("the JSON is not an array of import rows: {e}"),
             )
         }),
@@ -139,7 +140,7 @@ fn parse(body: &[u8], format: Format) -> Result<Vec<ImportRow>, ServiceError> {
                 rows.push(rec.map_err(|e| {
                     err(
                         ErrorKind::InvalidArgument,
-                        "import.bad_file",
+                        codes::import::BAD_FILE,
                         format!("CSV data row {}: {e}", i + 1),
                     )
                 })?);
@@ -270,14 +271,14 @@ async fn import(
         let chunk = chunk.map_err(|e| {
             err(
                 ErrorKind::InvalidArgument,
-                "api.bad_body",
+                codes::api::BAD_BODY,
                 format!("reading the body: {e}"),
             )
         })?;
         if body.len() + chunk.len() > api.max_import_bytes {
             return Err(err(
                 ErrorKind::PayloadTooLarge,
-                "api.body_too_large",
+                codes::api::BODY_TOO_LARGE,
                 format!("an import file is at most {} bytes", api.max_import_bytes),
             ));
         }
@@ -288,14 +289,14 @@ async fn import(
     if rows.is_empty() {
         return Err(err(
             ErrorKind::InvalidArgument,
-            "import.bad_file",
+            codes::import::BAD_FILE,
             "the file has no rows (a CSV needs a header line and at least one row)",
         ));
     }
     if rows.len() > MAX_ROWS {
         return Err(err(
             ErrorKind::PayloadTooLarge,
-            "import.too_many_rows",
+            codes::import::TOO_MANY_ROWS,
             format!("{} rows; at most {MAX_ROWS} per file", rows.len()),
         ));
     }
@@ -419,7 +420,7 @@ async fn import(
                     errors.len(),
                     rows.len()
                 ),
-                code: "import.invalid_rows".into(),
+                code: codes::import::INVALID_ROWS.into(),
                 errors,
             }));
     }

@@ -2,6 +2,7 @@
 //! stored as SHA-256 hashes; optional custodial signing keys; a token bucket
 //! per client.
 
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::hash::{Hash32, cert_id, sha256};
 use fiscus_proto::sign::SigningKey;
@@ -78,7 +79,7 @@ impl Client {
         self.custodial.as_ref().ok_or_else(|| {
             ServiceError::new(
                 ErrorKind::PermissionDenied,
-                "api.custodial_not_enabled",
+                codes::api::CUSTODIAL_NOT_ENABLED,
                 format!(
                     "custodial signing is not enabled for client {:?}; submit signed envelopes to /v1/transactions (or gRPC)",
                     self.name
@@ -93,7 +94,7 @@ impl Client {
         } else {
             Err(ServiceError::new(
                 ErrorKind::PermissionDenied,
-                "api.scope_not_granted",
+                codes::api::SCOPE_NOT_GRANTED,
                 format!("client {:?} lacks the {:?} scope", self.name, scope.name()),
             ))
         }
@@ -201,14 +202,14 @@ impl Clients {
         let key = api_key.ok_or_else(|| {
             ServiceError::new(
                 ErrorKind::Unauthenticated,
-                "api.missing_api_key",
+                codes::api::MISSING_API_KEY,
                 "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
             )
         })?;
         self.by_hash.get(&key_hash(key)).cloned().ok_or_else(|| {
             ServiceError::new(
                 ErrorKind::Unauthenticated,
-                "api.invalid_api_key",
+                codes::api::INVALID_API_KEY,
                 "the API key is not known to this member",
             )
         })
@@ -231,7 +232,7 @@ impl Clients {
         } else {
             Err(ServiceError::new(
                 ErrorKind::ResourceExhausted,
-                "api.rate_limited",
+                codes::api::RATE_LIMITED,
                 format!(
                     "client {:?} is over its rate of {} requests/s; retry shortly",
                     client.name, self.rate_per_s

@@ -6,6 +6,7 @@ use crate::backend::Backend;
 use crate::clients::{Client, Clients, Scope};
 use crate::error::err;
 use actix_web::{HttpRequest, web};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::tls::PeerIdentity;
 use fiscus_proto::DecodeLimits;
@@ -70,7 +71,11 @@ impl<S: NeedsScope> actix_web::FromRequest for Caller<S> {
             Some(api) => api
                 .caller(req, S::SCOPE)
                 .map(|c| Caller(c, std::marker::PhantomData)),
-            None => Err(err(ErrorKind::Internal, "api.internal", "no API state")),
+            None => Err(err(
+                ErrorKind::Internal,
+                codes::api::INTERNAL,
+                "no API state",
+            )),
         };
         std::future::ready(out)
     }
@@ -112,14 +117,14 @@ impl Api {
         if self.revocations.is_revoked(&id.serial) {
             return Err(err(
                 ErrorKind::Unauthenticated,
-                "api.certificate_revoked",
+                codes::api::CERTIFICATE_REVOKED,
                 format!("certificate {} is revoked", id.cert_id),
             ));
         }
         if !matches!(id.role, Role::Client | Role::Admin) {
             return Err(err(
                 ErrorKind::PermissionDenied,
-                "api.wrong_role",
+                codes::api::WRONG_ROLE,
                 format!(
                     "a {:?} certificate may not call the API; use a client certificate",
                     id.role
@@ -129,7 +134,7 @@ impl Api {
         if !self.orgs.contains_key(&id.member) {
             return Err(err(
                 ErrorKind::PermissionDenied,
-                "api.unknown_org",
+                codes::api::UNKNOWN_ORG,
                 format!("org {} is not in the consortium's registry", id.member),
             ));
         }
@@ -170,7 +175,7 @@ impl Api {
         } else {
             Err(err(
                 ErrorKind::PermissionDenied,
-                "api.not_disclosed",
+                codes::api::NOT_DISCLOSED,
                 format!(
                     "org {} may not read the accounts of org {org} (disclosure policy: own org and the orgs below it)",
                     client.org

@@ -10,6 +10,7 @@
 use crate::error::err;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -29,7 +30,7 @@ impl std::fmt::Debug for CursorKey {
 fn bad() -> ServiceError {
     err(
         ErrorKind::InvalidArgument,
-        "api.bad_cursor",
+        codes::api::BAD_CURSOR,
         "the cursor is not one this API gave you for this list (cursors end when the adapter restarts)",
     )
 }
@@ -42,7 +43,7 @@ impl CursorKey {
         let internal = |_| {
             err(
                 ErrorKind::Internal,
-                "api.internal",
+                codes::api::INTERNAL,
                 "no randomness for cursors",
             )
         };
@@ -64,7 +65,7 @@ impl CursorKey {
         self.rng.fill(&mut nonce).map_err(|_| {
             err(
                 ErrorKind::Internal,
-                "api.internal",
+                codes::api::INTERNAL,
                 "no randomness for cursors",
             )
         })?;
@@ -78,7 +79,7 @@ impl CursorKey {
             .map_err(|_| {
                 err(
                     ErrorKind::Internal,
-                    "api.internal",
+                    codes::api::INTERNAL,
                     "sealing a cursor failed",
                 )
             })?;

@@ -8,6 +8,7 @@ use crate::clients::Scope;
 use crate::context::Api;
 use crate::error::{ProblemDoc, err};
 use actix_web::{HttpRequest, get, web};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::calendar::{day_of, format_date};
 use fiscus_contract_executor::deadlines::{basis_name, overdue_in_account, rule_name};
@@ -57,7 +58,7 @@ pub struct OverdueJson {
 fn corrupt(what: &str) -> ServiceError {
     err(
         ErrorKind::Internal,
-        "api.backend_error",
+        codes::api::BACKEND_ERROR,
         format!("the ledger returned a {what} that does not decode"),
     )
 }
@@ -93,7 +94,7 @@ async fn overdue(
     if height == 0 || height > head {
         return Err(err(
             ErrorKind::NotFound,
-            "api.no_such_height",
+            codes::api::NO_SUCH_HEIGHT,
             format!("height must be 1 to {head}"),
         ));
     }

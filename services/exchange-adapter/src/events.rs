@@ -18,6 +18,7 @@ use crate::error::err;
 use crate::hub::{BlockEvent, DeadLetter, TxEvent, WebhookConfig};
 use crate::json::status_name;
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::ledger::{ChainInfoRequest, GetBlockRequest};
 use hmac::{Hmac, Mac};
@@ -271,7 +272,7 @@ async fn events(
                 .ok_or_else(|| {
                     err(
                         ErrorKind::InvalidArgument,
-                        "api.bad_query",
+                        codes::api::BAD_QUERY,
                         "Last-Event-ID must be a block height (a whole number)",
                     )
                 })?,
@@ -282,7 +283,7 @@ async fn events(
         Some(h) => h.checked_add(1).ok_or_else(|| {
             err(
                 ErrorKind::InvalidArgument,
-                "api.bad_query",
+                codes::api::BAD_QUERY,
                 "Last-Event-ID is not a height",
             )
         })?,
@@ -295,7 +296,7 @@ async fn events(
     if max == 0 {
         return Err(err(
             ErrorKind::InvalidArgument,
-            "api.bad_query",
+            codes::api::BAD_QUERY,
             "max_blocks must be positive",
         ));
     }

@@ -5,6 +5,7 @@ use crate::clients::Scope;
 use crate::context::Api;
 use crate::error::err;
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::deadlines;
 use fiscus_proto::pb::state::{Account as AccountState, AllocationRecord, LineageRecord};
@@ -67,12 +68,21 @@ fn render<T: Serialize>(rows: &[T], format: Format) -> Result<HttpResponse, Serv
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             for r in rows {
-                w.serialize(r)
-                    .map_err(|e| err(ErrorKind::Internal, "api.export_failed", e.to_string()))?;
+                w.serialize(r).map_err(|e| {
+                    err(
+                        ErrorKind::Internal,
+                        codes::api::EXPORT_FAILED,
+                        e.to_string(),
+                    )
+                })?;
             }
-            let bytes = w
-                .into_inner()
-                .map_err(|e| err(ErrorKind::Internal, "api.export_failed", e.to_string()))?;
+            let bytes = w.into_inner().map_err(|e| {
+                err(
+                    ErrorKind::Internal,
+                    codes::api::EXPORT_FAILED,
+                    e.to_string(),
+                )
+            })?;
             Ok(HttpResponse::Ok()
                 .content_type("text/csv; charset=utf-8")
                 .body(bytes))

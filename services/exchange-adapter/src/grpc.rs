@@ -6,6 +6,7 @@
 use crate::backend::{Ordered, from_status};
 use crate::context::Api;
 use actix_web::web;
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::envelope::CheckedTx;
 use fiscus_proto::hash::Hash32;
@@ -37,7 +38,7 @@ impl ExchangeService {
         if !self.cert_scopes.contains(&scope) {
             return Err(ServiceError::new(
                 ErrorKind::PermissionDenied,
-                "api.scope_not_granted",
+                codes::api::SCOPE_NOT_GRANTED,
                 format!(
                     "certificate callers are not granted the {:?} scope here",
                     scope.name()
@@ -53,14 +54,14 @@ fn caller_org<T>(req: &Request<T>) -> Result<String, Status> {
     let id = fiscus_common::tls::peer_identity(req).ok_or_else(|| {
         Status::from(ServiceError::new(
             ErrorKind::Unauthenticated,
-            "api.unauthenticated",
+            codes::api::UNAUTHENTICATED,
             "present a consortium client certificate",
         ))
     })?;
     if !matches!(id.role, Role::Client | Role::Admin) {
         return Err(ServiceError::new(
             ErrorKind::PermissionDenied,
-            "api.wrong_role",
+            codes::api::WRONG_ROLE,
             format!(
                 "a {:?} certificate may not submit; use a client certificate",
                 id.role
@@ -77,7 +78,7 @@ impl ExchangeService {
         let tx = CheckedTx::from_wire(env, &self.api.limits).map_err(|e| {
             ServiceError::new(
                 ErrorKind::InvalidArgument,
-                "tx.bad_encoding",
+                codes::tx::BAD_ENCODING,
                 format!("the envelope does not decode: {e}"),
             )
         })?;
@@ -126,7 +127,7 @@ impl Exchange for ExchangeService {
             })),
             Ordered::Duplicate(n) => Err(ServiceError::new(
                 ErrorKind::AlreadyExists,
-                "tx.duplicate",
+                codes::tx::DUPLICATE,
                 format!("transaction {tx_id} was already ordered in block {n}"),
             )
             .into()),

@@ -33,6 +33,7 @@ pub mod submit;
 pub use openapi::openapi;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::tls::Endpoint;
@@ -202,22 +203,22 @@ fn json_error(e: actix_web::error::JsonPayloadError, req: &HttpRequest) -> actix
     let se = match &e {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => ServiceError::new(
             ErrorKind::PayloadTooLarge,
-            "api.body_too_large",
+            codes::api::BODY_TOO_LARGE,
             e.to_string(),
         ),
         J::ContentType => ServiceError::new(
             ErrorKind::InvalidArgument,
-            "api.content_type",
+            codes::api::CONTENT_TYPE,
             "send Content-Type: application/json",
         ),
         J::Deserialize(d) if d.is_data() => ServiceError::new(
             ErrorKind::InvalidArgument,
-            "api.invalid_body",
+            codes::api::INVALID_BODY,
             format!("the body does not match the schema: {d}"),
         ),
         _ => ServiceError::new(
             ErrorKind::InvalidArgument,
-            "api.malformed_json",
+            codes::api::MALFORMED_JSON,
             format!("the body is not valid JSON: {e}"),
         ),
     };
@@ -241,21 +242,29 @@ fn unless_unauthenticated(req: &HttpRequest, e: ServiceError) -> actix_web::Erro
 fn query_error(e: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
     unless_unauthenticated(
         req,
-        ServiceError::new(ErrorKind::InvalidArgument, "api.bad_query", e.to_string()),
+        ServiceError::new(
+            ErrorKind::InvalidArgument,
+            codes::api::BAD_QUERY,
+            e.to_string(),
+        ),
     )
 }
 
 fn path_error(e: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
     unless_unauthenticated(
         req,
-        ServiceError::new(ErrorKind::InvalidArgument, "api.bad_path", e.to_string()),
+        ServiceError::new(
+            ErrorKind::InvalidArgument,
+            codes::api::BAD_PATH,
+            e.to_string(),
+        ),
     )
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ServiceError> {
     Err(ServiceError::new(
         ErrorKind::NotFound,
-        "api.no_route",
+        codes::api::NO_ROUTE,
         format!(
             "{} {} is not a route of this API; see /openapi.json",
             req.method(),

@@ -1,8 +1,8 @@
 //! Typed JSON operations for custodial submission, and their mapping onto the
 //! transfer contract's calls.
 
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
-use fiscus_contract_executor::rules;
 use fiscus_proto::pb::transfer::{
     AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs,
     FreezeArgs, Program, ProgramKind, Recipient, RecoverArgs, TransferCall, UnfreezeArgs,
@@ -132,7 +132,11 @@ pub enum Operation {
 }
 
 fn bad(message: impl Into<String>) -> ServiceError {
-    ServiceError::new(ErrorKind::InvalidArgument, "api.invalid_operation", message)
+    ServiceError::new(
+        ErrorKind::InvalidArgument,
+        codes::api::INVALID_OPERATION,
+        message,
+    )
 }
 
 fn kind(name: &str) -> Result<ProgramKind, ServiceError> {
@@ -142,7 +146,7 @@ fn kind(name: &str) -> Result<ProgramKind, ServiceError> {
         other => {
             return Err(ServiceError::new(
                 ErrorKind::InvalidArgument,
-                "contract.bad_program_kind",
+                codes::contract::BAD_PROGRAM_KIND,
                 format!(
                     "program kind {other:?} is not general or special; direct funds and emergencies are the direct and emergency attributes"
                 ),
@@ -237,7 +241,7 @@ impl Operation {
                 ) {
                     (Some(c), None, None) => recipient::Id::UnifiedSocialCreditCode(c.clone()),
                     (None, Some(n), None) => recipient::Id::PersonalIdHash(
-                        rules::personal_id_hash(salt, n)
+                        fiscus_contract_executor::identifiers::personal_id_hash(salt, n)
                             .map_err(crate::submit::rejected)?
                             .to_vec(),
                     ),

@@ -4,6 +4,7 @@
 //! (`fiscus_contract_executor::rules`) decide what a call may do, so the API,
 //! the import and the chain cannot disagree.
 
+use fiscus_common::codes;
 use fiscus_proto::envelope::{CheckedTx, seal};
 use fiscus_proto::hash::{Hash32, sha256};
 use fiscus_proto::pb::ledger::{ChainInfoRequest, GetNonceUseRequest, GetReceiptRequest};
@@ -68,7 +69,7 @@ pub(crate) fn check_envelope(
     if tx.payload.consortium_id != api.consortium_id {
         return Err(ServiceError::new(
             ErrorKind::InvalidArgument,
-            "tx.wrong_consortium",
+            codes::tx::WRONG_CONSORTIUM,
             format!(
                 "the payload names consortium {:?}; this is {:?}",
                 tx.payload.consortium_id, api.consortium_id
@@ -80,14 +81,14 @@ pub(crate) fn check_envelope(
         let (org, key) = api.signers.get(&s.cert_id).ok_or_else(|| {
             ServiceError::new(
                 ErrorKind::PermissionDenied,
-                "tx.unknown_certificate",
+                codes::tx::UNKNOWN_CERTIFICATE,
                 format!("certificate {} is not a known signer", s.cert_id),
             )
         })?;
         if s.cert_id == tx.creator_cert_id && org != caller_org {
             return Err(ServiceError::new(
                 ErrorKind::PermissionDenied,
-                "api.wrong_org",
+                codes::api::WRONG_ORG,
                 format!(
                     "the envelope is signed for org {org}; the caller acts for org {caller_org}"
                 ),
@@ -96,7 +97,7 @@ pub(crate) fn check_envelope(
         fiscus_proto::sign::verify(key, &tx.payload_bytes, &s.signature).map_err(|_| {
             ServiceError::new(
                 ErrorKind::InvalidArgument,
-                "tx.bad_signature",
+                codes::tx::BAD_SIGNATURE,
                 format!("the signature by certificate {} does not verify", s.cert_id),
             )
         })?;
@@ -108,7 +109,7 @@ pub(crate) fn check_envelope(
         Some(Call::Governance(_)) => Ok(()),
         None => Err(ServiceError::new(
             ErrorKind::InvalidArgument,
-            "tx.bad_encoding",
+            codes::tx::BAD_ENCODING,
             "the payload names no contract call",
         )),
     }
@@ -131,7 +132,7 @@ pub enum Wait {
 pub(crate) fn key_reused(detail: impl std::fmt::Display) -> ServiceError {
     err(
         ErrorKind::FailedPrecondition,
-        "api.idempotency_key_reused",
+        codes::api::IDEMPOTENCY_KEY_REUSED,
         format!(
             "this Idempotency-Key was already used for a different operation ({detail}); \
              use a new key for a new operation"
@@ -156,7 +157,7 @@ impl Api {
             Ordered::Duplicate(n) => {
                 return Err(err(
                     ErrorKind::AlreadyExists,
-                    "tx.duplicate",
+                    codes::tx::DUPLICATE,
                     format!("transaction {tx_id} was already ordered in block {n} (a replay)"),
                 ));
             }
@@ -173,7 +174,7 @@ impl Api {
         }
         let until = Instant::now() + self.wait_timeout;
         let receipt = self.wait_receipt(&tx_id, until).await?;
-        if retry && receipt.reason.starts_with("tx.nonce_reused") {
+        if retry && receipt.reason.starts_with(codes::tx::NONCE_REUSED) {
             // Two requests with one key and different bodies raced past the
             // check before ordering; the chain kept the first.
             return Err(key_reused(format_args!(
@@ -203,8 +204,13 @@ impl Api {
                 .await
             {
                 Ok(p) => {
-                    return Receipt::decode(&p.into_inner().receipt[..])
-                        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()));
+                    return Receipt::decode(&p.into_inner().receipt[..]).map_err(|e| {
+                        err(
+                            ErrorKind::Internal,
+                            codes::api::BACKEND_ERROR,
+                            e.to_string(),
+                        )
+                    });
                 }
                 Err(s) if s.code() == tonic::Code::NotFound => {}
                 Err(s) => return Err(from_status("the ledger-store", &s)),
@@ -241,7 +247,7 @@ impl Api {
 fn timeout(what: &str) -> ServiceError {
     err(
         ErrorKind::Unavailable,
-        "api.wait_timeout",
+        codes::api::WAIT_TIMEOUT,
         format!("the transaction was ordered but not {what} within the wait limit; query it later"),
     )
 }

@@ -5,6 +5,7 @@
 
 use crate::devnet::{Devnet, api_keys};
 use anyhow::{Context, Result, bail};
+use fiscus_common::codes;
 use fiscus_exchange_adapter::http_client::Target;
 use fiscus_identity_ca::ca::CaPaths;
 use serde_json::{Value, json};
@@ -321,7 +322,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         let first17 = format!("1301021970010100{i}");
         let id_number = format!(
             "{first17}{}",
-            fiscus_contract_executor::rules::id_number_check_char(&first17).unwrap_or('0')
+            fiscus_contract_executor::identifiers::id_number_check_char(&first17).unwrap_or('0')
         );
         ops.push((
             format!("disburse-agri-{i}"),
@@ -394,7 +395,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
             "invalid-wrong-org",
         )
         .await?;
-    if status != 403 || v["code"] != "api.wrong_org" {
+    if status != 403 || v["code"] != codes::api::WRONG_ORG {
         bail!("the wrong-org attempt was not refused: {status} {v}");
     }
     stats.rejected += 1;
@@ -408,7 +409,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     // The adapter applies the contract's rules before ordering: refused
     // with the contract's code, and nothing reaches the chain.
     let not_child = v["code"].as_str().unwrap_or_default().to_owned();
-    if status != 400 || not_child != "contract.not_descendant" {
+    if status != 400 || not_child != codes::contract::NOT_DESCENDANT {
         bail!("the allocation to a non-child was not refused: {status} {v}");
     }
     stats.rejected += 1;

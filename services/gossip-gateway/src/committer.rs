@@ -5,6 +5,7 @@
 
 use crate::chain::{Refusal, Verified};
 use crate::node::{Incoming, Node, Source, lock};
+use fiscus_common::codes;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::ledger::{ChainInfoRequest, CommitBlockResponse};
 use fiscus_proto::pb::types::Block;
@@ -64,11 +65,11 @@ pub(crate) async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>)
                     let mut rest = run.into_iter().skip(done);
                     match refused.as_deref() {
                         None => {}
-                        Some("ledger.not_next") => {
+                        Some(codes::ledger::NOT_NEXT) => {
                             // Someone else fed the ledger: take its head.
                             resync_head(&node).await;
                         }
-                        Some("ledger.bad_block") => {
+                        Some(codes::ledger::BAD_BLOCK) => {
                             if let Some((_, source)) = rest.next() {
                                 node.blame(
                                     &source,
@@ -128,8 +129,8 @@ async fn commit_run(
             Err(s) => match error_code(&s) {
                 Some(code)
                     if code.starts_with("ledger.")
-                        && code != "ledger.executor_unavailable"
-                        && code != "ledger.internal" =>
+                        && code != codes::ledger::EXECUTOR_UNAVAILABLE
+                        && code != codes::ledger::INTERNAL =>
                 {
                     Ok((Vec::new(), Some(code.to_owned())))
                 }
@@ -143,7 +144,9 @@ async fn commit_run(
     let r = ingest.commit_blocks(req).await?.into_inner();
     let refused = (!r.error_code.is_empty()).then_some(r.error_code);
     match refused.as_deref() {
-        Some("ledger.executor_unavailable" | "ledger.internal") if r.committed.is_empty() => {
+        Some(codes::ledger::EXECUTOR_UNAVAILABLE | codes::ledger::INTERNAL)
+            if r.committed.is_empty() =>
+        {
             Err(tonic::Status::unavailable(r.error))
         }
         _ => Ok((r.committed, refused)),

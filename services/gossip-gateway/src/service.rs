@@ -4,6 +4,7 @@
 
 use crate::chain::{claimed_height, verify_block, verify_known_block};
 use crate::node::{Incoming, Node, Source};
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::gossip::gossip_server::Gossip;
 use fiscus_proto::pb::gossip::{
@@ -33,26 +34,26 @@ impl GossipService {
         let id = fiscus_common::tls::peer_identity(req).ok_or_else(|| {
             Status::from(ServiceError::new(
                 ErrorKind::Unauthenticated,
-                "gossip.unauthenticated",
+                codes::gossip::UNAUTHENTICATED,
                 "no client certificate",
             ))
         })?;
         if id.role != Role::Node {
             return Err(denied(
-                "gossip.forbidden",
+                codes::gossip::FORBIDDEN,
                 format!("role {:?} is not a node", id.role),
             ));
         }
         let peers = self.node.peers.lock().unwrap_or_else(|e| e.into_inner());
         if !peers.is_member(&id.member) {
             return Err(denied(
-                "gossip.not_member",
+                codes::gossip::NOT_MEMBER,
                 format!("{} is not a current consortium member", id.member),
             ));
         }
         if peers.is_banned(&id.member) {
             return Err(denied(
-                "gossip.banned",
+                codes::gossip::BANNED,
                 format!(
                     "{} sent bad blocks and is disconnected for a while",
                     id.member
@@ -77,9 +78,11 @@ impl Gossip for GossipService {
         while let Some(b) = stream.next().await {
             n += 1;
             if n > 1024 {
-                return Err(Status::resource_exhausted(
-                    "gossip.too_many: at most 1,024 blocks per push",
-                ));
+                return Err(Status::from(fiscus_common::error::ServiceError::new(
+                    fiscus_common::error::ErrorKind::ResourceExhausted,
+                    codes::gossip::TOO_MANY,
+                    "at most 1,024 blocks per push",
+                )));
             }
             let b = b?;
             // A block this member already has (it usually came from an
@@ -117,7 +120,7 @@ impl Gossip for GossipService {
                     tracing::warn!(peer = %from, error = %e, banned, "refused a pushed block");
                     return Err(ServiceError::new(
                         ErrorKind::InvalidArgument,
-                        "gossip.bad_block",
+                        codes::gossip::BAD_BLOCK,
                         e.to_string(),
                     )
                     .into());
@@ -174,9 +177,11 @@ impl Gossip for GossipService {
         self.caller(&req)?;
         let batch = req.into_inner();
         if batch.attestations.len() > 256 {
-            return Err(Status::resource_exhausted(
-                "gossip.too_many: at most 256 attestations",
-            ));
+            return Err(Status::from(fiscus_common::error::ServiceError::new(
+                fiscus_common::error::ErrorKind::ResourceExhausted,
+                codes::gossip::TOO_MANY,
+                "at most 256 attestations",
+            )));
         }
         let mut heights = BTreeSet::new();
         for a in batch.attestations {

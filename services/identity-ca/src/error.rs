@@ -1,3 +1,4 @@
+use fiscus_common::codes;
 use fiscus_common::{ErrorKind, ServiceError};
 
 /// Everything the identity-ca can refuse or fail at. Each refusal issues nothing.
@@ -76,29 +77,29 @@ impl From<&Error> for ServiceError {
     fn from(e: &Error) -> Self {
         use ErrorKind as K;
         let (kind, code) = match e {
-            Error::BadCsr(_) => (K::InvalidArgument, "ca.bad_csr"),
-            Error::KeyType => (K::InvalidArgument, "ca.key_type"),
-            Error::UnknownMember(_) => (K::InvalidArgument, "ca.unknown_member"),
-            Error::RoleNotAllowed { .. } => (K::PermissionDenied, "ca.role_not_allowed"),
-            Error::UnknownSecret => (K::PermissionDenied, "ca.unknown_secret"),
-            Error::SecretReused => (K::PermissionDenied, "ca.secret_reused"),
-            Error::KeyOfAnotherMember(_) => (K::PermissionDenied, "ca.key_of_another_member"),
-            Error::SecretMismatch { .. } => (K::PermissionDenied, "ca.secret_mismatch"),
-            Error::NameNotAllowed { .. } => (K::PermissionDenied, "ca.name_not_allowed"),
-            Error::Unauthenticated => (K::Unauthenticated, "ca.unauthenticated"),
-            Error::PermissionDenied { .. } => (K::PermissionDenied, "ca.permission_denied"),
-            Error::CallerInvalid => (K::Unauthenticated, "ca.caller_invalid"),
-            Error::TooLarge(_) => (K::ResourceExhausted, "ca.too_large"),
-            Error::InvalidArgument(_) => (K::InvalidArgument, "ca.invalid_argument"),
-            Error::NotFound(_) => (K::NotFound, "ca.not_found"),
-            Error::AlreadyInitialized(_) => (K::AlreadyExists, "ca.already_initialized"),
-            Error::NotInitialized { .. } => (K::FailedPrecondition, "ca.not_initialized"),
+            Error::BadCsr(_) => (K::InvalidArgument, codes::ca::BAD_CSR),
+            Error::KeyType => (K::InvalidArgument, codes::ca::KEY_TYPE),
+            Error::UnknownMember(_) => (K::InvalidArgument, codes::ca::UNKNOWN_MEMBER),
+            Error::RoleNotAllowed { .. } => (K::PermissionDenied, codes::ca::ROLE_NOT_ALLOWED),
+            Error::UnknownSecret => (K::PermissionDenied, codes::ca::UNKNOWN_SECRET),
+            Error::SecretReused => (K::PermissionDenied, codes::ca::SECRET_REUSED),
+            Error::KeyOfAnotherMember(_) => (K::PermissionDenied, codes::ca::KEY_OF_ANOTHER_MEMBER),
+            Error::SecretMismatch { .. } => (K::PermissionDenied, codes::ca::SECRET_MISMATCH),
+            Error::NameNotAllowed { .. } => (K::PermissionDenied, codes::ca::NAME_NOT_ALLOWED),
+            Error::Unauthenticated => (K::Unauthenticated, codes::ca::UNAUTHENTICATED),
+            Error::PermissionDenied { .. } => (K::PermissionDenied, codes::ca::PERMISSION_DENIED),
+            Error::CallerInvalid => (K::Unauthenticated, codes::ca::CALLER_INVALID),
+            Error::TooLarge(_) => (K::ResourceExhausted, codes::ca::TOO_LARGE),
+            Error::InvalidArgument(_) => (K::InvalidArgument, codes::ca::INVALID_ARGUMENT),
+            Error::NotFound(_) => (K::NotFound, codes::ca::NOT_FOUND),
+            Error::AlreadyInitialized(_) => (K::AlreadyExists, codes::ca::ALREADY_INITIALIZED),
+            Error::NotInitialized { .. } => (K::FailedPrecondition, codes::ca::NOT_INITIALIZED),
             Error::Store(fiscus_common::store::StoreError::Conflict { .. }) => {
-                (K::Conflict, "ca.conflict")
+                (K::Conflict, codes::ca::CONFLICT)
             }
-            Error::Refused { .. } => (K::FailedPrecondition, "ca.refused"),
+            Error::Refused { .. } => (K::FailedPrecondition, codes::ca::REFUSED),
             Error::Rcgen(_) | Error::Store(_) | Error::Io { .. } | Error::Internal(_) => {
-                (K::Internal, "ca.internal")
+                (K::Internal, codes::ca::INTERNAL)
             }
         };
         ServiceError::new(kind, code, e.to_string())

@@ -2,6 +2,7 @@
 
 use crate::service::CaService;
 use actix_web::{HttpResponse, web};
+use fiscus_common::codes;
 use fiscus_common::{ErrorKind, ServiceError};
 use std::sync::Arc;
 
@@ -18,10 +19,14 @@ async fn crl_der(svc: web::Data<Arc<CaService>>) -> Result<HttpResponse, Service
         .await
         .map_err(|e| ServiceError::from(&e))?
         .ok_or_else(|| {
-            ServiceError::new(ErrorKind::NotFound, "ca.no_crl", "no CRL has been issued")
+            ServiceError::new(
+                ErrorKind::NotFound,
+                codes::ca::NO_CRL,
+                "no CRL has been issued",
+            )
         })?;
     let der = hex::decode(&crl.der_hex)
-        .map_err(|e| ServiceError::new(ErrorKind::Internal, "ca.internal", e.to_string()))?;
+        .map_err(|e| ServiceError::new(ErrorKind::Internal, codes::ca::INTERNAL, e.to_string()))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pkix-crl")
         .body(der))

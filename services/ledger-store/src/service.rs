@@ -3,6 +3,7 @@
 
 use crate::error::LedgerError;
 use crate::ledger::Ledger;
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::store::StateStore;
 use fiscus_contract_executor::deadlines;
@@ -27,19 +28,23 @@ pub const MAX_PAGE: usize = 1000;
 impl From<LedgerError> for ServiceError {
     fn from(e: LedgerError) -> Self {
         let (kind, code) = match &e {
-            LedgerError::NotFound(_) => (ErrorKind::NotFound, "ledger.not_found"),
-            LedgerError::NotFinal(_) => (ErrorKind::Conflict, "ledger.not_final"),
-            LedgerError::NotNext { .. } => (ErrorKind::FailedPrecondition, "ledger.not_next"),
+            LedgerError::NotFound(_) => (ErrorKind::NotFound, codes::ledger::NOT_FOUND),
+            LedgerError::NotFinal(_) => (ErrorKind::Conflict, codes::ledger::NOT_FINAL),
+            LedgerError::NotNext { .. } => (ErrorKind::FailedPrecondition, codes::ledger::NOT_NEXT),
             LedgerError::Malformed(_)
             | LedgerError::BadLink(_)
             | LedgerError::BadOrdererSignature(_)
-            | LedgerError::BadTimestamp(_) => (ErrorKind::InvalidArgument, "ledger.bad_block"),
-            LedgerError::NoGenesis | LedgerError::GenesisMismatch | LedgerError::Unsupported(_) => {
-                (ErrorKind::FailedPrecondition, "ledger.not_ready")
+            | LedgerError::BadTimestamp(_) => {
+                (ErrorKind::InvalidArgument, codes::ledger::BAD_BLOCK)
             }
-            LedgerError::Executor(_) => (ErrorKind::Unavailable, "ledger.executor_unavailable"),
+            LedgerError::NoGenesis | LedgerError::GenesisMismatch | LedgerError::Unsupported(_) => {
+                (ErrorKind::FailedPrecondition, codes::ledger::NOT_READY)
+            }
+            LedgerError::Executor(_) => {
+                (ErrorKind::Unavailable, codes::ledger::EXECUTOR_UNAVAILABLE)
+            }
             LedgerError::Store(_) | LedgerError::Corrupt(_) | LedgerError::Poisoned => {
-                (ErrorKind::Internal, "ledger.internal")
+                (ErrorKind::Internal, codes::ledger::INTERNAL)
             }
         };
         ServiceError::new(kind, code, e.to_string())
@@ -57,7 +62,7 @@ fn invalid(code: &'static str, message: impl Into<String>) -> Status {
 fn check_key(key: &[u8], field: &str) -> Result<(), Status> {
     if key.len() > MAX_KEY_BYTES {
         return Err(invalid(
-            "ledger.key_too_long",
+            codes::ledger::KEY_TOO_LONG,
             format!(
                 "{field} is {} bytes; the limit is {MAX_KEY_BYTES}",
                 key.len()
@@ -84,7 +89,7 @@ fn decode_token(token: &[u8]) -> Result<Option<(u64, Vec<u8>)>, Status> {
             Ok(Some((u64::from_be_bytes(*h), rest.to_vec())))
         }
         _ => Err(invalid(
-            "ledger.bad_page_token",
+            codes::ledger::BAD_PAGE_TOKEN,
             "the page token is malformed",
         )),
     }
@@ -127,7 +132,7 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
             req.number
         } else {
             let h = Hash32::from_slice("hash", &req.hash)
-                .map_err(|_| invalid("ledger.bad_hash", "hash must be 32 bytes"))?;
+                .map_err(|_| invalid(codes::ledger::BAD_HASH, "hash must be 32 bytes"))?;
             self.ledger.block_number_of(&h).await.map_err(status)?
         };
         let bytes = self.ledger.block(n).await.map_err(status)?;
@@ -141,7 +146,7 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
         req: Request<GetReceiptRequest>,
     ) -> Result<Response<ReceiptProof>, Status> {
         let id = Hash32::from_slice("tx id", &req.get_ref().tx_id)
-            .map_err(|_| invalid("ledger.bad_tx_id", "tx_id must be 32 bytes"))?;
+            .map_err(|_| invalid(codes::ledger::BAD_TX_ID, "tx_id must be 32 bytes"))?;
         Ok(Response::new(
             self.ledger
                 .receipt_proof(&id, req.get_ref().require_final)
@@ -155,8 +160,12 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
         req: Request<GetNonceUseRequest>,
     ) -> Result<Response<GetNonceUseResponse>, Status> {
         let r = req.get_ref();
-        let creator = Hash32::from_slice("creator cert id", &r.creator_cert_id)
-            .map_err(|_| invalid("ledger.bad_cert_id", "creator_cert_id must be 32 bytes"))?;
+        let creator = Hash32::from_slice("creator cert id", &r.creator_cert_id).map_err(|_| {
+            invalid(
+                codes::ledger::BAD_CERT_ID,
+                "creator_cert_id must be 32 bytes",
+            )
+        })?;
         let used = self
             .ledger
             .nonce_use(&creator, r.nonce)
@@ -235,7 +244,7 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
             Some((h, from)) if from >= start => (h, from),
             Some(_) => {
                 return Err(invalid(
-                    "ledger.bad_page_token",
+                    codes::ledger::BAD_PAGE_TOKEN,
                     "the page token belongs to another scan",
                 ));
             }
@@ -299,7 +308,7 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
     async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<TraceResponse>, Status> {
         let req = req.into_inner();
         let id = Hash32::from_slice("tx id", &req.tx_id)
-            .map_err(|_| invalid("ledger.bad_tx_id", "tx_id must be 32 bytes"))?;
+            .map_err(|_| invalid(codes::ledger::BAD_TX_ID, "tx_id must be 32 bytes"))?;
         let h = self
             .ledger
             .resolve_height(req.at_height)
@@ -381,8 +390,8 @@ impl<S: StateStore> IngestService<S> {
         fiscus_common::tls::require_own_node(
             req,
             &self.member,
-            "ledger.forbidden",
-            "ledger.unauthenticated",
+            codes::ledger::FORBIDDEN,
+            codes::ledger::UNAUTHENTICATED,
         )
     }
 }
@@ -413,7 +422,7 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         let blocks = req.into_inner().blocks;
         if blocks.len() > MAX_COMMIT_BATCH {
             return Err(invalid(
-                "ledger.batch_too_large",
+                codes::ledger::BATCH_TOO_LARGE,
                 format!("at most {MAX_COMMIT_BATCH} blocks per call"),
             ));
         }
@@ -460,7 +469,7 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         let r = req.into_inner();
         if r.majority.len() > MAX_PAGE {
             return Err(invalid(
-                "ledger.too_many",
+                codes::ledger::TOO_MANY,
                 format!("at most {MAX_PAGE} attestations per report"),
             ));
         }

@@ -4,6 +4,7 @@
 use crate::config::Peer;
 use crate::node::{ChangeMembership, NodeHandles, RaftNode};
 use actix::Addr;
+use fiscus_common::codes;
 use fiscus_common::tls::peer_identity;
 use fiscus_proto::pb::orderer::orderer_admin_server::OrdererAdmin;
 use fiscus_proto::pb::orderer::{AddNodeRequest, RemoveNodeRequest, StatusResponse};
@@ -22,7 +23,7 @@ fn require_admin<T>(req: &Request<T>) -> Result<(), Status> {
         Some(id) if id.role == Role::Admin => Ok(()),
         _ => Err(fiscus_common::ServiceError::new(
             fiscus_common::ErrorKind::PermissionDenied,
-            "orderer.admin_only",
+            codes::orderer::ADMIN_ONLY,
             "membership changes need an admin certificate",
         )
         .into()),
@@ -34,7 +35,13 @@ impl AdminService {
         self.node
             .send(change)
             .await
-            .map_err(|_| Status::unavailable("the raft node has stopped"))?
+            .map_err(|_| {
+                Status::from(fiscus_common::error::ServiceError::new(
+                    fiscus_common::error::ErrorKind::Unavailable,
+                    codes::orderer::STOPPED,
+                    "the raft node has stopped",
+                ))
+            })?
             .map_err(Status::from)?;
         Ok(Response::new(crate::service::status_response(
             &self.handles,
@@ -56,7 +63,7 @@ impl OrdererAdmin for AdminService {
             || r.client_endpoint.is_empty()
             || r.server_name.is_empty()
         {
-            return Err(Status::invalid_argument(
+            return Err(bad_request(
                 "raft_id, raft_endpoint, client_endpoint and server_name are required",
             ));
         }
@@ -64,9 +71,7 @@ impl OrdererAdmin for AdminService {
             .iter()
             .any(|s| s.len() > 255)
         {
-            return Err(Status::invalid_argument(
-                "an endpoint or name is longer than 255 bytes",
-            ));
+            return Err(bad_request("an endpoint or name is longer than 255 bytes"));
         }
         self.change(ChangeMembership::Add(Peer {
             id: r.raft_id,
@@ -84,8 +89,16 @@ impl OrdererAdmin for AdminService {
         require_admin(&req)?;
         let id = req.into_inner().raft_id;
         if id == 0 {
-            return Err(Status::invalid_argument("raft_id is required"));
+            return Err(bad_request("raft_id is required"));
         }
         self.change(ChangeMembership::Remove(id)).await
     }
+}
+
+fn bad_request(message: &str) -> Status {
+    Status::from(fiscus_common::error::ServiceError::new(
+        fiscus_common::error::ErrorKind::InvalidArgument,
+        codes::orderer::BAD_REQUEST,
+        message,
+    ))
 }

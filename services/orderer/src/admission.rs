@@ -4,6 +4,7 @@
 
 use crate::signers::{SignerDirectory, SignerStatus};
 use actix::prelude::*;
+use fiscus_common::codes;
 use fiscus_proto::envelope::CheckedTx;
 use fiscus_proto::hash::TxId;
 use fiscus_proto::pb::types::Envelope;
@@ -82,8 +83,10 @@ impl Admission {
                 Ok(tx) => tx,
                 Err(e) => {
                     let code = match e {
-                        WireError::TooLarge { .. } | WireError::TooMany { .. } => "tx.too_large",
-                        _ => "tx.bad_encoding",
+                        WireError::TooLarge { .. } | WireError::TooMany { .. } => {
+                            codes::tx::TOO_LARGE
+                        }
+                        _ => codes::tx::BAD_ENCODING,
                     };
                     out.push(Err(Refusal {
                         tx_id: None,
@@ -96,7 +99,7 @@ impl Admission {
             if tx.payload.consortium_id != self.consortium_id {
                 out.push(Err(Refusal {
                     tx_id: Some(tx.tx_id),
-                    code: "tx.wrong_consortium",
+                    code: codes::tx::WRONG_CONSORTIUM,
                     reason: format!(
                         "consortium {:?} is not {:?}",
                         tx.payload.consortium_id, self.consortium_id
@@ -112,11 +115,13 @@ impl Admission {
                     Err(status) => {
                         let (code, what) = match status {
                             SignerStatus::Unknown => (
-                                "tx.unknown_certificate",
+                                codes::tx::UNKNOWN_CERTIFICATE,
                                 "is not a known consortium certificate",
                             ),
-                            SignerStatus::Revoked => ("tx.revoked_certificate", "is revoked"),
-                            SignerStatus::Expired => ("tx.expired_certificate", "has expired"),
+                            SignerStatus::Revoked => (codes::tx::REVOKED_CERTIFICATE, "is revoked"),
+                            SignerStatus::Expired => {
+                                (codes::tx::EXPIRED_CERTIFICATE, "has expired")
+                            }
                         };
                         refused = Some(Refusal {
                             tx_id: Some(tx.tx_id),
@@ -148,7 +153,7 @@ impl Admission {
                     let id = out[*i].as_ref().ok().map(|(id, _)| *id);
                     out[*i] = Err(Refusal {
                         tx_id: id,
-                        code: "orderer.internal",
+                        code: codes::orderer::INTERNAL,
                         reason: format!("signature pool: {e}"),
                     });
                 }
@@ -163,7 +168,7 @@ impl Admission {
                 let id = out[i].as_ref().ok().map(|(id, _)| *id);
                 out[i] = Err(Refusal {
                     tx_id: id,
-                    code: "tx.bad_signature",
+                    code: codes::tx::BAD_SIGNATURE,
                     reason: "a signature does not verify".into(),
                 });
             }

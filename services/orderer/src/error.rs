@@ -1,3 +1,4 @@
+use fiscus_common::codes;
 use fiscus_common::{ErrorKind, ServiceError};
 
 /// What the orderer can fail at.
@@ -28,11 +29,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<&Error> for ServiceError {
     fn from(e: &Error) -> Self {
         let (kind, code) = match e {
-            Error::NotLeader { .. } => (ErrorKind::Unavailable, "orderer.no_leader"),
-            Error::Stopped => (ErrorKind::Unavailable, "orderer.stopped"),
-            Error::Config(_) => (ErrorKind::FailedPrecondition, "orderer.config"),
+            Error::NotLeader { .. } => (ErrorKind::Unavailable, codes::orderer::NO_LEADER),
+            Error::Stopped => (ErrorKind::Unavailable, codes::orderer::STOPPED),
+            Error::Config(_) => (ErrorKind::FailedPrecondition, codes::orderer::CONFIG),
             Error::Storage(_) | Error::Raft(_) | Error::Tls(_) | Error::Io { .. } => {
-                (ErrorKind::Internal, "orderer.internal")
+                (ErrorKind::Internal, codes::orderer::INTERNAL)
             }
         };
         ServiceError::new(kind, code, e.to_string())

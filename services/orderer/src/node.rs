@@ -8,6 +8,7 @@ use crate::recent_txs::RecentTxs;
 use crate::storage::{OrdererStore, Tip};
 use crate::transport::{Step, Transport};
 use actix::prelude::*;
+use fiscus_common::codes;
 use fiscus_proto::hash::{TxId, block_hash, tx_id};
 use fiscus_proto::pb::types::{Block, BlockHeader, Envelope};
 use prost::Message as _;
@@ -208,7 +209,7 @@ impl RaftNode {
                     let ids = self.cutter.drain();
                     self.fail_all(
                         ids,
-                        "orderer.retry",
+                        codes::orderer::RETRY,
                         "the block could not be proposed; resubmit",
                     );
                     return;
@@ -273,7 +274,7 @@ impl RaftNode {
                     done.push((
                         ids,
                         Outcome::Failed {
-                            code: "orderer.retry",
+                            code: codes::orderer::RETRY,
                             reason: "the block was superseded; resubmit".into(),
                         },
                     ));
@@ -457,7 +458,7 @@ impl RaftNode {
             let ids = self.cutter.drain();
             self.fail_all(
                 ids,
-                "orderer.no_leader",
+                codes::orderer::NO_LEADER,
                 "this node lost leadership; resubmit",
             );
         }
@@ -566,7 +567,7 @@ impl Handler<Submit> for RaftNode {
             let leader = Some(self.raw.raft.leader_id).filter(|l| *l != 0);
             for (_, _, w) in msg.0 {
                 let _ = w.send(Outcome::Failed {
-                    code: "orderer.no_leader",
+                    code: codes::orderer::NO_LEADER,
                     reason: format!(
                         "node {} is not the leader (leader: {leader:?}); resubmit",
                         self.raw.raft.id
@@ -586,7 +587,7 @@ impl Handler<Submit> for RaftNode {
                 Some(ws) => ws.push(w),
                 None if full => {
                     let _ = w.send(Outcome::Failed {
-                        code: "orderer.busy",
+                        code: codes::orderer::BUSY,
                         reason: "too many pending transactions; retry later".into(),
                     });
                 }

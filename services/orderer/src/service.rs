@@ -5,6 +5,7 @@ use crate::config::Peer;
 use crate::node::{NodeHandles, Outcome, RaftNode, Submit};
 use crate::storage::OrdererStore;
 use actix::Addr;
+use fiscus_common::codes;
 use fiscus_common::tls::connect_channel;
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
 use fiscus_proto::pb::orderer::orderer_server::Orderer;
@@ -127,7 +128,7 @@ impl OrdererService {
                                     Ok(Ok(Outcome::Duplicate(h))) => ack(
                                         id_bytes,
                                         AckStatus::Rejected,
-                                        "tx.duplicate",
+                                        codes::tx::DUPLICATE,
                                         format!("already ordered in block {h}"),
                                         h,
                                     ),
@@ -137,14 +138,14 @@ impl OrdererService {
                                     Ok(Err(_)) => ack(
                                         id_bytes,
                                         AckStatus::Rejected,
-                                        "orderer.retry",
+                                        codes::orderer::RETRY,
                                         "the orderer dropped the transaction; resubmit".into(),
                                         0,
                                     ),
                                     Err(_) => ack(
                                         id_bytes,
                                         AckStatus::Rejected,
-                                        "orderer.timeout",
+                                        codes::orderer::TIMEOUT,
                                         "not committed in time; resubmitting is safe".into(),
                                         0,
                                     ),
@@ -202,9 +203,10 @@ impl OrdererService {
             Ok(c) => c,
             Err(e) => {
                 let _ = acks
-                    .send(Err(Status::unavailable(format!(
-                        "leader {} unreachable: {e}",
-                        leader.id
+                    .send(Err(Status::from(fiscus_common::error::ServiceError::new(
+                        fiscus_common::error::ErrorKind::Unavailable,
+                        codes::orderer::RETRY,
+                        format!("leader {} unreachable: {e}", leader.id),
                     ))))
                     .await;
                 return;
@@ -260,9 +262,11 @@ impl Orderer for OrdererService {
                 tokio::spawn(svc.forward(leader, input, tx));
             }
             (false, None) => {
-                return Err(Status::unavailable(
-                    "no leader is known yet; retry shortly (orderer.no_leader)",
-                ));
+                return Err(Status::from(fiscus_common::error::ServiceError::new(
+                    fiscus_common::error::ErrorKind::Unavailable,
+                    codes::orderer::NO_LEADER,
+                    "no leader is known yet; retry shortly",
+                )));
             }
         }
         let stream =
@@ -283,10 +287,10 @@ impl Orderer for OrdererService {
                 while next <= height {
                     let item = match store.block(next) {
                         Ok(Some(bytes)) => {
-                            Block::decode(&bytes[..]).map_err(|e| Status::internal(e.to_string()))
+                            Block::decode(&bytes[..]).map_err(|e| internal(e.to_string()))
                         }
-                        Ok(None) => Err(Status::internal(format!("block {next} is missing"))),
-                        Err(e) => Err(Status::internal(e.to_string())),
+                        Ok(None) => Err(internal(format!("block {next} is missing"))),
+                        Err(e) => Err(internal(e.to_string())),
                     };
                     let failed = item.is_err();
                     if tx.send(item).await.is_err() || failed {
@@ -349,4 +353,13 @@ pub(crate) fn status_response(
         applied_index: s.applied_index,
         peers,
     }
+}
+
+/// A fault of this node (a stored block that is missing or does not decode).
+fn internal(message: String) -> Status {
+    Status::from(fiscus_common::error::ServiceError::new(
+        fiscus_common::error::ErrorKind::Internal,
+        codes::orderer::INTERNAL,
+        message,
+    ))
 }

@@ -5,6 +5,7 @@
 //! message that does not fit is dropped (Raft retransmits what matters).
 
 use crate::config::Peer;
+use fiscus_common::codes;
 use fiscus_common::tls::{connect_channel, peer_identity};
 use fiscus_proto::pb::orderer::raft_transport_client::RaftTransportClient;
 use fiscus_proto::pb::orderer::raft_transport_server::RaftTransport;
@@ -205,8 +206,13 @@ impl RaftService {
     /// Decodes one message from a peer into `batch`, unless the link from its
     /// sender is blocked (fault injection).
     fn accept(&self, m: RaftMessage, batch: &mut Vec<RaftMsg>) -> Result<(), Status> {
-        let msg = RaftMsg::parse_from_bytes(&m.data)
-            .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))?;
+        let msg = RaftMsg::parse_from_bytes(&m.data).map_err(|e| {
+            Status::from(fiscus_common::error::ServiceError::new(
+                fiscus_common::error::ErrorKind::InvalidArgument,
+                codes::orderer::BAD_REQUEST,
+                format!("undecodable raft message: {e}"),
+            ))
+        })?;
         if !self.transport.is_blocked(msg.from) {
             batch.push(msg);
         }
@@ -223,9 +229,11 @@ impl RaftTransport for RaftService {
         match peer_identity(&req) {
             Some(id) if id.role == Role::Orderer => {}
             _ => {
-                return Err(Status::permission_denied(
+                return Err(Status::from(fiscus_common::error::ServiceError::new(
+                    fiscus_common::error::ErrorKind::PermissionDenied,
+                    codes::orderer::FORBIDDEN,
                     "the raft transport is for orderer certificates only",
-                ));
+                )));
             }
         }
         let mut stream = req.into_inner();

@@ -13,6 +13,7 @@ mod query;
 mod submit;
 
 use crate::error::err;
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::hash::Hash32;
 
@@ -23,7 +24,7 @@ fn tx_id_param(s: &str) -> Result<Hash32, ServiceError> {
         .ok_or_else(|| {
             err(
                 ErrorKind::InvalidArgument,
-                "api.bad_tx_id",
+                codes::api::BAD_TX_ID,
                 "a tx id is 64 hex digits",
             )
         })
@@ -39,7 +40,7 @@ fn check_segment(s: &str, what: &str) -> Result<(), ServiceError> {
     } else {
         Err(err(
             ErrorKind::InvalidArgument,
-            "api.bad_path",
+            codes::api::BAD_PATH,
             format!("{what} must be 1 to 64 letters, digits, '-', '_' or '.'"),
         ))
     }

@@ -27,6 +27,7 @@ use crate::json::account_json;
 use actix_web::{HttpRequest, get, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::ledger::{
     ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetReceiptRequest, ScanStateRequest,
@@ -84,8 +85,13 @@ pub(super) async fn block_by_number(
         .await
         .map_err(|s| from_status("block", &s))?
         .into_inner();
-    let h = BlockHeader::decode(&b.header[..])
-        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;
+    let h = BlockHeader::decode(&b.header[..]).map_err(|e| {
+        err(
+            ErrorKind::Internal,
+            codes::api::BACKEND_ERROR,
+            e.to_string(),
+        )
+    })?;
     Ok(web::Json(BlockJson {
         number: h.number,
         hash: fiscus_proto::hash::block_hash(&b.header).to_hex(),
@@ -149,8 +155,13 @@ pub(super) async fn transaction(
         .await
         .map_err(|s| crate::backend::receipt_status(&s))?
         .into_inner();
-    let receipt = Receipt::decode(&proof.receipt[..])
-        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;
+    let receipt = Receipt::decode(&proof.receipt[..]).map_err(|e| {
+        err(
+            ErrorKind::Internal,
+            codes::api::BACKEND_ERROR,
+            e.to_string(),
+        )
+    })?;
     let attestations = proof
         .attestations
         .iter()
@@ -190,15 +201,26 @@ pub(super) async fn account(
     let value = api.state_at(key.as_bytes(), 0).await?.ok_or_else(|| {
         err(
             ErrorKind::NotFound,
-            "api.not_found",
+            codes::api::NOT_FOUND,
             format!("no account {org}/{program}"),
         )
     })?;
-    let a = Account::decode(&value[..])
-        .map_err(|e| err(ErrorKind::Internal, "api.backend_error", e.to_string()))?;
+    let a = Account::decode(&value[..]).map_err(|e| {
+        err(
+            ErrorKind::Internal,
+            codes::api::BACKEND_ERROR,
+            e.to_string(),
+        )
+    })?;
     account_json(key.as_bytes(), &a)
         .map(web::Json)
-        .ok_or_else(|| err(ErrorKind::Internal, "api.backend_error", "bad account key"))
+        .ok_or_else(|| {
+            err(
+                ErrorKind::Internal,
+                codes::api::BACKEND_ERROR,
+                "bad account key",
+            )
+        })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -233,7 +255,7 @@ impl Api {
                 if s.code() == tonic::Code::InvalidArgument {
                     err(
                         ErrorKind::InvalidArgument,
-                        "api.bad_cursor",
+                        codes::api::BAD_CURSOR,
                         "the cursor is not one this API gave for this list",
                     )
                 } else {

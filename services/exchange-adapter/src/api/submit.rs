@@ -15,6 +15,7 @@ use crate::submit::key_reused;
 use actix_web::{HttpRequest, post, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::envelope::CheckedTx;
 use serde::Deserialize;
@@ -45,7 +46,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
             k.map(|k| Some(k.to_owned())).ok_or_else(|| {
                 err(
                     ErrorKind::InvalidArgument,
-                    "api.bad_idempotency_key",
+                    codes::api::BAD_IDEMPOTENCY_KEY,
                     "Idempotency-Key must be 1 to 128 visible ASCII characters",
                 )
             })
@@ -83,14 +84,14 @@ pub(super) async fn submit_envelope(
     let bytes = B64.decode(body.envelope.trim()).map_err(|_| {
         err(
             ErrorKind::InvalidArgument,
-            "api.bad_base64",
+            codes::api::BAD_BASE64,
             "envelope is not standard base64",
         )
     })?;
     let tx = CheckedTx::decode(&bytes, &api.limits).map_err(|e| {
         err(
             ErrorKind::InvalidArgument,
-            "tx.bad_encoding",
+            codes::tx::BAD_ENCODING,
             format!("the envelope does not decode: {e}"),
         )
     })?;
@@ -131,7 +132,7 @@ pub(super) async fn submit_operation(
     if let Some(org) = body.acting_org().filter(|o| *o != client.org) {
         return Err(err(
             ErrorKind::PermissionDenied,
-            "api.wrong_org",
+            codes::api::WRONG_ORG,
             format!(
                 "the operation moves funds of org {org}; API client {:?} acts for org {}",
                 client.name, client.org

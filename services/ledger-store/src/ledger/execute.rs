@@ -10,6 +10,7 @@ use crate::exec::Executor;
 use crate::keys;
 use crate::seen::{self, NonceKey, Repeat, Seen};
 use crate::write_set::next_state_hash;
+use fiscus_common::codes;
 use fiscus_common::store::StateStore;
 use fiscus_contract_executor::executor::KeyValues;
 use fiscus_contract_executor::service::receipt_of;
@@ -96,7 +97,7 @@ fn plan(checked: Checked, chain: &Seen) -> Plan {
                     i,
                     refusal(
                         TxStatus::Duplicate,
-                        "tx.duplicate",
+                        codes::tx::DUPLICATE,
                         format!("tx {id} is already in the chain"),
                     ),
                 );
@@ -109,7 +110,7 @@ fn plan(checked: Checked, chain: &Seen) -> Plan {
                     i,
                     refusal(
                         TxStatus::Duplicate,
-                        "tx.nonce_reused",
+                        codes::tx::NONCE_REUSED,
                         format!(
                             "nonce {} of this creator was already used by tx {first}",
                             key.1

@@ -6,6 +6,7 @@
 use super::{ChainState, Head, Ledger, LedgerConfig};
 use crate::error::{LedgerError, Result};
 use fiscus_common::certs::CertStatus;
+use fiscus_common::codes;
 use fiscus_common::store::StateStore;
 use fiscus_contract_executor::executor::declared_reads;
 use fiscus_contract_executor::service::call_of;
@@ -103,7 +104,7 @@ pub(super) fn check(
             if tx.payload.consortium_id != cfg.consortium_id {
                 return Err(refusal(
                     TxStatus::WrongConsortium,
-                    "tx.wrong_consortium",
+                    codes::tx::WRONG_CONSORTIUM,
                     "another consortium's transaction",
                 ));
             }
@@ -113,12 +114,12 @@ pub(super) fn check(
                 .map(|s| match chain.status(&cfg.certs, &s.cert_id, n) {
                     CertStatus::Unknown => SigPlan::Refused(refusal(
                         TxStatus::UnknownCertificate,
-                        "tx.unknown_certificate",
+                        codes::tx::UNKNOWN_CERTIFICATE,
                         format!("signer {} is unknown", s.cert_id),
                     )),
                     CertStatus::Revoked => SigPlan::Refused(refusal(
                         TxStatus::RevokedCertificate,
-                        "tx.revoked_certificate",
+                        codes::tx::REVOKED_CERTIFICATE,
                         format!("signer {} is revoked at height {n}", s.cert_id),
                     )),
                     CertStatus::Valid { org, public_key } => {
@@ -157,7 +158,7 @@ pub(super) fn check(
                     SigPlan::Verify(_, i) if verdicts[i].is_err() => {
                         return Err(refusal(
                             TxStatus::BadSignature,
-                            "tx.bad_signature",
+                            codes::tx::BAD_SIGNATURE,
                             "a signature does not verify",
                         ));
                     }

@@ -1,0 +1,180 @@
+//! `fiscus import` and `fiscus export`: bulk files through a member's API.
+
+use super::{Conn, ok, print};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fiscus_exchange_adapter::bulk::ImportRow;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportCmd {
+    /// A CSV file (header row) or a JSON array of rows; see docs/bulk-import.md.
+    file: PathBuf,
+    /// Rows per request after validation (each request reports progress).
+    #[arg(long, default_value_t = 500)]
+    chunk: usize,
+    /// Validate only.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+fn read_rows(path: &std::path::Path) -> Result<Vec<ImportRow>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_json = path.extension().is_some_and(|e| e == "json")
+        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if is_json {
+        return serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a JSON array of import rows", path.display()));
+    }
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(&bytes[..]);
+    r.deserialize()
+        .enumerate()
+        .map(|(i, row)| row.with_context(|| format!("{} data row {}", path.display(), i + 1)))
+        .collect()
+}
+
+pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
+    let rows = read_rows(&cmd.file)?;
+    let target = cmd.conn.target()?;
+    let post = |rows: &[ImportRow], dry: bool| {
+        let body = serde_json::to_string(rows);
+        let key = cmd.conn.key.clone();
+        let target = target.clone();
+        async move {
+            target
+                .request(
+                    "POST",
+                    &format!("/v1/imports?format=json&dry_run={dry}"),
+                    &key,
+                    Some(&body?),
+                    &[],
+                )
+                .await
+        }
+    };
+    // The whole file is validated first: one bad row and nothing is submitted.
+    eprintln!("import: validating {} rows…", rows.len());
+    let (status, raw) = post(&rows, true).await?;
+    let v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    if status == 422 {
+        if cmd.conn.json {
+            println!("{v}");
+        } else {
+            println!(
+                "导入被拒绝 / import refused: {}",
+                v["detail"].as_str().unwrap_or("")
+            );
+            println!("{:>6}  {:<20} message", "row", "external_id");
+            for e in v["errors"].as_array().map_or(&[][..], Vec::as_slice) {
+                println!(
+                    "{:>6}  {:<20} {}",
+                    e["row"].as_u64().unwrap_or(0),
+                    e["external_id"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+        return Ok(false);
+    }
+    let v = ok(status, v)?;
+    if cmd.dry_run {
+        print(cmd.conn.json, &v, |v| {
+            println!(
+                "{} rows valid ({} already imported); nothing submitted (--dry-run)",
+                v["rows"], v["already_imported"]
+            );
+        });
+        return Ok(true);
+    }
+    let (mut submitted, mut already, mut results) = (0u64, 0u64, Vec::new());
+    let total = rows.len();
+    for (i, chunk) in rows.chunks(cmd.chunk.max(1)).enumerate() {
+        let offset = (i * cmd.chunk.max(1)) as u64;
+        let (status, raw) = post(chunk, false).await?;
+        let mut v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        // The server numbers each chunk's rows from 1; report them as file rows.
+        for list in ["results", "errors"] {
+            if let Some(items) = v[list].as_array_mut() {
+                for item in items {
+                    if let Some(r) = item["row"].as_u64() {
+                        item["row"] = json!(r + offset);
+                    }
+                }
+            }
+        }
+        let v = ok(status, v).with_context(|| {
+            format!(
+                "chunk from file row {} (rows before it were submitted; re-running the file skips them)",
+                offset + 1
+            )
+        })?;
+        submitted += v["submitted"].as_u64().unwrap_or(0);
+        already += v["already_imported"].as_u64().unwrap_or(0);
+        results.extend(v["results"].as_array().cloned().unwrap_or_default());
+        let done = (i * cmd.chunk.max(1) + chunk.len()).min(total);
+        eprintln!(
+            "import: [{:<30}] {done}/{total} rows ({submitted} submitted, {already} already imported)",
+            "#".repeat(done * 30 / total.max(1))
+        );
+    }
+    let out = json!({"rows": total, "submitted": submitted, "already_imported": already, "results": results});
+    print(cmd.conn.json, &out, |_| {
+        println!(
+            "导入完成 / import done: {total} rows, {submitted} submitted, {already} already imported"
+        );
+    });
+    Ok(true)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportCmd {
+    /// `accounts`, `allocations` (with deadline status) or `disbursements`.
+    what: String,
+    /// `csv` or `json`.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub(crate) async fn export(cmd: ExportCmd) -> Result<()> {
+    if !["accounts", "allocations", "disbursements"].contains(&cmd.what.as_str()) {
+        bail!(
+            "export what? accounts, allocations or disbursements (not {:?})",
+            cmd.what
+        );
+    }
+    let (status, raw) = cmd
+        .conn
+        .target()?
+        .request(
+            "GET",
+            &format!("/v1/exports/{}?format={}", cmd.what, cmd.format),
+            &cmd.conn.key,
+            None,
+            &[],
+        )
+        .await?;
+    if status != 200 {
+        ok(status, serde_json::from_slice(&raw).unwrap_or(Value::Null))?;
+    }
+    match &cmd.out {
+        Some(p) => {
+            std::fs::write(p, &raw).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!("export: {} bytes written to {}", raw.len(), p.display());
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(&raw)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Where the devnet's parts listen: a port layout from a base port (or ports
+//! from the OS), checked free before anything starts, and the demo clock.
+
+use super::MEMBERS;
+use crate::devnet::CONSORTIUM;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// What `devnet.json` records: the ports chosen when the data directory was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Layout {
+    pub consortium_id: String,
+    pub ca_grpc: SocketAddr,
+    pub orderers: Vec<OrdererPorts>,
+    pub members: Vec<MemberPorts>,
+    /// Set when the devnet was created for `--demo`: blocks carry a fast
+    /// fiscal calendar (see [`demo_clock`]).
+    #[serde(default)]
+    pub block_clock: Option<fiscus_orderer::BlockClock>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OrdererPorts {
+    pub id: u64,
+    pub org: String,
+    pub client: SocketAddr,
+    pub raft: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberPorts {
+    pub code: String,
+    pub ledger: SocketAddr,
+    pub gateway: SocketAddr,
+    pub api: SocketAddr,
+    /// The exchange-adapter's gRPC API (absent in devnets made before it existed).
+    #[serde(default)]
+    pub grpc: Option<SocketAddr>,
+}
+
+/// Loopback ports below Linux's ephemeral range (32768–60999), so that no
+/// outgoing connection of the devnet itself can take one before the service
+/// that owns it binds it (which a port from `bind(":0")` allowed).
+pub(super) const FREE_PORTS: std::ops::Range<u16> = 10_000..32_000;
+
+pub(super) fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
+    if base != 0 {
+        return (0..n)
+            .map(|i| {
+                let port = base
+                    .checked_add(i as u16)
+                    .context("--base-port is too high")?;
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            })
+            .collect();
+    }
+    // Probe from a start that differs between concurrent devnets, holding each
+    // free port found until all are found.
+    let span = u64::from(FREE_PORTS.end - FREE_PORTS.start);
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let mut held = Vec::new();
+    for step in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = FREE_PORTS.start + ((seed + step) % span) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        bail!("fewer than {n} free loopback ports in {FREE_PORTS:?}");
+    }
+    held.iter().map(|l| Ok(l.local_addr()?)).collect()
+}
+
+/// Simulated milliseconds per wall millisecond in a demo devnet: one day per 100 ms.
+pub(crate) const DEMO_SPEEDUP: u32 = 864_000;
+
+/// The demo's calendar: block time starts at 2026-03-13 00:00 Beijing time
+/// (UTC+8) when the devnet is created, and a day passes every 100 ms.
+pub(super) fn demo_clock() -> fiscus_orderer::BlockClock {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    fiscus_orderer::BlockClock {
+        // 2026-03-13 00:00 China Standard Time, the day after the NPC approved
+        // the 2026 budget (the devnet genesis records that approval).
+        start_ms: 1_773_331_200_000,
+        anchor_unix_ms: now,
+        speedup: DEMO_SPEEDUP,
+    }
+}
+
+pub(super) fn layout(base: u16, demo: bool) -> Result<Layout> {
+    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 4)?;
+    let orderer_orgs = ["000000", "130000", "130100"];
+    Ok(Layout {
+        consortium_id: CONSORTIUM.into(),
+        ca_grpc: p[0],
+        orderers: (0..3)
+            .map(|i| OrdererPorts {
+                id: i as u64 + 1,
+                org: orderer_orgs[i].into(),
+                client: p[1 + 2 * i],
+                raft: p[2 + 2 * i],
+            })
+            .collect(),
+        members: MEMBERS
+            .iter()
+            .enumerate()
+            .map(|(j, (code, _))| MemberPorts {
+                code: (*code).into(),
+                ledger: p[7 + 3 * j],
+                gateway: p[8 + 3 * j],
+                api: p[9 + 3 * j],
+                grpc: Some(p[7 + 3 * MEMBERS.len() + j]),
+            })
+            .collect(),
+        block_clock: demo.then(demo_clock),
+    })
+}
+
+/// Fails with the port's name when one of the layout's ports is taken.
+pub(super) fn check_free(layout: &Layout) -> Result<()> {
+    let mut all = vec![("identity-ca".to_owned(), layout.ca_grpc)];
+    for o in &layout.orderers {
+        all.push((format!("orderer {} client", o.id), o.client));
+        all.push((format!("orderer {} raft", o.id), o.raft));
+    }
+    for m in &layout.members {
+        all.push((format!("{} ledger-store", m.code), m.ledger));
+        all.push((format!("{} gossip-gateway", m.code), m.gateway));
+        all.push((format!("{} exchange-adapter", m.code), m.api));
+        if let Some(g) = m.grpc {
+            all.push((format!("{} exchange gRPC", m.code), g));
+        }
+    }
+    for (what, addr) in all {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            bail!(
+                "port {addr} ({what}, recorded in devnet.json) is not free: {e}. \
+                 Is another devnet running? Stop it, or start fresh with --reset (and --base-port)."
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! Creating a devnet's data directory the first time: the CA, every member's
+//! and orderer's certificates and keys, the genesis, and the certificates
+//! registered with the CA.
+
+use super::CONSORTIUM;
+use super::layout::Layout;
+use crate::devnet::layout;
+use anyhow::{Context, Result};
+use fiscus_exchange_adapter::clients::{ClientEntry, ClientsFile, Scope, key_hash, new_api_key};
+use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RootCa, write_file};
+use fiscus_identity_ca::genesis::{GenesisBundle, GenesisMember, GenesisOrderer};
+use fiscus_proto::pb::types::Role;
+use prost::Message;
+use std::path::{Path, PathBuf};
+
+/// Issues a devnet certificate. `valid_from` (Unix ms): a demo devnet's
+/// blocks carry a fiscal calendar that starts before today, and a receipt
+/// verifier checks each signer's validity at the block's time, so its
+/// certificates are valid from a day before that calendar starts.
+pub(super) fn issue(
+    ca: &RootCa,
+    member: &str,
+    role: Role,
+    names: &[&str],
+    out: &Path,
+    valid_from: Option<i64>,
+) -> Result<PathBuf> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let mut spec = LeafSpec::valid_for_days(member, role, 825);
+    if let Some(ms) = valid_from {
+        let from = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000) - 86_400)?;
+        spec.not_before = spec.not_before.min(from);
+    }
+    spec.add_names(names);
+    let issued = ca.issue_for_key(&key, &spec)?;
+    write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644)?;
+    write_file(
+        &out.join("key.pem"),
+        fiscus_identity_ca::ca::private_key_pem(&key).as_bytes(),
+        0o600,
+    )?;
+    write_file(&out.join("ca.pem"), ca.root_pem.as_bytes(), 0o644)?;
+    Ok(out.join("cert.pem"))
+}
+
+/// Records every certificate the devnet issued (the copies in `signers`) in
+/// the CA's registry, as if enrolled, so that `fiscus revoke` and the CA's
+/// list and verify calls know them.
+pub(super) async fn register_issued(paths: &CaPaths, signers: &Path) -> Result<()> {
+    let registry = fiscus_identity_ca::registry::Registry::open(&paths.registry())?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(signers)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .collect();
+    files.sort();
+    for f in files {
+        let pem = std::fs::read(&f)?;
+        let der = fiscus_common::tls::parse_certs(&f, &pem)?;
+        let id = fiscus_common::tls::PeerIdentity::from_der(&der[0])?;
+        registry
+            .record_issued(
+                &fiscus_identity_ca::registry::CertRecord {
+                    cert_id: id.cert_id.to_hex(),
+                    der_hex: hex::encode(&der[0]),
+                    member: id.member.clone(),
+                    role: fiscus_common::tls::role_name(id.role).to_owned(),
+                    serial_hex: hex::encode(&id.serial),
+                    not_before: id.not_before,
+                    not_after: id.not_after,
+                    revoked: None,
+                },
+                None,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// How often devnet services look for a new CRL or certificate (the default
+/// for deployed services is 30 s; a devnet shares one machine and one CA file).
+pub(super) const DEVNET_TLS_RELOAD_SECS: u64 = 2;
+
+/// The paths of one member's files.
+pub(crate) struct MemberDir(pub PathBuf);
+
+impl MemberDir {
+    pub(super) fn node(&self) -> PathBuf {
+        self.0.join("node-tls")
+    }
+    pub(super) fn client(&self) -> PathBuf {
+        self.0.join("client")
+    }
+    pub(super) fn clients_file(&self) -> PathBuf {
+        self.0.join("api-clients.toml")
+    }
+}
+
+pub(super) fn member_dir(data: &Path, code: &str) -> MemberDir {
+    MemberDir(data.join(format!("member-{code}")))
+}
+
+/// Creates the CA, certificates, genesis and API keys.
+pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<Layout> {
+    let layout = layout(base_port, demo)?;
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let ca_dir = data.join("ca");
+    fiscus_identity_ca::init(&fiscus_identity_ca::InitOptions {
+        data_dir: ca_dir.clone(),
+        consortium_id: CONSORTIUM.into(),
+        force: false,
+        all_hebei: true,
+        server_names: vec!["127.0.0.1".into(), "localhost".into()],
+        root_validity_years: 10,
+        cert_validity_days: 825,
+    })
+    .await
+    .context("creating the consortium root CA")?;
+    let paths = CaPaths::new(&ca_dir);
+    let ca = RootCa::load(&paths)?;
+    let signers = data.join("signers");
+    std::fs::create_dir_all(&signers)?;
+    let valid_from = layout.block_clock.as_ref().map(|c| c.start_ms);
+    for o in &layout.orderers {
+        let name = format!("orderer-{}", o.id);
+        let cert = issue(
+            &ca,
+            &o.org,
+            Role::Orderer,
+            &[&name, "127.0.0.1", "localhost"],
+            &data.join(&name).join("tls"),
+            valid_from,
+        )?;
+        std::fs::copy(&cert, signers.join(format!("{name}.pem")))?;
+    }
+    let mut keys = String::from(
+        "# Devnet API keys (plaintext; the adapters store only their SHA-256).\n# member  api  key  scopes\n",
+    );
+    for m in &layout.members {
+        let dir = member_dir(data, &m.code);
+        let cert = issue(
+            &ca,
+            &m.code,
+            Role::Node,
+            &["127.0.0.1", "localhost"],
+            &dir.node(),
+            valid_from,
+        )?;
+        std::fs::copy(&cert, signers.join(format!("node-{}.pem", m.code)))?;
+        let cert = issue(&ca, &m.code, Role::Client, &[], &dir.client(), valid_from)?;
+        std::fs::copy(&cert, signers.join(format!("client-{}.pem", m.code)))?;
+        let key = new_api_key();
+        let read_key = new_api_key();
+        keys.push_str(&format!(
+            "{}  http://{}  {key}  submit,read,import,admin\n{}  http://{}  {read_key}  read\n",
+            m.code, m.api, m.code, m.api
+        ));
+        let file = ClientsFile {
+            clients: vec![
+                ClientEntry {
+                    name: format!("devnet-{}", m.code),
+                    key_sha256: key_hash(&key),
+                    org: m.code.clone(),
+                    scopes: vec![Scope::Submit, Scope::Read, Scope::Import, Scope::Admin],
+                    custodial_cert: Some(dir.client().join("cert.pem")),
+                    custodial_key: Some(dir.client().join("key.pem")),
+                },
+                ClientEntry {
+                    name: format!("devnet-{}-read-only", m.code),
+                    key_sha256: key_hash(&read_key),
+                    org: m.code.clone(),
+                    scopes: vec![Scope::Read],
+                    custodial_cert: None,
+                    custodial_key: None,
+                },
+            ],
+        };
+        write_file(
+            &dir.clients_file(),
+            toml::to_string(&file)?.as_bytes(),
+            0o600,
+        )?;
+    }
+    write_file(&data.join("api-keys.txt"), keys.as_bytes(), 0o600)?;
+    register_issued(&paths, &signers).await?;
+
+    // The genesis: every Hebei division as an org, five of them members.
+    let mut bundle: GenesisBundle =
+        serde_json::from_slice(&std::fs::read(paths.genesis_json())?).context("genesis.json")?;
+    bundle.members = layout
+        .members
+        .iter()
+        .map(|m| GenesisMember {
+            org_code: m.code.clone(),
+            roles: ["node", "admin", "operator", "client", "auditor"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            gossip_endpoints: vec![format!("https://{}", m.gateway)],
+            allowed_names: fiscus_identity_ca::genesis::devnet_allowed_names(&m.code),
+        })
+        .collect();
+    bundle.orderers = layout
+        .orderers
+        .iter()
+        .map(|o| GenesisOrderer {
+            raft_id: o.id,
+            node_id: format!("orderer-{}", o.id),
+            org_code: o.org.clone(),
+            endpoint: o.client.to_string(),
+        })
+        .collect();
+    write_file(
+        &paths.genesis_json(),
+        &serde_json::to_vec_pretty(&bundle)?,
+        0o644,
+    )?;
+    write_file(
+        &paths.consortium_config(),
+        &bundle.to_consortium_config(&ca.root_der).encode_to_vec(),
+        0o644,
+    )?;
+    write_file(
+        &data.join("devnet.json"),
+        &serde_json::to_vec_pretty(&layout)?,
+        0o644,
+    )?;
+    Ok(layout)
+}
