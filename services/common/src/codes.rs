@@ -7,6 +7,9 @@
 //! Producers and consumers use these constants instead of string literals, so a typo is a
 //! compile error and a new code is added here first. A code never changes meaning once
 //! released: a new meaning gets a new code, and a retired code is never reused.
+//!
+//! One file on purpose (it is longer than the 700 lines other modules keep to):
+//! the catalogue is read as one list, and `ALL` must name every constant.
 
 /// Exchange-adapter: the REST and gRPC API that member systems call.
 pub mod api {

@@ -14,6 +14,7 @@
 pub mod calendar;
 pub mod context;
 pub mod deadlines;
+pub mod error;
 pub mod executor;
 pub mod governance;
 pub mod identifiers;

@@ -1,6 +1,7 @@
 //! `fiscus contract-executor`: the stateless `ExecuteBlock` service as its own
 //! process. Only node certificates of this member (its ledger-store) may call it.
 
+pub use crate::error::StartError;
 use crate::service::ExecutorService;
 use fiscus_common::config::{ConfigError, ServiceConfig};
 use fiscus_common::ops_server::{OpsServer, Readiness};
@@ -77,21 +78,6 @@ impl Running {
         let _ = self.server.await;
         self.ops.stop().await;
     }
-}
-
-/// Errors starting the process.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Tls(#[from] fiscus_common::tls::TlsError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("this process's certificate has role {0:?}; the executor needs a node certificate")]
-    WrongRole(Role),
 }
 
 pub async fn start(config: Config) -> Result<Running, StartError> {

@@ -352,7 +352,7 @@ async fn import(
         if row.op == "allocate" {
             let direct = program.program.as_ref().is_some_and(|p| p.direct);
             if let Err(r) = fiscus_contract_executor::rules::allocation_target(
-                &api.registry,
+                &api.orgs(),
                 &row.org_code,
                 &row.to_org_code,
                 direct,

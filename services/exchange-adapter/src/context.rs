@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, web};
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::tls::PeerIdentity;
+use fiscus_contract_executor::Orgs;
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::types::{OrgLevel, Role};
@@ -24,10 +25,10 @@ pub struct Api {
     pub backend: Backend,
     /// Signer certificates: id → (org, public key).
     pub signers: BTreeMap<Hash32, (String, [u8; 32])>,
-    /// Org code → (level, parent code), from the genesis configuration.
-    pub orgs: BTreeMap<String, (OrgLevel, String)>,
-    /// The same registry as the contract sees it, for its rule functions.
-    pub registry: fiscus_contract_executor::Orgs,
+    /// The org registry as the chain's config says now: the contract's own
+    /// [`Orgs`], swapped whenever governance changes `gov/config`
+    /// ([`follow_orgs`]). Read it with [`Api::orgs`].
+    pub registry: std::sync::RwLock<Arc<Orgs>>,
     /// The consortium's salt for personal id hashes (from genesis).
     pub recipient_id_salt: Vec<u8>,
     /// Seals pagination cursors (`crate::cursor`).
@@ -131,7 +132,7 @@ impl Api {
                 ),
             ));
         }
-        if !self.orgs.contains_key(&id.member) {
+        if !self.orgs().contains(&id.member) {
             return Err(err(
                 ErrorKind::PermissionDenied,
                 codes::api::UNKNOWN_ORG,
@@ -146,27 +147,24 @@ impl Api {
         }))
     }
 
-    pub(crate) fn is_descendant_or_self(&self, ancestor: &str, org: &str) -> bool {
-        let mut cur = org.to_owned();
-        for _ in 0..16 {
-            if cur == ancestor {
-                return true;
-            }
-            match self.orgs.get(&cur) {
-                Some((_, parent)) if !parent.is_empty() => cur = parent.clone(),
-                _ => return false,
-            }
-        }
-        false
+    /// The org registry in force (cheap: one `Arc` clone).
+    pub fn orgs(&self) -> Arc<Orgs> {
+        self.registry
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The default disclosure policy: supervisors and the central level read
     /// every account; any other org reads its own accounts and those of the
     /// orgs below it.
     pub(crate) fn may_read_org(&self, client: &Client, org: &str) -> bool {
-        let level = self.orgs.get(&client.org).map(|(l, _)| *l);
-        matches!(level, Some(OrgLevel::Supervisor | OrgLevel::Central))
-            || self.is_descendant_or_self(&client.org, org)
+        let orgs = self.orgs();
+        matches!(
+            orgs.level(&client.org),
+            Some(OrgLevel::Supervisor | OrgLevel::Central)
+        ) || client.org == org
+            || orgs.is_descendant(&client.org, org)
     }
 
     pub(crate) fn require_read_org(&self, client: &Client, org: &str) -> Result<(), ServiceError> {
@@ -186,5 +184,55 @@ impl Api {
 
     pub(crate) fn page(&self, limit: Option<u32>) -> u32 {
         limit.unwrap_or(100).clamp(1, self.max_page)
+    }
+}
+
+/// How often the adapter reads `gov/config` for governance changes to the org
+/// registry.
+pub const ORGS_FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps [`Api::registry`] equal to the org registry of the chain's config at
+/// the member's head, forever: governance adds and removes orgs, and the API's
+/// authentication, disclosure policy and submit checks must see what the
+/// contract sees.
+pub async fn follow_orgs(api: actix_web::web::Data<Api>) {
+    use fiscus_proto::pb::ledger::GetStateRequest;
+    use prost::Message as _;
+    let mut seen_version = None;
+    let mut tick = tokio::time::interval(ORGS_FOLLOW_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(mut ledger) = api.backend.ledger().await else {
+            continue;
+        };
+        let req = GetStateRequest {
+            key: fiscus_contract_executor::keys::CONFIG.to_vec(),
+            at_height: 0,
+        };
+        let Ok(resp) = ledger.get_state(req).await else {
+            continue;
+        };
+        let resp = resp.into_inner();
+        if !resp.found || seen_version == Some(resp.version) {
+            continue;
+        }
+        match fiscus_proto::pb::types::ConsortiumConfig::decode(&resp.value[..]) {
+            Ok(config) => {
+                let orgs = Arc::new(Orgs::from_config(&config));
+                if let Ok(mut g) = api.registry.write() {
+                    if **g != *orgs {
+                        tracing::info!(
+                            config_height = resp.version,
+                            orgs = orgs.codes().count(),
+                            "the org registry changed on chain"
+                        );
+                    }
+                    *g = orgs;
+                }
+                seen_version = Some(resp.version);
+            }
+            Err(e) => tracing::error!(error = %e, "gov/config on chain does not decode"),
+        }
     }
 }

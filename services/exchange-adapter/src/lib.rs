@@ -38,7 +38,6 @@ use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::ops_server::{OpsServer, Readiness};
 use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::{TlsConfig, TlsContext};
-use fiscus_proto::pb::types::OrgLevel;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -328,20 +327,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .iter()
             .map(|(id, org, key)| (*id, (org.to_owned(), *key)))
             .collect(),
-        orgs: genesis
-            .orgs
-            .iter()
-            .map(|o| {
-                (
-                    o.code.clone(),
-                    (
-                        OrgLevel::try_from(o.level).unwrap_or(OrgLevel::Unspecified),
-                        o.parent.clone(),
-                    ),
-                )
-            })
-            .collect(),
-        registry: fiscus_contract_executor::Orgs::from_config(&genesis),
+        registry: std::sync::RwLock::new(Arc::new(fiscus_contract_executor::Orgs::from_config(
+            &genesis,
+        ))),
         recipient_id_salt: genesis.recipient_id_salt.clone(),
         cursor_key: cursor::CursorKey::random().map_err(|e| StartError::Cursor(e.message))?,
         limits: fiscus_proto::DecodeLimits::default(),
@@ -356,6 +344,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // restart (client certificates are checked against the CRL at handshake).
     let mut tasks = vec![
         tokio::spawn(events::follow(api.clone())),
+        tokio::spawn(context::follow_orgs(api.clone())),
         tls.spawn_reloader(),
         // The CRL on chain, through the ledger-store, wins over the file.
         tokio::spawn({

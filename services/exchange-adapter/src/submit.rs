@@ -44,7 +44,7 @@ pub(crate) fn check_call(
     call: &TransferCall,
     signers: &BTreeSet<String>,
 ) -> Result<(), ServiceError> {
-    rules::check_call(call, signers, &api.registry, None).map_err(rejected)
+    rules::check_call(call, signers, &api.orgs(), None).map_err(rejected)
 }
 
 impl Api {

@@ -22,6 +22,7 @@ pub mod bus;
 pub mod chain;
 mod committer;
 pub mod config;
+mod error;
 pub mod finality;
 mod follower;
 pub mod metrics;
@@ -32,6 +33,7 @@ pub mod service;
 pub mod testkit;
 
 pub use config::Config;
+pub use error::StartError;
 
 use fiscus_common::certs::Certs;
 use fiscus_common::ops_server::{OpsServer, Readiness};
@@ -47,28 +49,6 @@ use metrics::Metrics;
 use node::Node;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Tls(#[from] fiscus_common::tls::TlsError),
-    #[error(transparent)]
-    Certs(#[from] fiscus_common::certs::LoadError),
-    #[error(transparent)]
-    Bus(#[from] fiscus_common::bus::BusError),
-    #[error(transparent)]
-    Genesis(#[from] fiscus_common::genesis::GenesisError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the ledger-store at {addr}: {message}")]
-    Ledger { addr: String, message: String },
-    #[error("{0}")]
-    Config(String),
-}
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {
     let what = what.to_string();
@@ -113,10 +93,7 @@ pub async fn start_with(
     let tls = TlsContext::load(&config.tls)?;
     let me = tls.identity();
     if me.role != Role::Node {
-        return Err(StartError::Config(format!(
-            "this process's certificate has role {:?}; the gateway needs a node certificate",
-            me.role
-        )));
+        return Err(StartError::WrongRole(me.role));
     }
     let genesis = fiscus_common::genesis::read_genesis(&config.genesis_file)?;
     let certs = Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
@@ -148,7 +125,7 @@ pub async fn start_with(
         .await?;
 
     let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry).map_err(|e| StartError::Config(e.to_string()))?;
+    let metrics = Metrics::register(&registry)?;
     metrics.height.set(info.height as i64);
     let readiness = Readiness::default();
     readiness.set("ledger", Ok(()));
@@ -180,7 +157,7 @@ pub async fn start_with(
         bus,
         metrics,
         disseminations: Arc::new(tokio::sync::Semaphore::new(node::MAX_DISSEMINATIONS)),
-        finality_reports: Arc::new(tokio::sync::Semaphore::new(node::MAX_FINALITY_REPORTS)),
+        finality_outbox: node::FinalityOutbox::default(),
         readiness: readiness.clone(),
         cfg: config.clone(),
     });
@@ -227,6 +204,7 @@ pub async fn start_with(
             }
         }),
         tokio::spawn(committer::committer(node.clone(), rx)),
+        tokio::spawn(node::report_finality(node.clone())),
         tokio::spawn(anti_entropy::heartbeats(node.clone())),
         // Certificate renewals and CRL updates without a restart; the CRL
         // on chain, through the ledger-store, wins over the file.

@@ -24,7 +24,7 @@ use fiscus_proto::pb::ledger::ledger_ingest_client::LedgerIngestClient;
 use fiscus_proto::pb::ledger::{CommitBlockResponse, GetStateRequest};
 use fiscus_proto::pb::types::{Attestation, Block, ConsortiumConfig, SignedAttestation};
 use prost::Message;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -69,9 +69,92 @@ pub enum Incoming {
 /// anti-entropy instead, so the number of tasks never grows with the backlog.
 pub const MAX_DISSEMINATIONS: usize = 32;
 
-/// Finality reports to the ledger in flight at most; a further report waits
-/// for one to finish (back-pressure on whoever recorded the attestation).
-pub const MAX_FINALITY_REPORTS: usize = 4;
+/// Heights whose majority attestation sets wait for the ledger at most; past
+/// that (the ledger unreachable for long), the oldest are dropped with an
+/// error log and those heights have no finality receipt.
+pub const MAX_UNREPORTED_MAJORITIES: usize = 10_000;
+
+/// What the ledger has not been told yet: the highest final height and the
+/// agreeing majorities of the heights that reached one. Recording an
+/// attestation only adds here (it never waits on the ledger); the reporter
+/// task ([`report_finality`]) sends everything gathered in one
+/// `ReportFinal` call, so a burst of heights costs the ledger one write.
+#[derive(Debug, Default)]
+pub struct FinalityOutbox {
+    pending: Mutex<(u64, BTreeMap<u64, Vec<SignedAttestation>>)>,
+    wake: tokio::sync::Notify,
+}
+
+impl FinalityOutbox {
+    fn add(&self, final_height: u64, majority: Vec<SignedAttestation>) {
+        {
+            let mut p = lock(&self.pending);
+            p.0 = p.0.max(final_height);
+            if let Some(h) = majority.first().and_then(|s| {
+                Attestation::decode(&s.attestation[..])
+                    .ok()
+                    .map(|a| a.height)
+            }) {
+                p.1.entry(h).or_insert(majority);
+            }
+            while p.1.len() > MAX_UNREPORTED_MAJORITIES {
+                if let Some((h, _)) = p.1.pop_first() {
+                    tracing::error!(
+                        height = h,
+                        "the ledger-store has not taken finality reports for long; height {h} will have no finality receipt"
+                    );
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> (u64, BTreeMap<u64, Vec<SignedAttestation>>) {
+        let mut p = lock(&self.pending);
+        (p.0, std::mem::take(&mut p.1))
+    }
+
+    /// Puts back what could not be reported, under anything newer.
+    fn restore(&self, majorities: BTreeMap<u64, Vec<SignedAttestation>>) {
+        let mut p = lock(&self.pending);
+        for (h, v) in majorities {
+            p.1.entry(h).or_insert(v);
+        }
+    }
+}
+
+/// Sends the finality outbox to the member's ledger-store, forever: one call
+/// per wake-up with everything gathered, retried with backoff while the
+/// ledger is unreachable.
+pub async fn report_finality(node: Arc<Node>) {
+    let mut reported = 0u64;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        node.finality_outbox.wake.notified().await;
+        loop {
+            let (final_height, majorities) = node.finality_outbox.take();
+            if final_height <= reported && majorities.is_empty() {
+                break;
+            }
+            let req = fiscus_proto::pb::ledger::ReportFinalRequest {
+                final_height,
+                majority: majorities.values().flatten().cloned().collect(),
+            };
+            match node.ingest.clone().report_final(req).await {
+                Ok(_) => {
+                    reported = final_height;
+                    pause = Duration::from_millis(200);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not report finality to the ledger; retrying");
+                    node.finality_outbox.restore(majorities);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
 
 /// What every task shares.
 #[derive(Debug)]
@@ -94,8 +177,8 @@ pub struct Node {
     pub readiness: Readiness,
     /// Permits for dissemination tasks ([`MAX_DISSEMINATIONS`]).
     pub disseminations: Arc<tokio::sync::Semaphore>,
-    /// Permits for finality reports ([`MAX_FINALITY_REPORTS`]).
-    pub finality_reports: Arc<tokio::sync::Semaphore>,
+    /// Finality not yet reported to the ledger ([`report_finality`]).
+    pub finality_outbox: FinalityOutbox,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -160,29 +243,10 @@ impl Node {
         if out.majority.is_some() || !out.newly_final.is_empty() {
             let final_height = lock(&self.finality).final_height();
             let majority = out.majority.clone().map(|(_, v)| v).unwrap_or_default();
-            let mut ingest = self.ingest.clone();
             // The ledger serves the final height in ChainInfo and keeps the
-            // majority's attestations for finality receipts. A lost height is
-            // superseded by the next report; a lost majority set is retried.
-            // At most MAX_FINALITY_REPORTS at once: beyond that, wait.
-            let permit = self.finality_reports.clone().acquire_owned().await;
-            tokio::spawn(async move {
-                let _permit = permit;
-                let req = fiscus_proto::pb::ledger::ReportFinalRequest {
-                    final_height,
-                    majority,
-                };
-                for attempt in 0..5u32 {
-                    match ingest.report_final(req.clone()).await {
-                        Ok(_) => return,
-                        Err(e) => {
-                            tracing::debug!(error = %e, attempt, "could not report finality to the ledger");
-                            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt))
-                                .await;
-                        }
-                    }
-                }
-            });
+            // majority's attestations for finality receipts: queued for the
+            // reporter task, which sends whatever has gathered in one call.
+            self.finality_outbox.add(final_height, majority);
         }
         if let Some(h) = out.newly_final.last() {
             self.metrics.final_height.set(*h as i64);

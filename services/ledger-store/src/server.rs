@@ -122,6 +122,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {
@@ -249,7 +251,7 @@ pub async fn start_with(
     tracing::info!(member = %me.member, height = head.height, "ledger opened");
 
     let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry).map_err(|e| StartError::Config(e.to_string()))?;
+    let metrics = Metrics::register(&registry)?;
     metrics.height.set(head.height as i64);
     let readiness = Readiness::default();
     readiness.set("genesis", Ok(()));

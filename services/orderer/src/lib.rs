@@ -169,7 +169,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     let actors = ActorRuntime::start(&format!("orderer-{}", config.node_id))
         .map_err(|e| Error::Config(e.to_string()))?;
     let prom = prometheus::Registry::new();
-    let metrics = metrics::Metrics::register(&prom).map_err(|e| Error::Config(e.to_string()))?;
+    let metrics = metrics::Metrics::register(&prom)?;
     let (node, handles) = RaftNode::new(
         &config,
         store.clone(),
@@ -263,8 +263,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         // Certificate renewals and CRL updates without a restart.
         tls.spawn_reloader(),
     ];
-    tls.register_expiry_metric(&prom)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    tls.register_expiry_metric(&prom)?;
     let readiness = Readiness::default();
     readiness.set("raft", Ok(()));
     let ops =

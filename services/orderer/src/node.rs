@@ -345,8 +345,7 @@ impl RaftNode {
         entry: &Entry,
     ) -> Result<()> {
         use protobuf::Message as _;
-        let cc = raft::eraftpb::ConfChange::parse_from_bytes(&entry.data)
-            .map_err(|e| Error::Storage(format!("conf change: {e}")))?;
+        let cc = raft::eraftpb::ConfChange::parse_from_bytes(&entry.data).map_err(Error::from)?;
         let cs = self.raw.apply_conf_change(&cc)?;
         batch.set_conf_state(&cs)?;
         match cc.get_change_type() {
@@ -544,9 +543,7 @@ impl Handler<ChangeMembership> for RaftNode {
             ChangeMembership::Add(peer) => {
                 cc.set_change_type(raft::eraftpb::ConfChangeType::AddNode);
                 cc.node_id = peer.id;
-                cc.context = serde_json::to_vec(&peer)
-                    .map_err(|e| Error::Config(e.to_string()))?
-                    .into();
+                cc.context = serde_json::to_vec(&peer).map_err(Error::from)?.into();
             }
             ChangeMembership::Remove(id) => {
                 cc.set_change_type(raft::eraftpb::ConfChangeType::RemoveNode);

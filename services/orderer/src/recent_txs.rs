@@ -33,9 +33,9 @@ impl RecentTxs {
         for h in from..=tip {
             let bytes = store
                 .block(h)?
-                .ok_or_else(|| Error::Storage(format!("block {h} is missing")))?;
+                .ok_or_else(|| Error::Corrupt(format!("block {h} is missing")))?;
             let block =
-                Block::decode(&bytes[..]).map_err(|e| Error::Storage(format!("block {h}: {e}")))?;
+                Block::decode(&bytes[..]).map_err(|e| Error::Corrupt(format!("block {h}: {e}")))?;
             me.push(h, block.txs.iter().map(|t| tx_id(&t.payload)).collect());
         }
         Ok(me)

@@ -42,7 +42,7 @@ impl RaftNode {
                 tip = new_tip;
             }
             if tip != target {
-                return Err(Error::Storage(format!(
+                return Err(Error::CatchUp(format!(
                     "fetched chain ends at {} not at the snapshot tip {}",
                     tip.height, target.height
                 )));
@@ -137,6 +137,6 @@ fn fetch_blocks(
         let _ = tx.send(Err(last_err));
     });
     rx.recv_timeout(std::time::Duration::from_secs(300))
-        .map_err(|_| Error::Storage("block catch-up timed out".into()))?
-        .map_err(|e| Error::Storage(format!("block catch-up failed: {e}")))
+        .map_err(|_| Error::CatchUp("block catch-up timed out".into()))?
+        .map_err(|e| Error::CatchUp(format!("block catch-up failed: {e}")))
 }

@@ -33,7 +33,7 @@ const PEERS: &str = "peers";
 const SNAP_META: &str = "snap_meta";
 
 fn db_err(e: impl Into<redb::Error>) -> Error {
-    Error::Storage(e.into().to_string())
+    Error::Db(e.into())
 }
 
 fn raft_err(e: Error) -> raft::Error {
@@ -59,19 +59,19 @@ impl Tip {
 
     pub fn decode(b: &[u8]) -> Result<Self> {
         if b.len() != 48 {
-            return Err(Error::Storage("corrupt tip record".into()));
+            return Err(Error::Corrupt("corrupt tip record".into()));
         }
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&b[8..40]);
         let height = u64::from_be_bytes(
             b[..8]
                 .try_into()
-                .map_err(|_| Error::Storage("tip".into()))?,
+                .map_err(|_| Error::Corrupt("tip".into()))?,
         );
         let ts = i64::from_be_bytes(
             b[40..]
                 .try_into()
-                .map_err(|_| Error::Storage("tip".into()))?,
+                .map_err(|_| Error::Corrupt("tip".into()))?,
         );
         Ok(Self {
             height,
@@ -116,9 +116,7 @@ impl OrdererStore {
                     voters: voters.to_vec(),
                     ..Default::default()
                 };
-                let bytes = cs
-                    .write_to_bytes()
-                    .map_err(|e| Error::Storage(e.to_string()))?;
+                let bytes = cs.write_to_bytes().map_err(Error::from)?;
                 meta.insert(CONF_STATE, bytes.as_slice()).map_err(db_err)?;
             }
         }
@@ -137,7 +135,7 @@ impl OrdererStore {
         let get = |k: &str| -> Result<Option<Vec<u8>>> {
             Ok(meta.get(k).map_err(db_err)?.map(|v| v.value().to_vec()))
         };
-        let parse_err = |e: protobuf::ProtobufError| Error::Storage(e.to_string());
+        let parse_err = Error::from;
         let hard_state = match get(HARD_STATE)? {
             Some(b) => HardState::parse_from_bytes(&b).map_err(parse_err)?,
             None => HardState::default(),
@@ -150,7 +148,7 @@ impl OrdererStore {
             Some(b) => u64::from_be_bytes(
                 b.as_slice()
                     .try_into()
-                    .map_err(|_| Error::Storage("applied".into()))?,
+                    .map_err(|_| Error::Corrupt("applied".into()))?,
             ),
             None => 0,
         };
@@ -163,15 +161,15 @@ impl OrdererStore {
                 u64::from_be_bytes(
                     b[..8]
                         .try_into()
-                        .map_err(|_| Error::Storage("snap_meta".into()))?,
+                        .map_err(|_| Error::Corrupt("snap_meta".into()))?,
                 ),
                 u64::from_be_bytes(
                     b[8..]
                         .try_into()
-                        .map_err(|_| Error::Storage("snap_meta".into()))?,
+                        .map_err(|_| Error::Corrupt("snap_meta".into()))?,
                 ),
             ),
-            Some(_) => return Err(Error::Storage("corrupt snap_meta".into())),
+            Some(_) => return Err(Error::Corrupt("corrupt snap_meta".into())),
             None => (0, 0),
         };
         let terms = txn.open_table(TERMS).map_err(db_err)?;
@@ -216,7 +214,7 @@ impl OrdererStore {
         match meta.get(PEERS).map_err(db_err)? {
             Some(v) => serde_json::from_slice(v.value())
                 .map(Some)
-                .map_err(|e| Error::Storage(format!("peers: {e}"))),
+                .map_err(Error::from),
             None => Ok(None),
         }
     }
@@ -264,9 +262,7 @@ impl StoreBatch<'_> {
             }
         }
         for e in entries {
-            let bytes = e
-                .write_to_bytes()
-                .map_err(|e| Error::Storage(e.to_string()))?;
+            let bytes = e.write_to_bytes().map_err(Error::from)?;
             log.insert(e.index, bytes.as_slice()).map_err(db_err)?;
             terms.insert(e.index, e.term).map_err(db_err)?;
         }
@@ -280,9 +276,7 @@ impl StoreBatch<'_> {
     }
 
     pub fn set_hard_state(&mut self, hs: &HardState) -> Result<()> {
-        let bytes = hs
-            .write_to_bytes()
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        let bytes = hs.write_to_bytes().map_err(Error::from)?;
         self.txn
             .open_table(META)
             .map_err(db_err)?
@@ -299,9 +293,7 @@ impl StoreBatch<'_> {
     }
 
     pub fn set_conf_state(&mut self, cs: &ConfState) -> Result<()> {
-        let bytes = cs
-            .write_to_bytes()
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        let bytes = cs.write_to_bytes().map_err(Error::from)?;
         self.txn
             .open_table(META)
             .map_err(db_err)?
@@ -322,7 +314,7 @@ impl StoreBatch<'_> {
             .get(upto - 1)
             .map_err(db_err)?
             .map(|v| v.value())
-            .ok_or_else(|| Error::Storage(format!("no term for index {}", upto - 1)))?;
+            .ok_or_else(|| Error::Corrupt(format!("no term for index {}", upto - 1)))?;
         for idx in self.next.first_index..upto {
             log.remove(idx).map_err(db_err)?;
             terms.remove(idx).map_err(db_err)?;
@@ -372,7 +364,7 @@ impl StoreBatch<'_> {
 
     /// Records the peer list after a membership change.
     pub fn set_peers(&mut self, peers: &[crate::config::Peer]) -> Result<()> {
-        let bytes = serde_json::to_vec(peers).map_err(|e| Error::Storage(e.to_string()))?;
+        let bytes = serde_json::to_vec(peers).map_err(Error::from)?;
         self.txn
             .open_table(META)
             .map_err(db_err)?
@@ -448,10 +440,7 @@ impl Storage for OrdererStore {
         let mut out = Vec::with_capacity((high - low) as usize);
         for item in log.range(low..high).map_err(|e| raft_err(db_err(e)))? {
             let (_, v) = item.map_err(|e| raft_err(db_err(e)))?;
-            out.push(
-                Entry::parse_from_bytes(v.value())
-                    .map_err(|e| raft_err(Error::Storage(e.to_string())))?,
-            );
+            out.push(Entry::parse_from_bytes(v.value()).map_err(|e| raft_err(Error::from(e)))?);
         }
         raft::util::limit_size(&mut out, max_size.into());
         Ok(out)
