@@ -16,8 +16,9 @@ server_name: {{ default (printf "%s-ledger-store" (include "fiscus.fullname" .))
   "data_dir" "/var/lib/fiscus/ledger"
   "genesis_file" (include "fiscus.genesisFile" .)
   "signers_dir" "/etc/fiscus/signers"
-  "tls" (include "fiscus.tlsFiles" . | fromYaml)
-  "orderers" .Values.orderers -}}
+  "tls" (include "fiscus.tlsFiles" . | fromYaml) -}}
+{{- /* No `orderers`: the member's gossip-gateway is its one orderer follower
+       and feeds the ledger-store; two followers would race to commit. */}}
 {{- if .Values.contractExecutor.enabled }}
 {{- $_ := set $own "executor" (dict
   "addr" (printf "%s-contract-executor:7400" (include "fiscus.fullname" .))

@@ -1,10 +1,11 @@
 //! `fiscus ledger-store`: a member's chain as its own process.
 //!
-//! - The committer (one task, the store's only writer) pulls blocks with
-//!   `Deliver` from the configured orderers, from its own height, failing over
-//!   between them, and commits each block; a refused block is logged with its
-//!   reason and leaves the store unchanged. Until the gossip-gateway exists it
-//!   is the member's only block source.
+//! - With `orderers` set (a member without a gossip-gateway), a committer
+//!   task pulls blocks with `Deliver` from the orderers, from its own height,
+//!   failing over between them, and commits each block; a refused block is
+//!   logged with its reason and leaves the store unchanged. A full member
+//!   (`fiscus member`, the member chart, the devnet) leaves `orderers` empty:
+//!   its gossip-gateway is the one orderer follower and feeds `LedgerIngest`.
 //! - Execution goes to the member's contract-executor over gRPC when
 //!   `executor` is set, else runs in this process.
 //! - The `Ledger` query service answers over mutual TLS; `LedgerIngest` takes
