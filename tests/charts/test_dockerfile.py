@@ -49,7 +49,11 @@ def clap_args(body):
 def subcommands():
     """{"ledger-store": {flags}, "identity-ca init": {flags}, ...} from main.rs and the structs it names."""
     main = (FISCUS_SRC / "main.rs").read_text()
-    all_src = {p.stem: p.read_text() for p in FISCUS_SRC.glob("*.rs")}
+    # A module is a file (`cli.rs`) or a directory (`cli/mod.rs`, `cli/submit.rs`, …).
+    all_src = {}
+    for p in sorted(FISCUS_SRC.rglob("*.rs")):
+        module = p.relative_to(FISCUS_SRC).parts[0].removesuffix(".rs")
+        all_src[module] = all_src.get(module, "") + p.read_text()
     out = {}
     body = block(main, "enum Command")
     for m in re.finditer(r"^    (\w+)(?:\(([\w:]+)\)|\s*(\{))?,?\s*$", body, re.M):
