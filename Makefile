@@ -56,10 +56,12 @@ test: deps
 bench: deps
 	$(CARGO) bench $(CARGO_FLAGS) --workspace
 
-## lint: formatting and clippy with warnings as errors
+## lint: formatting and clippy with warnings as errors (also over `fiscus --features bench`,
+##       the build that has `bench orderer` and `bench network`)
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+	$(CARGO) clippy $(CARGO_FLAGS) -p fiscus --features bench --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,36 +1,17 @@
 //! `fiscus bench network`: orderers and members (ledger-store + gossip-gateway
 //! each) in this process over mutual TLS on loopback. One member stays
 //! offline while signed disbursements are driven at a fixed rate; then it
-//! starts and catches up from its peers.
+//! starts and catches up from its peers. Built with the `bench` feature (it
+//! uses the gateway's and orderer's `testkit` network builders).
 
+use crate::bench::NetworkBench;
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use fiscus_gossip_gateway::metrics::now_ms;
 use fiscus_gossip_gateway::testkit::{self, RunningMember};
 use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
 use fiscus_proto::pb::types::{Envelope, tx_payload::Call};
 use prost::Message as _;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Args)]
-pub(crate) struct NetworkBench {
-    /// Members, each a ledger-store and a gossip-gateway (2 to 8); the last one
-    /// is offline during the load and then catches up.
-    #[arg(long, default_value_t = 4)]
-    members: usize,
-    /// Orderer nodes: 1, 3 or 5.
-    #[arg(long, default_value_t = 3)]
-    orderers: usize,
-    /// How long to drive load, e.g. 30s or 2m.
-    #[arg(long, default_value = "30s", value_parser = crate::measure::parse_duration)]
-    duration: Duration,
-    /// Offered load in tx/s.
-    #[arg(long, default_value_t = 2000)]
-    rate: u64,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
-}
 
 fn account(org: &str) -> Option<AccountRef> {
     Some(AccountRef {

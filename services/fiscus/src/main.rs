@@ -21,7 +21,10 @@ use std::path::PathBuf;
 mod bench;
 mod bench_e2e;
 mod bench_ledger;
+#[cfg(feature = "bench")]
 mod bench_network;
+#[cfg(feature = "bench")]
+mod bench_orderer;
 mod check_config;
 mod cli;
 mod demo;
