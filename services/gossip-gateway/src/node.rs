@@ -424,3 +424,51 @@ pub(crate) fn refusal_label(r: &Refusal) -> &'static str {
         Refusal::BadAttestation(_) => "bad_attestation",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(height: u64) -> SignedAttestation {
+        SignedAttestation {
+            attestation: Attestation {
+                member: "130000".into(),
+                height,
+                ..Attestation::default()
+            }
+            .encode_to_vec(),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn the_finality_outbox_coalesces_keeps_the_highest_height_and_takes_back_failures() {
+        let o = FinalityOutbox::default();
+        o.add(5, vec![signed(5)]);
+        o.add(7, vec![signed(7)]);
+        o.add(6, Vec::new());
+        let (h, m) = o.take();
+        assert_eq!(h, 7, "the highest final height wins");
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![5, 7]);
+        // A failed report is put back under what arrived meanwhile.
+        o.add(8, vec![signed(8)]);
+        o.restore(m);
+        let (h, m) = o.take();
+        assert_eq!(h, 8);
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![5, 7, 8]);
+        assert!(o.take().1.is_empty(), "taken means gone");
+    }
+
+    #[test]
+    fn the_finality_outbox_is_bounded_and_drops_the_oldest_heights() {
+        let o = FinalityOutbox::default();
+        let n = MAX_UNREPORTED_MAJORITIES as u64 + 2;
+        for h in 1..=n {
+            o.add(h, vec![signed(h)]);
+        }
+        let (h, m) = o.take();
+        assert_eq!(h, n);
+        assert_eq!(m.len(), MAX_UNREPORTED_MAJORITIES);
+        assert_eq!(m.keys().next(), Some(&3), "heights 1 and 2 were dropped");
+    }
+}
