@@ -6,6 +6,7 @@ use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::connect_channel;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
+use fiscus_proto::pb::ledger::{ChainInfo, ChainInfoRequest, GetStateRequest, GetStateResponse};
 use fiscus_proto::pb::orderer::orderer_client::OrdererClient;
 use fiscus_proto::pb::orderer::{AckStatus, BroadcastAck};
 use fiscus_proto::pb::types::Envelope;
@@ -103,6 +104,36 @@ impl Backend {
         let client = LedgerClient::new(channel).max_decoding_message_size(self.max_message_bytes);
         *slot = Some(client.clone());
         Ok(client)
+    }
+
+    /// The member's chain head, final height and CRL number.
+    pub async fn chain_info(&self) -> Result<ChainInfo, ServiceError> {
+        Ok(self
+            .ledger()
+            .await?
+            .get_chain_info(ChainInfoRequest {})
+            .await
+            .map_err(|s| from_status("chain info", &s))?
+            .into_inner())
+    }
+
+    /// One contract key's value at `at_height` (0: the head), with the block
+    /// that last wrote it (`version`).
+    pub async fn state(
+        &self,
+        key: &[u8],
+        at_height: u64,
+    ) -> Result<GetStateResponse, ServiceError> {
+        Ok(self
+            .ledger()
+            .await?
+            .get_state(GetStateRequest {
+                key: key.to_vec(),
+                at_height,
+            })
+            .await
+            .map_err(|s| from_status("state", &s))?
+            .into_inner())
     }
 
     /// Broadcasts one envelope and waits for the orderers' decision. Tries each

@@ -196,24 +196,19 @@ pub const ORGS_FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_
 /// authentication, disclosure policy and submit checks must see what the
 /// contract sees.
 pub async fn follow_orgs(api: actix_web::web::Data<Api>) {
-    use fiscus_proto::pb::ledger::GetStateRequest;
     use prost::Message as _;
     let mut seen_version = None;
     let mut tick = tokio::time::interval(ORGS_FOLLOW_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Ok(mut ledger) = api.backend.ledger().await else {
+        let Ok(resp) = api
+            .backend
+            .state(fiscus_contract_executor::keys::CONFIG, 0)
+            .await
+        else {
             continue;
         };
-        let req = GetStateRequest {
-            key: fiscus_contract_executor::keys::CONFIG.to_vec(),
-            at_height: 0,
-        };
-        let Ok(resp) = ledger.get_state(req).await else {
-            continue;
-        };
-        let resp = resp.into_inner();
         if !resp.found || seen_version == Some(resp.version) {
             continue;
         }

@@ -13,7 +13,7 @@ use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::calendar::{day_of, format_date};
 use fiscus_contract_executor::deadlines::{basis_name, overdue_in_account, rule_name};
 use fiscus_contract_executor::{Calendar, Orgs, keys};
-use fiscus_proto::pb::ledger::{ChainInfoRequest, GetBlockRequest};
+use fiscus_proto::pb::ledger::GetBlockRequest;
 use fiscus_proto::pb::state::{Account, ProgramRecord};
 use fiscus_proto::pb::types::{BlockHeader, ConsortiumConfig};
 use prost::Message;
@@ -83,13 +83,7 @@ async fn overdue(
 ) -> Result<web::Json<OverdueJson>, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
     let ledger = api.backend.ledger().await?;
-    let head = ledger
-        .clone()
-        .get_chain_info(ChainInfoRequest {})
-        .await
-        .map_err(|s| from_status("chain info", &s))?
-        .into_inner()
-        .height;
+    let head = api.backend.chain_info().await?.height;
     let height = q.height.unwrap_or(head);
     if height == 0 || height > head {
         return Err(err(

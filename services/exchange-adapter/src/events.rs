@@ -20,7 +20,7 @@ use crate::json::status_name;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
-use fiscus_proto::pb::ledger::{ChainInfoRequest, GetBlockRequest};
+use fiscus_proto::pb::ledger::GetBlockRequest;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -31,15 +31,7 @@ use utoipa::IntoParams;
 
 impl Api {
     pub(crate) async fn head(&self) -> Result<u64, ServiceError> {
-        Ok(self
-            .backend
-            .ledger()
-            .await?
-            .get_chain_info(ChainInfoRequest {})
-            .await
-            .map_err(|s| from_status("chain info", &s))?
-            .into_inner()
-            .height)
+        Ok(self.backend.chain_info().await?.height)
     }
 
     pub(crate) async fn block_event(&self, height: u64) -> Result<BlockEvent, ServiceError> {

@@ -7,7 +7,7 @@
 use fiscus_common::codes;
 use fiscus_proto::envelope::{CheckedTx, seal};
 use fiscus_proto::hash::{Hash32, sha256};
-use fiscus_proto::pb::ledger::{ChainInfoRequest, GetNonceUseRequest, GetReceiptRequest};
+use fiscus_proto::pb::ledger::{GetNonceUseRequest, GetReceiptRequest};
 use fiscus_proto::pb::types::{Receipt, TxPayload, TxStatus, tx_payload::Call};
 use prost::Message;
 use serde::Deserialize;
@@ -226,13 +226,7 @@ impl Api {
     async fn wait_final(&self, height: u64, until: Instant) -> Result<(), ServiceError> {
         let mut pause = Duration::from_millis(5);
         loop {
-            let mut ledger = self.backend.ledger().await?;
-            let info = ledger
-                .get_chain_info(ChainInfoRequest {})
-                .await
-                .map_err(|s| from_status("the ledger-store", &s))?
-                .into_inner();
-            if info.final_height >= height {
+            if self.backend.chain_info().await?.final_height >= height {
                 return Ok(());
             }
             if Instant::now() >= until {

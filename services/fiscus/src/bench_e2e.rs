@@ -184,7 +184,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
                         name: format!("bench program {p}"),
                         kind: ProgramKind::General as i32,
                         functional_code: "2050202".into(),
-                        fiscal_year: fiscal_year_now(),
+                        fiscal_year: fiscus_gossip_gateway::metrics::fiscal_year_now(),
                         document: "bench".into(),
                         ..Program::default()
                     }),
@@ -487,12 +487,4 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The fiscal year (China Standard Time) of now, for the programs the load uses.
-fn fiscal_year_now() -> u32 {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    u32::try_from(fiscus_contract_executor::calendar::fiscal_year_of(now_ms)).unwrap_or(0)
 }

@@ -7,11 +7,10 @@
 mod devnet_support;
 
 use devnet_support::*;
-use fiscus_proto::envelope::seal;
 use fiscus_proto::pb::governance::{
     GovernanceCall, Proposal, ProposeArgs, UpsertOrg, VoteArgs, governance_call, proposal::Change,
 };
-use fiscus_proto::pb::types::{Org, OrgLevel, TxPayload, tx_payload::Call};
+use fiscus_proto::pb::types::{Org, OrgLevel, tx_payload::Call};
 use prost::Message;
 use serde_json::json;
 use std::path::Path;
@@ -19,17 +18,14 @@ use std::time::{Duration, Instant};
 
 /// A governance call signed by member `m`'s client certificate.
 fn governance(data: &Path, m: &str, nonce: u64, method: governance_call::Method) -> Vec<u8> {
-    let (key, id) = signer(&data.join(format!("member-{m}/client")));
-    let payload = TxPayload {
-        consortium_id: "fiscus-devnet".into(),
-        creator_cert_id: id.to_vec(),
+    signed_call(
+        data,
+        m,
         nonce,
-        client_timestamp_ms: 0,
-        call: Some(Call::Governance(GovernanceCall {
+        Call::Governance(GovernanceCall {
             method: Some(method),
-        })),
-    };
-    seal(&payload, &[(&key, id)]).encode_to_vec()
+        }),
+    )
 }
 
 /// Submits a client-signed envelope as member `m` and waits for its receipt.

@@ -108,3 +108,10 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// The fiscal year (China Standard Time) of blocks cut now by orderers that
+/// stamp wall-clock time: a new program must name it (transfer contract v2).
+/// For load generators (`fiscus bench`, tests), never for the contract.
+pub fn fiscal_year_now() -> u32 {
+    u32::try_from(fiscus_contract_executor::calendar::fiscal_year_of(now_ms())).unwrap_or(0)
+}

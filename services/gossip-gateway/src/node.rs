@@ -86,16 +86,14 @@ pub struct FinalityOutbox {
 }
 
 impl FinalityOutbox {
-    fn add(&self, final_height: u64, majority: Vec<SignedAttestation>) {
+    /// Queues `final_height` and, for a height that just reached one, its
+    /// agreeing majority (as [`Finality::record`] reports it).
+    fn add(&self, final_height: u64, majority: Option<(u64, Vec<SignedAttestation>)>) {
         {
             let mut p = lock(&self.pending);
             p.0 = p.0.max(final_height);
-            if let Some(h) = majority.first().and_then(|s| {
-                Attestation::decode(&s.attestation[..])
-                    .ok()
-                    .map(|a| a.height)
-            }) {
-                p.1.entry(h).or_insert(majority);
+            if let Some((h, set)) = majority {
+                p.1.entry(h).or_insert(set);
             }
             while p.1.len() > MAX_UNREPORTED_MAJORITIES {
                 if let Some((h, _)) = p.1.pop_first() {
@@ -238,15 +236,14 @@ impl Node {
         let att = verify_attestation(&self.certs, &signed)?;
         // Whoever relayed it, its signer has committed that height.
         lock(&self.peers).has_height(&att.member, att.height);
-        let out =
+        let mut out =
             lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
         if out.majority.is_some() || !out.newly_final.is_empty() {
             let final_height = lock(&self.finality).final_height();
-            let majority = out.majority.clone().map(|(_, v)| v).unwrap_or_default();
             // The ledger serves the final height in ChainInfo and keeps the
             // majority's attestations for finality receipts: queued for the
             // reporter task, which sends whatever has gathered in one call.
-            self.finality_outbox.add(final_height, majority);
+            self.finality_outbox.add(final_height, out.majority.take());
         }
         if let Some(h) = out.newly_final.last() {
             self.metrics.final_height.set(*h as i64);
@@ -444,14 +441,14 @@ mod tests {
     #[test]
     fn the_finality_outbox_coalesces_keeps_the_highest_height_and_takes_back_failures() {
         let o = FinalityOutbox::default();
-        o.add(5, vec![signed(5)]);
-        o.add(7, vec![signed(7)]);
-        o.add(6, Vec::new());
+        o.add(5, Some((5, vec![signed(5)])));
+        o.add(7, Some((7, vec![signed(7)])));
+        o.add(6, None);
         let (h, m) = o.take();
         assert_eq!(h, 7, "the highest final height wins");
         assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![5, 7]);
         // A failed report is put back under what arrived meanwhile.
-        o.add(8, vec![signed(8)]);
+        o.add(8, Some((8, vec![signed(8)])));
         o.restore(m);
         let (h, m) = o.take();
         assert_eq!(h, 8);
@@ -464,7 +461,7 @@ mod tests {
         let o = FinalityOutbox::default();
         let n = MAX_UNREPORTED_MAJORITIES as u64 + 2;
         for h in 1..=n {
-            o.add(h, vec![signed(h)]);
+            o.add(h, Some((h, vec![signed(h)])));
         }
         let (h, m) = o.take();
         assert_eq!(h, n);

@@ -387,11 +387,4 @@ pub fn free_loopback_addr() -> std::net::SocketAddr {
     panic!("no free loopback port in {START}..{}", START + SPAN);
 }
 
-/// The fiscal year (China Standard Time) of blocks cut now by orderers that
-/// stamp wall-clock time: a new program must name it (transfer contract v2).
-pub fn fiscal_year_now() -> u32 {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    u32::try_from(fiscus_contract_executor::calendar::fiscal_year_of(now_ms)).unwrap_or(0)
-}
+pub use crate::metrics::fiscal_year_now;

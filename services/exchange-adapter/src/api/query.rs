@@ -30,8 +30,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::ledger::{
-    ChainInfoRequest, GetBlockRequest, GetHistoryRequest, GetReceiptRequest, ScanStateRequest,
-    TraceRequest,
+    GetBlockRequest, GetHistoryRequest, GetReceiptRequest, ScanStateRequest, TraceRequest,
 };
 use fiscus_proto::pb::state::{Account, ProgramRecord};
 use fiscus_proto::pb::types::{Attestation, Block, BlockHeader, Receipt, ReceiptProof};
@@ -47,14 +46,7 @@ pub(super) async fn chain(
     req: HttpRequest,
 ) -> Result<web::Json<ChainJson>, ServiceError> {
     api.caller(&req, Scope::Read)?;
-    let info = api
-        .backend
-        .ledger()
-        .await?
-        .get_chain_info(ChainInfoRequest {})
-        .await
-        .map_err(|s| from_status("chain info", &s))?
-        .into_inner();
+    let info = api.backend.chain_info().await?;
     Ok(web::Json(ChainJson {
         height: info.height,
         last_block_hash: hex::encode(info.last_block_hash),
@@ -320,17 +312,7 @@ impl Api {
         key: &[u8],
         at_height: u64,
     ) -> Result<Option<Vec<u8>>, ServiceError> {
-        let r = self
-            .backend
-            .ledger()
-            .await?
-            .get_state(fiscus_proto::pb::ledger::GetStateRequest {
-                key: key.to_vec(),
-                at_height,
-            })
-            .await
-            .map_err(|s| from_status("state", &s))?
-            .into_inner();
+        let r = self.backend.state(key, at_height).await?;
         Ok(r.found.then_some(r.value))
     }
 }

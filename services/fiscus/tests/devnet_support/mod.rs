@@ -203,13 +203,11 @@ pub(crate) fn appropriate(doc: &str, amount: i64) -> String {
 
 /// An allocation MOF → Hebei, signed with MOF's client key from the devnet's files.
 pub(crate) fn signed_allocation(dir: &Path, nonce: u64) -> Vec<u8> {
-    let (key, id) = signer(&dir.join("member-000000/client"));
-    let payload = TxPayload {
-        consortium_id: "fiscus-devnet".into(),
-        creator_cert_id: id.to_vec(),
+    signed_call(
+        dir,
+        "000000",
         nonce,
-        client_timestamp_ms: 0,
-        call: Some(Call::Transfer(TransferCall {
+        Call::Transfer(TransferCall {
             method: Some(Method::Allocate(AllocateArgs {
                 from: Some(AccountRef {
                     org_code: "000000".into(),
@@ -219,7 +217,19 @@ pub(crate) fn signed_allocation(dir: &Path, nonce: u64) -> Vec<u8> {
                 amount_fen: 5_000,
                 document: "signed".into(),
             })),
-        })),
+        }),
+    )
+}
+
+/// An envelope for `call`, signed by member `m`'s client certificate.
+pub(crate) fn signed_call(dir: &Path, m: &str, nonce: u64, call: Call) -> Vec<u8> {
+    let (key, id) = signer(&dir.join(format!("member-{m}/client")));
+    let payload = TxPayload {
+        consortium_id: "fiscus-devnet".into(),
+        creator_cert_id: id.to_vec(),
+        nonce,
+        client_timestamp_ms: 0,
+        call: Some(call),
     };
     seal(&payload, &[(&key, id)]).encode_to_vec()
 }
