@@ -3,14 +3,15 @@
 //! - Actors live on actix Arbiters: one OS thread each, each with its own
 //!   single-threaded runtime. An [`ActorRuntime`] owns the actix `System`
 //!   on a thread of its own.
-//! - CPU-bound work (batch signature checks) goes to a `SyncArbiter` pool.
+//! - CPU-bound work (batch signature checks) goes to the process's one CPU
+//!   pool, [`crate::cpu`], not to actors.
 //! - tonic servers and the async-nats client run on the tokio multi-thread
 //!   runtime. They reach actors only through `Addr<A>`, which is `Send + Clone`:
 //!   `addr.send(msg).await` waits for mailbox room (back-pressure), and
 //!   `addr.try_send(msg)` fails at once when the mailbox is full.
 //! - Every actor bounds its mailbox with `ctx.set_mailbox_capacity(..)`.
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, SyncArbiter, SyncContext, System};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, System};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -87,18 +88,6 @@ impl ActorRuntime {
         Ok(A::start_in_arbiter(&handle, move |_| make()))
     }
 
-    /// Starts `threads` instances of a synchronous actor for CPU-bound work.
-    pub fn spawn_sync<A>(
-        &self,
-        threads: usize,
-        make: impl Fn() -> A + Send + Sync + 'static,
-    ) -> Result<Addr<A>, RuntimeError>
-    where
-        A: Actor<Context = SyncContext<A>> + Send,
-    {
-        self.on_system(move || SyncArbiter::start(threads.max(1), make))
-    }
-
     /// Stops every actor and waits for the system thread to end.
     pub fn shutdown(mut self) {
         self.stop_and_join();
@@ -153,18 +142,6 @@ mod tests {
         }
     }
 
-    struct Square;
-    impl Actor for Square {
-        type Context = SyncContext<Self>;
-    }
-
-    impl Handler<Add> for Square {
-        type Result = u64;
-        fn handle(&mut self, msg: Add, _: &mut SyncContext<Self>) -> u64 {
-            msg.0 * msg.0
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tokio_tasks_reach_actors_on_arbiters_through_their_addr() {
         let rt = ActorRuntime::start("test").unwrap();
@@ -181,9 +158,6 @@ mod tests {
         }
         // Whatever the interleaving, the actor saw every message exactly once.
         assert_eq!(tally.send(Add(0)).await.unwrap(), 55);
-
-        let squares = rt.spawn_sync(2, || Square).unwrap();
-        assert_eq!(squares.send(Add(12)).await.unwrap(), 144);
         rt.shutdown();
     }
 

@@ -18,7 +18,7 @@
 
 mod support;
 
-use support::{http_get, spawn_quiet, word};
+use support::{http_get, spawn_orderer_on, spawn_quiet, word};
 
 use fiscus_gossip_gateway::testkit::{self, envelope};
 use fiscus_orderer::testkit as ok;
@@ -131,8 +131,6 @@ fn account(org: &str) -> Option<AccountRef> {
 async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_height() {
     let dir = tempfile::tempdir().unwrap();
     let (mut files, listeners) = testkit::write_network(dir.path(), 3, 4).await;
-    // The processes bind these addresses themselves.
-    drop(listeners);
     // Events go to a real nats-server (JetStream), started here on a free port.
     let nats = fiscus_common::testkit::NatsServer::start().unwrap();
     for m in &mut files.members {
@@ -155,11 +153,11 @@ async fn three_orderers_and_four_members_as_processes_agree_and_finalize_every_h
     };
     let mut procs = Vec::new();
     let orderer_addr = files.cluster.configs[0].listen;
-    for c in &mut files.cluster.configs {
+    for (c, l) in files.cluster.configs.iter_mut().zip(&listeners) {
         c.raft.tick_ms = 50;
         let path = dir.path().join(format!("orderer-{}.toml", c.node_id));
         std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
-        procs.push(spawn_quiet("orderer", &path).0);
+        procs.push(spawn_orderer_on(&path, l).0);
     }
     // The fourth member's orderer links are cut: its orderer endpoints refuse
     // connections (closed ports), so it can only follow through its peers.
@@ -511,7 +509,6 @@ const MISSED_BLOCKS: u64 = 5000;
 async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers() {
     let dir = tempfile::tempdir().unwrap();
     let (mut files, listeners) = testkit::write_network(dir.path(), 1, 3).await;
-    drop(listeners);
     // One transaction per block, so that 5,000 transactions make 5,000 blocks.
     let c = &mut files.cluster.configs[0];
     c.batching.max_txs = 1;
@@ -519,7 +516,7 @@ async fn a_member_whose_processes_stop_for_5000_blocks_catches_up_from_its_peers
     let orderer_addr = c.listen;
     let path = dir.path().join("orderer-1.toml");
     std::fs::write(&path, toml::to_string(c).unwrap()).unwrap();
-    let _orderer = spawn_quiet("orderer", &path).0;
+    let _orderer = spawn_orderer_on(&path, &listeners[0]).0;
     // The late member follows its peers only.
     files.members[2].gateway.orderers.clear();
     let mut ledgers = Vec::new();

@@ -4,50 +4,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+mod support;
+
 use fiscus_orderer::testkit::{self, ClusterFiles};
 use fiscus_proto::hash::tx_id;
 use fiscus_proto::pb::orderer::{AckStatus, StatusRequest};
 use fiscus_proto::pb::types::{Block, BlockHeader, Envelope};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{Proc, spawn_orderer_on};
 
 struct Node {
-    child: Child,
+    proc: Proc,
     addr: std::net::SocketAddr,
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(files: &ClusterFiles, id: u64) -> Node {
+/// Starts orderer `id` on the listeners this test holds for it.
+fn spawn(files: &ClusterFiles, listeners: &fiscus_orderer::Listeners, id: u64) -> Node {
     let cfg = files.configs.iter().find(|c| c.node_id == id).unwrap();
     let path = files.dir.join(format!("orderer-{id}.toml"));
     std::fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .args(["orderer", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next()
-        .expect("orderer exited before it was ready")
-        .unwrap();
-    assert!(line.starts_with("orderer ready"), "{line}");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let (proc, _) = spawn_orderer_on(&path, listeners);
     Node {
-        child,
+        proc,
         addr: cfg.listen,
     }
 }
@@ -92,11 +72,14 @@ async fn agreed_leader(files: &ClusterFiles, nodes: &BTreeMap<u64, Node>, not: u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_killed_with_sigkill_under_load_loses_no_acknowledged_tx() {
     let dir = tempfile::tempdir().unwrap();
-    let listeners = testkit::bind(3).await;
-    let files = testkit::write_cluster(dir.path(), &listeners, 1, &[]);
-    // The processes bind these addresses themselves.
-    drop(listeners);
-    let mut nodes: BTreeMap<u64, Node> = (1..=3).map(|id| (id, spawn(&files, id))).collect();
+    // The test holds every node's ports; each process serves on its own.
+    let bound = testkit::bind(3).await;
+    let files = testkit::write_cluster(dir.path(), &bound, 1, &[]);
+    let mut listeners: BTreeMap<u64, fiscus_orderer::Listeners> = (1..=3).zip(bound).collect();
+    let mut nodes: BTreeMap<u64, Node> = listeners
+        .iter()
+        .map(|(id, l)| (*id, spawn(&files, l, *id)))
+        .collect();
     let leader = agreed_leader(&files, &nodes, 0).await;
 
     let all: Vec<Envelope> = (0..3000)
@@ -106,8 +89,10 @@ async fn the_leader_killed_with_sigkill_under_load_loses_no_acknowledged_tx() {
     // Load in flight while the leader dies: some of it acknowledged, not all.
     let load = testkit::load_in_flight(client, all[..1500].to_vec(), Duration::from_secs(30)).await;
     let mut dead = nodes.remove(&leader).unwrap();
-    dead.child.kill().unwrap(); // SIGKILL
-    dead.child.wait().unwrap();
+    dead.proc.0.kill().unwrap(); // SIGKILL
+    dead.proc.0.wait().unwrap();
+    // A dead host's ports refuse connections: close the test's copies too.
+    listeners.remove(&leader);
     let acked: BTreeSet<Vec<u8>> = load
         .finish()
         .await

@@ -1,9 +1,9 @@
 //! Admission on the leader: shape and size limits, consortium, signer
-//! certificate against the CRL, and batched signature checks (on a
-//! `SyncArbiter` pool, ADR 0001). Only admitted envelopes reach the cutter.
+//! certificate against the CRL, and batched signature checks (on the
+//! process's one CPU pool, `fiscus_common::cpu`, ADR 0001). Only admitted
+//! envelopes reach the cutter.
 
 use crate::signers::{SignerDirectory, SignerStatus};
-use actix::prelude::*;
 use fiscus_common::codes;
 use fiscus_proto::envelope::CheckedTx;
 use fiscus_proto::hash::TxId;
@@ -19,27 +19,18 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// Batch signature verification on a sync pool.
-#[derive(Debug, Default)]
-pub struct SigVerifier(pub Option<crate::metrics::Metrics>);
+/// (public key, message, signature) triples to verify together.
+type Checks = Vec<([u8; 32], Vec<u8>, [u8; 64])>;
 
-impl Actor for SigVerifier {
-    type Context = SyncContext<Self>;
-}
-
-/// (public key, message, signature) triples; the answer has one verdict each.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<bool>")]
-pub struct VerifyBatch(pub Vec<([u8; 32], Vec<u8>, [u8; 64])>);
-
-impl Handler<VerifyBatch> for SigVerifier {
-    type Result = Vec<bool>;
-
-    fn handle(&mut self, msg: VerifyBatch, _: &mut SyncContext<Self>) -> Vec<bool> {
+/// Batch-verifies `checks` on the CPU pool, one verdict each, in order.
+async fn verify_on_pool(
+    checks: Checks,
+    metrics: crate::metrics::Metrics,
+) -> Result<Vec<bool>, fiscus_common::cpu::PoolError> {
+    fiscus_common::cpu::run(move || {
         // Time spent verifying, not waiting for a pool thread.
-        let _timer = self.0.as_ref().map(|m| m.verify_seconds.start_timer());
-        let checks: Vec<SigCheck<'_>> = msg
-            .0
+        let _timer = metrics.verify_seconds.start_timer();
+        let items: Vec<SigCheck<'_>> = checks
             .iter()
             .map(|(pk, m, s)| SigCheck {
                 public_key: pk,
@@ -47,11 +38,12 @@ impl Handler<VerifyBatch> for SigVerifier {
                 signature: s,
             })
             .collect();
-        verify_batch(&checks)
+        verify_batch(&items)
             .into_iter()
             .map(|r| r.is_ok())
             .collect()
-    }
+    })
+    .await
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +51,6 @@ pub struct Admission {
     pub consortium_id: String,
     pub limits: DecodeLimits,
     pub signers: SignerDirectory,
-    pub verifier: Addr<SigVerifier>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -145,7 +136,7 @@ impl Admission {
         if checks.is_empty() {
             return out;
         }
-        let verdicts = match self.verifier.send(VerifyBatch(checks)).await {
+        let verdicts = match verify_on_pool(checks, self.metrics.clone()).await {
             Ok(v) => v,
             Err(e) => {
                 // No verifier, no admission: refuse rather than let unchecked txs through.
@@ -154,7 +145,7 @@ impl Admission {
                     out[*i] = Err(Refusal {
                         tx_id: id,
                         code: codes::orderer::INTERNAL,
-                        reason: format!("signature pool: {e}"),
+                        reason: format!("signature check: {e}"),
                     });
                 }
                 return out;

@@ -26,7 +26,7 @@ pub mod transport;
 pub use config::{Batching, BlockClock, Config, Peer, RaftTiming};
 pub use error::{Error, Result};
 
-use admission::{Admission, SigVerifier};
+use admission::Admission;
 use block_cutter::Proposer;
 use fiscus_common::actor_runtime::ActorRuntime;
 use fiscus_common::ops_server::{OpsServer, Readiness};
@@ -115,11 +115,16 @@ pub struct Listeners {
 
 /// Opens the node's store, joins the cluster and serves the client API, the
 /// Raft transport and the ops endpoints. Returns once every listener is bound.
+///
+/// Serves on inherited sockets named `client` and `raft` instead of binding
+/// `listen` and `raft_listen` when it was started with them
+/// (`fiscus_common::listen`: systemd socket activation, test harnesses).
 pub async fn start(config: Config) -> Result<Running> {
-    let client = tokio::net::TcpListener::bind(config.listen)
+    use fiscus_common::listen::bind_or_take;
+    let client = bind_or_take("client", config.listen)
         .await
         .map_err(io(config.listen))?;
-    let raft = tokio::net::TcpListener::bind(config.raft_listen)
+    let raft = bind_or_take("raft", config.raft_listen)
         .await
         .map_err(io(config.raft_listen))?;
     start_with(config, Listeners { client, raft }).await
@@ -178,10 +183,6 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         metrics.clone(),
     )?;
     let node = actors.spawn(move || node).map_err(|_| Error::Stopped)?;
-    let pool_metrics = metrics.clone();
-    let verifier = actors
-        .spawn_sync(2, move || SigVerifier(Some(pool_metrics.clone())))
-        .map_err(|_| Error::Stopped)?;
 
     let admission = Admission {
         consortium_id: config.consortium_id.clone(),
@@ -191,7 +192,6 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
             ..DecodeLimits::default()
         },
         signers: signers.clone(),
-        verifier,
         metrics: metrics.clone(),
     };
     let svc = service::OrdererService {

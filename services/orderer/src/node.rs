@@ -60,7 +60,7 @@ pub enum ChangeMembership {
 
 pub struct RaftNode {
     pub(crate) raw: RawNode<OrdererStore>,
-    store: OrdererStore,
+    pub(crate) store: OrdererStore,
     pub(crate) transport: Transport,
     proposer: Proposer,
     cutter: BlockCutter,
@@ -78,6 +78,8 @@ pub struct RaftNode {
     compact_after: u64,
     compact_keep: u64,
     block_clock: Option<crate::config::BlockClock>,
+    /// Blocks fetched ahead of a snapshot (`snapshot.rs`).
+    pub(crate) catch_up: crate::snapshot::CatchUp,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -157,6 +159,7 @@ impl RaftNode {
             compact_after: cfg.compact_after_entries,
             compact_keep: cfg.compact_keep_entries,
             block_clock: cfg.block_clock,
+            catch_up: Default::default(),
             me: cfg
                 .peers
                 .iter()
@@ -381,7 +384,8 @@ impl RaftNode {
         let store = self.store.clone();
         let mut batch = store.batch()?;
         // 2. A snapshot means we fell behind the leader's compaction point:
-        //    fetch the blocks it covers, then take its log position.
+        //    store the blocks it covers (staged before it was stepped), then
+        //    take its log position.
         if !ready.snapshot().is_empty() {
             self.install_snapshot(&mut batch, ready.snapshot())?;
         }
@@ -521,6 +525,11 @@ impl Handler<Step> for RaftNode {
 
     fn handle(&mut self, msg: Step, ctx: &mut Context<Self>) {
         for m in msg.0 {
+            if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot
+                && !self.snapshot_ready(&m, ctx)
+            {
+                continue;
+            }
             if let Err(e) = self.raw.step(m) {
                 tracing::debug!(error = %e, "raft step refused a message");
             }

@@ -4,6 +4,7 @@
 // Test support: failing loudly is how a suite reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fixtures;
 mod nats_server;
 
 pub use nats_server::{NatsServer, nats_server_binary};

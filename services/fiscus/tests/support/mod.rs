@@ -29,12 +29,48 @@ pub(crate) fn spawn_quiet(role: &str, config: &Path) -> (Proc, String) {
 }
 
 fn spawn_with(role: &str, config: &Path, stderr: Stdio) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fiscus"));
+    cmd.stderr(stderr);
+    spawn_cmd(role, config, cmd)
+}
+
+/// [`spawn_quiet`] for an orderer that serves on the test's own bound
+/// listeners, handed over as systemd socket activation does
+/// (`fiscus_common::listen`): the ports stay held by this test from before
+/// the child starts until after it dies, so a restart never races another
+/// process for them.
+pub(crate) fn spawn_orderer_on(
+    config: &Path,
+    listeners: &fiscus_orderer::Listeners,
+) -> (Proc, String) {
+    use command_fds::{CommandFdExt, FdMapping};
+    use std::os::fd::AsFd;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fiscus"));
+    let dup = |l: &tokio::net::TcpListener| l.as_fd().try_clone_to_owned().unwrap();
+    cmd.fd_mappings(vec![
+        FdMapping {
+            parent_fd: dup(&listeners.client),
+            child_fd: 3,
+        },
+        FdMapping {
+            parent_fd: dup(&listeners.raft),
+            child_fd: 4,
+        },
+    ])
+    .unwrap()
+    .env("LISTEN_FDS", "2")
+    .env("LISTEN_FDNAMES", "client:raft")
+    .env_remove("LISTEN_PID")
+    .stderr(Stdio::null());
+    spawn_cmd("orderer", config, cmd)
+}
+
+fn spawn_cmd(role: &str, config: &Path, mut cmd: Command) -> (Proc, String) {
+    let mut child = cmd
         .args([role, "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
