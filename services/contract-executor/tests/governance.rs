@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+use fiscus_common::testkit::fixtures::{self, org};
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
 use fiscus_contract_executor::{
     BlockInput, Call, Orgs, TxCtx, execute_block, execute_sequential, keys,
@@ -14,43 +15,21 @@ use fiscus_proto::pb::governance::{
 };
 use fiscus_proto::pb::state::{ProposalRecord, ProposalStatus};
 use fiscus_proto::pb::types::{
-    ConsortiumConfig, Crl, GovernancePolicy, Member, Org, OrgLevel, RevokedCertificate, TxStatus,
+    ConsortiumConfig, Crl, GovernancePolicy, Member, OrgLevel, RevokedCertificate, TxStatus,
 };
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
 
 const MEMBERS: [&str; 5] = ["000000", "130000", "130100", "130102", "991300"];
 
-fn org(code: &str, level: OrgLevel, parent: &str) -> Org {
-    Org {
-        code: code.into(),
-        name: format!("org {code}"),
-        level: level as i32,
-        parent: parent.into(),
-    }
-}
-
 fn genesis(ca_roots: Vec<Vec<u8>>) -> ConsortiumConfig {
     ConsortiumConfig {
-        consortium_id: "test".into(),
-        version: 1,
-        orgs: vec![
-            org("000000", OrgLevel::Central, ""),
-            org("130000", OrgLevel::Provincial, "000000"),
-            org("130100", OrgLevel::Municipal, "130000"),
-            org("130102", OrgLevel::County, "130100"),
-            org("130200", OrgLevel::Municipal, "130000"),
-            org("991300", OrgLevel::Supervisor, "130000"),
-        ],
-        members: MEMBERS
-            .iter()
-            .map(|m| Member {
-                org_code: (*m).into(),
-                ..Member::default()
-            })
-            .collect(),
         ca_roots,
-        ..ConsortiumConfig::default()
+        ..fixtures::genesis(
+            "test",
+            &["000000", "130000", "130100", "130102", "130200", "991300"],
+            &MEMBERS,
+        )
     }
 }
 

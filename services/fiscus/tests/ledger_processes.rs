@@ -11,10 +11,10 @@ mod support;
 use support::{spawn, word};
 
 use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, fjall::FjallStore};
+use fiscus_common::testkit::fixtures;
 use fiscus_common::tls::Endpoint;
 use fiscus_ledger_store::server::Config as LedgerConfig;
 use fiscus_orderer::testkit::{self, ClusterFiles, Signer};
-use fiscus_proto::envelope::seal;
 use fiscus_proto::hash::{Hash32, tx_id};
 use fiscus_proto::merkle;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
@@ -23,42 +23,19 @@ use fiscus_proto::pb::ledger::{
 };
 use fiscus_proto::pb::state::Account;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, TransferCall,
-    transfer_call::Method,
+    AccountRef, AllocateArgs, AppropriateArgs, Program, ProgramKind, transfer_call::Method,
 };
-use fiscus_proto::pb::types::{
-    ConsortiumConfig, Envelope, Member, Org, OrgLevel, Receipt, Role, TxPayload, TxStatus,
-    tx_payload::Call,
-};
+use fiscus_proto::pb::types::{ConsortiumConfig, Envelope, Receipt, Role, TxStatus};
 use prost::Message;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn org(code: &str, level: OrgLevel, parent: &str) -> Org {
-    Org {
-        code: code.into(),
-        name: format!("org {code}"),
-        level: level as i32,
-        parent: parent.into(),
-    }
-}
-
 fn account(org: &str) -> Option<AccountRef> {
-    Some(AccountRef {
-        org_code: org.into(),
-        program_id: "2026-edu-01".into(),
-    })
+    fixtures::account(org, "2026-edu-01")
 }
 
 fn transfer(files: &ClusterFiles, s: &Signer, nonce: u64, m: Method) -> Envelope {
-    let payload = TxPayload {
-        consortium_id: files.consortium.clone(),
-        creator_cert_id: s.cert_id.to_vec(),
-        nonce,
-        client_timestamp_ms: 0,
-        call: Some(Call::Transfer(TransferCall { method: Some(m) })),
-    };
-    seal(&payload, &[(&s.key, s.cert_id)])
+    fixtures::transfer_tx(&files.consortium, &s.key, s.cert_id, nonce, m)
 }
 
 async fn wait_height(client: &mut LedgerClient<tonic::transport::Channel>, height: u64) -> Vec<u8> {
@@ -114,23 +91,12 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     )
     .unwrap();
     let genesis = ConsortiumConfig {
-        consortium_id: files.consortium.clone(),
-        version: 1,
-        orgs: vec![
-            org("000000", OrgLevel::Central, ""),
-            org("130000", OrgLevel::Provincial, "000000"),
-            org("130100", OrgLevel::Municipal, "130000"),
-            org("130102", OrgLevel::County, "130100"),
-        ],
-        members: ["000000", "130000", "130102"]
-            .iter()
-            .map(|m| Member {
-                org_code: (*m).into(),
-                ..Member::default()
-            })
-            .collect(),
         ca_roots: vec![testkit::root_der(&files)],
-        ..ConsortiumConfig::default()
+        ..fixtures::genesis(
+            &files.consortium,
+            &["000000", "130000", "130100", "130102"],
+            &["000000", "130000", "130102"],
+        )
     };
     let genesis_file = dir.path().join("consortium-config.pb");
     std::fs::write(&genesis_file, genesis.encode_to_vec()).unwrap();

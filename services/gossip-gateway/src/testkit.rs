@@ -5,10 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // harness set-up fails loudly
 
 use crate::config::Config;
+use fiscus_common::testkit::fixtures::tree_org;
 use fiscus_common::tls::Endpoint;
 use fiscus_ledger_store::server::Config as LedgerConfig;
 use fiscus_orderer::testkit::{self as ok, ClusterFiles, Signer};
-use fiscus_proto::pb::types::{ConsortiumConfig, Member, Org, OrgLevel, Role};
+use fiscus_proto::pb::types::{ConsortiumConfig, Member, Org, Role};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,22 +19,6 @@ use std::time::{Duration, Instant};
 pub const MEMBERS: [&str; 8] = [
     "000000", "130000", "130100", "130102", "991300", "130200", "130300", "130400",
 ];
-
-fn org(code: &str) -> Org {
-    let (level, parent) = match code {
-        "000000" => (OrgLevel::Central, ""),
-        "130000" => (OrgLevel::Provincial, "000000"),
-        "130102" => (OrgLevel::County, "130100"),
-        "991300" => (OrgLevel::Supervisor, "130000"),
-        _ => (OrgLevel::Municipal, "130000"),
-    };
-    Org {
-        code: code.into(),
-        name: format!("org {code}"),
-        level: level as i32,
-        parent: parent.into(),
-    }
-}
 
 /// Everything on disk, and the addresses reserved for each part.
 #[derive(Debug)]
@@ -143,8 +128,8 @@ pub async fn write_network(
             gateway,
         });
     }
-    let mut orgs: Vec<Org> = MEMBERS.iter().map(|c| org(c)).collect();
-    orgs.push(org("130200"));
+    let mut orgs: Vec<Org> = MEMBERS.iter().map(|c| tree_org(c)).collect();
+    orgs.push(tree_org("130200"));
     orgs.sort_by(|a, b| a.code.cmp(&b.code));
     orgs.dedup_by(|a, b| a.code == b.code);
     let genesis = ConsortiumConfig {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
 use fiscus_common::store::{StateStore, StoreLimits, WriteBatch, fjall::FjallStore};
+use fiscus_common::testkit::fixtures::{self, Signer};
 use fiscus_ledger_store::verify::verify_chain;
 use fiscus_ledger_store::{Certs, Ledger, LedgerConfig, LedgerError, keys};
 use fiscus_proto::block::BlockDraft;
@@ -11,22 +12,16 @@ use fiscus_proto::envelope::seal;
 use fiscus_proto::hash::{Hash32, TxId, sha256, tx_id};
 use fiscus_proto::merkle;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
-    TransferCall, recipient, transfer_call::Method,
+    AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, Recipient, recipient,
+    transfer_call::Method,
 };
 use fiscus_proto::pb::types::{
-    Attestation, ConsortiumConfig, Envelope, Member, Org, OrgLevel, Receipt, TxPayload, TxStatus,
-    tx_payload::Call,
+    Attestation, ConsortiumConfig, Envelope, Receipt, TxPayload, TxStatus, tx_payload::Call,
 };
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
 
 const T0: i64 = 1_790_000_000_000;
-
-struct Signer {
-    key: SigningKey,
-    cert: Hash32,
-}
 
 struct World {
     orderer: Signer,
@@ -38,11 +33,7 @@ struct World {
 }
 
 fn signer(seed: u8) -> Signer {
-    let key = SigningKey::from_seed(&[seed; 32]);
-    Signer {
-        cert: sha256(&key.public_key()),
-        key,
-    }
+    Signer::from_seed([seed; 32])
 }
 
 impl World {
@@ -80,58 +71,21 @@ impl World {
     }
 
     fn tx_with_nonce(&self, who: &Signer, nonce: u64, call: Method) -> Envelope {
-        let payload = TxPayload {
-            consortium_id: "fiscus-test".into(),
-            creator_cert_id: who.cert.to_vec(),
-            nonce,
-            client_timestamp_ms: 0,
-            call: Some(Call::Transfer(TransferCall { method: Some(call) })),
-        };
-        seal(&payload, &[(&who.key, who.cert)])
+        fixtures::transfer_tx("fiscus-test", &who.key, who.cert, nonce, call)
     }
 
     fn block(&self, number: u64, prev: Hash32, ts: i64, txs: Vec<Envelope>) -> Vec<u8> {
-        BlockDraft {
-            number,
-            prev_hash: prev,
-            timestamp_ms: ts,
-            orderer_id: "orderer-1",
-            txs,
-        }
-        .seal(&self.orderer.key, self.orderer.cert)
-        .encode_to_vec()
-    }
-}
-
-fn org(code: &str, level: OrgLevel, parent: &str) -> Org {
-    Org {
-        code: code.into(),
-        name: format!("org {code}"),
-        level: level as i32,
-        parent: parent.into(),
+        fixtures::block(&self.orderer, number, prev, ts, txs).encode_to_vec()
     }
 }
 
 /// The genesis every test ledger starts from.
 fn genesis() -> ConsortiumConfig {
-    ConsortiumConfig {
-        consortium_id: "fiscus-test".into(),
-        version: 1,
-        orgs: vec![
-            org("000000", OrgLevel::Central, ""),
-            org("130000", OrgLevel::Provincial, "000000"),
-            org("130100", OrgLevel::Municipal, "130000"),
-            org("130102", OrgLevel::County, "130100"),
-        ],
-        members: ["000000", "130000", "130102"]
-            .iter()
-            .map(|m| Member {
-                org_code: (*m).into(),
-                ..Member::default()
-            })
-            .collect(),
-        ..ConsortiumConfig::default()
-    }
+    fixtures::genesis(
+        "fiscus-test",
+        &["000000", "130000", "130100", "130102"],
+        &["000000", "130000", "130102"],
+    )
 }
 
 /// A ledger on `store`, initialised with [`genesis`].
@@ -142,24 +96,16 @@ async fn ledger(store: FjallStore, cfg: LedgerConfig) -> Ledger<FjallStore> {
 }
 
 fn acct(org: &str) -> Option<AccountRef> {
-    Some(AccountRef {
-        org_code: org.into(),
-        program_id: "edu".into(),
-    })
+    fixtures::account(org, "edu")
 }
 
 fn appropriate(amount: i64) -> Method {
     Method::Appropriate(AppropriateArgs {
         account: acct("000000"),
         program: Some(Program {
-            id: "edu".into(),
             name: "义务教育".into(),
-            kind: ProgramKind::General as i32,
-            functional_code: "2050202".into(),
-            fiscal_year: 2026,
-            document: "财预〔2026〕12号".into(),
             direct: true,
-            ..Program::default()
+            ..fixtures::program("edu")
         }),
         amount_fen: amount,
         document: "财预〔2026〕12号".into(),

@@ -2,6 +2,7 @@
 //! stand-in that executes blocks and keeps state.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use fiscus_common::testkit::fixtures;
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
 use fiscus_contract_executor::{BlockInput, Calendar, Call, Orgs, TxCtx, execute_block, keys};
 use fiscus_proto::hash::{TxId, sha256};
@@ -27,10 +28,7 @@ pub(crate) fn orgs() -> Orgs {
 }
 
 pub(crate) fn acct(org: &str, prog: &str) -> Option<AccountRef> {
-    Some(AccountRef {
-        org_code: org.into(),
-        program_id: prog.into(),
-    })
+    fixtures::account(org, prog)
 }
 
 /// A program of `kind`; `ProgramKind::Direct` here stands for a general
@@ -38,14 +36,9 @@ pub(crate) fn acct(org: &str, prog: &str) -> Option<AccountRef> {
 pub(crate) fn program(id: &str, kind: ProgramKind) -> Program {
     let direct = kind == ProgramKind::Direct;
     Program {
-        id: id.into(),
-        name: format!("program {id}"),
         kind: if direct { ProgramKind::General } else { kind } as i32,
-        functional_code: "2050202".into(),
-        fiscal_year: 2026,
-        document: "财预〔2026〕12号".into(),
         direct,
-        ..Program::default()
+        ..fixtures::program(id)
     }
 }
 
