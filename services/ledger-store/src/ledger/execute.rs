@@ -27,6 +27,10 @@ use std::sync::Arc;
 pub(crate) struct Processed {
     pub head: Head,
     pub receipts: Vec<Receipt>,
+    /// The receipts as stored (an `ExecuteBlockResponse` with field 1 only),
+    /// built from the same encodings the receipts root hashes: each receipt
+    /// is encoded once.
+    pub receipts_stored: Vec<u8>,
     pub writes: KeyValues,
     /// Tx ids to index (those whose signatures were valid and are not replays).
     pub indexed: Vec<(TxId, u32)>,
@@ -194,6 +198,18 @@ fn assemble(head: &Head, plan: Plan, executed: Vec<Receipt>, writes: KeyValues) 
     }
     let receipts: Vec<Receipt> = by_index.into_values().collect();
     let encoded: Vec<Vec<u8>> = receipts.iter().map(Message::encode_to_vec).collect();
+    let mut receipts_stored =
+        Vec::with_capacity(encoded.iter().map(|e| e.len() + 4).sum::<usize>());
+    for e in &encoded {
+        // Field 1, length-delimited: what `encode_repeated(1, …)` writes.
+        prost::encoding::encode_key(
+            1,
+            prost::encoding::WireType::LengthDelimited,
+            &mut receipts_stored,
+        );
+        prost::encoding::encode_varint(e.len() as u64, &mut receipts_stored);
+        receipts_stored.extend_from_slice(e);
+    }
     let head = Head {
         height: n,
         hash: plan.hash,
@@ -204,6 +220,7 @@ fn assemble(head: &Head, plan: Plan, executed: Vec<Receipt>, writes: KeyValues) 
     Processed {
         head,
         receipts,
+        receipts_stored,
         writes,
         indexed: plan.indexed,
         nonces: plan.nonces,
