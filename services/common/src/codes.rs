@@ -431,9 +431,19 @@ pub mod import {
     /// Fix the file.
     pub const BAD_FILE: &str = "import.bad_file";
 
-    /// A row's external_id was already imported as a different operation.
-    /// Use a new external_id.
-    pub const EXTERNAL_ID_REUSED: &str = "import.external_id_reused";
+    /// A CSV file is neither UTF-8 nor GB18030 (or not the encoding named
+    /// by `?encoding=`). Save it as "CSV UTF-8" or as a GB18030/GBK CSV.
+    pub const BAD_ENCODING: &str = "import.bad_encoding";
+
+    /// A row's external_id was already imported with different content (the
+    /// error names the first transaction); it is never paid twice. Use a new
+    /// external_id for a new payment.
+    pub const EXTERNAL_ID_CONFLICT: &str = "import.external_id_conflict";
+
+    /// The file's rows together move more from an account than it holds
+    /// (reported once, in `file_errors`, naming the rows). Split the file or
+    /// wait for funds.
+    pub const INSUFFICIENT_FUNDS: &str = "import.insufficient_funds";
 
     /// Some rows are invalid (listed in `errors`); nothing was submitted.
     /// Fix them and send the file again.
@@ -690,8 +700,10 @@ pub const ALL: &[&str] = &[
     governance::PROPOSAL_CLOSED,
     governance::PROPOSAL_FAILED,
     governance::UNKNOWN_PROPOSAL,
+    import::BAD_ENCODING,
     import::BAD_FILE,
-    import::EXTERNAL_ID_REUSED,
+    import::EXTERNAL_ID_CONFLICT,
+    import::INSUFFICIENT_FUNDS,
     import::INVALID_ROWS,
     import::TOO_MANY_ROWS,
     ledger::BAD_BLOCK,

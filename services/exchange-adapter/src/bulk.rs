@@ -1,6 +1,7 @@
 //! Bulk import of allocations and disbursements (CSV or JSON), validated as a
 //! whole before anything is submitted and idempotent by each row's external
-//! id. Exports are in `crate::export`.
+//! id. Reading the file (encodings, Chinese headers, 元) is
+//! `crate::import_file`; exports are in `crate::export`.
 //!
 //! The formats are documented in `docs/bulk-import.md`.
 
@@ -21,49 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use utoipa::{IntoParams, ToSchema};
 
-/// One row of an import file. In CSV the same fields are columns (see the docs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ImportRow {
-    /// The row's id in the sending system; a re-run never submits it twice.
-    pub external_id: String,
-    /// `allocate` or `disburse`.
-    pub op: String,
-    /// The paying org (it must be the API client's org).
-    pub org_code: String,
-    pub program_id: String,
-    pub amount_fen: i64,
-    /// Allocations: the receiving org.
-    #[serde(default)]
-    pub to_org_code: String,
-    /// Allocations: the document number, e.g. 冀财预〔2026〕7号.
-    #[serde(default)]
-    pub document: String,
-    /// Disbursements: the recipient's unified social credit code, or the hex
-    /// SHA-256 of a salted personal id, and a name.
-    #[serde(default)]
-    pub recipient_uscc: String,
-    #[serde(default)]
-    pub recipient_id_hash: String,
-    /// Disbursements to a person: the resident id number, checked and hashed
-    /// with the consortium's salt by the adapter (never stored).
-    #[serde(default)]
-    pub recipient_id_number: String,
-    #[serde(default)]
-    pub recipient_name: String,
-    #[serde(default)]
-    pub purpose: String,
-    #[serde(default)]
-    pub economic_code: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    #[default]
-    Csv,
-    Json,
-}
+pub use crate::import_file::{Format, ImportRow, RowError};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -72,18 +31,25 @@ pub struct ImportQuery {
     #[serde(default)]
     #[param(value_type = Option<String>)]
     pub format: Format,
+    /// A CSV's text encoding: `auto` (default: UTF-8, with or without BOM,
+    /// else GB18030), `utf-8`, or `gb18030` (also `gbk`).
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub encoding: crate::import_file::Encoding,
     /// Validate only; submit nothing.
     #[serde(default)]
     pub dry_run: bool,
 }
 
-/// Why one row is refused.
+/// A problem of the file as a whole, reported once: e.g. its rows together
+/// move more than an account holds.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RowError {
-    /// 1-based data row (the CSV header is not counted).
-    pub row: usize,
-    pub external_id: String,
+pub struct FileError {
+    pub code: String,
+    /// In Chinese, then in English; amounts in 元.
     pub message: String,
+    /// The rows involved (Excel row numbers).
+    pub rows: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -118,39 +84,21 @@ pub struct ImportProblem {
     pub status: u16,
     pub detail: String,
     pub code: String,
+    /// Every bad row, a cell at a time where one cell is at fault.
     pub errors: Vec<RowError>,
+    /// Problems of the file as a whole, each once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub file_errors: Vec<FileError>,
 }
 
-fn parse(body: &[u8], format: Format) -> Result<Vec<ImportRow>, ServiceError> {
-    match format {
-        Format::Json => serde_json::from_slice(body).map_err(|e| {
-            err(
-                ErrorKind::InvalidArgument,
-                codes::import::BAD_FILE,
-                format!("the JSON is not an array of import rows: {e}"),
-            )
-        }),
-        Format::Csv => {
-            let mut r = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .from_reader(body);
-            let mut rows = Vec::new();
-            // One past the limit is enough to refuse the file.
-            for (i, rec) in r.deserialize::<ImportRow>().enumerate().take(MAX_ROWS + 1) {
-                rows.push(rec.map_err(|e| {
-                    err(
-                        ErrorKind::InvalidArgument,
-                        codes::import::BAD_FILE,
-                        format!("CSV data row {}: {e}", i + 1),
-                    )
-                })?);
-            }
-            Ok(rows)
-        }
-    }
-}
+use crate::import_file::MAX_ROWS;
 
-const MAX_ROWS: usize = 100_000;
+/// fen as 元 with two decimals, e.g. 123456 → "1234.56".
+fn yuan(fen: i128) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let f = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", f / 100, f % 100)
+}
 
 impl ImportRow {
     fn operation(&self) -> Result<Operation, String> {
@@ -162,7 +110,7 @@ impl ImportRow {
             "allocate" => Ok(Operation::Allocate {
                 from,
                 to_org_code: self.to_org_code.clone(),
-                amount_fen: self.amount_fen,
+                amount_fen: self.amount_fen.unwrap_or(0),
                 document: self.document.clone(),
             }),
             "disburse" => Ok(Operation::Disburse {
@@ -176,7 +124,7 @@ impl ImportRow {
                         .then(|| self.recipient_id_number.clone()),
                     name: self.recipient_name.clone(),
                 },
-                amount_fen: self.amount_fen,
+                amount_fen: self.amount_fen.unwrap_or(0),
                 purpose: self.purpose.clone(),
                 economic_code: self.economic_code.clone(),
             }),
@@ -285,8 +233,10 @@ async fn import(
         body.extend_from_slice(&chunk);
     }
     let custodial = client.custodial()?;
-    let rows = parse(&body, q.format)?;
-    if rows.is_empty() {
+    let parsed = crate::import_file::parse(&body, q.format, q.encoding)?;
+    let rows = parsed.rows;
+    let mut errors = parsed.errors;
+    if rows.is_empty() && errors.is_empty() {
         return Err(err(
             ErrorKind::InvalidArgument,
             codes::import::BAD_FILE,
@@ -300,13 +250,14 @@ async fn import(
             format!("{} rows; at most {MAX_ROWS} per file", rows.len()),
         ));
     }
-    let mut errors = Vec::new();
     let mut calls = BTreeMap::new();
     let mut seen = BTreeSet::new();
-    for (i, row) in rows.iter().enumerate() {
+    for (n, row) in &rows {
         let fail = |m: String| RowError {
-            row: i + 1,
+            row: *n,
             external_id: row.external_id.clone(),
+            column: None,
+            value: None,
             message: m,
         };
         match check_row(&api, &client, row) {
@@ -315,14 +266,14 @@ async fn import(
                 errors.push(fail("external_id appears twice in the file".into()));
             }
             Ok(call) => {
-                calls.insert(i + 1, call);
+                calls.insert(*n, call);
             }
         }
     }
     // Programs and balances: read once each, at the current height.
     let mut programs: BTreeMap<String, Option<ProgramRecord>> = BTreeMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        if calls.contains_key(&(i + 1)) && !programs.contains_key(&row.program_id) {
+    for (n, row) in &rows {
+        if calls.contains_key(n) && !programs.contains_key(&row.program_id) {
             let program = api
                 .state_at(format!("prog/{}", row.program_id).as_bytes(), 0)
                 .await?
@@ -332,14 +283,17 @@ async fn import(
     }
     let mut planned = Vec::new();
     // i128: client-chosen amounts must not overflow the funds check.
-    let mut need: BTreeMap<(String, String), i128> = BTreeMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        let Some(call) = calls.remove(&(i + 1)) else {
+    // (org, program) → (the file's total, its rows).
+    let mut need: BTreeMap<(String, String), (i128, Vec<usize>)> = BTreeMap::new();
+    for (n, row) in &rows {
+        let Some(call) = calls.remove(n) else {
             continue;
         };
         let fail = |m: String| RowError {
-            row: i + 1,
+            row: *n,
             external_id: row.external_id.clone(),
+            column: None,
+            value: None,
             message: m,
         };
         let Some(program) = programs.get(&row.program_id).cloned().flatten() else {
@@ -372,43 +326,56 @@ async fn import(
             };
         if let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx).await? {
             errors.push(fail(format!(
-                "import.external_id_reused: external_id {} was already imported as a \
-                 different operation (tx {first})",
+                "{}: external_id {} 已作为另一笔业务导入（交易 {first}），不会再次支付；\
+                 was already imported with different content (tx {first}) and is never paid twice",
+                codes::import::EXTERNAL_ID_CONFLICT,
                 row.external_id
             )));
             continue;
         }
         let done = api.committed_in(&tx).await?;
         if done.is_none() {
-            *need
+            let e = need
                 .entry((row.org_code.clone(), row.program_id.clone()))
-                .or_default() += i128::from(row.amount_fen);
+                .or_default();
+            e.0 += i128::from(row.amount_fen.unwrap_or(0));
+            e.1.push(*n);
         }
-        planned.push((i + 1, row.external_id.clone(), tx, env, done));
+        planned.push((*n, row.external_id.clone(), tx, env, done));
     }
-    for ((org, program), amount) in &need {
+    let mut file_errors = Vec::new();
+    for ((org, program), (amount, in_rows)) in &need {
         let balance = api
             .state_at(format!("acct/{org}/{program}").as_bytes(), 0)
             .await?
             .and_then(|v| AccountState::decode(&v[..]).ok())
             .map_or(0, |a| i128::from(a.balance_fen));
         if *amount > balance {
-            for (i, row) in rows.iter().enumerate() {
-                if &row.org_code == org && &row.program_id == program {
-                    errors.push(RowError {
-                        row: i + 1,
-                        external_id: row.external_id.clone(),
-                        message: format!(
-                            "the file moves {amount} fen from {org}/{program}, which holds {balance} fen"
-                        ),
-                    });
-                }
-            }
+            file_errors.push(FileError {
+                code: codes::import::INSUFFICIENT_FUNDS.into(),
+                message: format!(
+                    "本文件从 {org}/{program} 支出合计 {} 元，该账户余额 {} 元。\
+                     The file moves {} 元 in total from {org}/{program}, which holds {} 元.",
+                    yuan(*amount),
+                    yuan(balance),
+                    yuan(*amount),
+                    yuan(balance)
+                ),
+                rows: in_rows.clone(),
+            });
         }
     }
-    if !errors.is_empty() {
+    if !errors.is_empty() || !file_errors.is_empty() {
         errors.sort_by_key(|e| e.row);
-        tracing::info!(client = %client.name, rows = rows.len(), bad = errors.len(), "import refused");
+        let bad_rows = errors.iter().map(|e| e.row).collect::<BTreeSet<_>>().len();
+        let total = rows.len()
+            + errors
+                .iter()
+                .filter(|e| e.column.is_some())
+                .map(|e| e.row)
+                .collect::<BTreeSet<_>>()
+                .len();
+        tracing::info!(client = %client.name, rows = total, bad = bad_rows, "import refused");
         return Ok(HttpResponse::UnprocessableEntity()
             .content_type("application/problem+json")
             .json(ImportProblem {
@@ -416,12 +383,15 @@ async fn import(
                 title: "Unprocessable Entity".into(),
                 status: 422,
                 detail: format!(
-                    "{} of {} rows are invalid; nothing was submitted",
-                    errors.len(),
-                    rows.len()
+                    "{bad_rows} 行有误（共 {total} 行），另有 {} 处文件整体问题；未提交任何一行。\
+                     {bad_rows} of {total} rows are invalid and {} problems concern the file \
+                     as a whole; nothing was submitted",
+                    file_errors.len(),
+                    file_errors.len()
                 ),
                 code: codes::import::INVALID_ROWS.into(),
                 errors,
+                file_errors,
             }));
     }
     let mut results = Vec::with_capacity(planned.len());
@@ -505,27 +475,28 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import_file::{Encoding, parse};
 
     #[test]
     fn csv_rows_parse_with_optional_columns_empty() {
         let csv = "external_id,op,org_code,program_id,amount_fen,to_org_code,document,recipient_uscc,recipient_id_hash,recipient_name,purpose,economic_code\n\
                    r1,allocate,130100,edu,100,130102,石财〔2026〕1号,,,,,\n\
                    r2,disburse,130100,edu,50,,,12130102MB0A12342E,,育才小学,公用经费,50502\n";
-        let rows = parse(csv.as_bytes(), Format::Csv).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].to_org_code, "130102");
-        assert_eq!(rows[1].recipient_name, "育才小学");
+        let p = parse(csv.as_bytes(), Format::Csv, Encoding::Auto).unwrap();
+        assert!(p.errors.is_empty());
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].1.to_org_code, "130102");
+        assert_eq!(p.rows[1].1.recipient_name, "育才小学");
         assert!(matches!(
-            rows[1].operation().unwrap(),
+            p.rows[1].1.operation().unwrap(),
             Operation::Disburse { .. }
         ));
     }
 
     #[test]
-    fn a_malformed_file_names_the_row() {
-        let csv = "external_id,op,org_code,program_id,amount_fen\nr1,allocate,130100,edu,lots\n";
-        let e = parse(csv.as_bytes(), Format::Csv).unwrap_err();
-        assert_eq!(e.code, "import.bad_file");
-        assert!(e.message.contains("row 1"), "{}", e.message);
+    fn yuan_formats_fen_with_two_decimals() {
+        assert_eq!(yuan(123_456), "1234.56");
+        assert_eq!(yuan(5), "0.05");
+        assert_eq!(yuan(-250), "-2.50");
     }
 }

@@ -25,6 +25,7 @@ pub mod export;
 pub mod grpc;
 pub mod http_client;
 pub mod hub;
+pub mod import_file;
 pub mod json;
 pub mod openapi;
 pub mod ops;

@@ -588,7 +588,7 @@ fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
         .iter()
         .position(|c| c.name == "import external id reused with another row")
         .unwrap();
-    cases[i].detail = Some("import.external_id_reused");
+    cases[i].detail = Some("import.external_id_conflict");
     let mut reused = rest(
         "Idempotency-Key reused with another body",
         mof_full,

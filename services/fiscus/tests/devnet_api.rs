@@ -437,7 +437,16 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         .iter()
         .map(|e| e["row"].as_u64().unwrap())
         .collect();
-    assert_eq!(rows, [2, 3, 4], "{:?}", r.2);
+    // Rows as Excel numbers them: the header is row 1.
+    assert_eq!(rows, [3, 4, 5], "{:?}", r.2);
+    assert_eq!(
+        r.2["detail"]
+            .as_str()
+            .map(|d| d.contains("3 of 4 rows are invalid")),
+        Some(true),
+        "counts are of rows: {:?}",
+        r.2
+    );
     assert_eq!(
         net.chain("991300")["height"],
         height,
@@ -540,10 +549,67 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     );
     let message = r.2["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(
-        message.starts_with("import.external_id_reused"),
+        message.starts_with("import.external_id_conflict"),
         "{message}"
     );
     assert_eq!(received(&net) - before_import, 123);
+
+    // A CSV saved by Excel on Chinese Windows: GB18030, Chinese headers,
+    // 元 with a currency sign, CRLF, and comma-only rows left behind.
+    let zh = "外部编号,业务类型,付款单位代码,项目编号,金额（元）,收款单位代码,文号\r\n\
+              Z1,下达,000000,t-edu,¥900.05,130000,财预〔2026〕99号\r\n,,,,,,\r\n,,,,,,\r\n";
+    let (gbk, _, lossy) = encoding_rs::GB18030.encode(zh);
+    assert!(!lossy && std::str::from_utf8(&gbk).is_err());
+    let r = call_bytes(
+        mof,
+        "POST",
+        "/v1/imports?format=csv",
+        Some(mof_key),
+        &gbk,
+        &[],
+    );
+    assert_eq!(
+        (r.0, r.2["submitted"].clone()),
+        (200, json!(1)),
+        "{:?}",
+        r.2
+    );
+    assert_eq!(r.2["results"][0]["row"], json!(2), "{:?}", r.2);
+    let z1 = r.2["results"][0]["tx_id"].as_str().unwrap().to_owned();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = call(
+            hebei,
+            "GET",
+            &format!("/v1/transactions/{z1}"),
+            Some(hebei_key),
+            None,
+            &[],
+        );
+        if t.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "the GB18030 row did not commit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        received(&net) - before_import,
+        123 + 90_005,
+        "¥900.05 is 90005 fen, exactly"
+    );
+    let export = call(
+        mof,
+        "GET",
+        "/v1/exports/allocations?format=json",
+        Some(mof_read),
+        None,
+        &[],
+    );
+    assert!(
+        export.2.to_string().contains("财预〔2026〕99号"),
+        "the Chinese document number comes back unchanged: {:?}",
+        export.2
+    );
 
     // Pagination cursors are opaque and bound to the client and the list.
     let page = call(
@@ -651,9 +717,33 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     let out = cli(&["import", bad_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
-    for row in ["I2", "I3", "I4"] {
-        assert!(table.contains(row), "{table}");
+    for (n, row) in [(3, "I2"), (4, "I3"), (5, "I4")] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains(row) && l.trim_start().starts_with(&n.to_string())),
+            "{row} is reported as Excel's row {n}: {table}"
+        );
     }
+    // A GB18030 file with a bad cell is refused by the CLI before it is sent,
+    // naming the row as Excel shows it, the column as the file spells it, and
+    // the value.
+    let (gbk_bad, _, _) = encoding_rs::GB18030.encode(
+        "外部编号,业务类型,付款单位代码,项目编号,金额（元）,收款单位代码,文号\r\n\
+         Z9,下达,000000,t-edu,1.234,130000,财预〔2026〕98号\r\n",
+    );
+    let gbk_file = dir.path().join("gbk-bad.csv");
+    std::fs::write(&gbk_file, &gbk_bad).unwrap();
+    let out = cli(&["import", gbk_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.trim_start().starts_with('2')
+            && l.contains("Z9")
+            && l.contains("金额（元）")
+            && l.contains("1.234")),
+        "{table}"
+    );
     let out = cli(&["status", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let st: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -3,7 +3,8 @@
 use super::{Conn, ok, print};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use fiscus_exchange_adapter::bulk::ImportRow;
+use fiscus_exchange_adapter::bulk::{Format, ImportRow};
+use fiscus_exchange_adapter::import_file;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -21,25 +22,87 @@ pub(crate) struct ImportCmd {
     conn: Conn,
 }
 
-fn read_rows(path: &std::path::Path) -> Result<Vec<ImportRow>> {
+/// Reads the file with the adapter's own reader (`import_file`: encodings,
+/// Chinese headers, 元), so the CLI and the server read a file alike.
+/// Returns each row with its row number as Excel shows it, and the bad cells.
+fn read_rows(path: &std::path::Path) -> Result<import_file::Parsed> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let is_json = path.extension().is_some_and(|e| e == "json")
         || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    if is_json {
-        return serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a JSON array of import rows", path.display()));
+    let format = if is_json { Format::Json } else { Format::Csv };
+    import_file::parse(&bytes, format, import_file::Encoding::Auto)
+        .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.code, e.message))
+}
+
+/// The refused rows as a table: row (as Excel numbers it), external id,
+/// column, value, message.
+fn print_row_errors(errors: &[Value]) {
+    println!(
+        "{:>6}  {:<20} {:<14} {:<16} message",
+        "row", "external_id", "column", "value"
+    );
+    for e in errors {
+        println!(
+            "{:>6}  {:<20} {:<14} {:<16} {}",
+            e["row"].as_u64().unwrap_or(0),
+            e["external_id"].as_str().unwrap_or(""),
+            e["column"].as_str().unwrap_or(""),
+            e["value"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
     }
-    let mut r = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(&bytes[..]);
-    r.deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{} data row {}", path.display(), i + 1)))
-        .collect()
 }
 
 pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
-    let rows = read_rows(&cmd.file)?;
+    let import_file::Parsed {
+        rows: numbered,
+        errors: bad,
+    } = read_rows(&cmd.file)?;
+    if !bad.is_empty() {
+        let v = json!({
+            "code": "import.invalid_rows",
+            "detail": format!("{} bad cells in the file; nothing was submitted", bad.len()),
+            "errors": bad,
+        });
+        if cmd.conn.json {
+            println!("{v}");
+        } else {
+            println!(
+                "导入被拒绝 / import refused: {}",
+                v["detail"].as_str().unwrap_or("")
+            );
+            print_row_errors(v["errors"].as_array().map_or(&[][..], Vec::as_slice));
+        }
+        return Ok(false);
+    }
+    // The server numbers the rows of each request from 1; these map them back.
+    let file_rows: Vec<usize> = numbered.iter().map(|(n, _)| *n).collect();
+    let rows: Vec<ImportRow> = numbered.into_iter().map(|(_, r)| r).collect();
+    let renumber = |v: &mut Value, offset: usize| {
+        for list in ["results", "errors"] {
+            if let Some(items) = v[list].as_array_mut() {
+                for item in items {
+                    if let Some(r) = item["row"].as_u64() {
+                        let at = offset + r as usize;
+                        item["row"] =
+                            json!(file_rows.get(at.wrapping_sub(1)).copied().unwrap_or(at));
+                    }
+                }
+            }
+        }
+        if let Some(items) = v["file_errors"].as_array_mut() {
+            for item in items {
+                if let Some(rs) = item["rows"].as_array_mut() {
+                    for r in rs {
+                        if let Some(n) = r.as_u64() {
+                            let at = offset + n as usize;
+                            *r = json!(file_rows.get(at.wrapping_sub(1)).copied().unwrap_or(at));
+                        }
+                    }
+                }
+            }
+        }
+    };
     let target = cmd.conn.target()?;
     let post = |rows: &[ImportRow], dry: bool| {
         let body = serde_json::to_string(rows);
@@ -60,7 +123,8 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
     // The whole file is validated first: one bad row and nothing is submitted.
     eprintln!("import: validating {} rows…", rows.len());
     let (status, raw) = post(&rows, true).await?;
-    let v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let mut v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    renumber(&mut v, 0);
     if status == 422 {
         if cmd.conn.json {
             println!("{v}");
@@ -69,13 +133,13 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
                 "导入被拒绝 / import refused: {}",
                 v["detail"].as_str().unwrap_or("")
             );
-            println!("{:>6}  {:<20} message", "row", "external_id");
-            for e in v["errors"].as_array().map_or(&[][..], Vec::as_slice) {
+            print_row_errors(v["errors"].as_array().map_or(&[][..], Vec::as_slice));
+            for f in v["file_errors"].as_array().map_or(&[][..], Vec::as_slice) {
                 println!(
-                    "{:>6}  {:<20} {}",
-                    e["row"].as_u64().unwrap_or(0),
-                    e["external_id"].as_str().unwrap_or(""),
-                    e["message"].as_str().unwrap_or("")
+                    "  {} {} (rows {})",
+                    f["code"].as_str().unwrap_or(""),
+                    f["message"].as_str().unwrap_or(""),
+                    f["rows"]
                 );
             }
         }
@@ -94,23 +158,15 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
     let (mut submitted, mut already, mut results) = (0u64, 0u64, Vec::new());
     let total = rows.len();
     for (i, chunk) in rows.chunks(cmd.chunk.max(1)).enumerate() {
-        let offset = (i * cmd.chunk.max(1)) as u64;
+        let offset = i * cmd.chunk.max(1);
         let (status, raw) = post(chunk, false).await?;
         let mut v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         // The server numbers each chunk's rows from 1; report them as file rows.
-        for list in ["results", "errors"] {
-            if let Some(items) = v[list].as_array_mut() {
-                for item in items {
-                    if let Some(r) = item["row"].as_u64() {
-                        item["row"] = json!(r + offset);
-                    }
-                }
-            }
-        }
+        renumber(&mut v, offset);
         let v = ok(status, v).with_context(|| {
             format!(
                 "chunk from file row {} (rows before it were submitted; re-running the file skips them)",
-                offset + 1
+                file_rows.get(offset).copied().unwrap_or(offset + 1)
             )
         })?;
         submitted += v["submitted"].as_u64().unwrap_or(0);

@@ -93,9 +93,27 @@ pub(crate) fn call(
     body: Option<&str>,
     extra: &[(&str, &str)],
 ) -> (u16, String, Value) {
+    call_bytes(
+        addr,
+        method,
+        path,
+        key,
+        body.unwrap_or("").as_bytes(),
+        extra,
+    )
+}
+
+/// [`call`] with a body that need not be UTF-8 (e.g. a GB18030 CSV).
+pub(crate) fn call_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> (u16, String, Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.unwrap_or("");
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
@@ -109,7 +127,7 @@ pub(crate) fn call(
     req.push_str("\r\n");
     // The server may answer (413) before reading a large body; ignore a reset.
     let _ = s.write_all(req.as_bytes());
-    let _ = s.write_all(body.as_bytes());
+    let _ = s.write_all(body);
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).to_string();
