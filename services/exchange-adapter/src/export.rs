@@ -22,6 +22,15 @@ pub struct ExportQuery {
     #[serde(default)]
     #[param(value_type = Option<String>)]
     pub format: Format,
+    /// CSV for Excel (default `true`): a UTF-8 byte-order mark, so that
+    /// Excel on Chinese Windows reads the Chinese text as UTF-8, and CRLF
+    /// line ends. `excel=false`: no mark, LF line ends.
+    #[serde(default = "yes")]
+    pub excel: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One exported allocation, with its Budget Law deadline status.
@@ -62,11 +71,18 @@ pub struct DisbursementExport {
     pub at_ms: i64,
 }
 
-fn render<T: Serialize>(rows: &[T], format: Format) -> Result<HttpResponse, ServiceError> {
-    match format {
+fn render<T: Serialize>(rows: &[T], q: &ExportQuery) -> Result<HttpResponse, ServiceError> {
+    match q.format {
         Format::Json => Ok(HttpResponse::Ok().json(rows)),
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
+            let (start, terminator): (&[u8], _) = if q.excel {
+                (b"\xEF\xBB\xBF", csv::Terminator::CRLF)
+            } else {
+                (b"", csv::Terminator::Any(b'\n'))
+            };
+            let mut w = csv::WriterBuilder::new()
+                .terminator(terminator)
+                .from_writer(start.to_vec());
             for r in rows {
                 w.serialize(r).map_err(|e| {
                     err(
@@ -99,7 +115,7 @@ fn hex_id(key: &[u8], prefix: &str) -> String {
 
 /// Export the accounts the client may read, at one height.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, description = "CSV (default, UTF-8 with a header row) or JSON (`format=json`)",
+    responses((status = 200, description = "CSV (default: UTF-8 with a byte-order mark and CRLF for Excel, a header row; `excel=false` for neither) or JSON (`format=json`)",
         content((String = "text/csv"), (Vec<crate::json::AccountJson> = "application/json")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/accounts")]
@@ -116,12 +132,12 @@ async fn export_accounts(
         .filter_map(|(k, v)| crate::json::account_json(&k, &AccountState::decode(&v[..]).ok()?))
         .filter(|a| api.may_read_org(&client, &a.org_code))
         .collect();
-    render(&rows, q.format)
+    render(&rows, &q)
 }
 
 /// Export allocations (sender's or receiver's readable), with deadline status.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, description = "CSV (default, UTF-8 with a header row) or JSON (`format=json`)",
+    responses((status = 200, description = "CSV (default: UTF-8 with a byte-order mark and CRLF for Excel, a header row; `excel=false` for neither) or JSON (`format=json`)",
         content((String = "text/csv"), (Vec<AllocationExport> = "application/json")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/allocations")]
@@ -158,12 +174,12 @@ async fn export_allocations(
         })
         .filter(|a| api.may_read_org(&client, &a.from_org) || api.may_read_org(&client, &a.to_org))
         .collect();
-    render(&rows, q.format)
+    render(&rows, &q)
 }
 
 /// Export disbursements to final recipients.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, description = "CSV (default, UTF-8 with a header row) or JSON (`format=json`)",
+    responses((status = 200, description = "CSV (default: UTF-8 with a byte-order mark and CRLF for Excel, a header row; `excel=false` for neither) or JSON (`format=json`)",
         content((String = "text/csv"), (Vec<DisbursementExport> = "application/json")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/disbursements")]
@@ -193,7 +209,7 @@ async fn export_disbursements(
         })
         .filter(|d| api.may_read_org(&client, &d.org_code))
         .collect();
-    render(&rows, q.format)
+    render(&rows, &q)
 }
 
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {

@@ -700,7 +700,26 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     );
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/csv"));
-    assert!(body.as_str().unwrap().contains(&last_tx));
+    let text = body.as_str().unwrap();
+    assert!(text.contains(&last_tx));
+    // For Excel on Chinese Windows: a UTF-8 byte-order mark and CRLF, unless asked not to.
+    assert!(
+        text.starts_with('\u{feff}') && text.contains("\r\n"),
+        "{text:?}"
+    );
+    let (_, _, plain) = call(
+        mof,
+        "GET",
+        "/v1/exports/allocations?format=csv&excel=false",
+        Some(mof_read),
+        None,
+        &[],
+    );
+    let plain = plain.as_str().unwrap();
+    assert!(
+        !plain.starts_with('\u{feff}') && !plain.contains('\r'),
+        "{plain:?}"
+    );
 
     // The CLI: `import` refuses a bad file with a per-row table and exit 1;
     // `status --json` reads the chain; `export` writes CSV.

@@ -60,7 +60,7 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
     } = read_rows(&cmd.file)?;
     if !bad.is_empty() {
         let v = json!({
-            "code": "import.invalid_rows",
+            "code": fiscus_common::codes::import::INVALID_ROWS,
             "detail": format!("{} bad cells in the file; nothing was submitted", bad.len()),
             "errors": bad,
         });
