@@ -24,6 +24,12 @@ pub enum ListenError {
         #[source]
         source: std::io::Error,
     },
+    #[error("inherited socket {name:?} cannot be served by tokio: {source}")]
+    Unusable {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The TCP listeners this process inherited, by name.
@@ -76,11 +82,12 @@ pub fn take(name: &str) -> Result<Option<tokio::net::TcpListener>, ListenError> 
         l.set_nonblocking(true)?;
         tokio::net::TcpListener::from_std(l)
     };
-    to_tokio(l).map(Some).map_err(|source| ListenError::NotTcp {
-        name: name.to_owned(),
-        fd: 0,
-        source,
-    })
+    to_tokio(l)
+        .map(Some)
+        .map_err(|source| ListenError::Unusable {
+            name: name.to_owned(),
+            source,
+        })
 }
 
 /// Binds `addr`, unless this process inherited a listener named `name`.

@@ -91,14 +91,7 @@ pub struct ImportProblem {
     pub file_errors: Vec<FileError>,
 }
 
-use crate::import_file::MAX_ROWS;
-
-/// fen as 元 with two decimals, e.g. 123456 → "1234.56".
-fn yuan(fen: i128) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let f = fen.unsigned_abs();
-    format!("{sign}{}.{:02}", f / 100, f % 100)
-}
+use crate::import_file::{MAX_ROWS, fen_to_yuan as yuan};
 
 impl ImportRow {
     fn operation(&self) -> Result<Operation, String> {
@@ -491,12 +484,5 @@ mod tests {
             p.rows[1].1.operation().unwrap(),
             Operation::Disburse { .. }
         ));
-    }
-
-    #[test]
-    fn yuan_formats_fen_with_two_decimals() {
-        assert_eq!(yuan(123_456), "1234.56");
-        assert_eq!(yuan(5), "0.05");
-        assert_eq!(yuan(-250), "-2.50");
     }
 }

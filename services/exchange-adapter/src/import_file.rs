@@ -151,18 +151,26 @@ pub fn yuan_to_fen(text: &str) -> Result<i64, &'static str> {
     let (int, frac) = t.split_once('.').unwrap_or((&t, ""));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(int) || !(frac.is_empty() || digits(frac)) {
-        return Err("not an amount in 元 (e.g. 1234.56) / 不是以元为单位的金额（如 1234.56）");
+        return Err("不是以元为单位的金额（如 1234.56） / not an amount in 元 (e.g. 1234.56)");
     }
     if frac.len() > 2 {
         return Err(
-            "more than two decimals: 1 分 is the smallest amount / 小数超过两位：最小单位为分",
+            "小数超过两位：最小单位为分 / more than two decimals: 1 分 is the smallest amount",
         );
     }
-    let yuan: i64 = int.parse().map_err(|_| "amount too large / 金额过大")?;
+    let yuan: i64 = int.parse().map_err(|_| "金额过大 / amount too large")?;
     let fen: i64 = format!("{frac:0<2}").parse().unwrap_or(0);
     yuan.checked_mul(100)
         .and_then(|f| f.checked_add(fen))
-        .ok_or("amount too large / 金额过大")
+        .ok_or("金额过大 / amount too large")
+}
+
+/// fen as 元 with two decimals, e.g. 123456 → "1234.56", -5 → "-0.05": the
+/// inverse of [`yuan_to_fen`], for messages and tables.
+pub fn fen_to_yuan(fen: i128) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let f = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", f / 100, f % 100)
 }
 
 /// Decodes a CSV body to text; refuses one in neither encoding, saying which
@@ -257,12 +265,12 @@ fn settle_amount(row: &mut ImportRow) -> Result<(), (&'static str, String, Strin
         (Some(_), Some(y)) => Err((
             "amount_yuan",
             y.to_owned(),
-            "give the amount once, in amount_fen or in amount_yuan / 金额只填一列（分或元）".into(),
+            "金额只填一列（分或元） / give the amount once, in amount_fen or in amount_yuan".into(),
         )),
         (None, _) => Err((
             "amount_yuan",
             String::new(),
-            "no amount: fill amount_yuan (元) or amount_fen (分) / 缺少金额：请填写金额（元）或金额（分）"
+            "缺少金额：请填写金额（元）或金额（分） / no amount: fill amount_yuan (元) or amount_fen (分)"
                 .into(),
         )),
     }
@@ -369,7 +377,7 @@ fn parse_csv(text: &str) -> Result<Parsed, ServiceError> {
                     bad.push((
                         format!("#{}", i + 1),
                         value.to_owned(),
-                        "a value beyond the header's columns / 该值超出表头的列".to_owned(),
+                        "该值超出表头的列 / a value beyond the header's columns".to_owned(),
                     ));
                 }
                 continue;
@@ -384,7 +392,7 @@ fn parse_csv(text: &str) -> Result<Parsed, ServiceError> {
                     None => bad.push((
                         header,
                         v,
-                        "op is allocate (下达) or disburse (支付) / 业务类型应为下达或支付".into(),
+                        "业务类型应为下达或支付 / op is allocate (下达) or disburse (支付)".into(),
                     )),
                 },
                 "org_code" => row.org_code = v,
@@ -396,7 +404,7 @@ fn parse_csv(text: &str) -> Result<Parsed, ServiceError> {
                         bad.push((
                             header,
                             v,
-                            "amount_fen is a whole number of 分 / 金额（分）应为整数".into(),
+                            "金额（分）应为整数 / amount_fen is a whole number of 分".into(),
                         ));
                     }
                 },
@@ -456,6 +464,15 @@ mod tests {
         assert!(yuan_to_fen("1e3").is_err());
         assert!(yuan_to_fen("").is_err());
         assert!(yuan_to_fen("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn fen_format_as_yuan_with_two_decimals() {
+        assert_eq!(fen_to_yuan(123_456), "1234.56");
+        assert_eq!(fen_to_yuan(5), "0.05");
+        assert_eq!(fen_to_yuan(-250), "-2.50");
+        assert_eq!(fen_to_yuan(-5), "-0.05");
+        assert_eq!(yuan_to_fen(&fen_to_yuan(98_765)), Ok(98_765));
     }
 
     #[test]

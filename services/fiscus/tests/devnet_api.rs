@@ -499,20 +499,7 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     );
     let last_tx = r.2["results"][2]["tx_id"].as_str().unwrap().to_owned();
     let (hebei, hebei_key, _) = net.api("130000");
-    let until = Instant::now() + Duration::from_secs(60);
-    while call(
-        hebei,
-        "GET",
-        &format!("/v1/transactions/{last_tx}"),
-        Some(hebei_key),
-        None,
-        &[],
-    )
-    .0 != 200
-    {
-        assert!(Instant::now() < until, "the imported rows did not commit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_committed(hebei, hebei_key, &last_tx, "the imported rows");
     let r = call(
         mof,
         "POST",
@@ -576,22 +563,7 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     );
     assert_eq!(r.2["results"][0]["row"], json!(2), "{:?}", r.2);
     let z1 = r.2["results"][0]["tx_id"].as_str().unwrap().to_owned();
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let t = call(
-            hebei,
-            "GET",
-            &format!("/v1/transactions/{z1}"),
-            Some(hebei_key),
-            None,
-            &[],
-        );
-        if t.0 == 200 {
-            break;
-        }
-        assert!(Instant::now() < until, "the GB18030 row did not commit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_committed(hebei, hebei_key, &z1, "the GB18030 row");
     assert_eq!(
         received(&net) - before_import,
         123 + 90_005,
@@ -903,6 +875,24 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
         &[],
     );
     assert_eq!(r.0, 200, "{:?}", r.2);
+}
+
+/// Waits (60 s at most) until `addr` serves transaction `tx` as committed.
+fn wait_committed(addr: &str, key: &str, tx: &str, what: &str) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while call(
+        addr,
+        "GET",
+        &format!("/v1/transactions/{tx}"),
+        Some(key),
+        None,
+        &[],
+    )
+    .0 != 200
+    {
+        assert!(Instant::now() < until, "{what} did not commit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// One HTTP/1.1 GET over TLS 1.3 to a devnet REST API, presenting the client

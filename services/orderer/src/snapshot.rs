@@ -18,8 +18,8 @@ use raft::eraftpb::Message as RaftMsg;
 /// Blocks fetched ahead of a snapshot, off the node's thread.
 #[derive(Debug, Default)]
 pub(crate) struct CatchUp {
-    /// The snapshot tip a fetch is under way for.
-    fetching: Option<u64>,
+    /// A fetch is under way (one at a time).
+    fetching: bool,
     /// Fetched blocks, consecutive, each linked to the one before it; the
     /// first extends the tip the fetch started from.
     staged: Vec<FetchedBlock>,
@@ -50,8 +50,8 @@ impl RaftNode {
         if target.height <= have.height {
             return true;
         }
-        if self.catch_up.fetching.is_none() {
-            self.catch_up.fetching = Some(target.height);
+        if !self.catch_up.fetching {
+            self.catch_up.fetching = true;
             tracing::info!(
                 from = have.height,
                 to = target.height,
@@ -139,7 +139,7 @@ impl Handler<Fetched> for RaftNode {
     type Result = ();
 
     fn handle(&mut self, msg: Fetched, _: &mut Context<Self>) {
-        self.catch_up.fetching = None;
+        self.catch_up.fetching = false;
         match msg.result {
             // Staged only if nothing moved the staged tip meanwhile.
             Ok(blocks) if msg.from == self.staged_tip() => {

@@ -34,6 +34,29 @@ fn read_rows(path: &std::path::Path) -> Result<import_file::Parsed> {
         .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.code, e.message))
 }
 
+/// A refusal (the server's 422 body, or the same shape for bad cells found
+/// locally): `--json` prints it as is; otherwise its detail, the refused rows
+/// as a table, and the problems of the file as a whole.
+fn print_refusal(json: bool, v: &Value) {
+    if json {
+        println!("{v}");
+        return;
+    }
+    println!(
+        "导入被拒绝 / import refused: {}",
+        v["detail"].as_str().unwrap_or("")
+    );
+    print_row_errors(v["errors"].as_array().map_or(&[][..], Vec::as_slice));
+    for f in v["file_errors"].as_array().map_or(&[][..], Vec::as_slice) {
+        println!(
+            "  {} {} (rows {})",
+            f["code"].as_str().unwrap_or(""),
+            f["message"].as_str().unwrap_or(""),
+            f["rows"]
+        );
+    }
+}
+
 /// The refused rows as a table: row (as Excel numbers it), external id,
 /// column, value, message.
 fn print_row_errors(errors: &[Value]) {
@@ -64,42 +87,28 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
             "detail": format!("{} bad cells in the file; nothing was submitted", bad.len()),
             "errors": bad,
         });
-        if cmd.conn.json {
-            println!("{v}");
-        } else {
-            println!(
-                "导入被拒绝 / import refused: {}",
-                v["detail"].as_str().unwrap_or("")
-            );
-            print_row_errors(v["errors"].as_array().map_or(&[][..], Vec::as_slice));
-        }
+        print_refusal(cmd.conn.json, &v);
         return Ok(false);
     }
     // The server numbers the rows of each request from 1; these map them back.
     let file_rows: Vec<usize> = numbered.iter().map(|(n, _)| *n).collect();
     let rows: Vec<ImportRow> = numbered.into_iter().map(|(_, r)| r).collect();
     let renumber = |v: &mut Value, offset: usize| {
+        // Row `n` of a request that starts at the file's `offset`-th row.
+        let to_file_row = |n: &mut Value| {
+            if let Some(r) = n.as_u64() {
+                let at = offset + r as usize;
+                *n = json!(file_rows.get(at.wrapping_sub(1)).copied().unwrap_or(at));
+            }
+        };
         for list in ["results", "errors"] {
-            if let Some(items) = v[list].as_array_mut() {
-                for item in items {
-                    if let Some(r) = item["row"].as_u64() {
-                        let at = offset + r as usize;
-                        item["row"] =
-                            json!(file_rows.get(at.wrapping_sub(1)).copied().unwrap_or(at));
-                    }
-                }
+            for item in v[list].as_array_mut().into_iter().flatten() {
+                to_file_row(&mut item["row"]);
             }
         }
-        if let Some(items) = v["file_errors"].as_array_mut() {
-            for item in items {
-                if let Some(rs) = item["rows"].as_array_mut() {
-                    for r in rs {
-                        if let Some(n) = r.as_u64() {
-                            let at = offset + n as usize;
-                            *r = json!(file_rows.get(at.wrapping_sub(1)).copied().unwrap_or(at));
-                        }
-                    }
-                }
+        for item in v["file_errors"].as_array_mut().into_iter().flatten() {
+            for n in item["rows"].as_array_mut().into_iter().flatten() {
+                to_file_row(n);
             }
         }
     };
@@ -126,23 +135,7 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
     let mut v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     renumber(&mut v, 0);
     if status == 422 {
-        if cmd.conn.json {
-            println!("{v}");
-        } else {
-            println!(
-                "导入被拒绝 / import refused: {}",
-                v["detail"].as_str().unwrap_or("")
-            );
-            print_row_errors(v["errors"].as_array().map_or(&[][..], Vec::as_slice));
-            for f in v["file_errors"].as_array().map_or(&[][..], Vec::as_slice) {
-                println!(
-                    "  {} {} (rows {})",
-                    f["code"].as_str().unwrap_or(""),
-                    f["message"].as_str().unwrap_or(""),
-                    f["rows"]
-                );
-            }
-        }
+        print_refusal(cmd.conn.json, &v);
         return Ok(false);
     }
     let v = ok(status, v)?;

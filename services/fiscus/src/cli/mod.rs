@@ -73,8 +73,7 @@ fn print(json: bool, v: &Value, table: impl FnOnce(&Value)) {
 }
 
 fn yuan(fen: &Value) -> String {
-    let f = fen.as_i64().unwrap_or(0);
-    format!("{}.{:02}", f / 100, (f % 100).abs())
+    fiscus_exchange_adapter::import_file::fen_to_yuan(i128::from(fen.as_i64().unwrap_or(0)))
 }
 
 #[derive(Debug, Args)]
