@@ -84,7 +84,10 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
     if !bad.is_empty() {
         let v = json!({
             "code": fiscus_common::codes::import::INVALID_ROWS,
-            "detail": format!("{} bad cells in the file; nothing was submitted", bad.len()),
+            "detail": format!(
+                "文件中有 {n} 处错误，未提交任何一行。{n} bad cells in the file; nothing was submitted",
+                n = bad.len()
+            ),
             "errors": bad,
         });
         print_refusal(cmd.conn.json, &v);
