@@ -5,7 +5,7 @@
 //! at all members and submit → final latencies, and this process's CPU time
 //! and peak RSS.
 
-use crate::measure::{percentile, process_usage};
+use crate::measure::{percentile, usage_of};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fiscus_common::tls::{TlsConfig, TlsContext, connect_channel};
@@ -47,6 +47,10 @@ pub(crate) struct E2eBench {
     /// Every disbursement from one account, instead of 32 accounts.
     #[arg(long)]
     hot_account: bool,
+    /// Run every service of the devnet as its own OS process (the layout of
+    /// `fiscus devnet --processes`); CPU and memory are then summed over them.
+    #[arg(long)]
+    processes: bool,
     #[arg(long)]
     json: bool,
 }
@@ -100,6 +104,18 @@ struct Progress {
     final_at: BTreeMap<u64, Instant>,
 }
 
+/// CPU seconds and peak RSS (MiB) of the devnet: this process (the load
+/// generator, and the whole devnet when it runs in process) plus its children.
+fn devnet_usage(net: &crate::devnet::Devnet) -> (f64, f64) {
+    let me = usage_of("self");
+    net.child_pids()
+        .iter()
+        .map(|(_, pid)| usage_of(&pid.to_string()))
+        .fold((me.cpu_s, me.peak_rss_mib), |(cpu, rss), u| {
+            (cpu + u.cpu_s, rss + u.peak_rss_mib)
+        })
+}
+
 pub(crate) async fn run(b: E2eBench) -> Result<()> {
     if b.orderers != 3 || b.members != 5 {
         bail!("the devnet has 3 orderers and 5 members; other shapes are not built yet");
@@ -111,20 +127,19 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
     };
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("devnet");
-    log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
-    let net = crate::devnet::start(&data, 0, None, false, false).await?;
-    let until = Instant::now() + Duration::from_secs(60);
-    while !net.orderers.iter().any(|o| {
-        o.handles
-            .status
-            .read()
-            .map(|s| s.role == "leader")
-            .unwrap_or(false)
-    }) {
-        if Instant::now() > until {
-            bail!("no orderer leader within 60 s");
+    let mode = if b.processes {
+        log("bench e2e: starting the devnet (3 orderers, 5 members, every service its own process)…".into());
+        crate::devnet::Mode::Processes {
+            log_level: "warn".into(),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    } else {
+        log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
+        crate::devnet::Mode::InProcess
+    };
+    let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
+    if let Err(e) = net.wait_leader(Duration::from_secs(60)).await {
+        net.stop().await;
+        return Err(e);
     }
     let signers: Vec<Signer> = SIGNERS
         .iter()
@@ -132,23 +147,19 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         .collect::<Result<_>>()?;
     // Ledger clients (node certificate of each member) to watch heights.
     let mut ledgers = Vec::new();
-    for m in &net.members {
+    for m in &net.layout.members {
         let tls = TlsContext::load(&TlsConfig::in_dir(
             &data.join(format!("member-{}/node-tls", m.code)),
         ))?;
-        let ch = connect_channel(
-            &m.ledger.addr.to_string(),
-            "127.0.0.1",
-            tls.client_config()?,
-        )
-        .await?;
+        let ch = connect_channel(&m.ledger.to_string(), "127.0.0.1", tls.client_config()?).await?;
         ledgers.push(LedgerClient::new(ch));
     }
     let grpc_of = |org: &str| {
-        net.members
+        net.layout
+            .members
             .iter()
             .find(|m| m.code == org)
-            .and_then(|m| m.api.grpc_addr)
+            .and_then(|m| m.grpc)
             .context("no gRPC address")
     };
     let mut clients = BTreeMap::new();
@@ -228,12 +239,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
                 .with_context(|| format!("setup tx {id}"))?;
         }
     }
-    let last_block = net
-        .orderers
-        .iter()
-        .filter_map(|o| o.handles.status.read().ok().map(|s| s.height))
-        .max()
-        .unwrap_or(0);
+    let last_block = net.orderer_height().await?;
     // Wait until every member has the funding.
     loop {
         let mut min = u64::MAX;
@@ -334,7 +340,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
             " (as fast as acks allow)".into()
         }
     ));
-    let (cpu_before, _) = process_usage();
+    let (cpu_before, _) = devnet_usage(&net);
     let start = Instant::now();
     let deadline = start + b.duration;
     let per_stream_rate = b.rate as f64 / b.streams as f64;
@@ -428,7 +434,8 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = watcher.await;
-    let (cpu, rss) = process_usage();
+    let (cpu, rss) = devnet_usage(&net);
+    let processes = net.child_pids().len();
 
     let p = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
     let mut commit_ms = Vec::new();
@@ -466,14 +473,18 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         "process_cpu_s": (cpu * 10.0).round() / 10.0,
         "cpu_us_per_tx": (cpu_us_per_tx * 10.0).round() / 10.0,
         "process_peak_rss_mib": rss.round(),
-        "processes": "one (the whole devnet runs in this process)",
+        "processes": if processes == 0 {
+            "one (the whole devnet runs in this process)".to_owned()
+        } else {
+            format!("{processes} devnet processes and this load generator; CPU and peak RSS summed over all")
+        },
     });
     net.stop().await;
     if b.json {
         println!("{out}");
     } else {
         println!(
-            "e2e bench: {:.0} tx/s committed at all 5 members ({} txs{}); submit→all committed p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→final p99 {:.0} ms; process CPU {:.1} s ({:.0} µs per tx under load), peak RSS {:.0} MiB (all parts in one process)",
+            "e2e bench: {:.0} tx/s committed at all 5 members ({} txs{}); submit→all committed p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→final p99 {:.0} ms; CPU {:.1} s ({:.0} µs per tx under load), peak RSS {:.0} MiB ({})",
             tx_per_s,
             commit_ms.len(),
             if b.hot_account { ", hot account" } else { "" },
@@ -483,7 +494,12 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
             percentile(&final_ms, 0.99),
             cpu,
             cpu_us_per_tx,
-            rss
+            rss,
+            if processes == 0 {
+                "all parts in one process".to_owned()
+            } else {
+                format!("summed over {processes} processes and the load generator")
+            }
         );
     }
     Ok(())

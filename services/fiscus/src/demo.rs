@@ -133,12 +133,13 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     let keys: BTreeMap<String, String> = api_keys(&net.data)?.into_iter().collect();
     let client = |code: &str| -> Result<Client> {
         let m = net
+            .layout
             .members
             .iter()
             .find(|m| m.code == code)
             .with_context(|| format!("no member {code}"))?;
         Ok(Client {
-            api: Target::plain(m.api.addr),
+            api: Target::plain(m.api),
             key: keys
                 .get(code)
                 .cloned()
@@ -425,7 +426,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     let mut finals = Vec::new();
     loop {
         finals.clear();
-        for m in &net.members {
+        for m in &net.layout.members {
             let c = client(&m.code)?;
             let chain = c.get("/v1/chain").await?;
             finals.push((
@@ -509,7 +510,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
 
     // One finality receipt from one member (a majority's agreeing signed
     // attestations), verified offline against the root and the consortium config.
-    let c = client(&net.members[0].code)?;
+    let c = client(&net.layout.members[0].code)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let b64 = loop {
         let (status, t) = c

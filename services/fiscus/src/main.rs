@@ -1,7 +1,6 @@
 //! `fiscus`: one binary, one subcommand per role.
 //!
-//! Not built yet: the analytics service (统计分析) and `fiscus devnet
-//! --processes` (every service of the devnet as its own process).
+//! Not built yet: the analytics service (统计分析).
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
@@ -101,7 +100,9 @@ enum Command {
     /// Exit 1 when it does not verify.
     VerifyReceipt(receipt::VerifyReceiptCmd),
     /// Run a whole consortium on this machine: identity-ca, 3 orderers and five
-    /// members, each with its ledger-store, gossip-gateway and exchange-adapter.
+    /// members, each with its ledger-store, gossip-gateway and exchange-adapter
+    /// (in this process, or with --processes each service its own process;
+    /// `fiscus devnet status` lists those).
     Devnet(devnet::DevnetCmd),
     /// Revoke a certificate at the identity-ca.
     Revoke(identity::RevokeCmd),

@@ -1,5 +1,5 @@
 //! What the benchmarks share: durations on the command line, this process's
-//! CPU time and peak memory, and percentiles.
+//! CPU time and memory (or another process's), and percentiles.
 
 use std::time::Duration;
 
@@ -22,20 +22,43 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// This process's CPU seconds (user + system) and peak RSS in MiB, from /proc.
 pub(crate) fn process_usage() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let u = usage_of("self");
+    (u.cpu_s, u.peak_rss_mib)
+}
+
+/// What /proc says about one process.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Usage {
+    /// CPU seconds, user + system.
+    pub cpu_s: f64,
+    /// Resident memory now (VmRSS), MiB.
+    pub rss_mib: f64,
+    /// Peak resident memory (VmHWM), MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// The usage of process `pid` (a number, or `self`); zeros when it is gone.
+pub(crate) fn usage_of(pid: &str) -> Usage {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which ends with ')'.
     let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after ')'.
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, hwm / 1024.0)
+    let cpu_s = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Usage {
+        cpu_s,
+        rss_mib: kib("VmRSS:") / 1024.0,
+        peak_rss_mib: kib("VmHWM:") / 1024.0,
+    }
 }
 
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {

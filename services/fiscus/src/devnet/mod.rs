@@ -1,24 +1,26 @@
-//! `fiscus devnet`: a whole consortium on this machine, in this process, with
-//! real mutual TLS between every part: the identity-ca, 3 orderers, and five
-//! members (MOF, Hebei, Shijiazhuang, Chang'an district, the Hebei audit
-//! office), each with its ledger-store, gossip-gateway and exchange-adapter.
+//! `fiscus devnet`: a whole consortium on this machine, with real mutual TLS
+//! between every part: the identity-ca, 3 orderers, and five members (MOF,
+//! Hebei, Shijiazhuang, Chang'an district, the Hebei audit office), each
+//! with its ledger-store, gossip-gateway and exchange-adapter. By default
+//! they all run in this process; with `--processes` every service is its
+//! own OS process, supervised by this one (see [`processes`]).
 //!
 //! Everything lives under `--data-dir`; a restart resumes from it, and
 //! `--reset` starts fresh. `--demo` replays a fiscal year through the
 //! exchange-adapters and prints a summary (that is `make run`).
 
+mod configs;
 mod layout;
+mod processes;
 mod setup;
+mod supervise;
 
 pub(crate) use layout::Layout;
 use layout::{check_free, layout};
-use setup::{create, member_dir};
+use setup::create;
 
-use crate::devnet::setup::DEVNET_TLS_RELOAD_SECS;
 use anyhow::{Context, Result, bail};
-use clap::Args;
-use fiscus_common::tls::Endpoint;
-use fiscus_common::tls::TlsConfig;
+use clap::{Args, Subcommand};
 use fiscus_identity_ca::ca::CaPaths;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,7 +38,10 @@ pub(crate) const MEMBERS: [(&str, &str); 5] = [
 ];
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct DevnetCmd {
+    #[command(subcommand)]
+    action: Option<DevnetAction>,
     /// Where the devnet keeps its certificates, keys, configs and ledgers.
     #[arg(long, default_value = "devnet-data")]
     data_dir: PathBuf,
@@ -48,8 +53,16 @@ pub(crate) struct DevnetCmd {
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Publish events on this NATS server instead of the in-process bus.
+    /// With --processes and no --nats-url, the devnet starts a nats-server
+    /// (JetStream, stored under the data directory) when one is installed.
     #[arg(long)]
     nats_url: Option<String>,
+    /// Run every service as its own OS process (25 with nats-server), each
+    /// from a config file under <data-dir>/config, logging to
+    /// <data-dir>/logs, restarted with backoff when it exits. `fiscus devnet
+    /// status` lists them.
+    #[arg(long)]
+    processes: bool,
     /// Replay a fiscal year through the exchange-adapters and print a summary.
     #[arg(long)]
     demo: bool,
@@ -64,42 +77,131 @@ pub(crate) struct DevnetCmd {
     rest_tls: bool,
 }
 
-/// The running parts.
-pub(crate) struct Devnet {
-    pub layout: Layout,
-    pub data: PathBuf,
-    ca: fiscus_identity_ca::Running,
-    pub orderers: Vec<fiscus_orderer::Running>,
-    pub members: Vec<Member>,
-    /// Whether the REST APIs speak TLS (`--rest-tls`).
-    pub rest_tls: bool,
+#[derive(Debug, Subcommand)]
+enum DevnetAction {
+    /// Every process of a running `--processes` devnet: pid, uptime, restarts,
+    /// `/readyz` and memory. Exit 1 when it is not running or a process is not ready.
+    Status(processes::StatusCmd),
 }
 
-pub(crate) struct Member {
-    pub code: String,
-    pub ledger: fiscus_ledger_store::server::Running,
-    pub gateway: fiscus_gossip_gateway::Running,
-    pub api: fiscus_exchange_adapter::Running,
+/// How the devnet's services run.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// All of them in this process.
+    InProcess,
+    /// Each its own OS process, supervised by this one; `log_level` is the
+    /// children's `RUST_LOG` when the environment sets none.
+    Processes { log_level: String },
+}
+
+/// The running devnet.
+pub(crate) struct Devnet {
+    pub layout: Layout,
+    /// The data directory (absolute).
+    pub data: PathBuf,
+    /// Whether the REST APIs speak TLS (`--rest-tls`).
+    pub rest_tls: bool,
+    parts: Parts,
+}
+
+enum Parts {
+    InProcess {
+        ca: fiscus_identity_ca::Running,
+        orderers: Vec<fiscus_orderer::Running>,
+        members: Vec<Member>,
+    },
+    Processes(processes::Processes),
+}
+
+struct Member {
+    ledger: fiscus_ledger_store::server::Running,
+    gateway: fiscus_gossip_gateway::Running,
+    api: fiscus_exchange_adapter::Running,
 }
 
 impl Devnet {
     pub(crate) async fn stop(self) {
-        for m in self.members {
-            m.api.stop().await;
-            m.gateway.stop().await;
-            m.ledger.stop().await;
+        match self.parts {
+            Parts::InProcess {
+                ca,
+                orderers,
+                members,
+            } => {
+                for m in members {
+                    m.api.stop().await;
+                    m.gateway.stop().await;
+                    m.ledger.stop().await;
+                }
+                for o in orderers {
+                    o.stop().await;
+                }
+                let _ = ca.stop().await;
+            }
+            Parts::Processes(p) => p.supervisor.stop().await,
         }
-        for o in self.orderers {
-            o.stop().await;
-        }
-        let _ = self.ca.stop().await;
     }
-}
 
-fn endpoint(addr: SocketAddr, name: &str) -> Endpoint {
-    Endpoint {
-        addr: addr.to_string(),
-        server_name: name.into(),
+    /// Waits until one orderer leads.
+    pub(crate) async fn wait_leader(&self, deadline: Duration) -> Result<()> {
+        match &self.parts {
+            Parts::InProcess { orderers, .. } => {
+                let until = Instant::now() + deadline;
+                while !orderers.iter().any(|o| {
+                    o.handles
+                        .status
+                        .read()
+                        .map(|s| s.role == "leader")
+                        .unwrap_or(false)
+                }) {
+                    if Instant::now() > until {
+                        bail!("the orderers elected no leader within {deadline:?}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(())
+            }
+            Parts::Processes(_) => {
+                processes::wait_leader(&self.data, &self.layout, deadline).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The highest block height any orderer reports.
+    pub(crate) async fn orderer_height(&self) -> Result<u64> {
+        Ok(match &self.parts {
+            Parts::InProcess { orderers, .. } => orderers
+                .iter()
+                .filter_map(|o| o.handles.status.read().ok().map(|s| s.height))
+                .max()
+                .unwrap_or(0),
+            Parts::Processes(_) => processes::orderer_statuses(&self.data, &self.layout)
+                .await?
+                .iter()
+                .map(|(_, s)| s.height)
+                .max()
+                .unwrap_or(0),
+        })
+    }
+
+    /// The devnet's child processes (name, pid); none when it runs in this process.
+    pub(crate) fn child_pids(&self) -> Vec<(String, u32)> {
+        match &self.parts {
+            Parts::InProcess { .. } => Vec::new(),
+            Parts::Processes(p) => p.supervisor.pids(),
+        }
+    }
+
+    /// Orderer `id`'s ops endpoint (`/metrics`).
+    fn orderer_ops(&self, id: u64) -> Option<SocketAddr> {
+        match &self.parts {
+            Parts::InProcess { orderers, .. } => orderers
+                .iter()
+                .zip(&self.layout.orderers)
+                .find(|(_, o)| o.id == id)
+                .map(|(r, _)| r.http_addr),
+            Parts::Processes(p) => p.ports.http.get(&format!("orderer-{id}")).copied(),
+        }
     }
 }
 
@@ -110,9 +212,10 @@ pub(crate) async fn start(
     nats_url: Option<String>,
     demo: bool,
     rest_tls: bool,
+    mode: Mode,
 ) -> Result<Devnet> {
     let manifest = data.join("devnet.json");
-    let layout = if manifest.exists() {
+    let layout: Layout = if manifest.exists() {
         eprintln!("devnet: resuming from {}", data.display());
         serde_json::from_slice(&std::fs::read(&manifest)?)
             .with_context(|| format!("reading {}", manifest.display()))?
@@ -120,126 +223,84 @@ pub(crate) async fn start(
         eprintln!("devnet: creating a consortium in {}", data.display());
         create(data, base_port, demo).await?
     };
-    check_free(&layout)?;
-    let ca_dir = data.join("ca");
-    let paths = CaPaths::new(&ca_dir);
-    let genesis_file = paths.consortium_config();
-    let signers = data.join("signers");
-    let ca = fiscus_identity_ca::start(fiscus_identity_ca::Config {
-        data_dir: ca_dir.clone(),
-        listen: layout.ca_grpc,
-        http_listen: "127.0.0.1:0".parse()?,
-        ..Default::default()
+    let data =
+        std::fs::canonicalize(data).with_context(|| format!("finding {}", data.display()))?;
+    let parts = match mode {
+        Mode::InProcess => {
+            check_free(&layout)?;
+            start_in_process(&data, &layout, nats_url, rest_tls).await?
+        }
+        Mode::Processes { log_level } => {
+            // An earlier supervisor's orphans hold the layout's ports until
+            // processes::start stops them, so the ports are checked after.
+            let p = processes::start(&data, &layout, nats_url, rest_tls, &log_level, || {
+                check_free(&layout)
+            })
+            .await?;
+            Parts::Processes(p)
+        }
+    };
+    Ok(Devnet {
+        layout,
+        data,
+        rest_tls,
+        parts,
     })
-    .await
-    .context("starting the identity-ca")?;
+}
+
+async fn start_in_process(
+    data: &Path,
+    layout: &Layout,
+    nats_url: Option<String>,
+    rest_tls: bool,
+) -> Result<Parts> {
+    let files = configs::Files {
+        data: data.to_owned(),
+    };
+    let any_port: SocketAddr = "127.0.0.1:0".parse()?;
+    let ca = fiscus_identity_ca::start(configs::identity_ca(&files, layout, any_port))
+        .await
+        .context("starting the identity-ca")?;
     eprintln!("devnet: identity-ca up; starting 3 orderers…");
-    let peers: Vec<fiscus_orderer::Peer> = layout
-        .orderers
-        .iter()
-        .map(|o| fiscus_orderer::Peer {
-            id: o.id,
-            raft_addr: o.raft.to_string(),
-            client_addr: o.client.to_string(),
-            server_name: format!("orderer-{}", o.id),
-        })
-        .collect();
     let mut orderers = Vec::new();
     for o in &layout.orderers {
-        let dir = data.join(format!("orderer-{}", o.id));
         orderers.push(
-            fiscus_orderer::start(fiscus_orderer::Config {
-                node_id: o.id,
-                consortium_id: layout.consortium_id.clone(),
-                listen: o.client,
-                raft_listen: o.raft,
-                http_listen: "127.0.0.1:0".parse()?,
-                data_dir: dir.join("data"),
-                peers: peers.clone(),
-                tls: TlsConfig {
-                    crl_file: Some(paths.crl()),
-                    reload_interval_secs: DEVNET_TLS_RELOAD_SECS,
-                    ..TlsConfig::in_dir(&dir.join("tls"))
-                },
-                signers_dir: signers.clone(),
-                block_clock: layout.block_clock,
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("starting orderer {} on {}", o.id, o.client))?,
+            fiscus_orderer::start(configs::orderer(&files, layout, o, any_port))
+                .await
+                .with_context(|| format!("starting orderer {} on {}", o.id, o.client))?,
         );
     }
-    let orderer_endpoints: Vec<Endpoint> = layout
-        .orderers
-        .iter()
-        .map(|o| endpoint(o.client, &format!("orderer-{}", o.id)))
-        .collect();
     eprintln!("devnet: orderers up; starting 5 members…");
     let mut members = Vec::new();
     for m in &layout.members {
-        let dir = member_dir(data, &m.code);
-        // The CA's CRL file: every member service reloads it when the CA
-        // revokes or re-signs (within `reload_interval_secs`), and closes the
-        // connections of peers it revokes.
-        let tls = TlsConfig {
-            crl_file: Some(paths.crl()),
-            reload_interval_secs: DEVNET_TLS_RELOAD_SECS,
-            ..TlsConfig::in_dir(&dir.node())
-        };
-        let ledger = fiscus_ledger_store::server::start(fiscus_ledger_store::server::Config {
-            listen: m.ledger,
-            http_listen: "127.0.0.1:0".parse()?,
-            data_dir: dir.0.join("ledger"),
-            tls: tls.clone(),
-            genesis_file: genesis_file.clone(),
-            signers_dir: signers.clone(),
-            threads: 2,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("starting the ledger-store of {}", m.code))?;
-        let gateway = fiscus_gossip_gateway::start(fiscus_gossip_gateway::Config {
-            listen: m.gateway,
-            http_listen: "127.0.0.1:0".parse()?,
-            tls: tls.clone(),
-            signers_dir: signers.clone(),
-            genesis_file: genesis_file.clone(),
-            ledger: endpoint(m.ledger, "127.0.0.1"),
-            orderers: orderer_endpoints.clone(),
-            nats_url: nats_url.clone(),
-            ..Default::default()
-        })
+        let ledger =
+            fiscus_ledger_store::server::start(configs::ledger_store(&files, m, any_port, None))
+                .await
+                .with_context(|| format!("starting the ledger-store of {}", m.code))?;
+        let gateway = fiscus_gossip_gateway::start(configs::gossip_gateway(
+            &files,
+            layout,
+            m,
+            any_port,
+            nats_url.clone(),
+        ))
         .await
         .with_context(|| format!("starting the gossip-gateway of {}", m.code))?;
-        let api = fiscus_exchange_adapter::start(fiscus_exchange_adapter::Config {
-            listen: m.api,
-            rest_tls,
-            http_listen: "127.0.0.1:0".parse()?,
-            grpc_listen: m.grpc,
-            tls,
-            ledger: endpoint(m.ledger, "127.0.0.1"),
-            orderers: orderer_endpoints.clone(),
-            signers_dir: signers.clone(),
-            genesis_file: genesis_file.clone(),
-            clients_file: dir.clients_file(),
-            ..Default::default()
-        })
+        let api = fiscus_exchange_adapter::start(configs::exchange_adapter(
+            &files, layout, m, any_port, rest_tls,
+        ))
         .await
         .with_context(|| format!("starting the exchange-adapter of {}", m.code))?;
         members.push(Member {
-            code: m.code.clone(),
             ledger,
             gateway,
             api,
         });
     }
-    Ok(Devnet {
-        layout,
-        data: data.to_owned(),
+    Ok(Parts::InProcess {
         ca,
         orderers,
         members,
-        rest_tls,
     })
 }
 
@@ -259,35 +320,45 @@ pub(crate) fn api_keys(data: &Path) -> Result<Vec<(String, String)>> {
 fn print_endpoints(net: &Devnet) {
     println!();
     println!(
-        "Fiscus devnet 开发网络 ({}) is up:",
-        net.layout.consortium_id
+        "Fiscus devnet 开发网络 ({}) is up{}:",
+        net.layout.consortium_id,
+        match &net.parts {
+            Parts::InProcess { .. } => String::new(),
+            Parts::Processes(p) => format!(
+                " as {} processes{}",
+                p.supervisor.pids().len(),
+                p.nats_url
+                    .as_deref()
+                    .map(|u| format!(", events on {u}"))
+                    .unwrap_or_default()
+            ),
+        }
     );
     println!(
         "  identity-ca  grpc {}   (root: {})",
         net.layout.ca_grpc,
         CaPaths::new(net.data.join("ca")).root_cert().display()
     );
-    for o in &net.orderers {
+    for o in &net.layout.orderers {
         println!(
             "  orderer      grpc {}   metrics http://{}/metrics",
-            o.client_addr, o.http_addr
+            o.client,
+            net.orderer_ops(o.id)
+                .map_or_else(|| "?".to_owned(), |a| a.to_string())
         );
     }
     let scheme = if net.rest_tls { "https" } else { "http" };
-    for (m, (_, label)) in net.members.iter().zip(MEMBERS) {
+    for (m, (_, label)) in net.layout.members.iter().zip(MEMBERS) {
         println!("  member {}  {label}", m.code);
         println!(
             "    exchange-adapter  {scheme}://{}  (API page {scheme}://{}/docs){}",
-            m.api.addr,
-            m.api.addr,
-            m.api
-                .grpc_addr
-                .map(|g| format!("  gRPC {g}"))
-                .unwrap_or_default()
+            m.api,
+            m.api,
+            m.grpc.map(|g| format!("  gRPC {g}")).unwrap_or_default()
         );
         println!(
             "    ledger-store grpc {}   gossip-gateway grpc {}",
-            m.ledger.addr, m.gateway.addr
+            m.ledger, m.gateway
         );
     }
     println!(
@@ -295,6 +366,14 @@ fn print_endpoints(net: &Devnet) {
         net.data.display(),
         net.data.join("api-keys.txt").display()
     );
+    if let Parts::Processes(_) = &net.parts {
+        println!(
+            "  processes 进程: fiscus devnet status --data-dir {} ; configs {}/config ; logs {}/logs",
+            net.data.display(),
+            net.data.display(),
+            net.data.display()
+        );
+    }
 }
 
 /// Runs the devnet until Ctrl-C. With `--demo`, `demo` replays the fiscal
@@ -304,22 +383,39 @@ pub(crate) async fn run(
     cmd: DevnetCmd,
     demo: impl AsyncFnOnce(&Devnet) -> Result<()>,
 ) -> Result<()> {
-    // Fifteen services share this process's log; RUST_LOG=info shows all of it.
+    if let Some(DevnetAction::Status(status)) = cmd.action {
+        if !processes::status(status).await? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    // Fifteen services share this process's log (in-process); RUST_LOG=info shows all of it.
     let _telemetry = fiscus_common::telemetry::init_with_default("devnet", false, "warn")?;
     if cmd.reset && cmd.data_dir.exists() {
         eprintln!("devnet: --reset: deleting {}", cmd.data_dir.display());
         std::fs::remove_dir_all(&cmd.data_dir)
             .with_context(|| format!("deleting {}", cmd.data_dir.display()))?;
     }
+    let mode = if cmd.processes {
+        Mode::Processes {
+            log_level: "info".into(),
+        }
+    } else {
+        Mode::InProcess
+    };
     let net = start(
         &cmd.data_dir,
         cmd.base_port,
         cmd.nats_url.clone(),
         cmd.demo,
         cmd.rest_tls,
+        mode,
     )
     .await?;
-    wait_ready(&net, Duration::from_secs(60)).await?;
+    if let Err(e) = net.wait_leader(Duration::from_secs(60)).await {
+        net.stop().await;
+        return Err(e);
+    }
     print_endpoints(&net);
     if cmd.demo
         && let Err(e) = demo(&net).await
@@ -327,38 +423,40 @@ pub(crate) async fn run(
         net.stop().await;
         return Err(e.context("the fiscal-year demo failed"));
     }
+    if let Parts::Processes(p) = &net.parts {
+        let (rss, n) = processes::total_rss(&p.supervisor);
+        println!();
+        println!(
+            "Memory at rest 静止内存: {rss:.0} MiB resident over {n} processes (sum of VmRSS)"
+        );
+    }
     let keys = api_keys(&net.data)?;
+    let hebei = net.layout.members.get(1).map(|m| m.api);
     if net.rest_tls
-        && let (Some(m), Some((_, key))) = (net.members.get(1), keys.get(1))
+        && let (Some(api), Some((_, key))) = (hebei, keys.get(1))
     {
         println!();
         println!("Try it over TLS (Hebei's key) / 试用:");
         println!(
-            "  curl -s --cacert {root} -H 'Authorization: Bearer {key}' https://{addr}/v1/chain",
+            "  curl -s --cacert {root} -H 'Authorization: Bearer {key}' https://{api}/v1/chain",
             root = CaPaths::new(net.data.join("ca")).root_cert().display(),
-            addr = m.api.addr,
         );
         println!(
-            "  fiscus status --api https://{addr} --ca-file {root} --key {key}",
+            "  fiscus status --api https://{api} --ca-file {root} --key {key}",
             root = CaPaths::new(net.data.join("ca")).root_cert().display(),
-            addr = m.api.addr,
         );
         println!(
             "  A program holding a member's client certificate ({}) needs no key.",
             net.data.join("member-130000/client").display()
         );
-    } else if let (Some(m), Some((_, key))) = (net.members.get(1), keys.get(1)) {
+    } else if let (Some(api), Some((_, key))) = (hebei, keys.get(1)) {
         println!();
         println!("Try it (Hebei's key) / 试用:");
+        println!("  curl -s -H 'Authorization: Bearer {key}' http://{api}/v1/chain");
         println!(
-            "  curl -s -H 'Authorization: Bearer {key}' http://{}/v1/chain",
-            m.api.addr
+            "  curl -s -H 'Authorization: Bearer {key}' 'http://{api}/v1/accounts?org=130100'"
         );
-        println!(
-            "  curl -s -H 'Authorization: Bearer {key}' 'http://{}/v1/accounts?org=130100'",
-            m.api.addr
-        );
-        println!("  OpenAPI: http://{}/openapi.json", m.api.addr);
+        println!("  OpenAPI: http://{api}/openapi.json");
     }
     if !cmd.exit {
         println!();
@@ -371,25 +469,4 @@ pub(crate) async fn run(
     }
     net.stop().await;
     Ok(())
-}
-
-/// Waits until the orderers have a leader and every member's gateway is up.
-async fn wait_ready(net: &Devnet, deadline: Duration) -> Result<()> {
-    let until = Instant::now() + deadline;
-    loop {
-        let leader = net.orderers.iter().any(|o| {
-            o.handles
-                .status
-                .read()
-                .map(|s| s.role == "leader")
-                .unwrap_or(false)
-        });
-        if leader {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            bail!("the orderers elected no leader within {deadline:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -1,0 +1,183 @@
+//! Every devnet service's configuration, built in one place: the in-process
+//! devnet starts the services from these values, and the process devnet
+//! writes the same values to TOML files that `fiscus <service> --config`
+//! reads. The two layouts cannot drift apart.
+
+use super::layout::{Layout, MemberPorts, OrdererPorts};
+use super::setup::{DEVNET_TLS_RELOAD_SECS, member_dir};
+use fiscus_common::tls::{Endpoint, TlsConfig};
+use fiscus_identity_ca::ca::CaPaths;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Threads of a devnet ledger-store and contract-executor: fifteen or more
+/// services share this machine.
+const THREADS: usize = 2;
+
+/// Where the devnet's files are, from its data directory.
+pub(crate) struct Files {
+    pub data: PathBuf,
+}
+
+impl Files {
+    fn ca(&self) -> CaPaths {
+        CaPaths::new(self.data.join("ca"))
+    }
+    fn signers(&self) -> PathBuf {
+        self.data.join("signers")
+    }
+    /// The CRL every service reloads when the CA revokes or re-signs (within
+    /// [`DEVNET_TLS_RELOAD_SECS`]), closing the connections of revoked peers.
+    fn tls_in(&self, dir: &Path) -> TlsConfig {
+        TlsConfig {
+            crl_file: Some(self.ca().crl()),
+            reload_interval_secs: DEVNET_TLS_RELOAD_SECS,
+            ..TlsConfig::in_dir(dir)
+        }
+    }
+    fn member_tls(&self, m: &MemberPorts) -> TlsConfig {
+        self.tls_in(&member_dir(&self.data, &m.code).node())
+    }
+}
+
+fn endpoint(addr: SocketAddr, name: &str) -> Endpoint {
+    Endpoint {
+        addr: addr.to_string(),
+        server_name: name.into(),
+    }
+}
+
+/// The orderers' client endpoints, as members dial them.
+pub(crate) fn orderer_endpoints(layout: &Layout) -> Vec<Endpoint> {
+    layout
+        .orderers
+        .iter()
+        .map(|o| endpoint(o.client, &format!("orderer-{}", o.id)))
+        .collect()
+}
+
+pub(crate) fn identity_ca(
+    files: &Files,
+    layout: &Layout,
+    http: SocketAddr,
+) -> fiscus_identity_ca::Config {
+    fiscus_identity_ca::Config {
+        data_dir: files.data.join("ca"),
+        listen: layout.ca_grpc,
+        http_listen: http,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn orderer(
+    files: &Files,
+    layout: &Layout,
+    o: &OrdererPorts,
+    http: SocketAddr,
+) -> fiscus_orderer::Config {
+    let dir = files.data.join(format!("orderer-{}", o.id));
+    fiscus_orderer::Config {
+        node_id: o.id,
+        consortium_id: layout.consortium_id.clone(),
+        listen: o.client,
+        raft_listen: o.raft,
+        http_listen: http,
+        data_dir: dir.join("data"),
+        peers: layout
+            .orderers
+            .iter()
+            .map(|p| fiscus_orderer::Peer {
+                id: p.id,
+                raft_addr: p.raft.to_string(),
+                client_addr: p.client.to_string(),
+                server_name: format!("orderer-{}", p.id),
+            })
+            .collect(),
+        tls: files.tls_in(&dir.join("tls")),
+        signers_dir: files.signers(),
+        block_clock: layout.block_clock,
+        ..Default::default()
+    }
+}
+
+/// A member's ledger-store; `executor`: its contract-executor's gRPC
+/// endpoint (none: it executes in process).
+pub(crate) fn ledger_store(
+    files: &Files,
+    m: &MemberPorts,
+    http: SocketAddr,
+    executor: Option<SocketAddr>,
+) -> fiscus_ledger_store::server::Config {
+    fiscus_ledger_store::server::Config {
+        listen: m.ledger,
+        http_listen: http,
+        data_dir: member_dir(&files.data, &m.code).0.join("ledger"),
+        tls: files.member_tls(m),
+        genesis_file: files.ca().consortium_config(),
+        signers_dir: files.signers(),
+        executor: executor.map(|a| endpoint(a, "127.0.0.1")),
+        threads: THREADS,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn contract_executor(
+    files: &Files,
+    m: &MemberPorts,
+    listen: SocketAddr,
+    http: SocketAddr,
+) -> fiscus_contract_executor::server::Config {
+    fiscus_contract_executor::server::Config {
+        listen,
+        http_listen: http,
+        tls: files.member_tls(m),
+        threads: THREADS,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn gossip_gateway(
+    files: &Files,
+    layout: &Layout,
+    m: &MemberPorts,
+    http: SocketAddr,
+    nats_url: Option<String>,
+) -> fiscus_gossip_gateway::Config {
+    fiscus_gossip_gateway::Config {
+        listen: m.gateway,
+        http_listen: http,
+        tls: files.member_tls(m),
+        signers_dir: files.signers(),
+        genesis_file: files.ca().consortium_config(),
+        ledger: endpoint(m.ledger, "127.0.0.1"),
+        orderers: orderer_endpoints(layout),
+        nats_url,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn exchange_adapter(
+    files: &Files,
+    layout: &Layout,
+    m: &MemberPorts,
+    http: SocketAddr,
+    rest_tls: bool,
+) -> fiscus_exchange_adapter::Config {
+    let dir = member_dir(&files.data, &m.code);
+    fiscus_exchange_adapter::Config {
+        listen: m.api,
+        rest_tls,
+        http_listen: http,
+        grpc_listen: m.grpc,
+        tls: files.member_tls(m),
+        ledger: endpoint(m.ledger, "127.0.0.1"),
+        orderers: orderer_endpoints(layout),
+        signers_dir: files.signers(),
+        genesis_file: files.ca().consortium_config(),
+        clients_file: dir.clients_file(),
+        // Webhook cursors and dead letters: the member's own directory, not
+        // the working directory.
+        data_dir: dir.0.join("adapter"),
+        ..Default::default()
+    }
+}
