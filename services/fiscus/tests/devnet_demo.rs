@@ -15,6 +15,34 @@ fn the_demo_replays_a_fiscal_year_and_proves_a_receipt_final() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("devnet");
     let (_devnet, lines) = Devnet::start_collecting(&data, &["--demo"]);
+    check_summary(&lines);
+}
+
+/// `fiscus devnet --processes --demo`: the same replay and summary with
+/// every service its own process, and the memory of all of them at rest.
+#[test]
+fn the_process_devnet_prints_the_same_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let (_devnet, lines) = Devnet::start_collecting(&data, &["--processes", "--demo"]);
+    check_summary(&lines);
+    let text = lines.join("\n");
+    assert!(text.contains("is up as 2"), "{text}");
+    let rest = lines
+        .iter()
+        .find(|l| l.starts_with("Memory at rest 静止内存: "))
+        .unwrap_or_else(|| panic!("no memory line: {text}"));
+    let mib: f64 = rest
+        .trim_start_matches("Memory at rest 静止内存: ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(mib > 100.0, "{rest}");
+}
+
+fn check_summary(lines: &[String]) {
     let text = lines.join("\n");
     assert!(text.contains("1 flagged late (逾期)"), "{text}");
     let receipt = lines
