@@ -104,6 +104,29 @@ struct Progress {
     final_at: BTreeMap<u64, Instant>,
 }
 
+/// CPU seconds per kind of process (`orderer`, `ledger-store`, …, and
+/// `load generator`, which in process also runs the whole devnet).
+fn cpu_by_role(net: &crate::devnet::Devnet) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    out.insert("load generator".to_owned(), usage_of("self").cpu_s);
+    for (name, pid) in net.child_pids() {
+        let role = [
+            "contract-executor",
+            "ledger-store",
+            "gossip-gateway",
+            "exchange-adapter",
+            "orderer",
+            "identity-ca",
+            "nats-server",
+        ]
+        .into_iter()
+        .find(|r| name.contains(r))
+        .unwrap_or("other");
+        *out.entry(role.to_owned()).or_insert(0.0) += usage_of(&pid.to_string()).cpu_s;
+    }
+    out
+}
+
 /// CPU seconds and peak RSS (MiB) of the devnet: this process (the load
 /// generator, and the whole devnet when it runs in process) plus its children.
 fn devnet_usage(net: &crate::devnet::Devnet) -> (f64, f64) {
@@ -129,8 +152,11 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
     let data = dir.path().join("devnet");
     let mode = if b.processes {
         log("bench e2e: starting the devnet (3 orderers, 5 members, every service its own process)…".into());
+        // No nats-server: the in-process devnet it is compared with
+        // publishes on its in-process bus.
         crate::devnet::Mode::Processes {
             log_level: "warn".into(),
+            start_nats: false,
         }
     } else {
         log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
@@ -341,6 +367,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         }
     ));
     let (cpu_before, _) = devnet_usage(&net);
+    let roles_before = cpu_by_role(&net);
     let start = Instant::now();
     let deadline = start + b.duration;
     let per_stream_rate = b.rate as f64 / b.streams as f64;
@@ -436,6 +463,13 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
     let _ = watcher.await;
     let (cpu, rss) = devnet_usage(&net);
     let processes = net.child_pids().len();
+    let cpu_s_by_role: BTreeMap<String, f64> = cpu_by_role(&net)
+        .into_iter()
+        .map(|(role, cpu)| {
+            let before = roles_before.get(&role).copied().unwrap_or(0.0);
+            (role, ((cpu - before) * 10.0).round() / 10.0)
+        })
+        .collect();
 
     let p = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
     let mut commit_ms = Vec::new();
@@ -473,6 +507,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         "process_cpu_s": (cpu * 10.0).round() / 10.0,
         "cpu_us_per_tx": (cpu_us_per_tx * 10.0).round() / 10.0,
         "process_peak_rss_mib": rss.round(),
+        "cpu_s_by_role_under_load": cpu_s_by_role,
         "processes": if processes == 0 {
             "one (the whole devnet runs in this process)".to_owned()
         } else {

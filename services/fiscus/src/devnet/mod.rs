@@ -90,8 +90,9 @@ pub(crate) enum Mode {
     /// All of them in this process.
     InProcess,
     /// Each its own OS process, supervised by this one; `log_level` is the
-    /// children's `RUST_LOG` when the environment sets none.
-    Processes { log_level: String },
+    /// children's `RUST_LOG` when the environment sets none; `start_nats`:
+    /// start a nats-server (when installed and no NATS URL is given).
+    Processes { log_level: String, start_nats: bool },
 }
 
 /// The running devnet.
@@ -230,12 +231,21 @@ pub(crate) async fn start(
             check_free(&layout)?;
             start_in_process(&data, &layout, nats_url, rest_tls).await?
         }
-        Mode::Processes { log_level } => {
+        Mode::Processes {
+            log_level,
+            start_nats,
+        } => {
             // An earlier supervisor's orphans hold the layout's ports until
             // processes::start stops them, so the ports are checked after.
-            let p = processes::start(&data, &layout, nats_url, rest_tls, &log_level, || {
-                check_free(&layout)
-            })
+            let p = processes::start(
+                &data,
+                &layout,
+                nats_url,
+                rest_tls,
+                &log_level,
+                start_nats,
+                || check_free(&layout),
+            )
             .await?;
             Parts::Processes(p)
         }
@@ -399,6 +409,7 @@ pub(crate) async fn run(
     let mode = if cmd.processes {
         Mode::Processes {
             log_level: "info".into(),
+            start_nats: true,
         }
     } else {
         Mode::InProcess

@@ -184,6 +184,7 @@ pub(crate) async fn start(
     nats_url: Option<String>,
     rest_tls: bool,
     log_level: &str,
+    start_nats: bool,
     check_layout_free: impl FnOnce() -> Result<()>,
 ) -> Result<Processes> {
     stop_leftovers(data)?;
@@ -199,7 +200,17 @@ pub(crate) async fn start(
     }
     std::fs::create_dir_all(data.join("config"))?;
     let mut supervisor = Supervisor::new(data, log_level)?;
-    match start_all(data, layout, &ports, nats_url, rest_tls, &mut supervisor).await {
+    match start_all(
+        data,
+        layout,
+        &ports,
+        nats_url,
+        rest_tls,
+        start_nats,
+        &mut supervisor,
+    )
+    .await
+    {
         Ok(nats_url) => Ok(Processes {
             supervisor,
             ports,
@@ -218,6 +229,7 @@ async fn start_all(
     ports: &ProcPorts,
     mut nats_url: Option<String>,
     rest_tls: bool,
+    start_nats: bool,
     sup: &mut Supervisor,
 ) -> Result<Option<String>> {
     let exe = std::env::current_exe().context("finding the fiscus binary")?;
@@ -238,7 +250,7 @@ async fn start_all(
         })
     };
 
-    if nats_url.is_none() {
+    if nats_url.is_none() && start_nats {
         match nats_server_binary() {
             Some(bin) => {
                 let store = data.join("nats");
