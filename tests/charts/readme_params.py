@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from charts_lib import CHARTS, REPO
+from charts_lib import ALL_CHARTS, REPO
 
 BEGIN, END = "<!-- params:begin -->", "<!-- params:end -->"
 PARAM = re.compile(r"^## @param (\S+) (.+)$")
@@ -68,7 +68,7 @@ def write(chart):
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
-        for c in CHARTS:
+        for c in ALL_CHARTS:
             write(c)
     else:
         print(__doc__)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Every chart check, with no cluster and no network:
-#   1. helm lint --strict, and helm template validated by kubernetes-validate
-#      --strict against Kubernetes $K8S_VERSION, for every chart over its
-#      ci/*-values.yaml (defaults, everything on, Hebei) and the Hebei examples;
-#   2. the unit tests over the rendered YAML and the Dockerfile (unit.py).
-# Ends with "N passed, M failed"; exits non-zero on any failure.
+#   1. helm lint --strict, and helm template (with the CRDs of crds/, when a
+#      chart has them) validated by kubernetes-validate --strict against
+#      Kubernetes $K8S_VERSION, for every chart over its ci/*-values.yaml
+#      (defaults, everything on, Hebei) and the Hebei examples;
+#   2. the unit tests over the rendered YAML, the Dockerfile and the operator's
+#      examples (unit.py); it lists any test it skipped, and why.
+# Ends with "N passed, M failed" (", K skipped" when a test was skipped);
+# exits non-zero on any failure.
 # Tools: tests/charts/install-tools.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +16,7 @@ K8S_VERSION="${K8S_VERSION:-1.31.0}"   # kubernetes-validate 1.37.0 ships schema
 export K8S_VERSION PYTHONDONTWRITEBYTECODE=1
 passed=0
 failed=0
+skipped=0
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -38,7 +42,7 @@ check() {  # check NAME COMMAND...: one counted check; prints the output of a fa
 
 render_and_validate() {  # chart release values: helm template | kubernetes-validate
   local out="$tmp/$2-$(basename "$3")"
-  helm template "$2" "charts/$1" -n fiscus -f "$3" --kube-version "$K8S_VERSION" >"$out" || return 1
+  helm template "$2" "charts/$1" -n fiscus -f "$3" --kube-version "$K8S_VERSION" --include-crds >"$out" || return 1
   # --no-warn: the ServiceMonitor CRD has no schema here; unit tests check it instead.
   kubernetes-validate --strict --quiet --no-warn -k "$K8S_VERSION" "$out"
 }
@@ -47,7 +51,7 @@ render_and_validate() {  # chart release values: helm template | kubernetes-vali
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {typo: 1, ports: [{port: 80}]}\n' >"$tmp/bad.yaml"
 check "kubernetes-validate refuses an unknown field" bash -c "! kubernetes-validate --strict --quiet -k $K8S_VERSION $tmp/bad.yaml"
 
-for chart in fiscus-ca fiscus-orderer fiscus-member; do
+for chart in fiscus-ca fiscus-orderer fiscus-member fiscus-operator; do
   files=(charts/$chart/ci/*-values.yaml)
   if [ "$chart" = fiscus-member ]; then files+=(k8s/examples/hebei/member-*.yaml); fi
   declare -A seen=()
@@ -64,11 +68,11 @@ done
 unit_out="$tmp/unit.txt"
 python3 tests/charts/unit.py 2>&1 | tee "$unit_out" | grep -v '^unit: '
 summary="$(grep '^unit: ' "$unit_out" | tail -1)"
-if [[ "$summary" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-  passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+if [[ "$summary" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
+  passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2])); skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
 else
   echo "run.sh: the unit tests did not report" >&2; failed=$((failed + 1))
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]

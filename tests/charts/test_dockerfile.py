@@ -1,7 +1,10 @@
 """What can be checked of the Dockerfile without a Docker engine: the paths it
-copies exist in the build context, it exposes the ports the services listen
-on, its user and labels, and that every subcommand and flag the charts run
-the image with is defined by the binary's clap code in services/fiscus/src."""
+copies exist in the build context (every workspace member among them), it
+builds and installs both binaries (fiscus, fiscus-operator), it exposes the
+ports the services and the operator listen on, its user and labels, that
+every subcommand and flag the charts run the image with is defined by the
+binary's clap code in services/fiscus/src, and that the operator chart's
+command, subcommand and environment are those of operator/src/main.rs."""
 
 import fnmatch
 import json
@@ -10,11 +13,12 @@ import shlex
 import tomllib
 import unittest
 
-from charts_lib import REPO, containers, render, values_matrix, workloads
+from charts_lib import OPERATOR, REPO, containers, render, values_matrix, workloads
 from test_config_keys import COMMENTED_KEY
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 FISCUS_SRC = REPO / "services/fiscus/src"
+OPERATOR_MAIN = REPO / "operator/src/main.rs"
 
 
 def instructions():
@@ -109,10 +113,22 @@ class Dockerfile(unittest.TestCase):
                         self.assertFalse([p for p in ignored if fnmatch.fnmatch(rel, p) or rel == p],
                                          f"{rel} is excluded by .dockerignore")
 
-    def test_the_build_compiles_the_fiscus_binary_with_protoc_and_the_locked_lockfile(self):
+    def test_every_workspace_member_is_copied_into_the_build(self):
+        # cargo needs every member's manifest to resolve the workspace.
+        members = tomllib.loads((REPO / "Cargo.toml").read_text())["workspace"]["members"]
+        dests = [shlex.split(a)[-1].removeprefix("./").rstrip("/") for i, a in instructions()
+                 if i == "COPY" and "--from=" not in a]
+        for m in members:
+            with self.subTest(member=m):
+                self.assertTrue(any(m == d or m.startswith(d + "/") for d in dests), f"{m} is not copied")
+
+    def test_the_build_compiles_both_binaries_with_protoc_and_the_locked_lockfile(self):
         runs = " ".join(a for i, a in instructions() if i == "RUN")
         self.assertIn("protobuf-compiler", runs)
-        self.assertIn("cargo build --release --locked -p fiscus", runs)
+        self.assertIn("cargo build --release --locked -p fiscus -p fiscus-operator", runs)
+        self.assertRegex(runs, r"cp target/release/fiscus target/release/fiscus-operator /usr/local/bin/")
+        (copied,) = [shlex.split(a) for i, a in instructions() if i == "COPY" and "--from=build" in a]
+        self.assertEqual(copied[1:], ["/usr/local/bin/fiscus", "/usr/local/bin/fiscus-operator", "/usr/local/bin/"])
         want = tomllib.loads((REPO / "Cargo.toml").read_text())["workspace"]["package"]["rust-version"]
         have = re.search(r"ARG RUST_VERSION=([\d.]+)", DOCKERFILE).group(1)
         self.assertGreaterEqual(tuple(map(int, have.split("."))), tuple(map(int, want.split("."))))
@@ -126,7 +142,7 @@ class Dockerfile(unittest.TestCase):
                          ["ca-certificates"])
         (user,) = [a for i, a in instructions() if i == "USER"]
         self.assertEqual(user, "10001:10001")
-        for chart in ("fiscus-member", "fiscus-orderer", "fiscus-ca"):
+        for chart in ("fiscus-member", "fiscus-orderer", "fiscus-ca", OPERATOR):
             for w in workloads(render(chart)):
                 self.assertEqual(w["spec"]["template"]["spec"]["securityContext"]["runAsUser"], 10001)
         (entry,) = [a for i, a in instructions() if i == "ENTRYPOINT"]
@@ -137,14 +153,60 @@ class Dockerfile(unittest.TestCase):
         for key in ("title", "description", "version", "revision", "licenses", "source"):
             self.assertIn(f"org.opencontainers.image.{key}=", labels)
 
-    def test_it_exposes_exactly_the_ports_of_the_example_configs(self):
-        ports = set()
+    def test_it_exposes_exactly_the_ports_of_the_example_configs_and_the_operator(self):
+        ports = {operator_ops_port()}
         for f in (REPO / "config").glob("*.example.toml"):
             text = "\n".join(m.group(1) if (m := COMMENTED_KEY.match(l)) else l for l in f.read_text().splitlines())
             cfg = tomllib.loads(text)
             ports |= {int(cfg[k].rsplit(":", 1)[1]) for k in ("listen", "http_listen", "raft_listen", "grpc_listen") if k in cfg}
         (expose,) = [a for i, a in instructions() if i == "EXPOSE"]
         self.assertEqual({int(p) for p in expose.split()}, ports)
+
+
+def operator_run_args():
+    """{flag: its #[arg(...)] text} of `fiscus-operator run` (operator/src/main.rs);
+    rustfmt may spread an attribute over several lines."""
+    run = block(block(OPERATOR_MAIN.read_text(), "enum Command "), "Run {")
+    out, attrs = {}, ""
+    for line in run.splitlines():
+        if m := re.match(r"^\s*(\w+):\s*[\w<>:]+,?\s*$", line):
+            out[m.group(1).replace("_", "-")] = attrs
+            attrs = ""
+        elif not line.strip().startswith("///"):
+            attrs += line
+    return out
+
+
+def operator_envs():
+    return {m.group(1) for attrs in operator_run_args().values() if (m := re.search(r'env\s*=\s*"(\w+)"', attrs))}
+
+
+def operator_ops_port():
+    """The port of the default --http-listen of `fiscus-operator run`."""
+    attrs = operator_run_args()["http-listen"]
+    assert "FISCUS_OPERATOR_HTTP_LISTEN" in attrs, attrs
+    return int(re.search(r'default_value\s*=\s*"[\d.]+:(\d+)"', attrs).group(1))
+
+
+class OperatorInvocation(unittest.TestCase):
+    def test_the_chart_runs_a_binary_the_image_installs(self):
+        (dep,) = [w for w in workloads(render(OPERATOR))]
+        (c,) = containers(dep)
+        (binary,) = c["command"]
+        self.assertRegex(DOCKERFILE, rf"COPY --from=build [^\n]*/usr/local/bin/{binary}\b")
+        self.assertEqual(binary, "fiscus-operator")
+        self.assertIn('name = "fiscus-operator"', (REPO / "operator/Cargo.toml").read_text())
+
+    def test_the_subcommand_and_environment_are_those_of_operator_main(self):
+        main = OPERATOR_MAIN.read_text()
+        commands = block(main, "enum Command ")
+        self.assertIn("    Run {", commands)
+        (c,) = containers(workloads(render(OPERATOR))[0])
+        self.assertEqual(c["args"], ["run"])
+        envs = operator_envs()
+        self.assertEqual(envs, {"FISCUS_OPERATOR_HTTP_LISTEN", "POD_NAMESPACE", "POD_NAME", "FISCUS_OPERATOR_JSON_LOGS"})
+        self.assertLessEqual({e["name"] for e in c["env"]}, envs)
+        self.assertEqual(operator_ops_port(), [p["containerPort"] for p in c["ports"] if p["name"] == "ops"][0])
 
 
 class ChartInvocations(unittest.TestCase):

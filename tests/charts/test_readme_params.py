@@ -6,7 +6,7 @@ import unittest
 
 import yaml
 
-from charts_lib import CHARTS, REPO
+from charts_lib import ALL_CHARTS, REPO
 from readme_params import params, readme_table, table
 
 
@@ -21,20 +21,20 @@ def leaves(node, prefix=""):
 
 class ReadmeParams(unittest.TestCase):
     def test_every_param_appears_in_the_readme_table(self):
-        for chart in CHARTS:
+        for chart in ALL_CHARTS:
             with self.subTest(chart=chart):
                 text = readme_table(chart)
                 for _, key, _ in params(chart):
                     self.assertIn(f"| `{key}` |", text)
 
     def test_the_readme_table_is_the_one_the_params_make(self):
-        for chart in CHARTS:
+        for chart in ALL_CHARTS:
             with self.subTest(chart=chart):
                 self.assertEqual(readme_table(chart), table(chart),
                                  "run: python3 tests/charts/readme_params.py --write")
 
     def test_every_value_is_documented_by_a_param(self):
-        for chart in CHARTS:
+        for chart in ALL_CHARTS:
             with self.subTest(chart=chart):
                 values = yaml.safe_load((REPO / "charts" / chart / "values.yaml").read_text())
                 keys = {key for _, key, _ in params(chart)}
@@ -43,7 +43,7 @@ class ReadmeParams(unittest.TestCase):
                 self.assertEqual(undocumented, [])
 
     def test_every_param_names_a_value(self):
-        for chart in CHARTS:
+        for chart in ALL_CHARTS:
             values = yaml.safe_load((REPO / "charts" / chart / "values.yaml").read_text())
             for _, key, _ in params(chart):
                 with self.subTest(chart=chart, param=key):
@@ -54,7 +54,7 @@ class ReadmeParams(unittest.TestCase):
 
     def test_every_top_level_value_is_in_the_schema(self):
         import json
-        for chart in CHARTS:
+        for chart in ALL_CHARTS:
             with self.subTest(chart=chart):
                 schema = json.loads((REPO / "charts" / chart / "values.schema.json").read_text())
                 values = yaml.safe_load((REPO / "charts" / chart / "values.yaml").read_text())

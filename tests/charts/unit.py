@@ -1,5 +1,6 @@
-"""Runs the chart unit tests (test_*.py here) and ends with one line,
-`unit: N passed, M failed`, that run.sh adds to its own count."""
+"""Runs the chart unit tests (test_*.py here), lists each skipped test with
+its reason (`skip TEST: REASON`), and ends with one line,
+`unit: N passed, M failed` (`, K skipped` when any was), that run.sh adds to its own count."""
 
 import sys
 import unittest
@@ -14,5 +15,9 @@ result = unittest.TextTestRunner(verbosity=int(sys.argv[1]) if sys.argv[1:] else
 # A test with failing subtests counts once.
 failed = len({getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
              | {t.id() for t in result.unexpectedSuccesses})
-print(f"unit: {result.testsRun - failed} passed, {failed} failed")
+skipped = len(result.skipped)
+for test, reason in result.skipped:
+    print(f"skip {test.id()}: {reason}")
+print(f"unit: {result.testsRun - failed - skipped} passed, {failed} failed"
+      + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

@@ -1,0 +1,191 @@
+//! A member's node identity at the identity-ca: enrolled once with the
+//! one-time secret, renewed over mutual TLS with the identity itself before
+//! it expires, and revoked by its holder when the member is deleted.
+//! The enrollment secret is passed to the CA and nowhere else: never logged,
+//! never stored by the operator.
+
+use fiscus_common::tls::{PeerIdentity, ServerPin, TlsConfig, TlsContext};
+use fiscus_proto::pb::identity::{RenewRequest, RevokeRequest};
+use fiscus_proto::pb::types::Role;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error("identity-ca: {0}")]
+    Ca(String),
+    #[error("the node certificate: {0}")]
+    Certificate(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the CA is and the root it must chain to.
+#[derive(Debug, Clone)]
+pub struct CaTarget {
+    pub endpoint: String,
+    pub server_name: String,
+    pub root_pem: String,
+}
+
+/// A node identity, as its Secret holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+}
+
+impl std::fmt::Debug for Identity {
+    // The private key never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").finish_non_exhaustive()
+    }
+}
+
+/// Secret data keys.
+pub const CERT: &str = "cert.pem";
+pub const KEY: &str = "key.pem";
+pub const CA: &str = "ca.pem";
+
+impl Identity {
+    /// From a Secret's data; None when a key is missing or not UTF-8.
+    pub fn from_secret(data: &BTreeMap<String, Vec<u8>>) -> Option<Self> {
+        let get = |k: &str| String::from_utf8(data.get(k)?.clone()).ok();
+        Some(Self {
+            cert_pem: get(CERT)?,
+            key_pem: get(KEY)?,
+            ca_pem: get(CA)?,
+        })
+    }
+
+    pub fn to_secret(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (CERT.to_owned(), self.cert_pem.clone()),
+            (KEY.to_owned(), self.key_pem.clone()),
+            (CA.to_owned(), self.ca_pem.clone()),
+        ])
+    }
+
+    /// What the certificate says: member, role, id, validity.
+    pub fn peer(&self) -> Result<PeerIdentity, EnrollError> {
+        let der = fiscus_common::tls::parse_certs(Path::new(CERT), self.cert_pem.as_bytes())
+            .map_err(|e| EnrollError::Certificate(e.to_string()))?;
+        let first = der
+            .first()
+            .ok_or_else(|| EnrollError::Certificate("no certificate in cert.pem".into()))?;
+        PeerIdentity::from_der(first).map_err(|e| EnrollError::Certificate(e.to_string()))
+    }
+
+    /// Writes the three files to a private temporary directory (the TLS
+    /// stack reads identities from files).
+    fn to_dir(&self) -> Result<tempfile::TempDir, EnrollError> {
+        let dir = tempfile::tempdir()?;
+        for (name, text) in [
+            (CERT, &self.cert_pem),
+            (KEY, &self.key_pem),
+            (CA, &self.ca_pem),
+        ] {
+            fiscus_identity_ca::ca::write_file(&dir.path().join(name), text.as_bytes(), 0o600)
+                .map_err(|e| EnrollError::Ca(e.to_string()))?;
+        }
+        Ok(dir)
+    }
+}
+
+fn to_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+/// Enrolls `code`'s node identity with its one-time `secret`, for `dns_names`.
+pub async fn enroll(
+    ca: &CaTarget,
+    code: &str,
+    secret: &str,
+    dns_names: &[String],
+) -> Result<Identity, EnrollError> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, &ca.root_pem)?;
+    let mut client =
+        fiscus_identity_ca::client::connect(&ca.endpoint, &ca.server_name, None, &root)
+            .await
+            .map_err(|e| EnrollError::Ca(e.to_string()))?;
+    let out = dir.path().join("node");
+    std::fs::create_dir_all(&out)?;
+    fiscus_identity_ca::client::enroll(
+        &mut client,
+        &fiscus_identity_ca::client::EnrollArgs {
+            member: code.to_owned(),
+            role: Role::Node,
+            secret: Some(secret.to_owned()),
+            dns_names: dns_names.to_vec(),
+            ips: Vec::new(),
+            out_dir: out.clone(),
+        },
+    )
+    .await
+    .map_err(|e| EnrollError::Ca(e.to_string()))?;
+    let read = |name: &str| std::fs::read_to_string(out.join(name));
+    Ok(Identity {
+        cert_pem: read(CERT)?,
+        key_pem: read(KEY)?,
+        ca_pem: read(CA)?,
+    })
+}
+
+async fn connect_as(
+    ca: &CaTarget,
+    me: &Identity,
+) -> Result<
+    (
+        fiscus_proto::pb::identity::identity_ca_client::IdentityCaClient<tonic::transport::Channel>,
+        tempfile::TempDir,
+    ),
+    EnrollError,
+> {
+    let dir = me.to_dir()?;
+    let config = TlsContext::load(&TlsConfig::in_dir(dir.path()))
+        .and_then(|c| c.client_config_pinned(ServerPin::identity_ca()))
+        .map_err(|e| EnrollError::Certificate(e.to_string()))?;
+    let ch = fiscus_common::tls::connect_channel(&ca.endpoint, &ca.server_name, config)
+        .await
+        .map_err(|e| EnrollError::Ca(e.to_string()))?;
+    Ok((
+        fiscus_proto::pb::identity::identity_ca_client::IdentityCaClient::new(ch),
+        dir,
+    ))
+}
+
+/// A new certificate and key for the same identity, asked for by the
+/// identity itself over mutual TLS.
+pub async fn renew(ca: &CaTarget, me: &Identity) -> Result<Identity, EnrollError> {
+    let peer = me.peer()?;
+    let (mut client, _dir) = connect_as(ca, me).await?;
+    let (key, csr) = fiscus_identity_ca::ca::new_key_and_csr(&peer.member, peer.role)
+        .map_err(|e| EnrollError::Ca(e.to_string()))?;
+    let resp = client
+        .renew(RenewRequest { csr })
+        .await
+        .map_err(|s| EnrollError::Ca(format!("{}: {}", s.code(), s.message())))?
+        .into_inner();
+    Ok(Identity {
+        cert_pem: to_pem(&resp.certificate),
+        key_pem: fiscus_identity_ca::ca::private_key_pem(&key),
+        ca_pem: resp.chain.iter().map(|c| to_pem(c)).collect(),
+    })
+}
+
+/// Revokes the identity's own certificate (its holder may).
+pub async fn revoke(ca: &CaTarget, me: &Identity, reason: &str) -> Result<(), EnrollError> {
+    let peer = me.peer()?;
+    let (mut client, _dir) = connect_as(ca, me).await?;
+    client
+        .revoke(RevokeRequest {
+            cert_id: peer.cert_id.to_vec(),
+            reason: reason.to_owned(),
+        })
+        .await
+        .map_err(|s| EnrollError::Ca(format!("{}: {}", s.code(), s.message())))?;
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! `fiscus-operator`: `run` (the controller), `crd` (print the CRDs),
+//! `render` (print the objects a FinanceMember becomes, without a cluster).
+#![forbid(unsafe_code)]
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use fiscus_operator::crd::{Consortium, FinanceMember};
+use fiscus_operator::reconcile::{self, Context, MANAGER, Metrics};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::runtime::{Controller, events::Recorder, events::Reporter, watcher};
+use kube::{Api, Client};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fiscus-operator",
+    version,
+    about = "Provisions one Fiscus member per finance department (FinanceMember, Consortium)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the controller (in-cluster config, or the kubeconfig).
+    Run {
+        /// `/metrics`, `/healthz`, `/readyz`.
+        #[arg(
+            long,
+            default_value = "0.0.0.0:9490",
+            env = "FISCUS_OPERATOR_HTTP_LISTEN"
+        )]
+        http_listen: SocketAddr,
+        /// The namespace of the leader-election Lease (default: the pod's).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// This replica's identity in the Lease.
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        #[arg(long, env = "FISCUS_OPERATOR_JSON_LOGS")]
+        json_logs: bool,
+    },
+    /// Print the CustomResourceDefinitions (YAML), as `k8s/crds/` holds them.
+    Crd,
+    /// Print the objects a FinanceMember becomes (YAML), from files.
+    Render {
+        /// A FinanceMember (YAML or JSON).
+        #[arg(long)]
+        member: PathBuf,
+        /// Its Consortium (YAML or JSON).
+        #[arg(long)]
+        consortium: PathBuf,
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = dispatch(Cli::parse()).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn read<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Crd => {
+            print!("{}", fiscus_operator::crds_yaml()?);
+            Ok(())
+        }
+        Command::Render {
+            member,
+            consortium,
+            namespace,
+        } => {
+            let member: FinanceMember = read(&member)?;
+            let consortium: Consortium = read(&consortium)?;
+            let inputs = fiscus_operator::resources::Inputs {
+                member: &member,
+                consortium: &consortium,
+                namespace,
+                tls_checksum: String::new(),
+                owner: None,
+            };
+            for o in inputs.objects()? {
+                println!("---");
+                print!("{}", serde_saphyr::to_string(&o)?);
+            }
+            Ok(())
+        }
+        Command::Run {
+            http_listen,
+            lease_namespace,
+            identity,
+            json_logs,
+        } => run(http_listen, lease_namespace, identity, json_logs).await,
+    }
+}
+
+async fn run(
+    http_listen: SocketAddr,
+    lease_namespace: String,
+    identity: Option<String>,
+    json_logs: bool,
+) -> Result<()> {
+    let _telemetry = fiscus_common::telemetry::init("operator", json_logs)?;
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry)?;
+    let readiness = fiscus_common::ops_server::Readiness::default();
+    readiness.set("leader", Err("not elected yet".into()));
+    let ops = fiscus_common::ops_server::OpsServer::start(http_listen, registry, readiness.clone())
+        .context("starting the ops endpoint")?;
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let identity = identity.unwrap_or_else(|| format!("{MANAGER}-{}", std::process::id()));
+
+    // Only the Lease holder reconciles: two replicas never act at once.
+    let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "fiscus-operator")
+        .with_namespace(lease_namespace)
+        .with_identity(identity.clone())
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .context("leader election")?;
+    let (mut leader, lease_task) = lease.watch().await;
+    tracing::info!(%identity, "waiting to lead");
+    while !*leader.borrow_and_update() {
+        tokio::select! {
+            r = leader.changed() => r.context("leader election ended")?,
+            () = fiscus_common::shutdown_signal() => return Ok(()),
+        }
+    }
+    readiness.set("leader", Ok(()));
+    tracing::info!(%identity, "leading: reconciling FinanceMembers");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER.into(),
+            instance: Some(identity),
+        },
+    );
+    let ctx = Arc::new(Context::new(client.clone(), recorder, metrics));
+    let wc = watcher::Config::default();
+    let controller = Controller::new(Api::<FinanceMember>::all(client.clone()), wc.clone())
+        .owns(Api::<StatefulSet>::all(client.clone()), wc.clone())
+        .owns(Api::<Deployment>::all(client.clone()), wc.clone())
+        .owns(Api::<Service>::all(client.clone()), wc.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), wc.clone())
+        .owns(Api::<Secret>::all(client.clone()), wc)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "controller");
+            }
+        });
+    tokio::select! {
+        () = controller => {}
+        () = fiscus_common::shutdown_signal() => {}
+        r = leader.changed() => {
+            // Lost the Lease: stop at once; Kubernetes restarts the pod, which waits to lead again.
+            let _ = r;
+            tracing::warn!("lost the leader Lease; exiting");
+            ops.stop().await;
+            std::process::exit(1);
+        }
+    }
+    drop(leader);
+    let _ = lease_task.await;
+    ops.stop().await;
+    Ok(())
+}
