@@ -43,12 +43,13 @@ run: deps
 ##       kubernetes-validate, rendered-YAML unit tests), every test in the
 ##       workspace (each starts its own nats-server), every chart-rendered service
 ##       config through `fiscus <service> --check-config` (tests/charts/check_configs.py),
+##       and every config `fiscus-operator render` writes, its workloads compared with the chart's,
 ##       then schemathesis against a devnet's REST API (tests/api/schemathesis.sh, ~3 min)
 test: deps
 	observability/test.sh
 	bash tests/charts/run.sh
 	$(CARGO) test $(CARGO_FLAGS) --workspace
-	$(CARGO) build $(CARGO_FLAGS) -p fiscus
+	$(CARGO) build $(CARGO_FLAGS) -p fiscus -p fiscus-operator
 	python3 tests/charts/check_configs.py
 	bash tests/api/schemathesis.sh
 

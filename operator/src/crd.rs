@@ -47,11 +47,40 @@ pub struct ConsortiumSpec {
     /// The orderers' client endpoints (`host:port` and the name on their certificates).
     #[schemars(length(min = 1))]
     pub orderers: Vec<EndpointSpec>,
+    /// Member gateways every member's gossip-gateway dials (besides the
+    /// genesis' `gossip_endpoints`): the member code, `host:port`, and the
+    /// name on its certificate. A member skips its own entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gossip_peers: Vec<PeerSpec>,
+    /// The namespace Prometheus scrapes from: the only source the ops ports admit.
+    #[serde(default = "default_monitoring")]
+    pub monitoring_namespace: String,
+    /// The ingress controller's namespace, admitted to the API port when a
+    /// member has an Ingress.
+    #[serde(default = "default_ingress_ns")]
+    pub ingress_controller_namespace: String,
     /// NATS for events, e.g. `nats://nats.fiscus:4222`; none: events stay in each gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats_url: Option<String>,
     /// The Fiscus image every member runs.
     pub image: ImageSpec,
+}
+
+fn default_monitoring() -> String {
+    "monitoring".into()
+}
+
+fn default_ingress_ns() -> String {
+    "ingress-nginx".into()
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSpec {
+    #[schemars(regex(pattern = r"^[0-9]{6}$"))]
+    pub member: String,
+    pub endpoint: String,
+    pub server_name: String,
 }
 
 /// A key in a Secret or a ConfigMap.

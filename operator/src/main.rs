@@ -119,8 +119,15 @@ async fn run(
     let _telemetry = fiscus_common::telemetry::init("operator", json_logs)?;
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
+    let is_leader = prometheus::IntGauge::new(
+        "fiscus_operator_leader",
+        "1 while this replica holds the Lease and reconciles",
+    )?;
+    registry.register(Box::new(is_leader.clone()))?;
+    // Ready once it can reach the API server, leader or standby: a standby
+    // that never turned Ready would block rolling updates and node drains.
     let readiness = fiscus_common::ops_server::Readiness::default();
-    readiness.set("leader", Err("not elected yet".into()));
+    readiness.set("api", Err("not connected yet".into()));
     let ops = fiscus_common::ops_server::OpsServer::start(http_listen, registry, readiness.clone())
         .context("starting the ops endpoint")?;
     let client = Client::try_default()
@@ -145,7 +152,7 @@ async fn run(
             () = fiscus_common::shutdown_signal() => return Ok(()),
         }
     }
-    readiness.set("leader", Ok(()));
+    is_leader.set(1);
     tracing::info!(%identity, "leading: reconciling FinanceMembers");
     let recorder = Recorder::new(
         client.clone(),

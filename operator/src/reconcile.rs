@@ -361,6 +361,7 @@ async fn apply(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
             return Err(e);
         }
     };
+    publish_signer(m, &consortium, ctx, &identity).await?;
     let peer = identity.peer()?;
     status.new.certificate_id = Some(peer.cert_id.to_hex());
     status.new.certificate_not_after = k8s_openapi::jiff::Timestamp::from_second(peer.not_after)
@@ -526,6 +527,44 @@ async fn write_identity(m: &FinanceMember, ctx: &Context, id: &Identity) -> Resu
             &Patch::Apply(&body),
         )
         .await?;
+    Ok(())
+}
+
+/// Puts the node certificate in the consortium's signers ConfigMap (key
+/// `node-<code>.pem`), which every member's services read to check the
+/// blocks' and attestations' signatures. Each member's key has its own field
+/// manager, so server-side apply merges them; written only when it differs.
+/// Members in other clusters receive it the way the consortium distributes
+/// signers today (out of band).
+async fn publish_signer(
+    m: &FinanceMember,
+    consortium: &Consortium,
+    ctx: &Context,
+    id: &Identity,
+) -> Result<(), Error> {
+    let ns = m.namespace().unwrap_or_default();
+    let name = &consortium.spec.signers_config_map;
+    let key = format!("node-{}.pem", m.spec.code);
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let current = api.get_opt(name).await?;
+    if current
+        .as_ref()
+        .and_then(|c| c.data.as_ref()?.get(&key))
+        .is_some_and(|pem| *pem == id.cert_pem)
+    {
+        return Ok(());
+    }
+    let body = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns},
+        "data": {key: id.cert_pem},
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(&format!("{MANAGER}.{}", m.spec.code)).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
     Ok(())
 }
 

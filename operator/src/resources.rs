@@ -151,6 +151,7 @@ impl Inputs<'_> {
                 listen: any(7400),
                 http_listen: any(7420),
                 tls: tls(),
+                json_logs: true,
                 ..Default::default()
             })?,
         );
@@ -167,6 +168,7 @@ impl Inputs<'_> {
                 // feeds the ledger-store, as in the chart.
                 orderers: Vec::new(),
                 executor: Some(endpoint(code, "contract-executor", 7400)),
+                json_logs: true,
                 ..Default::default()
             })?,
         );
@@ -181,6 +183,19 @@ impl Inputs<'_> {
                 ledger: endpoint(code, "ledger-store", 7300),
                 orderers: self.orderers(),
                 nats_url: self.consortium.spec.nats_url.clone(),
+                peers: self
+                    .consortium
+                    .spec
+                    .gossip_peers
+                    .iter()
+                    .filter(|p| p.member != code)
+                    .map(|p| fiscus_gossip_gateway::config::PeerEndpoint {
+                        member: p.member.clone(),
+                        addr: p.endpoint.clone(),
+                        server_name: p.server_name.clone(),
+                    })
+                    .collect(),
+                json_logs: true,
                 ..Default::default()
             })?,
         );
@@ -196,6 +211,7 @@ impl Inputs<'_> {
                 genesis_file: self.genesis_file(),
                 clients_file: PathBuf::from(CLIENTS_DIR).join("api-clients.toml"),
                 data_dir: PathBuf::from(WORK_DIR).join("exchange-adapter"),
+                json_logs: true,
                 ..Default::default()
             })?,
         );
@@ -469,7 +485,9 @@ impl Inputs<'_> {
     /// strangers out), the adapter its API clients; every ops port admits scrapes.
     fn network_policy(&self, component: &str, name: &str) -> Value {
         let code = self.code();
-        let ops = json!({"ports": [{"port": "ops"}]});
+        let namespace = |ns: &str| json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}});
+        let ops = json!({"ports": [{"port": "ops"}],
+                         "from": [namespace(&self.consortium.spec.monitoring_namespace)]});
         let rule = match component {
             "ledger-store" => {
                 json!({"ports": [{"port": "grpc"}], "from": [{"podSelector": {"matchLabels": {
@@ -481,8 +499,16 @@ impl Inputs<'_> {
                 json!({"ports": [{"port": "grpc"}], "from": [{"podSelector": {"matchLabels": m}}]})
             }
             "gossip-gateway" => json!({"ports": [{"port": "gossip"}]}),
-            _ => json!({"ports": [{"port": "api"}], "from": [{"podSelector": {"matchLabels": {
-                "fiscus.io/api-client": code}}}]}),
+            _ => {
+                let mut from =
+                    vec![json!({"podSelector": {"matchLabels": {"fiscus.io/api-client": code}}})];
+                if self.member.spec.api.ingress_host.is_some() {
+                    from.push(namespace(
+                        &self.consortium.spec.ingress_controller_namespace,
+                    ));
+                }
+                json!({"ports": [{"port": "api"}], "from": from})
+            }
         };
         json!({
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",

@@ -54,6 +54,12 @@ pub struct FakeApi {
     state: Arc<Mutex<State>>,
 }
 
+impl std::fmt::Debug for FakeApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeApi").finish_non_exhaustive()
+    }
+}
+
 /// The API path of a namespaced object.
 pub fn path(api_version: &str, plural: &str, ns: &str, name: &str) -> String {
     let base = if api_version.contains('/') {
@@ -107,6 +113,18 @@ impl FakeApi {
         }
         obj["metadata"]["resourceVersion"] = json!(s.uid.to_string());
         s.objects.insert(path.to_owned(), obj);
+    }
+
+    /// An independent copy of the stored objects (no requests, no faults).
+    pub fn fork(&self) -> Self {
+        let s = self.lock();
+        Self {
+            state: Arc::new(Mutex::new(State {
+                objects: s.objects.clone(),
+                uid: s.uid,
+                ..State::default()
+            })),
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
@@ -214,6 +232,17 @@ impl FakeApi {
                 }
                 let mut obj = normalize(parsed);
                 if let Some(old) = &existing {
+                    // Another field manager's keys of a map stay (the
+                    // granular merge of server-side apply, as far as the
+                    // operator relies on it: a ConfigMap's `data`).
+                    if obj["kind"] == "ConfigMap"
+                        && let (Some(new), Some(old)) =
+                            (obj["data"].as_object().cloned(), old["data"].as_object())
+                    {
+                        let mut merged = old.clone();
+                        merged.extend(new);
+                        obj["data"] = Value::Object(merged);
+                    }
                     obj["metadata"]["uid"] = old["metadata"]["uid"].clone();
                     if !old["status"].is_null() {
                         obj["status"] = old["status"].clone();

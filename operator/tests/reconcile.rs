@@ -106,6 +106,12 @@ async fn world() -> World {
                "data": {"ca.pem": std::fs::read_to_string(paths.root_cert()).unwrap()}}),
     );
     api.insert(
+        &object(("v1", "configmaps"), "fiscus-signers"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "fiscus-signers", "namespace": NS},
+               "data": {"orderer-1.pem": "-----BEGIN CERTIFICATE----- (kept)"}}),
+    );
+    api.insert(
         &object(("v1", "secrets"), "enroll-130100"),
         json!({"apiVersion": "v1", "kind": "Secret",
                "metadata": {"name": "enroll-130100", "namespace": NS},
@@ -182,6 +188,18 @@ fn node_cert(api: &FakeApi) -> fiscus_common::tls::PeerIdentity {
     fiscus_common::tls::PeerIdentity::from_der(&der[0]).unwrap()
 }
 
+/// The id of the certificate published as `node-130100.pem` in the signers ConfigMap.
+fn signer_cert_id(api: &FakeApi) -> fiscus_proto::hash::Hash32 {
+    let signers = api
+        .get(&object(("v1", "configmaps"), "fiscus-signers"))
+        .expect("the signers ConfigMap");
+    let pem = signers["data"]["node-130100.pem"].as_str().unwrap();
+    let der = fiscus_common::tls::parse_certs(std::path::Path::new("x"), pem.as_bytes()).unwrap();
+    fiscus_common::tls::PeerIdentity::from_der(&der[0])
+        .unwrap()
+        .cert_id
+}
+
 /// Creates the member and runs one full pass (enrollment included).
 async fn created(w: &World) -> Arc<Context> {
     w.api.insert(&member_path(), member_json("130000"));
@@ -233,6 +251,17 @@ async fn a_new_member_is_enrolled_at_the_ca_and_gets_the_chart_s_workloads() {
         assert_eq!(owner["kind"], "FinanceMember", "{name}");
         assert_eq!(owner["controller"], true, "{name}");
     }
+    // Its node certificate is published for the other members' services,
+    // beside theirs.
+    assert_eq!(signer_cert_id(&w.api), cert.cert_id);
+    let signers = w
+        .api
+        .get(&object(("v1", "configmaps"), "fiscus-signers"))
+        .unwrap();
+    assert_eq!(
+        signers["data"]["orderer-1.pem"],
+        "-----BEGIN CERTIFICATE----- (kept)"
+    );
     let m = w.api.get(&member_path()).unwrap();
     assert_eq!(condition(&m, "Enrolled")["status"], "True");
     assert_eq!(condition(&m, "Ready")["status"], "True");
@@ -328,6 +357,11 @@ async fn a_certificate_inside_the_renewal_window_is_renewed_and_rolls_the_pods()
     );
     let m = w.api.get(&member_path()).unwrap();
     assert_eq!(m["status"]["certificateId"], after.cert_id.to_hex());
+    assert_eq!(
+        signer_cert_id(&w.api),
+        after.cert_id,
+        "the renewed certificate is published"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,11 @@
 values matrix, is accepted by `fiscus <service> --check-config FILE
 --skip-files` (keys, types and values; the files it names are Secrets mounted
 at run time, so they are not checked here). The chart and the binary cannot
-drift apart. Needs the fiscus binary: FISCUS_BIN, default target/debug/fiscus.
+drift apart. Then the same for every config `fiscus-operator render` writes
+for the Hebei operator example, and the operator's workloads and Services
+against the member chart's (check_operator.py). Needs both binaries:
+FISCUS_BIN, default target/debug/fiscus, and FISCUS_OPERATOR_BIN, default
+target/debug/fiscus-operator.
 
 Run: python3 tests/charts/check_configs.py  (make test runs it after the build)."""
 
@@ -12,8 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ left in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from charts_lib import REPO, of_kind, render, values_matrix  # noqa: E402
+import check_operator  # noqa: E402
 
 SERVICES = {"identity-ca", "orderer", "ledger-store", "contract-executor",
             "gossip-gateway", "exchange-adapter"}
@@ -49,6 +55,9 @@ def main():
     if missing:
         failed += 1
         print(f"FAIL no chart renders a config for: {', '.join(sorted(missing))}")
+    with tempfile.TemporaryDirectory() as tmp:
+        p, f = check_operator.run(fiscus, tmp)
+    passed, failed = passed + p, failed + f
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -171,11 +171,11 @@ class OperatorPod(unittest.TestCase):
         self.assertEqual(c["livenessProbe"]["failureThreshold"], 9)
         self.assertEqual(operator_container(render(OPERATOR, ALL_ON))["readinessProbe"]["periodSeconds"], 10)
 
-    def test_two_replicas_that_are_replaced_not_rolled(self):
+    def test_two_replicas_that_roll(self):
         dep = operator_deployment(render(OPERATOR))
         self.assertEqual(dep["spec"]["replicas"], 2)
-        # A standby is never Ready while the leader runs: a rolling update would wait forever.
-        self.assertEqual(dep["spec"]["strategy"], {"type": "Recreate"})
+        # Standbys are Ready too (/readyz is 200 once the API server answers), so a rolling update proceeds.
+        self.assertEqual(dep["spec"]["strategy"], {"type": "RollingUpdate"})
         self.assertTrue(selects(dep["spec"]["selector"]["matchLabels"], pod_template(dep)["metadata"]["labels"]))
 
     def test_scheduling_values_reach_the_pod(self):
