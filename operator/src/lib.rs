@@ -8,7 +8,8 @@
 #![forbid(unsafe_code)]
 
 // KubeSchema re-declares the spec inside its schema function, where `pub` is unreachable.
-#[allow(unreachable_pub)]
+// Several `printcolumn(..., type_ = "string", ...)` read to clippy as one attribute repeated.
+#[allow(unreachable_pub, clippy::duplicated_attributes)]
 pub mod crd;
 pub mod enroll;
 pub mod reconcile;

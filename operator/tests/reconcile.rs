@@ -341,7 +341,7 @@ async fn a_certificate_inside_the_renewal_window_is_renewed_and_rolls_the_pods()
     };
     let sum_before = template_sum(&w.api);
     // The clock moves to 10 days before expiry (the window is 30 days).
-    let mut later = Arc::try_unwrap(ctx).ok().expect("one owner");
+    let mut later = Arc::try_unwrap(ctx).expect("one owner");
     let expiry = before.not_after;
     later.clock = Box::new(move || expiry - 10 * 86_400);
     reconcile::reconcile(stored_member(&w.api), Arc::new(later))
