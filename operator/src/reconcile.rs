@@ -401,6 +401,18 @@ async fn apply(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(RESYNC))
 }
 
+/// The member's node identity as its Secret holds it, if it has one.
+async fn stored_identity(secrets: &Api<Secret>, code: &str) -> Result<Option<Identity>, Error> {
+    Ok(secrets
+        .get_opt(&resources::tls_secret_name(code))
+        .await?
+        .and_then(|s| {
+            let data: BTreeMap<String, Vec<u8>> =
+                s.data?.into_iter().map(|(k, v)| (k, v.0)).collect();
+            Identity::from_secret(&data)
+        }))
+}
+
 /// The node identity: read from its Secret, enrolled with the one-time
 /// secret if there is none, renewed when it expires within the window.
 async fn ensure_identity(
@@ -411,11 +423,7 @@ async fn ensure_identity(
 ) -> Result<Identity, Error> {
     let ns = m.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let tls_name = resources::tls_secret_name(&m.spec.code);
-    let existing = secrets.get_opt(&tls_name).await?.and_then(|s| {
-        let data: BTreeMap<String, Vec<u8>> = s.data?.into_iter().map(|(k, v)| (k, v.0)).collect();
-        Identity::from_secret(&data)
-    });
+    let existing = stored_identity(&secrets, &m.spec.code).await?;
     let ca = ca_target(ctx, &ns, consortium).await?;
     let window = i64::from(m.spec.renew_before_days) * 86_400;
     let identity = match existing {
@@ -654,10 +662,7 @@ async fn cleanup(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
     let ns = m.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let tls_name = resources::tls_secret_name(&m.spec.code);
-    let identity = secrets.get_opt(&tls_name).await?.and_then(|s| {
-        let data: BTreeMap<String, Vec<u8>> = s.data?.into_iter().map(|(k, v)| (k, v.0)).collect();
-        Identity::from_secret(&data)
-    });
+    let identity = stored_identity(&secrets, &m.spec.code).await?;
     if let Some(identity) = identity {
         let consortium = Api::<Consortium>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&m.spec.consortium_ref.name)

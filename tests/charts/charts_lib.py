@@ -102,3 +102,27 @@ def service_configs(docs):
 
 def port_of(addr):
     return int(addr.rsplit(":", 1)[1])
+
+
+def check_config(fiscus, service, text, path, label):
+    """Writes `text` to `path` and runs `fiscus <service> --check-config` on it
+    (referenced files not opened); prints an ok/FAIL line; returns whether it passed."""
+    path.write_text(text)
+    r = subprocess.run([fiscus, service, "--check-config", str(path), "--skip-files"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode == 0:
+        print(f"ok   {label}")
+        return True
+    print(f"FAIL {label}: {r.stderr.strip() or r.stdout.strip()}")
+    return False
+
+
+def assert_hardened_container(tc, sc):
+    """The container securityContext every chart sets: non-root, read-only
+    root filesystem, no privilege escalation, no capabilities, seccomp."""
+    tc.assertTrue(sc["runAsNonRoot"])
+    tc.assertTrue(sc["readOnlyRootFilesystem"])
+    tc.assertFalse(sc["allowPrivilegeEscalation"])
+    tc.assertFalse(sc.get("privileged", False))
+    tc.assertEqual(sc["capabilities"], {"drop": ["ALL"]})
+    tc.assertEqual(sc["seccompProfile"], {"type": "RuntimeDefault"})

@@ -11,14 +11,13 @@ target/debug/fiscus-operator.
 Run: python3 tests/charts/check_configs.py  (make test runs it after the build)."""
 
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from charts_lib import REPO, of_kind, render, values_matrix  # noqa: E402
+from charts_lib import REPO, check_config, of_kind, render, values_matrix  # noqa: E402
 import check_operator  # noqa: E402
 
 SERVICES = {"identity-ca", "orderer", "ledger-store", "contract-executor",
@@ -41,16 +40,11 @@ def main():
                         continue
                     seen.add(service)
                     f = Path(tmp) / f"{chart}-{Path(values).stem}-{cm['metadata']['name']}-{key}"
-                    f.write_text(text)
-                    r = subprocess.run([fiscus, service, "--check-config", str(f), "--skip-files"],
-                                       capture_output=True, text=True, timeout=60)
                     name = f"{chart} {Path(values).name} {cm['metadata']['name']}/{key}"
-                    if r.returncode == 0:
+                    if check_config(fiscus, service, text, f, name):
                         passed += 1
-                        print(f"ok   {name}")
                     else:
                         failed += 1
-                        print(f"FAIL {name}: {r.stderr.strip() or r.stdout.strip()}")
     missing = SERVICES - seen
     if missing:
         failed += 1

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from charts_lib import NAMESPACE, REPO, of_kind, render  # noqa: E402
+from charts_lib import NAMESPACE, REPO, check_config, of_kind, render  # noqa: E402
 
 MEMBER = "fiscus-member"
 EXAMPLES = REPO / "k8s/examples/hebei/operator"
@@ -262,16 +262,11 @@ def check_configs(fiscus, name, docs, tmp):
             if not key.endswith(".toml"):
                 continue
             f = Path(tmp) / f"operator-{name}-{cm['metadata']['name']}-{key}"
-            f.write_text(text)
-            r = subprocess.run([fiscus, service, "--check-config", str(f), "--skip-files"],
-                               capture_output=True, text=True, timeout=60)
             label = f"fiscus-operator render {name} {cm['metadata']['name']}/{key}"
-            if r.returncode == 0:
+            if check_config(fiscus, service, text, f, label):
                 passed += 1
-                print(f"ok   {label}")
             else:
                 failed += 1
-                print(f"FAIL {label}: {r.stderr.strip() or r.stdout.strip()}")
     return passed, failed
 
 

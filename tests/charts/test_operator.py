@@ -12,7 +12,7 @@ import unittest
 
 import yaml
 
-from charts_lib import (ALL_CHARTS, HELM, K8S_VERSION, NAMESPACE, OPERATOR, REPO, containers,
+from charts_lib import (assert_hardened_container, ALL_CHARTS, HELM, K8S_VERSION, NAMESPACE, OPERATOR, REPO, containers,
                         helm_template, named, of_kind, pod_template, render, selects, values_matrix,
                         workloads)
 
@@ -91,13 +91,7 @@ class OperatorPod(unittest.TestCase):
                 self.assertEqual(psc["runAsUser"], 10001)
                 self.assertEqual(psc["seccompProfile"], {"type": "RuntimeDefault"})
                 (c,) = containers(dep)
-                sc = c["securityContext"]
-                self.assertTrue(sc["runAsNonRoot"])
-                self.assertTrue(sc["readOnlyRootFilesystem"])
-                self.assertFalse(sc["allowPrivilegeEscalation"])
-                self.assertFalse(sc.get("privileged", False))
-                self.assertEqual(sc["capabilities"], {"drop": ["ALL"]})
-                self.assertEqual(sc["seccompProfile"], {"type": "RuntimeDefault"})
+                assert_hardened_container(self, c["securityContext"])
                 self.assertTrue({"cpu", "memory"} <= set(c["resources"]["requests"]))
                 self.assertTrue({"cpu", "memory"} <= set(c["resources"]["limits"]))
                 # A read-only root: the one writable path is a bounded scratch volume.

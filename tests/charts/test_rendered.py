@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from charts_lib import (CHARTS, HELM, K8S_VERSION, NAMESPACE, REPO, containers, helm_template,
+from charts_lib import (assert_hardened_container, CHARTS, HELM, K8S_VERSION, NAMESPACE, REPO, containers, helm_template,
                         named, of_kind, pod_template, port_of, release_for, render, selects,
                         service_configs, values_matrix, workloads)
 
@@ -51,13 +51,7 @@ class SecurityContext(unittest.TestCase):
             for w in workloads(docs):
                 for c in containers(w):
                     with self.subTest(values=values, container=f'{w["metadata"]["name"]}/{c["name"]}'):
-                        sc = c["securityContext"]
-                        self.assertTrue(sc["runAsNonRoot"])
-                        self.assertTrue(sc["readOnlyRootFilesystem"])
-                        self.assertFalse(sc["allowPrivilegeEscalation"])
-                        self.assertFalse(sc.get("privileged", False))
-                        self.assertEqual(sc["capabilities"], {"drop": ["ALL"]})
-                        self.assertEqual(sc["seccompProfile"], {"type": "RuntimeDefault"})
+                        assert_hardened_container(self, c["securityContext"])
 
     def test_no_pod_mounts_a_service_account_token(self):
         for chart, values, docs in every_rendering():

@@ -877,24 +877,6 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
     assert_eq!(r.0, 200, "{:?}", r.2);
 }
 
-/// Waits (60 s at most) until `addr` serves transaction `tx` as committed.
-fn wait_committed(addr: &str, key: &str, tx: &str, what: &str) {
-    let until = Instant::now() + Duration::from_secs(60);
-    while call(
-        addr,
-        "GET",
-        &format!("/v1/transactions/{tx}"),
-        Some(key),
-        None,
-        &[],
-    )
-    .0 != 200
-    {
-        assert!(Instant::now() < until, "{what} did not commit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// One HTTP/1.1 GET over TLS 1.3 to a devnet REST API, presenting the client
 /// certificate in `client_dir` (or none); returns the status and JSON body.
 fn tls_get(

@@ -218,19 +218,7 @@ async fn killed_processes_come_back_and_no_acknowledged_tx_is_lost() {
     for m in ["000000", "130000", "130100", "130102", "991300"] {
         let (addr, key, _) = net.api(m);
         for tx in &acked {
-            while call(
-                addr,
-                "GET",
-                &format!("/v1/transactions/{tx}"),
-                Some(key),
-                None,
-                &[],
-            )
-            .0 != 200
-            {
-                assert!(Instant::now() < until, "{tx} never committed at {m}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_committed_until(addr, key, tx, &format!("{tx} at {m}"), until);
         }
     }
     loop {

@@ -174,3 +174,18 @@ impl EventBus for NatsBus {
         })))
     }
 }
+
+/// Finds the `nats-server` binary: `$NATS_SERVER_BIN`, then `PATH`, then
+/// Debian's `/usr/sbin` and `/usr/bin`. Used by the process devnet and the
+/// tests' harness.
+pub fn server_binary() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}

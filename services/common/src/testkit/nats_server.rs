@@ -18,16 +18,9 @@ pub struct NatsServer {
     _dir: tempfile::TempDir,
 }
 
-/// Finds the binary: `$NATS_SERVER_BIN`, then `PATH`, then Debian's `/usr/sbin`.
+/// Finds the binary: see [`crate::bus::nats::server_binary`].
 pub fn nats_server_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
+    crate::bus::nats::server_binary()
 }
 
 fn free_port() -> std::io::Result<u16> {

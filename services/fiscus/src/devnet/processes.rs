@@ -148,18 +148,6 @@ fn is_ours(pid: u32, data: &Path) -> bool {
         .any(|arg| arg.contains(dir.as_ref()))
 }
 
-/// Finds `nats-server`: `$NATS_SERVER_BIN`, the PATH, then Debian's `/usr/sbin`.
-fn nats_server_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
 /// The running process devnet.
 pub(crate) struct Processes {
     pub supervisor: Supervisor,
@@ -236,22 +224,8 @@ async fn start_all(
     let files = Files {
         data: data.to_owned(),
     };
-    let http = |name: &str| {
-        ports.http.get(name).copied().with_context(|| {
-            format!("processes.json has no port for {name}; start fresh with --reset")
-        })
-    };
-    let spec = |name: &str, role: &str, config: PathBuf| -> Result<ProcSpec> {
-        Ok(ProcSpec {
-            name: name.to_owned(),
-            program: exe.clone(),
-            args: vec![role.into(), "--config".into(), config.into_os_string()],
-            http: Some(http(name)?),
-        })
-    };
-
     if nats_url.is_none() && start_nats {
-        match nats_server_binary() {
+        match fiscus_common::bus::nats::server_binary() {
             Some(bin) => {
                 let store = data.join("nats");
                 let args: Vec<OsString> = vec![
@@ -279,71 +253,94 @@ async fn start_all(
         }
     }
 
-    let ca = write_config(
+    let mut tier = Tier {
         data,
-        "identity-ca",
-        &configs::identity_ca(&files, layout, http("identity-ca")?),
-    )?;
-    sup.spawn(spec("identity-ca", "identity-ca", ca)?)?;
-    wait_ready(sup, &["identity-ca".to_owned()]).await?;
+        exe: &exe,
+        ports,
+        names: Vec::new(),
+    };
+    tier.launch(sup, "identity-ca".into(), "identity-ca", |h| {
+        configs::identity_ca(&files, layout, h)
+    })?;
+    tier.ready(sup).await?;
     eprintln!("devnet: identity-ca up; starting 3 orderers…");
 
-    let mut tier = Vec::new();
     for o in &layout.orderers {
-        let name = format!("orderer-{}", o.id);
-        let path = write_config(
-            data,
-            &name,
-            &configs::orderer(&files, layout, o, http(&name)?),
-        )?;
-        sup.spawn(spec(&name, "orderer", path)?)?;
-        tier.push(name);
+        tier.launch(sup, format!("orderer-{}", o.id), "orderer", |h| {
+            configs::orderer(&files, layout, o, h)
+        })?;
     }
-    wait_ready(sup, &tier).await?;
+    tier.ready(sup).await?;
     eprintln!("devnet: orderers up; starting 5 members' executors and ledger-stores…");
 
-    tier.clear();
     for m in &layout.members {
         let listen = ports
             .executors
             .get(&m.code)
             .copied()
             .context("processes.json has no executor port")?;
-        let name = member_process(&m.code, "contract-executor");
-        let path = write_config(
-            data,
-            &name,
-            &configs::contract_executor(&files, m, listen, http(&name)?),
-        )?;
-        sup.spawn(spec(&name, "contract-executor", path)?)?;
-        tier.push(name);
-        let name = member_process(&m.code, "ledger-store");
-        let path = write_config(
-            data,
-            &name,
-            &configs::ledger_store(&files, m, http(&name)?, Some(listen)),
-        )?;
-        sup.spawn(spec(&name, "ledger-store", path)?)?;
-        tier.push(name);
+        let executor = member_process(&m.code, "contract-executor");
+        tier.launch(sup, executor, "contract-executor", |h| {
+            configs::contract_executor(&files, m, listen, h)
+        })?;
+        let ledger = member_process(&m.code, "ledger-store");
+        tier.launch(sup, ledger, "ledger-store", |h| {
+            configs::ledger_store(&files, m, h, Some(listen))
+        })?;
     }
-    wait_ready(sup, &tier).await?;
+    tier.ready(sup).await?;
     eprintln!("devnet: ledger-stores up; starting gateways and exchange-adapters…");
 
-    tier.clear();
     for m in &layout.members {
-        let name = member_process(&m.code, "gossip-gateway");
-        let cfg = configs::gossip_gateway(&files, layout, m, http(&name)?, nats_url.clone());
-        let path = write_config(data, &name, &cfg)?;
-        sup.spawn(spec(&name, "gossip-gateway", path)?)?;
-        tier.push(name);
-        let name = member_process(&m.code, "exchange-adapter");
-        let cfg = configs::exchange_adapter(&files, layout, m, http(&name)?, rest_tls);
-        let path = write_config(data, &name, &cfg)?;
-        sup.spawn(spec(&name, "exchange-adapter", path)?)?;
-        tier.push(name);
+        let gateway = member_process(&m.code, "gossip-gateway");
+        tier.launch(sup, gateway, "gossip-gateway", |h| {
+            configs::gossip_gateway(&files, layout, m, h, nats_url.clone())
+        })?;
+        let adapter = member_process(&m.code, "exchange-adapter");
+        tier.launch(sup, adapter, "exchange-adapter", |h| {
+            configs::exchange_adapter(&files, layout, m, h, rest_tls)
+        })?;
     }
-    wait_ready(sup, &tier).await?;
+    tier.ready(sup).await?;
     Ok(nats_url)
+}
+
+/// Processes started together, then waited for together.
+struct Tier<'a> {
+    data: &'a Path,
+    exe: &'a Path,
+    ports: &'a ProcPorts,
+    names: Vec<String>,
+}
+
+impl Tier<'_> {
+    /// Writes `name`'s config (built for its ops address) and starts
+    /// `fiscus <role> --config` on it under supervision.
+    fn launch<T: serde::Serialize>(
+        &mut self,
+        sup: &mut Supervisor,
+        name: String,
+        role: &str,
+        config: impl FnOnce(SocketAddr) -> T,
+    ) -> Result<()> {
+        let http = self.ports.http.get(&name).copied().with_context(|| {
+            format!("processes.json has no port for {name}; start fresh with --reset")
+        })?;
+        let path = write_config(self.data, &name, &config(http))?;
+        sup.spawn(ProcSpec {
+            name: name.clone(),
+            program: self.exe.to_owned(),
+            args: vec![role.into(), "--config".into(), path.into_os_string()],
+            http: Some(http),
+        })?;
+        self.names.push(name);
+        Ok(())
+    }
+
+    /// Waits until every process launched since the last call is ready.
+    async fn ready(&mut self, sup: &Supervisor) -> Result<()> {
+        wait_ready(sup, &std::mem::take(&mut self.names)).await
+    }
 }
 
 async fn wait_nats(addr: SocketAddr, sup: &Supervisor) -> Result<()> {

@@ -302,3 +302,31 @@ pub(crate) async fn exchange_client(
         .unwrap();
     fiscus_proto::pb::exchange::exchange_client::ExchangeClient::new(ch)
 }
+
+/// Waits (60 s at most) until `tx` reads as committed at the adapter `addr`.
+pub(crate) fn wait_committed(addr: &str, key: &str, tx: &str, what: &str) {
+    wait_committed_until(
+        addr,
+        key,
+        tx,
+        what,
+        Instant::now() + Duration::from_secs(60),
+    );
+}
+
+/// [`wait_committed`] with a deadline shared by the caller's other waits.
+pub(crate) fn wait_committed_until(addr: &str, key: &str, tx: &str, what: &str, until: Instant) {
+    while call(
+        addr,
+        "GET",
+        &format!("/v1/transactions/{tx}"),
+        Some(key),
+        None,
+        &[],
+    )
+    .0 != 200
+    {
+        assert!(Instant::now() < until, "{what} did not commit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
