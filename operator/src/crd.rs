@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const GROUP: &str = "fiscus.io";
 
@@ -59,6 +60,11 @@ pub struct ConsortiumSpec {
     /// member has an Ingress.
     #[serde(default = "default_ingress_ns")]
     pub ingress_controller_namespace: String,
+    /// Extra labels on each member's ServiceMonitor (e.g. the one your
+    /// Prometheus selects on). A ServiceMonitor is made only when the
+    /// Prometheus Operator's CRD exists in the cluster.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_monitor_labels: BTreeMap<String, String>,
     /// NATS for events, e.g. `nats://nats.fiscus:4222`; none: events stay in each gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats_url: Option<String>,
@@ -181,6 +187,15 @@ pub struct FinanceMemberSpec {
     /// The Secret holding the one-time enrollment secret (key `secret`).
     /// Spent at the first enrollment; never logged.
     pub enrollment_secret_ref: LocalRef,
+    /// The Secret holding the one-time enrollment secret of the member's
+    /// client identity (role `client`, key `secret`). When set, the operator
+    /// enrolls that identity into `fiscus-<code>-client-tls`, mounts it in
+    /// the exchange-adapter at `/etc/fiscus/client` (the custodial signer
+    /// that `api-clients.toml` entries name), publishes its certificate as
+    /// `client-<code>.pem` among the signers, renews it and revokes it on
+    /// deletion like the node identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_enrollment_secret_ref: Option<LocalRef>,
     #[serde(default)]
     pub storage: StorageSpec,
     /// Requests and limits of every service container.
@@ -195,7 +210,12 @@ pub struct FinanceMemberSpec {
     /// OTLP endpoint for traces, e.g. `http://otel-collector:4317`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_endpoint: Option<String>,
-    /// Renew the node certificate this many days before it expires.
+    /// `Synced` is True while the member's ledger is at most this many
+    /// blocks behind the orderers' head.
+    #[serde(default = "default_synced_lag")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub synced_lag_blocks: u64,
+    /// Renew the certificates this many days before they expire.
     #[serde(default = "default_renew_days")]
     #[schemars(range(min = 1, max = 365))]
     pub renew_before_days: u32,
@@ -207,6 +227,10 @@ pub struct FinanceMemberSpec {
 
 fn default_renew_days() -> u32 {
     30
+}
+
+fn default_synced_lag() -> u64 {
+    10
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,7 +330,11 @@ pub struct FinanceMemberStatus {
     pub certificate_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_not_after: Option<String>,
-    /// The member's chain height and how far it is behind the orderers.
+    /// The client certificate's expiry (RFC 3339), when the member has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_not_after: Option<String>,
+    /// The member's chain height (its ledger-store's) and how many blocks it
+    /// is behind the orderers' head, as last read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

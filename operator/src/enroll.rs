@@ -1,6 +1,7 @@
-//! A member's node identity at the identity-ca: enrolled once with the
-//! one-time secret, renewed over mutual TLS with the identity itself before
-//! it expires, and revoked by its holder when the member is deleted.
+//! A member's identities at the identity-ca (its node identity, and the
+//! client identity its exchange-adapter signs with): each enrolled once with
+//! its one-time secret, renewed over mutual TLS with the identity itself
+//! before it expires, and revoked by its holder when the member is deleted.
 //! The enrollment secret is passed to the CA and nowhere else: never logged,
 //! never stored by the operator.
 
@@ -14,7 +15,7 @@ use std::path::Path;
 pub enum EnrollError {
     #[error("identity-ca: {0}")]
     Ca(String),
-    #[error("the node certificate: {0}")]
+    #[error("the certificate: {0}")]
     Certificate(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -28,7 +29,7 @@ pub struct CaTarget {
     pub root_pem: String,
 }
 
-/// A node identity, as its Secret holds it.
+/// An identity (certificate, key, chain), as its Secret holds it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Identity {
     pub cert_pem: String,
@@ -79,7 +80,7 @@ impl Identity {
 
     /// Writes the three files to a private temporary directory (the TLS
     /// stack reads identities from files).
-    fn to_dir(&self) -> Result<tempfile::TempDir, EnrollError> {
+    pub fn to_dir(&self) -> Result<tempfile::TempDir, EnrollError> {
         let dir = tempfile::tempdir()?;
         for (name, text) in [
             (CERT, &self.cert_pem),
@@ -97,10 +98,12 @@ fn to_pem(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }
 
-/// Enrolls `code`'s node identity with its one-time `secret`, for `dns_names`.
+/// Enrolls `code`'s identity in `role` with its one-time `secret` (which
+/// must be a secret for that role), for `dns_names`.
 pub async fn enroll(
     ca: &CaTarget,
     code: &str,
+    role: Role,
     secret: &str,
     dns_names: &[String],
 ) -> Result<Identity, EnrollError> {
@@ -117,7 +120,7 @@ pub async fn enroll(
         &mut client,
         &fiscus_identity_ca::client::EnrollArgs {
             member: code.to_owned(),
-            role: Role::Node,
+            role,
             secret: Some(secret.to_owned()),
             dns_names: dns_names.to_vec(),
             ips: Vec::new(),

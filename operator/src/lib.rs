@@ -3,7 +3,8 @@
 //!
 //! - [`crd`]: the API types; `fiscus-operator crd` prints their CRDs.
 //! - [`resources`]: what a member becomes (the member chart's workloads).
-//! - [`enroll`]: its node identity at the identity-ca.
+//! - [`enroll`]: its node and client identities at the identity-ca.
+//! - [`sync`]: its height against the orderers' head (`Synced`).
 //! - [`reconcile`]: the controller.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod crd;
 pub mod enroll;
 pub mod reconcile;
 pub mod resources;
+pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +59,12 @@ enum Command {
         consortium: PathBuf,
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// Include the ServiceMonitor (as when the Prometheus Operator's CRD exists).
+        #[arg(long)]
+        service_monitor: bool,
+        /// The operator's namespace, admitted to the ledger-store's gRPC port.
+        #[arg(long)]
+        operator_namespace: Option<String>,
     },
 }
 
@@ -85,6 +92,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             member,
             consortium,
             namespace,
+            service_monitor,
+            operator_namespace,
         } => {
             let member: FinanceMember = read(&member)?;
             let consortium: Consortium = read(&consortium)?;
@@ -94,6 +103,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 namespace,
                 tls_checksum: String::new(),
                 owner: None,
+                service_monitor,
+                operator_namespace,
             };
             for o in inputs.objects()? {
                 println!("---");
@@ -137,7 +148,7 @@ async fn run(
 
     // Only the Lease holder reconciles: two replicas never act at once.
     let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "fiscus-operator")
-        .with_namespace(lease_namespace)
+        .with_namespace(lease_namespace.clone())
         .with_identity(identity.clone())
         .with_duration(15)
         .with_grace(5)
@@ -161,7 +172,26 @@ async fn run(
             instance: Some(identity),
         },
     );
-    let ctx = Arc::new(Context::new(client.clone(), recorder, metrics));
+    let mut ctx = Context::new(client.clone(), recorder, metrics);
+    ctx.operator_namespace = Some(lease_namespace.clone());
+    let ctx = Arc::new(ctx);
+    // Members get a ServiceMonitor once the Prometheus Operator is installed
+    // (and lose it when it goes): asked at start and every 5 minutes.
+    ctx.set_service_monitors(reconcile::service_monitor_crd_exists(&client).await);
+    tracing::info!(exists = ctx.service_monitors(), "the ServiceMonitor CRD");
+    let watch_monitors = {
+        let (ctx, client) = (ctx.clone(), client.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(300)).await;
+                let exists = reconcile::service_monitor_crd_exists(&client).await;
+                if exists != ctx.service_monitors() {
+                    tracing::info!(exists, "the ServiceMonitor CRD");
+                }
+                ctx.set_service_monitors(exists);
+            }
+        })
+    };
     let wc = watcher::Config::default();
     let controller = Controller::new(Api::<FinanceMember>::all(client.clone()), wc.clone())
         .owns(Api::<StatefulSet>::all(client.clone()), wc.clone())
@@ -186,6 +216,7 @@ async fn run(
             std::process::exit(1);
         }
     }
+    watch_monitors.abort();
     drop(leader);
     let _ = lease_task.await;
     ops.stop().await;

@@ -1,7 +1,8 @@
 //! Reconciling a `FinanceMember`: check the spec against the consortium,
-//! enroll (or renew) its node identity at the identity-ca, apply its
-//! workloads, and report conditions; on deletion, revoke its certificate
-//! first. A pass over an unchanged member reads but writes nothing: every
+//! enroll (or renew) its node identity (and its client identity, when it
+//! has one) at the identity-ca, apply its workloads, read its height
+//! against the orderers' head, and report conditions; on deletion, revoke
+//! its certificates first. A pass over an unchanged member reads but writes nothing: every
 //! object carries the hash of what was last applied to it
 //! ([`crate::resources::APPLIED_HASH`]), and the status is written only when
 //! it changed.
@@ -11,6 +12,8 @@ use crate::crd::{
 };
 use crate::enroll::{self, CaTarget, EnrollError, Identity};
 use crate::resources::{self, APPLIED_HASH, Inputs};
+use crate::sync::{self, Dial, Target};
+use fiscus_proto::pb::types::Role;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{
@@ -23,6 +26,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,6 +90,16 @@ pub struct Context {
     pub metrics: Metrics,
     /// Unix seconds now (the renewal window is counted from it; tests set it).
     pub clock: Box<dyn Fn() -> i64 + Send + Sync>,
+    /// Where a member's ledger-store and the orderers are dialled for
+    /// `Synced` (tests map cluster names to loopback).
+    pub dial: Dial,
+    /// How long one connection or call of that read may take.
+    pub probe_timeout: Duration,
+    /// The operator's namespace, admitted to the ledger-stores' gRPC port.
+    pub operator_namespace: Option<String>,
+    /// Whether the Prometheus Operator's ServiceMonitor CRD exists (main
+    /// looks, at start and every few minutes).
+    service_monitors: AtomicBool,
     /// Consecutive failures per member, for the backoff.
     failures: Mutex<BTreeMap<String, u32>>,
 }
@@ -107,8 +121,21 @@ impl Context {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64)
             }),
+            dial: Arc::new(str::to_owned),
+            probe_timeout: Duration::from_secs(3),
+            operator_namespace: None,
+            service_monitors: AtomicBool::new(false),
             failures: Mutex::default(),
         }
+    }
+
+    /// Members get a ServiceMonitor from the next pass on (or lose it).
+    pub fn set_service_monitors(&self, exists: bool) {
+        self.service_monitors.store(exists, Ordering::Relaxed);
+    }
+
+    pub fn service_monitors(&self) -> bool {
+        self.service_monitors.load(Ordering::Relaxed)
     }
 
     fn key(m: &FinanceMember) -> String {
@@ -143,6 +170,22 @@ pub async fn reconcile(member: Arc<FinanceMember>, ctx: Arc<Context>) -> Result<
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the cluster serves the Prometheus Operator's ServiceMonitor
+/// (`monitoring.coreos.com/v1`); an unanswerable question reads as no.
+pub async fn service_monitor_crd_exists(client: &Client) -> bool {
+    match client
+        .list_api_group_resources("monitoring.coreos.com/v1")
+        .await
+    {
+        Ok(list) => list.resources.iter().any(|r| r.name == "servicemonitors"),
+        Err(kube::Error::Api(s)) if s.is_not_found() => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not ask whether ServiceMonitors exist");
+            false
+        }
+    }
 }
 
 /// A failed pass is requeued after 5 s, doubling per consecutive failure up to 5 min.
@@ -354,29 +397,65 @@ async fn apply(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
 
-    let identity = match ensure_identity(m, &consortium, ctx, &mut status).await {
-        Ok(i) => i,
-        Err(e) => {
-            status.write(m, ctx).await?;
-            return Err(e);
+    let mut identities = Vec::new();
+    for kind in Kind::of(m) {
+        match ensure_identity(m, &consortium, ctx, &mut status, &kind).await {
+            Ok(i) => {
+                publish_signer(m, &consortium, ctx, &kind, &i).await?;
+                identities.push((kind, i));
+            }
+            Err(e) => {
+                status.write(m, ctx).await?;
+                return Err(e);
+            }
         }
-    };
-    publish_signer(m, &consortium, ctx, &identity).await?;
-    let peer = identity.peer()?;
-    status.new.certificate_id = Some(peer.cert_id.to_hex());
-    status.new.certificate_not_after = k8s_openapi::jiff::Timestamp::from_second(peer.not_after)
-        .ok()
-        .map(|t| t.to_string());
+    }
+    let mut enrolled = Vec::new();
+    let mut earliest = i64::MAX;
+    let mut checksum = Sha256::new();
+    for (kind, identity) in &identities {
+        let peer = identity.peer()?;
+        let not_after = k8s_openapi::jiff::Timestamp::from_second(peer.not_after)
+            .ok()
+            .map(|t| t.to_string());
+        if kind.role == Role::Node {
+            status.new.certificate_id = Some(peer.cert_id.to_hex());
+            status.new.certificate_not_after = not_after;
+        } else {
+            status.new.client_certificate_not_after = not_after;
+        }
+        enrolled.push(format!(
+            "{} certificate {}",
+            kind.what,
+            &peer.cert_id.to_hex()[..16]
+        ));
+        earliest = earliest.min(peer.not_after);
+        checksum.update(identity.cert_pem.as_bytes());
+    }
+    status.set("Enrolled", true, "Enrolled", enrolled.join("; "));
+    let expiring = earliest - (ctx.clock)() <= i64::from(m.spec.renew_before_days) * 86_400;
+    status.set(
+        "CertificateExpiring",
+        expiring,
+        if expiring { "RenewalDue" } else { "Valid" },
+        format!("valid until Unix time {earliest}"),
+    );
+    let node = identities
+        .first()
+        .map(|(_, i)| i.clone())
+        .ok_or_else(|| Error::Missing("a member has a node identity".into()))?;
 
     ensure_clients_secret(m, ctx).await?;
     let inputs = Inputs {
         member: m,
         consortium: &consortium,
         namespace: ns.clone(),
-        tls_checksum: hex::encode(Sha256::digest(identity.cert_pem.as_bytes())),
+        tls_checksum: hex::encode(checksum.finalize()),
         owner: m
             .controller_owner_ref(&())
             .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
+        service_monitor: ctx.service_monitors(),
+        operator_namespace: ctx.operator_namespace.clone(),
     };
     let mut not_ready = Vec::new();
     for desired in inputs.objects()? {
@@ -390,45 +469,115 @@ async fn apply(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
     } else {
         status.set("Ready", false, "WorkloadsNotReady", not_ready.join("; "));
     }
-    status.set_raw(
-        "Synced",
-        "Unknown",
-        "NotMeasured",
-        "the member's height is not read by this operator version",
-    );
-    let _ = code;
+    let reading = sync::read(
+        &node,
+        &ledger_target(&code, &ns),
+        &orderer_targets(&consortium, &ns),
+        &ctx.dial,
+        ctx.probe_timeout,
+    )
+    .await;
+    let (synced, reason, message) = sync::condition(&reading, m.spec.synced_lag_blocks);
+    status.set_raw("Synced", synced, reason, message);
+    if let Ok(r) = &reading {
+        status.new.height = Some(r.height);
+        status.new.lag = r.lag();
+    }
     status.write(m, ctx).await?;
-    Ok(Action::requeue(RESYNC))
+    // A member catching up (or not yet answering) is looked at sooner.
+    Ok(Action::requeue(if synced == "True" {
+        RESYNC
+    } else {
+        Duration::from_secs(60)
+    }))
 }
 
-/// The member's node identity as its Secret holds it, if it has one.
-async fn stored_identity(secrets: &Api<Secret>, code: &str) -> Result<Option<Identity>, Error> {
-    Ok(secrets
-        .get_opt(&resources::tls_secret_name(code))
-        .await?
-        .and_then(|s| {
-            let data: BTreeMap<String, Vec<u8>> =
-                s.data?.into_iter().map(|(k, v)| (k, v.0)).collect();
-            Identity::from_secret(&data)
-        }))
+/// The member's ledger-store, as the operator reaches it from its own
+/// namespace (the Service's name is on the node certificate).
+pub fn ledger_target(code: &str, ns: &str) -> Target {
+    let (_, port) = resources::ports("ledger-store")[0];
+    let name = resources::object_name(code, "ledger-store");
+    Target {
+        addrs: vec![format!("{name}.{ns}.svc:{port}")],
+        server_name: name,
+    }
 }
 
-/// The node identity: read from its Secret, enrolled with the one-time
-/// secret if there is none, renewed when it expires within the window.
+/// The consortium's orderers, as the operator reaches them.
+pub fn orderer_targets(c: &Consortium, ns: &str) -> Vec<Target> {
+    c.spec
+        .orderers
+        .iter()
+        .map(|o| Target {
+            addrs: sync::cluster_addrs(&o.endpoint, ns),
+            server_name: o.server_name.clone(),
+        })
+        .collect()
+}
+
+/// One of a member's identities at the identity-ca.
+#[derive(Debug, Clone)]
+struct Kind {
+    role: Role,
+    /// "node" or "client": in messages, and the signers key `<what>-<code>.pem`.
+    what: &'static str,
+    /// The Secret the operator keeps it in.
+    secret: String,
+    /// The Secret with its one-time enrollment secret.
+    enrollment: String,
+    dns_names: Vec<String>,
+}
+
+impl Kind {
+    /// The member's identities: its node identity, then its client identity
+    /// when `apiEnrollmentSecretRef` names one.
+    fn of(m: &FinanceMember) -> Vec<Self> {
+        let code = &m.spec.code;
+        let mut out = vec![Self {
+            role: Role::Node,
+            what: "node",
+            secret: resources::tls_secret_name(code),
+            enrollment: m.spec.enrollment_secret_ref.name.clone(),
+            dns_names: resources::dns_names(code),
+        }];
+        if let Some(api) = &m.spec.api_enrollment_secret_ref {
+            out.push(Self {
+                role: Role::Client,
+                what: "client",
+                secret: resources::client_tls_secret_name(code),
+                enrollment: api.name.clone(),
+                dns_names: Vec::new(),
+            });
+        }
+        out
+    }
+}
+
+/// An identity as its Secret holds it, if there is one.
+async fn stored_identity(secrets: &Api<Secret>, name: &str) -> Result<Option<Identity>, Error> {
+    Ok(secrets.get_opt(name).await?.and_then(|s| {
+        let data: BTreeMap<String, Vec<u8>> = s.data?.into_iter().map(|(k, v)| (k, v.0)).collect();
+        Identity::from_secret(&data)
+    }))
+}
+
+/// An identity: read from its Secret, enrolled with the one-time secret if
+/// there is none, renewed when it expires within the window.
 async fn ensure_identity(
     m: &FinanceMember,
     consortium: &Consortium,
     ctx: &Context,
     status: &mut Status,
+    kind: &Kind,
 ) -> Result<Identity, Error> {
     let ns = m.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let existing = stored_identity(&secrets, &m.spec.code).await?;
+    let existing = stored_identity(&secrets, &kind.secret).await?;
     let ca = ca_target(ctx, &ns, consortium).await?;
     let window = i64::from(m.spec.renew_before_days) * 86_400;
     let identity = match existing {
         None => {
-            let secret_ref = &m.spec.enrollment_secret_ref.name;
+            let secret_ref = &kind.enrollment;
             let Some(secret) = secrets
                 .get_opt(secret_ref)
                 .await?
@@ -436,21 +585,25 @@ async fn ensure_identity(
                 .and_then(|b| String::from_utf8(b.0).ok())
             else {
                 let why = format!(
-                    "Secret {secret_ref} has no key `secret` (the one-time enrollment secret)"
+                    "Secret {secret_ref} has no key `secret` (the {} identity's one-time enrollment secret)",
+                    kind.what
                 );
                 status.set("Enrolled", false, "EnrollmentSecretMissing", why.clone());
                 return Err(Error::Missing(why));
             };
-            let identity = enroll::enroll(
-                &ca,
-                &m.spec.code,
-                secret.trim(),
-                &resources::dns_names(&m.spec.code),
-            )
-            .await
-            .inspect_err(|e| status.set("Enrolled", false, "EnrollmentFailed", e.to_string()))?;
-            write_identity(m, ctx, &identity).await?;
-            tracing::info!(member = %m.spec.code, "enrolled the node identity");
+            let identity =
+                enroll::enroll(&ca, &m.spec.code, kind.role, secret.trim(), &kind.dns_names)
+                    .await
+                    .inspect_err(|e| {
+                        status.set(
+                            "Enrolled",
+                            false,
+                            "EnrollmentFailed",
+                            format!("the {} identity: {e}", kind.what),
+                        )
+                    })?;
+            write_identity(m, ctx, &kind.secret, &identity).await?;
+            tracing::info!(member = %m.spec.code, identity = kind.what, "enrolled");
             identity
         }
         Some(current) => {
@@ -461,35 +614,26 @@ async fn ensure_identity(
                     true,
                     "RenewalDue",
                     format!(
-                        "the node certificate expires within {} days",
-                        m.spec.renew_before_days
+                        "the {} certificate expires within {} days",
+                        kind.what, m.spec.renew_before_days
                     ),
                 );
                 let renewed = enroll::renew(&ca, &current).await.inspect_err(|e| {
-                    status.set("Enrolled", true, "RenewalFailed", e.to_string())
+                    status.set(
+                        "Enrolled",
+                        true,
+                        "RenewalFailed",
+                        format!("the {} certificate: {e}", kind.what),
+                    )
                 })?;
-                write_identity(m, ctx, &renewed).await?;
-                tracing::info!(member = %m.spec.code, "renewed the node certificate");
+                write_identity(m, ctx, &kind.secret, &renewed).await?;
+                tracing::info!(member = %m.spec.code, identity = kind.what, "renewed the certificate");
                 renewed
             } else {
                 current
             }
         }
     };
-    let peer = identity.peer()?;
-    status.set(
-        "Enrolled",
-        true,
-        "Enrolled",
-        format!("node certificate {}", &peer.cert_id.to_hex()[..16]),
-    );
-    let expiring = peer.not_after - (ctx.clock)() <= window;
-    status.set(
-        "CertificateExpiring",
-        expiring,
-        if expiring { "RenewalDue" } else { "Valid" },
-        format!("valid until Unix time {}", peer.not_after),
-    );
     Ok(identity)
 }
 
@@ -512,9 +656,13 @@ async fn ca_target(ctx: &Context, ns: &str, c: &Consortium) -> Result<CaTarget, 
     })
 }
 
-async fn write_identity(m: &FinanceMember, ctx: &Context, id: &Identity) -> Result<(), Error> {
+async fn write_identity(
+    m: &FinanceMember,
+    ctx: &Context,
+    name: &str,
+    id: &Identity,
+) -> Result<(), Error> {
     let ns = m.namespace().unwrap_or_default();
-    let name = resources::tls_secret_name(&m.spec.code);
     let mut metadata = json!({
         "name": name,
         "namespace": ns,
@@ -530,7 +678,7 @@ async fn write_identity(m: &FinanceMember, ctx: &Context, id: &Identity) -> Resu
     });
     Api::<Secret>::namespaced(ctx.client.clone(), &ns)
         .patch(
-            &name,
+            name,
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(&body),
         )
@@ -538,21 +686,29 @@ async fn write_identity(m: &FinanceMember, ctx: &Context, id: &Identity) -> Resu
     Ok(())
 }
 
-/// Puts the node certificate in the consortium's signers ConfigMap (key
-/// `node-<code>.pem`), which every member's services read to check the
-/// blocks' and attestations' signatures. Each member's key has its own field
-/// manager, so server-side apply merges them; written only when it differs.
+/// Puts a certificate in the consortium's signers ConfigMap (keys
+/// `node-<code>.pem`, `client-<code>.pem`), which every member's services
+/// read to check signatures: the node's on attestations, the client's on
+/// the transactions the adapter signs for its API clients. Each key has its
+/// own field manager, so server-side apply merges them; written only when
+/// it differs.
 /// Members in other clusters receive it the way the consortium distributes
 /// signers today (out of band).
 async fn publish_signer(
     m: &FinanceMember,
     consortium: &Consortium,
     ctx: &Context,
+    kind: &Kind,
     id: &Identity,
 ) -> Result<(), Error> {
     let ns = m.namespace().unwrap_or_default();
     let name = &consortium.spec.signers_config_map;
-    let key = format!("node-{}.pem", m.spec.code);
+    let key = format!("{}-{}.pem", kind.what, m.spec.code);
+    // The node key keeps the manager name it always had.
+    let manager = match kind.role {
+        Role::Node => format!("{MANAGER}.{}", m.spec.code),
+        _ => format!("{MANAGER}.{}.{}", m.spec.code, kind.what),
+    };
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let current = api.get_opt(name).await?;
     if current
@@ -569,7 +725,7 @@ async fn publish_signer(
     });
     api.patch(
         name,
-        &PatchParams::apply(&format!("{MANAGER}.{}", m.spec.code)).force(),
+        &PatchParams::apply(&manager).force(),
         &Patch::Apply(&body),
     )
     .await?;
@@ -661,30 +817,35 @@ fn unready(o: &Value) -> Option<String> {
 async fn cleanup(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
     let ns = m.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let tls_name = resources::tls_secret_name(&m.spec.code);
-    let identity = stored_identity(&secrets, &m.spec.code).await?;
-    if let Some(identity) = identity {
+    let code = &m.spec.code;
+    // Both identities, whether or not the spec still names the client one.
+    for (what, name) in [
+        ("node", resources::tls_secret_name(code)),
+        ("client", resources::client_tls_secret_name(code)),
+    ] {
+        let Some(identity) = stored_identity(&secrets, &name).await? else {
+            continue;
+        };
         let consortium = Api::<Consortium>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&m.spec.consortium_ref.name)
             .await?
             .ok_or_else(|| {
                 Error::Missing(format!(
-                    "Consortium {} is gone: cannot reach its identity-ca to revoke {}'s certificate",
-                    m.spec.consortium_ref.name, m.spec.code
+                    "Consortium {} is gone: cannot reach its identity-ca to revoke {code}'s {what} certificate",
+                    m.spec.consortium_ref.name
                 ))
             })?;
         let ca = ca_target(ctx, &ns, &consortium).await?;
         enroll::revoke(&ca, &identity, "cessationOfOperation").await?;
-        tracing::info!(member = %m.spec.code, "revoked the node certificate");
+        tracing::info!(member = %code, identity = what, "revoked the certificate");
         // Gone with the certificate: a retry must not try to revoke again
         // with an identity the CA now refuses.
-        secrets.delete(&tls_name, &DeleteParams::default()).await?;
+        secrets.delete(&name, &DeleteParams::default()).await?;
         let event = Event {
             type_: EventType::Normal,
             reason: "CertificateRevoked".into(),
             note: Some(format!(
-                "{}'s node certificate was revoked at the identity-ca",
-                m.spec.code
+                "{code}'s {what} certificate was revoked at the identity-ca"
             )),
             action: "Delete".into(),
             secondary: None,

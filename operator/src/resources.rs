@@ -31,6 +31,8 @@ const TLS_DIR: &str = "/etc/fiscus/tls";
 const GENESIS_DIR: &str = "/etc/fiscus/genesis";
 const SIGNERS_DIR: &str = "/etc/fiscus/signers";
 const CLIENTS_DIR: &str = "/etc/fiscus/clients";
+/// The member's client identity: the custodial signer `api-clients.toml` names.
+pub const CLIENT_DIR: &str = "/etc/fiscus/client";
 const WORK_DIR: &str = "/var/lib/fiscus";
 
 /// Ports, as the member chart has them.
@@ -57,6 +59,12 @@ pub fn tls_secret_name(code: &str) -> String {
     format!("fiscus-{code}-node-tls")
 }
 
+/// The Secret with the member's client certificate (`cert.pem`, `key.pem`,
+/// `ca.pem`), when `apiEnrollmentSecretRef` is set.
+pub fn client_tls_secret_name(code: &str) -> String {
+    format!("fiscus-{code}-client-tls")
+}
+
 /// The Secret with the exchange-adapter's API clients (`api-clients.toml`).
 pub fn clients_secret_name(code: &str) -> String {
     format!("fiscus-{code}-api-clients")
@@ -73,12 +81,17 @@ pub struct Inputs<'a> {
     pub member: &'a FinanceMember,
     pub consortium: &'a Consortium,
     pub namespace: String,
-    /// SHA-256 of the node certificate Secret's data: a renewed certificate
-    /// rolls the pods.
+    /// SHA-256 of the member's certificates: a renewed certificate rolls
+    /// the pods.
     pub tls_checksum: String,
     /// The `FinanceMember` as controller owner of every object (garbage
     /// collected with it); none in `fiscus-operator render`.
     pub owner: Option<Value>,
+    /// Make a ServiceMonitor (the Prometheus Operator's CRD exists).
+    pub service_monitor: bool,
+    /// The operator's own namespace: admitted to the ledger-store's gRPC
+    /// port, where it reads the member's height for `Synced`.
+    pub operator_namespace: Option<String>,
 }
 
 fn labels(code: &str, component: &str) -> BTreeMap<String, String> {
@@ -418,18 +431,24 @@ impl Inputs<'_> {
                     ));
                 }
                 _ => {
-                    let clients =
-                        json!({"name": "clients", "mountPath": CLIENTS_DIR, "readOnly": true});
-                    let clients_volume = json!({"name": "clients", "secret": {"secretName": clients_secret_name(&code), "defaultMode": 0o440}});
+                    let mut mounts = vec![
+                        json!({"name": "clients", "mountPath": CLIENTS_DIR, "readOnly": true}),
+                    ];
+                    let mut volumes = vec![
+                        json!({"name": "clients", "secret": {"secretName": clients_secret_name(&code), "defaultMode": 0o440}}),
+                    ];
+                    if self.member.spec.api_enrollment_secret_ref.is_some() {
+                        mounts.push(
+                            json!({"name": "custodial", "mountPath": CLIENT_DIR, "readOnly": true}),
+                        );
+                        volumes.push(json!({"name": "custodial", "secret": {"secretName": client_tls_secret_name(&code), "defaultMode": 0o440}}));
+                    }
+                    mounts.push(work);
+                    volumes.push(work_volume);
                     out.push(self.deployment(
                         component,
                         &name,
-                        self.pod_template(
-                            component,
-                            &config_sum,
-                            &[clients, work],
-                            &[clients_volume, work_volume],
-                        ),
+                        self.pod_template(component, &config_sum, &mounts, &volumes),
                         false,
                     ));
                     out.push(service(
@@ -459,6 +478,9 @@ impl Inputs<'_> {
             }));
             out.push(self.network_policy(component, &name));
         }
+        if self.service_monitor {
+            out.extend(self.service_monitor());
+        }
         for o in &mut out {
             let hash = hex::encode(Sha256::digest(serde_json::to_vec(o).unwrap_or_default()));
             o["metadata"]["annotations"] = json!({APPLIED_HASH: hash});
@@ -480,6 +502,44 @@ impl Inputs<'_> {
                "metadata": self.metadata(name, component), "spec": spec})
     }
 
+    /// The chart's `metrics.serviceMonitor`: one headless Service over every
+    /// pod of the member (the named target port `ops` resolves to each
+    /// component's own ops port) and a ServiceMonitor over it.
+    fn service_monitor(&self) -> [Value; 2] {
+        let code = self.code();
+        let name = base_name(code);
+        let mut service_meta = self.metadata(&format!("{name}-metrics"), "metrics");
+        service_meta["labels"]["fiscus.io/metrics"] = json!("true");
+        let mut monitor_meta = self.metadata(&name, "metrics");
+        for (k, v) in &self.consortium.spec.service_monitor_labels {
+            monitor_meta["labels"][k] = json!(v);
+        }
+        [
+            json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": service_meta,
+                "spec": {
+                    "clusterIP": "None",
+                    "selector": {"app.kubernetes.io/name": "fiscus-member", "app.kubernetes.io/instance": name},
+                    "ports": [{"name": "ops", "port": 9100, "targetPort": "ops"}],
+                }
+            }),
+            json!({
+                "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": monitor_meta,
+                "spec": {
+                    "selector": {"matchLabels": {"app.kubernetes.io/instance": name, "fiscus.io/metrics": "true"}},
+                    "namespaceSelector": {"matchNames": [self.namespace]},
+                    "endpoints": [{
+                        "port": "ops", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s",
+                        "relabelings": [
+                            {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"], "targetLabel": "component"},
+                            {"sourceLabels": ["__meta_kubernetes_pod_label_fiscus_io_member"], "targetLabel": "member"},
+                        ],
+                    }],
+                }
+            }),
+        ]
+    }
+
     /// Ingress rules as the chart's: the ledger-store and executor admit
     /// only their own member's pods, the gateway any peer (mutual TLS keeps
     /// strangers out), the adapter its API clients; every ops port admits scrapes.
@@ -490,8 +550,16 @@ impl Inputs<'_> {
                          "from": [namespace(&self.consortium.spec.monitoring_namespace)]});
         let rule = match component {
             "ledger-store" => {
-                json!({"ports": [{"port": "grpc"}], "from": [{"podSelector": {"matchLabels": {
-                "app.kubernetes.io/instance": base_name(code), "fiscus.io/member": code}}}]})
+                let mut from = vec![json!({"podSelector": {"matchLabels": {
+                "app.kubernetes.io/instance": base_name(code), "fiscus.io/member": code}}})];
+                if let Some(ns) = &self.operator_namespace {
+                    // The operator reads the member's height (`Synced`).
+                    let mut operator = namespace(ns);
+                    operator["podSelector"] =
+                        json!({"matchLabels": {"app.kubernetes.io/name": "fiscus-operator"}});
+                    from.push(operator);
+                }
+                json!({"ports": [{"port": "grpc"}], "from": from})
             }
             "contract-executor" => {
                 let mut m = selector(code, "ledger-store");

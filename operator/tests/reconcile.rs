@@ -23,6 +23,22 @@ struct World {
     _ca: fiscus_identity_ca::Running,
     _dir: tempfile::TempDir,
     ca_dir: std::path::PathBuf,
+    /// Unused one-time secrets, by (member, role).
+    secrets: Value,
+}
+
+impl World {
+    fn secret(&self, member: &str, role: &str) -> String {
+        self.secrets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["member"] == member && s["role"] == role)
+            .unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -64,15 +80,17 @@ async fn world() -> World {
     .unwrap();
     let paths = fiscus_identity_ca::ca::CaPaths::new(&ca_dir);
     let secrets: Value = serde_json::from_slice(&std::fs::read(paths.secrets()).unwrap()).unwrap();
-    let secret = secrets
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["member"] == CODE && s["role"] == "node")
-        .unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = |role: &str| {
+        secrets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["member"] == CODE && s["role"] == role)
+            .unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
 
     let api = FakeApi::default();
     api.insert(
@@ -115,13 +133,20 @@ async fn world() -> World {
         &object(("v1", "secrets"), "enroll-130100"),
         json!({"apiVersion": "v1", "kind": "Secret",
                "metadata": {"name": "enroll-130100", "namespace": NS},
-               "data": {"secret": b64(secret.as_bytes())}}),
+               "data": {"secret": b64(secret("node").as_bytes())}}),
+    );
+    api.insert(
+        &object(("v1", "secrets"), "enroll-130100-client"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "enroll-130100-client", "namespace": NS},
+               "data": {"secret": b64(secret("client").as_bytes())}}),
     );
     World {
         api,
         _ca: ca,
         _dir: dir,
         ca_dir,
+        secrets,
     }
 }
 
@@ -135,14 +160,27 @@ fn member_json(parent: &str) -> Value {
             "level": "city", "parentCode": parent, "roles": ["node", "client"],
             "consortiumRef": {"name": "hebei"},
             "enrollmentSecretRef": {"name": "enroll-130100"},
+            "apiEnrollmentSecretRef": {"name": "enroll-130100-client"},
         }
     })
 }
 
+/// A loopback port nothing listens on: where the fake cluster's names lead.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 fn context(api: &FakeApi) -> Arc<Context> {
+    let closed = closed_port();
+    context_dialling(api, Arc::new(move |_: &str| closed.clone()))
+}
+
+/// A context whose gRPC reads (`Synced`) dial where `dial` says.
+fn context_dialling(api: &FakeApi, dial: fiscus_operator::sync::Dial) -> Arc<Context> {
     let client = api.client();
     let registry = prometheus::Registry::new();
-    Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         Recorder::new(
             client,
@@ -152,7 +190,9 @@ fn context(api: &FakeApi) -> Arc<Context> {
             },
         ),
         Metrics::register(&registry).unwrap(),
-    ))
+    );
+    ctx.dial = dial;
+    Arc::new(ctx)
 }
 
 /// The stored FinanceMember, as the controller would hand it over.
@@ -178,12 +218,22 @@ fn writes(api: &FakeApi) -> Vec<String> {
 }
 
 fn node_cert(api: &FakeApi) -> fiscus_common::tls::PeerIdentity {
+    cert_in(api, "fiscus-130100-node-tls")
+}
+
+/// A Secret's file, as the pods would read it.
+fn secret_file(api: &FakeApi, name: &str, key: &str) -> Vec<u8> {
     let secret = api
-        .get(&object(("v1", "secrets"), "fiscus-130100-node-tls"))
-        .expect("the node certificate's Secret");
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(secret["data"]["cert.pem"].as_str().unwrap())
-        .unwrap();
+        .get(&object(("v1", "secrets"), name))
+        .unwrap_or_else(|| panic!("no Secret {name}"));
+    base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][key].as_str().unwrap())
+        .unwrap()
+}
+
+/// The certificate an identity Secret holds.
+fn cert_in(api: &FakeApi, secret: &str) -> fiscus_common::tls::PeerIdentity {
+    let pem = secret_file(api, secret, "cert.pem");
     let der = fiscus_common::tls::parse_certs(std::path::Path::new("cert.pem"), &pem).unwrap();
     fiscus_common::tls::PeerIdentity::from_der(&der[0]).unwrap()
 }
@@ -207,7 +257,8 @@ async fn created(w: &World) -> Arc<Context> {
     let action = reconcile::reconcile(stored_member(&w.api), ctx.clone())
         .await
         .unwrap();
-    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    // Its ledger-store does not answer (no pod runs here): looked at again in a minute.
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
     ctx
 }
 
@@ -267,6 +318,7 @@ async fn a_new_member_is_enrolled_at_the_ca_and_gets_the_chart_s_workloads() {
     assert_eq!(condition(&m, "Ready")["status"], "True");
     assert_eq!(condition(&m, "CertificateExpiring")["status"], "False");
     assert_eq!(condition(&m, "Synced")["status"], "Unknown");
+    assert_eq!(condition(&m, "Synced")["reason"], "LedgerUnreachable");
     assert_eq!(m["status"]["observedGeneration"], 1);
     assert_eq!(m["status"]["certificateId"], cert.cert_id.to_hex());
     // Transitions were announced as Events.
@@ -331,6 +383,7 @@ async fn a_certificate_inside_the_renewal_window_is_renewed_and_rolls_the_pods()
     let w = world().await;
     let ctx = created(&w).await;
     let before = node_cert(&w.api);
+    let client_before = cert_in(&w.api, "fiscus-130100-client-tls");
     let template_sum = |api: &FakeApi| {
         api.get(&object(
             ("apps/v1", "deployments"),
@@ -349,6 +402,11 @@ async fn a_certificate_inside_the_renewal_window_is_renewed_and_rolls_the_pods()
         .unwrap();
     let after = node_cert(&w.api);
     assert_ne!(after.cert_id, before.cert_id);
+    let client_after = cert_in(&w.api, "fiscus-130100-client-tls");
+    assert_ne!(
+        client_after.cert_id, client_before.cert_id,
+        "the client certificate is renewed too"
+    );
     assert_eq!(after.member, CODE);
     assert_ne!(
         template_sum(&w.api),
@@ -481,17 +539,26 @@ async fn deleting_a_member_revokes_its_certificate_first_and_keeps_its_ledger() 
     let w = world().await;
     let ctx = created(&w).await;
     let cert = node_cert(&w.api);
+    let client = cert_in(&w.api, "fiscus-130100-client-tls");
     assert!(!revoked_at_ca(&w, &cert).await);
+    assert!(!revoked_at_ca(&w, &client).await);
     delete(&w, ctx, "Retain").await;
     assert!(
         revoked_at_ca(&w, &cert).await,
         "the CRL lists the node certificate"
+    );
+    assert!(
+        revoked_at_ca(&w, &client).await,
+        "the CRL lists the client certificate"
     );
     let writes = writes(&w.api);
     assert!(
         writes.contains(&format!(
             "DELETE {}",
             object(("v1", "secrets"), "fiscus-130100-node-tls")
+        )) && writes.contains(&format!(
+            "DELETE {}",
+            object(("v1", "secrets"), "fiscus-130100-client-tls")
         )),
         "{writes:?}"
     );
@@ -571,5 +638,330 @@ fn the_schema_pins_codes_levels_and_roles() {
         "x-kubernetes-validations",
     ] {
         assert!(yaml.contains(needle), "{needle} not in the CRD");
+    }
+}
+
+#[tokio::test]
+async fn a_member_with_an_api_enrollment_secret_gets_a_client_identity_for_its_adapter() {
+    let w = world().await;
+    let _ctx = created(&w).await;
+    let client = cert_in(&w.api, "fiscus-130100-client-tls");
+    assert_eq!(client.member, CODE);
+    assert_eq!(client.role, fiscus_proto::pb::types::Role::Client);
+    // Published beside the node certificate, so the transactions the
+    // adapter signs with it verify at every member.
+    let signers = w
+        .api
+        .get(&object(("v1", "configmaps"), "fiscus-signers"))
+        .unwrap();
+    let pem = signers["data"]["client-130100.pem"].as_str().unwrap();
+    let der = fiscus_common::tls::parse_certs(std::path::Path::new("x"), pem.as_bytes()).unwrap();
+    assert_eq!(
+        fiscus_common::tls::PeerIdentity::from_der(&der[0])
+            .unwrap()
+            .cert_id,
+        client.cert_id
+    );
+    assert!(signers["data"]["node-130100.pem"].is_string());
+    // Mounted where api-clients.toml entries name the custodial signer.
+    let adapter = w
+        .api
+        .get(&object(
+            ("apps/v1", "deployments"),
+            "fiscus-130100-exchange-adapter",
+        ))
+        .unwrap();
+    let pod = &adapter["spec"]["template"]["spec"];
+    assert!(
+        pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "custodial" && v["mountPath"] == "/etc/fiscus/client"),
+        "{pod}"
+    );
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "fiscus-130100-client-tls"),
+        "{pod}"
+    );
+    let m = w.api.get(&member_path()).unwrap();
+    let enrolled = condition(&m, "Enrolled")["message"].as_str().unwrap();
+    assert!(
+        enrolled.contains("node certificate") && enrolled.contains("client certificate"),
+        "{enrolled}"
+    );
+    assert!(
+        m["status"]["clientCertificateNotAfter"].is_string(),
+        "{}",
+        m["status"]
+    );
+}
+
+#[tokio::test]
+async fn a_member_without_an_api_enrollment_secret_gets_no_client_identity() {
+    let w = world().await;
+    let mut m = member_json("130000");
+    m["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("apiEnrollmentSecretRef");
+    w.api.insert(&member_path(), m);
+    reconcile::reconcile(stored_member(&w.api), context(&w.api))
+        .await
+        .unwrap();
+    assert!(
+        w.api
+            .get(&object(("v1", "secrets"), "fiscus-130100-client-tls"))
+            .is_none()
+    );
+    let adapter = w
+        .api
+        .get(&object(
+            ("apps/v1", "deployments"),
+            "fiscus-130100-exchange-adapter",
+        ))
+        .unwrap();
+    assert!(!adapter.to_string().contains("custodial"));
+}
+
+#[tokio::test]
+async fn a_cluster_with_the_prometheus_operator_gets_a_service_monitor_per_member() {
+    let w = world().await;
+    let discovery = "/apis/monitoring.coreos.com/v1";
+    assert!(!reconcile::service_monitor_crd_exists(&w.api.client()).await);
+    let ctx = created(&w).await;
+    let monitor = path(
+        "monitoring.coreos.com/v1",
+        "servicemonitors",
+        NS,
+        "fiscus-130100",
+    );
+    assert!(w.api.get(&monitor).is_none());
+
+    w.api.insert(
+        discovery,
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
+               "resources": [{"name": "servicemonitors", "singularName": "servicemonitor",
+                              "namespaced": true, "kind": "ServiceMonitor",
+                              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]}),
+    );
+    assert!(reconcile::service_monitor_crd_exists(&w.api.client()).await);
+    ctx.set_service_monitors(true);
+    reconcile::reconcile(stored_member(&w.api), ctx)
+        .await
+        .unwrap();
+    let sm = w.api.get(&monitor).expect("a ServiceMonitor");
+    assert_eq!(
+        sm["metadata"]["ownerReferences"][0]["kind"],
+        "FinanceMember"
+    );
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "ops");
+    assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+    let service = w
+        .api
+        .get(&object(("v1", "services"), "fiscus-130100-metrics"))
+        .expect("the metrics Service it selects");
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&service["metadata"]["labels"][k], v, "{k}");
+    }
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "ops");
+}
+
+/// Writes an identity Secret's three files into `dir` (as its pod would see them).
+fn identity_dir(api: &FakeApi, secret: &str, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["cert.pem", "key.pem", "ca.pem"] {
+        std::fs::write(dir.join(f), secret_file(api, secret, f)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_reports_the_ledger_s_height_and_its_lag_behind_the_orderers() {
+    use fiscus_common::tls::{Endpoint, TlsConfig};
+    use fiscus_orderer::testkit;
+
+    let w = world().await;
+    let _ = created(&w).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // A real orderer, with an orderer identity from the same identity-ca.
+    let ca = fiscus_operator::enroll::CaTarget {
+        endpoint: w._ca.grpc_addr.to_string(),
+        server_name: "localhost".into(),
+        root_pem: std::fs::read_to_string(
+            fiscus_identity_ca::ca::CaPaths::new(&w.ca_dir).root_cert(),
+        )
+        .unwrap(),
+    };
+    let orderer_id = fiscus_operator::enroll::enroll(
+        &ca,
+        "000000",
+        fiscus_proto::pb::types::Role::Orderer,
+        &w.secret("000000", "orderer"),
+        &["orderer-1".into()],
+    )
+    .await
+    .unwrap();
+    let orderer_tls = dir.path().join("orderer-tls");
+    std::fs::create_dir_all(&orderer_tls).unwrap();
+    for (f, text) in [
+        ("cert.pem", &orderer_id.cert_pem),
+        ("key.pem", &orderer_id.key_pem),
+        ("ca.pem", &orderer_id.ca_pem),
+    ] {
+        std::fs::write(orderer_tls.join(f), text).unwrap();
+    }
+    // Both read the signers the operator published: the client certificate
+    // signs the transactions, the orderer's signs the blocks.
+    let signers = dir.path().join("signers");
+    std::fs::create_dir_all(&signers).unwrap();
+    let published = w
+        .api
+        .get(&object(("v1", "configmaps"), "fiscus-signers"))
+        .unwrap();
+    for key in ["node-130100.pem", "client-130100.pem"] {
+        std::fs::write(signers.join(key), published["data"][key].as_str().unwrap()).unwrap();
+    }
+    std::fs::write(signers.join("orderer-1.pem"), &orderer_id.cert_pem).unwrap();
+    let listeners = testkit::bind(1).await;
+    let orderer_addr = listeners[0].client.local_addr().unwrap();
+    let peer = fiscus_orderer::config::Peer {
+        id: 1,
+        raft_addr: listeners[0].raft.local_addr().unwrap().to_string(),
+        client_addr: orderer_addr.to_string(),
+        server_name: "orderer-1".into(),
+    };
+    let orderer = fiscus_orderer::start_with(
+        fiscus_orderer::Config {
+            node_id: 1,
+            consortium_id: "fiscus-test".into(),
+            listen: orderer_addr,
+            raft_listen: peer.raft_addr.parse().unwrap(),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("orderer-data"),
+            peers: vec![peer],
+            tls: TlsConfig::in_dir(&orderer_tls),
+            signers_dir: signers.clone(),
+            raft: fiscus_orderer::RaftTiming {
+                tick_ms: 50,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        listeners.into_iter().next().unwrap(),
+    )
+    .await
+    .unwrap();
+    testkit::wait_for_leader(&[&orderer], Duration::from_secs(60)).await;
+
+    // Three transactions signed with the member's client identity: blocks.
+    let client_tls = dir.path().join("client-tls");
+    identity_dir(&w.api, "fiscus-130100-client-tls", &client_tls);
+    let key_pem =
+        String::from_utf8(secret_file(&w.api, "fiscus-130100-client-tls", "key.pem")).unwrap();
+    let signer = testkit::Signer {
+        key: fiscus_proto::sign::SigningKey::from_pkcs8_pem(&key_pem).unwrap(),
+        cert_id: cert_in(&w.api, "fiscus-130100-client-tls").cert_id,
+        serial: Vec::new(),
+        cert_file: client_tls.join("cert.pem"),
+    };
+    let mut client = fiscus_proto::pb::orderer::orderer_client::OrdererClient::new(
+        testkit::channel(&client_tls, orderer_addr, "orderer-1").await,
+    );
+    let envelopes = (1..=3).map(|n| signer.envelope("fiscus-test", n)).collect();
+    let acks = testkit::broadcast(&mut client, envelopes, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(acks.len(), 3);
+    testkit::wait_for_height(&[&orderer], 1, Duration::from_secs(60)).await;
+
+    // Two ledger-stores with the member's node identity, as its pod has it:
+    // one that follows the orderer, one that does not.
+    let node_tls = dir.path().join("node-tls");
+    identity_dir(&w.api, "fiscus-130100-node-tls", &node_tls);
+    let genesis = fiscus_identity_ca::ca::CaPaths::new(&w.ca_dir).consortium_config();
+    let ledger = |name: &str, follow: bool| fiscus_ledger_store::server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join(name),
+        tls: TlsConfig::in_dir(&node_tls),
+        genesis_file: genesis.clone(),
+        signers_dir: signers.clone(),
+        orderers: if follow {
+            vec![Endpoint {
+                addr: orderer_addr.to_string(),
+                server_name: "orderer-1".into(),
+            }]
+        } else {
+            Vec::new()
+        },
+        executor: None,
+        ..Default::default()
+    };
+    let behind = fiscus_ledger_store::server::start(ledger("behind", false))
+        .await
+        .unwrap();
+    let following = fiscus_ledger_store::server::start(ledger("following", true))
+        .await
+        .unwrap();
+
+    // The operator dials the cluster's names; here they lead to loopback.
+    let dialling = |ledger_addr: std::net::SocketAddr| -> fiscus_operator::sync::Dial {
+        Arc::new(move |addr: &str| {
+            if addr.starts_with("fiscus-130100-ledger-store.") {
+                ledger_addr.to_string()
+            } else if addr.starts_with("fiscus-orderer-0.") {
+                orderer_addr.to_string()
+            } else {
+                closed_port()
+            }
+        })
+    };
+    let mut m = w.api.get(&member_path()).unwrap();
+    m["spec"]["syncedLagBlocks"] = json!(0);
+    w.api.insert(&member_path(), m);
+
+    let ctx = context_dialling(&w.api, dialling(behind.addr));
+    let action = reconcile::reconcile(stored_member(&w.api), ctx)
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+    let m = w.api.get(&member_path()).unwrap();
+    let synced = condition(&m, "Synced");
+    assert_eq!(synced["status"], "False", "{synced}");
+    assert_eq!(synced["reason"], "Behind");
+    assert_eq!(m["status"]["height"], 0);
+    let head = m["status"]["lag"].as_u64().unwrap();
+    assert!(head >= 1, "{}", m["status"]);
+
+    // The following ledger catches up; the condition turns True.
+    let ctx = context_dialling(&w.api, dialling(following.addr));
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let action = reconcile::reconcile(stored_member(&w.api), ctx.clone())
+            .await
+            .unwrap();
+        let m = w.api.get(&member_path()).unwrap();
+        if condition(&m, "Synced")["status"] == "True" {
+            assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+            assert_eq!(condition(&m, "Synced")["reason"], "CaughtUp");
+            assert!(
+                m["status"]["height"].as_u64().unwrap() >= head,
+                "{}",
+                m["status"]
+            );
+            assert_eq!(m["status"]["lag"], 0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "never synced: {}",
+            condition(&m, "Synced")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
