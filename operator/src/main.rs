@@ -175,8 +175,9 @@ async fn run(
     let mut ctx = Context::new(client.clone(), recorder, metrics);
     ctx.operator_namespace = Some(lease_namespace.clone());
     let ctx = Arc::new(ctx);
-    // Members get a ServiceMonitor once the Prometheus Operator is installed
-    // (and lose it when it goes): asked at start and every 5 minutes.
+    // Members get a ServiceMonitor on their next pass once the Prometheus
+    // Operator's CRD exists (asked at start and every 5 minutes); when the
+    // CRD goes, the API server deletes the ServiceMonitors with it.
     ctx.set_service_monitors(reconcile::service_monitor_crd_exists(&client).await);
     tracing::info!(exists = ctx.service_monitors(), "the ServiceMonitor CRD");
     let watch_monitors = {

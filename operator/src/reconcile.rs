@@ -410,6 +410,16 @@ async fn apply(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
             }
         }
     }
+    if m.spec.api_enrollment_secret_ref.is_none() {
+        // A client identity the spec no longer names is retired, not left
+        // valid and unrenewed.
+        let name = resources::client_tls_secret_name(&m.spec.code);
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        if let Some(old) = stored_identity(&secrets, &name).await? {
+            retire(m, ctx, &consortium, "client", &name, &old, "Reconcile").await?;
+            status.new.client_certificate_not_after = None;
+        }
+    }
     let mut enrolled = Vec::new();
     let mut earliest = i64::MAX;
     let mut checksum = Sha256::new();
@@ -733,7 +743,8 @@ async fn publish_signer(
 }
 
 /// The exchange-adapter's API clients file: created empty once (callers with
-/// a consortium client certificate need no key); `fiscus keys add` fills it,
+/// a consortium client certificate need no key); entries that
+/// `fiscus keys api-key` prints are added to it,
 /// and the operator never overwrites it.
 async fn ensure_clients_secret(m: &FinanceMember, ctx: &Context) -> Result<(), Error> {
     let ns = m.namespace().unwrap_or_default();
@@ -746,7 +757,7 @@ async fn ensure_clients_secret(m: &FinanceMember, ctx: &Context) -> Result<(), E
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": name, "namespace": ns,
                      "labels": {"app.kubernetes.io/managed-by": MANAGER, "fiscus.io/member": m.spec.code}},
-        "stringData": {"api-clients.toml": "# API clients of this member's exchange-adapter (fiscus keys add).\n"},
+        "stringData": {"api-clients.toml": "# API clients of this member's exchange-adapter (entries: fiscus keys api-key).\n"},
     }))
     .map_err(|e| Error::Missing(e.to_string()))?;
     secret.metadata.owner_references = m.controller_owner_ref(&()).map(|o| vec![o]);
@@ -811,6 +822,52 @@ fn unready(o: &Value) -> Option<String> {
     })
 }
 
+/// Revokes an identity at the identity-ca (unless it has expired: an
+/// expired certificate opens nothing, and could not ask to be revoked),
+/// then deletes its Secret, so that a retry does not try to revoke again
+/// with an identity the CA now refuses.
+async fn retire(
+    m: &FinanceMember,
+    ctx: &Context,
+    consortium: &Consortium,
+    what: &str,
+    secret: &str,
+    identity: &Identity,
+    action: &str,
+) -> Result<(), Error> {
+    let ns = m.namespace().unwrap_or_default();
+    let code = &m.spec.code;
+    let expired = identity.peer()?.not_after <= (ctx.clock)();
+    let note = if expired {
+        tracing::info!(member = %code, identity = what, "the certificate has expired: nothing to revoke");
+        format!("{code}'s {what} certificate had expired; its Secret is deleted")
+    } else {
+        let ca = ca_target(ctx, &ns, consortium).await?;
+        enroll::revoke(&ca, identity, "cessationOfOperation").await?;
+        tracing::info!(member = %code, identity = what, "revoked the certificate");
+        format!("{code}'s {what} certificate was revoked at the identity-ca")
+    };
+    Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .delete(secret, &DeleteParams::default())
+        .await?;
+    let event = Event {
+        type_: EventType::Normal,
+        reason: if expired {
+            "CertificateExpired"
+        } else {
+            "CertificateRevoked"
+        }
+        .into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &m.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an event");
+    }
+    Ok(())
+}
+
 /// Deletion: the member's certificate is revoked at the identity-ca before
 /// anything goes (owned objects are then garbage-collected). The ledger's
 /// volume is kept unless `deletionPolicy: Delete`.
@@ -835,24 +892,7 @@ async fn cleanup(m: &FinanceMember, ctx: &Context) -> Result<Action, Error> {
                     m.spec.consortium_ref.name
                 ))
             })?;
-        let ca = ca_target(ctx, &ns, &consortium).await?;
-        enroll::revoke(&ca, &identity, "cessationOfOperation").await?;
-        tracing::info!(member = %code, identity = what, "revoked the certificate");
-        // Gone with the certificate: a retry must not try to revoke again
-        // with an identity the CA now refuses.
-        secrets.delete(&name, &DeleteParams::default()).await?;
-        let event = Event {
-            type_: EventType::Normal,
-            reason: "CertificateRevoked".into(),
-            note: Some(format!(
-                "{code}'s {what} certificate was revoked at the identity-ca"
-            )),
-            action: "Delete".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &m.object_ref(&())).await {
-            tracing::warn!(error = %e, "could not publish an event");
-        }
+        retire(m, ctx, &consortium, what, &name, &identity, "Delete").await?;
     }
     if m.spec.deletion_policy == DeletionPolicy::Delete {
         let pvc = format!(

@@ -965,3 +965,42 @@ async fn synced_reports_the_ledger_s_height_and_its_lag_behind_the_orderers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_client_identity_the_spec_no_longer_names_is_revoked_and_unmounted() {
+    let w = world().await;
+    let ctx = created(&w).await;
+    let client = cert_in(&w.api, "fiscus-130100-client-tls");
+    let mut m = w.api.get(&member_path()).unwrap();
+    m["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("apiEnrollmentSecretRef");
+    m["metadata"]["generation"] = json!(2);
+    w.api.insert(&member_path(), m);
+    reconcile::reconcile(stored_member(&w.api), ctx)
+        .await
+        .unwrap();
+    assert!(revoked_at_ca(&w, &client).await, "the CRL lists it");
+    assert!(
+        w.api
+            .get(&object(("v1", "secrets"), "fiscus-130100-client-tls"))
+            .is_none()
+    );
+    let adapter = w
+        .api
+        .get(&object(
+            ("apps/v1", "deployments"),
+            "fiscus-130100-exchange-adapter",
+        ))
+        .unwrap();
+    assert!(!adapter.to_string().contains("custodial"));
+    let m = w.api.get(&member_path()).unwrap();
+    assert!(
+        m["status"]["clientCertificateNotAfter"].is_null(),
+        "{}",
+        m["status"]
+    );
+    // The node identity is untouched.
+    assert!(!revoked_at_ca(&w, &node_cert(&w.api)).await);
+}

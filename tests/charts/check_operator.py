@@ -11,7 +11,9 @@ consortium.yaml), as `fiscus-operator render` prints its objects:
      the ledger's volume claim, Service ports and types. Fields where the two
      legitimately differ are left out below, each with the reason. Not
      compared: the configs' contents (1. checks them), the
-     PodDisruptionBudgets, NetworkPolicies and the Ingress.
+     PodDisruptionBudgets, NetworkPolicies and the Ingress;
+  3. with `--service-monitor` and metrics.serviceMonitor.enabled, its
+     ServiceMonitor and metrics Service are the chart's (compare_monitor).
 
 Needs both binaries: FISCUS_BIN (default target/debug/fiscus) and
 FISCUS_OPERATOR_BIN (default target/debug/fiscus-operator), and helm.
@@ -27,7 +29,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from charts_lib import NAMESPACE, REPO, check_config, of_kind, render  # noqa: E402
+from charts_lib import (NAMESPACE, REPO, check_config, of_kind, pod_template, render,  # noqa: E402
+                        selects, workloads)
 
 MEMBER = "fiscus-member"
 EXAMPLES = REPO / "k8s/examples/hebei/operator"
@@ -46,12 +49,12 @@ def members():
     return [d for d in yaml.safe_load_all((EXAMPLES / "members.yaml").read_text()) if d]
 
 
-def operator_render(member, tmp):
+def operator_render(member, tmp, consortium=EXAMPLES / "consortium.yaml", *flags):
     """The objects `fiscus-operator render` prints for one FinanceMember."""
     f = Path(tmp) / f"financemember-{member['spec']['code']}.yaml"
     f.write_text(yaml.safe_dump(member, allow_unicode=True))
     r = subprocess.run([operator_bin(), "render", "--member", str(f),
-                        "--consortium", str(EXAMPLES / "consortium.yaml"), "--namespace", NAMESPACE],
+                        "--consortium", str(consortium), "--namespace", NAMESPACE, *flags],
                        capture_output=True, text=True, timeout=60)
     if r.returncode:
         raise AssertionError(f"fiscus-operator render {member['metadata']['name']} failed:\n{r.stderr}")
@@ -85,18 +88,23 @@ def member_values(member, consortium):
                         "className": m.get("api", {}).get("ingressClassName", "")},
         },
     }
+    if "apiEnrollmentSecretRef" in m:
+        # The operator's Secret of the member's client identity, mounted as the chart mounts it.
+        values["exchangeAdapter"]["custodialSecretName"] = f"fiscus-{code}-client-tls"
+    if "serviceMonitorLabels" in c:
+        values["metrics"] = {"serviceMonitor": {"labels": c["serviceMonitorLabels"]}}
     if "resources" in m:
         for key in ("ledgerStore", "contractExecutor", "gossipGateway", "exchangeAdapter"):
             values[key]["resources"] = m["resources"]
     return values
 
 
-def chart_render(member, consortium, tmp):
+def chart_render(member, consortium, tmp, sets=()):
     """The member chart rendered with member_values; the release is fiscus-<code>
     (charts_lib.release_for reads it off the file name), so selectors match."""
     f = Path(tmp) / f"operator-member-{member['spec']['code']}.yaml"
     f.write_text(yaml.safe_dump(member_values(member, consortium), allow_unicode=True))
-    return render(MEMBER, (str(f),))
+    return render(MEMBER, (str(f),), sets)
 
 
 def find(docs, kind, name):
@@ -239,6 +247,33 @@ def compare_member(member, consortium, operator_docs, chart_docs):
     return objects, fields, failures
 
 
+def compare_monitor(member, consortium, operator_docs, chart_docs):
+    """Failures of the ServiceMonitor path: each side renders a ServiceMonitor
+    fiscus-<code> carrying the Consortium's serviceMonitorLabels and a Service
+    fiscus-<code>-metrics it selects, which selects every pod of the member;
+    the monitors' selector, namespaceSelector and endpoints and the Services'
+    clusterIP, ports and selector are the same."""
+    code, extra = member["spec"]["code"], consortium["spec"].get("serviceMonitorLabels", {})
+    metrics = f"fiscus-{code}-metrics"
+    failures, views = [], {}
+    for who, docs in (("chart", chart_docs), ("operator", operator_docs)):
+        sm, svc = find(docs, "ServiceMonitor", f"fiscus-{code}"), find(docs, "Service", metrics)
+        if sm is None or svc is None:
+            failures.append(f"{who}: no ServiceMonitor fiscus-{code} and Service {metrics}")
+            continue
+        if not selects(extra, sm["metadata"].get("labels", {})):
+            failures.append(f"{who}: the ServiceMonitor lacks the labels {extra}")
+        if not selects(sm["spec"]["selector"]["matchLabels"], svc["metadata"].get("labels", {})):
+            failures.append(f"{who}: the ServiceMonitor does not select Service {metrics}")
+        failures += [f"{who}: Service {metrics} does not select the pods of {w['metadata']['name']}"
+                     for w in workloads(docs)
+                     if not selects(svc["spec"]["selector"], pod_template(w)["metadata"]["labels"])]
+        views[who] = ({f"ServiceMonitor {k}": sm["spec"].get(k)
+                       for k in ("selector", "namespaceSelector", "endpoints")}
+                      | {f"Service {k}": svc["spec"].get(k) for k in ("clusterIP", "ports", "selector")})
+    return failures + (differences(views["chart"], views["operator"]) if len(views) == 2 else [])
+
+
 def sees_a_change(member, consortium, operator_docs, chart_docs):
     """The comparison, run on operator objects changed in three places, must
     name those three fields: one that passes everything proves nothing."""
@@ -278,12 +313,19 @@ def run(fiscus, tmp):
         print(f"FAIL {operator} is missing; build it with 'cargo build -p fiscus-operator'")
         return 0, 1
     consortium = yaml.safe_load((EXAMPLES / "consortium.yaml").read_text())
+    # The ServiceMonitor path, with a label a Prometheus would select on.
+    monitored = copy.deepcopy(consortium)
+    monitored["spec"]["serviceMonitorLabels"] = {"release": "kube-prometheus-stack"}
+    monitored_file = Path(tmp) / "consortium-monitored.yaml"
+    monitored_file.write_text(yaml.safe_dump(monitored, allow_unicode=True))
     passed, failed, objects, fields, seen, controlled = 0, 0, 0, 0, set(), False
     for member in members():
         name = member["metadata"]["name"]
         try:
             operator_docs = operator_render(member, tmp)
             chart_docs = chart_render(member, consortium, tmp)
+            monitor_docs = (operator_render(member, tmp, monitored_file, "--service-monitor"),
+                            chart_render(member, monitored, tmp, ("metrics.serviceMonitor.enabled=true",)))
         except AssertionError as e:
             failed += 1
             print(f"FAIL {name}: {e}")
@@ -301,13 +343,18 @@ def run(fiscus, tmp):
                 print("FAIL the comparison misses a changed mount path, claim size or Service port")
         o, n, failures = compare_member(member, consortium, operator_docs, chart_docs)
         objects, fields = objects + o, fields + n
-        label = f"operator = chart {name} (4 workloads, {len(SERVICES)} Services)"
-        if failures:
-            failed += 1
-            print(f"FAIL {label}:" + "".join(f"\n     {x}" for x in failures))
-        else:
-            passed += 1
-            print(f"ok   {label}")
+        monitor_failures = compare_monitor(member, monitored, *monitor_docs)
+        if of_kind(operator_docs, "ServiceMonitor"):
+            monitor_failures.append("operator: a ServiceMonitor without --service-monitor")
+        for label, fs in ((f"{name} (4 workloads, {len(SERVICES)} Services)", failures),
+                          (f"{name} ServiceMonitor and metrics Service", monitor_failures)):
+            label = f"operator = chart {label}"
+            if fs:
+                failed += 1
+                print(f"FAIL {label}:" + "".join(f"\n     {x}" for x in fs))
+            else:
+                passed += 1
+                print(f"ok   {label}")
     missing = set(WORKLOADS) - seen
     if missing:
         failed += 1
@@ -315,7 +362,8 @@ def run(fiscus, tmp):
     print(f"operator vs chart: {len(members())} FinanceMembers, {objects} objects (StatefulSet, "
           f"Deployments, Services), {fields} fields compared: image, args, ports, probes, security "
           f"contexts, mounts, volume sources, claim, Service ports and types; not labels, "
-          f"annotations, serviceAccountName, default resources")
+          f"annotations, serviceAccountName, default resources; and each member's ServiceMonitor "
+          f"and metrics Service")
     return passed, failed
 
 

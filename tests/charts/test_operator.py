@@ -39,6 +39,7 @@ CLUSTER_RULES = [
     (["policy"], ["poddisruptionbudgets"], ["get", "patch"]),
     (["networking.k8s.io"], ["networkpolicies", "ingresses"], ["get", "patch"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
+    (["monitoring.coreos.com"], ["servicemonitors"], ["get", "patch"]),
 ]
 LEASE_RULE = (["coordination.k8s.io"], ["leases"], ["get", "create", "patch"])
 
@@ -362,9 +363,10 @@ class OperatorExamples(unittest.TestCase):
         "991300": ("河北省审计厅", "Hebei Audit Office", "supervisor", "130000"),
     }
     MEMBER_FIELDS = {"code", "nameZh", "nameEn", "level", "parentCode", "roles", "consortiumRef",
-                     "enrollmentSecretRef", "storage", "resources", "gateway", "api", "telemetryEndpoint",
-                     "renewBeforeDays", "deletionPolicy"}
-    CONSORTIUM_FIELDS = {"consortiumId", "genesis", "signersConfigMap", "identityCa", "orderers", "natsUrl", "image"}
+                     "enrollmentSecretRef", "apiEnrollmentSecretRef", "storage", "resources", "gateway", "api",
+                     "telemetryEndpoint", "syncedLagBlocks", "renewBeforeDays", "deletionPolicy"}
+    CONSORTIUM_FIELDS = {"consortiumId", "genesis", "signersConfigMap", "identityCa", "orderers", "natsUrl", "image",
+                         "serviceMonitorLabels"}
 
     @classmethod
     def setUpClass(cls):
@@ -406,6 +408,12 @@ class OperatorExamples(unittest.TestCase):
                 self.assertIn("node", spec["roles"])
                 self.assertEqual(spec["consortiumRef"], {"name": consortium["metadata"]["name"]})
                 self.assertEqual(spec["enrollmentSecretRef"], {"name": f'fiscus-{spec["code"]}-enrollment'})
+                if "apiEnrollmentSecretRef" in spec:
+                    # The client identity's secret is a `client` role's: the member must have that role.
+                    self.assertIn("client", spec["roles"])
+                    self.assertEqual(spec["apiEnrollmentSecretRef"],
+                                     {"name": f'fiscus-{spec["code"]}-client-enrollment'})
+                self.assertTrue(0 <= spec.get("syncedLagBlocks", 10) <= 1_000_000)
                 self.check_keys(spec["storage"], "StorageSpec", "storage")
                 self.assertRegex(spec["storage"]["size"], r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
                 self.check_keys(spec["gateway"], "ExposeSpec", "gateway")

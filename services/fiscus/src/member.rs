@@ -41,7 +41,7 @@ pub(crate) struct MemberConfig {
     pub peers: Vec<PeerEndpoint>,
     /// NATS server for events; none: the in-process bus.
     pub nats_url: Option<String>,
-    /// The exchange-adapter's API clients (TOML; `fiscus keys add` writes it).
+    /// The exchange-adapter's API clients (TOML; add the entries `fiscus keys api-key` prints).
     pub clients_file: PathBuf,
     pub ledger_listen: SocketAddr,
     pub ledger_http_listen: SocketAddr,
