@@ -42,9 +42,22 @@ mod receipt;
     about = "Fiscus: a consortium ledger for fiscal transfer payments (财政转移支付)"
 )]
 struct Cli {
+    /// Threads of this process: its async workers (tokio) and its CPU pool
+    /// (rayon), each this many. Default: one per core the process may use.
+    /// `fiscus devnet --processes` gives each of its processes 1.
+    #[arg(
+        long,
+        global = true,
+        env = WORKER_THREADS_ENV,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    worker_threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The environment variable behind `--worker-threads`.
+pub(crate) const WORKER_THREADS_ENV: &str = "FISCUS_WORKER_THREADS";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -220,10 +233,29 @@ fn protocols() {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
-    if let Err(e) = dispatch(cli).await {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = cli.worker_threads {
+        builder.worker_threads(n.into());
+        // The CPU pool (fiscus_common::cpu) is rayon's global one.
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.into())
+            .build_global()
+        {
+            eprintln!("error: sizing the CPU pool: {e}");
+            std::process::exit(2);
+        }
+    }
+    let runtime = match builder.build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = runtime.block_on(dispatch(cli)) {
         // One clear line, never a backtrace: this is what an operator reads.
         eprintln!("error: {e:#}");
         std::process::exit(2);
