@@ -125,6 +125,9 @@ pub async fn enroll(
             dns_names: dns_names.to_vec(),
             ips: Vec::new(),
             out_dir: out.clone(),
+            key_type: fiscus_identity_ca::ca::KeyType::Ed25519,
+            // The member chart has no ECDSA certificate yet (see the operator README).
+            ecdsa_certificate: false,
         },
     )
     .await
@@ -168,7 +171,10 @@ pub async fn renew(ca: &CaTarget, me: &Identity) -> Result<Identity, EnrollError
     let (key, csr) = fiscus_identity_ca::ca::new_key_and_csr(&peer.member, peer.role)
         .map_err(|e| EnrollError::Ca(e.to_string()))?;
     let resp = client
-        .renew(RenewRequest { csr })
+        .renew(RenewRequest {
+            csr,
+            ecdsa_csr: Vec::new(),
+        })
         .await
         .map_err(|s| EnrollError::Ca(format!("{}: {}", s.code(), s.message())))?
         .into_inner();

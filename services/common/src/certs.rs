@@ -19,9 +19,12 @@ pub struct Certs {
 }
 
 impl Certs {
-    /// Adds a certificate already verified against the consortium root.
+    /// Adds a certificate already verified against the consortium root. An
+    /// ECDSA certificate (TLS only) is not a signer and is not added.
     pub fn insert(&mut self, id: &PeerIdentity) {
-        self.insert_key(id.cert_id, &id.member, id.public_key);
+        if let Some(key) = id.public_key.ed25519() {
+            self.insert_key(id.cert_id, &id.member, key);
+        }
     }
 
     pub fn insert_key(&mut self, cert_id: Hash32, org: &str, public_key: [u8; 32]) {

@@ -94,9 +94,17 @@ pub(crate) struct EnrollCmd {
     dns_names: Vec<String>,
     #[arg(long = "ip")]
     ips: Vec<String>,
-    /// Where to write cert.pem, key.pem and ca.pem.
+    /// Where to write cert.pem, key.pem and ca.pem (and cert-ecdsa.pem, key-ecdsa.pem).
     #[arg(long)]
     out: PathBuf,
+    /// The main key: `ed25519` (signs transactions and TLS), or `ecdsa-p256`
+    /// for an API client that needs TLS only (role `client`).
+    #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "ecdsa-p256"])]
+    key_type: String,
+    /// Do not also ask for the ECDSA P-256 TLS certificate that clients
+    /// without Ed25519 (browsers, gRPC's C core, Java) are served.
+    #[arg(long)]
+    no_ecdsa: bool,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +211,12 @@ pub(crate) async fn enroll(cmd: EnrollCmd) -> Result<()> {
             dns_names: cmd.dns_names,
             ips: cmd.ips,
             out_dir: cmd.out,
+            key_type: if cmd.key_type == "ecdsa-p256" {
+                fiscus_identity_ca::ca::KeyType::EcdsaP256
+            } else {
+                fiscus_identity_ca::ca::KeyType::Ed25519
+            },
+            ecdsa_certificate: !cmd.no_ecdsa,
         },
     )
     .await?;

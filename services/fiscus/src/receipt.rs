@@ -235,14 +235,18 @@ pub(crate) fn verify(
                 id.member
             );
         }
-        fiscus_proto::sign::verify(&id.public_key, &signed.attestation, &sig.signature).map_err(
-            |_| {
-                anyhow::anyhow!(
-                    "member {}'s attestation signature does not verify",
-                    att.member
-                )
-            },
-        )?;
+        let key = id.public_key.ed25519().with_context(|| {
+            format!(
+                "member {}'s attestation names certificate {cert}, an ECDSA TLS certificate, which cannot sign",
+                att.member
+            )
+        })?;
+        fiscus_proto::sign::verify(&key, &signed.attestation, &sig.signature).map_err(|_| {
+            anyhow::anyhow!(
+                "member {}'s attestation signature does not verify",
+                att.member
+            )
+        })?;
         if att.height != header.number || att.block_hash != hash.to_vec() {
             bail!(
                 "member {}'s attestation is for another block (height {})",

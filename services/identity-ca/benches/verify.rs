@@ -62,6 +62,8 @@ fn verify(c: &mut Criterion) {
         client::enroll(
             &mut anon,
             &EnrollArgs {
+                key_type: fiscus_identity_ca::ca::KeyType::Ed25519,
+                ecdsa_certificate: true,
                 member: "130102".into(),
                 role: Role::Client,
                 secret: Some(secret(&ca_dir, "130102", "client")),

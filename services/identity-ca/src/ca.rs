@@ -2,13 +2,13 @@
 //! certificates in the Fiscus profile, and signing X.509 CRLs.
 
 use crate::error::{Error, Result};
-use fiscus_common::tls::{ED25519_OID, PeerIdentity, role_name};
+use fiscus_common::tls::{PeerIdentity, PublicKey, profile_key, role_name};
 use fiscus_proto::pb::types::Role;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams,
     CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ED25519, RevocationReason,
-    RevokedCertParams, SanType, SerialNumber,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ED25519,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
 use std::io::Write;
@@ -187,6 +187,54 @@ pub struct Issued {
     pub identity: PeerIdentity,
 }
 
+/// An identity whose keys were made beside the CA: its Ed25519 certificate
+/// and key, and its ECDSA P-256 TLS certificate and key.
+pub struct NewIdentity {
+    pub main: Issued,
+    pub key: KeyPair,
+    pub ecdsa: Issued,
+    pub ecdsa_key: KeyPair,
+}
+
+impl std::fmt::Debug for NewIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewIdentity")
+            .field("main", &self.main.identity.cert_id)
+            .field("ecdsa", &self.ecdsa.identity.cert_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NewIdentity {
+    /// Writes the layout `fiscus enroll` writes ([`fiscus_common::tls::TlsConfig::in_dir`]):
+    /// `cert.pem`, `key.pem` (0600), `ca.pem`, `cert-ecdsa.pem`, `key-ecdsa.pem` (0600).
+    pub fn write_to(&self, dir: &Path, root_pem: &str) -> Result<()> {
+        use fiscus_common::tls::{ECDSA_CERT_FILE, ECDSA_KEY_FILE};
+        write_file(&dir.join("cert.pem"), self.main.pem.as_bytes(), 0o644)?;
+        write_file(
+            &dir.join("key.pem"),
+            private_key_pem(&self.key).as_bytes(),
+            0o600,
+        )?;
+        write_file(&dir.join("ca.pem"), root_pem.as_bytes(), 0o644)?;
+        write_file(&dir.join(ECDSA_CERT_FILE), self.ecdsa.pem.as_bytes(), 0o644)?;
+        write_file(
+            &dir.join(ECDSA_KEY_FILE),
+            self.ecdsa_key.serialize_pem().as_bytes(),
+            0o600,
+        )
+    }
+
+    /// The CA registry's records of both certificates, linked.
+    pub fn records(&self) -> Vec<crate::registry::CertRecord> {
+        use crate::registry::CertRecord;
+        CertRecord::pair(
+            CertRecord::issued(&self.main.identity, &self.main.der),
+            Some(CertRecord::issued(&self.ecdsa.identity, &self.ecdsa.der)),
+        )
+    }
+}
+
 /// One entry of a CRL.
 #[derive(Debug, Clone)]
 pub struct RevokedEntry {
@@ -302,8 +350,23 @@ impl RootCa {
         issued(cert.der().to_vec(), cert.pem())
     }
 
+    /// Makes both keys of an identity here and issues both its certificates
+    /// (the CA's own TLS identity, and the devnet's identities).
+    pub fn issue_new_identity(&self, spec: &LeafSpec) -> Result<NewIdentity> {
+        let key = KeyType::Ed25519.generate()?;
+        let ecdsa_key = KeyType::EcdsaP256.generate()?;
+        Ok(NewIdentity {
+            main: self.issue_for_key(&key, spec)?,
+            ecdsa: self.issue_for_key(&ecdsa_key, spec)?,
+            key,
+            ecdsa_key,
+        })
+    }
+
     /// Issues a certificate for the key in a PKCS#10 CSR. Only the CSR's key is
-    /// taken from it; subject, SANs and validity come from `spec`.
+    /// taken from it; subject, SANs and validity come from `spec`. The key must
+    /// be Ed25519 or ECDSA P-256 ([`check_csr`]); which one a caller may have
+    /// is [`RootCa::issue_identity`]'s rule.
     pub fn issue_from_csr(&self, csr_der: &[u8], spec: &LeafSpec) -> Result<Issued> {
         check_csr(csr_der)?;
         let mut csr =
@@ -312,6 +375,50 @@ impl RootCa {
         csr.params = spec.params()?;
         let cert = csr.signed_by(&self.issuer)?;
         issued(cert.der().to_vec(), cert.pem())
+    }
+
+    /// Issues one identity's certificates: `csr` for the main one and, if
+    /// given, `ecdsa_csr` for its ECDSA P-256 TLS certificate (same subject,
+    /// SANs and validity). The rule, in this one place:
+    ///
+    /// - the main key is Ed25519, the key that signs ledger messages; an API
+    ///   client (role `client`) may instead have an ECDSA P-256 key, for TLS
+    ///   only, and then asks for no second certificate;
+    /// - the second key is ECDSA P-256;
+    /// - any other key type is refused (`ca.key_type`).
+    pub fn issue_identity(
+        &self,
+        csr: &[u8],
+        ecdsa_csr: Option<&[u8]>,
+        spec: &LeafSpec,
+    ) -> Result<(Issued, Option<Issued>)> {
+        let main_key = check_csr(csr)?;
+        if matches!(main_key, PublicKey::EcdsaP256(_)) {
+            if spec.role != Role::Client {
+                return Err(Error::KeyType(format!(
+                    "a {} certificate needs an Ed25519 key (it signs ledger messages); \
+                     ECDSA P-256 goes in ecdsa_csr, beside it",
+                    role_name(spec.role)
+                )));
+            }
+            if ecdsa_csr.is_some() {
+                return Err(Error::InvalidArgument(
+                    "the main CSR already has an ECDSA P-256 key: send no ecdsa_csr".into(),
+                ));
+            }
+        }
+        if let Some(second) = ecdsa_csr
+            && !matches!(check_csr(second)?, PublicKey::EcdsaP256(_))
+        {
+            return Err(Error::KeyType(
+                "ecdsa_csr must carry an ECDSA P-256 key".into(),
+            ));
+        }
+        let main = self.issue_from_csr(csr, spec)?;
+        let second = ecdsa_csr
+            .map(|c| self.issue_from_csr(c, spec))
+            .transpose()?;
+        Ok((main, second))
     }
 
     /// Signs CRL number `number` listing `revoked`, valid for `validity`
@@ -349,31 +456,54 @@ fn issued(der: Vec<u8>, pem: String) -> Result<Issued> {
     Ok(Issued { der, pem, identity })
 }
 
-/// Parses a CSR, requires an Ed25519 key, and checks the CSR's self-signature.
-fn check_csr(der: &[u8]) -> Result<()> {
+/// Parses a CSR, requires a key the profile allows (Ed25519 or ECDSA P-256),
+/// and checks the CSR's self-signature; returns the key.
+fn check_csr(der: &[u8]) -> Result<PublicKey> {
     use x509_parser::prelude::FromDer;
     let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(der)
         .map_err(|e| Error::BadCsr(e.to_string()))?;
     if !rest.is_empty() {
         return Err(Error::BadCsr("trailing bytes after the CSR".into()));
     }
-    let alg = csr
-        .certification_request_info
-        .subject_pki
-        .algorithm
-        .algorithm
-        .to_id_string();
-    if alg != ED25519_OID {
-        return Err(Error::KeyType);
-    }
+    let key = profile_key(&csr.certification_request_info.subject_pki).map_err(|e| {
+        Error::KeyType(format!(
+            "{e}: the CA certifies Ed25519 keys, and ECDSA P-256 keys for TLS"
+        ))
+    })?;
     csr.verify_signature()
         .map_err(|e| Error::BadCsr(format!("signature: {e}")))?;
-    Ok(())
+    Ok(key)
 }
 
 /// Makes an Ed25519 key and a CSR for it (what `fiscus enroll` does on the client).
 pub fn new_key_and_csr(member: &str, role: Role) -> Result<(KeyPair, Vec<u8>)> {
-    let key = KeyPair::generate_for(&PKCS_ED25519)?;
+    new_key_and_csr_of(member, role, KeyType::Ed25519)
+}
+
+/// The key types the CA certifies ([`RootCa::issue_identity`] says for what).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Ed25519,
+    EcdsaP256,
+}
+
+impl KeyType {
+    /// A new key of this type.
+    pub fn generate(self) -> Result<KeyPair> {
+        Ok(KeyPair::generate_for(match self {
+            Self::Ed25519 => &PKCS_ED25519,
+            Self::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,
+        })?)
+    }
+}
+
+/// Makes a key of `key_type` and a CSR for it.
+pub fn new_key_and_csr_of(
+    member: &str,
+    role: Role,
+    key_type: KeyType,
+) -> Result<(KeyPair, Vec<u8>)> {
+    let key = key_type.generate()?;
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, member);

@@ -1,6 +1,6 @@
 //! Client-side helpers used by `fiscus enroll`, `sign`, `verify` and `revoke`.
 
-use crate::ca::{new_key_and_csr, write_file};
+use crate::ca::{KeyType, new_key_and_csr_of, write_file};
 use crate::error::{Error, Result};
 use fiscus_common::tls::{
     ServerPin, TlsConfig, TlsContext, anonymous_client_config, connect_channel,
@@ -45,14 +45,31 @@ pub struct EnrollArgs {
     pub dns_names: Vec<String>,
     pub ips: Vec<String>,
     pub out_dir: PathBuf,
+    /// The main key's type: Ed25519, or ECDSA P-256 for an API client that
+    /// only needs TLS ([`crate::ca::RootCa::issue_identity`]).
+    pub key_type: KeyType,
+    /// Also ask for the identity's ECDSA P-256 TLS certificate, written to
+    /// `cert-ecdsa.pem` and `key-ecdsa.pem` (only beside an Ed25519 key).
+    pub ecdsa_certificate: bool,
 }
 
-/// Generates a key and CSR, enrolls, and writes `cert.pem`, `key.pem` (0600) and `ca.pem` to `out_dir`.
+/// Generates a key and CSR, enrolls, and writes `cert.pem`, `key.pem` (0600) and `ca.pem` to `out_dir`
+/// (and `cert-ecdsa.pem`, `key-ecdsa.pem` when [`EnrollArgs::ecdsa_certificate`] asks for them).
 pub async fn enroll(client: &mut IdentityCaClient<Channel>, args: &EnrollArgs) -> Result<PathBuf> {
-    let (key, csr) = new_key_and_csr(&args.member, args.role)?;
+    let (key, csr) = new_key_and_csr_of(&args.member, args.role, args.key_type)?;
+    let ecdsa = if args.ecdsa_certificate && args.key_type == KeyType::Ed25519 {
+        Some(new_key_and_csr_of(
+            &args.member,
+            args.role,
+            KeyType::EcdsaP256,
+        )?)
+    } else {
+        None
+    };
     let resp = client
         .enroll(EnrollRequest {
             csr,
+            ecdsa_csr: ecdsa.as_ref().map(|(_, c)| c.clone()).unwrap_or_default(),
             enrollment_secret: args.secret.clone().unwrap_or_default(),
             org_code: args.member.clone(),
             role: args.role as i32,
@@ -76,6 +93,21 @@ pub async fn enroll(client: &mut IdentityCaClient<Channel>, args: &EnrollArgs) -
     )?;
     let chain: String = resp.chain.iter().map(|c| to_pem(c)).collect();
     write_file(&dir.join("ca.pem"), chain.as_bytes(), 0o644)?;
+    if let Some((ecdsa_key, _)) = ecdsa
+        && !resp.ecdsa_certificate.is_empty()
+    {
+        use fiscus_common::tls::{ECDSA_CERT_FILE, ECDSA_KEY_FILE};
+        write_file(
+            &dir.join(ECDSA_KEY_FILE),
+            ecdsa_key.serialize_pem().as_bytes(),
+            0o600,
+        )?;
+        write_file(
+            &dir.join(ECDSA_CERT_FILE),
+            to_pem(&resp.ecdsa_certificate).as_bytes(),
+            0o644,
+        )?;
+    }
     Ok(dir.join("cert.pem"))
 }
 
@@ -85,7 +117,10 @@ pub fn sign_with_key_file(key_file: &Path, message: &[u8]) -> Result<Vec<u8>> {
     let pem = std::fs::read_to_string(key_file).map_err(|e| Error::io(key_file, e))?;
     let key = rcgen::KeyPair::from_pem(&pem)?;
     if key.algorithm() != &rcgen::PKCS_ED25519 {
-        return Err(Error::KeyType);
+        return Err(Error::KeyType(format!(
+            "{} is not an Ed25519 key: ledger messages are signed with Ed25519 only",
+            key_file.display()
+        )));
     }
     Ok(key.sign(message)?)
 }

@@ -6,8 +6,8 @@ use fiscus_common::{ErrorKind, ServiceError};
 pub enum Error {
     #[error("CSR is malformed or its signature does not verify: {0}")]
     BadCsr(String),
-    #[error("key type is not Ed25519")]
-    KeyType,
+    #[error("{0}")]
+    KeyType(String),
     #[error("unknown member code {0:?}")]
     UnknownMember(String),
     #[error("role {role} may not be granted to member {member}")]
@@ -78,7 +78,7 @@ impl From<&Error> for ServiceError {
         use ErrorKind as K;
         let (kind, code) = match e {
             Error::BadCsr(_) => (K::InvalidArgument, codes::ca::BAD_CSR),
-            Error::KeyType => (K::InvalidArgument, codes::ca::KEY_TYPE),
+            Error::KeyType(_) => (K::InvalidArgument, codes::ca::KEY_TYPE),
             Error::UnknownMember(_) => (K::InvalidArgument, codes::ca::UNKNOWN_MEMBER),
             Error::RoleNotAllowed { .. } => (K::PermissionDenied, codes::ca::ROLE_NOT_ALLOWED),
             Error::UnknownSecret => (K::PermissionDenied, codes::ca::UNKNOWN_SECRET),

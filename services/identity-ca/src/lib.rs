@@ -23,7 +23,7 @@ pub use verify::{ChainVerifier, Verdict};
 use ca::{CaPaths, LeafSpec, RootCa, write_file};
 use fiscus_common::config::{ConfigError, ServiceConfig};
 use fiscus_common::ops_server::{OpsServer, Readiness};
-use fiscus_common::tls::{ClientAuth, TlsConfig, TlsContext, role_name, serve_incoming};
+use fiscus_common::tls::{ClientAuth, TlsConfig, TlsContext, serve_incoming};
 use fiscus_proto::pb::identity::identity_ca_server::IdentityCaServer;
 use fiscus_proto::pb::types::Role;
 use prost::Message;
@@ -177,31 +177,14 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
         serde_json::to_vec_pretty(&secrets).map_err(|e| Error::Internal(e.to_string()))?;
     write_file(&paths.secrets(), &secrets_json, 0o600)?;
 
-    // The CA's own endpoint identity: member 000000, role node.
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    // The CA's own endpoint identity: member 000000, role node, with its ECDSA
+    // certificate for clients without Ed25519.
     let mut spec = LeafSpec::valid_for_days("000000", Role::Node, opts.cert_validity_days);
     spec.common_name = fiscus_common::tls::IDENTITY_CA_COMMON_NAME.into();
     spec.add_names(&opts.server_names);
-    let own = ca.issue_for_key(&key, &spec)?;
-    let tls = ca_tls_config(&opts.data_dir);
-    write_file(&tls.cert_file, own.pem.as_bytes(), 0o644)?;
-    write_file(&tls.key_file, ca::private_key_pem(&key).as_bytes(), 0o600)?;
-    write_file(&tls.ca_file, ca.root_pem.as_bytes(), 0o644)?;
-    registry
-        .record_issued(
-            &registry::CertRecord {
-                cert_id: own.identity.cert_id.to_hex(),
-                der_hex: hex::encode(&own.der),
-                member: "000000".into(),
-                role: role_name(Role::Node).into(),
-                serial_hex: hex::encode(&own.identity.serial),
-                not_before: own.identity.not_before,
-                not_after: own.identity.not_after,
-                revoked: None,
-            },
-            None,
-        )
-        .await?;
+    let own = ca.issue_new_identity(&spec)?;
+    own.write_to(&paths.tls_dir(), &ca.root_pem)?;
+    registry.record_issued(&own.records(), None).await?;
     let crl_der = ca.sign_crl(1, &[], ca::DEFAULT_CRL_VALIDITY)?;
     write_file(&paths.crl(), &crl_der, 0o644)?;
     let empty = registry::CrlRecord {

@@ -28,6 +28,40 @@ pub struct CertRecord {
     pub not_before: i64,
     pub not_after: i64,
     pub revoked: Option<Revocation>,
+    /// The other certificate of the same identity (its ECDSA P-256 TLS
+    /// certificate, or the Ed25519 one it was issued beside): revoking either
+    /// revokes both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub companion: Option<String>,
+}
+
+impl CertRecord {
+    /// The record of a certificate just issued, not revoked, with no companion.
+    pub fn issued(identity: &fiscus_common::tls::PeerIdentity, der: &[u8]) -> Self {
+        Self {
+            cert_id: identity.cert_id.to_hex(),
+            der_hex: hex::encode(der),
+            member: identity.member.clone(),
+            role: fiscus_common::tls::role_name(identity.role).to_owned(),
+            serial_hex: hex::encode(&identity.serial),
+            not_before: identity.not_before,
+            not_after: identity.not_after,
+            revoked: None,
+            companion: None,
+        }
+    }
+
+    /// The records of one identity's two certificates, each naming the other.
+    pub fn pair(mut main: Self, second: Option<Self>) -> Vec<Self> {
+        match second {
+            None => vec![main],
+            Some(mut second) => {
+                main.companion = Some(second.cert_id.clone());
+                second.companion = Some(main.cert_id.clone());
+                vec![main, second]
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,12 +155,23 @@ impl Registry {
         })
     }
 
-    /// Stores an issued certificate, spending `lease` in the same atomic batch:
-    /// if the secret was spent meanwhile, nothing is stored.
-    pub async fn record_issued(&self, rec: &CertRecord, lease: Option<SecretLease>) -> Result<()> {
-        let mut batch = WriteBatch::new().put(cert_key(&rec.cert_id), enc(rec)?);
+    /// Stores the certificates of one identity (the first is the main one),
+    /// spending `lease` in the same atomic batch: if the secret was spent
+    /// meanwhile, nothing is stored.
+    pub async fn record_issued(
+        &self,
+        recs: &[CertRecord],
+        lease: Option<SecretLease>,
+    ) -> Result<()> {
+        let Some(main) = recs.first() else {
+            return Ok(());
+        };
+        let mut batch = WriteBatch::new();
+        for rec in recs {
+            batch = batch.put(cert_key(&rec.cert_id), enc(rec)?);
+        }
         if let Some(mut lease) = lease {
-            lease.record.used_by = Some(rec.cert_id.clone());
+            lease.record.used_by = Some(main.cert_id.clone());
             batch = batch
                 .put(lease.key.clone(), enc(&lease.record)?)
                 .expect_version(lease.key, Some(lease.version));
@@ -200,10 +245,13 @@ impl Registry {
         Ok((entries, ids))
     }
 
-    /// Marks `cert` revoked and stores the new CRL as current, atomically.
-    pub async fn commit_revocation(&self, cert: &CertRecord, crl: &CrlRecord) -> Result<()> {
-        let batch = WriteBatch::new()
-            .put(cert_key(&cert.cert_id), enc(cert)?)
+    /// Marks `certs` revoked and stores the new CRL as current, atomically.
+    pub async fn commit_revocation(&self, certs: &[CertRecord], crl: &CrlRecord) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        for cert in certs {
+            batch = batch.put(cert_key(&cert.cert_id), enc(cert)?);
+        }
+        let batch = batch
             .put(crl_key(crl.number), enc(crl)?)
             .put(CRL_CURRENT.to_vec(), crl.number.to_be_bytes().to_vec());
         self.store.commit(batch).await?;

@@ -176,17 +176,12 @@ impl CaService {
         Ok(())
     }
 
-    fn record(&self, issued: &crate::ca::Issued) -> CertRecord {
-        CertRecord {
-            cert_id: issued.identity.cert_id.to_hex(),
-            der_hex: hex::encode(&issued.der),
-            member: issued.identity.member.clone(),
-            role: role_name(issued.identity.role).to_owned(),
-            serial_hex: hex::encode(&issued.identity.serial),
-            not_before: issued.identity.not_before,
-            not_after: issued.identity.not_after,
-            revoked: None,
-        }
+    /// The registry records of one identity's certificates, linked.
+    fn records(issued: &crate::ca::Issued, ecdsa: Option<&crate::ca::Issued>) -> Vec<CertRecord> {
+        CertRecord::pair(
+            CertRecord::issued(&issued.identity, &issued.der),
+            ecdsa.map(|e| CertRecord::issued(&e.identity, &e.der)),
+        )
     }
 
     /// One public key is certified for one member only: a key that a
@@ -208,11 +203,52 @@ impl CaService {
         Ok(())
     }
 
-    fn response(&self, issued: crate::ca::Issued) -> pb::CertificateResponse {
+    fn response(
+        &self,
+        issued: crate::ca::Issued,
+        ecdsa: Option<crate::ca::Issued>,
+    ) -> pb::CertificateResponse {
         pb::CertificateResponse {
             certificate: issued.der,
             chain: vec![self.ca.root_der.clone()],
+            ecdsa_certificate: ecdsa.map(|e| e.der).unwrap_or_default(),
         }
+    }
+
+    /// Issues `csr` (and `ecdsa_csr`, if not empty) for `spec`, checks that no
+    /// other member's certificate has either key, and records both, spending
+    /// `lease`; all under the revocation lock, so two enrollments cannot race.
+    async fn issue_and_record(
+        &self,
+        csr: &[u8],
+        ecdsa_csr: &[u8],
+        spec: &LeafSpec,
+        lease: Option<crate::registry::SecretLease>,
+    ) -> Result<pb::CertificateResponse> {
+        let ecdsa_csr = (!ecdsa_csr.is_empty()).then_some(ecdsa_csr);
+        let (issued, ecdsa) = self.ca.issue_identity(csr, ecdsa_csr, spec)?;
+        let _guard = self.revoke_lock.lock().await;
+        self.require_key_unused_elsewhere(&issued).await?;
+        if let Some(e) = &ecdsa {
+            self.require_key_unused_elsewhere(e).await?;
+        }
+        self.registry
+            .record_issued(&Self::records(&issued, ecdsa.as_ref()), lease)
+            .await?;
+        let role = role_name(spec.role);
+        self.metrics.issued.with_label_values(&[role]).inc();
+        if ecdsa.is_some() {
+            self.metrics.issued.with_label_values(&[role]).inc();
+        }
+        tracing::info!(
+            member = %spec.member,
+            role,
+            cert_id = %issued.identity.cert_id,
+            key = issued.identity.public_key.algorithm(),
+            ecdsa_cert_id = ecdsa.as_ref().map(|e| e.identity.cert_id.to_hex()),
+            "issued certificate"
+        );
+        Ok(self.response(issued, ecdsa))
     }
 
     pub(crate) async fn enroll(
@@ -220,7 +256,7 @@ impl CaService {
         peer: Option<&PeerIdentity>,
         req: pb::EnrollRequest,
     ) -> Result<pb::CertificateResponse> {
-        if req.csr.len() > MAX_CSR_BYTES {
+        if req.csr.len() > MAX_CSR_BYTES || req.ecdsa_csr.len() > MAX_CSR_BYTES {
             return Err(Error::TooLarge("CSR"));
         }
         if req.enrollment_secret.len() > MAX_SECRET_LEN {
@@ -260,19 +296,8 @@ impl CaService {
         let mut spec = LeafSpec::valid_for_days(&req.org_code, role, self.validity_days);
         spec.dns_names = req.dns_names;
         spec.ips = ips;
-        let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
-        // Checked and recorded under one lock, so two enrollments cannot race.
-        let _guard = self.revoke_lock.lock().await;
-        self.require_key_unused_elsewhere(&issued).await?;
-        self.registry
-            .record_issued(&self.record(&issued), lease)
-            .await?;
-        self.metrics
-            .issued
-            .with_label_values(&[role_name(role)])
-            .inc();
-        tracing::info!(member = %req.org_code, role = role_name(role), cert_id = %issued.identity.cert_id, "issued certificate");
-        Ok(self.response(issued))
+        self.issue_and_record(&req.csr, &req.ecdsa_csr, &spec, lease)
+            .await
     }
 
     pub(crate) async fn renew(
@@ -280,7 +305,7 @@ impl CaService {
         peer: Option<&PeerIdentity>,
         req: pb::RenewRequest,
     ) -> Result<pb::CertificateResponse> {
-        if req.csr.len() > MAX_CSR_BYTES {
+        if req.csr.len() > MAX_CSR_BYTES || req.ecdsa_csr.len() > MAX_CSR_BYTES {
             return Err(Error::TooLarge("CSR"));
         }
         let caller = self.caller(peer).await?;
@@ -298,17 +323,8 @@ impl CaService {
         spec.common_name = caller.common_name.clone();
         spec.dns_names = caller.dns_names.clone();
         spec.ips = caller.ips.clone();
-        let issued = self.ca.issue_from_csr(&req.csr, &spec)?;
-        let _guard = self.revoke_lock.lock().await;
-        self.require_key_unused_elsewhere(&issued).await?;
-        self.registry
-            .record_issued(&self.record(&issued), None)
-            .await?;
-        self.metrics
-            .issued
-            .with_label_values(&[role_name(caller.role)])
-            .inc();
-        Ok(self.response(issued))
+        self.issue_and_record(&req.csr, &req.ecdsa_csr, &spec, None)
+            .await
     }
 
     pub(crate) async fn revoke(
@@ -322,40 +338,58 @@ impl CaService {
         let caller = self.caller(peer).await?;
         let target_id = hex::encode(&req.cert_id);
         let _guard = self.revoke_lock.lock().await;
-        let mut target = self
+        let target = self
             .registry
             .get(&target_id)
             .await?
             .ok_or_else(|| Error::NotFound(target_id.clone()))?;
         let is_admin_over = caller.role == Role::Admin
             && (caller.member == target.member || caller.member == "000000");
-        if !is_admin_over && caller.cert_id.to_hex() != target.cert_id {
+        let caller_id = caller.cert_id.to_hex();
+        let is_holder =
+            caller_id == target.cert_id || target.companion.as_ref() == Some(&caller_id);
+        if !is_admin_over && !is_holder {
             return Err(Error::PermissionDenied {
                 member: caller.member,
                 role: role_name(caller.role),
                 why: "only the holder, its member's admin or a MOF admin may revoke",
             });
         }
-        if target.revoked.is_none() {
+        // An identity's two certificates (Ed25519 and ECDSA) are revoked together.
+        let companion = match &target.companion {
+            Some(id) => self.registry.get(id).await?,
+            None => None,
+        };
+        let mut newly: Vec<CertRecord> = [Some(target), companion]
+            .into_iter()
+            .flatten()
+            .filter(|c| c.revoked.is_none())
+            .collect();
+        if !newly.is_empty() {
             let number = self.registry.current_crl().await?.map_or(0, |c| c.number) + 1;
-            target.revoked = Some(Revocation {
-                reason: req.reason.clone(),
-                at: now_unix(),
-                crl_number: number,
-            });
+            let at = now_unix();
             let (mut entries, mut ids) = self.registry.revoked_entries().await?;
-            entries.push(crate::ca::RevokedEntry {
-                serial: hex::decode(&target.serial_hex)
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-                revoked_at: now_unix(),
-                reason: req.reason.clone(),
-            });
-            ids.push(target.cert_id.clone());
+            for cert in &mut newly {
+                cert.revoked = Some(Revocation {
+                    reason: req.reason.clone(),
+                    at,
+                    crl_number: number,
+                });
+                entries.push(crate::ca::RevokedEntry {
+                    serial: hex::decode(&cert.serial_hex)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    revoked_at: at,
+                    reason: req.reason.clone(),
+                });
+                ids.push(cert.cert_id.clone());
+            }
             let (der, crl) = self.sign_crl(number, &entries, ids)?;
-            self.registry.commit_revocation(&target, &crl).await?;
-            // This server refuses the revoked certificate from the next handshake on.
+            self.registry.commit_revocation(&newly, &crl).await?;
+            // This server refuses the revoked certificates from the next handshake on.
             self.publish_crl(der)?;
-            tracing::warn!(cert_id = %target.cert_id, member = %target.member, crl_number = number, reason = %req.reason, "revoked certificate");
+            for cert in &newly {
+                tracing::warn!(cert_id = %cert.cert_id, member = %cert.member, crl_number = number, reason = %req.reason, "revoked certificate");
+            }
         }
         self.crl_message().await
     }

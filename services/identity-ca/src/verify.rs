@@ -116,7 +116,13 @@ impl ChainVerifier {
             Ok(i) => i,
             Err(e) => return Ok(Verdict::Invalid(e.to_string())),
         };
-        match fiscus_proto::sign::verify(&identity.public_key, message, signature) {
+        let Some(key) = identity.public_key.ed25519() else {
+            return Ok(Verdict::Invalid(
+                "the certificate has an ECDSA P-256 key, for TLS only: signatures are Ed25519"
+                    .into(),
+            ));
+        };
+        match fiscus_proto::sign::verify(&key, message, signature) {
             Ok(()) => Ok(Verdict::Valid(identity)),
             Err(e) => Ok(Verdict::Invalid(format!("signature: {e}"))),
         }

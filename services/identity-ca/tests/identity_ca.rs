@@ -128,6 +128,8 @@ impl TestCa {
         client::enroll(
             &mut self.anonymous().await,
             &EnrollArgs {
+                key_type: fiscus_identity_ca::ca::KeyType::Ed25519,
+                ecdsa_certificate: true,
                 member: member.into(),
                 role: fiscus_common::tls::parse_role(role).unwrap(),
                 secret: Some(self.secret(member, role)),
@@ -181,6 +183,7 @@ fn enroll_req(csr: Vec<u8>, member: &str, role: Role, secret: &str) -> EnrollReq
         role: role as i32,
         dns_names: vec![],
         ip_addresses: vec![],
+        ecdsa_csr: vec![],
     }
 }
 
@@ -526,7 +529,10 @@ mod mtls {
         let resp = ca
             .as_identity(&dir)
             .await
-            .renew(fiscus_proto::pb::identity::RenewRequest { csr })
+            .renew(fiscus_proto::pb::identity::RenewRequest {
+                csr,
+                ecdsa_csr: Vec::new(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -562,8 +568,19 @@ mod mtls {
             labels.contains(&("member", "130100")) && labels.contains(&("role", "node")),
             "{labels:?}"
         );
-        let secs = metric.get_gauge().get_value();
-        assert!(secs > 29.0 * 86_400.0 && secs <= 30.0 * 86_400.0, "{secs}");
+        // One series per certificate: the Ed25519 one and the ECDSA one.
+        let keys: Vec<&str> = m
+            .get_metric()
+            .iter()
+            .flat_map(|x| x.get_label())
+            .filter(|l| l.name() == "key")
+            .map(|l| l.value())
+            .collect();
+        assert_eq!(keys, ["ecdsa_p256", "ed25519"]);
+        for metric in m.get_metric() {
+            let secs = metric.get_gauge().get_value();
+            assert!(secs > 29.0 * 86_400.0 && secs <= 30.0 * 86_400.0, "{secs}");
+        }
     }
 }
 
@@ -1056,7 +1073,8 @@ mod crl {
         let (number, left, reasons) = read_crl(&ca.crl_path());
         assert_eq!(number, crl.crl.unwrap().number);
         assert!((0..=4).contains(&left), "nextUpdate in {left} s");
-        assert_eq!(reasons, vec![Some(1)], "RFC 5280 keyCompromise is 1");
+        // The client's Ed25519 certificate and its ECDSA TLS certificate.
+        assert_eq!(reasons, vec![Some(1); 2], "RFC 5280 keyCompromise is 1");
 
         let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
@@ -1066,7 +1084,7 @@ mod crl {
                     left > 0,
                     "the re-signed CRL is current: nextUpdate in {left} s"
                 );
-                assert_eq!(reasons, vec![Some(1)], "the same entries");
+                assert_eq!(reasons, vec![Some(1); 2], "the same entries");
                 break;
             }
             assert!(
@@ -1078,7 +1096,7 @@ mod crl {
         // The served CRL moved on too.
         let served = c.get_crl(GetCrlRequest {}).await.unwrap().into_inner();
         assert!(served.number > number);
-        assert_eq!(served.revoked.len(), 1);
+        assert_eq!(served.revoked.len(), 2, "the certificate and its ECDSA one");
     }
 }
 
@@ -1138,5 +1156,355 @@ mod verify {
         );
         let err = c.verify(verify(99, msg)).await.unwrap_err();
         assert_eq!(code_of(&err), "ca.not_found");
+    }
+}
+
+/// ECDSA P-256 TLS certificates (issue 24): for clients whose TLS stack has no
+/// Ed25519, as browsers, gRPC's C core and Java have none.
+mod ecdsa {
+    use super::*;
+    use fiscus_common::tls::{ECDSA_CERT_FILE, ECDSA_KEY_FILE, PublicKey};
+    use fiscus_identity_ca::ca::{KeyType, new_key_and_csr_of};
+    use rustls::SignatureScheme;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    /// A TLS client like Chromium or grpcio: it offers ECDSA, RSA and PSS
+    /// signature schemes, never Ed25519, and presents `client` (an ECDSA
+    /// certificate and key), if any.
+    fn without_ed25519(roots: &Path, client: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
+        let mut provider = rustls::crypto::ring::default_provider();
+        let mapping: Vec<_> = provider
+            .signature_verification_algorithms
+            .mapping
+            .iter()
+            .filter(|(scheme, _)| *scheme != SignatureScheme::ED25519)
+            .copied()
+            .collect();
+        provider.signature_verification_algorithms.mapping = Box::leak(mapping.into_boxed_slice());
+        let mut store = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(roots).unwrap() {
+            store.add(c.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(store);
+        let mut config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(cert)
+                        .unwrap()
+                        .map(|c| c.unwrap())
+                        .collect(),
+                    PrivateKeyDer::from_pem_file(key).unwrap(),
+                )
+                .unwrap(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Arc::new(config)
+    }
+
+    /// Handshakes with `config` and returns the identity the server presented.
+    async fn served_identity(
+        addr: std::net::SocketAddr,
+        name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> PeerIdentity {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+            .await
+            .unwrap();
+        let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        PeerIdentity::from_der(&der).unwrap()
+    }
+
+    async fn heartbeat_with(
+        addr: std::net::SocketAddr,
+        name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<String, String> {
+        let channel = connect_channel(&addr.to_string(), name, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        GossipClient::new(channel)
+            .heartbeat(HeartbeatRequest {
+                member: String::new(),
+                height: 1,
+            })
+            .await
+            .map(|r| r.into_inner().member)
+            .map_err(|s| s.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_identity_s_ecdsa_certificate_has_its_profile_and_is_revoked_with_it() {
+        let ca = TestCa::start().await;
+        let dir = ca
+            .enroll("130100", "node", "node", &["node.130100.fiscus.test"])
+            .await;
+        let main =
+            PeerIdentity::from_der(&client::read_pem_certs(&dir.join("cert.pem")).unwrap()[0])
+                .unwrap();
+        let ecdsa =
+            PeerIdentity::from_der(&client::read_pem_certs(&dir.join(ECDSA_CERT_FILE)).unwrap()[0])
+                .unwrap();
+        assert!(matches!(main.public_key, PublicKey::Ed25519(_)));
+        assert!(matches!(ecdsa.public_key, PublicKey::EcdsaP256(_)));
+        assert_eq!(
+            (
+                &ecdsa.member,
+                ecdsa.role,
+                &ecdsa.common_name,
+                &ecdsa.dns_names,
+                &ecdsa.ips,
+                ecdsa.not_after
+            ),
+            (
+                &main.member,
+                main.role,
+                &main.common_name,
+                &main.dns_names,
+                &main.ips,
+                main.not_after
+            ),
+            "same subject, SANs and validity"
+        );
+        assert_ne!(ecdsa.serial, main.serial);
+        let key = std::fs::read_to_string(dir.join(ECDSA_KEY_FILE)).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+
+        // The holder revokes its Ed25519 certificate: the ECDSA one goes too.
+        ca.as_identity(&dir)
+            .await
+            .revoke(RevokeRequest {
+                cert_id: main.cert_id.to_vec(),
+                reason: "superseded".into(),
+            })
+            .await
+            .unwrap();
+        let crl = std::fs::read(ca.crl_path()).unwrap();
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&crl).unwrap();
+        let mut revoked: Vec<Vec<u8>> = crl
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial().to_vec())
+            .collect();
+        revoked.sort();
+        let mut expected = vec![main.serial.clone(), ecdsa.serial.clone()];
+        expected.sort();
+        assert_eq!(revoked, expected);
+        let admin = ca.enroll("130100", "admin", "admin", &[]).await;
+        let listed = ca
+            .as_identity(&admin)
+            .await
+            .list_certificates(ListCertificatesRequest {
+                org_code: "130100".into(),
+                role: Role::Node as i32,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .certificates;
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|c| c.revoked), "{listed:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ca_certifies_ecdsa_keys_for_tls_and_refuses_them_where_ledger_keys_are_needed() {
+        let ca = TestCa::start().await;
+        let mut anon = ca.anonymous().await;
+        let ecdsa_csr = |role| {
+            new_key_and_csr_of("130100", role, KeyType::EcdsaP256)
+                .unwrap()
+                .1
+        };
+
+        // A node's main key signs ledger messages: ECDSA there is refused.
+        let err = anon
+            .enroll(enroll_req(
+                ecdsa_csr(Role::Node),
+                "130100",
+                Role::Node,
+                &ca.secret("130100", "node"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&err), "ca.key_type", "{err:?}");
+        assert!(err.message().contains("Ed25519"), "{}", err.message());
+
+        // The second CSR must be ECDSA P-256, not another Ed25519 key.
+        let mut req = enroll_req(
+            csr_for("130100", Role::Node),
+            "130100",
+            Role::Node,
+            &ca.secret("130100", "node"),
+        );
+        req.ecdsa_csr = csr_for("130100", Role::Node);
+        let err = anon.enroll(req).await.unwrap_err();
+        assert_eq!(code_of(&err), "ca.key_type", "{err:?}");
+
+        // Another curve is refused.
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "130100");
+        let p384_csr = params.serialize_request(&p384).unwrap().der().to_vec();
+        let err = anon
+            .enroll(enroll_req(
+                p384_csr,
+                "130100",
+                Role::Client,
+                &ca.secret("130100", "client"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&err), "ca.key_type", "{err:?}");
+        assert!(err.message().contains("P-256"), "{}", err.message());
+
+        // An API client may hold an ECDSA P-256 key as its only key; nothing
+        // refused above spent its secret.
+        let issued = anon
+            .enroll(enroll_req(
+                ecdsa_csr(Role::Client),
+                "130100",
+                Role::Client,
+                &ca.secret("130100", "client"),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let id = PeerIdentity::from_der(&issued.certificate).unwrap();
+        assert!(matches!(id.public_key, PublicKey::EcdsaP256(_)));
+        assert_eq!((id.member.as_str(), id.role), ("130100", Role::Client));
+        assert!(issued.ecdsa_certificate.is_empty());
+        // Its certificate verifies no signature: ledger signatures are Ed25519.
+        let admin = ca.enroll("130100", "admin", "admin", &[]).await;
+        let verdict = ca
+            .as_identity(&admin)
+            .await
+            .verify(VerifyRequest {
+                chain: vec![issued.certificate.clone()],
+                message: b"m".to_vec(),
+                signature: vec![0; 64],
+                crl_number: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!verdict.valid);
+        assert!(verdict.reason.contains("Ed25519"), "{}", verdict.reason);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_without_ed25519_gets_the_ecdsa_certificate_and_may_present_one() {
+        let ca = TestCa::start().await;
+        let server = ca
+            .enroll("130000", "node", "server", &["node.130000.fiscus.test"])
+            .await;
+        let client = ca.enroll("130100", "node", "client", &[]).await;
+        let svc = start_service(&server, &ca.crl_path()).await;
+        let name = "node.130000.fiscus.test";
+        let roots = ca.root_pem();
+        let ecdsa_client = (client.join(ECDSA_CERT_FILE), client.join(ECDSA_KEY_FILE));
+
+        // Offered no Ed25519, the server presents its ECDSA certificate;
+        // offered Ed25519 (every Fiscus service), its Ed25519 one.
+        let seen = served_identity(svc.addr, name, without_ed25519(&roots, None)).await;
+        assert!(
+            matches!(seen.public_key, PublicKey::EcdsaP256(_)),
+            "{seen:?}"
+        );
+        assert_eq!(seen.member, "130000");
+        let own = TlsContext::load(&TlsConfig::in_dir(&client)).unwrap();
+        let seen = served_identity(svc.addr, name, own.client_config().unwrap()).await;
+        assert!(matches!(seen.public_key, PublicKey::Ed25519(_)), "{seen:?}");
+
+        // An ECDSA client certificate authenticates its member.
+        let config = without_ed25519(&roots, Some((&ecdsa_client.0, &ecdsa_client.1)));
+        assert_eq!(
+            heartbeat_with(svc.addr, name, config.clone())
+                .await
+                .unwrap(),
+            "130100"
+        );
+        // The dialled name must be on the certificate.
+        assert!(
+            heartbeat_with(svc.addr, "other.130000.fiscus.test", config.clone())
+                .await
+                .is_err()
+        );
+
+        // An expired ECDSA certificate is refused.
+        let mut spec = LeafSpec::valid_for_days("130100", Role::Node, 1);
+        spec.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+        spec.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        let expired_dir = ca.dir.path().join("expired-ecdsa");
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        let issued = ca.ca().issue_for_key(&key, &spec).unwrap();
+        write_file(&expired_dir.join("cert.pem"), issued.pem.as_bytes(), 0o644).unwrap();
+        write_file(
+            &expired_dir.join("key.pem"),
+            key.serialize_pem().as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        let served = svc.served();
+        let expired = without_ed25519(
+            &roots,
+            Some((&expired_dir.join("cert.pem"), &expired_dir.join("key.pem"))),
+        );
+        assert!(heartbeat_with(svc.addr, name, expired).await.is_err());
+
+        // So is one from a foreign CA.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = RootCa::create(&CaPaths::new(other_dir.path()), "rogue", 1, false).unwrap();
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        let rogue = other
+            .issue_for_key(&key, &LeafSpec::valid_for_days("130100", Role::Node, 30))
+            .unwrap();
+        write_file(
+            &other_dir.path().join("cert.pem"),
+            rogue.pem.as_bytes(),
+            0o644,
+        )
+        .unwrap();
+        write_file(
+            &other_dir.path().join("key.pem"),
+            key.serialize_pem().as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        let foreign = without_ed25519(
+            &roots,
+            Some((
+                &other_dir.path().join("cert.pem"),
+                &other_dir.path().join("key.pem"),
+            )),
+        );
+        assert!(heartbeat_with(svc.addr, name, foreign).await.is_err());
+        assert_eq!(svc.served(), served, "neither call reached the service");
+
+        // Revoking the client's identity (by its Ed25519 certificate) shuts
+        // out its ECDSA certificate too, without a restart.
+        let main = client::read_pem_certs(&client.join("cert.pem")).unwrap();
+        ca.as_identity(&client)
+            .await
+            .revoke(RevokeRequest {
+                cert_id: fiscus_proto::hash::cert_id(&main[0]).to_vec(),
+                reason: "keyCompromise".into(),
+            })
+            .await
+            .unwrap();
+        assert!(svc.tls.reload().unwrap(), "the CRL file changed");
+        let err = heartbeat_with(svc.addr, name, config).await.unwrap_err();
+        assert_eq!(
+            svc.served(),
+            served,
+            "the revoked client's call never arrived: {err}"
+        );
     }
 }

@@ -155,6 +155,7 @@ impl SignerDirectory {
         if id.not_after < now_unix {
             return Err(SignerStatus::Expired);
         }
-        Ok(id.public_key)
+        // An ECDSA certificate serves TLS only; it never signs a transaction.
+        id.public_key.ed25519().ok_or(SignerStatus::Unknown)
     }
 }

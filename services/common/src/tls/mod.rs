@@ -7,6 +7,9 @@
 //! - Certificate, key and CRL files are re-read when they change
 //!   ([`TlsContext::reload`], or [`TlsContext::spawn_reloader`] to poll).
 //! - Clients check the server name against the server certificate's SANs.
+//! - A server may hold a second certificate with an ECDSA P-256 key (same
+//!   subject and SANs, from the same CA): it is presented to clients that do not
+//!   offer Ed25519 (browsers, gRPC's C core, Java); everyone else gets Ed25519.
 //! - `fiscus_certificate_expiry_seconds{member,role}` reports the seconds left
 //!   on this process's certificate, and a warning is logged inside the renewal window.
 
@@ -20,7 +23,10 @@ pub use grpc::{
     PeerInfo, PeerStream, connect_channel, peer_identity, require_own_node, serve_incoming,
     serve_incoming_until,
 };
-pub use profile::{ED25519_OID, PeerIdentity, is_member_code, parse_role, role_name};
+pub use profile::{
+    EC_PUBLIC_KEY_OID, ED25519_OID, P256_OID, PeerIdentity, PublicKey, is_member_code, parse_role,
+    profile_key, role_name,
+};
 pub use revocations::{Revocations, crl_serials};
 pub use verifier::{
     ClientVerifier, IDENTITY_CA_COMMON_NAME, PinnedServerVerifier, ServerPin, ServerVerifier,
@@ -47,6 +53,12 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     /// PEM PKCS#8 Ed25519 private key.
     pub key_file: PathBuf,
+    /// PEM certificate chain of the same identity with an ECDSA P-256 key,
+    /// presented to TLS clients that do not offer Ed25519. Optional; set
+    /// together with `ecdsa_key_file`.
+    pub ecdsa_cert_file: Option<PathBuf>,
+    /// PEM PKCS#8 ECDSA P-256 private key for `ecdsa_cert_file`.
+    pub ecdsa_key_file: Option<PathBuf>,
     /// PEM consortium root certificate(s).
     pub ca_file: PathBuf,
     /// DER X.509 CRL signed by the root; optional until the first revocation.
@@ -62,6 +74,8 @@ impl Default for TlsConfig {
         Self {
             cert_file: PathBuf::from("tls/cert.pem"),
             key_file: PathBuf::from("tls/key.pem"),
+            ecdsa_cert_file: None,
+            ecdsa_key_file: None,
             ca_file: PathBuf::from("tls/ca.pem"),
             crl_file: None,
             reload_interval_secs: 30,
@@ -72,17 +86,39 @@ impl Default for TlsConfig {
 
 impl TlsConfig {
     /// The layout `fiscus enroll` writes: `cert.pem`, `key.pem` and `ca.pem` in
-    /// one directory, no CRL file, other settings at their defaults.
+    /// one directory, no CRL file, other settings at their defaults; and
+    /// `cert-ecdsa.pem` with `key-ecdsa.pem` when both are there.
     pub fn in_dir(dir: &Path) -> Self {
+        let (ecdsa_cert, ecdsa_key) = (dir.join(ECDSA_CERT_FILE), dir.join(ECDSA_KEY_FILE));
+        let ecdsa = ecdsa_cert.exists() && ecdsa_key.exists();
         Self {
             cert_file: dir.join("cert.pem"),
             key_file: dir.join("key.pem"),
+            ecdsa_cert_file: ecdsa.then_some(ecdsa_cert),
+            ecdsa_key_file: ecdsa.then_some(ecdsa_key),
             ca_file: dir.join("ca.pem"),
             crl_file: None,
             ..Self::default()
         }
     }
+
+    /// The ECDSA certificate and key, when both are configured; an error when
+    /// only one of them is.
+    pub fn ecdsa_files(&self) -> Result<Option<(&Path, &Path)>, TlsError> {
+        match (&self.ecdsa_cert_file, &self.ecdsa_key_file) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            (None, None) => Ok(None),
+            _ => Err(TlsError::Profile(
+                "ecdsa_cert_file and ecdsa_key_file must be set together".into(),
+            )),
+        }
+    }
 }
+
+/// The file names of an identity's ECDSA P-256 certificate and key beside
+/// `cert.pem` and `key.pem`, as `fiscus enroll` and the devnet write them.
+pub const ECDSA_CERT_FILE: &str = "cert-ecdsa.pem";
+pub const ECDSA_KEY_FILE: &str = "key-ecdsa.pem";
 
 /// Why TLS material could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -166,19 +202,32 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((m.ino(), m.modified().ok()?, m.len()))
 }
 
-/// The current certificate and key; swapped when the files change.
+/// The current certificate and key (and the ECDSA pair, if configured);
+/// swapped when the files change.
 #[derive(Debug)]
 struct Identity {
     key: Arc<CertifiedKey>,
     peer: PeerIdentity,
+    ecdsa: Option<(Arc<CertifiedKey>, PeerIdentity)>,
+}
+
+impl Identity {
+    /// What a server presents: Ed25519 to a client that offers it (and to
+    /// every client when there is no ECDSA certificate), ECDSA to the others.
+    fn for_client(&self, offered: &[SignatureScheme]) -> &Arc<CertifiedKey> {
+        match &self.ecdsa {
+            Some((ecdsa, _)) if !offered.contains(&SignatureScheme::ED25519) => ecdsa,
+            _ => &self.key,
+        }
+    }
 }
 
 #[derive(Debug)]
 struct CertResolver(Arc<ArcSwap<Identity>>);
 
 impl ResolvesServerCert for CertResolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load().key.clone())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load().for_client(hello.signature_schemes()).clone())
     }
 }
 
@@ -238,7 +287,7 @@ pub struct TlsContext {
     crls: ArcSwap<Vec<CertificateRevocationListDer<'static>>>,
     client_verifiers: Mutex<Vec<Arc<ClientVerifier>>>,
     server_verifier: Arc<ServerVerifier>,
-    stamps: Mutex<[Option<Stamp>; 3]>,
+    stamps: Mutex<[Option<Stamp>; 5]>,
     /// The serials the current CRL revokes; connections served with
     /// [`serve_incoming`] close when their peer's serial joins them.
     revocations: Arc<Revocations>,
@@ -279,25 +328,64 @@ impl TlsContext {
         Ok(Arc::new(ctx))
     }
 
-    fn stamps(config: &TlsConfig) -> [Option<Stamp>; 3] {
+    fn stamps(config: &TlsConfig) -> [Option<Stamp>; 5] {
         [
             stamp(&config.cert_file),
             stamp(&config.key_file),
             config.crl_file.as_deref().and_then(stamp),
+            config.ecdsa_cert_file.as_deref().and_then(stamp),
+            config.ecdsa_key_file.as_deref().and_then(stamp),
         ]
     }
 
-    fn load_identity(config: &TlsConfig, provider: &CryptoProvider) -> Result<Identity, TlsError> {
-        let chain = parse_certs(&config.cert_file, &read(&config.cert_file)?)?;
-        let key = parse_key(&config.key_file, &read(&config.key_file)?)?;
+    fn load_pair(
+        cert_file: &Path,
+        key_file: &Path,
+        provider: &CryptoProvider,
+    ) -> Result<(Arc<CertifiedKey>, PeerIdentity), TlsError> {
+        let chain = parse_certs(cert_file, &read(cert_file)?)?;
+        let key = parse_key(key_file, &read(key_file)?)?;
         let peer = PeerIdentity::from_der(&chain[0])?;
         let signing = provider.key_provider.load_private_key(key)?;
         let certified = CertifiedKey::new(chain, signing);
         certified.keys_match()?;
-        Ok(Identity {
-            key: Arc::new(certified),
-            peer,
-        })
+        Ok((Arc::new(certified), peer))
+    }
+
+    fn load_identity(config: &TlsConfig, provider: &CryptoProvider) -> Result<Identity, TlsError> {
+        let (key, peer) = Self::load_pair(&config.cert_file, &config.key_file, provider)?;
+        if peer.public_key.ed25519().is_none() {
+            return Err(TlsError::Profile(format!(
+                "{}: a process's main certificate must have an Ed25519 key (ECDSA goes in ecdsa_cert_file)",
+                config.cert_file.display()
+            )));
+        }
+        let ecdsa = match config.ecdsa_files()? {
+            None => None,
+            Some((cert_file, key_file)) => {
+                let (ecdsa, other) = Self::load_pair(cert_file, key_file, provider)?;
+                if !matches!(other.public_key, PublicKey::EcdsaP256(_)) {
+                    return Err(TlsError::Profile(format!(
+                        "{}: the certificate does not have an ECDSA P-256 key",
+                        cert_file.display()
+                    )));
+                }
+                let same = other.member == peer.member
+                    && other.role == peer.role
+                    && other.common_name == peer.common_name
+                    && other.dns_names == peer.dns_names
+                    && other.ips == peer.ips;
+                if !same {
+                    return Err(TlsError::Profile(format!(
+                        "{}: the ECDSA certificate is not for the same identity as {} (member, role, common name and SANs must match)",
+                        cert_file.display(),
+                        config.cert_file.display()
+                    )));
+                }
+                Some((ecdsa, other))
+            }
+        };
+        Ok(Identity { key, peer, ecdsa })
     }
 
     /// This process's own identity, from its certificate.
@@ -400,7 +488,7 @@ impl TlsContext {
         if *stamps == now {
             return Ok(false);
         }
-        if stamps[0] != now[0] || stamps[1] != now[1] {
+        if stamps[0] != now[0] || stamps[1] != now[1] || stamps[3..] != now[3..] {
             let identity = Self::load_identity(&self.config, &self.provider)?;
             tracing::info!(cert_id = %identity.peer.cert_id, not_after = identity.peer.not_after, "reloaded TLS certificate");
             self.identity.store(Arc::new(identity));
@@ -432,12 +520,28 @@ impl TlsContext {
         })
     }
 
-    /// Seconds until this process's certificate expires (negative once expired).
+    /// Seconds until this process's certificate expires (negative once
+    /// expired): the sooner of its two when it also has an ECDSA one.
     pub fn seconds_to_expiry(&self) -> i64 {
+        self.expiries()
+            .iter()
+            .map(|(_, left)| *left)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Seconds left on each of this process's certificates, by key type
+    /// (`ed25519`, then `ecdsa_p256` if there is one).
+    pub fn expiries(&self) -> Vec<(&'static str, i64)> {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.identity.load().peer.not_after - now
+        let id = self.identity.load();
+        let mut out = vec![(id.peer.public_key.algorithm(), id.peer.not_after - now)];
+        if let Some((_, ecdsa)) = &id.ecdsa {
+            out.push((ecdsa.public_key.algorithm(), ecdsa.not_after - now));
+        }
+        out
     }
 
     fn warn_if_expiring(&self) {
@@ -463,19 +567,24 @@ impl TlsContext {
     }
 }
 
-/// A collector that reads the expiry from the live certificate at every scrape,
-/// so a rotated certificate is reported without any update call.
+/// A collector that reads the expiry from the live certificates at every
+/// scrape, so a rotated certificate is reported without any update call: one
+/// series per certificate, labelled by its key type (`key="ed25519"` or
+/// `key="ecdsa_p256"`).
 struct ExpiryCollector {
     ctx: Arc<TlsContext>,
     desc: prometheus::core::Desc,
 }
 
+const EXPIRY_METRIC: &str = "fiscus_certificate_expiry_seconds";
+const EXPIRY_HELP: &str = "Seconds until this process's TLS certificate expires";
+
 impl ExpiryCollector {
     fn new(ctx: Arc<TlsContext>) -> Result<Self, prometheus::Error> {
         let desc = prometheus::core::Desc::new(
-            "fiscus_certificate_expiry_seconds".into(),
-            "Seconds until this process's TLS certificate expires".into(),
-            vec!["member".into(), "role".into()],
+            EXPIRY_METRIC.into(),
+            EXPIRY_HELP.into(),
+            vec!["member".into(), "role".into(), "key".into()],
             Default::default(),
         )?;
         Ok(Self { ctx, desc })
@@ -489,19 +598,16 @@ impl prometheus::core::Collector for ExpiryCollector {
 
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
         let id = self.ctx.identity();
-        let opts = prometheus::Opts::new(
-            "fiscus_certificate_expiry_seconds",
-            "Seconds until this process's TLS certificate expires",
-        )
-        .const_label("member", id.member)
-        .const_label("role", role_name(id.role));
-        match prometheus::Gauge::with_opts(opts) {
-            Ok(g) => {
-                g.set(self.ctx.seconds_to_expiry() as f64);
-                prometheus::core::Collector::collect(&g)
-            }
-            Err(_) => Vec::new(),
+        let opts = prometheus::Opts::new(EXPIRY_METRIC, EXPIRY_HELP)
+            .const_label("member", id.member)
+            .const_label("role", role_name(id.role));
+        let Ok(gauges) = prometheus::GaugeVec::new(opts, &["key"]) else {
+            return Vec::new();
+        };
+        for (key, left) in self.ctx.expiries() {
+            gauges.with_label_values(&[key]).set(left as f64);
         }
+        prometheus::core::Collector::collect(&gauges)
     }
 }
 

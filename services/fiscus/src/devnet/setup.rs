@@ -9,71 +9,38 @@ use anyhow::{Context, Result};
 use fiscus_exchange_adapter::clients::{ClientEntry, ClientsFile, Scope, key_hash, new_api_key};
 use fiscus_identity_ca::ca::{CaPaths, LeafSpec, RootCa, write_file};
 use fiscus_identity_ca::genesis::{GenesisBundle, GenesisMember, GenesisOrderer};
+use fiscus_identity_ca::registry::Registry;
 use fiscus_proto::pb::types::Role;
 use prost::Message;
 use std::path::{Path, PathBuf};
 
-/// Issues a devnet certificate. `valid_from` (Unix ms): a demo devnet's
-/// blocks carry a fiscal calendar that starts before today, and a receipt
-/// verifier checks each signer's validity at the block's time, so its
-/// certificates are valid from a day before that calendar starts.
-pub(super) fn issue(
+/// Issues a devnet identity into `out` (`cert.pem`, `key.pem`, `ca.pem`,
+/// and the ECDSA P-256 TLS pair `cert-ecdsa.pem`, `key-ecdsa.pem`), and
+/// records both certificates in the CA's registry, linked, as if enrolled,
+/// so that `fiscus revoke` revokes both and the CA's list and verify calls
+/// know them. `valid_from` (Unix ms): a demo devnet's blocks carry a fiscal
+/// calendar that starts before today, and a receipt verifier checks each
+/// signer's validity at the block's time, so its certificates are valid from
+/// a day before that calendar starts.
+pub(super) async fn issue(
     ca: &RootCa,
+    registry: &Registry,
     member: &str,
     role: Role,
     names: &[&str],
     out: &Path,
     valid_from: Option<i64>,
 ) -> Result<PathBuf> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let mut spec = LeafSpec::valid_for_days(member, role, 825);
     if let Some(ms) = valid_from {
         let from = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000) - 86_400)?;
         spec.not_before = spec.not_before.min(from);
     }
     spec.add_names(names);
-    let issued = ca.issue_for_key(&key, &spec)?;
-    write_file(&out.join("cert.pem"), issued.pem.as_bytes(), 0o644)?;
-    write_file(
-        &out.join("key.pem"),
-        fiscus_identity_ca::ca::private_key_pem(&key).as_bytes(),
-        0o600,
-    )?;
-    write_file(&out.join("ca.pem"), ca.root_pem.as_bytes(), 0o644)?;
+    let identity = ca.issue_new_identity(&spec)?;
+    identity.write_to(out, &ca.root_pem)?;
+    registry.record_issued(&identity.records(), None).await?;
     Ok(out.join("cert.pem"))
-}
-
-/// Records every certificate the devnet issued (the copies in `signers`) in
-/// the CA's registry, as if enrolled, so that `fiscus revoke` and the CA's
-/// list and verify calls know them.
-pub(super) async fn register_issued(paths: &CaPaths, signers: &Path) -> Result<()> {
-    let registry = fiscus_identity_ca::registry::Registry::open(&paths.registry())?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(signers)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
-        .collect();
-    files.sort();
-    for f in files {
-        let pem = std::fs::read(&f)?;
-        let der = fiscus_common::tls::parse_certs(&f, &pem)?;
-        let id = fiscus_common::tls::PeerIdentity::from_der(&der[0])?;
-        registry
-            .record_issued(
-                &fiscus_identity_ca::registry::CertRecord {
-                    cert_id: id.cert_id.to_hex(),
-                    der_hex: hex::encode(&der[0]),
-                    member: id.member.clone(),
-                    role: fiscus_common::tls::role_name(id.role).to_owned(),
-                    serial_hex: hex::encode(&id.serial),
-                    not_before: id.not_before,
-                    not_after: id.not_after,
-                    revoked: None,
-                },
-                None,
-            )
-            .await?;
-    }
-    Ok(())
 }
 
 /// How often devnet services look for a new CRL or certificate (the default
@@ -117,6 +84,7 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
     .context("creating the consortium root CA")?;
     let paths = CaPaths::new(&ca_dir);
     let ca = RootCa::load(&paths)?;
+    let registry = Registry::open(&paths.registry())?;
     let signers = data.join("signers");
     std::fs::create_dir_all(&signers)?;
     let valid_from = layout.block_clock.as_ref().map(|c| c.start_ms);
@@ -124,12 +92,14 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
         let name = format!("orderer-{}", o.id);
         let cert = issue(
             &ca,
+            &registry,
             &o.org,
             Role::Orderer,
             &[&name, "127.0.0.1", "localhost"],
             &data.join(&name).join("tls"),
             valid_from,
-        )?;
+        )
+        .await?;
         std::fs::copy(&cert, signers.join(format!("{name}.pem")))?;
     }
     let mut keys = String::from(
@@ -139,14 +109,25 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
         let dir = member_dir(data, &m.code);
         let cert = issue(
             &ca,
+            &registry,
             &m.code,
             Role::Node,
             &["127.0.0.1", "localhost"],
             &dir.node(),
             valid_from,
-        )?;
+        )
+        .await?;
         std::fs::copy(&cert, signers.join(format!("node-{}.pem", m.code)))?;
-        let cert = issue(&ca, &m.code, Role::Client, &[], &dir.client(), valid_from)?;
+        let cert = issue(
+            &ca,
+            &registry,
+            &m.code,
+            Role::Client,
+            &[],
+            &dir.client(),
+            valid_from,
+        )
+        .await?;
         std::fs::copy(&cert, signers.join(format!("client-{}.pem", m.code)))?;
         let key = new_api_key();
         let read_key = new_api_key();
@@ -181,7 +162,7 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
         )?;
     }
     write_file(&data.join("api-keys.txt"), keys.as_bytes(), 0o600)?;
-    register_issued(&paths, &signers).await?;
+    drop(registry);
 
     // The genesis: every Hebei division as an org, five of them members.
     let mut bundle: GenesisBundle =
