@@ -29,12 +29,15 @@ pub struct CaTarget {
     pub root_pem: String,
 }
 
-/// An identity (certificate, key, chain), as its Secret holds it.
+/// An identity (certificate, key, chain, and the ECDSA P-256 certificate and
+/// key of a node identity), as its Secret holds it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Identity {
     pub cert_pem: String,
     pub key_pem: String,
     pub ca_pem: String,
+    /// `cert-ecdsa.pem` and `key-ecdsa.pem`: served to TLS clients without Ed25519.
+    pub ecdsa: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for Identity {
 pub const CERT: &str = "cert.pem";
 pub const KEY: &str = "key.pem";
 pub const CA: &str = "ca.pem";
+pub use fiscus_common::tls::{ECDSA_CERT_FILE as ECDSA_CERT, ECDSA_KEY_FILE as ECDSA_KEY};
 
 impl Identity {
     /// From a Secret's data; None when a key is missing or not UTF-8.
@@ -57,15 +61,21 @@ impl Identity {
             cert_pem: get(CERT)?,
             key_pem: get(KEY)?,
             ca_pem: get(CA)?,
+            ecdsa: get(ECDSA_CERT).zip(get(ECDSA_KEY)),
         })
     }
 
     pub fn to_secret(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut data = BTreeMap::from([
             (CERT.to_owned(), self.cert_pem.clone()),
             (KEY.to_owned(), self.key_pem.clone()),
             (CA.to_owned(), self.ca_pem.clone()),
-        ])
+        ]);
+        if let Some((cert, key)) = &self.ecdsa {
+            data.insert(ECDSA_CERT.to_owned(), cert.clone());
+            data.insert(ECDSA_KEY.to_owned(), key.clone());
+        }
+        data
     }
 
     /// What the certificate says: member, role, id, validity.
@@ -82,11 +92,18 @@ impl Identity {
     /// stack reads identities from files).
     pub fn to_dir(&self) -> Result<tempfile::TempDir, EnrollError> {
         let dir = tempfile::tempdir()?;
+        let ecdsa = self
+            .ecdsa
+            .iter()
+            .flat_map(|(c, k)| [(ECDSA_CERT, c), (ECDSA_KEY, k)]);
         for (name, text) in [
             (CERT, &self.cert_pem),
             (KEY, &self.key_pem),
             (CA, &self.ca_pem),
-        ] {
+        ]
+        .into_iter()
+        .chain(ecdsa)
+        {
             fiscus_identity_ca::ca::write_file(&dir.path().join(name), text.as_bytes(), 0o600)
                 .map_err(|e| EnrollError::Ca(e.to_string()))?;
         }
@@ -99,13 +116,15 @@ fn to_pem(der: &[u8]) -> String {
 }
 
 /// Enrolls `code`'s identity in `role` with its one-time `secret` (which
-/// must be a secret for that role), for `dns_names`.
+/// must be a secret for that role), for `dns_names`; with its ECDSA P-256
+/// certificate if `ecdsa`.
 pub async fn enroll(
     ca: &CaTarget,
     code: &str,
     role: Role,
     secret: &str,
     dns_names: &[String],
+    ecdsa: bool,
 ) -> Result<Identity, EnrollError> {
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("root.pem");
@@ -126,8 +145,7 @@ pub async fn enroll(
             ips: Vec::new(),
             out_dir: out.clone(),
             key_type: fiscus_identity_ca::ca::KeyType::Ed25519,
-            // The member chart has no ECDSA certificate yet (see the operator README).
-            ecdsa_certificate: false,
+            ecdsa_certificate: ecdsa,
         },
     )
     .await
@@ -137,6 +155,11 @@ pub async fn enroll(
         cert_pem: read(CERT)?,
         key_pem: read(KEY)?,
         ca_pem: read(CA)?,
+        ecdsa: if ecdsa {
+            Some((read(ECDSA_CERT)?, read(ECDSA_KEY)?))
+        } else {
+            None
+        },
     })
 }
 
@@ -164,24 +187,47 @@ async fn connect_as(
 }
 
 /// A new certificate and key for the same identity, asked for by the
-/// identity itself over mutual TLS.
-pub async fn renew(ca: &CaTarget, me: &Identity) -> Result<Identity, EnrollError> {
+/// identity itself over mutual TLS; with a new ECDSA P-256 certificate and
+/// key too if `ecdsa` (which also gives an identity enrolled without one its
+/// first).
+pub async fn renew(ca: &CaTarget, me: &Identity, ecdsa: bool) -> Result<Identity, EnrollError> {
+    use fiscus_identity_ca::ca::{KeyType, new_key_and_csr_of};
     let peer = me.peer()?;
     let (mut client, _dir) = connect_as(ca, me).await?;
-    let (key, csr) = fiscus_identity_ca::ca::new_key_and_csr(&peer.member, peer.role)
-        .map_err(|e| EnrollError::Ca(e.to_string()))?;
+    let new = |key_type| {
+        new_key_and_csr_of(&peer.member, peer.role, key_type)
+            .map_err(|e| EnrollError::Ca(e.to_string()))
+    };
+    let (key, csr) = new(KeyType::Ed25519)?;
+    let second = if ecdsa {
+        Some(new(KeyType::EcdsaP256)?)
+    } else {
+        None
+    };
     let resp = client
         .renew(RenewRequest {
             csr,
-            ecdsa_csr: Vec::new(),
+            ecdsa_csr: second.as_ref().map(|(_, c)| c.clone()).unwrap_or_default(),
         })
         .await
         .map_err(|s| EnrollError::Ca(format!("{}: {}", s.code(), s.message())))?
         .into_inner();
+    let ecdsa = match second {
+        Some((key, _)) if !resp.ecdsa_certificate.is_empty() => {
+            Some((to_pem(&resp.ecdsa_certificate), key.serialize_pem()))
+        }
+        Some(_) => {
+            return Err(EnrollError::Ca(
+                "the identity-ca issued no ECDSA certificate (an identity-ca older than this operator?)".into(),
+            ));
+        }
+        None => None,
+    };
     Ok(Identity {
         cert_pem: to_pem(&resp.certificate),
         key_pem: fiscus_identity_ca::ca::private_key_pem(&key),
         ca_pem: resp.chain.iter().map(|c| to_pem(c)).collect(),
+        ecdsa,
     })
 }
 

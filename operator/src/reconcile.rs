@@ -539,6 +539,14 @@ struct Kind {
 }
 
 impl Kind {
+    /// Whether this identity has an ECDSA P-256 certificate beside its
+    /// Ed25519 one: the node identity does (the adapter serves it to
+    /// browsers and gRPC clients without Ed25519); the client identity, a
+    /// custodial signer that serves nothing, does not.
+    fn ecdsa(&self) -> bool {
+        self.role == Role::Node
+    }
+
     /// The member's identities: its node identity, then its client identity
     /// when `apiEnrollmentSecretRef` names one.
     fn of(m: &FinanceMember) -> Vec<Self> {
@@ -601,41 +609,57 @@ async fn ensure_identity(
                 status.set("Enrolled", false, "EnrollmentSecretMissing", why.clone());
                 return Err(Error::Missing(why));
             };
-            let identity =
-                enroll::enroll(&ca, &m.spec.code, kind.role, secret.trim(), &kind.dns_names)
-                    .await
-                    .inspect_err(|e| {
-                        status.set(
-                            "Enrolled",
-                            false,
-                            "EnrollmentFailed",
-                            format!("the {} identity: {e}", kind.what),
-                        )
-                    })?;
+            let identity = enroll::enroll(
+                &ca,
+                &m.spec.code,
+                kind.role,
+                secret.trim(),
+                &kind.dns_names,
+                kind.ecdsa(),
+            )
+            .await
+            .inspect_err(|e| {
+                status.set(
+                    "Enrolled",
+                    false,
+                    "EnrollmentFailed",
+                    format!("the {} identity: {e}", kind.what),
+                )
+            })?;
             write_identity(m, ctx, &kind.secret, &identity).await?;
             tracing::info!(member = %m.spec.code, identity = kind.what, "enrolled");
             identity
         }
         Some(current) => {
             let peer = current.peer()?;
-            if peer.not_after - (ctx.clock)() <= window {
-                status.set(
-                    "CertificateExpiring",
-                    true,
-                    "RenewalDue",
-                    format!(
-                        "the {} certificate expires within {} days",
-                        kind.what, m.spec.renew_before_days
-                    ),
-                );
-                let renewed = enroll::renew(&ca, &current).await.inspect_err(|e| {
+            let expiring = peer.not_after - (ctx.clock)() <= window;
+            // A node identity enrolled before it had an ECDSA certificate gets
+            // one by renewing now: its configs name the ECDSA files.
+            let lacks_ecdsa = kind.ecdsa() && current.ecdsa.is_none();
+            if expiring || lacks_ecdsa {
+                if expiring {
                     status.set(
-                        "Enrolled",
+                        "CertificateExpiring",
                         true,
-                        "RenewalFailed",
-                        format!("the {} certificate: {e}", kind.what),
-                    )
-                })?;
+                        "RenewalDue",
+                        format!(
+                            "the {} certificate expires within {} days",
+                            kind.what, m.spec.renew_before_days
+                        ),
+                    );
+                } else {
+                    tracing::info!(member = %m.spec.code, identity = kind.what, "renewing to add the ECDSA certificate");
+                }
+                let renewed = enroll::renew(&ca, &current, kind.ecdsa())
+                    .await
+                    .inspect_err(|e| {
+                        status.set(
+                            "Enrolled",
+                            true,
+                            "RenewalFailed",
+                            format!("the {} certificate: {e}", kind.what),
+                        )
+                    })?;
                 write_identity(m, ctx, &kind.secret, &renewed).await?;
                 tracing::info!(member = %m.spec.code, identity = kind.what, "renewed the certificate");
                 renewed

@@ -116,10 +116,14 @@ fn selector(code: &str, component: &str) -> Value {
     })
 }
 
+/// The node identity's files, as the chart's `fiscus.tlsFiles` names them
+/// (with `tls.ecdsa`, its default: the operator always enrolls the ECDSA pair).
 fn tls() -> TlsConfig {
     TlsConfig {
         cert_file: PathBuf::from(TLS_DIR).join("cert.pem"),
         key_file: PathBuf::from(TLS_DIR).join("key.pem"),
+        ecdsa_cert_file: Some(PathBuf::from(TLS_DIR).join(crate::enroll::ECDSA_CERT)),
+        ecdsa_key_file: Some(PathBuf::from(TLS_DIR).join(crate::enroll::ECDSA_KEY)),
         ca_file: PathBuf::from(TLS_DIR).join("ca.pem"),
         ..TlsConfig::default()
     }

@@ -233,9 +233,20 @@ fn secret_file(api: &FakeApi, name: &str, key: &str) -> Vec<u8> {
 
 /// The certificate an identity Secret holds.
 fn cert_in(api: &FakeApi, secret: &str) -> fiscus_common::tls::PeerIdentity {
-    let pem = secret_file(api, secret, "cert.pem");
-    let der = fiscus_common::tls::parse_certs(std::path::Path::new("cert.pem"), &pem).unwrap();
+    file_cert(api, secret, "cert.pem")
+}
+
+/// The certificate in one file of an identity Secret.
+fn file_cert(api: &FakeApi, secret: &str, key: &str) -> fiscus_common::tls::PeerIdentity {
+    let pem = secret_file(api, secret, key);
+    let der = fiscus_common::tls::parse_certs(std::path::Path::new(key), &pem).unwrap();
     fiscus_common::tls::PeerIdentity::from_der(&der[0]).unwrap()
+}
+
+/// Whether an identity Secret has the ECDSA pair.
+fn has_ecdsa(api: &FakeApi, secret: &str) -> bool {
+    let s = api.get(&object(("v1", "secrets"), secret)).unwrap();
+    s["data"].get("cert-ecdsa.pem").is_some() && s["data"].get("key-ecdsa.pem").is_some()
 }
 
 /// The id of the certificate published as `node-130100.pem` in the signers ConfigMap.
@@ -302,6 +313,36 @@ async fn a_new_member_is_enrolled_at_the_ca_and_gets_the_chart_s_workloads() {
         assert_eq!(owner["kind"], "FinanceMember", "{name}");
         assert_eq!(owner["controller"], true, "{name}");
     }
+    // Beside it, the same identity with an ECDSA P-256 key, for TLS clients
+    // without Ed25519; the adapter's configs name both.
+    let ecdsa = file_cert(&w.api, "fiscus-130100-node-tls", "cert-ecdsa.pem");
+    assert!(matches!(
+        ecdsa.public_key,
+        fiscus_common::tls::PublicKey::EcdsaP256(_)
+    ));
+    assert_eq!(
+        (&ecdsa.member, ecdsa.role, &ecdsa.dns_names),
+        (&cert.member, cert.role, &cert.dns_names)
+    );
+    assert!(has_ecdsa(&w.api, "fiscus-130100-node-tls"));
+    assert!(
+        !has_ecdsa(&w.api, "fiscus-130100-client-tls"),
+        "the custodial client identity serves nothing"
+    );
+    let adapter_cm = w
+        .api
+        .get(&object(
+            ("v1", "configmaps"),
+            "fiscus-130100-exchange-adapter",
+        ))
+        .unwrap();
+    let toml = adapter_cm["data"]["exchange-adapter.toml"]
+        .as_str()
+        .unwrap();
+    assert!(
+        toml.contains("ecdsa_cert_file = \"/etc/fiscus/tls/cert-ecdsa.pem\""),
+        "{toml}"
+    );
     // Its node certificate is published for the other members' services,
     // beside theirs.
     assert_eq!(signer_cert_id(&w.api), cert.cert_id);
@@ -402,6 +443,11 @@ async fn a_certificate_inside_the_renewal_window_is_renewed_and_rolls_the_pods()
         .unwrap();
     let after = node_cert(&w.api);
     assert_ne!(after.cert_id, before.cert_id);
+    assert_eq!(
+        file_cert(&w.api, "fiscus-130100-node-tls", "cert-ecdsa.pem").not_after,
+        after.not_after,
+        "the ECDSA certificate is renewed with it"
+    );
     let client_after = cert_in(&w.api, "fiscus-130100-client-tls");
     assert_ne!(
         client_after.cert_id, client_before.cert_id,
@@ -803,6 +849,7 @@ async fn synced_reports_the_ledger_s_height_and_its_lag_behind_the_orderers() {
         fiscus_proto::pb::types::Role::Orderer,
         &w.secret("000000", "orderer"),
         &["orderer-1".into()],
+        false,
     )
     .await
     .unwrap();
@@ -1003,4 +1050,27 @@ async fn a_client_identity_the_spec_no_longer_names_is_revoked_and_unmounted() {
     );
     // The node identity is untouched.
     assert!(!revoked_at_ca(&w, &node_cert(&w.api)).await);
+}
+
+#[tokio::test]
+async fn a_node_identity_without_an_ecdsa_certificate_is_renewed_to_get_one() {
+    let w = world().await;
+    let ctx = created(&w).await;
+    let before = node_cert(&w.api);
+    // As an operator before the ECDSA certificate left it.
+    let path = object(("v1", "secrets"), "fiscus-130100-node-tls");
+    let mut secret = w.api.get(&path).unwrap();
+    let data = secret["data"].as_object_mut().unwrap();
+    data.remove("cert-ecdsa.pem");
+    data.remove("key-ecdsa.pem");
+    w.api.insert(&path, secret);
+    reconcile::reconcile(stored_member(&w.api), ctx)
+        .await
+        .unwrap();
+    assert!(has_ecdsa(&w.api, "fiscus-130100-node-tls"));
+    let after = node_cert(&w.api);
+    assert_ne!(after.cert_id, before.cert_id, "renewed, not expiring");
+    let ecdsa = file_cert(&w.api, "fiscus-130100-node-tls", "cert-ecdsa.pem");
+    assert_eq!((&ecdsa.member, ecdsa.role), (&after.member, after.role));
+    assert_eq!(signer_cert_id(&w.api), after.cert_id);
 }

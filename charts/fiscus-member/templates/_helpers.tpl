@@ -43,11 +43,16 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (printf "%s-node-tls" (include "fiscus.fullname" .)) .Values.tls.secretName -}}
 {{- end -}}
 
-{{/* The member's node certificate, as every service's [tls] table names it. */}}
+{{/* The member's node certificate, as every service's [tls] table names it
+     (with its ECDSA P-256 certificate unless tls.ecdsa is false). */}}
 {{- define "fiscus.tlsFiles" -}}
 cert_file: /etc/fiscus/tls/cert.pem
 key_file: /etc/fiscus/tls/key.pem
 ca_file: /etc/fiscus/tls/ca.pem
+{{- if .Values.tls.ecdsa }}
+ecdsa_cert_file: /etc/fiscus/tls/cert-ecdsa.pem
+ecdsa_key_file: /etc/fiscus/tls/key-ecdsa.pem
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level parts shared by every component; call with (list $ componentValues). */}}

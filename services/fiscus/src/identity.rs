@@ -108,6 +108,23 @@ pub(crate) struct EnrollCmd {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct RenewCmd {
+    /// `host:port` of the CA's gRPC endpoint.
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    ca: String,
+    /// The name the CA's certificate must carry (SAN).
+    #[arg(long, default_value = "localhost")]
+    ca_name: String,
+    /// The identity to renew (`cert.pem`, `key.pem`, `ca.pem`, and the ECDSA
+    /// pair if any): the call is made as it, and the new files replace the old.
+    #[arg(long)]
+    tls_dir: PathBuf,
+    /// Also get an ECDSA P-256 certificate when the directory has none.
+    #[arg(long)]
+    add_ecdsa: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct SignCmd {
     /// Ed25519 PKCS#8 PEM key.
     #[arg(long)]
@@ -220,6 +237,20 @@ pub(crate) async fn enroll(cmd: EnrollCmd) -> Result<()> {
         },
     )
     .await?;
+    println!("{}", cert.display());
+    Ok(())
+}
+
+pub(crate) async fn renew(cmd: RenewCmd) -> Result<()> {
+    let mut ca = client::connect(
+        &cmd.ca,
+        &cmd.ca_name,
+        Some(&cmd.tls_dir),
+        &cmd.tls_dir.join("ca.pem"),
+    )
+    .await
+    .with_context(|| format!("connecting to the identity-ca at {}", cmd.ca))?;
+    let cert = client::renew(&mut ca, &cmd.tls_dir, cmd.add_ecdsa).await?;
     println!("{}", cert.display());
     Ok(())
 }

@@ -59,6 +59,41 @@ struct Cli {
 /// The environment variable behind `--worker-threads`.
 pub(crate) const WORKER_THREADS_ENV: &str = "FISCUS_WORKER_THREADS";
 
+/// Set by `fiscus devnet --processes` for its children: the devnet's pid. A
+/// child whose parent is no longer that process (the devnet was killed, and
+/// could not stop it) stops itself, as on SIGTERM, so that a killed devnet
+/// does not leave two dozen processes running.
+pub(crate) const EXIT_WITH_PARENT_ENV: &str = "FISCUS_EXIT_WITH_PARENT";
+
+/// Watches for the parent named by [`EXIT_WITH_PARENT_ENV`], if any, once a
+/// second; when it is gone, sends this process SIGTERM (its graceful stop),
+/// and exits after 15 s if that did not stop it.
+fn exit_with_parent() {
+    let Some(parent) = std::env::var(EXIT_WITH_PARENT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if std::os::unix::process::parent_id() != parent {
+                break;
+            }
+        }
+        tracing::warn!(
+            parent,
+            "the devnet that started this process is gone; stopping"
+        );
+        eprintln!("fiscus: the devnet that started this process (pid {parent}) is gone; stopping");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGTERM);
+        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+        std::process::exit(1);
+    });
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Decode and check a wire object (envelope or block) from a file, and print it as JSON.
@@ -75,6 +110,8 @@ enum Command {
     IdentityCa(identity::IdentityCaCmd),
     /// Get a certificate from the identity-ca (new key + CSR).
     Enroll(identity::EnrollCmd),
+    /// Renew a certificate (and its ECDSA one) as its holder, before it expires.
+    Renew(identity::RenewCmd),
     /// Sign a file with an Ed25519 key.
     Sign(identity::SignCmd),
     /// Ask the identity-ca whether a signature and its certificate chain are valid.
@@ -255,7 +292,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = runtime.block_on(dispatch(cli)) {
+    if let Err(e) = runtime.block_on(async {
+        exit_with_parent();
+        dispatch(cli).await
+    }) {
         // One clear line, never a backtrace: this is what an operator reads.
         eprintln!("error: {e:#}");
         std::process::exit(2);
@@ -271,6 +311,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::IdentityCa(cmd) => identity::identity_ca(cmd).await,
         Command::Enroll(cmd) => identity::enroll(cmd).await,
+        Command::Renew(cmd) => identity::renew(cmd).await,
         Command::Sign(cmd) => identity::sign(cmd),
         Command::VerifySignature(cmd) => match identity::verify(cmd).await {
             Ok(true) => Ok(()),

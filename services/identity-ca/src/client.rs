@@ -111,6 +111,67 @@ pub async fn enroll(client: &mut IdentityCaClient<Channel>, args: &EnrollArgs) -
     Ok(dir.join("cert.pem"))
 }
 
+/// Renews the identity in `dir` over mutual TLS as that identity: new keys,
+/// new certificates with the same subject and names, written over the old
+/// files (each replaced atomically; running services pick them up on their
+/// next reload). The ECDSA P-256 pair is renewed too when `dir` has one, or
+/// added when `add_ecdsa`. `client` must be connected with `dir`'s identity.
+pub async fn renew(
+    client: &mut IdentityCaClient<Channel>,
+    dir: &Path,
+    add_ecdsa: bool,
+) -> Result<PathBuf> {
+    use fiscus_common::tls::{ECDSA_CERT_FILE, ECDSA_KEY_FILE, PeerIdentity};
+    let current = read_pem_certs(&dir.join("cert.pem"))?;
+    let me = PeerIdentity::from_der(&current[0])
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", dir.display())))?;
+    let (key, csr) = new_key_and_csr_of(&me.member, me.role, KeyType::Ed25519)?;
+    let ecdsa = if add_ecdsa || dir.join(ECDSA_CERT_FILE).exists() {
+        Some(new_key_and_csr_of(&me.member, me.role, KeyType::EcdsaP256)?)
+    } else {
+        None
+    };
+    let resp = client
+        .renew(fiscus_proto::pb::identity::RenewRequest {
+            csr,
+            ecdsa_csr: ecdsa.as_ref().map(|(_, c)| c.clone()).unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| Error::from_status(&s))?
+        .into_inner();
+    let to_pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+    // The ECDSA pair first, then the key before its certificate: a reader
+    // that sees the new certificate finds its key already there.
+    if let Some((ecdsa_key, _)) = ecdsa {
+        if resp.ecdsa_certificate.is_empty() {
+            return Err(Error::Internal(
+                "the identity-ca issued no ECDSA certificate".into(),
+            ));
+        }
+        write_file(
+            &dir.join(ECDSA_KEY_FILE),
+            ecdsa_key.serialize_pem().as_bytes(),
+            0o600,
+        )?;
+        write_file(
+            &dir.join(ECDSA_CERT_FILE),
+            to_pem(&resp.ecdsa_certificate).as_bytes(),
+            0o644,
+        )?;
+    }
+    write_file(
+        &dir.join("key.pem"),
+        crate::ca::private_key_pem(&key).as_bytes(),
+        0o600,
+    )?;
+    write_file(
+        &dir.join("cert.pem"),
+        to_pem(&resp.certificate).as_bytes(),
+        0o644,
+    )?;
+    Ok(dir.join("cert.pem"))
+}
+
 /// Signs `message` with the Ed25519 PKCS#8 PEM key in `key_file`.
 pub fn sign_with_key_file(key_file: &Path, message: &[u8]) -> Result<Vec<u8>> {
     use rcgen::SigningKey;

@@ -1313,6 +1313,55 @@ mod ecdsa {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fiscus_renew_replaces_both_certificates_in_place_and_can_add_the_ecdsa_one() {
+        let ca = TestCa::start().await;
+        let dir = ca
+            .enroll("130100", "node", "node", &["node.130100.fiscus.test"])
+            .await;
+        let ctx = TlsContext::load(&TlsConfig::in_dir(&dir)).unwrap();
+        let read = |f: &str| {
+            PeerIdentity::from_der(&client::read_pem_certs(&dir.join(f)).unwrap()[0]).unwrap()
+        };
+        let (main, ecdsa) = (read("cert.pem"), read(ECDSA_CERT_FILE));
+
+        client::renew(&mut ca.as_identity(&dir).await, &dir, false)
+            .await
+            .unwrap();
+        let (main2, ecdsa2) = (read("cert.pem"), read(ECDSA_CERT_FILE));
+        assert_ne!(main2.cert_id, main.cert_id);
+        assert_ne!(ecdsa2.cert_id, ecdsa.cert_id);
+        assert_ne!(main2.public_key, main.public_key, "a new key");
+        assert_eq!(
+            (&main2.member, main2.role, &main2.dns_names),
+            (&main.member, main.role, &main.dns_names)
+        );
+        assert_eq!(ecdsa2.not_after, main2.not_after);
+        // A running service picks the new pair up on its next reload.
+        assert!(ctx.reload().unwrap());
+        assert_eq!(ctx.identity().cert_id, main2.cert_id);
+        assert_eq!(ctx.expiries().len(), 2);
+
+        // An identity enrolled without the ECDSA pair gets one with --add-ecdsa.
+        std::fs::remove_file(dir.join(ECDSA_CERT_FILE)).unwrap();
+        std::fs::remove_file(dir.join(ECDSA_KEY_FILE)).unwrap();
+        client::renew(&mut ca.as_identity(&dir).await, &dir, false)
+            .await
+            .unwrap();
+        assert!(
+            !dir.join(ECDSA_CERT_FILE).exists(),
+            "not added unless asked"
+        );
+        client::renew(&mut ca.as_identity(&dir).await, &dir, true)
+            .await
+            .unwrap();
+        assert!(matches!(
+            read(ECDSA_CERT_FILE).public_key,
+            PublicKey::EcdsaP256(_)
+        ));
+        assert_eq!(read(ECDSA_CERT_FILE).not_after, read("cert.pem").not_after);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_ca_certifies_ecdsa_keys_for_tls_and_refuses_them_where_ledger_keys_are_needed() {
         let ca = TestCa::start().await;
         let mut anon = ca.anonymous().await;

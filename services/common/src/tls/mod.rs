@@ -553,7 +553,7 @@ impl TlsContext {
                 member = %id.member,
                 role = role_name(id.role),
                 days_left = left / 86_400,
-                "certificate is inside its renewal window: run `fiscus enroll --renew`"
+                "certificate is inside its renewal window: run `fiscus renew --tls-dir <its directory>`"
             );
         }
     }

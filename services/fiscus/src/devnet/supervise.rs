@@ -266,6 +266,9 @@ fn launch(spec: &ProcSpec, log: &Path, log_level: &str) -> Result<Child> {
     if std::env::var_os(crate::WORKER_THREADS_ENV).is_none() {
         cmd.env(crate::WORKER_THREADS_ENV, "1");
     }
+    // Should the devnet be killed (SIGKILL: it cannot stop its children),
+    // each child notices and stops itself.
+    cmd.env(crate::EXIT_WITH_PARENT_ENV, std::process::id().to_string());
     cmd.spawn()
         .with_context(|| format!("executing {}", spec.program.display()))
 }

@@ -21,7 +21,20 @@ use std::time::{Duration, Instant};
 pub(crate) struct Devnet(pub(crate) Child);
 
 impl Drop for Devnet {
+    /// Stops the devnet as Ctrl-C would (SIGTERM: a process devnet stops its
+    /// children first), SIGKILL after 30 s.
     fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
