@@ -61,6 +61,7 @@ def main() -> int:
     ap.add_argument("--signer-key", required=True)
     ap.add_argument("--org", required=True)
     ap.add_argument("--consortium", required=True)
+    ap.add_argument("--ca-target", help="the identity-ca's gRPC HOST:PORT: also call IdentityCa.GetCrl there")
     ap.add_argument("--timeout", type=float, default=60.0)
     args = ap.parse_args()
 
@@ -68,6 +69,7 @@ def main() -> int:
     generate_stubs(out)
     sys.path.insert(0, out)
     from fiscus.exchange.v1 import exchange_pb2, exchange_pb2_grpc  # noqa: E402
+    from fiscus.identity.v1 import identity_pb2, identity_pb2_grpc  # noqa: E402
     from fiscus.transfer.v1 import transfer_pb2  # noqa: E402
     from fiscus.types.v1 import tx_pb2  # noqa: E402
 
@@ -131,16 +133,27 @@ def main() -> int:
             raise SystemExit("the transaction was not committed in time")
         time.sleep(0.2)
     receipt = status.receipt
-    print(
-        json.dumps(
-            {
-                "tx_id": tx_id.hex(),
-                "block_number": receipt.block_number,
-                "status": tx_pb2.TxStatus.Name(receipt.status),
-                "reason": receipt.reason,
-            }
-        )
-    )
+    seen = {
+        "tx_id": tx_id.hex(),
+        "block_number": receipt.block_number,
+        "status": tx_pb2.TxStatus.Name(receipt.status),
+        "reason": receipt.reason,
+    }
+    if args.ca_target:
+        # The enrollment endpoint: GetCrl answers anyone, with or without a
+        # client certificate (enrollment with a one-time secret has none).
+        for name, ca_creds in [
+            ("with_certificate", creds),
+            ("anonymous", grpc.ssl_channel_credentials(root_certificates=read(args.ca))),
+        ]:
+            ca_channel = grpc.secure_channel(args.ca_target, ca_creds, options)
+            crl = identity_pb2_grpc.IdentityCaStub(ca_channel).GetCrl(
+                identity_pb2.GetCrlRequest(), timeout=args.timeout
+            )
+            if crl.number < 1 or not crl.x509_der:
+                raise SystemExit(f"IdentityCa.GetCrl ({name}) answered no CRL")
+            seen[f"ca_crl_number_{name}"] = crl.number
+    print(json.dumps(seen))
     if receipt.status != tx_pb2.TX_STATUS_VALID:
         raise SystemExit(f"committed, but not valid: {tx_pb2.TxStatus.Name(receipt.status)} {receipt.reason}")
     return 0

@@ -10,7 +10,8 @@
 #     with a certificate from a foreign CA too;
 #   - Python grpcio (gRPC's C core on BoringSSL) submits a signed transaction
 #     over Exchange.SubmitStream and reads it back with GetTxStatus, with the
-#     member's ECDSA client certificate and with its Ed25519 one;
+#     member's ECDSA client certificate and with its Ed25519 one, and calls the
+#     identity-ca (IdentityCa.GetCrl) with that certificate and without one;
 #   - headless Chromium loads the adapter's /docs page over TLS and renders it
 #     (the page builds itself from /openapi.json); the screenshot is kept in
 #     target/interop/docs.png.
@@ -107,8 +108,9 @@ client="$data/member-$code/client"
 for kind in ecdsa ed25519; do
   if [ "$kind" = ecdsa ]; then cert="$client/cert-ecdsa.pem"; key="$client/key-ecdsa.pem"; else cert="$client/cert.pem"; key="$client/key.pem"; fi
   if res="$(timeout 180 python3 tests/interop/grpc_client.py --target "$grpc" --ca "$root" --cert "$cert" --key "$key" \
-        --signer-cert "$client/cert.pem" --signer-key "$client/key.pem" --org "$code" --consortium fiscus-devnet 2>&1)"; then
-    ok "grpcio, $kind client certificate: SubmitStream then GetTxStatus: $res"
+        --signer-cert "$client/cert.pem" --signer-key "$client/key.pem" --org "$code" --consortium fiscus-devnet \
+        --ca-target "$ca_addr" 2>&1)"; then
+    ok "grpcio, $kind client certificate: Exchange.SubmitStream, GetTxStatus; IdentityCa.GetCrl: $res"
   else
     bad "grpcio, $kind client certificate: $res"
   fi
