@@ -170,7 +170,10 @@ pub mod ca {
     /// Generate a new key.
     pub const KEY_OF_ANOTHER_MEMBER: &str = "ca.key_of_another_member";
 
-    /// The key is not Ed25519. Retrying cannot help.
+    /// The key type is not one the profile allows where it was used: the
+    /// main key must be Ed25519 (an API client's may be ECDSA P-256), the
+    /// second CSR's ECDSA P-256; anything else (RSA, P-384, …) never. Retrying
+    /// cannot help.
     pub const KEY_TYPE: &str = "ca.key_type";
 
     /// A requested certificate name is not on the member's allow-list, or is the

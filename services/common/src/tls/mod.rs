@@ -10,8 +10,10 @@
 //! - A server may hold a second certificate with an ECDSA P-256 key (same
 //!   subject and SANs, from the same CA): it is presented to clients that do not
 //!   offer Ed25519 (browsers, gRPC's C core, Java); everyone else gets Ed25519.
-//! - `fiscus_certificate_expiry_seconds{member,role}` reports the seconds left
-//!   on this process's certificate, and a warning is logged inside the renewal window.
+//! - `fiscus_certificate_expiry_seconds{member,role,key}` reports the seconds
+//!   left on each of this process's certificates (`key="ed25519"`, and
+//!   `key="ecdsa_p256"` with an ECDSA one), and a warning is logged inside the
+//!   renewal window.
 
 mod grpc;
 pub mod names;
