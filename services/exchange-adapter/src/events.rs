@@ -6,7 +6,9 @@
 //!   the ledger first, then follows live.
 //! - **Webhooks** (configured per adapter): each block's event is POSTed as
 //!   JSON, signed with HMAC-SHA256 (`X-Fiscus-Signature: sha256=<hex>` over
-//!   the body), retried with exponential backoff, and after `max_attempts`
+//!   `<X-Fiscus-Timestamp>.<body>`, so that a receiver that refuses old
+//!   timestamps cannot be sent a captured delivery again; see [`verify`]),
+//!   retried with exponential backoff, and after `max_attempts`
 //!   put on a dead-letter list (`GET /v1/webhooks/dead-letters`). Each webhook
 //!   follows the chain on its own cursor, kept in `data_dir`, so a restart
 //!   resumes where it stopped and a slow receiver never loses events.
@@ -104,22 +106,93 @@ pub async fn follow(api: web::Data<Api>) {
     }
 }
 
-/// `sha256=<hex HMAC-SHA256(secret, body)>`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// The header carrying the Unix time (seconds) a delivery was signed at.
+pub const TIMESTAMP_HEADER: &str = "X-Fiscus-Timestamp";
+
+/// How far a receiver should let a delivery's timestamp be from its own
+/// clock, by default: 5 minutes.
+pub const DEFAULT_TOLERANCE_S: i64 = 300;
+
+fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<sha2::Sha256> {
     // HMAC accepts a key of any length.
     let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(secret.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`: the
+/// `X-Fiscus-Signature` of a delivery whose `X-Fiscus-Timestamp` is `timestamp`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
+    )
+}
+
+/// Why a receiver refuses a delivery ([`verify`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("X-Fiscus-Timestamp is not a Unix time in seconds")]
+    BadTimestamp,
+    #[error("the delivery was signed {0} s away from now: too old (a replay?) or from the future")]
+    Stale(i64),
+    #[error("X-Fiscus-Signature is not sha256=<64 hex digits>")]
+    BadSignature,
+    #[error("the signature does not match: another secret, or an altered body or timestamp")]
+    Mismatch,
+}
+
+/// What a receiver does with a delivery: checks the signature over the
+/// timestamp and the exact body bytes (in constant time), and refuses a
+/// timestamp more than `tolerance_s` from `now_unix`.
+pub fn verify(
+    secret: &str,
+    timestamp_header: &str,
+    signature_header: &str,
+    body: &[u8],
+    now_unix: i64,
+    tolerance_s: i64,
+) -> Result<(), Refused> {
+    let ts: i64 = timestamp_header
+        .trim()
+        .parse()
+        .map_err(|_| Refused::BadTimestamp)?;
+    let expected = signature_header
+        .trim()
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+        .filter(|b| b.len() == 32)
+        .ok_or(Refused::BadSignature)?;
+    mac(secret, ts, body)
+        .verify_slice(&expected)
+        .map_err(|_| Refused::Mismatch)?;
+    let skew = now_unix.saturating_sub(ts);
+    if skew.abs() > tolerance_s {
+        return Err(Refused::Stale(skew));
+    }
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 async fn post_once(hook: &WebhookConfig, body: &str, height: u64) -> Result<(), String> {
     let target = crate::http_client::Target::parse(&hook.url, hook.ca_file.as_deref())
         .map_err(|e| e.to_string())?;
-    let sig = signature(&hook.secret, body.as_bytes());
+    // Signed afresh at every attempt: a retry carries its own time.
+    let ts = unix_now();
+    let sig = signature(&hook.secret, ts, body.as_bytes());
     let id = height.to_string();
+    let ts = ts.to_string();
     let headers = [
         ("X-Fiscus-Signature", sig.as_str()),
+        (TIMESTAMP_HEADER, ts.as_str()),
         ("X-Fiscus-Event-Id", id.as_str()),
     ];
     let send = target.send("POST", Some(body), &headers);
@@ -377,11 +450,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_signature_is_rfc_2104_hmac_sha256() {
-        // RFC 4231 test case 2.
+    fn the_signature_is_hmac_sha256_over_the_timestamp_a_dot_and_the_body() {
+        // Computed independently, with Python's standard library:
+        // hmac.new(b"Jefe", b"1767196800.{}", "sha256").hexdigest()
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature("Jefe", 1_767_196_800, b"{}"),
+            "sha256=9ea11ab6ab8833b4b06814c16d6f8c8c2d43fbc514008ac7194bf15b0a6a11b7"
+        );
+    }
+
+    #[test]
+    fn a_receiver_refuses_an_altered_or_old_delivery() {
+        let (secret, body, ts) = ("s3cret", br#"{"height":7}"#.as_slice(), 1_767_196_800);
+        let sig = signature(secret, ts, body);
+        let ok = |t: &str, s: &str, b: &[u8], now| verify(secret, t, s, b, now, 300);
+        assert_eq!(ok("1767196800", &sig, body, ts + 10), Ok(()));
+        // A captured delivery replayed an hour later.
+        assert_eq!(
+            ok("1767196800", &sig, body, ts + 3600),
+            Err(Refused::Stale(3600))
+        );
+        // ... with its timestamp moved forward to look fresh.
+        assert_eq!(
+            ok("1767200400", &sig, body, ts + 3600),
+            Err(Refused::Mismatch)
+        );
+        assert_eq!(
+            ok("1767196800", &sig, br#"{"height":8}"#, ts),
+            Err(Refused::Mismatch)
+        );
+        assert_eq!(ok("yesterday", &sig, body, ts), Err(Refused::BadTimestamp));
+        assert_eq!(
+            ok("1767196800", "md5=00", body, ts),
+            Err(Refused::BadSignature)
+        );
+        assert_eq!(
+            verify("another", "1767196800", &sig, body, ts, 300),
+            Err(Refused::Mismatch)
         );
     }
 }

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use fiscus_exchange_adapter::events::{deliver, signature};
+use fiscus_exchange_adapter::events::{DEFAULT_TOLERANCE_S, Refused, deliver, signature, verify};
 use fiscus_exchange_adapter::hub::{BlockEvent, TxEvent, WebhookConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -97,21 +97,63 @@ async fn a_delivery_is_signed_and_retried_until_accepted() {
     for _ in 0..3 {
         seen.push(rx.recv().unwrap());
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     for (headers, body) in &seen {
+        let ts = header(headers, "x-fiscus-timestamp");
+        let ts_n: i64 = ts.parse().unwrap();
+        assert!((now - ts_n).abs() < 120, "signed at {ts}, now {now}");
         assert_eq!(
             header(headers, "x-fiscus-signature"),
-            signature(&hook.secret, body.as_bytes())
+            signature(&hook.secret, ts_n, body.as_bytes())
+        );
+        assert_eq!(
+            verify(
+                &hook.secret,
+                &ts,
+                &header(headers, "x-fiscus-signature"),
+                body.as_bytes(),
+                now,
+                DEFAULT_TOLERANCE_S
+            ),
+            Ok(())
         );
         assert_eq!(header(headers, "x-fiscus-event-id"), "7");
         assert!(headers[0].starts_with("POST /hooks/fiscus "), "{headers:?}");
         let ev: BlockEvent = serde_json::from_str(body).unwrap();
         assert_eq!(ev.txs[0].tx_id, "ab".repeat(32));
     }
-    // A receiver checking with another secret would refuse it.
-    assert_ne!(
-        header(&seen[0].0, "x-fiscus-signature"),
-        signature("another secret entirely", seen[0].1.as_bytes())
+    // A receiver checking with another secret would refuse it, and so would
+    // one that gets this delivery again an hour later.
+    let (headers, body) = &seen[0];
+    let (ts, sig) = (
+        header(headers, "x-fiscus-timestamp"),
+        header(headers, "x-fiscus-signature"),
     );
+    assert_eq!(
+        verify(
+            "another secret entirely",
+            &ts,
+            &sig,
+            body.as_bytes(),
+            now,
+            DEFAULT_TOLERANCE_S
+        ),
+        Err(Refused::Mismatch)
+    );
+    assert!(matches!(
+        verify(
+            &hook.secret,
+            &ts,
+            &sig,
+            body.as_bytes(),
+            now + 3600,
+            DEFAULT_TOLERANCE_S
+        ),
+        Err(Refused::Stale(_))
+    ));
 }
 
 #[tokio::test]
@@ -251,9 +293,10 @@ async fn an_https_webhook_is_delivered_over_tls_to_a_receiver_the_ca_file_vouche
     let (headers, body) = rx.recv().unwrap();
     assert!(headers[0].starts_with("POST /hooks/fiscus "), "{headers:?}");
     assert!(!body.is_empty(), "{headers:?}");
+    let ts: i64 = header(&headers, "x-fiscus-timestamp").parse().unwrap();
     assert_eq!(
         header(&headers, "x-fiscus-signature"),
-        signature(&hook.secret, body.as_bytes())
+        signature(&hook.secret, ts, body.as_bytes())
     );
 
     // A receiver the CA file does not vouch for is not delivered to.
