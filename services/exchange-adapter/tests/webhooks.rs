@@ -112,8 +112,8 @@ async fn a_delivery_is_signed_and_retried_until_accepted() {
         assert_eq!(
             verify(
                 &hook.secret,
-                &ts,
-                &header(headers, "x-fiscus-signature"),
+                ts,
+                header(headers, "x-fiscus-signature"),
                 body.as_bytes(),
                 now,
                 DEFAULT_TOLERANCE_S
@@ -135,8 +135,8 @@ async fn a_delivery_is_signed_and_retried_until_accepted() {
     assert_eq!(
         verify(
             "another secret entirely",
-            &ts,
-            &sig,
+            ts,
+            sig,
             body.as_bytes(),
             now,
             DEFAULT_TOLERANCE_S
@@ -146,8 +146,8 @@ async fn a_delivery_is_signed_and_retried_until_accepted() {
     assert!(matches!(
         verify(
             &hook.secret,
-            &ts,
-            &sig,
+            ts,
+            sig,
             body.as_bytes(),
             now + 3600,
             DEFAULT_TOLERANCE_S
