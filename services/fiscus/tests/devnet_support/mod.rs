@@ -57,7 +57,8 @@ impl Devnet {
             .arg(dir)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Kept beside the data dir: a devnet that fails to start says why there.
+            .stderr(std::fs::File::create(dir.with_extension("stderr.log")).unwrap())
             .spawn()
             .unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -72,7 +73,19 @@ impl Devnet {
         }
         let _ = child.kill();
         let status = child.wait();
-        panic!("the devnet exited ({status:?}) before serving: {seen:#?}");
+        let err = std::fs::read_to_string(dir.with_extension("stderr.log")).unwrap_or_default();
+        let tail: Vec<&str> = err
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        panic!(
+            "the devnet exited ({status:?}) before serving: {seen:#?}\nits stderr ends:\n{}",
+            tail.join("\n")
+        );
     }
 
     /// Stops it as Ctrl-C would, and waits for a clean exit.
