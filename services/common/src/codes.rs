@@ -456,6 +456,24 @@ pub mod import {
     pub const TOO_MANY_ROWS: &str = "import.too_many_rows";
 }
 
+/// Exchange-adapter's webhooks and their dead letters (`/v1/webhooks/…`).
+pub mod webhook {
+    /// The dead letter was already delivered or acknowledged; nothing changed.
+    pub const ALREADY_RESOLVED: &str = "webhook.already_resolved";
+
+    /// A replay did not reach the receiver (the error says why); the letter
+    /// stays open with the attempt counted. Retry when the receiver is up.
+    pub const DELIVERY_FAILED: &str = "webhook.delivery_failed";
+
+    /// No dead letter has that id (it never existed, or was dropped as one
+    /// of the oldest beyond the 10,000 kept). List them again.
+    pub const UNKNOWN_DEAD_LETTER: &str = "webhook.unknown_dead_letter";
+
+    /// The dead letter's webhook is no longer configured on this adapter, so
+    /// it cannot be replayed. Acknowledge it instead.
+    pub const UNKNOWN_WEBHOOK: &str = "webhook.unknown_webhook";
+}
+
 /// Ledger-store: `Ledger` queries and `LedgerIngest` commits.
 pub mod ledger {
     /// The block is malformed, does not link to the previous block, has a bad
@@ -745,4 +763,8 @@ pub const ALL: &[&str] = &[
     tx::TOO_LARGE,
     tx::UNKNOWN_CERTIFICATE,
     tx::WRONG_CONSORTIUM,
+    webhook::ALREADY_RESOLVED,
+    webhook::DELIVERY_FAILED,
+    webhook::UNKNOWN_DEAD_LETTER,
+    webhook::UNKNOWN_WEBHOOK,
 ];

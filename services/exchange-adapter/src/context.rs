@@ -38,6 +38,8 @@ pub struct Api {
     pub max_import_bytes: usize,
     pub wait_timeout: Duration,
     pub hub: crate::hub::Hub,
+    /// The configured webhooks (a dead letter is replayed to its own).
+    pub webhooks: Vec<crate::hub::WebhookConfig>,
     /// What a caller with a consortium client certificate may do (REST over TLS).
     pub cert_scopes: Vec<Scope>,
     /// The serials the CRL in force revokes: a REST connection authenticated

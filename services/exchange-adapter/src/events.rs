@@ -17,9 +17,9 @@ use crate::backend::from_status;
 use crate::clients::Scope;
 use crate::context::Api;
 use crate::error::err;
-use crate::hub::{BlockEvent, DeadLetter, TxEvent, WebhookConfig};
+use crate::hub::{BlockEvent, DeadLetter, LetterState, TxEvent, WebhookConfig};
 use crate::json::status_name;
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::pb::ledger::GetBlockRequest;
@@ -177,9 +177,13 @@ pub fn verify(
 }
 
 fn unix_now() -> i64 {
+    unix_now_ms() / 1000
+}
+
+fn unix_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn post_once(hook: &WebhookConfig, body: &str, height: u64) -> Result<(), String> {
@@ -265,10 +269,15 @@ pub async fn webhook_loop(api: web::Data<Api>, hook: WebhookConfig, cursor_file:
         };
         if let Err((attempts, last_error)) = deliver(&hook, &ev).await {
             api.hub.dead_letter(DeadLetter {
+                id: 0,
                 webhook: hook.name.clone(),
                 height: ev.height,
                 attempts,
                 last_error,
+                failed_at_ms: unix_now_ms(),
+                state: LetterState::Open,
+                resolved_at_ms: None,
+                resolved_by: None,
                 event: ev,
             });
         }
@@ -430,19 +439,170 @@ async fn events(
         .streaming(stream))
 }
 
-/// Webhook deliveries that failed every attempt (newest last).
-#[utoipa::path(tag = "subscribe", responses((status = 200, body = Vec<DeadLetter>)), security(("api_key" = [])))]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersQuery {
+    /// `open` (default): not yet delivered or acknowledged; `all`: every
+    /// kept letter, resolved ones too.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub state: StateFilter,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    #[default]
+    Open,
+    All,
+}
+
+/// Webhook deliveries that failed every attempt, oldest first (the newest
+/// 10,000 are kept, across restarts). Admin scope.
+#[utoipa::path(tag = "subscribe", params(DeadLettersQuery),
+    responses((status = 200, body = Vec<DeadLetter>)), security(("api_key" = [])))]
 #[get("/v1/webhooks/dead-letters")]
 async fn dead_letters(
     api: web::Data<Api>,
     req: HttpRequest,
+    q: web::Query<DeadLettersQuery>,
 ) -> Result<web::Json<Vec<DeadLetter>>, ServiceError> {
     api.caller(&req, Scope::Admin)?;
-    Ok(web::Json(api.hub.dead_letters()))
+    let mut letters = api.hub.dead_letters();
+    if q.state == StateFilter::Open {
+        letters.retain(|d| d.state == LetterState::Open);
+    }
+    Ok(web::Json(letters))
+}
+
+fn unknown_letter(id: u64) -> ServiceError {
+    err(
+        ErrorKind::NotFound,
+        codes::webhook::UNKNOWN_DEAD_LETTER,
+        format!("no dead letter has id {id}"),
+    )
+}
+
+/// Delivers a dead letter's event to its webhook again, once (signed with
+/// the current time). Delivered: the letter is `delivered` and returned.
+/// Not delivered: 503 `webhook.delivery_failed`; the letter stays open with
+/// the attempt, its error and time recorded. A delivered or acknowledged
+/// letter may be replayed again (e.g. when the receiver lost it). Admin scope.
+#[utoipa::path(tag = "subscribe",
+    params(("id" = u64, Path, description = "The dead letter's id")),
+    responses((status = 200, body = DeadLetter),
+        (status = 404, description = "No such letter (`webhook.unknown_dead_letter`)", body = crate::error::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Its webhook is no longer configured (`webhook.unknown_webhook`)", body = crate::error::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "The receiver did not accept it (`webhook.delivery_failed`)", body = crate::error::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[post("/v1/webhooks/dead-letters/{id}/replay")]
+async fn replay_dead_letter(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    id: web::Path<u64>,
+) -> Result<web::Json<DeadLetter>, ServiceError> {
+    let client = api.caller(&req, Scope::Admin)?;
+    let id = id.into_inner();
+    let letter = api
+        .hub
+        .dead_letter_by_id(id)
+        .ok_or_else(|| unknown_letter(id))?;
+    let hook = api
+        .webhooks
+        .iter()
+        .find(|h| h.name == letter.webhook)
+        .ok_or_else(|| {
+            err(
+                ErrorKind::Conflict,
+                codes::webhook::UNKNOWN_WEBHOOK,
+                format!(
+                    "webhook {:?} is no longer configured on this adapter; acknowledge the letter instead",
+                    letter.webhook
+                ),
+            )
+        })?;
+    let body = serde_json::to_string(&letter.event).unwrap_or_default();
+    let outcome = post_once(hook, &body, letter.height).await;
+    let now = unix_now_ms();
+    let updated = api
+        .hub
+        .update_dead_letter(id, |d| {
+            d.attempts = d.attempts.saturating_add(1);
+            match &outcome {
+                Ok(()) => {
+                    d.state = LetterState::Delivered;
+                    d.resolved_at_ms = Some(now);
+                    d.resolved_by = Some(client.name.clone());
+                }
+                Err(e) => {
+                    d.last_error.clone_from(e);
+                    d.failed_at_ms = now;
+                }
+            }
+            d.clone()
+        })
+        .ok_or_else(|| unknown_letter(id))?;
+    match outcome {
+        Ok(()) => {
+            tracing::info!(webhook = %hook.name, id, height = letter.height, client = %client.name, "dead letter replayed and delivered");
+            Ok(web::Json(updated))
+        }
+        Err(e) => Err(err(
+            ErrorKind::Unavailable,
+            codes::webhook::DELIVERY_FAILED,
+            format!(
+                "webhook {:?} did not accept the replay of dead letter {id}: {e}",
+                hook.name
+            ),
+        )),
+    }
+}
+
+/// Marks an open dead letter as dealt with (e.g. the receiver read the
+/// block from `GET /v1/events?from_height=`); it leaves the default list.
+/// 409 `webhook.already_resolved` if it was delivered or acknowledged
+/// already. Admin scope.
+#[utoipa::path(tag = "subscribe",
+    params(("id" = u64, Path, description = "The dead letter's id")),
+    responses((status = 200, body = DeadLetter),
+        (status = 404, description = "No such letter (`webhook.unknown_dead_letter`)", body = crate::error::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Already delivered or acknowledged (`webhook.already_resolved`)", body = crate::error::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+#[post("/v1/webhooks/dead-letters/{id}/ack")]
+async fn ack_dead_letter(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    id: web::Path<u64>,
+) -> Result<web::Json<DeadLetter>, ServiceError> {
+    let client = api.caller(&req, Scope::Admin)?;
+    let id = id.into_inner();
+    let now = unix_now_ms();
+    api.hub
+        .update_dead_letter(id, |d| {
+            if d.state != LetterState::Open {
+                return Err(err(
+                    ErrorKind::Conflict,
+                    codes::webhook::ALREADY_RESOLVED,
+                    format!("dead letter {id} is already {:?}", d.state).to_lowercase(),
+                ));
+            }
+            d.state = LetterState::Acknowledged;
+            d.resolved_at_ms = Some(now);
+            d.resolved_by = Some(client.name.clone());
+            Ok(d.clone())
+        })
+        .ok_or_else(|| unknown_letter(id))?
+        .map(|d| {
+            tracing::info!(webhook = %d.webhook, id, client = %client.name, "dead letter acknowledged");
+            web::Json(d)
+        })
 }
 
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
-    app.service(events).service(dead_letters);
+    app.service(events)
+        .service(dead_letters)
+        .service(replay_dead_letter)
+        .service(ack_dead_letter);
 }
 
 #[cfg(test)]

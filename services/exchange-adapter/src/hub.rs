@@ -3,7 +3,7 @@
 //! The JSON of a block event is defined here (`BlockEvent`).
 
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -46,31 +46,68 @@ pub struct WebhookConfig {
     pub initial_backoff_ms: u64,
 }
 
-fn default_attempts() -> u32 {
+pub fn default_attempts() -> u32 {
     6
 }
 
-fn default_backoff() -> u64 {
+pub fn default_backoff() -> u64 {
     500
+}
+
+/// Where a dead letter stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LetterState {
+    /// Failed every attempt; nobody has dealt with it yet.
+    #[default]
+    Open,
+    /// A replay reached the receiver.
+    Delivered,
+    /// An operator acknowledged it (dealt with it another way).
+    Acknowledged,
 }
 
 /// A delivery that failed every attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetter {
+    /// This adapter's number for the letter, for replay and acknowledgement
+    /// (assigned by [`Hub::dead_letter`]; unique within the adapter).
+    #[serde(default)]
+    pub id: u64,
     pub webhook: String,
     pub height: u64,
+    /// Attempts so far, replays included.
     pub attempts: u32,
     pub last_error: String,
+    /// When the last attempt failed (Unix ms, the adapter's clock).
+    #[serde(default)]
+    pub failed_at_ms: i64,
+    #[serde(default)]
+    pub state: LetterState,
+    /// When it was delivered by a replay or acknowledged (Unix ms), and by
+    /// which API client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
     pub event: BlockEvent,
 }
 
 const MAX_DEAD_LETTERS: usize = 10_000;
 
+/// The dead letters by id, and how many lines their file holds.
+#[derive(Debug, Default)]
+struct Letters {
+    by_id: BTreeMap<u64, DeadLetter>,
+    next_id: u64,
+    file_lines: usize,
+}
+
 /// Live block events, and the dead-letter list.
 #[derive(Debug)]
 pub struct Hub {
     live: broadcast::Sender<Arc<BlockEvent>>,
-    dead: Mutex<VecDeque<DeadLetter>>,
+    dead: Mutex<Letters>,
     /// Where dead letters are kept across restarts (JSON lines), if anywhere.
     dead_file: Option<PathBuf>,
 }
@@ -79,29 +116,45 @@ impl Default for Hub {
     fn default() -> Self {
         Self {
             live: broadcast::channel(1024).0,
-            dead: Mutex::new(VecDeque::new()),
+            dead: Mutex::new(Letters {
+                next_id: 1,
+                ..Letters::default()
+            }),
             dead_file: None,
         }
     }
 }
 
 impl Hub {
-    /// A hub whose dead letters survive restarts: each is appended to `file`
-    /// (one JSON line, fsynced) before the webhook's cursor moves past it, and
-    /// the newest [`MAX_DEAD_LETTERS`] are read back here. A line that does
+    /// A hub whose dead letters survive restarts. Every change to a letter
+    /// (its failure, a replay, an acknowledgement) is appended to `file` as
+    /// the letter's whole new version (one JSON line, fsynced) before it is
+    /// answered; reading back, a later line for an id replaces an earlier
+    /// one, and the newest [`MAX_DEAD_LETTERS`] are kept. A line that does
     /// not parse is skipped with a warning; a torn last line (a crash during
-    /// an append) is cut off.
+    /// an append) is cut off. Letters saved before ids existed get ids in
+    /// file order.
     pub fn durable(file: PathBuf) -> std::io::Result<Self> {
         let bytes = match std::fs::read(&file) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut dead = VecDeque::new();
+        let mut letters = Letters {
+            next_id: 1,
+            ..Letters::default()
+        };
         let text = String::from_utf8_lossy(&bytes);
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+            letters.file_lines += 1;
             match serde_json::from_str::<DeadLetter>(line) {
-                Ok(d) => keep_newest(&mut dead, d),
+                Ok(mut d) => {
+                    if d.id == 0 {
+                        d.id = letters.next_id;
+                    }
+                    letters.next_id = letters.next_id.max(d.id + 1);
+                    keep_newest(&mut letters.by_id, d);
+                }
                 Err(e) => {
                     tracing::warn!(file = %file.display(), line = n + 1, error = %e, "skipping an unreadable dead letter");
                 }
@@ -115,7 +168,7 @@ impl Hub {
             f.sync_all()?;
         }
         Ok(Self {
-            dead: Mutex::new(dead),
+            dead: Mutex::new(letters),
             dead_file: Some(file),
             ..Self::default()
         })
@@ -137,43 +190,78 @@ impl Hub {
         self.live.subscribe()
     }
 
-    /// Records a delivery that failed every attempt (durably, for a durable hub).
-    pub fn dead_letter(&self, d: DeadLetter) {
-        tracing::error!(webhook = %d.webhook, height = d.height, error = %d.last_error, "webhook delivery failed every attempt; dead-lettered");
-        let mut q = self.dead.lock().unwrap_or_else(|e| e.into_inner());
-        keep_newest(&mut q, d.clone());
-        if let Some(file) = &self.dead_file
-            && let Err(e) = persist_dead_letter(file, &d, &q)
-        {
-            tracing::error!(file = %file.display(), error = %e, "could not save a dead letter; it is kept in memory only");
+    fn letters(&self) -> std::sync::MutexGuard<'_, Letters> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a delivery that failed every attempt (durably, for a durable
+    /// hub), under a new id, which it returns.
+    pub fn dead_letter(&self, mut d: DeadLetter) -> u64 {
+        let mut letters = self.letters();
+        d.id = letters.next_id;
+        letters.next_id += 1;
+        tracing::error!(webhook = %d.webhook, height = d.height, id = d.id, error = %d.last_error, "webhook delivery failed every attempt; dead-lettered");
+        let id = d.id;
+        self.save(&mut letters, d);
+        id
+    }
+
+    /// Stores a new version of a letter: in memory, and appended to the file.
+    fn save(&self, letters: &mut Letters, d: DeadLetter) {
+        keep_newest(&mut letters.by_id, d.clone());
+        if let Some(file) = &self.dead_file {
+            match persist_dead_letter(file, &d, letters) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(file = %file.display(), error = %e, "could not save a dead letter; it is kept in memory only");
+                }
+            }
         }
     }
 
+    /// Every kept letter, oldest first.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.dead
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.letters().by_id.values().cloned().collect()
+    }
+
+    /// One letter.
+    pub fn dead_letter_by_id(&self, id: u64) -> Option<DeadLetter> {
+        self.letters().by_id.get(&id).cloned()
+    }
+
+    /// Applies `change` to letter `id` and stores the new version; `None`
+    /// when no letter has that id. The change sees the current version, so
+    /// two concurrent calls cannot both resolve an open letter.
+    pub fn update_dead_letter<T>(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut DeadLetter) -> T,
+    ) -> Option<T> {
+        let mut letters = self.letters();
+        let mut d = letters.by_id.get(&id)?.clone();
+        let out = change(&mut d);
+        if letters.by_id.get(&id) != Some(&d) {
+            self.save(&mut letters, d);
+        }
+        Some(out)
     }
 }
 
-/// Adds `d`, dropping the oldest letter beyond [`MAX_DEAD_LETTERS`].
-fn keep_newest(q: &mut VecDeque<DeadLetter>, d: DeadLetter) {
-    if q.len() >= MAX_DEAD_LETTERS {
-        q.pop_front();
+/// Adds (or replaces) `d`, dropping the oldest letters beyond [`MAX_DEAD_LETTERS`].
+fn keep_newest(q: &mut BTreeMap<u64, DeadLetter>, d: DeadLetter) {
+    q.insert(d.id, d);
+    while q.len() > MAX_DEAD_LETTERS {
+        q.pop_first();
     }
-    q.push_back(d);
 }
 
-/// Appends `d` to `file` with fsync. When the file holds twice the kept
-/// number of letters, it is rewritten with the kept ones (temp file, fsync,
-/// rename).
+/// Appends `d` to `file` with fsync. When the file holds more than twice
+/// the kept number of lines (versions of letters, or dropped ones), it is
+/// rewritten with the kept letters (temp file, fsync, rename).
 fn persist_dead_letter(
     file: &std::path::Path,
     d: &DeadLetter,
-    kept: &VecDeque<DeadLetter>,
+    letters: &mut Letters,
 ) -> std::io::Result<()> {
     use std::io::Write as _;
     let line = serde_json::to_string(d).map_err(std::io::Error::other)?;
@@ -183,14 +271,12 @@ fn persist_dead_letter(
         .open(file)?;
     f.write_all(format!("{line}\n").as_bytes())?;
     f.sync_data()?;
-    let size = f.metadata()?.len();
     drop(f);
-    // A rough bound: rewrite once the file is much larger than what is kept.
-    let kept_bytes: u64 = (line.len() as u64 + 1) * kept.len() as u64;
-    if kept.len() >= MAX_DEAD_LETTERS && size > 2 * kept_bytes {
+    letters.file_lines += 1;
+    if letters.file_lines > 2 * letters.by_id.len().max(64) {
         let tmp = file.with_extension("tmp");
         let mut out = std::fs::File::create(&tmp)?;
-        for k in kept {
+        for k in letters.by_id.values() {
             let l = serde_json::to_string(k).map_err(std::io::Error::other)?;
             out.write_all(format!("{l}\n").as_bytes())?;
         }
@@ -199,6 +285,7 @@ fn persist_dead_letter(
         if let Some(dir) = file.parent() {
             std::fs::File::open(dir)?.sync_all()?;
         }
+        letters.file_lines = letters.by_id.len();
     }
     Ok(())
 }

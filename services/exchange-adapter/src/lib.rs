@@ -337,6 +337,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         max_page: config.max_page.max(1),
         max_import_bytes: config.max_import_bytes,
         hub,
+        webhooks: config.webhooks.clone(),
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
         cert_scopes: config.grpc_cert_scopes.clone(),
         revocations: tls.revocations(),

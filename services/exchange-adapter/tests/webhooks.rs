@@ -185,21 +185,27 @@ async fn a_delivery_that_always_fails_is_reported_after_the_last_attempt() {
 
 #[test]
 fn dead_letters_survive_a_restart_and_a_torn_last_line_is_skipped() {
-    use fiscus_exchange_adapter::hub::{DeadLetter, Hub};
+    use fiscus_exchange_adapter::hub::{DeadLetter, Hub, LetterState};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("webhook-dead-letters.jsonl");
-    let letter = |height| DeadLetter {
+    let letter = |id, height| DeadLetter {
+        id,
         webhook: "treasury".into(),
         height,
         attempts: 6,
         last_error: "HTTP 503".into(),
+        failed_at_ms: 1_767_196_800_000,
+        state: LetterState::Open,
+        resolved_at_ms: None,
+        resolved_by: None,
         event: BlockEvent { height, ..event() },
     };
     {
         let hub = Hub::durable(file.clone()).unwrap();
         assert!(hub.dead_letters().is_empty());
-        hub.dead_letter(letter(7));
-        hub.dead_letter(letter(8));
+        // The hub numbers letters itself, whatever id they come with.
+        assert_eq!(hub.dead_letter(letter(0, 7)), 1);
+        assert_eq!(hub.dead_letter(letter(99, 8)), 2);
     }
     // A crash in the middle of a third append leaves half a line.
     std::fs::OpenOptions::new()
@@ -208,17 +214,60 @@ fn dead_letters_survive_a_restart_and_a_torn_last_line_is_skipped() {
         .and_then(|mut f| f.write_all(b"{\"webhook\":\"treas"))
         .unwrap();
     let hub = Hub::durable(file.clone()).unwrap();
-    assert_eq!(hub.dead_letters(), vec![letter(7), letter(8)]);
-    // The next letter starts on a line of its own and is read back too.
-    hub.dead_letter(letter(9));
+    assert_eq!(hub.dead_letters(), vec![letter(1, 7), letter(2, 8)]);
+    // The next letter starts on a line of its own and is read back too, and
+    // so is an acknowledgement (a later version of letter 1).
+    assert_eq!(hub.dead_letter(letter(0, 9)), 3);
+    let acked = hub
+        .update_dead_letter(1, |d| {
+            d.state = LetterState::Acknowledged;
+            d.resolved_at_ms = Some(1_767_200_000_000);
+            d.resolved_by = Some("ops".into());
+            d.clone()
+        })
+        .unwrap();
+    assert!(hub.update_dead_letter(42, |_| ()).is_none());
     drop(hub);
-    let heights: Vec<u64> = Hub::durable(file)
-        .unwrap()
+    let hub = Hub::durable(file.clone()).unwrap();
+    let seen: Vec<(u64, u64, LetterState)> = hub
         .dead_letters()
         .iter()
-        .map(|d| d.height)
+        .map(|d| (d.id, d.height, d.state))
         .collect();
-    assert_eq!(heights, vec![7, 8, 9]);
+    assert_eq!(
+        seen,
+        vec![
+            (1, 7, LetterState::Acknowledged),
+            (2, 8, LetterState::Open),
+            (3, 9, LetterState::Open)
+        ]
+    );
+    assert_eq!(hub.dead_letter_by_id(1), Some(acked));
+    // New ids continue after the highest one read back.
+    assert_eq!(hub.dead_letter(letter(0, 10)), 4);
+}
+
+#[test]
+fn dead_letters_saved_before_ids_existed_get_ids_in_file_order() {
+    use fiscus_exchange_adapter::hub::{Hub, LetterState};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("webhook-dead-letters.jsonl");
+    let old = |height: u64| {
+        serde_json::json!({"webhook": "treasury", "height": height, "attempts": 6,
+            "last_error": "HTTP 500", "event": {"height": height, "timestamp_ms": 1, "txs": []}})
+        .to_string()
+    };
+    std::fs::write(&file, format!("{}\n{}\n", old(5), old(6))).unwrap();
+    let hub = Hub::durable(file).unwrap();
+    let seen: Vec<(u64, u64, LetterState)> = hub
+        .dead_letters()
+        .iter()
+        .map(|d| (d.id, d.height, d.state))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(1, 5, LetterState::Open), (2, 6, LetterState::Open)]
+    );
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM / DER.

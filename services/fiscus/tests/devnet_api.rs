@@ -46,6 +46,7 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
                 .replace("{tx_id}", &"00".repeat(32))
                 .replace("{org}", "130000")
                 .replace("{program}", "t-edu")
+                .replace("{id}", "1")
                 // A refused query answers at once and still proves the route is served.
                 .replace("/v1/events", "/v1/events?max_blocks=0");
             let r = call(
@@ -83,6 +84,8 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
             "POST /v1/imports",
             "POST /v1/operations",
             "POST /v1/transactions",
+            "POST /v1/webhooks/dead-letters/{id}/ack",
+            "POST /v1/webhooks/dead-letters/{id}/replay",
         ]
     );
     problem(

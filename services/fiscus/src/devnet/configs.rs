@@ -17,6 +17,8 @@ const THREADS: usize = 2;
 /// Where the devnet's files are, from its data directory.
 pub(crate) struct Files {
     pub data: PathBuf,
+    /// From `<data>/webhooks.toml`, for the adapters.
+    pub webhooks: super::webhooks::Webhooks,
 }
 
 impl Files {
@@ -178,6 +180,7 @@ pub(crate) fn exchange_adapter(
         // Webhook cursors and dead letters: the member's own directory, not
         // the working directory.
         data_dir: dir.0.join("adapter"),
+        webhooks: files.webhooks.for_member(&m.code),
         ..Default::default()
     }
 }

@@ -14,6 +14,7 @@ mod layout;
 mod processes;
 mod setup;
 mod supervise;
+mod webhooks;
 
 pub(crate) use layout::Layout;
 use layout::{check_free, layout};
@@ -266,6 +267,7 @@ async fn start_in_process(
 ) -> Result<Parts> {
     let files = configs::Files {
         data: data.to_owned(),
+        webhooks: webhooks::Webhooks::load(data, layout)?,
     };
     let any_port: SocketAddr = "127.0.0.1:0".parse()?;
     let ca = fiscus_identity_ca::start(configs::identity_ca(&files, layout, any_port))

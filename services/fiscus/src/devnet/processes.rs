@@ -223,6 +223,7 @@ async fn start_all(
     let exe = std::env::current_exe().context("finding the fiscus binary")?;
     let files = Files {
         data: data.to_owned(),
+        webhooks: super::webhooks::Webhooks::load(data, layout)?,
     };
     if nats_url.is_none() && start_nats {
         match fiscus_common::bus::nats::server_binary() {
