@@ -39,6 +39,7 @@ fn disburse(nonce: u64, amount_fen: i64) -> TxPayload {
                 amount_fen,
                 purpose: "义务教育公用经费".into(),
                 economic_code: "50502".into(),
+                external_id: String::new(),
             })),
         })),
     }

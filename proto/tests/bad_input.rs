@@ -28,6 +28,7 @@ fn allocate(nonce: u64) -> TxPayload {
                 to_org_code: "130100".into(),
                 amount_fen: 12_345_600,
                 document: "冀财预〔2026〕7号".into(),
+                external_id: String::new(),
             })),
         })),
     }

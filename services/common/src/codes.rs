@@ -235,6 +235,10 @@ pub mod contract {
     /// Not retryable; fix the call.
     pub const BAD_ECONOMIC_CODE: &str = "contract.bad_economic_code";
 
+    /// An `external_id` is longer than 64 characters or has characters other
+    /// than visible ASCII (no spaces, no Chinese). Not retryable; fix the call.
+    pub const BAD_EXTERNAL_ID: &str = "contract.bad_external_id";
+
     /// A new program's fiscal year is not the block's (or the next, for an
     /// advance allocation). Not retryable; fix the call.
     pub const BAD_FISCAL_YEAR: &str = "contract.bad_fiscal_year";
@@ -673,6 +677,7 @@ pub const ALL: &[&str] = &[
     contract::ALREADY_ACKNOWLEDGED,
     contract::BAD_AMOUNT,
     contract::BAD_ECONOMIC_CODE,
+    contract::BAD_EXTERNAL_ID,
     contract::BAD_FISCAL_YEAR,
     contract::BAD_FUNCTIONAL_CODE,
     contract::BAD_ID_NUMBER,

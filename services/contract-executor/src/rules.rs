@@ -154,6 +154,28 @@ pub fn economic_code(code: &str) -> Result<(), Rejection> {
     }
 }
 
+/// The longest `external_id`, in bytes.
+pub const MAX_EXTERNAL_ID_LEN: usize = 64;
+
+/// A sender's own id for an allocation or a disbursement (an import row's
+/// `external_id`): empty, or 1 to [`MAX_EXTERNAL_ID_LEN`] visible ASCII
+/// characters. Bulk import also requires it non-empty.
+pub fn external_id(id: &str) -> Result<(), Rejection> {
+    if id.len() <= MAX_EXTERNAL_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            TxStatus::InvalidArgument,
+            codes::contract::BAD_EXTERNAL_ID,
+            format!(
+                "external_id {:?} must be at most {MAX_EXTERNAL_ID_LEN} visible ASCII characters \
+                 (letters, digits, symbols; no spaces or Chinese)",
+                truncated(id)
+            ),
+        ))
+    }
+}
+
 /// What a recipient is identified by, as stored in lineage (the code, or the hash in hex).
 pub fn recipient(r: &Option<Recipient>) -> Result<String, Rejection> {
     let r = r
@@ -422,6 +444,7 @@ pub fn check_call(
             positive(a.amount_fen)?;
             // An allocation is issued by a document (下达文件).
             text(&a.document, "document", true)?;
+            external_id(&a.external_id)?;
         }
         Method::Acknowledge(a) => {
             let (org, _) = account_ref(&a.account, "account")?;
@@ -437,6 +460,7 @@ pub fn check_call(
             text(&a.purpose, "purpose", true)?;
             economic_code(&a.economic_code)?;
             recipient(&a.recipient)?;
+            external_id(&a.external_id)?;
         }
         Method::Recover(a) => {
             let (org, _) = account_ref(&a.from, "from")?;

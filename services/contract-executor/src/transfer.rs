@@ -304,19 +304,19 @@ fn allocate(
             clock_start_day: deadline.map_or(0, |d| day_number(d.start)),
             acknowledge_due_day: day_number(ack_due),
             acknowledged_late: false,
+            external_id: a.external_id.clone(),
         },
     )?;
-    view.put(
-        &keys::lineage(&tx),
-        &Flow {
-            kind: "allocate",
-            from_org: org,
-            to: to_org,
-            prog,
-            amount,
-        }
-        .lineage(taken, &a.document, now),
-    )?;
+    let mut record = Flow {
+        kind: "allocate",
+        from_org: org,
+        to: to_org,
+        prog,
+        amount,
+    }
+    .lineage(taken, &a.document, now);
+    record.external_id = a.external_id.clone();
+    view.put(&keys::lineage(&tx), &record)?;
     if late {
         let due = deadline.map(|d| d.due_at_ms()).unwrap_or(0);
         events.push(ContractEvent {
@@ -396,6 +396,7 @@ fn disburse(a: &DisburseArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), 
         .map(|r| r.name.clone())
         .unwrap_or_default();
     record.economic_code = a.economic_code.clone();
+    record.external_id = a.external_id.clone();
     view.put(&keys::lineage(&ctx.tx_id), &record)
 }
 

@@ -280,6 +280,7 @@ fn pay(to: recipient::Id, name: &str) -> TransferCall {
         amount_fen: 10,
         purpose: "公用经费".into(),
         economic_code: "50502".into(),
+        external_id: String::new(),
     }))
 }
 

@@ -37,8 +37,25 @@ fn funds_flow_from_the_ministry_to_a_school_and_trace_back_to_the_appropriation(
         })),
     ));
     let a2 = ok(c.one("130000", allocate("130000", "130100", "edu", 400_000)));
-    let a3 = ok(c.one("130100", allocate("130100", "130102", "edu", 250_000)));
-    let d = ok(c.one("130102", disburse("130102", "edu", 120_000)));
+    let mut a3_call = allocate("130100", "130102", "edu", 250_000);
+    if let Some(Method::Allocate(a)) = &mut a3_call.method {
+        a.external_id = "SJZ-2026-0001".into();
+    }
+    let a3 = ok(c.one("130100", a3_call));
+    let mut d_call = disburse("130102", "edu", 120_000);
+    if let Some(Method::Disburse(a)) = &mut d_call.method {
+        a.external_id = "CA-PAY-7".into();
+    }
+    let d = ok(c.one("130102", d_call));
+    // The senders' own ids stay on chain for reconciliation.
+    let a3_rec: AllocationRecord = c.get(keys::allocation(&a3)).unwrap();
+    assert_eq!(a3_rec.external_id, "SJZ-2026-0001");
+    let a3_line: LineageRecord = c.get(keys::lineage(&a3)).unwrap();
+    assert_eq!(a3_line.external_id, "SJZ-2026-0001");
+    let d_line: LineageRecord = c.get(keys::lineage(&d)).unwrap();
+    assert_eq!(d_line.external_id, "CA-PAY-7");
+    let a2_line: LineageRecord = c.get(keys::lineage(&a2)).unwrap();
+    assert_eq!(a2_line.external_id, "");
 
     assert_eq!(c.account("000000", "edu").balance_fen, 400_000);
     assert_eq!(c.account("130000", "edu").balance_fen, 200_000);
@@ -229,6 +246,7 @@ fn every_rejection_has_its_code_and_changes_nothing() {
                 to_org_code: "130100".into(),
                 amount_fen: 1,
                 document: String::new(),
+                external_id: String::new(),
             })),
             TxStatus::InvalidArgument,
             "contract.malformed",
@@ -267,6 +285,28 @@ fn every_rejection_has_its_code_and_changes_nothing() {
             "contract.needs_both_parties",
         ),
     ];
+    let with_id = |mut t: TransferCall, id: &str| {
+        match &mut t.method {
+            Some(Method::Allocate(a)) => a.external_id = id.into(),
+            Some(Method::Disburse(a)) => a.external_id = id.into(),
+            _ => unreachable!(),
+        }
+        t
+    };
+    let cases = cases.into_iter().chain([
+        (
+            "130000",
+            with_id(allocate("130000", "130100", "edu", 10), "石财 1"),
+            TxStatus::InvalidArgument,
+            "contract.bad_external_id",
+        ),
+        (
+            "130000",
+            with_id(disburse("130000", "edu", 10), &"x".repeat(65)),
+            TxStatus::InvalidArgument,
+            "contract.bad_external_id",
+        ),
+    ]);
     for (signer, call, status, code) in cases {
         let r = c.one(signer, call);
         assert_eq!((r.0, r.1), (status, code));

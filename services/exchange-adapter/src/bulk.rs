@@ -105,6 +105,7 @@ impl ImportRow {
                 to_org_code: self.to_org_code.clone(),
                 amount_fen: self.amount_fen.unwrap_or(0),
                 document: self.document.clone(),
+                external_id: self.external_id.clone(),
             }),
             "disburse" => Ok(Operation::Disburse {
                 from,
@@ -120,6 +121,7 @@ impl ImportRow {
                 amount_fen: self.amount_fen.unwrap_or(0),
                 purpose: self.purpose.clone(),
                 economic_code: self.economic_code.clone(),
+                external_id: self.external_id.clone(),
             }),
             other => Err(format!("op {other:?} is not allocate or disburse")),
         }
@@ -130,12 +132,15 @@ impl ImportRow {
 /// funds, and the contract's own rules for the call it becomes (codes,
 /// amounts, texts, recipients, authority), the same functions the chain runs.
 fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<TransferCall, String> {
-    let id_ok = !row.external_id.is_empty()
-        && row.external_id.len() <= 64
-        && row.external_id.bytes().all(|b| b.is_ascii_graphic());
-    if !id_ok {
-        return Err("external_id must be 1 to 64 visible ASCII characters".into());
+    // The contract's own rule (it keeps the id on chain), and an import row needs one.
+    if row.external_id.is_empty() {
+        return Err(format!(
+            "{}: 外部编号不能为空 / external_id is required",
+            codes::contract::BAD_EXTERNAL_ID
+        ));
     }
+    fiscus_contract_executor::rules::external_id(&row.external_id)
+        .map_err(|r| format!("{}: {}", r.code, r.reason))?;
     if row.org_code != client.org {
         return Err(format!(
             "org_code {} is not the API client's org {} (an org only moves its own funds)",

@@ -93,6 +93,10 @@ pub enum Operation {
         to_org_code: String,
         amount_fen: i64,
         document: String,
+        /// Your own id for it, kept on chain and in exports for
+        /// reconciliation: up to 64 visible ASCII characters.
+        #[serde(default)]
+        external_id: String,
     },
     /// The receiver confirms an allocation.
     Acknowledge {
@@ -106,6 +110,10 @@ pub enum Operation {
         amount_fen: i64,
         purpose: String,
         economic_code: String,
+        /// Your own id for it, kept on chain and in exports for
+        /// reconciliation: up to 64 visible ASCII characters.
+        #[serde(default)]
+        external_id: String,
     },
     /// Return funds to the org that allocated them.
     Recover {
@@ -214,11 +222,13 @@ impl Operation {
                 to_org_code,
                 amount_fen,
                 document,
+                external_id,
             } => Method::Allocate(AllocateArgs {
                 from: Some(from.into()),
                 to_org_code: to_org_code.clone(),
                 amount_fen: *amount_fen,
                 document: document.clone(),
+                external_id: external_id.clone(),
             }),
             Self::Acknowledge {
                 account,
@@ -233,6 +243,7 @@ impl Operation {
                 amount_fen,
                 purpose,
                 economic_code,
+                external_id,
             } => {
                 let id = match (
                     &r.unified_social_credit_code,
@@ -266,6 +277,7 @@ impl Operation {
                     amount_fen: *amount_fen,
                     purpose: purpose.clone(),
                     economic_code: economic_code.clone(),
+                    external_id: external_id.clone(),
                 })
             }
             Self::Recover {

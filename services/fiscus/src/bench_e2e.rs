@@ -248,6 +248,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
                         to_org_code: (*to).into(),
                         amount_fen: big / (4 << i),
                         document: "bench".into(),
+                        external_id: String::new(),
                     }),
                 ),
             ));
@@ -315,6 +316,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
                     amount_fen: 1,
                     purpose: "bench".into(),
                     economic_code: "50502".into(),
+                    external_id: String::new(),
                 }),
             ));
         }

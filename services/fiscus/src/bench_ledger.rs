@@ -208,6 +208,7 @@ async fn run_on<S: StateStore>(
             to_org_code: "130000".into(),
             amount_fen: fund / 2,
             document: "bench".into(),
+            external_id: String::new(),
         }),
     )]);
     blocks.push(
@@ -221,6 +222,7 @@ async fn run_on<S: StateStore>(
                         to_org_code: c.org.clone(),
                         amount_fen: fund / 400,
                         document: "bench".into(),
+                        external_id: String::new(),
                     }),
                 )
             })
@@ -236,6 +238,7 @@ async fn run_on<S: StateStore>(
                 to_org_code: city(i % CITIES),
                 amount_fen: 1,
                 document: "hot".into(),
+                external_id: String::new(),
             })
         } else {
             // The same operation spread over 99 accounts: each city allocates to its county.
@@ -244,6 +247,7 @@ async fn run_on<S: StateStore>(
                 to_org_code: county(i % CITIES),
                 amount_fen: 1,
                 document: "uniform".into(),
+                external_id: String::new(),
             })
         };
         let who = if b.hot_account {

@@ -66,6 +66,7 @@ pub(crate) async fn run(b: NetworkBench) -> Result<()> {
                     to_org_code: "130000".into(),
                     amount_fen: i64::MAX / 8,
                     document: "财教〔2026〕2号".into(),
+                    external_id: String::new(),
                 })),
             }),
         ),

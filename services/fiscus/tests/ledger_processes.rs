@@ -185,6 +185,7 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
             to_org_code: "130000".into(),
             amount_fen: 400_000,
             document: "财教〔2026〕2号".into(),
+            external_id: String::new(),
         }),
     );
     let refused = files.signers[0].envelope(&files.consortium, 7);

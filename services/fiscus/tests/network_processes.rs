@@ -115,6 +115,7 @@ fn mof_to_hebei(
                 to_org_code: "130000".into(),
                 amount_fen: amount,
                 document: document.into(),
+                external_id: String::new(),
             })),
         }),
     )

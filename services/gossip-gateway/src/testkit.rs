@@ -329,6 +329,7 @@ pub fn school_payment(files: &NetworkFiles, nonce: u64) -> fiscus_proto::pb::typ
                 amount_fen: 1,
                 purpose: "营养改善计划".into(),
                 economic_code: "30305".into(),
+                external_id: String::new(),
             })),
         }),
     )

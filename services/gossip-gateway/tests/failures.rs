@@ -52,6 +52,7 @@ fn allocate(files: &NetworkFiles, nonce: u64) -> Envelope {
             to_org_code: "130000".into(),
             amount_fen: 1000 + nonce as i64,
             document: format!("财教〔2026〕{nonce}号"),
+            external_id: String::new(),
         }),
     )
 }

@@ -79,6 +79,7 @@ async fn members_reach_the_same_head_every_height_is_final_and_a_cut_off_member_
                 to_org_code: "130000".into(),
                 amount_fen: 1000 + i as i64,
                 document: format!("财教〔2026〕{}号", 10 + i),
+                external_id: String::new(),
             }),
         ));
     }
@@ -154,6 +155,7 @@ async fn a_member_stopped_for_5000_blocks_catches_up_from_its_peers_with_the_sam
             to_org_code: "130000".into(),
             amount_fen: 50_000_000,
             document: "财教〔2026〕2号".into(),
+            external_id: String::new(),
         }),
     );
     let h0 = ok::broadcast(&mut client, vec![first, fund], Duration::from_secs(30))

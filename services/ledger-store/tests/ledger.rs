@@ -118,6 +118,7 @@ fn allocate(from: &str, to: &str, amount: i64) -> Method {
         to_org_code: to.into(),
         amount_fen: amount,
         document: "doc".into(),
+        external_id: String::new(),
     })
 }
 
@@ -133,6 +134,7 @@ fn disburse(amount: i64) -> Method {
         amount_fen: amount,
         purpose: "公用经费".into(),
         economic_code: "50502".into(),
+        external_id: String::new(),
     })
 }
 

@@ -52,6 +52,7 @@ impl Signer {
                     amount_fen: n as i64 + 1,
                     purpose: "x".repeat(200),
                     economic_code: "50502".into(),
+                    external_id: String::new(),
                 })),
             })),
         };

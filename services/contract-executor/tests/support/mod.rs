@@ -61,6 +61,7 @@ pub(crate) fn allocate(from: &str, to: &str, prog: &str, amount: i64) -> Transfe
         to_org_code: to.into(),
         amount_fen: amount,
         document: "冀财预〔2026〕7号".into(),
+        external_id: String::new(),
     }))
 }
 
@@ -76,6 +77,7 @@ pub(crate) fn disburse(from: &str, prog: &str, amount: i64) -> TransferCall {
         amount_fen: amount,
         purpose: "义务教育公用经费".into(),
         economic_code: "50502".into(),
+        external_id: String::new(),
     }))
 }
 

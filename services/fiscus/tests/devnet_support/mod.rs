@@ -260,6 +260,7 @@ pub(crate) fn signed_allocation(dir: &Path, nonce: u64) -> Vec<u8> {
                 to_org_code: "130000".into(),
                 amount_fen: 5_000,
                 document: "signed".into(),
+                external_id: String::new(),
             })),
         }),
     )
