@@ -10,7 +10,7 @@ use crate::clients::{Client, Scope};
 use crate::context::Api;
 use crate::error::err;
 use crate::ops::{Account, Operation, RecipientJson};
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::hash::Hash32;
@@ -27,7 +27,8 @@ pub use crate::import_file::{Format, ImportRow, RowError};
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
-    /// `csv` (default) or `json`.
+    /// `csv` (default), `json` or `xlsx` (an Excel workbook, recognised as
+    /// one whatever `format` says).
     #[serde(default)]
     #[param(value_type = Option<String>)]
     pub format: Format,
@@ -39,6 +40,9 @@ pub struct ImportQuery {
     /// Validate only; submit nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// A workbook's sheet to read (default: the first).
+    #[serde(default)]
+    pub sheet: Option<String>,
 }
 
 /// A problem of the file as a whole, reported once: e.g. its rows together
@@ -195,7 +199,9 @@ impl Api {
 #[utoipa::path(
     tag = "import",
     params(ImportQuery),
-    request_body(content = Vec<ImportRow>, description = "A CSV file (Content-Type text/csv) or a JSON array of rows", content_type = "text/csv"),
+    request_body(description = "A CSV file (text/csv), an Excel workbook (.xlsx) or a JSON array of rows (application/json); columns in docs/bulk-import.md and in GET /v1/imports/template",
+        content((String = "text/csv"), (Vec<ImportRow> = "application/json"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
     responses(
         (status = 200, body = ImportReport),
         (status = 422, description = "Bad rows; nothing submitted", body = ImportProblem, content_type = "application/problem+json"),
@@ -231,7 +237,13 @@ async fn import(
         body.extend_from_slice(&chunk);
     }
     let custodial = client.custodial()?;
-    let parsed = crate::import_file::parse(&body, q.format, q.encoding)?;
+    // A workbook is read as one whatever the format says: a ZIP file is never a CSV.
+    let format = if crate::import_file::looks_like_xlsx(&body) {
+        Format::Xlsx
+    } else {
+        q.format
+    };
+    let parsed = crate::import_file::parse_sheet(&body, format, q.encoding, q.sheet.as_deref())?;
     let rows = parsed.rows;
     let mut errors = parsed.errors;
     if rows.is_empty() && errors.is_empty() {
@@ -466,8 +478,56 @@ async fn import(
     }))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateQuery {
+    /// `xlsx` (default) or `csv`.
+    #[serde(default = "xlsx")]
+    #[param(value_type = Option<String>)]
+    pub format: Format,
+}
+
+fn xlsx() -> Format {
+    Format::Xlsx
+}
+
+/// The import template: a workbook with a sheet to fill in (Chinese headers,
+/// every column formatted as text so that Excel keeps id numbers whole), a
+/// sheet explaining each column and a sheet of examples; or a CSV header
+/// line (UTF-8 with a byte-order mark). No API key needed.
+#[utoipa::path(tag = "import", params(TemplateQuery),
+    responses((status = 200, description = "The template",
+        content((Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (String = "text/csv"))),
+        (status = 400, body = crate::error::ProblemDoc, content_type = "application/problem+json")))]
+#[get("/v1/imports/template")]
+async fn template(q: web::Query<TemplateQuery>) -> Result<HttpResponse, ServiceError> {
+    let (ctype, name) = match q.format {
+        Format::Xlsx => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "fiscus-import-template.xlsx",
+        ),
+        Format::Csv => ("text/csv; charset=utf-8", "fiscus-import-template.csv"),
+        Format::Json => {
+            return Err(err(
+                ErrorKind::InvalidArgument,
+                codes::api::BAD_QUERY,
+                "the template is format=xlsx or format=csv",
+            ));
+        }
+    };
+    let bytes = crate::import_file::template(q.format)
+        .map_err(|e| err(ErrorKind::Internal, codes::api::EXPORT_FAILED, e))?;
+    Ok(HttpResponse::Ok()
+        .content_type(ctype)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(bytes))
+}
+
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
-    app.service(import);
+    app.service(template).service(import);
 }
 
 #[cfg(test)]

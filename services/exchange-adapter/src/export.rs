@@ -1,24 +1,40 @@
-//! Exports of accounts, allocations and disbursements as CSV or JSON, as of
-//! a height, limited by the disclosure policy.
+//! Exports of accounts, allocations and disbursements as CSV, JSON or Excel
+//! (`.xlsx`), at the head, limited by the disclosure policy.
+//!
+//! Every format carries the same columns ([`Column`] lists them per export,
+//! and a test checks they are the JSON fields): codes with the org and
+//! program names beside them, times both as China Standard Time text
+//! (`2026-03-01 10:00:00`) and as Unix milliseconds, the main amount both in
+//! 元 (text with two decimals) and in fen, and for allocations and
+//! disbursements the sender's own `external_id`. In a workbook, amounts in
+//! 元 are numbers shown with two decimals, fen are whole numbers, times are
+//! date-times (CST) and flags are booleans; the header row is frozen and in
+//! Chinese (`headers=en` for English). A CSV is for Excel by default: a
+//! UTF-8 byte-order mark and CRLF line ends (`excel=false` for neither), with
+//! English headers (`headers=zh` for Chinese).
 
 use crate::clients::Scope;
 use crate::context::Api;
 use crate::error::err;
+use crate::import_file::{Format, fen_to_yuan};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_contract_executor::deadlines;
-use fiscus_proto::pb::state::{Account as AccountState, AllocationRecord, LineageRecord};
+use fiscus_proto::pb::state::{
+    Account as AccountState, AllocationRecord, LineageRecord, ProgramRecord,
+};
+use fiscus_proto::pb::types::ConsortiumConfig;
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
-
-use crate::bulk::Format;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// `csv` (default) or `json`.
+    /// `csv` (default), `json` or `xlsx`.
     #[serde(default)]
     #[param(value_type = Option<String>)]
     pub format: Format,
@@ -27,25 +43,124 @@ pub struct ExportQuery {
     /// line ends. `excel=false`: no mark, LF line ends.
     #[serde(default = "yes")]
     pub excel: bool,
+    /// The header row's language: `zh` or `en`. Default: `zh` in a
+    /// workbook, `en` in a CSV.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub headers: Option<Headers>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Headers {
+    Zh,
+    En,
 }
 
 fn yes() -> bool {
     true
 }
 
+/// How a column is written in a workbook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// A whole number (fen, counts, days).
+    Int,
+    /// 元 as text with two decimals; a number shown as `#,##0.00` in a workbook.
+    Yuan,
+    /// China Standard Time as `YYYY-MM-DD HH:MM:SS` (empty: none); a
+    /// date-time in a workbook.
+    Time,
+    Bool,
+}
+
+/// One export column: its JSON field, its Chinese header and its kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub field: &'static str,
+    pub zh: &'static str,
+    pub kind: Kind,
+}
+
+const fn col(field: &'static str, zh: &'static str, kind: Kind) -> Column {
+    Column { field, zh, kind }
+}
+
+/// A row type of an export, with its columns in order.
+pub trait ExportRow: Serialize {
+    const COLUMNS: &'static [Column];
+    /// The worksheet's name.
+    const SHEET: &'static str;
+}
+
+/// One exported account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountExport {
+    pub org_code: String,
+    pub org_name: String,
+    pub program_id: String,
+    pub program_name: String,
+    /// The balance in 元, two decimals.
+    pub balance_yuan: String,
+    pub balance_fen: i64,
+    pub frozen: bool,
+    pub appropriated_fen: i64,
+    pub received_fen: i64,
+    pub allocated_out_fen: i64,
+    pub disbursed_fen: i64,
+    pub recovered_out_fen: i64,
+    pub recovered_in_fen: i64,
+    /// Parcels of funds still held, oldest first (ADR 0004).
+    pub lots: u64,
+}
+
+impl ExportRow for AccountExport {
+    const SHEET: &'static str = "账户 accounts";
+    const COLUMNS: &'static [Column] = &[
+        col("org_code", "单位代码", Kind::Text),
+        col("org_name", "单位名称", Kind::Text),
+        col("program_id", "项目编号", Kind::Text),
+        col("program_name", "项目名称", Kind::Text),
+        col("balance_yuan", "余额（元）", Kind::Yuan),
+        col("balance_fen", "余额（分）", Kind::Int),
+        col("frozen", "已冻结", Kind::Bool),
+        col("appropriated_fen", "拨款（分）", Kind::Int),
+        col("received_fen", "收到下达（分）", Kind::Int),
+        col("allocated_out_fen", "下达下级（分）", Kind::Int),
+        col("disbursed_fen", "支付（分）", Kind::Int),
+        col("recovered_out_fen", "收回上缴（分）", Kind::Int),
+        col("recovered_in_fen", "收回收到（分）", Kind::Int),
+        col("lots", "资金批次数", Kind::Int),
+    ];
+}
+
 /// One exported allocation, with its Budget Law deadline status.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AllocationExport {
     pub tx_id: String,
+    /// The sender's own id for it, if it gave one (e.g. an import row's).
+    pub external_id: String,
     pub from_org: String,
+    pub from_org_name: String,
     pub to_org: String,
+    pub to_org_name: String,
     pub program_id: String,
+    pub program_name: String,
+    /// The amount in 元, two decimals.
+    pub amount_yuan: String,
     pub amount_fen: i64,
     pub document: String,
+    /// China Standard Time, `YYYY-MM-DD HH:MM:SS`.
+    pub allocated_at: String,
     pub allocated_at_ms: i64,
+    /// China Standard Time; empty when no deadline applied.
+    pub due_at: String,
     pub due_at_ms: i64,
     pub late: bool,
     pub acknowledged: bool,
+    /// China Standard Time; empty until acknowledged.
+    pub acknowledged_at: String,
     pub acknowledged_at_ms: i64,
     /// The Budget Law art. 52 rule that set `due_at_ms`, e.g. `art52.3`.
     pub deadline_rule: String,
@@ -56,53 +171,243 @@ pub struct AllocationExport {
     pub acknowledged_late: bool,
 }
 
+impl ExportRow for AllocationExport {
+    const SHEET: &'static str = "下达 allocations";
+    const COLUMNS: &'static [Column] = &[
+        col("tx_id", "交易编号", Kind::Text),
+        col("external_id", "外部编号", Kind::Text),
+        col("from_org", "下达单位代码", Kind::Text),
+        col("from_org_name", "下达单位名称", Kind::Text),
+        col("to_org", "接收单位代码", Kind::Text),
+        col("to_org_name", "接收单位名称", Kind::Text),
+        col("program_id", "项目编号", Kind::Text),
+        col("program_name", "项目名称", Kind::Text),
+        col("amount_yuan", "金额（元）", Kind::Yuan),
+        col("amount_fen", "金额（分）", Kind::Int),
+        col("document", "文号", Kind::Text),
+        col("allocated_at", "下达时间", Kind::Time),
+        col("allocated_at_ms", "下达时间（毫秒）", Kind::Int),
+        col("due_at", "应下达期限", Kind::Time),
+        col("due_at_ms", "应下达期限（毫秒）", Kind::Int),
+        col("late", "逾期下达", Kind::Bool),
+        col("acknowledged", "已确认", Kind::Bool),
+        col("acknowledged_at", "确认时间", Kind::Time),
+        col("acknowledged_at_ms", "确认时间（毫秒）", Kind::Int),
+        col("deadline_rule", "期限依据", Kind::Text),
+        col("clock_basis", "起算依据", Kind::Text),
+        col("days_taken", "用时（天）", Kind::Int),
+        col("acknowledged_late", "逾期确认", Kind::Bool),
+    ];
+}
+
+/// One exported disbursement to a final recipient.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DisbursementExport {
     pub tx_id: String,
+    /// The payer's own id for it, if it gave one (e.g. an import row's).
+    pub external_id: String,
     pub org_code: String,
+    pub org_name: String,
     pub program_id: String,
+    pub program_name: String,
     /// Unified social credit code, or the hex hash of a personal id.
     pub recipient: String,
     pub recipient_name: String,
+    /// The amount in 元, two decimals.
+    pub amount_yuan: String,
     pub amount_fen: i64,
     pub purpose: String,
     /// The economic classification code (经济分类).
     pub economic_code: String,
+    /// China Standard Time, `YYYY-MM-DD HH:MM:SS`.
+    pub at: String,
     pub at_ms: i64,
 }
 
-fn render<T: Serialize>(rows: &[T], q: &ExportQuery) -> Result<HttpResponse, ServiceError> {
+impl ExportRow for DisbursementExport {
+    const SHEET: &'static str = "支付 disbursements";
+    const COLUMNS: &'static [Column] = &[
+        col("tx_id", "交易编号", Kind::Text),
+        col("external_id", "外部编号", Kind::Text),
+        col("org_code", "付款单位代码", Kind::Text),
+        col("org_name", "付款单位名称", Kind::Text),
+        col("program_id", "项目编号", Kind::Text),
+        col("program_name", "项目名称", Kind::Text),
+        col("recipient", "收款人代码", Kind::Text),
+        col("recipient_name", "收款人名称", Kind::Text),
+        col("amount_yuan", "金额（元）", Kind::Yuan),
+        col("amount_fen", "金额（分）", Kind::Int),
+        col("purpose", "用途", Kind::Text),
+        col("economic_code", "经济分类", Kind::Text),
+        col("at", "支付时间", Kind::Time),
+        col("at_ms", "支付时间（毫秒）", Kind::Int),
+    ];
+}
+
+/// China Standard Time (UTC+8) as `YYYY-MM-DD HH:MM:SS`; empty for 0.
+pub fn cst(ms: i64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => {
+            let t = t.to_offset(offset);
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        }
+        Err(_) => String::new(),
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> ServiceError {
+    err(
+        ErrorKind::Internal,
+        codes::api::EXPORT_FAILED,
+        e.to_string(),
+    )
+}
+
+/// A row's cells in column order, as JSON values.
+fn cells<T: ExportRow>(row: &T) -> Result<Vec<Value>, ServiceError> {
+    let Value::Object(mut m) = serde_json::to_value(row).map_err(failed)? else {
+        return Err(failed("an export row is not an object"));
+    };
+    Ok(T::COLUMNS
+        .iter()
+        .map(|c| m.remove(c.field).unwrap_or(Value::Null))
+        .collect())
+}
+
+fn header<T: ExportRow>(h: Headers) -> Vec<&'static str> {
+    T::COLUMNS
+        .iter()
+        .map(|c| if h == Headers::Zh { c.zh } else { c.field })
+        .collect()
+}
+
+fn csv_bytes<T: ExportRow>(rows: &[T], q: &ExportQuery) -> Result<Vec<u8>, ServiceError> {
+    let (start, terminator): (&[u8], _) = if q.excel {
+        (b"\xEF\xBB\xBF", csv::Terminator::CRLF)
+    } else {
+        (b"", csv::Terminator::Any(b'\n'))
+    };
+    let mut w = csv::WriterBuilder::new()
+        .terminator(terminator)
+        .from_writer(start.to_vec());
+    w.write_record(header::<T>(q.headers.unwrap_or(Headers::En)))
+        .map_err(failed)?;
+    for r in rows {
+        let record: Vec<String> = cells(r)?
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => s,
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .collect();
+        w.write_record(&record).map_err(failed)?;
+    }
+    w.into_inner().map_err(failed)
+}
+
+/// The rows as a workbook of one sheet: typed cells, Chinese (or English)
+/// headers in a frozen first row.
+pub fn xlsx_bytes<T: ExportRow>(rows: &[T], headers: Headers) -> Result<Vec<u8>, ServiceError> {
+    use rust_xlsxwriter::{ExcelDateTime, Format as CellFormat, Workbook};
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name(T::SHEET).map_err(failed)?;
+    let bold = CellFormat::new().set_bold();
+    let yuan = CellFormat::new().set_num_format("#,##0.00");
+    let when = CellFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    for (c, (name, column)) in header::<T>(headers).iter().zip(T::COLUMNS).enumerate() {
+        let c = u16::try_from(c).map_err(failed)?;
+        sheet
+            .write_string_with_format(0, c, *name, &bold)
+            .map_err(failed)?;
+        let width = match column.kind {
+            Kind::Time => 20.0,
+            Kind::Text if column.field == "tx_id" || column.field == "recipient" => 66.0,
+            _ => 14.0,
+        };
+        sheet.set_column_width(c, width).map_err(failed)?;
+    }
+    sheet.set_freeze_panes(1, 0).map_err(failed)?;
+    for (r, row) in rows.iter().enumerate() {
+        let r = u32::try_from(r + 1).map_err(failed)?;
+        for (c, (value, column)) in cells(row)?.into_iter().zip(T::COLUMNS).enumerate() {
+            let c = u16::try_from(c).map_err(failed)?;
+            match (column.kind, value) {
+                (_, Value::Null) => {}
+                (Kind::Time, Value::String(s)) if s.is_empty() => {}
+                (Kind::Time, Value::String(s)) => {
+                    let t = ExcelDateTime::parse_from_str(&s).map_err(failed)?;
+                    sheet
+                        .write_datetime_with_format(r, c, t, &when)
+                        .map_err(failed)?;
+                }
+                (Kind::Yuan, Value::String(s)) => {
+                    let fen = crate::import_file::yuan_to_fen(s.trim_start_matches('-'))
+                        .map_err(failed)?;
+                    let sign = if s.starts_with('-') { -1.0 } else { 1.0 };
+                    // Exact for every amount below 2^53 fen (90 trillion 元).
+                    sheet
+                        .write_number_with_format(r, c, sign * fen as f64 / 100.0, &yuan)
+                        .map_err(failed)?;
+                }
+                (Kind::Int, Value::Number(n)) => {
+                    sheet
+                        .write_number(r, c, n.as_f64().unwrap_or_default())
+                        .map_err(failed)?;
+                }
+                (Kind::Bool, Value::Bool(b)) => {
+                    sheet.write_boolean(r, c, b).map_err(failed)?;
+                }
+                (_, Value::String(s)) => {
+                    sheet.write_string(r, c, s).map_err(failed)?;
+                }
+                (_, other) => {
+                    sheet
+                        .write_string(r, c, other.to_string())
+                        .map_err(failed)?;
+                }
+            }
+        }
+    }
+    book.save_to_buffer().map_err(failed)
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+fn render<T: ExportRow>(
+    rows: &[T],
+    q: &ExportQuery,
+    name: &str,
+) -> Result<HttpResponse, ServiceError> {
     match q.format {
         Format::Json => Ok(HttpResponse::Ok().json(rows)),
-        Format::Csv => {
-            let (start, terminator): (&[u8], _) = if q.excel {
-                (b"\xEF\xBB\xBF", csv::Terminator::CRLF)
-            } else {
-                (b"", csv::Terminator::Any(b'\n'))
-            };
-            let mut w = csv::WriterBuilder::new()
-                .terminator(terminator)
-                .from_writer(start.to_vec());
-            for r in rows {
-                w.serialize(r).map_err(|e| {
-                    err(
-                        ErrorKind::Internal,
-                        codes::api::EXPORT_FAILED,
-                        e.to_string(),
-                    )
-                })?;
-            }
-            let bytes = w.into_inner().map_err(|e| {
-                err(
-                    ErrorKind::Internal,
-                    codes::api::EXPORT_FAILED,
-                    e.to_string(),
-                )
-            })?;
-            Ok(HttpResponse::Ok()
-                .content_type("text/csv; charset=utf-8")
-                .body(bytes))
-        }
+        Format::Csv => Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"{name}.csv\""),
+            ))
+            .body(csv_bytes(rows, q)?)),
+        Format::Xlsx => Ok(HttpResponse::Ok()
+            .content_type(XLSX)
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"{name}.xlsx\""),
+            ))
+            .body(xlsx_bytes(rows, q.headers.unwrap_or(Headers::Zh))?)),
     }
 }
 
@@ -113,10 +418,48 @@ fn hex_id(key: &[u8], prefix: &str) -> String {
         .to_owned()
 }
 
-/// Export the accounts the client may read, at one height.
+/// Org and program names, read at the head.
+struct Names {
+    orgs: BTreeMap<String, String>,
+    programs: BTreeMap<String, String>,
+}
+
+impl Names {
+    async fn read(api: &Api) -> Result<Self, ServiceError> {
+        let orgs = api
+            .state_at(fiscus_contract_executor::keys::CONFIG, 0)
+            .await?
+            .and_then(|v| ConsortiumConfig::decode(&v[..]).ok())
+            .map(|c| c.orgs.into_iter().map(|o| (o.code, o.name)).collect())
+            .unwrap_or_default();
+        let programs = api
+            .scan_at(b"prog/", 0)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let p = ProgramRecord::decode(&v[..]).ok()?.program?;
+                Some((hex_id(&k, "prog/"), p.name))
+            })
+            .collect();
+        Ok(Self { orgs, programs })
+    }
+
+    fn org(&self, code: &str) -> String {
+        self.orgs.get(code).cloned().unwrap_or_default()
+    }
+
+    fn program(&self, id: &str) -> String {
+        self.programs.get(id).cloned().unwrap_or_default()
+    }
+}
+
+const EXPORT_BODY: &str = "CSV (default: UTF-8 with a byte-order mark and CRLF for Excel, English headers; `excel=false` for neither, `headers=zh` for Chinese), JSON (`format=json`) or an Excel workbook (`format=xlsx`: typed cells, Chinese headers in a frozen row)";
+
+/// Export the accounts the client may read, at the head.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, description = "CSV (default: UTF-8 with a byte-order mark and CRLF for Excel, a header row; `excel=false` for neither) or JSON (`format=json`)",
-        content((String = "text/csv"), (Vec<crate::json::AccountJson> = "application/json")))),
+    responses((status = 200, description = EXPORT_BODY,
+        content((String = "text/csv"), (Vec<AccountExport> = "application/json"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/accounts")]
 async fn export_accounts(
@@ -125,20 +468,38 @@ async fn export_accounts(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
+    let names = Names::read(&api).await?;
     let rows: Vec<_> = api
         .scan_at(b"acct/", 0)
         .await?
         .into_iter()
         .filter_map(|(k, v)| crate::json::account_json(&k, &AccountState::decode(&v[..]).ok()?))
         .filter(|a| api.may_read_org(&client, &a.org_code))
+        .map(|a| AccountExport {
+            org_name: names.org(&a.org_code),
+            program_name: names.program(&a.program_id),
+            balance_yuan: fen_to_yuan(i128::from(a.balance_fen)),
+            org_code: a.org_code,
+            program_id: a.program_id,
+            balance_fen: a.balance_fen,
+            frozen: a.frozen,
+            appropriated_fen: a.appropriated_fen,
+            received_fen: a.received_fen,
+            allocated_out_fen: a.allocated_out_fen,
+            disbursed_fen: a.disbursed_fen,
+            recovered_out_fen: a.recovered_out_fen,
+            recovered_in_fen: a.recovered_in_fen,
+            lots: a.lots as u64,
+        })
         .collect();
-    render(&rows, &q)
+    render(&rows, &q, "accounts")
 }
 
 /// Export allocations (sender's or receiver's readable), with deadline status.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, description = "CSV (default: UTF-8 with a byte-order mark and CRLF for Excel, a header row; `excel=false` for neither) or JSON (`format=json`)",
-        content((String = "text/csv"), (Vec<AllocationExport> = "application/json")))),
+    responses((status = 200, description = EXPORT_BODY,
+        content((String = "text/csv"), (Vec<AllocationExport> = "application/json"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/allocations")]
 async fn export_allocations(
@@ -147,6 +508,7 @@ async fn export_allocations(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
+    let names = Names::read(&api).await?;
     let rows: Vec<_> = api
         .scan_at(b"alloc/", 0)
         .await?
@@ -156,6 +518,14 @@ async fn export_allocations(
             let (rule, basis, days_taken) = deadlines::recorded(&a);
             Some(AllocationExport {
                 tx_id: hex_id(&k, "alloc/"),
+                external_id: a.external_id.clone(),
+                from_org_name: names.org(&a.from_org),
+                to_org_name: names.org(&a.to_org),
+                program_name: names.program(&a.program_id),
+                amount_yuan: fen_to_yuan(i128::from(a.amount_fen)),
+                allocated_at: cst(a.allocated_at_ms),
+                due_at: cst(a.due_at_ms),
+                acknowledged_at: cst(a.acknowledged_at_ms),
                 from_org: a.from_org,
                 to_org: a.to_org,
                 program_id: a.program_id,
@@ -174,13 +544,14 @@ async fn export_allocations(
         })
         .filter(|a| api.may_read_org(&client, &a.from_org) || api.may_read_org(&client, &a.to_org))
         .collect();
-    render(&rows, &q)
+    render(&rows, &q, "allocations")
 }
 
 /// Export disbursements to final recipients.
 #[utoipa::path(tag = "export", params(ExportQuery),
-    responses((status = 200, description = "CSV (default: UTF-8 with a byte-order mark and CRLF for Excel, a header row; `excel=false` for neither) or JSON (`format=json`)",
-        content((String = "text/csv"), (Vec<DisbursementExport> = "application/json")))),
+    responses((status = 200, description = EXPORT_BODY,
+        content((String = "text/csv"), (Vec<DisbursementExport> = "application/json"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
 #[get("/v1/exports/disbursements")]
 async fn export_disbursements(
@@ -189,6 +560,7 @@ async fn export_disbursements(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
+    let names = Names::read(&api).await?;
     let rows: Vec<_> = api
         .scan_at(b"lineage/", 0)
         .await?
@@ -197,6 +569,11 @@ async fn export_disbursements(
             let l = LineageRecord::decode(&v[..]).ok()?;
             (l.kind == "disburse").then(|| DisbursementExport {
                 tx_id: hex_id(&k, "lineage/"),
+                external_id: l.external_id.clone(),
+                org_name: names.org(&l.from_org),
+                program_name: names.program(&l.program_id),
+                amount_yuan: fen_to_yuan(i128::from(l.amount_fen)),
+                at: cst(l.at_ms),
                 org_code: l.from_org,
                 program_id: l.program_id,
                 recipient: l.to,
@@ -209,11 +586,103 @@ async fn export_disbursements(
         })
         .filter(|d| api.may_read_org(&client, &d.org_code))
         .collect();
-    render(&rows, &q)
+    render(&rows, &q, "disbursements")
 }
 
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     app.service(export_accounts)
         .service(export_allocations)
         .service(export_disbursements);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields<T: ExportRow>(sample: &T) -> Vec<String> {
+        let Value::Object(m) = serde_json::to_value(sample).unwrap() else {
+            panic!()
+        };
+        let mut keys: Vec<String> = m.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn columns<T: ExportRow>() -> Vec<String> {
+        let mut c: Vec<String> = T::COLUMNS.iter().map(|c| c.field.to_owned()).collect();
+        c.sort();
+        c
+    }
+
+    #[test]
+    fn every_export_s_columns_are_its_json_fields() {
+        let d = DisbursementExport {
+            tx_id: String::new(),
+            external_id: String::new(),
+            org_code: String::new(),
+            org_name: String::new(),
+            program_id: String::new(),
+            program_name: String::new(),
+            recipient: String::new(),
+            recipient_name: String::new(),
+            amount_yuan: String::new(),
+            amount_fen: 0,
+            purpose: String::new(),
+            economic_code: String::new(),
+            at: String::new(),
+            at_ms: 0,
+        };
+        assert_eq!(fields(&d), columns::<DisbursementExport>());
+        let a = AccountExport {
+            org_code: String::new(),
+            org_name: String::new(),
+            program_id: String::new(),
+            program_name: String::new(),
+            balance_yuan: String::new(),
+            balance_fen: 0,
+            frozen: false,
+            appropriated_fen: 0,
+            received_fen: 0,
+            allocated_out_fen: 0,
+            disbursed_fen: 0,
+            recovered_out_fen: 0,
+            recovered_in_fen: 0,
+            lots: 0,
+        };
+        assert_eq!(fields(&a), columns::<AccountExport>());
+        let al = AllocationExport {
+            tx_id: String::new(),
+            external_id: String::new(),
+            from_org: String::new(),
+            from_org_name: String::new(),
+            to_org: String::new(),
+            to_org_name: String::new(),
+            program_id: String::new(),
+            program_name: String::new(),
+            amount_yuan: String::new(),
+            amount_fen: 0,
+            document: String::new(),
+            allocated_at: String::new(),
+            allocated_at_ms: 0,
+            due_at: String::new(),
+            due_at_ms: 0,
+            late: false,
+            acknowledged: false,
+            acknowledged_at: String::new(),
+            acknowledged_at_ms: 0,
+            deadline_rule: String::new(),
+            clock_basis: String::new(),
+            days_taken: 0,
+            acknowledged_late: false,
+        };
+        assert_eq!(fields(&al), columns::<AllocationExport>());
+    }
+
+    #[test]
+    fn times_are_china_standard_time() {
+        // 2026-01-01T00:00:00Z is 08:00 in Beijing; 16:30 UTC is past midnight there.
+        assert_eq!(cst(1_767_225_600_000), "2026-01-01 08:00:00");
+        assert_eq!(cst(1_767_285_000_999), "2026-01-02 00:30:00");
+        assert_eq!(cst(0), "");
+    }
 }

@@ -64,6 +64,8 @@ pub enum Format {
     #[default]
     Csv,
     Json,
+    /// An Excel workbook (`.xlsx`).
+    Xlsx,
 }
 
 /// Why one row (or one cell of it) is refused.
@@ -121,6 +123,202 @@ pub const COLUMNS: &[(&str, &[&str])] = &[
         &["经济分类", "经济分类科目", "经济分类代码"],
     ),
 ];
+
+/// The columns of the import template, in order: field, Chinese header
+/// (`*`: every row needs it), what an allocation (下达) and a disbursement
+/// (支付) need, and a note, in Chinese then English.
+pub const TEMPLATE: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "external_id",
+        "外部编号*",
+        "必填",
+        "必填",
+        "本单位业务系统中的编号，1–64 个英文字母、数字或符号，不能重复 / your own id: 1–64 letters, digits or symbols, unique",
+    ),
+    (
+        "op",
+        "业务类型*",
+        "下达",
+        "支付",
+        "下达 或 支付 / allocate or disburse",
+    ),
+    (
+        "org_code",
+        "付款单位代码*",
+        "必填",
+        "必填",
+        "本单位 6 位代码 / your org's 6-digit code",
+    ),
+    (
+        "program_id",
+        "项目编号*",
+        "必填",
+        "必填",
+        "链上已有的项目 / a program on the chain",
+    ),
+    (
+        "amount_yuan",
+        "金额（元）*",
+        "必填",
+        "必填",
+        "以元为单位，最多两位小数 / in 元, at most two decimals",
+    ),
+    (
+        "to_org_code",
+        "收款单位代码",
+        "必填",
+        "",
+        "接收指标的下级单位代码 / the receiving org",
+    ),
+    (
+        "document",
+        "文号",
+        "必填",
+        "",
+        "指标文号，如 冀财预〔2026〕7号 / the allocation document",
+    ),
+    (
+        "recipient_uscc",
+        "统一社会信用代码",
+        "",
+        "三选一",
+        "收款单位的 18 位代码（文本格式）/ the recipient unit's 18-character code (as text)",
+    ),
+    (
+        "recipient_id_number",
+        "身份证号码",
+        "",
+        "三选一",
+        "收款人是个人时填写（文本格式），只做哈希，不上链 / a person's id number (as text): hashed, never stored",
+    ),
+    (
+        "recipient_name",
+        "收款人名称",
+        "",
+        "必填",
+        "收款单位或个人名称 / the recipient's name",
+    ),
+    (
+        "purpose",
+        "用途",
+        "",
+        "必填",
+        "支付用途 / what the payment is for",
+    ),
+    (
+        "economic_code",
+        "经济分类",
+        "",
+        "必填",
+        "3–7 位经济分类科目代码，如 30201 / 3 to 7 digits",
+    ),
+];
+
+/// The import template as a workbook (a sheet to fill in, with every column
+/// formatted as text so that Excel keeps long id numbers whole; a sheet that
+/// explains the columns; a sheet of example rows) or as a CSV header line
+/// (UTF-8 with a byte-order mark, CRLF).
+pub fn template(format: Format) -> Result<Vec<u8>, String> {
+    let headers: Vec<&str> = TEMPLATE.iter().map(|c| c.1).collect();
+    match format {
+        Format::Csv => Ok(format!("\u{feff}{}\r\n", headers.join(",")).into_bytes()),
+        Format::Json => Err("the template is csv or xlsx".into()),
+        Format::Xlsx => template_xlsx(&headers).map_err(|e| e.to_string()),
+    }
+}
+
+fn template_xlsx(headers: &[&str]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format as CellFormat, Workbook};
+    let mut book = Workbook::new();
+    let bold = CellFormat::new().set_bold();
+    let text = CellFormat::new().set_num_format("@");
+    let fill = book.add_worksheet();
+    fill.set_name("导入 import")?;
+    for (c, h) in headers.iter().enumerate() {
+        let c = c as u16;
+        fill.write_string_with_format(0, c, *h, &bold)?;
+        // Text, so that an id number or a code keeps every digit and its leading zeros.
+        fill.set_column_format(c, &text)?;
+        fill.set_column_width(c, 18)?;
+    }
+    fill.set_freeze_panes(1, 0)?;
+    let help = book.add_worksheet();
+    help.set_name("说明 instructions")?;
+    for (c, h) in [
+        "列名 column",
+        "英文列名 English name",
+        "下达 allocate",
+        "支付 disburse",
+        "说明 notes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        help.write_string_with_format(0, c as u16, *h, &bold)?;
+    }
+    for (r, (field, zh, alloc, pay, note)) in TEMPLATE.iter().enumerate() {
+        let r = r as u32 + 1;
+        help.write_string(r, 0, *zh)?;
+        help.write_string(r, 1, *field)?;
+        help.write_string(r, 2, *alloc)?;
+        help.write_string(r, 3, *pay)?;
+        help.write_string(r, 4, *note)?;
+    }
+    help.set_column_width(0, 18)?;
+    help.set_column_width(1, 22)?;
+    help.set_column_width(4, 90)?;
+    let r = TEMPLATE.len() as u32 + 2;
+    help.write_string(
+        r,
+        0,
+        "每行一笔业务；空行会被忽略；表头带 * 的列每行必填。另存为 .xlsx 或 CSV 后上传。 \
+         One row per payment; empty rows are skipped; columns marked * are needed on every row.",
+    )?;
+    let example = book.add_worksheet();
+    example.set_name("示例 example")?;
+    let rows: [[&str; 12]; 2] = [
+        [
+            "SJZ-2026-0001",
+            "下达",
+            "130100",
+            "edu-2026",
+            "10000.00",
+            "130104",
+            "石财教〔2026〕9号",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ],
+        [
+            "SJZ-2026-0002",
+            "支付",
+            "130100",
+            "edu-2026",
+            "200.00",
+            "",
+            "",
+            "12130100MB0E11116J",
+            "",
+            "石家庄市第一中学",
+            "教辅材料",
+            "30201",
+        ],
+    ];
+    for (c, h) in headers.iter().enumerate() {
+        example.write_string_with_format(0, c as u16, *h, &bold)?;
+        example.set_column_width(c as u16, 18)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            if !v.is_empty() {
+                example.write_string((r + 1) as u32, c as u16, *v)?;
+            }
+        }
+    }
+    book.save_to_buffer()
+}
 
 /// The field a header names, if any (English names, then Chinese ones; a
 /// `*` Excel templates put on required columns is ignored).
@@ -216,10 +414,26 @@ pub struct Parsed {
 /// headers, not CSV/JSON at all) is an error; bad cells are in
 /// [`Parsed::errors`], all of them.
 pub fn parse(body: &[u8], format: Format, encoding: Encoding) -> Result<Parsed, ServiceError> {
+    parse_sheet(body, format, encoding, None)
+}
+
+/// [`parse`], naming the worksheet of a workbook to read (default: the first).
+pub fn parse_sheet(
+    body: &[u8],
+    format: Format,
+    encoding: Encoding,
+    sheet: Option<&str>,
+) -> Result<Parsed, ServiceError> {
     match format {
         Format::Json => parse_json(body),
         Format::Csv => parse_csv(&decode(body, encoding)?),
+        Format::Xlsx => parse_xlsx(body, sheet),
     }
+}
+
+/// Whether `body` looks like a workbook (a ZIP file) rather than text.
+pub fn looks_like_xlsx(body: &[u8]) -> bool {
+    body.starts_with(b"PK\x03\x04")
 }
 
 fn bad_file(message: String) -> ServiceError {
@@ -276,18 +490,12 @@ fn settle_amount(row: &mut ImportRow) -> Result<(), (&'static str, String, Strin
     }
 }
 
-fn parse_csv(text: &str) -> Result<Parsed, ServiceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| bad_file(format!("表头无法读取。The header row cannot be read: {e}")))?
-        .clone();
+/// Maps a header row to the fields its columns hold; refuses unknown,
+/// repeated and missing columns.
+fn map_headers(headers: &[String]) -> Result<Vec<Option<&'static str>>, ServiceError> {
     let mut fields: Vec<Option<&'static str>> = Vec::with_capacity(headers.len());
     let mut unknown = Vec::new();
-    for h in &headers {
+    for h in headers {
         let f = field_of(h);
         if f.is_none() && !h.trim().is_empty() {
             unknown.push(h.to_owned());
@@ -322,6 +530,137 @@ fn parse_csv(text: &str) -> Result<Parsed, ServiceError> {
                 .into(),
         ));
     }
+    Ok(fields)
+}
+
+/// A file's header row and the fields its columns hold.
+struct Table {
+    headers: Vec<String>,
+    fields: Vec<Option<&'static str>>,
+}
+
+impl Table {
+    fn new(headers: Vec<String>) -> Result<Self, ServiceError> {
+        let fields = map_headers(&headers)?;
+        Ok(Self { headers, fields })
+    }
+
+    /// Reads row `n` (as Excel numbers it) into `out`: the row, or every bad
+    /// cell of it. `bad` holds cells already found unreadable (column
+    /// index, value, message).
+    fn read_row(
+        &self,
+        n: usize,
+        values: &[String],
+        mut unreadable: Vec<(usize, String, String)>,
+        out: &mut Parsed,
+    ) {
+        let (headers, fields) = (&self.headers, &self.fields);
+        let name = |i: usize| -> String {
+            match (headers.get(i), fields.get(i)) {
+                (Some(h), Some(Some(_))) => h.clone(),
+                _ => format!("#{}", i + 1),
+            }
+        };
+        let mut row = ImportRow::default();
+        let mut bad: Vec<(String, String, String)> = Vec::new();
+        let mut amount_bad = false;
+        for (i, v, m) in unreadable.drain(..) {
+            if matches!(fields.get(i), Some(Some("amount_fen" | "amount_yuan"))) {
+                amount_bad = true;
+            }
+            bad.push((name(i), v, m));
+        }
+        for (i, value) in values.iter().enumerate() {
+            let value = value.as_str();
+            if bad.iter().any(|(c, _, _)| *c == name(i)) {
+                continue;
+            }
+            let Some(Some(field)) = fields.get(i) else {
+                if !value.is_empty() {
+                    bad.push((
+                        format!("#{}", i + 1),
+                        value.to_owned(),
+                        "该值超出表头的列 / a value beyond the header's columns".to_owned(),
+                    ));
+                }
+                continue;
+            };
+            let header = name(i);
+            let v = value.to_owned();
+            match *field {
+                "external_id" => row.external_id = v,
+                "op" => match op_of(value) {
+                    Some(op) => row.op = op.into(),
+                    None if value.is_empty() => {}
+                    None => bad.push((
+                        header,
+                        v,
+                        "业务类型应为下达或支付 / op is allocate (下达) or disburse (支付)".into(),
+                    )),
+                },
+                "org_code" => row.org_code = v,
+                "program_id" => row.program_id = v,
+                "amount_fen" if !value.is_empty() => match value.parse::<i64>() {
+                    Ok(f) => row.amount_fen = Some(f),
+                    Err(_) => {
+                        amount_bad = true;
+                        bad.push((
+                            header,
+                            v,
+                            "金额（分）应为整数 / amount_fen is a whole number of 分".into(),
+                        ));
+                    }
+                },
+                "amount_yuan" if !value.is_empty() => row.amount_yuan = Some(v),
+                "to_org_code" => row.to_org_code = v,
+                "document" => row.document = v,
+                "recipient_uscc" => row.recipient_uscc = v,
+                "recipient_id_number" => row.recipient_id_number = v,
+                "recipient_id_hash" => row.recipient_id_hash = v,
+                "recipient_name" => row.recipient_name = v,
+                "purpose" => row.purpose = v,
+                "economic_code" => row.economic_code = v,
+                _ => {}
+            }
+        }
+        // An unreadable amount cell is reported once, not again as "no amount".
+        if !amount_bad && let Err((column, value, message)) = settle_amount(&mut row) {
+            let header = fields
+                .iter()
+                .position(|f| *f == Some(column))
+                .and_then(|i| headers.get(i))
+                .map_or(column, String::as_str);
+            bad.push((header.to_owned(), value, message));
+        }
+        if bad.is_empty() {
+            out.rows.push((n, row));
+        } else {
+            for (column, value, message) in bad {
+                out.errors.push(RowError {
+                    row: n,
+                    external_id: row.external_id.clone(),
+                    column: Some(column),
+                    value: Some(value),
+                    message,
+                });
+            }
+        }
+    }
+}
+
+fn parse_csv(text: &str) -> Result<Parsed, ServiceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| bad_file(format!("表头无法读取。The header row cannot be read: {e}")))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let table = Table::new(headers)?;
     let mut out = Parsed::default();
     let mut record = csv::StringRecord::new();
     let mut data_rows = 0;
@@ -368,80 +707,111 @@ fn parse_csv(text: &str) -> Result<Parsed, ServiceError> {
             out.rows.push((n, ImportRow::default()));
             break;
         }
-        let mut row = ImportRow::default();
-        let mut bad = Vec::new();
-        let mut amount_bad = false;
-        for (i, value) in record.iter().enumerate() {
-            let Some(Some(field)) = fields.get(i) else {
-                if !value.is_empty() {
-                    bad.push((
-                        format!("#{}", i + 1),
-                        value.to_owned(),
-                        "该值超出表头的列 / a value beyond the header's columns".to_owned(),
-                    ));
-                }
-                continue;
-            };
-            let header = headers.get(i).unwrap_or(field).to_owned();
-            let v = value.to_owned();
-            match *field {
-                "external_id" => row.external_id = v,
-                "op" => match op_of(value) {
-                    Some(op) => row.op = op.into(),
-                    None if value.is_empty() => {}
-                    None => bad.push((
-                        header,
-                        v,
-                        "业务类型应为下达或支付 / op is allocate (下达) or disburse (支付)".into(),
-                    )),
-                },
-                "org_code" => row.org_code = v,
-                "program_id" => row.program_id = v,
-                "amount_fen" if !value.is_empty() => match value.parse::<i64>() {
-                    Ok(f) => row.amount_fen = Some(f),
-                    Err(_) => {
-                        amount_bad = true;
-                        bad.push((
-                            header,
-                            v,
-                            "金额（分）应为整数 / amount_fen is a whole number of 分".into(),
-                        ));
-                    }
-                },
-                "amount_yuan" if !value.is_empty() => row.amount_yuan = Some(v),
-                "to_org_code" => row.to_org_code = v,
-                "document" => row.document = v,
-                "recipient_uscc" => row.recipient_uscc = v,
-                "recipient_id_number" => row.recipient_id_number = v,
-                "recipient_id_hash" => row.recipient_id_hash = v,
-                "recipient_name" => row.recipient_name = v,
-                "purpose" => row.purpose = v,
-                "economic_code" => row.economic_code = v,
-                _ => {}
-            }
-        }
-        // An unreadable amount cell is reported once, not again as "no amount".
-        if !amount_bad && let Err((column, value, message)) = settle_amount(&mut row) {
-            let header = fields
+        let values: Vec<String> = record.iter().map(str::to_owned).collect();
+        table.read_row(n, &values, Vec::new(), &mut out);
+    }
+    Ok(out)
+}
+
+/// Numbers at or above this lost digits in Excel (it keeps 15 significant
+/// digits): an id number typed into a cell not formatted as text.
+const EXCEL_EXACT_LIMIT: f64 = 1e15;
+
+/// One workbook cell as the text a CSV would hold, or why it cannot be read.
+fn cell_text(cell: &calamine::Data) -> Result<String, String> {
+    use calamine::Data;
+    match cell {
+        Data::Empty => Ok(String::new()),
+        Data::String(s) => Ok(s.trim().to_owned()),
+        Data::Int(i) => Ok(i.to_string()),
+        Data::Float(f) if f.abs() >= EXCEL_EXACT_LIMIT => Err(
+            "Excel 把这个长号码存成了数字，后几位已丢失：请把该列设为“文本”后重新填写 / \
+             Excel stored this long number as a number and lost its last digits: format the \
+             column as Text and enter it again"
+                .into(),
+        ),
+        // Integral: no ".0". Otherwise the shortest text that reads back as
+        // the same number, which is what Excel shows (1234.56, not 1234.5599…).
+        Data::Float(f) if f.fract() == 0.0 => Ok(format!("{}", *f as i64)),
+        Data::Float(f) => Ok(format!("{f}")),
+        Data::Bool(b) => Ok(b.to_string()),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => Ok(s.clone()),
+        Data::DateTime(d) => Ok(d.as_f64().to_string()),
+        Data::Error(e) => Err(format!(
+            "单元格是错误值 {e} / the cell holds the Excel error {e}"
+        )),
+    }
+}
+
+/// Reads the first worksheet (or the one named) of an `.xlsx` file. The
+/// header is the sheet's first row; row numbers are Excel's own.
+fn parse_xlsx(body: &[u8], sheet: Option<&str>) -> Result<Parsed, ServiceError> {
+    use calamine::Reader as _;
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(body))
+        .map_err(|e| {
+        bad_file(format!(
+            "不是可读取的 Excel 工作簿（.xlsx）。The file is not a readable .xlsx workbook: {e}"
+        ))
+    })?;
+    let names = book.sheet_names();
+    let name = match sheet {
+        Some(s) => names.iter().find(|n| n.as_str() == s).cloned().ok_or_else(|| {
+            bad_file(format!(
+                "工作簿中没有名为“{s}”的工作表（有：{}）。The workbook has no sheet {s:?} (it has: {}).",
+                names.join("、"),
+                names.join(", ")
+            ))
+        })?,
+        None => names
+            .first()
+            .cloned()
+            .ok_or_else(|| bad_file("工作簿中没有工作表。The workbook has no sheet.".into()))?,
+    };
+    let range = book.worksheet_range(&name).map_err(|e| {
+        bad_file(format!(
+            "工作表“{name}”无法读取。Sheet {name:?} cannot be read: {e}"
+        ))
+    })?;
+    let Some((first_row, first_col)) = range.start() else {
+        return Ok(Parsed::default());
+    };
+    // Columns left of the used range are empty; keep Excel's column places.
+    let pad = first_col as usize;
+    let mut rows = range.rows();
+    let header_cells = rows.next().unwrap_or_default();
+    let headers: Vec<String> = std::iter::repeat_n(String::new(), pad)
+        .chain(
+            header_cells
                 .iter()
-                .position(|f| *f == Some(column))
-                .and_then(|i| headers.get(i))
-                .unwrap_or(column);
-            bad.push((header.to_owned(), value, message));
-        }
-        if bad.is_empty() {
-            out.rows.push((n, row));
-        } else {
-            for (column, value, message) in bad {
-                out.errors.push(RowError {
-                    row: n,
-                    external_id: row.external_id.clone(),
-                    column: Some(column),
-                    value: Some(value),
-                    message,
-                });
+                .map(|c| cell_text(c).unwrap_or_default()),
+        )
+        .collect();
+    let table = Table::new(headers)?;
+    let mut out = Parsed::default();
+    let mut data_rows = 0;
+    for (i, cells) in rows.enumerate() {
+        // The header is Excel row first_row + 1; this row is two further on from i = 0.
+        let n = first_row as usize + i + 2;
+        let mut values = vec![String::new(); pad];
+        let mut unreadable = Vec::new();
+        for (j, c) in cells.iter().enumerate() {
+            match cell_text(c) {
+                Ok(t) => values.push(t),
+                Err(m) => {
+                    values.push(String::new());
+                    unreadable.push((pad + j, format!("{c}"), m));
+                }
             }
         }
+        if unreadable.is_empty() && values.iter().all(String::is_empty) {
+            continue;
+        }
+        data_rows += 1;
+        if data_rows > MAX_ROWS {
+            out.rows.push((n, ImportRow::default()));
+            break;
+        }
+        table.read_row(n, &values, unreadable, &mut out);
     }
     Ok(out)
 }
@@ -598,5 +968,199 @@ mod tests {
         assert!(p.errors.is_empty());
         assert_eq!(p.rows[0].1.amount_fen, Some(1230));
         assert_eq!(p.rows[1].1.amount_fen, Some(5));
+    }
+
+    /// A workbook as a finance office fills one in: Chinese headers, text
+    /// cells, amounts in 元 typed as numbers, a row left empty.
+    fn workbook(rows: &[Vec<Cell>]) -> Vec<u8> {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.set_name("Sheet1").unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let (r, c) = (r as u32, c as u16);
+                match cell {
+                    Cell::T(t) => {
+                        sheet.write_string(r, c, *t).unwrap();
+                    }
+                    Cell::N(n) => {
+                        sheet.write_number(r, c, *n).unwrap();
+                    }
+                    Cell::E => {}
+                }
+            }
+        }
+        book.save_to_buffer().unwrap()
+    }
+
+    enum Cell {
+        T(&'static str),
+        N(f64),
+        E,
+    }
+    use Cell::{E, N, T};
+
+    #[test]
+    fn an_xlsx_with_chinese_headers_and_yuan_numbers_reads_like_the_csv() {
+        let header = vec![
+            T("外部编号*"),
+            T("业务类型"),
+            T("付款单位代码"),
+            T("项目编号"),
+            T("金额（元）"),
+            T("收款单位代码"),
+            T("文号"),
+            T("统一社会信用代码"),
+            T("收款人名称"),
+            T("用途"),
+            T("经济分类"),
+        ];
+        let body = workbook(&[
+            header,
+            vec![
+                T("SJZ-1"),
+                T("下达"),
+                T("130100"),
+                T("edu-2026"),
+                N(1234.56),
+                T("130104"),
+                T("石财教〔2026〕9号"),
+                E,
+                E,
+                E,
+                E,
+            ],
+            vec![E, E, E, E, E, E, E, E, E, E, E],
+            vec![
+                T("SJZ-2"),
+                T("支付"),
+                N(130100.0),
+                T("edu-2026"),
+                N(200.0),
+                E,
+                E,
+                T("12130100MB0E11116J"),
+                T("石家庄市第一中学"),
+                T("教辅材料"),
+                N(30201.0),
+            ],
+        ]);
+        assert!(looks_like_xlsx(&body));
+        let p = parse_sheet(&body, Format::Xlsx, Encoding::Auto, None).unwrap();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        // Row numbers as Excel shows them: the empty row 3 is skipped, not renumbered.
+        let numbers: Vec<usize> = p.rows.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, vec![2, 4]);
+        let (a, d) = (&p.rows[0].1, &p.rows[1].1);
+        assert_eq!((a.op.as_str(), a.amount_fen), ("allocate", Some(123_456)));
+        assert_eq!(a.document, "石财教〔2026〕9号");
+        assert_eq!((d.op.as_str(), d.amount_fen), ("disburse", Some(20_000)));
+        // A code typed as a number reads as its digits, without ".0".
+        assert_eq!(
+            (d.org_code.as_str(), d.economic_code.as_str()),
+            ("130100", "30201")
+        );
+        assert_eq!(d.recipient_name, "石家庄市第一中学");
+        // The same rows from the equivalent CSV.
+        let csv = "外部编号*,业务类型,付款单位代码,项目编号,金额（元）,收款单位代码,文号,统一社会信用代码,收款人名称,用途,经济分类\n\
+                   SJZ-1,下达,130100,edu-2026,1234.56,130104,石财教〔2026〕9号,,,,\n\
+                   ,,,,,,,,,,\n\
+                   SJZ-2,支付,130100,edu-2026,200,,,12130100MB0E11116J,石家庄市第一中学,教辅材料,30201\n";
+        let c = parse(csv.as_bytes(), Format::Csv, Encoding::Auto).unwrap();
+        assert_eq!(c.rows, p.rows);
+    }
+
+    #[test]
+    fn xlsx_cells_excel_mangled_are_reported_with_their_row_and_column() {
+        let body = workbook(&[
+            vec![
+                T("external_id"),
+                T("op"),
+                T("org_code"),
+                T("program_id"),
+                T("金额（元）"),
+                T("身份证号码"),
+                T("收款人名称"),
+                T("用途"),
+                T("经济分类"),
+            ],
+            // An id number typed into a General cell: Excel keeps 15 digits.
+            vec![
+                T("P-1"),
+                T("支付"),
+                T("130102"),
+                T("edu"),
+                N(50.0),
+                N(130_102_200_001_011_234.0),
+                T("张三"),
+                T("补助"),
+                T("30305"),
+            ],
+            // 0.1 + 0.2 in a formula: not an amount of whole fen.
+            vec![
+                T("P-2"),
+                T("支付"),
+                T("130102"),
+                T("edu"),
+                N(0.1 + 0.2),
+                T("130102200001011234"),
+                T("李四"),
+                T("补助"),
+                T("30305"),
+            ],
+        ]);
+        let p = parse_sheet(&body, Format::Xlsx, Encoding::Auto, None).unwrap();
+        assert!(p.rows.is_empty(), "{:?}", p.rows);
+        let seen: Vec<(usize, &str)> = p
+            .errors
+            .iter()
+            .map(|e| (e.row, e.column.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(seen, vec![(2, "身份证号码"), (3, "金额（元）")]);
+        assert!(
+            p.errors[0].message.contains("文本"),
+            "{}",
+            p.errors[0].message
+        );
+        assert!(
+            p.errors[1].message.contains("two decimals"),
+            "{}",
+            p.errors[1].message
+        );
+    }
+
+    #[test]
+    fn a_named_sheet_is_read_and_a_missing_one_or_a_non_workbook_is_refused() {
+        let book = template(Format::Xlsx).unwrap();
+        // The sheet to fill in has the headers and nothing else.
+        let p = parse_sheet(&book, Format::Xlsx, Encoding::Auto, None).unwrap();
+        assert!(p.rows.is_empty() && p.errors.is_empty());
+        // Its examples are valid rows.
+        let p = parse_sheet(
+            &book,
+            Format::Xlsx,
+            Encoding::Auto,
+            Some("示例 example"),
+        )
+        .unwrap();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].1.amount_fen, Some(1_000_000));
+        let e = parse_sheet(&book, Format::Xlsx, Encoding::Auto, Some("Sheet9")).unwrap_err();
+        assert_eq!(e.code, codes::import::BAD_FILE);
+        assert!(e.message.contains("示例 example"), "{}", e.message);
+        let e = parse_sheet(
+            b"PK\x03\x04 not really a zip",
+            Format::Xlsx,
+            Encoding::Auto,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::import::BAD_FILE);
+        // The CSV template is the same header line, for Excel.
+        let csv = template(Format::Csv).unwrap();
+        assert!(csv.starts_with(b"\xEF\xBB\xBF") && csv.ends_with(b"\r\n"));
+        let p = parse(&csv, Format::Csv, Encoding::Auto).unwrap();
+        assert!(p.rows.is_empty() && p.errors.is_empty());
     }
 }

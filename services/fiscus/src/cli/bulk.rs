@@ -10,8 +10,17 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub(crate) struct ImportCmd {
-    /// A CSV file (header row) or a JSON array of rows; see docs/bulk-import.md.
-    file: PathBuf,
+    /// A CSV file (header row), an Excel workbook (.xlsx) or a JSON array of
+    /// rows; see docs/bulk-import.md.
+    #[arg(required_unless_present = "template")]
+    file: Option<PathBuf>,
+    /// The workbook's sheet to read (default: the first).
+    #[arg(long)]
+    sheet: Option<String>,
+    /// Write the import template to this file instead (.xlsx: a workbook with
+    /// instructions and examples; .csv: the header line) and exit.
+    #[arg(long, conflicts_with = "file", value_name = "FILE")]
+    template: Option<PathBuf>,
     /// Rows per request after validation (each request reports progress).
     #[arg(long, default_value_t = 500)]
     chunk: usize,
@@ -25,13 +34,37 @@ pub(crate) struct ImportCmd {
 /// Reads the file with the adapter's own reader (`import_file`: encodings,
 /// Chinese headers, 元), so the CLI and the server read a file alike.
 /// Returns each row with its row number as Excel shows it, and the bad cells.
-fn read_rows(path: &std::path::Path) -> Result<import_file::Parsed> {
+fn read_rows(path: &std::path::Path, sheet: Option<&str>) -> Result<import_file::Parsed> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let is_json = path.extension().is_some_and(|e| e == "json")
         || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let format = if is_json { Format::Json } else { Format::Csv };
-    import_file::parse(&bytes, format, import_file::Encoding::Auto)
+    let format = if import_file::looks_like_xlsx(&bytes) {
+        Format::Xlsx
+    } else if is_json {
+        Format::Json
+    } else {
+        Format::Csv
+    };
+    import_file::parse_sheet(&bytes, format, import_file::Encoding::Auto, sheet)
         .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.code, e.message))
+}
+
+/// Writes the import template (the adapter's own, as `GET /v1/imports/template` serves it).
+fn write_template(path: &std::path::Path) -> Result<()> {
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("xlsx") => Format::Xlsx,
+        Some("csv") => Format::Csv,
+        _ => bail!("--template {}: name a .xlsx or a .csv file", path.display()),
+    };
+    let bytes = import_file::template(format).map_err(|e| anyhow::anyhow!(e))?;
+    std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "import: template written to {} ({} bytes); fill in the first sheet and import it with: fiscus import {}",
+        path.display(),
+        bytes.len(),
+        path.display()
+    );
+    Ok(())
 }
 
 /// A refusal (the server's 422 body, or the same shape for bad cells found
@@ -77,10 +110,17 @@ fn print_row_errors(errors: &[Value]) {
 }
 
 pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
+    if let Some(t) = &cmd.template {
+        write_template(t)?;
+        return Ok(true);
+    }
+    let Some(file) = &cmd.file else {
+        bail!("import what? name a file, or --template FILE");
+    };
     let import_file::Parsed {
         rows: numbered,
         errors: bad,
-    } = read_rows(&cmd.file)?;
+    } = read_rows(file, cmd.sheet.as_deref())?;
     if !bad.is_empty() {
         let v = json!({
             "code": fiscus_common::codes::import::INVALID_ROWS,
@@ -187,9 +227,13 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
 pub(crate) struct ExportCmd {
     /// `accounts`, `allocations` (with deadline status) or `disbursements`.
     what: String,
-    /// `csv` or `json`.
+    /// `csv`, `json` or `xlsx` (an Excel workbook; needs --out).
     #[arg(long, default_value = "csv")]
     format: String,
+    /// The header row's language, `zh` or `en` (default: zh in a workbook,
+    /// en in a CSV).
+    #[arg(long)]
+    headers: Option<String>,
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -204,16 +248,23 @@ pub(crate) async fn export(cmd: ExportCmd) -> Result<()> {
             cmd.what
         );
     }
+    if !["csv", "json", "xlsx"].contains(&cmd.format.as_str()) {
+        bail!("--format is csv, json or xlsx (not {:?})", cmd.format);
+    }
+    if cmd.format == "xlsx" && cmd.out.is_none() {
+        bail!("a workbook is written to a file: add --out FILE.xlsx");
+    }
+    let mut path = format!("/v1/exports/{}?format={}", cmd.what, cmd.format);
+    if let Some(h) = &cmd.headers {
+        if !["zh", "en"].contains(&h.as_str()) {
+            bail!("--headers is zh or en (not {h:?})");
+        }
+        path.push_str(&format!("&headers={h}"));
+    }
     let (status, raw) = cmd
         .conn
         .target()?
-        .request(
-            "GET",
-            &format!("/v1/exports/{}?format={}", cmd.what, cmd.format),
-            &cmd.conn.key,
-            None,
-            &[],
-        )
+        .request("GET", &path, &cmd.conn.key, None, &[])
         .await?;
     if status != 200 {
         ok(status, serde_json::from_slice(&raw).unwrap_or(Value::Null))?;
