@@ -1136,13 +1136,7 @@ mod tests {
         let p = parse_sheet(&book, Format::Xlsx, Encoding::Auto, None).unwrap();
         assert!(p.rows.is_empty() && p.errors.is_empty());
         // Its examples are valid rows.
-        let p = parse_sheet(
-            &book,
-            Format::Xlsx,
-            Encoding::Auto,
-            Some("示例 example"),
-        )
-        .unwrap();
+        let p = parse_sheet(&book, Format::Xlsx, Encoding::Auto, Some("示例 example")).unwrap();
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert_eq!(p.rows.len(), 2);
         assert_eq!(p.rows[0].1.amount_fen, Some(1_000_000));

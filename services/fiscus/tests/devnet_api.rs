@@ -77,6 +77,7 @@ fn the_devnet_serves_the_rest_api_end_to_end() {
             "GET /v1/exports/accounts",
             "GET /v1/exports/allocations",
             "GET /v1/exports/disbursements",
+            "GET /v1/imports/template",
             "GET /v1/programs",
             "GET /v1/trace/{tx_id}",
             "GET /v1/transactions/{tx_id}",
