@@ -65,7 +65,8 @@ pub mod api {
     /// client-signed envelopes instead. Retrying cannot help.
     pub const CUSTODIAL_NOT_ENABLED: &str = "api.custodial_not_enabled";
 
-    /// Rendering an export (CSV) failed inside the adapter. Retrying may help.
+    /// Rendering an export (CSV or .xlsx) or the import template failed
+    /// inside the adapter. Retrying may help.
     pub const EXPORT_FAILED: &str = "api.export_failed";
 
     /// The Idempotency-Key was already used for a different operation.
@@ -462,7 +463,8 @@ pub mod import {
 
 /// Exchange-adapter's webhooks and their dead letters (`/v1/webhooks/…`).
 pub mod webhook {
-    /// The dead letter was already delivered or acknowledged; nothing changed.
+    /// The dead letter was already delivered or acknowledged (so it is
+    /// neither replayed nor acknowledged again); nothing changed.
     pub const ALREADY_RESOLVED: &str = "webhook.already_resolved";
 
     /// A replay did not reach the receiver (the error says why); the letter

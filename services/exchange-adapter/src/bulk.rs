@@ -1,7 +1,7 @@
-//! Bulk import of allocations and disbursements (CSV or JSON), validated as a
+//! Bulk import of allocations and disbursements (CSV, .xlsx or JSON), validated as a
 //! whole before anything is submitted and idempotent by each row's external
-//! id. Reading the file (encodings, Chinese headers, 元) is
-//! `crate::import_file`; exports are in `crate::export`.
+//! id. Reading the file (encodings, workbooks, Chinese headers, 元) and the
+//! template are `crate::import_file`; exports are in `crate::export`.
 //!
 //! The formats are documented in `docs/bulk-import.md`.
 
@@ -97,6 +97,10 @@ pub struct ImportProblem {
 
 use crate::import_file::{MAX_ROWS, fen_to_yuan as yuan};
 
+/// Row `X`'s transaction is the custodial signer's under the idempotency key
+/// `import:X`; REST refuses keys with this prefix, so the two never meet.
+pub const IMPORT_KEY_PREFIX: &str = "import:";
+
 impl ImportRow {
     fn operation(&self) -> Result<Operation, String> {
         let from = Account {
@@ -138,10 +142,7 @@ impl ImportRow {
 fn check_row(api: &Api, client: &Client, row: &ImportRow) -> Result<TransferCall, String> {
     // The contract's own rule (it keeps the id on chain), and an import row needs one.
     if row.external_id.is_empty() {
-        return Err(format!(
-            "{}: 外部编号不能为空 / external_id is required",
-            codes::contract::BAD_EXTERNAL_ID
-        ));
+        return Err("外部编号不能为空 / external_id is required on every import row".into());
     }
     fiscus_contract_executor::rules::external_id(&row.external_id)
         .map_err(|r| format!("{}: {}", r.code, r.reason))?;
@@ -325,7 +326,7 @@ async fn import(
                 continue;
             }
         }
-        let key = format!("import:{}", row.external_id);
+        let key = format!("{IMPORT_KEY_PREFIX}{}", row.external_id);
         let (tx, env, nonce) =
             match crate::submit::custodial_envelope(&api, custodial, &client, call, Some(&key)) {
                 Ok(x) => x,

@@ -475,6 +475,19 @@ async fn dead_letters(
     Ok(web::Json(letters))
 }
 
+fn already_resolved(id: u64, state: LetterState) -> ServiceError {
+    let state = match state {
+        LetterState::Open => "open",
+        LetterState::Delivered => "delivered",
+        LetterState::Acknowledged => "acknowledged",
+    };
+    err(
+        ErrorKind::Conflict,
+        codes::webhook::ALREADY_RESOLVED,
+        format!("dead letter {id} is already {state}; nothing changed"),
+    )
+}
+
 fn unknown_letter(id: u64) -> ServiceError {
     err(
         ErrorKind::NotFound,
@@ -483,16 +496,17 @@ fn unknown_letter(id: u64) -> ServiceError {
     )
 }
 
-/// Delivers a dead letter's event to its webhook again, once (signed with
-/// the current time). Delivered: the letter is `delivered` and returned.
-/// Not delivered: 503 `webhook.delivery_failed`; the letter stays open with
-/// the attempt, its error and time recorded. A delivered or acknowledged
-/// letter may be replayed again (e.g. when the receiver lost it). Admin scope.
+/// Delivers an open dead letter's event to its webhook again, once (signed
+/// with the current time). Delivered: the letter is `delivered` and
+/// returned. Not delivered: 503 `webhook.delivery_failed`; the letter stays
+/// open with the attempt, its error and time recorded. A delivered or
+/// acknowledged letter: 409 `webhook.already_resolved` (a receiver that lost
+/// a block reads it again with `GET /v1/events?from_height=`). Admin scope.
 #[utoipa::path(tag = "subscribe",
     params(("id" = u64, Path, description = "The dead letter's id")),
     responses((status = 200, body = DeadLetter),
         (status = 404, description = "No such letter (`webhook.unknown_dead_letter`)", body = crate::error::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Its webhook is no longer configured (`webhook.unknown_webhook`)", body = crate::error::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Already delivered or acknowledged (`webhook.already_resolved`), or its webhook is no longer configured (`webhook.unknown_webhook`)", body = crate::error::ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "The receiver did not accept it (`webhook.delivery_failed`)", body = crate::error::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 #[post("/v1/webhooks/dead-letters/{id}/replay")]
@@ -507,6 +521,9 @@ async fn replay_dead_letter(
         .hub
         .dead_letter_by_id(id)
         .ok_or_else(|| unknown_letter(id))?;
+    if letter.state != LetterState::Open {
+        return Err(already_resolved(id, letter.state));
+    }
     let hook = api
         .webhooks
         .iter()
@@ -527,6 +544,10 @@ async fn replay_dead_letter(
     let updated = api
         .hub
         .update_dead_letter(id, |d| {
+            if d.state != LetterState::Open {
+                // Resolved meanwhile by another call: keep what it recorded.
+                return d.clone();
+            }
             d.attempts = d.attempts.saturating_add(1);
             match &outcome {
                 Ok(()) => {
@@ -580,11 +601,7 @@ async fn ack_dead_letter(
     api.hub
         .update_dead_letter(id, |d| {
             if d.state != LetterState::Open {
-                return Err(err(
-                    ErrorKind::Conflict,
-                    codes::webhook::ALREADY_RESOLVED,
-                    format!("dead letter {id} is already {:?}", d.state).to_lowercase(),
-                ));
+                return Err(already_resolved(id, d.state));
             }
             d.state = LetterState::Acknowledged;
             d.resolved_at_ms = Some(now);

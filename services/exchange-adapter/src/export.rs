@@ -328,6 +328,9 @@ pub fn xlsx_bytes<T: ExportRow>(rows: &[T], headers: Headers) -> Result<Vec<u8>,
     let bold = CellFormat::new().set_bold();
     let yuan = CellFormat::new().set_num_format("#,##0.00");
     let when = CellFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    // Whole numbers in full: Excel's General format shows 13-digit
+    // milliseconds as 1.76723E+12.
+    let whole = CellFormat::new().set_num_format("0");
     for (c, (name, column)) in header::<T>(headers).iter().zip(T::COLUMNS).enumerate() {
         let c = u16::try_from(c).map_err(failed)?;
         sheet
@@ -365,7 +368,7 @@ pub fn xlsx_bytes<T: ExportRow>(rows: &[T], headers: Headers) -> Result<Vec<u8>,
                 }
                 (Kind::Int, Value::Number(n)) => {
                     sheet
-                        .write_number(r, c, n.as_f64().unwrap_or_default())
+                        .write_number_with_format(r, c, n.as_f64().unwrap_or_default(), &whole)
                         .map_err(failed)?;
                 }
                 (Kind::Bool, Value::Bool(b)) => {

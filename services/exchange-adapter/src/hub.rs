@@ -46,6 +46,37 @@ pub struct WebhookConfig {
     pub initial_backoff_ms: u64,
 }
 
+impl WebhookConfig {
+    /// The one rule for a webhook's settings (the adapter's config and the
+    /// devnet's `webhooks.toml` both apply it): a name of letters, digits,
+    /// '-' or '_'; an `http://` URL, or `https://` with a readable `ca_file`;
+    /// a secret of at least 16 characters; at least one attempt.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err("a webhook name is 1 to 64 letters, digits, '-' or '_'");
+        }
+        if let Err(e) = crate::http_client::Target::parse(&self.url, self.ca_file.as_deref()) {
+            tracing::error!(webhook = %self.name, error = %e, "bad webhook target");
+            return Err(
+                "a webhook url must be http://host:port/path, or https://host:port/path with a readable ca_file",
+            );
+        }
+        if self.secret.len() < 16 {
+            return Err("a webhook secret must be at least 16 characters");
+        }
+        if self.max_attempts == 0 {
+            return Err("a webhook's max_attempts must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 pub fn default_attempts() -> u32 {
     6
 }

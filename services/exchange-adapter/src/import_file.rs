@@ -1,6 +1,8 @@
 //! Reading an import file the way finance offices save them: CSV in UTF-8
 //! (with or without a BOM) or GB18030/GBK (what Excel writes on Chinese
-//! Windows), or a JSON array; column headers in English or Chinese; amounts
+//! Windows), an Excel workbook (`.xlsx`, its first or a named sheet; cells
+//! read as their values, so a code typed as a number loses its leading
+//! zeros: the template formats every column as text), or a JSON array; column headers in English or Chinese; amounts
 //! in fen (`amount_fen`) or in 元 with at most two decimals (`amount_yuan`,
 //! `1,234.56`, `¥1234.5`), never through a float. Every bad cell of every
 //! row is reported in one pass, with the row number Excel shows (the header
@@ -424,6 +426,13 @@ pub fn parse_sheet(
     encoding: Encoding,
     sheet: Option<&str>,
 ) -> Result<Parsed, ServiceError> {
+    if looks_like_xls(body) {
+        return Err(bad_file(
+            "这是旧版 Excel 97-2003 工作簿（.xls），无法读取：请另存为 .xlsx 或 CSV。 \
+             This is an Excel 97-2003 workbook (.xls), which is not read: save it as .xlsx or CSV."
+                .into(),
+        ));
+    }
     match format {
         Format::Json => parse_json(body),
         Format::Csv => parse_csv(&decode(body, encoding)?),
@@ -434,6 +443,11 @@ pub fn parse_sheet(
 /// Whether `body` looks like a workbook (a ZIP file) rather than text.
 pub fn looks_like_xlsx(body: &[u8]) -> bool {
     body.starts_with(b"PK\x03\x04")
+}
+
+/// An Excel 97–2003 `.xls` file (an OLE2 compound file): not read.
+fn looks_like_xls(body: &[u8]) -> bool {
+    body.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
 }
 
 fn bad_file(message: String) -> ServiceError {

@@ -85,10 +85,10 @@ pub struct Config {
     /// The longest `?wait=commit|final` waits before answering 503.
     pub wait_timeout_ms: u64,
     pub max_message_bytes: usize,
-    /// Where webhook cursors are kept.
+    /// Where webhook cursors and dead letters are kept.
     pub data_dir: PathBuf,
     /// Webhooks: `[[webhooks]]` with name, url, secret (and optionally
-    /// max_attempts, initial_backoff_ms).
+    /// ca_file, max_attempts, initial_backoff_ms); see `hub::WebhookConfig`.
     pub webhooks: Vec<hub::WebhookConfig>,
     pub json_logs: bool,
 }
@@ -148,28 +148,11 @@ impl fiscus_common::config::ServiceConfig for Config {
         }
         let mut names = std::collections::BTreeSet::new();
         for w in &self.webhooks {
-            let name_ok = !w.name.is_empty()
-                && w.name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !name_ok || !names.insert(w.name.clone()) {
-                return bad(
-                    "webhooks",
-                    "each webhook needs a unique name of letters, digits, '-' or '_'",
-                );
+            if !names.insert(w.name.clone()) {
+                return bad("webhooks", "each webhook needs a unique name");
             }
-            if let Err(e) = crate::http_client::Target::parse(&w.url, w.ca_file.as_deref()) {
-                tracing::error!(webhook = %w.name, error = %e, "bad webhook target");
-                return bad(
-                    "webhooks",
-                    "a webhook url must be http://host:port/path, or https://host:port/path with a readable ca_file",
-                );
-            }
-            if w.secret.len() < 16 {
-                return bad(
-                    "webhooks",
-                    "a webhook secret must be at least 16 characters",
-                );
+            if let Err(problem) = w.validate() {
+                return bad("webhooks", problem);
             }
         }
         Ok(())
@@ -308,12 +291,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let certs = fiscus_common::certs::Certs::load_dir(&config.signers_dir, &genesis.ca_roots)?;
     let clients = clients::Clients::load(&config.clients_file, config.rate_per_s, config.burst)?;
     // Webhook dead letters survive restarts, next to the webhook cursors.
-    let hub = if config.webhooks.is_empty() {
+    // Kept (and listed, and acknowledgeable) after the last webhook is removed too.
+    let dead_file = config.data_dir.join("webhook-dead-letters.jsonl");
+    let hub = if config.webhooks.is_empty() && !dead_file.exists() {
         hub::Hub::default()
     } else {
         std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
-        let file = config.data_dir.join("webhook-dead-letters.jsonl");
-        hub::Hub::durable(file.clone()).map_err(io(file.display()))?
+        hub::Hub::durable(dead_file.clone()).map_err(io(dead_file.display()))?
     };
     let api = web::Data::new(context::Api {
         consortium_id: genesis.consortium_id.clone(),

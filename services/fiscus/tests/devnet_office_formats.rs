@@ -312,6 +312,17 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
         "{v}"
     );
 
+    // A REST Idempotency-Key never stands for an import row.
+    let r = call(
+        mof,
+        "POST",
+        "/v1/operations",
+        Some(mof_key),
+        Some(&appropriate("财预〔2026〕1号", 1)),
+        &[("Idempotency-Key", "import:XL-D1")],
+    );
+    problem(r, 400, "api.bad_idempotency_key");
+
     // JSON exports: names, 元, CST times and the external_id beside the codes.
     let export = |what: &str, query: &str| {
         call(
@@ -408,8 +419,14 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
             .output()
             .unwrap()
     };
+    // The template needs no API: no --api, no key.
     let t = dir.path().join("template.xlsx");
-    let out = cli(&["import", "--template", t.to_str().unwrap()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args(["import", "--template", t.to_str().unwrap()])
+        .env_remove("FISCUS_API")
+        .env_remove("FISCUS_API_KEY")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let headers: Vec<String> = sheet(&std::fs::read(&t).unwrap(), None)[0]
         .iter()

@@ -274,6 +274,19 @@ fn devnet_webhooks_dead_letter_and_are_replayed_or_acknowledged() {
         409,
         "webhook.already_resolved",
     );
+    // A resolved letter is neither replayed nor acknowledged again.
+    problem(
+        call(
+            county,
+            "POST",
+            &path(first, "replay"),
+            Some(county_key),
+            None,
+            &[],
+        ),
+        409,
+        "webhook.already_resolved",
+    );
     problem(
         call(
             county,
@@ -315,27 +328,40 @@ fn devnet_webhooks_dead_letter_and_are_replayed_or_acknowledged() {
 }
 
 #[test]
-fn a_webhooks_file_naming_an_unknown_member_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("devnet");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("webhooks.toml"),
-        "[[webhooks]]\nname = \"x\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n\
-         members = [\"139999\"]\n",
-    )
-    .unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .args(["devnet", "--base-port", "0", "--data-dir"])
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(data.with_extension("stderr.log")).unwrap())
-        .status()
+fn a_webhooks_file_the_adapter_would_refuse_stops_the_devnet_at_start() {
+    for (n, (entry, said)) in [
+        (
+            "members = [\"139999\"]",
+            "webhook \"x\" names member \"139999\"",
+        ),
+        (
+            "members = [\"130102\"]\nmax_attempts = 0",
+            "max_attempts must be at least 1",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join(format!("devnet-{n}"));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            data.join("webhooks.toml"),
+            format!(
+                "[[webhooks]]\nname = \"x\"\nurl = \"http://127.0.0.1:9/\"\n\
+                 secret = \"0123456789abcdef\"\n{entry}\n"
+            ),
+        )
         .unwrap();
-    assert!(!status.success());
-    let log = std::fs::read_to_string(data.with_extension("stderr.log")).unwrap();
-    assert!(
-        log.contains("webhook \"x\" names member \"139999\""),
-        "{log}"
-    );
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_fiscus"))
+            .args(["devnet", "--base-port", "0", "--data-dir"])
+            .arg(&data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(data.with_extension("stderr.log")).unwrap())
+            .status()
+            .unwrap();
+        assert!(!status.success());
+        let log = std::fs::read_to_string(data.with_extension("stderr.log")).unwrap();
+        assert!(log.contains(said), "{log}");
+    }
 }

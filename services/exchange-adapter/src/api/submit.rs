@@ -43,13 +43,26 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
         None => Ok(None),
         Some(v) => {
             let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 128);
-            k.map(|k| Some(k.to_owned())).ok_or_else(|| {
+            let k = k.ok_or_else(|| {
                 err(
                     ErrorKind::InvalidArgument,
                     codes::api::BAD_IDEMPOTENCY_KEY,
                     "Idempotency-Key must be 1 to 128 visible ASCII characters",
                 )
-            })
+            })?;
+            // Bulk import derives row `X`'s transaction from the key `import:X`
+            // (crate::bulk): a REST key must never stand for an import row.
+            if k.starts_with(crate::bulk::IMPORT_KEY_PREFIX) {
+                return Err(err(
+                    ErrorKind::InvalidArgument,
+                    codes::api::BAD_IDEMPOTENCY_KEY,
+                    format!(
+                        "Idempotency-Key may not start with {:?}: that prefix names bulk import rows",
+                        crate::bulk::IMPORT_KEY_PREFIX
+                    ),
+                ));
+            }
+            Ok(Some(k.to_owned()))
         }
     }
 }

@@ -156,9 +156,10 @@ pub(crate) async fn import(cmd: ImportCmd) -> Result<bool> {
         }
     };
     let target = cmd.conn.target()?;
+    let api_key = cmd.conn.key()?.to_owned();
     let post = |rows: &[ImportRow], dry: bool| {
         let body = serde_json::to_string(rows);
-        let key = cmd.conn.key.clone();
+        let key = api_key.clone();
         let target = target.clone();
         async move {
             target
@@ -264,7 +265,7 @@ pub(crate) async fn export(cmd: ExportCmd) -> Result<()> {
     let (status, raw) = cmd
         .conn
         .target()?
-        .request("GET", &path, &cmd.conn.key, None, &[])
+        .request("GET", &path, cmd.conn.key()?, None, &[])
         .await?;
     if status != 200 {
         ok(status, serde_json::from_slice(&raw).unwrap_or(Value::Null))?;

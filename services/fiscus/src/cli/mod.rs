@@ -21,15 +21,17 @@ use std::path::PathBuf;
 pub(crate) struct Conn {
     /// The member's exchange-adapter, e.g. http://127.0.0.1:7110 or
     /// https://api.hebei.fiscus.internal:8080.
+    /// Required by every command that calls the API.
     #[arg(long, env = "FISCUS_API")]
-    api: String,
+    api: Option<String>,
     /// For an https:// API: the PEM certificates of the roots to trust (the
     /// consortium root, e.g. `<devnet>/ca/ca/root.pem`).
     #[arg(long, env = "FISCUS_CA_FILE")]
     ca_file: Option<PathBuf>,
     /// An API key (`fsk_…`).
+    /// Required by every command that calls the API.
     #[arg(long, env = "FISCUS_API_KEY", hide_env_values = true)]
-    key: String,
+    key: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -37,13 +39,25 @@ pub(crate) struct Conn {
 
 impl Conn {
     fn target(&self) -> Result<Target> {
-        Ok(Target::parse(&self.api, self.ca_file.as_deref())?)
+        let api = self.api.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "which API? give --api URL (or set FISCUS_API), e.g. http://127.0.0.1:7110"
+            )
+        })?;
+        Ok(Target::parse(api, self.ca_file.as_deref())?)
+    }
+
+    /// The API key (`--key` or FISCUS_API_KEY).
+    fn key(&self) -> Result<&str> {
+        self.key
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no API key: give --key fsk_… (or set FISCUS_API_KEY)"))
     }
 
     async fn get(&self, path: &str) -> Result<Value> {
         let (status, v) = self
             .target()?
-            .json("GET", path, &self.key, None, &[])
+            .json("GET", path, self.key()?, None, &[])
             .await?;
         ok(status, v)
     }

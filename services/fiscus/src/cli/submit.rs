@@ -159,7 +159,7 @@ pub(crate) async fn submit(cmd: SubmitCmd) -> Result<()> {
         .json(
             "POST",
             &format!("/v1/operations?wait={}", cmd.wait),
-            &cmd.conn.key,
+            cmd.conn.key()?,
             Some(&op),
             &extra,
         )

@@ -50,8 +50,8 @@ pub(crate) struct Webhooks(Vec<Entry>);
 
 impl Webhooks {
     /// Reads `<data>/webhooks.toml` if it exists; refuses an unreadable file,
-    /// an unknown member and a name used twice, and says what each webhook
-    /// goes to. (The adapter checks names, URLs and secrets when it starts.)
+    /// an unknown member, a name used twice and settings the adapter would
+    /// refuse ([`WebhookConfig::validate`]), and says what each webhook goes to.
     pub(crate) fn load(data: &Path, layout: &Layout) -> Result<Self> {
         let path = data.join(FILE);
         let text = match std::fs::read_to_string(&path) {
@@ -75,6 +75,9 @@ impl Webhooks {
                     codes.join(", ")
                 );
             }
+            if let Err(problem) = e.config().validate() {
+                bail!("{}: webhook {:?}: {problem}", path.display(), e.name);
+            }
             let to = if e.members.is_empty() {
                 "every member".to_owned()
             } else {
@@ -90,14 +93,20 @@ impl Webhooks {
         self.0
             .iter()
             .filter(|e| e.members.is_empty() || e.members.iter().any(|m| m == code))
-            .map(|e| WebhookConfig {
-                name: e.name.clone(),
-                url: e.url.clone(),
-                ca_file: e.ca_file.clone(),
-                secret: e.secret.clone(),
-                max_attempts: e.max_attempts,
-                initial_backoff_ms: e.initial_backoff_ms,
-            })
+            .map(Entry::config)
             .collect()
+    }
+}
+
+impl Entry {
+    fn config(&self) -> WebhookConfig {
+        WebhookConfig {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            ca_file: self.ca_file.clone(),
+            secret: self.secret.clone(),
+            max_attempts: self.max_attempts,
+            initial_backoff_ms: self.initial_backoff_ms,
+        }
     }
 }
