@@ -40,6 +40,7 @@ pub struct Api {
     pub hub: crate::hub::Hub,
     /// The configured webhooks (a dead letter is replayed to its own).
     pub webhooks: Vec<crate::hub::WebhookConfig>,
+    pub metrics: crate::metrics::Metrics,
     /// What a caller with a consortium client certificate may do (REST over TLS).
     pub cert_scopes: Vec<Scope>,
     /// The serials the CRL in force revokes: a REST connection authenticated

@@ -210,12 +210,25 @@ async fn post_once(hook: &WebhookConfig, body: &str, height: u64) -> Result<(), 
 
 /// Delivers one event with retries; `Err` after the last attempt.
 pub async fn deliver(hook: &WebhookConfig, ev: &BlockEvent) -> Result<u32, (u32, String)> {
+    deliver_counted(hook, ev, None).await
+}
+
+/// [`deliver`], counting each attempt in `metrics`.
+pub async fn deliver_counted(
+    hook: &WebhookConfig,
+    ev: &BlockEvent,
+    metrics: Option<&crate::metrics::Metrics>,
+) -> Result<u32, (u32, String)> {
     let body = serde_json::to_string(ev).unwrap_or_default();
     let mut backoff = Duration::from_millis(hook.initial_backoff_ms.max(1));
     let attempts = hook.max_attempts.max(1);
     let mut last = String::new();
     for attempt in 1..=attempts {
-        match post_once(hook, &body, ev.height).await {
+        let outcome = post_once(hook, &body, ev.height).await;
+        if let Some(m) = metrics {
+            m.attempt(&hook.name, outcome.is_ok());
+        }
+        match outcome {
             Ok(()) => return Ok(attempt),
             Err(e) => {
                 tracing::warn!(webhook = %hook.name, height = ev.height, attempt, error = %e, "webhook delivery failed");
@@ -267,7 +280,11 @@ pub async fn webhook_loop(api: web::Data<Api>, hook: WebhookConfig, cursor_file:
                 continue;
             }
         };
-        if let Err((attempts, last_error)) = deliver(&hook, &ev).await {
+        if let Err((attempts, last_error)) = deliver_counted(&hook, &ev, Some(&api.metrics)).await {
+            api.metrics
+                .dead_letters
+                .with_label_values(&[hook.name.as_str()])
+                .inc();
             api.hub.dead_letter(DeadLetter {
                 id: 0,
                 webhook: hook.name.clone(),
@@ -540,6 +557,7 @@ async fn replay_dead_letter(
         })?;
     let body = serde_json::to_string(&letter.event).unwrap_or_default();
     let outcome = post_once(hook, &body, letter.height).await;
+    api.metrics.attempt(&hook.name, outcome.is_ok());
     let now = unix_now_ms();
     let updated = api
         .hub

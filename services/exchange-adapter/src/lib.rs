@@ -27,6 +27,7 @@ pub mod http_client;
 pub mod hub;
 pub mod import_file;
 pub mod json;
+pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod submit;
@@ -299,6 +300,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
         hub::Hub::durable(dead_file.clone()).map_err(io(dead_file.display()))?
     };
+    let registry = prometheus::Registry::new();
+    let metrics = metrics::Metrics::register(&registry).map_err(|e| StartError::Io {
+        what: "registering metrics".into(),
+        source: std::io::Error::other(e),
+    })?;
     let api = web::Data::new(context::Api {
         consortium_id: genesis.consortium_id.clone(),
         clients,
@@ -322,6 +328,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         max_import_bytes: config.max_import_bytes,
         hub,
         webhooks: config.webhooks.clone(),
+        metrics,
         wait_timeout: std::time::Duration::from_millis(config.wait_timeout_ms),
         cert_scopes: config.grpc_cert_scopes.clone(),
         revocations: tls.revocations(),
@@ -460,7 +467,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tokio::spawn(server);
     let readiness = Readiness::default();
     readiness.set("api", Ok(()));
-    let ops = OpsServer::start(config.http_listen, prometheus::Registry::new(), readiness)
+    let ops = OpsServer::start(config.http_listen, registry, readiness)
         .map_err(io(config.http_listen))?;
     tracing::info!(%addr, member = ?tls.identity().member, "exchange-adapter serving");
     Ok(Running {

@@ -183,6 +183,42 @@ async fn a_delivery_that_always_fails_is_reported_after_the_last_attempt() {
     assert!(last.contains("connecting"), "{last}");
 }
 
+#[tokio::test]
+async fn each_attempt_is_counted_by_webhook_and_outcome_on_the_registry() {
+    use fiscus_exchange_adapter::events::deliver_counted;
+    use fiscus_exchange_adapter::metrics::Metrics;
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry).unwrap();
+    let (url, _rx) = receiver(vec![500, 200]);
+    let hook = WebhookConfig {
+        name: "treasury".into(),
+        url,
+        secret: "a shared secret of some length".into(),
+        max_attempts: 3,
+        initial_backoff_ms: 10,
+        ca_file: None,
+    };
+    assert_eq!(
+        deliver_counted(&hook, &event(), Some(&metrics)).await,
+        Ok(2)
+    );
+    // What /metrics would serve: one error, then one ok, for this webhook.
+    let text = {
+        use prometheus::Encoder as _;
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    for line in [
+        r#"fiscus_webhook_delivery_attempts_total{outcome="error",webhook="treasury"} 1"#,
+        r#"fiscus_webhook_delivery_attempts_total{outcome="ok",webhook="treasury"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+}
+
 #[test]
 fn dead_letters_survive_a_restart_and_a_torn_last_line_is_skipped() {
     use fiscus_exchange_adapter::hub::{DeadLetter, Hub, LetterState};
