@@ -200,6 +200,9 @@ pub struct TraceStepJson {
     pub economic_code: String,
     /// Adjustments: the tx id corrected (hex), else empty.
     pub corrects_tx_id: String,
+    /// Allocations and disbursements: the sender's own id (e.g. an import
+    /// row's `external_id`), else empty.
+    pub external_id: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -370,6 +370,17 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
         "{alloc}"
     );
     let accounts = export("accounts", "format=json").2;
+    // The trace shows the senders' own ids at each step.
+    let trace = call(
+        mof,
+        "GET",
+        &format!("/v1/trace/{}", pay["tx_id"].as_str().unwrap()),
+        Some(mof_read),
+        None,
+        &[],
+    );
+    assert_eq!(trace.0, 200, "{:?}", trace.2);
+    assert_eq!(trace.2["steps"][0]["external_id"], "XL-D1", "{:?}", trace.2);
 
     // Each workbook export holds the JSON export's values, typed.
     for (what, json) in [

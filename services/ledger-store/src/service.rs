@@ -346,6 +346,7 @@ impl<S: StateStore> ledger_server::Ledger for LedgerService<S> {
                         recipient_name: rec.recipient_name,
                         economic_code: rec.economic_code,
                         corrects_tx_id: rec.corrects_tx_id,
+                        external_id: rec.external_id,
                     }
                 })
                 .collect(),

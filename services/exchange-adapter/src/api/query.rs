@@ -498,6 +498,7 @@ pub(super) async fn trace(
                 recipient_name: s.recipient_name,
                 economic_code: s.economic_code,
                 corrects_tx_id: hex::encode(s.corrects_tx_id),
+                external_id: s.external_id,
             })
             .collect(),
     }))
