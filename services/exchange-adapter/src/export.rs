@@ -1,5 +1,7 @@
 //! Exports of accounts, allocations and disbursements as CSV, JSON or Excel
-//! (`.xlsx`), at the head, limited by the disclosure policy.
+//! (`.xlsx`), limited by the disclosure policy. Each is read at one height
+//! (the head when the request arrives: rows and names alike), which the
+//! answer names in `X-Fiscus-Height`.
 //!
 //! Every format carries the same columns ([`Column`] lists them per export,
 //! and a test checks they are the JSON fields): codes with the org and
@@ -390,21 +392,27 @@ pub fn xlsx_bytes<T: ExportRow>(rows: &[T], headers: Headers) -> Result<Vec<u8>,
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
+/// The header naming the height an export was read at.
+pub const HEIGHT_HEADER: &str = "X-Fiscus-Height";
+
 fn render<T: ExportRow>(
     rows: &[T],
     q: &ExportQuery,
     name: &str,
+    height: u64,
 ) -> Result<HttpResponse, ServiceError> {
+    let mut ok = HttpResponse::Ok();
+    ok.insert_header((HEIGHT_HEADER, height.to_string()));
     match q.format {
-        Format::Json => Ok(HttpResponse::Ok().json(rows)),
-        Format::Csv => Ok(HttpResponse::Ok()
+        Format::Json => Ok(ok.json(rows)),
+        Format::Csv => Ok(ok
             .content_type("text/csv; charset=utf-8")
             .insert_header((
                 "Content-Disposition",
                 format!("attachment; filename=\"{name}.csv\""),
             ))
             .body(csv_bytes(rows, q)?)),
-        Format::Xlsx => Ok(HttpResponse::Ok()
+        Format::Xlsx => Ok(ok
             .content_type(XLSX)
             .insert_header((
                 "Content-Disposition",
@@ -421,22 +429,22 @@ fn hex_id(key: &[u8], prefix: &str) -> String {
         .to_owned()
 }
 
-/// Org and program names, read at the head.
+/// Org and program names, read at the export's height.
 struct Names {
     orgs: BTreeMap<String, String>,
     programs: BTreeMap<String, String>,
 }
 
 impl Names {
-    async fn read(api: &Api) -> Result<Self, ServiceError> {
+    async fn read(api: &Api, height: u64) -> Result<Self, ServiceError> {
         let orgs = api
-            .state_at(fiscus_contract_executor::keys::CONFIG, 0)
+            .state_at(fiscus_contract_executor::keys::CONFIG, height)
             .await?
             .and_then(|v| ConsortiumConfig::decode(&v[..]).ok())
             .map(|c| c.orgs.into_iter().map(|o| (o.code, o.name)).collect())
             .unwrap_or_default();
         let programs = api
-            .scan_at(b"prog/", 0)
+            .scan_at(b"prog/", height)
             .await?
             .into_iter()
             .filter_map(|(k, v)| {
@@ -461,6 +469,7 @@ const EXPORT_BODY: &str = "CSV (default: UTF-8 with a byte-order mark and CRLF f
 /// Export the accounts the client may read, at the head.
 #[utoipa::path(tag = "export", params(ExportQuery),
     responses((status = 200, description = EXPORT_BODY,
+        headers(("X-Fiscus-Height" = u64, description = "The height the export was read at")),
         content((String = "text/csv"), (Vec<AccountExport> = "application/json"),
             (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
@@ -471,9 +480,10 @@ async fn export_accounts(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
-    let names = Names::read(&api).await?;
+    let height = api.head().await?;
+    let names = Names::read(&api, height).await?;
     let rows: Vec<_> = api
-        .scan_at(b"acct/", 0)
+        .scan_at(b"acct/", height)
         .await?
         .into_iter()
         .filter_map(|(k, v)| crate::json::account_json(&k, &AccountState::decode(&v[..]).ok()?))
@@ -495,12 +505,13 @@ async fn export_accounts(
             lots: a.lots as u64,
         })
         .collect();
-    render(&rows, &q, "accounts")
+    render(&rows, &q, "accounts", height)
 }
 
 /// Export allocations (sender's or receiver's readable), with deadline status.
 #[utoipa::path(tag = "export", params(ExportQuery),
     responses((status = 200, description = EXPORT_BODY,
+        headers(("X-Fiscus-Height" = u64, description = "The height the export was read at")),
         content((String = "text/csv"), (Vec<AllocationExport> = "application/json"),
             (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
@@ -511,9 +522,10 @@ async fn export_allocations(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
-    let names = Names::read(&api).await?;
+    let height = api.head().await?;
+    let names = Names::read(&api, height).await?;
     let rows: Vec<_> = api
-        .scan_at(b"alloc/", 0)
+        .scan_at(b"alloc/", height)
         .await?
         .into_iter()
         .filter_map(|(k, v)| {
@@ -547,12 +559,13 @@ async fn export_allocations(
         })
         .filter(|a| api.may_read_org(&client, &a.from_org) || api.may_read_org(&client, &a.to_org))
         .collect();
-    render(&rows, &q, "allocations")
+    render(&rows, &q, "allocations", height)
 }
 
 /// Export disbursements to final recipients.
 #[utoipa::path(tag = "export", params(ExportQuery),
     responses((status = 200, description = EXPORT_BODY,
+        headers(("X-Fiscus-Height" = u64, description = "The height the export was read at")),
         content((String = "text/csv"), (Vec<DisbursementExport> = "application/json"),
             (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
@@ -563,9 +576,10 @@ async fn export_disbursements(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     let client = api.caller(&req, Scope::Read)?;
-    let names = Names::read(&api).await?;
+    let height = api.head().await?;
+    let names = Names::read(&api, height).await?;
     let rows: Vec<_> = api
-        .scan_at(b"lineage/", 0)
+        .scan_at(b"lineage/", height)
         .await?
         .into_iter()
         .filter_map(|(k, v)| {
@@ -589,7 +603,7 @@ async fn export_disbursements(
         })
         .filter(|d| api.may_read_org(&client, &d.org_code))
         .collect();
-    render(&rows, &q, "disbursements")
+    render(&rows, &q, "disbursements", height)
 }
 
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {

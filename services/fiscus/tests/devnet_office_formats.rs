@@ -59,6 +59,25 @@ fn raw(
     (status, ctype, out[end + 4..].to_vec())
 }
 
+/// One response header of a GET (HTTP/1.0).
+fn header_of(addr: &str, path: &str, key: &str, name: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    String::from_utf8_lossy(&out[..end]).lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
 /// The cells of a workbook's sheet (`None`: the first), row by row.
 fn sheet(bytes: &[u8], name: Option<&str>) -> Vec<Vec<Data>> {
     let mut book: calamine::Xlsx<_> =
@@ -382,6 +401,20 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
     assert_eq!(trace.0, 200, "{:?}", trace.2);
     assert_eq!(trace.2["steps"][0]["external_id"], "XL-D1", "{:?}", trace.2);
 
+    // Each export names the height it was read at: rows and names alike.
+    let chain = call(mof, "GET", "/v1/chain", Some(mof_read), None, &[]).2;
+    let height = header_of(
+        mof,
+        "/v1/exports/accounts?format=xlsx",
+        mof_read,
+        "x-fiscus-height",
+    )
+    .and_then(|h| h.parse::<u64>().ok())
+    .unwrap();
+    assert!(
+        height >= chain["height"].as_u64().unwrap(),
+        "{height} {chain}"
+    );
     // Each workbook export holds the JSON export's values, typed.
     for (what, json) in [
         ("accounts", &accounts),
