@@ -1,7 +1,7 @@
 //! Prometheus metrics of one orderer node, also read by `fiscus bench orderer`
 //! to split where the time goes.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -16,6 +16,14 @@ pub struct Metrics {
     pub snapshots_installed: IntCounter,
     /// Log compactions done.
     pub compactions: IntCounter,
+    /// The leader this node knows (0: none), its Raft term, and the number
+    /// of the last block it applied.
+    pub raft_leader_id: IntGauge,
+    pub raft_term: IntGauge,
+    pub height: IntGauge,
+    /// Changes to a different known leader this node has seen (the first
+    /// leader it learns of counts as one).
+    pub raft_leader_changes: IntCounter,
 }
 
 impl Metrics {
@@ -64,7 +72,28 @@ impl Metrics {
         )?;
         registry.register(Box::new(snapshots_installed.clone()))?;
         registry.register(Box::new(compactions.clone()))?;
+        let raft_leader_id = IntGauge::new(
+            "fiscus_orderer_raft_leader_id",
+            "Node id of the Raft leader this node knows; 0 = none",
+        )?;
+        let raft_term = IntGauge::new("fiscus_orderer_raft_term", "Current Raft term")?;
+        let height = IntGauge::new(
+            "fiscus_orderer_height",
+            "Number of the last block this node applied",
+        )?;
+        let raft_leader_changes = IntCounter::new(
+            "fiscus_orderer_raft_leader_changes_total",
+            "Changes to a different known Raft leader seen by this node",
+        )?;
+        registry.register(Box::new(raft_leader_id.clone()))?;
+        registry.register(Box::new(raft_term.clone()))?;
+        registry.register(Box::new(height.clone()))?;
+        registry.register(Box::new(raft_leader_changes.clone()))?;
         Ok(Self {
+            raft_leader_id,
+            raft_term,
+            height,
+            raft_leader_changes,
             persist_seconds,
             verify_seconds,
             blocks_committed,

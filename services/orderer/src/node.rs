@@ -68,6 +68,8 @@ pub struct RaftNode {
     /// Admitted and not yet committed, with everyone waiting on each.
     waiters: HashMap<TxId, Vec<oneshot::Sender<Outcome>>>,
     was_leader: bool,
+    /// The last non-zero leader id seen, for the leader-changes counter.
+    last_leader: u64,
     max_pending: usize,
     status: Arc<RwLock<StatusView>>,
     tip_tx: watch::Sender<u64>,
@@ -151,6 +153,7 @@ impl RaftNode {
             tick: Duration::from_millis(cfg.raft.tick_ms),
             waiters: HashMap::new(),
             was_leader: false,
+            last_leader: 0,
             max_pending: cfg.max_pending_txs,
             status: status.clone(),
             tip_tx,
@@ -467,6 +470,14 @@ impl RaftNode {
         }
         self.was_leader = leader;
         let r = &self.raw.raft;
+        if r.leader_id != 0 && r.leader_id != self.last_leader {
+            self.last_leader = r.leader_id;
+            self.metrics.raft_leader_changes.inc();
+        }
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.metrics.raft_leader_id.set(gauge(r.leader_id));
+        self.metrics.raft_term.set(gauge(r.term));
+        self.metrics.height.set(gauge(self.store.tip().height));
         let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
         s.leader_id = r.leader_id;
         s.term = r.term;

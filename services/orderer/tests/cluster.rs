@@ -384,6 +384,22 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_tx_and_duplicates_n
         "an acknowledged tx went missing"
     );
     assert_eq!(ids, decided, "the chain holds every tx exactly once");
+
+    // What the SREs' alerts read: each survivor knows the new leader, its
+    // term and height, and saw two leaders (the first, then the new one).
+    for (id, node) in &c.nodes {
+        let status = node.handles.status.read().unwrap().clone();
+        let m = &node.metrics;
+        assert_eq!(m.raft_leader_id.get(), new_leader as i64, "orderer {id}");
+        assert_eq!(m.raft_term.get(), status.term as i64, "orderer {id}");
+        assert!(
+            status.term >= 2,
+            "a new election raised the term: {}",
+            status.term
+        );
+        assert_eq!(m.height.get(), status.height as i64, "orderer {id}");
+        assert!(m.raft_leader_changes.get() >= 2, "orderer {id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
