@@ -47,6 +47,7 @@ pub(crate) async fn heartbeats(node: Arc<Node>) {
                     Ok(Ok(r)) => {
                         let theirs = r.into_inner().height;
                         lock(&node.peers).heard(&m, theirs);
+                        node.metrics.knows(theirs);
                         if theirs > node.height()
                             && !pulling.swap(true, std::sync::atomic::Ordering::AcqRel)
                         {
@@ -62,8 +63,17 @@ pub(crate) async fn heartbeats(node: Arc<Node>) {
                 }
             });
         }
-        let alive = lock(&node.peers).count(Liveness::Alive);
+        let (alive, view) = {
+            let peers = lock(&node.peers);
+            (peers.count(Liveness::Alive), peers.view())
+        };
         node.metrics.peers_alive.set(alive as i64);
+        for p in view {
+            node.metrics
+                .peer_score
+                .with_label_values(&[p.member.as_str()])
+                .set(i64::from(p.score));
+        }
     }
 }
 

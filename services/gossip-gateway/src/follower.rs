@@ -48,6 +48,7 @@ async fn follow(node: &Arc<Node>, ep: &Endpoint) -> Result<(), String> {
         let b = b.map_err(|s| s.message().to_owned())?;
         match verify_block(&node.certs, &node.limits, b) {
             Ok(v) => {
+                node.metrics.knows(v.number);
                 if v.number <= node.height() {
                     continue;
                 }

@@ -17,6 +17,34 @@ pub struct Metrics {
     /// started because [`crate::node::MAX_DISSEMINATIONS`] were in flight;
     /// anti-entropy delivers those blocks and attestations instead.
     pub disseminations_skipped: prometheus::IntCounter,
+    /// Highest height this gateway knows exists (its own, an orderer's
+    /// verified block, a peer's heartbeat or attestation): `known - height`
+    /// is the commit lag in blocks.
+    pub known_height: prometheus::IntGauge,
+    /// Highest height for which this gateway holds a valid attestation
+    /// signed by member `peer` (this member included).
+    pub attested_height: prometheus::IntGaugeVec,
+    /// Each peer's score (a ban at `ban_score`).
+    pub peer_score: prometheus::IntGaugeVec,
+}
+
+impl Metrics {
+    /// Raises `known_height` to `h` if it is higher.
+    pub fn knows(&self, h: u64) {
+        let h = i64::try_from(h).unwrap_or(i64::MAX);
+        if h > self.known_height.get() {
+            self.known_height.set(h);
+        }
+    }
+
+    /// Raises `peer`'s attested height to `h` if it is higher.
+    pub fn attested(&self, peer: &str, h: u64) {
+        let g = self.attested_height.with_label_values(&[peer]);
+        let h = i64::try_from(h).unwrap_or(i64::MAX);
+        if h > g.get() {
+            g.set(h);
+        }
+    }
 }
 
 impl Metrics {
@@ -52,6 +80,21 @@ impl Metrics {
                 "fiscus_gossip_peers_alive",
                 "Peers answering heartbeats",
             )?,
+            known_height: prometheus::IntGauge::new(
+                "fiscus_gossip_known_height",
+                "Highest height this gateway knows exists, from orderers or peers",
+            )?,
+            attested_height: prometheus::IntGaugeVec::new(
+                prometheus::Opts::new(
+                    "fiscus_gossip_member_attested_height",
+                    "Highest height with a valid attestation signed by member peer",
+                ),
+                &["peer"],
+            )?,
+            peer_score: prometheus::IntGaugeVec::new(
+                prometheus::Opts::new("fiscus_gossip_peer_score", "Each peer's score"),
+                &["peer"],
+            )?,
             disseminations_skipped: prometheus::IntCounter::new(
                 "fiscus_gossip_disseminations_skipped_total",
                 "Committed blocks not pushed to peers because too many pushes were in flight (anti-entropy covers them)",
@@ -72,6 +115,9 @@ impl Metrics {
         r.register(Box::new(m.alarms.clone()))?;
         r.register(Box::new(m.peers_alive.clone()))?;
         r.register(Box::new(m.commit_lag.clone()))?;
+        r.register(Box::new(m.known_height.clone()))?;
+        r.register(Box::new(m.attested_height.clone()))?;
+        r.register(Box::new(m.peer_score.clone()))?;
         Ok(m)
     }
 }

@@ -236,6 +236,8 @@ impl Node {
         let att = verify_attestation(&self.certs, &signed)?;
         // Whoever relayed it, its signer has committed that height.
         lock(&self.peers).has_height(&att.member, att.height);
+        self.metrics.attested(&att.member, att.height);
+        self.metrics.knows(att.height);
         let mut out =
             lock(&self.finality).record(&att.member, att.height, triple(&att), signed.clone());
         if out.majority.is_some() || !out.newly_final.is_empty() {
@@ -302,6 +304,7 @@ impl Node {
         resp: CommitBlockResponse,
     ) {
         self.metrics.height.set(v.number as i64);
+        self.metrics.knows(v.number);
         self.metrics
             .blocks
             .with_label_values(&[source.label()])

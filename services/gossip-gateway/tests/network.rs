@@ -12,6 +12,7 @@ use fiscus_proto::pb::transfer::{
     transfer_call::Method,
 };
 use fiscus_proto::pb::types::{Envelope, TxPayload, tx_payload::Call};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 fn account(org: &str) -> Option<AccountRef> {
@@ -103,6 +104,61 @@ async fn members_reach_the_same_head_every_height_is_final_and_a_cut_off_member_
     }
     assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
     testkit::wait_all_final(&refs, height, Duration::from_secs(60)).await;
+    // What the SREs' alerts read: each gateway knows the head, holds every
+    // member's attestation up to it, and scores its peers.
+    let codes: Vec<String> = members.iter().map(|m| m.code.clone()).collect();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    for m in &members {
+        let metrics = &m.gateway.node.metrics;
+        let caught_up = || {
+            metrics.known_height.get() >= height as i64
+                && codes.iter().all(|c| {
+                    metrics
+                        .attested_height
+                        .with_label_values(&[c.as_str()])
+                        .get()
+                        >= height as i64
+                })
+        };
+        while !caught_up() {
+            assert!(
+                std::time::Instant::now() < until,
+                "{}: known {}, attested {:?}",
+                m.code,
+                metrics.known_height.get(),
+                codes
+                    .iter()
+                    .map(|c| metrics
+                        .attested_height
+                        .with_label_values(&[c.as_str()])
+                        .get())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(metrics.known_height.get() >= metrics.height.get());
+        // The series exported (collected, as a scrape would), one per peer.
+        let scored = || -> BTreeSet<String> {
+            use prometheus::core::Collector as _;
+            metrics
+                .peer_score
+                .collect()
+                .iter()
+                .flat_map(|f| f.get_metric().iter())
+                .flat_map(|x| x.get_label().iter().map(|l| l.value().to_owned()))
+                .collect()
+        };
+        let peers: BTreeSet<String> = codes.iter().filter(|c| **c != m.code).cloned().collect();
+        while scored() != peers {
+            assert!(
+                std::time::Instant::now() < until,
+                "{}: peer scores for {:?}",
+                m.code,
+                scored()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     for m in &members {
         assert!(m.gateway.node.finality.lock().unwrap().alarms().is_empty());
         let view = m.gateway.node.peers.lock().unwrap().view();
