@@ -125,11 +125,19 @@ pub async fn start_with(
     });
     let readiness = Readiness::default();
     readiness.set("tls", Ok(()));
-    let ops = OpsServer::start(config.http_listen, prometheus::Registry::new(), readiness)
-        .map_err(|source| StartError::Io {
+    // The certificate's expiry is this service's one metric.
+    let registry = prometheus::Registry::new();
+    tls.register_expiry_metric(&registry)
+        .map_err(|e| StartError::Io {
+            what: "registering metrics".into(),
+            source: std::io::Error::other(e),
+        })?;
+    let ops = OpsServer::start(config.http_listen, registry, readiness).map_err(|source| {
+        StartError::Io {
             what: format!("binding {}", config.http_listen),
             source,
-        })?;
+        }
+    })?;
     Ok(Running {
         addr,
         http_addr: ops.addr,

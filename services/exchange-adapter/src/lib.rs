@@ -301,10 +301,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         hub::Hub::durable(dead_file.clone()).map_err(io(dead_file.display()))?
     };
     let registry = prometheus::Registry::new();
-    let metrics = metrics::Metrics::register(&registry).map_err(|e| StartError::Io {
-        what: "registering metrics".into(),
-        source: std::io::Error::other(e),
-    })?;
+    let metrics = metrics::Metrics::register(&registry)
+        .and_then(|m| tls.register_expiry_metric(&registry).map(|()| m))
+        .map_err(|e| StartError::Io {
+            what: "registering metrics".into(),
+            source: std::io::Error::other(e),
+        })?;
     let api = web::Data::new(context::Api {
         consortium_id: genesis.consortium_id.clone(),
         clients,

@@ -126,6 +126,7 @@ pub async fn start_with(
 
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
+    tls.register_expiry_metric(&registry)?;
     metrics.height.set(info.height as i64);
     let readiness = Readiness::default();
     readiness.set("ledger", Ok(()));

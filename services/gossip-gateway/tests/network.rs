@@ -159,6 +159,40 @@ async fn members_reach_the_same_head_every_height_is_final_and_a_cut_off_member_
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // Every member's ledger-store and gateway export the expiry of the node
+    // certificate they serve with (FiscusCertificateExpiringSoon reads it),
+    // and the ledger-store counts what its gateway hands it (LedgerIngest).
+    for m in &members {
+        let text = scrape(m.ledger.http_addr).await;
+        let value = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{}: no {name} in\n{text}", m.code))
+        };
+        assert!(value("fiscus_ledger_height") >= height, "{}", m.code);
+        assert!(
+            value("fiscus_ledger_blocks_committed_total") >= height,
+            "{}",
+            m.code
+        );
+    }
+    for m in &members {
+        for (what, addr) in [
+            ("ledger-store", m.ledger.http_addr),
+            ("gateway", m.gateway.http_addr),
+        ] {
+            let text = scrape(addr).await;
+            let series = format!(
+                "fiscus_certificate_expiry_seconds{{key=\"ed25519\",member=\"{}\",role=\"node\"}}",
+                m.code
+            );
+            assert!(
+                text.lines().any(|l| l.starts_with(&series)),
+                "{} {what}: no {series} in\n{text}",
+                m.code
+            );
+        }
+    }
     for m in &members {
         assert!(m.gateway.node.finality.lock().unwrap().alarms().is_empty());
         let view = m.gateway.node.peers.lock().unwrap().view();
@@ -263,4 +297,16 @@ async fn a_member_stopped_for_5000_blocks_catches_up_from_its_peers_with_the_sam
     for o in orderers {
         o.kill().await;
     }
+}
+
+/// GET /metrics from an ops server.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -19,6 +19,7 @@ mod error;
 pub mod exec;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod seen;
 pub mod server;
 pub mod service;

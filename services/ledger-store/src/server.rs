@@ -132,44 +132,7 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError
     move |source| StartError::Io { what, source }
 }
 
-#[derive(Debug, Clone)]
-struct Metrics {
-    height: prometheus::IntGauge,
-    committed: prometheus::IntCounter,
-    refused: prometheus::IntCounter,
-    txs: prometheus::IntCounterVec,
-}
-
-impl Metrics {
-    fn register(r: &prometheus::Registry) -> prometheus::Result<Self> {
-        let height = prometheus::IntGauge::new("fiscus_ledger_height", "Committed height")?;
-        let committed = prometheus::IntCounter::new(
-            "fiscus_ledger_blocks_committed_total",
-            "Blocks committed",
-        )?;
-        let refused = prometheus::IntCounter::new(
-            "fiscus_ledger_blocks_refused_total",
-            "Blocks refused by validation",
-        )?;
-        let txs = prometheus::IntCounterVec::new(
-            prometheus::Opts::new(
-                "fiscus_ledger_txs_total",
-                "Committed transactions by outcome",
-            ),
-            &["outcome"],
-        )?;
-        r.register(Box::new(height.clone()))?;
-        r.register(Box::new(committed.clone()))?;
-        r.register(Box::new(refused.clone()))?;
-        r.register(Box::new(txs.clone()))?;
-        Ok(Self {
-            height,
-            committed,
-            refused,
-            txs,
-        })
-    }
-}
+use crate::metrics::Metrics;
 
 /// A running ledger-store.
 #[derive(Debug)]
@@ -253,6 +216,7 @@ pub async fn start_with(
 
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
+    tls.register_expiry_metric(&registry)?;
     metrics.height.set(head.height as i64);
     let readiness = Readiness::default();
     readiness.set("genesis", Ok(()));
@@ -275,6 +239,7 @@ pub async fn start_with(
         ledger: ledger.clone(),
         member: me.member.clone(),
         commit_lock: commit_lock.clone(),
+        metrics: metrics.clone(),
     })
     .max_decoding_message_size(config.max_message_bytes);
     let (kill, kill_rx) = tokio::sync::watch::channel(false);
@@ -399,18 +364,7 @@ async fn follow(
             ledger.commit_block(&bytes).await
         };
         match outcome {
-            Ok(s) => {
-                metrics.height.set(s.head.height as i64);
-                metrics.committed.inc();
-                metrics
-                    .txs
-                    .with_label_values(&["valid"])
-                    .inc_by(s.valid as u64);
-                metrics
-                    .txs
-                    .with_label_values(&["invalid"])
-                    .inc_by(s.invalid as u64);
-            }
+            Ok(s) => metrics.committed_block(&s),
             Err(crate::LedgerError::NotNext { head, got }) if got <= head => {
                 // Already committed (a resumed stream): skip.
             }

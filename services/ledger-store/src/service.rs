@@ -384,6 +384,7 @@ pub struct IngestService<S: StateStore> {
     pub member: String,
     /// Serializes commits with any other writer in the process.
     pub commit_lock: Arc<tokio::sync::Mutex<()>>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl<S: StateStore> IngestService<S> {
@@ -412,6 +413,7 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
             .commit_wire_block(req.into_inner())
             .await
             .map_err(status)?;
+        self.metrics.committed_block(&s);
         Ok(Response::new(commit_response(s)))
     }
 
@@ -433,6 +435,9 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
             .commit_wire_blocks(blocks)
             .await
             .map_err(status)?;
+        for s in &done {
+            self.metrics.committed_block(s);
+        }
         let (error_code, error) = match err {
             None => (String::new(), String::new()),
             Some(e) => {
