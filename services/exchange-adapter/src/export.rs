@@ -96,25 +96,16 @@ pub trait ExportRow: Serialize {
     const SHEET: &'static str;
 }
 
-/// One exported account.
+/// One exported account: the account as `GET /v1/accounts` shows it, with
+/// the org's and program's names and the balance in 元 beside it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountExport {
-    pub org_code: String,
     pub org_name: String,
-    pub program_id: String,
     pub program_name: String,
     /// The balance in 元, two decimals.
     pub balance_yuan: String,
-    pub balance_fen: i64,
-    pub frozen: bool,
-    pub appropriated_fen: i64,
-    pub received_fen: i64,
-    pub allocated_out_fen: i64,
-    pub disbursed_fen: i64,
-    pub recovered_out_fen: i64,
-    pub recovered_in_fen: i64,
-    /// Parcels of funds still held, oldest first (ADR 0004).
-    pub lots: u64,
+    #[serde(flatten)]
+    pub account: crate::json::AccountJson,
 }
 
 impl ExportRow for AccountExport {
@@ -492,17 +483,7 @@ async fn export_accounts(
             org_name: names.org(&a.org_code),
             program_name: names.program(&a.program_id),
             balance_yuan: fen_to_yuan(i128::from(a.balance_fen)),
-            org_code: a.org_code,
-            program_id: a.program_id,
-            balance_fen: a.balance_fen,
-            frozen: a.frozen,
-            appropriated_fen: a.appropriated_fen,
-            received_fen: a.received_fen,
-            allocated_out_fen: a.allocated_out_fen,
-            disbursed_fen: a.disbursed_fen,
-            recovered_out_fen: a.recovered_out_fen,
-            recovered_in_fen: a.recovered_in_fen,
-            lots: a.lots as u64,
+            account: a,
         })
         .collect();
     render(&rows, &q, "accounts", height)
@@ -651,20 +632,22 @@ mod tests {
         };
         assert_eq!(fields(&d), columns::<DisbursementExport>());
         let a = AccountExport {
-            org_code: String::new(),
             org_name: String::new(),
-            program_id: String::new(),
             program_name: String::new(),
             balance_yuan: String::new(),
-            balance_fen: 0,
-            frozen: false,
-            appropriated_fen: 0,
-            received_fen: 0,
-            allocated_out_fen: 0,
-            disbursed_fen: 0,
-            recovered_out_fen: 0,
-            recovered_in_fen: 0,
-            lots: 0,
+            account: crate::json::AccountJson {
+                org_code: String::new(),
+                program_id: String::new(),
+                balance_fen: 0,
+                frozen: false,
+                appropriated_fen: 0,
+                received_fen: 0,
+                allocated_out_fen: 0,
+                disbursed_fen: 0,
+                recovered_out_fen: 0,
+                recovered_in_fen: 0,
+                lots: 0,
+            },
         };
         assert_eq!(fields(&a), columns::<AccountExport>());
         let al = AllocationExport {

@@ -22,7 +22,7 @@ use devnet_support::*;
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-/// One HTTP/1.0 request (no chunked answer): status, content type, raw body.
+/// One HTTP/1.0 request (no chunked answer): status, header lines, raw body.
 fn raw(
     addr: &str,
     method: &str,
@@ -48,34 +48,19 @@ fn raw(
     let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&out[..end]).to_string();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    (status, ctype, out[end + 4..].to_vec())
+    (status, head, out[end + 4..].to_vec())
 }
 
-/// One response header of a GET (HTTP/1.0).
-fn header_of(addr: &str, path: &str, key: &str, name: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let end = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-    String::from_utf8_lossy(&out[..end]).lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
+/// A header's value in the header lines `raw` returns ("" if absent).
+fn header(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default()
 }
 
 /// The cells of a workbook's sheet (`None`: the first), row by row.
@@ -149,8 +134,11 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
     assert_eq!(r.0, 200, "{:?}", r.2);
 
     // The template needs no key; its first sheet is the header row to fill in.
-    let (status, ctype, template) = raw(mof, "GET", "/v1/imports/template?format=xlsx", None, b"");
-    assert_eq!((status, ctype.as_str()), (200, XLSX));
+    let (status, head, template) = raw(mof, "GET", "/v1/imports/template?format=xlsx", None, b"");
+    assert_eq!(
+        (status, header(&head, "content-type").as_str()),
+        (200, XLSX)
+    );
     let headers: Vec<String> = sheet(&template, None)[0]
         .iter()
         .map(|d| d.to_string())
@@ -159,8 +147,9 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
     assert_eq!(headers, expected);
 
     // A workbook as a clerk fills it in: Chinese headers, amounts in 元 as
-    // numbers, codes typed as numbers, an empty row under the header.
-    let workbook = |disburse_yuan: f64| {
+    // numbers, codes typed as numbers, an empty row under the header. The
+    // allocating org's code is `org` (text, or a number as Excel keeps it).
+    let workbook = |org: Value, disburse_yuan: f64| {
         let mut book = rust_xlsxwriter::Workbook::new();
         let s = book.add_worksheet();
         let rows: [[Value; 11]; 3] = [
@@ -181,7 +170,7 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
             [
                 json!("XL-A1"),
                 json!("下达"),
-                json!(0),
+                org,
                 json!("t-edu"),
                 json!(1234.56),
                 json!(130000),
@@ -223,7 +212,8 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
         }
         book.save_to_buffer().unwrap()
     };
-    let file = workbook(200.5);
+    let fixed = |yuan: f64| workbook(json!("000000"), yuan);
+    let file = workbook(json!(0), 200.5);
     // The org code 000000 typed as a number reads as "0": refused, on Excel's row.
     let (status, _, body) = raw(mof, "POST", "/v1/imports", Some(mof_key), &file);
     let v: Value = serde_json::from_slice(&body).unwrap();
@@ -237,63 +227,7 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
         "{v}"
     );
 
-    // Fixed the way the template does it: the code as text.
-    let fixed = |yuan: f64| {
-        let mut book = rust_xlsxwriter::Workbook::new();
-        let s = book.add_worksheet();
-        let text: [[&str; 11]; 3] = [
-            [
-                "外部编号",
-                "业务类型",
-                "付款单位代码",
-                "项目编号",
-                "金额（元）",
-                "收款单位代码",
-                "文号",
-                "统一社会信用代码",
-                "收款人名称",
-                "用途",
-                "经济分类",
-            ],
-            [
-                "XL-A1",
-                "下达",
-                "000000",
-                "t-edu",
-                "",
-                "130000",
-                "财预〔2026〕88号",
-                "",
-                "",
-                "",
-                "",
-            ],
-            [
-                "XL-D1",
-                "支付",
-                "000000",
-                "t-edu",
-                "",
-                "",
-                "",
-                "12130100MB0E11116J",
-                "石家庄市第一中学",
-                "教辅材料",
-                "30201",
-            ],
-        ];
-        for (r, row) in text.iter().enumerate() {
-            let r = if r == 0 { 0 } else { r as u32 + 1 };
-            for (c, v) in row.iter().enumerate() {
-                if !v.is_empty() {
-                    s.write_string(r, c as u16, *v).unwrap();
-                }
-            }
-        }
-        s.write_number(2, 4, 1234.56).unwrap();
-        s.write_number(3, 4, yuan).unwrap();
-        book.save_to_buffer().unwrap()
-    };
+    // Fixed the way the template does it: the org code as text.
     let (status, _, body) = raw(mof, "POST", "/v1/imports", Some(mof_key), &fixed(200.5));
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((status, v["submitted"].clone()), (200, json!(2)), "{v}");
@@ -403,32 +337,30 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
 
     // Each export names the height it was read at: rows and names alike.
     let chain = call(mof, "GET", "/v1/chain", Some(mof_read), None, &[]).2;
-    let height = header_of(
-        mof,
-        "/v1/exports/accounts?format=xlsx",
-        mof_read,
-        "x-fiscus-height",
-    )
-    .and_then(|h| h.parse::<u64>().ok())
-    .unwrap();
-    assert!(
-        height >= chain["height"].as_u64().unwrap(),
-        "{height} {chain}"
-    );
-    // Each workbook export holds the JSON export's values, typed.
+    // Each workbook export holds the JSON export's values, typed, and names
+    // the height it was read at.
     for (what, json) in [
         ("accounts", &accounts),
         ("allocations", &allocations),
         ("disbursements", &pays),
     ] {
-        let (status, ctype, book) = raw(
+        let (status, head, book) = raw(
             mof,
             "GET",
             &format!("/v1/exports/{what}?format=xlsx"),
             Some(mof_read),
             b"",
         );
-        assert_eq!((status, ctype.as_str()), (200, XLSX), "{what}");
+        assert_eq!(
+            (status, header(&head, "content-type").as_str()),
+            (200, XLSX),
+            "{what}"
+        );
+        let height: u64 = header(&head, "x-fiscus-height").parse().unwrap();
+        assert!(
+            height >= chain["height"].as_u64().unwrap(),
+            "{what}: {height} {chain}"
+        );
         match what {
             "accounts" => assert_workbook_equals_json::<AccountExport>(&book, json),
             "allocations" => assert_workbook_equals_json::<AllocationExport>(&book, json),
@@ -436,14 +368,20 @@ fn an_xlsx_imports_once_and_comes_back_in_every_export_format() {
         }
     }
     // A CSV for Excel with Chinese headers keeps the Chinese text as it was.
-    let (status, ctype, csv) = raw(
+    let (status, head, csv) = raw(
         mof,
         "GET",
         "/v1/exports/disbursements?format=csv&headers=zh",
         Some(mof_read),
         b"",
     );
-    assert_eq!((status, ctype.starts_with("text/csv")), (200, true));
+    assert_eq!(
+        (
+            status,
+            header(&head, "content-type").starts_with("text/csv")
+        ),
+        (200, true)
+    );
     let text = String::from_utf8(csv).unwrap();
     assert!(
         text.starts_with("\u{feff}交易编号,外部编号,付款单位代码"),

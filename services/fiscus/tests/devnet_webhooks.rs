@@ -81,6 +81,21 @@ fn header<'a>(headers: &'a [String], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
 }
 
+/// Asserts that a received delivery verifies with the file's secret, now.
+fn assert_signed(headers: &[String], body: &str) {
+    assert_eq!(
+        verify(
+            SECRET,
+            header(headers, "x-fiscus-timestamp"),
+            header(headers, "x-fiscus-signature"),
+            body.as_bytes(),
+            now_ms() / 1000,
+            DEFAULT_TOLERANCE_S
+        ),
+        Ok(())
+    );
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -161,17 +176,7 @@ fn devnet_webhooks_dead_letter_and_are_replayed_or_acknowledged() {
     }
     // What reached the receiver was signed with the file's secret.
     let (headers, body) = received.recv_timeout(Duration::from_secs(30)).unwrap();
-    assert_eq!(
-        verify(
-            SECRET,
-            header(&headers, "x-fiscus-timestamp"),
-            header(&headers, "x-fiscus-signature"),
-            body.as_bytes(),
-            now_ms() / 1000,
-            DEFAULT_TOLERANCE_S
-        ),
-        Ok(())
-    );
+    assert_signed(&headers, &body);
     // Only the member the file names delivers; a read-only key may not look.
     let (city, city_key, _) = net.api("130100");
     assert!(letters(city, city_key, "?state=all").is_empty());
@@ -190,17 +195,11 @@ fn devnet_webhooks_dead_letter_and_are_replayed_or_acknowledged() {
 
     let (first, second) = (&open[0], &open[1]);
     let path = |d: &Value, what: &str| format!("/v1/webhooks/dead-letters/{}/{what}", d["id"]);
+    let post = |path: &str, key: &str| call(county, "POST", path, Some(key), None, &[]);
 
     // A replay the receiver still refuses: 503, the letter stays open with
     // the attempt counted.
-    let r = call(
-        county,
-        "POST",
-        &path(first, "replay"),
-        Some(county_key),
-        None,
-        &[],
-    );
+    let r = post(&path(first, "replay"), county_key);
     problem(r, 503, "webhook.delivery_failed");
     let now = letters(county, county_key, "");
     let again = now.iter().find(|d| d["id"] == first["id"]).unwrap();
@@ -214,14 +213,7 @@ fn devnet_webhooks_dead_letter_and_are_replayed_or_acknowledged() {
     // signed afresh, and the letter is delivered.
     answer.store(200, Ordering::SeqCst);
     while received.try_recv().is_ok() {}
-    let r = call(
-        county,
-        "POST",
-        &path(first, "replay"),
-        Some(county_key),
-        None,
-        &[],
-    );
+    let r = post(&path(first, "replay"), county_key);
     assert_eq!(r.0, 200, "{:?}", r.2);
     assert_eq!(r.2["state"], "delivered");
     assert_eq!(r.2["attempts"], 3);
@@ -238,76 +230,31 @@ fn devnet_webhooks_dead_letter_and_are_replayed_or_acknowledged() {
         serde_json::from_str::<Value>(&body).unwrap(),
         first["event"]
     );
-    assert_eq!(
-        verify(
-            SECRET,
-            header(&headers, "x-fiscus-timestamp"),
-            header(&headers, "x-fiscus-signature"),
-            body.as_bytes(),
-            now_ms() / 1000,
-            DEFAULT_TOLERANCE_S
-        ),
-        Ok(())
-    );
+    assert_signed(&headers, &body);
 
     // The other is acknowledged, once.
-    let r = call(
-        county,
-        "POST",
-        &path(second, "ack"),
-        Some(county_key),
-        None,
-        &[],
-    );
+    let r = post(&path(second, "ack"), county_key);
     assert_eq!(r.0, 200, "{:?}", r.2);
     assert_eq!(r.2["state"], "acknowledged");
     assert!(r.2["resolved_at_ms"].as_i64().unwrap() >= before);
     problem(
-        call(
-            county,
-            "POST",
-            &path(second, "ack"),
-            Some(county_key),
-            None,
-            &[],
-        ),
+        post(&path(second, "ack"), county_key),
         409,
         "webhook.already_resolved",
     );
     // A resolved letter is neither replayed nor acknowledged again.
     problem(
-        call(
-            county,
-            "POST",
-            &path(first, "replay"),
-            Some(county_key),
-            None,
-            &[],
-        ),
+        post(&path(first, "replay"), county_key),
         409,
         "webhook.already_resolved",
     );
     problem(
-        call(
-            county,
-            "POST",
-            "/v1/webhooks/dead-letters/999999/replay",
-            Some(county_key),
-            None,
-            &[],
-        ),
+        post("/v1/webhooks/dead-letters/999999/replay", county_key),
         404,
         "webhook.unknown_dead_letter",
     );
     problem(
-        call(
-            county,
-            "POST",
-            &path(second, "ack"),
-            Some(county_read),
-            None,
-            &[],
-        ),
+        post(&path(second, "ack"), county_read),
         403,
         "api.scope_not_granted",
     );

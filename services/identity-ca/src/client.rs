@@ -79,36 +79,42 @@ pub async fn enroll(client: &mut IdentityCaClient<Channel>, args: &EnrollArgs) -
         .await
         .map_err(|s| Error::from_status(&s))?
         .into_inner();
-    let to_pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
     let dir = &args.out_dir;
-    write_file(
-        &dir.join("key.pem"),
-        crate::ca::private_key_pem(&key).as_bytes(),
-        0o600,
+    write_key_and_cert(
+        dir,
+        ("key.pem", &crate::ca::private_key_pem(&key)),
+        ("cert.pem", &resp.certificate),
     )?;
-    write_file(
-        &dir.join("cert.pem"),
-        to_pem(&resp.certificate).as_bytes(),
-        0o644,
-    )?;
-    let chain: String = resp.chain.iter().map(|c| to_pem(c)).collect();
+    let chain: String = resp.chain.iter().map(|c| cert_pem(c)).collect();
     write_file(&dir.join("ca.pem"), chain.as_bytes(), 0o644)?;
     if let Some((ecdsa_key, _)) = ecdsa
         && !resp.ecdsa_certificate.is_empty()
     {
         use fiscus_common::tls::{ECDSA_CERT_FILE, ECDSA_KEY_FILE};
-        write_file(
-            &dir.join(ECDSA_KEY_FILE),
-            ecdsa_key.serialize_pem().as_bytes(),
-            0o600,
-        )?;
-        write_file(
-            &dir.join(ECDSA_CERT_FILE),
-            to_pem(&resp.ecdsa_certificate).as_bytes(),
-            0o644,
+        write_key_and_cert(
+            dir,
+            (ECDSA_KEY_FILE, &ecdsa_key.serialize_pem()),
+            (ECDSA_CERT_FILE, &resp.ecdsa_certificate),
         )?;
     }
     Ok(dir.join("cert.pem"))
+}
+
+/// A DER certificate as PEM.
+fn cert_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+/// Writes a private key (0600) and then its certificate (0644) in `dir`,
+/// each replaced atomically: a reader that sees the new certificate finds
+/// its key already there.
+fn write_key_and_cert(
+    dir: &Path,
+    (key_file, key_pem): (&str, &str),
+    (cert_file, cert_der): (&str, &[u8]),
+) -> Result<()> {
+    write_file(&dir.join(key_file), key_pem.as_bytes(), 0o600)?;
+    write_file(&dir.join(cert_file), cert_pem(cert_der).as_bytes(), 0o644)
 }
 
 /// Renews the identity in `dir` over mutual TLS as that identity: new keys,
@@ -139,35 +145,23 @@ pub async fn renew(
         .await
         .map_err(|s| Error::from_status(&s))?
         .into_inner();
-    let to_pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
-    // The ECDSA pair first, then the key before its certificate: a reader
-    // that sees the new certificate finds its key already there.
+    // The ECDSA pair first, then the main one, each key before its certificate.
     if let Some((ecdsa_key, _)) = ecdsa {
         if resp.ecdsa_certificate.is_empty() {
             return Err(Error::Internal(
                 "the identity-ca issued no ECDSA certificate".into(),
             ));
         }
-        write_file(
-            &dir.join(ECDSA_KEY_FILE),
-            ecdsa_key.serialize_pem().as_bytes(),
-            0o600,
-        )?;
-        write_file(
-            &dir.join(ECDSA_CERT_FILE),
-            to_pem(&resp.ecdsa_certificate).as_bytes(),
-            0o644,
+        write_key_and_cert(
+            dir,
+            (ECDSA_KEY_FILE, &ecdsa_key.serialize_pem()),
+            (ECDSA_CERT_FILE, &resp.ecdsa_certificate),
         )?;
     }
-    write_file(
-        &dir.join("key.pem"),
-        crate::ca::private_key_pem(&key).as_bytes(),
-        0o600,
-    )?;
-    write_file(
-        &dir.join("cert.pem"),
-        to_pem(&resp.certificate).as_bytes(),
-        0o644,
+    write_key_and_cert(
+        dir,
+        ("key.pem", &crate::ca::private_key_pem(&key)),
+        ("cert.pem", &resp.certificate),
     )?;
     Ok(dir.join("cert.pem"))
 }
