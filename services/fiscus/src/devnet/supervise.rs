@@ -212,12 +212,17 @@ fn write_pid(data: &Path, name: &str, pid: Option<u32>) {
     };
 }
 
-/// Writes `run/status.json` whole (a temporary file renamed over it).
+/// Writes `run/status.json` whole (a temporary file renamed over it). The
+/// table stays locked until the rename: the launcher and every child's
+/// watcher write it, and two writers sharing the one temporary file would
+/// rename it from under each other (the second rename fails with ENOENT,
+/// which stopped a devnet whose ledger-store exited while others started).
 fn write_status(data: &Path, table: &Table) -> Result<()> {
+    let table = lock(table);
     let file = StatusFile {
         supervisor_pid: std::process::id(),
         processes: {
-            let mut all: Vec<ProcStatus> = lock(table).values().cloned().collect();
+            let mut all: Vec<ProcStatus> = table.values().cloned().collect();
             all.sort_by_key(|p| p.seq);
             all
         },
@@ -227,6 +232,7 @@ fn write_status(data: &Path, table: &Table) -> Result<()> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    drop(table);
     Ok(())
 }
 
