@@ -93,9 +93,11 @@ fn is_member(config: &ConsortiumConfig, org: &str) -> bool {
 }
 
 /// The signing orgs that are current members; refuses a call with none.
-fn voting_orgs(ctx: &Ctx<'_>, config: &ConsortiumConfig) -> Result<Vec<String>, Rejection> {
-    let orgs: Vec<String> = ctx
-        .signer_orgs
+fn member_signers(
+    signer_orgs: &BTreeSet<String>,
+    config: &ConsortiumConfig,
+) -> Result<Vec<String>, Rejection> {
+    let orgs: Vec<String> = signer_orgs
         .iter()
         .filter(|o| is_member(config, o))
         .cloned()
@@ -106,15 +108,15 @@ fn voting_orgs(ctx: &Ctx<'_>, config: &ConsortiumConfig) -> Result<Vec<String>, 
             codes::governance::NOT_MEMBER,
             format!(
                 "no signer ({}) is a consortium member",
-                ctx.signer_orgs
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                signer_orgs.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
         ));
     }
     Ok(orgs)
+}
+
+fn voting_orgs(ctx: &Ctx<'_>, config: &ConsortiumConfig) -> Result<Vec<String>, Rejection> {
+    member_signers(ctx.signer_orgs, config)
 }
 
 fn policy(config: &ConsortiumConfig) -> (u64, u64) {
@@ -125,6 +127,12 @@ fn policy(config: &ConsortiumConfig) -> (u64, u64) {
         }) if denominator > 0 => (u64::from(numerator), u64::from(denominator)),
         _ => (1, 2),
     }
+}
+
+/// How many yes votes of current members pass a proposal under `config`.
+pub fn votes_needed(config: &ConsortiumConfig) -> u64 {
+    let (num, den) = policy(config);
+    (config.members.len() as u64 * num) / den + 1
 }
 
 /// Passed, failed or still open, counting only current members' votes.
@@ -542,6 +550,107 @@ fn settle(
     view.put(&keys::proposal(id), &rec)
 }
 
+/// The proposal a `propose` call may make, with the signing members that
+/// vote yes with it: a title, and a change that applies to `config` now.
+fn check_propose<'p>(
+    call: &'p governance_call::Method,
+    voters: &[String],
+    config: &ConsortiumConfig,
+    (height, now_ms): (u64, i64),
+) -> Result<Option<&'p Proposal>, Rejection> {
+    let governance_call::Method::Propose(p) = call else {
+        return Ok(None);
+    };
+    debug_assert!(!voters.is_empty());
+    let proposal = p
+        .proposal
+        .as_ref()
+        .ok_or_else(|| Rejection::malformed("propose needs a proposal"))?;
+    text(&proposal.title, "title", true)?;
+    // Refuse a change that could not apply now, before anyone votes on it.
+    apply(config, proposal, height, now_ms)?;
+    Ok(Some(proposal))
+}
+
+/// A vote on `rec` (proposal `id`) by `voters`: the proposal is open and
+/// none of them voted on it yet.
+fn check_vote(id: &TxId, rec: &ProposalRecord, voters: &[String]) -> Result<(), Rejection> {
+    match ProposalStatus::try_from(rec.status).unwrap_or(ProposalStatus::Unspecified) {
+        ProposalStatus::Open => {}
+        ProposalStatus::Failed => {
+            return Err(Rejection::new(
+                TxStatus::Conflict,
+                codes::governance::PROPOSAL_FAILED,
+                format!(
+                    "proposal {id} failed its threshold at height {}",
+                    rec.decided_height
+                ),
+            ));
+        }
+        _ => {
+            return Err(Rejection::new(
+                TxStatus::Conflict,
+                codes::governance::PROPOSAL_CLOSED,
+                format!("proposal {id} was decided at height {}", rec.decided_height),
+            ));
+        }
+    }
+    for org in voters {
+        if rec.yes.contains(org) || rec.no.contains(org) {
+            return Err(Rejection::new(
+                TxStatus::Conflict,
+                codes::governance::ALREADY_VOTED,
+                format!("{org} already voted on proposal {id}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_proposal(id: &TxId) -> Rejection {
+    Rejection::not_found(
+        codes::governance::UNKNOWN_PROPOSAL,
+        format!("no proposal {id}"),
+    )
+}
+
+/// The checks `execute` makes before it writes anything, against the state
+/// an API reads at its head: `config`, and for a vote the proposal's record
+/// (`None`: no such proposal). An API refuses with these before it orders
+/// the call; the chain checks again when it executes it, against the state
+/// of that block. `at` is the (height, time) the call is expected to run at;
+/// a budget approval dated "today" may still differ by a day around midnight.
+pub fn precheck(
+    call: &GovernanceCall,
+    signer_orgs: &BTreeSet<String>,
+    config: &ConsortiumConfig,
+    proposal: Option<&ProposalRecord>,
+    at: (u64, i64),
+) -> Result<(), Rejection> {
+    let method = method(call)?;
+    match method {
+        governance_call::Method::Propose(_) => {
+            let voters = member_signers(signer_orgs, config)?;
+            check_propose(method, &voters, config, at)?;
+        }
+        governance_call::Method::Vote(v) => {
+            let id = tx_ref(&v.proposal_tx_id, "proposal_tx_id")?;
+            let voters = member_signers(signer_orgs, config)?;
+            let rec = proposal.ok_or_else(|| unknown_proposal(&id))?;
+            check_vote(&id, rec, &voters)?;
+        }
+    }
+    Ok(())
+}
+
+/// The proposal a vote names, if the call is a vote (for [`precheck`]).
+pub fn voted_proposal(call: &GovernanceCall) -> Result<Option<TxId>, Rejection> {
+    match method(call)? {
+        governance_call::Method::Vote(v) => tx_ref(&v.proposal_tx_id, "proposal_tx_id").map(Some),
+        governance_call::Method::Propose(_) => Ok(None),
+    }
+}
+
 pub(crate) fn execute(
     call: &GovernanceCall,
     ctx: &Ctx<'_>,
@@ -549,16 +658,12 @@ pub(crate) fn execute(
 ) -> Result<Vec<ContractEvent>, Rejection> {
     let config = load_config(view)?;
     let mut events = Vec::new();
-    match method(call)? {
-        governance_call::Method::Propose(p) => {
+    let m = method(call)?;
+    match m {
+        governance_call::Method::Propose(_) => {
             let voters = voting_orgs(ctx, &config)?;
-            let proposal = p
-                .proposal
-                .as_ref()
+            let proposal = check_propose(m, &voters, &config, (ctx.height, ctx.now_ms))?
                 .ok_or_else(|| Rejection::malformed("propose needs a proposal"))?;
-            text(&proposal.title, "title", true)?;
-            // Refuse a change that could not apply now, before anyone votes on it.
-            apply(&config, proposal, ctx.height, ctx.now_ms)?;
             let rec = ProposalRecord {
                 proposal: Some(proposal.clone()),
                 proposer_org: voters.first().cloned().unwrap_or_default(),
@@ -583,41 +688,8 @@ pub(crate) fn execute(
             let voters = voting_orgs(ctx, &config)?;
             let mut rec = view
                 .get::<ProposalRecord>(&keys::proposal(&id))?
-                .ok_or_else(|| {
-                    Rejection::not_found(
-                        codes::governance::UNKNOWN_PROPOSAL,
-                        format!("no proposal {id}"),
-                    )
-                })?;
-            match ProposalStatus::try_from(rec.status).unwrap_or(ProposalStatus::Unspecified) {
-                ProposalStatus::Open => {}
-                ProposalStatus::Failed => {
-                    return Err(Rejection::new(
-                        TxStatus::Conflict,
-                        codes::governance::PROPOSAL_FAILED,
-                        format!(
-                            "proposal {id} failed its threshold at height {}",
-                            rec.decided_height
-                        ),
-                    ));
-                }
-                _ => {
-                    return Err(Rejection::new(
-                        TxStatus::Conflict,
-                        codes::governance::PROPOSAL_CLOSED,
-                        format!("proposal {id} was decided at height {}", rec.decided_height),
-                    ));
-                }
-            }
-            for org in &voters {
-                if rec.yes.contains(org) || rec.no.contains(org) {
-                    return Err(Rejection::new(
-                        TxStatus::Conflict,
-                        codes::governance::ALREADY_VOTED,
-                        format!("{org} already voted on proposal {id}"),
-                    ));
-                }
-            }
+                .ok_or_else(|| unknown_proposal(&id))?;
+            check_vote(&id, &rec, &voters)?;
             let side = if v.approve { &mut rec.yes } else { &mut rec.no };
             side.extend(voters);
             side.sort();

@@ -17,6 +17,7 @@ use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::ledger::GetReceiptRequest;
 use fiscus_proto::pb::state::{Account as AccountState, ProgramRecord};
 use fiscus_proto::pb::transfer::TransferCall;
+use fiscus_proto::pb::types::tx_payload::Call;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -327,14 +328,19 @@ async fn import(
             }
         }
         let key = format!("{IMPORT_KEY_PREFIX}{}", row.external_id);
-        let (tx, env, nonce) =
-            match crate::submit::custodial_envelope(&api, custodial, &client, call, Some(&key)) {
-                Ok(x) => x,
-                Err(e) => {
-                    errors.push(fail(e.message));
-                    continue;
-                }
-            };
+        let (tx, env, nonce) = match crate::submit::custodial_envelope(
+            &api,
+            custodial,
+            &client,
+            Call::Transfer(call),
+            Some(&key),
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                errors.push(fail(e.message));
+                continue;
+            }
+        };
         if let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx).await? {
             errors.push(fail(format!(
                 "{}: external_id {} 已作为另一笔业务导入（交易 {first}），不会再次支付；\

@@ -20,6 +20,10 @@ pub enum Scope {
     Read,
     Import,
     Admin,
+    /// Propose and vote on governance changes (`/v1/governance/…`). Not
+    /// implied by `submit` or `admin`: a member grants it to the few
+    /// systems (or people) that speak for the member in the consortium.
+    Govern,
 }
 
 impl Scope {
@@ -29,6 +33,7 @@ impl Scope {
             Self::Read => "read",
             Self::Import => "import",
             Self::Admin => "admin",
+            Self::Govern => "govern",
         }
     }
 }

@@ -60,6 +60,25 @@ impl NeedsScope for SubmitScope {
     const SCOPE: Scope = Scope::Submit;
 }
 
+/// What a caller authenticated by a consortium certificate may do: the
+/// scopes this API grants certificate callers, and `govern` for an `admin`
+/// certificate (the identity the member's administrators hold), whatever
+/// those are. The same for REST over TLS and for gRPC.
+pub(crate) fn certificate_scopes(granted: &[Scope], role: Role) -> Vec<Scope> {
+    let mut scopes = granted.to_vec();
+    if role == Role::Admin && !scopes.contains(&Scope::Govern) {
+        scopes.push(Scope::Govern);
+    }
+    scopes
+}
+
+/// `Caller<GovernScope>` authenticates for proposing and voting.
+pub(crate) struct GovernScope;
+
+impl NeedsScope for GovernScope {
+    const SCOPE: Scope = Scope::Govern;
+}
+
 /// The authenticated caller, as an extractor. Placed before the body and
 /// query extractors, it answers 401/403/429 before anything of the request
 /// is parsed, and an unauthenticated body is never read (actix polls a
@@ -145,7 +164,7 @@ impl Api {
         Ok(Arc::new(Client {
             name: format!("certificate {}", id.cert_id),
             org: id.member.clone(),
-            scopes: self.cert_scopes.clone(),
+            scopes: certificate_scopes(&self.cert_scopes, id.role),
             custodial: None,
         }))
     }

@@ -32,10 +32,16 @@ pub struct ExchangeService {
 }
 
 impl ExchangeService {
-    /// The caller's org, once its certificate's role and this API's scopes allow `scope`.
-    fn caller<T>(&self, req: &Request<T>, scope: crate::clients::Scope) -> Result<String, Status> {
-        let org = caller_org(req)?;
-        if !self.cert_scopes.contains(&scope) {
+    /// The caller's org and scopes, once its certificate's role and this
+    /// API's scopes allow `scope`.
+    fn caller<T>(
+        &self,
+        req: &Request<T>,
+        scope: crate::clients::Scope,
+    ) -> Result<(String, Vec<crate::clients::Scope>), Status> {
+        let (org, role) = caller_org(req)?;
+        let scopes = crate::context::certificate_scopes(&self.cert_scopes, role);
+        if !scopes.contains(&scope) {
             return Err(ServiceError::new(
                 ErrorKind::PermissionDenied,
                 codes::api::SCOPE_NOT_GRANTED,
@@ -46,11 +52,11 @@ impl ExchangeService {
             )
             .into());
         }
-        Ok(org)
+        Ok((org, scopes))
     }
 }
 
-fn caller_org<T>(req: &Request<T>) -> Result<String, Status> {
+fn caller_org<T>(req: &Request<T>) -> Result<(String, Role), Status> {
     let id = fiscus_common::tls::peer_identity(req).ok_or_else(|| {
         Status::from(ServiceError::new(
             ErrorKind::Unauthenticated,
@@ -69,12 +75,18 @@ fn caller_org<T>(req: &Request<T>) -> Result<String, Status> {
         )
         .into());
     }
-    Ok(id.member.clone())
+    Ok((id.member.clone(), id.role))
 }
 
 impl ExchangeService {
-    /// The same checks as the REST submit path (`crate::submit`).
-    fn check(&self, env: Envelope, org: &str) -> Result<(Hash32, Envelope), ServiceError> {
+    /// The same checks as the REST submit path (`crate::submit`), with the
+    /// governance contract's own for a governance call.
+    async fn check(
+        &self,
+        env: Envelope,
+        org: &str,
+        scopes: &[crate::clients::Scope],
+    ) -> Result<(Hash32, Envelope), ServiceError> {
         let tx = CheckedTx::from_wire(env, &self.api.limits).map_err(|e| {
             ServiceError::new(
                 ErrorKind::InvalidArgument,
@@ -82,7 +94,11 @@ impl ExchangeService {
                 format!("the envelope does not decode: {e}"),
             )
         })?;
-        crate::submit::check_envelope(&self.api, &tx, org)?;
+        let signers = crate::submit::check_envelope(&self.api, &tx, org, scopes)?;
+        if let Some(fiscus_proto::pb::types::tx_payload::Call::Governance(call)) = &tx.payload.call
+        {
+            self.api.check_governance(call, &signers).await?;
+        }
         Ok((tx.tx_id, tx.to_wire()))
     }
 }
@@ -119,8 +135,8 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<SubmitResult, Status>> + Se
 #[tonic::async_trait]
 impl Exchange for ExchangeService {
     async fn submit(&self, req: Request<Envelope>) -> Result<Response<SubmitResponse>, Status> {
-        let org = self.caller(&req, crate::clients::Scope::Submit)?;
-        let (tx_id, env) = self.check(req.into_inner(), &org)?;
+        let (org, scopes) = self.caller(&req, crate::clients::Scope::Submit)?;
+        let (tx_id, env) = self.check(req.into_inner(), &org, &scopes).await?;
         match self.api.backend.broadcast(env).await? {
             Ordered::Accepted(_) => Ok(Response::new(SubmitResponse {
                 tx_id: tx_id.to_vec(),
@@ -140,7 +156,7 @@ impl Exchange for ExchangeService {
         &self,
         req: Request<Streaming<Envelope>>,
     ) -> Result<Response<ResultStream>, Status> {
-        let org = self.caller(&req, crate::clients::Scope::Submit)?;
+        let (org, scopes) = self.caller(&req, crate::clients::Scope::Submit)?;
         let mut input = req.into_inner();
         let (up_tx, up_rx) = mpsc::channel::<Envelope>(4096);
         let (out_tx, out_rx) = mpsc::channel::<Result<SubmitResult, Status>>(4096);
@@ -169,7 +185,7 @@ impl Exchange for ExchangeService {
             while let Ok(Some(env)) = input.message().await {
                 // The tx id, when the payload is there to hash, names a refusal.
                 let id = (!env.payload.is_empty()).then(|| fiscus_proto::hash::tx_id(&env.payload));
-                match svc.check(env, &org) {
+                match svc.check(env, &org, &scopes).await {
                     Ok((_, env)) => {
                         if up_tx.send(env).await.is_err() {
                             return;

@@ -22,6 +22,7 @@ pub mod deadlines;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod governance;
 pub mod grpc;
 pub mod http_client;
 pub mod hub;

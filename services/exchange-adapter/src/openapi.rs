@@ -20,6 +20,7 @@ use utoipa_actix_web::AppExt;
         (name = "import", description = "Bulk import of allocations and disbursements (docs/bulk-import.md)"),
         (name = "export", description = "CSV and JSON exports"),
         (name = "subscribe", description = "Server-sent events and webhook dead letters"),
+        (name = "governance", description = "Membership and configuration changes by proposal and member vote (scope `govern`)"),
     )
 )]
 struct ApiDoc;

@@ -17,12 +17,15 @@ use utoipa::ToSchema;
 use crate::backend::Ordered;
 use crate::backend::from_status;
 use crate::clients::Client;
+use crate::clients::Scope;
 use crate::context::Api;
 use crate::error::err;
 use crate::json::ReceiptJson;
 use crate::json::SubmitResult;
 use fiscus_common::error::{ErrorKind, ServiceError};
-use fiscus_contract_executor::{Rejection, rules};
+use fiscus_contract_executor::{Rejection, governance, rules};
+use fiscus_proto::pb::governance::GovernanceCall;
+use fiscus_proto::pb::state::ProposalRecord;
 use fiscus_proto::pb::transfer::TransferCall;
 use std::collections::BTreeSet;
 
@@ -48,6 +51,46 @@ pub(crate) fn check_call(
 }
 
 impl Api {
+    /// The governance contract's own checks of `call` by `signers`
+    /// (`fiscus_contract_executor::governance::precheck`), against the
+    /// configuration and the proposal at this member's head: a call the
+    /// chain would refuse now is refused before it is ordered. The chain
+    /// checks again when it executes it.
+    pub(crate) async fn check_governance(
+        &self,
+        call: &GovernanceCall,
+        signers: &BTreeSet<String>,
+    ) -> Result<(), ServiceError> {
+        let config = self.config_at(0).await?;
+        let proposal = match governance::voted_proposal(call).map_err(rejected)? {
+            Some(id) => self
+                .state_at(&fiscus_contract_executor::keys::proposal(&id), 0)
+                .await?
+                .map(|v| ProposalRecord::decode(&v[..]))
+                .transpose()
+                .map_err(|e| {
+                    err(
+                        ErrorKind::Internal,
+                        codes::api::BACKEND_ERROR,
+                        e.to_string(),
+                    )
+                })?,
+            None => None,
+        };
+        let next = config.height + 1;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        governance::precheck(
+            call,
+            signers,
+            &config.config,
+            proposal.as_ref(),
+            (next, now_ms),
+        )
+        .map_err(rejected)
+    }
+
     /// The org the chain will see as the signer of a custodial envelope.
     pub(crate) fn custodial_signers(&self, c: &crate::clients::Custodial) -> BTreeSet<String> {
         self.signers
@@ -60,12 +103,16 @@ impl Api {
 
 /// A client-signed envelope: the consortium, every signature by a known
 /// certificate that verifies, the creator's certificate of the caller's
-/// org, and the contract's rules for the call.
+/// org, and the contract's stateless rules for a transfer call. A governance
+/// call needs the `govern` scope; its rules need the chain's state, so the
+/// caller checks them next with [`Api::check_governance`]. Returns the
+/// signing orgs.
 pub(crate) fn check_envelope(
     api: &Api,
     tx: &CheckedTx,
     caller_org: &str,
-) -> Result<(), ServiceError> {
+    scopes: &[Scope],
+) -> Result<BTreeSet<String>, ServiceError> {
     if tx.payload.consortium_id != api.consortium_id {
         return Err(ServiceError::new(
             ErrorKind::InvalidArgument,
@@ -104,9 +151,13 @@ pub(crate) fn check_envelope(
         signers.insert(org.clone());
     }
     match &tx.payload.call {
-        Some(Call::Transfer(call)) => check_call(api, call, &signers),
-        // Governance rules need the proposal's state; the contract decides.
-        Some(Call::Governance(_)) => Ok(()),
+        Some(Call::Transfer(call)) => check_call(api, call, &signers).map(|()| signers),
+        Some(Call::Governance(_)) if !scopes.contains(&Scope::Govern) => Err(err(
+            ErrorKind::PermissionDenied,
+            codes::api::SCOPE_NOT_GRANTED,
+            "a governance call (propose or vote) needs the \"govern\" scope",
+        )),
+        Some(Call::Governance(_)) => Ok(signers),
         None => Err(ServiceError::new(
             ErrorKind::InvalidArgument,
             codes::tx::BAD_ENCODING,
@@ -288,7 +339,7 @@ pub(crate) fn custodial_envelope(
     api: &Api,
     custodial: &crate::clients::Custodial,
     client: &Client,
-    call: fiscus_proto::pb::transfer::TransferCall,
+    call: Call,
     idempotency_key: Option<&str>,
 ) -> Result<(Hash32, fiscus_proto::pb::types::Envelope, u64), ServiceError> {
     let nonce = match idempotency_key {
@@ -300,7 +351,7 @@ pub(crate) fn custodial_envelope(
         creator_cert_id: custodial.cert_id.to_vec(),
         nonce,
         client_timestamp_ms: 0,
-        call: Some(Call::Transfer(call)),
+        call: Some(call),
     };
     let env = seal(&payload, &[(&custodial.key, custodial.cert_id)]);
     Ok((fiscus_proto::hash::tx_id(&env.payload), env, nonce))

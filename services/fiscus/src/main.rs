@@ -146,6 +146,9 @@ enum Command {
     Import(cli::ImportCmd),
     /// Export accounts, allocations or disbursements as CSV or JSON.
     Export(cli::ExportCmd),
+    /// Membership and configuration changes by member vote: propose, vote,
+    /// list proposals, show the configuration.
+    Governance(cli::GovernanceCmd),
     /// Verify a receipt proof offline against the consortium root (no network).
     /// Exit 1 when it does not verify.
     VerifyReceipt(receipt::VerifyReceiptCmd),
@@ -340,6 +343,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Err(e) => Err(e),
         },
         Command::Export(cmd) => cli::export(cmd).await,
+        Command::Governance(cmd) => cli::governance(cmd).await,
         Command::VerifyReceipt(cmd) => match receipt::run(cmd) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),

@@ -13,11 +13,12 @@ mod query;
 mod submit;
 
 use crate::error::err;
+use actix_web::HttpRequest;
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
 use fiscus_proto::hash::Hash32;
 
-fn tx_id_param(s: &str) -> Result<Hash32, ServiceError> {
+pub(crate) fn tx_id_param(s: &str) -> Result<Hash32, ServiceError> {
     hex::decode(s)
         .ok()
         .and_then(|b| Hash32::from_slice("tx id", &b).ok())
@@ -28,6 +29,36 @@ fn tx_id_param(s: &str) -> Result<Hash32, ServiceError> {
                 "a tx id is 64 hex digits",
             )
         })
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 128 visible ASCII characters.
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 128);
+            let k = k.ok_or_else(|| {
+                err(
+                    ErrorKind::InvalidArgument,
+                    codes::api::BAD_IDEMPOTENCY_KEY,
+                    "Idempotency-Key must be 1 to 128 visible ASCII characters",
+                )
+            })?;
+            // Bulk import derives row `X`'s transaction from the key `import:X`
+            // (crate::bulk): a REST key must never stand for an import row.
+            if k.starts_with(crate::bulk::IMPORT_KEY_PREFIX) {
+                return Err(err(
+                    ErrorKind::InvalidArgument,
+                    codes::api::BAD_IDEMPOTENCY_KEY,
+                    format!(
+                        "Idempotency-Key may not start with {:?}: that prefix names bulk import rows",
+                        crate::bulk::IMPORT_KEY_PREFIX
+                    ),
+                ));
+            }
+            Ok(Some(k.to_owned()))
+        }
+    }
 }
 
 fn check_segment(s: &str, what: &str) -> Result<(), ServiceError> {
@@ -62,4 +93,5 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     crate::export::routes(app);
     crate::events::routes(app);
     crate::deadlines::routes(app);
+    crate::governance::routes(app);
 }

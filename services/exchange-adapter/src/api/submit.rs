@@ -38,35 +38,6 @@ pub(super) struct SubmitEnvelope {
     pub envelope: String,
 }
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ServiceError> {
-    match req.headers().get("idempotency-key") {
-        None => Ok(None),
-        Some(v) => {
-            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 128);
-            let k = k.ok_or_else(|| {
-                err(
-                    ErrorKind::InvalidArgument,
-                    codes::api::BAD_IDEMPOTENCY_KEY,
-                    "Idempotency-Key must be 1 to 128 visible ASCII characters",
-                )
-            })?;
-            // Bulk import derives row `X`'s transaction from the key `import:X`
-            // (crate::bulk): a REST key must never stand for an import row.
-            if k.starts_with(crate::bulk::IMPORT_KEY_PREFIX) {
-                return Err(err(
-                    ErrorKind::InvalidArgument,
-                    codes::api::BAD_IDEMPOTENCY_KEY,
-                    format!(
-                        "Idempotency-Key may not start with {:?}: that prefix names bulk import rows",
-                        crate::bulk::IMPORT_KEY_PREFIX
-                    ),
-                ));
-            }
-            Ok(Some(k.to_owned()))
-        }
-    }
-}
-
 /// Submit a client-signed envelope.
 ///
 /// The envelope's signer must be a certificate of the API client's own org,
@@ -93,7 +64,7 @@ pub(super) async fn submit_envelope(
     body: web::Json<SubmitEnvelope>,
 ) -> Result<web::Json<SubmitResult>, ServiceError> {
     let client = caller.0;
-    let retry = idempotency_key(&req)?.is_some();
+    let retry = super::idempotency_key(&req)?.is_some();
     let bytes = B64.decode(body.envelope.trim()).map_err(|_| {
         err(
             ErrorKind::InvalidArgument,
@@ -108,7 +79,10 @@ pub(super) async fn submit_envelope(
             format!("the envelope does not decode: {e}"),
         )
     })?;
-    crate::submit::check_envelope(&api, &tx, &client.org)?;
+    let signers = crate::submit::check_envelope(&api, &tx, &client.org, &client.scopes)?;
+    if let Some(fiscus_proto::pb::types::tx_payload::Call::Governance(call)) = &tx.payload.call {
+        api.check_governance(call, &signers).await?;
+    }
     let out = api.order(tx.tx_id, tx.to_wire(), query.wait, retry).await?;
     Ok(web::Json(out))
 }
@@ -152,10 +126,16 @@ pub(super) async fn submit_operation(
             ),
         ));
     }
-    let key = idempotency_key(&req)?;
+    let key = super::idempotency_key(&req)?;
     let call = body.to_call(&api.recipient_id_salt)?;
     crate::submit::check_call(&api, &call, &api.custodial_signers(custodial))?;
-    let (tx_id, env, nonce) = custodial_envelope(&api, custodial, &client, call, key.as_deref())?;
+    let (tx_id, env, nonce) = custodial_envelope(
+        &api,
+        custodial,
+        &client,
+        fiscus_proto::pb::types::tx_payload::Call::Transfer(call),
+        key.as_deref(),
+    )?;
     if key.is_some()
         && let Some(first) = api.nonce_used_by_other(custodial, nonce, &tx_id).await?
     {

@@ -14,7 +14,7 @@ pub(crate) enum KeysCmd {
         /// The org (GB/T 2260 code) the client acts for.
         #[arg(long)]
         org: String,
-        /// Comma-separated: submit, read, import, admin.
+        /// Comma-separated: submit, read, import, admin, govern.
         #[arg(long, value_delimiter = ',', default_value = "read")]
         scopes: Vec<String>,
     },
@@ -38,7 +38,8 @@ pub(crate) fn keys(cmd: KeysCmd) -> Result<()> {
                     "read" => Ok(Scope::Read),
                     "import" => Ok(Scope::Import),
                     "admin" => Ok(Scope::Admin),
-                    other => bail!("scope {other:?} is not submit, read, import or admin"),
+                    "govern" => Ok(Scope::Govern),
+                    other => bail!("scope {other:?} is not submit, read, import, admin or govern"),
                 })
                 .collect::<Result<Vec<_>>>()?;
             let key = new_api_key();

@@ -1,12 +1,14 @@
 //! Client subcommands against a member's exchange-adapter: `status`,
 //! `query`, `trace`, `submit`, `import` (validated first, then submitted in
-//! chunks with progress) and `export`. Tables by default, `--json` for scripts.
+//! chunks with progress), `export` and `governance`. Tables by default, `--json` for scripts.
 
 mod bulk;
+mod governance;
 mod keys;
 mod submit;
 
 pub(crate) use bulk::{ExportCmd, ImportCmd, export, import};
+pub(crate) use governance::{GovernanceCmd, governance};
 pub(crate) use keys::{KeysCmd, keys};
 pub(crate) use submit::{SubmitCmd, submit};
 

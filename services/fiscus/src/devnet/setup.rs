@@ -132,7 +132,7 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
         let key = new_api_key();
         let read_key = new_api_key();
         keys.push_str(&format!(
-            "{}  http://{}  {key}  submit,read,import,admin\n{}  http://{}  {read_key}  read\n",
+            "{}  http://{}  {key}  submit,read,import,admin,govern\n{}  http://{}  {read_key}  read\n",
             m.code, m.api, m.code, m.api
         ));
         let file = ClientsFile {
@@ -141,7 +141,13 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
                     name: format!("devnet-{}", m.code),
                     key_sha256: key_hash(&key),
                     org: m.code.clone(),
-                    scopes: vec![Scope::Submit, Scope::Read, Scope::Import, Scope::Admin],
+                    scopes: vec![
+                        Scope::Submit,
+                        Scope::Read,
+                        Scope::Import,
+                        Scope::Admin,
+                        Scope::Govern,
+                    ],
                     custodial_cert: Some(dir.client().join("cert.pem")),
                     custodial_key: Some(dir.client().join("key.pem")),
                 },

@@ -1,0 +1,321 @@
+//! Governance through the exchange-adapter's REST API and the CLI, on a
+//! running `fiscus devnet`: a member proposes that a finance bureau join,
+//! the others vote (custodially and with a client-signed envelope) until it
+//! passes, and the configuration shows it from the next block; a member is
+//! voted out and can no longer propose. Every bad input is refused with the
+//! contract's code before anything is ordered, and leaves the chain as it was.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use fiscus_proto::pb::governance::{GovernanceCall, VoteArgs, governance_call};
+use fiscus_proto::pb::types::tx_payload::Call;
+use serde_json::{Value, json};
+use std::process::Command;
+
+mod devnet_support;
+use devnet_support::*;
+
+fn post(addr: &str, key: &str, path: &str, body: &Value) -> (u16, String, Value) {
+    call(addr, "POST", path, Some(key), Some(&body.to_string()), &[])
+}
+
+fn height(net: &Net) -> u64 {
+    net.chain("130000")["height"].as_u64().unwrap()
+}
+
+/// Asserts a committed, valid submission; returns its block.
+fn committed(r: (u16, String, Value)) -> (String, u64) {
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    assert_eq!(r.2["state"], "committed", "{:?}", r.2);
+    assert_eq!(r.2["receipt"]["status"], "valid", "{:?}", r.2);
+    (
+        r.2["tx_id"].as_str().unwrap().to_owned(),
+        r.2["block_number"].as_u64().unwrap(),
+    )
+}
+
+fn vote_custodial(net: &Net, m: &str, id: &str, approve: bool) -> (u16, String, Value) {
+    let (addr, key, _) = net.api(m);
+    post(
+        addr,
+        key,
+        &format!("/v1/governance/proposals/{id}/votes?wait=commit"),
+        &json!({"approve": approve}),
+    )
+}
+
+fn add_baoding() -> Value {
+    json!({"title": "保定市财政局加入联盟", "change": {
+        "kind": "add_member",
+        "org": {"code": "130600", "name": "保定市财政局", "level": "municipal", "parent": "130000"},
+        "member": {"org_code": "130600", "gossip_endpoints": ["https://127.0.0.1:9"],
+                   "roles": ["node", "client", "admin"], "allowed_names": ["127.0.0.1", "localhost"]}}})
+}
+
+#[test]
+fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("devnet");
+    let _devnet = Devnet::start(&data);
+    let net = Net::read(&data);
+    let (hebei, hebei_key, hebei_read) = net.api("130000");
+    let proposals = "/v1/governance/proposals?wait=commit";
+
+    // Bad input, refused before ordering.
+    let h0 = height(&net);
+    problem(
+        post(hebei, hebei_read, proposals, &add_baoding()),
+        403,
+        "api.scope_not_granted",
+    );
+    problem(
+        post(
+            hebei,
+            hebei_key,
+            proposals,
+            &json!({"title": "x", "change": {"kind": "remove_member", "org_code": "130600", "reason": "not one"}}),
+        ),
+        400,
+        "governance.invalid_proposal",
+    );
+    let mut bad_level = add_baoding();
+    bad_level["change"]["org"]["level"] = json!("town");
+    problem(
+        post(hebei, hebei_key, proposals, &bad_level),
+        400,
+        "governance.invalid_proposal",
+    );
+    let mut both = add_baoding();
+    both["envelope"] = json!(b64(&signed_allocation(&data, 1)));
+    problem(
+        post(hebei, hebei_key, proposals, &both),
+        400,
+        "api.invalid_body",
+    );
+    // A transfer is not a proposal, even when signed by the caller's org.
+    let (mof, mof_key, _) = net.api("000000");
+    problem(
+        post(
+            mof,
+            mof_key,
+            proposals,
+            &json!({"envelope": b64(&signed_allocation(&data, 2))}),
+        ),
+        400,
+        "governance.invalid_proposal",
+    );
+    problem(
+        vote_custodial(&net, "130100", &"ab".repeat(32), true),
+        422,
+        "governance.unknown_proposal",
+    );
+    // Unknown fields are refused, not ignored.
+    problem(
+        post(
+            hebei,
+            hebei_key,
+            proposals,
+            &json!({"title": "x", "change": {"kind": "update_policy", "policy": {"numerator": 2, "denominator": 3, "quorum": 1}}}),
+        ),
+        400,
+        "api.invalid_body",
+    );
+    assert_eq!(
+        height(&net),
+        h0,
+        "a refused governance call changed the chain"
+    );
+
+    // Hebei proposes; it votes yes with it.
+    let (id, proposed_in) = committed(post(hebei, hebei_key, proposals, &add_baoding()));
+    let r = call(
+        hebei,
+        "GET",
+        "/v1/governance/proposals?status=open",
+        Some(hebei_read),
+        None,
+        &[],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    assert_eq!(r.2["total"], 1, "{:?}", r.2);
+    let p = &r.2["items"][0];
+    assert_eq!(p["id"], id.as_str());
+    assert_eq!(p["status"], "open");
+    assert_eq!(p["proposer_org"], "130000");
+    assert_eq!(p["yes"], json!(["130000"]));
+    assert_eq!(
+        p["not_voted"],
+        json!(["000000", "130100", "130102", "991300"])
+    );
+    assert_eq!(p["votes_needed"], 3, "a strict majority of five");
+    assert_eq!(p["change"]["kind"], "add_member");
+    assert_eq!(p["change"]["org"]["name"], "保定市财政局");
+
+    // A member votes once.
+    let h1 = height(&net);
+    problem(
+        vote_custodial(&net, "130000", &id, false),
+        422,
+        "governance.already_voted",
+    );
+    // MOF votes with an envelope its own client certificate signed.
+    let proposal_tx_id = hex::decode(&id).unwrap();
+    let vote = |approve: bool, nonce: u64| {
+        signed_call(
+            &data,
+            "000000",
+            nonce,
+            Call::Governance(GovernanceCall {
+                method: Some(governance_call::Method::Vote(VoteArgs {
+                    proposal_tx_id: proposal_tx_id.clone(),
+                    approve,
+                })),
+            }),
+        )
+    };
+    problem(
+        post(
+            mof,
+            mof_key,
+            &format!("/v1/governance/proposals/{}/votes", "cd".repeat(32)),
+            &json!({"envelope": b64(&vote(true, 7))}),
+        ),
+        400,
+        "governance.invalid_proposal",
+    );
+    assert_eq!(height(&net), h1, "a refused vote changed the chain");
+    committed(post(
+        mof,
+        mof_key,
+        &format!("/v1/governance/proposals/{id}/votes?wait=commit"),
+        &json!({"envelope": b64(&vote(true, 8))}),
+    ));
+    committed(vote_custodial(&net, "130100", &id, false));
+    let (_, passed_in) = committed(vote_custodial(&net, "130102", &id, true));
+
+    let r = call(
+        hebei,
+        "GET",
+        &format!("/v1/governance/proposals/{id}"),
+        Some(hebei_read),
+        None,
+        &[],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    assert_eq!(r.2["status"], "passed", "{:?}", r.2);
+    assert_eq!(r.2["yes"], json!(["000000", "130000", "130102"]));
+    assert_eq!(r.2["no"], json!(["130100"]));
+    assert_eq!(r.2["decided_height"], passed_in);
+    problem(
+        vote_custodial(&net, "991300", &id, true),
+        422,
+        "governance.proposal_closed",
+    );
+
+    // The configuration before and after.
+    let config = |q: &str| {
+        let r = call(
+            hebei,
+            "GET",
+            &format!("/v1/governance/config{q}"),
+            Some(hebei_read),
+            None,
+            &[],
+        );
+        assert_eq!(r.0, 200, "{:?}", r.2);
+        r.2
+    };
+    let now = config("");
+    assert_eq!(now["version"], 2, "{now:?}");
+    assert_eq!(now["changed_at_height"], passed_in);
+    assert_eq!(now["votes_needed"], 4, "a strict majority of six");
+    let members: Vec<&str> = now["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["org_code"].as_str().unwrap())
+        .collect();
+    assert!(members.contains(&"130600"), "{members:?}");
+    let before = config(&format!("?height={proposed_in}"));
+    assert_eq!(before["version"], 1);
+    assert_eq!(before["members"].as_array().unwrap().len(), 5);
+    problem(
+        call(
+            hebei,
+            "GET",
+            "/v1/governance/config?height=0",
+            Some(hebei_read),
+            None,
+            &[],
+        ),
+        400,
+        "api.bad_query",
+    );
+
+    // Chang'an is voted out (four of six needed), and cannot propose again.
+    let (out, _) = committed(post(
+        hebei,
+        hebei_key,
+        proposals,
+        &json!({"title": "长安区财政局退出联盟", "change": {"kind": "remove_member", "org_code": "130102", "reason": "撤并 merged"}}),
+    ));
+    committed(vote_custodial(&net, "000000", &out, true));
+    committed(vote_custodial(&net, "130100", &out, true));
+    let (_, removed_in) = committed(vote_custodial(&net, "991300", &out, true));
+    let now = config("");
+    assert_eq!(now["version"], 3);
+    assert_eq!(
+        now["revoked_orgs"],
+        json!([{"org_code": "130102", "reason": "撤并 merged", "effective_height": removed_in + 1}])
+    );
+    let (changan, changan_key, _) = net.api("130102");
+    let h2 = height(&net);
+    problem(
+        post(
+            changan,
+            changan_key,
+            proposals,
+            &json!({"title": "x", "change": {"kind": "remove_member", "org_code": "130100", "reason": "y"}}),
+        ),
+        403,
+        "governance.not_member",
+    );
+    assert_eq!(height(&net), h2);
+
+    // The CLI reads the same, as tables and as JSON.
+    let (addr, key, _) = net.api("130100");
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+            .arg("governance")
+            .args(args)
+            .env("FISCUS_API", format!("http://{addr}"))
+            .env("FISCUS_API_KEY", key)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = cli(&["proposals", "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let list: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(list["total"], 2, "{list:?}");
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == "passed")
+    );
+    let (code, stdout, stderr) = cli(&["config"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("version 3"), "{stdout}");
+    assert!(stdout.contains("130600 保定市财政局"), "{stdout}");
+    assert!(stdout.contains("left: 130102"), "{stdout}");
+    // A refusal is the command's failure, with the contract's code.
+    let (code, _, stderr) = cli(&["vote", &id, "--yes"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("governance.proposal_closed"), "{stderr}");
+}
