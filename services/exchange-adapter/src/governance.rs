@@ -969,7 +969,8 @@ pub struct ProposalsQuery {
 
 /// Proposals, open and decided, with their tallies and who voted.
 #[utoipa::path(tag = "governance", params(ProposalsQuery),
-    responses((status = 200, body = ProposalList)),
+    responses((status = 200, body = ProposalList),
+        (status = 404, description = "`governance.no_config`: the chain has no configuration", body = ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 #[get("/v1/governance/proposals")]
 pub(crate) async fn list_proposals(
@@ -1059,7 +1060,8 @@ pub struct ConfigQuery {
 
 /// The consortium configuration at a height, with its version.
 #[utoipa::path(tag = "governance", params(ConfigQuery),
-    responses((status = 200, body = ConfigJson)),
+    responses((status = 200, body = ConfigJson),
+        (status = 404, description = "`api.not_found`: the chain has no block at that height yet", body = ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 #[get("/v1/governance/config")]
 pub(crate) async fn get_config(
