@@ -169,6 +169,7 @@ impl BlockDraft<'_> {
         let orderer_signature = Signature {
             cert_id: orderer_cert_id.to_vec(),
             signature: orderer_key.sign(&header).to_vec(),
+            certificate: Vec::new(),
         };
         Block {
             header,

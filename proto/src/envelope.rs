@@ -14,6 +14,32 @@ pub struct TxSignature {
     /// SHA-256 of the signer's DER certificate.
     pub cert_id: Hash32,
     pub signature: [u8; SIGNATURE_LEN],
+    /// The signer's DER certificate when the envelope carries it (empty
+    /// otherwise); its SHA-256 is `cert_id`.
+    pub certificate: Vec<u8>,
+}
+
+/// The largest certificate a signature may carry.
+pub const MAX_INLINE_CERTIFICATE_BYTES: usize = 4096;
+
+/// Checks a carried certificate's size and that it is the one `cert_id` names.
+pub fn check_inline_certificate(cert_id: &[u8], certificate: &[u8]) -> Result<()> {
+    if certificate.is_empty() {
+        return Ok(());
+    }
+    if certificate.len() > MAX_INLINE_CERTIFICATE_BYTES {
+        return Err(Error::TooLarge {
+            what: "signature certificate",
+            len: certificate.len(),
+            limit: MAX_INLINE_CERTIFICATE_BYTES,
+        });
+    }
+    if crate::hash::sha256(certificate).0[..] != *cert_id {
+        return Err(Error::Invalid(
+            "the signature's certificate is not the one its cert_id names".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl TryFrom<&Signature> for TxSignature {
@@ -29,9 +55,12 @@ impl TryFrom<&Signature> for TxSignature {
                 expected: SIGNATURE_LEN,
                 got: s.signature.len(),
             })?;
+        let cert_id = Hash32::from_slice("cert_id", &s.cert_id)?;
+        check_inline_certificate(&s.cert_id, &s.certificate)?;
         Ok(Self {
-            cert_id: Hash32::from_slice("cert_id", &s.cert_id)?,
+            cert_id,
             signature,
+            certificate: s.certificate.clone(),
         })
     }
 }
@@ -41,6 +70,7 @@ impl From<&TxSignature> for Signature {
         Self {
             cert_id: s.cert_id.to_vec(),
             signature: s.signature.to_vec(),
+            certificate: s.certificate.clone(),
         }
     }
 }
@@ -124,12 +154,25 @@ impl CheckedTx {
 /// Encodes `payload` once and signs those bytes with each signer.
 /// Each signer is a key and the id of the certificate that names it.
 pub fn seal(payload: &TxPayload, signers: &[(&SigningKey, Hash32)]) -> Envelope {
+    seal_carrying(
+        payload,
+        &signers
+            .iter()
+            .map(|(key, id)| (*key, *id, &[][..]))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// [`seal`], each signature carrying its signer's DER certificate (or none,
+/// when it is empty): for a signer the network may not have on file.
+pub fn seal_carrying(payload: &TxPayload, signers: &[(&SigningKey, Hash32, &[u8])]) -> Envelope {
     let payload = payload.encode_to_vec();
     let signatures = signers
         .iter()
-        .map(|(key, cert_id)| Signature {
+        .map(|(key, cert_id, certificate)| Signature {
             cert_id: cert_id.to_vec(),
             signature: key.sign(&payload).to_vec(),
+            certificate: certificate.to_vec(),
         })
         .collect();
     Envelope {

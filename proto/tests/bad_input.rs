@@ -210,3 +210,32 @@ proptest! {
         let _ = CheckedBlock::decode(&bytes, &DecodeLimits::default());
     }
 }
+
+#[test]
+fn a_carried_certificate_must_be_the_one_its_cert_id_names_and_bounded() {
+    use fiscus_proto::envelope::{MAX_INLINE_CERTIFICATE_BYTES, seal_carrying};
+    let key = SigningKey::from_seed(&[9; 32]);
+    // `cert_id(b"hebei cert")` is the SHA-256 of these bytes: they stand for the DER.
+    let env = seal_carrying(
+        &allocate(1),
+        &[(&key, cert_id(b"hebei cert"), b"hebei cert")],
+    );
+    let tx = CheckedTx::from_wire(env.clone(), &DecodeLimits::default()).unwrap();
+    assert_eq!(tx.signatures[0].certificate, b"hebei cert");
+    assert_eq!(tx.to_wire(), env, "the carried certificate round-trips");
+
+    let env = seal_carrying(
+        &allocate(1),
+        &[(&key, cert_id(b"hebei cert"), b"another cert")],
+    );
+    let err = CheckedTx::from_wire(env, &DecodeLimits::default()).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+
+    let big = vec![7u8; MAX_INLINE_CERTIFICATE_BYTES + 1];
+    let mut env = seal_carrying(&allocate(1), &[(&key, cert_id(&big), &big)]);
+    let mut payload = allocate(1);
+    payload.creator_cert_id = cert_id(&big).to_vec();
+    env.payload = payload.encode_to_vec();
+    let err = CheckedTx::from_wire(env, &DecodeLimits::default()).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+}

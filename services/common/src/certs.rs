@@ -77,22 +77,75 @@ pub enum LoadError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// The consortium roots a signer's certificate must chain to: each root's
+/// subject and Ed25519 key. Consortium certificates are Ed25519 throughout.
+#[derive(Debug, Clone, Default)]
+pub struct Roots {
+    roots: Vec<(Vec<u8>, [u8; 32])>,
+}
+
+impl Roots {
+    /// The roots among `root_ders` that parse (others are skipped).
+    pub fn from_ders(root_ders: &[Vec<u8>]) -> Self {
+        use x509_parser::prelude::FromDer;
+        Self {
+            roots: root_ders
+                .iter()
+                .filter_map(|d| x509_parser::certificate::X509Certificate::from_der(d).ok())
+                .filter_map(|(_, c)| {
+                    let key: [u8; 32] = c
+                        .public_key()
+                        .subject_public_key
+                        .data
+                        .as_ref()
+                        .try_into()
+                        .ok()?;
+                    Some((c.subject().as_raw().to_vec(), key))
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether one of the roots signed `cert` (Ed25519).
+    fn signed(&self, cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+        cert.signature_algorithm.algorithm.to_id_string() == ED25519_OID
+            && self.roots.iter().any(|(subject, key)| {
+                cert.issuer().as_raw() == subject.as_slice()
+                    && fiscus_proto::sign::verify(
+                        key,
+                        cert.tbs_certificate.as_ref(),
+                        &cert.signature_value.data,
+                    )
+                    .is_ok()
+            })
+    }
+
+    /// The identity in `der` when a root signed it and it is inside the
+    /// profile. The one rule for a signer's certificate, whether it was on
+    /// file (`Certs::load_dir`) or carried by a signature
+    /// (`Signature.certificate`, see [`Certs::status_carried`]). No clock is
+    /// read: whether a signer may sign at a height is the chain's business.
+    pub fn identity(&self, der: &[u8]) -> Option<PeerIdentity> {
+        use x509_parser::prelude::FromDer;
+        let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+        if !self.signed(&parsed) {
+            return None;
+        }
+        PeerIdentity::from_der(der).ok()
+    }
+}
+
 impl Certs {
     /// Every `*.pem` certificate in `dir` whose signature verifies under one
     /// of `root_ders`. No clock is read: whether a signer may sign at a height
     /// is the chain's business (CRL and departed orgs in `gov/config`), so
     /// every member decides it the same way whenever it loads the directory.
     pub fn load_dir(dir: &std::path::Path, root_ders: &[Vec<u8>]) -> Result<Self, LoadError> {
-        use x509_parser::prelude::FromDer;
         let io = |p: &std::path::Path| {
             let path = p.display().to_string();
             move |source| LoadError::Io { path, source }
         };
-        let roots: Vec<_> = root_ders
-            .iter()
-            .filter_map(|d| x509_parser::certificate::X509Certificate::from_der(d).ok())
-            .map(|(_, c)| c)
-            .collect();
+        let roots = Roots::from_ders(root_ders);
         let mut paths: Vec<_> = std::fs::read_dir(dir)
             .map_err(io(dir))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -104,37 +157,41 @@ impl Certs {
             let pem = std::fs::read(&path).map_err(io(&path))?;
             let chain = crate::tls::parse_certs(&path, &pem)?;
             let Some(leaf) = chain.first() else { continue };
-            let Ok((_, parsed)) = x509_parser::certificate::X509Certificate::from_der(leaf) else {
-                tracing::warn!(file = %path.display(), "skipping a file that is not a certificate");
-                continue;
-            };
-            // Consortium certificates are Ed25519 throughout (root included).
-            let signed = parsed.signature_algorithm.algorithm.to_id_string() == ED25519_OID
-                && roots.iter().any(|r| {
-                    let key: Result<[u8; 32], _> =
-                        r.public_key().subject_public_key.data.as_ref().try_into();
-                    parsed.issuer() == r.subject()
-                        && key.is_ok_and(|k| {
-                            fiscus_proto::sign::verify(
-                                &k,
-                                parsed.tbs_certificate.as_ref(),
-                                &parsed.signature_value.data,
-                            )
-                            .is_ok()
-                        })
-                });
-            if !signed {
-                tracing::warn!(file = %path.display(), "skipping a certificate no consortium root signed");
-                continue;
-            }
-            match PeerIdentity::from_der(leaf) {
-                Ok(id) => certs.insert(&id),
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "skipping a certificate outside the profile")
-                }
+            match roots.identity(leaf) {
+                Some(id) => certs.insert(&id),
+                None => tracing::warn!(
+                    file = %path.display(),
+                    "skipping a file that is not a certificate a consortium root signed, inside the profile"
+                ),
             }
         }
         Ok(certs)
+    }
+
+    /// The status of a signature's certificate at `height`: the one on file
+    /// under `cert_id`, or else the one the signature carries (`carried`, the
+    /// DER whose SHA-256 the decoder checked is `cert_id`) when a root signed
+    /// it. Revocations on file apply to both; the chain's own (CRL, orgs that
+    /// left) are the caller's.
+    pub fn status_carried(
+        &self,
+        cert_id: &Hash32,
+        carried: &[u8],
+        height: u64,
+        roots: &Roots,
+    ) -> CertStatus {
+        match self.status(cert_id, height) {
+            CertStatus::Unknown if !carried.is_empty() => {
+                match roots.identity(carried).and_then(|id| {
+                    let key = id.public_key.ed25519()?;
+                    (id.cert_id == *cert_id).then(|| (id.member.clone(), key))
+                }) {
+                    Some((org, public_key)) => CertStatus::Valid { org, public_key },
+                    None => CertStatus::Unknown,
+                }
+            }
+            s => s,
+        }
     }
 
     /// (cert id, org, public key) in cert id order.

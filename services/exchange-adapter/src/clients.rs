@@ -76,6 +76,10 @@ pub struct Client {
 pub struct Custodial {
     pub key: SigningKey,
     pub cert_id: Hash32,
+    /// Its DER certificate: carried by the envelopes it signs when this
+    /// member has no file of it among the signers (a member that joined
+    /// after genesis), so that the others can check it.
+    pub certificate: Vec<u8>,
 }
 
 impl Client {
@@ -260,6 +264,7 @@ fn load_custodial(cert: &Path, key: &Path) -> Result<Custodial, String> {
     Ok(Custodial {
         key,
         cert_id: cert_id(&der),
+        certificate: der.to_vec(),
     })
 }
 

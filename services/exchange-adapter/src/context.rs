@@ -23,8 +23,11 @@ pub struct Api {
     pub consortium_id: String,
     pub clients: Clients,
     pub backend: Backend,
-    /// Signer certificates: id → (org, public key).
+    /// Signer certificates on file: id → (org, public key).
     pub signers: BTreeMap<Hash32, (String, [u8; 32])>,
+    /// The consortium roots, for a certificate a signature carries
+    /// (a signer not on file: a member that joined after genesis).
+    pub roots: fiscus_common::certs::Roots,
     /// The org registry as the chain's config says now: the contract's own
     /// [`Orgs`], swapped whenever governance changes `gov/config`
     /// ([`follow_orgs`]). Read it with [`Api::orgs`].

@@ -321,6 +321,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .iter()
             .map(|(id, org, key)| (*id, (org.to_owned(), *key)))
             .collect(),
+        roots: fiscus_common::certs::Roots::from_ders(&genesis.ca_roots),
         registry: std::sync::RwLock::new(Arc::new(fiscus_contract_executor::Orgs::from_config(
             &genesis,
         ))),

@@ -5,7 +5,7 @@
 //! the import and the chain cannot disagree.
 
 use fiscus_common::codes;
-use fiscus_proto::envelope::{CheckedTx, seal};
+use fiscus_proto::envelope::{CheckedTx, seal_carrying};
 use fiscus_proto::hash::{Hash32, sha256};
 use fiscus_proto::pb::ledger::{GetNonceUseRequest, GetReceiptRequest};
 use fiscus_proto::pb::types::{Receipt, TxPayload, TxStatus, tx_payload::Call};
@@ -93,11 +93,25 @@ impl Api {
 
     /// The org the chain will see as the signer of a custodial envelope.
     pub(crate) fn custodial_signers(&self, c: &crate::clients::Custodial) -> BTreeSet<String> {
-        self.signers
-            .get(&c.cert_id)
-            .map(|(org, _)| org.clone())
+        self.signer(&c.cert_id, &c.certificate)
+            .map(|(org, _)| org)
             .into_iter()
             .collect()
+    }
+
+    /// A signer's org and key: on file, or from the certificate the signature
+    /// carries when a consortium root signed it (the ledgers' rule,
+    /// `fiscus_common::certs::Roots`). Revocation is the chain's to decide.
+    pub(crate) fn signer(&self, cert_id: &Hash32, carried: &[u8]) -> Option<(String, [u8; 32])> {
+        if let Some(known) = self.signers.get(cert_id) {
+            return Some(known.clone());
+        }
+        if carried.is_empty() {
+            return None;
+        }
+        let id = self.roots.identity(carried)?;
+        let key = id.public_key.ed25519()?;
+        (id.cert_id == *cert_id).then_some((id.member, key))
     }
 }
 
@@ -125,14 +139,14 @@ pub(crate) fn check_envelope(
     }
     let mut signers = BTreeSet::new();
     for s in &tx.signatures {
-        let (org, key) = api.signers.get(&s.cert_id).ok_or_else(|| {
+        let (org, key) = api.signer(&s.cert_id, &s.certificate).ok_or_else(|| {
             ServiceError::new(
                 ErrorKind::PermissionDenied,
                 codes::tx::UNKNOWN_CERTIFICATE,
                 format!("certificate {} is not a known signer", s.cert_id),
             )
         })?;
-        if s.cert_id == tx.creator_cert_id && org != caller_org {
+        if s.cert_id == tx.creator_cert_id && org != *caller_org {
             return Err(ServiceError::new(
                 ErrorKind::PermissionDenied,
                 codes::api::WRONG_ORG,
@@ -141,7 +155,7 @@ pub(crate) fn check_envelope(
                 ),
             ));
         }
-        fiscus_proto::sign::verify(key, &tx.payload_bytes, &s.signature).map_err(|_| {
+        fiscus_proto::sign::verify(&key, &tx.payload_bytes, &s.signature).map_err(|_| {
             ServiceError::new(
                 ErrorKind::InvalidArgument,
                 codes::tx::BAD_SIGNATURE,
@@ -353,6 +367,12 @@ pub(crate) fn custodial_envelope(
         client_timestamp_ms: 0,
         call: Some(call),
     };
-    let env = seal(&payload, &[(&custodial.key, custodial.cert_id)]);
+    // A signer the others may not have on file carries its certificate.
+    let carried: &[u8] = if api.signers.contains_key(&custodial.cert_id) {
+        &[]
+    } else {
+        &custodial.certificate
+    };
+    let env = seal_carrying(&payload, &[(&custodial.key, custodial.cert_id, carried)]);
     Ok((fiscus_proto::hash::tx_id(&env.payload), env, nonce))
 }

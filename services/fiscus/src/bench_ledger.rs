@@ -171,6 +171,7 @@ async fn run_on<S: StateStore>(
             certs,
             key: SigningKey::from_seed(&[7; 32]),
             cert_id: sha256(b"bench member"),
+            certificate: Vec::new(),
             threads: 2,
         },
     ));

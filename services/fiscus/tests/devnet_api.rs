@@ -1179,6 +1179,7 @@ fn sign_attestation(
         signature: Some(fiscus_proto::pb::types::Signature {
             cert_id: cert.to_vec(),
             signature: key.sign(&bytes).to_vec(),
+            certificate: Vec::new(),
         }),
         attestation: bytes,
     }

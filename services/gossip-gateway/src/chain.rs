@@ -96,6 +96,7 @@ fn orderer_signed(certs: &Certs, n: u64, cert: &Hash32, header: &[u8], signature
 /// certificate of the member it names.
 pub fn verify_attestation(
     certs: &Certs,
+    roots: &fiscus_common::certs::Roots,
     signed: &SignedAttestation,
 ) -> Result<Attestation, Refusal> {
     let att = Attestation::decode(&signed.attestation[..])
@@ -106,7 +107,7 @@ pub fn verify_attestation(
         .ok_or_else(|| Refusal::BadAttestation(att.member.clone()))?;
     let cert = Hash32::from_slice("cert id", &sig.cert_id)
         .map_err(|_| Refusal::BadAttestation(att.member.clone()))?;
-    match certs.status(&cert, att.height) {
+    match certs.status_carried(&cert, &sig.certificate, att.height, roots) {
         CertStatus::Valid { org, public_key }
             if org == att.member
                 && fiscus_proto::sign::verify(&public_key, &signed.attestation, &sig.signature)

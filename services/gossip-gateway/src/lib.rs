@@ -141,6 +141,7 @@ pub async fn start_with(
         me: me.member.clone(),
         consortium: genesis.consortium_id.clone(),
         certs,
+        roots: fiscus_common::certs::Roots::from_ders(&genesis.ca_roots),
         limits: DecodeLimits::default(),
         ledger: ledger.clone(),
         ingest,

@@ -162,6 +162,10 @@ pub struct Node {
     pub me: String,
     pub consortium: String,
     pub certs: Certs,
+    /// The consortium roots: an attestation by a node not on file (a member
+    /// that joined after genesis) counts when its carried certificate chains
+    /// to one.
+    pub roots: fiscus_common::certs::Roots,
     pub limits: DecodeLimits,
     pub ledger: LedgerClient<Channel>,
     pub ingest: LedgerIngestClient<Channel>,
@@ -233,7 +237,7 @@ impl Node {
         {
             return Ok(false);
         }
-        let att = verify_attestation(&self.certs, &signed)?;
+        let att = verify_attestation(&self.certs, &self.roots, &signed)?;
         // Whoever relayed it, its signer has committed that height.
         lock(&self.peers).has_height(&att.member, att.height);
         self.metrics.attested(&att.member, att.height);

@@ -206,6 +206,7 @@ pub async fn start_with(
             certs,
             key,
             cert_id: me.cert_id,
+            certificate: tls.certificate_der(),
             threads: config.threads,
         },
         executor,

@@ -190,6 +190,7 @@ pub async fn offline_config<S: StateStore>(store: &S) -> crate::Result<LedgerCon
         // Replay signs nothing; this key is never used.
         key: fiscus_proto::sign::SigningKey::from_seed(&[0; 32]),
         cert_id: fiscus_proto::hash::Hash32::default(),
+        certificate: Vec::new(),
         threads: std::thread::available_parallelism().map_or(2, usize::from),
     })
 }

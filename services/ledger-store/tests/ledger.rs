@@ -61,6 +61,7 @@ impl World {
             certs,
             key: SigningKey::from_seed(&[9; 32]),
             cert_id: sha256(b"member node cert"),
+            certificate: Vec::new(),
             threads: 2,
         }
     }

@@ -101,7 +101,7 @@ impl Admission {
             let mut keys = Vec::new();
             let mut refused = None;
             for s in &tx.signatures {
-                match self.signers.lookup(&s.cert_id, now) {
+                match self.signers.lookup_carried(&s.cert_id, &s.certificate, now) {
                     Ok(pk) => keys.push((pk, s.signature)),
                     Err(status) => {
                         let (code, what) = match status {

@@ -23,6 +23,8 @@ pub enum SignerStatus {
 struct Inner {
     by_id: BTreeMap<Hash32, PeerIdentity>,
     revoked_serials: BTreeSet<Vec<u8>>,
+    /// Checks a certificate a signature carries, as the files were checked.
+    verifier: Option<Arc<ClientVerifier>>,
 }
 
 /// Known signers, shared by all Broadcast streams; replaced whole on reload.
@@ -69,13 +71,18 @@ impl SignerDirectory {
         let crls: Vec<CertificateRevocationListDer<'static>> =
             crl.iter().map(|c| c.clone().into()).collect();
         // Chain and validity only: revocation is answered per transaction from the serial set.
-        let verifier = ClientVerifier::new(roots, &[], fiscus_common::tls::provider(), false)?;
+        let verifier = Arc::new(ClientVerifier::new(
+            roots,
+            &[],
+            fiscus_common::tls::provider(),
+            false,
+        )?);
         let mut by_id = BTreeMap::new();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(dir = %dir.display(), "signers_dir does not exist: no transaction will be admitted");
-                return self.set(by_id, crl.as_deref());
+                return self.set(by_id, crl.as_deref(), Some(verifier));
             }
             Err(e) => {
                 return Err(Error::Io {
@@ -114,10 +121,15 @@ impl SignerDirectory {
             }
         }
         drop(crls);
-        self.set(by_id, crl.as_deref())
+        self.set(by_id, crl.as_deref(), Some(verifier))
     }
 
-    fn set(&self, by_id: BTreeMap<Hash32, PeerIdentity>, crl: Option<&[u8]>) -> Result<()> {
+    fn set(
+        &self,
+        by_id: BTreeMap<Hash32, PeerIdentity>,
+        crl: Option<&[u8]>,
+        verifier: Option<Arc<ClientVerifier>>,
+    ) -> Result<()> {
         let revoked_serials = match crl {
             Some(c) => revoked_serials(c)?,
             None => BTreeSet::new(),
@@ -130,6 +142,7 @@ impl SignerDirectory {
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Inner {
             by_id,
             revoked_serials,
+            verifier,
         });
         Ok(())
     }
@@ -142,13 +155,44 @@ impl SignerDirectory {
         *guard = Arc::new(Inner {
             by_id,
             revoked_serials: guard.revoked_serials.clone(),
+            verifier: guard.verifier.clone(),
         });
     }
 
     /// The signer's Ed25519 key, or why it may not sign.
     pub fn lookup(&self, cert_id: &Hash32, now_unix: i64) -> Result<[u8; 32], SignerStatus> {
+        self.lookup_carried(cert_id, &[], now_unix)
+    }
+
+    /// [`Self::lookup`], or for a signer not on file the certificate the
+    /// signature carries (`Signature.certificate`: the decoder checked that
+    /// its SHA-256 is `cert_id`), verified like the files (chain to the
+    /// roots, validity now) and then remembered. The ledgers decide again
+    /// by the chain's own rule (`fiscus_common::certs::Roots`).
+    pub fn lookup_carried(
+        &self,
+        cert_id: &Hash32,
+        carried: &[u8],
+        now_unix: i64,
+    ) -> Result<[u8; 32], SignerStatus> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let id = inner.by_id.get(cert_id).ok_or(SignerStatus::Unknown)?;
+        let learned;
+        let id = match inner.by_id.get(cert_id) {
+            Some(id) => id,
+            None if !carried.is_empty() => {
+                let verifier = inner.verifier.as_ref().ok_or(SignerStatus::Unknown)?;
+                verifier
+                    .verify_client_cert(&CertificateDer::from(carried), &[], UnixTime::now())
+                    .map_err(|_| SignerStatus::Unknown)?;
+                learned = PeerIdentity::from_der(carried).map_err(|_| SignerStatus::Unknown)?;
+                if learned.cert_id != *cert_id {
+                    return Err(SignerStatus::Unknown);
+                }
+                self.insert(learned.clone());
+                &learned
+            }
+            None => return Err(SignerStatus::Unknown),
+        };
         if inner.revoked_serials.contains(&id.serial) {
             return Err(SignerStatus::Revoked);
         }

@@ -390,6 +390,17 @@ impl TlsContext {
         Ok(Identity { key, peer, ecdsa })
     }
 
+    /// The DER of this process's Ed25519 certificate (the leaf it signs with).
+    pub fn certificate_der(&self) -> Vec<u8> {
+        self.identity
+            .load()
+            .key
+            .cert
+            .first()
+            .map(|c| c.to_vec())
+            .unwrap_or_default()
+    }
+
     /// This process's own identity, from its certificate.
     pub fn identity(&self) -> PeerIdentity {
         self.identity.load().peer.clone()

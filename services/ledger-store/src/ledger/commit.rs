@@ -191,6 +191,13 @@ impl<S: StateStore> Ledger<S> {
             signature: Some(fiscus_proto::pb::types::Signature {
                 cert_id: self.cfg.cert_id.to_vec(),
                 signature: self.cfg.key.sign(&att).to_vec(),
+                // Peers that do not have this node's certificate on file (it
+                // joined after them) check the one the attestation carries.
+                certificate: if self.cfg.certs.key_bytes(&self.cfg.cert_id).is_some() {
+                    Vec::new()
+                } else {
+                    self.cfg.certificate.clone()
+                },
             }),
             attestation: att,
         }

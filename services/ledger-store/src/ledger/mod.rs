@@ -48,6 +48,8 @@ pub(crate) struct ChainState {
     pub calendar: Calendar,
     revoked_certs: BTreeMap<Hash32, u64>,
     revoked_orgs: BTreeMap<String, u64>,
+    /// The roots a certificate a signature carries must chain to.
+    roots: fiscus_common::certs::Roots,
 }
 
 impl ChainState {
@@ -72,6 +74,7 @@ impl ChainState {
             .collect();
         Ok(Self {
             raw,
+            roots: fiscus_common::certs::Roots::from_ders(&config.ca_roots),
             calendar: Calendar::from_config(&config),
             config,
             orgs,
@@ -82,8 +85,10 @@ impl ChainState {
 
     /// A known certificate's status at `height`, after the on-chain CRL and
     /// the orgs that left.
-    fn status(&self, certs: &Certs, cert: &Hash32, height: u64) -> CertStatus {
-        match certs.status(cert, height) {
+    /// A certificate it does not have on file counts when the signature
+    /// carries it and a consortium root of this config signed it.
+    fn status(&self, certs: &Certs, cert: &Hash32, carried: &[u8], height: u64) -> CertStatus {
+        match certs.status_carried(cert, carried, height, &self.roots) {
             CertStatus::Valid { org, .. }
                 if self.revoked_certs.get(cert).is_some_and(|h| height >= *h)
                     || self.revoked_orgs.get(&org).is_some_and(|h| height >= *h) =>
@@ -167,6 +172,9 @@ pub struct LedgerConfig {
     /// The member node's key and certificate id, for attestations.
     pub key: SigningKey,
     pub cert_id: Hash32,
+    /// The node's DER certificate: attestations carry it when `certs` does
+    /// not have it on file (a member that joined after genesis). May be empty.
+    pub certificate: Vec<u8>,
     /// Threads for parallel execution.
     pub threads: usize,
 }

@@ -83,7 +83,7 @@ pub(super) fn check(
     if block.timestamp_ms < head.timestamp_ms {
         return Err(LedgerError::BadTimestamp(n));
     }
-    match chain.status(&cfg.certs, &block.orderer_signature.cert_id, n) {
+    match chain.status(&cfg.certs, &block.orderer_signature.cert_id, &[], n) {
         CertStatus::Valid { public_key, .. }
             if fiscus_proto::sign::verify(
                 &public_key,
@@ -96,11 +96,24 @@ pub(super) fn check(
     // Per tx and per signature, in order: a refusal, or an org once its
     // signature verifies. The signatures not already verified by
     // `preverify` go to batch verification (ADR 0002) below.
+    // Each signature's certificate status at this height, on file or carried
+    // by the signature; the keys checked below borrow from it.
+    let statuses: Vec<Vec<CertStatus>> = block
+        .txs
+        .iter()
+        .map(|tx| {
+            tx.signatures
+                .iter()
+                .map(|s| chain.status(&cfg.certs, &s.cert_id, &s.certificate, n))
+                .collect()
+        })
+        .collect();
     let mut to_verify: Vec<SigCheck<'_>> = Vec::new();
     let plans: Vec<std::result::Result<Vec<SigPlan>, Rejection>> = block
         .txs
         .iter()
-        .map(|tx| {
+        .zip(&statuses)
+        .map(|(tx, statuses)| {
             if tx.payload.consortium_id != cfg.consortium_id {
                 return Err(refusal(
                     TxStatus::WrongConsortium,
@@ -111,7 +124,8 @@ pub(super) fn check(
             Ok(tx
                 .signatures
                 .iter()
-                .map(|s| match chain.status(&cfg.certs, &s.cert_id, n) {
+                .zip(statuses)
+                .map(|(s, status)| match status {
                     CertStatus::Unknown => SigPlan::Refused(refusal(
                         TxStatus::UnknownCertificate,
                         codes::tx::UNKNOWN_CERTIFICATE,
@@ -124,20 +138,17 @@ pub(super) fn check(
                     )),
                     CertStatus::Valid { org, public_key } => {
                         let cached = cache.is_some_and(|c| {
-                            c.take(&SigCache::key(&public_key, &tx.tx_id, &s.signature))
+                            c.take(&SigCache::key(public_key, &tx.tx_id, &s.signature))
                         });
                         if cached {
-                            SigPlan::Verified(org)
+                            SigPlan::Verified(org.clone())
                         } else {
                             to_verify.push(SigCheck {
-                                public_key: cfg
-                                    .certs
-                                    .key_bytes(&s.cert_id)
-                                    .map_or(&[][..], |k| &k[..]),
+                                public_key: &public_key[..],
                                 message: &tx.payload_bytes,
                                 signature: &s.signature,
                             });
-                            SigPlan::Verify(org, to_verify.len() - 1)
+                            SigPlan::Verify(org.clone(), to_verify.len() - 1)
                         }
                     }
                 })
