@@ -41,6 +41,21 @@ enum CaSub {
         #[arg(long, default_value_t = 10)]
         root_validity_years: u32,
     },
+    /// One-time enrollment secrets for a member voted in after genesis (the
+    /// running CA checks that the chain lists it). Needs an admin
+    /// certificate of 000000, the CA's operator, in --tls-dir. Prints them
+    /// as JSON, once: hand each to the new member's staff, who run
+    /// `fiscus enroll --secret …`.
+    Secrets {
+        #[command(flatten)]
+        endpoint: CaEndpoint,
+        /// The new member's code, e.g. 130600.
+        #[arg(long)]
+        member: String,
+        /// A role to enroll (repeatable).
+        #[arg(long = "role", default_values = ["node", "client", "admin"])]
+        roles: Vec<String>,
+    },
 }
 
 /// Where to reach the CA.
@@ -198,6 +213,43 @@ pub(crate) async fn identity_ca(cmd: IdentityCaCmd) -> Result<()> {
                 report.secrets_issued,
                 report.enrollment_secrets.display()
             );
+            Ok(())
+        }
+        Some(CaSub::Secrets {
+            endpoint,
+            member,
+            roles,
+        }) => {
+            let roles = roles
+                .iter()
+                .map(|r| {
+                    parse_role(r)
+                        .map(|r| r as i32)
+                        .with_context(|| format!("unknown role {r:?}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut ca = endpoint.connect().await?;
+            let issued = ca
+                .issue_secrets(fiscus_proto::pb::identity::IssueSecretsRequest {
+                    org_code: member.clone(),
+                    roles,
+                })
+                .await
+                .map_err(|s| fiscus_identity_ca::Error::from_status(&s))?
+                .into_inner();
+            let secrets: Vec<fiscus_identity_ca::EnrollmentSecret> = issued
+                .secrets
+                .iter()
+                .map(|s| fiscus_identity_ca::EnrollmentSecret {
+                    member: member.clone(),
+                    role: fiscus_proto::pb::types::Role::try_from(s.role)
+                        .map(fiscus_common::tls::role_name)
+                        .unwrap_or("unknown")
+                        .to_owned(),
+                    secret: s.secret.clone(),
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&secrets)?);
             Ok(())
         }
         None => {

@@ -10,7 +10,9 @@
 use fiscus_proto::pb::governance::{GovernanceCall, VoteArgs, governance_call};
 use fiscus_proto::pb::types::tx_payload::Call;
 use serde_json::{Value, json};
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 mod devnet_support;
 use devnet_support::*;
@@ -42,6 +44,49 @@ fn vote_custodial(net: &Net, m: &str, id: &str, approve: bool) -> (u16, String, 
         &format!("/v1/governance/proposals/{id}/votes?wait=commit"),
         &json!({"approve": approve}),
     )
+}
+
+/// `fiscus identity-ca secrets` against the devnet's CA as the identity in
+/// `tls_dir`: the exit code, stdout and stderr.
+fn ca_secrets(data: &Path, tls_dir: &Path, member: &str) -> (Option<i32>, String, String) {
+    let layout: Value =
+        serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args([
+            "identity-ca",
+            "secrets",
+            "--ca",
+            layout["ca_grpc"].as_str().unwrap(),
+        ])
+        .arg("--ca-cert")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--tls-dir")
+        .arg(tls_dir)
+        .args(["--member", member])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asks for `member`'s secrets until the CA's answer contains `want` (the CA
+/// re-reads the chain's member list every second), within 60 s.
+fn ca_secrets_until(data: &Path, member: &str, want: &str) -> (Option<i32>, String, String) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = ca_secrets(data, &data.join("member-000000/admin"), member);
+        if r.1.contains(want) || r.2.contains(want) {
+            return r;
+        }
+        assert!(
+            Instant::now() < until,
+            "the CA never answered {want:?}: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn add_baoding() -> Value {
@@ -125,6 +170,15 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
         h0,
         "a refused governance call changed the chain"
     );
+
+    // The CA certifies only members the chain lists: Baoding is not one yet.
+    let (code, _, stderr) = ca_secrets(&data, &data.join("member-000000/admin"), "130600");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("ca.unknown_member"), "{stderr}");
+    // Only the CA's operator (an admin of 000000) issues secrets.
+    let (code, _, stderr) = ca_secrets(&data, &data.join("member-000000/client"), "130000");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("ca.permission_denied"), "{stderr}");
 
     // Hebei proposes; it votes yes with it.
     let (id, proposed_in) = committed(post(hebei, hebei_key, proposals, &add_baoding()));
@@ -252,6 +306,31 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
         "api.bad_query",
     );
 
+    // Voted in: the CA issues Baoding's secrets, and one enrolls its node.
+    let (code, stdout, stderr) = ca_secrets_until(&data, "130600", "\"secret\"");
+    assert_eq!(code, Some(0), "{stderr}");
+    let secrets: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    let roles: Vec<&str> = secrets
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["node", "admin", "client"], "{secrets:?}");
+    let layout: Value =
+        serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    let node_dir = tmp.path().join("baoding-node");
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args(["enroll", "--ca", layout["ca_grpc"].as_str().unwrap()])
+        .arg("--ca-cert")
+        .arg(data.join("ca/ca/root.pem"))
+        .args(["--member", "130600", "--role", "node", "--ip", "127.0.0.1"])
+        .args(["--secret", secrets[0]["secret"].as_str().unwrap()])
+        .arg("--out")
+        .arg(&node_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(node_dir.join("cert.pem").exists());
+
     // Chang'an is voted out (four of six needed), and cannot propose again.
     let (out, _) = committed(post(
         hebei,
@@ -281,6 +360,9 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
         "governance.not_member",
     );
     assert_eq!(height(&net), h2);
+    // Nor can it get certificates again.
+    let (code, _, stderr) = ca_secrets_until(&data, "130102", "ca.unknown_member");
+    assert_eq!(code, Some(2), "{stderr}");
 
     // The CLI reads the same, as tables and as JSON.
     let (addr, key, _) = net.api("130100");

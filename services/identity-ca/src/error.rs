@@ -8,7 +8,9 @@ pub enum Error {
     BadCsr(String),
     #[error("{0}")]
     KeyType(String),
-    #[error("unknown member code {0:?}")]
+    #[error(
+        "{0:?} is not a member of the consortium (as its configuration says now): a finance bureau joins by a governance vote first"
+    )]
     UnknownMember(String),
     #[error("role {role} may not be granted to member {member}")]
     RoleNotAllowed { member: String, role: &'static str },

@@ -12,6 +12,7 @@ pub mod client;
 mod error;
 pub mod genesis;
 mod http;
+pub mod members;
 pub mod registry;
 mod service;
 mod verify;
@@ -52,6 +53,12 @@ pub struct Config {
     /// number, the same entries) once half of it has passed, so relying
     /// parties never hold an expired one after a quiet week.
     pub crl_validity_secs: u64,
+    /// A member's ledger-store to follow (mutual TLS with the CA's own
+    /// certificate): the CA then certifies the members `gov/config` lists at
+    /// its head, not only those of the genesis bundle, so a finance bureau
+    /// voted in later can enroll and one voted out cannot. Unset: genesis.
+    #[serde(default)]
+    pub ledger: Option<fiscus_common::tls::Endpoint>,
     pub json_logs: bool,
 }
 
@@ -65,6 +72,7 @@ impl Default for Config {
             max_request_bytes: 64 * 1024,
             tls_reload_interval_secs: 30,
             crl_validity_secs: ca::DEFAULT_CRL_VALIDITY.as_secs(),
+            ledger: None,
             json_logs: false,
         }
     }
@@ -213,6 +221,7 @@ pub struct Running {
     ops: OpsServer,
     reloader: tokio::task::JoinHandle<()>,
     crl_refresher: tokio::task::JoinHandle<()>,
+    follower: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -222,6 +231,9 @@ impl Running {
         let served = self.server.await;
         self.reloader.abort();
         self.crl_refresher.abort();
+        if let Some(f) = &self.follower {
+            f.abort();
+        }
         self.ops.stop().await;
         match served {
             Ok(Ok(())) => Ok(()),
@@ -263,6 +275,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let bundle: genesis::GenesisBundle = serde_json::from_slice(&bundle_bytes)
         .map_err(|e| Error::InvalidArgument(format!("genesis.json: {e}")))?;
     bundle.validate().map_err(Error::InvalidArgument)?;
+    let bundle_consortium = bundle.consortium_id.clone();
     let registry = Arc::new(registry::Registry::open(&paths.registry())?);
     let tls_cfg = TlsConfig {
         reload_interval_secs: config.tls_reload_interval_secs,
@@ -278,7 +291,9 @@ pub async fn start(config: Config) -> Result<Running> {
     let svc = Arc::new(CaService {
         verifier: ChainVerifier::new(&ca.root_der)?,
         ca,
-        bundle: Arc::new(bundle),
+        members: Arc::new(members::MemberList::new(members::Members::from_bundle(
+            &bundle,
+        ))),
         registry,
         tls: tls.clone(),
         crl_path: paths.crl(),
@@ -328,6 +343,14 @@ pub async fn start(config: Config) -> Result<Running> {
     })?;
     let reloader = tls.spawn_reloader();
     let crl_refresher = tokio::spawn(refresh_crl_forever(svc.clone()));
+    let follower = config.ledger.clone().map(|ledger| {
+        tokio::spawn(members::follow(
+            svc.members.clone(),
+            tls.clone(),
+            ledger,
+            bundle_consortium.clone(),
+        ))
+    });
     tracing::info!(grpc = %grpc_addr, http = %ops.addr, "identity-ca serving");
     Ok(Running {
         grpc_addr,
@@ -338,5 +361,6 @@ pub async fn start(config: Config) -> Result<Running> {
         ops,
         reloader,
         crl_refresher,
+        follower,
     })
 }

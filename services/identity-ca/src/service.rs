@@ -4,14 +4,16 @@
 //! - `Enroll` with a one-time secret needs no certificate; the secret fixes
 //!   member and role. `Enroll` without a secret needs an admin certificate of
 //!   the same member, or of the Ministry of Finance (`000000`).
-//! - The role must be one the genesis bundle allows for that member.
+//! - The org must be a member, and the role one it may hold, as the
+//!   configuration says: the genesis bundle, or `gov/config` at the head of
+//!   the ledger the CA follows (`crate::members`).
 //! - `Renew`: any valid certificate, for a new one with the same member, role and SANs.
 //! - `Revoke`: an admin of the same member, a MOF admin, or the holder itself.
+//! - `IssueSecrets`: an admin of `000000` (the CA's operator), for a current member.
 //! - `GetCrl`: anyone. `ListCertificates`: admin, operator or auditor. `Verify`: any valid certificate.
 
 use crate::ca::{LeafSpec, RootCa, write_file};
 use crate::error::{Error, Result};
-use crate::genesis::GenesisBundle;
 use crate::registry::{CertRecord, CrlRecord, Registry, Revocation};
 use crate::verify::{ChainVerifier, Verdict};
 use fiscus_common::tls::{PeerIdentity, TlsContext, names, peer_identity, role_name};
@@ -35,7 +37,8 @@ const MAX_CERT_BYTES: usize = 8 * 1024;
 #[derive(Debug)]
 pub struct CaService {
     pub(crate) ca: Arc<RootCa>,
-    pub(crate) bundle: Arc<GenesisBundle>,
+    /// Who may be certified: the genesis members, or the chain's (`members`).
+    pub(crate) members: Arc<crate::members::MemberList>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) tls: Arc<TlsContext>,
     pub(crate) verifier: ChainVerifier,
@@ -132,8 +135,8 @@ impl CaService {
     }
 
     fn check_grant(&self, member: &str, role: Role) -> Result<()> {
-        let roles = self
-            .bundle
+        let members = self.members.get();
+        let roles = members
             .roles_of(member)
             .ok_or_else(|| Error::UnknownMember(member.to_owned()))?;
         if !roles.contains(&role) {
@@ -149,8 +152,8 @@ impl CaService {
     /// config, and none may be one of the identity-ca's own names (loopback
     /// aside), so that no member can pose as the CA.
     fn check_sans(&self, member: &str, dns: &[String], ips: &[IpAddr]) -> Result<()> {
-        let allowed = self
-            .bundle
+        let members = self.members.get();
+        let allowed = members
             .allowed_names_of(member)
             .ok_or_else(|| Error::UnknownMember(member.to_owned()))?;
         let own = self.tls.identity();
@@ -507,6 +510,49 @@ impl CaService {
         Ok(pb::ListCertificatesResponse { certificates })
     }
 
+    /// One-time enrollment secrets for a member the configuration lists now:
+    /// an admin of 000000 (the CA's operator) hands them to the new member.
+    pub(crate) async fn issue_secrets(
+        &self,
+        peer: Option<&PeerIdentity>,
+        req: pb::IssueSecretsRequest,
+    ) -> Result<pb::IssueSecretsResponse> {
+        let caller = self.caller(peer).await?;
+        if caller.role != Role::Admin || caller.member != "000000" {
+            return Err(Error::PermissionDenied {
+                member: caller.member,
+                role: role_name(caller.role),
+                why: "only an admin of 000000 (the CA's operator) issues enrollment secrets",
+            });
+        }
+        if req.roles.is_empty() || req.roles.len() > 8 {
+            return Err(Error::InvalidArgument(
+                "ask for 1 to 8 roles, e.g. node, client and admin".into(),
+            ));
+        }
+        let roles = req
+            .roles
+            .iter()
+            .map(|r| parse_role(*r))
+            .collect::<Result<std::collections::BTreeSet<_>>>()?;
+        for role in &roles {
+            self.check_grant(&req.org_code, *role)?;
+        }
+        let mut secrets = Vec::new();
+        for role in roles {
+            let secret = hex::encode(rand::random::<[u8; 16]>());
+            self.registry
+                .add_secret(&secret, &req.org_code, role_name(role))
+                .await?;
+            secrets.push(pb::IssuedSecret {
+                role: role as i32,
+                secret,
+            });
+        }
+        tracing::info!(member = %req.org_code, roles = secrets.len(), by = %caller.cert_id, "issued enrollment secrets");
+        Ok(pb::IssueSecretsResponse { secrets })
+    }
+
     pub(crate) async fn verify(
         &self,
         peer: Option<&PeerIdentity>,
@@ -629,6 +675,18 @@ impl IdentityCa for Grpc {
         let peer = peer_identity(&req).cloned();
         self.0
             .verify(peer.as_ref(), req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse(e))
+    }
+
+    async fn issue_secrets(
+        &self,
+        req: Request<pb::IssueSecretsRequest>,
+    ) -> Result<Response<pb::IssueSecretsResponse>, Status> {
+        let peer = peer_identity(&req).cloned();
+        self.0
+            .issue_secrets(peer.as_ref(), req.into_inner())
             .await
             .map(Response::new)
             .map_err(|e| self.0.refuse(e))

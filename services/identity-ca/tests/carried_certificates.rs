@@ -19,7 +19,7 @@ fn a_carried_certificate_counts_only_when_a_root_signed_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = ca(&tmp.path().join("a"), "fiscus-test");
     let other = ca(&tmp.path().join("b"), "another-consortium");
-    let roots = Roots::from_ders(&[root.root_der.clone()]);
+    let roots = Roots::from_ders(std::slice::from_ref(&root.root_der));
     let spec = LeafSpec::valid_for_days("130600", Role::Client, 30);
     let baoding = root.issue_new_identity(&spec).unwrap().main;
     let foreign = other.issue_new_identity(&spec).unwrap().main;

@@ -67,6 +67,13 @@ pub(crate) fn identity_ca(
         data_dir: files.data.join("ca"),
         listen: layout.ca_grpc,
         http_listen: http,
+        // The CA certifies the members the chain lists (the Ministry's ledger):
+        // a bureau voted in by `fiscus governance` can then enroll.
+        ledger: layout
+            .members
+            .iter()
+            .find(|m| m.code == "000000")
+            .map(|m| endpoint(m.ledger, "127.0.0.1")),
         ..Default::default()
     }
 }

@@ -57,6 +57,11 @@ impl MemberDir {
     pub(super) fn client(&self) -> PathBuf {
         self.0.join("client")
     }
+    /// An admin identity (only the Ministry's: the CA's operator, who issues
+    /// enrollment secrets to members voted in later).
+    pub(crate) fn admin(&self) -> PathBuf {
+        self.0.join("admin")
+    }
     pub(super) fn clients_file(&self) -> PathBuf {
         self.0.join("api-clients.toml")
     }
@@ -129,6 +134,18 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
         )
         .await?;
         std::fs::copy(&cert, signers.join(format!("client-{}.pem", m.code)))?;
+        if m.code == "000000" {
+            issue(
+                &ca,
+                &registry,
+                &m.code,
+                Role::Admin,
+                &[],
+                &dir.admin(),
+                valid_from,
+            )
+            .await?;
+        }
         let key = new_api_key();
         let read_key = new_api_key();
         keys.push_str(&format!(
