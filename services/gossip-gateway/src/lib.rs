@@ -159,6 +159,7 @@ pub async fn start_with(
         bus,
         metrics,
         disseminations: Arc::new(tokio::sync::Semaphore::new(node::MAX_DISSEMINATIONS)),
+        refreshed_for_caller: std::sync::Mutex::new(None),
         finality_outbox: node::FinalityOutbox::default(),
         readiness: readiness.clone(),
         cfg: config.clone(),

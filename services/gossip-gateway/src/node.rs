@@ -179,6 +179,8 @@ pub struct Node {
     pub readiness: Readiness,
     /// Permits for dissemination tasks ([`MAX_DISSEMINATIONS`]).
     pub disseminations: Arc<tokio::sync::Semaphore>,
+    /// When the member list was last re-read on a stranger's call.
+    pub refreshed_for_caller: Mutex<Option<std::time::Instant>>,
     /// Finality not yet reported to the ledger ([`report_finality`]).
     pub finality_outbox: FinalityOutbox,
 }
@@ -213,6 +215,26 @@ impl Node {
         lock(&self.finality).set_members(members.clone());
         lock(&self.peers).retain_members(&members, &config, &self.cfg.peers, &self.me);
         Ok(members)
+    }
+
+    /// Whether `member` is a current member as this gateway last read it.
+    pub fn is_member(&self, member: &str) -> bool {
+        lock(&self.peers).is_member(member)
+    }
+
+    /// Re-reads the member list unless that was done for a caller less than
+    /// a second ago (a stranger cannot make this gateway read it more often).
+    pub async fn refresh_members_soon(&self) {
+        {
+            let mut last = lock(&self.refreshed_for_caller);
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        if let Err(e) = self.refresh_members().await {
+            tracing::warn!(error = %e.message(), "could not re-read the member list");
+        }
     }
 
     pub(crate) fn blame(&self, source: &Source, why: &Refusal) {

@@ -30,7 +30,7 @@ fn denied(code: &'static str, msg: String) -> Status {
 
 impl GossipService {
     /// The calling member, if it may talk to us.
-    fn caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
+    async fn caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
         let id = fiscus_common::tls::peer_identity(req).ok_or_else(|| {
             Status::from(ServiceError::new(
                 ErrorKind::Unauthenticated,
@@ -43,6 +43,12 @@ impl GossipService {
                 codes::gossip::FORBIDDEN,
                 format!("role {:?} is not a node", id.role),
             ));
+        }
+        // A member voted in a moment ago may call before this gateway's
+        // periodic re-read of the member list: re-read it (at most once a
+        // second) before refusing, or its first attestations would be lost.
+        if !self.node.is_member(&id.member) {
+            self.node.refresh_members_soon().await;
         }
         let peers = self.node.peers.lock().unwrap_or_else(|e| e.into_inner());
         if !peers.is_member(&id.member) {
@@ -72,7 +78,7 @@ impl Gossip for GossipService {
         &self,
         req: Request<Streaming<Block>>,
     ) -> Result<Response<PushAck>, Status> {
-        let from = self.caller(&req)?;
+        let from = self.caller(&req).await?;
         let mut stream = req.into_inner();
         let mut n = 0usize;
         while let Some(b) = stream.next().await {
@@ -138,7 +144,7 @@ impl Gossip for GossipService {
         &self,
         req: Request<PullRequest>,
     ) -> Result<Response<BlockStream>, Status> {
-        self.caller(&req)?;
+        self.caller(&req).await?;
         let r = req.into_inner();
         let max = self.node.cfg.pull_batch.saturating_mul(2);
         let to = r
@@ -174,7 +180,7 @@ impl Gossip for GossipService {
         &self,
         req: Request<AttestationBatch>,
     ) -> Result<Response<AttestationBatch>, Status> {
-        self.caller(&req)?;
+        self.caller(&req).await?;
         let batch = req.into_inner();
         if batch.attestations.len() > 256 {
             return Err(Status::from(fiscus_common::error::ServiceError::new(
@@ -212,7 +218,7 @@ impl Gossip for GossipService {
         &self,
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        let from = self.caller(&req)?;
+        let from = self.caller(&req).await?;
         self.node
             .peers
             .lock()

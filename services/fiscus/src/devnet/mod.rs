@@ -9,6 +9,7 @@
 //! `--reset` starts fresh. `--demo` replays a fiscal year through the
 //! exchange-adapters and prints a summary (that is `make run`).
 
+mod add_member;
 mod configs;
 mod layout;
 mod processes;
@@ -83,6 +84,11 @@ enum DevnetAction {
     /// Every process of a running `--processes` devnet: pid, uptime, restarts,
     /// `/readyz` and memory. Exit 1 when it is not running or a process is not ready.
     Status(processes::StatusCmd),
+    /// A finance bureau joins the running devnet: proposal and votes through
+    /// the members' APIs, enrollment at the CA, its services as one `fiscus
+    /// member` process that catches up and attests. Prints each step; serves
+    /// until Ctrl-C.
+    AddMember(add_member::AddMemberCmd),
 }
 
 /// How the devnet's services run.
@@ -395,11 +401,15 @@ pub(crate) async fn run(
     cmd: DevnetCmd,
     demo: impl AsyncFnOnce(&Devnet) -> Result<()>,
 ) -> Result<()> {
-    if let Some(DevnetAction::Status(status)) = cmd.action {
-        if !processes::status(status).await? {
-            std::process::exit(1);
+    match cmd.action {
+        Some(DevnetAction::Status(status)) => {
+            if !processes::status(status).await? {
+                std::process::exit(1);
+            }
+            return Ok(());
         }
-        return Ok(());
+        Some(DevnetAction::AddMember(add)) => return add_member::add_member(add).await,
+        None => {}
     }
     // Fifteen services share this process's log (in-process); RUST_LOG=info shows all of it.
     let _telemetry = fiscus_common::telemetry::init_with_default("devnet", false, "warn")?;
