@@ -53,6 +53,11 @@ pub(crate) struct E2eBench {
     processes: bool,
     #[arg(long)]
     json: bool,
+    /// Keep the devnet's data directory here (it must not exist) instead of a
+    /// temporary one: `fiscus devnet --data-dir DIR` then resumes the chain
+    /// the load built, e.g. to time `fiscus devnet add-member` on it.
+    #[arg(long)]
+    keep_data: Option<std::path::PathBuf>,
 }
 
 const SIGNERS: [&str; 4] = ["000000", "130000", "130100", "130102"];
@@ -149,7 +154,11 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         }
     };
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("devnet");
+    let data = match &b.keep_data {
+        Some(d) if d.exists() => bail!("--keep-data {}: it exists", d.display()),
+        Some(d) => d.clone(),
+        None => dir.path().join("devnet"),
+    };
     let mode = if b.processes {
         log("bench e2e: starting the devnet (3 orderers, 5 members, every service its own process)…".into());
         // No nats-server: the in-process devnet it is compared with

@@ -69,8 +69,31 @@ pub(crate) struct Verified {
 /// (block hash, state hash, receipts root) of an attestation.
 type Triple = (Vec<u8>, Vec<u8>, Vec<u8>);
 
-/// Node certificates that chain to the root, by certificate id.
-pub(crate) type Signers = BTreeMap<Hash32, PeerIdentity>;
+/// Node certificates that chain to the root, by certificate id, and the
+/// root, for a node certificate an attestation carries (a member that joined
+/// after the certificates directory was copied).
+#[derive(Debug, Default)]
+pub(crate) struct Signers {
+    pub nodes: BTreeMap<Hash32, PeerIdentity>,
+    pub roots: fiscus_common::certs::Roots,
+}
+
+impl Signers {
+    /// The node identity behind `cert`: on file, or carried by the signature
+    /// (its SHA-256 must be `cert`, a root must have signed it: the rule
+    /// every member applies, `Roots::identity`).
+    fn node(&self, cert: &Hash32, carried: &[u8]) -> Option<PeerIdentity> {
+        if let Some(id) = self.nodes.get(cert) {
+            return Some(id.clone());
+        }
+        if carried.is_empty() || fiscus_proto::hash::cert_id(carried) != *cert {
+            return None;
+        }
+        self.roots
+            .identity(carried)
+            .filter(|id| id.role == fiscus_proto::pb::types::Role::Node)
+    }
+}
 
 fn bind_proof(proof: &ReceiptProof) -> Result<(Receipt, BlockHeader, InclusionProof)> {
     let receipt = Receipt::decode(&proof.receipt[..]).context("the receipt does not decode")?;
@@ -222,7 +245,7 @@ pub(crate) fn verify(
             .as_ref()
             .context("an attestation is unsigned")?;
         let cert = Hash32::from_slice("cert id", &sig.cert_id)?;
-        let id = signers.get(&cert).with_context(|| {
+        let id = signers.node(&cert, &sig.certificate).with_context(|| {
             format!(
                 "member {}'s attestation is signed by certificate {cert}, which is not a node certificate issued by the root",
                 att.member
@@ -254,7 +277,7 @@ pub(crate) fn verify(
                 att.height
             );
         }
-        if let Some(why) = signer_problem(id, config, header.number, time_s) {
+        if let Some(why) = signer_problem(&id, config, header.number, time_s) {
             not_counted.push((att.member, why));
             continue;
         }
@@ -355,7 +378,7 @@ pub(crate) fn load_certs(root_pem: &Path, dir: &Path) -> Result<Signers> {
         .map(|c| c.to_vec())
         .collect();
     let signed_by_root = Certs::load_dir(dir, &roots)?;
-    let mut nodes = Signers::new();
+    let mut nodes = BTreeMap::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_none_or(|e| e != "pem") {
@@ -376,7 +399,10 @@ pub(crate) fn load_certs(root_pem: &Path, dir: &Path) -> Result<Signers> {
             nodes.insert(id.cert_id, id);
         }
     }
-    Ok(nodes)
+    Ok(Signers {
+        nodes,
+        roots: fiscus_common::certs::Roots::from_ders(&roots),
+    })
 }
 
 /// Reads a file holding protobuf bytes, raw or standard base64.

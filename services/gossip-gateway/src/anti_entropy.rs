@@ -6,7 +6,6 @@ use crate::node::{Incoming, Node, Source, lock, refusal_label};
 use crate::peers::Liveness;
 use fiscus_proto::pb::gossip::gossip_client::GossipClient;
 use fiscus_proto::pb::gossip::{AttestationBatch, HeartbeatRequest, PullRequest};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
@@ -139,7 +138,9 @@ async fn pull_range(
     Ok(())
 }
 
-/// Sends our attestations for the heights not yet final and records the peer's.
+/// Sends our own attestations for the heights not yet final and records
+/// everyone's the peer holds for them. It asks by range: a member that caught
+/// up before it knew itself a member holds none of its own for those heights.
 async fn exchange_recent(node: &Arc<Node>, c: &mut GossipClient<Channel>) {
     let (from, to) = {
         let f = lock(&node.finality);
@@ -149,10 +150,14 @@ async fn exchange_recent(node: &Arc<Node>, c: &mut GossipClient<Channel>) {
         return;
     }
     // The oldest heights not yet final first: a member catching up works forward.
-    let heights: BTreeSet<u64> = (from..=to).take(256).collect();
-    let ours = lock(&node.finality).known(&heights);
+    let to = to.min(from + MAX_EXCHANGE_HEIGHTS - 1);
+    let ours = lock(&node.finality).own(from, to);
     if let Ok(r) = c
-        .exchange_attestations(AttestationBatch { attestations: ours })
+        .exchange_attestations(AttestationBatch {
+            attestations: ours,
+            want_from: from,
+            want_to: to,
+        })
         .await
     {
         for a in r.into_inner().attestations {
@@ -165,6 +170,9 @@ async fn exchange_recent(node: &Arc<Node>, c: &mut GossipClient<Channel>) {
         }
     }
 }
+
+/// Heights one attestation exchange covers at most (either way).
+pub(crate) const MAX_EXCHANGE_HEIGHTS: u64 = 256;
 
 /// Records the attestations this member already has (after a restart).
 pub(crate) async fn load_own_attestations(node: &Arc<Node>, from: u64, to: u64) {

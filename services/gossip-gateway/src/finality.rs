@@ -95,6 +95,14 @@ impl Finality {
             .collect()
     }
 
+    /// This member's own attestations for `from..=to`.
+    pub fn own(&self, from: u64, to: u64) -> Vec<SignedAttestation> {
+        self.by_height
+            .range(from..=to)
+            .filter_map(|(_, m)| m.get(&self.me).map(|(_, s)| s.clone()))
+            .collect()
+    }
+
     /// Whether exactly this signed attestation is already recorded, so that
     /// a copy gossiped again needs no second signature check.
     pub fn holds(&self, member: &str, height: u64, signed: &SignedAttestation) -> bool {

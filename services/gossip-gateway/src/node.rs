@@ -392,6 +392,7 @@ impl Node {
                 };
                 let batch = AttestationBatch {
                     attestations: vec![att.clone()],
+                    ..Default::default()
                 };
                 if let Ok(r) = c.exchange_attestations(batch).await {
                     for a in r.into_inner().attestations {

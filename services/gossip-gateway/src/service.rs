@@ -190,6 +190,21 @@ impl Gossip for GossipService {
             )));
         }
         let mut heights = BTreeSet::new();
+        if batch.want_to != 0 {
+            if batch.want_to < batch.want_from
+                || batch.want_to - batch.want_from >= crate::anti_entropy::MAX_EXCHANGE_HEIGHTS
+            {
+                return Err(Status::from(fiscus_common::error::ServiceError::new(
+                    fiscus_common::error::ErrorKind::InvalidArgument,
+                    codes::gossip::TOO_MANY,
+                    format!(
+                        "want_from..want_to must be at most {} heights, ascending",
+                        crate::anti_entropy::MAX_EXCHANGE_HEIGHTS
+                    ),
+                )));
+            }
+            heights.extend(batch.want_from..=batch.want_to);
+        }
         for a in batch.attestations {
             if let Ok(att) = Attestation::decode(&a.attestation[..]) {
                 heights.insert(att.height);
@@ -203,14 +218,26 @@ impl Gossip for GossipService {
                 tracing::debug!(error = %e, "ignored an attestation");
             }
         }
-        let known = self
+        let mut known = self
             .node
             .finality
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .known(&heights);
+        // Bounded (4 MiB, or half the message size); the lowest heights
+        // come first, and the rest is asked for again once those are final.
+        let mut bytes = 0;
+        let fits = known
+            .iter()
+            .take_while(|a| {
+                bytes += a.encoded_len() + 8;
+                bytes <= (self.node.cfg.max_message_bytes / 2).min(4 << 20)
+            })
+            .count();
+        known.truncate(fits);
         Ok(Response::new(AttestationBatch {
             attestations: known,
+            ..Default::default()
         }))
     }
 

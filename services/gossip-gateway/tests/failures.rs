@@ -11,15 +11,16 @@ use fiscus_gossip_gateway::testkit::{self, NetworkFiles, RunningMember, envelope
 use fiscus_orderer::testkit as ok;
 use fiscus_proto::hash::{Hash32, tx_id};
 use fiscus_proto::pb::events::TxStatusChanged;
-use fiscus_proto::pb::gossip::HeartbeatRequest;
 use fiscus_proto::pb::gossip::gossip_client::GossipClient;
+use fiscus_proto::pb::gossip::{AttestationBatch, HeartbeatRequest};
 use fiscus_proto::pb::governance::{
     GovernanceCall, Proposal, ProposeArgs, RemoveMember, VoteArgs, governance_call,
     proposal::Change,
 };
 use fiscus_proto::pb::transfer::{AccountRef, AllocateArgs, TransferCall, transfer_call::Method};
-use fiscus_proto::pb::types::{Envelope, tx_payload::Call};
+use fiscus_proto::pb::types::{Attestation, Envelope, tx_payload::Call};
 use prost::Message;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -247,7 +248,49 @@ async fn a_member_removed_by_governance_can_no_longer_connect() {
         }),
     );
     let pid = tx_id(&propose.payload);
-    submit(net.orderer, &net.files, vec![propose]).await;
+    let hp = submit(net.orderer, &net.files, vec![propose]).await;
+    testkit::wait_all_final(&net.refs(), hp, Duration::from_secs(60)).await;
+
+    // A member asks a peer for everyone's attestations by height range while
+    // holding none of its own (as one that caught up before it knew itself
+    // a member): the peer answers with a majority for every height.
+    let mut c = gossip_client(&net.files, 1, net.members[0].gateway.addr).await;
+    let got = c
+        .exchange_attestations(AttestationBatch {
+            attestations: Vec::new(),
+            want_from: 1,
+            want_to: hp,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .attestations;
+    let mut by_height: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for a in &got {
+        let att = Attestation::decode(&a.attestation[..]).unwrap();
+        by_height.entry(att.height).or_default().insert(att.member);
+    }
+    for h in 1..=hp {
+        assert!(
+            by_height.get(&h).is_some_and(|m| m.len() >= 2),
+            "height {h}: {by_height:?}"
+        );
+    }
+    // A range over 256 heights is refused, typed.
+    let e = c
+        .exchange_attestations(AttestationBatch {
+            attestations: Vec::new(),
+            want_from: 1,
+            want_to: 300,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.metadata()
+            .get("fiscus-error-code")
+            .map(|v| v.to_str().unwrap()),
+        Some("gossip.too_many")
+    );
     let vote = gov(
         &net.files.hebei,
         1,
@@ -301,6 +344,17 @@ async fn a_member_removed_by_governance_can_no_longer_connect() {
             .all(|p| p.member != "130100")
     })
     .await;
+    // Nor do its attestations count toward finality any more.
+    assert!(
+        !net.members[0]
+            .gateway
+            .node
+            .finality
+            .lock()
+            .unwrap()
+            .members()
+            .contains("130100")
+    );
     net.stop().await;
 }
 

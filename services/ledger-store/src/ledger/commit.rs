@@ -218,7 +218,11 @@ impl<S: StateStore> Ledger<S> {
             if self.store.get(&key).await?.is_none() {
                 batch = batch.put(
                     key,
-                    fiscus_proto::pb::gossip::AttestationBatch { attestations }.encode_to_vec(),
+                    fiscus_proto::pb::gossip::AttestationBatch {
+                        attestations,
+                        ..Default::default()
+                    }
+                    .encode_to_vec(),
                 );
             }
         }
