@@ -62,7 +62,7 @@ def F(name, kind, repeated=False, schema=None):
     return (name, kind, repeated, schema)
 
 
-SIGNATURE = {1: F("cert_id", "bytes"), 2: F("signature", "bytes")}
+SIGNATURE = {1: F("cert_id", "bytes"), 2: F("signature", "bytes"), 3: F("certificate", "bytes")}
 SIGNED_ATTESTATION = {1: F("attestation", "bytes"), 2: F("signature", "message", schema=SIGNATURE)}
 INCLUSION_PROOF = {
     1: F("leaf_index", "uint64"),
@@ -557,7 +557,47 @@ def pem_certificates(data: bytes, path: str) -> list[bytes]:
     return ders
 
 
-def load_signers(root_path: str, certs_dir: str) -> dict[bytes, Cert]:
+class Signers:
+    """§6: the node certificates issued by a root, by cert id; and the roots,
+    for a node certificate an attestation's signature carries."""
+
+    def __init__(self, roots: list[Cert], nodes: dict[bytes, Cert]):
+        self.roots = roots
+        self.nodes = nodes
+
+    def node(self, der: bytes) -> Cert | None:
+        """The certificate in `der` if it is an attestation signer (§6 rules 1-5)."""
+        try:
+            c = Cert(der)
+        except Exception:  # not a certificate (or outside the profile)
+            return None
+        if c.sig_alg_oid != OID_ED25519:
+            return None
+        if not any(
+            c.issuer == r.subject and ed25519_accept(r.public_key, c.tbs, c.signature)
+            for r in self.roots
+        ):
+            return None  # not issued by the root
+        if c.member is None or len(c.member) != 6 or not all("0" <= ch <= "9" for ch in c.member):
+            return None
+        if c.role != "node":
+            return None  # client, orderer, admin, … certificates never sign attestations
+        if c.key_alg_oid != OID_ED25519 or len(c.public_key) != 32:
+            return None
+        return c
+
+    def get(self, cert_id: bytes, carried: bytes) -> Cert | None:
+        """The signer with `cert_id`: on file, else the carried certificate
+        when its SHA-256 is `cert_id` and it is a signer."""
+        c = self.nodes.get(cert_id)
+        if c is not None:
+            return c
+        if carried and sha256(carried) == cert_id:
+            return self.node(carried)
+        return None
+
+
+def load_signers(root_path: str, certs_dir: str) -> Signers:
     """§6: the node certificates of `certs_dir` issued by a root, by cert id."""
     roots = []
     for der in pem_certificates(read_file(root_path, "the root"), root_path):
@@ -568,29 +608,14 @@ def load_signers(root_path: str, certs_dir: str) -> dict[bytes, Cert]:
     d = Path(certs_dir)
     if not d.is_dir():
         raise InputError(f"{certs_dir} is not a directory")
-    signers: dict[bytes, Cert] = {}
+    signers = Signers(roots, {})
     for path in sorted(d.iterdir()):
         if path.suffix != ".pem" or path.name == ".pem":
             continue
         der = pem_certificates(read_file(str(path), "certificate"), str(path))[0]
-        try:
-            c = Cert(der)
-        except Exception:  # not a certificate (or outside the profile): ignored
-            continue
-        if c.sig_alg_oid != OID_ED25519:
-            continue
-        if not any(
-            c.issuer == r.subject and ed25519_accept(r.public_key, c.tbs, c.signature)
-            for r in roots
-        ):
-            continue  # not issued by the root
-        if c.member is None or len(c.member) != 6 or not all("0" <= ch <= "9" for ch in c.member):
-            continue
-        if c.role != "node":
-            continue  # client, orderer, admin, … certificates never sign attestations
-        if c.key_alg_oid != OID_ED25519 or len(c.public_key) != 32:
-            continue
-        signers[c.cert_id] = c
+        c = signers.node(der)
+        if c is not None:
+            signers.nodes[c.cert_id] = c
     return signers
 
 
@@ -636,7 +661,7 @@ def dec(buf: bytes, schema: dict, what: str) -> dict:
         raise Invalid(f"{what} does not decode: {e}") from e
 
 
-def verify(proof: dict, signers: dict[bytes, Cert], config: dict | None) -> dict:
+def verify(proof: dict, signers: Signers, config: dict | None) -> dict:
     # Rule 1: the receipt, the header and the Merkle proof belong together.
     receipt = dec(proof["receipt"], RECEIPT, "the receipt")
     header = dec(proof["block_header"], BLOCK_HEADER, "the block header")
@@ -677,7 +702,7 @@ def verify(proof: dict, signers: dict[bytes, Cert], config: dict | None) -> dict
             raise Invalid("an attestation is unsigned")
         if len(sig["cert_id"]) != 32:
             raise Invalid(f"a cert id is {len(sig['cert_id'])} bytes, not 32")
-        c = signers.get(sig["cert_id"])
+        c = signers.get(sig["cert_id"], sig["certificate"])
         if c is None:
             raise Invalid(f"member {att['member']}'s attestation is signed by certificate "
                           f"{sig['cert_id'].hex()}, which is not a node certificate issued by the root")

@@ -645,6 +645,10 @@ pub struct ConfigJson {
     /// The years that have a holiday calendar.
     pub holiday_calendar_years: Vec<u32>,
     pub deadline_policy: DeadlinePolicyJson,
+    /// All of it as the protobuf `fiscus.types.v1.ConsortiumConfig`, standard
+    /// base64: what `fiscus verify-receipt --config` reads to know the members
+    /// (and revocations) at a receipt's height, offline.
+    pub config_protobuf: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -725,6 +729,7 @@ fn config_json(c: &ConsortiumConfig, height: u64, changed_at_height: u64) -> Con
             emergency_days: deadline.emergency_days,
             acknowledge_days: deadline.acknowledge_days,
         },
+        config_protobuf: B64.encode(prost::Message::encode_to_vec(c)),
     }
 }
 

@@ -406,27 +406,43 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
     assert!(stderr.contains("governance.proposal_closed"), "{stderr}");
 }
 
-/// `fiscus devnet add-member`: Baoding (130600) joins a running devnet by
-/// proposal, votes, enrollment and its own `fiscus member` process, which
-/// catches up from genesis and attests. Its certificates are on no other
-/// member's file: what it signs carries them, and every member accepts its
-/// transactions; the chain stays final with six members.
+/// `fiscus devnet add-member`: Baoding (130600) joins a running devnet (every
+/// service its own process) by proposal, votes, enrollment and its own
+/// `fiscus member` process, which catches up from genesis and attests. Its
+/// certificates are on no other member's file: what it signs carries them,
+/// and every member accepts its transactions; the chain stays final with six
+/// members. With two founding members silenced, a block is final only with
+/// Baoding's attestation, and its receipt verifies offline.
 #[test]
 fn a_bureau_joins_a_running_devnet_catches_up_and_its_signatures_count() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("devnet");
-    let _devnet = Devnet::start(&data);
+    // Every service its own process, as in production; Baoding's services
+    // are one `fiscus member` process.
+    let devnet = Devnet::start_with(&data, &["--processes"]);
     let net = Net::read(&data);
-    // Some history to catch up on.
+    // Some history to catch up on: more blocks than a gateway tracks in
+    // memory after a restart (64), so that the founding members answer the
+    // newcomer's requests for old attestations from the majorities their
+    // ledgers kept.
+    let (mof, mof_key, _) = net.api("000000");
+    for i in 1..=70 {
+        let mut op: Value = serde_json::from_str(&appropriate("财预〔2026〕1号", 1_000)).unwrap();
+        op["document"] = json!(format!("财预〔2026〕{i}号"));
+        committed(post(mof, mof_key, "/v1/operations?wait=commit", &op));
+    }
+    assert!(height(&net) >= 70);
+    let until = Instant::now() + Duration::from_secs(60);
+    while net.chain("130000")["final_height"].as_u64().unwrap() < 70 {
+        assert!(Instant::now() < until, "the history never became final");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    devnet.interrupt();
+    let _devnet = Devnet::start_with(&data, &["--processes"]);
+    let net = Net::read(&data);
     let (hebei, hebei_key, _) = net.api("130000");
     let (mof, mof_key, _) = net.api("000000");
-    committed(post(
-        mof,
-        mof_key,
-        "/v1/operations?wait=commit",
-        &serde_json::from_str(&appropriate("财预〔2026〕1号", 1_000_000)).unwrap(),
-    ));
 
     let mut add = Command::new(env!("CARGO_BIN_EXE_fiscus"))
         .args(["devnet", "add-member", "--data-dir"])
@@ -522,5 +538,129 @@ fn a_bureau_joins_a_running_devnet_catches_up_and_its_signatures_count() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // Two founding members fall silent (their ledger-stores stopped with
+    // SIGSTOP): of six members four must agree, and only four are left, so
+    // a block is final only with Baoding's attestation counted.
+    let _silent = Stopped::new(
+        &data,
+        &["member-130100-ledger-store", "member-130102-ledger-store"],
+    );
+    let (tx, block) = committed(post(mof, mof_key, "/v1/operations?wait=final", &{
+        let mut op: Value = serde_json::from_str(&appropriate("财预〔2026〕1号", 500_000)).unwrap();
+        op["document"] = json!("财预〔2026〕100号");
+        op
+    }));
+    let r = call(
+        mof,
+        "GET",
+        &format!("/v1/transactions/{tx}?proof=final"),
+        Some(mof_key),
+        None,
+        &[],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    let proof = tmp.path().join("receipt.b64");
+    std::fs::write(&proof, r.2["receipt_proof"].as_str().unwrap()).unwrap();
+    // The configuration at that block, as the chain has it (six members).
+    let c = call(
+        mof,
+        "GET",
+        &format!("/v1/governance/config?height={block}"),
+        Some(mof_key),
+        None,
+        &[],
+    );
+    assert_eq!(c.0, 200, "{:?}", c.2);
+    let config = tmp.path().join("config.b64");
+    std::fs::write(&config, c.2["config_protobuf"].as_str().unwrap()).unwrap();
+    // Verified offline by `fiscus verify-receipt` and by the independent
+    // Python verifier, with a certificates directory that has no file of
+    // Baoding's: its attestation carries its certificate.
+    let rust = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .arg("verify-receipt")
+        .arg("--file")
+        .arg(&proof)
+        .arg("--root")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--certs-dir")
+        .arg(data.join("signers"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--require-final", "--json"])
+        .output()
+        .unwrap();
+    let python = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/receipt/verify_receipt.py"
+        ))
+        .arg("--file")
+        .arg(&proof)
+        .arg("--root")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--certs-dir")
+        .arg(data.join("signers"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--require-final")
+        .output()
+        .unwrap();
+    for (who, out) in [
+        ("fiscus verify-receipt", rust),
+        ("verify_receipt.py", python),
+    ] {
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{who}: {e}: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(out.status.code(), Some(0), "{who}: {v}");
+        assert_eq!(v["final"], true, "{who}: {v}");
+        assert_eq!(v["block_number"], block, "{who}: {v}");
+        assert_eq!(v["majority"], 4, "{who}: {v}");
+        assert_eq!(v["members"].as_array().unwrap().len(), 6, "{who}: {v}");
+        assert_eq!(
+            v["attested_by"],
+            json!(["000000", "130000", "130600", "991300"]),
+            "{who}: the silent members cannot have attested, so Baoding's attestation made it final: {v}"
+        );
+    }
     drop(add);
+}
+
+/// Processes of a `--processes` devnet stopped with SIGSTOP, continued on drop.
+struct Stopped(Vec<nix::unistd::Pid>);
+
+impl Stopped {
+    fn new(data: &Path, names: &[&str]) -> Self {
+        let status: Value =
+            serde_json::from_slice(&std::fs::read(data.join("run/status.json")).unwrap()).unwrap();
+        let pids = names
+            .iter()
+            .map(|n| {
+                let p = status["processes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["name"] == *n)
+                    .unwrap_or_else(|| panic!("no process {n}: {status}"));
+                nix::unistd::Pid::from_raw(p["pid"].as_u64().unwrap() as i32)
+            })
+            .collect::<Vec<_>>();
+        for p in &pids {
+            nix::sys::signal::kill(*p, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        }
+        Self(pids)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = nix::sys::signal::kill(*p, nix::sys::signal::Signal::SIGCONT);
+        }
+    }
 }

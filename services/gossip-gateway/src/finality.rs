@@ -34,7 +34,13 @@ pub struct Outcome {
 #[derive(Debug)]
 pub struct Finality {
     me: String,
+    /// The members now (the latest era).
     members: BTreeSet<String>,
+    /// The member sets by the first height they are in force for: a height
+    /// is final when a majority of the members *at that height* agree, so a
+    /// member that joined later neither counts before it joined nor raises
+    /// the majority the history needed.
+    eras: BTreeMap<u64, BTreeSet<String>>,
     by_height: BTreeMap<u64, BTreeMap<String, (Triple, SignedAttestation)>>,
     finals: BTreeSet<u64>,
     final_height: u64,
@@ -52,6 +58,7 @@ impl Finality {
     pub fn new(me: &str, members: BTreeSet<String>, start_height: u64) -> Self {
         Self {
             me: me.to_owned(),
+            eras: BTreeMap::from([(0, members.clone())]),
             members,
             by_height: BTreeMap::new(),
             finals: BTreeSet::new(),
@@ -61,12 +68,33 @@ impl Finality {
         }
     }
 
-    pub fn set_members(&mut self, members: BTreeSet<String>) {
-        self.members = members;
+    /// Adds member sets by the first height each is in force for (the
+    /// history is immutable: a known era is only ever confirmed), and takes
+    /// the latest as the members now.
+    pub fn add_eras(&mut self, eras: BTreeMap<u64, BTreeSet<String>>) {
+        self.eras.extend(eras);
+        if let Some((_, m)) = self.eras.last_key_value() {
+            self.members = m.clone();
+        }
     }
 
+    /// Whether the member set in force from `height` on is known.
+    pub fn has_era(&self, height: u64) -> bool {
+        self.eras.contains_key(&height)
+    }
+
+    /// The members now.
     pub fn members(&self) -> &BTreeSet<String> {
         &self.members
+    }
+
+    /// The members at `height` (the oldest known set below every era).
+    pub fn members_at(&self, height: u64) -> &BTreeSet<String> {
+        self.eras
+            .range(..=height)
+            .next_back()
+            .or_else(|| self.eras.first_key_value())
+            .map_or(&self.members, |(_, m)| m)
     }
 
     /// Highest height such that it and every height below it are final.
@@ -95,6 +123,13 @@ impl Finality {
             .collect()
     }
 
+    /// Everyone's attestations held for `height`, if any.
+    pub fn at(&self, height: u64) -> Option<Vec<SignedAttestation>> {
+        self.by_height
+            .get(&height)
+            .map(|m| m.values().map(|(_, s)| s.clone()).collect())
+    }
+
     /// This member's own attestations for `from..=to`.
     pub fn own(&self, from: u64, to: u64) -> Vec<SignedAttestation> {
         self.by_height
@@ -120,9 +155,10 @@ impl Finality {
         signed: SignedAttestation,
     ) -> Outcome {
         let mut out = Outcome::default();
-        if !self.members.contains(member) || height + self.keep < self.final_height {
+        if !self.members_at(height).contains(member) || height + self.keep < self.final_height {
             return out;
         }
+        let majority = self.members_at(height).len() / 2 + 1;
         let at = self.by_height.entry(height).or_default();
         if at.get(member).is_some_and(|(t, _)| *t == triple) {
             return out;
@@ -133,7 +169,6 @@ impl Finality {
         for (m, (t, _)) in at.iter() {
             groups.entry(t).or_default().push(m);
         }
-        let majority = self.members.len() / 2 + 1;
         if let Some((agreed, _)) = groups.iter().find(|(_, g)| g.len() >= majority)
             && self.finals.insert(height)
         {
@@ -215,6 +250,36 @@ mod tests {
         assert_eq!(f.final_height(), 2);
         // A non-member counts for nothing.
         assert_eq!(f.record("z", 3, t(3), s), Outcome::default());
+    }
+
+    #[test]
+    fn each_height_needs_a_majority_of_the_members_at_that_height() {
+        // a, b, c, d at genesis; e joins in block 4 (in force from 5).
+        let mut f = Finality::new("e", members(), 0);
+        let mut five = members();
+        five.insert("e".into());
+        f.add_eras(BTreeMap::from([(5, five.clone())]));
+        assert_eq!(f.members(), &five);
+        assert_eq!(f.members_at(4).len(), 4);
+        let s = SignedAttestation::default();
+        // Before it joined: three of four, and e's attestation is not counted.
+        assert_eq!(f.record("e", 1, t(1), s.clone()), Outcome::default());
+        f.record("a", 1, t(1), s.clone());
+        f.record("b", 1, t(1), s.clone());
+        assert_eq!(f.record("c", 1, t(1), s.clone()).newly_final, vec![1]);
+        for h in 2..=4 {
+            for m in ["a", "b", "c"] {
+                f.record(m, h, t(h as u8), s.clone());
+            }
+        }
+        assert_eq!(f.final_height(), 4);
+        // After: three of five is a majority too, but only with e's when two
+        // founders are silent: a, b and e.
+        f.record("a", 5, t(5), s.clone());
+        assert!(f.record("b", 5, t(5), s.clone()).newly_final.is_empty());
+        let out = f.record("e", 5, t(5), s.clone());
+        assert_eq!(out.newly_final, vec![5]);
+        assert_eq!(out.majority.map(|(h, v)| (h, v.len())), Some((5, 3)));
     }
 
     #[test]

@@ -185,6 +185,10 @@ pub struct Node {
     pub finality_outbox: FinalityOutbox,
 }
 
+fn member_set(config: &ConsortiumConfig) -> BTreeSet<String> {
+    config.members.iter().map(|m| m.org_code.clone()).collect()
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -198,21 +202,52 @@ impl Node {
         format!("fiscus.{}.{}.{kind}", self.consortium, self.me)
     }
 
-    /// Members as the chain's config says now.
-    pub async fn refresh_members(&self) -> Result<BTreeSet<String>, tonic::Status> {
+    /// The consortium config as of `at_height` (0: the head) and the block
+    /// that wrote it (0: genesis).
+    async fn config_at(&self, at_height: u64) -> Result<(ConsortiumConfig, u64), tonic::Status> {
         let resp = self
             .ledger
             .clone()
             .get_state(GetStateRequest {
                 key: b"gov/config".to_vec(),
-                at_height: 0,
+                at_height,
             })
             .await?
             .into_inner();
         let config = ConsortiumConfig::decode(&resp.value[..])
             .map_err(|e| tonic::Status::internal(format!("gov/config: {e}")))?;
-        let members: BTreeSet<String> = config.members.iter().map(|m| m.org_code.clone()).collect();
-        lock(&self.finality).set_members(members.clone());
+        Ok((config, resp.version))
+    }
+
+    /// Members as the chain's config says now; finality also learns the
+    /// member sets of the history it did not know (walking back through the
+    /// config's versions: one written in block v is in force from v + 1).
+    pub async fn refresh_members(&self) -> Result<BTreeSet<String>, tonic::Status> {
+        let (config, version) = self.config_at(0).await?;
+        let members = member_set(&config);
+        let mut eras = BTreeMap::new();
+        let (mut era_config, mut v) = (config.clone(), version);
+        // At most this many changes are read back per refresh; the rest on the next.
+        for _ in 0..64 {
+            let from = if v == 0 { 0 } else { v + 1 };
+            if lock(&self.finality).has_era(from) {
+                break;
+            }
+            eras.insert(from, member_set(&era_config));
+            // Before block 1 is the genesis config, which era 0 holds (and
+            // `at_height` 0 would read the head).
+            if v <= 1 {
+                break;
+            }
+            match self.config_at(v - 1).await {
+                Ok(c) => (era_config, v) = c,
+                Err(e) => {
+                    tracing::debug!(error = %e.message(), height = v - 1, "could not read an older config");
+                    break;
+                }
+            }
+        }
+        lock(&self.finality).add_eras(eras);
         lock(&self.peers).retain_members(&members, &config, &self.cfg.peers, &self.me);
         Ok(members)
     }

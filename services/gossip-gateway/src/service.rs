@@ -10,7 +10,7 @@ use fiscus_proto::pb::gossip::gossip_server::Gossip;
 use fiscus_proto::pb::gossip::{
     AttestationBatch, HeartbeatRequest, HeartbeatResponse, PullRequest, PushAck,
 };
-use fiscus_proto::pb::ledger::GetBlockRequest;
+use fiscus_proto::pb::ledger::{GetBlockRequest, GetFinalAttestationsRequest};
 use fiscus_proto::pb::types::{Attestation, Block, Role};
 use prost::Message;
 use std::collections::BTreeSet;
@@ -190,6 +190,7 @@ impl Gossip for GossipService {
             )));
         }
         let mut heights = BTreeSet::new();
+        let mut wanted = BTreeSet::new();
         if batch.want_to != 0 {
             if batch.want_to < batch.want_from
                 || batch.want_to - batch.want_from >= crate::anti_entropy::MAX_EXCHANGE_HEIGHTS
@@ -203,7 +204,7 @@ impl Gossip for GossipService {
                     ),
                 )));
             }
-            heights.extend(batch.want_from..=batch.want_to);
+            wanted.extend(batch.want_from..=batch.want_to);
         }
         for a in batch.attestations {
             if let Ok(att) = Attestation::decode(&a.attestation[..]) {
@@ -218,25 +219,64 @@ impl Gossip for GossipService {
                 tracing::debug!(error = %e, "ignored an attestation");
             }
         }
-        let mut known = self
-            .node
-            .finality
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .known(&heights);
+        heights.extend(wanted.iter().copied());
+        // What memory holds; wanted final heights it no longer holds (older
+        // than its window, or settled before this process started) come from
+        // the majorities the ledger kept: a member joining a long chain
+        // needs them to call any of its history final.
+        let (mut known, missing) = {
+            let f = self.node.finality.lock().unwrap_or_else(|e| e.into_inner());
+            let final_height = f.final_height();
+            let mut known = Vec::new();
+            let mut missing = Vec::new();
+            for h in &heights {
+                match f.at(*h) {
+                    Some(v) => known.extend(v.into_iter().map(|a| (*h, a))),
+                    None if *h <= final_height && wanted.contains(h) => missing.push(*h),
+                    None => {}
+                }
+            }
+            (known, missing)
+        };
+        if let (Some(lo), Some(hi)) = (missing.first(), missing.last()) {
+            match self
+                .node
+                .ingest
+                .clone()
+                .get_final_attestations(GetFinalAttestationsRequest {
+                    from_height: *lo,
+                    to_height: *hi,
+                })
+                .await
+            {
+                Ok(r) => {
+                    for a in r.into_inner().attestations {
+                        if let Ok(att) = Attestation::decode(&a.attestation[..])
+                            && missing.binary_search(&att.height).is_ok()
+                        {
+                            known.push((att.height, a));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e.message(), "could not read kept majorities from the ledger");
+                }
+            }
+        }
+        known.sort_by_key(|(h, _)| *h);
         // Bounded (4 MiB, or half the message size); the lowest heights
         // come first, and the rest is asked for again once those are final.
         let mut bytes = 0;
-        let fits = known
-            .iter()
+        let attestations = known
+            .into_iter()
+            .map(|(_, a)| a)
             .take_while(|a| {
                 bytes += a.encoded_len() + 8;
                 bytes <= (self.node.cfg.max_message_bytes / 2).min(4 << 20)
             })
-            .count();
-        known.truncate(fits);
+            .collect();
         Ok(Response::new(AttestationBatch {
-            attestations: known,
+            attestations,
             ..Default::default()
         }))
     }

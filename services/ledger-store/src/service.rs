@@ -24,6 +24,8 @@ use tonic::{Request, Response, Status};
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Most entries in one scan or history answer.
 pub const MAX_PAGE: usize = 1000;
+/// Heights one `GetFinalAttestations` call covers at most.
+pub const MAX_FINAL_HEIGHTS: u64 = 256;
 
 impl From<LedgerError> for ServiceError {
     fn from(e: LedgerError) -> Self {
@@ -465,6 +467,28 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
             .await
             .map_err(status)?;
         Ok(Response::new(a))
+    }
+
+    async fn get_final_attestations(
+        &self,
+        req: Request<fiscus_proto::pb::ledger::GetFinalAttestationsRequest>,
+    ) -> Result<Response<fiscus_proto::pb::ledger::FinalAttestations>, Status> {
+        self.authorize(&req)?;
+        let r = req.into_inner();
+        if r.to_height < r.from_height || r.to_height - r.from_height >= MAX_FINAL_HEIGHTS {
+            return Err(invalid(
+                codes::ledger::TOO_MANY,
+                format!("from_height..to_height: at most {MAX_FINAL_HEIGHTS} heights, ascending"),
+            ));
+        }
+        let attestations = self
+            .ledger
+            .final_attestations(r.from_height, r.to_height)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(fiscus_proto::pb::ledger::FinalAttestations {
+            attestations,
+        }))
     }
 
     async fn report_final(

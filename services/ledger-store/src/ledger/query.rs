@@ -39,6 +39,22 @@ impl<S: StateStore> Ledger<S> {
         SignedAttestation::decode(&raw[..]).map_err(|e| LedgerError::Corrupt(e.to_string()))
     }
 
+    /// The agreeing majorities kept for `from..=to`, ascending by height;
+    /// heights without one are skipped.
+    pub async fn final_attestations(&self, from: u64, to: u64) -> Result<Vec<SignedAttestation>> {
+        let mut out = Vec::new();
+        for h in from..=to {
+            if let Some(v) = self.store.get(&keys::final_attestations(h)).await? {
+                out.extend(
+                    fiscus_proto::pb::gossip::AttestationBatch::decode(&v.value[..])
+                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?
+                        .attestations,
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored block bytes at `n`.
     pub async fn block(&self, n: u64) -> Result<Vec<u8>> {
         Ok(self
