@@ -12,6 +12,44 @@ pub enum CertStatus {
     Revoked,
 }
 
+/// Whom the chain's configuration (`gov/config`) revokes, from which height:
+/// the certificates on its CRL and every certificate of an org that left by
+/// governance. The one rule the ledger applies when it validates a block and
+/// the exchange-adapter applies before it orders anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainRevocations {
+    certs: BTreeMap<Hash32, u64>,
+    orgs: BTreeMap<String, u64>,
+}
+
+impl ChainRevocations {
+    pub fn from_config(config: &fiscus_proto::pb::types::ConsortiumConfig) -> Self {
+        Self {
+            certs: config
+                .crl
+                .iter()
+                .flat_map(|c| &c.revoked)
+                .filter_map(|r| {
+                    Hash32::from_slice("cert id", &r.cert_id)
+                        .ok()
+                        .map(|id| (id, r.effective_height))
+                })
+                .collect(),
+            orgs: config
+                .revoked_orgs
+                .iter()
+                .map(|r| (r.org_code.clone(), r.effective_height))
+                .collect(),
+        }
+    }
+
+    /// Whether certificate `cert` of `org` is revoked in a block at `height`.
+    pub fn revoked(&self, cert: &Hash32, org: &str, height: u64) -> bool {
+        self.certs.get(cert).is_some_and(|h| height >= *h)
+            || self.orgs.get(org).is_some_and(|h| height >= *h)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Certs {
     /// cert id → (member org, Ed25519 key, revoked from this height on)

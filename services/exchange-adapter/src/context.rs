@@ -32,6 +32,9 @@ pub struct Api {
     /// [`Orgs`], swapped whenever governance changes `gov/config`
     /// ([`follow_orgs`]). Read it with [`Api::orgs`].
     pub registry: std::sync::RwLock<Arc<Orgs>>,
+    /// The on-chain CRL and the orgs that left, as of the same config
+    /// ([`follow_orgs`]): a signer they revoke is refused before ordering.
+    pub chain_revocations: std::sync::RwLock<Arc<fiscus_common::certs::ChainRevocations>>,
     /// The consortium's salt for personal id hashes (from genesis).
     pub recipient_id_salt: Vec<u8>,
     /// Seals pagination cursors (`crate::cursor`).
@@ -180,6 +183,28 @@ impl Api {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
+    /// Refuses a signer the chain's config revokes (its CRL, or its org left
+    /// by governance), with the code the ledger would give it. Everything in
+    /// the config at the head is in force for the next block, so any height
+    /// ahead is the same.
+    pub(crate) fn check_not_revoked(&self, cert: &Hash32, org: &str) -> Result<(), ServiceError> {
+        let revoked = self
+            .chain_revocations
+            .read()
+            .map(|g| g.revoked(cert, org, u64::MAX))
+            .unwrap_or_else(|e| e.into_inner().revoked(cert, org, u64::MAX));
+        if revoked {
+            return Err(err(
+                ErrorKind::PermissionDenied,
+                codes::tx::REVOKED_CERTIFICATE,
+                format!(
+                    "certificate {cert} of org {org} is revoked on chain (the consortium CRL, or the org left the consortium)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The default disclosure policy: supervisors and the central level read
     /// every account; any other org reads its own accounts and those of the
     /// orgs below it.
@@ -239,6 +264,9 @@ pub async fn follow_orgs(api: actix_web::web::Data<Api>) {
         }
         match fiscus_proto::pb::types::ConsortiumConfig::decode(&resp.value[..]) {
             Ok(config) => {
+                if let Ok(mut g) = api.chain_revocations.write() {
+                    *g = Arc::new(fiscus_common::certs::ChainRevocations::from_config(&config));
+                }
                 let orgs = Arc::new(Orgs::from_config(&config));
                 if let Ok(mut g) = api.registry.write() {
                     if **g != *orgs {

@@ -325,6 +325,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         registry: std::sync::RwLock::new(Arc::new(fiscus_contract_executor::Orgs::from_config(
             &genesis,
         ))),
+        chain_revocations: std::sync::RwLock::new(Arc::new(
+            fiscus_common::certs::ChainRevocations::from_config(&genesis),
+        )),
         recipient_id_salt: genesis.recipient_id_salt.clone(),
         cursor_key: cursor::CursorKey::random().map_err(|e| StartError::Cursor(e.message))?,
         limits: fiscus_proto::DecodeLimits::default(),

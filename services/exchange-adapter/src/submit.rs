@@ -146,6 +146,7 @@ pub(crate) fn check_envelope(
                 format!("certificate {} is not a known signer", s.cert_id),
             )
         })?;
+        api.check_not_revoked(&s.cert_id, &org)?;
         if s.cert_id == tx.creator_cert_id && org != *caller_org {
             return Err(ServiceError::new(
                 ErrorKind::PermissionDenied,
@@ -356,6 +357,7 @@ pub(crate) fn custodial_envelope(
     call: Call,
     idempotency_key: Option<&str>,
 ) -> Result<(Hash32, fiscus_proto::pb::types::Envelope, u64), ServiceError> {
+    api.check_not_revoked(&custodial.cert_id, &client.org)?;
     let nonce = match idempotency_key {
         Some(k) => idempotent_nonce(client, k),
         None => rand::random(),

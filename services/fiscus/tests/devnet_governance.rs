@@ -249,7 +249,7 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
         &json!({"envelope": b64(&vote(true, 8))}),
     ));
     committed(vote_custodial(&net, "130100", &id, false));
-    let (_, passed_in) = committed(vote_custodial(&net, "130102", &id, true));
+    let (changan_vote, passed_in) = committed(vote_custodial(&net, "130102", &id, true));
 
     let r = call(
         hebei,
@@ -367,6 +367,90 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
     // Nor can it get certificates again.
     let (code, _, stderr) = ca_secrets_until(&data, "130102", "ca.unknown_member");
     assert_eq!(code, Some(2), "{stderr}");
+    // An envelope its client certificate signed is refused before ordering,
+    // with the code the ledger gives it, at its own adapter and at Hebei's.
+    let env = signed_call(
+        &data,
+        "130102",
+        77,
+        Call::Governance(GovernanceCall {
+            method: Some(governance_call::Method::Vote(VoteArgs {
+                proposal_tx_id: proposal_tx_id.clone(),
+                approve: true,
+            })),
+        }),
+    );
+    // (An adapter reads the chain's config every second; until it has read
+    // this one another check refuses the vote.)
+    for (addr, key) in [(changan, changan_key), (hebei, hebei_key)] {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = post(
+                addr,
+                key,
+                "/v1/transactions?wait=commit",
+                &json!({"envelope": b64(&env)}),
+            );
+            assert_eq!(r.0, 403, "{:?}", r.2);
+            if r.2["code"] == "tx.revoked_certificate" {
+                break;
+            }
+            // Refused for another reason meanwhile: the contract's check, or
+            // (at Hebei's) the envelope is not Hebei's.
+            assert!(
+                r.2["code"] == "governance.not_member" || r.2["code"] == "api.wrong_org",
+                "{:?}",
+                r.2
+            );
+            assert!(Instant::now() < until, "{:?}", r.2);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(height(&net), h2);
+    // Its past transactions stay readable and provable: its vote, final by
+    // the members of its day, with the config at that height (a later one
+    // would count Baoding, who joined after it; docs/receipts.md §9).
+    let r = call(
+        hebei,
+        "GET",
+        &format!("/v1/transactions/{changan_vote}?proof=final"),
+        Some(hebei_key),
+        None,
+        &[],
+    );
+    assert_eq!(r.0, 200, "{:?}", r.2);
+    assert_eq!(r.2["receipt"]["status"], "valid", "{:?}", r.2);
+    let proof = tmp.path().join("changan-vote.b64");
+    std::fs::write(&proof, r.2["receipt_proof"].as_str().unwrap()).unwrap();
+    let cfg = tmp.path().join("config-then.b64");
+    std::fs::write(
+        &cfg,
+        // In force for block h: the state after block h - 1.
+        config(&format!("?height={}", passed_in - 1))["config_protobuf"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .arg("verify-receipt")
+        .arg("--file")
+        .arg(&proof)
+        .arg("--root")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--certs-dir")
+        .arg(data.join("signers"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--require-final", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tx_id"], changan_vote, "{v}");
+    assert!(
+        v["members"].as_array().unwrap().contains(&json!("130102")),
+        "a member at that height: {v}"
+    );
 
     // The CLI reads the same, as tables and as JSON.
     let (addr, key, _) = net.api("130100");

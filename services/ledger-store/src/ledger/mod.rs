@@ -34,7 +34,6 @@ use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::types::{ConsortiumConfig, Receipt, SignedAttestation};
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use validate::SigCache;
 
@@ -46,8 +45,7 @@ pub(crate) struct ChainState {
     pub config: ConsortiumConfig,
     pub orgs: Orgs,
     pub calendar: Calendar,
-    revoked_certs: BTreeMap<Hash32, u64>,
-    revoked_orgs: BTreeMap<String, u64>,
+    revocations: fiscus_common::certs::ChainRevocations,
     /// The roots a certificate a signature carries must chain to.
     roots: fiscus_common::certs::Roots,
 }
@@ -57,29 +55,14 @@ impl ChainState {
         let config = ConsortiumConfig::decode(&raw[..])
             .map_err(|e| LedgerError::Corrupt(format!("gov/config: {e}")))?;
         let orgs = orgs_of(&config).map_err(|e| LedgerError::Unsupported(e.to_string()))?;
-        let revoked_certs = config
-            .crl
-            .iter()
-            .flat_map(|c| &c.revoked)
-            .filter_map(|r| {
-                Hash32::from_slice("cert id", &r.cert_id)
-                    .ok()
-                    .map(|id| (id, r.effective_height))
-            })
-            .collect();
-        let revoked_orgs = config
-            .revoked_orgs
-            .iter()
-            .map(|r| (r.org_code.clone(), r.effective_height))
-            .collect();
+        let revocations = fiscus_common::certs::ChainRevocations::from_config(&config);
         Ok(Self {
             raw,
             roots: fiscus_common::certs::Roots::from_ders(&config.ca_roots),
             calendar: Calendar::from_config(&config),
             config,
             orgs,
-            revoked_certs,
-            revoked_orgs,
+            revocations,
         })
     }
 
@@ -89,10 +72,7 @@ impl ChainState {
     /// carries it and a consortium root of this config signed it.
     fn status(&self, certs: &Certs, cert: &Hash32, carried: &[u8], height: u64) -> CertStatus {
         match certs.status_carried(cert, carried, height, &self.roots) {
-            CertStatus::Valid { org, .. }
-                if self.revoked_certs.get(cert).is_some_and(|h| height >= *h)
-                    || self.revoked_orgs.get(&org).is_some_and(|h| height >= *h) =>
-            {
+            CertStatus::Valid { org, .. } if self.revocations.revoked(cert, &org, height) => {
                 CertStatus::Revoked
             }
             s => s,
