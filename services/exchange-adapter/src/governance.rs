@@ -589,7 +589,6 @@ fn status_name(s: i32) -> String {
 }
 
 fn proposal_json(id: &[u8], rec: &ProposalRecord, config: &ConsortiumConfig) -> ProposalJson {
-    let open = rec.status == ProposalStatus::Open as i32;
     let proposal = rec.proposal.clone().unwrap_or_default();
     ProposalJson {
         id: hex::encode(id),
@@ -599,16 +598,7 @@ fn proposal_json(id: &[u8], rec: &ProposalRecord, config: &ConsortiumConfig) -> 
         status: status_name(rec.status),
         yes: rec.yes.clone(),
         no: rec.no.clone(),
-        not_voted: if open {
-            config
-                .members
-                .iter()
-                .map(|m| m.org_code.clone())
-                .filter(|o| !rec.yes.contains(o) && !rec.no.contains(o))
-                .collect()
-        } else {
-            Vec::new()
-        },
+        not_voted: not_voted(rec, config),
         votes_needed: votes_needed(config),
         decided_height: rec.decided_height,
         proposed_at_ms: rec.proposed_at_ms,
@@ -984,38 +974,70 @@ pub(crate) async fn list_proposals(
     q: web::Query<ProposalsQuery>,
 ) -> Result<web::Json<ProposalList>, ServiceError> {
     api.caller(&req, Scope::Read)?;
-    let want = match q.status.as_deref().unwrap_or("all") {
-        "all" => None,
-        s @ ("open" | "passed" | "failed") => Some(s.to_owned()),
-        other => {
-            return Err(err(
-                ErrorKind::InvalidArgument,
-                codes::api::BAD_QUERY,
-                format!("status {other:?} is not open, passed, failed or all"),
-            ));
-        }
-    };
-    let config = api.config_at(0).await?;
-    let prefix = b"gov/proposal/";
-    let mut items: Vec<ProposalJson> = api
-        .scan_at(prefix, config.height)
-        .await?
-        .iter()
-        .filter_map(|(k, v)| {
-            let id = hex::decode(k.strip_prefix(&prefix[..])?).ok()?;
-            let rec = ProposalRecord::decode(&v[..]).ok()?;
-            Some(proposal_json(&id, &rec, &config.config))
-        })
-        .filter(|p| want.as_ref().is_none_or(|w| *w == p.status))
-        .collect();
-    items.sort_by(|a, b| (b.proposed_at_ms, &b.id).cmp(&(a.proposed_at_ms, &a.id)));
-    let total = items.len() as u64;
-    items.truncate(api.page(q.limit) as usize);
+    let (found, config, total) = api
+        .proposals(q.status.as_deref().unwrap_or("all"), q.limit)
+        .await?;
     Ok(web::Json(ProposalList {
-        items,
+        items: found
+            .iter()
+            .map(|(id, rec)| proposal_json(id, rec, &config.config))
+            .collect(),
         height: config.height,
         total,
     }))
+}
+
+impl Api {
+    /// Proposals with `status` (`open`, `passed`, `failed` or `all`) at the
+    /// head, newest first, at most a page: (id, record) pairs, the config
+    /// they were read with, and how many matched. REST and gRPC share it.
+    pub(crate) async fn proposals(
+        &self,
+        status: &str,
+        limit: Option<u32>,
+    ) -> Result<(Vec<(Vec<u8>, ProposalRecord)>, ConfigAt, u64), ServiceError> {
+        let want = match status {
+            "all" | "" => None,
+            s @ ("open" | "passed" | "failed") => Some(s.to_owned()),
+            other => {
+                return Err(err(
+                    ErrorKind::InvalidArgument,
+                    codes::api::BAD_QUERY,
+                    format!("status {other:?} is not open, passed, failed or all"),
+                ));
+            }
+        };
+        let config = self.config_at(0).await?;
+        let prefix = b"gov/proposal/";
+        let mut found: Vec<(Vec<u8>, ProposalRecord)> = self
+            .scan_at(prefix, config.height)
+            .await?
+            .iter()
+            .filter_map(|(k, v)| {
+                let id = hex::decode(k.strip_prefix(&prefix[..])?).ok()?;
+                let rec = ProposalRecord::decode(&v[..]).ok()?;
+                Some((id, rec))
+            })
+            .filter(|(_, rec)| want.as_ref().is_none_or(|w| *w == status_name(rec.status)))
+            .collect();
+        found.sort_by(|(ia, a), (ib, b)| (b.proposed_at_ms, ib).cmp(&(a.proposed_at_ms, ia)));
+        let total = found.len() as u64;
+        found.truncate(self.page(limit) as usize);
+        Ok((found, config, total))
+    }
+}
+
+/// Current members that have not voted on an open proposal.
+pub(crate) fn not_voted(rec: &ProposalRecord, config: &ConsortiumConfig) -> Vec<String> {
+    if rec.status != ProposalStatus::Open as i32 {
+        return Vec::new();
+    }
+    config
+        .members
+        .iter()
+        .map(|m| m.org_code.clone())
+        .filter(|o| !rec.yes.contains(o) && !rec.no.contains(o))
+        .collect()
 }
 
 /// One proposal with its tally.

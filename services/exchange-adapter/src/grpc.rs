@@ -12,6 +12,7 @@ use fiscus_proto::envelope::CheckedTx;
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::exchange::exchange_server::Exchange;
 use fiscus_proto::pb::exchange::{
+    ConfigRequest, ConfigResponse, ProposalView, ProposalsRequest, ProposalsResponse,
     SubmitResponse, SubmitResult, TraceHop, TraceRequest, TraceResponse, TxStatusRequest,
     TxStatusResponse,
 };
@@ -243,6 +244,45 @@ impl Exchange for ExchangeService {
             })
             .await
             .map_err(|s| crate::backend::receipt_status(&s).into())
+    }
+
+    async fn get_config(
+        &self,
+        req: Request<ConfigRequest>,
+    ) -> Result<Response<ConfigResponse>, Status> {
+        self.caller(&req, crate::clients::Scope::Read)?;
+        let c = self.api.config_at(req.into_inner().height).await?;
+        Ok(Response::new(ConfigResponse {
+            votes_needed: fiscus_contract_executor::governance::votes_needed(&c.config),
+            config: Some(c.config),
+            height: c.height,
+            changed_at_height: c.changed_at,
+        }))
+    }
+
+    async fn list_proposals(
+        &self,
+        req: Request<ProposalsRequest>,
+    ) -> Result<Response<ProposalsResponse>, Status> {
+        self.caller(&req, crate::clients::Scope::Read)?;
+        let r = req.into_inner();
+        let (found, config, total) = self
+            .api
+            .proposals(&r.status, (r.limit > 0).then_some(r.limit))
+            .await?;
+        Ok(Response::new(ProposalsResponse {
+            items: found
+                .into_iter()
+                .map(|(tx_id, record)| ProposalView {
+                    not_voted: crate::governance::not_voted(&record, &config.config),
+                    tx_id,
+                    record: Some(record),
+                })
+                .collect(),
+            height: config.height,
+            total,
+            votes_needed: fiscus_contract_executor::governance::votes_needed(&config.config),
+        }))
     }
 
     async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<TraceResponse>, Status> {

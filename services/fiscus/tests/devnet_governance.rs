@@ -488,6 +488,60 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
     let (code, _, stderr) = cli(&["vote", &id, "--yes"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("governance.proposal_closed"), "{stderr}");
+
+    // The same reads over the adapter's gRPC API (a client certificate).
+    let layout: Value =
+        serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    let grpc = layout["members"][0]["grpc"].as_str().unwrap().to_owned();
+    let rest = config("");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use fiscus_proto::pb::exchange::{ConfigRequest, ProposalsRequest};
+        let mut c = exchange_client(&grpc, &data.join("member-000000/client")).await;
+        let cfg = c
+            .get_config(ConfigRequest { height: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        let members: Vec<String> = cfg
+            .config
+            .unwrap()
+            .members
+            .iter()
+            .map(|m| m.org_code.clone())
+            .collect();
+        assert!(
+            members.contains(&"130600".to_owned()) && !members.contains(&"130102".to_owned()),
+            "{members:?}"
+        );
+        assert_eq!(cfg.votes_needed, rest["votes_needed"].as_u64().unwrap());
+        assert_eq!(
+            cfg.changed_at_height,
+            rest["changed_at_height"].as_u64().unwrap()
+        );
+        let list = c
+            .list_proposals(ProposalsRequest {
+                status: "passed".into(),
+                limit: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(list.total, 2);
+        assert!(list.items.iter().any(|p| hex::encode(&p.tx_id) == id));
+        let e = c
+            .list_proposals(ProposalsRequest {
+                status: "nope".into(),
+                limit: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.metadata()
+                .get("fiscus-error-code")
+                .and_then(|v| v.to_str().ok()),
+            Some("api.bad_query")
+        );
+    });
 }
 
 /// `fiscus devnet add-member`: Baoding (130600) joins a running devnet (every
