@@ -183,6 +183,15 @@ pub async fn start_with(
         .map_err(|s| ledger_err(s.message().to_owned()))?;
     anti_entropy::load_own_attestations(&node, info.height.saturating_sub(64).max(1), info.height)
         .await;
+    // The heights settled before this start are final from the first
+    // scrape: a final height of 0 beside the head would read as a finality
+    // lag (alert FiscusFinalityLag) until the next height became final.
+    node.metrics.final_height.set(
+        node.finality
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .final_height() as i64,
+    );
 
     let addr = listener.local_addr().map_err(io(config.listen))?;
     let svc = GossipServer::new(service::GossipService { node: node.clone() })
