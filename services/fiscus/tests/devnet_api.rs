@@ -1137,37 +1137,6 @@ type Crafted = (
     &'static str,
 );
 
-/// `fiscus verify-receipt` on `file` with the devnet's root, signer
-/// certificates (or `certs_dir`) and consortium config (or none).
-fn verify_receipt(
-    data: &Path,
-    file: &Path,
-    certs_dir: Option<&Path>,
-    config: Option<&Path>,
-) -> (Option<i32>, Value) {
-    let default_config = data.join("ca/consortium-config.pb");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fiscus"));
-    cmd.args(["verify-receipt", "--json", "--file"])
-        .arg(file)
-        .arg("--root")
-        .arg(data.join("ca/ca/root.pem"))
-        .arg("--certs-dir")
-        .arg(certs_dir.map_or_else(|| data.join("signers"), Path::to_path_buf));
-    match config {
-        Some(c) if c.as_os_str().is_empty() => {}
-        Some(c) => {
-            cmd.arg("--config").arg(c);
-        }
-        None => {
-            cmd.arg("--config").arg(&default_config);
-        }
-    }
-    let out = cmd.output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    (out.status.code(), v)
-}
-
 /// A node key and certificate id of member `m` in the devnet.
 fn node_signer(data: &Path, m: &str) -> (SigningKey, Vec<u8>) {
     let (key, id) = signer(&data.join(format!("member-{m}/node-tls")));
@@ -1238,33 +1207,8 @@ fn receipts_prove_finality_to_a_third_party(net: &Net, data: &Path, dir: &Path, 
     assert!(v["attested_by"].as_array().unwrap().len() >= 3, "{v}");
     // The independent verifier (Python `cryptography`, built from
     // docs/receipts.md) agrees on the genuine receipt.
-    let py = |file: &Path, config: &Path, certs: Option<&Path>| {
-        let out = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../tests/receipt/verify_receipt.py"
-            ))
-            .arg("--file")
-            .arg(file)
-            .arg("--root")
-            .arg(data.join("ca/ca/root.pem"))
-            .arg("--certs-dir")
-            .arg(certs.map_or_else(|| data.join("signers"), Path::to_path_buf))
-            .arg("--config")
-            .arg(config)
-            .output()
-            .expect("python3 runs (make deps installs it with cryptography)");
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{e}: {} {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code(), v)
-    };
     let config = data.join("ca/consortium-config.pb");
-    let (code, pv) = py(&file, &config, None);
+    let (code, pv) = verify_receipt_py(data, &file, &config, None);
     assert_eq!(code, Some(0), "{pv}");
     assert_eq!(pv["final"], true, "{pv}");
     assert_eq!(pv["attested_by"], v["attested_by"], "{pv} vs {v}");
@@ -1468,7 +1412,12 @@ fn receipts_prove_finality_to_a_third_party(net: &Net, data: &Path, dir: &Path, 
             "{what}: {v}"
         );
         // The Python verifier reaches the same verdict (with the same inputs).
-        let (_, pv) = py(&f, cfg.as_deref().unwrap_or(&config), certs.as_deref());
+        let (_, pv) = verify_receipt_py(
+            data,
+            &f,
+            cfg.as_deref().unwrap_or(&config),
+            certs.as_deref(),
+        );
         let pgot = match (pv["valid"].as_bool(), pv["final"].as_bool()) {
             (Some(true), Some(true)) => "final",
             (Some(true), Some(false)) => "not_final",

@@ -431,21 +431,9 @@ fn members_propose_and_vote_through_the_api_and_bad_input_changes_nothing() {
             .unwrap(),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .arg("verify-receipt")
-        .arg("--file")
-        .arg(&proof)
-        .arg("--root")
-        .arg(data.join("ca/ca/root.pem"))
-        .arg("--certs-dir")
-        .arg(data.join("signers"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--require-final", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, v) = verify_receipt(&data, &proof, None, Some(&cfg));
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["final"], true, "{v}");
     assert_eq!(v["tx_id"], changan_vote, "{v}");
     assert!(
         v["members"].as_array().unwrap().contains(&json!("130102")),
@@ -715,47 +703,17 @@ fn a_bureau_joins_a_running_devnet_catches_up_and_its_signatures_count() {
     // Verified offline by `fiscus verify-receipt` and by the independent
     // Python verifier, with a certificates directory that has no file of
     // Baoding's: its attestation carries its certificate.
-    let rust = Command::new(env!("CARGO_BIN_EXE_fiscus"))
-        .arg("verify-receipt")
-        .arg("--file")
-        .arg(&proof)
-        .arg("--root")
-        .arg(data.join("ca/ca/root.pem"))
-        .arg("--certs-dir")
-        .arg(data.join("signers"))
-        .arg("--config")
-        .arg(&config)
-        .args(["--require-final", "--json"])
-        .output()
-        .unwrap();
-    let python = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/receipt/verify_receipt.py"
-        ))
-        .arg("--file")
-        .arg(&proof)
-        .arg("--root")
-        .arg(data.join("ca/ca/root.pem"))
-        .arg("--certs-dir")
-        .arg(data.join("signers"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--require-final")
-        .output()
-        .unwrap();
-    for (who, out) in [
-        ("fiscus verify-receipt", rust),
-        ("verify_receipt.py", python),
+    for (who, (code, v)) in [
+        (
+            "fiscus verify-receipt",
+            verify_receipt(&data, &proof, None, Some(&config)),
+        ),
+        (
+            "verify_receipt.py",
+            verify_receipt_py(&data, &proof, &config, None),
+        ),
     ] {
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{who}: {e}: {} {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        assert_eq!(out.status.code(), Some(0), "{who}: {v}");
+        assert_eq!(code, Some(0), "{who}: {v}");
         assert_eq!(v["final"], true, "{who}: {v}");
         assert_eq!(v["block_number"], block, "{who}: {v}");
         assert_eq!(v["majority"], 4, "{who}: {v}");

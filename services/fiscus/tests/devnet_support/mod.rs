@@ -357,3 +357,68 @@ pub(crate) fn wait_committed_until(addr: &str, key: &str, tx: &str, what: &str, 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `fiscus verify-receipt` on `file` with the devnet's root, signer
+/// certificates (or `certs_dir`) and consortium config (or none).
+pub(crate) fn verify_receipt(
+    data: &Path,
+    file: &Path,
+    certs_dir: Option<&Path>,
+    config: Option<&Path>,
+) -> (Option<i32>, Value) {
+    let default_config = data.join("ca/consortium-config.pb");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fiscus"));
+    cmd.args(["verify-receipt", "--json", "--file"])
+        .arg(file)
+        .arg("--root")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--certs-dir")
+        .arg(certs_dir.map_or_else(|| data.join("signers"), Path::to_path_buf));
+    match config {
+        Some(c) if c.as_os_str().is_empty() => {}
+        Some(c) => {
+            cmd.arg("--config").arg(c);
+        }
+        None => {
+            cmd.arg("--config").arg(&default_config);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), v)
+}
+
+/// The independent verifier (`tests/receipt/verify_receipt.py`, Python
+/// `cryptography`, built from docs/receipts.md) on `file` with `config`,
+/// certificates from `certs_dir` (default `<data>/signers`): exit code and JSON.
+pub(crate) fn verify_receipt_py(
+    data: &Path,
+    file: &Path,
+    config: &Path,
+    certs_dir: Option<&Path>,
+) -> (Option<i32>, Value) {
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/receipt/verify_receipt.py"
+        ))
+        .arg("--file")
+        .arg(file)
+        .arg("--root")
+        .arg(data.join("ca/ca/root.pem"))
+        .arg("--certs-dir")
+        .arg(certs_dir.map_or_else(|| data.join("signers"), Path::to_path_buf))
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("python3 runs (make deps installs it with cryptography)");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
