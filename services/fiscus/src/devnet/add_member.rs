@@ -13,7 +13,7 @@ use super::setup::member_dir;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fiscus_common::tls::{Endpoint, TlsConfig, is_member_code};
-use fiscus_exchange_adapter::clients::{ClientEntry, ClientsFile, Scope, key_hash, new_api_key};
+use fiscus_exchange_adapter::clients::{ClientsFile, new_api_key};
 use fiscus_exchange_adapter::http_client::Target;
 use fiscus_identity_ca::ca::{CaPaths, KeyType, write_file};
 use fiscus_identity_ca::client::{self, EnrollArgs};
@@ -271,20 +271,7 @@ pub(crate) async fn add_member(cmd: AddMemberCmd) -> Result<()> {
     // 4. Its configuration and API key, then its services as one process.
     let key = new_api_key();
     let clients = ClientsFile {
-        clients: vec![ClientEntry {
-            name: format!("devnet-{}", cmd.code),
-            key_sha256: key_hash(&key),
-            org: cmd.code.clone(),
-            scopes: vec![
-                Scope::Submit,
-                Scope::Read,
-                Scope::Import,
-                Scope::Admin,
-                Scope::Govern,
-            ],
-            custodial_cert: Some(dir.client().join("cert.pem")),
-            custodial_key: Some(dir.client().join("key.pem")),
-        }],
+        clients: vec![super::setup::main_client(&cmd.code, &key, &dir)],
     };
     write_file(
         &dir.clients_file(),
@@ -325,9 +312,10 @@ pub(crate) async fn add_member(cmd: AddMemberCmd) -> Result<()> {
     let config_file = dir.0.join("member.toml");
     write_file(&config_file, toml::to_string(&config)?.as_bytes(), 0o644)?;
     let mut keys = std::fs::read_to_string(data.join("api-keys.txt"))?;
-    keys.push_str(&format!(
-        "{}  http://{api}  {key}  submit,read,import,admin,govern\n",
-        cmd.code
+    keys.push_str(&super::setup::main_key_line(
+        &cmd.code,
+        &api.to_string(),
+        &key,
     ));
     write_file(&data.join("api-keys.txt"), keys.as_bytes(), 0o600)?;
     std::fs::create_dir_all(data.join("logs"))?;

@@ -67,6 +67,30 @@ impl MemberDir {
     }
 }
 
+/// A devnet member's main API client: every scope, custodial signing with
+/// its client identity. The founders and a member added later get the same.
+pub(super) fn main_client(code: &str, key: &str, dir: &MemberDir) -> ClientEntry {
+    ClientEntry {
+        name: format!("devnet-{code}"),
+        key_sha256: key_hash(key),
+        org: code.to_owned(),
+        scopes: vec![
+            Scope::Submit,
+            Scope::Read,
+            Scope::Import,
+            Scope::Admin,
+            Scope::Govern,
+        ],
+        custodial_cert: Some(dir.client().join("cert.pem")),
+        custodial_key: Some(dir.client().join("key.pem")),
+    }
+}
+
+/// Its line in `api-keys.txt`: member, API address, key, scopes.
+pub(super) fn main_key_line(code: &str, api: &str, key: &str) -> String {
+    format!("{code}  http://{api}  {key}  submit,read,import,admin,govern\n")
+}
+
 pub(super) fn member_dir(data: &Path, code: &str) -> MemberDir {
     MemberDir(data.join(format!("member-{code}")))
 }
@@ -148,26 +172,11 @@ pub(super) async fn create(data: &Path, base_port: u16, demo: bool) -> Result<La
         }
         let key = new_api_key();
         let read_key = new_api_key();
-        keys.push_str(&format!(
-            "{}  http://{}  {key}  submit,read,import,admin,govern\n{}  http://{}  {read_key}  read\n",
-            m.code, m.api, m.code, m.api
-        ));
+        keys.push_str(&main_key_line(&m.code, &m.api.to_string(), &key));
+        keys.push_str(&format!("{}  http://{}  {read_key}  read\n", m.code, m.api));
         let file = ClientsFile {
             clients: vec![
-                ClientEntry {
-                    name: format!("devnet-{}", m.code),
-                    key_sha256: key_hash(&key),
-                    org: m.code.clone(),
-                    scopes: vec![
-                        Scope::Submit,
-                        Scope::Read,
-                        Scope::Import,
-                        Scope::Admin,
-                        Scope::Govern,
-                    ],
-                    custodial_cert: Some(dir.client().join("cert.pem")),
-                    custodial_key: Some(dir.client().join("key.pem")),
-                },
+                main_client(&m.code, &key, &dir),
                 ClientEntry {
                     name: format!("devnet-{}-read-only", m.code),
                     key_sha256: key_hash(&read_key),
