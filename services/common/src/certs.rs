@@ -171,6 +171,16 @@ impl Roots {
         }
         PeerIdentity::from_der(der).ok()
     }
+
+    /// The identity in `der`, a certificate a signature by `cert_id`
+    /// carries: its id (SHA-256) must be `cert_id` and [`Roots::identity`]
+    /// must accept it. Empty `der` (nothing carried) is `None`.
+    pub fn carried(&self, cert_id: &Hash32, der: &[u8]) -> Option<PeerIdentity> {
+        if der.is_empty() {
+            return None;
+        }
+        self.identity(der).filter(|id| id.cert_id == *cert_id)
+    }
 }
 
 impl Certs {
@@ -220,9 +230,9 @@ impl Certs {
     ) -> CertStatus {
         match self.status(cert_id, height) {
             CertStatus::Unknown if !carried.is_empty() => {
-                match roots.identity(carried).and_then(|id| {
+                match roots.carried(cert_id, carried).and_then(|id| {
                     let key = id.public_key.ed25519()?;
-                    (id.cert_id == *cert_id).then(|| (id.member.clone(), key))
+                    Some((id.member, key))
                 }) {
                     Some((org, public_key)) => CertStatus::Valid { org, public_key },
                     None => CertStatus::Unknown,

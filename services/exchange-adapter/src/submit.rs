@@ -106,12 +106,9 @@ impl Api {
         if let Some(known) = self.signers.get(cert_id) {
             return Some(known.clone());
         }
-        if carried.is_empty() {
-            return None;
-        }
-        let id = self.roots.identity(carried)?;
+        let id = self.roots.carried(cert_id, carried)?;
         let key = id.public_key.ed25519()?;
-        (id.cert_id == *cert_id).then_some((id.member, key))
+        Some((id.member, key))
     }
 }
 

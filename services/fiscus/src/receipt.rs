@@ -86,11 +86,8 @@ impl Signers {
         if let Some(id) = self.nodes.get(cert) {
             return Some(id.clone());
         }
-        if carried.is_empty() || fiscus_proto::hash::cert_id(carried) != *cert {
-            return None;
-        }
         self.roots
-            .identity(carried)
+            .carried(cert, carried)
             .filter(|id| id.role == fiscus_proto::pb::types::Role::Node)
     }
 }

@@ -114,15 +114,6 @@ impl Finality {
             .map(|a| a.height)
     }
 
-    /// Our attestations and everyone's for `heights`, to answer a peer.
-    pub fn known(&self, heights: &BTreeSet<u64>) -> Vec<SignedAttestation> {
-        heights
-            .iter()
-            .filter_map(|h| self.by_height.get(h))
-            .flat_map(|m| m.values().map(|(_, s)| s.clone()))
-            .collect()
-    }
-
     /// Everyone's attestations held for `height`, if any.
     pub fn at(&self, height: u64) -> Option<Vec<SignedAttestation>> {
         self.by_height
@@ -155,10 +146,11 @@ impl Finality {
         signed: SignedAttestation,
     ) -> Outcome {
         let mut out = Outcome::default();
-        if !self.members_at(height).contains(member) || height + self.keep < self.final_height {
+        let members = self.members_at(height);
+        if !members.contains(member) || height + self.keep < self.final_height {
             return out;
         }
-        let majority = self.members_at(height).len() / 2 + 1;
+        let majority = members.len() / 2 + 1;
         let at = self.by_height.entry(height).or_default();
         if at.get(member).is_some_and(|(t, _)| *t == triple) {
             return out;

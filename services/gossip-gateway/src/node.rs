@@ -341,7 +341,7 @@ impl Node {
             ),
             None => self.readiness.set("divergence", Ok(())),
         }
-        let theirs = lock(&self.finality).known(&BTreeSet::from([alarm.height]));
+        let theirs = lock(&self.finality).at(alarm.height).unwrap_or_default();
         let ours = theirs
             .iter()
             .filter_map(|s| Attestation::decode(&s.attestation[..]).ok())
