@@ -83,7 +83,7 @@ fn handshakes(c: &mut Criterion) {
     let tls = dir.path().join("tls");
     ca.issue_new_identity(&spec)
         .unwrap()
-        .write_to(&tls, &ca.root_pem)
+        .write_to(&tls, &ca)
         .unwrap();
     let ctx = TlsContext::load(&TlsConfig::in_dir(&tls)).unwrap();
     let server = ctx.server_config(ClientAuth::Optional).unwrap();

@@ -44,8 +44,21 @@ impl CaPaths {
     pub fn registry(&self) -> PathBuf {
         self.dir.join("registry.redb")
     }
+    /// The ECDSA P-256 TLS root: it issues every ECDSA P-256 certificate, so
+    /// that clients whose verifiers have no Ed25519 (browsers) can build a chain.
+    pub fn tls_root_cert(&self) -> PathBuf {
+        self.dir.join("ca/root-ecdsa.pem")
+    }
+    pub fn tls_root_key(&self) -> PathBuf {
+        self.dir.join("ca/root-ecdsa.key.pem")
+    }
     pub fn crl(&self) -> PathBuf {
         self.dir.join("crl.der")
+    }
+    /// The same revocations as [`CaPaths::crl`], signed by the ECDSA TLS root,
+    /// for relying parties that check the ECDSA certificates.
+    pub fn crl_ecdsa(&self) -> PathBuf {
+        self.dir.join(ECDSA_CRL_FILE)
     }
     /// The CA's own serving certificate, key and the root, for its gRPC endpoint.
     pub fn tls_dir(&self) -> PathBuf {
@@ -207,8 +220,9 @@ impl std::fmt::Debug for NewIdentity {
 
 impl NewIdentity {
     /// Writes the layout `fiscus enroll` writes ([`fiscus_common::tls::TlsConfig::in_dir`]):
-    /// `cert.pem`, `key.pem` (0600), `ca.pem`, `cert-ecdsa.pem`, `key-ecdsa.pem` (0600).
-    pub fn write_to(&self, dir: &Path, root_pem: &str) -> Result<()> {
+    /// `cert.pem`, `key.pem` (0600), `ca.pem` (every root of `ca`, [`RootCa::trust_pem`]),
+    /// `cert-ecdsa.pem`, `key-ecdsa.pem` (0600).
+    pub fn write_to(&self, dir: &Path, ca: &RootCa) -> Result<()> {
         use fiscus_common::tls::{ECDSA_CERT_FILE, ECDSA_KEY_FILE};
         write_file(&dir.join("cert.pem"), self.main.pem.as_bytes(), 0o644)?;
         write_file(
@@ -216,7 +230,7 @@ impl NewIdentity {
             private_key_pem(&self.key).as_bytes(),
             0o600,
         )?;
-        write_file(&dir.join("ca.pem"), root_pem.as_bytes(), 0o644)?;
+        write_file(&dir.join("ca.pem"), ca.trust_pem().as_bytes(), 0o644)?;
         write_file(&dir.join(ECDSA_CERT_FILE), self.ecdsa.pem.as_bytes(), 0o644)?;
         write_file(
             &dir.join(ECDSA_KEY_FILE),
@@ -275,35 +289,27 @@ pub fn crl_next_update(der: &[u8]) -> Option<i64> {
     crl.next_update().map(|t| t.timestamp())
 }
 
-/// The loaded root CA.
-pub struct RootCa {
+/// One root: its issuer (key and certificate) and the certificate as DER and PEM.
+struct Root {
     issuer: Issuer<'static, KeyPair>,
-    pub root_der: Vec<u8>,
-    pub root_pem: String,
+    der: Vec<u8>,
+    pem: String,
 }
 
-impl std::fmt::Debug for RootCa {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootCa")
-            .field("root_pem", &self.root_pem)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RootCa {
-    /// Creates a new root key and self-signed certificate valid for `years`, and writes them.
-    pub fn create(paths: &CaPaths, consortium_id: &str, years: u32, force: bool) -> Result<Self> {
-        if !force && (paths.root_key().exists() || paths.root_cert().exists()) {
-            return Err(Error::AlreadyInitialized(paths.dir.display().to_string()));
-        }
-        let key = KeyPair::generate_for(&PKCS_ED25519)?;
+impl Root {
+    /// A new self-signed root with `key`, valid until `not_after`, written to
+    /// `cert_path` and `key_path` (0600).
+    fn create(
+        key: KeyPair,
+        common_name: String,
+        not_after: OffsetDateTime,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<()> {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "000000");
-        dn.push(
-            DnType::CommonName,
-            format!("Fiscus consortium root CA ({consortium_id})"),
-        );
+        dn.push(DnType::CommonName, common_name);
         p.distinguished_name = dn;
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         p.key_usages = vec![
@@ -311,42 +317,157 @@ impl RootCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let now = OffsetDateTime::now_utc();
-        p.not_before = now - Duration::minutes(1);
-        p.not_after = now + Duration::days(365 * i64::from(years));
+        p.not_before = OffsetDateTime::now_utc() - Duration::minutes(1);
+        p.not_after = not_after;
         p.serial_number = Some(random_serial());
         p.key_identifier_method = KeyIdMethod::Sha256;
         let cert = p.self_signed(&key)?;
-        write_file(&paths.root_key(), private_key_pem(&key).as_bytes(), 0o600)?;
-        write_file(&paths.root_cert(), cert.pem().as_bytes(), 0o644)?;
-        Self::load(paths)
+        write_file(key_path, private_key_pem(&key).as_bytes(), 0o600)?;
+        write_file(cert_path, cert.pem().as_bytes(), 0o644)
     }
 
-    /// Loads the root key and certificate written by [`RootCa::create`].
-    pub fn load(paths: &CaPaths) -> Result<Self> {
+    fn load(cert_path: &Path, key_path: &Path) -> Result<Self> {
         let missing = |p: &Path, e: &dyn std::fmt::Display| Error::NotInitialized {
             path: p.display().to_string(),
             message: format!("{e}; run `fiscus identity-ca init` first"),
         };
-        let key_pem = std::fs::read_to_string(paths.root_key())
-            .map_err(|e| missing(&paths.root_key(), &e))?;
-        let root_pem = std::fs::read_to_string(paths.root_cert())
-            .map_err(|e| missing(&paths.root_cert(), &e))?;
+        let key_pem = std::fs::read_to_string(key_path).map_err(|e| missing(key_path, &e))?;
+        let pem = std::fs::read_to_string(cert_path).map_err(|e| missing(cert_path, &e))?;
         let key = KeyPair::from_pem(&key_pem)?;
-        let root_der = rustls_pki_types::pem::PemObject::from_pem_slice(root_pem.as_bytes())
+        let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
             .map(|c: CertificateDer<'static>| c.to_vec())
-            .map_err(|e| missing(&paths.root_cert(), &e))?;
-        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(root_der.clone()), key)?;
+            .map_err(|e| missing(cert_path, &e))?;
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(der.clone()), key)?;
+        Ok(Self { issuer, der, pem })
+    }
+}
+
+/// The loaded consortium CA: the Ed25519 root, which certifies every key that
+/// signs ledger messages and is the root on chain (`ConsortiumConfig.ca_roots`),
+/// and the ECDSA P-256 TLS root, which issues the ECDSA P-256 certificates
+/// that browsers and other clients without Ed25519 verify. The TLS root is a
+/// TLS trust anchor only: it is never a root for signatures.
+pub struct RootCa {
+    root: Root,
+    tls_root: Option<Root>,
+    /// The Ed25519 root certificate, DER (the root on chain).
+    pub root_der: Vec<u8>,
+    /// The Ed25519 root certificate, PEM.
+    pub root_pem: String,
+}
+
+impl std::fmt::Debug for RootCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootCa")
+            .field("root_pem", &self.root_pem)
+            .field("tls_root", &self.tls_root.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RootCa {
+    /// Creates both roots (Ed25519, and the ECDSA P-256 TLS root), valid for
+    /// `years`, and writes them.
+    pub fn create(paths: &CaPaths, consortium_id: &str, years: u32, force: bool) -> Result<Self> {
+        if !force && (paths.root_key().exists() || paths.root_cert().exists()) {
+            return Err(Error::AlreadyInitialized(paths.dir.display().to_string()));
+        }
+        let not_after = OffsetDateTime::now_utc() + Duration::days(365 * i64::from(years));
+        Root::create(
+            KeyPair::generate_for(&PKCS_ED25519)?,
+            format!("Fiscus consortium root CA ({consortium_id})"),
+            not_after,
+            &paths.root_cert(),
+            &paths.root_key(),
+        )?;
+        Self::create_tls_root(paths, consortium_id, not_after)?;
+        Self::load(paths)
+    }
+
+    fn create_tls_root(
+        paths: &CaPaths,
+        consortium_id: &str,
+        not_after: OffsetDateTime,
+    ) -> Result<()> {
+        Root::create(
+            KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?,
+            format!("Fiscus consortium TLS root CA, ECDSA P-256 ({consortium_id})"),
+            not_after,
+            &paths.tls_root_cert(),
+            &paths.tls_root_key(),
+        )
+    }
+
+    /// Loads the roots written by [`RootCa::create`]. A CA initialized before
+    /// the TLS root existed loads without it (its ECDSA certificates are then
+    /// issued by the Ed25519 root, as they were); [`RootCa::add_tls_root`]
+    /// adds it.
+    pub fn load(paths: &CaPaths) -> Result<Self> {
+        let root = Root::load(&paths.root_cert(), &paths.root_key())?;
+        let tls_root = if paths.tls_root_cert().exists() || paths.tls_root_key().exists() {
+            Some(Root::load(&paths.tls_root_cert(), &paths.tls_root_key())?)
+        } else {
+            None
+        };
         Ok(Self {
-            issuer,
-            root_der,
-            root_pem,
+            root_der: root.der.clone(),
+            root_pem: root.pem.clone(),
+            root,
+            tls_root,
         })
+    }
+
+    /// Creates the ECDSA P-256 TLS root of a CA initialized without one
+    /// (valid as long as the Ed25519 root) and loads the CA; loads it as it
+    /// is otherwise. Returns whether a root was added.
+    pub fn add_tls_root(paths: &CaPaths, consortium_id: &str) -> Result<(Self, bool)> {
+        let ca = Self::load(paths)?;
+        if ca.tls_root.is_some() {
+            return Ok((ca, false));
+        }
+        let not_after = PeerIdentity::from_der(&ca.root_der)
+            .ok()
+            .and_then(|id| OffsetDateTime::from_unix_timestamp(id.not_after).ok())
+            .ok_or_else(|| Error::Internal("the root certificate has no validity".into()))?;
+        Self::create_tls_root(paths, consortium_id, not_after)?;
+        Ok((Self::load(paths)?, true))
+    }
+
+    /// The ECDSA P-256 TLS root certificate, DER, if this CA has one.
+    pub fn tls_root_der(&self) -> Option<&[u8]> {
+        self.tls_root.as_ref().map(|r| r.der.as_slice())
+    }
+
+    /// Every root certificate, DER: the Ed25519 root, then the TLS root.
+    pub fn trust_ders(&self) -> Vec<Vec<u8>> {
+        std::iter::once(&self.root)
+            .chain(&self.tls_root)
+            .map(|r| r.der.clone())
+            .collect()
+    }
+
+    /// Every root certificate, PEM, one after the other: what a TLS peer of
+    /// the consortium trusts (`ca.pem`).
+    pub fn trust_pem(&self) -> String {
+        std::iter::once(&self.root)
+            .chain(&self.tls_root)
+            .map(|r| r.pem.as_str())
+            .collect()
+    }
+
+    /// The root that certifies a key: the TLS root an ECDSA P-256 key (when
+    /// there is one), the Ed25519 root every other. The one rule for it.
+    fn issuer_for(&self, ecdsa_p256: bool) -> &Issuer<'static, KeyPair> {
+        match &self.tls_root {
+            Some(tls) if ecdsa_p256 => &tls.issuer,
+            _ => &self.root.issuer,
+        }
     }
 
     /// Issues a certificate for `key` (used for the CA's own TLS identity and in tests).
     pub fn issue_for_key(&self, key: &KeyPair, spec: &LeafSpec) -> Result<Issued> {
-        let cert = spec.params()?.signed_by(key, &self.issuer)?;
+        let ecdsa = key.algorithm() == &PKCS_ECDSA_P256_SHA256;
+        let cert = spec.params()?.signed_by(key, self.issuer_for(ecdsa))?;
         issued(cert.der().to_vec(), cert.pem())
     }
 
@@ -368,12 +489,12 @@ impl RootCa {
     /// be Ed25519 or ECDSA P-256 ([`check_csr`]); which one a caller may have
     /// is [`RootCa::issue_identity`]'s rule.
     pub fn issue_from_csr(&self, csr_der: &[u8], spec: &LeafSpec) -> Result<Issued> {
-        check_csr(csr_der)?;
+        let key = check_csr(csr_der)?;
         let mut csr =
             CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
                 .map_err(|e| Error::BadCsr(e.to_string()))?;
         csr.params = spec.params()?;
-        let cert = csr.signed_by(&self.issuer)?;
+        let cert = csr.signed_by(self.issuer_for(matches!(key, PublicKey::EcdsaP256(_))))?;
         issued(cert.der().to_vec(), cert.pem())
     }
 
@@ -423,12 +544,15 @@ impl RootCa {
 
     /// Signs CRL number `number` listing `revoked`, valid for `validity`
     /// (its `nextUpdate`; [`DEFAULT_CRL_VALIDITY`] unless configured).
+    /// One CRL per root, with the same number, entries and validity: the
+    /// entries list the serials of both certificates of a revoked identity,
+    /// so each CRL revokes whatever its root issued.
     pub fn sign_crl(
         &self,
         number: u64,
         revoked: &[RevokedEntry],
         validity: std::time::Duration,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<SignedCrl> {
         let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
             this_update: now - Duration::minutes(1),
@@ -447,7 +571,46 @@ impl RootCa {
                 .collect(),
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        Ok(params.signed_by(&self.issuer)?.der().to_vec())
+        Ok(SignedCrl {
+            der: params.signed_by(&self.root.issuer)?.der().to_vec(),
+            ecdsa_der: self
+                .tls_root
+                .as_ref()
+                .map(|tls| Ok::<_, Error>(params.signed_by(&tls.issuer)?.der().to_vec()))
+                .transpose()?,
+        })
+    }
+}
+
+/// The file name of the ECDSA TLS root's CRL, beside `crl.der`.
+pub const ECDSA_CRL_FILE: &str = "crl-ecdsa.der";
+
+/// Writes `crl` as `crl_der` (the Ed25519 root's) and, when there is one, the
+/// TLS root's as [`ECDSA_CRL_FILE`] in the same directory.
+pub fn write_crl_files(crl_der: &Path, crl: &SignedCrl) -> Result<()> {
+    write_file(crl_der, &crl.der, 0o644)?;
+    if let Some(ecdsa) = &crl.ecdsa_der {
+        write_file(&crl_der.with_file_name(ECDSA_CRL_FILE), ecdsa, 0o644)?;
+    }
+    Ok(())
+}
+
+/// A CRL as [`RootCa::sign_crl`] signs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCrl {
+    /// Signed by the Ed25519 root: the CRL on chain (`Crl.x509_der`) and `crl.der`.
+    pub der: Vec<u8>,
+    /// Signed by the ECDSA P-256 TLS root, when the CA has one
+    /// (`Crl.x509_der_ecdsa`, `crl-ecdsa.der`).
+    pub ecdsa_der: Option<Vec<u8>>,
+}
+
+impl SignedCrl {
+    /// Both DER CRLs, the Ed25519 root's first.
+    pub fn ders(&self) -> Vec<Vec<u8>> {
+        std::iter::once(self.der.clone())
+            .chain(self.ecdsa_der.clone())
+            .collect()
     }
 }
 
@@ -517,6 +680,6 @@ impl RootCa {
     /// Signs arbitrary bytes with the root key (e.g. the on-chain CRL message).
     pub fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>> {
         use rcgen::SigningKey;
-        Ok(self.issuer.key().sign(msg)?)
+        Ok(self.root.issuer.key().sign(msg)?)
     }
 }

@@ -191,15 +191,11 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
     spec.common_name = fiscus_common::tls::IDENTITY_CA_COMMON_NAME.into();
     spec.add_names(&opts.server_names);
     let own = ca.issue_new_identity(&spec)?;
-    own.write_to(&paths.tls_dir(), &ca.root_pem)?;
+    own.write_to(&paths.tls_dir(), &ca)?;
     registry.record_issued(&own.records(), None).await?;
-    let crl_der = ca.sign_crl(1, &[], ca::DEFAULT_CRL_VALIDITY)?;
-    write_file(&paths.crl(), &crl_der, 0o644)?;
-    let empty = registry::CrlRecord {
-        number: 1,
-        der_hex: hex::encode(&crl_der),
-        revoked: Vec::new(),
-    };
+    let crl = ca.sign_crl(1, &[], ca::DEFAULT_CRL_VALIDITY)?;
+    ca::write_crl_files(&paths.crl(), &crl)?;
+    let empty = registry::CrlRecord::new(1, &crl, Vec::new());
     registry.commit_initial_crl(&empty).await?;
     Ok(InitReport {
         root_certificate: paths.root_cert(),
@@ -269,13 +265,26 @@ async fn refresh_crl_forever(svc: Arc<CaService>) {
 /// [`Running::stop`] stops it.
 pub async fn start(config: Config) -> Result<Running> {
     let paths = CaPaths::new(&config.data_dir);
-    let ca = Arc::new(RootCa::load(&paths)?);
     let bundle_bytes =
         std::fs::read(paths.genesis_json()).map_err(|e| Error::io(&paths.genesis_json(), e))?;
     let bundle: genesis::GenesisBundle = serde_json::from_slice(&bundle_bytes)
         .map_err(|e| Error::InvalidArgument(format!("genesis.json: {e}")))?;
     bundle.validate().map_err(Error::InvalidArgument)?;
     let bundle_consortium = bundle.consortium_id.clone();
+    let (ca, added) = RootCa::add_tls_root(&paths, &bundle_consortium)?;
+    if added {
+        tracing::warn!(
+            path = %paths.tls_root_cert().display(),
+            "created the ECDSA P-256 TLS root this CA was initialized without; ECDSA certificates \
+             are issued by it from now on: distribute the new ca.pem (both roots) and renew"
+        );
+    }
+    let ca = Arc::new(ca);
+    // The CA's own endpoint trusts both roots, whenever it was initialized.
+    let own_trust = paths.tls_dir().join("ca.pem");
+    if std::fs::read_to_string(&own_trust).ok().as_deref() != Some(ca.trust_pem().as_str()) {
+        write_file(&own_trust, ca.trust_pem().as_bytes(), 0o644)?;
+    }
     let registry = Arc::new(registry::Registry::open(&paths.registry())?);
     let tls_cfg = TlsConfig {
         reload_interval_secs: config.tls_reload_interval_secs,
@@ -283,13 +292,17 @@ pub async fn start(config: Config) -> Result<Running> {
     };
     let tls =
         TlsContext::load(&tls_cfg).map_err(|e| Error::Internal(format!("CA TLS material: {e}")))?;
+    if let Some(crl) = registry.current_crl().await? {
+        tls.set_crls(crl.ders()?)
+            .map_err(|e| Error::Internal(format!("the stored CRL: {e}")))?;
+    }
 
     let prom = prometheus::Registry::new();
     let metrics = service::Metrics::register(&prom).map_err(|e| Error::Internal(e.to_string()))?;
     tls.register_expiry_metric(&prom)
         .map_err(|e| Error::Internal(e.to_string()))?;
     let svc = Arc::new(CaService {
-        verifier: ChainVerifier::new(&ca.root_der)?,
+        verifier: ChainVerifier::new(&ca.trust_ders())?,
         ca,
         members: Arc::new(members::MemberList::new(members::Members::from_bundle(
             &bundle,

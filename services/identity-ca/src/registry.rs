@@ -75,9 +75,46 @@ pub struct SecretRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlRecord {
     pub number: u64,
+    /// Signed by the Ed25519 root.
     pub der_hex: String,
+    /// The same CRL signed by the ECDSA P-256 TLS root (absent in records
+    /// written before the CA had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecdsa_der_hex: Option<String>,
     /// Ids of the certificates this CRL revokes.
     pub revoked: Vec<String>,
+}
+
+impl CrlRecord {
+    /// The record of `crl`, number `number`, revoking the certificates `ids`.
+    pub fn new(number: u64, crl: &crate::ca::SignedCrl, revoked: Vec<String>) -> Self {
+        Self {
+            number,
+            der_hex: hex::encode(&crl.der),
+            ecdsa_der_hex: crl.ecdsa_der.as_ref().map(hex::encode),
+            revoked,
+        }
+    }
+
+    /// The CRL signed by the Ed25519 root, DER.
+    pub fn der(&self) -> Result<Vec<u8>> {
+        hex::decode(&self.der_hex).map_err(|e| Error::Internal(format!("stored CRL: {e}")))
+    }
+
+    /// The CRL signed by the ECDSA P-256 TLS root, DER, if there is one.
+    pub fn ecdsa_der(&self) -> Result<Option<Vec<u8>>> {
+        self.ecdsa_der_hex
+            .as_ref()
+            .map(|h| hex::decode(h).map_err(|e| Error::Internal(format!("stored CRL: {e}"))))
+            .transpose()
+    }
+
+    /// Both DER CRLs, the Ed25519 root's first.
+    pub fn ders(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(std::iter::once(self.der()?)
+            .chain(self.ecdsa_der()?)
+            .collect())
+    }
 }
 
 fn cert_key(cert_id: &str) -> Vec<u8> {
@@ -218,6 +255,7 @@ impl Registry {
         }
     }
 
+    /// CRL record `number`.
     pub async fn crl(&self, number: u64) -> Result<Option<CrlRecord>> {
         self.store
             .get(&crl_key(number))

@@ -12,7 +12,7 @@
 //! - `IssueSecrets`: an admin of `000000` (the CA's operator), for a current member.
 //! - `GetCrl`: anyone. `ListCertificates`: admin, operator or auditor. `Verify`: any valid certificate.
 
-use crate::ca::{LeafSpec, RootCa, write_file};
+use crate::ca::{LeafSpec, RootCa, write_crl_files};
 use crate::error::{Error, Result};
 use crate::registry::{CertRecord, CrlRecord, Registry, Revocation};
 use crate::verify::{ChainVerifier, Verdict};
@@ -213,7 +213,7 @@ impl CaService {
     ) -> pb::CertificateResponse {
         pb::CertificateResponse {
             certificate: issued.der,
-            chain: vec![self.ca.root_der.clone()],
+            chain: self.ca.trust_ders(),
             ecdsa_certificate: ecdsa.map(|e| e.der).unwrap_or_default(),
         }
     }
@@ -386,10 +386,10 @@ impl CaService {
                 });
                 ids.push(cert.cert_id.clone());
             }
-            let (der, crl) = self.sign_crl(number, &entries, ids)?;
+            let (signed, crl) = self.sign_crl(number, &entries, ids)?;
             self.registry.commit_revocation(&newly, &crl).await?;
             // This server refuses the revoked certificates from the next handshake on.
-            self.publish_crl(der)?;
+            self.publish_crl(&signed)?;
             for cert in &newly {
                 tracing::warn!(cert_id = %cert.cert_id, member = %cert.member, crl_number = number, reason = %req.reason, "revoked certificate");
             }
@@ -404,43 +404,38 @@ impl CaService {
         let Some(current) = self.registry.current_crl().await? else {
             return Ok(None);
         };
-        let der = hex::decode(&current.der_hex).map_err(|e| Error::Internal(e.to_string()))?;
-        let left = crate::ca::crl_next_update(&der).map_or(0, |t| t - now_unix());
+        let left = crate::ca::crl_next_update(&current.der()?).map_or(0, |t| t - now_unix());
         let half = i64::try_from(self.crl_validity.as_secs() / 2).unwrap_or(i64::MAX);
         if left > half {
             return Ok(None);
         }
         let number = current.number + 1;
         let (entries, ids) = self.registry.revoked_entries().await?;
-        let (der, crl) = self.sign_crl(number, &entries, ids)?;
+        let (signed, crl) = self.sign_crl(number, &entries, ids)?;
         self.registry.commit_refreshed_crl(&crl).await?;
-        self.publish_crl(der)?;
+        self.publish_crl(&signed)?;
         Ok(Some(number))
     }
 
-    /// CRL `number` over `entries` (the certificates `ids`), signed for
-    /// `crl_validity`, and its registry record.
+    /// CRL `number` over `entries` (the certificates `ids`), signed by each
+    /// root for `crl_validity`, and its registry record.
     fn sign_crl(
         &self,
         number: u64,
         entries: &[crate::ca::RevokedEntry],
         ids: Vec<String>,
-    ) -> Result<(Vec<u8>, CrlRecord)> {
-        let der = self.ca.sign_crl(number, entries, self.crl_validity)?;
-        let crl = CrlRecord {
-            number,
-            der_hex: hex::encode(&der),
-            revoked: ids,
-        };
-        Ok((der, crl))
+    ) -> Result<(crate::ca::SignedCrl, CrlRecord)> {
+        let signed = self.ca.sign_crl(number, entries, self.crl_validity)?;
+        let crl = CrlRecord::new(number, &signed, ids);
+        Ok((signed, crl))
     }
 
-    /// Serves a stored CRL: `crl.der` for relying parties, and this server's
-    /// own TLS verifier from its next handshake.
-    fn publish_crl(&self, der: Vec<u8>) -> Result<()> {
-        write_file(&self.crl_path, &der, 0o644)?;
+    /// Serves a stored CRL: `crl.der` (and `crl-ecdsa.der`) for relying
+    /// parties, and this server's own TLS verifier from its next handshake.
+    fn publish_crl(&self, crl: &crate::ca::SignedCrl) -> Result<()> {
+        write_crl_files(&self.crl_path, crl)?;
         self.tls
-            .set_crl(der)
+            .set_crls(crl.ders())
             .map(|_| ())
             .map_err(|e| Error::Internal(e.to_string()))
     }
@@ -469,7 +464,8 @@ impl CaService {
             number: record.number,
             revoked,
             signature: Vec::new(),
-            x509_der: hex::decode(&record.der_hex).map_err(|e| Error::Internal(e.to_string()))?,
+            x509_der: record.der()?,
+            x509_der_ecdsa: record.ecdsa_der()?.unwrap_or_default(),
         };
         crl.signature = self.ca.sign_bytes(&crl.encode_to_vec())?;
         Ok(crl)

@@ -27,11 +27,14 @@ pub struct ChainVerifier {
 }
 
 impl ChainVerifier {
-    pub fn new(root_der: &[u8]) -> Result<Self> {
+    /// A verifier trusting `root_ders` (the CA's roots, [`crate::ca::RootCa::trust_ders`]).
+    pub fn new(root_ders: &[Vec<u8>]) -> Result<Self> {
         let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from(root_der.to_vec()))
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        for der in root_ders {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
         Ok(Self {
             roots: Arc::new(roots),
             cache: Mutex::new(BTreeMap::new()),
@@ -63,11 +66,7 @@ impl ChainVerifier {
             return Ok(v.clone());
         }
         let crls: Vec<CertificateRevocationListDer<'static>> = match &record {
-            Some(r) => vec![
-                hex::decode(&r.der_hex)
-                    .map_err(|e| Error::Internal(e.to_string()))?
-                    .into(),
-            ],
+            Some(r) => r.ders()?.into_iter().map(Into::into).collect(),
             None => Vec::new(),
         };
         let v = Arc::new(
@@ -76,6 +75,7 @@ impl ChainVerifier {
                 &crls,
                 fiscus_common::tls::provider(),
                 false,
+                None,
             )
             .map_err(|e| Error::Internal(e.to_string()))?,
         );

@@ -87,6 +87,14 @@ impl TestCa {
         CaPaths::new(self.dir.path().join("ca")).crl()
     }
 
+    /// Both roots (Ed25519 and the ECDSA TLS root), as the CA's own endpoint
+    /// and every enrolled identity trust them.
+    fn trust_pem(&self) -> PathBuf {
+        CaPaths::new(self.dir.path().join("ca"))
+            .tls_dir()
+            .join("ca.pem")
+    }
+
     fn secret(&self, member: &str, role: &str) -> String {
         self.secrets
             .iter()
@@ -310,16 +318,24 @@ mod mtls {
             keys.len() >= 3,
             "the root's and the CA server's keys are found: {keys:?}"
         );
+        assert!(
+            keys.iter().any(|k| k.ends_with("ca/root-ecdsa.key.pem")),
+            "the ECDSA TLS root's key is among them: {keys:?}"
+        );
         for key in keys {
             let pem = std::fs::read_to_string(&key).unwrap();
             let der = ::pem::parse(&pem).unwrap();
-            assert_eq!(
-                der.contents().len(),
-                48,
-                "{}: PKCS#8 v1 (RFC 8410), 48 bytes",
-                key.display()
-            );
-            assert_eq!(der.contents()[4], 0x00, "{}: version 0 (v1)", key.display());
+            // Ed25519 keys in PKCS#8 v1 (OpenSSL 3.0 cannot read ring's v2);
+            // ECDSA keys (the TLS root's, the ECDSA pairs) as rcgen writes them.
+            if !key.to_string_lossy().contains("ecdsa") {
+                assert_eq!(
+                    der.contents().len(),
+                    48,
+                    "{}: PKCS#8 v1 (RFC 8410), 48 bytes",
+                    key.display()
+                );
+                assert_eq!(der.contents()[4], 0x00, "{}: version 0 (v1)", key.display());
+            }
             let out = std::process::Command::new("openssl")
                 .args(["pkey", "-noout", "-in"])
                 .arg(&key)
@@ -1014,10 +1030,15 @@ mod http {
         let ca = TestCa::start().await;
         let root = get(ca.running.http_addr, "/ca.pem").await;
         assert!(root.starts_with(b"HTTP/1.1 200"));
+        // Both roots: the Ed25519 root first, then the ECDSA TLS root.
         assert_eq!(
             body(&root),
-            std::fs::read(ca.root_pem()).unwrap().as_slice()
+            std::fs::read(ca.trust_pem()).unwrap().as_slice()
         );
+        let roots = client::read_pem_certs(&ca.trust_pem()).unwrap();
+        assert_eq!(roots.len(), 2);
+        assert_eq!(roots[0], ca.ca().root_der);
+        assert_eq!(Some(roots[1].as_slice()), ca.ca().tls_root_der());
 
         let crl = get(ca.running.http_addr, "/crl.der").await;
         assert!(String::from_utf8_lossy(&crl).contains("application/pkix-crl"));
@@ -1275,6 +1296,37 @@ mod ecdsa {
         assert_ne!(ecdsa.serial, main.serial);
         let key = std::fs::read_to_string(dir.join(ECDSA_KEY_FILE)).unwrap();
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+        // OpenSSL, an independent verifier, checks the ECDSA certificate
+        // against the ECDSA TLS root and that root's CRL.
+        let paths = CaPaths::new(ca.dir.path().join("ca"));
+        let openssl_verify = || {
+            let pem = ca.dir.path().join("crl-ecdsa.pem");
+            let conv = std::process::Command::new("openssl")
+                .args(["crl", "-inform", "DER", "-in"])
+                .arg(paths.crl_ecdsa())
+                .arg("-out")
+                .arg(&pem)
+                .output()
+                .expect("openssl is installed");
+            assert!(conv.status.success(), "{conv:?}");
+            let out = std::process::Command::new("openssl")
+                .arg("verify")
+                .arg("-CAfile")
+                .arg(paths.tls_root_cert())
+                .arg("-crl_check")
+                .arg("-CRLfile")
+                .arg(&pem)
+                .arg(dir.join(ECDSA_CERT_FILE))
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        };
+        let (valid, said) = openssl_verify();
+        assert!(valid, "openssl verify: {said}");
 
         // The holder revokes its Ed25519 certificate: the ECDSA one goes too.
         ca.as_identity(&dir)
@@ -1296,6 +1348,25 @@ mod ecdsa {
         let mut expected = vec![main.serial.clone(), ecdsa.serial.clone()];
         expected.sort();
         assert_eq!(revoked, expected);
+        // The second CRL, signed by the TLS root: same number, same serials.
+        let ecdsa_crl = std::fs::read(paths.crl_ecdsa()).unwrap();
+        let (_, ecdsa_crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&ecdsa_crl).unwrap();
+        let mut listed: Vec<Vec<u8>> = ecdsa_crl
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial().to_vec())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, expected);
+        assert_eq!(
+            ecdsa_crl.crl_number().map(|n| n.to_string()),
+            crl.crl_number().map(|n| n.to_string())
+        );
+        let (valid, said) = openssl_verify();
+        assert!(
+            !valid && said.contains("certificate revoked"),
+            "openssl verify: {said}"
+        );
         let admin = ca.enroll("130100", "admin", "admin", &[]).await;
         let listed = ca
             .as_identity(&admin)
@@ -1457,8 +1528,23 @@ mod ecdsa {
         let client = ca.enroll("130100", "node", "client", &[]).await;
         let svc = start_service(&server, &ca.crl_path()).await;
         let name = "node.130000.fiscus.test";
-        let roots = ca.root_pem();
+        let roots = client.join("ca.pem");
+        assert_eq!(
+            client::read_pem_certs(&roots).unwrap(),
+            client::read_pem_certs(&ca.trust_pem()).unwrap(),
+            "enrollment writes both roots to ca.pem"
+        );
         let ecdsa_client = (client.join(ECDSA_CERT_FILE), client.join(ECDSA_KEY_FILE));
+
+        // The ECDSA certificate chains to the ECDSA TLS root, so a verifier
+        // without Ed25519 (a browser's) can check the whole chain; trusting
+        // only the Ed25519 root, it cannot.
+        let tcp = tokio::net::TcpStream::connect(svc.addr).await.unwrap();
+        let refused = tokio_rustls::TlsConnector::from(without_ed25519(&ca.root_pem(), None))
+            .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
 
         // Offered no Ed25519, the server presents its ECDSA certificate;
         // offered Ed25519 (every Fiscus service), its Ed25519 one.
@@ -1549,11 +1635,35 @@ mod ecdsa {
             .await
             .unwrap();
         assert!(svc.tls.reload().unwrap(), "the CRL file changed");
-        let err = heartbeat_with(svc.addr, name, config).await.unwrap_err();
+        let err = heartbeat_with(svc.addr, name, config.clone())
+            .await
+            .unwrap_err();
         assert_eq!(
             svc.served(),
             served,
             "the revoked client's call never arrived: {err}"
         );
+
+        // The handshake itself fails: the service's CRL file is the Ed25519
+        // root's only, and the revoked serial is refused whichever root
+        // issued the certificate (not only by closing the connection later).
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(svc.tls.server_config(ClientAuth::Required).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            acceptor.accept(tcp).await.map(|_| ())
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+            .await
+        {
+            use tokio::io::AsyncReadExt;
+            let _ = tls.read(&mut [0u8; 1]).await;
+        }
+        let refused = server.await.unwrap().unwrap_err();
+        assert!(refused.to_string().contains("Revoked"), "{refused}");
     }
 }

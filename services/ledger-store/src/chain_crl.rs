@@ -30,7 +30,12 @@ pub fn apply(tls: &TlsContext, config: &ConsortiumConfig) -> bool {
     {
         return false;
     }
-    match tls.set_crl(crl.x509_der.clone()) {
+    // One CRL per root: the Ed25519 root's, and the ECDSA TLS root's when the
+    // CA signed one.
+    let ders = std::iter::once(crl.x509_der.clone())
+        .chain((!crl.x509_der_ecdsa.is_empty()).then(|| crl.x509_der_ecdsa.clone()))
+        .collect();
+    match tls.set_crls(ders) {
         Ok(installed) => {
             if installed {
                 tracing::info!(

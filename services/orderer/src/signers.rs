@@ -76,6 +76,7 @@ impl SignerDirectory {
             &[],
             fiscus_common::tls::provider(),
             false,
+            None,
         )?);
         let mut by_id = BTreeMap::new();
         let entries = match std::fs::read_dir(dir) {

@@ -63,7 +63,9 @@ pub struct TlsConfig {
     pub ecdsa_key_file: Option<PathBuf>,
     /// PEM consortium root certificate(s).
     pub ca_file: PathBuf,
-    /// DER X.509 CRL signed by the root; optional until the first revocation.
+    /// The CRL: one DER X.509 CRL signed by a root, or PEM holding one CRL
+    /// per root (the Ed25519 root's and the ECDSA TLS root's). Optional until
+    /// the first revocation; the CRL on chain replaces it when newer.
     pub crl_file: Option<PathBuf>,
     /// How often the files are checked for changes.
     pub reload_interval_secs: u64,
@@ -179,19 +181,38 @@ fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError
     })
 }
 
-fn parse_crl(
-    path: &Path,
-    bytes: Vec<u8>,
-) -> Result<CertificateRevocationListDer<'static>, TlsError> {
-    // Accept DER, or PEM ("X509 CRL") for operators who prefer text files.
-    if bytes.starts_with(b"-----BEGIN") {
-        CertificateRevocationListDer::from_pem_slice(&bytes).map_err(|_| TlsError::Pem {
-            path: path.to_owned(),
-            what: "CRL",
-        })
-    } else {
-        Ok(CertificateRevocationListDer::from(bytes))
+/// The CRLs in a CRL file: one DER CRL, or PEM ("X509 CRL") holding one or
+/// more (one per root), for operators who prefer text files.
+fn parse_crls(path: &Path, bytes: Vec<u8>) -> Result<Vec<Vec<u8>>, TlsError> {
+    let bad = || TlsError::Pem {
+        path: path.to_owned(),
+        what: "CRL",
+    };
+    if !bytes.starts_with(b"-----BEGIN") {
+        return Ok(vec![bytes]);
     }
+    let crls: Vec<Vec<u8>> = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    if crls.is_empty() {
+        return Err(bad());
+    }
+    Ok(crls)
+}
+
+/// The CRL number and the revoked serials of a set of CRLs (one per root,
+/// with the same number): the highest number, and every serial any lists.
+/// `None` when one of them is not a DER X.509 CRL.
+fn crls_serials(crls: &[Vec<u8>]) -> Option<(Option<u64>, std::collections::BTreeSet<Vec<u8>>)> {
+    let mut number = None;
+    let mut serials = std::collections::BTreeSet::new();
+    for der in crls {
+        let (n, s) = crl_serials(der)?;
+        number = number.max(n);
+        serials.extend(s);
+    }
+    Some((number, serials))
 }
 
 /// A file's identity for change detection: inode (atomic replacement by rename
@@ -256,7 +277,12 @@ pub fn anonymous_client_config(
         roots.add(c)?;
     }
     let verifier = Arc::new(PinnedServerVerifier::new(
-        Arc::new(ServerVerifier::new(Arc::new(roots), &[], provider.clone())?),
+        Arc::new(ServerVerifier::new(
+            Arc::new(roots),
+            &[],
+            provider.clone(),
+            None,
+        )?),
         pin,
     ));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -304,17 +330,26 @@ impl TlsContext {
             roots.add(c)?;
         }
         let roots = Arc::new(roots);
-        let crls = match &config.crl_file {
-            Some(p) if p.exists() => vec![parse_crl(p, read(p)?)?],
+        let crl_ders = match &config.crl_file {
+            Some(p) if p.exists() => parse_crls(p, read(p)?)?,
             _ => Vec::new(),
         };
-        let identity = Self::load_identity(config, &provider)?;
-        let server_verifier =
-            Arc::new(ServerVerifier::new(roots.clone(), &crls, provider.clone())?);
         let revocations = Arc::new(Revocations::default());
-        if let Some((number, serials)) = crls.first().and_then(|c| crl_serials(c)) {
+        if !crl_ders.is_empty() {
+            let (number, serials) = crls_serials(&crl_ders).ok_or_else(|| {
+                TlsError::Verifier("the CRL file does not hold DER X.509 CRLs".into())
+            })?;
             revocations.install(number, serials);
         }
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            crl_ders.into_iter().map(Into::into).collect();
+        let identity = Self::load_identity(config, &provider)?;
+        let server_verifier = Arc::new(ServerVerifier::new(
+            roots.clone(),
+            &crls,
+            provider.clone(),
+            Some(revocations.clone()),
+        )?);
         let ctx = Self {
             revocations,
             stamps: Mutex::new(Self::stamps(config)),
@@ -418,6 +453,7 @@ impl TlsContext {
             &self.crls.load(),
             self.provider.clone(),
             auth == ClientAuth::Optional,
+            Some(self.revocations.clone()),
         )?);
         self.client_verifiers
             .lock()
@@ -467,7 +503,14 @@ impl TlsContext {
     /// CRL numbered below the one in force is ignored (returns `false`): an
     /// old cache file must not undo a revocation.
     pub fn set_crl(&self, crl_der: Vec<u8>) -> Result<bool, TlsError> {
-        let (number, serials) = crl_serials(&crl_der)
+        self.set_crls(vec![crl_der])
+    }
+
+    /// [`Self::set_crl`] for the CRLs of one CRL number, one per root (the
+    /// Ed25519 root's and the ECDSA TLS root's).
+    pub fn set_crls(&self, crl_ders: Vec<Vec<u8>>) -> Result<bool, TlsError> {
+        let (number, serials) = crls_serials(&crl_ders)
+            .filter(|_| !crl_ders.is_empty())
             .ok_or_else(|| TlsError::Verifier("the CRL is not a DER X.509 CRL".into()))?;
         if !self.revocations.accepts(number) {
             tracing::info!(
@@ -477,7 +520,8 @@ impl TlsContext {
             );
             return Ok(false);
         }
-        let crls = vec![CertificateRevocationListDer::from(crl_der)];
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            crl_ders.into_iter().map(Into::into).collect();
         // Build every verifier first, so a bad CRL changes nothing.
         self.server_verifier.set_crls(&crls)?;
         for v in self
@@ -510,8 +554,7 @@ impl TlsContext {
         if stamps[2] != now[2]
             && let Some(p) = &self.config.crl_file
         {
-            let crl = parse_crl(p, read(p)?)?;
-            self.set_crl(crl.to_vec())?;
+            self.set_crls(parse_crls(p, read(p)?)?)?;
             tracing::info!(path = %p.display(), "reloaded CRL");
         }
         *stamps = now;

@@ -1,10 +1,18 @@
 //! Certificate verifiers whose CRL can be replaced while connections are served.
 //!
 //! Each wraps rustls's webpki verifier, rebuilt from the consortium roots and
-//! the current CRL whenever a new CRL arrives. New handshakes use the new
+//! the current CRLs whenever new ones arrive. New handshakes use the new
 //! verifier at once; nothing restarts.
+//!
+//! The consortium has two roots (Ed25519, and the ECDSA P-256 TLS root), each
+//! with its CRL. A verifier given the process's [`Revocations`] also refuses
+//! every serial any installed CRL lists, whichever root issued the
+//! certificate: a process that holds only the Ed25519 root's CRL (a CRL file,
+//! a chain written before the second CRL) still refuses a revoked ECDSA
+//! certificate, and webpki is told not to fail a certificate for want of its
+//! own root's CRL.
 
-use super::{PeerIdentity, TlsError, role_name};
+use super::{PeerIdentity, Revocations, TlsError, role_name};
 use arc_swap::ArcSwap;
 use fiscus_proto::pb::types::Role;
 use rustls::client::WebPkiServerVerifier;
@@ -21,11 +29,15 @@ fn build_client_verifier(
     crls: &[CertificateRevocationListDer<'static>],
     provider: &Arc<CryptoProvider>,
     optional: bool,
+    serial_check: bool,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     let mut b = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .with_crls(crls.iter().cloned());
     if optional {
         b = b.allow_unauthenticated();
+    }
+    if serial_check {
+        b = b.allow_unknown_revocation_status();
     }
     b.build().map_err(|e| TlsError::Verifier(e.to_string()))
 }
@@ -34,11 +46,30 @@ fn build_server_verifier(
     roots: &Arc<RootCertStore>,
     crls: &[CertificateRevocationListDer<'static>],
     provider: &Arc<CryptoProvider>,
+    serial_check: bool,
 ) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
-    WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-        .with_crls(crls.iter().cloned())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))
+    let mut b = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .with_crls(crls.iter().cloned());
+    if serial_check {
+        b = b.allow_unknown_revocation_status();
+    }
+    b.build().map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
+/// Refuses `end_entity` when `revocations` lists its serial (see the module doc).
+fn check_serial(
+    revocations: Option<&Revocations>,
+    end_entity: &CertificateDer<'_>,
+) -> Result<(), Error> {
+    let Some(revocations) = revocations else {
+        return Ok(());
+    };
+    let id = PeerIdentity::from_der(end_entity)
+        .map_err(|e| Error::General(format!("certificate: {e}")))?;
+    if revocations.is_revoked(&id.serial) {
+        return Err(Error::InvalidCertificate(rustls::CertificateError::Revoked));
+    }
+    Ok(())
 }
 
 /// Verifies client certificates (used by servers) against the current CRL.
@@ -47,6 +78,7 @@ pub struct ClientVerifier {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
     optional: bool,
+    revocations: Option<Arc<Revocations>>,
     current: ArcSwap<Arc<dyn ClientCertVerifier>>,
 }
 
@@ -54,24 +86,35 @@ impl ClientVerifier {
     /// `optional`: accept handshakes without a client certificate (the
     /// identity-ca, for enrollment with a one-time secret, and the
     /// exchange-adapter's REST API, where API keys are the alternative).
+    /// `revocations`: also refuse every serial they list (see the module
+    /// doc); without them, webpki alone decides, and a certificate whose
+    /// root has no CRL among `crls` is refused once any CRL is given.
     pub fn new(
         roots: Arc<RootCertStore>,
         crls: &[CertificateRevocationListDer<'static>],
         provider: Arc<CryptoProvider>,
         optional: bool,
+        revocations: Option<Arc<Revocations>>,
     ) -> Result<Self, TlsError> {
-        let v = build_client_verifier(&roots, crls, &provider, optional)?;
+        let v = build_client_verifier(&roots, crls, &provider, optional, revocations.is_some())?;
         Ok(Self {
             roots,
             provider,
             optional,
+            revocations,
             current: ArcSwap::from_pointee(v),
         })
     }
 
-    /// Replaces the CRL for every handshake from now on.
+    /// Replaces the CRLs for every handshake from now on.
     pub fn set_crls(&self, crls: &[CertificateRevocationListDer<'static>]) -> Result<(), TlsError> {
-        let v = build_client_verifier(&self.roots, crls, &self.provider, self.optional)?;
+        let v = build_client_verifier(
+            &self.roots,
+            crls,
+            &self.provider,
+            self.optional,
+            self.revocations.is_some(),
+        )?;
         self.current.store(Arc::new(v));
         Ok(())
     }
@@ -98,9 +141,12 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        self.current
+        let ok = self
+            .current
             .load()
-            .verify_client_cert(end_entity, intermediates, now)
+            .verify_client_cert(end_entity, intermediates, now)?;
+        check_serial(self.revocations.as_deref(), end_entity)?;
+        Ok(ok)
     }
 
     fn verify_tls12_signature(
@@ -136,26 +182,35 @@ impl ClientCertVerifier for ClientVerifier {
 pub struct ServerVerifier {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
+    revocations: Option<Arc<Revocations>>,
     current: ArcSwap<WebPkiServerVerifier>,
 }
 
 impl ServerVerifier {
+    /// `revocations` as in [`ClientVerifier::new`].
     pub fn new(
         roots: Arc<RootCertStore>,
         crls: &[CertificateRevocationListDer<'static>],
         provider: Arc<CryptoProvider>,
+        revocations: Option<Arc<Revocations>>,
     ) -> Result<Self, TlsError> {
-        let v = build_server_verifier(&roots, crls, &provider)?;
+        let v = build_server_verifier(&roots, crls, &provider, revocations.is_some())?;
         Ok(Self {
             roots,
             provider,
+            revocations,
             current: ArcSwap::new(v),
         })
     }
 
-    /// Replaces the CRL for every handshake from now on.
+    /// Replaces the CRLs for every handshake from now on.
     pub fn set_crls(&self, crls: &[CertificateRevocationListDer<'static>]) -> Result<(), TlsError> {
-        let v = build_server_verifier(&self.roots, crls, &self.provider)?;
+        let v = build_server_verifier(
+            &self.roots,
+            crls,
+            &self.provider,
+            self.revocations.is_some(),
+        )?;
         self.current.store(v);
         Ok(())
     }
@@ -170,13 +225,15 @@ impl ServerCertVerifier for ServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        self.current.load().verify_server_cert(
+        let ok = self.current.load().verify_server_cert(
             end_entity,
             intermediates,
             server_name,
             ocsp_response,
             now,
-        )
+        )?;
+        check_serial(self.revocations.as_deref(), end_entity)?;
+        Ok(ok)
     }
 
     fn verify_tls12_signature(

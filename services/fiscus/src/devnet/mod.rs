@@ -472,6 +472,11 @@ pub(crate) async fn run(
             "  A program holding a member's client certificate ({}) needs no key.",
             net.data.join("member-130000/client").display()
         );
+        println!(
+            "  A browser opens https://{api}/docs once it trusts the ECDSA TLS root {} \
+             (浏览器需信任该根证书).",
+            CaPaths::new(net.data.join("ca")).tls_root_cert().display()
+        );
     } else if let (Some(api), Some((_, key))) = (hebei, keys.get(1)) {
         println!();
         println!("Try it (Hebei's key) / 试用:");

@@ -38,7 +38,7 @@ pub(super) async fn issue(
     }
     spec.add_names(names);
     let identity = ca.issue_new_identity(&spec)?;
-    identity.write_to(out, &ca.root_pem)?;
+    identity.write_to(out, ca)?;
     registry.record_issued(&identity.records(), None).await?;
     Ok(out.join("cert.pem"))
 }
