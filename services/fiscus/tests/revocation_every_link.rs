@@ -193,7 +193,7 @@ async fn the_crl_on_chain_is_enforced_over_the_crl_file() {
     let crl_file = dir.path().join("crl.der");
     std::fs::write(
         &crl_file,
-        ca.sign_crl(1, &[], Duration::from_secs(86_400)).unwrap(),
+        ca.sign_crl(1, &[], Duration::from_secs(86_400)).unwrap().der,
     )
     .unwrap();
     // On chain (here in the genesis config): number 2 revokes Hebei's node.
@@ -222,7 +222,8 @@ async fn the_crl_on_chain_is_enforced_over_the_crl_file() {
             effective_height: 0,
         }],
         signature: Vec::new(),
-        x509_der: x509,
+        x509_der: x509.der,
+        x509_der_ecdsa: x509.ecdsa_der.unwrap_or_default(),
     };
     crl.signature = ca.sign_bytes(&crl.encode_to_vec()).unwrap();
     genesis.crl = Some(crl);

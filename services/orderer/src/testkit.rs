@@ -167,7 +167,8 @@ pub fn write_cluster(
             &revoked_entries,
             fiscus_identity_ca::ca::DEFAULT_CRL_VALIDITY,
         )
-        .unwrap(),
+        .unwrap()
+        .der,
         0o644,
     )
     .unwrap();
