@@ -48,6 +48,7 @@ run: deps
 ##       workspace (each starts its own nats-server), every chart-rendered service
 ##       config through `fiscus <service> --check-config` (tests/charts/check_configs.py),
 ##       and every config `fiscus-operator render` writes, its workloads compared with the chart's,
+##       then a real Prometheus scraping a devnet under load (observability/prometheus-devnet.sh, ~1 min),
 ##       then schemathesis against a devnet's REST API (tests/api/schemathesis.sh, ~3 min),
 ##       then standard clients over TLS against a devnet (tests/interop/run.sh, ~3 min:
 ##       openssl s_client without Ed25519, Python grpcio, headless Chromium)
@@ -57,6 +58,7 @@ test: deps
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 	$(CARGO) build $(CARGO_FLAGS) -p fiscus -p fiscus-operator
 	python3 tests/charts/check_configs.py
+	bash observability/prometheus-devnet.sh
 	bash tests/api/schemathesis.sh
 	bash tests/interop/run.sh
 

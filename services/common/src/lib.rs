@@ -17,6 +17,7 @@ pub mod error;
 pub mod genesis;
 pub mod listen;
 pub mod ops_server;
+pub mod red;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

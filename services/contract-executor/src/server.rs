@@ -114,8 +114,15 @@ pub async fn start_with(
         tls.server_config(ClientAuth::Required)?,
         tls.revocations(),
     );
+    let registry = prometheus::Registry::new();
+    let grpc_metrics =
+        fiscus_common::red::GrpcMetricsLayer::register(&registry).map_err(|e| StartError::Io {
+            what: "registering metrics".into(),
+            source: std::io::Error::other(e),
+        })?;
     let server = tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
+            .layer(grpc_metrics)
             .add_service(svc)
             .serve_with_incoming(incoming)
             .await
@@ -125,8 +132,7 @@ pub async fn start_with(
     });
     let readiness = Readiness::default();
     readiness.set("tls", Ok(()));
-    // The certificate's expiry is this service's one metric.
-    let registry = prometheus::Registry::new();
+    // The certificate's expiry, beside the gRPC calls.
     tls.register_expiry_metric(&registry)
         .map_err(|e| StartError::Io {
             what: "registering metrics".into(),

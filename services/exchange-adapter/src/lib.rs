@@ -308,6 +308,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             what: "registering metrics".into(),
             source: std::io::Error::other(e),
         })?;
+    let (http_metrics, grpc_metrics) = fiscus_common::red::HttpMetrics::register(&registry)
+        .and_then(|h| fiscus_common::red::GrpcMetricsLayer::register(&registry).map(|g| (h, g)))
+        .map_err(|e| StartError::Io {
+            what: "registering metrics".into(),
+            source: std::io::Error::other(e),
+        })?;
+    let http_metrics = web::Data::new(http_metrics);
     let api = web::Data::new(context::Api {
         consortium_id: genesis.consortium_id.clone(),
         clients,
@@ -395,8 +402,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             },
         )
         .max_decoding_message_size(config.max_body_bytes);
+        let grpc_metrics = grpc_metrics.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
+                .layer(grpc_metrics)
                 .add_service(svc)
                 .serve_with_incoming(incoming)
                 .await
@@ -413,6 +422,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let server = HttpServer::new(move || {
         let doc = doc.clone();
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                fiscus_common::red::record_http,
+            ))
+            .app_data(http_metrics.clone())
             .into_utoipa_app()
             // Registered with the same function the document is built from.
             .configure(api::routes)

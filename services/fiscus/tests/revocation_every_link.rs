@@ -193,7 +193,9 @@ async fn the_crl_on_chain_is_enforced_over_the_crl_file() {
     let crl_file = dir.path().join("crl.der");
     std::fs::write(
         &crl_file,
-        ca.sign_crl(1, &[], Duration::from_secs(86_400)).unwrap().der,
+        ca.sign_crl(1, &[], Duration::from_secs(86_400))
+            .unwrap()
+            .der,
     )
     .unwrap();
     // On chain (here in the genesis config): number 2 revokes Hebei's node.

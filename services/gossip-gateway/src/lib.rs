@@ -127,6 +127,9 @@ pub async fn start_with(
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
     tls.register_expiry_metric(&registry)?;
+    if let bus::Bus::Nats(nats) = &bus {
+        nats.register_connected_metric(&registry)?;
+    }
     metrics.height.set(info.height as i64);
     let readiness = Readiness::default();
     readiness.set("ledger", Ok(()));
@@ -205,9 +208,11 @@ pub async fn start_with(
         kill_rx,
         None,
     );
+    let grpc_metrics = fiscus_common::red::GrpcMetricsLayer::register(&registry)?;
     let mut tasks = vec![
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
+                .layer(grpc_metrics)
                 .add_service(svc)
                 .serve_with_incoming(incoming)
                 .await

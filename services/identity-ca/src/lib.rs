@@ -301,6 +301,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let metrics = service::Metrics::register(&prom).map_err(|e| Error::Internal(e.to_string()))?;
     tls.register_expiry_metric(&prom)
         .map_err(|e| Error::Internal(e.to_string()))?;
+    fiscus_common::store::register_metrics(&prom).map_err(|e| Error::Internal(e.to_string()))?;
     let svc = Arc::new(CaService {
         verifier: ChainVerifier::new(&ca.trust_ders())?,
         ca,
@@ -334,8 +335,11 @@ pub async fn start(config: Config) -> Result<Running> {
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(4 * 1024 * 1024);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let grpc_metrics = fiscus_common::red::GrpcMetricsLayer::register(&prom)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(grpc_metrics)
             .add_service(grpc)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.await;

@@ -218,6 +218,7 @@ pub async fn start_with(
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
     tls.register_expiry_metric(&registry)?;
+    fiscus_common::store::register_metrics(&registry)?;
     metrics.height.set(head.height as i64);
     let readiness = Readiness::default();
     readiness.set("genesis", Ok(()));
@@ -267,8 +268,10 @@ pub async fn start_with(
             }
         }));
     }
+    let grpc_metrics = fiscus_common::red::GrpcMetricsLayer::register(&registry)?;
     tasks.push(tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
+            .layer(grpc_metrics)
             .add_service(svc)
             .add_service(ingest)
             .serve_with_incoming(incoming)

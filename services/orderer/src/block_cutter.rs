@@ -31,8 +31,9 @@ pub struct BlockCutter {
     oldest: Option<Instant>,
     /// The tip of the last block this leader proposed (or the committed tip).
     proposed: Tip,
-    /// Raft log indices of our proposals not yet applied.
-    in_flight: VecDeque<u64>,
+    /// Raft log indices of our proposals not yet applied, with when each was
+    /// proposed (for the proposal-to-commit metric only; no block reads it).
+    in_flight: VecDeque<(u64, Instant)>,
 }
 
 /// A cut block, ready to propose.
@@ -64,6 +65,11 @@ impl BlockCutter {
         self.batch.is_empty()
     }
 
+    /// Admitted envelopes waiting to be cut into a block.
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
     /// Takes every queued envelope back (leadership lost).
     pub fn drain(&mut self) -> Vec<TxId> {
         self.batch_bytes = 0;
@@ -78,14 +84,18 @@ impl BlockCutter {
         self.in_flight.clear();
     }
 
-    /// Records the log index a cut block was proposed at.
-    pub fn proposed_at(&mut self, log_index: u64) {
-        self.in_flight.push_back(log_index);
+    /// Records the log index a cut block was proposed at, `at` that instant.
+    pub fn proposed_at(&mut self, log_index: u64, at: Instant) {
+        self.in_flight.push_back((log_index, at));
     }
 
-    /// Log entry `log_index` was applied (as a block or skipped); `tip` is the chain now.
-    pub fn applied(&mut self, log_index: u64, tip: Tip) {
-        while self.in_flight.front().is_some_and(|i| *i <= log_index) {
+    /// Log entry `log_index` was applied (as a block or skipped); `tip` is the
+    /// chain now. Returns how long each of our proposals it settles took
+    /// from proposal to apply, as of `now`.
+    pub fn applied(&mut self, log_index: u64, tip: Tip, now: Instant) -> Vec<Duration> {
+        let mut settled = Vec::new();
+        while let Some((_, at)) = self.in_flight.front().filter(|(i, _)| *i <= log_index) {
+            settled.push(now.saturating_duration_since(*at));
             self.in_flight.pop_front();
         }
         if self.in_flight.is_empty() {
@@ -93,6 +103,7 @@ impl BlockCutter {
             // from a proposal of ours that was skipped.
             self.proposed = tip;
         }
+        settled
     }
 
     /// Whether a block should be cut now.

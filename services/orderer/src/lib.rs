@@ -175,6 +175,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         .map_err(|e| Error::Config(e.to_string()))?;
     let prom = prometheus::Registry::new();
     let metrics = metrics::Metrics::register(&prom)?;
+    fiscus_common::store::register_metrics(&prom)?;
     let (node, handles) = RaftNode::new(
         &config,
         store.clone(),
@@ -240,9 +241,12 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         kill_rx,
         None,
     );
+    let grpc_metrics = fiscus_common::red::GrpcMetricsLayer::register(&prom)?;
+    let raft_metrics = grpc_metrics.clone();
     let servers = vec![
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
+                .layer(grpc_metrics)
                 .add_service(client_srv)
                 .add_service(admin_srv)
                 .serve_with_incoming(client_incoming)
@@ -253,6 +257,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         }),
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
+                .layer(raft_metrics)
                 .add_service(raft_srv)
                 .serve_with_incoming(raft_incoming)
                 .await

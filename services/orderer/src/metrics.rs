@@ -24,6 +24,10 @@ pub struct Metrics {
     /// Changes to a different known leader this node has seen (the first
     /// leader it learns of counts as one).
     pub raft_leader_changes: IntCounter,
+    /// Seconds from proposing a block to Raft to applying it (leader only).
+    pub proposal_commit_seconds: Histogram,
+    /// Admitted envelopes waiting to be cut into a block (leader only; 0 elsewhere).
+    pub admission_queue_depth: IntGauge,
 }
 
 impl Metrics {
@@ -89,7 +93,24 @@ impl Metrics {
         registry.register(Box::new(raft_term.clone()))?;
         registry.register(Box::new(height.clone()))?;
         registry.register(Box::new(raft_leader_changes.clone()))?;
+        let proposal_commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "fiscus_orderer_proposal_commit_seconds",
+                "Seconds from proposing a block to Raft to applying it, on the leader",
+            )
+            .buckets(vec![
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
+            ]),
+        )?;
+        let admission_queue_depth = IntGauge::new(
+            "fiscus_orderer_admission_queue_depth",
+            "Admitted envelopes waiting to be cut into a block",
+        )?;
+        registry.register(Box::new(proposal_commit_seconds.clone()))?;
+        registry.register(Box::new(admission_queue_depth.clone()))?;
         Ok(Self {
+            proposal_commit_seconds,
+            admission_queue_depth,
             raft_leader_id,
             raft_term,
             height,

@@ -207,7 +207,7 @@ impl RaftNode {
             match self.raw.propose(vec![], cut.bytes) {
                 Ok(()) => {
                     let index = self.raw.raft.raft_log.last_index();
-                    self.cutter.proposed_at(index);
+                    self.cutter.proposed_at(index, Instant::now());
                     tracing::debug!(height = cut.height, index, "proposed block");
                 }
                 Err(e) => {
@@ -405,7 +405,10 @@ impl RaftNode {
         }
         let timer = self.metrics.persist_seconds.start_timer();
         batch.commit()?;
-        timer.observe_duration();
+        let took = timer.stop_and_record();
+        fiscus_common::store::fsync_seconds()
+            .with_label_values(&["raft"])
+            .observe(took);
         // 5. Now the messages that promise persistence (votes, append acks) may go.
         self.send(ready.take_persisted_messages());
         // 6. Advance; the light ready carries what became committed meanwhile.
@@ -419,13 +422,20 @@ impl RaftNode {
         self.apply_all(&committed, &mut batch, &mut done, &mut last_applied)?;
         let timer = self.metrics.persist_seconds.start_timer();
         batch.commit()?;
-        timer.observe_duration();
+        let took = timer.stop_and_record();
+        fiscus_common::store::fsync_seconds()
+            .with_label_values(&["raft"])
+            .observe(took);
         // 7. Tell raft-rs the applied index only after the apply is durable.
         self.raw.advance_apply();
 
         let tip = self.store.tip();
         if let Some(i) = last_applied {
-            self.cutter.applied(i, tip);
+            for took in self.cutter.applied(i, tip, Instant::now()) {
+                self.metrics
+                    .proposal_commit_seconds
+                    .observe(took.as_secs_f64());
+            }
         }
         for (ids, outcome) in done {
             if matches!(outcome, Outcome::Committed(_)) {
@@ -506,6 +516,10 @@ impl RaftNode {
             tracing::error!(error = %e, "raft node failed; stopping");
             ctx.stop();
         }
+        // Every push, cut and drain ends here.
+        self.metrics
+            .admission_queue_depth
+            .set(i64::try_from(self.cutter.len()).unwrap_or(i64::MAX));
     }
 }
 

@@ -17,6 +17,15 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
+    /// Registers `fiscus_nats_connected`: 1 while the connection to the NATS
+    /// server is up, 0 while it is not, read from the client at every scrape.
+    pub fn register_connected_metric(
+        &self,
+        registry: &prometheus::Registry,
+    ) -> std::result::Result<(), prometheus::Error> {
+        registry.register(Box::new(ConnectedCollector::new(self.client.clone())?))
+    }
+
     /// Connects to `url`, e.g. `nats://127.0.0.1:4222`; `name` shows in the server's connection list.
     pub async fn connect(url: &str, name: &str, limits: BusLimits) -> Result<Self> {
         let client = async_nats::ConnectOptions::new()
@@ -188,4 +197,35 @@ pub fn server_binary() -> Option<std::path::PathBuf> {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
         .map(|d| d.join("nats-server"))
         .find(|p| p.is_file())
+}
+
+/// `fiscus_nats_connected`, computed at scrape time from the client's state.
+struct ConnectedCollector {
+    client: async_nats::Client,
+    gauge: prometheus::IntGauge,
+}
+
+impl ConnectedCollector {
+    fn new(client: async_nats::Client) -> std::result::Result<Self, prometheus::Error> {
+        let gauge = prometheus::IntGauge::new(
+            "fiscus_nats_connected",
+            "1 while the connection to the NATS server is up, else 0",
+        )?;
+        Ok(Self { client, gauge })
+    }
+}
+
+impl prometheus::core::Collector for ConnectedCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        prometheus::core::Collector::desc(&self.gauge)
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let up = matches!(
+            self.client.connection_state(),
+            async_nats::connection::State::Connected
+        );
+        self.gauge.set(i64::from(up));
+        prometheus::core::Collector::collect(&self.gauge)
+    }
 }

@@ -116,7 +116,11 @@ impl FjallStore {
         }
         b.insert(&self.meta, LAST_COMMIT, seq.to_be_bytes().to_vec());
         // One journal entry, fsynced: all of the batch survives a crash or none of it.
+        let timer = super::fsync_seconds()
+            .with_label_values(&["fjall"])
+            .start_timer();
         b.commit().map_err(backend)?;
+        timer.observe_duration();
         Ok(seq)
     }
 

@@ -18,6 +18,35 @@ pub mod conformance;
 pub mod fjall;
 pub mod redb;
 
+/// `fiscus_store_fsync_seconds{store}`: seconds per durable commit (the
+/// fsync dominates), by store: `fjall` (the ledger's journal), `redb` (the
+/// identity-ca's registry), `raft` (the orderer's Raft log and applied
+/// blocks). One per process, registered in each service's registry by
+/// [`register_metrics`]; the target's `component` label tells the services
+/// apart.
+pub fn fsync_seconds() -> &'static prometheus::HistogramVec {
+    static FSYNC: std::sync::LazyLock<prometheus::HistogramVec> = std::sync::LazyLock::new(|| {
+        prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "fiscus_store_fsync_seconds",
+                "Seconds per durable (fsynced) store commit",
+            )
+            .buckets(vec![
+                0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
+            ]),
+            &["store"],
+        )
+        // The options are constants: this cannot fail.
+        .unwrap_or_else(|e| unreachable!("fiscus_store_fsync_seconds: {e}"))
+    });
+    &FSYNC
+}
+
+/// Registers [`fsync_seconds`] in `registry`.
+pub fn register_metrics(registry: &prometheus::Registry) -> Result<(), prometheus::Error> {
+    registry.register(Box::new(fsync_seconds().clone()))
+}
+
 /// A stored value with the commit number that last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {

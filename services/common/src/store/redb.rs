@@ -90,7 +90,11 @@ impl RedbStore {
             meta.insert(LAST_COMMIT, seq).map_err(backend)?;
             seq
         };
+        let timer = super::fsync_seconds()
+            .with_label_values(&["redb"])
+            .start_timer();
         txn.commit().map_err(backend)?;
+        timer.observe_duration();
         Ok(seq)
     }
 

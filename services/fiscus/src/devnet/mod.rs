@@ -200,17 +200,97 @@ impl Devnet {
         }
     }
 
-    /// Orderer `id`'s ops endpoint (`/metrics`).
-    fn orderer_ops(&self, id: u64) -> Option<SocketAddr> {
+    /// Every service's ops endpoint (`/metrics`), with the labels the
+    /// Prometheus configs in `observability/` expect.
+    pub(crate) fn metrics_targets(&self) -> Vec<MetricsTarget> {
+        let target =
+            |addr, component: &str, member: Option<&str>, orderer: Option<u64>| MetricsTarget {
+                addr,
+                component: component.to_owned(),
+                member: member.map(str::to_owned),
+                orderer,
+            };
+        let mut out = Vec::new();
         match &self.parts {
-            Parts::InProcess { orderers, .. } => orderers
-                .iter()
-                .zip(&self.layout.orderers)
-                .find(|(_, o)| o.id == id)
-                .map(|(r, _)| r.http_addr),
-            Parts::Processes(p) => p.ports.http.get(&format!("orderer-{id}")).copied(),
+            Parts::InProcess {
+                ca,
+                orderers,
+                members,
+            } => {
+                out.push(target(ca.http_addr, "identity-ca", None, None));
+                for (r, o) in orderers.iter().zip(&self.layout.orderers) {
+                    out.push(target(r.http_addr, "orderer", None, Some(o.id)));
+                }
+                for (m, l) in members.iter().zip(&self.layout.members) {
+                    let code = Some(l.code.as_str());
+                    out.push(target(m.ledger.http_addr, "ledger-store", code, None));
+                    out.push(target(m.gateway.http_addr, "gossip-gateway", code, None));
+                    out.push(target(m.api.http_addr, "exchange-adapter", code, None));
+                }
+            }
+            Parts::Processes(p) => {
+                for name in processes::process_names(&self.layout) {
+                    let Some(addr) = p.ports.http.get(&name).copied() else {
+                        continue;
+                    };
+                    if name == "identity-ca" {
+                        out.push(target(addr, "identity-ca", None, None));
+                    } else if let Some(id) = name.strip_prefix("orderer-") {
+                        out.push(target(addr, "orderer", None, id.parse().ok()));
+                    } else if let Some((code, service)) = name
+                        .strip_prefix("member-")
+                        .and_then(|rest| rest.split_once('-'))
+                    {
+                        out.push(target(addr, service, Some(code), None));
+                    }
+                }
+            }
         }
+        out
     }
+
+    /// The ops endpoint of `component` (of `member`, or orderer `orderer`).
+    fn metrics_addr(&self, component: &str, member: Option<&str>, orderer: Option<u64>) -> String {
+        self.metrics_targets()
+            .into_iter()
+            .find(|t| {
+                t.component == component && t.member.as_deref() == member && t.orderer == orderer
+            })
+            .map_or_else(|| "?".to_owned(), |t| format!("http://{}/metrics", t.addr))
+    }
+
+    /// Writes [`Self::metrics_targets`] as a Prometheus file-based service
+    /// discovery file (what `observability/prometheus/devnet-scrape.yml` reads
+    /// from its `targets/` directory), returns its path.
+    pub(crate) fn write_prometheus_targets(&self) -> Result<PathBuf> {
+        let groups: Vec<serde_json::Value> = self
+            .metrics_targets()
+            .into_iter()
+            .map(|t| {
+                let mut labels = serde_json::Map::new();
+                labels.insert("component".into(), t.component.into());
+                if let Some(m) = t.member {
+                    labels.insert("member".into(), m.into());
+                }
+                if let Some(o) = t.orderer {
+                    labels.insert("orderer".into(), o.to_string().into());
+                }
+                serde_json::json!({"targets": [t.addr.to_string()], "labels": labels})
+            })
+            .collect();
+        let path = self.data.join("prometheus-targets.json");
+        fiscus_identity_ca::ca::write_file(&path, &serde_json::to_vec_pretty(&groups)?, 0o644)?;
+        Ok(path)
+    }
+}
+
+/// One service's `/metrics` endpoint and its Prometheus target labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MetricsTarget {
+    pub addr: SocketAddr,
+    pub component: String,
+    pub member: Option<String>,
+    pub orderer: Option<u64>,
 }
 
 /// Starts (creating on first use) the devnet in `data`.
@@ -353,16 +433,16 @@ fn print_endpoints(net: &Devnet) {
         }
     );
     println!(
-        "  identity-ca  grpc {}   (root: {})",
+        "  identity-ca  grpc {}   metrics {}   (root: {})",
         net.layout.ca_grpc,
+        net.metrics_addr("identity-ca", None, None),
         CaPaths::new(net.data.join("ca")).root_cert().display()
     );
     for o in &net.layout.orderers {
         println!(
-            "  orderer      grpc {}   metrics http://{}/metrics",
+            "  orderer      grpc {}   metrics {}",
             o.client,
-            net.orderer_ops(o.id)
-                .map_or_else(|| "?".to_owned(), |a| a.to_string())
+            net.metrics_addr("orderer", None, Some(o.id))
         );
     }
     let scheme = if net.rest_tls { "https" } else { "http" };
@@ -378,6 +458,20 @@ fn print_endpoints(net: &Devnet) {
             "    ledger-store grpc {}   gossip-gateway grpc {}",
             m.ledger, m.gateway
         );
+        let code = Some(m.code.as_str());
+        println!(
+            "    metrics  ledger-store {}  gossip-gateway {}  exchange-adapter {}",
+            net.metrics_addr("ledger-store", code, None),
+            net.metrics_addr("gossip-gateway", code, None),
+            net.metrics_addr("exchange-adapter", code, None),
+        );
+    }
+    match net.write_prometheus_targets() {
+        Ok(path) => println!(
+            "  Prometheus targets 监控目标: {} (file_sd; observability/prometheus/devnet-scrape.yml reads targets/*.json)",
+            path.display()
+        ),
+        Err(e) => eprintln!("devnet: could not write the Prometheus targets: {e:#}"),
     }
     println!(
         "  certificates and keys: {}/member-*/ ; API keys: {}",
