@@ -85,7 +85,7 @@ fn verify(c: &mut Criterion) {
         .unwrap();
     let core_registry = Registry::open(&core_dir.join("registry.redb")).unwrap();
     let core_root = client::read_pem_certs(&core_dir.join("ca/root.pem")).unwrap();
-    let core_verifier = ChainVerifier::new(&core_root[0]).unwrap();
+    let core_verifier = ChainVerifier::new(&core_root).unwrap();
     let core_chain = {
         let ca =
             fiscus_identity_ca::ca::RootCa::load(&fiscus_identity_ca::ca::CaPaths::new(&core_dir))
