@@ -24,16 +24,23 @@ pub enum TelemetryError {
     AlreadyInitialized(#[source] tracing_subscriber::util::TryInitError),
 }
 
-/// Keeps the exporter alive; dropping it flushes pending spans.
+/// The environment variable with the sampling ratio, OpenTelemetry's
+/// standard one: the share of new traces recorded, `0.0`–`1.0` (default
+/// `1.0`). Sampling is parent-based: a span follows its parent's decision,
+/// so a decision made at submit holds downstream.
+pub const SAMPLER_RATIO_ENV: &str = "OTEL_TRACES_SAMPLER_ARG";
+
+/// Keeps the tracer provider alive; dropping it flushes pending spans.
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    exporting: bool,
 }
 
 impl TelemetryGuard {
     /// Whether spans are being exported over OTLP.
     pub fn exporting(&self) -> bool {
-        self.provider.is_some()
+        self.exporting
     }
 }
 
@@ -47,14 +54,18 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber: `RUST_LOG`-filtered logs (default `info`)
-/// on stderr, plus OTLP span export when [`OTLP_ENDPOINT_ENV`] is set.
-/// OTLP export uses tonic, so call this inside a tokio runtime when it is on.
+/// on stderr, and OpenTelemetry spans (INFO and above), exported over OTLP
+/// when [`OTLP_ENDPOINT_ENV`] is set. Spans exist whether or not they are
+/// exported, so that trace context reaches gRPC metadata and NATS headers
+/// without a collector. OTLP export uses tonic, so call this inside a tokio
+/// runtime when it is on.
 pub fn init(service: &'static str, json_logs: bool) -> Result<TelemetryGuard, TelemetryError> {
     init_with_default(service, json_logs, "info")
 }
 
 /// Like [`init`], with `default_filter` when `RUST_LOG` is unset (e.g. `warn`
-/// for `fiscus devnet`, which runs many services in one process).
+/// for `fiscus devnet`, which runs many services in one process). The filter
+/// applies to the logs only; spans are kept at INFO and above.
 pub fn init_with_default(
     service: &'static str,
     json_logs: bool,
@@ -70,42 +81,98 @@ pub fn init_with_default(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json_logs {
-        layers.push(fmt.json().boxed());
+        layers.push(fmt.json().with_filter(filter).boxed());
     } else {
-        layers.push(fmt.boxed());
+        layers.push(fmt.with_filter(filter).boxed());
     }
-    let provider = match std::env::var(OTLP_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(service)?),
-        _ => None,
-    };
-    if let Some(p) = &provider {
-        layers.push(
-            tracing_opentelemetry::layer()
-                .with_tracer(p.tracer(service))
-                .boxed(),
-        );
-    }
+    let exporting = std::env::var(OTLP_ENDPOINT_ENV).is_ok_and(|e| !e.is_empty());
+    let (ratio, bad_ratio) = sampling_ratio();
+    let provider = tracer_provider(service, exporting, ratio)?;
+    layers.push(
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service_name(service)))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+            .boxed(),
+    );
     tracing_subscriber::registry()
         .with(layers)
-        .with(filter)
         .try_init()
         .map_err(TelemetryError::AlreadyInitialized)?;
-    Ok(TelemetryGuard { provider })
+    if let Some(v) = bad_ratio {
+        tracing::warn!(
+            value = %v,
+            "{SAMPLER_RATIO_ENV} is not a ratio between 0 and 1; sampling every trace"
+        );
+    }
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+        exporting,
+    })
 }
 
-fn otlp_provider(service: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
-    // The endpoint and headers come from the standard OTEL_EXPORTER_OTLP_* variables.
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()
-        .map_err(TelemetryError::Exporter)?;
+/// `fiscus-<service>`, the `service.name` of every span a process exports.
+pub fn service_name(service: &str) -> String {
+    if service.starts_with("fiscus") {
+        service.to_owned()
+    } else {
+        format!("fiscus-{service}")
+    }
+}
+
+/// The sampling ratio from [`SAMPLER_RATIO_ENV`] (1.0 when unset), and the
+/// value it had when that was not a ratio.
+fn sampling_ratio() -> (f64, Option<String>) {
+    match std::env::var(SAMPLER_RATIO_ENV) {
+        Err(_) => (1.0, None),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => (r, None),
+            _ => (1.0, Some(v)),
+        },
+    }
+}
+
+/// This process among the replicas of its service: the host (a pod's name
+/// on Kubernetes) and the pid.
+fn instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn tracer_provider(
+    service: &str,
+    exporting: bool,
+    ratio: f64,
+) -> Result<SdkTracerProvider, TelemetryError> {
     let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service)
+        .with_service_name(service_name(service))
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.instance.id",
+            instance_id(),
+        ))
         .build();
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+    let sampler = opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+        opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(ratio),
+    ));
+    let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
-        .build())
+        .with_sampler(sampler);
+    if exporting {
+        // The endpoint and headers come from the standard OTEL_EXPORTER_OTLP_* variables.
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(TelemetryError::Exporter)?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
 }
 
 /// String headers that carry trace context; ordered, so they encode the same way every time.

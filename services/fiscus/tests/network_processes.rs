@@ -57,6 +57,10 @@ async fn subscriber_sees_every_tx_once(
     let stream = format!("FISCUS_{}_000000", consortium.replace(['-', '.'], "_"));
     let filter = format!("fiscus.{consortium}.000000.txs");
     let mut seen: Vec<Vec<u8>> = Vec::new();
+    // Every event carries the trace context of the commit that produced it
+    // (docs/events.md): one trace per block at this member, no collector needed.
+    let mut traces: std::collections::BTreeMap<u64, std::collections::BTreeSet<String>> =
+        Default::default();
     for stop_at in [12, sent] {
         // A fresh consumer object each time: the second is the restarted subscriber.
         let mut c = bus
@@ -71,6 +75,9 @@ async fn subscriber_sees_every_tx_once(
                 .unwrap();
             let e =
                 fiscus_proto::pb::events::TxStatusChanged::decode(&m.event.payload[..]).unwrap();
+            let trace = fiscus_common::telemetry::trace_id_of(&m.event.headers)
+                .unwrap_or_else(|| panic!("no traceparent on a tx event: {:?}", m.event.headers));
+            traces.entry(e.block_number).or_default().insert(trace);
             seen.push(e.tx_id);
             m.ack().await.unwrap();
         }
@@ -96,6 +103,16 @@ async fn subscriber_sees_every_tx_once(
     }
     assert_eq!(expected.len(), sent);
     assert_eq!(seen, expected, "every tx exactly once, in chain order");
+    assert!(
+        traces.values().all(|t| t.len() == 1),
+        "one trace per block: {traces:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = traces.values().flatten().collect();
+    assert_eq!(
+        distinct.len(),
+        traces.len(),
+        "each block its own trace: {traces:?}"
+    );
 }
 
 /// MOF allocates `amount` fen of the test program to Hebei.

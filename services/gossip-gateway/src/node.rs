@@ -322,6 +322,11 @@ impl Node {
         Ok(out.new)
     }
 
+    #[tracing::instrument(
+        name = "gateway.divergence_alarm",
+        skip_all,
+        fields(fiscus.member = %self.me, fiscus.block = alarm.height, messaging.system = "nats")
+    )]
     async fn raise(&self, alarm: Alarm, latest: &Attestation) {
         self.metrics.alarms.inc();
         tracing::error!(
@@ -357,7 +362,14 @@ impl Node {
             .await;
     }
 
-    /// After a commit: events, our attestation, and the push to peers.
+    /// After a commit: events, our attestation, and the push to peers. One
+    /// span, so that every event published for the block carries its trace
+    /// context (`traceparent`).
+    #[tracing::instrument(
+        name = "gateway.committed",
+        skip_all,
+        fields(fiscus.member = %self.me, fiscus.block = v.number, messaging.system = "nats")
+    )]
     pub(crate) async fn committed(
         self: &Arc<Self>,
         v: &Verified,
