@@ -52,10 +52,20 @@ impl Devnet {
 
     /// Starts it and returns the lines it printed before serving.
     pub(crate) fn start_collecting(dir: &Path, extra: &[&str]) -> (Self, Vec<String>) {
+        Self::start_collecting_env(dir, extra, &[])
+    }
+
+    /// [`Self::start_collecting`] with these environment variables set.
+    pub(crate) fn start_collecting_env(
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Self, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fiscus"))
             .args(["devnet", "--base-port", "0", "--data-dir"])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             // Kept beside the data dir: a devnet that fails to start says why there.
             .stderr(std::fs::File::create(dir.with_extension("stderr.log")).unwrap())
