@@ -175,6 +175,7 @@ impl BlockDraft<'_> {
             header,
             orderer_signature: Some(orderer_signature),
             txs: self.txs,
+            trace_links: Vec::new(),
         }
     }
 }

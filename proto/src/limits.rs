@@ -2,6 +2,10 @@
 
 use crate::pb::types::Limits;
 
+/// At most this many trace links a block carries (`Block.trace_links`) and a
+/// span for blocks links to: OpenTelemetry's default span link limit.
+pub const MAX_TRACE_LINKS: usize = 128;
+
 /// Upper bounds applied before and while decoding wire types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {

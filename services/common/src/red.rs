@@ -79,12 +79,34 @@ pub async fn record_http(
     let start = Instant::now();
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
     let method = method_label(req.method());
-    let res = next.call(req).await;
+    // The request's span, a child of the client's `traceparent` (a missing or
+    // malformed one starts a new trace).
+    let span = tracing::info_span!(
+        "http.server",
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    crate::telemetry::set_parent_from_values(
+        &span,
+        header("traceparent").as_deref(),
+        header("tracestate").as_deref(),
+    );
+    let res = tracing::Instrument::instrument(next.call(req), span.clone()).await;
+    let (route, status) = match &res {
+        Ok(r) => (r.request().match_pattern(), r.status()),
+        Err(e) => (None, e.as_response_error().status_code()),
+    };
+    span.record("http.route", route.as_deref().unwrap_or("unmatched"));
+    span.record("http.response.status_code", status.as_u16());
     if let Some(m) = metrics {
-        let (route, status) = match &res {
-            Ok(r) => (r.request().match_pattern(), r.status()),
-            Err(e) => (None, e.as_response_error().status_code()),
-        };
         m.0.with_label_values(&[
             route.as_deref().unwrap_or("unmatched"),
             method,
@@ -154,28 +176,52 @@ where
             .split_once('/')
             .map(|(s, m)| (s.to_owned(), m.to_owned()))
             .unwrap_or_default();
+        // The call's span, a child of the caller's trace context (a missing or
+        // malformed `traceparent` starts a new trace).
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.name = %format!("{service}/{method}"),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+        );
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        crate::telemetry::set_parent_from_values(
+            &span,
+            header("traceparent").as_deref(),
+            header("tracestate").as_deref(),
+        );
         let mut call = Call {
             hist: Some(self.hist.clone()),
             service,
             method,
             start: Instant::now(),
         };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let res = fut.await?;
-            let (parts, body) = res.into_parts();
-            // A trailers-only answer (most errors) carries the status in the headers.
-            if let Some(code) = grpc_status(&parts.headers) {
-                call.finish(code);
-            }
-            Ok(http::Response::from_parts(
-                parts,
-                Observed {
-                    inner: Box::pin(body),
-                    call,
-                },
-            ))
-        })
+        let fut = span.in_scope(|| self.inner.call(req));
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let res = fut.await?;
+                let (parts, body) = res.into_parts();
+                // A trailers-only answer (most errors) carries the status in the headers.
+                if let Some(code) = grpc_status(&parts.headers) {
+                    call.finish(code);
+                }
+                Ok(http::Response::from_parts(
+                    parts,
+                    Observed {
+                        inner: Box::pin(body),
+                        call,
+                    },
+                ))
+            },
+            span,
+        ))
     }
 }
 

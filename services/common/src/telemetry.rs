@@ -211,6 +211,85 @@ pub fn set_parent_from(span: &tracing::Span, headers: &Headers) {
     let _ = span.set_parent(cx);
 }
 
+/// The OpenTelemetry span context of `span` (invalid when spans are off).
+pub fn span_context(span: &tracing::Span) -> opentelemetry::trace::SpanContext {
+    use opentelemetry::trace::TraceContextExt;
+    span.context().span().span_context().clone()
+}
+
+/// `span`'s trace id and span id when it is sampled (recorded somewhere):
+/// what a block carries so that its spans can link back to the submission.
+pub fn sampled_ids(span: &tracing::Span) -> Option<(Vec<u8>, Vec<u8>)> {
+    let sc = span_context(span);
+    (sc.is_valid() && sc.is_sampled()).then(|| {
+        (
+            sc.trace_id().to_bytes().to_vec(),
+            sc.span_id().to_bytes().to_vec(),
+        )
+    })
+}
+
+/// `span`'s trace context as the W3C headers (`traceparent`, `tracestate`).
+pub fn headers_of(span: &tracing::Span) -> Headers {
+    let mut headers = Headers::new();
+    TraceContextPropagator::new()
+        .inject_context(&span.context(), &mut HeaderInjector(&mut headers));
+    headers
+}
+
+/// Writes `span`'s trace context into gRPC request metadata.
+pub fn inject_metadata(span: &tracing::Span, metadata: &mut tonic::metadata::MetadataMap) {
+    for (k, v) in headers_of(span) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(v.as_str()),
+        ) {
+            metadata.insert(k, v);
+        }
+    }
+}
+
+/// Makes `span` a child of the W3C trace context in these header values; a
+/// missing or malformed `traceparent` leaves it a new trace's root.
+pub fn set_parent_from_values(
+    span: &tracing::Span,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) {
+    let mut headers = Headers::new();
+    if let Some(tp) = traceparent {
+        headers.insert("traceparent".into(), tp.to_owned());
+        if let Some(ts) = tracestate {
+            headers.insert("tracestate".into(), ts.to_owned());
+        }
+    }
+    set_parent_from(span, &headers);
+}
+
+/// Adds links from `span` to each `(trace id, span id)`: a block's spans to
+/// the submissions whose transactions it carries. Malformed ids are skipped.
+pub fn add_links(span: &tracing::Span, links: &[(Vec<u8>, Vec<u8>)]) {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    for (trace, id) in links {
+        let (Ok(trace), Ok(id)) = (
+            <[u8; 16]>::try_from(trace.as_slice()),
+            <[u8; 8]>::try_from(id.as_slice()),
+        ) else {
+            continue;
+        };
+        let cx = SpanContext::new(
+            TraceId::from_bytes(trace),
+            SpanId::from_bytes(id),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        if cx.is_valid() {
+            span.add_link(cx);
+        }
+    }
+}
+
 /// The W3C trace id carried in `headers`, if a valid `traceparent` is present.
 pub fn trace_id_of(headers: &Headers) -> Option<String> {
     use opentelemetry::trace::TraceContextExt;

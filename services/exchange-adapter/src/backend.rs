@@ -139,6 +139,17 @@ impl Backend {
     /// Broadcasts one envelope and waits for the orderers' decision. Tries each
     /// orderer in turn while they are unreachable or leaderless.
     pub async fn broadcast(&self, env: Envelope) -> Result<Ordered, ServiceError> {
+        let tx_id = fiscus_proto::hash::tx_id(&env.payload).to_hex();
+        let span =
+            tracing::info_span!("adapter.broadcast", otel.kind = "client", fiscus.tx_id = %tx_id);
+        tracing::Instrument::instrument(self.broadcast_in(env, &span), span.clone()).await
+    }
+
+    async fn broadcast_in(
+        &self,
+        env: Envelope,
+        span: &tracing::Span,
+    ) -> Result<Ordered, ServiceError> {
         if self.orderers.is_empty() {
             return Err(unavailable("the orderers", "none configured"));
         }
@@ -153,7 +164,9 @@ impl Backend {
                     continue;
                 }
             };
-            match client.broadcast(futures::stream::iter([env.clone()])).await {
+            let mut req = tonic::Request::new(futures::stream::iter([env.clone()]));
+            fiscus_common::telemetry::inject_metadata(span, req.metadata_mut());
+            match client.broadcast(req).await {
                 Ok(resp) => {
                     let mut acks = resp.into_inner();
                     match acks.message().await {
@@ -193,8 +206,14 @@ impl Backend {
             let i = (start + attempt) % self.orderers.len();
             match self.orderer_client(i).await {
                 Ok(mut client) => {
+                    // The stream is one trace: the caller's (a SubmitStream call, an import).
+                    let mut req = tonic::Request::new(envelopes);
+                    fiscus_common::telemetry::inject_metadata(
+                        &tracing::Span::current(),
+                        req.metadata_mut(),
+                    );
                     return client
-                        .broadcast(envelopes)
+                        .broadcast(req)
                         .await
                         .map(tonic::Response::into_inner)
                         .map_err(|s| from_status("the orderer", &s));

@@ -1,11 +1,16 @@
-//! Spans reach a real OTLP/gRPC trace receiver: a tonic server built from the
-//! OpenTelemetry collector's service definitions, in this test. A devnet runs
-//! with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at it; one transaction commits;
-//! every member's gossip-gateway exports its `gateway.committed` span for the
-//! block, with the process's resource.
+//! One submission's trace reaches a real OTLP/gRPC trace receiver (a tonic
+//! server built from the OpenTelemetry collector's service definitions, in
+//! this test) from every service of a devnet run with
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at it:
 //!
-//! What this does not show yet (issue 16): the transaction's own trace across
-//! the adapter, the orderer and the members.
+//! - the REST call continues the caller's `traceparent`: `http.server` and
+//!   `adapter.broadcast` at the adapter, the orderer's `Broadcast` call, all in
+//!   the caller's trace;
+//! - the orderer's `orderer.cut_block` links to it;
+//! - at each of the five members, `gateway.commit_blocks` links to it, and the
+//!   ledger-store's `ledger.commit_block` (through the call's metadata) and the
+//!   gateway's `gateway.committed` (the block's events) are in that span's trace;
+//! - a malformed `traceparent` starts a new trace.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,7 +25,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,14 +57,17 @@ fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
     })
 }
 
-/// One received span: resource service name and instance, name, trace id, attributes.
+/// One received span: resource service name and instance, name, ids, attributes, links.
+#[derive(Debug)]
 struct Received {
     service: Option<String>,
     instance: Option<String>,
     name: String,
     trace_id: Vec<u8>,
+    parent: Vec<u8>,
     member: Option<String>,
-    block: Option<String>,
+    route: Option<String>,
+    links: Vec<Vec<u8>>,
 }
 
 fn received(r: &Receiver) -> Vec<Received> {
@@ -79,8 +86,10 @@ fn received(r: &Receiver) -> Vec<Received> {
                         instance: attr(res, "service.instance.id"),
                         name: s.name.clone(),
                         trace_id: s.trace_id.clone(),
+                        parent: s.parent_span_id.clone(),
                         member: attr(&s.attributes, "fiscus.member"),
-                        block: attr(&s.attributes, "fiscus.block"),
+                        route: attr(&s.attributes, "http.route"),
+                        links: s.links.iter().map(|l| l.trace_id.clone()).collect(),
                     });
                 }
             }
@@ -89,8 +98,53 @@ fn received(r: &Receiver) -> Vec<Received> {
     out
 }
 
+const MEMBERS: [&str; 5] = ["000000", "130000", "130100", "130102", "991300"];
+
+/// What the receiver must hold for the transaction submitted in `trace`.
+fn missing(spans: &[Received], trace: &[u8]) -> Vec<String> {
+    let mut missing = Vec::new();
+    let in_trace = |name: &str| spans.iter().any(|s| s.name == name && s.trace_id == trace);
+    for name in [
+        "http.server",
+        "adapter.broadcast",
+        "fiscus.orderer.v1.Orderer/Broadcast",
+    ] {
+        if !in_trace(name) {
+            missing.push(format!("{name} in the submit's trace"));
+        }
+    }
+    if !spans
+        .iter()
+        .any(|s| s.name == "orderer.cut_block" && s.links.iter().any(|l| l == trace))
+    {
+        missing.push("orderer.cut_block linked to the submit".into());
+    }
+    for m in MEMBERS {
+        let Some(commit) = spans.iter().find(|s| {
+            s.name == "gateway.commit_blocks"
+                && s.member.as_deref() == Some(m)
+                && s.links.iter().any(|l| l == trace)
+        }) else {
+            missing.push(format!("{m}: gateway.commit_blocks linked to the submit"));
+            continue;
+        };
+        for child in ["gateway.committed", "ledger.commit_block"] {
+            let found = spans.iter().any(|s| {
+                (s.name == child
+                    || (child == "ledger.commit_block" && s.name == "ledger.commit_blocks"))
+                    && s.member.as_deref() == Some(m)
+                    && s.trace_id == commit.trace_id
+            });
+            if !found {
+                missing.push(format!("{m}: {child} in the gateway's commit trace"));
+            }
+        }
+    }
+    missing
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_member_s_commit_span_reaches_a_real_otlp_receiver() {
+async fn one_submission_s_trace_reaches_a_real_otlp_receiver_from_every_service() {
     let receiver = Receiver::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -121,61 +175,78 @@ async fn every_member_s_commit_span_reaches_a_real_otlp_receiver() {
     .await
     .unwrap();
 
-    let block = tokio::task::spawn_blocking(move || {
+    // The caller's trace: the adapter continues it.
+    let trace_hex = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let trace = hex::decode(trace_hex).unwrap();
+    tokio::task::spawn_blocking(move || {
         let net = Net::read(&dir);
         let (mof, key, _) = net.api("000000");
+        let traceparent = format!("00-{trace_hex}-00f067aa0ba902b7-01");
         let r = call(
             mof,
             "POST",
             "/v1/operations?wait=commit",
             Some(key),
             Some(&appropriate("otlp", 100)),
-            &[],
+            &[("traceparent", traceparent.as_str())],
         );
         assert_eq!(r.0, 200, "{:?}", r.2);
-        r.2["block_number"]
-            .as_u64()
-            .expect("the block it committed in")
+        // A malformed traceparent starts a new trace.
+        let r = call(
+            mof,
+            "GET",
+            "/v1/chain",
+            Some(key),
+            None,
+            &[("traceparent", "00-garbage")],
+        );
+        assert_eq!(r.0, 200, "{:?}", r.2);
     })
     .await
     .unwrap();
 
-    let members: BTreeSet<&str> = ["000000", "130000", "130100", "130102", "991300"].into();
     let deadline = Instant::now() + Duration::from_secs(60);
     let spans = loop {
-        let spans: Vec<Received> = received(&receiver)
-            .into_iter()
-            .filter(|s| s.name == "gateway.committed" && s.block == Some(block.to_string()))
-            .collect();
-        let seen: BTreeSet<&str> = spans.iter().filter_map(|s| s.member.as_deref()).collect();
-        if seen == members {
+        let spans = received(&receiver);
+        let gaps = missing(&spans, &trace);
+        let chain_read = spans
+            .iter()
+            .any(|s| s.name == "http.server" && s.route.as_deref() == Some("/v1/chain"));
+        if gaps.is_empty() && chain_read {
             break spans;
         }
         assert!(
             Instant::now() < deadline,
-            "within 60 s the receiver got gateway.committed for block {block} from {seen:?} only"
+            "within 60 s the receiver still lacks: {gaps:#?} (the /v1/chain read: {chain_read})"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    let mut traces: BTreeMap<&str, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    // One process: every span carries the devnet's resource.
     for s in &spans {
-        // One process: every service's spans carry the devnet's resource.
-        assert_eq!(s.service.as_deref(), Some("fiscus-devnet"));
+        assert_eq!(s.service.as_deref(), Some("fiscus-devnet"), "{s:?}");
         assert!(
             s.instance
                 .as_deref()
-                .is_some_and(|i| i.ends_with(&format!("-{}", devnet.0.id())))
+                .is_some_and(|i| i.ends_with(&format!("-{}", devnet.0.id()))),
+            "{s:?}"
         );
-        assert_eq!(s.trace_id.len(), 16);
-        traces
-            .entry(s.member.as_deref().unwrap())
-            .or_default()
-            .insert(s.trace_id.clone());
     }
+    // The submit's span continues the caller's: its parent is the caller's span.
+    let submit = spans
+        .iter()
+        .find(|s| s.name == "http.server" && s.trace_id == trace)
+        .unwrap();
+    assert_eq!(hex::encode(&submit.parent), "00f067aa0ba902b7");
+    // The malformed header: a new trace, a root span.
+    let read = spans
+        .iter()
+        .find(|s| s.name == "http.server" && s.route.as_deref() == Some("/v1/chain"))
+        .unwrap();
+    assert_ne!(read.trace_id, trace);
     assert!(
-        traces.values().all(|t| t.len() == 1),
-        "one span per member and block: {traces:?}"
+        read.trace_id.iter().any(|b| *b != 0) && read.parent.is_empty(),
+        "{read:?}"
     );
     drop(devnet);
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 /// The only path into the ledger: blocks in height order, each linked to the last.
 pub(crate) async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>) {
@@ -54,12 +55,33 @@ pub(crate) async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>)
             if run.is_empty() {
                 break;
             }
-            match commit_run(&node, &run).await {
+            // One span per run: the ledger's commit (through the call's
+            // metadata) and each block's events are its children; it links to
+            // the submissions the blocks carry.
+            let span = tracing::info_span!(
+                "gateway.commit_blocks",
+                fiscus.member = %node.me,
+                fiscus.block = run[0].0.number,
+                fiscus.blocks = run.len(),
+            );
+            let links: Vec<(Vec<u8>, Vec<u8>)> = run
+                .iter()
+                .flat_map(|(v, _)| &v.block.trace_links)
+                .take(fiscus_proto::limits::MAX_TRACE_LINKS)
+                .map(|l| (l.trace_id.clone(), l.span_id.clone()))
+                .collect();
+            fiscus_common::telemetry::add_links(&span, &links);
+            match commit_run(&node, &run, &span)
+                .instrument(span.clone())
+                .await
+            {
                 Ok((committed, refused)) => {
                     let done = committed.len();
                     for ((v, source), resp) in run.iter().zip(committed) {
                         *lock(&node.head) = (v.number, v.hash);
-                        node.committed(v, source, resp).await;
+                        node.committed(v, source, resp)
+                            .instrument(span.clone())
+                            .await;
                         since_report += 1;
                     }
                     let mut rest = run.into_iter().skip(done);
@@ -121,10 +143,13 @@ const MAX_COMMIT_RUN: usize = 64;
 async fn commit_run(
     node: &Arc<Node>,
     run: &[(Verified, Source)],
+    span: &tracing::Span,
 ) -> Result<(Vec<CommitBlockResponse>, Option<String>), tonic::Status> {
     let mut ingest = node.ingest.clone();
     if run.len() == 1 {
-        return match ingest.commit_block(Block::clone(&run[0].0.block)).await {
+        let mut req = tonic::Request::new(Block::clone(&run[0].0.block));
+        fiscus_common::telemetry::inject_metadata(span, req.metadata_mut());
+        return match ingest.commit_block(req).await {
             Ok(r) => Ok((vec![r.into_inner()], None)),
             Err(s) => match error_code(&s) {
                 Some(code)
@@ -138,9 +163,10 @@ async fn commit_run(
             },
         };
     }
-    let req = fiscus_proto::pb::ledger::CommitBlocksRequest {
+    let mut req = tonic::Request::new(fiscus_proto::pb::ledger::CommitBlocksRequest {
         blocks: run.iter().map(|(v, _)| Block::clone(&v.block)).collect(),
-    };
+    });
+    fiscus_common::telemetry::inject_metadata(span, req.metadata_mut());
     let r = ingest.commit_blocks(req).await?.into_inner();
     let refused = (!r.error_code.is_empty()).then_some(r.error_code);
     match refused.as_deref() {

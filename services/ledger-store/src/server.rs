@@ -362,11 +362,16 @@ async fn follow(
     tracing::info!(orderer = %ep.addr, from, "following the orderer");
     while let Some(block) = stream.next().await {
         let block = block.map_err(|s| s.message().to_owned())?;
+        let span = crate::service::commit_span(&ledger.config().member, &block);
         let bytes = block.encode_to_vec();
-        let outcome = {
-            let _guard = commit_lock.lock().await;
-            ledger.commit_block(&bytes).await
-        };
+        let outcome = tracing::Instrument::instrument(
+            async {
+                let _guard = commit_lock.lock().await;
+                ledger.commit_block(&bytes).await
+            },
+            span,
+        )
+        .await;
         match outcome {
             Ok(s) => metrics.committed_block(&s),
             Err(crate::LedgerError::NotNext { head, got }) if got <= head => {

@@ -409,12 +409,17 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         req: Request<Block>,
     ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlockResponse>, Status> {
         self.authorize(&req)?;
-        let _guard = self.commit_lock.lock().await;
-        let s = self
-            .ledger
-            .commit_wire_block(req.into_inner())
-            .await
-            .map_err(status)?;
+        let block = req.into_inner();
+        let span = commit_span(&self.member, &block);
+        let s = tracing::Instrument::instrument(
+            async {
+                let _guard = self.commit_lock.lock().await;
+                self.ledger.commit_wire_block(block).await
+            },
+            span,
+        )
+        .await
+        .map_err(status)?;
         self.metrics.committed_block(&s);
         Ok(Response::new(commit_response(s)))
     }
@@ -431,12 +436,21 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
                 format!("at most {MAX_COMMIT_BATCH} blocks per call"),
             ));
         }
-        let _guard = self.commit_lock.lock().await;
-        let (done, err) = self
-            .ledger
-            .commit_wire_blocks(blocks)
-            .await
-            .map_err(status)?;
+        let span = tracing::info_span!(
+            "ledger.commit_blocks",
+            fiscus.member = %self.member,
+            fiscus.block = blocks.first().map_or(0, |b| header_number(b)),
+            fiscus.blocks = blocks.len(),
+        );
+        let (done, err) = tracing::Instrument::instrument(
+            async {
+                let _guard = self.commit_lock.lock().await;
+                self.ledger.commit_wire_blocks(blocks).await
+            },
+            span,
+        )
+        .await
+        .map_err(status)?;
         for s in &done {
             self.metrics.committed_block(s);
         }
@@ -512,4 +526,29 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
             fiscus_proto::pb::ledger::ReportFinalResponse {},
         ))
     }
+}
+
+/// The number in a wire block's header (0 if it does not decode: validation
+/// reports that).
+fn header_number(block: &Block) -> u64 {
+    <fiscus_proto::pb::types::BlockHeader as prost::Message>::decode(&block.header[..])
+        .map_or(0, |h| h.number)
+}
+
+/// The span of one block's validation, execution and commit at this member,
+/// linked to the submissions whose transactions it carries.
+pub(crate) fn commit_span(member: &str, block: &Block) -> tracing::Span {
+    let span = tracing::info_span!(
+        "ledger.commit_block",
+        fiscus.member = %member,
+        fiscus.block = header_number(block),
+        fiscus.txs = block.txs.len(),
+    );
+    let links: Vec<(Vec<u8>, Vec<u8>)> = block
+        .trace_links
+        .iter()
+        .map(|l| (l.trace_id.clone(), l.span_id.clone()))
+        .collect();
+    fiscus_common::telemetry::add_links(&span, &links);
+    span
 }

@@ -9,7 +9,7 @@ use crate::config::Batching;
 use crate::storage::Tip;
 use fiscus_proto::block::BlockDraft;
 use fiscus_proto::hash::{Hash32, TxId, block_hash};
-use fiscus_proto::pb::types::{Block, Envelope};
+use fiscus_proto::pb::types::{Block, Envelope, TraceLink};
 use fiscus_proto::sign::SigningKey;
 use prost::Message;
 use std::collections::VecDeque;
@@ -26,7 +26,7 @@ pub struct Proposer {
 #[derive(Debug)]
 pub struct BlockCutter {
     limits: Batching,
-    batch: VecDeque<(TxId, Envelope)>,
+    batch: VecDeque<(TxId, Envelope, Option<TraceLink>)>,
     batch_bytes: usize,
     oldest: Option<Instant>,
     /// The tip of the last block this leader proposed (or the committed tip).
@@ -41,6 +41,10 @@ pub struct BlockCutter {
 pub struct Cut {
     pub bytes: Vec<u8>,
     pub height: u64,
+    /// How many transactions it carries.
+    pub txs: usize,
+    /// The (trace id, span id) of the submissions it carries, as in `Block.trace_links`.
+    pub links: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl BlockCutter {
@@ -55,9 +59,11 @@ impl BlockCutter {
         }
     }
 
-    pub fn push(&mut self, id: TxId, env: Envelope) {
+    /// Queues an admitted envelope, with the trace context of its submission
+    /// when that was sampled.
+    pub fn push(&mut self, id: TxId, env: Envelope, link: Option<TraceLink>) {
         self.batch_bytes += env.encoded_len();
-        self.batch.push_back((id, env));
+        self.batch.push_back((id, env, link));
         self.oldest.get_or_insert_with(Instant::now);
     }
 
@@ -75,7 +81,7 @@ impl BlockCutter {
         self.batch_bytes = 0;
         self.oldest = None;
         self.in_flight.clear();
-        self.batch.drain(..).map(|(id, _)| id).collect()
+        self.batch.drain(..).map(|(id, _, _)| id).collect()
     }
 
     /// Restarts proposing from `tip` (on becoming leader).
@@ -125,8 +131,9 @@ impl BlockCutter {
             return None;
         }
         let mut txs = Vec::new();
+        let mut links: Vec<TraceLink> = Vec::new();
         let mut bytes = 0;
-        while let Some((_, env)) = self.batch.front() {
+        while let Some((_, env, _)) = self.batch.front() {
             let len = env.encoded_len();
             if !txs.is_empty()
                 && (txs.len() >= self.limits.max_txs || bytes + len > self.limits.max_bytes)
@@ -134,8 +141,14 @@ impl BlockCutter {
                 break;
             }
             bytes += len;
-            if let Some((_, env)) = self.batch.pop_front() {
+            if let Some((_, env, link)) = self.batch.pop_front() {
                 txs.push(env);
+                if let Some(link) = link
+                    && links.len() < fiscus_proto::limits::MAX_TRACE_LINKS
+                    && !links.contains(&link)
+                {
+                    links.push(link);
+                }
             }
         }
         self.batch_bytes -= bytes;
@@ -146,7 +159,8 @@ impl BlockCutter {
         };
         let height = self.proposed.height + 1;
         let timestamp_ms = now_ms.max(self.proposed.timestamp_ms);
-        let block: Block = BlockDraft {
+        let n = txs.len();
+        let mut block: Block = BlockDraft {
             number: height,
             prev_hash: self.proposed.hash,
             timestamp_ms,
@@ -154,6 +168,8 @@ impl BlockCutter {
             txs,
         }
         .seal(&proposer.key, proposer.cert_id);
+        // Outside the header hash and the signature: observability only.
+        block.trace_links = links;
         self.proposed = Tip {
             height,
             hash: block_hash(&block.header),
@@ -162,6 +178,12 @@ impl BlockCutter {
         Some(Cut {
             bytes: block.encode_to_vec(),
             height,
+            txs: n,
+            links: block
+                .trace_links
+                .iter()
+                .map(|l| (l.trace_id.clone(), l.span_id.clone()))
+                .collect(),
         })
     }
 }

@@ -48,7 +48,14 @@ pub struct StatusView {
 /// Admitted transactions for the block cutter, each with who to tell.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<()>")]
-pub struct Submit(pub Vec<(TxId, Envelope, oneshot::Sender<Outcome>)>);
+pub struct Submit(
+    pub  Vec<(
+        TxId,
+        Envelope,
+        oneshot::Sender<Outcome>,
+        Option<fiscus_proto::pb::types::TraceLink>,
+    )>,
+);
 
 /// Adds or removes an orderer node through a Raft conf change (leader only).
 #[derive(Debug, Message)]
@@ -204,6 +211,14 @@ impl RaftNode {
         let wall = now_ms();
         let block_time = self.block_clock.map_or(wall, |c| c.at(wall));
         while let Some(cut) = self.cutter.cut(Instant::now(), block_time, &self.proposer) {
+            // The cut, linked to the submissions it orders (sampled ones only).
+            let span = tracing::info_span!(
+                "orderer.cut_block",
+                fiscus.block = cut.height,
+                fiscus.txs = cut.txs
+            );
+            fiscus_common::telemetry::add_links(&span, &cut.links);
+            drop(span);
             match self.raw.propose(vec![], cut.bytes) {
                 Ok(()) => {
                     let index = self.raw.raft.raft_log.last_index();
@@ -596,7 +611,7 @@ impl Handler<Submit> for RaftNode {
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Result<()> {
         if !self.is_leader() {
             let leader = Some(self.raw.raft.leader_id).filter(|l| *l != 0);
-            for (_, _, w) in msg.0 {
+            for (_, _, w, _) in msg.0 {
                 let _ = w.send(Outcome::Failed {
                     code: codes::orderer::NO_LEADER,
                     reason: format!(
@@ -607,7 +622,7 @@ impl Handler<Submit> for RaftNode {
             }
             return Err(Error::NotLeader { leader });
         }
-        for (id, env, w) in msg.0 {
+        for (id, env, w, link) in msg.0 {
             if let Some(h) = self.recent.height_of(&id) {
                 let _ = w.send(Outcome::Duplicate(h));
                 continue;
@@ -624,7 +639,7 @@ impl Handler<Submit> for RaftNode {
                 }
                 None => {
                     self.waiters.insert(id, vec![w]);
-                    self.cutter.push(id, env);
+                    self.cutter.push(id, env, link);
                 }
             }
         }

@@ -12,7 +12,7 @@ use fiscus_proto::pb::orderer::orderer_server::Orderer;
 use fiscus_proto::pb::orderer::{
     AckStatus, BroadcastAck, DeliverRequest, PeerStatus, StatusRequest, StatusResponse,
 };
-use fiscus_proto::pb::types::{Block, Envelope};
+use fiscus_proto::pb::types::{Block, Envelope, TraceLink};
 use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
 use prost::Message;
 use std::pin::Pin;
@@ -112,11 +112,13 @@ impl OrdererService {
                 }
             }
             let mut submit = Vec::new();
+            let link = fiscus_common::telemetry::sampled_ids(&tracing::Span::current())
+                .map(|(trace_id, span_id)| TraceLink { trace_id, span_id });
             for r in self.admission.admit(envs).await {
                 match r {
                     Ok((id, env)) => {
                         let (tx, rx) = oneshot::channel();
-                        submit.push((id, env, tx));
+                        submit.push((id, env, tx, link.clone()));
                         let timeout = self.commit_timeout;
                         waiting.push(
                             async move {
@@ -226,7 +228,9 @@ impl OrdererService {
                 }
             }
         });
-        match client.broadcast(upstream).await {
+        let mut req = tonic::Request::new(upstream);
+        fiscus_common::telemetry::inject_metadata(&tracing::Span::current(), req.metadata_mut());
+        match client.broadcast(req).await {
             Ok(resp) => {
                 let mut down = resp.into_inner();
                 while let Some(item) = down.next().await {
@@ -254,12 +258,21 @@ impl Orderer for OrdererService {
         let input = req.into_inner();
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let svc = self.clone();
+        // The call's span (a child of the submitter's trace): the stream's
+        // transactions link to it from every member's spans for their block.
+        let span = tracing::Span::current();
         match self.leader() {
             (true, _) => {
-                tokio::spawn(svc.serve_stream(input, tx));
+                tokio::spawn(tracing::Instrument::instrument(
+                    svc.serve_stream(input, tx),
+                    span,
+                ));
             }
             (false, Some(leader)) => {
-                tokio::spawn(svc.forward(leader, input, tx));
+                tokio::spawn(tracing::Instrument::instrument(
+                    svc.forward(leader, input, tx),
+                    span,
+                ));
             }
             (false, None) => {
                 return Err(Status::from(fiscus_common::error::ServiceError::new(
