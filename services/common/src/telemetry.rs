@@ -71,6 +71,49 @@ pub fn init_with_default(
     json_logs: bool,
     default_filter: &str,
 ) -> Result<TelemetryGuard, TelemetryError> {
+    let (sampling_ratio, bad_ratio) = sampling_ratio();
+    let otlp_endpoint = std::env::var(OTLP_ENDPOINT_ENV)
+        .ok()
+        .filter(|e| !e.is_empty());
+    install(
+        service,
+        json_logs,
+        default_filter,
+        TraceOptions {
+            otlp_endpoint,
+            sampling_ratio,
+        },
+        bad_ratio,
+    )
+}
+
+/// Where spans go and how many are sampled, when a caller decides rather
+/// than the environment (`fiscus bench e2e --trace-export`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceOptions {
+    /// The OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`; `None`: no export.
+    pub otlp_endpoint: Option<String>,
+    /// The parent-based sampling ratio, `0.0`–`1.0`.
+    pub sampling_ratio: f64,
+}
+
+/// Like [`init_with_default`], with the export and sampling given.
+pub fn init_with_options(
+    service: &'static str,
+    json_logs: bool,
+    default_filter: &str,
+    options: TraceOptions,
+) -> Result<TelemetryGuard, TelemetryError> {
+    install(service, json_logs, default_filter, options, None)
+}
+
+fn install(
+    service: &'static str,
+    json_logs: bool,
+    default_filter: &str,
+    options: TraceOptions,
+    bad_ratio: Option<String>,
+) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -85,9 +128,8 @@ pub fn init_with_default(
     } else {
         layers.push(fmt.with_filter(filter).boxed());
     }
-    let exporting = std::env::var(OTLP_ENDPOINT_ENV).is_ok_and(|e| !e.is_empty());
-    let (ratio, bad_ratio) = sampling_ratio();
-    let provider = tracer_provider(service, exporting, ratio)?;
+    let exporting = options.otlp_endpoint.is_some();
+    let provider = tracer_provider(service, &options)?;
     layers.push(
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(service_name(service)))
@@ -148,9 +190,9 @@ fn instance_id() -> String {
 
 fn tracer_provider(
     service: &str,
-    exporting: bool,
-    ratio: f64,
+    options: &TraceOptions,
 ) -> Result<SdkTracerProvider, TelemetryError> {
+    let ratio = options.sampling_ratio.clamp(0.0, 1.0);
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service_name(service))
         .with_attribute(opentelemetry::KeyValue::new(
@@ -164,10 +206,12 @@ fn tracer_provider(
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler);
-    if exporting {
-        // The endpoint and headers come from the standard OTEL_EXPORTER_OTLP_* variables.
+    if let Some(endpoint) = &options.otlp_endpoint {
+        // Headers and timeouts come from the standard OTEL_EXPORTER_OTLP_* variables.
+        use opentelemetry_otlp::WithExportConfig as _;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
+            .with_endpoint(endpoint.clone())
             .build()
             .map_err(TelemetryError::Exporter)?;
         builder = builder.with_batch_exporter(exporter);

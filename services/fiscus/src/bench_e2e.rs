@@ -58,6 +58,66 @@ pub(crate) struct E2eBench {
     /// the load built, e.g. to time `fiscus devnet add-member` on it.
     #[arg(long)]
     keep_data: Option<std::path::PathBuf>,
+    /// Export spans over OTLP/gRPC to a receiver this command runs (it counts
+    /// and discards them), sampling `--trace-sampling` of new traces. Without
+    /// it, spans are made as in every service and exported nowhere. One
+    /// process only (not with `--processes`).
+    #[arg(long, conflicts_with = "processes")]
+    trace_export: bool,
+    /// The sampling ratio with `--trace-export`.
+    #[arg(long, default_value_t = 0.01)]
+    trace_sampling: f64,
+}
+
+/// An OTLP/gRPC trace receiver that counts the spans it is sent.
+#[derive(Debug, Default, Clone)]
+struct SpanCounter(Arc<std::sync::atomic::AtomicU64>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for SpanCounter
+{
+    async fn export(
+        &self,
+        r: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let n: usize = r
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
+        self.0
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// Starts a [`SpanCounter`] on a loopback port; returns its endpoint URL.
+async fn start_span_counter(counter: SpanCounter) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = futures::stream::unfold(listener, |l| async move {
+        Some((l.accept().await.map(|(s, _)| s), l))
+    });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+                    counter,
+                ),
+            )
+            .serve_with_incoming(incoming),
+    );
+    Ok(format!("http://{addr}"))
 }
 
 const SIGNERS: [&str; 4] = ["000000", "130000", "130100", "130102"];
@@ -152,6 +212,28 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         if !b.json {
             eprintln!("{m}");
         }
+    };
+    // Spans as every service makes them; exported only with --trace-export.
+    let spans = SpanCounter::default();
+    let _telemetry = if b.trace_export {
+        if !(0.0..=1.0).contains(&b.trace_sampling) {
+            bail!(
+                "--trace-sampling {}: a ratio between 0 and 1",
+                b.trace_sampling
+            );
+        }
+        let endpoint = start_span_counter(spans.clone()).await?;
+        fiscus_common::telemetry::init_with_options(
+            "bench",
+            false,
+            "warn",
+            fiscus_common::telemetry::TraceOptions {
+                otlp_endpoint: Some(endpoint),
+                sampling_ratio: b.trace_sampling,
+            },
+        )?
+    } else {
+        fiscus_common::telemetry::init_with_default("bench", false, "warn")?
     };
     let dir = tempfile::tempdir()?;
     let data = match &b.keep_data {
@@ -519,6 +601,9 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         "cpu_us_per_tx": (cpu_us_per_tx * 10.0).round() / 10.0,
         "process_peak_rss_mib": rss.round(),
         "cpu_s_by_role_under_load": cpu_s_by_role,
+        "trace_export": b.trace_export,
+        "trace_sampling": if b.trace_export { Some(b.trace_sampling) } else { None },
+        "spans_received": spans.0.load(std::sync::atomic::Ordering::Relaxed),
         "processes": if processes == 0 {
             "one (the whole devnet runs in this process)".to_owned()
         } else {
