@@ -275,8 +275,30 @@ fn launch(spec: &ProcSpec, log: &Path, log_level: &str) -> Result<Child> {
     // Should the devnet be killed (SIGKILL: it cannot stop its children),
     // each child notices and stops itself.
     cmd.env(crate::EXIT_WITH_PARENT_ENV, std::process::id().to_string());
+    // Whose spans these are: the member (or orderer) as an OpenTelemetry
+    // resource attribute, beside any the caller set.
+    if let Some(attr) = resource_attribute(&spec.name) {
+        let attrs = match std::env::var("OTEL_RESOURCE_ATTRIBUTES") {
+            Ok(set) if !set.trim().is_empty() => format!("{set},{attr}"),
+            _ => attr,
+        };
+        cmd.env("OTEL_RESOURCE_ATTRIBUTES", attrs);
+    }
     cmd.spawn()
         .with_context(|| format!("executing {}", spec.program.display()))
+}
+
+/// `fiscus.member=<code>` for a member's process (and the identity-ca, which
+/// is MOF's), `fiscus.orderer=<id>` for an orderer; by process name.
+fn resource_attribute(name: &str) -> Option<String> {
+    if name == "identity-ca" {
+        return Some("fiscus.member=000000".into());
+    }
+    if let Some(id) = name.strip_prefix("orderer-") {
+        return Some(format!("fiscus.orderer={id}"));
+    }
+    let code = name.strip_prefix("member-")?.split('-').next()?;
+    Some(format!("fiscus.member={code}"))
 }
 
 /// Returns once the supervisor stops.
