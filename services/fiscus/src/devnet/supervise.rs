@@ -390,3 +390,29 @@ async fn supervise(
         let _ = write_status(&data, &table);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::resource_attribute;
+
+    #[test]
+    fn each_process_names_its_member_or_orderer_as_a_resource_attribute() {
+        assert_eq!(
+            resource_attribute("member-130100-ledger-store").as_deref(),
+            Some("fiscus.member=130100")
+        );
+        assert_eq!(
+            resource_attribute("member-991300-exchange-adapter").as_deref(),
+            Some("fiscus.member=991300")
+        );
+        assert_eq!(
+            resource_attribute("orderer-2").as_deref(),
+            Some("fiscus.orderer=2")
+        );
+        assert_eq!(
+            resource_attribute("identity-ca").as_deref(),
+            Some("fiscus.member=000000")
+        );
+        assert_eq!(resource_attribute("nats-server"), None);
+    }
+}
