@@ -6,9 +6,9 @@
 //! - the REST call continues the caller's `traceparent`: `http.server` and
 //!   `adapter.broadcast` at the adapter, the orderer's `Broadcast` call, all in
 //!   the caller's trace;
-//! - the orderer's `orderer.cut_block` links to it;
+//! - the orderer's `orderer_node.cut_block` links to it;
 //! - at each of the five members, `gateway.commit_blocks` links to it, and the
-//!   ledger-store's `ledger.commit_block` (through the call's metadata) and the
+//!   ledger-store's `ledger_store.commit_block` (through the call's metadata) and the
 //!   gateway's `gateway.committed` (the block's events) are in that span's trace;
 //! - a malformed `traceparent` starts a new trace.
 
@@ -115,9 +115,9 @@ fn missing(spans: &[Received], trace: &[u8]) -> Vec<String> {
     }
     if !spans
         .iter()
-        .any(|s| s.name == "orderer.cut_block" && s.links.iter().any(|l| l == trace))
+        .any(|s| s.name == "orderer_node.cut_block" && s.links.iter().any(|l| l == trace))
     {
-        missing.push("orderer.cut_block linked to the submit".into());
+        missing.push("orderer_node.cut_block linked to the submit".into());
     }
     for m in MEMBERS {
         let Some(commit) = spans.iter().find(|s| {
@@ -128,10 +128,11 @@ fn missing(spans: &[Received], trace: &[u8]) -> Vec<String> {
             missing.push(format!("{m}: gateway.commit_blocks linked to the submit"));
             continue;
         };
-        for child in ["gateway.committed", "ledger.commit_block"] {
+        for child in ["gateway.committed", "ledger_store.commit_block"] {
             let found = spans.iter().any(|s| {
                 (s.name == child
-                    || (child == "ledger.commit_block" && s.name == "ledger.commit_blocks"))
+                    || (child == "ledger_store.commit_block"
+                        && s.name == "ledger_store.commit_blocks"))
                     && s.member.as_deref() == Some(m)
                     && s.trace_id == commit.trace_id
             });

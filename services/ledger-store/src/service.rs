@@ -437,9 +437,9 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
             ));
         }
         let span = tracing::info_span!(
-            "ledger.commit_blocks",
+            "ledger_store.commit_blocks",
             fiscus.member = %self.member,
-            fiscus.block = blocks.first().map_or(0, |b| header_number(b)),
+            fiscus.block = blocks.first().map_or(0, header_number),
             fiscus.blocks = blocks.len(),
         );
         let (done, err) = tracing::Instrument::instrument(
@@ -539,7 +539,7 @@ fn header_number(block: &Block) -> u64 {
 /// linked to the submissions whose transactions it carries.
 pub(crate) fn commit_span(member: &str, block: &Block) -> tracing::Span {
     let span = tracing::info_span!(
-        "ledger.commit_block",
+        "ledger_store.commit_block",
         fiscus.member = %member,
         fiscus.block = header_number(block),
         fiscus.txs = block.txs.len(),

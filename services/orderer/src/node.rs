@@ -213,7 +213,7 @@ impl RaftNode {
         while let Some(cut) = self.cutter.cut(Instant::now(), block_time, &self.proposer) {
             // The cut, linked to the submissions it orders (sampled ones only).
             let span = tracing::info_span!(
-                "orderer.cut_block",
+                "orderer_node.cut_block",
                 fiscus.block = cut.height,
                 fiscus.txs = cut.txs
             );
