@@ -51,9 +51,19 @@ wait_for() {
 }
 
 # A nats-server, retried on another port if the one picked was taken meanwhile.
+# Its JetStream limit is set: by default it is a share of the free disk, and the
+# five members' streams (1 GiB each at most; this test writes a few MiB) would
+# not fit on a nearly full build machine.
+cat >"$work/nats.conf" <<CONF
+jetstream {
+  store_dir: "$work/nats"
+  max_file_store: 16GB
+  max_memory_store: 256MB
+}
+CONF
 for _ in 1 2 3 4 5; do
   nats_port="$(free_port)"
-  "$NATS" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
+  "$NATS" -a 127.0.0.1 -p "$nats_port" -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
   nats_pid=$!
   if wait_for 10 "$nats_pid" bash -c "exec 3<>/dev/tcp/127.0.0.1/$nats_port"; then break; fi
   kill "$nats_pid" 2>/dev/null || true

@@ -228,15 +228,22 @@ async fn start_all(
     if nats_url.is_none() && start_nats {
         match fiscus_common::bus::nats::server_binary() {
             Some(bin) => {
-                let store = data.join("nats");
+                // JetStream's limit is set, not left to its default share of
+                // the free disk: the members' streams (1 GiB each at most)
+                // must fit on a nearly full machine too.
+                let conf = data.join("config/nats-server.conf");
+                let text = format!(
+                    "jetstream {{\n  store_dir: {:?}\n  max_file_store: 16GB\n  max_memory_store: 256MB\n}}\n",
+                    data.join("nats").display().to_string()
+                );
+                fiscus_identity_ca::ca::write_file(&conf, text.as_bytes(), 0o644)?;
                 let args: Vec<OsString> = vec![
                     "-a".into(),
                     ports.nats.ip().to_string().into(),
                     "-p".into(),
                     ports.nats.port().to_string().into(),
-                    "-js".into(),
-                    "-sd".into(),
-                    store.into_os_string(),
+                    "-c".into(),
+                    conf.into_os_string(),
                 ];
                 sup.spawn(ProcSpec {
                     name: "nats-server".into(),
