@@ -97,6 +97,8 @@ impl OpsServer {
     where
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
+        // Every service's /metrics shows the spans its process could not export.
+        crate::telemetry::register_metrics(&registry).map_err(std::io::Error::other)?;
         let state = web::Data::new(OpsState {
             registry,
             readiness,

@@ -354,7 +354,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
             check.run_if_asked::<fiscus_orderer::Config>();
             let config: fiscus_orderer::Config =
                 fiscus_common::config::load(config.as_deref()).context("loading orderer config")?;
-            let _telemetry = fiscus_common::telemetry::init("orderer", config.json_logs)?;
+            let _telemetry = fiscus_common::telemetry::init_with_attributes(
+                "orderer",
+                config.json_logs,
+                &[("fiscus.orderer", config.node_id.to_string())],
+            )?;
             let running = fiscus_orderer::start(config).await?;
             println!(
                 "orderer ready client={} raft={} http={}",

@@ -239,7 +239,11 @@ pub(crate) async fn run(cmd: MemberCmd) -> Result<()> {
     cmd.check.run_if_asked::<MemberConfig>();
     let config: MemberConfig =
         fiscus_common::config::load(cmd.config.as_deref()).context("loading member config")?;
-    let _telemetry = fiscus_common::telemetry::init("member", config.json_logs)?;
+    let _telemetry = fiscus_common::telemetry::init_with_attributes(
+        "member",
+        config.json_logs,
+        &[("fiscus.member", config.member.clone())],
+    )?;
     let me = TlsContext::load(&config.tls)
         .context("tls: the member's node certificate")?
         .identity();
