@@ -10,7 +10,14 @@
 //! - at each of the five members, `gateway.commit_blocks` links to it, and the
 //!   ledger-store's `ledger_store.commit_block` (through the call's metadata) and the
 //!   gateway's `gateway.committed` (the block's events) are in that span's trace;
+//!   the ledger's commit has its phases as children (`ledger_store.validate`,
+//!   `ledger_store.execute`, `ledger_store.attest`, `ledger_store.write`);
 //! - a malformed `traceparent` starts a new trace.
+//!
+//! And with an endpoint nothing listens on: the devnet works as usual, the
+//! spans it could not export are counted in `fiscus_otlp_spans_dropped_total`,
+//! the failure is logged once, and JSON logs (`FISCUS_LOG_FORMAT=json`) carry
+//! the trace id of the request they belong to.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -64,6 +71,7 @@ struct Received {
     instance: Option<String>,
     name: String,
     trace_id: Vec<u8>,
+    span_id: Vec<u8>,
     parent: Vec<u8>,
     member: Option<String>,
     route: Option<String>,
@@ -86,6 +94,7 @@ fn received(r: &Receiver) -> Vec<Received> {
                         instance: attr(res, "service.instance.id"),
                         name: s.name.clone(),
                         trace_id: s.trace_id.clone(),
+                        span_id: s.span_id.clone(),
                         parent: s.parent_span_id.clone(),
                         member: attr(&s.attributes, "fiscus.member"),
                         route: attr(&s.attributes, "http.route"),
@@ -138,6 +147,31 @@ fn missing(spans: &[Received], trace: &[u8]) -> Vec<String> {
             });
             if !found {
                 missing.push(format!("{m}: {child} in the gateway's commit trace"));
+            }
+        }
+        // The ledger's commit shows its phases as children.
+        let ledger_spans: Vec<&Received> = spans
+            .iter()
+            .filter(|s| {
+                s.name.starts_with("ledger_store.commit_block")
+                    && s.member.as_deref() == Some(m)
+                    && s.trace_id == commit.trace_id
+            })
+            .collect();
+        for phase in [
+            "ledger_store.validate",
+            "ledger_store.execute",
+            "ledger_store.attest",
+            "ledger_store.write",
+        ] {
+            let found = spans.iter().any(|s| {
+                s.name == phase
+                    && ledger_spans
+                        .iter()
+                        .any(|l| l.trace_id == s.trace_id && l.span_id == s.parent)
+            });
+            if !found {
+                missing.push(format!("{m}: {phase} under the ledger's commit span"));
             }
         }
     }
@@ -250,4 +284,128 @@ async fn one_submission_s_trace_reaches_a_real_otlp_receiver_from_every_service(
         "{read:?}"
     );
     drop(devnet);
+}
+
+/// The value of an unlabelled counter or gauge in a Prometheus text page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The first metrics URL the devnet wrote to prometheus-targets.json.
+fn a_metrics_target(dir: &std::path::Path) -> String {
+    let targets: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("prometheus-targets.json")).unwrap(),
+    )
+    .unwrap();
+    targets[0]["targets"][0].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_otlp_endpoint_is_counted_and_said_once_and_logs_carry_trace_ids() {
+    // A port nothing listens on: every export is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let trace_hex = "0af7651916cd43dd8448eb211c80319c";
+    tokio::task::spawn_blocking(move || {
+        let (devnet, _) = Devnet::start_collecting_env(
+            &dir,
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+                ("FISCUS_LOG_FORMAT", "json"),
+                ("RUST_LOG", "info"),
+            ],
+        );
+        let net = Net::read(&dir);
+        let (mof, key, _) = net.api("000000");
+        for i in 0..3 {
+            let r = call(
+                mof,
+                "POST",
+                "/v1/operations?wait=commit",
+                Some(key),
+                Some(&appropriate(&format!("unreachable-{i}"), 100)),
+                &[],
+            );
+            assert_eq!(r.0, 200, "{:?}", r.2);
+        }
+        // A refused import, in the caller's trace: its log line names it.
+        let csv = "external_id,op,org_code,program_id,amount_fen,to_org_code,document\n\
+                   X1,allocate,000000,t-edu,0,130000,d\n";
+        let traceparent = format!("00-{trace_hex}-b7ad6b7169203331-01");
+        let r = call(
+            mof,
+            "POST",
+            "/v1/imports?format=csv",
+            Some(key),
+            Some(csv),
+            &[("traceparent", traceparent.as_str())],
+        );
+        assert_eq!(r.0, 422, "{:?}", r.2);
+
+        // The dropped spans are counted, on the services' /metrics.
+        let target = a_metrics_target(&dir);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let dropped = loop {
+            let page = call(&target, "GET", "/metrics", None, None, &[]);
+            let text = page.2.as_str().unwrap_or_default();
+            let n = sample(text, "fiscus_otlp_spans_dropped_total").unwrap_or(0.0);
+            if n > 0.0 {
+                break n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no dropped span counted within 60 s at {target}: {text:.2000}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        drop(devnet);
+
+        let log = std::fs::read_to_string(dir.with_extension("stderr.log")).unwrap();
+        // The devnet's own progress lines ("devnet: …") are not logs.
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter(|l| !l.starts_with("devnet: "))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
+            .collect();
+        let message =
+            |l: &serde_json::Value| l["fields"]["message"].as_str().unwrap_or("").to_owned();
+        let warnings: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| message(l).contains("OTLP export failed"))
+            .collect();
+        assert_eq!(
+            warnings.len(),
+            1,
+            "one warning for the outage: {warnings:#?}"
+        );
+        assert_eq!(warnings[0]["level"], "WARN");
+        assert!(
+            !log.contains("BatchSpanProcessor"),
+            "the SDK's own per-batch errors are not logged"
+        );
+        let refused = lines
+            .iter()
+            .find(|l| message(l) == "import refused")
+            .unwrap_or_else(|| panic!("no 'import refused' line among {} lines", lines.len()));
+        assert_eq!(refused["trace_id"], trace_hex, "{refused}");
+        let span_id = refused["span_id"].as_str().unwrap();
+        assert!(
+            span_id.len() == 16 && span_id != "b7ad6b7169203331",
+            "the request's own span: {refused}"
+        );
+        assert!(dropped >= 1.0);
+    })
+    .await
+    .unwrap();
 }
