@@ -17,6 +17,19 @@ pub use error::{Error, Result};
 pub use hash::{Hash32, TxId};
 pub use limits::DecodeLimits;
 
+/// A receipt status as the API, the receipt verifier and the traces name it:
+/// lower case without the `TX_STATUS_` prefix (`valid`, `insufficient_funds`,
+/// …); `unknown(n)` for a number no status has.
+pub fn tx_status_name(status: i32) -> String {
+    pb::types::TxStatus::try_from(status)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("TX_STATUS_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_else(|_| format!("unknown({status})"))
+}
+
 /// Generated protobuf types and gRPC stubs, laid out as the proto packages are.
 #[allow(
     missing_docs,

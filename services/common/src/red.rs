@@ -87,6 +87,8 @@ pub async fn record_http(
         http.request.method = method,
         http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
+        fiscus.error_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
     let header = |name: &str| {
         req.headers()
@@ -106,6 +108,23 @@ pub async fn record_http(
     };
     span.record("http.route", route.as_deref().unwrap_or("unmatched"));
     span.record("http.response.status_code", status.as_u16());
+    // A refusal names its stable code (the collector keeps such traces); a
+    // server error marks the span as failed (OpenTelemetry's HTTP conventions:
+    // 4xx is the client's doing).
+    let code = match &res {
+        Ok(r) => r
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<crate::error::ServiceError>()),
+        Err(e) => e.as_error::<crate::error::ServiceError>(),
+    }
+    .map(|e| e.code);
+    if let Some(code) = code {
+        span.record("fiscus.error_code", code);
+    }
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     if let Some(m) = metrics {
         m.0.with_label_values(&[
             route.as_deref().unwrap_or("unmatched"),
@@ -185,6 +204,9 @@ where
             rpc.system = "grpc",
             rpc.service = %service,
             rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            fiscus.error_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
         let header = |name: &str| {
             req.headers()
@@ -202,6 +224,7 @@ where
             service,
             method,
             start: Instant::now(),
+            span: span.clone(),
         };
         let fut = span.in_scope(|| self.inner.call(req));
         Box::pin(tracing::Instrument::instrument(
@@ -210,7 +233,7 @@ where
                 let (parts, body) = res.into_parts();
                 // A trailers-only answer (most errors) carries the status in the headers.
                 if let Some(code) = grpc_status(&parts.headers) {
-                    call.finish(code);
+                    call.finish(code, error_code(&parts.headers));
                 }
                 Ok(http::Response::from_parts(
                     parts,
@@ -236,6 +259,21 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
     Some(tonic::Code::from_i32(v))
 }
 
+/// The stable Fiscus code a refusal carries (`fiscus-error-code`), if any.
+fn error_code(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(crate::error::GRPC_CODE_METADATA)?.to_str().ok()
+}
+
+/// Whether a server's span for a call ending with `code` is failed, by
+/// OpenTelemetry's RPC conventions (the client's mistakes are not).
+fn server_failed(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
+    )
+}
+
 /// One call, observed once.
 #[derive(Debug)]
 struct Call {
@@ -244,13 +282,22 @@ struct Call {
     service: String,
     method: String,
     start: Instant,
+    /// The call's span, open until the call ends (a stream's last frame).
+    span: tracing::Span,
 }
 
 impl Call {
-    fn finish(&mut self, code: tonic::Code) {
+    fn finish(&mut self, code: tonic::Code, error_code: Option<&str>) {
         let Some(hist) = self.hist.take() else {
             return;
         };
+        self.span.record("rpc.grpc.status_code", code as i32);
+        if let Some(c) = error_code {
+            self.span.record("fiscus.error_code", c);
+        }
+        if server_failed(code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
         let (service, method) = if code == tonic::Code::Unimplemented {
             // Possibly a path no service has: never a label.
             ("unknown", "unknown")
@@ -269,7 +316,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         // The response body was dropped before its trailers: the client left.
-        self.finish(tonic::Code::Cancelled);
+        self.finish(tonic::Code::Cancelled, None);
     }
 }
 
@@ -291,13 +338,16 @@ impl<B: Body> Body for Observed<B> {
         let polled = self.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
-                    self.call.finish(code);
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(code) = grpc_status(trailers) {
+                        let error = error_code(trailers).map(str::to_owned);
+                        self.call.finish(code, error.as_deref());
+                    }
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.call.finish(tonic::Code::Internal),
+            Poll::Ready(Some(Err(_))) => self.call.finish(tonic::Code::Internal, None),
             // Ended without a status: gRPC says that is an error.
-            Poll::Ready(None) => self.call.finish(tonic::Code::Unknown),
+            Poll::Ready(None) => self.call.finish(tonic::Code::Unknown, None),
             Poll::Pending => {}
         }
         polled

@@ -3,7 +3,7 @@
 //! programs, histories and traces.
 
 use fiscus_proto::pb::state::Account;
-use fiscus_proto::pb::types::{Receipt, TxStatus};
+use fiscus_proto::pb::types::Receipt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -21,13 +21,7 @@ pub struct ReceiptJson {
 }
 
 pub(crate) fn status_name(s: i32) -> String {
-    TxStatus::try_from(s)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("TX_STATUS_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_else(|_| format!("unknown({s})"))
+    fiscus_proto::tx_status_name(s)
 }
 
 impl From<&Receipt> for ReceiptJson {

@@ -7,9 +7,7 @@ use fiscus_common::certs::Certs;
 use fiscus_common::tls::PeerIdentity;
 use fiscus_proto::hash::{Hash32, block_hash};
 use fiscus_proto::merkle::{self, InclusionProof};
-use fiscus_proto::pb::types::{
-    Attestation, BlockHeader, ConsortiumConfig, Receipt, ReceiptProof, TxStatus,
-};
+use fiscus_proto::pb::types::{Attestation, BlockHeader, ConsortiumConfig, Receipt, ReceiptProof};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -346,13 +344,7 @@ pub(crate) fn verify(
     Ok(Verified {
         tx_id: hex::encode(&receipt.tx_id),
         tx_index: receipt.tx_index,
-        status: TxStatus::try_from(receipt.status)
-            .map(|s| {
-                s.as_str_name()
-                    .trim_start_matches("TX_STATUS_")
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default(),
+        status: fiscus_proto::tx_status_name(receipt.status),
         reason: receipt.reason,
         block_number: header.number,
         block_hash: hash,

@@ -60,6 +60,9 @@ impl RemoteExecutor {
                 })
                 .collect(),
         };
+        // The executor's span is a child of this commit's (ledger_store.execute).
+        let mut req = tonic::Request::new(req);
+        fiscus_common::telemetry::inject_metadata(&tracing::Span::current(), req.metadata_mut());
         let resp = self
             .client
             .clone()

@@ -361,8 +361,9 @@ async fn follow(
     readiness.set("orderer", Ok(()));
     tracing::info!(orderer = %ep.addr, from, "following the orderer");
     while let Some(block) = stream.next().await {
-        let block = block.map_err(|s| s.message().to_owned())?;
+        let mut block = block.map_err(|s| s.message().to_owned())?;
         let span = crate::service::commit_span(&ledger.config().member, &block);
+        let links = std::mem::take(&mut block.trace_links);
         let bytes = block.encode_to_vec();
         let outcome = tracing::Instrument::instrument(
             async {
@@ -373,7 +374,10 @@ async fn follow(
         )
         .await;
         match outcome {
-            Ok(s) => metrics.committed_block(&s),
+            Ok(s) => {
+                metrics.committed_block(&s);
+                crate::service::trace_rejections(&ledger.config().member, &links, &s);
+            }
             Err(crate::LedgerError::NotNext { head, got }) if got <= head => {
                 // Already committed (a resumed stream): skip.
             }

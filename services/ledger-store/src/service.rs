@@ -2,6 +2,7 @@
 //! answer is served at one height (a consistent snapshot) and says which.
 
 use crate::error::LedgerError;
+use crate::ledger::CommitSummary;
 use crate::ledger::Ledger;
 use fiscus_common::codes;
 use fiscus_common::error::{ErrorKind, ServiceError};
@@ -15,7 +16,7 @@ use fiscus_proto::pb::ledger::{
     HistoryEntry, KeyValue, ScanStateRequest, ScanStateResponse, TraceRequest, TraceResponse,
     TraceSource, TraceStep,
 };
-use fiscus_proto::pb::types::{Block, ReceiptProof};
+use fiscus_proto::pb::types::{Block, ReceiptProof, TraceLink, TxStatus};
 use prost::Message;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -409,8 +410,9 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         req: Request<Block>,
     ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlockResponse>, Status> {
         self.authorize(&req)?;
-        let block = req.into_inner();
+        let mut block = req.into_inner();
         let span = commit_span(&self.member, &block);
+        let links = std::mem::take(&mut block.trace_links);
         let s = tracing::Instrument::instrument(
             async {
                 let _guard = self.commit_lock.lock().await;
@@ -421,6 +423,7 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         .await
         .map_err(status)?;
         self.metrics.committed_block(&s);
+        trace_rejections(&self.member, &links, &s);
         Ok(Response::new(commit_response(s)))
     }
 
@@ -429,7 +432,7 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         req: Request<fiscus_proto::pb::ledger::CommitBlocksRequest>,
     ) -> Result<Response<fiscus_proto::pb::ledger::CommitBlocksResponse>, Status> {
         self.authorize(&req)?;
-        let blocks = req.into_inner().blocks;
+        let mut blocks = req.into_inner().blocks;
         if blocks.len() > MAX_COMMIT_BATCH {
             return Err(invalid(
                 codes::ledger::BATCH_TOO_LARGE,
@@ -442,6 +445,10 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
             fiscus.block = blocks.first().map_or(0, header_number),
             fiscus.blocks = blocks.len(),
         );
+        let links: Vec<Vec<TraceLink>> = blocks
+            .iter_mut()
+            .map(|b| std::mem::take(&mut b.trace_links))
+            .collect();
         let (done, err) = tracing::Instrument::instrument(
             async {
                 let _guard = self.commit_lock.lock().await;
@@ -451,8 +458,9 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         )
         .await
         .map_err(status)?;
-        for s in &done {
+        for (s, links) in done.iter().zip(&links) {
             self.metrics.committed_block(s);
+            trace_rejections(&self.member, links, s);
         }
         let (error_code, error) = match err {
             None => (String::new(), String::new()),
@@ -535,6 +543,37 @@ fn header_number(block: &Block) -> u64 {
         .map_or(0, |h| h.number)
 }
 
+/// For each transaction of a sampled submission that this member refused at
+/// commit, a span in the submission's own trace (`ledger_store.tx_rejected`,
+/// with `fiscus.tx_status`, marked failed), so that a tail-sampling
+/// collector keeps the trace of every rejected transaction. Valid ones cost
+/// nothing.
+pub(crate) fn trace_rejections(member: &str, links: &[TraceLink], s: &CommitSummary) {
+    if s.invalid == 0 {
+        return;
+    }
+    for l in links {
+        for &i in &l.tx_indexes {
+            let Some(r) = s.receipts.get(i as usize) else {
+                continue;
+            };
+            if r.status == TxStatus::Valid as i32 {
+                continue;
+            }
+            let status = fiscus_proto::tx_status_name(r.status);
+            let span = tracing::info_span!(
+                "ledger_store.tx_rejected",
+                fiscus.member = %member,
+                fiscus.block = s.head.height,
+                fiscus.tx_id = %hex::encode(&r.tx_id),
+                fiscus.tx_status = %status,
+                otel.status_code = "ERROR",
+            );
+            fiscus_common::telemetry::set_remote_parent(&span, &l.trace_id, &l.span_id);
+        }
+    }
+}
+
 /// The span of one block's validation, execution and commit at this member,
 /// linked to the submissions whose transactions it carries.
 pub(crate) fn commit_span(member: &str, block: &Block) -> tracing::Span {
@@ -551,4 +590,102 @@ pub(crate) fn commit_span(member: &str, block: &Block) -> tracing::Span {
         .collect();
     fiscus_common::telemetry::add_links(&span, &links);
     span
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+    use opentelemetry::trace::{Status as SpanStatus, TracerProvider as _};
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use std::sync::Mutex;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// Keeps what it is given.
+    #[derive(Debug, Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Kept {
+        async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    fn receipt(n: u8, status: TxStatus) -> fiscus_proto::pb::types::Receipt {
+        fiscus_proto::pb::types::Receipt {
+            tx_id: vec![n; 32],
+            tx_index: u32::from(n),
+            status: status as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_transaction_refused_at_commit_gets_a_span_in_its_submission_s_trace() {
+        let kept = Kept::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(kept.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let summary = CommitSummary {
+            head: crate::ledger::Head {
+                height: 5,
+                hash: Hash32([0; 32]),
+                state_hash: Hash32([0; 32]),
+                receipts_root: Hash32([0; 32]),
+                timestamp_ms: 0,
+            },
+            valid: 2,
+            invalid: 1,
+            receipts: vec![
+                receipt(0, TxStatus::Valid),
+                receipt(1, TxStatus::InsufficientFunds),
+                receipt(2, TxStatus::Valid),
+            ],
+            attestation: Default::default(),
+        };
+        let links = vec![
+            // The submission sent transactions 0 and 1 (and names one past the end).
+            TraceLink {
+                trace_id: vec![0xab; 16],
+                span_id: vec![0xcd; 8],
+                tx_indexes: vec![0, 1, 7],
+            },
+            // Another sent only valid ones.
+            TraceLink {
+                trace_id: vec![0x11; 16],
+                span_id: vec![0x22; 8],
+                tx_indexes: vec![2],
+            },
+        ];
+        tracing::subscriber::with_default(subscriber, || {
+            trace_rejections("130000", &links, &summary);
+        });
+        provider.force_flush().unwrap();
+        let spans = kept.0.lock().unwrap();
+        assert_eq!(spans.len(), 1, "{spans:#?}");
+        let s = &spans[0];
+        assert_eq!(s.name, "ledger_store.tx_rejected");
+        assert_eq!(s.span_context.trace_id().to_bytes(), [0xab; 16]);
+        assert_eq!(s.parent_span_id.to_bytes(), [0xcd; 8]);
+        assert!(
+            matches!(s.status, SpanStatus::Error { .. }),
+            "{:?}",
+            s.status
+        );
+        let attr = |k: &str| {
+            s.attributes
+                .iter()
+                .find(|a| a.key.as_str() == k)
+                .map(|a| a.value.to_string())
+        };
+        assert_eq!(
+            attr("fiscus.tx_status").as_deref(),
+            Some("insufficient_funds")
+        );
+        assert_eq!(attr("fiscus.tx_id"), Some(hex::encode([1u8; 32])));
+        assert_eq!(attr("fiscus.member").as_deref(), Some("130000"));
+        assert_eq!(attr("fiscus.block").as_deref(), Some("5"));
+    }
 }

@@ -142,12 +142,21 @@ impl BlockCutter {
             }
             bytes += len;
             if let Some((_, env, link)) = self.batch.pop_front() {
+                let index = txs.len() as u32;
                 txs.push(env);
-                if let Some(link) = link
-                    && links.len() < fiscus_proto::limits::MAX_TRACE_LINKS
-                    && !links.contains(&link)
-                {
-                    links.push(link);
+                // One link per submission, naming its transactions here.
+                if let Some(mut link) = link {
+                    match links
+                        .iter()
+                        .position(|l| l.trace_id == link.trace_id && l.span_id == link.span_id)
+                    {
+                        Some(at) => links[at].tx_indexes.push(index),
+                        None if links.len() < fiscus_proto::limits::MAX_TRACE_LINKS => {
+                            link.tx_indexes = vec![index];
+                            links.push(link);
+                        }
+                        None => {}
+                    }
                 }
             }
         }
@@ -185,5 +194,58 @@ impl BlockCutter {
                 .map(|l| (l.trace_id.clone(), l.span_id.clone()))
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(n: u8) -> TraceLink {
+        TraceLink {
+            trace_id: vec![n; 16],
+            span_id: vec![n; 8],
+            tx_indexes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_block_s_trace_links_name_each_submission_s_transactions() {
+        let mut cutter = BlockCutter::new(
+            Batching {
+                max_txs: 10,
+                max_bytes: 1 << 20,
+                batch_timeout_ms: 0,
+                max_blocks_in_flight: 4,
+            },
+            Tip {
+                height: 0,
+                hash: Hash32([0; 32]),
+                timestamp_ms: 0,
+            },
+        );
+        // Two submissions (1 and 2) and one unsampled transaction between them.
+        for (i, l) in [Some(1), None, Some(2), Some(1)].into_iter().enumerate() {
+            let env = Envelope {
+                payload: vec![i as u8; 8],
+                ..Default::default()
+            };
+            cutter.push(Hash32([i as u8; 32]), env, l.map(link));
+        }
+        let proposer = Proposer {
+            node_name: "orderer-1".into(),
+            key: SigningKey::from_seed(&[7; 32]),
+            cert_id: Hash32([9; 32]),
+        };
+        let cut = cutter.cut(Instant::now(), 0, &proposer).unwrap();
+        assert_eq!(cut.txs, 4);
+        let block = Block::decode(&cut.bytes[..]).unwrap();
+        let links: Vec<(u8, Vec<u32>)> = block
+            .trace_links
+            .iter()
+            .map(|l| (l.trace_id[0], l.tx_indexes.clone()))
+            .collect();
+        assert_eq!(links, vec![(1, vec![0, 3]), (2, vec![2])]);
+        assert_eq!(cut.links.len(), 2);
     }
 }

@@ -112,8 +112,13 @@ impl OrdererService {
                 }
             }
             let mut submit = Vec::new();
-            let link = fiscus_common::telemetry::sampled_ids(&tracing::Span::current())
-                .map(|(trace_id, span_id)| TraceLink { trace_id, span_id });
+            let link = fiscus_common::telemetry::sampled_ids(&tracing::Span::current()).map(
+                |(trace_id, span_id)| TraceLink {
+                    trace_id,
+                    span_id,
+                    tx_indexes: Vec::new(),
+                },
+            );
             for r in self.admission.admit(envs).await {
                 match r {
                     Ok((id, env)) => {

@@ -119,7 +119,12 @@ impl<S: StateStore> Ledger<S> {
             return Ok((done, failure));
         }
         let t = std::time::Instant::now();
-        self.store.commit(batch).await?;
+        let span = tracing::info_span!(
+            "ledger_store.write",
+            fiscus.block = done.last().map_or(0, |s| s.head.height),
+            fiscus.blocks = done.len(),
+        );
+        tracing::Instrument::instrument(self.store.commit(batch), span).await?;
         self.phases.add(Phase::Write, t);
         Ok((done, failure))
     }
@@ -158,7 +163,8 @@ impl<S: StateStore> Ledger<S> {
             batch = batch.put(keys::nonce_index(creator, *nonce), id.to_vec());
         }
         batch = batch.put(keys::receipts(n), p.receipts_stored);
-        let signed = self.attest(&p.head);
+        let signed = tracing::info_span!("ledger_store.attest", fiscus.block = n)
+            .in_scope(|| self.attest(&p.head));
         batch = batch.put(keys::attestation(n), signed.encode_to_vec());
         let valid = p
             .receipts

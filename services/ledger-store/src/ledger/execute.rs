@@ -242,8 +242,28 @@ impl<S: StateStore> Ledger<S> {
             Some(Some((_, raw))) => Arc::new(ChainState::from_raw(raw.clone())?),
             _ => self.chain_state().await?,
         };
-        let checked = check(&self.cfg, &chain, head, block, Some(&self.sigs))?;
+        let number = head.height + 1;
+        let checked = tracing::info_span!("ledger_store.validate", fiscus.block = number)
+            .in_scope(|| check(&self.cfg, &chain, head, block, Some(&self.sigs)))?;
         self.phases.add(Phase::Check, t);
+        let span = tracing::info_span!("ledger_store.execute", fiscus.block = number);
+        tracing::Instrument::instrument(
+            self.read_and_execute(head, bytes, checked, overlay, chain),
+            span,
+        )
+        .await
+    }
+
+    /// Reads what a validated block's transactions touch (from `overlay`, the
+    /// run's earlier blocks, then the store) and executes them.
+    async fn read_and_execute(
+        &self,
+        head: &Head,
+        bytes: &[u8],
+        checked: Checked,
+        overlay: &Overlay,
+        chain: Arc<ChainState>,
+    ) -> Result<Processed> {
         let t = std::time::Instant::now();
         let seen = self.seen_of(&checked.block, &overlay.seen).await?;
         let mut reads = KeyValues::new();
