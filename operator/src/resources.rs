@@ -286,7 +286,11 @@ impl Inputs<'_> {
         }
         mounts.extend(extra_mounts.iter().cloned());
         volumes.extend(extra_volumes.iter().cloned());
-        let mut env = Vec::new();
+        // Every span this pod exports names its finance department (the
+        // resource attribute fiscus.member), as the member chart's do.
+        let mut env = vec![
+            json!({"name": "OTEL_RESOURCE_ATTRIBUTES", "value": format!("fiscus.member={code}")}),
+        ];
         if let Some(otlp) = &self.member.spec.telemetry_endpoint {
             env.push(json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp}));
         }

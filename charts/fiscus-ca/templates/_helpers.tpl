@@ -41,3 +41,27 @@ app.kubernetes.io/component: identity-ca
 {{- $sans := list "localhost" "127.0.0.1" $svc (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.%s" $svc .Release.Namespace .Values.clusterDomain) -}}
 {{- concat $sans .Values.init.extraSans | uniq | toJson -}}
 {{- end -}}
+
+{{/* Telemetry environment of every container: the OTLP endpoint and sampling
+ratio when set, and the resource attribute that names this process among the
+consortium's, if any (a list: the root context, then "key=value,..." or ""). */}}
+{{- define "fiscus.telemetryEnv" -}}
+{{- $ := index . 0 -}}
+{{- $attrs := index . 1 -}}
+{{- $t := $.Values.telemetry -}}
+{{- with $attrs }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ . | quote }}
+{{- end }}
+{{- if ne (toString $t.samplingRatio) "1" }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $t.samplingRatio | toString | quote }}
+{{- end }}
+{{- with $t.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $t.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

@@ -88,6 +88,7 @@ imagePullPolicy: {{ $.Values.image.pullPolicy }}
 # Relative paths in the services' defaults (e.g. the adapter's webhook cursors) land on a writable volume.
 workingDir: /var/lib/fiscus
 securityContext: {{- toYaml $.Values.containerSecurityContext | nindent 2 }}
+env: {{- include "fiscus.telemetryEnv" (list $ (printf "fiscus.member=%s" $.Values.member.code)) | trim | nindent 2 }}
 resources: {{- toYaml $c.resources | nindent 2 }}
 livenessProbe:
   httpGet: { path: /healthz, port: ops }
@@ -148,4 +149,28 @@ startupProbe:
   {{- with .Values.networkPolicy.metricsFrom }}
   from: {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end -}}
+
+{{/* Telemetry environment of every container: the OTLP endpoint and sampling
+ratio when set, and the resource attribute that names this process among the
+consortium's, if any (a list: the root context, then "key=value,..." or ""). */}}
+{{- define "fiscus.telemetryEnv" -}}
+{{- $ := index . 0 -}}
+{{- $attrs := index . 1 -}}
+{{- $t := $.Values.telemetry -}}
+{{- with $attrs }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ . | quote }}
+{{- end }}
+{{- if ne (toString $t.samplingRatio) "1" }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $t.samplingRatio | toString | quote }}
+{{- end }}
+{{- with $t.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $t.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}

@@ -57,3 +57,27 @@ ordinal through FISCUS_ORDERER__* variables (ADR 0003's layering).
   "peers" $peers -}}
 {{- include "fiscus.toml" (mustMergeOverwrite (deepCopy .Values.config) $own) }}
 {{- end -}}
+
+{{/* Telemetry environment of every container: the OTLP endpoint and sampling
+ratio when set, and the resource attribute that names this process among the
+consortium's, if any (a list: the root context, then "key=value,..." or ""). */}}
+{{- define "fiscus.telemetryEnv" -}}
+{{- $ := index . 0 -}}
+{{- $attrs := index . 1 -}}
+{{- $t := $.Values.telemetry -}}
+{{- with $attrs }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ . | quote }}
+{{- end }}
+{{- if ne (toString $t.samplingRatio) "1" }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $t.samplingRatio | toString | quote }}
+{{- end }}
+{{- with $t.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $t.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
