@@ -255,7 +255,19 @@ async fn killed_processes_come_back_and_no_acknowledged_tx_is_lost() {
             .iter()
             .find(|p| p["name"] == name.as_str())
             .unwrap();
-        assert_eq!(p["restarts"], 1, "{p}");
+        if p["restarts"] != 1 {
+            // Seen once (a second SIGKILL of a restarted ledger-store, cause
+            // unknown): keep what the process's log says about it.
+            let log =
+                std::fs::read_to_string(p["log"].as_str().unwrap_or_default()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{name}: {} restarts, 1 expected: {p}\nits log ends:\n{}",
+                p["restarts"],
+                tail.join("\n")
+            );
+        }
         assert!(p["last_exit"].as_str().unwrap().contains("SIGKILL"), "{p}");
     }
 
