@@ -75,6 +75,7 @@ struct Received {
     parent: Vec<u8>,
     member: Option<String>,
     route: Option<String>,
+    error_code: Option<String>,
     links: Vec<Vec<u8>>,
 }
 
@@ -98,6 +99,7 @@ fn received(r: &Receiver) -> Vec<Received> {
                         parent: s.parent_span_id.clone(),
                         member: attr(&s.attributes, "fiscus.member"),
                         route: attr(&s.attributes, "http.route"),
+                        error_code: attr(&s.attributes, "fiscus.error_code"),
                         links: s.links.iter().map(|l| l.trace_id.clone()).collect(),
                     });
                 }
@@ -213,7 +215,7 @@ async fn one_submission_s_trace_reaches_a_real_otlp_receiver_from_every_service(
     // The caller's trace: the adapter continues it.
     let trace_hex = "4bf92f3577b34da6a3ce929d0e0e4736";
     let trace = hex::decode(trace_hex).unwrap();
-    tokio::task::spawn_blocking(move || {
+    let refused_code = tokio::task::spawn_blocking(move || {
         let net = Net::read(&dir);
         let (mof, key, _) = net.api("000000");
         let traceparent = format!("00-{trace_hex}-00f067aa0ba902b7-01");
@@ -236,6 +238,17 @@ async fn one_submission_s_trace_reaches_a_real_otlp_receiver_from_every_service(
             &[("traceparent", "00-garbage")],
         );
         assert_eq!(r.0, 200, "{:?}", r.2);
+        // A refusal names its code on the request's span.
+        let r = call(
+            mof,
+            "POST",
+            "/v1/operations",
+            Some(key),
+            Some(&appropriate("otlp-refused", 0)),
+            &[],
+        );
+        assert_eq!(r.0 / 100, 4, "{:?}", r.2);
+        r.2["code"].as_str().unwrap().to_owned()
     })
     .await
     .unwrap();
@@ -247,12 +260,16 @@ async fn one_submission_s_trace_reaches_a_real_otlp_receiver_from_every_service(
         let chain_read = spans
             .iter()
             .any(|s| s.name == "http.server" && s.route.as_deref() == Some("/v1/chain"));
-        if gaps.is_empty() && chain_read {
+        let refusal = spans.iter().any(|s| {
+            s.name == "http.server" && s.error_code.as_deref() == Some(refused_code.as_str())
+        });
+        if gaps.is_empty() && chain_read && refusal {
             break spans;
         }
         assert!(
             Instant::now() < deadline,
-            "within 60 s the receiver still lacks: {gaps:#?} (the /v1/chain read: {chain_read})"
+            "within 60 s the receiver still lacks: {gaps:#?} (the /v1/chain read: {chain_read}, \
+             the refusal {refused_code}: {refusal})"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
