@@ -338,11 +338,11 @@ impl<B: Body> Body for Observed<B> {
         let polled = self.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    if let Some(code) = grpc_status(trailers) {
-                        let error = error_code(trailers).map(str::to_owned);
-                        self.call.finish(code, error.as_deref());
-                    }
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(code) = grpc_status(trailers)
+                {
+                    let error = error_code(trailers).map(str::to_owned);
+                    self.call.finish(code, error.as_deref());
                 }
             }
             Poll::Ready(Some(Err(_))) => self.call.finish(tonic::Code::Internal, None),

@@ -360,7 +360,8 @@ pub fn spans_dropped() -> &'static prometheus::IntCounter {
             "Sampled spans dropped before reaching the OTLP endpoint (export failed, \
              the endpoint is malformed, or the export queue was full)",
         )
-        .expect("a valid metric name")
+        // The name and help are constants: this cannot fail.
+        .unwrap_or_else(|e| unreachable!("{SPANS_DROPPED}: {e}"))
     });
     &DROPPED
 }

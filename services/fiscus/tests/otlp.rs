@@ -119,6 +119,7 @@ fn missing(spans: &[Received], trace: &[u8]) -> Vec<String> {
         "http.server",
         "adapter.broadcast",
         "fiscus.orderer.v1.Orderer/Broadcast",
+        "orderer_node.admit",
     ] {
         if !in_trace(name) {
             missing.push(format!("{name} in the submit's trace"));

@@ -119,7 +119,9 @@ impl OrdererService {
                     tx_indexes: Vec::new(),
                 },
             );
-            for r in self.admission.admit(envs).await {
+            // Admission (signatures, certificates, replay) as a child of the call.
+            let admit = tracing::info_span!("orderer_node.admit", fiscus.txs = envs.len());
+            for r in tracing::Instrument::instrument(self.admission.admit(envs), admit).await {
                 match r {
                     Ok((id, env)) => {
                         let (tx, rx) = oneshot::channel();
