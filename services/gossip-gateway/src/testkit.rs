@@ -186,7 +186,8 @@ impl RunningMember {
 pub async fn start_member(m: &MemberFiles) -> RunningMember {
     // A store or a listener just closed in this process may be held a moment longer.
     let until = Instant::now() + Duration::from_secs(30);
-    let transient = |e: &str| e.contains("Locked") || e.contains("AddrInUse");
+    let transient =
+        |e: &str| e.contains("InUse") || e.contains("Locked") || e.contains("AddrInUse");
     let ledger = loop {
         match fiscus_ledger_store::server::start(m.ledger.clone()).await {
             Ok(l) => break l,

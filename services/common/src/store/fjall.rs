@@ -48,7 +48,10 @@ impl FjallStore {
         let db = Database::builder(path)
             .worker_threads(1)
             .open()
-            .map_err(backend)?;
+            .map_err(|e| match e {
+                fjall::Error::Locked => StoreError::InUse(path.to_owned()),
+                e => backend(e),
+            })?;
         let kv = db
             .keyspace("kv", KeyspaceCreateOptions::default)
             .map_err(backend)?;

@@ -177,6 +177,11 @@ pub enum StoreError {
     Limit(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "the store at {0} is in use by another process (a running ledger-store, member or \
+         devnet holds its lock); stop that process first, or work on a copy"
+    )]
+    InUse(std::path::PathBuf),
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

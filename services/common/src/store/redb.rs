@@ -28,7 +28,10 @@ impl RedbStore {
     /// Opens (or creates) the database file at `path`. A file left by a crash is
     /// recovered to its last complete commit.
     pub fn open(path: &Path, limits: StoreLimits) -> Result<Self> {
-        let db = Database::create(path).map_err(backend)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
+            e => backend(e),
+        })?;
         // Create the tables up front so that readers never meet a missing table.
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(KV).map_err(backend)?;

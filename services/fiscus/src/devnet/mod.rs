@@ -491,6 +491,98 @@ fn print_endpoints(net: &Devnet) {
 /// Runs the devnet until Ctrl-C. With `--demo`, `demo` replays the fiscal
 /// year once the devnet is ready (`crate::demo::run`; passed in, so that the
 /// devnet does not depend on the demo that drives it).
+/// The lock file a running devnet holds in its data directory.
+const LOCK_FILE: &str = "devnet.lock";
+
+/// Creates `data` if needed and takes its lock, or says which devnet holds it.
+fn lock_data_dir(data: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let path = data.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "a devnet is running on {} (pid {}); stop it first (Ctrl-C). Nothing was changed.",
+                data.display(),
+                holder.trim()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    // Who holds it, for the message above; the lock itself is the flock.
+    let _ = file.set_len(0);
+    let _ = std::io::Write::write_all(&mut &file, std::process::id().to_string().as_bytes());
+    Ok(file)
+}
+
+/// Whether an entry at the top of a data directory is one that creating a
+/// devnet makes (before `devnet.json`, its last step).
+fn made_by_create(name: &str) -> bool {
+    matches!(name, "ca" | "signers" | "api-keys.txt" | LOCK_FILE)
+        || name.starts_with("orderer-")
+        || name.starts_with("member-")
+}
+
+/// Deletes everything in `data` but the lock this process holds.
+fn clear_data_dir(data: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))? {
+        let entry = entry?;
+        if entry.file_name() == LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("deleting {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A devnet killed while creating its data directory (before it wrote
+/// `devnet.json`, the last step) left no chain behind, only keys and
+/// certificates: those are made again. A directory with anything a devnet
+/// does not make is left alone and refused.
+fn clear_half_made(data: &Path) -> Result<()> {
+    if data.join("devnet.json").exists() {
+        return Ok(());
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.retain(|n| n != LOCK_FILE);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let foreign: Vec<&String> = names.iter().filter(|n| !made_by_create(n)).collect();
+    if !foreign.is_empty() || !names.iter().any(|n| n == "ca") {
+        bail!(
+            "{} is not a devnet's data directory (no devnet.json) and is not empty ({}); \
+             choose another --data-dir",
+            data.display(),
+            names.join(", ")
+        );
+    }
+    eprintln!(
+        "devnet: {} was left half-made (no devnet.json: its creation was interrupted); making it again",
+        data.display()
+    );
+    clear_data_dir(data)
+}
+
 pub(crate) async fn run(
     cmd: DevnetCmd,
     demo: impl AsyncFnOnce(&Devnet) -> Result<()>,
@@ -507,10 +599,14 @@ pub(crate) async fn run(
     }
     // Fifteen services share this process's log (in-process); RUST_LOG=info shows all of it.
     let _telemetry = fiscus_common::telemetry::init_with_default("devnet", false, "warn")?;
-    if cmd.reset && cmd.data_dir.exists() {
+    // Held until this devnet stops: a second devnet (or a --reset) on the
+    // same directory is refused before it touches anything.
+    let _lock = lock_data_dir(&cmd.data_dir)?;
+    if cmd.reset {
         eprintln!("devnet: --reset: deleting {}", cmd.data_dir.display());
-        std::fs::remove_dir_all(&cmd.data_dir)
-            .with_context(|| format!("deleting {}", cmd.data_dir.display()))?;
+        clear_data_dir(&cmd.data_dir)?;
+    } else {
+        clear_half_made(&cmd.data_dir)?;
     }
     let mode = if cmd.processes {
         Mode::Processes {
@@ -520,25 +616,59 @@ pub(crate) async fn run(
     } else {
         Mode::InProcess
     };
-    let net = start(
+    // Ctrl-C or SIGTERM at any point stops the devnet cleanly: while it
+    // starts (what was made is kept; a half-made data directory is made
+    // again next time), while it waits for a leader, during the demo.
+    let mut interrupted = tokio::spawn(fiscus_common::shutdown_signal());
+    let starting = start(
         &cmd.data_dir,
         cmd.base_port,
         cmd.nats_url.clone(),
         cmd.demo,
         cmd.rest_tls,
         mode,
-    )
-    .await?;
-    if let Err(e) = net.wait_leader(Duration::from_secs(60)).await {
-        net.stop().await;
-        return Err(e);
+    );
+    let net = tokio::select! {
+        net = starting => net?,
+        _ = &mut interrupted => {
+            eprintln!("devnet: interrupted while starting; stopped");
+            return Ok(());
+        }
+    };
+    let ready = tokio::select! {
+        r = net.wait_leader(Duration::from_secs(60)) => Some(r),
+        _ = &mut interrupted => None,
+    };
+    match ready {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            net.stop().await;
+            return Err(e);
+        }
+        None => {
+            eprintln!("devnet: interrupted while starting; stopping…");
+            net.stop().await;
+            return Ok(());
+        }
     }
     print_endpoints(&net);
-    if cmd.demo
-        && let Err(e) = demo(&net).await
-    {
-        net.stop().await;
-        return Err(e.context("the fiscal-year demo failed"));
+    if cmd.demo {
+        let outcome = tokio::select! {
+            r = demo(&net) => Some(r),
+            _ = &mut interrupted => None,
+        };
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                net.stop().await;
+                return Err(e.context("the fiscal-year demo failed"));
+            }
+            None => {
+                eprintln!("devnet: interrupted during the demo; stopping…");
+                net.stop().await;
+                return Ok(());
+            }
+        }
     }
     if let Parts::Processes(p) = &net.parts {
         let (rss, n) = processes::total_rss(&p.supervisor);
@@ -586,7 +716,7 @@ pub(crate) async fn run(
             "Serving until Ctrl-C (按 Ctrl-C 停止). Restart resumes from {}; --reset starts fresh.",
             cmd.data_dir.display()
         );
-        fiscus_common::shutdown_signal().await;
+        let _ = interrupted.await;
         eprintln!("devnet: stopping…");
     }
     net.stop().await;
