@@ -18,8 +18,10 @@ impl Bus {
         name: &str,
     ) -> Result<Self, fiscus_common::bus::BusError> {
         Ok(match url {
+            // A NATS outage must not keep the gateway (and so the member's
+            // chain) from starting: the client connects in the background.
             Some(u) => Bus::Nats(Box::new(
-                NatsBus::connect(u, name, BusLimits::default()).await?,
+                NatsBus::connect_lazily(u, name, BusLimits::default()).await?,
             )),
             None => Bus::Memory(MemoryBus::new(BusLimits::default())),
         })
@@ -38,6 +40,34 @@ impl Bus {
             Bus::Memory(b) => b.ensure_stream(&spec).await?,
         }
         Ok(name)
+    }
+
+    /// Publishes one event durably and returns once the bus has stored it.
+    pub async fn publish_event(&self, event: Event) -> Result<u64, fiscus_common::bus::BusError> {
+        match self {
+            Bus::Nats(b) => b.publish_durable(event).await,
+            Bus::Memory(b) => b.publish_durable(event).await,
+        }
+    }
+
+    /// The payload of the newest event on `subject` in `stream`; `None` when
+    /// there is none, and always on the in-process bus (it starts empty with
+    /// the process).
+    pub async fn last_payload(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<Option<bytes::Bytes>, fiscus_common::bus::BusError> {
+        match self {
+            Bus::Nats(b) => b.last_payload(stream, subject).await,
+            Bus::Memory(_) => Ok(None),
+        }
+    }
+
+    /// Whether events survive this process (NATS JetStream) or not (the
+    /// in-process bus).
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Bus::Nats(_))
     }
 
     /// Publishes durably with the current trace context; a failure is logged,

@@ -14,7 +14,9 @@
 //! - **Attestations** are exchanged after each commit and on every
 //!   heartbeat; a height is final when a majority of members attest the same
 //!   hashes; different hashes at one height raise the divergence alarm.
-//! - **Events** go on the bus under `fiscus.<consortium>.<member>.{blocks,txs,attestations,alarms}`.
+//! - **Events** go on the bus under `fiscus.<consortium>.<member>.{blocks,txs,attestations,alarms}`,
+//!   at least once and in height order through an outbox ([`events`]): a bus outage or a
+//!   restart loses none, and never slows the chain.
 #![forbid(unsafe_code)]
 
 mod anti_entropy;
@@ -23,6 +25,7 @@ pub mod chain;
 mod committer;
 pub mod config;
 mod error;
+pub mod events;
 pub mod finality;
 mod follower;
 pub mod metrics;
@@ -119,10 +122,14 @@ pub async fn start_with(
         .map_err(|s| ledger_err(s.message().to_owned()))?
         .into_inner();
     let head_hash = Hash32::from_slice("hash", &info.last_block_hash).unwrap_or_default();
+    // The member's stream is made by the event publisher once the bus
+    // answers: a NATS outage does not keep the member from starting.
     let bus =
         bus::Bus::connect(config.nats_url.as_deref(), &format!("gossip-{}", me.member)).await?;
-    bus.ensure_member_stream(&genesis.consortium_id, &me.member)
-        .await?;
+    if !bus.is_durable() {
+        bus.ensure_member_stream(&genesis.consortium_id, &me.member)
+            .await?;
+    }
 
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
@@ -164,6 +171,7 @@ pub async fn start_with(
         disseminations: Arc::new(tokio::sync::Semaphore::new(node::MAX_DISSEMINATIONS)),
         refreshed_for_caller: std::sync::Mutex::new(None),
         finality_outbox: node::FinalityOutbox::default(),
+        event_outbox: events::EventOutbox::new(info.height),
         readiness: readiness.clone(),
         cfg: config.clone(),
     });
@@ -222,6 +230,7 @@ pub async fn start_with(
         }),
         tokio::spawn(committer::committer(node.clone(), rx)),
         tokio::spawn(node::report_finality(node.clone())),
+        tokio::spawn(events::publisher(node.clone(), info.height)),
         tokio::spawn(anti_entropy::heartbeats(node.clone())),
         // Certificate renewals and CRL updates without a restart; the CRL
         // on chain, through the ledger-store, wins over the file.

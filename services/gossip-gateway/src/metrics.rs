@@ -21,6 +21,8 @@ pub struct Metrics {
     /// verified block, a peer's heartbeat or attestation): `known - height`
     /// is the commit lag in blocks.
     pub known_height: prometheus::IntGauge,
+    /// The highest height whose events the bus has stored.
+    pub events_height: prometheus::IntGauge,
     /// Highest height for which this gateway holds a valid attestation
     /// signed by member `peer` (this member included).
     pub attested_height: prometheus::IntGaugeVec,
@@ -84,6 +86,11 @@ impl Metrics {
                 "fiscus_gossip_known_height",
                 "Highest height this gateway knows exists, from orderers or peers",
             )?,
+            events_height: prometheus::IntGauge::new(
+                "fiscus_gossip_events_published_height",
+                "Highest height whose events (blocks, txs, attestations) the bus has stored; \
+                 behind fiscus_gossip_height while the bus is unreachable",
+            )?,
             attested_height: prometheus::IntGaugeVec::new(
                 prometheus::Opts::new(
                     "fiscus_gossip_member_attested_height",
@@ -116,6 +123,7 @@ impl Metrics {
         r.register(Box::new(m.peers_alive.clone()))?;
         r.register(Box::new(m.commit_lag.clone()))?;
         r.register(Box::new(m.known_height.clone()))?;
+        r.register(Box::new(m.events_height.clone()))?;
         r.register(Box::new(m.attested_height.clone()))?;
         r.register(Box::new(m.peer_score.clone()))?;
         Ok(m)

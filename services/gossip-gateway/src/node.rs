@@ -16,7 +16,7 @@ use fiscus_common::certs::Certs;
 use fiscus_common::ops_server::Readiness;
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::hash::Hash32;
-use fiscus_proto::pb::events::{BlockCommitted, DivergenceAlarm, TxStatusChanged};
+use fiscus_proto::pb::events::{DivergenceAlarm, TxStatusChanged};
 use fiscus_proto::pb::gossip::AttestationBatch;
 use fiscus_proto::pb::gossip::gossip_client::GossipClient;
 use fiscus_proto::pb::ledger::ledger_client::LedgerClient;
@@ -183,6 +183,8 @@ pub struct Node {
     pub refreshed_for_caller: Mutex<Option<std::time::Instant>>,
     /// Finality not yet reported to the ledger ([`report_finality`]).
     pub finality_outbox: FinalityOutbox,
+    /// Committed heights' events not yet stored by the bus ([`crate::events`]).
+    pub event_outbox: crate::events::EventOutbox,
 }
 
 fn member_set(config: &ConsortiumConfig) -> BTreeSet<String> {
@@ -388,31 +390,19 @@ impl Node {
             .observe((now - resp.timestamp_ms).max(0) as f64 / 1000.0);
         lock(&self.timeline).committed(v.number, resp.timestamp_ms, now);
         let att = resp.attestation.clone().unwrap_or_default();
-        let parsed = Attestation::decode(&att.attestation[..]).unwrap_or_default();
-        let summary = BlockCommitted {
-            height: v.number,
-            block_hash: v.hash.to_vec(),
-            state_hash: parsed.state_hash.clone(),
-            receipts_root: parsed.receipts_root.clone(),
-            tx_count: resp.txs.len() as u32,
-            timestamp_ms: resp.timestamp_ms,
-        };
-        self.bus
-            .publish_durable(&self.subject("blocks"), summary.encode_to_vec())
-            .await;
-        let txs = self.subject("txs");
-        for t in &resp.txs {
-            let e = TxStatusChanged {
-                tx_id: t.tx_id.clone(),
-                block_number: v.number,
-                status: t.status,
-                reason: t.reason.clone(),
-            };
-            self.bus.publish_durable(&txs, e.encode_to_vec()).await;
-        }
-        self.bus
-            .publish_durable(&self.subject("attestations"), att.encode_to_vec())
-            .await;
+        let summary =
+            crate::events::block_summary(v.number, &att, resp.txs.len(), resp.timestamp_ms);
+        let txs = resp.txs.iter().map(|t| TxStatusChanged {
+            tx_id: t.tx_id.clone(),
+            block_number: v.number,
+            status: t.status,
+            reason: t.reason.clone(),
+        });
+        // Handed to the publisher: the bus never holds up the chain.
+        self.event_outbox.push(
+            v.number,
+            crate::events::height_events(self, &summary, txs, &att),
+        );
         if let Err(e) = self.record_attestation(att.clone()).await {
             tracing::error!(error = %e, "our own attestation does not verify: is this node's certificate in signers_dir?");
         }

@@ -177,6 +177,22 @@ impl RunningMember {
         self.ledger.stop().await;
     }
 
+    /// Stops this member's gateway and starts it again (a restarted pod).
+    pub async fn restart_gateway(self, m: &MemberFiles) -> Self {
+        self.gateway.stop().await;
+        let until = Instant::now() + Duration::from_secs(30);
+        let gateway = loop {
+            match crate::start(m.gateway.clone()).await {
+                Ok(g) => break g,
+                Err(e) if Instant::now() < until && format!("{e:?}").contains("AddrInUse") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("gossip-gateway {}: {e:?}", m.code),
+            }
+        };
+        Self { gateway, ..self }
+    }
+
     pub async fn state_hash(&self) -> (u64, Vec<u8>) {
         let h = self.ledger.ledger.head().await.unwrap();
         (h.height, h.state_hash.to_vec())

@@ -1,7 +1,8 @@
 //! How the network behaves when something is wrong: a peer serving forged
 //! blocks, a member whose stored state was tampered with, a member removed
-//! by governance; and a NATS subscriber following tx statuses across its
-//! own restart.
+//! by governance; a NATS subscriber following tx statuses across its
+//! own restart; and events of blocks committed while NATS is down, across a
+//! gateway restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -10,7 +11,7 @@ use fiscus_common::store::{StateStore, WriteBatch};
 use fiscus_gossip_gateway::testkit::{self, NetworkFiles, RunningMember, envelope};
 use fiscus_orderer::testkit as ok;
 use fiscus_proto::hash::{Hash32, tx_id};
-use fiscus_proto::pb::events::TxStatusChanged;
+use fiscus_proto::pb::events::{BlockCommitted, TxStatusChanged};
 use fiscus_proto::pb::gossip::gossip_client::GossipClient;
 use fiscus_proto::pb::gossip::{AttestationBatch, HeartbeatRequest};
 use fiscus_proto::pb::governance::{
@@ -437,5 +438,123 @@ async fn a_nats_subscriber_sees_every_tx_status_once_in_order_across_its_restart
             .is_err(),
         "nothing more"
     );
+    net.stop().await;
+}
+
+/// Reads the `kind` events of `member` from the stream until `done` says so
+/// (60 s at most), then makes sure nothing more arrives.
+async fn read_events<T: Message + Default>(
+    nats: &fiscus_common::testkit::NatsServer,
+    files: &NetworkFiles,
+    member: &str,
+    kind: &str,
+    done: impl Fn(&[T]) -> bool,
+) -> Vec<T> {
+    let bus = fiscus_common::bus::nats::NatsBus::connect(
+        &nats.url(),
+        "reader",
+        fiscus_common::bus::BusLimits::default(),
+    )
+    .await
+    .unwrap();
+    let consortium = &files.cluster.consortium;
+    let stream = format!("FISCUS_{}_{member}", consortium.replace(['-', '.'], "_"));
+    let filter = format!("fiscus.{consortium}.{member}.{kind}");
+    let mut c = bus
+        .durable_consumer(&stream, &format!("reader-{member}-{kind}"), &filter)
+        .await
+        .unwrap();
+    let mut out: Vec<T> = Vec::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !done(&out) {
+        let left = until.saturating_duration_since(Instant::now());
+        let m = tokio::time::timeout(left, c.next())
+            .await
+            .unwrap_or_else(|_| panic!("{member} {kind}: {} events within 60 s", out.len()))
+            .unwrap()
+            .unwrap();
+        out.push(T::decode(&m.event.payload[..]).unwrap());
+        m.ack().await.unwrap();
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), c.next())
+            .await
+            .is_err(),
+        "{member} {kind}: nothing more"
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_blocks_committed_while_nats_is_down_arrive_once_after_a_gateway_restart() {
+    let mut nats = fiscus_common::testkit::NatsServer::start().unwrap();
+    let mut net = network(2, Some(nats.url())).await;
+    let first = submit(net.orderer, &net.files, vec![appropriate(&net.files)]).await;
+    testkit::wait_all_at(&net.refs(), first, Duration::from_secs(60)).await;
+    for m in &net.members {
+        let node = m.gateway.node.clone();
+        eventually("the first block's events are stored", || {
+            let node = node.clone();
+            async move { node.metrics.events_height.get() >= first as i64 }
+        })
+        .await;
+    }
+
+    // NATS goes down. Blocks still commit at full speed: five blocks of five
+    // transactions would take minutes if each event waited for the bus.
+    nats.stop();
+    let mut head = first;
+    for chunk in (2..=26u64).collect::<Vec<_>>().chunks(5) {
+        let envs = chunk.iter().map(|n| allocate(&net.files, *n)).collect();
+        head = head.max(submit(net.orderer, &net.files, envs).await);
+    }
+    testkit::wait_all_at(&net.refs(), head, Duration::from_secs(60)).await;
+    assert!(head > first);
+    for m in &net.members {
+        assert!(m.gateway.node.metrics.events_height.get() < head as i64);
+    }
+
+    // The first member's gateway restarts before NATS returns; then NATS is back.
+    let m0 = net.members.remove(0);
+    let m0 = m0.restart_gateway(&net.files.members[0]).await;
+    net.members.insert(0, m0);
+    nats.restart().unwrap();
+
+    // Both members' streams hold every height's events exactly once, in order.
+    let txs_total = 26;
+    for i in 0..2 {
+        let code = net.files.members[i].code.clone();
+        let blocks: Vec<BlockCommitted> = read_events(
+            &nats,
+            &net.files,
+            &code,
+            "blocks",
+            |b: &[BlockCommitted]| b.last().is_some_and(|b| b.height >= head),
+        )
+        .await;
+        let heights: Vec<u64> = blocks.iter().map(|b| b.height).collect();
+        assert_eq!(heights, (1..=head).collect::<Vec<_>>(), "{code}: blocks");
+        let txs: Vec<TxStatusChanged> = read_events(
+            &nats,
+            &net.files,
+            &code,
+            "txs",
+            |t: &[TxStatusChanged]| t.len() >= txs_total,
+        )
+        .await;
+        let ids: BTreeSet<Vec<u8>> = txs.iter().map(|t| t.tx_id.clone()).collect();
+        assert_eq!(ids.len(), txs_total, "{code}: every tx once");
+        assert!(
+            txs.windows(2)
+                .all(|w| w[0].block_number <= w[1].block_number),
+            "{code}: in chain order"
+        );
+        let node = net.members[i].gateway.node.clone();
+        eventually("the events height reaches the head", || {
+            let node = node.clone();
+            async move { node.metrics.events_height.get() >= head as i64 }
+        })
+        .await;
+    }
     net.stop().await;
 }

@@ -41,6 +41,51 @@ impl NatsBus {
         Ok(Self { client, js, limits })
     }
 
+    /// Like [`NatsBus::connect`], but returns at once even while the server
+    /// is unreachable: the client keeps connecting in the background, and
+    /// publishes wait for it. Disconnects and reconnects are logged (a
+    /// service that must run through a NATS outage, the gossip-gateway).
+    pub async fn connect_lazily(url: &str, name: &str, limits: BusLimits) -> Result<Self> {
+        let server = url.to_owned();
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .subscription_capacity(limits.subscription_buffer)
+            .retry_on_initial_connect()
+            .event_callback(move |event| {
+                let server = server.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!(server = %server, "connected to NATS")
+                        }
+                        async_nats::Event::Disconnected => tracing::warn!(
+                            server = %server,
+                            "disconnected from NATS; reconnecting (events wait, nothing is lost)"
+                        ),
+                        other => tracing::info!(server = %server, event = %other, "NATS"),
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Connect {
+                url: url.to_owned(),
+                source: Box::new(e),
+            })?;
+        let js = jetstream::new(client.clone());
+        Ok(Self { client, js, limits })
+    }
+
+    /// The payload of the newest message on `subject` in `stream`, if any.
+    pub async fn last_payload(&self, stream: &str, subject: &str) -> Result<Option<bytes::Bytes>> {
+        let stream = self.js.get_stream(stream).await.map_err(backend)?;
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(Some(m.payload)),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     /// Flushes buffered publishes to the server.
     pub async fn flush(&self) -> Result<()> {
         self.client.flush().await.map_err(backend)

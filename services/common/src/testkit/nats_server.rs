@@ -48,6 +48,40 @@ impl NatsServer {
     fn try_start(bin: &PathBuf) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port().map_err(|e| e.to_string())?;
+        let child = Self::spawn(bin, port, &dir)?;
+        Ok(Self {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the server (SIGKILL: an outage, not a shutdown); its stored
+    /// streams stay for [`NatsServer::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same storage.
+    pub fn restart(&mut self) -> Result<(), String> {
+        let bin = nats_server_binary().ok_or("nats-server not found")?;
+        // The port was ours a moment ago; retry while the kernel releases it.
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        loop {
+            match Self::spawn(&bin, self.port, &self._dir) {
+                Ok(child) => {
+                    self.child = child;
+                    return Ok(());
+                }
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Runs a server on `port` storing under `dir`, once it accepts clients.
+    fn spawn(bin: &PathBuf, port: u16, dir: &tempfile::TempDir) -> Result<Child, String> {
         let mut child = Command::new(bin)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(dir.path())
@@ -70,11 +104,7 @@ impl NatsServer {
                 if let Some(err) = child.stderr.take() {
                     std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
                 }
-                return Ok(Self {
-                    child,
-                    port,
-                    _dir: dir,
-                });
+                return Ok(child);
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
