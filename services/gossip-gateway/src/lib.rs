@@ -129,6 +129,18 @@ pub async fn start_with(
     if !bus.is_durable() {
         bus.ensure_member_stream(&genesis.consortium_id, &me.member)
             .await?;
+    } else {
+        // With NATS up, the stream exists once the gateway is up, as
+        // consumers started right after it expect; otherwise the publisher
+        // makes it when NATS answers.
+        let made = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            bus.ensure_member_stream(&genesis.consortium_id, &me.member),
+        )
+        .await;
+        if !matches!(made, Ok(Ok(_))) {
+            tracing::warn!("NATS is not answering; the gateway starts, and its events wait for it");
+        }
     }
 
     let registry = prometheus::Registry::new();

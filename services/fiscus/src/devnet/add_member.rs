@@ -175,7 +175,8 @@ pub(crate) async fn add_member(cmd: AddMemberCmd) -> Result<()> {
     // 2. The votes, until it passes.
     let mut passed_in = None;
     for m in layout.members.iter().filter(|m| m.code != cmd.proposer) {
-        let v = api_of(data, &layout, &m.code)?
+        let voter = api_of(data, &layout, &m.code)?;
+        let v = voter
             .call(
                 "POST",
                 &format!("/v1/governance/proposals/{id}/votes?wait=commit"),
@@ -184,7 +185,9 @@ pub(crate) async fn add_member(cmd: AddMemberCmd) -> Result<()> {
             .await
             .with_context(|| format!("{} voting", m.code))?;
         let block = v["block_number"].as_u64().unwrap_or(0);
-        let p = proposer
+        // The tally as the voter's member sees it: it has committed the vote
+        // (another member may not have yet, and would show the vote missing).
+        let p = voter
             .call("GET", &format!("/v1/governance/proposals/{id}"), None)
             .await?;
         println!(
