@@ -720,25 +720,27 @@ pub fn set_parent_from_values(
     set_parent_from(span, &headers);
 }
 
+/// The span context a block's trace link names (remote, sampled); `None`
+/// for malformed or invalid ids.
+fn remote_context(trace_id: &[u8], span_id: &[u8]) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let trace = <[u8; 16]>::try_from(trace_id).ok()?;
+    let id = <[u8; 8]>::try_from(span_id).ok()?;
+    let cx = SpanContext::new(
+        TraceId::from_bytes(trace),
+        SpanId::from_bytes(id),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    cx.is_valid().then_some(cx)
+}
+
 /// Adds links from `span` to each `(trace id, span id)`: a block's spans to
 /// the submissions whose transactions it carries. Malformed ids are skipped.
 pub fn add_links(span: &tracing::Span, links: &[(Vec<u8>, Vec<u8>)]) {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
     for (trace, id) in links {
-        let (Ok(trace), Ok(id)) = (
-            <[u8; 16]>::try_from(trace.as_slice()),
-            <[u8; 8]>::try_from(id.as_slice()),
-        ) else {
-            continue;
-        };
-        let cx = SpanContext::new(
-            TraceId::from_bytes(trace),
-            SpanId::from_bytes(id),
-            TraceFlags::SAMPLED,
-            true,
-            TraceState::default(),
-        );
-        if cx.is_valid() {
+        if let Some(cx) = remote_context(trace, id) {
             span.add_link(cx);
         }
     }
@@ -748,20 +750,8 @@ pub fn add_links(span: &tracing::Span, links: &[(Vec<u8>, Vec<u8>)]) {
 /// parent, as a block's trace link names it: sampled). Malformed ids leave
 /// `span` a new trace's root.
 pub fn set_remote_parent(span: &tracing::Span, trace_id: &[u8], span_id: &[u8]) {
-    use opentelemetry::trace::{
-        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-    };
-    let (Ok(trace), Ok(id)) = (<[u8; 16]>::try_from(trace_id), <[u8; 8]>::try_from(span_id)) else {
-        return;
-    };
-    let sc = SpanContext::new(
-        TraceId::from_bytes(trace),
-        SpanId::from_bytes(id),
-        TraceFlags::SAMPLED,
-        true,
-        TraceState::default(),
-    );
-    if sc.is_valid() {
+    use opentelemetry::trace::TraceContextExt;
+    if let Some(sc) = remote_context(trace_id, span_id) {
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(sc));
     }
 }

@@ -28,15 +28,21 @@ impl NatsBus {
 
     /// Connects to `url`, e.g. `nats://127.0.0.1:4222`; `name` shows in the server's connection list.
     pub async fn connect(url: &str, name: &str, limits: BusLimits) -> Result<Self> {
-        let client = async_nats::ConnectOptions::new()
+        let options = async_nats::ConnectOptions::new()
             .name(name)
-            .subscription_capacity(limits.subscription_buffer)
-            .connect(url)
-            .await
-            .map_err(|e| BusError::Connect {
-                url: url.to_owned(),
-                source: Box::new(e),
-            })?;
+            .subscription_capacity(limits.subscription_buffer);
+        Self::connect_with(url, options, limits).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        options: async_nats::ConnectOptions,
+        limits: BusLimits,
+    ) -> Result<Self> {
+        let client = options.connect(url).await.map_err(|e| BusError::Connect {
+            url: url.to_owned(),
+            source: Box::new(e),
+        })?;
         let js = jetstream::new(client.clone());
         Ok(Self { client, js, limits })
     }
@@ -47,7 +53,7 @@ impl NatsBus {
     /// service that must run through a NATS outage, the gossip-gateway).
     pub async fn connect_lazily(url: &str, name: &str, limits: BusLimits) -> Result<Self> {
         let server = url.to_owned();
-        let client = async_nats::ConnectOptions::new()
+        let options = async_nats::ConnectOptions::new()
             .name(name)
             .subscription_capacity(limits.subscription_buffer)
             .retry_on_initial_connect()
@@ -65,15 +71,8 @@ impl NatsBus {
                         other => tracing::info!(server = %server, event = %other, "NATS"),
                     }
                 }
-            })
-            .connect(url)
-            .await
-            .map_err(|e| BusError::Connect {
-                url: url.to_owned(),
-                source: Box::new(e),
-            })?;
-        let js = jetstream::new(client.clone());
-        Ok(Self { client, js, limits })
+            });
+        Self::connect_with(url, options, limits).await
     }
 
     /// The payload of the newest message on `subject` in `stream`, if any.

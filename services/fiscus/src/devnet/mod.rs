@@ -551,10 +551,17 @@ fn clear_data_dir(data: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Files a user may put into a data directory before its first start, which
+/// the devnet reads and never makes: kept when a half-made directory is made
+/// again.
+fn user_input(name: &str) -> bool {
+    name == webhooks::FILE
+}
+
 /// A devnet killed while creating its data directory (before it wrote
 /// `devnet.json`, the last step) left no chain behind, only keys and
-/// certificates: those are made again. A directory with anything a devnet
-/// does not make is left alone and refused.
+/// certificates: those are made again (a `webhooks.toml` put there is kept).
+/// A directory with anything else is left alone and refused.
 fn clear_half_made(data: &Path) -> Result<()> {
     if data.join("devnet.json").exists() {
         return Ok(());
@@ -563,7 +570,7 @@ fn clear_half_made(data: &Path) -> Result<()> {
     for entry in std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))? {
         names.push(entry?.file_name().to_string_lossy().into_owned());
     }
-    names.retain(|n| n != LOCK_FILE);
+    names.retain(|n| n != LOCK_FILE && !user_input(n));
     if names.is_empty() {
         return Ok(());
     }
@@ -580,7 +587,16 @@ fn clear_half_made(data: &Path) -> Result<()> {
         "devnet: {} was left half-made (no devnet.json: its creation was interrupted); making it again",
         data.display()
     );
-    clear_data_dir(data)
+    for name in names {
+        let path = data.join(&name);
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("deleting {}", path.display()))?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn run(
