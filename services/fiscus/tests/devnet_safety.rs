@@ -20,6 +20,21 @@ fn fiscus() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fiscus"))
 }
 
+/// Runs `fiscus devnet --exit --base-port 0 [extra] --data-dir data`, which
+/// must fail; returns what it said on stderr.
+fn refused(data: &std::path::Path, extra: &[&str]) -> String {
+    let out = fiscus()
+        .args(["devnet", "--exit", "--base-port", "0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    err
+}
+
 #[test]
 fn reset_of_a_running_devnet_is_refused_and_deletes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -38,20 +53,7 @@ fn reset_of_a_running_devnet_is_refused_and_deletes_nothing() {
     assert_eq!(r.0, 200, "{:?}", r.2);
     let tx = r.2["tx_id"].as_str().unwrap().to_owned();
 
-    let out = fiscus()
-        .args([
-            "devnet",
-            "--reset",
-            "--exit",
-            "--base-port",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = refused(&data, &["--reset"]);
     assert!(err.contains("a devnet is running on"), "{err}");
     assert!(!err.contains("deleting"), "{err}");
 
@@ -89,13 +91,7 @@ fn a_half_made_data_directory_is_made_again_and_a_foreign_one_is_refused() {
     let foreign = tmp.path().join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "季度报告").unwrap();
-    let out = fiscus()
-        .args(["devnet", "--exit", "--base-port", "0", "--data-dir"])
-        .arg(&foreign)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = refused(&foreign, &[]);
     assert!(err.contains("is not a devnet's data directory"), "{err}");
     assert_eq!(
         std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),

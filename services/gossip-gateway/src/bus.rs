@@ -74,11 +74,7 @@ impl Bus {
     /// never fatal to the chain.
     pub async fn publish_durable(&self, subject: &str, payload: Vec<u8>) {
         let event = Event::new(subject, payload).with_trace_context();
-        let r = match self {
-            Bus::Nats(b) => b.publish_durable(event).await,
-            Bus::Memory(b) => b.publish_durable(event).await,
-        };
-        if let Err(e) = r {
+        if let Err(e) = self.publish_event(event).await {
             tracing::warn!(subject, error = %e, "could not publish an event");
         }
     }

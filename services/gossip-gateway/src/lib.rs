@@ -122,8 +122,6 @@ pub async fn start_with(
         .map_err(|s| ledger_err(s.message().to_owned()))?
         .into_inner();
     let head_hash = Hash32::from_slice("hash", &info.last_block_hash).unwrap_or_default();
-    // The member's stream is made by the event publisher once the bus
-    // answers: a NATS outage does not keep the member from starting.
     let bus =
         bus::Bus::connect(config.nats_url.as_deref(), &format!("gossip-{}", me.member)).await?;
     if !bus.is_durable() {
@@ -131,8 +129,9 @@ pub async fn start_with(
             .await?;
     } else {
         // With NATS up, the stream exists once the gateway is up, as
-        // consumers started right after it expect; otherwise the publisher
-        // makes it when NATS answers.
+        // consumers started right after it expect. A NATS outage does not
+        // keep the member from starting: the event publisher makes the
+        // stream when NATS answers.
         let made = tokio::time::timeout(
             std::time::Duration::from_secs(2),
             bus.ensure_member_stream(&genesis.consortium_id, &me.member),

@@ -533,20 +533,23 @@ fn made_by_create(name: &str) -> bool {
         || name.starts_with("member-")
 }
 
+/// Deletes one entry of a data directory, a file or a whole directory.
+fn remove_entry(path: &Path) -> Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.with_context(|| format!("deleting {}", path.display()))
+}
+
 /// Deletes everything in `data` but the lock this process holds.
 fn clear_data_dir(data: &Path) -> Result<()> {
     for entry in std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))? {
         let entry = entry?;
-        if entry.file_name() == LOCK_FILE {
-            continue;
+        if entry.file_name() != LOCK_FILE {
+            remove_entry(&entry.path())?;
         }
-        let path = entry.path();
-        let removed = if entry.file_type()?.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.with_context(|| format!("deleting {}", path.display()))?;
     }
     Ok(())
 }
@@ -588,13 +591,7 @@ fn clear_half_made(data: &Path) -> Result<()> {
         data.display()
     );
     for name in names {
-        let path = data.join(&name);
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.with_context(|| format!("deleting {}", path.display()))?;
+        remove_entry(&data.join(name))?;
     }
     Ok(())
 }
