@@ -53,21 +53,35 @@ impl NatsBus {
     /// service that must run through a NATS outage, the gossip-gateway).
     pub async fn connect_lazily(url: &str, name: &str, limits: BusLimits) -> Result<Self> {
         let server = url.to_owned();
+        // A failed reconnect is reported once per outage, not at every retry.
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let options = async_nats::ConnectOptions::new()
             .name(name)
             .subscription_capacity(limits.subscription_buffer)
             .retry_on_initial_connect()
             .event_callback(move |event| {
                 let server = server.clone();
+                let failing = failing.clone();
                 async move {
+                    use std::sync::atomic::Ordering::Relaxed;
                     match event {
                         async_nats::Event::Connected => {
+                            failing.store(false, Relaxed);
                             tracing::info!(server = %server, "connected to NATS")
                         }
                         async_nats::Event::Disconnected => tracing::warn!(
                             server = %server,
                             "disconnected from NATS; reconnecting (events wait, nothing is lost)"
                         ),
+                        async_nats::Event::ClientError(e) if !failing.swap(true, Relaxed) => {
+                            tracing::warn!(
+                                server = %server, error = %e,
+                                "cannot reach NATS; retrying quietly until it is back"
+                            )
+                        }
+                        async_nats::Event::ClientError(e) => {
+                            tracing::debug!(server = %server, error = %e, "NATS still unreachable")
+                        }
                         other => tracing::info!(server = %server, event = %other, "NATS"),
                     }
                 }

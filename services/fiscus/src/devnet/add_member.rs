@@ -9,6 +9,7 @@
 //! them (`Signature.certificate`).
 
 use super::layout::{Layout, ports};
+use super::processes::ProcPorts;
 use super::setup::member_dir;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -20,6 +21,7 @@ use fiscus_identity_ca::client::{self, EnrollArgs};
 use fiscus_proto::pb::identity::IssueSecretsRequest;
 use fiscus_proto::pb::types::Role;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -144,7 +146,10 @@ pub(crate) async fn add_member(cmd: AddMemberCmd) -> Result<()> {
     }
     let proposer = api_of(data, &layout, &cmd.proposer)?;
     let started = Instant::now();
-    let p = ports(0, 6)?;
+    // Not a port the devnet gave out: a service being restarted has let its go.
+    let mut taken: Vec<SocketAddr> = layout.addrs().into_iter().map(|(_, a)| a).collect();
+    taken.extend(ProcPorts::read(data)?.iter().flat_map(ProcPorts::addrs));
+    let p = ports(0, 6, &taken)?;
     let (ledger, ledger_http, gateway, gateway_http, api, api_http) =
         (p[0], p[1], p[2], p[3], p[4], p[5]);
 

@@ -47,7 +47,10 @@ pub(crate) struct MemberPorts {
 /// that owns it binds it (which a port from `bind(":0")` allowed).
 pub(super) const FREE_PORTS: std::ops::Range<u16> = 10_000..32_000;
 
-pub(super) fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
+/// `n` loopback ports: consecutive from `base`, or (base 0) free ones not in
+/// `avoid`, the ports this devnet has already given out but whose services may
+/// not have bound them yet (a probe alone would hand such a port out twice).
+pub(super) fn ports(base: u16, n: usize, avoid: &[SocketAddr]) -> Result<Vec<SocketAddr>> {
     if base != 0 {
         return (0..n)
             .map(|i| {
@@ -71,6 +74,9 @@ pub(super) fn ports(base: u16, n: usize) -> Result<Vec<SocketAddr>> {
             break;
         }
         let port = FREE_PORTS.start + ((seed + step) % span) as u16;
+        if avoid.iter().any(|a| a.port() == port) {
+            continue;
+        }
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             held.push(l);
         }
@@ -100,7 +106,7 @@ pub(super) fn demo_clock() -> fiscus_orderer::BlockClock {
 }
 
 pub(super) fn layout(base: u16, demo: bool) -> Result<Layout> {
-    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 4)?;
+    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 4, &[])?;
     let orderer_orgs = ["000000", "130000", "130100"];
     Ok(Layout {
         consortium_id: CONSORTIUM.into(),
@@ -128,22 +134,29 @@ pub(super) fn layout(base: u16, demo: bool) -> Result<Layout> {
     })
 }
 
+impl Layout {
+    /// Every port the layout gives out, with what listens there.
+    pub(super) fn addrs(&self) -> Vec<(String, SocketAddr)> {
+        let mut all = vec![("identity-ca".to_owned(), self.ca_grpc)];
+        for o in &self.orderers {
+            all.push((format!("orderer {} client", o.id), o.client));
+            all.push((format!("orderer {} raft", o.id), o.raft));
+        }
+        for m in &self.members {
+            all.push((format!("{} ledger-store", m.code), m.ledger));
+            all.push((format!("{} gossip-gateway", m.code), m.gateway));
+            all.push((format!("{} exchange-adapter", m.code), m.api));
+            if let Some(g) = m.grpc {
+                all.push((format!("{} exchange gRPC", m.code), g));
+            }
+        }
+        all
+    }
+}
+
 /// Fails with the port's name when one of the layout's ports is taken.
 pub(super) fn check_free(layout: &Layout) -> Result<()> {
-    let mut all = vec![("identity-ca".to_owned(), layout.ca_grpc)];
-    for o in &layout.orderers {
-        all.push((format!("orderer {} client", o.id), o.client));
-        all.push((format!("orderer {} raft", o.id), o.raft));
-    }
-    for m in &layout.members {
-        all.push((format!("{} ledger-store", m.code), m.ledger));
-        all.push((format!("{} gossip-gateway", m.code), m.gateway));
-        all.push((format!("{} exchange-adapter", m.code), m.api));
-        if let Some(g) = m.grpc {
-            all.push((format!("{} exchange gRPC", m.code), g));
-        }
-    }
-    for (what, addr) in all {
+    for (what, addr) in layout.addrs() {
         if let Err(e) = std::net::TcpListener::bind(addr) {
             bail!(
                 "port {addr} ({what}, recorded in devnet.json) is not free: {e}. \
@@ -152,4 +165,33 @@ pub(super) fn check_free(layout: &Layout) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port already given out is never given again, even while it is free
+    /// (its service has not bound it yet): the probe skips it.
+    #[test]
+    fn ports_never_repeats_a_port_given_out() {
+        let first = ports(0, 40, &[]).unwrap();
+        // Everything in the range but 60 ports given out, ours among them.
+        let open: Vec<u16> = (FREE_PORTS.start..FREE_PORTS.end)
+            .filter(|p| p % 367 == 0)
+            .take(60)
+            .collect();
+        let avoid: Vec<SocketAddr> = (FREE_PORTS.start..FREE_PORTS.end)
+            .filter(|p| !open.contains(p))
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .chain(first.iter().copied())
+            .collect();
+        let second = ports(0, 5, &avoid).unwrap();
+        for a in &second {
+            assert!(open.contains(&a.port()), "{a} was given out already");
+            assert!(!first.contains(a), "{a} was given out twice");
+        }
+        let distinct: std::collections::BTreeSet<_> = second.iter().collect();
+        assert_eq!(distinct.len(), 5);
+    }
 }

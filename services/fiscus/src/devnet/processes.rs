@@ -38,6 +38,26 @@ pub(crate) struct ProcPorts {
     pub nats: SocketAddr,
 }
 
+impl ProcPorts {
+    /// Every port recorded, whatever listens there.
+    pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.nats)
+            .chain(self.executors.values().copied())
+            .chain(self.http.values().copied())
+    }
+
+    /// What `processes.json` in `data` records, if the devnet has run as processes.
+    pub(crate) fn read(data: &Path) -> Result<Option<Self>> {
+        let file = data.join("processes.json");
+        if !file.exists() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&std::fs::read(&file)?)
+            .map(Some)
+            .with_context(|| format!("reading {}", file.display()))
+    }
+}
+
 /// The services of one member, in start order, with their process names.
 pub(crate) const MEMBER_SERVICES: [&str; 4] = [
     "contract-executor",
@@ -66,14 +86,21 @@ pub(crate) fn process_names(layout: &Layout) -> Vec<String> {
 }
 
 fn proc_ports(data: &Path, layout: &Layout) -> Result<ProcPorts> {
-    let file = data.join("processes.json");
-    if file.exists() {
-        return serde_json::from_slice(&std::fs::read(&file)?)
-            .with_context(|| format!("reading {}", file.display()));
+    let taken: Vec<SocketAddr> = layout.addrs().into_iter().map(|(_, a)| a).collect();
+    if let Some(recorded) = ProcPorts::read(data)? {
+        if !recorded.addrs().any(|a| taken.contains(&a)) {
+            return Ok(recorded);
+        }
+        // Made by a version that could give a port out twice: choose again
+        // (nothing of this devnet runs now, so nothing holds them).
+        eprintln!(
+            "devnet: processes.json shares a port with devnet.json; choosing its ports again"
+        );
     }
+    let file = data.join("processes.json");
     let names = process_names(layout);
     let n = names.len() + layout.members.len() + 1;
-    let mut p = ports(0, n)?.into_iter();
+    let mut p = ports(0, n, &taken)?.into_iter();
     let mut next = || p.next().context("too few free ports");
     let mut made = ProcPorts {
         executors: BTreeMap::new(),
