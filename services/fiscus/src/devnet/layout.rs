@@ -6,6 +6,7 @@ use crate::devnet::CONSORTIUM;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// What `devnet.json` records: the ports chosen when the data directory was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,9 +94,7 @@ pub(crate) const DEMO_SPEEDUP: u32 = 864_000;
 /// The demo's calendar: block time starts at 2026-03-13 00:00 Beijing time
 /// (UTC+8) when the devnet is created, and a day passes every 100 ms.
 pub(super) fn demo_clock() -> fiscus_orderer::BlockClock {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = now_ms();
     fiscus_orderer::BlockClock {
         // 2026-03-13 00:00 China Standard Time, the day after the NPC approved
         // the 2026 budget (the devnet genesis records that approval).
@@ -103,6 +102,67 @@ pub(super) fn demo_clock() -> fiscus_orderer::BlockClock {
         anchor_unix_ms: now,
         speedup: DEMO_SPEEDUP,
     }
+}
+
+/// Where a demo devnet's calendar stood when it last ran.
+const CLOCK_FILE: &str = "demo-clock.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedClock {
+    /// Block time (Unix ms) the calendar had reached.
+    block_time_ms: i64,
+}
+
+/// The demo calendar for this start: it goes on from where it stood when
+/// the devnet last ran (`demo-clock.json`), so that it does not advance
+/// while the devnet is down. A devnet that never ran keeps its clock.
+pub(super) fn resume_clock(
+    data: &Path,
+    clock: fiscus_orderer::BlockClock,
+    now_ms: i64,
+) -> Result<fiscus_orderer::BlockClock> {
+    let file = data.join(CLOCK_FILE);
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(clock),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let saved: SavedClock = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "reading {}: remove it to go on from the wall clock",
+            file.display()
+        )
+    })?;
+    Ok(fiscus_orderer::BlockClock {
+        start_ms: saved.block_time_ms.max(clock.start_ms),
+        anchor_unix_ms: now_ms,
+        speedup: clock.speedup,
+    })
+}
+
+/// Records where the demo calendar stands now (write and rename: a kill
+/// leaves the old record or the new one).
+pub(super) fn save_clock(
+    data: &Path,
+    clock: &fiscus_orderer::BlockClock,
+    now_ms: i64,
+) -> Result<()> {
+    let file = data.join(CLOCK_FILE);
+    let tmp = data.join(format!("{CLOCK_FILE}.tmp"));
+    let saved = SavedClock {
+        block_time_ms: clock.at(now_ms),
+    };
+    std::fs::write(&tmp, serde_json::to_vec(&saved)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))
+}
+
+/// Wall time now, Unix ms.
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(super) fn layout(base: u16, demo: bool) -> Result<Layout> {
@@ -170,6 +230,37 @@ pub(super) fn check_free(layout: &Layout) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A demo calendar stopped at some day goes on from that day when the
+    /// devnet starts again, however long it was down; a record that cannot
+    /// be read is refused in words, not ignored.
+    #[test]
+    fn the_demo_calendar_does_not_advance_while_the_devnet_is_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = fiscus_orderer::BlockClock {
+            start_ms: 1_773_331_200_000,
+            anchor_unix_ms: 1_000_000,
+            speedup: DEMO_SPEEDUP,
+        };
+        // Never ran: the clock as made.
+        assert_eq!(resume_clock(dir.path(), clock, 5_000_000).unwrap(), clock);
+        // Ran for 1 s of wall time (10 demo days), then stopped.
+        save_clock(dir.path(), &clock, 1_001_000).unwrap();
+        let stopped_at = clock.at(1_001_000);
+        // Down for an hour of wall time (a decade of demo days): on start it
+        // goes on from where it stopped.
+        let later = 1_001_000 + 3_600_000;
+        let resumed = resume_clock(dir.path(), clock, later).unwrap();
+        assert_eq!(resumed.at(later), stopped_at);
+        assert_eq!(
+            resumed.at(later + 100),
+            stopped_at + 100 * i64::from(DEMO_SPEEDUP)
+        );
+        assert!(clock.at(later) - stopped_at > 30 * 86_400_000);
+        std::fs::write(dir.path().join(CLOCK_FILE), b"{").unwrap();
+        let e = resume_clock(dir.path(), clock, later).unwrap_err();
+        assert!(format!("{e:#}").contains("demo-clock.json"), "{e:#}");
+    }
 
     /// A port already given out is never given again, even while it is free
     /// (its service has not bound it yet): the probe skips it.

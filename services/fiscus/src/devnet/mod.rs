@@ -12,7 +12,7 @@
 mod add_member;
 mod configs;
 mod layout;
-mod processes;
+pub(crate) mod processes;
 mod setup;
 mod supervise;
 mod webhooks;
@@ -110,6 +110,9 @@ pub(crate) struct Devnet {
     /// Whether the REST APIs speak TLS (`--rest-tls`).
     pub rest_tls: bool,
     parts: Parts,
+    /// A demo devnet records where its calendar stands every 100 ms
+    /// (`demo-clock.json`), so that a restart goes on from there.
+    clock_keeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 enum Parts {
@@ -129,6 +132,12 @@ struct Member {
 
 impl Devnet {
     pub(crate) async fn stop(self) {
+        if let Some(keeper) = self.clock_keeper {
+            keeper.abort();
+            if let Some(clock) = self.layout.block_clock {
+                let _ = layout::save_clock(&self.data, &clock, layout::now_ms());
+            }
+        }
         match self.parts {
             Parts::InProcess {
                 ca,
@@ -197,6 +206,34 @@ impl Devnet {
         match &self.parts {
             Parts::InProcess { .. } => Vec::new(),
             Parts::Processes(p) => p.supervisor.pids(),
+        }
+    }
+
+    /// The NATS server the gateways publish on (a process devnet's).
+    pub(crate) fn nats_url(&self) -> Option<String> {
+        match &self.parts {
+            Parts::InProcess { .. } => None,
+            Parts::Processes(p) => p.nats_url.clone(),
+        }
+    }
+
+    /// The processes the supervisor is restarting (not running now).
+    pub(crate) fn not_running(&self) -> Vec<String> {
+        match &self.parts {
+            Parts::InProcess { .. } => Vec::new(),
+            Parts::Processes(p) => processes::process_names(&self.layout)
+                .into_iter()
+                .chain(["nats-server".to_owned()])
+                .filter(|n| p.supervisor.status(n).is_some_and(|s| s.pid.is_none()))
+                .collect(),
+        }
+    }
+
+    /// Each process's ops endpoint (`/readyz`), by process name.
+    pub(crate) fn ops_addrs(&self) -> Vec<(String, SocketAddr)> {
+        match &self.parts {
+            Parts::InProcess { .. } => Vec::new(),
+            Parts::Processes(p) => p.ports.http.clone().into_iter().collect(),
         }
     }
 
@@ -311,6 +348,11 @@ pub(crate) async fn start(
         eprintln!("devnet: creating a consortium in {}", data.display());
         create(data, base_port, demo).await?
     };
+    let mut layout = layout;
+    // The demo calendar stands still while the devnet is down.
+    if let Some(clock) = layout.block_clock {
+        layout.block_clock = Some(layout::resume_clock(data, clock, layout::now_ms())?);
+    }
     let data =
         std::fs::canonicalize(data).with_context(|| format!("finding {}", data.display()))?;
     let parts = match mode {
@@ -337,11 +379,23 @@ pub(crate) async fn start(
             Parts::Processes(p)
         }
     };
+    let clock_keeper = layout.block_clock.map(|clock| {
+        let data = data.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = layout::save_clock(&data, &clock, layout::now_ms()) {
+                    eprintln!("devnet: recording the demo calendar: {e:#}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
     Ok(Devnet {
         layout,
         data,
         rest_tls,
         parts,
+        clock_keeper,
     })
 }
 
@@ -400,6 +454,11 @@ async fn start_in_process(
         orderers,
         members,
     })
+}
+
+/// A devnet member's ledger-store data directory.
+pub(crate) fn member_ledger_dir(data: &Path, code: &str) -> PathBuf {
+    setup::member_dir(data, code).0.join("ledger")
 }
 
 /// Each member's full-scope API key, from `api-keys.txt`.

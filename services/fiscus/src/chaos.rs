@@ -1,0 +1,932 @@
+//! `fiscus chaos`: a fault campaign on the process devnet (every service its
+//! own process, with a nats-server). It drives signed disbursements through
+//! the signing members' exchange-adapters (gRPC `Submit`, whose answer means
+//! "ordered"), records every acknowledged tx id, and every `--fault-every`
+//! injects a fault the seed chooses: SIGKILL or SIGSTOP/SIGCONT of the
+//! orderer leader, of a follower, of one member's ledger-store,
+//! gossip-gateway or exchange-adapter, or a SIGKILL of the nats-server (the
+//! devnet's supervisor restarts what was killed). Then it heals everything
+//! and checks, printing one JSON report:
+//!
+//! - every acknowledged tx is committed, valid, exactly once at every member
+//!   (`lost`, `duplicates`);
+//! - every member holds the same block, state and receipts hashes at every
+//!   height (`divergences`) and no gateway raised a divergence alarm;
+//! - every member is final at the head within `--final-within` of the heal
+//!   (`max_final_after_heal_s`);
+//! - every member's event stream holds each height's `blocks`,
+//!   `attestations` and per-transaction `txs` event exactly once;
+//! - `fiscus verify` passes on every member's store.
+//!
+//! The history (faults as they happen, then every acknowledged tx) goes to a
+//! JSON-lines file; the same seed chooses the same faults in the same order.
+//! Not built yet: network faults through a TCP proxy and a full disk (see
+//! the README's status table).
+
+use crate::bench_e2e::{PROGRAMS, SIGNERS, Signer, acct, connect, env, fund};
+use crate::devnet::Devnet;
+use crate::measure::{parse_duration, usage_of};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fiscus_proto::hash::tx_id;
+use fiscus_proto::pb::exchange::exchange_client::ExchangeClient;
+use fiscus_proto::pb::ledger::ledger_ingest_client::LedgerIngestClient;
+use fiscus_proto::pb::ledger::{ChainInfoRequest, GetAttestationRequest, GetBlockRequest};
+use fiscus_proto::pb::transfer::{DisburseArgs, Recipient, recipient, transfer_call::Method};
+use fiscus_proto::pb::types::{Attestation, TxStatus};
+use prost::Message;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+#[derive(Debug, Args)]
+pub(crate) struct ChaosCmd {
+    /// How long to drive load and inject faults, e.g. 300s.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Offered load in tx/s over the four signing members.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Chooses the faults, their targets and pauses (default: from the clock;
+    /// printed, so a failing campaign can be run again).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Time between faults.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    fault_every: Duration,
+    /// Drive load only (a soak): no faults, and RSS sampled over time.
+    #[arg(long)]
+    no_faults: bool,
+    /// How soon after the heal every member must be final at the head.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    final_within: Duration,
+    /// The history file (JSON lines: faults, then acknowledged txs).
+    /// Default: chaos-<seed>.jsonl in the current directory.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Keep the devnet's data directory here (it must not exist).
+    #[arg(long)]
+    keep_data: Option<PathBuf>,
+    /// Print the report as one JSON object (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// SplitMix64: a small, seedable generator (the fault schedule must be the
+/// same on every machine for a seed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    /// SIGKILL; the supervisor restarts it.
+    Kill,
+    /// SIGSTOP, then SIGCONT after `pause_ms`.
+    Pause,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "role", content = "member")]
+enum Target {
+    OrdererLeader,
+    OrdererFollower,
+    LedgerStore(String),
+    GossipGateway(String),
+    ExchangeAdapter(String),
+    NatsServer,
+}
+
+impl Target {
+    fn role(&self) -> &'static str {
+        match self {
+            Target::OrdererLeader => "the orderers' leader",
+            Target::OrdererFollower => "an orderer follower",
+            Target::LedgerStore(_) => "a ledger-store",
+            Target::GossipGateway(_) => "a gossip-gateway",
+            Target::ExchangeAdapter(_) => "an exchange-adapter",
+            Target::NatsServer => "the bus",
+        }
+    }
+}
+
+/// The devnet's resident memory and open files at one moment.
+#[derive(Debug, Serialize)]
+struct Sample {
+    /// Seconds since the load started.
+    t_s: u64,
+    /// Resident memory of all the devnet's processes, MiB.
+    rss_mib: f64,
+    /// Open file descriptors of all the devnet's processes.
+    fds: usize,
+}
+
+/// One fault as chosen by the seed, and what became of it.
+#[derive(Debug, Clone, Serialize)]
+struct Fault {
+    n: usize,
+    at_ms: u64,
+    action: Action,
+    target: Target,
+    pause_ms: u64,
+    /// The process it hit (empty when it was skipped).
+    process: String,
+    pid: u32,
+    /// Why nothing was done (the process was being restarted, …).
+    skipped: Option<String>,
+}
+
+/// The fault schedule: which action on which target, and how long a pause lasts.
+fn choose(rng: &mut Rng, members: &[String], nats: bool) -> (Action, Target, u64) {
+    let action = if rng.below(2) == 0 {
+        Action::Kill
+    } else {
+        Action::Pause
+    };
+    let member = members[rng.below(members.len())].clone();
+    let mut targets = vec![
+        Target::OrdererLeader,
+        Target::OrdererFollower,
+        Target::LedgerStore(member.clone()),
+        Target::GossipGateway(member.clone()),
+        Target::ExchangeAdapter(member),
+    ];
+    if nats {
+        targets.push(Target::NatsServer);
+    }
+    let target = targets[rng.below(targets.len())].clone();
+    let pause_ms = 1_000 + rng.below(3_000) as u64;
+    (action, target, pause_ms)
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// The process a target names now (the leader is asked for).
+async fn resolve(net: &Devnet, target: &Target) -> Result<Option<String>> {
+    Ok(match target {
+        Target::OrdererLeader | Target::OrdererFollower => {
+            let statuses =
+                crate::devnet::processes::orderer_statuses(&net.data, &net.layout).await?;
+            let leader = statuses
+                .iter()
+                .find_map(|(id, s)| (s.role == "leader").then_some(*id));
+            let pick = match (target, leader) {
+                (Target::OrdererLeader, Some(l)) => Some(l),
+                (Target::OrdererFollower, Some(l)) => {
+                    statuses.iter().map(|(id, _)| *id).find(|id| *id != l)
+                }
+                _ => None,
+            };
+            pick.map(|id| format!("orderer-{id}"))
+        }
+        Target::LedgerStore(m) => Some(format!("member-{m}-ledger-store")),
+        Target::GossipGateway(m) => Some(format!("member-{m}-gossip-gateway")),
+        Target::ExchangeAdapter(m) => Some(format!("member-{m}-exchange-adapter")),
+        Target::NatsServer => Some("nats-server".to_owned()),
+    })
+}
+
+/// Appends lines to the history file, flushed at once (a campaign that
+/// crashes keeps the faults it injected).
+struct History(std::io::BufWriter<std::fs::File>);
+
+impl History {
+    fn line(&mut self, v: &serde_json::Value) -> Result<()> {
+        writeln!(self.0, "{v}")?;
+        self.0.flush()?;
+        Ok(())
+    }
+}
+
+/// What the load recorded.
+#[derive(Default)]
+struct Load {
+    submitted: u64,
+    /// Acknowledged (ordered) tx ids, with their signer.
+    acked: BTreeMap<Vec<u8>, String>,
+    /// Submissions without an answer (a paused or restarting adapter or
+    /// orderer): they may or may not be committed.
+    unanswered: u64,
+    /// Answered with an error code, by code.
+    refused: BTreeMap<String, u64>,
+}
+
+/// One signer's load: `rate` disbursements per second, each its own unary
+/// `Submit` (at most 256 unanswered), until `until`.
+async fn drive(
+    signer: Arc<Signer>,
+    client: ExchangeClient<Channel>,
+    stream: u64,
+    rate: f64,
+    until: Instant,
+    load: Arc<Mutex<Load>>,
+) {
+    let sem = Arc::new(tokio::sync::Semaphore::new(256));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0u64.. {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        if due >= until {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let e = env(
+            &signer,
+            stream << 40 | i,
+            Method::Disburse(DisburseArgs {
+                from: acct(&signer.org, (i as usize) % PROGRAMS),
+                recipient: Some(Recipient {
+                    id: Some(recipient::Id::UnifiedSocialCreditCode(
+                        "12130102MB1234562B".into(),
+                    )),
+                    name: "chaos school".into(),
+                }),
+                amount_fen: 1,
+                purpose: "chaos".into(),
+                economic_code: "50502".into(),
+                external_id: String::new(),
+            }),
+        );
+        let id = tx_id(&e.payload).to_vec();
+        let mut client = client.clone();
+        let load = load.clone();
+        let org = signer.org.clone();
+        lock(&load).submitted += 1;
+        tasks.spawn(async move {
+            let answer = tokio::time::timeout(Duration::from_secs(10), client.submit(e)).await;
+            let mut l = lock(&load);
+            match answer {
+                Ok(Ok(_)) => {
+                    l.acked.insert(id, org);
+                }
+                Ok(Err(status)) => {
+                    let code = status
+                        .metadata()
+                        .get(fiscus_common::error::GRPC_CODE_METADATA)
+                        .and_then(|v| v.to_str().ok())
+                        .map_or_else(|| format!("grpc.{:?}", status.code()), str::to_owned);
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Cancelled
+                            | tonic::Code::Unknown
+                    ) {
+                        l.unanswered += 1;
+                    } else {
+                        *l.refused.entry(code).or_insert(0) += 1;
+                    }
+                }
+                Err(_) => l.unanswered += 1,
+            }
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every process running and ready again (`/readyz` 200), within `deadline`.
+async fn wait_all_ready(net: &Devnet, deadline: Duration) -> Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        let mut waiting = net.not_running();
+        if waiting.is_empty() {
+            for (name, addr) in net.ops_addrs() {
+                let ok = crate::devnet::processes::http_get(addr, "/readyz")
+                    .await
+                    .is_some_and(|(code, _)| code == 200);
+                if !ok {
+                    waiting.push(name);
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!(
+                "not running and ready within {deadline:?}: {}",
+                waiting.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A channel to member `code`'s ledger-store with its own node certificate.
+async fn member_channel(net: &Devnet, code: &str) -> Result<Channel> {
+    let m = net
+        .layout
+        .members
+        .iter()
+        .find(|m| m.code == code)
+        .context("no such member")?;
+    let tls = fiscus_common::tls::TlsContext::load(&fiscus_common::tls::TlsConfig::in_dir(
+        &net.data.join(format!("member-{code}/node-tls")),
+    ))?;
+    Ok(fiscus_common::tls::connect_channel(
+        &m.ledger.to_string(),
+        "127.0.0.1",
+        tls.client_config()?,
+    )
+    .await?)
+}
+
+/// Resident memory of the devnet's processes now (MiB) and their open file
+/// descriptors.
+fn devnet_rss_and_fds(net: &Devnet) -> (f64, usize) {
+    net.child_pids()
+        .iter()
+        .map(|(_, pid)| {
+            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+            (usage_of(&pid.to_string()).rss_mib, fds)
+        })
+        .fold((0.0, 0), |(r, f), (r1, f1)| (r + r1, f + f1))
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Events {
+    /// Expected events absent from a member's stream, over all members.
+    missing: u64,
+    /// Events stored more than once (same `Nats-Msg-Id`), over all members.
+    duplicated: u64,
+    /// `alarms` events (divergence alarms) over all members.
+    alarms: u64,
+    /// The first few missing ids, for the report.
+    first_missing: Vec<String>,
+}
+
+/// Reads a member's whole event stream and compares it with what the chain
+/// says it must hold: for each height 1..=head, its `blocks` event, one
+/// `txs` event per receipt and its `attestations` event.
+async fn check_events(
+    nats_url: &str,
+    consortium: &str,
+    member: &str,
+    tx_counts: &[usize],
+    out: &mut Events,
+) -> Result<()> {
+    use fiscus_common::bus::EventBus;
+    let bus = fiscus_common::bus::nats::NatsBus::connect(
+        nats_url,
+        "fiscus-chaos",
+        fiscus_common::bus::BusLimits::default(),
+    )
+    .await?;
+    let stream = format!("FISCUS_{}_{member}", consortium.replace(['-', '.'], "_"));
+    let prefix = format!("fiscus.{consortium}.{member}.");
+    let consumer = format!("chaos-check-{member}-{}", std::process::id());
+    let mut c = bus
+        .durable_consumer(&stream, &consumer, &format!("{prefix}>"))
+        .await?;
+    let expected: usize = tx_counts.iter().map(|n| n + 2).sum();
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    // Until every expected event is there, or nothing new for 5 s.
+    loop {
+        if seen.len() >= expected {
+            // Anything more is a duplicate or an alarm: read what is left.
+            match tokio::time::timeout(Duration::from_millis(500), c.next()).await {
+                Ok(Some(m)) => {
+                    let m = m?;
+                    record(&m.event, &prefix, &mut seen, out);
+                    m.ack().await?;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), c.next()).await {
+            Ok(Some(m)) => {
+                let m = m?;
+                record(&m.event, &prefix, &mut seen, out);
+                m.ack().await?;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    for (i, n) in tx_counts.iter().enumerate() {
+        let h = i + 1;
+        let ids = std::iter::once(format!("{member}.{h}.blocks.0"))
+            .chain((0..*n).map(|k| format!("{member}.{h}.txs.{k}")))
+            .chain(std::iter::once(format!("{member}.{h}.attestations.0")));
+        for id in ids {
+            match seen.get(&id) {
+                None => {
+                    out.missing += 1;
+                    if out.first_missing.len() < 10 {
+                        out.first_missing.push(id);
+                    }
+                }
+                Some(k) if *k > 1 => out.duplicated += u64::from(*k - 1),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn record(
+    e: &fiscus_common::bus::Event,
+    prefix: &str,
+    seen: &mut BTreeMap<String, u32>,
+    out: &mut Events,
+) {
+    if e.subject.strip_prefix(prefix) == Some("alarms") {
+        out.alarms += 1;
+        return;
+    }
+    if let Some(id) = e.headers.get("Nats-Msg-Id") {
+        *seen.entry(id.clone()).or_insert(0) += 1;
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    passed: bool,
+    first_violation: Option<String>,
+    seed: u64,
+    duration_s: f64,
+    rate: u64,
+    submitted: u64,
+    acked: usize,
+    unanswered: u64,
+    refused: BTreeMap<String, u64>,
+    lost: usize,
+    duplicates: usize,
+    divergences: usize,
+    divergence_alarms: u64,
+    events_missing: u64,
+    events_duplicated: u64,
+    events_first_missing: Vec<String>,
+    verify_failures: Vec<String>,
+    faults: usize,
+    faults_skipped: usize,
+    fault_list: Vec<Fault>,
+    head: u64,
+    max_final_after_heal_s: f64,
+    /// The devnet's memory and open files every 10 s of the load.
+    samples: Vec<Sample>,
+    history: PathBuf,
+    not_tested: &'static str,
+}
+
+pub(crate) async fn run(cmd: ChaosCmd) -> Result<bool> {
+    if cmd.rate == 0 {
+        bail!("--rate 0: give an offered load in tx/s");
+    }
+    if cmd.fault_every < Duration::from_secs(1) {
+        bail!("--fault-every {:?}: one second at least", cmd.fault_every);
+    }
+    let seed = cmd.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let history_path = cmd
+        .history
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("chaos-{seed}.jsonl")));
+    let mut history = History(std::io::BufWriter::new(
+        std::fs::File::create(&history_path)
+            .with_context(|| format!("creating {}", history_path.display()))?,
+    ));
+    let _telemetry = fiscus_common::telemetry::init_with_default("chaos", false, "warn")?;
+    let dir = tempfile::tempdir()?;
+    let data = match &cmd.keep_data {
+        Some(d) if d.exists() => bail!("--keep-data {}: it exists", d.display()),
+        Some(d) => d.clone(),
+        None => dir.path().join("devnet"),
+    };
+    eprintln!(
+        "chaos: seed {seed}; history in {}; starting the process devnet (3 orderers, 5 members, NATS)…",
+        history_path.display()
+    );
+    history.line(
+        &serde_json::json!({"op": "start", "seed": seed, "rate": cmd.rate,
+        "duration_s": cmd.duration.as_secs_f64(), "fault_every_s": cmd.fault_every.as_secs_f64(),
+        "no_faults": cmd.no_faults}),
+    )?;
+    let mode = crate::devnet::Mode::Processes {
+        log_level: "warn".into(),
+        start_nats: true,
+    };
+    let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
+    let outcome = campaign(&cmd, seed, &net, &mut history, &history_path).await;
+    eprintln!("chaos: stopping the devnet…");
+    let (head, mut report) = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            net.stop().await;
+            return Err(e.context(format!(
+                "the campaign (seed {seed}) could not finish; logs in {}/logs",
+                data.display()
+            )));
+        }
+    };
+    let members: Vec<String> = net.layout.members.iter().map(|m| m.code.clone()).collect();
+    net.stop().await;
+    for m in &members {
+        let store = crate::devnet::member_ledger_dir(&data, m);
+        match crate::ledger_cmds::verify_store(&store, Some(head)).await {
+            Ok(_) => eprintln!("chaos: fiscus verify {m}: ok"),
+            Err(problem) => report.verify_failures.push(format!("{m}: {problem}")),
+        }
+    }
+    let violation = [
+        (
+            report.lost > 0,
+            format!("{} acknowledged txs lost", report.lost),
+        ),
+        (
+            report.duplicates > 0,
+            format!("{} txs committed more than once", report.duplicates),
+        ),
+        (
+            report.divergences > 0,
+            format!("{} heights where members disagree", report.divergences),
+        ),
+        (
+            report.divergence_alarms > 0,
+            format!("{} divergence alarms", report.divergence_alarms),
+        ),
+        (
+            report.max_final_after_heal_s > cmd.final_within.as_secs_f64(),
+            format!(
+                "a member was final {:.1} s after the heal (limit {:?})",
+                report.max_final_after_heal_s, cmd.final_within
+            ),
+        ),
+        (
+            report.events_missing > 0,
+            format!("{} events missing from the streams", report.events_missing),
+        ),
+        (
+            report.events_duplicated > 0,
+            format!("{} events stored twice", report.events_duplicated),
+        ),
+        (
+            !report.verify_failures.is_empty(),
+            format!(
+                "fiscus verify failed: {}",
+                report.verify_failures.join("; ")
+            ),
+        ),
+        (
+            report.acked == 0,
+            "no transaction was acknowledged".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(bad, what)| bad.then_some(what));
+    report.passed = violation.is_none();
+    report.first_violation = violation.clone();
+    if let Some(keep) = &cmd.keep_data {
+        eprintln!("chaos: the devnet's data is kept in {}", keep.display());
+    }
+    if cmd.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match violation {
+        None => eprintln!(
+            "chaos: PASSED (seed {seed}): {} acknowledged, 0 lost, {} faults",
+            report.acked, report.faults
+        ),
+        Some(v) => eprintln!(
+            "chaos: FAILED (seed {seed}): {v}; history in {}; run again with --seed {seed}",
+            history_path.display()
+        ),
+    }
+    Ok(report.passed)
+}
+
+/// Load and faults, the heal, and the checks that need the running devnet.
+async fn campaign(
+    cmd: &ChaosCmd,
+    seed: u64,
+    net: &Devnet,
+    history: &mut History,
+    history_path: &Path,
+) -> Result<(u64, Report)> {
+    net.wait_leader(Duration::from_secs(60)).await?;
+    let nats_url = net.nats_url();
+    if nats_url.is_none() {
+        eprintln!("chaos: no nats-server on this machine: no NATS faults and no event checks");
+    }
+    let (signers, mut ledgers, mut clients) = connect(net).await?;
+    eprintln!("chaos: funding the signers…");
+    fund(net, &signers, &mut clients, &mut ledgers).await?;
+
+    let load = Arc::new(Mutex::new(Load::default()));
+    let start = Instant::now();
+    let until = start + cmd.duration;
+    eprintln!(
+        "chaos: driving {} tx/s for {:?}{}…",
+        cmd.rate,
+        cmd.duration,
+        if cmd.no_faults {
+            " without faults".to_owned()
+        } else {
+            format!(", a fault every {:?}", cmd.fault_every)
+        }
+    );
+    let mut drivers = Vec::new();
+    for (i, s) in signers.into_iter().enumerate() {
+        let client = clients.get(&s.org).context("client")?.clone();
+        drivers.push(tokio::spawn(drive(
+            Arc::new(s),
+            client,
+            i as u64 + 1,
+            cmd.rate as f64 / SIGNERS.len() as f64,
+            until,
+            load.clone(),
+        )));
+    }
+
+    // Faults (and RSS samples) until the load ends.
+    let members: Vec<String> = net.layout.members.iter().map(|m| m.code.clone()).collect();
+    let mut rng = Rng(seed);
+    let mut faults: Vec<Fault> = Vec::new();
+    let mut paused: Vec<(u32, Instant)> = Vec::new();
+    let mut rss = Vec::new();
+    let mut next_fault = start + cmd.fault_every;
+    let mut next_sample = start;
+    while Instant::now() < until {
+        let now = Instant::now();
+        // Resume what a pause stopped, when its time is up.
+        paused.retain(|(pid, at)| {
+            if *at <= now {
+                signal(*pid, nix::sys::signal::Signal::SIGCONT);
+                false
+            } else {
+                true
+            }
+        });
+        if now >= next_sample {
+            let (r, fds) = devnet_rss_and_fds(net);
+            rss.push(Sample {
+                t_s: now.duration_since(start).as_secs(),
+                rss_mib: (r * 10.0).round() / 10.0,
+                fds,
+            });
+            next_sample += Duration::from_secs(10);
+        }
+        if !cmd.no_faults && now >= next_fault {
+            next_fault += cmd.fault_every;
+            let (action, target, pause_ms) = choose(&mut rng, &members, nats_url.is_some());
+            let mut f = Fault {
+                n: faults.len() + 1,
+                at_ms: now.duration_since(start).as_millis() as u64,
+                action,
+                target: target.clone(),
+                pause_ms: if action == Action::Pause { pause_ms } else { 0 },
+                process: String::new(),
+                pid: 0,
+                skipped: None,
+            };
+            let pid_of = |name: &str| {
+                net.child_pids()
+                    .into_iter()
+                    .find_map(|(n, pid)| (n == name).then_some(pid))
+            };
+            match resolve(net, &target).await {
+                Ok(Some(name)) => match pid_of(&name) {
+                    Some(pid) if paused.iter().any(|(p, _)| *p == pid) => {
+                        f.skipped = Some(format!("{name} is paused already"));
+                    }
+                    Some(pid) => {
+                        f.process = name;
+                        f.pid = pid;
+                        match action {
+                            Action::Kill => signal(pid, nix::sys::signal::Signal::SIGKILL),
+                            Action::Pause => {
+                                signal(pid, nix::sys::signal::Signal::SIGSTOP);
+                                paused.push((pid, now + Duration::from_millis(pause_ms)));
+                            }
+                        }
+                    }
+                    None => f.skipped = Some(format!("{name} is being restarted")),
+                },
+                Ok(None) => f.skipped = Some("no orderer leads now".into()),
+                Err(e) => f.skipped = Some(format!("asking the orderers: {e:#}")),
+            }
+            eprintln!(
+                "chaos: {:>5.1}s fault #{}: {}",
+                f.at_ms as f64 / 1000.0,
+                f.n,
+                match &f.skipped {
+                    Some(why) => format!("{action:?} {target:?} skipped ({why})"),
+                    None if action == Action::Pause => format!(
+                        "SIGSTOP {} ({}, pid {}) for {} ms",
+                        f.process,
+                        target.role(),
+                        f.pid,
+                        pause_ms
+                    ),
+                    None => format!("SIGKILL {} ({}, pid {})", f.process, target.role(), f.pid),
+                }
+            );
+            history.line(&serde_json::json!({"op": "fault", "fault": &f}))?;
+            faults.push(f);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for d in drivers {
+        d.await?;
+    }
+    // The heal: everything paused goes on; everything killed is running again.
+    for (pid, _) in paused.drain(..) {
+        signal(pid, nix::sys::signal::Signal::SIGCONT);
+    }
+    eprintln!("chaos: load done; healing (every process running and ready)…");
+    wait_all_ready(net, Duration::from_secs(60)).await?;
+    let healed = Instant::now();
+    history.line(&serde_json::json!({"op": "healed",
+        "at_ms": healed.duration_since(start).as_millis() as u64}))?;
+    // The head: the highest height any orderer has cut (no load any more).
+    let head = net.orderer_height().await?;
+    let mut final_after = 0f64;
+    for (m, l) in members.iter().zip(ledgers.iter_mut()) {
+        let until = healed + Duration::from_secs(120);
+        loop {
+            let info = l.get_chain_info(ChainInfoRequest {}).await;
+            if let Ok(i) = &info
+                && i.get_ref().final_height >= head
+            {
+                break;
+            }
+            if Instant::now() > until {
+                bail!("member {m} was not final at height {head} within 120 s of the heal");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        final_after = final_after.max(healed.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "chaos: every member final at height {head} {final_after:.1} s after the heal; checking…"
+    );
+
+    let load = std::mem::take(&mut *lock(&load));
+    for (id, org) in &load.acked {
+        history.line(&serde_json::json!({"op": "acked", "tx_id": hex::encode(id), "org": org}))?;
+    }
+
+    // Every height: the same hashes at every member; every tx's count.
+    let mut divergences = 0;
+    let mut lost: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut duplicates: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut tx_counts = vec![0usize; head as usize];
+    let mut reference: Vec<Option<(Vec<u8>, Vec<u8>, Vec<u8>)>> = vec![None; head as usize];
+    for (m, l) in members.iter().zip(ledgers.iter_mut()) {
+        // Attestations are read on the member-internal service, with the
+        // member's own node certificate (as its gateway does).
+        let mut ingest = LedgerIngestClient::new(member_channel(net, m).await?);
+        let mut valid: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+        for h in 1..=head {
+            let receipts = l
+                .get_block_receipts(GetBlockRequest {
+                    number: h,
+                    hash: Vec::new(),
+                })
+                .await
+                .with_context(|| format!("receipts of block {h} at {m}"))?
+                .into_inner();
+            tx_counts[h as usize - 1] = receipts.receipts.len();
+            for r in receipts.receipts {
+                if r.status == TxStatus::Valid as i32 {
+                    *valid.entry(r.tx_id).or_insert(0) += 1;
+                }
+            }
+            let signed = ingest
+                .get_attestation(GetAttestationRequest { height: h })
+                .await
+                .with_context(|| format!("attestation of block {h} at {m}"))?
+                .into_inner();
+            let a = Attestation::decode(&signed.attestation[..])?;
+            let hashes = (a.block_hash, a.state_hash, a.receipts_root);
+            match &reference[h as usize - 1] {
+                None => reference[h as usize - 1] = Some(hashes),
+                Some(r) if *r != hashes => {
+                    divergences += 1;
+                    eprintln!("chaos: member {m} disagrees at height {h}");
+                }
+                Some(_) => {}
+            }
+        }
+        for id in load.acked.keys() {
+            match valid.get(id) {
+                None => {
+                    lost.insert(id.clone());
+                }
+                Some(n) if *n > 1 => {
+                    duplicates.insert(id.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        duplicates.extend(valid.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id));
+    }
+    for id in lost.iter().take(10) {
+        eprintln!(
+            "chaos: acknowledged but not committed everywhere: {}",
+            hex::encode(id)
+        );
+    }
+    let mut events = Events::default();
+    if let Some(url) = &nats_url {
+        for m in &members {
+            check_events(url, &net.layout.consortium_id, m, &tx_counts, &mut events).await?;
+        }
+    }
+    let skipped = faults.iter().filter(|f| f.skipped.is_some()).count();
+    let report = Report {
+        passed: false,
+        first_violation: None,
+        seed,
+        duration_s: cmd.duration.as_secs_f64(),
+        rate: cmd.rate,
+        submitted: load.submitted,
+        acked: load.acked.len(),
+        unanswered: load.unanswered,
+        refused: load.refused,
+        lost: lost.len(),
+        duplicates: duplicates.len(),
+        divergences,
+        divergence_alarms: events.alarms,
+        events_missing: events.missing,
+        events_duplicated: events.duplicated,
+        events_first_missing: events.first_missing,
+        verify_failures: Vec::new(),
+        faults: faults.len() - skipped,
+        faults_skipped: skipped,
+        fault_list: faults,
+        head,
+        max_final_after_heal_s: (final_after * 10.0).round() / 10.0,
+        samples: rss,
+        history: history_path.to_owned(),
+        not_tested: "network partitions (TCP fault proxy) and a full disk are not built yet",
+    };
+    Ok((head, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same seed chooses the same faults, in the same order, with the
+    /// same targets and pauses; another seed chooses others.
+    #[test]
+    fn a_seed_fixes_the_fault_schedule() {
+        let members: Vec<String> = ["000000", "130000", "130100"].map(String::from).to_vec();
+        let schedule = |seed| {
+            let mut rng = Rng(seed);
+            (0..50)
+                .map(|_| choose(&mut rng, &members, true))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(schedule(7), schedule(7));
+        assert_ne!(schedule(7), schedule(8));
+        let all = schedule(7);
+        assert!(all.iter().any(|(a, _, _)| *a == Action::Kill));
+        assert!(all.iter().any(|(a, _, _)| *a == Action::Pause));
+        assert!(all.iter().any(|(_, t, _)| *t == Target::NatsServer));
+        assert!(all.iter().all(|(_, _, p)| (1_000..4_000).contains(p)));
+        let without_nats: Vec<_> = {
+            let mut rng = Rng(7);
+            (0..50).map(|_| choose(&mut rng, &members, false)).collect()
+        };
+        assert!(
+            without_nats
+                .iter()
+                .all(|(_, t, _)| *t != Target::NatsServer)
+        );
+    }
+}
