@@ -381,6 +381,8 @@ struct Events {
     alarms: u64,
     /// The first few missing ids, for the report.
     first_missing: Vec<String>,
+    /// Missing events by member.
+    missing_by_member: BTreeMap<String, u64>,
 }
 
 /// Reads a member's whole event stream and compares it with what the chain
@@ -440,6 +442,7 @@ async fn check_events(
             match seen.get(&id) {
                 None => {
                     out.missing += 1;
+                    *out.missing_by_member.entry(member.to_owned()).or_insert(0) += 1;
                     if out.first_missing.len() < 10 {
                         out.first_missing.push(id);
                     }
@@ -450,6 +453,17 @@ async fn check_events(
         }
     }
     Ok(())
+}
+
+/// `fiscus_gossip_events_published_height` on a gateway's `/metrics` (0 when unknown).
+async fn published_height(addr: std::net::SocketAddr) -> u64 {
+    let Some((200, body)) = crate::devnet::processes::http_get(addr, "/metrics").await else {
+        return 0;
+    };
+    body.lines()
+        .find_map(|l| l.strip_prefix("fiscus_gossip_events_published_height "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 fn record(
@@ -485,6 +499,7 @@ struct Report {
     events_missing: u64,
     events_duplicated: u64,
     events_first_missing: Vec<String>,
+    events_missing_by_member: BTreeMap<String, u64>,
     verify_failures: Vec<String>,
     faults: usize,
     faults_skipped: usize,
@@ -862,6 +877,20 @@ async fn campaign(
     }
     let mut events = Events::default();
     if let Some(url) = &nats_url {
+        // Each gateway's publisher catches up after the faults: wait (60 s
+        // at most) until it says the stream has every height.
+        let until = Instant::now() + Duration::from_secs(60);
+        for m in &members {
+            let name = format!("member-{m}-gossip-gateway");
+            let addr = net
+                .ops_addrs()
+                .into_iter()
+                .find_map(|(n, a)| (n == name).then_some(a))
+                .context("no ops port for a gateway")?;
+            while published_height(addr).await < head && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         for m in &members {
             check_events(url, &net.layout.consortium_id, m, &tx_counts, &mut events).await?;
         }
@@ -884,6 +913,7 @@ async fn campaign(
         events_missing: events.missing,
         events_duplicated: events.duplicated,
         events_first_missing: events.first_missing,
+        events_missing_by_member: events.missing_by_member,
         verify_failures: Vec::new(),
         faults: faults.len() - skipped,
         faults_skipped: skipped,

@@ -6,6 +6,11 @@ use fiscus_common::bus::memory::MemoryBus;
 use fiscus_common::bus::nats::NatsBus;
 use fiscus_common::bus::{BusLimits, Event, EventBus, StreamSpec};
 
+/// What the in-process bus keeps of a member's events, in memory: about
+/// 80,000 events (some 400 bytes each with subject and headers). A consumer that needs more history uses NATS, or fills a
+/// gap from the ledger (`GET /v1/events?from_height=`).
+pub const IN_PROCESS_STREAM_BYTES: u64 = 32 << 20;
+
 #[derive(Debug, Clone)]
 pub enum Bus {
     Nats(Box<NatsBus>),
@@ -27,17 +32,21 @@ impl Bus {
         })
     }
 
-    /// The stream that keeps this member's events: `fiscus.<consortium>.<member>.>`.
+    /// The stream that keeps this member's events (on the in-process bus,
+    /// the newest [`IN_PROCESS_STREAM_BYTES`] of them): `fiscus.<consortium>.<member>.>`.
     pub async fn ensure_member_stream(
         &self,
         consortium: &str,
         member: &str,
     ) -> Result<String, fiscus_common::bus::BusError> {
         let name = format!("FISCUS_{}_{}", consortium.replace(['-', '.'], "_"), member);
-        let spec = StreamSpec::new(&name, &[&format!("fiscus.{consortium}.{member}.>")]);
+        let mut spec = StreamSpec::new(&name, &[&format!("fiscus.{consortium}.{member}.>")]);
         match self {
             Bus::Nats(b) => b.ensure_stream(&spec).await?,
-            Bus::Memory(b) => b.ensure_stream(&spec).await?,
+            Bus::Memory(b) => {
+                spec.max_bytes = IN_PROCESS_STREAM_BYTES;
+                b.ensure_stream(&spec).await?
+            }
         }
         Ok(name)
     }
@@ -61,6 +70,15 @@ impl Bus {
         match self {
             Bus::Nats(b) => b.last_payload(stream, subject).await,
             Bus::Memory(_) => Ok(None),
+        }
+    }
+
+    /// How many times the bus client has (re)connected (always 0 on the
+    /// in-process bus): see [`NatsBus::connects`].
+    pub fn connects(&self) -> u64 {
+        match self {
+            Bus::Nats(b) => b.connects(),
+            Bus::Memory(_) => 0,
         }
     }
 

@@ -154,13 +154,9 @@ async fn from_ledger(node: &Node, height: u64) -> Result<Vec<Event>, tonic::Stat
     Ok(height_events(node, &summary, txs, &attestation))
 }
 
-/// The last height whose events the bus holds: the newest `attestations`
-/// event's; `start_head` (the ledger's head when the gateway started) when
-/// the stream has none or the bus does not outlive the process.
-async fn stored_height(node: &Node, start_head: u64) -> Result<u64, String> {
-    if !node.bus.is_durable() {
-        return Ok(start_head);
-    }
+/// The height of the stream's newest `attestations` event: the last height
+/// whose events the bus holds (`None` when the stream has none).
+async fn stream_height(node: &Node) -> Result<Option<u64>, String> {
     let stream = node
         .bus
         .ensure_member_stream(&node.consortium, &node.me)
@@ -171,13 +167,22 @@ async fn stored_height(node: &Node, start_head: u64) -> Result<u64, String> {
         .last_payload(&stream, &node.subject("attestations"))
         .await
         .map_err(|e| e.to_string())?;
-    Ok(match last {
-        None => start_head,
-        Some(bytes) => SignedAttestation::decode(bytes)
+    Ok(last.and_then(|bytes| {
+        SignedAttestation::decode(bytes)
             .ok()
             .and_then(|s| Attestation::decode(&s.attestation[..]).ok())
-            .map_or(start_head, |a| a.height),
-    })
+            .map(|a| a.height)
+    }))
+}
+
+/// Where publishing starts: after the stream's newest `attestations` event;
+/// at `start_head` (the ledger's head when the gateway started) when the
+/// stream has none or the bus does not outlive the process.
+async fn stored_height(node: &Node, start_head: u64) -> Result<u64, String> {
+    if !node.bus.is_durable() {
+        return Ok(start_head);
+    }
+    Ok(stream_height(node).await?.unwrap_or(start_head))
 }
 
 /// Waits before the next try: 100 ms doubling to 5 s.
@@ -220,9 +225,41 @@ pub async fn publisher(node: Arc<Node>, start_head: u64) {
     }
     node.metrics.events_height.set(published as i64);
     let mut committed = node.event_outbox.committed.subscribe();
-    loop {
+    // The bus client's connection count when the stream was last looked at.
+    let mut seen_connects = node.bus.connects();
+    // Set when the stream may hold less than was acknowledged.
+    let mut resync = false;
+    'outer: loop {
         let target = *committed.borrow_and_update();
         while published < target {
+            // After a reconnect (or a stream made again) the bus may hold less
+            // than it acknowledged: a NATS server killed before it wrote its
+            // last messages, or one with a new store. Go back to what it holds.
+            if resync || node.bus.connects() != seen_connects {
+                let connects = node.bus.connects();
+                match stream_height(&node).await {
+                    Ok(held) => {
+                        seen_connects = connects;
+                        resync = false;
+                        let held = held.unwrap_or(0);
+                        if held < published {
+                            tracing::warn!(
+                                held,
+                                published,
+                                "the event bus holds less than it acknowledged; publishing again from height {}",
+                                held + 1
+                            );
+                            published = held;
+                            node.metrics.events_height.set(held as i64);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "looking at the stream after a reconnect");
+                        Backoff::new().wait().await;
+                        continue;
+                    }
+                }
+            }
             let h = published + 1;
             let events = match node.event_outbox.take(h) {
                 Some(events) => events,
@@ -254,14 +291,25 @@ pub async fn publisher(node: Arc<Node>, start_head: u64) {
                             tracing::error!(height = h, subject = %e.subject, error = %err, "an event the bus can never store is skipped");
                             break;
                         }
-                        // The stream was lost (a new NATS server): make it again.
+                        // The stream was lost (a new NATS server): make it
+                        // again, and publish what it no longer holds.
                         BusError::NoStream(_) | BusError::NoStreamForSubject(_) => {
                             let _ = node
                                 .bus
                                 .ensure_member_stream(&node.consortium, &node.me)
                                 .await;
+                            resync = true;
                         }
                         _ => {}
+                    }
+                    // Reconnected meanwhile: this height starts again once the
+                    // stream has been looked at (its events stay in order).
+                    if resync || node.bus.connects() != seen_connects {
+                        if !outage {
+                            tracing::warn!(height = h, error = %err, "the event bus does not store events; they wait for it, the chain goes on");
+                            outage = true;
+                        }
+                        continue 'outer;
                     }
                     if !outage {
                         tracing::warn!(

@@ -558,3 +558,53 @@ async fn events_of_blocks_committed_while_nats_is_down_arrive_once_after_a_gatew
     }
     net.stop().await;
 }
+
+/// A NATS server that comes back having lost what it acknowledged (here: all
+/// of it, a new store; in the fault campaign, the tail a SIGKILL cut off):
+/// after the reconnect each gateway looks at its stream again and publishes
+/// every height the stream no longer holds, in order, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_that_lost_its_store_gets_every_heights_events_again() {
+    let mut nats = fiscus_common::testkit::NatsServer::start().unwrap();
+    let net = network(2, Some(nats.url())).await;
+    let mut head = submit(net.orderer, &net.files, vec![appropriate(&net.files)]).await;
+    for n in 2..=6u64 {
+        head = head.max(submit(net.orderer, &net.files, vec![allocate(&net.files, n)]).await);
+    }
+    testkit::wait_all_at(&net.refs(), head, Duration::from_secs(60)).await;
+    for m in &net.members {
+        let node = m.gateway.node.clone();
+        eventually("every height's events are stored", || {
+            let node = node.clone();
+            async move { node.metrics.events_height.get() >= head as i64 }
+        })
+        .await;
+    }
+    // The server loses its store; the chain goes on meanwhile.
+    nats.stop();
+    nats.wipe_storage().unwrap();
+    nats.restart().unwrap();
+    head = head.max(submit(net.orderer, &net.files, vec![allocate(&net.files, 7)]).await);
+    testkit::wait_all_at(&net.refs(), head, Duration::from_secs(60)).await;
+    for i in 0..2 {
+        let code = net.files.members[i].code.clone();
+        let blocks: Vec<BlockCommitted> = read_events(
+            &nats,
+            &net.files,
+            &code,
+            "blocks",
+            |b: &[BlockCommitted]| b.last().is_some_and(|b| b.height >= head),
+        )
+        .await;
+        let heights: Vec<u64> = blocks.iter().map(|b| b.height).collect();
+        assert_eq!(heights, (1..=head).collect::<Vec<_>>(), "{code}: blocks");
+        let txs: Vec<TxStatusChanged> =
+            read_events(&nats, &net.files, &code, "txs", |t: &[TxStatusChanged]| {
+                t.len() >= 7
+            })
+            .await;
+        let ids: BTreeSet<Vec<u8>> = txs.iter().map(|t| t.tx_id.clone()).collect();
+        assert_eq!(ids.len(), 7, "{code}: every tx once");
+    }
+    net.stop().await;
+}

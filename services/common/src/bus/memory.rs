@@ -128,14 +128,26 @@ impl EventBus for MemoryBus {
             .ok_or_else(|| BusError::NoStreamForSubject(event.subject.clone()))?;
         stream.last_seq += 1;
         let seq = stream.last_seq;
-        stream.bytes += event.payload.len() as u64;
+        stream.bytes += stored_size(&event);
         stream.messages.push_back((seq, event));
+        let mut dropped = false;
         while stream.messages.len() as u64 > stream.spec.max_messages
             || stream.bytes > stream.spec.max_bytes
         {
             match stream.messages.pop_front() {
-                Some((_, old)) => stream.bytes -= old.payload.len() as u64,
+                Some((_, old)) => {
+                    stream.bytes -= stored_size(&old);
+                    dropped = true;
+                }
                 None => break,
+            }
+        }
+        if dropped {
+            // What a consumer acked of the dropped messages need not be remembered.
+            let first = stream.messages.front().map_or(seq + 1, |(s, _)| *s);
+            for c in stream.consumers.values() {
+                let mut c = lock(c);
+                c.acked = c.acked.split_off(&first);
             }
         }
         stream.notify.notify_waiters();
@@ -181,8 +193,9 @@ impl EventBus for MemoryBus {
                         let inner = lock(&bus);
                         let s = inner.streams.get(&stream)?;
                         let st = lock(&state);
+                        let from = s.messages.partition_point(|(seq, _)| *seq <= cursor);
                         s.messages
-                            .iter()
+                            .range(from..)
                             .find(|(seq, e)| {
                                 *seq > cursor
                                     && !st.acked.contains(seq)
@@ -211,6 +224,53 @@ impl EventBus for MemoryBus {
     }
 }
 
+/// What a stored event counts against its stream's `max_bytes`: its
+/// payload, subject and headers, and a fixed overhead for the entry.
+fn stored_size(e: &Event) -> u64 {
+    let headers: usize = e.headers.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+    (e.payload.len() + e.subject.len() + headers + 64) as u64
+}
+
 fn tokio_stream_from(mut rx: mpsc::Receiver<Event>) -> impl futures::Stream<Item = Event> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{EventBus, StreamSpec};
+
+    /// A stream bounded by bytes stays within them, counting subjects and
+    /// headers, not only payloads; a consumer's memory of what it acked does
+    /// not outgrow the stream; and it still gets every retained message once.
+    #[tokio::test]
+    async fn a_stream_bounded_by_bytes_stays_bounded_with_headers_and_acks() {
+        let bus = MemoryBus::new(BusLimits::default());
+        let mut spec = StreamSpec::new("S", &["s.>"]);
+        spec.max_bytes = 64 * 1024;
+        bus.ensure_stream(&spec).await.unwrap();
+        let mut c = bus.durable_consumer("S", "c", "s.>").await.unwrap();
+        let event = |i: u64| {
+            Event::new(format!("s.events.{i}"), vec![0u8; 10])
+                .with_header("Nats-Msg-Id", format!("member.{i}.txs.0"))
+                .with_header("traceparent", "00-".repeat(18))
+        };
+        for i in 0..5_000u64 {
+            bus.publish_durable(event(i)).await.unwrap();
+            let m = c.next().await.unwrap().unwrap();
+            assert_eq!(m.stream_seq, i + 1);
+            m.ack().await.unwrap();
+        }
+        let inner = lock(&bus.inner);
+        let s = &inner.streams["S"];
+        assert!(s.bytes <= spec.max_bytes, "{} bytes", s.bytes);
+        let real: u64 = s.messages.iter().map(|(_, e)| stored_size(e)).sum();
+        assert_eq!(s.bytes, real);
+        // Payloads alone (10 bytes) would have kept every message.
+        assert!(s.messages.len() < 1_000, "{} kept", s.messages.len());
+        let first = s.messages.front().unwrap().0;
+        let acked = &lock(&s.consumers["c"]).acked;
+        assert!(acked.iter().all(|seq| *seq >= first));
+        assert_eq!(acked.len(), s.messages.len());
+    }
 }

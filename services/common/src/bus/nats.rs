@@ -14,6 +14,9 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     limits: BusLimits,
+    /// How many times the client has (re)connected, with
+    /// [`NatsBus::connect_lazily`] (0 otherwise).
+    connects: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl NatsBus {
@@ -31,20 +34,34 @@ impl NatsBus {
         let options = async_nats::ConnectOptions::new()
             .name(name)
             .subscription_capacity(limits.subscription_buffer);
-        Self::connect_with(url, options, limits).await
+        Self::connect_with(url, options, limits, Default::default()).await
     }
 
     async fn connect_with(
         url: &str,
         options: async_nats::ConnectOptions,
         limits: BusLimits,
+        connects: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Self> {
         let client = options.connect(url).await.map_err(|e| BusError::Connect {
             url: url.to_owned(),
             source: Box::new(e),
         })?;
         let js = jetstream::new(client.clone());
-        Ok(Self { client, js, limits })
+        Ok(Self {
+            client,
+            js,
+            limits,
+            connects,
+        })
+    }
+
+    /// How many times the client has connected (with
+    /// [`NatsBus::connect_lazily`]): a change means a reconnect, after which
+    /// the server may hold less than it acknowledged (a NATS server killed
+    /// before it wrote its last messages, or one with a new store).
+    pub fn connects(&self) -> u64 {
+        self.connects.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Like [`NatsBus::connect`], but returns at once even while the server
@@ -55,6 +72,8 @@ impl NatsBus {
         let server = url.to_owned();
         // A failed reconnect is reported once per outage, not at every retry.
         let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connects = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = connects.clone();
         let options = async_nats::ConnectOptions::new()
             .name(name)
             .subscription_capacity(limits.subscription_buffer)
@@ -62,10 +81,12 @@ impl NatsBus {
             .event_callback(move |event| {
                 let server = server.clone();
                 let failing = failing.clone();
+                let counter = counter.clone();
                 async move {
-                    use std::sync::atomic::Ordering::Relaxed;
+                    use std::sync::atomic::Ordering::{Relaxed, SeqCst};
                     match event {
                         async_nats::Event::Connected => {
+                            counter.fetch_add(1, SeqCst);
                             failing.store(false, Relaxed);
                             tracing::info!(server = %server, "connected to NATS")
                         }
@@ -86,7 +107,7 @@ impl NatsBus {
                     }
                 }
             });
-        Self::connect_with(url, options, limits).await
+        Self::connect_with(url, options, limits, connects).await
     }
 
     /// The payload of the newest message on `subject` in `stream`, if any.

@@ -63,6 +63,20 @@ impl NatsServer {
         let _ = self.child.wait();
     }
 
+    /// Empties the server's storage (call it stopped): it comes back as a
+    /// new server that has lost every stream and message.
+    pub fn wipe_storage(&self) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(self._dir.path())? {
+            let path = entry?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts the server again on the same port with the same storage.
     pub fn restart(&mut self) -> Result<(), String> {
         let bin = nats_server_binary().ok_or("nats-server not found")?;
