@@ -175,18 +175,10 @@ fn cpu_by_role(net: &crate::devnet::Devnet) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     out.insert("load generator".to_owned(), usage_of("self").cpu_s);
     for (name, pid) in net.child_pids() {
-        let role = [
-            "contract-executor",
-            "ledger-store",
-            "gossip-gateway",
-            "exchange-adapter",
-            "orderer",
-            "identity-ca",
-            "nats-server",
-        ]
-        .into_iter()
-        .find(|r| name.contains(r))
-        .unwrap_or("other");
+        let role = crate::measure::PROCESS_ROLES
+            .into_iter()
+            .find(|r| name.contains(r))
+            .unwrap_or("other");
         *out.entry(role.to_owned()).or_insert(0.0) += usage_of(&pid.to_string()).cpu_s;
     }
     out

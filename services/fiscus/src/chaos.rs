@@ -19,7 +19,8 @@
 //! - `fiscus verify` passes on every member's store.
 //!
 //! The history (faults as they happen, then every acknowledged tx) goes to a
-//! JSON-lines file; the same seed chooses the same faults in the same order.
+//! JSON-lines file; the same seed chooses the same faults in the same order
+//! (which orderer leads when a leader fault comes is the run's).
 //! Not built yet: network faults through a TCP proxy and a full disk (see
 //! the README's status table).
 
@@ -136,6 +137,8 @@ struct Sample {
     rss_mib: f64,
     /// Open file descriptors of all the devnet's processes.
     fds: usize,
+    /// (resident MiB, open files) by kind of process, summed over its processes.
+    by_role: BTreeMap<&'static str, (f64, usize)>,
 }
 
 /// One fault as chosen by the seed, and what became of it.
@@ -361,14 +364,31 @@ async fn member_channel(net: &Devnet, code: &str) -> Result<Channel> {
 
 /// Resident memory of the devnet's processes now (MiB) and their open file
 /// descriptors.
-fn devnet_rss_and_fds(net: &Devnet) -> (f64, usize) {
-    net.child_pids()
-        .iter()
-        .map(|(_, pid)| {
-            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-            (usage_of(&pid.to_string()).rss_mib, fds)
-        })
-        .fold((0.0, 0), |(r, f), (r1, f1)| (r + r1, f + f1))
+fn devnet_sample(net: &Devnet, t_s: u64) -> Sample {
+    let mut sample = Sample {
+        t_s,
+        rss_mib: 0.0,
+        fds: 0,
+        by_role: BTreeMap::new(),
+    };
+    for (name, pid) in net.child_pids() {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        let rss = usage_of(&pid.to_string()).rss_mib;
+        sample.rss_mib += rss;
+        sample.fds += fds;
+        let role = crate::measure::PROCESS_ROLES
+            .into_iter()
+            .find(|r| name.contains(r))
+            .unwrap_or("other");
+        let e = sample.by_role.entry(role).or_insert((0.0, 0));
+        e.0 += rss;
+        e.1 += fds;
+    }
+    sample.rss_mib = (sample.rss_mib * 10.0).round() / 10.0;
+    for v in sample.by_role.values_mut() {
+        v.0 = (v.0 * 10.0).round() / 10.0;
+    }
+    sample
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -706,12 +726,7 @@ async fn campaign(
             }
         });
         if now >= next_sample {
-            let (r, fds) = devnet_rss_and_fds(net);
-            rss.push(Sample {
-                t_s: now.duration_since(start).as_secs(),
-                rss_mib: (r * 10.0).round() / 10.0,
-                fds,
-            });
+            rss.push(devnet_sample(net, now.duration_since(start).as_secs()));
             next_sample += Duration::from_secs(10);
         }
         if !cmd.no_faults && now >= next_fault {

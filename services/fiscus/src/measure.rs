@@ -68,3 +68,14 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
+
+/// The kinds of a devnet's processes, each found in their names.
+pub(crate) const PROCESS_ROLES: [&str; 7] = [
+    "contract-executor",
+    "ledger-store",
+    "gossip-gateway",
+    "exchange-adapter",
+    "orderer",
+    "identity-ca",
+    "nats-server",
+];

@@ -598,11 +598,14 @@ async fn a_nats_server_that_lost_its_store_gets_every_heights_events_again() {
         .await;
         let heights: Vec<u64> = blocks.iter().map(|b| b.height).collect();
         assert_eq!(heights, (1..=head).collect::<Vec<_>>(), "{code}: blocks");
-        let txs: Vec<TxStatusChanged> =
-            read_events(&nats, &net.files, &code, "txs", |t: &[TxStatusChanged]| {
-                t.len() >= 7
-            })
-            .await;
+        let txs: Vec<TxStatusChanged> = read_events(
+            &nats,
+            &net.files,
+            &code,
+            "txs",
+            |t: &[TxStatusChanged]| t.len() >= 7,
+        )
+        .await;
         let ids: BTreeSet<Vec<u8>> = txs.iter().map(|t| t.tx_id.clone()).collect();
         assert_eq!(ids.len(), 7, "{code}: every tx once");
     }
