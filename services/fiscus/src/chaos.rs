@@ -343,6 +343,9 @@ async fn wait_all_ready(net: &Devnet, deadline: Duration) -> Result<()> {
     }
 }
 
+/// A height's block, state and receipts hashes, as a member attests them.
+type Hashes = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// A channel to member `code`'s ledger-store with its own node certificate.
 async fn member_channel(net: &Devnet, code: &str) -> Result<Channel> {
     let m = net
@@ -834,7 +837,7 @@ async fn campaign(
     let mut lost: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut duplicates: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut tx_counts = vec![0usize; head as usize];
-    let mut reference: Vec<Option<(Vec<u8>, Vec<u8>, Vec<u8>)>> = vec![None; head as usize];
+    let mut reference: Vec<Option<Hashes>> = vec![None; head as usize];
     for (m, l) in members.iter().zip(ledgers.iter_mut()) {
         // Attestations are read on the member-internal service, with the
         // member's own node certificate (as its gateway does).

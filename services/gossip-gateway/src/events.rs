@@ -302,15 +302,6 @@ pub async fn publisher(node: Arc<Node>, start_head: u64) {
                         }
                         _ => {}
                     }
-                    // Reconnected meanwhile: this height starts again once the
-                    // stream has been looked at (its events stay in order).
-                    if resync || node.bus.connects() != seen_connects {
-                        if !outage {
-                            tracing::warn!(height = h, error = %err, "the event bus does not store events; they wait for it, the chain goes on");
-                            outage = true;
-                        }
-                        continue 'outer;
-                    }
                     if !outage {
                         tracing::warn!(
                             height = h,
@@ -318,6 +309,11 @@ pub async fn publisher(node: Arc<Node>, start_head: u64) {
                             "the event bus does not store events; they wait for it, the chain goes on"
                         );
                         outage = true;
+                    }
+                    // Reconnected meanwhile: this height starts again once the
+                    // stream has been looked at (its events stay in order).
+                    if resync || node.bus.connects() != seen_connects {
+                        continue 'outer;
                     }
                     backoff.wait().await;
                 }
