@@ -485,6 +485,38 @@ async fn read_events<T: Message + Default>(
     out
 }
 
+/// Member `i`'s stream holds `blocks` for heights 1..=`head` once each, in
+/// order, and `txs` statuses for `txs_total` transactions once each, in
+/// chain order.
+async fn assert_stream_complete(
+    nats: &fiscus_common::testkit::NatsServer,
+    files: &NetworkFiles,
+    i: usize,
+    head: u64,
+    txs_total: usize,
+) {
+    let code = files.members[i].code.clone();
+    let blocks: Vec<BlockCommitted> =
+        read_events(nats, files, &code, "blocks", |b: &[BlockCommitted]| {
+            b.last().is_some_and(|b| b.height >= head)
+        })
+        .await;
+    let heights: Vec<u64> = blocks.iter().map(|b| b.height).collect();
+    assert_eq!(heights, (1..=head).collect::<Vec<_>>(), "{code}: blocks");
+    let txs: Vec<TxStatusChanged> =
+        read_events(nats, files, &code, "txs", |t: &[TxStatusChanged]| {
+            t.len() >= txs_total
+        })
+        .await;
+    let ids: BTreeSet<Vec<u8>> = txs.iter().map(|t| t.tx_id.clone()).collect();
+    assert_eq!(ids.len(), txs_total, "{code}: every tx once");
+    assert!(
+        txs.windows(2)
+            .all(|w| w[0].block_number <= w[1].block_number),
+        "{code}: in chain order"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_blocks_committed_while_nats_is_down_arrive_once_after_a_gateway_restart() {
     let mut nats = fiscus_common::testkit::NatsServer::start().unwrap();
@@ -521,34 +553,8 @@ async fn events_of_blocks_committed_while_nats_is_down_arrive_once_after_a_gatew
     nats.restart().unwrap();
 
     // Both members' streams hold every height's events exactly once, in order.
-    let txs_total = 26;
     for i in 0..2 {
-        let code = net.files.members[i].code.clone();
-        let blocks: Vec<BlockCommitted> = read_events(
-            &nats,
-            &net.files,
-            &code,
-            "blocks",
-            |b: &[BlockCommitted]| b.last().is_some_and(|b| b.height >= head),
-        )
-        .await;
-        let heights: Vec<u64> = blocks.iter().map(|b| b.height).collect();
-        assert_eq!(heights, (1..=head).collect::<Vec<_>>(), "{code}: blocks");
-        let txs: Vec<TxStatusChanged> = read_events(
-            &nats,
-            &net.files,
-            &code,
-            "txs",
-            |t: &[TxStatusChanged]| t.len() >= txs_total,
-        )
-        .await;
-        let ids: BTreeSet<Vec<u8>> = txs.iter().map(|t| t.tx_id.clone()).collect();
-        assert_eq!(ids.len(), txs_total, "{code}: every tx once");
-        assert!(
-            txs.windows(2)
-                .all(|w| w[0].block_number <= w[1].block_number),
-            "{code}: in chain order"
-        );
+        assert_stream_complete(&nats, &net.files, i, head, 26).await;
         let node = net.members[i].gateway.node.clone();
         eventually("the events height reaches the head", || {
             let node = node.clone();
@@ -587,27 +593,7 @@ async fn a_nats_server_that_lost_its_store_gets_every_heights_events_again() {
     head = head.max(submit(net.orderer, &net.files, vec![allocate(&net.files, 7)]).await);
     testkit::wait_all_at(&net.refs(), head, Duration::from_secs(60)).await;
     for i in 0..2 {
-        let code = net.files.members[i].code.clone();
-        let blocks: Vec<BlockCommitted> = read_events(
-            &nats,
-            &net.files,
-            &code,
-            "blocks",
-            |b: &[BlockCommitted]| b.last().is_some_and(|b| b.height >= head),
-        )
-        .await;
-        let heights: Vec<u64> = blocks.iter().map(|b| b.height).collect();
-        assert_eq!(heights, (1..=head).collect::<Vec<_>>(), "{code}: blocks");
-        let txs: Vec<TxStatusChanged> = read_events(
-            &nats,
-            &net.files,
-            &code,
-            "txs",
-            |t: &[TxStatusChanged]| t.len() >= 7,
-        )
-        .await;
-        let ids: BTreeSet<Vec<u8>> = txs.iter().map(|t| t.tx_id.clone()).collect();
-        assert_eq!(ids.len(), 7, "{code}: every tx once");
+        assert_stream_complete(&nats, &net.files, i, head, 7).await;
     }
     net.stop().await;
 }
