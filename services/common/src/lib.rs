@@ -26,6 +26,24 @@ pub mod tls;
 
 pub use error::{ErrorKind, ServiceError};
 
+/// Like [`shutdown_signal`], but SIGINT and SIGTERM are caught from the
+/// moment this returns, not from the future's first poll: a signal sent
+/// right after a program's first line of output, before a spawned task ran,
+/// would otherwise kill the process outright.
+pub fn install_shutdown_signal()
+-> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutdown signal received");
+    })
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the pod), for graceful shutdown.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};

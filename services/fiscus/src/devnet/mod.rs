@@ -691,7 +691,9 @@ pub(crate) async fn run(
     // Ctrl-C or SIGTERM at any point stops the devnet cleanly: while it
     // starts (what was made is kept; a half-made data directory is made
     // again next time), while it waits for a leader, during the demo.
-    let mut interrupted = tokio::spawn(fiscus_common::shutdown_signal());
+    let mut interrupted = tokio::spawn(
+        fiscus_common::install_shutdown_signal().context("installing the Ctrl-C handler")?,
+    );
     let starting = start(
         &cmd.data_dir,
         cmd.base_port,
