@@ -46,19 +46,12 @@ pub fn install_shutdown_signal()
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the pod), for graceful shutdown.
 pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            // Without a SIGTERM handler, fall back to Ctrl-C alone.
-            Err(_) => std::future::pending::<()>().await,
+    match install_shutdown_signal() {
+        Ok(signal) => signal.await,
+        // Without a SIGTERM handler, fall back to Ctrl-C alone.
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received");
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
-    tracing::info!("shutdown signal received");
 }

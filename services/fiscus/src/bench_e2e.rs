@@ -213,11 +213,7 @@ pub(crate) async fn connect(
     // Ledger clients (node certificate of each member) to watch heights.
     let mut ledgers = Vec::new();
     for m in &net.layout.members {
-        let tls = TlsContext::load(&TlsConfig::in_dir(
-            &data.join(format!("member-{}/node-tls", m.code)),
-        ))?;
-        let ch = connect_channel(&m.ledger.to_string(), "127.0.0.1", tls.client_config()?).await?;
-        ledgers.push(LedgerClient::new(ch));
+        ledgers.push(LedgerClient::new(ledger_channel(net, &m.code).await?));
     }
     let grpc_of = |org: &str| {
         net.layout
@@ -240,6 +236,24 @@ pub(crate) async fn connect(
     }
 
     Ok((signers, ledgers, clients))
+}
+
+/// A channel to member `code`'s ledger-store, with that member's node
+/// certificate (which also opens its member-internal `LedgerIngest`).
+pub(crate) async fn ledger_channel(
+    net: &crate::devnet::Devnet,
+    code: &str,
+) -> Result<tonic::transport::Channel> {
+    let m = net
+        .layout
+        .members
+        .iter()
+        .find(|m| m.code == code)
+        .context("no such member")?;
+    let tls = TlsContext::load(&TlsConfig::in_dir(
+        &net.data.join(format!("member-{code}/node-tls")),
+    ))?;
+    Ok(connect_channel(&m.ledger.to_string(), "127.0.0.1", tls.client_config()?).await?)
 }
 
 /// Funds every signer: programs appropriated at MOF and passed down to

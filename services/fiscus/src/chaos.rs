@@ -24,7 +24,7 @@
 //! Not built yet: network faults through a TCP proxy and a full disk (see
 //! the README's status table).
 
-use crate::bench_e2e::{PROGRAMS, SIGNERS, Signer, acct, connect, env, fund};
+use crate::bench_e2e::{PROGRAMS, SIGNERS, Signer, acct, connect, env, fund, ledger_channel};
 use crate::devnet::Devnet;
 use crate::measure::{parse_duration, usage_of};
 use anyhow::{Context, Result, bail};
@@ -315,55 +315,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Every process running and ready again (`/readyz` 200), within `deadline`.
-async fn wait_all_ready(net: &Devnet, deadline: Duration) -> Result<()> {
-    let until = Instant::now() + deadline;
-    loop {
-        let mut waiting = net.not_running();
-        if waiting.is_empty() {
-            for (name, addr) in net.ops_addrs() {
-                let ok = crate::devnet::processes::http_get(addr, "/readyz")
-                    .await
-                    .is_some_and(|(code, _)| code == 200);
-                if !ok {
-                    waiting.push(name);
-                }
-            }
-        }
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            bail!(
-                "not running and ready within {deadline:?}: {}",
-                waiting.join(", ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// A height's block, state and receipts hashes, as a member attests them.
 type Hashes = (Vec<u8>, Vec<u8>, Vec<u8>);
-
-/// A channel to member `code`'s ledger-store with its own node certificate.
-async fn member_channel(net: &Devnet, code: &str) -> Result<Channel> {
-    let m = net
-        .layout
-        .members
-        .iter()
-        .find(|m| m.code == code)
-        .context("no such member")?;
-    let tls = fiscus_common::tls::TlsContext::load(&fiscus_common::tls::TlsConfig::in_dir(
-        &net.data.join(format!("member-{code}/node-tls")),
-    ))?;
-    Ok(fiscus_common::tls::connect_channel(
-        &m.ledger.to_string(),
-        "127.0.0.1",
-        tls.client_config()?,
-    )
-    .await?)
-}
 
 /// Resident memory of the devnet's processes now (MiB) and their open file
 /// descriptors.
@@ -800,7 +753,7 @@ async fn campaign(
         signal(pid, nix::sys::signal::Signal::SIGCONT);
     }
     eprintln!("chaos: load done; healing (every process running and ready)…");
-    wait_all_ready(net, Duration::from_secs(60)).await?;
+    net.wait_ready(Duration::from_secs(60)).await?;
     let healed = Instant::now();
     history.line(&serde_json::json!({"op": "healed",
         "at_ms": healed.duration_since(start).as_millis() as u64}))?;
@@ -841,7 +794,7 @@ async fn campaign(
     for (m, l) in members.iter().zip(ledgers.iter_mut()) {
         // Attestations are read on the member-internal service, with the
         // member's own node certificate (as its gateway does).
-        let mut ingest = LedgerIngestClient::new(member_channel(net, m).await?);
+        let mut ingest = LedgerIngestClient::new(ledger_channel(net, m).await?);
         let mut valid: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
         for h in 1..=head {
             let receipts = l

@@ -7,8 +7,9 @@ use fiscus_common::bus::nats::NatsBus;
 use fiscus_common::bus::{BusLimits, Event, EventBus, StreamSpec};
 
 /// What the in-process bus keeps of a member's events, in memory: about
-/// 80,000 events (some 400 bytes each with subject and headers). A consumer that needs more history uses NATS, or fills a
-/// gap from the ledger (`GET /v1/events?from_height=`).
+/// 80,000 events (some 400 bytes each with subject and headers). A consumer
+/// that needs more history uses NATS, or fills a gap from the ledger
+/// (`GET /v1/events?from_height=`).
 pub const IN_PROCESS_STREAM_BYTES: u64 = 32 << 20;
 
 #[derive(Debug, Clone)]

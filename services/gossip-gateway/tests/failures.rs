@@ -485,6 +485,16 @@ async fn read_events<T: Message + Default>(
     out
 }
 
+/// Waits until member `m`'s gateway says the bus holds every event up to `height`.
+async fn events_stored(m: &RunningMember, height: u64) {
+    let node = m.gateway.node.clone();
+    eventually("the events height reaches the height", || {
+        let node = node.clone();
+        async move { node.metrics.events_height.get() >= height as i64 }
+    })
+    .await;
+}
+
 /// Member `i`'s stream holds `blocks` for heights 1..=`head` once each, in
 /// order, and `txs` statuses for `txs_total` transactions once each, in
 /// chain order.
@@ -524,12 +534,7 @@ async fn events_of_blocks_committed_while_nats_is_down_arrive_once_after_a_gatew
     let first = submit(net.orderer, &net.files, vec![appropriate(&net.files)]).await;
     testkit::wait_all_at(&net.refs(), first, Duration::from_secs(60)).await;
     for m in &net.members {
-        let node = m.gateway.node.clone();
-        eventually("the first block's events are stored", || {
-            let node = node.clone();
-            async move { node.metrics.events_height.get() >= first as i64 }
-        })
-        .await;
+        events_stored(m, first).await;
     }
 
     // NATS goes down. Blocks still commit at full speed: five blocks of five
@@ -555,12 +560,7 @@ async fn events_of_blocks_committed_while_nats_is_down_arrive_once_after_a_gatew
     // Both members' streams hold every height's events exactly once, in order.
     for i in 0..2 {
         assert_stream_complete(&nats, &net.files, i, head, 26).await;
-        let node = net.members[i].gateway.node.clone();
-        eventually("the events height reaches the head", || {
-            let node = node.clone();
-            async move { node.metrics.events_height.get() >= head as i64 }
-        })
-        .await;
+        events_stored(&net.members[i], head).await;
     }
     net.stop().await;
 }
@@ -579,12 +579,7 @@ async fn a_nats_server_that_lost_its_store_gets_every_heights_events_again() {
     }
     testkit::wait_all_at(&net.refs(), head, Duration::from_secs(60)).await;
     for m in &net.members {
-        let node = m.gateway.node.clone();
-        eventually("every height's events are stored", || {
-            let node = node.clone();
-            async move { node.metrics.events_height.get() >= head as i64 }
-        })
-        .await;
+        events_stored(m, head).await;
     }
     // The server loses its store; the chain goes on meanwhile.
     nats.stop();

@@ -217,15 +217,16 @@ impl Devnet {
         }
     }
 
-    /// The processes the supervisor is restarting (not running now).
-    pub(crate) fn not_running(&self) -> Vec<String> {
+    /// Every process running and answering 200 on `/readyz` (the
+    /// nats-server: running), within `deadline`; at once in process.
+    pub(crate) async fn wait_ready(&self, deadline: Duration) -> Result<()> {
         match &self.parts {
-            Parts::InProcess { .. } => Vec::new(),
-            Parts::Processes(p) => processes::process_names(&self.layout)
-                .into_iter()
-                .chain(["nats-server".to_owned()])
-                .filter(|n| p.supervisor.status(n).is_some_and(|s| s.pid.is_none()))
-                .collect(),
+            Parts::InProcess { .. } => Ok(()),
+            Parts::Processes(p) => {
+                let mut names = processes::process_names(&self.layout);
+                names.push("nats-server".to_owned());
+                processes::wait_ready(&p.supervisor, &names, deadline).await
+            }
         }
     }
 

@@ -374,7 +374,7 @@ impl Tier<'_> {
 
     /// Waits until every process launched since the last call is ready.
     async fn ready(&mut self, sup: &Supervisor) -> Result<()> {
-        wait_ready(sup, &std::mem::take(&mut self.names)).await
+        wait_ready(sup, &std::mem::take(&mut self.names), READY_DEADLINE).await
     }
 }
 
@@ -432,16 +432,24 @@ pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, Strin
 
 /// Waits until every named process answers 200 on `/readyz`; on timeout the
 /// error names each one that does not, what it says and where its log is.
-async fn wait_ready(sup: &Supervisor, names: &[String]) -> Result<()> {
-    let until = Instant::now() + READY_DEADLINE;
+/// A process without an ops port (the nats-server) counts as ready while it runs.
+pub(crate) async fn wait_ready(
+    sup: &Supervisor,
+    names: &[String],
+    deadline: Duration,
+) -> Result<()> {
+    let until = Instant::now() + deadline;
     loop {
         let mut failing = Vec::new();
         for name in names {
             let Some(st) = sup.status(name) else { continue };
-            let Some(addr) = st.http else { continue };
-            match http_get(addr, "/readyz").await {
-                Some((200, _)) => {}
-                other => failing.push((st, other)),
+            match (st.pid, st.http) {
+                (None, _) => failing.push((st, None)),
+                (Some(_), None) => {}
+                (Some(_), Some(addr)) => match http_get(addr, "/readyz").await {
+                    Some((200, _)) => {}
+                    other => failing.push((st, other)),
+                },
             }
         }
         if failing.is_empty() {
@@ -462,7 +470,7 @@ async fn wait_ready(sup: &Supervisor, names: &[String]) -> Result<()> {
                     format!("{} {state}; log: {}", st.name, st.log.display())
                 })
                 .collect();
-            bail!("not ready within {READY_DEADLINE:?}: {}", what.join("; "));
+            bail!("not ready within {deadline:?}: {}", what.join("; "));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
