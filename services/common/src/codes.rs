@@ -502,6 +502,10 @@ pub mod ledger {
     /// Too many blocks in one `CommitBlocks` call. Send fewer.
     pub const BATCH_TOO_LARGE: &str = "ledger.batch_too_large";
 
+    /// Less than `min_free_bytes` is free on the ledger-store's disk: commits
+    /// are paused and the block was not committed. Retry when space is freed.
+    pub const DISK_FULL: &str = "ledger.disk_full";
+
     /// The contract-executor failed or is unreachable; the block was not
     /// committed. Retry later.
     pub const EXECUTOR_UNAVAILABLE: &str = "ledger.executor_unavailable";

@@ -20,6 +20,7 @@ pub(crate) async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>)
     let mut pending: BTreeMap<u64, (Verified, Source)> = BTreeMap::new();
     let mut last_report = Instant::now();
     let mut since_report = 0u64;
+    let mut last_unavailable: Option<Instant> = None;
     while let Some(first) = rx.recv().await {
         // Take everything already queued: consecutive blocks commit as one run.
         let mut batch = vec![first];
@@ -76,6 +77,9 @@ pub(crate) async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>)
                 .await
             {
                 Ok((committed, refused)) => {
+                    if !committed.is_empty() && last_unavailable.take().is_some() {
+                        tracing::warn!("ledger-store commits again");
+                    }
                     let done = committed.len();
                     for ((v, source), resp) in run.iter().zip(committed) {
                         *lock(&node.head) = (v.number, v.hash);
@@ -110,8 +114,12 @@ pub(crate) async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>)
                     }
                 }
                 Err(s) => {
-                    // The ledger is unavailable: keep the blocks and retry shortly.
-                    tracing::warn!(error = %s.message(), "ledger-store unavailable; retrying");
+                    // The ledger is unavailable: keep the blocks and retry
+                    // shortly; say so once per outage, then every 30 s.
+                    if last_unavailable.is_none_or(|t| t.elapsed() >= UNAVAILABLE_LOG_EVERY) {
+                        tracing::warn!(error = %s.message(), "ledger-store cannot commit now; retrying");
+                        last_unavailable = Some(Instant::now());
+                    }
                     for (v, source) in run {
                         pending.insert(v.number, (v, source));
                     }
@@ -134,6 +142,9 @@ pub(crate) async fn committer(node: Arc<Node>, mut rx: mpsc::Receiver<Incoming>)
     }
 }
 
+/// How often a ledger that cannot commit is logged again.
+const UNAVAILABLE_LOG_EVERY: Duration = Duration::from_secs(30);
+
 /// Blocks handed to the ledger in one atomic commit while catching up.
 const MAX_COMMIT_RUN: usize = 64;
 
@@ -152,11 +163,7 @@ async fn commit_run(
         return match ingest.commit_block(req).await {
             Ok(r) => Ok((vec![r.into_inner()], None)),
             Err(s) => match error_code(&s) {
-                Some(code)
-                    if code.starts_with("ledger.")
-                        && code != codes::ledger::EXECUTOR_UNAVAILABLE
-                        && code != codes::ledger::INTERNAL =>
-                {
+                Some(code) if code.starts_with("ledger.") && !retry_later(code) => {
                     Ok((Vec::new(), Some(code.to_owned())))
                 }
                 _ => Err(s),
@@ -170,13 +177,22 @@ async fn commit_run(
     let r = ingest.commit_blocks(req).await?.into_inner();
     let refused = (!r.error_code.is_empty()).then_some(r.error_code);
     match refused.as_deref() {
-        Some(codes::ledger::EXECUTOR_UNAVAILABLE | codes::ledger::INTERNAL)
-            if r.committed.is_empty() =>
-        {
+        Some(code) if retry_later(code) && r.committed.is_empty() => {
             Err(tonic::Status::unavailable(r.error))
         }
         _ => Ok((r.committed, refused)),
     }
+}
+
+/// Codes that say the ledger could not commit now, through no fault of the
+/// block: keep the blocks and retry.
+fn retry_later(code: &str) -> bool {
+    [
+        codes::ledger::DISK_FULL,
+        codes::ledger::EXECUTOR_UNAVAILABLE,
+        codes::ledger::INTERNAL,
+    ]
+    .contains(&code)
 }
 
 /// Takes the ledger's head after someone else fed it.

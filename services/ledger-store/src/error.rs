@@ -27,6 +27,12 @@ pub enum LedgerError {
     Unsupported(String),
     #[error("the contract-executor failed: {0}")]
     Executor(String),
+    #[error(
+        "the disk is nearly full ({} MiB free, min_free_bytes is {} MiB): commits are paused; retry",
+        free / (1024 * 1024),
+        min / (1024 * 1024)
+    )]
+    DiskFull { free: u64, min: u64 },
     #[error("an internal lock was poisoned by a panic")]
     Poisoned,
 }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain_crl;
+pub mod disk;
 mod error;
 pub mod exec;
 pub mod keys;

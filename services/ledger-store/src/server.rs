@@ -39,6 +39,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt;
 
+/// The free-space margin under which commits pause (see [`crate::disk`]).
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -61,6 +64,9 @@ pub struct Config {
     pub threads: usize,
     /// Largest gRPC message (a block and its reads).
     pub max_message_bytes: usize,
+    /// Commits pause while less than this is free on the data directory's
+    /// filesystem (`/readyz` says so; they go on when space returns). 0: never.
+    pub min_free_bytes: u64,
     pub json_logs: bool,
 }
 
@@ -77,6 +83,7 @@ impl Default for Config {
             executor: None,
             threads: std::thread::available_parallelism().map_or(2, usize::from),
             max_message_bytes: 256 * 1024 * 1024,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             json_logs: false,
         }
     }
@@ -222,6 +229,12 @@ pub async fn start_with(
     metrics.height.set(head.height as i64);
     let readiness = Readiness::default();
     readiness.set("genesis", Ok(()));
+    let disk = crate::disk::DiskGuard::register(
+        config.data_dir.clone(),
+        config.min_free_bytes,
+        &registry,
+        readiness.clone(),
+    )?;
     readiness.set(
         "orderer",
         if config.orderers.is_empty() {
@@ -242,6 +255,7 @@ pub async fn start_with(
         member: me.member.clone(),
         commit_lock: commit_lock.clone(),
         metrics: metrics.clone(),
+        disk: disk.clone(),
     })
     .max_decoding_message_size(config.max_message_bytes);
     let (kill, kill_rx) = tokio::sync::watch::channel(false);
@@ -254,7 +268,7 @@ pub async fn start_with(
     );
     // Certificate renewals and CRL updates reach every link without a restart;
     // connections of a peer whose certificate is revoked are closed.
-    let mut tasks = vec![tls.spawn_reloader()];
+    let mut tasks = vec![tls.spawn_reloader(), tokio::spawn(disk.clone().watch())];
     // The CRL on chain wins over the file: install it whenever it grows.
     {
         let (ledger, tls) = (ledger.clone(), tls.clone());
@@ -282,13 +296,16 @@ pub async fn start_with(
     }));
     if !config.orderers.is_empty() {
         tasks.push(tokio::spawn(committer(
-            ledger.clone(),
-            commit_lock,
+            Follower {
+                ledger: ledger.clone(),
+                commit_lock,
+                tls: client_tls,
+                max_message_bytes: config.max_message_bytes,
+                metrics,
+                readiness: readiness.clone(),
+                disk,
+            },
             config.orderers.clone(),
-            client_tls,
-            config.max_message_bytes,
-            metrics,
-            readiness.clone(),
         )));
     }
     let ops = OpsServer::start(config.http_listen, registry, readiness)
@@ -303,32 +320,25 @@ pub async fn start_with(
     })
 }
 
-/// Pulls and commits blocks forever, failing over between orderers.
-async fn committer(
+/// What the committer of a ledger-store that follows the orderers needs.
+struct Follower {
     ledger: Arc<Ledger<FjallStore>>,
     commit_lock: Arc<tokio::sync::Mutex<()>>,
-    orderers: Vec<Endpoint>,
     tls: Arc<rustls::ClientConfig>,
     max_message_bytes: usize,
     metrics: Metrics,
     readiness: Readiness,
-) {
+    disk: crate::disk::DiskGuard,
+}
+
+/// Pulls and commits blocks forever, failing over between orderers.
+async fn committer(f: Follower, orderers: Vec<Endpoint>) {
     let mut backoff = Duration::from_millis(100);
     for ep in orderers.iter().cycle() {
-        match follow(
-            &ledger,
-            &commit_lock,
-            ep,
-            tls.clone(),
-            max_message_bytes,
-            &metrics,
-            &readiness,
-        )
-        .await
-        {
+        match follow(&f, ep).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
-                readiness.set("orderer", Err(format!("{}: {e}", ep.addr)));
+                f.readiness.set("orderer", Err(format!("{}: {e}", ep.addr)));
                 tracing::warn!(orderer = %ep.addr, error = %e, "block stream ended; trying the next orderer");
             }
         }
@@ -339,16 +349,18 @@ async fn committer(
 
 /// Follows one orderer's `Deliver` stream from this member's next height.
 /// Returns when the stream ends; an error says why.
-async fn follow(
-    ledger: &Ledger<FjallStore>,
-    commit_lock: &tokio::sync::Mutex<()>,
-    ep: &Endpoint,
-    tls: Arc<rustls::ClientConfig>,
-    max_message_bytes: usize,
-    metrics: &Metrics,
-    readiness: &Readiness,
-) -> Result<(), String> {
-    let channel = connect_channel(&ep.addr, &ep.server_name, tls)
+async fn follow(f: &Follower, ep: &Endpoint) -> Result<(), String> {
+    let Follower {
+        ledger,
+        commit_lock,
+        max_message_bytes,
+        metrics,
+        readiness,
+        disk,
+        ..
+    } = f;
+    let max_message_bytes = *max_message_bytes;
+    let channel = connect_channel(&ep.addr, &ep.server_name, f.tls.clone())
         .await
         .map_err(|e| e.to_string())?;
     let mut client = OrdererClient::new(channel).max_decoding_message_size(max_message_bytes);
@@ -368,6 +380,7 @@ async fn follow(
         let outcome = tracing::Instrument::instrument(
             async {
                 let _guard = commit_lock.lock().await;
+                disk.check()?;
                 ledger.commit_block(&bytes).await
             },
             span,
@@ -384,6 +397,7 @@ async fn follow(
             Err(
                 e @ (crate::LedgerError::Store(_)
                 | crate::LedgerError::Executor(_)
+                | crate::LedgerError::DiskFull { .. }
                 | crate::LedgerError::Corrupt(_)
                 | crate::LedgerError::Poisoned
                 | crate::LedgerError::Unsupported(_)),

@@ -46,6 +46,7 @@ impl From<LedgerError> for ServiceError {
             LedgerError::Executor(_) => {
                 (ErrorKind::Unavailable, codes::ledger::EXECUTOR_UNAVAILABLE)
             }
+            LedgerError::DiskFull { .. } => (ErrorKind::Unavailable, codes::ledger::DISK_FULL),
             LedgerError::Store(_) | LedgerError::Corrupt(_) | LedgerError::Poisoned => {
                 (ErrorKind::Internal, codes::ledger::INTERNAL)
             }
@@ -388,6 +389,8 @@ pub struct IngestService<S: StateStore> {
     /// Serializes commits with any other writer in the process.
     pub commit_lock: Arc<tokio::sync::Mutex<()>>,
     pub metrics: crate::metrics::Metrics,
+    /// Commits pause while the disk is nearly full.
+    pub disk: crate::disk::DiskGuard,
 }
 
 impl<S: StateStore> IngestService<S> {
@@ -416,6 +419,7 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         let s = tracing::Instrument::instrument(
             async {
                 let _guard = self.commit_lock.lock().await;
+                self.disk.check()?;
                 self.ledger.commit_wire_block(block).await
             },
             span,
@@ -452,6 +456,7 @@ impl<S: StateStore> fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngest
         let (done, err) = tracing::Instrument::instrument(
             async {
                 let _guard = self.commit_lock.lock().await;
+                self.disk.check()?;
                 self.ledger.commit_wire_blocks(blocks).await
             },
             span,

@@ -4,6 +4,7 @@
 //! reads. The two layouts cannot drift apart.
 
 use super::layout::{Layout, MemberPorts, OrdererPorts};
+use super::links;
 use super::setup::{DEVNET_TLS_RELOAD_SECS, member_dir};
 use fiscus_common::tls::{Endpoint, TlsConfig};
 use fiscus_identity_ca::ca::CaPaths;
@@ -19,6 +20,8 @@ pub(crate) struct Files {
     pub data: PathBuf,
     /// From `<data>/webhooks.toml`, for the adapters.
     pub webhooks: super::webhooks::Webhooks,
+    /// From `<data>/links.json`: links that go through a fault proxy.
+    pub links: super::links::Links,
 }
 
 impl Files {
@@ -49,12 +52,18 @@ fn endpoint(addr: SocketAddr, name: &str) -> Endpoint {
     }
 }
 
-/// The orderers' client endpoints, as members dial them.
-pub(crate) fn orderer_endpoints(layout: &Layout) -> Vec<Endpoint> {
+/// The orderers' client endpoints, as member `code`'s processes dial them.
+fn orderer_endpoints(files: &Files, layout: &Layout, code: &str) -> Vec<Endpoint> {
+    let from = links::member(code);
     layout
         .orderers
         .iter()
-        .map(|o| endpoint(o.client, &format!("orderer-{}", o.id)))
+        .map(|o| {
+            let addr = files
+                .links
+                .addr(&from, &links::orderer_client(o.id), o.client);
+            endpoint(addr, &format!("orderer-{}", o.id))
+        })
         .collect()
 }
 
@@ -95,11 +104,21 @@ pub(crate) fn orderer(
         peers: layout
             .orderers
             .iter()
-            .map(|p| fiscus_orderer::Peer {
-                id: p.id,
-                raft_addr: p.raft.to_string(),
-                client_addr: p.client.to_string(),
-                server_name: format!("orderer-{}", p.id),
+            .map(|p| {
+                // Its own entry is where it listens; a peer's may be a proxy.
+                let via = |to: String, direct: SocketAddr| {
+                    if p.id == o.id {
+                        direct
+                    } else {
+                        files.links.addr(&format!("orderer-{}", o.id), &to, direct)
+                    }
+                };
+                fiscus_orderer::Peer {
+                    id: p.id,
+                    raft_addr: via(links::orderer_raft(p.id), p.raft).to_string(),
+                    client_addr: via(links::orderer_client(p.id), p.client).to_string(),
+                    server_name: format!("orderer-{}", p.id),
+                }
             })
             .collect(),
         tls: files.tls_in(&dir.join("tls")),
@@ -159,7 +178,7 @@ pub(crate) fn gossip_gateway(
         signers_dir: files.signers(),
         genesis_file: files.ca().consortium_config(),
         ledger: endpoint(m.ledger, "127.0.0.1"),
-        orderers: orderer_endpoints(layout),
+        orderers: orderer_endpoints(files, layout, &m.code),
         nats_url,
         ..Default::default()
     }
@@ -180,7 +199,7 @@ pub(crate) fn exchange_adapter(
         grpc_listen: m.grpc,
         tls: files.member_tls(m),
         ledger: endpoint(m.ledger, "127.0.0.1"),
-        orderers: orderer_endpoints(layout),
+        orderers: orderer_endpoints(files, layout, &m.code),
         signers_dir: files.signers(),
         genesis_file: files.ca().consortium_config(),
         clients_file: dir.clients_file(),

@@ -12,6 +12,7 @@
 mod add_member;
 mod configs;
 mod layout;
+pub(crate) mod links;
 pub(crate) mod processes;
 mod setup;
 mod supervise;
@@ -409,6 +410,7 @@ async fn start_in_process(
     let files = configs::Files {
         data: data.to_owned(),
         webhooks: webhooks::Webhooks::load(data, layout)?,
+        links: links::Links::load(data)?,
     };
     let any_port: SocketAddr = "127.0.0.1:0".parse()?;
     let ca = fiscus_identity_ca::start(configs::identity_ca(&files, layout, any_port))
@@ -458,6 +460,12 @@ async fn start_in_process(
 }
 
 /// A devnet member's ledger-store data directory.
+/// Creates the consortium in `data` without starting it; [`start`] then
+/// resumes it (the fault campaign prepares its fault points in between).
+pub(crate) async fn create_only(data: &Path) -> Result<Layout> {
+    create(data, 0, false).await
+}
+
 pub(crate) fn member_ledger_dir(data: &Path, code: &str) -> PathBuf {
     setup::member_dir(data, code).0.join("ledger")
 }

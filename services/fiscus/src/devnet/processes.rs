@@ -251,6 +251,7 @@ async fn start_all(
     let files = Files {
         data: data.to_owned(),
         webhooks: super::webhooks::Webhooks::load(data, layout)?,
+        links: super::links::Links::load(data)?,
     };
     if nats_url.is_none() && start_nats {
         match fiscus_common::bus::nats::server_binary() {

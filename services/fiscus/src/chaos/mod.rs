@@ -4,9 +4,12 @@
 //! "ordered"), records every acknowledged tx id, and every `--fault-every`
 //! injects a fault the seed chooses: SIGKILL or SIGSTOP/SIGCONT of the
 //! orderer leader, of a follower, of one member's ledger-store,
-//! gossip-gateway or exchange-adapter, or a SIGKILL of the nats-server (the
-//! devnet's supervisor restarts what was killed). Then it heals everything
-//! and checks, printing one JSON report:
+//! gossip-gateway or exchange-adapter, or of the nats-server (the devnet's
+//! supervisor restarts what was killed); a member cut from the orderers, the
+//! orderers split 2/1, one raft direction lost, or an orderer's links
+//! delayed, through TCP proxies every orderer link goes through
+//! ([`faultnet`]); or one member's ledger disk full ([`diskfull`]). Then it
+//! heals everything and checks, printing one JSON report:
 //!
 //! - every acknowledged tx is committed, valid, exactly once at every member
 //!   (`lost`, `duplicates`);
@@ -21,11 +24,15 @@
 //! The history (faults as they happen, then every acknowledged tx) goes to a
 //! JSON-lines file; the same seed chooses the same faults in the same order
 //! (which orderer leads when a leader fault comes is the run's).
-//! Not built yet: network faults through a TCP proxy and a full disk (see
-//! the README's status table).
 
 use crate::bench_e2e::{PROGRAMS, SIGNERS, Signer, acct, connect, env, fund, ledger_channel};
 use crate::devnet::Devnet;
+use crate::devnet::links;
+use diskfull::SmallDisk;
+use faultnet::{FaultNet, LinkState};
+
+mod diskfull;
+mod faultnet;
 use crate::measure::{parse_duration, usage_of};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -100,12 +107,36 @@ impl Rng {
 enum Action {
     /// SIGKILL; the supervisor restarts it.
     Kill,
-    /// SIGSTOP, then SIGCONT after `pause_ms`.
+    /// SIGSTOP, then SIGCONT after `hold_ms`.
     Pause,
+    /// Every link from a member (its gateway and adapter) to the orderers
+    /// cut for `hold_ms`.
+    Isolate,
+    /// One orderer cut from the other two (raft and client links, both
+    /// directions) for `hold_ms`: the orderers split 2/1.
+    SplitOrderers,
+    /// One orderer's raft messages to one peer lost (that direction only)
+    /// for `hold_ms`.
+    OneWayLoss,
+    /// Every link to or from one orderer delayed by `delay_ms` per chunk,
+    /// both ways, for `hold_ms`.
+    Delay,
+    /// A member's ledger filesystem shrunk to what it uses plus 32 MiB for
+    /// `hold_ms`.
+    DiskFull,
+}
+
+impl Action {
+    fn network(self) -> bool {
+        matches!(
+            self,
+            Action::Isolate | Action::SplitOrderers | Action::OneWayLoss | Action::Delay
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "role", content = "member")]
+#[serde(rename_all = "snake_case", tag = "role", content = "of")]
 enum Target {
     OrdererLeader,
     OrdererFollower,
@@ -113,6 +144,15 @@ enum Target {
     GossipGateway(String),
     ExchangeAdapter(String),
     NatsServer,
+    /// A member's processes (network faults).
+    Member(String),
+    /// An orderer's node id (network faults).
+    Orderer(u64),
+    /// The raft link from one orderer to another.
+    OrdererLink {
+        from: u64,
+        to: u64,
+    },
 }
 
 impl Target {
@@ -124,6 +164,9 @@ impl Target {
             Target::GossipGateway(_) => "a gossip-gateway",
             Target::ExchangeAdapter(_) => "an exchange-adapter",
             Target::NatsServer => "the bus",
+            Target::Member(_) => "a member",
+            Target::Orderer(_) => "an orderer",
+            Target::OrdererLink { .. } => "a raft link",
         }
     }
 }
@@ -148,35 +191,167 @@ struct Fault {
     at_ms: u64,
     action: Action,
     target: Target,
-    pause_ms: u64,
-    /// The process it hit (empty when it was skipped).
+    /// How long a pause, a cut, a delay or a full disk lasts (0: a kill).
+    hold_ms: u64,
+    /// The extra latency of a `delay` fault.
+    delay_ms: u64,
+    /// The process it hit, or the links it cut or slowed (empty when it was skipped).
     process: String,
+    /// The process's pid (0: not a process fault, or skipped).
     pid: u32,
+    /// Links a network fault changed.
+    links: usize,
+    /// What the target said about the fault (a full disk: its `/readyz`
+    /// and `fiscus_ledger_commits_paused`).
+    observed: Option<String>,
     /// Why nothing was done (the process was being restarted, …).
     skipped: Option<String>,
 }
 
-/// The fault schedule: which action on which target, and how long a pause lasts.
-fn choose(rng: &mut Rng, members: &[String], nats: bool) -> (Action, Target, u64) {
-    let action = if rng.below(2) == 0 {
-        Action::Kill
-    } else {
-        Action::Pause
-    };
-    let member = members[rng.below(members.len())].clone();
-    let mut targets = vec![
-        Target::OrdererLeader,
-        Target::OrdererFollower,
-        Target::LedgerStore(member.clone()),
-        Target::GossipGateway(member.clone()),
-        Target::ExchangeAdapter(member),
-    ];
-    if nats {
-        targets.push(Target::NatsServer);
+/// One fault of the schedule: what, where, for how long, and a delay's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Choice {
+    action: Action,
+    target: Target,
+    hold_ms: u64,
+    delay_ms: u64,
+}
+
+/// The seeded fault schedule. Its first faults are each kind the campaign
+/// can inject, once, in an order the seed chooses (so a short campaign
+/// covers them all); after that, kinds are chosen at random.
+struct Schedule {
+    rng: Rng,
+    kinds: Vec<Action>,
+    first: Vec<Action>,
+    members: Vec<String>,
+    orderers: Vec<u64>,
+    nats: bool,
+    /// The member whose ledger sits on the campaign's small disk.
+    disk: Option<String>,
+}
+
+impl Schedule {
+    fn new(
+        seed: u64,
+        members: Vec<String>,
+        orderers: Vec<u64>,
+        nats: bool,
+        network: bool,
+        disk: Option<String>,
+    ) -> Self {
+        let mut kinds = vec![Action::Kill, Action::Pause];
+        if network {
+            kinds.extend([
+                Action::Isolate,
+                Action::SplitOrderers,
+                Action::OneWayLoss,
+                Action::Delay,
+            ]);
+        }
+        if disk.is_some() {
+            kinds.push(Action::DiskFull);
+        }
+        let mut rng = Rng(seed);
+        // Fisher–Yates with the seed's generator.
+        let mut first = kinds.clone();
+        for i in (1..first.len()).rev() {
+            first.swap(i, rng.below(i + 1));
+        }
+        first.reverse();
+        Self {
+            rng,
+            kinds,
+            first,
+            members,
+            orderers,
+            nats,
+            disk,
+        }
     }
-    let target = targets[rng.below(targets.len())].clone();
-    let pause_ms = 1_000 + rng.below(3_000) as u64;
-    (action, target, pause_ms)
+
+    fn next(&mut self) -> Choice {
+        let rng = &mut self.rng;
+        let action = match self.first.pop() {
+            Some(a) => a,
+            None => self.kinds[rng.below(self.kinds.len())],
+        };
+        let member = self.members[rng.below(self.members.len())].clone();
+        let orderer = self.orderers[rng.below(self.orderers.len())];
+        let target = match action {
+            Action::Kill | Action::Pause => {
+                let mut targets = vec![
+                    Target::OrdererLeader,
+                    Target::OrdererFollower,
+                    Target::LedgerStore(member.clone()),
+                    Target::GossipGateway(member.clone()),
+                    Target::ExchangeAdapter(member),
+                ];
+                if self.nats {
+                    targets.push(Target::NatsServer);
+                }
+                targets[rng.below(targets.len())].clone()
+            }
+            Action::Isolate => Target::Member(member),
+            Action::SplitOrderers | Action::Delay => Target::Orderer(orderer),
+            Action::OneWayLoss => {
+                let others: Vec<u64> = self
+                    .orderers
+                    .iter()
+                    .copied()
+                    .filter(|o| *o != orderer)
+                    .collect();
+                Target::OrdererLink {
+                    from: orderer,
+                    to: others[rng.below(others.len())],
+                }
+            }
+            Action::DiskFull => Target::LedgerStore(self.disk.clone().unwrap_or(member)),
+        };
+        let hold_ms = 1_000 + rng.below(3_000) as u64;
+        let delay_ms = 50 + rng.below(250) as u64;
+        Choice {
+            hold_ms: if action == Action::Kill { 0 } else { hold_ms },
+            delay_ms: if action == Action::Delay { delay_ms } else { 0 },
+            action,
+            target,
+        }
+    }
+}
+
+/// The links a network fault changes.
+fn fault_links<'a>(net: &'a FaultNet, action: Action, target: &Target) -> Vec<&'a str> {
+    let parse = |name: &'a str| name.split_once("->");
+    net.names()
+        .filter(|name| {
+            let Some((from, to)) = parse(name) else {
+                return false;
+            };
+            match (action, target) {
+                (Action::Isolate, Target::Member(m)) => from == links::member(m),
+                (Action::SplitOrderers, Target::Orderer(k)) => {
+                    let me = format!("orderer-{k}");
+                    from.starts_with("orderer-")
+                        && (from == me || to.starts_with(&format!("{me}/")))
+                }
+                (Action::OneWayLoss, Target::OrdererLink { from: a, to: b }) => {
+                    from == format!("orderer-{a}") && to == links::orderer_raft(*b)
+                }
+                (Action::Delay, Target::Orderer(k)) => {
+                    let me = format!("orderer-{k}");
+                    from == me || to.starts_with(&format!("{me}/"))
+                }
+                _ => false,
+            }
+        })
+        .collect()
+}
+
+/// What ends a fault that lasts.
+enum Undo {
+    Cont(u32),
+    Links(Vec<String>),
+    Disk,
 }
 
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
@@ -205,6 +380,7 @@ async fn resolve(net: &Devnet, target: &Target) -> Result<Option<String>> {
         Target::GossipGateway(m) => Some(format!("member-{m}-gossip-gateway")),
         Target::ExchangeAdapter(m) => Some(format!("member-{m}-exchange-adapter")),
         Target::NatsServer => Some("nats-server".to_owned()),
+        Target::Member(_) | Target::Orderer(_) | Target::OrdererLink { .. } => None,
     })
 }
 
@@ -485,7 +661,8 @@ struct Report {
     /// The devnet's memory and open files every 10 s of the load.
     samples: Vec<Sample>,
     history: PathBuf,
-    not_tested: &'static str,
+    /// Faults this campaign could not inject, and why (empty: none).
+    not_tested: Vec<String>,
 }
 
 pub(crate) async fn run(cmd: ChaosCmd) -> Result<bool> {
@@ -524,12 +701,17 @@ pub(crate) async fn run(cmd: ChaosCmd) -> Result<bool> {
         "duration_s": cmd.duration.as_secs_f64(), "fault_every_s": cmd.fault_every.as_secs_f64(),
         "no_faults": cmd.no_faults}),
     )?;
+    let layout = crate::devnet::create_only(&data).await?;
+    let faults_at = prepare(&cmd, seed, &data, &layout).await?;
+    for what in &faults_at.not_tested {
+        eprintln!("chaos: not tested: {what}");
+    }
     let mode = crate::devnet::Mode::Processes {
         log_level: "warn".into(),
         start_nats: true,
     };
     let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
-    let outcome = campaign(&cmd, seed, &net, &mut history, &history_path).await;
+    let outcome = campaign(&cmd, seed, &net, &mut history, &history_path, &faults_at).await;
     eprintln!("chaos: stopping the devnet…");
     let (head, mut report) = match outcome {
         Ok(r) => r,
@@ -549,6 +731,10 @@ pub(crate) async fn run(cmd: ChaosCmd) -> Result<bool> {
             Ok(_) => eprintln!("chaos: fiscus verify {m}: ok"),
             Err(problem) => report.verify_failures.push(format!("{m}: {problem}")),
         }
+    }
+    if let Some(disk) = faults_at.disk {
+        disk.unmount(cmd.keep_data.is_some())
+            .context("unmounting the small disk")?;
     }
     let violation = [
         (
@@ -619,6 +805,212 @@ pub(crate) async fn run(cmd: ChaosCmd) -> Result<bool> {
     Ok(report.passed)
 }
 
+/// Routes the orderer links through fault proxies and puts one member's
+/// ledger (chosen by the seed) on a small disk; a soak (`--no-faults`) gets
+/// neither.
+async fn prepare(
+    cmd: &ChaosCmd,
+    seed: u64,
+    data: &Path,
+    layout: &crate::devnet::Layout,
+) -> Result<FaultPoints> {
+    let mut at = FaultPoints {
+        net: None,
+        disk: None,
+        not_tested: Vec::new(),
+    };
+    if cmd.no_faults {
+        return Ok(at);
+    }
+    let (fnet, routes) = FaultNet::start(layout).await?;
+    routes.save(data)?;
+    at.net = Some(fnet);
+    let member = &layout.members[Rng(seed ^ 0xD15C_F011).below(layout.members.len())].code;
+    match SmallDisk::mount(member, &crate::devnet::member_ledger_dir(data, member)) {
+        Ok(d) => at.disk = Some(d),
+        Err(e) => at.not_tested.push(format!(
+            "a full disk: cannot mount a small filesystem ({e:#})"
+        )),
+    }
+    Ok(at)
+}
+
+/// Where the campaign can inject faults besides processes.
+struct FaultPoints {
+    /// The proxies every orderer link goes through (none in a soak).
+    net: Option<FaultNet>,
+    /// One member's ledger on a small disk (none without the right to mount).
+    disk: Option<SmallDisk>,
+    /// What could not be prepared, and why.
+    not_tested: Vec<String>,
+}
+
+/// Injects one fault; what lasts is pushed on `ongoing`, to end at `ends`.
+async fn inject(
+    net: &Devnet,
+    at: &FaultPoints,
+    choice: &Choice,
+    f: &mut Fault,
+    ongoing: &mut Vec<(Instant, Undo)>,
+    ends: Instant,
+) -> Result<()> {
+    let action = choice.action;
+    if action.network() {
+        let Some(fnet) = &at.net else {
+            f.skipped = Some("no fault proxies".into());
+            return Ok(());
+        };
+        if ongoing.iter().any(|(_, u)| matches!(u, Undo::Links(_))) {
+            f.skipped = Some("a network fault is in force already".into());
+            return Ok(());
+        }
+        let names: Vec<String> = fault_links(fnet, action, &choice.target)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let state = if action == Action::Delay {
+            LinkState::Delayed(choice.delay_ms)
+        } else {
+            LinkState::Down
+        };
+        f.links = fnet.set(names.iter().map(String::as_str), state);
+        f.process = names.join(" ");
+        ongoing.push((ends, Undo::Links(names)));
+        return Ok(());
+    }
+    if action == Action::DiskFull {
+        let Some(disk) = &at.disk else {
+            f.skipped = Some("no small disk".into());
+            return Ok(());
+        };
+        if ongoing.iter().any(|(_, u)| matches!(u, Undo::Disk)) {
+            f.skipped = Some("the disk is full already".into());
+            return Ok(());
+        }
+        let free = disk.fill()?;
+        let name = format!("member-{}-ledger-store", disk.member);
+        f.process = format!("{name} ({} MiB left free)", free / (1024 * 1024));
+        ongoing.push((ends, Undo::Disk));
+        f.observed = Some(paused_commits(net, &name).await);
+        return Ok(());
+    }
+    let pid_of = |name: &str| {
+        net.child_pids()
+            .into_iter()
+            .find_map(|(n, pid)| (n == name).then_some(pid))
+    };
+    match resolve(net, &choice.target).await {
+        Ok(Some(name)) => match pid_of(&name) {
+            Some(pid)
+                if ongoing
+                    .iter()
+                    .any(|(_, u)| matches!(u, Undo::Cont(p) if *p == pid)) =>
+            {
+                f.skipped = Some(format!("{name} is paused already"));
+            }
+            Some(pid) => {
+                f.process = name;
+                f.pid = pid;
+                match action {
+                    Action::Pause => {
+                        signal(pid, nix::sys::signal::Signal::SIGSTOP);
+                        ongoing.push((ends, Undo::Cont(pid)));
+                    }
+                    _ => signal(pid, nix::sys::signal::Signal::SIGKILL),
+                }
+            }
+            None => f.skipped = Some(format!("{name} is being restarted")),
+        },
+        Ok(None) => f.skipped = Some("no orderer leads now".into()),
+        Err(e) => f.skipped = Some(format!("asking the orderers: {e:#}")),
+    }
+    Ok(())
+}
+
+/// Waits (3 s at most) for a ledger-store to say on `/readyz` and in its
+/// metrics that its commits are paused; returns what it said.
+async fn paused_commits(net: &Devnet, name: &str) -> String {
+    let Some(addr) = net
+        .ops_addrs()
+        .into_iter()
+        .find_map(|(n, a)| (n == name).then_some(a))
+    else {
+        return "no ops port".into();
+    };
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut seen = String::from("no answer");
+    while Instant::now() < until {
+        if let Some((status, body)) = crate::devnet::processes::http_get(addr, "/readyz").await {
+            let paused = crate::devnet::processes::http_get(addr, "/metrics")
+                .await
+                .and_then(|(_, m)| {
+                    m.lines()
+                        .find(|l| l.starts_with("fiscus_ledger_commits_paused "))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            seen = format!("readyz {status}: {}; {paused}", body.trim());
+            if status == 503 && body.contains("disk") && paused.ends_with(" 1") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+fn undo_fault(at: &FaultPoints, undo: Undo) -> Result<()> {
+    match undo {
+        Undo::Cont(pid) => signal(pid, nix::sys::signal::Signal::SIGCONT),
+        Undo::Links(names) => {
+            if let Some(n) = &at.net {
+                n.set(names.iter().map(String::as_str), LinkState::Up);
+            }
+        }
+        Undo::Disk => {
+            if let Some(d) = &at.disk {
+                d.free()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line for the progress output.
+fn describe(f: &Fault) -> String {
+    let Fault {
+        action,
+        target,
+        hold_ms,
+        ..
+    } = f;
+    if let Some(why) = &f.skipped {
+        return format!("{action:?} {target:?} skipped ({why})");
+    }
+    match action {
+        Action::Kill => format!("SIGKILL {} ({}, pid {})", f.process, target.role(), f.pid),
+        Action::Pause => format!(
+            "SIGSTOP {} ({}, pid {}) for {hold_ms} ms",
+            f.process,
+            target.role(),
+            f.pid
+        ),
+        Action::Delay => format!(
+            "{} ms delay on {} links of {target:?} for {hold_ms} ms",
+            f.delay_ms, f.links
+        ),
+        Action::DiskFull => format!(
+            "disk full: {} for {hold_ms} ms; {}",
+            f.process,
+            f.observed.as_deref().unwrap_or("")
+        ),
+        _ => format!(
+            "{action:?}: {} links of {target:?} cut for {hold_ms} ms",
+            f.links
+        ),
+    }
+}
+
 /// Load and faults, the heal, and the checks that need the running devnet.
 async fn campaign(
     cmd: &ChaosCmd,
@@ -626,6 +1018,7 @@ async fn campaign(
     net: &Devnet,
     history: &mut History,
     history_path: &Path,
+    faults_at: &FaultPoints,
 ) -> Result<(u64, Report)> {
     net.wait_leader(Duration::from_secs(60)).await?;
     let nats_url = net.nats_url();
@@ -664,81 +1057,55 @@ async fn campaign(
 
     // Faults (and RSS samples) until the load ends.
     let members: Vec<String> = net.layout.members.iter().map(|m| m.code.clone()).collect();
-    let mut rng = Rng(seed);
+    let orderers: Vec<u64> = net.layout.orderers.iter().map(|o| o.id).collect();
+    let mut schedule = Schedule::new(
+        seed,
+        members.clone(),
+        orderers,
+        nats_url.is_some(),
+        faults_at.net.is_some(),
+        faults_at.disk.as_ref().map(|d| d.member.clone()),
+    );
     let mut faults: Vec<Fault> = Vec::new();
-    let mut paused: Vec<(u32, Instant)> = Vec::new();
+    let mut ongoing: Vec<(Instant, Undo)> = Vec::new();
     let mut rss = Vec::new();
     let mut next_fault = start + cmd.fault_every;
     let mut next_sample = start;
     while Instant::now() < until {
         let now = Instant::now();
-        // Resume what a pause stopped, when its time is up.
-        paused.retain(|(pid, at)| {
-            if *at <= now {
-                signal(*pid, nix::sys::signal::Signal::SIGCONT);
-                false
-            } else {
-                true
-            }
-        });
+        // End what lasts (pauses, cuts, delays, a full disk) when its time is up.
+        let (done, going): (Vec<_>, Vec<_>) = ongoing.into_iter().partition(|(at, _)| *at <= now);
+        ongoing = going;
+        for (_, undo) in done {
+            undo_fault(faults_at, undo)?;
+        }
         if now >= next_sample {
             rss.push(devnet_sample(net, now.duration_since(start).as_secs()));
             next_sample += Duration::from_secs(10);
         }
         if !cmd.no_faults && now >= next_fault {
             next_fault += cmd.fault_every;
-            let (action, target, pause_ms) = choose(&mut rng, &members, nats_url.is_some());
+            let choice = schedule.next();
             let mut f = Fault {
                 n: faults.len() + 1,
                 at_ms: now.duration_since(start).as_millis() as u64,
-                action,
-                target: target.clone(),
-                pause_ms: if action == Action::Pause { pause_ms } else { 0 },
+                action: choice.action,
+                target: choice.target.clone(),
+                hold_ms: choice.hold_ms,
+                delay_ms: choice.delay_ms,
                 process: String::new(),
                 pid: 0,
+                links: 0,
+                observed: None,
                 skipped: None,
             };
-            let pid_of = |name: &str| {
-                net.child_pids()
-                    .into_iter()
-                    .find_map(|(n, pid)| (n == name).then_some(pid))
-            };
-            match resolve(net, &target).await {
-                Ok(Some(name)) => match pid_of(&name) {
-                    Some(pid) if paused.iter().any(|(p, _)| *p == pid) => {
-                        f.skipped = Some(format!("{name} is paused already"));
-                    }
-                    Some(pid) => {
-                        f.process = name;
-                        f.pid = pid;
-                        match action {
-                            Action::Kill => signal(pid, nix::sys::signal::Signal::SIGKILL),
-                            Action::Pause => {
-                                signal(pid, nix::sys::signal::Signal::SIGSTOP);
-                                paused.push((pid, now + Duration::from_millis(pause_ms)));
-                            }
-                        }
-                    }
-                    None => f.skipped = Some(format!("{name} is being restarted")),
-                },
-                Ok(None) => f.skipped = Some("no orderer leads now".into()),
-                Err(e) => f.skipped = Some(format!("asking the orderers: {e:#}")),
-            }
+            let ends = now + Duration::from_millis(choice.hold_ms);
+            inject(net, faults_at, &choice, &mut f, &mut ongoing, ends).await?;
             eprintln!(
                 "chaos: {:>5.1}s fault #{}: {}",
                 f.at_ms as f64 / 1000.0,
                 f.n,
-                match &f.skipped {
-                    Some(why) => format!("{action:?} {target:?} skipped ({why})"),
-                    None if action == Action::Pause => format!(
-                        "SIGSTOP {} ({}, pid {}) for {} ms",
-                        f.process,
-                        target.role(),
-                        f.pid,
-                        pause_ms
-                    ),
-                    None => format!("SIGKILL {} ({}, pid {})", f.process, target.role(), f.pid),
-                }
+                describe(&f)
             );
             history.line(&serde_json::json!({"op": "fault", "fault": &f}))?;
             faults.push(f);
@@ -748,9 +1115,13 @@ async fn campaign(
     for d in drivers {
         d.await?;
     }
-    // The heal: everything paused goes on; everything killed is running again.
-    for (pid, _) in paused.drain(..) {
-        signal(pid, nix::sys::signal::Signal::SIGCONT);
+    // The heal: everything paused goes on, every link is up, the disk has
+    // room; everything killed is running again.
+    for (_, undo) in ongoing.drain(..) {
+        undo_fault(faults_at, undo)?;
+    }
+    if let Some(n) = &faults_at.net {
+        n.heal();
     }
     eprintln!("chaos: load done; healing (every process running and ready)…");
     net.wait_ready(Duration::from_secs(60)).await?;
@@ -893,7 +1264,7 @@ async fn campaign(
         max_final_after_heal_s: (final_after * 10.0).round() / 10.0,
         samples: rss,
         history: history_path.to_owned(),
-        not_tested: "network partitions (TCP fault proxy) and a full disk are not built yet",
+        not_tested: faults_at.not_tested.clone(),
     };
     Ok((head, report))
 }
@@ -903,31 +1274,121 @@ mod tests {
     use super::*;
 
     /// The same seed chooses the same faults, in the same order, with the
-    /// same targets and pauses; another seed chooses others.
+    /// same targets and holds; another seed chooses others. The first
+    /// faults are every kind once; NATS, network and disk faults appear
+    /// only where the campaign can inject them.
     #[test]
     fn a_seed_fixes_the_fault_schedule() {
         let members: Vec<String> = ["000000", "130000", "130100"].map(String::from).to_vec();
-        let schedule = |seed| {
-            let mut rng = Rng(seed);
-            (0..50)
-                .map(|_| choose(&mut rng, &members, true))
-                .collect::<Vec<_>>()
+        let schedule = |seed, nats, network, disk: Option<&str>| {
+            let mut s = Schedule::new(
+                seed,
+                members.clone(),
+                vec![1, 2, 3],
+                nats,
+                network,
+                disk.map(str::to_owned),
+            );
+            (0..60).map(|_| s.next()).collect::<Vec<_>>()
         };
-        assert_eq!(schedule(7), schedule(7));
-        assert_ne!(schedule(7), schedule(8));
-        let all = schedule(7);
-        assert!(all.iter().any(|(a, _, _)| *a == Action::Kill));
-        assert!(all.iter().any(|(a, _, _)| *a == Action::Pause));
-        assert!(all.iter().any(|(_, t, _)| *t == Target::NatsServer));
-        assert!(all.iter().all(|(_, _, p)| (1_000..4_000).contains(p)));
-        let without_nats: Vec<_> = {
-            let mut rng = Rng(7);
-            (0..50).map(|_| choose(&mut rng, &members, false)).collect()
-        };
+        let all = schedule(7, true, true, Some("130100"));
+        assert_eq!(all, schedule(7, true, true, Some("130100")));
+        assert_ne!(all, schedule(8, true, true, Some("130100")));
+        let kinds = [
+            Action::Kill,
+            Action::Pause,
+            Action::Isolate,
+            Action::SplitOrderers,
+            Action::OneWayLoss,
+            Action::Delay,
+            Action::DiskFull,
+        ];
+        let first: BTreeSet<String> = all[..kinds.len()]
+            .iter()
+            .map(|c| format!("{:?}", c.action))
+            .collect();
+        assert_eq!(first.len(), kinds.len(), "{all:?}");
+        assert!(all.iter().any(|c| c.target == Target::NatsServer));
+        for c in &all {
+            match c.action {
+                Action::Kill => assert_eq!(c.hold_ms, 0),
+                _ => assert!((1_000..4_000).contains(&c.hold_ms), "{c:?}"),
+            }
+            assert_eq!(c.action == Action::Delay, c.delay_ms > 0, "{c:?}");
+            if c.action == Action::DiskFull {
+                assert_eq!(c.target, Target::LedgerStore("130100".into()));
+            }
+            if let Target::OrdererLink { from, to } = c.target {
+                assert_ne!(from, to);
+            }
+        }
+        let plain = schedule(7, false, false, None);
         assert!(
-            without_nats
+            plain
                 .iter()
-                .all(|(_, t, _)| *t != Target::NatsServer)
+                .all(|c| matches!(c.action, Action::Kill | Action::Pause))
         );
+        assert!(plain.iter().all(|c| c.target != Target::NatsServer));
+    }
+
+    /// The links each network fault changes, on the devnet's link names.
+    #[tokio::test]
+    async fn a_network_fault_changes_the_links_it_names_and_no_other() {
+        let orderers: Vec<serde_json::Value> = [1u16, 2, 3]
+            .map(|id| {
+                serde_json::json!({"id": id, "org": "o",
+                    "client": format!("127.0.0.1:{}", 10 + id),
+                    "raft": format!("127.0.0.1:{}", 20 + id)})
+            })
+            .to_vec();
+        let members: Vec<serde_json::Value> = ["000000", "130000"]
+            .map(|code| {
+                serde_json::json!({"code": code, "ledger": "127.0.0.1:30",
+                    "gateway": "127.0.0.1:31", "api": "127.0.0.1:32"})
+            })
+            .to_vec();
+        let layout: crate::devnet::Layout = serde_json::from_value(serde_json::json!({
+            "consortium_id": "t", "ca_grpc": "127.0.0.1:1",
+            "orderers": orderers, "members": members,
+        }))
+        .unwrap();
+        let (net, routes) = FaultNet::start(&layout).await.unwrap();
+        // 3 orderers × 2 peers × (raft, client) + 2 members × 3 orderers.
+        assert_eq!(routes.via.len(), 18);
+        let names = |action, target: Target| {
+            let mut v = fault_links(&net, action, &target);
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(
+            names(Action::Isolate, Target::Member("130000".into())),
+            [
+                "member-130000->orderer-1/client",
+                "member-130000->orderer-2/client",
+                "member-130000->orderer-3/client"
+            ]
+        );
+        assert_eq!(
+            names(Action::SplitOrderers, Target::Orderer(2)),
+            [
+                "orderer-1->orderer-2/client",
+                "orderer-1->orderer-2/raft",
+                "orderer-2->orderer-1/client",
+                "orderer-2->orderer-1/raft",
+                "orderer-2->orderer-3/client",
+                "orderer-2->orderer-3/raft",
+                "orderer-3->orderer-2/client",
+                "orderer-3->orderer-2/raft"
+            ]
+        );
+        assert_eq!(
+            names(Action::OneWayLoss, Target::OrdererLink { from: 3, to: 1 }),
+            ["orderer-3->orderer-1/raft"]
+        );
+        // A delayed orderer: its peer links both ways and the members' links to it.
+        let delayed = names(Action::Delay, Target::Orderer(1));
+        assert_eq!(delayed.len(), 10, "{delayed:?}");
+        assert!(delayed.contains(&"member-000000->orderer-1/client"));
+        assert!(!delayed.iter().any(|n| n.contains("orderer-2->orderer-3")));
     }
 }
