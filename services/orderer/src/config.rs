@@ -109,6 +109,9 @@ pub struct Config {
     /// Tx ids of this many recent blocks are deduplicated by the orderer. Part of
     /// the apply rule: it must be the same on every node of the cluster.
     pub dedupe_window_blocks: u64,
+    /// The store's page cache (blocks and Raft log), bytes. Memory is bounded
+    /// by it whatever the chain's length.
+    pub cache_bytes: u64,
     /// A simulated block clock for demonstrations; unset (the default): the
     /// leader's wall clock. Every node of a cluster must use the same one.
     pub block_clock: Option<BlockClock>,
@@ -159,6 +162,7 @@ impl Default for Config {
             compact_after_entries: 10_000,
             compact_keep_entries: 1000,
             dedupe_window_blocks: 1000,
+            cache_bytes: 64 * 1024 * 1024,
             block_clock: None,
             json_logs: false,
         }
@@ -186,6 +190,9 @@ impl ServiceConfig for Config {
         ids.dedup();
         if ids.len() != self.peers.len() {
             return bad("peers", "ids must be unique");
+        }
+        if self.cache_bytes < 1024 * 1024 {
+            return bad("cache_bytes", "must be at least 1 MiB");
         }
         if self.raft.election_ticks <= self.raft.heartbeat_ticks {
             return bad("raft.election_ticks", "must exceed heartbeat_ticks");

@@ -162,7 +162,11 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
     } else {
         config.peers.iter().map(|p| p.id).collect()
     };
-    let store = OrdererStore::open(&config.data_dir.join("orderer.redb"), &voters)?;
+    let store = OrdererStore::open(
+        &config.data_dir.join("orderer.redb"),
+        &voters,
+        config.cache_bytes,
+    )?;
     let mut config = config;
     if let Some(stored) = store.peers()? {
         // After a membership change the stored list, not the file, is the truth.

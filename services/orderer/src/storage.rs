@@ -102,9 +102,14 @@ pub struct OrdererStore {
 }
 
 impl OrdererStore {
-    /// Opens or creates the store. A new store starts with `voters` as its conf state.
-    pub fn open(path: &Path, voters: &[u64]) -> Result<Self> {
-        let db = Database::create(path).map_err(db_err)?;
+    /// Opens or creates the store. A new store starts with `voters` as its
+    /// conf state. Its page cache holds `cache_bytes` at most (redb's default,
+    /// 1 GiB, let the orderer's memory grow with the chain).
+    pub fn open(path: &Path, voters: &[u64], cache_bytes: u64) -> Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
+            .create(path)
+            .map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         {
             txn.open_table(LOG).map_err(db_err)?;

@@ -17,6 +17,9 @@ fn backend(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Backend(Box::new(e.into()))
 }
 
+/// The page cache of a redb store.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A [`StateStore`] in one redb file.
 #[derive(Debug)]
 pub struct RedbStore {
@@ -28,10 +31,15 @@ impl RedbStore {
     /// Opens (or creates) the database file at `path`. A file left by a crash is
     /// recovered to its last complete commit.
     pub fn open(path: &Path, limits: StoreLimits) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
-            e => backend(e),
-        })?;
+        // A bounded page cache: redb's default (1 GiB) lets memory grow with
+        // the chain.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
+                e => backend(e),
+            })?;
         // Create the tables up front so that readers never meet a missing table.
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(KV).map_err(backend)?;

@@ -426,12 +426,28 @@ async fn start_in_process(
         );
     }
     eprintln!("devnet: orderers up; starting 5 members…");
+    // The ledgers open side by side (each reads its store; the time grows
+    // with the chain), each on a task of its own.
+    let opening: Vec<_> = layout
+        .members
+        .iter()
+        .map(|m| {
+            let config = configs::ledger_store(&files, m, any_port, None);
+            let code = m.code.clone();
+            tokio::spawn(async move {
+                fiscus_ledger_store::server::start(config)
+                    .await
+                    .with_context(|| format!("starting the ledger-store of {code}"))
+            })
+        })
+        .collect();
+    let mut ledgers = Vec::new();
+    for task in opening {
+        ledgers.push(task.await.context("a ledger-store's start panicked")?);
+    }
     let mut members = Vec::new();
-    for m in &layout.members {
-        let ledger =
-            fiscus_ledger_store::server::start(configs::ledger_store(&files, m, any_port, None))
-                .await
-                .with_context(|| format!("starting the ledger-store of {}", m.code))?;
+    for (m, ledger) in layout.members.iter().zip(ledgers) {
+        let ledger = ledger?;
         let gateway = fiscus_gossip_gateway::start(configs::gossip_gateway(
             &files,
             layout,
@@ -459,13 +475,13 @@ async fn start_in_process(
     })
 }
 
-/// A devnet member's ledger-store data directory.
 /// Creates the consortium in `data` without starting it; [`start`] then
 /// resumes it (the fault campaign prepares its fault points in between).
 pub(crate) async fn create_only(data: &Path) -> Result<Layout> {
     create(data, 0, false).await
 }
 
+/// A devnet member's ledger-store data directory.
 pub(crate) fn member_ledger_dir(data: &Path, code: &str) -> PathBuf {
     setup::member_dir(data, code).0.join("ledger")
 }
