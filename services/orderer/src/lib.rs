@@ -207,6 +207,7 @@ pub async fn start_with(config: Config, listeners: Listeners) -> Result<Running>
         transport: transport.clone(),
         client_tls,
         commit_timeout: Duration::from_millis(config.commit_timeout_ms),
+        leader_link: std::sync::Arc::default(),
     };
 
     let Listeners {

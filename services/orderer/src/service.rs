@@ -35,6 +35,18 @@ pub(crate) struct OrdererService {
     pub transport: crate::transport::Transport,
     pub client_tls: Arc<rustls::ClientConfig>,
     pub commit_timeout: Duration,
+    /// A follower's connection to the leader, shared by every stream it
+    /// relays (HTTP/2 multiplexes them): one TLS handshake per leader, not
+    /// one per relayed submission.
+    pub leader_link: Arc<std::sync::Mutex<Option<LeaderLink>>>,
+}
+
+/// The channel to one leader, by its client address and name.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaderLink {
+    addr: String,
+    server_name: String,
+    channel: tonic::transport::Channel,
 }
 
 fn ack(
@@ -195,6 +207,39 @@ impl OrdererService {
         }
     }
 
+    /// The shared channel to `leader`, connected on first use (and again
+    /// after the leader changes or the channel failed).
+    async fn leader_channel(
+        &self,
+        leader: &Peer,
+    ) -> Result<tonic::transport::Channel, fiscus_common::tls::TlsError> {
+        let cached = |link: &Option<LeaderLink>| {
+            link.as_ref()
+                .filter(|l| l.addr == leader.client_addr && l.server_name == leader.server_name)
+                .map(|l| l.channel.clone())
+        };
+        if let Some(c) = cached(&self.leader_link.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(c);
+        }
+        let channel = connect_channel(
+            &leader.client_addr,
+            &leader.server_name,
+            self.client_tls.clone(),
+        )
+        .await?;
+        *self.leader_link.lock().unwrap_or_else(|e| e.into_inner()) = Some(LeaderLink {
+            addr: leader.client_addr.clone(),
+            server_name: leader.server_name.clone(),
+            channel: channel.clone(),
+        });
+        Ok(channel)
+    }
+
+    /// Forgets the leader's channel (its call failed in transport).
+    fn drop_leader_channel(&self) {
+        *self.leader_link.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// A follower relays the whole stream to the leader and its acks back.
     async fn forward(
         self,
@@ -202,13 +247,7 @@ impl OrdererService {
         mut input: Streaming<Envelope>,
         acks: mpsc::Sender<Result<BroadcastAck, Status>>,
     ) {
-        let channel = match connect_channel(
-            &leader.client_addr,
-            &leader.server_name,
-            self.client_tls.clone(),
-        )
-        .await
-        {
+        let channel = match self.leader_channel(&leader).await {
             Ok(c) => c,
             Err(e) => {
                 let _ = acks
@@ -247,6 +286,9 @@ impl OrdererService {
                 }
             }
             Err(s) => {
+                if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown) {
+                    self.drop_leader_channel();
+                }
                 let _ = acks.send(Err(s)).await;
             }
         }
