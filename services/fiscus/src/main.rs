@@ -174,7 +174,8 @@ enum Command {
     #[command(subcommand)]
     Bench(bench::BenchCmd),
     /// A fault campaign on the process devnet: load, a fault every few
-    /// seconds (kills, pauses, NATS restarts), a heal, and checks that no
+    /// seconds (kills, pauses, NATS restarts, cut or slowed links, a full
+    /// disk under a ledger-store), a heal, and checks that no
     /// acknowledged transaction was lost or duplicated and that every member
     /// agrees; one JSON report, exit 1 when a property fails.
     Chaos(chaos::ChaosCmd),

@@ -235,9 +235,14 @@ impl OrdererService {
         Ok(channel)
     }
 
-    /// Forgets the leader's channel (its call failed in transport).
-    fn drop_leader_channel(&self) {
-        *self.leader_link.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    /// Forgets the channel to `leader` (a call on it failed in transport;
+    /// `None`: whichever is cached, as when this node leads now). A channel
+    /// another relay made since, to another leader, is kept.
+    fn drop_leader_channel(&self, leader: Option<&Peer>) {
+        let mut link = self.leader_link.lock().unwrap_or_else(|e| e.into_inner());
+        if leader.is_none_or(|p| link.as_ref().is_some_and(|l| l.addr == p.client_addr)) {
+            *link = None;
+        }
     }
 
     /// A follower relays the whole stream to the leader and its acks back.
@@ -280,20 +285,33 @@ impl OrdererService {
             Ok(resp) => {
                 let mut down = resp.into_inner();
                 while let Some(item) = down.next().await {
+                    if let Err(s) = &item
+                        && transport_failure(s)
+                    {
+                        self.drop_leader_channel(Some(&leader));
+                    }
                     if acks.send(item).await.is_err() {
                         break;
                     }
                 }
             }
             Err(s) => {
-                if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown) {
-                    self.drop_leader_channel();
+                if transport_failure(&s) {
+                    self.drop_leader_channel(Some(&leader));
                 }
                 let _ = acks.send(Err(s)).await;
             }
         }
         relay_in.abort();
     }
+}
+
+/// A relayed call that failed in the connection, not in the leader's answer.
+fn transport_failure(s: &Status) -> bool {
+    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+        && s.metadata()
+            .get(fiscus_common::error::GRPC_CODE_METADATA)
+            .is_none()
 }
 
 #[tonic::async_trait]
@@ -312,6 +330,7 @@ impl Orderer for OrdererService {
         let span = tracing::Span::current();
         match self.leader() {
             (true, _) => {
+                self.drop_leader_channel(None);
                 tokio::spawn(tracing::Instrument::instrument(
                     svc.serve_stream(input, tx),
                     span,

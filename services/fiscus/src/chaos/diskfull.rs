@@ -4,8 +4,8 @@
 //! commits (its free-space margin, `min_free_bytes`, is larger than the
 //! sliver), say so on `/readyz`, and go on when the space returns.
 //!
-//! Mounting needs `CAP_SYS_ADMIN` (root on the CI machines); without it the
-//! campaign says that full disks were not tested.
+//! Mounting needs root (util-linux `mount` refuses `-t` to anyone else);
+//! without it the campaign says that full disks were not tested.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -66,7 +66,13 @@ impl SmallDisk {
             mounted: true,
         };
         if had {
-            copy_tree(&aside, dir)?;
+            if let Err(e) = copy_tree(&aside, dir) {
+                // Put the directory back as it was.
+                disk.unmount(false)?;
+                std::fs::remove_dir(dir)?;
+                std::fs::rename(&aside, dir)?;
+                return Err(e.context("copying the ledger directory onto the tmpfs"));
+            }
             std::fs::remove_dir_all(&aside)?;
         }
         Ok(disk)
@@ -96,29 +102,30 @@ impl SmallDisk {
         )
     }
 
-    /// Moves the store back onto the disk it came from (for `--keep-data`)
-    /// and unmounts. Call with every process stopped.
+    /// Moves the store back onto the disk it came from (`keep`, for
+    /// `--keep-data`) and unmounts. Call with every process stopped. On a
+    /// failure the mount stays (and is let go of lazily when dropped).
     pub(crate) fn unmount(mut self, keep: bool) -> Result<()> {
-        let result = if keep {
+        if keep {
             let aside = self.dir.with_extension("tmpfs-copy");
-            copy_tree(&self.dir, &aside).and_then(|()| {
-                run(&["umount"], &self.dir)?;
-                std::fs::remove_dir(&self.dir)?;
-                std::fs::rename(&aside, &self.dir)?;
-                Ok(())
-            })
+            copy_tree(&self.dir, &aside)?;
+            run(&["umount"], &self.dir)?;
+            self.mounted = false;
+            std::fs::remove_dir(&self.dir)?;
+            std::fs::rename(&aside, &self.dir)?;
         } else {
-            run(&["umount"], &self.dir)
-        };
-        self.mounted = false;
-        result
+            run(&["umount"], &self.dir)?;
+            self.mounted = false;
+        }
+        Ok(())
     }
 }
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         if self.mounted {
-            // A campaign that failed: let go of the mount when nothing uses it.
+            // Not unmounted in order (a campaign that could not start, or an
+            // unmount that failed): let go of the mount when nothing uses it.
             let _ = run(&["umount", "-l"], &self.dir);
         }
     }

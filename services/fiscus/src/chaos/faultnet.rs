@@ -4,9 +4,9 @@
 //! loopback ports the OS chooses and recorded in the devnet's `links.json`
 //! before any service starts (see `devnet::links`).
 //!
-//! A link is `Up`, `Delayed` (every chunk waits before it is passed on, in
-//! both directions) or `Down`: its open connections are cut and new ones are
-//! closed as soon as they are accepted. TLS runs end to end through the
+//! A link is `Up`, `Delayed` (every chunk is passed on that long after it
+//! arrived, in both directions) or `Down`: its open connections are cut and
+//! new ones are closed as soon as they are accepted. TLS runs end to end through the
 //! proxy, which sees only ciphertext. Every loop ends with the proxy.
 
 use crate::devnet::Layout;
@@ -135,8 +135,10 @@ async fn serve(listener: TcpListener, upstream: SocketAddr, state: watch::Receiv
             let _ = server.set_nodelay(true);
             let (cr, cw) = client.into_split();
             let (sr, sw) = server.into_split();
-            // Either direction ending (EOF, error, the link going down) ends both.
+            // The link going down, or either direction ending (EOF, an
+            // error), ends the connection: both sockets are dropped.
             tokio::select! {
+                () = until_down(state.clone()) => {}
                 () = pipe(cr, sw, state.clone()) => {}
                 () = pipe(sr, cw, state) => {}
             }
@@ -144,37 +146,53 @@ async fn serve(listener: TcpListener, upstream: SocketAddr, state: watch::Receiv
     }
 }
 
-/// Copies one direction until EOF, an error or the link going down.
+/// Returns when the link goes down (or the proxy is gone).
+async fn until_down(mut state: watch::Receiver<LinkState>) {
+    loop {
+        if *state.borrow_and_update() == LinkState::Down {
+            return;
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Copies one direction until EOF or an error. Each chunk is stamped when
+/// it is read and written no sooner than the link's delay after that: a
+/// delay adds latency, it does not cap the throughput.
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut state: watch::Receiver<LinkState>,
+    state: watch::Receiver<LinkState>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = tokio::select! {
-            r = from.read(&mut buf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            },
-            changed = state.changed() => {
-                if changed.is_err() || *state.borrow() == LinkState::Down {
-                    break;
-                }
-                continue;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(256);
+    let reader = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0
+                || tx
+                    .send((tokio::time::Instant::now(), buf[..n].to_vec()))
+                    .await
+                    .is_err()
+            {
+                break;
             }
-        };
-        let current = *state.borrow();
-        match current {
-            LinkState::Down => break,
-            LinkState::Delayed(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-            LinkState::Up => {}
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
+    };
+    let writer = async move {
+        while let Some((read_at, chunk)) = rx.recv().await {
+            let current = *state.borrow();
+            if let LinkState::Delayed(ms) = current {
+                tokio::time::sleep_until(read_at + Duration::from_millis(ms)).await;
+            }
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
         }
-    }
-    let _ = to.shutdown().await;
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }
 
 #[cfg(test)]

@@ -717,6 +717,7 @@ pub(crate) async fn run(cmd: ChaosCmd) -> Result<bool> {
         Ok(r) => r,
         Err(e) => {
             net.stop().await;
+            faults_at.release(&data, cmd.keep_data.is_some());
             return Err(e.context(format!(
                 "the campaign (seed {seed}) could not finish; logs in {}/logs",
                 data.display()
@@ -732,10 +733,7 @@ pub(crate) async fn run(cmd: ChaosCmd) -> Result<bool> {
             Err(problem) => report.verify_failures.push(format!("{m}: {problem}")),
         }
     }
-    if let Some(disk) = faults_at.disk {
-        disk.unmount(cmd.keep_data.is_some())
-            .context("unmounting the small disk")?;
-    }
+    faults_at.release(&data, cmd.keep_data.is_some());
     let violation = [
         (
             report.lost > 0,
@@ -845,6 +843,24 @@ struct FaultPoints {
     not_tested: Vec<String>,
 }
 
+impl FaultPoints {
+    /// With every process stopped: the links direct again (a kept data
+    /// directory resumes without the proxies), the small disk unmounted
+    /// (its store moved back first when the data is kept).
+    fn release(self, data: &Path, keep: bool) {
+        if self.net.is_some()
+            && let Err(e) = crate::devnet::links::Links::remove(data)
+        {
+            eprintln!("chaos: removing links.json: {e:#}");
+        }
+        if let Some(disk) = self.disk
+            && let Err(e) = disk.unmount(keep)
+        {
+            eprintln!("chaos: unmounting the small disk: {e:#}");
+        }
+    }
+}
+
 /// Injects one fault; what lasts is pushed on `ongoing`, to end at `ends`.
 async fn inject(
     net: &Devnet,
@@ -887,7 +903,13 @@ async fn inject(
             f.skipped = Some("the disk is full already".into());
             return Ok(());
         }
-        let free = disk.fill()?;
+        let free = match disk.fill() {
+            Ok(free) => free,
+            Err(e) => {
+                f.skipped = Some(format!("shrinking the disk: {e:#}"));
+                return Ok(());
+            }
+        };
         let name = format!("member-{}-ledger-store", disk.member);
         f.process = format!("{name} ({} MiB left free)", free / (1024 * 1024));
         ongoing.push((ends, Undo::Disk));
@@ -927,7 +949,7 @@ async fn inject(
     Ok(())
 }
 
-/// Waits (3 s at most) for a ledger-store to say on `/readyz` and in its
+/// Waits (10 s at most) for a ledger-store to say on `/readyz` and in its
 /// metrics that its commits are paused; returns what it said.
 async fn paused_commits(net: &Devnet, name: &str) -> String {
     let Some(addr) = net
@@ -937,7 +959,8 @@ async fn paused_commits(net: &Devnet, name: &str) -> String {
     else {
         return "no ops port".into();
     };
-    let until = Instant::now() + Duration::from_secs(3);
+    // Long enough for a ledger-store that a kill left restarting.
+    let until = Instant::now() + Duration::from_secs(10);
     let mut seen = String::from("no answer");
     while Instant::now() < until {
         if let Some((status, body)) = crate::devnet::processes::http_get(addr, "/readyz").await {
@@ -959,7 +982,9 @@ async fn paused_commits(net: &Devnet, name: &str) -> String {
     seen
 }
 
-fn undo_fault(at: &FaultPoints, undo: Undo) -> Result<()> {
+/// Ends a lasting fault. A failure is reported and the heal goes on: the
+/// campaign's checks then show what it left behind.
+fn undo_fault(at: &FaultPoints, undo: Undo) {
     match undo {
         Undo::Cont(pid) => signal(pid, nix::sys::signal::Signal::SIGCONT),
         Undo::Links(names) => {
@@ -968,12 +993,13 @@ fn undo_fault(at: &FaultPoints, undo: Undo) -> Result<()> {
             }
         }
         Undo::Disk => {
-            if let Some(d) = &at.disk {
-                d.free()?;
+            if let Some(d) = &at.disk
+                && let Err(e) = d.free()
+            {
+                eprintln!("chaos: giving the disk its space back: {e:#}");
             }
         }
     }
-    Ok(())
 }
 
 /// One line for the progress output.
@@ -1077,10 +1103,13 @@ async fn campaign(
         let (done, going): (Vec<_>, Vec<_>) = ongoing.into_iter().partition(|(at, _)| *at <= now);
         ongoing = going;
         for (_, undo) in done {
-            undo_fault(faults_at, undo)?;
+            undo_fault(faults_at, undo);
         }
         if now >= next_sample {
-            rss.push(devnet_sample(net, now.duration_since(start).as_secs()));
+            let sample = devnet_sample(net, now.duration_since(start).as_secs());
+            // In the history as it is taken: a soak cut short keeps its curve.
+            history.line(&serde_json::json!({"op": "sample", "sample": &sample}))?;
+            rss.push(sample);
             next_sample += Duration::from_secs(10);
         }
         if !cmd.no_faults && now >= next_fault {
@@ -1118,7 +1147,7 @@ async fn campaign(
     // The heal: everything paused goes on, every link is up, the disk has
     // room; everything killed is running again.
     for (_, undo) in ongoing.drain(..) {
-        undo_fault(faults_at, undo)?;
+        undo_fault(faults_at, undo);
     }
     if let Some(n) = &faults_at.net {
         n.heal();

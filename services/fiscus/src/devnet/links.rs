@@ -63,6 +63,16 @@ impl Links {
         Ok(())
     }
 
+    /// Makes every link direct again (after the proxies are gone).
+    pub(crate) fn remove(data: &Path) -> Result<()> {
+        match std::fs::remove_file(path(data)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path(data).display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// What `from` dials to reach `to`, whose direct address is `direct`.
     pub(crate) fn addr(&self, from: &str, to: &str, direct: SocketAddr) -> SocketAddr {
         self.via.get(&name(from, to)).copied().unwrap_or(direct)
@@ -87,5 +97,8 @@ mod tests {
         // The other direction, and another endpoint, stay direct.
         assert_eq!(links.addr("orderer-2", &orderer_raft(1), direct), direct);
         assert_eq!(links.addr("orderer-1", &orderer_client(2), direct), direct);
+        Links::remove(dir.path()).unwrap();
+        Links::remove(dir.path()).unwrap();
+        assert_eq!(Links::load(dir.path()).unwrap(), Links::default());
     }
 }
