@@ -256,8 +256,9 @@ async fn killed_processes_come_back_and_no_acknowledged_tx_is_lost() {
             .find(|p| p["name"] == name.as_str())
             .unwrap();
         if p["restarts"] != 1 {
-            // Seen once (a second SIGKILL of a restarted ledger-store, cause
-            // unknown): keep what the process's log says about it.
+            // Seen twice: a ledger-store that exited at start because its
+            // executor (same tier) was not listening yet; it now connects
+            // on first use. Keep what the process's log says if it recurs.
             let log =
                 std::fs::read_to_string(p["log"].as_str().unwrap_or_default()).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();

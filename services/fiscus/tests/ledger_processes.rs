@@ -1,5 +1,6 @@
 //! A member's `fiscus ledger-store` and `fiscus contract-executor` as two
-//! processes over mutual TLS, following a real orderer: blocks commit, the
+//! processes over mutual TLS, following a real orderer: the ledger-store
+//! starts before its executor and commits once it is up, blocks commit, the
 //! query API answers with proofs that verify, a ledger executing in process
 //! reaches the same state hash, and `fiscus verify` checks the stored chain
 //! offline and finds one flipped byte.
@@ -120,8 +121,12 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
         .unwrap(),
     )
     .unwrap();
-    let (_executor, line) = spawn("contract-executor", &exec_toml);
+    // The executor's port, from a first run stopped at once: the ledger-store
+    // below starts while nothing listens there (as it may on Kubernetes,
+    // where the executor is its own Deployment) and must wait for it.
+    let (executor, line) = spawn("contract-executor", &exec_toml);
     let exec_addr = word(&line, "grpc=");
+    drop(executor);
 
     let data_dir = dir.path().join("ledger-data");
     let ledger_cfg = LedgerConfig {
@@ -136,7 +141,7 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
             server_name: "orderer-1".into(),
         }],
         executor: Some(Endpoint {
-            addr: exec_addr,
+            addr: exec_addr.clone(),
             server_name: "executor-130000".into(),
         }),
         threads: 2,
@@ -199,8 +204,28 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     }
     assert!(height >= 1);
 
+    // Nothing commits without the executor; it comes back on its port.
     let channel = testkit::channel(&node_tls, ledger_addr.parse().unwrap(), "ledger-130000").await;
     let mut lc = LedgerClient::new(channel);
+    let info = lc
+        .get_chain_info(ChainInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.height, 0, "a block committed with no executor");
+    std::fs::write(
+        &exec_toml,
+        toml::to_string(&fiscus_contract_executor::server::Config {
+            listen: exec_addr.parse().unwrap(),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            tls: fiscus_common::tls::TlsConfig::in_dir(&node_tls),
+            threads: 2,
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let (_executor, _) = spawn("contract-executor", &exec_toml);
     let remote_hash = wait_height(&mut lc, height).await;
 
     // The same blocks executed in process give the same state hash.

@@ -22,7 +22,7 @@ use fiscus_common::store::StoreLimits;
 use fiscus_common::store::fjall::FjallStore;
 use fiscus_common::tls::Endpoint;
 use fiscus_common::tls::{
-    ClientAuth, TlsConfig, TlsContext, connect_channel, serve_incoming_until,
+    ClientAuth, TlsConfig, TlsContext, connect_channel, lazy_channel, serve_incoming_until,
 };
 use fiscus_proto::DecodeLimits;
 use fiscus_proto::pb::ledger::ledger_ingest_server::LedgerIngestServer;
@@ -195,8 +195,12 @@ pub async fn start_with(
     let client_tls = tls.client_config()?;
     let executor = match &config.executor {
         None => Executor::Local,
+        // Connected on first use: the executor may start after this store
+        // (a separate Deployment, or the same tier of a process devnet), and
+        // a block that finds it down is refused as executor-unavailable and
+        // retried by the gateway, as when it dies later.
         Some(e) => Executor::Remote(RemoteExecutor::new(
-            connect_channel(&e.addr, &e.server_name, client_tls.clone()).await?,
+            lazy_channel(&e.addr, &e.server_name, client_tls.clone())?,
             config.max_message_bytes,
         )),
     };

@@ -265,15 +265,43 @@ pub async fn connect_channel(
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Channel, TlsError> {
+    let (endpoint, connector) = tls_endpoint(addr, server_name, config)?;
+    endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| TlsError::Connect {
+            endpoint: addr.to_owned(),
+            message: format!("{e}: {}", source_chain(&e)),
+        })
+}
+
+/// Like [`connect_channel`], but connects on first use (and again after a
+/// failure), so a service can start before the peer it calls is up: calls
+/// fail with UNAVAILABLE until it is. Only the address and name are checked
+/// here.
+pub fn lazy_channel(
+    addr: &str,
+    server_name: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Channel, TlsError> {
+    let (endpoint, connector) = tls_endpoint(addr, server_name, config)?;
+    Ok(endpoint.connect_with_connector_lazy(connector))
+}
+
+/// The endpoint settings every channel shares, and the connector that opens
+/// its connections.
+fn tls_endpoint(
+    addr: &str,
+    server_name: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<(Endpoint, TlsConnect), TlsError> {
     let err = |m: String| TlsError::Connect {
         endpoint: addr.to_owned(),
         message: m,
     };
     let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
         .map_err(|e| err(format!("invalid server name {server_name:?}: {e}")))?;
-    let connector = TlsConnector::from(config);
-    let target = addr.to_owned();
-    // The scheme is http because TLS is done by the connector below, not by tonic.
+    // The scheme is http because TLS is done by the connector, not by tonic.
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| err(e.to_string()))?
         .connect_timeout(Duration::from_secs(10))
@@ -281,20 +309,46 @@ pub async fn connect_channel(
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true);
-    endpoint
-        .connect_with_connector(tower::service_fn(move |_uri| {
-            let connector = connector.clone();
-            let name = name.clone();
-            let target = target.clone();
-            async move {
-                let tcp = TcpStream::connect(&target).await?;
-                tcp.set_nodelay(true)?;
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(tls))
-            }
-        }))
-        .await
-        .map_err(|e| err(format!("{e}: {}", source_chain(&e))))
+    let connect = TlsConnect {
+        connector: TlsConnector::from(config),
+        name,
+        target: addr.to_owned(),
+    };
+    Ok((endpoint, connect))
+}
+
+/// Opens TCP to `target` and runs the TLS handshake against `name`.
+#[derive(Clone)]
+struct TlsConnect {
+    connector: TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+    target: String,
+}
+
+type ClientIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl tower::Service<http::Uri> for TlsConnect {
+    type Response = ClientIo;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<ClientIo, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let TlsConnect {
+            connector,
+            name,
+            target,
+        } = self.clone();
+        Box::pin(async move {
+            let tcp = TcpStream::connect(&target).await?;
+            tcp.set_nodelay(true)?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok(TokioIo::new(tls))
+        })
+    }
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

@@ -22,8 +22,8 @@ mod revocations;
 mod verifier;
 
 pub use grpc::{
-    PeerInfo, PeerStream, connect_channel, peer_identity, require_own_node, serve_incoming,
-    serve_incoming_until,
+    PeerInfo, PeerStream, connect_channel, lazy_channel, peer_identity, require_own_node,
+    serve_incoming, serve_incoming_until,
 };
 pub use profile::{
     EC_PUBLIC_KEY_OID, ED25519_OID, P256_OID, PeerIdentity, PublicKey, is_member_code, parse_role,
