@@ -45,6 +45,12 @@ pub(crate) struct MemberConfig {
     pub clients_file: PathBuf,
     pub ledger_listen: SocketAddr,
     pub ledger_http_listen: SocketAddr,
+    /// The ledger's commits pause while less than this is free under
+    /// `data_dir` (`/readyz` says so; they go on when space returns). 0: never.
+    pub ledger_min_free_bytes: u64,
+    /// The ledger storage engine's block cache: with its write buffers it
+    /// bounds the store's memory however long the chain grows.
+    pub ledger_cache_bytes: u64,
     /// Run the contract-executor as its own gRPC service (the ledger calls it);
     /// false: the ledger executes in process.
     pub executor: bool,
@@ -81,6 +87,8 @@ impl Default for MemberConfig {
             clients_file: "api-clients.toml".into(),
             ledger_listen: addr("127.0.0.1:7300"),
             ledger_http_listen: addr("127.0.0.1:7320"),
+            ledger_min_free_bytes: fiscus_ledger_store::server::DEFAULT_MIN_FREE_BYTES,
+            ledger_cache_bytes: fiscus_common::store::fjall::DEFAULT_CACHE_BYTES,
             executor: true,
             executor_listen: addr("127.0.0.1:7400"),
             executor_http_listen: addr("127.0.0.1:7420"),
@@ -111,6 +119,9 @@ impl ServiceConfig for MemberConfig {
         }
         if self.orderers.is_empty() {
             return bad("orderers", "name at least one orderer endpoint".into());
+        }
+        if self.ledger_cache_bytes < 1024 * 1024 {
+            return bad("ledger_cache_bytes", "must be at least 1 MiB".into());
         }
         let mut listens: Vec<(&'static str, SocketAddr)> = vec![
             ("ledger_listen", self.ledger_listen),
@@ -183,6 +194,8 @@ impl MemberConfig {
             genesis_file: self.genesis_file.clone(),
             signers_dir: self.signers_dir.clone(),
             executor: self.executor.then(|| self.local(self.executor_listen)),
+            min_free_bytes: self.ledger_min_free_bytes,
+            cache_bytes: self.ledger_cache_bytes,
             json_logs: self.json_logs,
             ..Default::default()
         }

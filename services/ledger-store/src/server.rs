@@ -67,6 +67,10 @@ pub struct Config {
     /// Commits pause while less than this is free on the data directory's
     /// filesystem (`/readyz` says so; they go on when space returns). 0: never.
     pub min_free_bytes: u64,
+    /// The storage engine's block cache. With the engine's write buffers
+    /// (two of 64 MiB at most) it bounds the store's memory however long the
+    /// chain grows.
+    pub cache_bytes: u64,
     pub json_logs: bool,
 }
 
@@ -84,6 +88,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(2, usize::from),
             max_message_bytes: 256 * 1024 * 1024,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            cache_bytes: fiscus_common::store::fjall::DEFAULT_CACHE_BYTES,
             json_logs: false,
         }
     }
@@ -102,6 +107,12 @@ impl ServiceConfig for Config {
         if self.max_message_bytes < 1024 * 1024 {
             return Err(ConfigError::Invalid {
                 key: "max_message_bytes",
+                message: "must be at least 1 MiB".into(),
+            });
+        }
+        if self.cache_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "cache_bytes",
                 message: "must be at least 1 MiB".into(),
             });
         }
@@ -204,9 +215,13 @@ pub async fn start_with(
             config.max_message_bytes,
         )),
     };
-    let store = FjallStore::open(
+    let store = FjallStore::open_with(
         &config.data_dir.join("ledger.fjall"),
         StoreLimits::default(),
+        fiscus_common::store::fjall::FjallMemory {
+            cache_bytes: config.cache_bytes,
+            ..Default::default()
+        },
     )?;
     let ledger = Arc::new(Ledger::with_executor(
         store,

@@ -238,7 +238,8 @@ async fn blocks_commit_and_a_disbursement_traces_to_its_appropriation_with_an_of
         .unwrap();
     assert_eq!(
         history.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
-        vec![2, 3]
+        vec![3, 2],
+        "newest first"
     );
 }
 
@@ -714,7 +715,12 @@ async fn reads_at_a_height_see_the_values_of_that_height() {
             .is_some()
     );
     let hist = l.history(&key, 10).await.unwrap();
-    assert_eq!(hist.iter().map(|(h, _)| *h).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(hist.iter().map(|(h, _)| *h).collect::<Vec<_>>(), vec![2, 1]);
+    // Pages: the newest alone, then what lies below it.
+    let first = l.history(&key, 1).await.unwrap();
+    assert_eq!(first, hist[..1]);
+    let rest = l.history_until(&key, first[0].0 - 1, 10).await.unwrap();
+    assert_eq!(rest, hist[1..]);
     // A scan at height 1 sees only what existed then.
     let (rows, _) = l.scan_at(b"acct/", Some(b"acct0"), 1, 100).await.unwrap();
     assert_eq!(rows.len(), 1);

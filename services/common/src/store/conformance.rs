@@ -207,6 +207,37 @@ pub async fn last_in_range_finds_the_greatest_key_below_the_end<H: Harness>(mut 
     assert_eq!(s.last_in_range(b"q", b"p").await.unwrap(), None);
 }
 
+pub async fn reverse_range_scans_descend_and_stop_at_the_limit<H: Harness>(mut h: H) {
+    let s = h.open().await;
+    let mut batch = WriteBatch::new();
+    for i in [1u8, 3, 5, 7] {
+        batch = batch.put(vec![b'h', i], vec![i]);
+    }
+    s.commit(batch.put("g", "before").put("z", "after"))
+        .await
+        .unwrap();
+    let rev = |end: u8, limit: usize| {
+        let s = &s;
+        async move {
+            keys(&s.range_rev(b"h", &[b'h', end], limit).await.unwrap())
+                .iter()
+                .map(|k| k.to_vec())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        rev(0xff, 10).await,
+        vec![vec![b'h', 7], vec![b'h', 5], vec![b'h', 3], vec![b'h', 1]]
+    );
+    assert_eq!(
+        rev(7, 2).await,
+        vec![vec![b'h', 5], vec![b'h', 3]],
+        "end excluded, limit kept"
+    );
+    assert!(rev(1, 10).await.is_empty());
+    assert!(s.range_rev(b"q", b"p", 10).await.unwrap().is_empty());
+}
+
 pub async fn binary_keys_with_high_bytes_scan_correctly<H: Harness>(mut h: H) {
     let s = h.open().await;
     s.commit(
@@ -256,6 +287,7 @@ macro_rules! state_store_conformance {
             prefix_scans_are_ordered_bounded_and_exact,
             range_scans_include_the_start_and_exclude_the_end,
             last_in_range_finds_the_greatest_key_below_the_end,
+            reverse_range_scans_descend_and_stop_at_the_limit,
             binary_keys_with_high_bytes_scan_correctly,
             an_empty_key_is_refused,
             committed_data_survives_a_reopen,

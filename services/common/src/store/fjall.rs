@@ -36,10 +36,46 @@ impl std::fmt::Debug for FjallStore {
     }
 }
 
+/// What the engine may hold in memory, whatever the size of the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FjallMemory {
+    /// The block cache (data, index and filter blocks read from tables).
+    pub cache_bytes: u64,
+    /// A keyspace's write buffer (memtable): when it is full it is written to
+    /// a table; writes wait while four full ones queue for the disk. Fixed
+    /// when the store is created.
+    pub memtable_bytes: u64,
+}
+
+impl Default for FjallMemory {
+    fn default() -> Self {
+        Self {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            memtable_bytes: DEFAULT_MEMTABLE_BYTES,
+        }
+    }
+}
+
+/// The block cache of a store opened without a configured one.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The write buffer of a store created without a configured one.
+pub const DEFAULT_MEMTABLE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Journals kept before their memtables must be flushed: bounds what a
+/// restart replays (fjall's floor is 64 MiB).
+const MAX_JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+
 impl FjallStore {
-    /// Opens (or creates) the database in directory `path`. After a crash the
-    /// journal is replayed up to its last complete batch.
+    /// Opens (or creates) the database in directory `path`, with the default
+    /// memory bounds. After a crash the journal is replayed up to its last
+    /// complete batch.
     pub fn open(path: &Path, limits: StoreLimits) -> Result<Self> {
+        Self::open_with(path, limits, FjallMemory::default())
+    }
+
+    /// [`FjallStore::open`] with the memory bounds given.
+    pub fn open_with(path: &Path, limits: StoreLimits, memory: FjallMemory) -> Result<Self> {
         // One background worker. fjall 3.1's pool hands compactions to its
         // second worker: while that one is busy, the first re-queues the
         // request and receives it again at once, spinning a core (measured:
@@ -47,13 +83,17 @@ impl FjallStore {
         // flushes and compacts in turn and never spins. See ADR 0005.
         let db = Database::builder(path)
             .worker_threads(1)
+            .cache_size(memory.cache_bytes)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(|e| match e {
                 fjall::Error::Locked => StoreError::InUse(path.to_owned()),
                 e => backend(e),
             })?;
         let kv = db
-            .keyspace("kv", KeyspaceCreateOptions::default)
+            .keyspace("kv", || {
+                KeyspaceCreateOptions::default().max_memtable_size(memory.memtable_bytes)
+            })
             .map_err(backend)?;
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)
@@ -144,6 +184,26 @@ impl FjallStore {
         Ok(out)
     }
 
+    fn range_rev_sync(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
+        let limit = self.limits.scan_limit(limit);
+        if end <= start {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for guard in self
+            .kv
+            .range(start.to_vec()..end.to_vec())
+            .rev()
+            .take(limit)
+        {
+            let (k, v) = guard.into_inner().map_err(backend)?;
+            let key = k.to_vec();
+            let versioned = decode_versioned(&key, &v)?;
+            out.push((key, versioned));
+        }
+        Ok(out)
+    }
+
     fn last_in_range_sync(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Versioned)>> {
         if end <= start {
             return Ok(None);
@@ -173,6 +233,10 @@ impl StateStore for FjallStore {
         self.range_sync(start, end, limit)
     }
 
+    async fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
+        self.range_rev_sync(start, end, limit)
+    }
+
     async fn last_in_range(
         &self,
         start: &[u8],
@@ -183,5 +247,16 @@ impl StateStore for FjallStore {
 
     async fn last_commit(&self) -> Result<u64> {
         self.last_commit_sync()
+    }
+
+    /// Flushes both keyspaces' memtables to tables and merges each
+    /// keyspace's tables into one run (fjall's major compaction), which drops
+    /// overwritten and deleted values.
+    async fn compact(&self) -> Result<()> {
+        for ks in [&self.kv, &self.meta] {
+            ks.rotate_memtable_and_wait().map_err(backend)?;
+            ks.major_compact().map_err(backend)?;
+        }
+        Ok(())
     }
 }

@@ -211,6 +211,15 @@ pub trait StateStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Entries>> + Send;
 
+    /// Keys in `[start, end)`, descending, at most `limit`: e.g. the newest
+    /// entries of a key's history first.
+    fn range_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> impl Future<Output = Result<Entries>> + Send;
+
     /// The greatest key in `[start, end)` with its value: e.g. the last
     /// history entry of a key at or below a height.
     fn last_in_range(
@@ -221,6 +230,14 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// The number of the last commit; 0 before the first.
     fn last_commit(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Writes what is buffered in memory out to the store's files and
+    /// compacts them as far as the engine can, waiting until it is done: for
+    /// measuring what the data costs on disk. A no-op where the engine keeps
+    /// nothing to compact.
+    fn compact(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 
     /// Keys that start with `prefix`, ascending, at most `limit`.
     fn scan_prefix(

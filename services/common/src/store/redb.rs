@@ -129,6 +129,23 @@ impl RedbStore {
         Ok(out)
     }
 
+    fn range_rev_sync(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
+        let limit = self.limits.scan_limit(limit);
+        if end <= start {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(KV).map_err(backend)?;
+        let mut out = Vec::new();
+        for item in table.range(start..end).map_err(backend)?.rev().take(limit) {
+            let (k, v) = item.map_err(backend)?;
+            let key = k.value().to_vec();
+            let versioned = decode_versioned(&key, v.value())?;
+            out.push((key, versioned));
+        }
+        Ok(out)
+    }
+
     fn last_in_range_sync(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Versioned)>> {
         if end <= start {
             return Ok(None);
@@ -168,6 +185,10 @@ impl StateStore for RedbStore {
 
     async fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Entries> {
         self.range_sync(start, end, limit)
+    }
+
+    async fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
+        self.range_rev_sync(start, end, limit)
     }
 
     async fn last_in_range(

@@ -398,6 +398,9 @@ pub(super) async fn programs(
 pub(super) struct HistoryQuery {
     /// Newest first, at most this many (default 100, capped by the server).
     pub limit: Option<u32>,
+    /// Only versions written at or below this block (default: the head). The
+    /// next page: the last version's `block_number` - 1.
+    pub height: Option<u64>,
 }
 
 /// Every version of one account, newest first.
@@ -425,7 +428,7 @@ pub(super) async fn account_history(
         .get_history(GetHistoryRequest {
             key: key.clone(),
             limit: api.page(q.limit),
-            at_height: 0,
+            at_height: q.height.unwrap_or(0),
         })
         .await
         .map_err(|s| from_status("history", &s))?

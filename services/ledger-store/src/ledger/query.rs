@@ -82,28 +82,36 @@ impl<S: StateStore> Ledger<S> {
         Ok(self.state_record(contract_key).await?.map(|(_, v)| v))
     }
 
-    /// Like [`Ledger::history`], leaving out blocks above `height`.
+    /// Like [`Ledger::history`], leaving out blocks above `height`: the
+    /// next page of a long history starts below the last block returned.
     pub async fn history_until(
         &self,
         contract_key: &[u8],
         height: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
-        let prefix = keys::history_prefix(contract_key);
-        let end = keys::history(contract_key, height.saturating_add(1));
-        let rows = self.store.range(&prefix, Some(&end), limit).await?;
-        let mut out = decode_history(&prefix, rows)?;
-        if out.len() < limit
-            && let Some((h, v)) = self.state_record(contract_key).await?
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        if let Some((h, v)) = self.state_record(contract_key).await?
             && h <= height
         {
             out.push((h, Some(v)));
         }
+        // Archived values, newest first, from the block below the current one.
+        let prefix = keys::history_prefix(contract_key);
+        let end = keys::history(contract_key, height.saturating_add(1));
+        let rows = self
+            .store
+            .range_rev(&prefix, &end, limit - out.len())
+            .await?;
+        out.extend(decode_history(&prefix, rows)?);
         Ok(out)
     }
 
     /// (height, value or None if deleted) for every block that wrote
-    /// `contract_key`, oldest first, at most `limit`.
+    /// `contract_key`, newest first, at most `limit`.
     pub async fn history(
         &self,
         contract_key: &[u8],
