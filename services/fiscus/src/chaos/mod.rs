@@ -28,6 +28,7 @@
 use crate::bench_e2e::{PROGRAMS, SIGNERS, Signer, acct, connect, env, fund, ledger_channel};
 use crate::devnet::Devnet;
 use crate::devnet::links;
+use crate::devnet::processes::member_process;
 use diskfull::SmallDisk;
 use faultnet::{FaultNet, LinkState};
 
@@ -376,9 +377,9 @@ async fn resolve(net: &Devnet, target: &Target) -> Result<Option<String>> {
             };
             pick.map(|id| format!("orderer-{id}"))
         }
-        Target::LedgerStore(m) => Some(format!("member-{m}-ledger-store")),
-        Target::GossipGateway(m) => Some(format!("member-{m}-gossip-gateway")),
-        Target::ExchangeAdapter(m) => Some(format!("member-{m}-exchange-adapter")),
+        Target::LedgerStore(m) => Some(member_process(m, "ledger-store")),
+        Target::GossipGateway(m) => Some(member_process(m, "gossip-gateway")),
+        Target::ExchangeAdapter(m) => Some(member_process(m, "exchange-adapter")),
         Target::NatsServer => Some("nats-server".to_owned()),
         Target::Member(_) | Target::Orderer(_) | Target::OrdererLink { .. } => None,
     })
@@ -910,7 +911,7 @@ async fn inject(
                 return Ok(());
             }
         };
-        let name = format!("member-{}-ledger-store", disk.member);
+        let name = member_process(&disk.member, "ledger-store");
         f.process = format!("{name} ({} MiB left free)", free / (1024 * 1024));
         ongoing.push((ends, Undo::Disk));
         f.observed = Some(paused_commits(net, &name).await);
@@ -952,11 +953,7 @@ async fn inject(
 /// Waits (10 s at most) for a ledger-store to say on `/readyz` and in its
 /// metrics that its commits are paused; returns what it said.
 async fn paused_commits(net: &Devnet, name: &str) -> String {
-    let Some(addr) = net
-        .ops_addrs()
-        .into_iter()
-        .find_map(|(n, a)| (n == name).then_some(a))
-    else {
+    let Some(addr) = net.ops_addr(name) else {
         return "no ops port".into();
     };
     // Long enough for a ledger-store that a kill left restarting.
@@ -1252,11 +1249,8 @@ async fn campaign(
         // at most) until it says the stream has every height.
         let until = Instant::now() + Duration::from_secs(60);
         for m in &members {
-            let name = format!("member-{m}-gossip-gateway");
             let addr = net
-                .ops_addrs()
-                .into_iter()
-                .find_map(|(n, a)| (n == name).then_some(a))
+                .ops_addr(&member_process(m, "gossip-gateway"))
                 .context("no ops port for a gateway")?;
             while published_height(addr).await < head && Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -239,6 +239,14 @@ impl Devnet {
         }
     }
 
+    /// The ops endpoint of the process named `name` (process devnet only).
+    pub(crate) fn ops_addr(&self, name: &str) -> Option<SocketAddr> {
+        match &self.parts {
+            Parts::InProcess { .. } => None,
+            Parts::Processes(p) => p.ports.http.get(name).copied(),
+        }
+    }
+
     /// Every service's ops endpoint (`/metrics`), with the labels the
     /// Prometheus configs in `observability/` expect.
     pub(crate) fn metrics_targets(&self) -> Vec<MetricsTarget> {
