@@ -99,6 +99,10 @@ impl<S: StateStore> Ledger<S> {
         {
             out.push((h, Some(v)));
         }
+        if out.len() == limit {
+            // (The store returns at least one entry, whatever the limit.)
+            return Ok(out);
+        }
         // Archived values, newest first, from the block below the current one.
         let prefix = keys::history_prefix(contract_key);
         let end = keys::history(contract_key, height.saturating_add(1));
