@@ -231,15 +231,8 @@ impl Devnet {
         }
     }
 
-    /// Each process's ops endpoint (`/readyz`), by process name.
-    pub(crate) fn ops_addrs(&self) -> Vec<(String, SocketAddr)> {
-        match &self.parts {
-            Parts::InProcess { .. } => Vec::new(),
-            Parts::Processes(p) => p.ports.http.clone().into_iter().collect(),
-        }
-    }
-
-    /// The ops endpoint of the process named `name` (process devnet only).
+    /// The ops endpoint (`/readyz`, `/metrics`) of the process named `name`
+    /// (process devnet only).
     pub(crate) fn ops_addr(&self, name: &str) -> Option<SocketAddr> {
         match &self.parts {
             Parts::InProcess { .. } => None,
