@@ -373,9 +373,11 @@ async fn a_nats_subscriber_sees_every_tx_status_once_in_order_across_its_restart
     }
     testkit::wait_all_at(&net.refs(), h, Duration::from_secs(60)).await;
 
-    // Messages the first run fetched but never acked come back after ack_wait.
+    // Messages the first run fetched but never acked come back after ack_wait;
+    // with one in flight, before anything newer (docs/events.md).
     let limits = fiscus_common::bus::BusLimits {
         ack_wait: Duration::from_secs(2),
+        max_ack_pending: 1,
         ..Default::default()
     };
     let bus = fiscus_common::bus::nats::NatsBus::connect(&nats.url(), "subscriber", limits)
