@@ -109,18 +109,22 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
     testkit::wait_for_leader(&[&orderer], Duration::from_secs(60)).await;
 
     let exec_toml = dir.path().join("executor.toml");
-    std::fs::write(
-        &exec_toml,
-        toml::to_string(&fiscus_contract_executor::server::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            tls: fiscus_common::tls::TlsConfig::in_dir(&node_tls),
-            threads: 2,
-            ..Default::default()
-        })
-        .unwrap(),
-    )
-    .unwrap();
+    // The executor's config, listening for gRPC on `listen`.
+    let write_exec_config = |listen: &str| {
+        std::fs::write(
+            &exec_toml,
+            toml::to_string(&fiscus_contract_executor::server::Config {
+                listen: listen.parse().unwrap(),
+                http_listen: "127.0.0.1:0".parse().unwrap(),
+                tls: fiscus_common::tls::TlsConfig::in_dir(&node_tls),
+                threads: 2,
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+        .unwrap();
+    };
+    write_exec_config("127.0.0.1:0");
     // The executor's port, from a first run stopped at once: the ledger-store
     // below starts while nothing listens there (as it may on Kubernetes,
     // where the executor is its own Deployment) and must wait for it.
@@ -213,18 +217,7 @@ async fn ledger_and_executor_processes_commit_serve_proofs_and_verify_offline() 
         .unwrap()
         .into_inner();
     assert_eq!(info.height, 0, "a block committed with no executor");
-    std::fs::write(
-        &exec_toml,
-        toml::to_string(&fiscus_contract_executor::server::Config {
-            listen: exec_addr.parse().unwrap(),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            tls: fiscus_common::tls::TlsConfig::in_dir(&node_tls),
-            threads: 2,
-            ..Default::default()
-        })
-        .unwrap(),
-    )
-    .unwrap();
+    write_exec_config(&exec_addr);
     let (_executor, _) = spawn("contract-executor", &exec_toml);
     let remote_hash = wait_height(&mut lc, height).await;
 
