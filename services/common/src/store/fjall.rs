@@ -203,21 +203,6 @@ impl FjallStore {
         }
         Ok(out)
     }
-
-    fn last_in_range_sync(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Versioned)>> {
-        if end <= start {
-            return Ok(None);
-        }
-        match self.kv.range(start.to_vec()..end.to_vec()).next_back() {
-            None => Ok(None),
-            Some(guard) => {
-                let (k, v) = guard.into_inner().map_err(backend)?;
-                let key = k.to_vec();
-                let versioned = decode_versioned(&key, &v)?;
-                Ok(Some((key, versioned)))
-            }
-        }
-    }
 }
 
 impl StateStore for FjallStore {
@@ -235,14 +220,6 @@ impl StateStore for FjallStore {
 
     async fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
         self.range_rev_sync(start, end, limit)
-    }
-
-    async fn last_in_range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Versioned)>> {
-        self.last_in_range_sync(start, end)
     }
 
     async fn last_commit(&self) -> Result<u64> {

@@ -226,7 +226,9 @@ pub trait StateStore: Send + Sync + 'static {
         &self,
         start: &[u8],
         end: &[u8],
-    ) -> impl Future<Output = Result<Option<(Vec<u8>, Versioned)>>> + Send;
+    ) -> impl Future<Output = Result<Option<(Vec<u8>, Versioned)>>> + Send {
+        async move { Ok(self.range_rev(start, end, 1).await?.into_iter().next()) }
+    }
 
     /// The number of the last commit; 0 before the first.
     fn last_commit(&self) -> impl Future<Output = Result<u64>> + Send;

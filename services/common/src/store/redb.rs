@@ -146,24 +146,6 @@ impl RedbStore {
         Ok(out)
     }
 
-    fn last_in_range_sync(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Versioned)>> {
-        if end <= start {
-            return Ok(None);
-        }
-        let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(KV).map_err(backend)?;
-        let mut iter = table.range(start..end).map_err(backend)?;
-        match iter.next_back() {
-            None => Ok(None),
-            Some(item) => {
-                let (k, v) = item.map_err(backend)?;
-                let key = k.value().to_vec();
-                let versioned = decode_versioned(&key, v.value())?;
-                Ok(Some((key, versioned)))
-            }
-        }
-    }
-
     fn last_commit_sync(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(backend)?;
         let meta = txn.open_table(META).map_err(backend)?;
@@ -189,14 +171,6 @@ impl StateStore for RedbStore {
 
     async fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
         self.range_rev_sync(start, end, limit)
-    }
-
-    async fn last_in_range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Versioned)>> {
-        self.last_in_range_sync(start, end)
     }
 
     async fn last_commit(&self) -> Result<u64> {
