@@ -5,8 +5,11 @@ use super::MEMBERS;
 use crate::devnet::CONSORTIUM;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// What `devnet.json` records: the ports chosen when the data directory was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,9 +51,92 @@ pub(crate) struct MemberPorts {
 /// that owns it binds it (which a port from `bind(":0")` allowed).
 pub(super) const FREE_PORTS: std::ops::Range<u16> = 10_000..32_000;
 
+/// The ports this process has leased (see [`lease`]), each with its lock
+/// file held open.
+static LEASES: Mutex<BTreeMap<u16, File>> = Mutex::new(BTreeMap::new());
+
+/// Where the lock files of leased ports live: one directory per machine (per
+/// `TMPDIR`), shared by every devnet on it.
+fn lease_dir() -> PathBuf {
+    std::env::temp_dir().join("fiscus-devnet-ports")
+}
+
+/// Leases `port` to this process until it exits: an exclusive lock on a file
+/// named after the port, which every devnet checks before it gives a port
+/// out. A probe alone cannot keep two devnets starting side by side from
+/// choosing the same free port (each service binds its port seconds after it
+/// was chosen); the lease can. The OS drops the lock when the process dies,
+/// so a killed devnet leaves no lease behind (the files are empty and stay:
+/// removing one would race with a devnet locking it). False when another
+/// process holds it.
+pub(super) fn lease(port: u16) -> Result<bool> {
+    let mut leases = LEASES.lock().unwrap_or_else(|e| e.into_inner());
+    if leases.contains_key(&port) {
+        return Ok(true);
+    }
+    let dir = lease_dir();
+    if !dir.exists() {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::DirBuilder::new().mode(0o1777).create(&dir) {
+            // Shared by every user's devnets, as /tmp is (the umask narrowed it).
+            Ok(()) => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
+                .with_context(|| format!("opening {} to every user", dir.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    let path = dir.join(port.to_string());
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+    {
+        Ok(f) => f,
+        // Another user's devnet made it; reading is enough to lock it.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            File::open(&path).with_context(|| format!("opening {}", path.display()))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            leases.insert(port, file);
+            Ok(true)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// Gives a lease back (the port turned out to be in use by something else).
+fn release(port: u16) {
+    LEASES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&port);
+}
+
+/// Leases the ports of a devnet being resumed, so that a devnet created
+/// meanwhile does not choose them. One that another process holds is left
+/// to [`check_free`](super::check_free), which names what holds it.
+pub(super) fn lease_all(addrs: impl IntoIterator<Item = SocketAddr>) -> Result<()> {
+    for a in addrs {
+        if a.ip().is_loopback() {
+            lease(a.port())?;
+        }
+    }
+    Ok(())
+}
+
 /// `n` loopback ports: consecutive from `base`, or (base 0) free ones not in
 /// `avoid`, the ports this devnet has already given out but whose services may
-/// not have bound them yet (a probe alone would hand such a port out twice).
+/// not have bound them yet (a probe alone would hand such a port out twice),
+/// and not leased by another devnet (see [`lease`]). Each port chosen stays
+/// leased to this process.
 pub(super) fn ports(base: u16, n: usize, avoid: &[SocketAddr]) -> Result<Vec<SocketAddr>> {
     if base != 0 {
         return (0..n)
@@ -75,11 +161,12 @@ pub(super) fn ports(base: u16, n: usize, avoid: &[SocketAddr]) -> Result<Vec<Soc
             break;
         }
         let port = FREE_PORTS.start + ((seed + step) % span) as u16;
-        if avoid.iter().any(|a| a.port() == port) {
+        if avoid.iter().any(|a| a.port() == port) || !lease(port)? {
             continue;
         }
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            held.push(l);
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => held.push(l),
+            Err(_) => release(port),
         }
     }
     if held.len() < n {
@@ -260,6 +347,30 @@ mod tests {
         std::fs::write(dir.path().join(CLOCK_FILE), b"{").unwrap();
         let e = resume_clock(dir.path(), clock, later).unwrap_err();
         assert!(format!("{e:#}").contains("demo-clock.json"), "{e:#}");
+    }
+
+    /// A port another devnet leased is never given out, though it is free.
+    #[test]
+    fn a_port_leased_elsewhere_is_not_given_out() {
+        let open: Vec<u16> = (FREE_PORTS.start..FREE_PORTS.end)
+            .filter(|p| p % 401 == 0)
+            .take(12)
+            .collect();
+        let ours = |p: &u16| LEASES.lock().unwrap().contains_key(p);
+        let theirs = *open.iter().find(|p| !ours(p)).unwrap();
+        // What another process's lease looks like here: the lock taken through
+        // another open file (flock locks belong to the open file, not the process).
+        let other = File::create(lease_dir().join(theirs.to_string())).unwrap();
+        other.lock().unwrap();
+        assert!(!lease(theirs).unwrap(), "{theirs} was leased twice");
+        let avoid: Vec<SocketAddr> = (FREE_PORTS.start..FREE_PORTS.end)
+            .filter(|p| !open.contains(p))
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let given = ports(0, 3, &avoid).unwrap();
+        assert!(given.iter().all(|a| a.port() != theirs), "{given:?}");
+        drop(other);
+        assert!(lease(theirs).unwrap(), "the lock ends with its file");
     }
 
     /// A port already given out is never given again, even while it is free

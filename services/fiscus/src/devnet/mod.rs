@@ -352,6 +352,9 @@ pub(crate) async fn start(
         create(data, base_port, demo).await?
     };
     let mut layout = layout;
+    // Ours until this process exits, so that a devnet created meanwhile does
+    // not choose them (a created layout's ports are leased already).
+    layout::lease_all(layout.addrs().into_iter().map(|(_, a)| a))?;
     // The demo calendar stands still while the devnet is down.
     if let Some(clock) = layout.block_clock {
         layout.block_clock = Some(layout::resume_clock(data, clock, layout::now_ms())?);

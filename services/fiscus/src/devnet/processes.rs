@@ -89,6 +89,7 @@ fn proc_ports(data: &Path, layout: &Layout) -> Result<ProcPorts> {
     let taken: Vec<SocketAddr> = layout.addrs().into_iter().map(|(_, a)| a).collect();
     if let Some(recorded) = ProcPorts::read(data)? {
         if !recorded.addrs().any(|a| taken.contains(&a)) {
+            super::layout::lease_all(recorded.addrs())?;
             return Ok(recorded);
         }
         // Made by a version that could give a port out twice: choose again
