@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use fiscus_common::store::fjall::{FjallMemory, FjallStore};
 use fiscus_common::store::{StateStore, StoreLimits, redb::RedbStore};
-use fiscus_ledger_store::{Certs, Ledger, LedgerConfig};
+use fiscus_ledger_store::{Certs, Ledger, LedgerConfig, PhaseTimes};
 use fiscus_proto::block::BlockDraft;
 use fiscus_proto::envelope::seal;
 use fiscus_proto::hash::{Hash32, sha256};
@@ -46,6 +46,13 @@ pub(crate) struct LedgerBench {
     /// on: one account receiving every credit (its lots and bundles grow with the run).
     #[arg(long)]
     hot_credit: bool,
+    /// Spread the timed blocks' block time evenly over this many days (0: all
+    /// within one second, as by default). Lots bundle only with lots that
+    /// arrived on the same day (ADR 0004), so with --hot-credit this is what
+    /// makes the receiving account's lots grow with the run, as a year of
+    /// allocations would. At most 90: the workload's year ends after that.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=90))]
+    days: u32,
     /// Also report throughput and CPU per transaction for every window of this many
     /// transactions (`windows` in the JSON), e.g. 10000 to compare the first and last 10,000.
     #[arg(long, default_value_t = 1_000_000)]
@@ -271,6 +278,8 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
         orderer: &orderer,
         number: 0,
         prev: Hash32::ZERO,
+        step_ms: 1,
+        at_ms: 0,
     };
     for txs in setup {
         ledger.commit_block(&chain.seal(txs)).await?;
@@ -279,6 +288,8 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
     // Sign every timed block first, into a file, so that only the ledger is
     // timed and the blocks do not sit in memory.
     let blocks_path = dir.path().join("blocks.bin");
+    let timed_blocks = b.txs.div_ceil(b.block_txs) as i64;
+    chain.step_ms = (i64::from(b.days) * 86_400_000 / timed_blocks).max(1);
     let workload = Workload {
         b: &b,
         province: &province,
@@ -296,10 +307,10 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
         1 << 20,
         std::fs::File::open(&blocks_path).context("the signed blocks")?,
     );
-    let (cpu_before, _) = crate::measure::process_usage();
-    let start = Instant::now();
-    let mut millions = Windows::new(1_000_000, start, cpu_before);
-    let mut windows = Windows::new(b.window, start, cpu_before);
+    let first = Sample::now(ledger.phase_times());
+    let (start, cpu_before) = (first.at, first.cpu);
+    let mut millions = Windows::new(1_000_000, first);
+    let mut windows = Windows::new(b.window, first);
     let mut valid = 0usize;
     let mut committed = 0usize;
     let mut cur = read_block(&mut reader)?;
@@ -311,8 +322,8 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
             .valid;
         let n = b.block_txs.min(b.txs - committed);
         committed += n;
-        millions.add(n);
-        windows.add(n);
+        millions.add(n, || ledger.phase_times());
+        windows.add(n, || ledger.phase_times());
         i += 1;
         if !b.json && i.is_multiple_of(100) {
             eprintln!(
@@ -327,9 +338,9 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
     // Process CPU (all threads) during the timed commits, per transaction.
     let cpu_us_per_tx =
         (crate::measure::process_usage().0 - cpu_before) * 1e6 / b.txs.max(1) as f64;
-    let millions = millions.finish();
-    let windows = windows.finish();
     let ph = ledger.phase_times();
+    let millions = millions.finish(ph);
+    let windows = windows.finish(ph);
     log(format!(
         "bench ledger: time by phase (setup blocks included): check+signatures {:.2}s, reads {:.2}s, execute {:.2}s, write+fsync {:.2}s",
         ph.check.as_secs_f64(),
@@ -372,6 +383,7 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
         "block_txs": b.block_txs,
         "hot_account": b.hot_account,
         "hot_credit": b.hot_credit,
+        "days": b.days,
         "store": format!("{:?}", b.store).to_lowercase(),
         "elapsed_s": round(elapsed, 100.0),
         "cpu_us_per_tx": round(cpu_us_per_tx, 10.0),
@@ -381,6 +393,13 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
             "txs": w.txs,
             "tx_per_s": round(w.tx_per_s, 10.0),
             "cpu_us_per_tx": round(w.cpu_us_per_tx, 10.0),
+            "storage_cpu_us_per_tx": round(w.storage_cpu_us_per_tx, 10.0),
+            "phase_us_per_tx": {
+                "check": round(w.phase_us_per_tx[0], 10.0),
+                "read": round(w.phase_us_per_tx[1], 10.0),
+                "execute": round(w.phase_us_per_tx[2], 10.0),
+                "write": round(w.phase_us_per_tx[3], 10.0),
+            },
         })).collect::<Vec<_>>(),
         // Through the commits: what a member committing this workload holds.
         "peak_rss_mib": round(peak_after_commits, 10.0),
@@ -473,15 +492,19 @@ struct Chain<'a> {
     orderer: &'a Party,
     number: u64,
     prev: Hash32,
+    /// Block time between consecutive blocks, ms.
+    step_ms: i64,
+    at_ms: i64,
 }
 
 impl Chain<'_> {
     fn seal(&mut self, txs: Vec<Envelope>) -> Vec<u8> {
         self.number += 1;
+        self.at_ms += self.step_ms;
         let block = BlockDraft {
             number: self.number,
             prev_hash: self.prev,
-            timestamp_ms: T0 + self.number as i64,
+            timestamp_ms: T0 + self.at_ms,
             orderer_id: "orderer-1",
             txs,
         }
@@ -537,13 +560,36 @@ fn read_block(r: &mut impl Read) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// Where a window starts: wall time, CPU (all threads, and the storage
+/// engine's background workers alone) and the ledger's time in each phase.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Instant,
+    cpu: f64,
+    storage_cpu: f64,
+    phases: PhaseTimes,
+}
+
+impl Sample {
+    fn now(phases: PhaseTimes) -> Self {
+        Self {
+            at: Instant::now(),
+            cpu: crate::measure::process_usage().0,
+            storage_cpu: crate::measure::threads_cpu(STORAGE_THREADS),
+            phases,
+        }
+    }
+}
+
+/// The name fjall gives its flush and compaction threads.
+const STORAGE_THREADS: &str = "fjall:";
+
 /// Throughput and CPU per transaction over consecutive windows of `size`
 /// transactions (the last one may be shorter).
 struct Windows {
     size: usize,
     txs: usize,
-    since: Instant,
-    cpu_since: f64,
+    since: Sample,
     done: Vec<Window>,
 }
 
@@ -551,43 +597,55 @@ struct Window {
     txs: usize,
     tx_per_s: f64,
     cpu_us_per_tx: f64,
+    /// Of which the storage engine's background flushes and compactions.
+    storage_cpu_us_per_tx: f64,
+    /// Wall µs per tx in each ledger phase (check, read, execute, write);
+    /// with lookahead the next block's check overlaps this one's work.
+    phase_us_per_tx: [f64; 4],
 }
 
 impl Windows {
-    fn new(size: usize, since: Instant, cpu_since: f64) -> Self {
+    fn new(size: usize, since: Sample) -> Self {
         Self {
             size,
             txs: 0,
             since,
-            cpu_since,
             done: Vec::new(),
         }
     }
 
-    fn add(&mut self, n: usize) {
+    fn add(&mut self, n: usize, phases: impl FnOnce() -> PhaseTimes) {
         self.txs += n;
         if self.txs >= self.size {
-            self.close();
+            self.close(Sample::now(phases()));
         }
     }
 
-    fn close(&mut self) {
-        let now = Instant::now();
-        let cpu = crate::measure::process_usage().0;
+    fn close(&mut self, now: Sample) {
         let txs = self.txs.max(1) as f64;
+        let per_tx = |a: std::time::Duration, b: std::time::Duration| {
+            a.saturating_sub(b).as_secs_f64() * 1e6 / txs
+        };
+        let (p, q) = (&now.phases, &self.since.phases);
         self.done.push(Window {
             txs: self.txs,
-            tx_per_s: txs / now.duration_since(self.since).as_secs_f64(),
-            cpu_us_per_tx: (cpu - self.cpu_since) * 1e6 / txs,
+            tx_per_s: txs / now.at.duration_since(self.since.at).as_secs_f64(),
+            cpu_us_per_tx: (now.cpu - self.since.cpu) * 1e6 / txs,
+            storage_cpu_us_per_tx: (now.storage_cpu - self.since.storage_cpu) * 1e6 / txs,
+            phase_us_per_tx: [
+                per_tx(p.check, q.check),
+                per_tx(p.read, q.read),
+                per_tx(p.execute, q.execute),
+                per_tx(p.write, q.write),
+            ],
         });
         self.txs = 0;
         self.since = now;
-        self.cpu_since = cpu;
     }
 
-    fn finish(mut self) -> Vec<Window> {
+    fn finish(mut self, phases: PhaseTimes) -> Vec<Window> {
         if self.txs > 0 {
-            self.close();
+            self.close(Sample::now(phases));
         }
         self.done
     }

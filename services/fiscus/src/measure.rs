@@ -61,6 +61,28 @@ pub(crate) fn usage_of(pid: &str) -> Usage {
     }
 }
 
+/// CPU seconds (user + system) of this process's threads whose name starts
+/// with `prefix` (e.g. `fjall:` for the storage engine's flush and compaction
+/// workers), from /proc/self/task. Threads that have exited are not counted.
+pub(crate) fn threads_cpu(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (name, after) = stat.split_once(" (")?.1.rsplit_once(')')?;
+            if !name.starts_with(prefix) {
+                return None;
+            }
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            Some((ticks(11) + ticks(12)) / 100.0)
+        })
+        .sum()
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;

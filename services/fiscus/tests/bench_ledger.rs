@@ -31,11 +31,23 @@ fn a_small_run_commits_everything_and_reports_its_costs() {
     let windows = r["windows"].as_array().unwrap();
     let sizes: Vec<u64> = windows.iter().map(|w| w["txs"].as_u64().unwrap()).collect();
     assert_eq!(sizes, vec![500, 500, 50]);
-    assert!(
-        windows
-            .iter()
-            .all(|w| w["tx_per_s"].as_f64().unwrap() > 0.0)
-    );
+    for w in windows {
+        assert!(w["tx_per_s"].as_f64().unwrap() > 0.0, "{w}");
+        // The storage engine's threads are a part of the process (/proc
+        // counts in ticks of 10 ms, hence the slack).
+        let storage = w["storage_cpu_us_per_tx"].as_f64().unwrap();
+        let slack = 10_000.0 / w["txs"].as_f64().unwrap();
+        assert!(storage >= 0.0, "{w}");
+        assert!(
+            storage <= w["cpu_us_per_tx"].as_f64().unwrap() + slack,
+            "{w}"
+        );
+        let phases = w["phase_us_per_tx"].as_object().unwrap();
+        assert_eq!(phases.len(), 4, "{w}");
+        assert!(phases.values().all(|v| v.as_f64().unwrap() >= 0.0), "{w}");
+        // Some time is spent executing every block.
+        assert!(phases["execute"].as_f64().unwrap() > 0.0, "{w}");
+    }
     // Fewer than a million: one partial entry.
     assert_eq!(r["per_million_tx_per_s"].as_array().unwrap().len(), 1);
     let disk = r["disk_bytes"].as_u64().unwrap();
@@ -67,6 +79,25 @@ fn a_hot_credit_run_pays_one_city_from_the_province() {
         "every allocation is within the province's authority"
     );
     assert_eq!(r["hot_credit"], true);
+    assert_eq!(r["days"], 0);
+}
+
+/// Block time spread over days: lots of different days do not bundle, and
+/// the allocations are still all valid (the workload's year is long enough).
+#[test]
+fn a_hot_credit_run_over_days_is_all_valid_and_days_are_bounded() {
+    let r = bench(&["--txs", "300", "--hot-credit", "--days", "90"]);
+    assert_eq!(r["valid"], 300);
+    assert_eq!(r["days"], 90);
+    let out = Command::new(env!("CARGO_BIN_EXE_fiscus"))
+        .args(["bench", "ledger", "--days", "91"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "past the workload's year");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--days"),
+        "{out:?}"
+    );
 }
 
 #[test]
