@@ -68,9 +68,18 @@ impl Declared {
             })
     }
 
-    /// Whether the call may write `key`.
+    /// Whether the call may write `key`. An account's lots (ADR 0006) go
+    /// with the account: a call that may write it may write them.
     pub fn may_write(&self, key: &[u8]) -> bool {
-        self.writes.contains(key) || self.is_fresh(key)
+        self.writes.contains(key)
+            || self.is_fresh(key)
+            || keys::lot_owner(key).is_some_and(|(acct, _)| self.writes.contains(&acct))
+    }
+
+    /// Whether `key` is a lot of an account this call declared: it may read it.
+    pub fn is_declared_lot(&self, key: &[u8]) -> bool {
+        keys::lot_owner(key)
+            .is_some_and(|(acct, _)| self.reads.contains(&acct) || self.writes.contains(&acct))
     }
 }
 

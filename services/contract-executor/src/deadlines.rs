@@ -6,9 +6,7 @@
 
 use crate::calendar::{Calendar, Day, day_of, end_of_day_ms, start_of_day_ms};
 use crate::orgs::Orgs;
-use fiscus_proto::pb::state::{
-    Account, AllocationRecord, ClockBasis, DeadlineRule, Lot, ProgramRecord,
-};
+use fiscus_proto::pb::state::{AllocationRecord, ClockBasis, DeadlineRule, Lot, ProgramRecord};
 use fiscus_proto::pb::transfer::ProgramKind;
 use fiscus_proto::pb::types::OrgLevel;
 
@@ -248,12 +246,13 @@ pub struct Overdue {
     pub days_overdue: i64,
 }
 
-/// The lots of one account that are overdue at `as_of_ms` (a block time).
-/// An org with no org below it has nobody to pass funds to: never overdue.
+/// The lots of one account (its live lots, `lot/<org>/<program>/…`) that are
+/// overdue at `as_of_ms` (a block time). An org with no org below it has
+/// nobody to pass funds to: never overdue.
 pub fn overdue_in_account(
     org: &str,
     program_id: &str,
-    account: &Account,
+    lots: &[Lot],
     program: &ProgramRecord,
     orgs: &Orgs,
     cal: &Calendar,
@@ -267,9 +266,7 @@ pub fn overdue_in_account(
     }
     let terms = ProgramTerms::of(program, orgs);
     let today = day_of(as_of_ms);
-    account
-        .lots
-        .iter()
+    lots.iter()
         .filter_map(|lot| {
             let d = deadline(lot, org, level, &terms, cal);
             let due = d.due?;

@@ -74,6 +74,10 @@ pub struct BlockOutput {
     pub results: Vec<TxResult>,
     /// The block's write set: the last write of each key, in key order.
     pub writes: KeyValues,
+    /// Keys some transaction needed that `reads` did not carry (an account's
+    /// lots beyond those read, ADR 0006). When not empty, `results` and
+    /// `writes` are empty: read these (see [`lot_reads`]) and execute again.
+    pub need: BTreeSet<Vec<u8>>,
 }
 
 /// The keys every transaction of `txs` declares, for the ledger to read.
@@ -89,19 +93,23 @@ pub fn declared_reads<'a>(txs: impl IntoIterator<Item = &'a TxCtx>) -> BTreeSet<
         .collect()
 }
 
+/// One transaction's result, or the key it needed and `state` lacked.
 fn run_one(
     tx: &TxCtx,
     declared: &Result<Declared, Rejection>,
     input: &BlockInput<'_>,
     state: &KeyValues,
-) -> TxResult {
-    let fail = |r: Rejection| TxResult {
-        tx_id: tx.tx_id,
-        status: r.status,
-        code: r.code,
-        reason: r.reason,
-        writes: KeyValues::new(),
-        events: Vec::new(),
+) -> Result<TxResult, Vec<u8>> {
+    let fail = |r: Rejection| match r.need {
+        Some(key) => Err(key),
+        None => Ok(TxResult {
+            tx_id: tx.tx_id,
+            status: r.status,
+            code: r.code,
+            reason: r.reason,
+            writes: KeyValues::new(),
+            events: Vec::new(),
+        }),
     };
     let call = match &tx.call {
         Ok(c) => c,
@@ -134,14 +142,14 @@ fn run_one(
                     format!("wrote read-only key {}", String::from_utf8_lossy(k)),
                 ));
             }
-            TxResult {
+            Ok(TxResult {
                 tx_id: tx.tx_id,
                 status: TxStatus::Valid,
                 code: "",
                 reason: String::new(),
                 writes,
                 events,
-            }
+            })
         }
         Err(r) => fail(r),
     }
@@ -160,7 +168,10 @@ pub fn execute_sequential(input: &BlockInput<'_>, reads: &KeyValues) -> BlockOut
     let mut block_writes = KeyValues::new();
     let mut results = Vec::with_capacity(input.txs.len());
     for tx in &input.txs {
-        let r = run_one(tx, &declare(tx), input, &state);
+        let r = match run_one(tx, &declare(tx), input, &state) {
+            Ok(r) => r,
+            Err(key) => return BlockOutput::needing([key].into()),
+        };
         for (k, v) in &r.writes {
             state.insert(k.clone(), v.clone());
             block_writes.insert(k.clone(), v.clone());
@@ -170,6 +181,17 @@ pub fn execute_sequential(input: &BlockInput<'_>, reads: &KeyValues) -> BlockOut
     BlockOutput {
         results,
         writes: block_writes,
+        need: BTreeSet::new(),
+    }
+}
+
+impl BlockOutput {
+    fn needing(need: BTreeSet<Vec<u8>>) -> Self {
+        Self {
+            results: Vec::new(),
+            writes: KeyValues::new(),
+            need,
+        }
     }
 }
 
@@ -225,7 +247,7 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
     }
     for members in by_wave {
         let state_ref = &state;
-        let run = |ids: &[usize]| -> Vec<(usize, TxResult)> {
+        let run = |ids: &[usize]| -> Vec<(usize, Result<TxResult, Vec<u8>>)> {
             ids.iter()
                 .map(|i| (*i, run_one(&input.txs[*i], &declared[*i], input, state_ref)))
                 .collect()
@@ -233,17 +255,26 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
         // Handing work to the pool costs more than a few transactions: small
         // waves (a hot account makes every wave one transaction long) run on
         // this thread. A panic on the pool reaches the caller, like one here.
-        let outs: Vec<(usize, TxResult)> = if threads <= 1 || members.len() < MIN_PARALLEL_WAVE {
-            run(&members)
-        } else {
-            use rayon::prelude::*;
-            let chunk = members.len().div_ceil(threads).max(1);
-            members.par_chunks(chunk).flat_map_iter(&run).collect()
-        };
+        let outs: Vec<(usize, Result<TxResult, Vec<u8>>)> =
+            if threads <= 1 || members.len() < MIN_PARALLEL_WAVE {
+                run(&members)
+            } else {
+                use rayon::prelude::*;
+                let chunk = members.len().div_ceil(threads).max(1);
+                members.par_chunks(chunk).flat_map_iter(&run).collect()
+            };
         // Merge in block order: within a wave no two transactions touch the same key.
         let mut outs = outs;
         outs.sort_by_key(|(i, _)| *i);
-        for (i, r) in outs {
+        // Every key this wave lacked, so that one more read serves them all.
+        let need: BTreeSet<Vec<u8>> = outs
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err().cloned())
+            .collect();
+        if !need.is_empty() {
+            return BlockOutput::needing(need);
+        }
+        for (i, r) in outs.into_iter().filter_map(|(i, r)| Some((i, r.ok()?))) {
             for (k, v) in &r.writes {
                 state.insert(k.clone(), v.clone());
             }
@@ -270,5 +301,113 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
             writes.insert(k.clone(), v.clone());
         }
     }
-    BlockOutput { results, writes }
+    BlockOutput {
+        results,
+        writes,
+        need: BTreeSet::new(),
+    }
+}
+
+/// Lots read ahead at the oldest end of each account a block touches: a
+/// debit rarely takes more (bundles of 16 keep lots few).
+pub const LOTS_READ_AT_HEAD: u64 = 16;
+/// Lots read at the newest end: the bundle rule looks at the last 16.
+pub const LOTS_READ_AT_TAIL: u64 = crate::keys::BUNDLE_FANOUT as u64;
+/// Rounds of [`lot_reads`] after which a block that still needs keys is
+/// refused as corrupt state: windows double each round, so 40 rounds reach
+/// 16·2⁴⁰ lots, beyond any account.
+pub const MAX_READ_ROUNDS: u32 = 40;
+
+/// The lots to read besides the declared keys (ADR 0006), given what has been
+/// read so far (`reads`, which holds the declared keys): in round 0, for
+/// every account read, its oldest [`LOTS_READ_AT_HEAD`] and newest
+/// [`LOTS_READ_AT_TAIL`] lots; for every key in `need` (what the execution
+/// of round − 1 lacked), the key and the lots within 16·2^round of it. Only
+/// keys not read yet. Pure, so every member reads the same.
+pub fn lot_reads(reads: &KeyValues, need: &BTreeSet<Vec<u8>>, round: u32) -> BTreeSet<Vec<u8>> {
+    use fiscus_proto::pb::state::Account;
+    use prost::Message;
+    let mut out = BTreeSet::new();
+    let bounds = |acct_key: &[u8]| -> Option<(u64, u64)> {
+        let raw = reads.get(acct_key)?.as_deref()?;
+        let a = Account::decode(raw).ok()?;
+        Some((a.lot_head, a.lot_tail))
+    };
+    let add = |out: &mut BTreeSet<Vec<u8>>, acct_key: &[u8], from: u64, to: u64| {
+        let Some(rest) = acct_key.strip_prefix(b"acct/") else {
+            return;
+        };
+        let prefix = [b"lot/".as_slice(), rest, b"/"].concat();
+        for seq in from..to {
+            let mut k = prefix.clone();
+            k.extend_from_slice(format!("{seq:020}").as_bytes());
+            if !reads.contains_key(&k) {
+                out.insert(k);
+            }
+        }
+    };
+    if round == 0 {
+        for k in reads.keys().filter(|k| k.starts_with(b"acct/")) {
+            if let Some((head, tail)) = bounds(k) {
+                let head_end = tail.min(head.saturating_add(LOTS_READ_AT_HEAD));
+                add(&mut out, k, head, head_end);
+                add(
+                    &mut out,
+                    k,
+                    tail.saturating_sub(LOTS_READ_AT_TAIL).max(head),
+                    tail,
+                );
+            }
+        }
+    }
+    let reach = LOTS_READ_AT_HEAD << round.min(MAX_READ_ROUNDS);
+    for key in need {
+        let Some((acct, seq)) = crate::keys::lot_owner(key) else {
+            continue;
+        };
+        if let Some((head, tail)) = bounds(&acct) {
+            add(
+                &mut out,
+                &acct,
+                seq.saturating_sub(reach).max(head),
+                seq.saturating_add(reach).min(tail),
+            );
+        }
+        if !reads.contains_key(key) {
+            out.insert(key.clone());
+        }
+    }
+    out
+}
+
+/// [`execute_block`] with the reads it needs: the declared keys and the lots
+/// of [`lot_reads`], round after round, from `read` (state before the
+/// block). For callers that hold state in memory (tests, a replay); the
+/// ledger runs the same rounds against its store. Errors with the keys still
+/// lacking after [`MAX_READ_ROUNDS`].
+pub fn execute_block_reading(
+    input: &BlockInput<'_>,
+    read: impl Fn(&[u8]) -> Option<Vec<u8>>,
+    threads: usize,
+) -> Result<BlockOutput, BTreeSet<Vec<u8>>> {
+    let mut reads: KeyValues = declared_reads(&input.txs)
+        .into_iter()
+        .map(|k| {
+            let v = read(&k);
+            (k, v)
+        })
+        .collect();
+    let mut need = BTreeSet::new();
+    for round in 0..=MAX_READ_ROUNDS {
+        for k in lot_reads(&reads, &need, round) {
+            let v = read(&k);
+            reads.insert(k, v);
+        }
+        let out = execute_block(input, &reads, threads);
+        if out.need.is_empty() {
+            return Ok(out);
+        }
+        need = out.need;
+    }
+    Err(need)
 }

@@ -14,6 +14,42 @@ pub fn account(org: &str, program: &str) -> Vec<u8> {
     .concat()
 }
 
+/// Where an account's lots live: `lot/<org>/<program>/` (ADR 0006).
+pub fn lot_prefix(org: &str, program: &str) -> Vec<u8> {
+    [
+        b"lot/".as_slice(),
+        org.as_bytes(),
+        b"/",
+        program.as_bytes(),
+        b"/",
+    ]
+    .concat()
+}
+
+/// The `seq`-th lot an account ever received, while it lives. Twenty decimal
+/// digits, so that keys sort in FIFO order.
+pub fn lot(org: &str, program: &str, seq: u64) -> Vec<u8> {
+    let mut k = lot_prefix(org, program);
+    k.extend_from_slice(format!("{seq:020}").as_bytes());
+    k
+}
+
+/// The account a lot key belongs to and the lot's sequence number, or None
+/// for any other key.
+pub fn lot_owner(key: &[u8]) -> Option<(Vec<u8>, u64)> {
+    let rest = key.strip_prefix(b"lot/")?;
+    if rest.len() < 21 || rest[rest.len() - 21] != b'/' {
+        return None;
+    }
+    let (acct, seq) = rest.split_at(rest.len() - 21);
+    let seq = &seq[1..];
+    if !seq.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let seq = std::str::from_utf8(seq).ok()?.parse().ok()?;
+    Some(([b"acct/".as_slice(), acct].concat(), seq))
+}
+
 pub fn program(id: &str) -> Vec<u8> {
     [b"prog/".as_slice(), id.as_bytes()].concat()
 }
@@ -47,4 +83,25 @@ pub const MAX_BUNDLES_PER_CREDIT: u8 = 8;
 /// The id of the `i`-th bundle that transaction `tx` creates.
 pub fn bundle_id(tx: &TxId, i: u8) -> TxId {
     fiscus_proto::hash::sha256(&[b"fiscus.bundle/".as_slice(), &tx.0, &[i]].concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lot_keys_sort_in_fifo_order_and_name_their_account() {
+        let a = lot("130100", "edu-2026", 9);
+        let b = lot("130100", "edu-2026", 10);
+        assert!(a < b);
+        assert!(a.starts_with(&lot_prefix("130100", "edu-2026")));
+        assert_eq!(lot_owner(&b), Some((account("130100", "edu-2026"), 10)));
+        assert_eq!(
+            lot_owner(&lot("1", "p", u64::MAX)).map(|o| o.1),
+            Some(u64::MAX)
+        );
+        assert_eq!(lot_owner(b"acct/130100/edu"), None);
+        assert_eq!(lot_owner(b"lot/130100/edu/12"), None);
+        assert_eq!(lot_owner(b"lot/130100/edu/0000000000000000000x"), None);
+    }
 }

@@ -30,7 +30,8 @@ mod view;
 
 pub use calendar::Calendar;
 pub use executor::{
-    BlockInput, BlockOutput, Call, TxCtx, TxResult, execute_block, execute_sequential,
+    BlockInput, BlockOutput, Call, TxCtx, TxResult, execute_block, execute_block_reading,
+    execute_sequential, lot_reads,
 };
 pub use orgs::Orgs;
 pub use rejection::Rejection;

@@ -16,36 +16,46 @@ pub(crate) fn add(a: i64, b: i64) -> Result<i64, Rejection> {
         .ok_or_else(|| Rejection::bad_amount("amount overflows"))
 }
 
-/// Takes `amount` from the account's lots, oldest first.
-pub(crate) fn take(acct: &mut Account, amount: i64) -> Result<Vec<Lot>, Rejection> {
+/// Takes `amount` from the account's lots, oldest first: deletes the lots it
+/// uses up and rewrites the one it splits, so a debit touches only the lots
+/// it takes (ADR 0006).
+pub(crate) fn take(
+    view: &mut View<'_>,
+    org: &str,
+    prog: &str,
+    acct: &mut Account,
+    amount: i64,
+) -> Result<Vec<Lot>, Rejection> {
     if acct.balance_fen < amount {
         return Err(Rejection::insufficient(acct.balance_fen, amount));
     }
     let mut need = amount;
     let mut taken = Vec::new();
-    let mut keep = Vec::new();
-    for mut lot in std::mem::take(&mut acct.lots) {
-        if need == 0 {
-            keep.push(lot);
-        } else if lot.amount_fen <= need {
+    while need > 0 {
+        if acct.lot_head >= acct.lot_tail {
+            // Balance and lots disagree: stored state is corrupt. Refuse rather than mint.
+            return Err(Rejection::malformed(
+                "account lots do not cover its balance",
+            ));
+        }
+        let key = keys::lot(org, prog, acct.lot_head);
+        let mut lot: Lot = view
+            .get(&key)?
+            .ok_or_else(|| Rejection::malformed("an account lot is missing"))?;
+        if lot.amount_fen <= need {
             need -= lot.amount_fen;
+            view.delete(&key)?;
+            acct.lot_head += 1;
             taken.push(lot);
         } else {
             let mut part = lot.clone();
             part.amount_fen = need;
             lot.amount_fen -= need;
             need = 0;
+            view.put(&key, &lot)?;
             taken.push(part);
-            keep.push(lot);
         }
     }
-    if need != 0 {
-        // Balance and lots disagree: stored state is corrupt. Refuse rather than mint.
-        return Err(Rejection::malformed(
-            "account lots do not cover its balance",
-        ));
-    }
-    acct.lots = keep;
     acct.balance_fen -= amount;
     Ok(taken)
 }
@@ -111,10 +121,11 @@ pub(crate) struct Landing<'a> {
     pub now: i64,
 }
 
-/// Adds `lot` to the account, then folds the newest lots: while the last
-/// 16 lots share a level and a class, they become one bundle lot one level up,
-/// whose lineage record lists them. An account's lot list stays short and a
-/// trace through bundles is logarithmic in the number of lots.
+/// Adds `lot` to the account at its tail, then folds the newest lots: while
+/// the last 16 lots share a level and a class, they become one bundle lot
+/// one level up (in the first of their places), whose lineage record lists
+/// them. A trace through bundles is logarithmic in the number of lots, and a
+/// credit touches only the lots at the tail (ADR 0006).
 pub(crate) fn credit(
     acct: &mut Account,
     lot: Lot,
@@ -122,21 +133,31 @@ pub(crate) fn credit(
     view: &mut View<'_>,
 ) -> Result<(), Rejection> {
     acct.balance_fen = add(acct.balance_fen, lot.amount_fen)?;
-    acct.lots.push(lot);
+    let mut last = lot;
+    view.put(&keys::lot(at.org, at.prog, acct.lot_tail), &last)?;
+    acct.lot_tail += 1;
     for i in 0..MAX_BUNDLES_PER_CREDIT {
-        let n = acct.lots.len();
-        let Some(start) = n.checked_sub(BUNDLE_FANOUT) else {
-            break;
-        };
-        let level = acct.lots[start].level;
-        let class = lot_class(&acct.lots[start]);
-        if !acct.lots[start..]
-            .iter()
-            .all(|l| l.level == level && lot_class(l) == class)
-        {
+        let fanout = BUNDLE_FANOUT as u64;
+        if acct.lot_tail - acct.lot_head < fanout {
             break;
         }
-        let parts: Vec<Lot> = acct.lots.drain(start..).collect();
+        let start = acct.lot_tail - fanout;
+        // Newest first, stopping at the first lot that differs from the last.
+        let (level, class) = (last.level, lot_class(&last));
+        let mut parts = vec![last.clone()];
+        for seq in (start..acct.lot_tail - 1).rev() {
+            let l: Lot = view
+                .get(&keys::lot(at.org, at.prog, seq))?
+                .ok_or_else(|| Rejection::malformed("an account lot is missing"))?;
+            if l.level != level || lot_class(&l) != class {
+                break;
+            }
+            parts.push(l);
+        }
+        if parts.len() < BUNDLE_FANOUT {
+            break;
+        }
+        parts.reverse();
         let mut amount = 0i64;
         for p in &parts {
             amount = add(amount, p.amount_fen)?;
@@ -170,7 +191,12 @@ pub(crate) fn credit(
                 ..LineageRecord::default()
             },
         )?;
-        acct.lots.push(bundle);
+        for seq in start + 1..acct.lot_tail {
+            view.delete(&keys::lot(at.org, at.prog, seq))?;
+        }
+        view.put(&keys::lot(at.org, at.prog, start), &bundle)?;
+        acct.lot_tail = start + 1;
+        last = bundle;
     }
     Ok(())
 }

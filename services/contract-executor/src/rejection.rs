@@ -9,6 +9,10 @@ pub struct Rejection {
     /// Stable machine-readable code, e.g. `contract.insufficient_funds`.
     pub code: &'static str,
     pub reason: String,
+    /// Not a refusal: the transaction needs this key, which the block's
+    /// reads did not carry (an account's lot beyond those read, ADR 0006).
+    /// The block is executed again with it; nothing is recorded.
+    pub need: Option<Vec<u8>>,
 }
 
 impl Rejection {
@@ -17,6 +21,19 @@ impl Rejection {
             status,
             code,
             reason: reason.into(),
+            need: None,
+        }
+    }
+
+    /// The transaction needs `key` read before it can run (see [`Self::need`]).
+    pub fn need_read(key: &[u8]) -> Self {
+        Self {
+            need: Some(key.to_vec()),
+            ..Self::new(
+                TxStatus::InvalidArgument,
+                codes::contract::INTERNAL,
+                format!("{} was not read", String::from_utf8_lossy(key)),
+            )
         }
     }
 

@@ -161,6 +161,14 @@ pub fn execute_request(
         txs,
     };
     let out = execute_block(&input, &reads, threads);
+    // An account's lots beyond those sent: the ledger reads them and asks
+    // again. Safe for agreement: a lot not sent is never taken as absent.
+    if !out.need.is_empty() {
+        return Ok(ExecuteBlockResponse {
+            need_keys: out.need.into_iter().collect(),
+            ..ExecuteBlockResponse::default()
+        });
+    }
     Ok(ExecuteBlockResponse {
         receipts: out
             .results
@@ -177,6 +185,7 @@ pub fn execute_request(
                 value: v.unwrap_or_default(),
             })
             .collect(),
+        need_keys: Vec::new(),
     })
 }
 

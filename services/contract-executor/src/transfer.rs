@@ -1,4 +1,4 @@
-//! The transfer-payment contract (version 2). Plain-language rules are in
+//! The transfer-payment contract (version 3: lots under their own keys, ADR 0006). Plain-language rules are in
 //! the README; the checks that need no state live in [`crate::rules`] (shared
 //! with the exchange-adapter), the Budget Law deadlines in
 //! [`crate::deadlines`], lots and bundles in [`crate::lots`]. Each method
@@ -26,7 +26,7 @@ use fiscus_proto::pb::types::{ContractEvent, OrgLevel, TxStatus};
 pub use crate::keys::{BUNDLE_FANOUT, MAX_BUNDLES_PER_CREDIT, bundle_id};
 
 /// The version of the rules below, recorded in the consortium config.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 fn method(call: &TransferCall) -> Result<&Method, Rejection> {
     call.method
@@ -263,7 +263,7 @@ fn allocate(
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     let (from_key, mut from) = account(view, org, prog)?;
     require_unfrozen(&from, org, prog)?;
-    let taken = lots::take(&mut from, amount)?;
+    let taken = lots::take(view, org, prog, &mut from, amount)?;
     from.allocated_out_fen = add(from.allocated_out_fen, amount)?;
     let terms = ProgramTerms::of(&program, ctx.orgs);
     let deadline = deadlines::strictest(&taken, org, level, &terms, ctx.calendar);
@@ -379,7 +379,7 @@ fn disburse(a: &DisburseArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), 
     load_program(view, prog)?;
     let (key, mut acct) = account(view, org, prog)?;
     require_unfrozen(&acct, org, prog)?;
-    let taken = lots::take(&mut acct, a.amount_fen)?;
+    let taken = lots::take(view, org, prog, &mut acct, a.amount_fen)?;
     acct.disbursed_fen = add(acct.disbursed_fen, a.amount_fen)?;
     view.put(&key, &acct)?;
     let mut record = Flow {
@@ -414,7 +414,7 @@ fn recover(a: &RecoverArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Re
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     let (from_key, mut from) = account(view, org, prog)?;
     require_unfrozen(&from, org, prog)?;
-    let taken = lots::take(&mut from, amount)?;
+    let taken = lots::take(view, org, prog, &mut from, amount)?;
     from.recovered_out_fen = add(from.recovered_out_fen, amount)?;
     let (to_key, mut to) = account(view, to_org, prog)?;
     to.recovered_in_fen = add(to.recovered_in_fen, amount)?;
@@ -493,7 +493,7 @@ fn adjust(a: &AdjustArgs, ctx: &Ctx<'_>, view: &mut View<'_>) -> Result<(), Reje
     let (tx, now, amount) = (ctx.tx_id, ctx.now_ms, a.amount_fen);
     let (from_key, mut from) = account(view, fo, fp)?;
     require_unfrozen(&from, fo, fp)?;
-    let taken = lots::take(&mut from, amount)?;
+    let taken = lots::take(view, fo, fp, &mut from, amount)?;
     from.allocated_out_fen = add(from.allocated_out_fen, amount)?;
     let (to_key, mut to) = account(view, to_org, tp)?;
     to.received_fen = add(to.received_fen, amount)?;

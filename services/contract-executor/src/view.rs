@@ -31,6 +31,7 @@ impl<'a> View<'a> {
         if self.declared.reads.contains(key)
             || self.declared.writes.contains(key)
             || self.declared.is_fresh(key)
+            || self.declared.is_declared_lot(key)
         {
             Ok(())
         } else {
@@ -48,7 +49,13 @@ impl<'a> View<'a> {
             Some(v) => v.as_deref(),
             // Keys derived from this tx's id are absent before it by construction.
             None if self.declared.is_fresh(key) => None,
-            None => self.base.get(key).and_then(|v| v.as_deref()),
+            None => match self.base.get(key) {
+                Some(v) => v.as_deref(),
+                // A lot the ledger did not read (it reads the first and last
+                // few of each account): the block runs again with it.
+                None if key.starts_with(b"lot/") => return Err(Rejection::need_read(key)),
+                None => None,
+            },
         };
         raw.map(|b| {
             M::decode(b).map_err(|e| {
@@ -65,6 +72,13 @@ impl<'a> View<'a> {
         self.check(key)?;
         self.writes
             .insert(key.to_vec(), Some(value.encode_to_vec()));
+        Ok(())
+    }
+
+    /// Deletes `key` (a lot used up or folded into a bundle).
+    pub(crate) fn delete(&mut self, key: &[u8]) -> Result<(), Rejection> {
+        self.check(key)?;
+        self.writes.insert(key.to_vec(), None);
         Ok(())
     }
 

@@ -683,13 +683,13 @@ fn money_that_never_moves_is_reported_overdue_at_any_height() {
         appropriate("000000", "gen", ProgramKind::General, 1000),
     ));
     ok(c.one("000000", allocate("000000", "130000", "gen", 600)));
-    let acct: fiscus_proto::pb::state::Account = c.get(keys::account("000000", "gen")).unwrap();
+    let held = c.lots("000000", "gen");
     let prog: ProgramRecord = c.get(keys::program("gen")).unwrap();
     let overdue = |at: &str| {
         deadlines::overdue_in_account(
             "000000",
             "gen",
-            &acct,
+            &held,
             &prog,
             &c.orgs,
             &c.calendar,
@@ -704,13 +704,12 @@ fn money_that_never_moves_is_reported_overdue_at_any_height() {
     let late = overdue("2026-04-20");
     assert_eq!(late.len(), 1);
     assert_eq!((late[0].amount_fen, late[0].days_overdue), (400, 7));
-    // A county holds funds with nobody below it: never overdue.
-    let county = fiscus_proto::pb::state::Account::default();
+    // A county holds funds with nobody below it: never overdue (the same lots).
     assert!(
         deadlines::overdue_in_account(
             "130102",
             "gen",
-            &county,
+            &held,
             &prog,
             &c.orgs,
             &c.calendar,
@@ -800,10 +799,10 @@ fn recovered_funds_carry_no_deadline_and_an_adjustment_cannot_be_undone_by_anoth
     let mut c = funded();
     c.now += 200 * fiscus_contract_executor::DAY_MS;
     let back = ok(c.one("130100", recover("130100", "130000", "edu", 50)));
-    let acct: fiscus_proto::pb::state::Account = c.get(keys::account("130000", "edu")).unwrap();
+    let held = c.lots("130000", "edu");
     let prog: ProgramRecord = c.get(keys::program("edu")).unwrap();
     let overdue =
-        deadlines::overdue_in_account("130000", "edu", &acct, &prog, &c.orgs, &c.calendar, c.now);
+        deadlines::overdue_in_account("130000", "edu", &held, &prog, &c.orgs, &c.calendar, c.now);
     assert!(
         overdue.iter().all(|o| o.source_tx_id != back.to_vec()),
         "returned funds are not overdue: {overdue:?}"

@@ -4,11 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
 use fiscus_contract_executor::executor::{KeyValues, declared_reads};
+use fiscus_contract_executor::lot_reads;
 use fiscus_contract_executor::{
     BlockInput, Call, DAY_MS, TxCtx, execute_block, execute_sequential, keys,
 };
 use fiscus_proto::hash::{TxId, sha256};
-use fiscus_proto::pb::state::{Account, AllocationRecord, LineageRecord};
+use fiscus_proto::pb::state::{Account, AllocationRecord, LineageRecord, Lot};
 use fiscus_proto::pb::transfer::{
     AcknowledgeArgs, AdjustArgs, AllocateArgs, FreezeArgs, ProgramKind, TransferCall, UnfreezeArgs,
     transfer_call::Method,
@@ -422,6 +423,28 @@ fn accounts(state: &KeyValues) -> Vec<Account> {
         .collect()
 }
 
+/// Every account with the sequence numbers and lots stored under its prefix
+/// (`lot/<org>/<prog>/<seq>`), oldest first.
+fn accounts_with_lots(state: &KeyValues) -> Vec<(Account, Vec<(u64, Lot)>)> {
+    state
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"acct/"))
+        .filter_map(|(k, v)| {
+            let a = Account::decode(&v.as_ref()?[..]).unwrap();
+            let prefix = [b"lot/".as_slice(), &k[5..], b"/"].concat();
+            let lots = state
+                .range(prefix.clone()..)
+                .take_while(|(lk, _)| lk.starts_with(&prefix))
+                .filter_map(|(lk, lv)| {
+                    let seq = keys::lot_owner(lk).unwrap().1;
+                    Some((seq, Lot::decode(&lv.as_ref()?[..]).unwrap()))
+                })
+                .collect();
+            Some((a, lots))
+        })
+        .collect()
+}
+
 /// Follows lineage from `tx` (of which `portion` fen is being traced) to
 /// appropriations: at every step the sources cover the amount, a portion never
 /// exceeds the transaction it came from, and every path ends at an appropriation.
@@ -489,13 +512,6 @@ fn an_allocation_acknowledged_in_its_own_block_runs_the_same_in_parallel_and_in_
         })),
     );
     let txs = vec![alloc, ack];
-    let reads: KeyValues = declared_reads(&txs)
-        .into_iter()
-        .map(|k| {
-            let v = c.state.get(&k).cloned().flatten();
-            (k, v)
-        })
-        .collect();
     let input = BlockInput {
         height: 9,
         timestamp_ms: c.now,
@@ -503,6 +519,7 @@ fn an_allocation_acknowledged_in_its_own_block_runs_the_same_in_parallel_and_in_
         calendar: &c.calendar,
         txs,
     };
+    let reads = reads_in_rounds(&c.state, &input);
     let par = execute_block(&input, &reads, 4);
     assert_eq!(par, execute_sequential(&input, &reads));
     assert!(
@@ -529,19 +546,88 @@ fn many_small_allocations_fold_into_bundles_and_still_trace_to_the_appropriation
     }
     let city = c.account("130100", "edu");
     assert_eq!(city.balance_fen, 7_000);
+    let lots = c.lots("130100", "edu");
+    assert_eq!(lots.len() as u64, city.lot_tail - city.lot_head);
     assert!(
-        city.lots.len() <= 3 * fiscus_contract_executor::transfer::BUNDLE_FANOUT,
+        lots.len() <= 3 * fiscus_contract_executor::transfer::BUNDLE_FANOUT,
         "{} lots kept",
-        city.lots.len()
+        lots.len()
     );
     assert!(
-        city.lots.iter().any(|l| l.level >= 2),
+        lots.iter().any(|l| l.level >= 2),
         "bundles of bundles formed"
     );
     // A disbursement of most of it traces through bundles to the appropriation.
     let d = ok(c.one("130100", disburse("130100", "edu", 6_999)));
     assert!(trace(&c.state, d.as_bytes(), 6_999, 0) >= 1);
     assert_eq!(c.account("130100", "edu").balance_fen, 1);
+}
+
+/// A payment that takes more lots than the ledger read ahead (16 at the
+/// oldest end) needs more: the block runs again with them, and the result is
+/// the one every lot read at once gives (ADR 0006).
+#[test]
+fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_result() {
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 10_000_000),
+    ));
+    ok(c.one("000000", allocate("000000", "130000", "edu", 5_000_000)));
+    // One allocation a day: lots of different days never bundle.
+    for _ in 0..100 {
+        c.now += DAY_MS;
+        ok(c.one("130000", allocate("130000", "130100", "edu", 7)));
+    }
+    let city = c.account("130100", "edu");
+    assert_eq!((city.lot_head, city.lot_tail), (0, 100));
+    assert_eq!(c.lots("130100", "edu").len(), 100);
+    let pay = c.tx("130100", disburse("130100", "edu", 700));
+    let input = BlockInput {
+        height: c.n,
+        timestamp_ms: c.now,
+        orgs: &c.orgs,
+        calendar: &c.calendar,
+        txs: vec![pay],
+    };
+    let mut first: KeyValues = declared_reads(&input.txs)
+        .into_iter()
+        .map(|k| {
+            let v = c.state.get(&k).cloned().flatten();
+            (k, v)
+        })
+        .collect();
+    let ahead = lot_reads(&first, &BTreeSet::new(), 0);
+    assert_eq!(ahead.len(), 32, "the oldest 16 and the newest 16");
+    for k in ahead {
+        let v = c.state.get(&k).cloned().flatten();
+        first.insert(k, v);
+    }
+    let out = execute_block(&input, &first, 1);
+    assert!(out.results.is_empty() && out.writes.is_empty());
+    assert_eq!(
+        out.need,
+        BTreeSet::from([keys::lot("130100", "edu", 16)]),
+        "the 17th lot, the first not read"
+    );
+    let by_rounds = execute_block(&input, &reads_in_rounds(&c.state, &input), 2);
+    let at_once = execute_block(&input, &reads_all_lots(&c.state, &input), 2);
+    assert_eq!(by_rounds, at_once);
+    assert_eq!(by_rounds.results[0].status, TxStatus::Valid);
+    let deleted = by_rounds
+        .writes
+        .iter()
+        .filter(|(k, v)| k.starts_with(b"lot/") && v.is_none())
+        .count();
+    assert_eq!(deleted, 100, "every lot used up is deleted");
+    // Committed the test chain's way (rounds of reads too): nothing is left.
+    ok(c.one("130100", disburse("130100", "edu", 700)));
+    let city = c.account("130100", "edu");
+    assert_eq!(
+        (city.balance_fen, city.lot_head, city.lot_tail),
+        (0, 100, 100)
+    );
+    assert!(c.lots("130100", "edu").is_empty());
 }
 
 proptest! {
@@ -556,12 +642,14 @@ proptest! {
         for (bi, ops) in blocks.iter().enumerate() {
             par.now = T0 + bi as i64 * 7 * DAY_MS;
             let txs: Vec<TxCtx> = ops.iter().map(|o| { let (s, c) = to_call(o); par.tx(&s, c) }).collect();
-            let reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = par.state.get(&k).cloned().flatten(); (k, v) }).collect();
-            let seq_reads: KeyValues = declared_reads(&txs).into_iter().map(|k| { let v = seq_state.get(&k).cloned().flatten(); (k, v) }).collect();
             let input = BlockInput { height: bi as u64 + 1, timestamp_ms: par.now, orgs: &par.orgs, calendar: &par.calendar, txs };
+            // Lots read in rounds, as the ledger reads them, against all of them at once.
+            let reads = reads_in_rounds(&par.state, &input);
+            let seq_reads = reads_all_lots(&seq_state, &input);
             let p = execute_block(&input, &reads, 3);
             let s = execute_sequential(&input, &seq_reads);
-            prop_assert_eq!(&p, &s, "parallel and sequential execution disagree");
+            prop_assert!(p.need.is_empty(), "the rounds read every lot the block needs");
+            prop_assert_eq!(&p, &s, "parallel and sequential execution disagree, or rounds of reads differ from reading everything");
             for (o, r) in ops.iter().zip(&p.results) {
                 let (signer, _) = to_call(o);
                 if signer == "991300" && r.status == TxStatus::Valid {
@@ -572,13 +660,18 @@ proptest! {
             for (k, v) in &s.writes { seq_state.insert(k.clone(), v.clone()); }
 
             let accts = accounts(&par.state);
+            for (a, lots) in accounts_with_lots(&par.state) {
+                let seqs: Vec<u64> = lots.iter().map(|(s, _)| *s).collect();
+                prop_assert_eq!(seqs, (a.lot_head..a.lot_tail).collect::<Vec<_>>(), "an account's lots are exactly lot_head..lot_tail");
+                prop_assert_eq!(a.balance_fen, lots.iter().map(|(_, l)| l.amount_fen).sum::<i64>(), "lots cover the balance");
+                prop_assert!(lots.iter().all(|(_, l)| l.amount_fen > 0), "no empty lot is kept");
+            }
             let appropriated: i64 = accts.iter().map(|a| a.appropriated_fen).sum();
             let held: i64 = accts.iter().map(|a| a.balance_fen).sum();
             let disbursed: i64 = accts.iter().map(|a| a.disbursed_fen).sum();
             prop_assert_eq!(appropriated, held + disbursed, "funds are conserved");
             for a in &accts {
                 prop_assert!(a.balance_fen >= 0, "no negative balance");
-                prop_assert_eq!(a.balance_fen, a.lots.iter().map(|l| l.amount_fen).sum::<i64>(), "lots cover the balance");
             }
             for r in p.results.iter().filter(|r| r.status == TxStatus::Valid) {
                 let key = keys::lineage(&r.tx_id);

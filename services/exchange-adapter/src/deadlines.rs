@@ -14,7 +14,7 @@ use fiscus_contract_executor::calendar::{day_of, format_date};
 use fiscus_contract_executor::deadlines::{basis_name, overdue_in_account, rule_name};
 use fiscus_contract_executor::{Calendar, Orgs, keys};
 use fiscus_proto::pb::ledger::GetBlockRequest;
-use fiscus_proto::pb::state::{Account, ProgramRecord};
+use fiscus_proto::pb::state::{Lot, ProgramRecord};
 use fiscus_proto::pb::types::{BlockHeader, ConsortiumConfig};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -119,17 +119,31 @@ async fn overdue(
             Some((id, ProgramRecord::decode(&v[..]).ok()?))
         })
         .collect();
-    let mut items = Vec::new();
-    for (k, v) in api.scan_at(b"acct/", height).await? {
+    // Every live lot, grouped by account (`lot/<org>/<program>/<seq>`, in
+    // FIFO order within each account).
+    let mut lots: BTreeMap<(String, String), Vec<Lot>> = BTreeMap::new();
+    for (k, v) in api.scan_at(b"lot/", height).await? {
         let key = String::from_utf8_lossy(&k).into_owned();
-        let Some((org, prog)) = key.strip_prefix("acct/").and_then(|r| r.split_once('/')) else {
+        let Some((org, rest)) = key.strip_prefix("lot/").and_then(|r| r.split_once('/')) else {
             continue;
         };
-        let (Some(program), true) = (programs.get(prog), api.may_read_org(&client, org)) else {
+        let Some((prog, _seq)) = rest.rsplit_once('/') else {
             continue;
         };
-        let account = Account::decode(&v[..]).map_err(|_| corrupt("account"))?;
-        for o in overdue_in_account(org, prog, &account, program, &orgs, &calendar, as_of_ms) {
+        if !programs.contains_key(prog) || !api.may_read_org(&client, org) {
+            continue;
+        }
+        let lot = Lot::decode(&v[..]).map_err(|_| corrupt("lot"))?;
+        lots.entry((org.to_owned(), prog.to_owned()))
+            .or_default()
+            .push(lot);
+    }
+    let mut items = Vec::new();
+    for ((org, prog), held) in &lots {
+        let Some(program) = programs.get(prog) else {
+            continue;
+        };
+        for o in overdue_in_account(org, prog, held, program, &orgs, &calendar, as_of_ms) {
             items.push(OverdueItem {
                 org_code: o.org,
                 program_id: o.program_id,

@@ -104,8 +104,9 @@ pub struct AccountJson {
     pub disbursed_fen: i64,
     pub recovered_out_fen: i64,
     pub recovered_in_fen: i64,
-    /// Parcels of funds still held, oldest first (ADR 0004).
-    pub lots: usize,
+    /// How many parcels of funds (lots) it still holds, spent oldest first
+    /// (ADR 0004; each under its own key, ADR 0006).
+    pub lots: u64,
 }
 
 pub(crate) fn account_json(key: &[u8], a: &Account) -> Option<AccountJson> {
@@ -122,7 +123,7 @@ pub(crate) fn account_json(key: &[u8], a: &Account) -> Option<AccountJson> {
         disbursed_fen: a.disbursed_fen,
         recovered_out_fen: a.recovered_out_fen,
         recovered_in_fen: a.recovered_in_fen,
-        lots: a.lots.len(),
+        lots: a.lot_tail.saturating_sub(a.lot_head),
     })
 }
 

@@ -400,7 +400,8 @@ impl GenesisBundle {
                 },
                 pb::ContractVersion {
                     contract: "transfer".into(),
-                    version: 2,
+                    // v3: an account's lots under their own keys (ADR 0006).
+                    version: 3,
                 },
             ],
             budget_approvals: self

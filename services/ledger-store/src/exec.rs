@@ -2,12 +2,14 @@
 //! contract-executor over gRPC (mutual TLS). Both run the same code.
 
 use crate::error::{LedgerError, Result};
+use crate::ledger::Executed;
 use fiscus_contract_executor::TxCtx;
 use fiscus_contract_executor::executor::KeyValues;
 use fiscus_proto::pb::executor::contract_executor_client::ContractExecutorClient;
 use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest, KeyValue};
-use fiscus_proto::pb::types::{Block, Receipt};
+use fiscus_proto::pb::types::Block;
 use prost::Message;
+use std::collections::BTreeSet;
 use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Default)]
@@ -39,7 +41,7 @@ impl RemoteExecutor {
         run: &[TxCtx],
         run_idx: &[usize],
         reads: &KeyValues,
-    ) -> Result<(Vec<Receipt>, KeyValues)> {
+    ) -> Result<Executed> {
         let block = Block::decode(block_bytes).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         let req = ExecuteBlockRequest {
             block: Some(block),
@@ -72,6 +74,22 @@ impl RemoteExecutor {
             .into_inner();
         // The reply must answer exactly what was asked, or nothing is committed.
         let bad = |m: &str| LedgerError::Executor(format!("inconsistent reply: {m}"));
+        if !resp.need_keys.is_empty() {
+            // At most one lacking lot per transaction, and only lots.
+            if !resp.receipts.is_empty() || !resp.writes.is_empty() {
+                return Err(bad("keys needed beside a result"));
+            }
+            if resp.need_keys.len() > run.len() {
+                return Err(bad("more keys needed than transactions"));
+            }
+            let need: BTreeSet<Vec<u8>> = resp.need_keys.into_iter().collect();
+            if need.iter().any(|k| {
+                fiscus_contract_executor::keys::lot_owner(k).is_none() || reads.contains_key(k)
+            }) {
+                return Err(bad("a needed key that is not an unread lot"));
+            }
+            return Ok(Executed::Need(need));
+        }
         if resp.receipts.len() != run.len() {
             return Err(bad("receipt count"));
         }
@@ -87,6 +105,6 @@ impl RemoteExecutor {
                 return Err(bad("a key written twice"));
             }
         }
-        Ok((resp.receipts, writes))
+        Ok(Executed::Done(resp.receipts, writes))
     }
 }

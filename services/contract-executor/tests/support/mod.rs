@@ -3,10 +3,12 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use fiscus_common::testkit::fixtures;
-use fiscus_contract_executor::executor::{KeyValues, declared_reads};
-use fiscus_contract_executor::{BlockInput, Calendar, Call, Orgs, TxCtx, execute_block, keys};
+use fiscus_contract_executor::executor::{KeyValues, MAX_READ_ROUNDS, declared_reads};
+use fiscus_contract_executor::{
+    BlockInput, Calendar, Call, Orgs, TxCtx, execute_block, execute_block_reading, keys, lot_reads,
+};
 use fiscus_proto::hash::{TxId, sha256};
-use fiscus_proto::pb::state::Account;
+use fiscus_proto::pb::state::{Account, Lot};
 use fiscus_proto::pb::transfer::{
     AccountRef, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind, Recipient,
     RecoverArgs, TransferCall, recipient, transfer_call::Method,
@@ -121,13 +123,6 @@ impl Chain {
 
     /// Executes one block and applies its writes; returns (status, code) per tx.
     pub(crate) fn block(&mut self, txs: Vec<TxCtx>) -> Vec<(TxStatus, &'static str, TxId)> {
-        let reads: KeyValues = declared_reads(&txs)
-            .into_iter()
-            .map(|k| {
-                let v = self.state.get(&k).cloned().flatten();
-                (k, v)
-            })
-            .collect();
         let input = BlockInput {
             height: self.n,
             timestamp_ms: self.now,
@@ -135,7 +130,9 @@ impl Chain {
             calendar: &self.calendar,
             txs,
         };
-        let out = execute_block(&input, &reads, 2);
+        // The declared keys and the accounts' lots, in rounds as the ledger reads them.
+        let out = execute_block_reading(&input, |k| self.state.get(k).cloned().flatten(), 2)
+            .expect("every lot a block needs is in the state");
         for (k, v) in &out.writes {
             self.state.insert(k.clone(), v.clone());
         }
@@ -159,6 +156,16 @@ impl Chain {
             .unwrap_or_default()
     }
 
+    /// The account's live lots, oldest first (`lot/<org>/<prog>/…`, ADR 0006).
+    pub(crate) fn lots(&self, org: &str, prog: &str) -> Vec<Lot> {
+        let prefix = keys::lot_prefix(org, prog);
+        self.state
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(_, v)| v.as_deref().map(|b| Lot::decode(b).unwrap()))
+            .collect()
+    }
+
     pub(crate) fn get<M: Message + Default>(&self, key: Vec<u8>) -> Option<M> {
         self.state
             .get(&key)
@@ -180,4 +187,49 @@ pub(crate) fn rule_of(
     r: &fiscus_proto::pb::state::AllocationRecord,
 ) -> (&'static str, &'static str, u32) {
     fiscus_contract_executor::deadlines::recorded(r)
+}
+
+/// The reads a block ends up with when executed the ledger's way: the
+/// declared keys, then the accounts' first and last lots, then more lots in
+/// rounds until no transaction lacks one.
+pub(crate) fn reads_in_rounds(state: &KeyValues, input: &BlockInput<'_>) -> KeyValues {
+    let get = |k: &Vec<u8>| state.get(k).cloned().flatten();
+    let mut reads: KeyValues = declared_reads(&input.txs)
+        .into_iter()
+        .map(|k| {
+            let v = get(&k);
+            (k, v)
+        })
+        .collect();
+    let mut need = BTreeSet::new();
+    for round in 0..=MAX_READ_ROUNDS {
+        for k in lot_reads(&reads, &need, round) {
+            let v = get(&k);
+            reads.insert(k, v);
+        }
+        let out = execute_block(input, &reads, 1);
+        if out.need.is_empty() {
+            return reads;
+        }
+        need = out.need;
+    }
+    panic!("still lacking {need:?}");
+}
+
+/// The declared keys and every lot in `state`: reads that never lack a lot.
+pub(crate) fn reads_all_lots(state: &KeyValues, input: &BlockInput<'_>) -> KeyValues {
+    let mut reads: KeyValues = declared_reads(&input.txs)
+        .into_iter()
+        .map(|k| {
+            let v = state.get(&k).cloned().flatten();
+            (k, v)
+        })
+        .collect();
+    for (k, v) in state
+        .range(b"lot/".to_vec()..)
+        .take_while(|(k, _)| k.starts_with(b"lot/"))
+    {
+        reads.insert(k.clone(), v.clone());
+    }
+    reads
 }

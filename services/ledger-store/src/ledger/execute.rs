@@ -13,14 +13,15 @@ use crate::write_set::next_state_hash;
 use fiscus_common::codes;
 use fiscus_common::store::StateStore;
 use fiscus_contract_executor::executor::KeyValues;
+use fiscus_contract_executor::executor::MAX_READ_ROUNDS;
 use fiscus_contract_executor::service::receipt_of;
-use fiscus_contract_executor::{BlockInput, Rejection, TxCtx, execute_block};
+use fiscus_contract_executor::{BlockInput, Rejection, TxCtx, execute_block, lot_reads};
 use fiscus_proto::block::CheckedBlock;
 use fiscus_proto::hash::{Hash32, TxId};
 use fiscus_proto::merkle;
 use fiscus_proto::pb::types::{ContractEvent, Receipt, TxStatus};
 use prost::Message;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The full outcome of processing one block, before it is written.
@@ -151,13 +152,17 @@ fn plan(checked: Checked, chain: &Seen) -> Plan {
     }
 }
 
+/// What an execution of a block came to.
+pub(crate) enum Executed {
+    /// Receipts in `run` order and the block's write set.
+    Done(Vec<Receipt>, KeyValues),
+    /// The keys it lacked (an account's lots beyond those read, ADR 0006):
+    /// read them (`lot_reads`) and execute again.
+    Need(BTreeSet<Vec<u8>>),
+}
+
 /// Executes the plan in this process.
-fn run_local(
-    plan: &mut Plan,
-    chain: &ChainState,
-    reads: &KeyValues,
-    threads: usize,
-) -> (Vec<Receipt>, KeyValues) {
+fn run_local(plan: &mut Plan, chain: &ChainState, reads: &KeyValues, threads: usize) -> Executed {
     let input = BlockInput {
         height: plan.n,
         timestamp_ms: plan.timestamp_ms,
@@ -166,13 +171,29 @@ fn run_local(
         txs: std::mem::take(&mut plan.run),
     };
     let out = execute_block(&input, reads, threads);
+    // Kept for another round.
+    plan.run = input.txs;
+    if !out.need.is_empty() {
+        return Executed::Need(out.need);
+    }
     let receipts = out
         .results
         .iter()
         .zip(&plan.run_idx)
         .map(|(r, i)| receipt_of(r, plan.n, *i as u32))
         .collect();
-    (receipts, out.writes)
+    Executed::Done(receipts, out.writes)
+}
+
+/// The error for a block whose execution still lacks keys after every round.
+fn still_lacking(n: u64, need: &BTreeSet<Vec<u8>>) -> LedgerError {
+    LedgerError::Corrupt(format!(
+        "block {n} still lacks {} keys (first {}) after {MAX_READ_ROUNDS} rounds of reads",
+        need.len(),
+        need.first()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default()
+    ))
 }
 
 /// Receipts in block order and the commitments. Pure.
@@ -268,7 +289,61 @@ impl<S: StateStore> Ledger<S> {
         let seen = self.seen_of(&checked.block, &overlay.seen).await?;
         let mut reads = KeyValues::new();
         let mut old = BTreeMap::new();
-        for k in checked.keys_to_read() {
+        self.read_into(checked.keys_to_read(), overlay, &mut reads, &mut old)
+            .await?;
+        let lots = lot_reads(&reads, &BTreeSet::new(), 0);
+        self.read_into(lots, overlay, &mut reads, &mut old).await?;
+        self.phases.add(Phase::Read, t);
+        let mut plan = plan(checked, &seen);
+        let mut round = 0;
+        let (receipts, writes) = loop {
+            let t = std::time::Instant::now();
+            let executed = match &self.executor {
+                Executor::Local => run_local(&mut plan, &chain, &reads, self.cfg.threads),
+                Executor::Remote(client) => {
+                    client
+                        .execute(bytes, &plan.run, &plan.run_idx, &reads)
+                        .await?
+                }
+            };
+            self.phases.add(Phase::Execute, t);
+            let need = match executed {
+                Executed::Done(receipts, writes) => break (receipts, writes),
+                Executed::Need(need) => need,
+            };
+            round += 1;
+            if round > MAX_READ_ROUNDS {
+                return Err(still_lacking(plan.n, &need));
+            }
+            tracing::debug!(
+                block = plan.n,
+                round,
+                keys = need.len(),
+                "reading more lots"
+            );
+            let t = std::time::Instant::now();
+            let more = lot_reads(&reads, &need, round);
+            self.read_into(more, overlay, &mut reads, &mut old).await?;
+            self.phases.add(Phase::Read, t);
+        };
+        let t = std::time::Instant::now();
+        let mut out = assemble(head, plan, receipts, writes);
+        out.old = old;
+        self.phases.add(Phase::Execute, t);
+        Ok(out)
+    }
+
+    /// Reads `keys` as of the start of the block (from `overlay`, the run's
+    /// earlier blocks, then the store) into `reads`, and the previous
+    /// (height, value) of those that exist into `old`.
+    async fn read_into(
+        &self,
+        keys: BTreeSet<Vec<u8>>,
+        overlay: &Overlay,
+        reads: &mut KeyValues,
+        old: &mut BTreeMap<Vec<u8>, (u64, Vec<u8>)>,
+    ) -> Result<()> {
+        for k in keys {
             if let Some(entry) = overlay.state.get(&k) {
                 match entry {
                     Some((h, value)) => {
@@ -293,21 +368,7 @@ impl<S: StateStore> Ledger<S> {
                 }
             }
         }
-        self.phases.add(Phase::Read, t);
-        let t = std::time::Instant::now();
-        let mut plan = plan(checked, &seen);
-        let (receipts, writes) = match &self.executor {
-            Executor::Local => run_local(&mut plan, &chain, &reads, self.cfg.threads),
-            Executor::Remote(client) => {
-                client
-                    .execute(bytes, &plan.run, &plan.run_idx, &reads)
-                    .await?
-            }
-        };
-        let mut out = assemble(head, plan, receipts, writes);
-        out.old = old;
-        self.phases.add(Phase::Execute, t);
-        Ok(out)
+        Ok(())
     }
 
     /// What the chain (the store, then the blocks not yet written) already
@@ -361,15 +422,27 @@ pub(crate) fn replay(
         CheckedBlock::decode(bytes, &cfg.limits)?,
         None,
     )?;
-    let reads: KeyValues = checked
-        .keys_to_read()
-        .into_iter()
-        .map(|k| {
+    let read = |keys: BTreeSet<Vec<u8>>, reads: &mut KeyValues| {
+        for k in keys {
             let v = state.get(&k).cloned().flatten();
-            (k, v)
-        })
-        .collect();
+            reads.insert(k, v);
+        }
+    };
+    let mut reads = KeyValues::new();
+    read(checked.keys_to_read(), &mut reads);
+    read(lot_reads(&reads, &BTreeSet::new(), 0), &mut reads);
     let mut plan = plan(checked, seen);
-    let (receipts, writes) = run_local(&mut plan, &chain, &reads, cfg.threads);
-    Ok(assemble(head, plan, receipts, writes))
+    // The same rounds of reads as a commit (`read_and_execute`).
+    let mut round = 0;
+    loop {
+        let need = match run_local(&mut plan, &chain, &reads, cfg.threads) {
+            Executed::Done(receipts, writes) => return Ok(assemble(head, plan, receipts, writes)),
+            Executed::Need(need) => need,
+        };
+        round += 1;
+        if round > MAX_READ_ROUNDS {
+            return Err(still_lacking(plan.n, &need));
+        }
+        read(lot_reads(&reads, &need, round), &mut reads);
+    }
 }

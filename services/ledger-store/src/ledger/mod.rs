@@ -18,7 +18,7 @@ mod query;
 mod validate;
 
 pub use commit::commit_with_lookahead;
-pub(crate) use execute::replay;
+pub(crate) use execute::{Executed, replay};
 
 use crate::error::{LedgerError, Result};
 use crate::exec::Executor;
