@@ -859,3 +859,53 @@ async fn blocks_committed_together_equal_blocks_committed_one_by_one() {
     assert!(matches!(err, Some(LedgerError::BadLink(5))), "{err:?}");
     assert_eq!(many.head().await.unwrap().height, 4);
 }
+
+/// An account that holds more lots than the ledger reads ahead (16 at each
+/// end, ADR 0006): a payment that uses them all needs a second round of
+/// reads, and commits the same one block at a time and in one batch (where
+/// the lots come from the batch's earlier blocks), and replays.
+#[tokio::test]
+async fn a_payment_over_more_lots_than_read_ahead_commits_alike_one_by_one_and_in_a_batch() {
+    const DAY_MS: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let one = ledger(open(dir.path(), "one.fjall").await, w.config("130000")).await;
+    let many = ledger(open(dir.path(), "many.fjall").await, w.config("130000")).await;
+    let mut txs = vec![vec![w.tx(&w.mof.clone_ref(), appropriate(1_000_000))]];
+    // One allocation a day to the county: lots of different days never bundle.
+    for _ in 0..40 {
+        txs.push(vec![w.tx(
+            &w.mof.clone_ref(),
+            allocate("000000", "130102", 1_000),
+        )]);
+    }
+    txs.push(vec![w.tx(&w.county.clone_ref(), disburse(40_000))]);
+    let mut blocks = Vec::new();
+    let mut prev = Hash32::ZERO;
+    for (n, txs) in txs.into_iter().enumerate() {
+        let b = w.block(n as u64 + 1, prev, T0 + n as i64 * DAY_MS, txs);
+        prev = fiscus_proto::pb::types::Block::decode(&b[..])
+            .map(|b| fiscus_proto::hash::block_hash(&b.header))
+            .unwrap();
+        blocks.push(b);
+    }
+    for b in &blocks {
+        one.commit_block(b).await.unwrap();
+    }
+    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    let (done, err) = many.commit_blocks(&refs).await.unwrap();
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(done.len(), 42);
+    assert_eq!(one.head().await.unwrap(), many.head().await.unwrap());
+    let paid = &one.receipts(42).await.unwrap()[0];
+    assert_eq!(paid.status, TxStatus::Valid as i32, "{}", paid.reason);
+    let used_up = paid
+        .writes
+        .iter()
+        .filter(|w| w.key.starts_with(b"lot/130102/") && w.deleted)
+        .count();
+    assert_eq!(used_up, 40, "the payment used up every lot");
+    assert_eq!(many.receipts(42).await.unwrap()[0], *paid);
+    assert_eq!(verify_chain(one.store(), one.config()).await, Ok(42));
+    assert_eq!(verify_chain(many.store(), many.config()).await, Ok(42));
+}
