@@ -308,22 +308,21 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
     }
 }
 
-/// Lots read ahead at the oldest end of each account a block touches: a
-/// debit rarely takes more (bundles of 16 keep lots few).
-pub const LOTS_READ_AT_HEAD: u64 = 16;
-/// Lots read at the newest end: the bundle rule looks at the last 16.
-pub const LOTS_READ_AT_TAIL: u64 = crate::keys::BUNDLE_FANOUT as u64;
+/// Closed lots read ahead at the oldest end of each account a block touches
+/// (ADR 0006): a payment usually takes the oldest lot or part of it, and
+/// bundles keep lots few.
+pub const LOTS_READ_AT_HEAD: u64 = 2;
 /// Rounds of [`lot_reads`] after which a block that still needs keys is
-/// refused as corrupt state: windows double each round, so 40 rounds reach
-/// 16·2⁴⁰ lots, beyond any account.
+/// refused as corrupt state: reach doubles each round, so 40 rounds reach
+/// 2⁴¹ lots, beyond any account.
 pub const MAX_READ_ROUNDS: u32 = 40;
 
-/// The lots to read besides the declared keys (ADR 0006), given what has been
-/// read so far (`reads`, which holds the declared keys): in round 0, for
-/// every account read, its oldest [`LOTS_READ_AT_HEAD`] and newest
-/// [`LOTS_READ_AT_TAIL`] lots; for every key in `need` (what the execution
-/// of round − 1 lacked), the key and the lots within 16·2^round of it. Only
-/// keys not read yet. Pure, so every member reads the same.
+/// The closed lots to read besides the declared keys (ADR 0006), given what
+/// has been read so far (`reads`, which holds the declared keys): in round 0,
+/// the oldest [`LOTS_READ_AT_HEAD`] of every account read; for every key in
+/// `need` (what the execution of round − 1 lacked), the key and the lots
+/// after it, up to 2^(round+1) of them. Only keys not read yet. Pure, so
+/// every member reads the same.
 pub fn lot_reads(reads: &KeyValues, need: &BTreeSet<Vec<u8>>, round: u32) -> BTreeSet<Vec<u8>> {
     use fiscus_proto::pb::state::Account;
     use prost::Message;
@@ -351,27 +350,18 @@ pub fn lot_reads(reads: &KeyValues, need: &BTreeSet<Vec<u8>>, round: u32) -> BTr
             if let Some((head, tail)) = bounds(k) {
                 let head_end = tail.min(head.saturating_add(LOTS_READ_AT_HEAD));
                 add(&mut out, k, head, head_end);
-                add(
-                    &mut out,
-                    k,
-                    tail.saturating_sub(LOTS_READ_AT_TAIL).max(head),
-                    tail,
-                );
             }
         }
     }
+    // Payments take lots oldest first: what one lacked is followed by more.
     let reach = LOTS_READ_AT_HEAD << round.min(MAX_READ_ROUNDS);
     for key in need {
         let Some((acct, seq)) = crate::keys::lot_owner(key) else {
             continue;
         };
         if let Some((head, tail)) = bounds(&acct) {
-            add(
-                &mut out,
-                &acct,
-                seq.saturating_sub(reach).max(head),
-                seq.saturating_add(reach).min(tail),
-            );
+            let end = seq.saturating_add(reach).min(tail);
+            add(&mut out, &acct, seq.max(head), end);
         }
         if !reads.contains_key(key) {
             out.insert(key.clone());

@@ -16,8 +16,9 @@ pub(crate) fn add(a: i64, b: i64) -> Result<i64, Rejection> {
         .ok_or_else(|| Rejection::bad_amount("amount overflows"))
 }
 
-/// Takes `amount` from the account's lots, oldest first: deletes the lots it
-/// uses up and rewrites the one it splits, so a debit touches only the lots
+/// Takes `amount` from the account's lots, oldest first: the closed lots
+/// under their own keys (deleting those it uses up, rewriting the one it
+/// splits), then the open lots in the account. A debit touches only the lots
 /// it takes (ADR 0006).
 pub(crate) fn take(
     view: &mut View<'_>,
@@ -31,13 +32,7 @@ pub(crate) fn take(
     }
     let mut need = amount;
     let mut taken = Vec::new();
-    while need > 0 {
-        if acct.lot_head >= acct.lot_tail {
-            // Balance and lots disagree: stored state is corrupt. Refuse rather than mint.
-            return Err(Rejection::malformed(
-                "account lots do not cover its balance",
-            ));
-        }
+    while need > 0 && acct.lot_head < acct.lot_tail {
         let key = keys::lot(org, prog, acct.lot_head);
         let mut lot: Lot = view
             .get(&key)?
@@ -56,6 +51,29 @@ pub(crate) fn take(
             taken.push(part);
         }
     }
+    let mut keep = Vec::new();
+    for mut lot in std::mem::take(&mut acct.lots) {
+        if need == 0 {
+            keep.push(lot);
+        } else if lot.amount_fen <= need {
+            need -= lot.amount_fen;
+            taken.push(lot);
+        } else {
+            let mut part = lot.clone();
+            part.amount_fen = need;
+            lot.amount_fen -= need;
+            need = 0;
+            taken.push(part);
+            keep.push(lot);
+        }
+    }
+    if need != 0 {
+        // Balance and lots disagree: stored state is corrupt. Refuse rather than mint.
+        return Err(Rejection::malformed(
+            "account lots do not cover its balance",
+        ));
+    }
+    acct.lots = keep;
     acct.balance_fen -= amount;
     Ok(taken)
 }
@@ -121,11 +139,12 @@ pub(crate) struct Landing<'a> {
     pub now: i64,
 }
 
-/// Adds `lot` to the account at its tail, then folds the newest lots: while
-/// the last 16 lots share a level and a class, they become one bundle lot
-/// one level up (in the first of their places), whose lineage record lists
-/// them. A trace through bundles is logarithmic in the number of lots, and a
-/// credit touches only the lots at the tail (ADR 0006).
+/// Adds `lot` to the account's open lots (closing them first if it is of
+/// another day), then folds the newest lots: while the last 16 lots share a
+/// level and a class, they become one bundle lot one level up, whose lineage
+/// record lists them. The open lots stay few (at most 15 per level of one
+/// day's bundles) and a trace through bundles is logarithmic in the number of
+/// lots; a credit writes at most the lots it closes (ADR 0006).
 pub(crate) fn credit(
     acct: &mut Account,
     lot: Lot,
@@ -133,31 +152,34 @@ pub(crate) fn credit(
     view: &mut View<'_>,
 ) -> Result<(), Rejection> {
     acct.balance_fen = add(acct.balance_fen, lot.amount_fen)?;
-    let mut last = lot;
-    view.put(&keys::lot(at.org, at.prog, acct.lot_tail), &last)?;
-    acct.lot_tail += 1;
+    // A lot of another day (class): the open lots can never fold again (a
+    // fold looks at the newest 16 and this one stays newest until every
+    // older lot is spent), so they close, each under its own key.
+    if acct
+        .lots
+        .last()
+        .is_some_and(|l| lot_class(l) != lot_class(&lot))
+    {
+        for closed in std::mem::take(&mut acct.lots) {
+            view.put(&keys::lot(at.org, at.prog, acct.lot_tail), &closed)?;
+            acct.lot_tail += 1;
+        }
+    }
+    acct.lots.push(lot);
     for i in 0..MAX_BUNDLES_PER_CREDIT {
-        let fanout = BUNDLE_FANOUT as u64;
-        if acct.lot_tail - acct.lot_head < fanout {
+        let n = acct.lots.len();
+        let Some(start) = n.checked_sub(BUNDLE_FANOUT) else {
+            break;
+        };
+        let level = acct.lots[start].level;
+        let class = lot_class(&acct.lots[start]);
+        if !acct.lots[start..]
+            .iter()
+            .all(|l| l.level == level && lot_class(l) == class)
+        {
             break;
         }
-        let start = acct.lot_tail - fanout;
-        // Newest first, stopping at the first lot that differs from the last.
-        let (level, class) = (last.level, lot_class(&last));
-        let mut parts = vec![last.clone()];
-        for seq in (start..acct.lot_tail - 1).rev() {
-            let l: Lot = view
-                .get(&keys::lot(at.org, at.prog, seq))?
-                .ok_or_else(|| Rejection::malformed("an account lot is missing"))?;
-            if l.level != level || lot_class(&l) != class {
-                break;
-            }
-            parts.push(l);
-        }
-        if parts.len() < BUNDLE_FANOUT {
-            break;
-        }
-        parts.reverse();
+        let parts: Vec<Lot> = acct.lots.drain(start..).collect();
         let mut amount = 0i64;
         for p in &parts {
             amount = add(amount, p.amount_fen)?;
@@ -191,12 +213,7 @@ pub(crate) fn credit(
                 ..LineageRecord::default()
             },
         )?;
-        for seq in start + 1..acct.lot_tail {
-            view.delete(&keys::lot(at.org, at.prog, seq))?;
-        }
-        view.put(&keys::lot(at.org, at.prog, start), &bundle)?;
-        acct.lot_tail = start + 1;
-        last = bundle;
+        acct.lots.push(bundle);
     }
     Ok(())
 }

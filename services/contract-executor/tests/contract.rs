@@ -546,8 +546,9 @@ fn many_small_allocations_fold_into_bundles_and_still_trace_to_the_appropriation
     }
     let city = c.account("130100", "edu");
     assert_eq!(city.balance_fen, 7_000);
+    // One day's lots: all open, none closed under its own key.
+    assert_eq!((city.lot_head, city.lot_tail), (0, 0));
     let lots = c.lots("130100", "edu");
-    assert_eq!(lots.len() as u64, city.lot_tail - city.lot_head);
     assert!(
         lots.len() <= 3 * fiscus_contract_executor::transfer::BUNDLE_FANOUT,
         "{} lots kept",
@@ -563,7 +564,7 @@ fn many_small_allocations_fold_into_bundles_and_still_trace_to_the_appropriation
     assert_eq!(c.account("130100", "edu").balance_fen, 1);
 }
 
-/// A payment that takes more lots than the ledger read ahead (16 at the
+/// A payment that takes more closed lots than the ledger read ahead (2 at the
 /// oldest end) needs more: the block runs again with them, and the result is
 /// the one every lot read at once gives (ADR 0006).
 #[test]
@@ -574,13 +575,14 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
         appropriate("000000", "edu", ProgramKind::General, 10_000_000),
     ));
     ok(c.one("000000", allocate("000000", "130000", "edu", 5_000_000)));
-    // One allocation a day: lots of different days never bundle.
+    // One allocation a day: lots of different days never bundle, and each
+    // day's lot closes the day before's.
     for _ in 0..100 {
         c.now += DAY_MS;
         ok(c.one("130000", allocate("130000", "130100", "edu", 7)));
     }
     let city = c.account("130100", "edu");
-    assert_eq!((city.lot_head, city.lot_tail), (0, 100));
+    assert_eq!((city.lot_head, city.lot_tail, city.lots.len()), (0, 99, 1));
     assert_eq!(c.lots("130100", "edu").len(), 100);
     let pay = c.tx("130100", disburse("130100", "edu", 700));
     let input = BlockInput {
@@ -598,7 +600,7 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
         })
         .collect();
     let ahead = lot_reads(&first, &BTreeSet::new(), 0);
-    assert_eq!(ahead.len(), 32, "the oldest 16 and the newest 16");
+    assert_eq!(ahead.len(), 2, "the oldest two closed lots");
     for k in ahead {
         let v = c.state.get(&k).cloned().flatten();
         first.insert(k, v);
@@ -607,8 +609,8 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
     assert!(out.results.is_empty() && out.writes.is_empty());
     assert_eq!(
         out.need,
-        BTreeSet::from([keys::lot("130100", "edu", 16)]),
-        "the 17th lot, the first not read"
+        BTreeSet::from([keys::lot("130100", "edu", 2)]),
+        "the third lot, the first not read"
     );
     let by_rounds = execute_block(&input, &reads_in_rounds(&c.state, &input), 2);
     let at_once = execute_block(&input, &reads_all_lots(&c.state, &input), 2);
@@ -619,13 +621,13 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
         .iter()
         .filter(|(k, v)| k.starts_with(b"lot/") && v.is_none())
         .count();
-    assert_eq!(deleted, 100, "every lot used up is deleted");
+    assert_eq!(deleted, 99, "every closed lot used up is deleted");
     // Committed the test chain's way (rounds of reads too): nothing is left.
     ok(c.one("130100", disburse("130100", "edu", 700)));
     let city = c.account("130100", "edu");
     assert_eq!(
         (city.balance_fen, city.lot_head, city.lot_tail),
-        (0, 100, 100)
+        (0, 99, 99)
     );
     assert!(c.lots("130100", "edu").is_empty());
 }
@@ -663,8 +665,11 @@ proptest! {
             for (a, lots) in accounts_with_lots(&par.state) {
                 let seqs: Vec<u64> = lots.iter().map(|(s, _)| *s).collect();
                 prop_assert_eq!(seqs, (a.lot_head..a.lot_tail).collect::<Vec<_>>(), "an account's lots are exactly lot_head..lot_tail");
-                prop_assert_eq!(a.balance_fen, lots.iter().map(|(_, l)| l.amount_fen).sum::<i64>(), "lots cover the balance");
-                prop_assert!(lots.iter().all(|(_, l)| l.amount_fen > 0), "no empty lot is kept");
+                let held: i64 = lots.iter().map(|(_, l)| l.amount_fen).chain(a.lots.iter().map(|l| l.amount_fen)).sum();
+                prop_assert_eq!(a.balance_fen, held, "closed and open lots cover the balance");
+                prop_assert!(lots.iter().map(|(_, l)| l).chain(&a.lots).all(|l| l.amount_fen > 0), "no empty lot is kept");
+                let day = |l: &Lot| l.received_at_ms.div_euclid(DAY_MS);
+                prop_assert!(a.lots.windows(2).all(|w| day(&w[0]) == day(&w[1])), "the open lots are of one day");
             }
             let appropriated: i64 = accts.iter().map(|a| a.appropriated_fen).sum();
             let held: i64 = accts.iter().map(|a| a.balance_fen).sum();

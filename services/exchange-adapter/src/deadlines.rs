@@ -14,7 +14,7 @@ use fiscus_contract_executor::calendar::{day_of, format_date};
 use fiscus_contract_executor::deadlines::{basis_name, overdue_in_account, rule_name};
 use fiscus_contract_executor::{Calendar, Orgs, keys};
 use fiscus_proto::pb::ledger::GetBlockRequest;
-use fiscus_proto::pb::state::{Lot, ProgramRecord};
+use fiscus_proto::pb::state::{Account, Lot, ProgramRecord};
 use fiscus_proto::pb::types::{BlockHeader, ConsortiumConfig};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -119,8 +119,9 @@ async fn overdue(
             Some((id, ProgramRecord::decode(&v[..]).ok()?))
         })
         .collect();
-    // Every live lot, grouped by account (`lot/<org>/<program>/<seq>`, in
-    // FIFO order within each account).
+    // Every lot held, by account, oldest first: the closed lots under their
+    // own keys (`lot/<org>/<program>/<seq>`), then the open ones in the
+    // account (ADR 0006).
     let mut lots: BTreeMap<(String, String), Vec<Lot>> = BTreeMap::new();
     for (k, v) in api.scan_at(b"lot/", height).await? {
         let key = String::from_utf8_lossy(&k).into_owned();
@@ -137,6 +138,19 @@ async fn overdue(
         lots.entry((org.to_owned(), prog.to_owned()))
             .or_default()
             .push(lot);
+    }
+    for (k, v) in api.scan_at(b"acct/", height).await? {
+        let key = String::from_utf8_lossy(&k).into_owned();
+        let Some((org, prog)) = key.strip_prefix("acct/").and_then(|r| r.split_once('/')) else {
+            continue;
+        };
+        if !programs.contains_key(prog) || !api.may_read_org(&client, org) {
+            continue;
+        }
+        let account = Account::decode(&v[..]).map_err(|_| corrupt("account"))?;
+        lots.entry((org.to_owned(), prog.to_owned()))
+            .or_default()
+            .extend(account.lots);
     }
     let mut items = Vec::new();
     for ((org, prog), held) in &lots {

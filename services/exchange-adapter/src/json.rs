@@ -123,7 +123,7 @@ pub(crate) fn account_json(key: &[u8], a: &Account) -> Option<AccountJson> {
         disbursed_fen: a.disbursed_fen,
         recovered_out_fen: a.recovered_out_fen,
         recovered_in_fen: a.recovered_in_fen,
-        lots: a.lot_tail.saturating_sub(a.lot_head),
+        lots: a.lot_tail.saturating_sub(a.lot_head) + a.lots.len() as u64,
     })
 }
 

@@ -156,14 +156,18 @@ impl Chain {
             .unwrap_or_default()
     }
 
-    /// The account's live lots, oldest first (`lot/<org>/<prog>/…`, ADR 0006).
+    /// The account's lots, oldest first: the closed ones under their keys
+    /// (`lot/<org>/<prog>/…`), then the open ones in the account (ADR 0006).
     pub(crate) fn lots(&self, org: &str, prog: &str) -> Vec<Lot> {
         let prefix = keys::lot_prefix(org, prog);
-        self.state
+        let mut lots: Vec<Lot> = self
+            .state
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter_map(|(_, v)| v.as_deref().map(|b| Lot::decode(b).unwrap()))
-            .collect()
+            .collect();
+        lots.extend(self.account(org, prog).lots);
+        lots
     }
 
     pub(crate) fn get<M: Message + Default>(&self, key: Vec<u8>) -> Option<M> {
