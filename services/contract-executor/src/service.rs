@@ -24,7 +24,7 @@ pub enum ExecError {
     #[error("malformed request: {0}")]
     Malformed(String),
     #[error(
-        "the consortium config names contract versions this build does not implement: {0} (this build runs transfer v2 only; a chain started with transfer v1 is replayed by the build that wrote it, or started afresh, e.g. `fiscus devnet --reset`)"
+        "the consortium config names contract versions this build does not implement: {0} (this build runs transfer v3 only; a chain started with an earlier transfer version is replayed by the build that wrote it, or started afresh, e.g. `fiscus devnet --reset`)"
     )]
     Unsupported(String),
 }
