@@ -632,6 +632,105 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
     assert!(c.lots("130100", "edu").is_empty());
 }
 
+/// The executor service (what a member's ledger-store calls over gRPC): sent
+/// too few closed lots, it answers the keys it lacked instead of receipts;
+/// sent them, it answers as the in-process execution does (ADR 0006).
+#[test]
+fn the_executor_service_answers_the_lots_it_lacked_and_then_the_receipts() {
+    use fiscus_common::testkit::fixtures;
+    use fiscus_contract_executor::service::{execute_request, receipt_of};
+    use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest, KeyValue};
+    let mut c = Chain::new();
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 10_000_000),
+    ));
+    ok(c.one("000000", allocate("000000", "130000", "edu", 5_000_000)));
+    for _ in 0..20 {
+        c.now += DAY_MS;
+        ok(c.one("130000", allocate("130000", "130100", "edu", 7)));
+    }
+    let config = fixtures::genesis(
+        "fiscus-test",
+        &["000000", "130000", "130100", "130102"],
+        &[],
+    );
+    c.state
+        .insert(keys::CONFIG.to_vec(), Some(config.encode_to_vec()));
+    let signer = fixtures::Signer::from_seed([7; 32]);
+    let pay = disburse("130100", "edu", 140).method.unwrap();
+    let env = fixtures::transfer_tx("fiscus-test", &signer.key, signer.cert, 1, pay);
+    let block = fixtures::block(
+        &signer,
+        30,
+        fiscus_proto::hash::Hash32::ZERO,
+        c.now,
+        vec![env],
+    );
+    let request = |reads: &KeyValues| ExecuteBlockRequest {
+        block: Some(block.clone()),
+        reads: reads
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.clone(),
+                found: v.is_some(),
+                value: v.clone().unwrap_or_default(),
+            })
+            .collect(),
+        txs: vec![ExecTx {
+            index: 0,
+            signer_orgs: vec!["130100".into()],
+        }],
+    };
+    // What the ledger reads first: the declared keys, the config, two closed lots.
+    let tx = TxCtx {
+        tx_id: sha256(&block.txs[0].payload),
+        signer_orgs: BTreeSet::from(["130100".to_owned()]),
+        call: Ok(Call::Transfer(disburse("130100", "edu", 140))),
+    };
+    let input = BlockInput {
+        height: 30,
+        timestamp_ms: c.now,
+        orgs: &c.orgs,
+        calendar: &c.calendar,
+        txs: vec![tx],
+    };
+    let mut first: KeyValues = declared_reads(&input.txs)
+        .into_iter()
+        .chain([keys::CONFIG.to_vec()])
+        .map(|k| {
+            let v = c.state.get(&k).cloned().flatten();
+            (k, v)
+        })
+        .collect();
+    for k in lot_reads(&first, &BTreeSet::new(), 0) {
+        let v = c.state.get(&k).cloned().flatten();
+        first.insert(k, v);
+    }
+    let lacking = execute_request(&request(&first), 1).unwrap();
+    assert!(lacking.receipts.is_empty() && lacking.writes.is_empty());
+    assert_eq!(lacking.need_keys, vec![keys::lot("130100", "edu", 2)]);
+    // With every lot: the receipts the in-process execution gives.
+    let mut all = reads_all_lots(&c.state, &input);
+    all.insert(
+        keys::CONFIG.to_vec(),
+        c.state.get(keys::CONFIG).cloned().flatten(),
+    );
+    let answered = execute_request(&request(&all), 1).unwrap();
+    assert!(answered.need_keys.is_empty());
+    let local = execute_block(&input, &all, 1);
+    assert_eq!(
+        local.results[0].status,
+        TxStatus::Valid,
+        "{}",
+        local.results[0].reason
+    );
+    assert_eq!(
+        answered.receipts,
+        vec![receipt_of(&local.results[0], 30, 0)]
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
