@@ -313,60 +313,53 @@ pub fn execute_block(input: &BlockInput<'_>, reads: &KeyValues, threads: usize) 
 /// bundles keep lots few.
 pub const LOTS_READ_AT_HEAD: u64 = 2;
 /// Rounds of [`lot_reads`] after which a block that still needs keys is
-/// refused as corrupt state: reach doubles each round, so 40 rounds reach
-/// 2⁴¹ lots, beyond any account.
-pub const MAX_READ_ROUNDS: u32 = 40;
+/// refused as corrupt state. Round r reads the oldest 2^(r+1) closed lots of
+/// every account, so by round 63 every closed lot of every account is read
+/// and a consistent state needs nothing more; the rounds after that read the
+/// needed keys outside their accounts' ranges (absent: the payment is refused
+/// as corrupt state).
+pub const MAX_READ_ROUNDS: u32 = 66;
+
+/// How many of an account's oldest closed lots round `round` covers: 2, 4,
+/// 8, … (all of them from round 63 on).
+fn head_window(round: u32) -> u64 {
+    if round >= 63 {
+        u64::MAX
+    } else {
+        LOTS_READ_AT_HEAD << round
+    }
+}
 
 /// The closed lots to read besides the declared keys (ADR 0006), given what
-/// has been read so far (`reads`, which holds the declared keys): in round 0,
-/// the oldest [`LOTS_READ_AT_HEAD`] of every account read; for every key in
-/// `need` (what the execution of round − 1 lacked), the key and the lots
-/// after it, up to 2^(round+1) of them. Only keys not read yet. Pure, so
-/// every member reads the same.
+/// has been read so far (`reads`, which holds the declared keys) and what
+/// the execution of round − 1 lacked (`need`): the oldest 2^(round+1)
+/// closed lots of every account read (the window doubles for all of them
+/// each round, so a block whose transactions need many lots, in one account
+/// or in many accounts one wave after another, is read in few rounds), and
+/// the needed keys themselves. Only keys not read yet. Pure, so every member
+/// reads the same.
 pub fn lot_reads(reads: &KeyValues, need: &BTreeSet<Vec<u8>>, round: u32) -> BTreeSet<Vec<u8>> {
     use fiscus_proto::pb::state::Account;
     use prost::Message;
     let mut out = BTreeSet::new();
-    let bounds = |acct_key: &[u8]| -> Option<(u64, u64)> {
-        let raw = reads.get(acct_key)?.as_deref()?;
-        let a = Account::decode(raw).ok()?;
-        Some((a.lot_head, a.lot_tail))
-    };
-    let add = |out: &mut BTreeSet<Vec<u8>>, acct_key: &[u8], from: u64, to: u64| {
-        let Some(rest) = acct_key.strip_prefix(b"acct/") else {
-            return;
-        };
-        let prefix = [b"lot/".as_slice(), rest, b"/"].concat();
-        for seq in from..to {
-            let mut k = prefix.clone();
-            k.extend_from_slice(format!("{seq:020}").as_bytes());
-            if !reads.contains_key(&k) {
-                out.insert(k);
-            }
-        }
-    };
-    if round == 0 {
-        for k in reads.keys().filter(|k| k.starts_with(b"acct/")) {
-            if let Some((head, tail)) = bounds(k) {
-                let head_end = tail.min(head.saturating_add(LOTS_READ_AT_HEAD));
-                add(&mut out, k, head, head_end);
-            }
-        }
-    }
-    // Payments take lots oldest first: what one lacked is followed by more.
-    let reach = LOTS_READ_AT_HEAD << round.min(MAX_READ_ROUNDS);
-    for key in need {
-        let Some((acct, seq)) = crate::keys::lot_owner(key) else {
+    let window = head_window(round);
+    for (k, v) in reads.iter().filter(|(k, _)| k.starts_with(b"acct/")) {
+        let Some(a) = v.as_deref().and_then(|raw| Account::decode(raw).ok()) else {
             continue;
         };
-        if let Some((head, tail)) = bounds(&acct) {
-            let end = seq.saturating_add(reach).min(tail);
-            add(&mut out, &acct, seq.max(head), end);
-        }
-        if !reads.contains_key(key) {
-            out.insert(key.clone());
+        let prefix = [b"lot/".as_slice(), &k[b"acct/".len()..], b"/"].concat();
+        let end = a.lot_tail.min(a.lot_head.saturating_add(window));
+        for seq in a.lot_head..end {
+            let mut key = prefix.clone();
+            key.extend_from_slice(format!("{seq:020}").as_bytes());
+            if !reads.contains_key(&key) {
+                out.insert(key);
+            }
         }
     }
+    // A needed key outside its account's closed range (corrupt state) is
+    // read too: it reads as absent, and the payment is refused.
+    out.extend(need.iter().filter(|k| !reads.contains_key(*k)).cloned());
     out
 }
 

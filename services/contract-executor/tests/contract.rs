@@ -14,7 +14,7 @@ use fiscus_proto::pb::transfer::{
     AcknowledgeArgs, AdjustArgs, AllocateArgs, FreezeArgs, ProgramKind, TransferCall, UnfreezeArgs,
     transfer_call::Method,
 };
-use fiscus_proto::pb::types::TxStatus;
+use fiscus_proto::pb::types::{OrgLevel, TxStatus};
 use proptest::prelude::*;
 use prost::Message;
 use std::collections::BTreeSet;
@@ -630,6 +630,82 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
         (0, 99, 99)
     );
     assert!(c.lots("130100", "edu").is_empty());
+}
+
+/// Many accounts that each need more closed lots, in waves one after another
+/// (every recovery writes the same city account): the read-ahead window
+/// doubles for every account each round, so the block is read in a couple of
+/// rounds, not one round per wave (45 waves here; a cap on rounds counted per
+/// block once made such a year-end sweep halt the chain).
+#[test]
+fn a_sweep_of_many_accounts_in_consecutive_waves_needs_few_rounds() {
+    use fiscus_contract_executor::executor::MAX_READ_ROUNDS;
+    let mut c = Chain::new();
+    let counties: Vec<String> = (0..45).map(|i| format!("1301{:02}", 50 + i)).collect();
+    for code in &counties {
+        c.orgs = std::mem::take(&mut c.orgs).with(code, OrgLevel::County, "130100");
+    }
+    ok(c.one(
+        "000000",
+        appropriate("000000", "edu", ProgramKind::General, 10_000_000),
+    ));
+    ok(c.one("000000", allocate("000000", "130000", "edu", 5_000_000)));
+    ok(c.one("130000", allocate("130000", "130100", "edu", 1_000_000)));
+    // Five days of allocations to each county: four closed lots and an open one.
+    for _ in 0..5 {
+        c.now += DAY_MS;
+        let txs = counties
+            .iter()
+            .map(|code| c.tx("130100", allocate("130100", code, "edu", 10)))
+            .collect();
+        assert!(c.block(txs).iter().all(|r| r.0 == TxStatus::Valid));
+    }
+    assert_eq!(c.account(&counties[0], "edu").lot_tail, 4);
+    c.now += DAY_MS;
+    let txs: Vec<TxCtx> = counties
+        .iter()
+        .map(|code| c.tx(code, recover(code, "130100", "edu", 50)))
+        .collect();
+    let input = BlockInput {
+        height: c.n,
+        timestamp_ms: c.now,
+        orgs: &c.orgs,
+        calendar: &c.calendar,
+        txs,
+    };
+    let get = |k: &Vec<u8>| c.state.get(k).cloned().flatten();
+    let mut reads: KeyValues = declared_reads(&input.txs)
+        .into_iter()
+        .map(|k| {
+            let v = get(&k);
+            (k, v)
+        })
+        .collect();
+    let mut need = BTreeSet::new();
+    let mut rounds = 0;
+    let out = loop {
+        for k in lot_reads(&reads, &need, rounds) {
+            let v = get(&k);
+            reads.insert(k, v);
+        }
+        let out = execute_block(&input, &reads, 2);
+        if out.need.is_empty() {
+            break out;
+        }
+        need = out.need;
+        rounds += 1;
+        assert!(rounds <= MAX_READ_ROUNDS);
+    };
+    assert_eq!(rounds, 1, "one more round reads four lots of every county");
+    assert!(
+        out.results.iter().all(|r| r.status == TxStatus::Valid),
+        "{:?}",
+        out.results
+    );
+    assert_eq!(
+        out,
+        execute_block(&input, &reads_all_lots(&c.state, &input), 2)
+    );
 }
 
 /// The executor service (what a member's ledger-store calls over gRPC): sent

@@ -119,45 +119,36 @@ async fn overdue(
             Some((id, ProgramRecord::decode(&v[..]).ok()?))
         })
         .collect();
-    // Every lot held, by account, oldest first: the closed lots under their
-    // own keys (`lot/<org>/<program>/<seq>`), then the open ones in the
-    // account (ADR 0006).
-    let mut lots: BTreeMap<(String, String), Vec<Lot>> = BTreeMap::new();
-    for (k, v) in api.scan_at(b"lot/", height).await? {
-        let key = String::from_utf8_lossy(&k).into_owned();
-        let Some((org, rest)) = key.strip_prefix("lot/").and_then(|r| r.split_once('/')) else {
-            continue;
-        };
-        let Some((prog, _seq)) = rest.rsplit_once('/') else {
-            continue;
-        };
-        if !programs.contains_key(prog) || !api.may_read_org(&client, org) {
-            continue;
-        }
-        let lot = Lot::decode(&v[..]).map_err(|_| corrupt("lot"))?;
-        lots.entry((org.to_owned(), prog.to_owned()))
-            .or_default()
-            .push(lot);
-    }
+    // The closed lots still held now, as of `height`; a lot spent since
+    // `height` is no longer listed by a scan and is read by its key below.
+    let mut closed: BTreeMap<Vec<u8>, Vec<u8>> =
+        api.scan_at(b"lot/", height).await?.into_iter().collect();
+    let mut items = Vec::new();
     for (k, v) in api.scan_at(b"acct/", height).await? {
         let key = String::from_utf8_lossy(&k).into_owned();
         let Some((org, prog)) = key.strip_prefix("acct/").and_then(|r| r.split_once('/')) else {
             continue;
         };
-        if !programs.contains_key(prog) || !api.may_read_org(&client, org) {
-            continue;
-        }
-        let account = Account::decode(&v[..]).map_err(|_| corrupt("account"))?;
-        lots.entry((org.to_owned(), prog.to_owned()))
-            .or_default()
-            .extend(account.lots);
-    }
-    let mut items = Vec::new();
-    for ((org, prog), held) in &lots {
-        let Some(program) = programs.get(prog) else {
+        let (Some(program), true) = (programs.get(prog), api.may_read_org(&client, org)) else {
             continue;
         };
-        for o in overdue_in_account(org, prog, held, program, &orgs, &calendar, as_of_ms) {
+        let account = Account::decode(&v[..]).map_err(|_| corrupt("account"))?;
+        // Every lot the account held at `height`, oldest first: its closed
+        // lots under their own keys, then its open ones (ADR 0006).
+        let mut held = Vec::new();
+        for seq in account.lot_head..account.lot_tail {
+            let lot_key = keys::lot(org, prog, seq);
+            let raw = match closed.remove(&lot_key) {
+                Some(raw) => raw,
+                None => api
+                    .state_at(&lot_key, height)
+                    .await?
+                    .ok_or_else(|| corrupt("account's lot"))?,
+            };
+            held.push(Lot::decode(&raw[..]).map_err(|_| corrupt("lot"))?);
+        }
+        held.extend(account.lots);
+        for o in overdue_in_account(org, prog, &held, program, &orgs, &calendar, as_of_ms) {
             items.push(OverdueItem {
                 org_code: o.org,
                 program_id: o.program_id,

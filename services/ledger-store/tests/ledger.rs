@@ -905,6 +905,17 @@ async fn a_payment_over_more_lots_than_read_ahead_commits_alike_one_by_one_and_i
     // Each day's lot closed the day before's: 39 under their own keys.
     assert_eq!(used_up, 39, "the payment used up every closed lot");
     assert_eq!(many.receipts(42).await.unwrap()[0], *paid);
+    // A spent lot is read at a height before the payment by its key; a scan
+    // lists only the keys there are now (what the overdue report relies on).
+    let first_lot = fiscus_contract_executor::keys::lot("130102", "edu", 0);
+    let (written, _) = one.state_at(&first_lot, 41).await.unwrap().unwrap();
+    assert_eq!(written, 3, "closed when the third day's lot arrived");
+    assert_eq!(one.state_at(&first_lot, 42).await.unwrap(), None);
+    let (listed, _) = one
+        .scan_at(b"lot/130102/", Some(b"lot/1301020"), 41, 100)
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
     assert_eq!(verify_chain(one.store(), one.config()).await, Ok(42));
     assert_eq!(verify_chain(many.store(), many.config()).await, Ok(42));
 }

@@ -251,8 +251,11 @@ impl<S: StateStore> Ledger<S> {
 
     /// Contract keys in `[start, end)` as of `height`, at most `limit` of them
     /// looked at; returns the entries (key, writing block, value) and where
-    /// the next page starts, if there is one. The contracts never delete
-    /// keys, so scanning today's key set and reading each at `height` is exact.
+    /// the next page starts, if there is one. It lists today's keys, each
+    /// read at `height`: exact for every key but an account's closed lots
+    /// (ADR 0006), the only keys a contract deletes; a lot spent after
+    /// `height` is not listed, so read lots by key (`state_at`) from the
+    /// account's `lot_head..lot_tail` at that height.
     pub async fn scan_at(
         &self,
         start: &[u8],
