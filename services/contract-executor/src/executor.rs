@@ -343,15 +343,16 @@ pub fn lot_reads(reads: &KeyValues, need: &BTreeSet<Vec<u8>>, round: u32) -> BTr
     use prost::Message;
     let mut out = BTreeSet::new();
     let window = head_window(round);
-    for (k, v) in reads.iter().filter(|(k, _)| k.starts_with(b"acct/")) {
+    for (k, v) in reads.iter() {
+        let Some(prefix) = crate::keys::lot_prefix_of(k) else {
+            continue;
+        };
         let Some(a) = v.as_deref().and_then(|raw| Account::decode(raw).ok()) else {
             continue;
         };
-        let prefix = [b"lot/".as_slice(), &k[b"acct/".len()..], b"/"].concat();
         let end = a.lot_tail.min(a.lot_head.saturating_add(window));
         for seq in a.lot_head..end {
-            let mut key = prefix.clone();
-            key.extend_from_slice(format!("{seq:020}").as_bytes());
+            let key = crate::keys::lot_at(&prefix, seq);
             if !reads.contains_key(&key) {
                 out.insert(key);
             }

@@ -26,12 +26,22 @@ pub fn lot_prefix(org: &str, program: &str) -> Vec<u8> {
     .concat()
 }
 
-/// The `seq`-th lot an account ever received, while it lives. Twenty decimal
+/// The lot prefix of the account whose key is `account_key`
+/// (`acct/<org>/<program>`), or None for another key.
+pub fn lot_prefix_of(account_key: &[u8]) -> Option<Vec<u8>> {
+    let rest = account_key.strip_prefix(b"acct/")?;
+    Some([b"lot/".as_slice(), rest, b"/"].concat())
+}
+
+/// The `seq`-th closed lot under `prefix` (a [`lot_prefix`]). Twenty decimal
 /// digits, so that keys sort in FIFO order.
+pub fn lot_at(prefix: &[u8], seq: u64) -> Vec<u8> {
+    [prefix, format!("{seq:020}").as_bytes()].concat()
+}
+
+/// The `seq`-th closed lot of an account, while it lives.
 pub fn lot(org: &str, program: &str, seq: u64) -> Vec<u8> {
-    let mut k = lot_prefix(org, program);
-    k.extend_from_slice(format!("{seq:020}").as_bytes());
-    k
+    lot_at(&lot_prefix(org, program), seq)
 }
 
 /// The account a lot key belongs to and the lot's sequence number, or None
@@ -95,6 +105,11 @@ mod tests {
         let b = lot("130100", "edu-2026", 10);
         assert!(a < b);
         assert!(a.starts_with(&lot_prefix("130100", "edu-2026")));
+        assert_eq!(
+            lot_prefix_of(&account("130100", "edu-2026")),
+            Some(lot_prefix("130100", "edu-2026"))
+        );
+        assert_eq!(lot_prefix_of(b"prog/edu-2026"), None);
         assert_eq!(lot_owner(&b), Some((account("130100", "edu-2026"), 10)));
         assert_eq!(
             lot_owner(&lot("1", "p", u64::MAX)).map(|o| o.1),

@@ -37,35 +37,23 @@ pub(crate) fn take(
         let mut lot: Lot = view
             .get(&key)?
             .ok_or_else(|| Rejection::malformed("an account lot is missing"))?;
-        if lot.amount_fen <= need {
-            need -= lot.amount_fen;
+        taken.push(take_part(&mut lot, &mut need));
+        if lot.amount_fen == 0 {
             view.delete(&key)?;
             acct.lot_head += 1;
-            taken.push(lot);
         } else {
-            let mut part = lot.clone();
-            part.amount_fen = need;
-            lot.amount_fen -= need;
-            need = 0;
             view.put(&key, &lot)?;
-            taken.push(part);
         }
     }
     let mut keep = Vec::new();
     for mut lot in std::mem::take(&mut acct.lots) {
-        if need == 0 {
-            keep.push(lot);
-        } else if lot.amount_fen <= need {
-            need -= lot.amount_fen;
-            taken.push(lot);
-        } else {
-            let mut part = lot.clone();
-            part.amount_fen = need;
-            lot.amount_fen -= need;
-            need = 0;
-            taken.push(part);
-            keep.push(lot);
+        if need > 0 {
+            taken.push(take_part(&mut lot, &mut need));
+            if lot.amount_fen == 0 {
+                continue;
+            }
         }
+        keep.push(lot);
     }
     if need != 0 {
         // Balance and lots disagree: stored state is corrupt. Refuse rather than mint.
@@ -76,6 +64,16 @@ pub(crate) fn take(
     acct.lots = keep;
     acct.balance_fen -= amount;
     Ok(taken)
+}
+
+/// Takes up to `need` from `lot`: the part taken (the whole lot, or a split
+/// of it), leaving the rest in `lot` (0 when used up) and in `need`.
+fn take_part(lot: &mut Lot, need: &mut i64) -> Lot {
+    let mut part = lot.clone();
+    part.amount_fen = lot.amount_fen.min(*need);
+    lot.amount_fen -= part.amount_fen;
+    *need -= part.amount_fen;
+    part
 }
 
 /// A lot created by transaction `tx`, arriving now. `window_lag_days` places

@@ -99,6 +99,18 @@ pub fn receipt_of(r: &TxResult, block: u64, index: u32) -> Receipt {
     }
 }
 
+/// Keys and values (None: absent or deleted) as the executor protocol's
+/// `KeyValue`s, for a request's reads and a response's writes.
+pub fn key_values_pb(kv: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) -> Vec<KeyValue> {
+    kv.into_iter()
+        .map(|(key, v)| KeyValue {
+            key,
+            found: v.is_some(),
+            value: v.unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// Runs a request: decodes only what it needs, executes, and answers.
 pub fn execute_request(
     req: &ExecuteBlockRequest,
@@ -176,15 +188,7 @@ pub fn execute_request(
             .zip(&req.txs)
             .map(|(r, t)| receipt_of(r, header.number, t.index))
             .collect(),
-        writes: out
-            .writes
-            .into_iter()
-            .map(|(key, v)| KeyValue {
-                key,
-                found: v.is_some(),
-                value: v.unwrap_or_default(),
-            })
-            .collect(),
+        writes: key_values_pb(out.writes),
         need_keys: Vec::new(),
     })
 }

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use fiscus_contract_executor::executor::{KeyValues, declared_reads};
+use fiscus_contract_executor::executor::KeyValues;
 use fiscus_contract_executor::lot_reads;
 use fiscus_contract_executor::{
     BlockInput, Call, DAY_MS, TxCtx, execute_block, execute_sequential, keys,
@@ -431,7 +431,7 @@ fn accounts_with_lots(state: &KeyValues) -> Vec<(Account, Vec<(u64, Lot)>)> {
         .filter(|(k, _)| k.starts_with(b"acct/"))
         .filter_map(|(k, v)| {
             let a = Account::decode(&v.as_ref()?[..]).unwrap();
-            let prefix = [b"lot/".as_slice(), &k[5..], b"/"].concat();
+            let prefix = keys::lot_prefix_of(k).unwrap();
             let lots = state
                 .range(prefix.clone()..)
                 .take_while(|(lk, _)| lk.starts_with(&prefix))
@@ -519,7 +519,7 @@ fn an_allocation_acknowledged_in_its_own_block_runs_the_same_in_parallel_and_in_
         calendar: &c.calendar,
         txs,
     };
-    let reads = reads_in_rounds(&c.state, &input);
+    let (reads, _) = reads_in_rounds(&c.state, &input);
     let par = execute_block(&input, &reads, 4);
     assert_eq!(par, execute_sequential(&input, &reads));
     assert!(
@@ -592,13 +592,7 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
         calendar: &c.calendar,
         txs: vec![pay],
     };
-    let mut first: KeyValues = declared_reads(&input.txs)
-        .into_iter()
-        .map(|k| {
-            let v = c.state.get(&k).cloned().flatten();
-            (k, v)
-        })
-        .collect();
+    let mut first = reads_declared(&c.state, &input);
     let ahead = lot_reads(&first, &BTreeSet::new(), 0);
     assert_eq!(ahead.len(), 2, "the oldest two closed lots");
     for k in ahead {
@@ -612,7 +606,7 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
         BTreeSet::from([keys::lot("130100", "edu", 2)]),
         "the third lot, the first not read"
     );
-    let by_rounds = execute_block(&input, &reads_in_rounds(&c.state, &input), 2);
+    let by_rounds = execute_block(&input, &reads_in_rounds(&c.state, &input).0, 2);
     let at_once = execute_block(&input, &reads_all_lots(&c.state, &input), 2);
     assert_eq!(by_rounds, at_once);
     assert_eq!(by_rounds.results[0].status, TxStatus::Valid);
@@ -639,7 +633,6 @@ fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_resul
 /// block once made such a year-end sweep halt the chain).
 #[test]
 fn a_sweep_of_many_accounts_in_consecutive_waves_needs_few_rounds() {
-    use fiscus_contract_executor::executor::MAX_READ_ROUNDS;
     let mut c = Chain::new();
     let counties: Vec<String> = (0..45).map(|i| format!("1301{:02}", 50 + i)).collect();
     for code in &counties {
@@ -673,30 +666,9 @@ fn a_sweep_of_many_accounts_in_consecutive_waves_needs_few_rounds() {
         calendar: &c.calendar,
         txs,
     };
-    let get = |k: &Vec<u8>| c.state.get(k).cloned().flatten();
-    let mut reads: KeyValues = declared_reads(&input.txs)
-        .into_iter()
-        .map(|k| {
-            let v = get(&k);
-            (k, v)
-        })
-        .collect();
-    let mut need = BTreeSet::new();
-    let mut rounds = 0;
-    let out = loop {
-        for k in lot_reads(&reads, &need, rounds) {
-            let v = get(&k);
-            reads.insert(k, v);
-        }
-        let out = execute_block(&input, &reads, 2);
-        if out.need.is_empty() {
-            break out;
-        }
-        need = out.need;
-        rounds += 1;
-        assert!(rounds <= MAX_READ_ROUNDS);
-    };
+    let (reads, rounds) = reads_in_rounds(&c.state, &input);
     assert_eq!(rounds, 1, "one more round reads four lots of every county");
+    let out = execute_block(&input, &reads, 2);
     assert!(
         out.results.iter().all(|r| r.status == TxStatus::Valid),
         "{:?}",
@@ -714,8 +686,8 @@ fn a_sweep_of_many_accounts_in_consecutive_waves_needs_few_rounds() {
 #[test]
 fn the_executor_service_answers_the_lots_it_lacked_and_then_the_receipts() {
     use fiscus_common::testkit::fixtures;
-    use fiscus_contract_executor::service::{execute_request, receipt_of};
-    use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest, KeyValue};
+    use fiscus_contract_executor::service::{execute_request, key_values_pb, receipt_of};
+    use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest};
     let mut c = Chain::new();
     ok(c.one(
         "000000",
@@ -745,14 +717,7 @@ fn the_executor_service_answers_the_lots_it_lacked_and_then_the_receipts() {
     );
     let request = |reads: &KeyValues| ExecuteBlockRequest {
         block: Some(block.clone()),
-        reads: reads
-            .iter()
-            .map(|(k, v)| KeyValue {
-                key: k.clone(),
-                found: v.is_some(),
-                value: v.clone().unwrap_or_default(),
-            })
-            .collect(),
+        reads: key_values_pb(reads.clone()),
         txs: vec![ExecTx {
             index: 0,
             signer_orgs: vec!["130100".into()],
@@ -771,14 +736,11 @@ fn the_executor_service_answers_the_lots_it_lacked_and_then_the_receipts() {
         calendar: &c.calendar,
         txs: vec![tx],
     };
-    let mut first: KeyValues = declared_reads(&input.txs)
-        .into_iter()
-        .chain([keys::CONFIG.to_vec()])
-        .map(|k| {
-            let v = c.state.get(&k).cloned().flatten();
-            (k, v)
-        })
-        .collect();
+    let mut first = reads_declared(&c.state, &input);
+    first.insert(
+        keys::CONFIG.to_vec(),
+        c.state.get(keys::CONFIG).cloned().flatten(),
+    );
     for k in lot_reads(&first, &BTreeSet::new(), 0) {
         let v = c.state.get(&k).cloned().flatten();
         first.insert(k, v);
@@ -821,7 +783,7 @@ proptest! {
             let txs: Vec<TxCtx> = ops.iter().map(|o| { let (s, c) = to_call(o); par.tx(&s, c) }).collect();
             let input = BlockInput { height: bi as u64 + 1, timestamp_ms: par.now, orgs: &par.orgs, calendar: &par.calendar, txs };
             // Lots read in rounds, as the ledger reads them, against all of them at once.
-            let reads = reads_in_rounds(&par.state, &input);
+            let (reads, _) = reads_in_rounds(&par.state, &input);
             let seq_reads = reads_all_lots(&seq_state, &input);
             let p = execute_block(&input, &reads, 3);
             let s = execute_sequential(&input, &seq_reads);

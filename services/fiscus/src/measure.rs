@@ -37,15 +37,21 @@ pub(crate) struct Usage {
     pub peak_rss_mib: f64,
 }
 
-/// The usage of process `pid` (a number, or `self`); zeros when it is gone.
-pub(crate) fn usage_of(pid: &str) -> Usage {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// CPU seconds (user + system) in a /proc `stat` line (of a process or a
+/// thread); 0 if it does not parse.
+fn stat_cpu_s(stat: &str) -> f64 {
     // Fields after the command name, which ends with ')'.
     let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after ')'.
-    let cpu_s = (ticks(11) + ticks(12)) / 100.0;
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The usage of process `pid` (a number, or `self`); zeros when it is gone.
+pub(crate) fn usage_of(pid: &str) -> Usage {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let cpu_s = stat_cpu_s(&stat);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |key: &str| {
         status
@@ -72,13 +78,8 @@ pub(crate) fn threads_cpu(prefix: &str) -> f64 {
         .flatten()
         .filter_map(|t| {
             let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-            let (name, after) = stat.split_once(" (")?.1.rsplit_once(')')?;
-            if !name.starts_with(prefix) {
-                return None;
-            }
-            let f: Vec<&str> = after.split_whitespace().collect();
-            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            Some((ticks(11) + ticks(12)) / 100.0)
+            let (name, _) = stat.split_once(" (")?.1.rsplit_once(')')?;
+            name.starts_with(prefix).then(|| stat_cpu_s(&stat))
         })
         .sum()
 }

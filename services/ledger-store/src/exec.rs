@@ -5,8 +5,9 @@ use crate::error::{LedgerError, Result};
 use crate::ledger::Executed;
 use fiscus_contract_executor::TxCtx;
 use fiscus_contract_executor::executor::KeyValues;
+use fiscus_contract_executor::service::key_values_pb;
 use fiscus_proto::pb::executor::contract_executor_client::ContractExecutorClient;
-use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest, KeyValue};
+use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest};
 use fiscus_proto::pb::types::Block;
 use prost::Message;
 use std::collections::BTreeSet;
@@ -45,14 +46,7 @@ impl RemoteExecutor {
         let block = Block::decode(block_bytes).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         let req = ExecuteBlockRequest {
             block: Some(block),
-            reads: reads
-                .iter()
-                .map(|(k, v)| KeyValue {
-                    key: k.clone(),
-                    found: v.is_some(),
-                    value: v.clone().unwrap_or_default(),
-                })
-                .collect(),
+            reads: key_values_pb(reads.iter().map(|(k, v)| (k.clone(), v.clone()))),
             txs: run
                 .iter()
                 .zip(run_idx)

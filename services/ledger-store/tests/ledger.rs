@@ -78,6 +78,21 @@ impl World {
     fn block(&self, number: u64, prev: Hash32, ts: i64, txs: Vec<Envelope>) -> Vec<u8> {
         fixtures::block(&self.orderer, number, prev, ts, txs).encode_to_vec()
     }
+
+    /// Blocks 1, 2, … holding `txs`, each linked to the one before, block n
+    /// at `T0 + (n - 1) * step_ms`; and the last block's hash.
+    fn chain(&self, txs: Vec<Vec<Envelope>>, step_ms: i64) -> (Vec<Vec<u8>>, Hash32) {
+        let mut blocks = Vec::new();
+        let mut prev = Hash32::ZERO;
+        for (n, txs) in txs.into_iter().enumerate() {
+            let b = self.block(n as u64 + 1, prev, T0 + n as i64 * step_ms, txs);
+            prev = fiscus_proto::pb::types::Block::decode(&b[..])
+                .map(|b| fiscus_proto::hash::block_hash(&b.header))
+                .unwrap();
+            blocks.push(b);
+        }
+        (blocks, prev)
+    }
 }
 
 /// The genesis every test ledger starts from.
@@ -815,18 +830,7 @@ async fn blocks_committed_together_equal_blocks_committed_one_by_one() {
     let a1 = w.tx(&w.mof.clone_ref(), allocate("000000", "130000", 300_000));
     let a2 = w.tx(&w.mof.clone_ref(), allocate("000000", "130102", 200_000));
     let d = w.tx(&w.county.clone_ref(), disburse(50_000));
-    let mut blocks = Vec::new();
-    let mut prev = Hash32::ZERO;
-    for (n, txs) in [vec![appr], vec![a1.clone(), a2], vec![d, a1]]
-        .into_iter()
-        .enumerate()
-    {
-        let b = w.block(n as u64 + 1, prev, T0 + n as i64 * 1000, txs);
-        prev = fiscus_proto::pb::types::Block::decode(&b[..])
-            .map(|b| fiscus_proto::hash::block_hash(&b.header))
-            .unwrap();
-        blocks.push(b);
-    }
+    let (blocks, prev) = w.chain(vec![vec![appr], vec![a1.clone(), a2], vec![d, a1]], 1000);
     for b in &blocks {
         one.commit_block(b).await.unwrap();
     }
@@ -878,15 +882,7 @@ async fn a_payment_over_more_lots_than_read_ahead_commits_alike_one_by_one_and_i
         ]);
     }
     txs.push(vec![w.tx(&w.county.clone_ref(), disburse(40_000))]);
-    let mut blocks = Vec::new();
-    let mut prev = Hash32::ZERO;
-    for (n, txs) in txs.into_iter().enumerate() {
-        let b = w.block(n as u64 + 1, prev, T0 + n as i64 * DAY_MS, txs);
-        prev = fiscus_proto::pb::types::Block::decode(&b[..])
-            .map(|b| fiscus_proto::hash::block_hash(&b.header))
-            .unwrap();
-        blocks.push(b);
-    }
+    let (blocks, _) = w.chain(txs, DAY_MS);
     for b in &blocks {
         one.commit_block(b).await.unwrap();
     }

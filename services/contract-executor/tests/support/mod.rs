@@ -193,27 +193,32 @@ pub(crate) fn rule_of(
     fiscus_contract_executor::deadlines::recorded(r)
 }
 
-/// The reads a block ends up with when executed the ledger's way: the
-/// declared keys, then the accounts' first and last lots, then more lots in
-/// rounds until no transaction lacks one.
-pub(crate) fn reads_in_rounds(state: &KeyValues, input: &BlockInput<'_>) -> KeyValues {
-    let get = |k: &Vec<u8>| state.get(k).cloned().flatten();
-    let mut reads: KeyValues = declared_reads(&input.txs)
+/// The keys the block's transactions declare, read from `state`.
+pub(crate) fn reads_declared(state: &KeyValues, input: &BlockInput<'_>) -> KeyValues {
+    declared_reads(&input.txs)
         .into_iter()
         .map(|k| {
-            let v = get(&k);
+            let v = state.get(&k).cloned().flatten();
             (k, v)
         })
-        .collect();
+        .collect()
+}
+
+/// The reads a block ends up with when executed the ledger's way: the
+/// declared keys, then the accounts' oldest closed lots, then more lots in
+/// rounds until no transaction lacks one; and how many rounds after the
+/// first that took.
+pub(crate) fn reads_in_rounds(state: &KeyValues, input: &BlockInput<'_>) -> (KeyValues, u32) {
+    let mut reads = reads_declared(state, input);
     let mut need = BTreeSet::new();
     for round in 0..=MAX_READ_ROUNDS {
         for k in lot_reads(&reads, &need, round) {
-            let v = get(&k);
+            let v = state.get(&k).cloned().flatten();
             reads.insert(k, v);
         }
         let out = execute_block(input, &reads, 1);
         if out.need.is_empty() {
-            return reads;
+            return (reads, round);
         }
         need = out.need;
     }
@@ -222,13 +227,7 @@ pub(crate) fn reads_in_rounds(state: &KeyValues, input: &BlockInput<'_>) -> KeyV
 
 /// The declared keys and every lot in `state`: reads that never lack a lot.
 pub(crate) fn reads_all_lots(state: &KeyValues, input: &BlockInput<'_>) -> KeyValues {
-    let mut reads: KeyValues = declared_reads(&input.txs)
-        .into_iter()
-        .map(|k| {
-            let v = state.get(&k).cloned().flatten();
-            (k, v)
-        })
-        .collect();
+    let mut reads = reads_declared(state, input);
     for (k, v) in state
         .range(b"lot/".to_vec()..)
         .take_while(|(k, _)| k.starts_with(b"lot/"))
