@@ -204,36 +204,15 @@ fn install(setup: Setup<'_>) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let (json_logs, bad_format) = json_format(setup.json_logs);
     let filter = log_filter(setup.default_filter);
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
-    // Colours only on a terminal: a log file (the process devnet's, a
-    // container runtime's) gets plain text.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let dispatch = DispatchCell::default();
-    if json_logs {
-        layers.push(
-            fmt.fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-                .event_format(JsonWithTrace::new(dispatch.clone()))
-                .with_filter(filter)
-                .boxed(),
-        );
-    } else {
-        layers.push(fmt.with_filter(filter).boxed());
-    }
     let (provider, exporting, build_error) =
         tracer_provider(setup.service, &setup.options, &setup.attributes);
-    layers.push(
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(service_name(setup.service)))
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
-            .boxed(),
-    );
-    tracing_subscriber::registry()
-        .with(layers)
-        .with(dispatch)
-        .try_init()
-        .map_err(TelemetryError::AlreadyInitialized)?;
+    subscriber(
+        json_logs,
+        filter,
+        provider.tracer(service_name(setup.service)),
+    )
+    .try_init()
+    .map_err(TelemetryError::AlreadyInitialized)?;
     if let Some(v) = setup.bad_ratio {
         tracing::warn!(
             value = %v,
@@ -255,6 +234,47 @@ fn install(setup: Setup<'_>) -> Result<TelemetryGuard, TelemetryError> {
         provider: Some(provider),
         exporting,
     })
+}
+
+/// The subscriber: logs through `filter`, spans at INFO and above to
+/// `tracer`. Every layer has its own filter, so the subscriber's level hint
+/// is the highest of theirs: a callsite no layer wants (the `trace!` and
+/// `trace_span!` in h2, hyper and tonic, on every frame) is disabled where
+/// it stands instead of building a span that every layer then ignores.
+fn subscriber(
+    json_logs: bool,
+    filter: EnvFilter,
+    tracer: opentelemetry_sdk::trace::Tracer,
+) -> impl tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a> {
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
+    // Colours only on a terminal: a log file (the process devnet's, a
+    // container runtime's) gets plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let dispatch = DispatchCell::default();
+    if json_logs {
+        layers.push(
+            fmt.fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(JsonWithTrace::new(dispatch.clone()))
+                .with_filter(filter)
+                .boxed(),
+        );
+    } else {
+        layers.push(fmt.with_filter(filter).boxed());
+    }
+    layers.push(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+            .boxed(),
+    );
+    // The dispatch cell wants no span and no event, only the dispatcher
+    // (outside the Vec, which does not pass `on_register_dispatch` on); an
+    // unfiltered layer would enable every callsite at every level.
+    tracing_subscriber::registry()
+        .with(layers)
+        .with(dispatch.with_filter(tracing_subscriber::filter::LevelFilter::OFF))
 }
 
 /// `fiscus-<service>`, the `service.name` of every span a process exports.
@@ -798,6 +818,37 @@ mod tests {
         provider.tracer("test").in_span("dropped", |_| {});
         // Other tests in this process may drop spans too: at least this one.
         assert!(spans_dropped().get() > before);
+    }
+
+    #[test]
+    fn a_level_no_layer_wants_is_disabled_at_its_callsite() {
+        use opentelemetry::trace::TracerProvider as _;
+        let options = TraceOptions {
+            otlp_endpoint: None,
+            sampling_ratio: 1.0,
+        };
+        let (provider, _, _) = tracer_provider("test", &options, &[]);
+        let s = subscriber(false, EnvFilter::new("warn"), provider.tracer("test"));
+        // The logs want WARN, the spans INFO: nothing below INFO is built.
+        assert_eq!(
+            tracing::Subscriber::max_level_hint(&s),
+            Some(tracing_subscriber::filter::LevelFilter::INFO)
+        );
+        tracing::subscriber::with_default(s, || {
+            assert!(tracing::enabled!(tracing::Level::INFO));
+            assert!(!tracing::enabled!(tracing::Level::DEBUG));
+            assert!(!tracing::enabled!(tracing::Level::TRACE));
+            assert!(tracing::Span::current().is_none());
+            let span = tracing::info_span!("kept");
+            assert!(!span.is_disabled());
+            let span = tracing::trace_span!("dropped");
+            assert!(span.is_disabled());
+        });
+        let s = subscriber(false, EnvFilter::new("debug"), provider.tracer("test"));
+        assert_eq!(
+            tracing::Subscriber::max_level_hint(&s),
+            Some(tracing_subscriber::filter::LevelFilter::DEBUG)
+        );
     }
 
     #[test]
