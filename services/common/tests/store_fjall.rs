@@ -6,6 +6,17 @@ use fiscus_common::testkit::FjallHarness;
 
 fiscus_common::state_store_conformance!(FjallHarness::new());
 
+/// The same suite with values of 1 KiB and more in blob files.
+mod with_kv_separation {
+    use fiscus_common::store::fjall::FjallOptions;
+    use fiscus_common::testkit::FjallHarness;
+
+    fiscus_common::state_store_conformance!(FjallHarness::with_options(FjallOptions {
+        blob_threshold_bytes: Some(1024),
+        ..FjallOptions::default()
+    }));
+}
+
 #[test]
 fn a_store_another_opener_holds_is_refused_in_words() {
     use fiscus_common::store::{StoreError, StoreLimits, fjall::FjallStore};

@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use fiscus_common::store::fjall::{FjallMemory, FjallStore};
+use fiscus_common::store::fjall::{FjallOptions, FjallStore};
 use fiscus_common::store::{StateStore, StoreLimits, redb::RedbStore};
 use fiscus_ledger_store::{Certs, Ledger, LedgerConfig, PhaseTimes};
 use fiscus_proto::block::BlockDraft;
@@ -66,6 +66,11 @@ pub(crate) struct LedgerBench {
     /// The fjall write buffer (memtable) per keyspace, MiB.
     #[arg(long, default_value_t = 64)]
     memtable_mib: u64,
+    /// fjall keeps values of this many bytes or more in blob files beside its
+    /// tables (key-value separation, e.g. 1024); 0: every value in the tables,
+    /// as a ledger-store does.
+    #[arg(long, default_value_t = 0)]
+    blob_threshold_bytes: u32,
     /// The embedded storage engine (ADR 0005).
     #[arg(long, value_enum, default_value_t = Engine::Fjall)]
     store: Engine,
@@ -128,9 +133,11 @@ fn envelope(p: &Party, nonce: u64, m: Method) -> Envelope {
 pub(crate) async fn run(b: LedgerBench) -> Result<()> {
     match b.store {
         Engine::Fjall => {
-            let memory = FjallMemory {
+            let memory = FjallOptions {
                 cache_bytes: b.cache_mib.max(1) << 20,
                 memtable_bytes: b.memtable_mib.max(1) << 20,
+                blob_threshold_bytes: (b.blob_threshold_bytes > 0)
+                    .then_some(b.blob_threshold_bytes),
             };
             run_on(b, move |d| {
                 Ok(FjallStore::open_with(
@@ -385,6 +392,9 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
         "hot_credit": b.hot_credit,
         "days": b.days,
         "store": format!("{:?}", b.store).to_lowercase(),
+        "blob_threshold_bytes": matches!(b.store, Engine::Fjall)
+            .then_some(b.blob_threshold_bytes)
+            .filter(|t| *t > 0),
         "elapsed_s": round(elapsed, 100.0),
         "cpu_us_per_tx": round(cpu_us_per_tx, 10.0),
         "per_million_tx_per_s": millions.iter().map(|w| round(w.tx_per_s, 10.0)).collect::<Vec<_>>(),
@@ -394,6 +404,7 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
             "tx_per_s": round(w.tx_per_s, 10.0),
             "cpu_us_per_tx": round(w.cpu_us_per_tx, 10.0),
             "storage_cpu_us_per_tx": round(w.storage_cpu_us_per_tx, 10.0),
+            "rss_mib": round(w.rss_mib, 1.0),
             "phase_us_per_tx": {
                 "check": round(w.phase_us_per_tx[0], 10.0),
                 "read": round(w.phase_us_per_tx[1], 10.0),
@@ -567,6 +578,8 @@ struct Sample {
     at: Instant,
     cpu: f64,
     storage_cpu: f64,
+    /// Resident memory (VmRSS), MiB.
+    rss_mib: f64,
     phases: PhaseTimes,
 }
 
@@ -576,6 +589,7 @@ impl Sample {
             at: Instant::now(),
             cpu: crate::measure::process_usage().0,
             storage_cpu: crate::measure::threads_cpu(STORAGE_THREADS),
+            rss_mib: crate::measure::usage_of("self").rss_mib,
             phases,
         }
     }
@@ -602,6 +616,8 @@ struct Window {
     /// Wall µs per tx in each ledger phase (check, read, execute, write);
     /// with lookahead the next block's check overlaps this one's work.
     phase_us_per_tx: [f64; 4],
+    /// Resident memory at the window's end, MiB.
+    rss_mib: f64,
 }
 
 impl Windows {
@@ -638,6 +654,7 @@ impl Windows {
                 per_tx(p.execute, q.execute),
                 per_tx(p.write, q.write),
             ],
+            rss_mib: now.rss_mib,
         });
         self.txs = 0;
         self.since = now;

@@ -218,7 +218,7 @@ pub async fn start_with(
     let store = FjallStore::open_with(
         &config.data_dir.join("ledger.fjall"),
         StoreLimits::default(),
-        fiscus_common::store::fjall::FjallMemory {
+        fiscus_common::store::fjall::FjallOptions {
             cache_bytes: config.cache_bytes,
             ..Default::default()
         },

@@ -95,12 +95,19 @@ impl BusHarness for NatsHarness {
 #[derive(Debug)]
 pub struct FjallHarness {
     dir: tempfile::TempDir,
+    options: crate::store::fjall::FjallOptions,
 }
 
 impl FjallHarness {
     pub fn new() -> Self {
+        Self::with_options(crate::store::fjall::FjallOptions::default())
+    }
+
+    /// A store opened with `options` (e.g. key-value separation on).
+    pub fn with_options(options: crate::store::fjall::FjallOptions) -> Self {
         Self {
             dir: tempfile::tempdir().expect("temporary directory"),
+            options,
         }
     }
 }
@@ -114,7 +121,11 @@ impl Default for FjallHarness {
 impl Harness for FjallHarness {
     type Store = FjallStore;
     async fn open(&mut self) -> FjallStore {
-        FjallStore::open(&self.dir.path().join("state.fjall"), StoreLimits::default())
-            .expect("open fjall store")
+        FjallStore::open_with(
+            &self.dir.path().join("state.fjall"),
+            StoreLimits::default(),
+            self.options,
+        )
+        .expect("open fjall store")
     }
 }
