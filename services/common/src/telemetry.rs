@@ -206,7 +206,7 @@ fn install(setup: Setup<'_>) -> Result<TelemetryGuard, TelemetryError> {
     let filter = log_filter(setup.default_filter);
     let (provider, exporting, build_error) =
         tracer_provider(setup.service, &setup.options, &setup.attributes);
-    subscriber(
+    dispatch(
         json_logs,
         filter,
         provider.tracer(service_name(setup.service)),
@@ -236,27 +236,46 @@ fn install(setup: Setup<'_>) -> Result<TelemetryGuard, TelemetryError> {
     })
 }
 
-/// The subscriber: logs through `filter`, spans at INFO and above to
+/// The dispatcher: logs through `filter`, spans at INFO and above to
 /// `tracer`. Every layer has its own filter, so the subscriber's level hint
 /// is the highest of theirs: a callsite no layer wants (the `trace!` and
 /// `trace_span!` in h2, hyper and tonic, on every frame) is disabled where
-/// it stands instead of building a span that every layer then ignores.
+/// it stands instead of building a span that every layer then ignores. (The
+/// JSON formatter's handle on the dispatcher is set here rather than by a
+/// layer: an unfiltered layer would enable every callsite at every level,
+/// and a filtered one would make every wanted callsite ask on each hit.)
+fn dispatch(
+    json_logs: bool,
+    filter: EnvFilter,
+    tracer: opentelemetry_sdk::trace::Tracer,
+) -> tracing::Dispatch {
+    let (subscriber, cell) = subscriber(json_logs, filter, tracer);
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let _ = cell.0.set(dispatch.downgrade());
+    dispatch
+}
+
+/// [`dispatch`]'s subscriber, and the cell its JSON formatter reads the
+/// dispatcher from.
 fn subscriber(
     json_logs: bool,
     filter: EnvFilter,
     tracer: opentelemetry_sdk::trace::Tracer,
-) -> impl tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a> {
+) -> (
+    impl tracing::Subscriber + Send + Sync + 'static,
+    DispatchCell,
+) {
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
     // Colours only on a terminal: a log file (the process devnet's, a
     // container runtime's) gets plain text.
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let dispatch = DispatchCell::default();
+    let cell = DispatchCell::default();
     if json_logs {
         layers.push(
             fmt.fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-                .event_format(JsonWithTrace::new(dispatch.clone()))
+                .event_format(JsonWithTrace::new(cell.clone()))
                 .with_filter(filter)
                 .boxed(),
         );
@@ -269,12 +288,7 @@ fn subscriber(
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
             .boxed(),
     );
-    // The dispatch cell wants no span and no event, only the dispatcher
-    // (outside the Vec, which does not pass `on_register_dispatch` on); an
-    // unfiltered layer would enable every callsite at every level.
-    tracing_subscriber::registry()
-        .with(layers)
-        .with(dispatch.with_filter(tracing_subscriber::filter::LevelFilter::OFF))
+    (tracing_subscriber::registry().with(layers), cell)
 }
 
 /// `fiscus-<service>`, the `service.name` of every span a process exports.
@@ -568,12 +582,6 @@ impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
 #[derive(Debug, Clone, Default)]
 struct DispatchCell(std::sync::Arc<std::sync::OnceLock<tracing::dispatcher::WeakDispatch>>);
 
-impl<S: tracing::Subscriber> Layer<S> for DispatchCell {
-    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
-        let _ = self.0.set(dispatch.downgrade());
-    }
-}
-
 /// tracing-subscriber's JSON event format with the OpenTelemetry `trace_id`
 /// and `span_id` of the span the event happened in (none outside a span),
 /// so that a log line leads to its trace.
@@ -821,34 +829,24 @@ mod tests {
     }
 
     #[test]
-    fn a_level_no_layer_wants_is_disabled_at_its_callsite() {
+    fn the_level_hint_is_the_highest_a_layer_wants() {
         use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::filter::LevelFilter;
         let options = TraceOptions {
             otlp_endpoint: None,
             sampling_ratio: 1.0,
         };
         let (provider, _, _) = tracer_provider("test", &options, &[]);
-        let s = subscriber(false, EnvFilter::new("warn"), provider.tracer("test"));
-        // The logs want WARN, the spans INFO: nothing below INFO is built.
-        assert_eq!(
-            tracing::Subscriber::max_level_hint(&s),
-            Some(tracing_subscriber::filter::LevelFilter::INFO)
-        );
-        tracing::subscriber::with_default(s, || {
-            assert!(tracing::enabled!(tracing::Level::INFO));
-            assert!(!tracing::enabled!(tracing::Level::DEBUG));
-            assert!(!tracing::enabled!(tracing::Level::TRACE));
-            assert!(tracing::Span::current().is_none());
-            let span = tracing::info_span!("kept");
-            assert!(!span.is_disabled());
-            let span = tracing::trace_span!("dropped");
-            assert!(span.is_disabled());
-        });
-        let s = subscriber(false, EnvFilter::new("debug"), provider.tracer("test"));
-        assert_eq!(
-            tracing::Subscriber::max_level_hint(&s),
-            Some(tracing_subscriber::filter::LevelFilter::DEBUG)
-        );
+        let hint = |filter: &str, json: bool| {
+            let (s, _) = subscriber(json, EnvFilter::new(filter), provider.tracer("test"));
+            tracing::Subscriber::max_level_hint(&s)
+        };
+        // The logs want WARN, the spans INFO: no callsite below INFO is
+        // enabled (the hint was None, i.e. TRACE, with an unfiltered layer).
+        assert_eq!(hint("warn", false), Some(LevelFilter::INFO));
+        assert_eq!(hint("warn", true), Some(LevelFilter::INFO));
+        assert_eq!(hint("debug", false), Some(LevelFilter::DEBUG));
+        assert_eq!(hint("h2=trace", true), Some(LevelFilter::TRACE));
     }
 
     #[test]

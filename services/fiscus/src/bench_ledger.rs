@@ -66,9 +66,10 @@ pub(crate) struct LedgerBench {
     /// The fjall write buffer (memtable) per keyspace, MiB.
     #[arg(long, default_value_t = 64)]
     memtable_mib: u64,
-    /// fjall keeps values of this many bytes or more in blob files beside its
-    /// tables (key-value separation, e.g. 1024); 0: every value in the tables,
-    /// as a ledger-store does.
+    /// fjall keeps values of this many bytes or more (with the 8-byte version
+    /// stored before each) in blob files beside its tables (key-value
+    /// separation, e.g. 1024); 0: every value in the tables, as a
+    /// ledger-store does.
     #[arg(long, default_value_t = 0)]
     blob_threshold_bytes: u32,
     /// The embedded storage engine (ADR 0005).

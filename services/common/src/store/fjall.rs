@@ -47,8 +47,9 @@ pub struct FjallOptions {
     /// when the store is created.
     pub memtable_bytes: u64,
     /// Values of this many bytes or more are kept in blob files beside the
-    /// tables (key-value separation); `None`: every value in the tables.
-    /// Fixed when the store is created.
+    /// tables (key-value separation); the size counts the 8-byte version
+    /// stored before each value. `None`: every value in the tables. Fixed
+    /// when the store is created.
     pub blob_threshold_bytes: Option<u32>,
 }
 
