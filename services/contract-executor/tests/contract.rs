@@ -564,23 +564,30 @@ fn many_small_allocations_fold_into_bundles_and_still_trace_to_the_appropriation
     assert_eq!(c.account("130100", "edu").balance_fen, 1);
 }
 
-/// A payment that takes more closed lots than the ledger read ahead (2 at the
-/// oldest end) needs more: the block runs again with them, and the result is
-/// the one every lot read at once gives (ADR 0006).
-#[test]
-fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_result() {
+/// A chain where the city 130100 received 7 fen of "edu" from its province
+/// on each of `days` days: lots of different days never bundle, and each
+/// day's lot closes the day before's, so it holds `days - 1` closed lots and
+/// one open one.
+fn city_with_daily_lots(days: usize) -> Chain {
     let mut c = Chain::new();
     ok(c.one(
         "000000",
         appropriate("000000", "edu", ProgramKind::General, 10_000_000),
     ));
     ok(c.one("000000", allocate("000000", "130000", "edu", 5_000_000)));
-    // One allocation a day: lots of different days never bundle, and each
-    // day's lot closes the day before's.
-    for _ in 0..100 {
+    for _ in 0..days {
         c.now += DAY_MS;
         ok(c.one("130000", allocate("130000", "130100", "edu", 7)));
     }
+    c
+}
+
+/// A payment that takes more closed lots than the ledger read ahead (2 at the
+/// oldest end) needs more: the block runs again with them, and the result is
+/// the one every lot read at once gives (ADR 0006).
+#[test]
+fn a_debit_past_the_lots_read_ahead_runs_again_with_more_and_gets_the_same_result() {
+    let mut c = city_with_daily_lots(100);
     let city = c.account("130100", "edu");
     assert_eq!((city.lot_head, city.lot_tail, city.lots.len()), (0, 99, 1));
     assert_eq!(c.lots("130100", "edu").len(), 100);
@@ -688,16 +695,7 @@ fn the_executor_service_answers_the_lots_it_lacked_and_then_the_receipts() {
     use fiscus_common::testkit::fixtures;
     use fiscus_contract_executor::service::{execute_request, key_values_pb, receipt_of};
     use fiscus_proto::pb::ledger::{ExecTx, ExecuteBlockRequest};
-    let mut c = Chain::new();
-    ok(c.one(
-        "000000",
-        appropriate("000000", "edu", ProgramKind::General, 10_000_000),
-    ));
-    ok(c.one("000000", allocate("000000", "130000", "edu", 5_000_000)));
-    for _ in 0..20 {
-        c.now += DAY_MS;
-        ok(c.one("130000", allocate("130000", "130100", "edu", 7)));
-    }
+    let mut c = city_with_daily_lots(20);
     let config = fixtures::genesis(
         "fiscus-test",
         &["000000", "130000", "130100", "130102"],

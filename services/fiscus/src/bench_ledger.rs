@@ -68,10 +68,10 @@ pub(crate) struct LedgerBench {
     memtable_mib: u64,
     /// fjall keeps values of this many bytes or more (with the 8-byte version
     /// stored before each) in blob files beside its tables (key-value
-    /// separation, e.g. 1024); 0: every value in the tables, as a
-    /// ledger-store does.
-    #[arg(long, default_value_t = 0)]
-    blob_threshold_bytes: u32,
+    /// separation, e.g. 1024); without it every value stays in the tables, as
+    /// in a ledger-store.
+    #[arg(long)]
+    blob_threshold_bytes: Option<u32>,
     /// The embedded storage engine (ADR 0005).
     #[arg(long, value_enum, default_value_t = Engine::Fjall)]
     store: Engine,
@@ -134,17 +134,16 @@ fn envelope(p: &Party, nonce: u64, m: Method) -> Envelope {
 pub(crate) async fn run(b: LedgerBench) -> Result<()> {
     match b.store {
         Engine::Fjall => {
-            let memory = FjallOptions {
+            let options = FjallOptions {
                 cache_bytes: b.cache_mib.max(1) << 20,
                 memtable_bytes: b.memtable_mib.max(1) << 20,
-                blob_threshold_bytes: (b.blob_threshold_bytes > 0)
-                    .then_some(b.blob_threshold_bytes),
+                blob_threshold_bytes: b.blob_threshold_bytes,
             };
             run_on(b, move |d| {
                 Ok(FjallStore::open_with(
                     &d.join("ledger.fjall"),
                     StoreLimits::default(),
-                    memory,
+                    options,
                 )?)
             })
             .await
@@ -393,9 +392,7 @@ async fn run_on<S: StateStore>(b: LedgerBench, open: impl Fn(&Path) -> Result<S>
         "hot_credit": b.hot_credit,
         "days": b.days,
         "store": format!("{:?}", b.store).to_lowercase(),
-        "blob_threshold_bytes": matches!(b.store, Engine::Fjall)
-            .then_some(b.blob_threshold_bytes)
-            .filter(|t| *t > 0),
+        "blob_threshold_bytes": b.blob_threshold_bytes.filter(|_| matches!(b.store, Engine::Fjall)),
         "elapsed_s": round(elapsed, 100.0),
         "cpu_us_per_tx": round(cpu_us_per_tx, 10.0),
         "per_million_tx_per_s": millions.iter().map(|w| round(w.tx_per_s, 10.0)).collect::<Vec<_>>(),
@@ -586,11 +583,12 @@ struct Sample {
 
 impl Sample {
     fn now(phases: PhaseTimes) -> Self {
+        let usage = crate::measure::usage_of("self");
         Self {
             at: Instant::now(),
-            cpu: crate::measure::process_usage().0,
+            cpu: usage.cpu_s,
             storage_cpu: crate::measure::threads_cpu(STORAGE_THREADS),
-            rss_mib: crate::measure::usage_of("self").rss_mib,
+            rss_mib: usage.rss_mib,
             phases,
         }
     }
