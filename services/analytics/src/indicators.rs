@@ -1,0 +1,314 @@
+//! The indicators: for a set of orgs S (a region's subtree, or one
+//! department alone), what flowed into, out of and within it, read from the
+//! rollups and classified by which side of S each movement's two orgs are on.
+//!
+//! | figure | movements counted |
+//! |---|---|
+//! | `appropriated` 拨入 | appropriations at an org in S |
+//! | `received` 收到下达 | allocations into S from an org outside it |
+//! | `allocated` 下达 | allocations from S to an org outside it |
+//! | `acknowledged` 已确认 | acknowledgements of allocations into S from outside |
+//! | `disbursed` 支付 | disbursements by an org in S |
+//! | `recovered_out` / `recovered_in` 收回 | recoveries leaving / entering S |
+//! | `adjusted_out` / `adjusted_in` 调整 | corrections leaving / entering S |
+//! | `held` 结存 | the first three inflows less the four outflows |
+//!
+//! For a region (a subtree), `allocated` is zero (money only goes down, and
+//! below is inside), and its progress is the money's: expenditure progress
+//! 支出进度 = disbursed / (appropriated + received). For one department,
+//! allocation progress 下达进度 = allocated / (appropriated + received).
+
+use crate::facts::Kind;
+use crate::store::Division;
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Amounts in fen, with the number of movements behind each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    pub appropriated_fen: i64,
+    pub received_fen: i64,
+    pub allocated_fen: i64,
+    pub acknowledged_fen: i64,
+    pub disbursed_fen: i64,
+    pub recovered_out_fen: i64,
+    pub recovered_in_fen: i64,
+    pub adjusted_out_fen: i64,
+    pub adjusted_in_fen: i64,
+    pub disbursements: i64,
+    pub allocations_received: i64,
+}
+
+impl Figures {
+    /// Adds one rollup row of `amount` over `count` movements, given whether
+    /// its from-org and to-org are in S.
+    pub fn add(&mut self, kind: Kind, from_in: bool, to_in: bool, amount: i64, count: i64) {
+        match kind {
+            Kind::Appropriate if to_in => self.appropriated_fen += amount,
+            Kind::Allocate if to_in && !from_in => {
+                self.received_fen += amount;
+                self.allocations_received += count;
+            }
+            Kind::Allocate if from_in && !to_in => self.allocated_fen += amount,
+            Kind::Acknowledge if to_in && !from_in => self.acknowledged_fen += amount,
+            Kind::Disburse if from_in => {
+                self.disbursed_fen += amount;
+                self.disbursements += count;
+            }
+            Kind::Recover if from_in && !to_in => self.recovered_out_fen += amount,
+            Kind::Recover if to_in && !from_in => self.recovered_in_fen += amount,
+            Kind::Adjust if from_in && !to_in => self.adjusted_out_fen += amount,
+            Kind::Adjust if to_in && !from_in => self.adjusted_in_fen += amount,
+            _ => {}
+        }
+    }
+
+    pub fn inflow_fen(&self) -> i64 {
+        self.appropriated_fen + self.received_fen
+    }
+
+    pub fn held_fen(&self) -> i64 {
+        self.appropriated_fen + self.received_fen + self.recovered_in_fen + self.adjusted_in_fen
+            - self.allocated_fen
+            - self.disbursed_fen
+            - self.recovered_out_fen
+            - self.adjusted_out_fen
+    }
+
+    /// 下达进度, in basis points (1/100 of a percent); None without inflow.
+    pub fn allocation_progress_bp(&self) -> Option<i64> {
+        ratio_bp(self.allocated_fen, self.inflow_fen())
+    }
+
+    /// 支出进度, in basis points; None without inflow.
+    pub fn expenditure_progress_bp(&self) -> Option<i64> {
+        ratio_bp(self.disbursed_fen, self.inflow_fen())
+    }
+}
+
+/// `part / whole` in basis points, rounded half up, in integers.
+pub fn ratio_bp(part: i64, whole: i64) -> Option<i64> {
+    if whole <= 0 {
+        return None;
+    }
+    let (p, w) = (i128::from(part), i128::from(whole));
+    i64::try_from((p * 20_000 + w) / (2 * w)).ok()
+}
+
+/// The division tree in memory, for classifying rollup rows.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    by_code: BTreeMap<String, Division>,
+    children: BTreeMap<String, Vec<String>>,
+}
+
+/// Which part of a region an org is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Part<'a> {
+    Outside,
+    /// The region's own department.
+    Top,
+    /// The subtree of this child of the region's top.
+    Child(&'a str),
+}
+
+impl Tree {
+    pub fn new(divisions: Vec<Division>) -> Self {
+        let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for d in &divisions {
+            if !d.parent.is_empty() {
+                children
+                    .entry(d.parent.clone())
+                    .or_default()
+                    .push(d.code.clone());
+            }
+        }
+        let by_code = divisions.into_iter().map(|d| (d.code.clone(), d)).collect();
+        Self { by_code, children }
+    }
+
+    pub fn get(&self, code: &str) -> Option<&Division> {
+        self.by_code.get(code)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_code.is_empty()
+    }
+
+    /// The finance departments directly below `code` (supervisors hold no
+    /// money and are left out), in code order.
+    pub fn children(&self, code: &str) -> Vec<&Division> {
+        self.children
+            .get(code)
+            .map(|c| {
+                c.iter()
+                    .filter_map(|c| self.by_code.get(c))
+                    .filter(|d| d.level != "supervisor")
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `org` is `top` or below it. Bounded by the tree's size.
+    pub fn within(&self, top: &str, org: &str) -> bool {
+        self.part(top, org) != Part::Outside
+    }
+
+    fn part<'a>(&'a self, top: &str, org: &str) -> Part<'a> {
+        if org == top {
+            return Part::Top;
+        }
+        let mut cur = match self.by_code.get(org) {
+            Some(d) => d,
+            None => return Part::Outside,
+        };
+        for _ in 0..=self.by_code.len() {
+            if cur.parent == top {
+                return Part::Child(cur.code.as_str());
+            }
+            match self.by_code.get(&cur.parent) {
+                Some(p) => cur = p,
+                None => return Part::Outside,
+            }
+        }
+        Part::Outside
+    }
+}
+
+/// What a query keeps: a program, and an inclusive range of months ("YYYY-MM").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub program: Option<String>,
+    pub from_month: Option<String>,
+    pub to_month: Option<String>,
+}
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        self.program.is_none() && self.from_month.is_none() && self.to_month.is_none()
+    }
+}
+
+/// One rollup row: (group key, kind, from, to, amount, count).
+type Row = (String, Kind, String, String, i64, i64);
+
+/// Rollup rows grouped by `group` ("" for none, "month", "program"), with
+/// the filter applied in SQL.
+fn rows(conn: &Connection, filter: &Filter, group: &str) -> Result<Vec<Row>, rusqlite::Error> {
+    let key = match group {
+        "month" => "month",
+        "program" => "program",
+        _ => "''",
+    };
+    let table = if filter.is_empty() && key == "''" {
+        "edge"
+    } else {
+        "flow"
+    };
+    let sql = format!(
+        "SELECT {key}, kind, from_org, to_org, SUM(amount_fen), SUM(tx_count) FROM {table}
+         WHERE (?1 IS NULL OR program = ?1) AND (?2 IS NULL OR month >= ?2) AND (?3 IS NULL OR month <= ?3)
+         GROUP BY {key}, kind, from_org, to_org"
+    );
+    let sql = if table == "edge" {
+        "SELECT '', kind, from_org, to_org, amount_fen, tx_count FROM edge".to_owned()
+    } else {
+        sql
+    };
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut out = Vec::new();
+    let mut q = if table == "edge" {
+        st.query([])?
+    } else {
+        st.query(rusqlite::params![
+            filter.program,
+            filter.from_month,
+            filter.to_month
+        ])?
+    };
+    while let Some(r) = q.next()? {
+        let kind: String = r.get(1)?;
+        let Some(kind) = Kind::parse(&kind) else {
+            continue;
+        };
+        out.push((r.get(0)?, kind, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?));
+    }
+    Ok(out)
+}
+
+/// A region broken down: the whole subtree, its own department, and each
+/// child's subtree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Breakdown {
+    pub region: Figures,
+    pub department: Figures,
+    /// (child code, its subtree's figures), in code order; every child is
+    /// listed, with zeros where nothing moved.
+    pub children: Vec<(String, Figures)>,
+}
+
+/// The figures of `top`'s region, its department and each child's subtree.
+pub fn breakdown(
+    conn: &Connection,
+    tree: &Tree,
+    top: &str,
+    filter: &Filter,
+) -> Result<Breakdown, rusqlite::Error> {
+    let mut out = Breakdown::default();
+    let mut kids: BTreeMap<&str, Figures> = tree
+        .children(top)
+        .into_iter()
+        .map(|d| (d.code.as_str(), Figures::default()))
+        .collect();
+    for (_, kind, from, to, amount, count) in rows(conn, filter, "")? {
+        let (pf, pt) = (tree.part(top, &from), tree.part(top, &to));
+        out.region.add(
+            kind,
+            pf != Part::Outside,
+            pt != Part::Outside,
+            amount,
+            count,
+        );
+        out.department
+            .add(kind, pf == Part::Top, pt == Part::Top, amount, count);
+        for p in [pf, pt] {
+            if let Part::Child(c) = p
+                && let Some(f) = kids.get_mut(c)
+            {
+                f.add(kind, pf == p, pt == p, amount, count);
+            }
+            if pf == pt {
+                break;
+            }
+        }
+    }
+    out.children = kids
+        .into_iter()
+        .map(|(c, f)| (c.to_owned(), f))
+        .collect();
+    Ok(out)
+}
+
+/// The region's figures per month or per program (`group`), in key order.
+pub fn series(
+    conn: &Connection,
+    tree: &Tree,
+    top: &str,
+    filter: &Filter,
+    group: &str,
+) -> Result<Vec<(String, Figures)>, rusqlite::Error> {
+    let mut out: BTreeMap<String, Figures> = BTreeMap::new();
+    for (key, kind, from, to, amount, count) in rows(conn, filter, group)? {
+        let (fi, ti) = (tree.within(top, &from), tree.within(top, &to));
+        if fi || ti {
+            out.entry(key).or_default().add(kind, fi, ti, amount, count);
+        }
+    }
+    out.retain(|_, f| *f != Figures::default());
+    Ok(out.into_iter().collect())
+}

@@ -1,0 +1,15 @@
+//! The statistical analysis system (统计分析): a member's own analytics over
+//! its own ledger. It follows committed blocks from a persisted cursor into
+//! an SQLite store (ADR 0007) and answers indicators per region, program and
+//! month under the exchange-adapter's disclosure policy.
+//!
+//! - [`facts`]: what a block means to the statistics (pure);
+//! - [`store`]: the SQLite tables, written one batch of blocks per transaction;
+//! - [`indicators`]: the figures, read from the rollups;
+//! - [`synthetic`]: a chain stand-in executing the real contract, for tests
+//!   and `fiscus bench analytics`.
+
+pub mod facts;
+pub mod indicators;
+pub mod store;
+pub mod synthetic;
