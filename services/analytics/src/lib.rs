@@ -6,10 +6,13 @@
 //! - [`facts`]: what a block means to the statistics (pure);
 //! - [`store`]: the SQLite tables, written one batch of blocks per transaction;
 //! - [`indicators`]: the figures, read from the rollups;
+//! - [`service`] and [`api`]: the follower and the HTTP API;
 //! - [`synthetic`]: a chain stand-in executing the real contract, for tests
 //!   and `fiscus bench analytics`.
 
+pub mod api;
 pub mod facts;
 pub mod indicators;
+pub mod service;
 pub mod store;
 pub mod synthetic;

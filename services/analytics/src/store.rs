@@ -103,9 +103,10 @@ CREATE TABLE IF NOT EXISTS edge (
 ";
 
 /// Where the store stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
-    /// The next height to apply (0 before genesis).
+    /// The next height to apply: 1 before the first block (height 0 is the
+    /// genesis configuration, which has no block).
     pub next_height: u64,
     /// The last applied block's time; 0 before the first.
     pub block_time_ms: i64,
@@ -141,8 +142,12 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A rollup key: (kind, from org, to org, program, month).
+type FlowKey = (Kind, String, String, String, String);
+
+/// A batch's sums per rollup key: (amount, movements).
 #[derive(Debug, Default)]
-struct Sums(BTreeMap<(Kind, String, String, String, String), (i64, i64)>);
+struct Sums(BTreeMap<FlowKey, (i64, i64)>);
 
 impl Sums {
     fn add(&mut self, f: &Fact) {
@@ -215,7 +220,11 @@ impl Store {
                 },
             )
             .optional()?
-            .unwrap_or_default())
+            .unwrap_or(Position {
+                next_height: 1,
+                block_time_ms: 0,
+                movements: 0,
+            }))
     }
 
     /// Replaces the division tree (and its closure table) with `divisions`.

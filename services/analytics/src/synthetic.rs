@@ -24,7 +24,7 @@ pub struct Tx {
     pub call: TransferCall,
 }
 
-/// One committed block.
+/// One committed block; the first is height 1, as on a ledger.
 #[derive(Debug, Clone)]
 pub struct Block {
     pub height: u64,
@@ -80,7 +80,7 @@ impl Chain {
     /// Executes one block at `timestamp_ms` of calls signed by the given
     /// orgs, applies its writes and keeps it; returns its transactions.
     pub fn block(&mut self, timestamp_ms: i64, calls: Vec<(Vec<&str>, TransferCall)>) -> &Block {
-        let height = self.blocks.len() as u64;
+        let height = self.blocks.len() as u64 + 1;
         let mut ctxs = Vec::with_capacity(calls.len());
         let mut kept = Vec::with_capacity(calls.len());
         for (signers, call) in calls {

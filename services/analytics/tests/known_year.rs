@@ -2,11 +2,11 @@
 //!
 //! | block | day | what |
 //! |---|---|---|
-//! | 0 | 2026-01-10 | MOF appropriates 1,000,000 fen to P1 |
-//! | 1 | 2026-02-03 | MOF allocates 600,000 to Hebei |
-//! | 2 | 2026-02-10 | Hebei acknowledges; allocates 250,000 to Shijiazhuang and 150,000 to Tangshan; a 10-fen allocation straight to Chang'an is refused (not a child, P1 is not direct funds) |
-//! | 3 | 2026-03-02 | Shijiazhuang allocates 100,000 to Chang'an and pays 50,000 |
-//! | 4 | 2026-04-15 | Chang'an pays 40,000 and 30,000; a 999,999 payment is refused (insufficient funds); it returns 10,000 to Shijiazhuang |
+//! | 1 | 2026-01-10 | MOF appropriates 1,000,000 fen to P1 |
+//! | 2 | 2026-02-03 | MOF allocates 600,000 to Hebei |
+//! | 3 | 2026-02-10 | Hebei acknowledges; allocates 250,000 to Shijiazhuang and 150,000 to Tangshan; a 10-fen allocation straight to Chang'an is refused (not a child, P1 is not direct funds) |
+//! | 4 | 2026-03-02 | Shijiazhuang allocates 100,000 to Chang'an and pays 50,000 |
+//! | 5 | 2026-04-15 | Chang'an pays 40,000 and 30,000; a 999,999 payment is refused (insufficient funds); it returns 10,000 to Shijiazhuang |
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -208,7 +208,7 @@ fn the_year_gives_the_hand_computed_figures() {
     assert_eq!(programs[0].1, nation.region);
 
     let pos = store.position().unwrap();
-    assert_eq!(pos.next_height, 5);
+    assert_eq!(pos.next_height, 6);
     // 1 + 1 + 3 + 2 + 3 valid movements.
     assert_eq!(pos.movements, 10);
 }

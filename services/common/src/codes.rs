@@ -11,6 +11,23 @@
 //! One file on purpose (it is longer than the 700 lines other modules keep to):
 //! the catalogue is read as one list, and `ALL` must name every constant.
 
+/// Analytics: the statistical analysis service's indicator API (its other
+/// refusals, authentication, scope, disclosure and malformed queries, are the
+/// exchange-adapter's `api.*` codes, under the same rules).
+pub mod analytics {
+    /// A month is not `YYYY-MM`, or `from_month` comes after `to_month`.
+    pub const BAD_MONTH: &str = "analytics.bad_month";
+
+    /// The analytics store failed to answer (an SQLite error). Not the caller's fault.
+    pub const STORE: &str = "analytics.store";
+
+    /// No program with this id has been appropriated on the chain the store has followed.
+    pub const UNKNOWN_PROGRAM: &str = "analytics.unknown_program";
+
+    /// No org of the division tree has this code.
+    pub const UNKNOWN_REGION: &str = "analytics.unknown_region";
+}
+
 /// Exchange-adapter: the REST and gRPC API that member systems call.
 pub mod api {
     /// The adapter got an answer from the ledger-store it could not use (or an unexpected
@@ -624,6 +641,10 @@ pub mod tx {
 
 /// Every code above, sorted.
 pub const ALL: &[&str] = &[
+    analytics::BAD_MONTH,
+    analytics::STORE,
+    analytics::UNKNOWN_PROGRAM,
+    analytics::UNKNOWN_REGION,
     api::BACKEND_ERROR,
     api::BACKEND_REFUSED,
     api::BACKEND_UNAVAILABLE,

@@ -205,16 +205,9 @@ impl Api {
         Ok(())
     }
 
-    /// The default disclosure policy: supervisors and the central level read
-    /// every account; any other org reads its own accounts and those of the
-    /// orgs below it.
+    /// The disclosure policy ([`may_read`]) for this client.
     pub(crate) fn may_read_org(&self, client: &Client, org: &str) -> bool {
-        let orgs = self.orgs();
-        matches!(
-            orgs.level(&client.org),
-            Some(OrgLevel::Supervisor | OrgLevel::Central)
-        ) || client.org == org
-            || orgs.is_descendant(&client.org, org)
+        may_read(&self.orgs(), &client.org, org)
     }
 
     pub(crate) fn require_read_org(&self, client: &Client, org: &str) -> Result<(), ServiceError> {
@@ -235,6 +228,17 @@ impl Api {
     pub(crate) fn page(&self, limit: Option<u32>) -> u32 {
         limit.unwrap_or(100).clamp(1, self.max_page)
     }
+}
+
+/// The disclosure policy, one rule for the adapter and analytics:
+/// supervisors and the central level read every org; any other org reads
+/// its own and those below it.
+pub fn may_read(orgs: &Orgs, reader: &str, org: &str) -> bool {
+    matches!(
+        orgs.level(reader),
+        Some(OrgLevel::Supervisor | OrgLevel::Central)
+    ) || reader == org
+        || orgs.is_descendant(reader, org)
 }
 
 /// How often the adapter reads `gov/config` for governance changes to the org

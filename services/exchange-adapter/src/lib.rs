@@ -224,6 +224,8 @@ fn unless_unauthenticated(req: &HttpRequest, e: ServiceError) -> actix_web::Erro
     }
 }
 
+/// A query string that does not parse: 400 `api.bad_query` (401 first when
+/// the request does not authenticate).
 fn query_error(e: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
     unless_unauthenticated(
         req,

@@ -1,0 +1,490 @@
+//! The analytics service: the follower that reads committed blocks and their
+//! receipts from the member's ledger-store (gRPC, mutual TLS) into the store,
+//! and the indicator API.
+//!
+//! The follower's position is the store's cursor, written in the same SQLite
+//! transaction as each batch: a restart resumes from it, and a crash between
+//! batches applies the lost batch again (nothing is counted twice, because
+//! the cursor and the facts commit together). It asks the ledger for its
+//! height every `poll_ms` while caught up; there is no other wake-up yet.
+
+use crate::api::{self, State};
+use crate::facts::{CommittedTx, block_facts};
+use crate::store::{Division, Store, divisions};
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use fiscus_common::codes;
+use fiscus_common::config::ConfigError;
+use fiscus_common::error::{ErrorKind, ServiceError};
+use fiscus_common::ops_server::{OpsServer, Readiness};
+use fiscus_common::tls::{Endpoint, TlsConfig, TlsContext};
+use fiscus_exchange_adapter::backend::{Backend, from_status};
+use fiscus_exchange_adapter::clients::Clients;
+use fiscus_proto::pb::ledger::GetBlockRequest;
+use fiscus_proto::pb::types::{BlockHeader, ConsortiumConfig, TxStatus};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The indicator API, plain HTTP: for loopback, or behind the member's
+    /// TLS ingress.
+    pub listen: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub http_listen: SocketAddr,
+    /// The member's node certificate, for calling its ledger-store.
+    pub tls: TlsConfig,
+    pub ledger: Endpoint,
+    /// The genesis `ConsortiumConfig`: the division tree until the chain's
+    /// own configuration is read.
+    pub genesis_file: PathBuf,
+    /// API clients: the exchange-adapter's file (`[[client]]` entries).
+    pub clients_file: PathBuf,
+    /// Where `analytics.sqlite3` is kept.
+    pub data_dir: PathBuf,
+    /// Blocks applied per SQLite transaction at most.
+    pub batch_blocks: u32,
+    /// How often the ledger's height is asked while caught up.
+    pub poll_ms: u64,
+    /// Requests per second per client, and the burst above it.
+    pub rate_per_s: u32,
+    pub burst: u32,
+    pub max_message_bytes: usize,
+    pub json_logs: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8090).into(),
+            http_listen: ([127, 0, 0, 1], 9490).into(),
+            tls: TlsConfig::in_dir(std::path::Path::new("tls")),
+            ledger: Endpoint {
+                addr: "127.0.0.1:7300".into(),
+                server_name: "localhost".into(),
+            },
+            genesis_file: "consortium-config.pb".into(),
+            clients_file: "api-clients.toml".into(),
+            data_dir: "data/analytics".into(),
+            batch_blocks: 256,
+            poll_ms: 200,
+            rate_per_s: 500,
+            burst: 1000,
+            max_message_bytes: 64 * 1024 * 1024,
+            json_logs: false,
+        }
+    }
+}
+
+impl fiscus_common::config::ServiceConfig for Config {
+    const SERVICE: &'static str = "analytics";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if !(1..=10_000).contains(&self.batch_blocks) {
+            return bad("batch_blocks", "must be 1 to 10000");
+        }
+        if !(10..=60_000).contains(&self.poll_ms) {
+            return bad("poll_ms", "must be 10 to 60000");
+        }
+        if self.rate_per_s == 0 || self.burst == 0 {
+            return bad("rate_per_s", "rate_per_s and burst must be positive");
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("analytics.sqlite3")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] fiscus_common::tls::TlsError),
+    #[error(transparent)]
+    Genesis(#[from] fiscus_common::genesis::GenesisError),
+    #[error(transparent)]
+    Clients(#[from] fiscus_exchange_adapter::clients::ClientsError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.to_string();
+    move |source| StartError::Io { what, source }
+}
+
+/// Reads blocks `from..=to` with their receipts and makes their facts.
+async fn fetch(
+    backend: &Backend,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, i64, crate::facts::BlockFacts)>, ServiceError> {
+    let mut ledger = backend.ledger().await?;
+    let mut out = Vec::with_capacity((to - from + 1) as usize);
+    for h in from..=to {
+        let req = GetBlockRequest {
+            number: h,
+            hash: Vec::new(),
+        };
+        let block = ledger
+            .get_block(req.clone())
+            .await
+            .map_err(|s| from_status("block", &s))?
+            .into_inner();
+        let receipts = ledger
+            .get_block_receipts(req)
+            .await
+            .map_err(|s| from_status("block receipts", &s))?
+            .into_inner();
+        let header = BlockHeader::decode(&block.header[..]).map_err(|e| {
+            ServiceError::new(
+                ErrorKind::Internal,
+                codes::api::BACKEND_ERROR,
+                format!("block {h}: header does not decode: {e}"),
+            )
+        })?;
+        if receipts.receipts.len() != block.txs.len() {
+            return Err(ServiceError::new(
+                ErrorKind::Internal,
+                codes::api::BACKEND_ERROR,
+                format!(
+                    "block {h}: {} transactions but {} receipts",
+                    block.txs.len(),
+                    receipts.receipts.len()
+                ),
+            ));
+        }
+        let txs: Vec<CommittedTx<'_>> = block
+            .txs
+            .iter()
+            .zip(&receipts.receipts)
+            .map(|(env, r)| CommittedTx {
+                tx_id: fiscus_proto::hash::Hash32::from_slice("tx id", &r.tx_id)
+                    .unwrap_or_default(),
+                index: r.tx_index,
+                status: TxStatus::try_from(r.status).unwrap_or(TxStatus::Unspecified),
+                payload: &env.payload,
+            })
+            .collect();
+        out.push((h, header.timestamp_ms, block_facts(h, header.timestamp_ms, &txs)));
+    }
+    Ok(out)
+}
+
+/// The registry of the configuration on chain now, as divisions.
+async fn chain_divisions(backend: &Backend) -> Option<Vec<Division>> {
+    let resp = backend
+        .state(fiscus_contract_executor::keys::CONFIG, 0)
+        .await
+        .ok()?;
+    if !resp.found {
+        return None;
+    }
+    ConsortiumConfig::decode(&resp.value[..])
+        .ok()
+        .map(|c| divisions(&c))
+}
+
+/// Follows the ledger into the store until stopped. Errors are logged and
+/// retried after a pause; the store is never left half-applied.
+pub async fn follow(
+    backend: Arc<Backend>,
+    store: Arc<std::sync::Mutex<Store>>,
+    state: Arc<State>,
+    batch_blocks: u64,
+    poll: Duration,
+) {
+    let mut first = true;
+    loop {
+        let head = match backend.chain_info().await {
+            Ok(i) => i.height,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "analytics: the ledger does not answer");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        state.ledger_height.store(head, Ordering::Relaxed);
+        if first {
+            // The registry may have changed by governance since genesis.
+            if let Some(d) = chain_divisions(&backend).await {
+                set_divisions(&store, &state, d).await;
+            }
+            first = false;
+        }
+        let next = {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || {
+                s.lock().map_err(|_| ()).and_then(|g| g.position().map_err(|_| ()))
+            })
+            .await
+            {
+                Ok(Ok(p)) => p.next_height,
+                _ => {
+                    tracing::error!("analytics: the store's cursor cannot be read");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        };
+        if next > head {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        let to = head.min(next + batch_blocks - 1);
+        let blocks = match fetch(&backend, next, to).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e.message, from = next, to, "analytics: reading blocks");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let governance = blocks.iter().any(|(_, _, f)| f.governance);
+        let s = store.clone();
+        let applied = tokio::task::spawn_blocking(move || match s.lock() {
+            Ok(mut g) => g.apply(&blocks).map_err(|e| e.to_string()),
+            Err(_) => Err("the store's lock is poisoned".to_owned()),
+        })
+        .await;
+        match applied {
+            Ok(Ok(p)) => tracing::debug!(height = p.next_height - 1, "analytics applied"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, from = next, to, "analytics: applying blocks");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => tracing::error!(error = %e, "analytics: the apply task failed"),
+        }
+        if governance && let Some(d) = chain_divisions(&backend).await {
+            set_divisions(&store, &state, d).await;
+        }
+    }
+}
+
+async fn set_divisions(store: &Arc<std::sync::Mutex<Store>>, state: &State, d: Vec<Division>) {
+    let s = store.clone();
+    let d2 = d.clone();
+    let ok = tokio::task::spawn_blocking(move || match s.lock() {
+        Ok(mut g) => g.set_divisions(&d2).is_ok(),
+        Err(_) => false,
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        state.set_divisions(d);
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Fiscus analytics",
+        description = "财政转移支付 统计分析接口 / The Fiscus statistical analysis API: indicators per region, department, month and program. Amounts are integer fen; progress is in basis points. Errors are RFC 9457 problem+json with a stable `code`.",
+        version = "1"
+    ),
+    modifiers(&ApiKeyScheme),
+    tags((name = "analytics", description = "Indicators (scope `read`, the exchange-adapter's disclosure policy)"))
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An exchange-adapter API key: `Authorization: Bearer fsk_…` (or `X-Api-Key`)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of the routes [`api::routes`] registers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(api::routes)
+        .split_for_parts();
+    doc
+}
+
+/// A request that does not authenticate is answered 401 before anything
+/// about its query or path.
+fn unless_unauthenticated(req: &HttpRequest, e: ServiceError) -> actix_web::Error {
+    match req
+        .app_data::<web::Data<State>>()
+        .map(|s| s.authenticated(req))
+    {
+        Some(Err(auth)) if auth.kind == ErrorKind::Unauthenticated => auth.into(),
+        _ => e.into(),
+    }
+}
+
+fn query_error(e: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    unless_unauthenticated(
+        req,
+        ServiceError::new(ErrorKind::InvalidArgument, codes::api::BAD_QUERY, e.to_string()),
+    )
+}
+
+fn path_error(e: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    unless_unauthenticated(
+        req,
+        ServiceError::new(ErrorKind::InvalidArgument, codes::api::BAD_PATH, e.to_string()),
+    )
+}
+
+async fn no_route(req: HttpRequest) -> Result<HttpResponse, ServiceError> {
+    Err(ServiceError::new(
+        ErrorKind::NotFound,
+        codes::api::NO_ROUTE,
+        format!(
+            "{} {} is not a route of this API; see /openapi.json",
+            req.method(),
+            req.path()
+        ),
+    ))
+}
+
+/// A running analytics service.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    handle: ServerHandle,
+    ops: OpsServer,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.follower.abort();
+        let _ = self.follower.await;
+        self.handle.stop(true).await;
+        self.ops.stop().await;
+    }
+}
+
+/// Opens the store (creating it with the genesis division tree) and starts
+/// the follower and the API.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let tls = TlsContext::load(&config.tls)?;
+    let genesis = fiscus_common::genesis::read_genesis(&config.genesis_file)?;
+    let clients = Clients::load(&config.clients_file, config.rate_per_s, config.burst)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
+    let db = config.db_path();
+    let mut store = Store::open(&db)?;
+    let divs = divisions(&genesis);
+    if store.divisions()?.is_empty() {
+        store.set_divisions(&divs)?;
+    }
+    let divs = store.divisions()?;
+    let state = Arc::new(State::new(clients, divs, db));
+    let backend = Arc::new(Backend::new(
+        tls.client_config()?,
+        config.ledger.clone(),
+        Vec::new(),
+        config.max_message_bytes,
+    ));
+    let follower = tokio::spawn(follow(
+        backend,
+        Arc::new(std::sync::Mutex::new(store)),
+        state.clone(),
+        u64::from(config.batch_blocks),
+        Duration::from_millis(config.poll_ms),
+    ));
+    let doc = Arc::new(openapi().to_json().map_err(|e| StartError::Io {
+        what: "the OpenAPI document".into(),
+        source: std::io::Error::other(e),
+    })?);
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        let doc = doc.clone();
+        App::new()
+            .into_utoipa_app()
+            .configure(api::routes)
+            .into_app()
+            .app_data(data.clone())
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .route(
+                "/openapi.json",
+                web::get().to(move || {
+                    let doc = doc.clone();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(doc.as_str().to_owned())
+                    }
+                }),
+            )
+            .default_service(web::to(no_route))
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(config.listen)
+    .map_err(io(config.listen))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError::Io {
+            what: "the API listener".into(),
+            source: std::io::Error::other("no address bound"),
+        })?;
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let readiness = Readiness::default();
+    readiness.set("api", Ok(()));
+    let ops = OpsServer::start(config.http_listen, prometheus::Registry::new(), readiness)
+        .map_err(io(config.http_listen))?;
+    tracing::info!(%addr, "analytics serving");
+    Ok(Running {
+        addr,
+        http_addr: ops.addr,
+        handle,
+        ops,
+        follower,
+    })
+}
+
+/// `fiscus analytics rebuild`: empties the store's facts, rollups and cursor
+/// (keeping the file and its division tree); the service, started again,
+/// applies the chain from genesis.
+pub fn reset(config: &Config) -> Result<(), crate::store::StoreError> {
+    let mut store = Store::open(&config.db_path())?;
+    store.reset()
+}
