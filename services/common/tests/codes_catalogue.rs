@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// Strings with a code's shape that are something else: file names and
 /// contract event names (`ContractEvent.name`).
 const NOT_CODES: &[&str] = &[
+    "analytics.sqlite3",
     "ca.pem",
     "ledger.fjall",
     "ledger.redb",
