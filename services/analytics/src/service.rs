@@ -482,9 +482,48 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 }
 
 /// `fiscus analytics rebuild`: empties the store's facts, rollups and cursor
-/// (keeping the file and its division tree); the service, started again,
-/// applies the chain from genesis.
-pub fn reset(config: &Config) -> Result<(), crate::store::StoreError> {
-    let mut store = Store::open(&config.db_path())?;
-    store.reset()
+/// (keeping the file), takes the division tree from the chain's
+/// configuration, and applies every block from 1 to the ledger's height at
+/// the start, calling `progress` after each batch. A running service on the
+/// same store follows on from where this ends.
+pub async fn rebuild(
+    config: &Config,
+    mut progress: impl FnMut(&crate::store::Position, u64),
+) -> Result<crate::store::Position, RebuildError> {
+    let tls = TlsContext::load(&config.tls).map_err(StartError::from)?;
+    let genesis = fiscus_common::genesis::read_genesis(&config.genesis_file)
+        .map_err(StartError::from)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
+    let backend = Backend::new(
+        tls.client_config().map_err(StartError::from)?,
+        config.ledger.clone(),
+        Vec::new(),
+        config.max_message_bytes,
+    );
+    let head = backend.chain_info().await.map_err(RebuildError::Ledger)?.height;
+    let divs = chain_divisions(&backend)
+        .await
+        .unwrap_or_else(|| divisions(&genesis));
+    let mut store = Store::open(&config.db_path()).map_err(StartError::from)?;
+    store.reset().map_err(StartError::from)?;
+    store.set_divisions(&divs).map_err(StartError::from)?;
+    let mut pos = store.position().map_err(StartError::from)?;
+    progress(&pos, head);
+    while pos.next_height <= head {
+        let to = head.min(pos.next_height + u64::from(config.batch_blocks) - 1);
+        let blocks = fetch(&backend, pos.next_height, to)
+            .await
+            .map_err(RebuildError::Ledger)?;
+        pos = tokio::task::block_in_place(|| store.apply(&blocks)).map_err(StartError::from)?;
+        progress(&pos, head);
+    }
+    Ok(pos)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("the ledger-store: {}", .0.message)]
+    Ledger(ServiceError),
 }

@@ -67,6 +67,17 @@ impl FileRefs for fiscus_exchange_adapter::Config {
     }
 }
 
+impl FileRefs for fiscus_analytics::service::Config {
+    fn file_refs(&self) -> Vec<FileRef> {
+        vec![
+            FileRef::Tls("tls", self.tls.clone()),
+            FileRef::Genesis("genesis_file", self.genesis_file.clone()),
+            FileRef::File("clients_file", self.clients_file.clone()),
+            FileRef::DataDir("data_dir", self.data_dir.clone()),
+        ]
+    }
+}
+
 impl FileRefs for fiscus_orderer::Config {
     fn file_refs(&self) -> Vec<FileRef> {
         vec![

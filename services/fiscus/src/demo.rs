@@ -459,30 +459,7 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
         println!("  {code}: {h} / {f}");
     }
     println!();
-    println!("各设区市指标 / indicators per city (万元 / 10,000 yuan):");
-    println!(
-        "  {:<8} {:>10} {:>10} {:>10} {:>10}  name 名称",
-        "code", "edu recv", "agri recv", "passed on", "balance"
-    );
-    for city in CITIES {
-        let mut recv = [0i64; 2];
-        let (mut out, mut bal) = (0i64, 0i64);
-        for (i, p) in ["edu-2026", "agri-2026"].iter().enumerate() {
-            let a = audit.get(&format!("/v1/accounts/{city}/{p}")).await?;
-            recv[i] = a["received_fen"].as_i64().unwrap_or(0);
-            out += a["allocated_out_fen"].as_i64().unwrap_or(0);
-            bal += a["balance_fen"].as_i64().unwrap_or(0);
-        }
-        println!(
-            "  {:<8} {:>10} {:>10} {:>10} {:>10}  {}",
-            city,
-            recv[0] / WAN,
-            recv[1] / WAN,
-            out / WAN,
-            bal / WAN,
-            names.get(city).map_or("", |s| s.as_str()),
-        );
-    }
+    print_city_indicators(net, &keys, head, &names).await?;
 
     // One full lineage.
     let tx = &disbursements[0];
@@ -576,6 +553,69 @@ pub(crate) async fn run(net: &Devnet) -> Result<()> {
     );
     if stats.late > 0 {
         println!("逾期下达 / late allocations flagged: {}", stats.late);
+    }
+    Ok(())
+}
+
+/// The summary's table of Hebei's cities, as the audit office's analytics
+/// (统计分析) computes it, once that analytics has applied block `head`.
+async fn print_city_indicators(
+    net: &Devnet,
+    keys: &BTreeMap<String, String>,
+    head: u64,
+    names: &BTreeMap<String, String>,
+) -> Result<()> {
+    let audit = "991300";
+    let Some(addr) = net.analytics_addr(audit) else {
+        println!("(this devnet layout runs no analytics service: no indicator table)");
+        return Ok(());
+    };
+    let c = Client {
+        api: Target::plain(addr),
+        key: keys
+            .get(audit)
+            .cloned()
+            .with_context(|| format!("no API key for {audit}"))?,
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = c.get("/v1/analytics/status").await?;
+        if s["as_of"]["height"].as_u64().unwrap_or(0) >= head {
+            break;
+        }
+        if Instant::now() > until {
+            bail!("the analytics of {audit} did not reach height {head} within 60 s: {s}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let path = "/v1/analytics/regions/130000";
+    let v = c.get(path).await?;
+    println!();
+    println!("各设区市指标 / indicators per city (万元 / 10,000 yuan), from analytics http://{addr}{path}:");
+    println!(
+        "  {:<8} {:>12} {:>12} {:>12} {:>10}  name 名称",
+        "code", "received", "disbursed", "held", "支出进度"
+    );
+    println!(
+        "  {:<8} {:>12} {:>12} {:>12} {:>10}",
+        "", "收到下达", "支付", "结存", "spent %"
+    );
+    let wan = |f: &Value, k: &str| f[k].as_i64().unwrap_or(0) as f64 / WAN as f64;
+    for child in v["children"].as_array().map_or(&[][..], Vec::as_slice) {
+        let code = child["region"]["code"].as_str().unwrap_or("");
+        let f = &child["figures"];
+        let progress = f["expenditure_progress_bp"]
+            .as_i64()
+            .map_or("—".to_owned(), |bp| format!("{:.2}%", bp as f64 / 100.0));
+        println!(
+            "  {:<8} {:>12.2} {:>12.2} {:>12.2} {:>10}  {}",
+            code,
+            wan(f, "received_fen"),
+            wan(f, "disbursed_fen"),
+            wan(f, "held_fen"),
+            progress,
+            names.get(code).map_or("", |s| s.as_str()),
+        );
     }
     Ok(())
 }

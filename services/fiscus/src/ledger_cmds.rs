@@ -84,6 +84,68 @@ pub(crate) async fn exchange_adapter(cmd: ServiceCmd) -> Result<()> {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct AnalyticsCmd {
+    #[command(subcommand)]
+    action: Option<AnalyticsAction>,
+    #[command(flatten)]
+    service: ServiceCmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AnalyticsAction {
+    /// Empty the analytics store and apply the chain again from block 1 up to
+    /// the ledger's height now, printing progress; then exit. A running
+    /// analytics service on the same store follows on from there.
+    Rebuild {
+        /// Config file (TOML), as for the service.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub(crate) async fn analytics(cmd: AnalyticsCmd) -> Result<()> {
+    use fiscus_analytics::service;
+    if let Some(AnalyticsAction::Rebuild { config }) = cmd.action {
+        let config: service::Config = fiscus_common::config::load(config.as_deref())
+            .context("loading analytics config")?;
+        let started = std::time::Instant::now();
+        let mut last = std::time::Instant::now();
+        let pos = service::rebuild(&config, |p, head| {
+            let done = p.next_height.saturating_sub(1);
+            if done == head || last.elapsed() >= std::time::Duration::from_secs(2) || done == 0 {
+                eprintln!(
+                    "analytics rebuild: block {done} of {head}, {} movements, {:.1} s",
+                    p.movements,
+                    started.elapsed().as_secs_f64()
+                );
+                last = std::time::Instant::now();
+            }
+        })
+        .await?;
+        println!(
+            "analytics rebuilt: {} blocks, {} movements in {:.1} s into {}",
+            pos.next_height.saturating_sub(1),
+            pos.movements,
+            started.elapsed().as_secs_f64(),
+            config.db_path().display()
+        );
+        return Ok(());
+    }
+    cmd.service.check.run_if_asked::<service::Config>();
+    let config: service::Config = fiscus_common::config::load(cmd.service.config.as_deref())
+        .context("loading analytics config")?;
+    let _telemetry = fiscus_common::telemetry::init("analytics", config.json_logs)?;
+    let running = service::start(config).await?;
+    println!(
+        "analytics ready api=http://{} http={} (OpenAPI at /openapi.json)",
+        running.addr, running.http_addr
+    );
+    fiscus_common::shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct VerifyCmd {
     /// A ledger-store's data directory (it holds `ledger.fjall`). It is only
     /// read: the check runs on a private copy, so nothing in it changes.

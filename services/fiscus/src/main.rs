@@ -128,6 +128,9 @@ enum Command {
     GossipGateway(ledger_cmds::ServiceCmd),
     /// Run a member's exchange-adapter (the REST API for external systems).
     ExchangeAdapter(ledger_cmds::ServiceCmd),
+    /// Run a member's analytics (统计分析): follow its ledger-store into an
+    /// SQLite store and serve indicators; `rebuild` applies the chain again.
+    Analytics(ledger_cmds::AnalyticsCmd),
     /// Run all of one member's services in one process, each on its own
     /// endpoint: ledger-store, contract-executor, gossip-gateway, exchange-adapter.
     Member(member::MemberCmd),
@@ -337,6 +340,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::ContractExecutor(cmd) => ledger_cmds::contract_executor(cmd).await,
         Command::GossipGateway(cmd) => ledger_cmds::gossip_gateway(cmd).await,
         Command::ExchangeAdapter(cmd) => ledger_cmds::exchange_adapter(cmd).await,
+        Command::Analytics(cmd) => ledger_cmds::analytics(cmd).await,
         Command::Member(cmd) => member::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd, demo::run).await,
         Command::Keys(cmd) => cli::keys(cmd),

@@ -210,3 +210,22 @@ pub(crate) fn exchange_adapter(
         ..Default::default()
     }
 }
+
+pub(crate) fn analytics(
+    files: &Files,
+    m: &MemberPorts,
+    http: SocketAddr,
+) -> fiscus_analytics::service::Config {
+    let dir = member_dir(&files.data, &m.code);
+    fiscus_analytics::service::Config {
+        listen: m.analytics.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+        http_listen: http,
+        tls: files.member_tls(m),
+        ledger: endpoint(m.ledger, "127.0.0.1"),
+        genesis_file: files.ca().consortium_config(),
+        // The same API keys as the member's exchange-adapter.
+        clients_file: dir.clients_file(),
+        data_dir: dir.0.join("analytics"),
+        ..Default::default()
+    }
+}

@@ -44,6 +44,10 @@ pub(crate) struct MemberPorts {
     /// The exchange-adapter's gRPC API (absent in devnets made before it existed).
     #[serde(default)]
     pub grpc: Option<SocketAddr>,
+    /// The analytics API and dashboard (absent in devnets made before it
+    /// existed: such a devnet's analytics takes any free port).
+    #[serde(default)]
+    pub analytics: Option<SocketAddr>,
 }
 
 /// Loopback ports below Linux's ephemeral range (32768–60999), so that no
@@ -253,7 +257,7 @@ pub(super) fn now_ms() -> i64 {
 }
 
 pub(super) fn layout(base: u16, demo: bool) -> Result<Layout> {
-    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 4, &[])?;
+    let p = ports(base, 1 + 3 * 2 + MEMBERS.len() * 5, &[])?;
     let orderer_orgs = ["000000", "130000", "130100"];
     Ok(Layout {
         consortium_id: CONSORTIUM.into(),
@@ -275,6 +279,7 @@ pub(super) fn layout(base: u16, demo: bool) -> Result<Layout> {
                 gateway: p[8 + 3 * j],
                 api: p[9 + 3 * j],
                 grpc: Some(p[7 + 3 * MEMBERS.len() + j]),
+                analytics: Some(p[7 + 4 * MEMBERS.len() + j]),
             })
             .collect(),
         block_clock: demo.then(demo_clock),
@@ -295,6 +300,9 @@ impl Layout {
             all.push((format!("{} exchange-adapter", m.code), m.api));
             if let Some(g) = m.grpc {
                 all.push((format!("{} exchange gRPC", m.code), g));
+            }
+            if let Some(a) = m.analytics {
+                all.push((format!("{} analytics", m.code), a));
             }
         }
         all

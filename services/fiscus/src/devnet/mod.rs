@@ -129,9 +129,24 @@ struct Member {
     ledger: fiscus_ledger_store::server::Running,
     gateway: fiscus_gossip_gateway::Running,
     api: fiscus_exchange_adapter::Running,
+    analytics: fiscus_analytics::service::Running,
 }
 
 impl Devnet {
+    /// Where a member's analytics serves, when this devnet runs one.
+    pub(crate) fn analytics_addr(&self, code: &str) -> Option<std::net::SocketAddr> {
+        match &self.parts {
+            Parts::InProcess { members, .. } => self
+                .layout
+                .members
+                .iter()
+                .position(|m| m.code == code)
+                .and_then(|i| members.get(i))
+                .map(|m| m.analytics.addr),
+            Parts::Processes(_) => None,
+        }
+    }
+
     pub(crate) async fn stop(self) {
         if let Some(keeper) = self.clock_keeper {
             keeper.abort();
@@ -146,6 +161,7 @@ impl Devnet {
                 members,
             } => {
                 for m in members {
+                    m.analytics.stop().await;
                     m.api.stop().await;
                     m.gateway.stop().await;
                     m.ledger.stop().await;
@@ -466,10 +482,14 @@ async fn start_in_process(
         ))
         .await
         .with_context(|| format!("starting the exchange-adapter of {}", m.code))?;
+        let analytics = fiscus_analytics::service::start(configs::analytics(&files, m, any_port))
+            .await
+            .with_context(|| format!("starting the analytics of {}", m.code))?;
         members.push(Member {
             ledger,
             gateway,
             api,
+            analytics,
         });
     }
     Ok(Parts::InProcess {
@@ -542,6 +562,9 @@ fn print_endpoints(net: &Devnet) {
             m.api,
             m.grpc.map(|g| format!("  gRPC {g}")).unwrap_or_default()
         );
+        if let Some(a) = net.analytics_addr(&m.code) {
+            println!("    analytics 统计分析  http://{a}/v1/analytics/regions/{}  (OpenAPI http://{a}/openapi.json)", m.code);
+        }
         println!(
             "    ledger-store grpc {}   gossip-gateway grpc {}",
             m.ledger, m.gateway
