@@ -9,7 +9,8 @@
 use fiscus_contract_executor::calendar::{civil_from_days, day_of};
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::transfer::{Program, ProgramKind, recipient, transfer_call::Method};
-use fiscus_proto::pb::types::{TxPayload, TxStatus, tx_payload};
+use fiscus_proto::pb::ledger::BlockReceipts;
+use fiscus_proto::pb::types::{Block, BlockHeader, TxPayload, TxStatus, tx_payload};
 use prost::Message;
 
 /// What a fact records. The names are the SQL values of `movement.kind`.
@@ -228,4 +229,32 @@ pub fn block_facts(height: u64, timestamp_ms: i64, txs: &[CommittedTx<'_>]) -> B
         }
     }
     out
+}
+
+/// A block and its receipts as the ledger-store serves them (`GetBlock`,
+/// `GetBlockReceipts`), read into (height, block time, facts). The follower
+/// and `fiscus bench analytics` both read blocks through this.
+pub fn from_wire(block: &Block, receipts: &BlockReceipts) -> Result<(u64, i64, BlockFacts), String> {
+    let header = BlockHeader::decode(&block.header[..])
+        .map_err(|e| format!("block {}: header does not decode: {e}", receipts.block_number))?;
+    let h = header.number;
+    if receipts.block_number != h || receipts.receipts.len() != block.txs.len() {
+        return Err(format!(
+            "block {h}: {} transactions but receipts for block {} with {}",
+            block.txs.len(),
+            receipts.block_number,
+            receipts.receipts.len()
+        ));
+    }
+    let mut txs = Vec::with_capacity(block.txs.len());
+    for (env, r) in block.txs.iter().zip(&receipts.receipts) {
+        txs.push(CommittedTx {
+            tx_id: Hash32::from_slice("tx id", &r.tx_id)
+                .map_err(|_| format!("block {h}: a receipt's tx id is not 32 bytes"))?,
+            index: r.tx_index,
+            status: TxStatus::try_from(r.status).unwrap_or(TxStatus::Unspecified),
+            payload: &env.payload,
+        });
+    }
+    Ok((h, header.timestamp_ms, block_facts(h, header.timestamp_ms, &txs)))
 }

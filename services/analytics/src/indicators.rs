@@ -22,7 +22,7 @@ use crate::facts::Kind;
 use crate::store::Division;
 use rusqlite::Connection;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Amounts in fen, with the number of movements behind each.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -159,6 +159,15 @@ impl Tree {
         self.part(top, org) != Part::Outside
     }
 
+    /// Where every org of the tree lies with respect to `top`.
+    fn parts<'a>(&'a self, top: &str) -> HashMap<&'a str, Part<'a>> {
+        self.by_code
+            .keys()
+            .map(|c| (c.as_str(), self.part(top, c)))
+            .filter(|(_, p)| *p != Part::Outside)
+            .collect()
+    }
+
     fn part<'a>(&'a self, top: &str, org: &str) -> Part<'a> {
         if org == top {
             return Part::Top;
@@ -197,32 +206,31 @@ impl Filter {
 /// One rollup row: (group key, kind, from, to, amount, count).
 type Row = (String, Kind, String, String, i64, i64);
 
-/// Rollup rows grouped by `group` ("" for none, "month", "program"), with
-/// the filter applied in SQL.
+/// Rollup rows grouped by `group` ("" for none, "month", "program"), from
+/// the smallest rollup that holds them: `edge`, `flow_month` or
+/// `flow_program` without a filter, `flow` (filtered in SQL) with one.
 fn rows(conn: &Connection, filter: &Filter, group: &str) -> Result<Vec<Row>, rusqlite::Error> {
     let key = match group {
         "month" => "month",
         "program" => "program",
         _ => "''",
     };
-    let table = if filter.is_empty() && key == "''" {
-        "edge"
+    let sql = if filter.is_empty() {
+        let table = match key {
+            "month" => "flow_month",
+            "program" => "flow_program",
+            _ => "edge",
+        };
+        format!("SELECT {key}, kind, from_org, to_org, amount_fen, tx_count FROM {table}")
     } else {
-        "flow"
-    };
-    let sql = format!(
-        "SELECT {key}, kind, from_org, to_org, SUM(amount_fen), SUM(tx_count) FROM {table}
-         WHERE (?1 IS NULL OR program = ?1) AND (?2 IS NULL OR month >= ?2) AND (?3 IS NULL OR month <= ?3)
-         GROUP BY {key}, kind, from_org, to_org"
-    );
-    let sql = if table == "edge" {
-        "SELECT '', kind, from_org, to_org, amount_fen, tx_count FROM edge".to_owned()
-    } else {
-        sql
+        format!(
+            "SELECT {key}, kind, from_org, to_org, SUM(amount_fen), SUM(tx_count) FROM flow
+             WHERE (?1 IS NULL OR program = ?1) AND (?2 IS NULL OR month >= ?2) AND (?3 IS NULL OR month <= ?3)
+             GROUP BY {key}, kind, from_org, to_org"
+        )
     };
     let mut st = conn.prepare_cached(&sql)?;
-    let mut out = Vec::new();
-    let mut q = if table == "edge" {
+    let mut q = if filter.is_empty() {
         st.query([])?
     } else {
         st.query(rusqlite::params![
@@ -231,6 +239,7 @@ fn rows(conn: &Connection, filter: &Filter, group: &str) -> Result<Vec<Row>, rus
             filter.to_month
         ])?
     };
+    let mut out = Vec::new();
     while let Some(r) = q.next()? {
         let kind: String = r.get(1)?;
         let Some(kind) = Kind::parse(&kind) else {
@@ -265,8 +274,10 @@ pub fn breakdown(
         .into_iter()
         .map(|d| (d.code.as_str(), Figures::default()))
         .collect();
+    let parts = tree.parts(top);
+    let part = |org: &str| parts.get(org).copied().unwrap_or(Part::Outside);
     for (_, kind, from, to, amount, count) in rows(conn, filter, "")? {
-        let (pf, pt) = (tree.part(top, &from), tree.part(top, &to));
+        let (pf, pt) = (part(&from), part(&to));
         out.region.add(
             kind,
             pf != Part::Outside,
@@ -303,8 +314,9 @@ pub fn series(
     group: &str,
 ) -> Result<Vec<(String, Figures)>, rusqlite::Error> {
     let mut out: BTreeMap<String, Figures> = BTreeMap::new();
+    let parts = tree.parts(top);
     for (key, kind, from, to, amount, count) in rows(conn, filter, group)? {
-        let (fi, ti) = (tree.within(top, &from), tree.within(top, &to));
+        let (fi, ti) = (parts.contains_key(from.as_str()), parts.contains_key(to.as_str()));
         if fi || ti {
             out.entry(key).or_default().add(kind, fi, ti, amount, count);
         }

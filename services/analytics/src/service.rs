@@ -9,7 +9,6 @@
 //! height every `poll_ms` while caught up; there is no other wake-up yet.
 
 use crate::api::{self, State};
-use crate::facts::{CommittedTx, block_facts};
 use crate::store::{Division, Store, divisions};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -21,7 +20,7 @@ use fiscus_common::tls::{Endpoint, TlsConfig, TlsContext};
 use fiscus_exchange_adapter::backend::{Backend, from_status};
 use fiscus_exchange_adapter::clients::Clients;
 use fiscus_proto::pb::ledger::GetBlockRequest;
-use fiscus_proto::pb::types::{BlockHeader, ConsortiumConfig, TxStatus};
+use fiscus_proto::pb::types::ConsortiumConfig;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -159,37 +158,16 @@ async fn fetch(
             .await
             .map_err(|s| from_status("block receipts", &s))?
             .into_inner();
-        let header = BlockHeader::decode(&block.header[..]).map_err(|e| {
-            ServiceError::new(
-                ErrorKind::Internal,
-                codes::api::BACKEND_ERROR,
-                format!("block {h}: header does not decode: {e}"),
-            )
-        })?;
-        if receipts.receipts.len() != block.txs.len() {
+        let facts = crate::facts::from_wire(&block, &receipts)
+            .map_err(|m| ServiceError::new(ErrorKind::Internal, codes::api::BACKEND_ERROR, m))?;
+        if facts.0 != h {
             return Err(ServiceError::new(
                 ErrorKind::Internal,
                 codes::api::BACKEND_ERROR,
-                format!(
-                    "block {h}: {} transactions but {} receipts",
-                    block.txs.len(),
-                    receipts.receipts.len()
-                ),
+                format!("asked for block {h}, the ledger sent block {}", facts.0),
             ));
         }
-        let txs: Vec<CommittedTx<'_>> = block
-            .txs
-            .iter()
-            .zip(&receipts.receipts)
-            .map(|(env, r)| CommittedTx {
-                tx_id: fiscus_proto::hash::Hash32::from_slice("tx id", &r.tx_id)
-                    .unwrap_or_default(),
-                index: r.tx_index,
-                status: TxStatus::try_from(r.status).unwrap_or(TxStatus::Unspecified),
-                payload: &env.payload,
-            })
-            .collect();
-        out.push((h, header.timestamp_ms, block_facts(h, header.timestamp_ms, &txs)));
+        out.push(facts);
     }
     Ok(out)
 }

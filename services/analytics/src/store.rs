@@ -15,7 +15,7 @@ use std::path::Path;
 
 /// Bumped whenever a table changes shape or meaning: a store of another
 /// version is emptied and rebuilt from the ledger.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -89,11 +89,23 @@ CREATE TABLE IF NOT EXISTS movement (
   PRIMARY KEY (height, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS movement_allocation ON movement (tx_id) WHERE kind = 'allocate';
--- Sums by (kind, from, to, program, month), and by (kind, from, to) alone.
+-- Sums by (kind, from, to, program, month); by (kind, from, to, month) and
+-- (kind, from, to, program), for the month and program views; and by (kind,
+-- from, to) alone, for the region views.
 CREATE TABLE IF NOT EXISTS flow (
   kind TEXT NOT NULL, from_org TEXT NOT NULL, to_org TEXT NOT NULL, program TEXT NOT NULL,
   month TEXT NOT NULL, amount_fen INTEGER NOT NULL, tx_count INTEGER NOT NULL,
   PRIMARY KEY (kind, from_org, to_org, program, month)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS flow_month (
+  kind TEXT NOT NULL, from_org TEXT NOT NULL, to_org TEXT NOT NULL, month TEXT NOT NULL,
+  amount_fen INTEGER NOT NULL, tx_count INTEGER NOT NULL,
+  PRIMARY KEY (kind, from_org, to_org, month)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS flow_program (
+  kind TEXT NOT NULL, from_org TEXT NOT NULL, to_org TEXT NOT NULL, program TEXT NOT NULL,
+  amount_fen INTEGER NOT NULL, tx_count INTEGER NOT NULL,
+  PRIMARY KEY (kind, from_org, to_org, program)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS edge (
   kind TEXT NOT NULL, from_org TEXT NOT NULL, to_org TEXT NOT NULL,
@@ -190,7 +202,8 @@ impl Store {
             conn.execute_batch(
                 "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS cursor; DROP TABLE IF EXISTS division;
                  DROP TABLE IF EXISTS subtree; DROP TABLE IF EXISTS program; DROP TABLE IF EXISTS movement;
-                 DROP TABLE IF EXISTS flow; DROP TABLE IF EXISTS edge;",
+                 DROP TABLE IF EXISTS flow; DROP TABLE IF EXISTS flow_month;
+                 DROP TABLE IF EXISTS flow_program; DROP TABLE IF EXISTS edge;",
             )?;
         }
         conn.execute_batch(SCHEMA)?;
@@ -363,11 +376,18 @@ impl Store {
                    tx_count = tx_count + excluded.tx_count",
             )?;
             let mut edge_sums: BTreeMap<(Kind, &str, &str), (i64, i64)> = BTreeMap::new();
+            let mut month_sums: BTreeMap<(Kind, &str, &str, &str), (i64, i64)> = BTreeMap::new();
+            let mut program_sums: BTreeMap<(Kind, &str, &str, &str), (i64, i64)> = BTreeMap::new();
             for ((kind, from, to, program, month), (amount, count)) in &sums.0 {
                 flow.execute(params![kind.name(), from, to, program, month, amount, count])?;
-                let e = edge_sums.entry((*kind, from, to)).or_default();
-                e.0 += amount;
-                e.1 += count;
+                for e in [
+                    edge_sums.entry((*kind, from, to)).or_default(),
+                    month_sums.entry((*kind, from, to, month)).or_default(),
+                    program_sums.entry((*kind, from, to, program)).or_default(),
+                ] {
+                    e.0 += amount;
+                    e.1 += count;
+                }
             }
             let mut edge = tx.prepare_cached(
                 "INSERT INTO edge (kind, from_org, to_org, amount_fen, tx_count) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -376,6 +396,20 @@ impl Store {
             )?;
             for ((kind, from, to), (amount, count)) in edge_sums {
                 edge.execute(params![kind.name(), from, to, amount, count])?;
+            }
+            for (table, col, sums) in [
+                ("flow_month", "month", month_sums),
+                ("flow_program", "program", program_sums),
+            ] {
+                let mut st = tx.prepare_cached(&format!(
+                    "INSERT INTO {table} (kind, from_org, to_org, {col}, amount_fen, tx_count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT DO UPDATE SET amount_fen = amount_fen + excluded.amount_fen,
+                       tx_count = tx_count + excluded.tx_count"
+                ))?;
+                for ((kind, from, to, key), (amount, count)) in sums {
+                    st.execute(params![kind.name(), from, to, key, amount, count])?;
+                }
             }
         }
         pos.block_time_ms = last.1;
@@ -395,7 +429,8 @@ impl Store {
     /// tree: the follower then applies the chain again from genesis.
     pub fn reset(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch(
-            "BEGIN; DELETE FROM movement; DELETE FROM flow; DELETE FROM edge; DELETE FROM program;
+            "BEGIN; DELETE FROM movement; DELETE FROM flow; DELETE FROM flow_month;
+             DELETE FROM flow_program; DELETE FROM edge; DELETE FROM program;
              DELETE FROM cursor; COMMIT;",
         )?;
         Ok(())

@@ -329,6 +329,8 @@ fn tables(store: &Store) -> Vec<String> {
         "SELECT height, idx, hex(tx_id), kind, from_org, to_org, program, day, month, amount_fen, recipient, hex(refers) FROM movement ORDER BY height, idx",
         "SELECT kind, from_org, to_org, program, month, amount_fen, tx_count FROM flow ORDER BY 1, 2, 3, 4, 5",
         "SELECT kind, from_org, to_org, amount_fen, tx_count FROM edge ORDER BY 1, 2, 3",
+        "SELECT kind, from_org, to_org, month, amount_fen, tx_count FROM flow_month ORDER BY 1, 2, 3, 4",
+        "SELECT kind, from_org, to_org, program, amount_fen, tx_count FROM flow_program ORDER BY 1, 2, 3, 4",
         "SELECT * FROM program ORDER BY id",
         "SELECT height, block_time_ms, movements FROM cursor",
     ] {

@@ -20,6 +20,9 @@ pub(crate) enum BenchCmd {
     /// The whole devnet through the exchange-adapters' gRPC API: tx/s committed at
     /// every member, submit → committed and → final latency, CPU and peak RSS.
     E2e(crate::bench_e2e::E2eBench),
+    /// Analytics: rebuild tx/s from encoded blocks into SQLite, and the
+    /// province overview's query time.
+    Analytics(crate::bench_analytics::AnalyticsBench),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +53,7 @@ pub(crate) async fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Ledger(b) => crate::bench_ledger::run(b).await,
         BenchCmd::Network(b) => network(b).await,
         BenchCmd::E2e(b) => crate::bench_e2e::run(b).await,
+        BenchCmd::Analytics(b) => crate::bench_analytics::run(b).await,
     }
 }
 

@@ -18,6 +18,7 @@ use prost::Message;
 use std::path::PathBuf;
 
 mod bench;
+mod bench_analytics;
 mod bench_e2e;
 mod bench_ledger;
 #[cfg(feature = "bench")]
