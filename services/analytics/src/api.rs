@@ -327,6 +327,9 @@ pub struct ChildJson {
 pub struct RegionFiguresJson {
     pub as_of: AsOfJson,
     pub region: RegionJson,
+    /// From the highest region the caller may read down to this one (for a
+    /// breadcrumb).
+    pub path: Vec<RegionJson>,
     /// The whole subtree (the department and everything below it).
     pub total: FiguresJson,
     /// The department's own accounts.
@@ -389,6 +392,36 @@ fn region_json(tree: &Tree, code: &str) -> RegionJson {
     })
 }
 
+/// Who the caller is, and the region its dashboard opens on.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WhoamiJson {
+    pub client: String,
+    pub org: String,
+    /// The caller's own region; for a supervisor, the region it supervises
+    /// (its parent), or the root for one with no parent.
+    pub default_region: String,
+}
+
+#[utoipa::path(tag = "analytics", responses((status = 200, body = WhoamiJson)), security(("api_key" = [])))]
+#[get("/v1/analytics/whoami")]
+pub(crate) async fn whoami(
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<web::Json<WhoamiJson>, ServiceError> {
+    let client = state.caller(&req)?;
+    let (_, tree) = state.registry();
+    let default_region = match tree.get(&client.org) {
+        Some(d) if d.level == "supervisor" && !d.parent.is_empty() => d.parent.clone(),
+        Some(d) if d.level == "supervisor" => tree.root().unwrap_or_default(),
+        _ => client.org.clone(),
+    };
+    Ok(web::Json(WhoamiJson {
+        client: client.name.clone(),
+        org: client.org.clone(),
+        default_region,
+    }))
+}
+
 #[utoipa::path(tag = "analytics", responses((status = 200, body = StatusJson)), security(("api_key" = [])))]
 #[get("/v1/analytics/status")]
 pub(crate) async fn status(
@@ -417,10 +450,24 @@ pub(crate) async fn region_view(
     q: web::Query<RangeQuery>,
 ) -> Result<web::Json<RegionFiguresJson>, ServiceError> {
     let s = state.clone();
+    let client = state.authenticated(&req)?;
     let (b, p, tree) = region_figures(state, &req, &code, q.into_inner()).await?;
+    let (orgs, _) = s.registry();
+    let mut path = Vec::new();
+    let mut cur = tree.get(&code);
+    for _ in 0..=tree.len() {
+        let Some(d) = cur else { break };
+        if !may_read(&orgs, &client.org, &d.code) {
+            break;
+        }
+        path.push(RegionJson::from(d));
+        cur = tree.get(&d.parent);
+    }
+    path.reverse();
     Ok(web::Json(RegionFiguresJson {
         as_of: as_of(&p, &s),
         region: region_json(&tree, &code),
+        path,
         total: (&b.region).into(),
         department: (&b.department).into(),
         children: b
@@ -645,6 +692,7 @@ pub(crate) async fn programs_csv(
 /// The routes, registered so that the OpenAPI document lists exactly them.
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     app.service(status)
+        .service(whoami)
         .service(region_csv)
         .service(months_csv)
         .service(programs_csv)

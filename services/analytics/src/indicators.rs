@@ -128,6 +128,15 @@ impl Tree {
         Self { by_code, children }
     }
 
+    /// The org with no parent (the MOF), if there is exactly one.
+    pub fn root(&self) -> Option<String> {
+        let mut roots = self.by_code.values().filter(|d| d.parent.is_empty());
+        match (roots.next(), roots.next()) {
+            (Some(r), None) => Some(r.code.clone()),
+            _ => None,
+        }
+    }
+
     pub fn get(&self, code: &str) -> Option<&Division> {
         self.by_code.get(code)
     }

@@ -356,6 +356,40 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ServiceError> {
     ))
 }
 
+/// The dashboard: one page, its script reading the indicator API with the
+/// caller's API key (kept in the tab's session storage, never in a URL sent
+/// to the server: a `#key=` fragment is read by the page and stays in the
+/// browser).
+const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
+/// Apache ECharts 5.6.0 (`dist/echarts.min.js`), vendored with its licence:
+/// the page loads nothing from the internet.
+const ECHARTS_JS: &str = include_str!("../assets/echarts/echarts.min.js");
+const ECHARTS_LICENSE: &str = concat!(
+    include_str!("../assets/echarts/LICENSE"),
+    "\n",
+    include_str!("../assets/echarts/NOTICE")
+);
+
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; connect-src 'self'"))
+        .body(DASHBOARD_HTML)
+}
+
+async fn echarts() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(ECHARTS_JS)
+}
+
+async fn echarts_license() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(ECHARTS_LICENSE)
+}
+
 /// A running analytics service.
 #[derive(Debug)]
 pub struct Running {
@@ -428,6 +462,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                     }
                 }),
             )
+            .route("/", web::get().to(dashboard))
+            .route("/assets/echarts.min.js", web::get().to(echarts))
+            .route("/assets/echarts-LICENSE.txt", web::get().to(echarts_license))
             .default_service(web::to(no_route))
     })
     .workers(2)

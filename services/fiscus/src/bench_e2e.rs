@@ -397,7 +397,7 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         }
     } else {
         log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
-        crate::devnet::Mode::InProcess
+        crate::devnet::Mode::InProcess { analytics: false }
     };
     let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
     if let Err(e) = net.wait_leader(Duration::from_secs(60)).await {

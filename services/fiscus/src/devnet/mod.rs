@@ -95,8 +95,10 @@ enum DevnetAction {
 /// How the devnet's services run.
 #[derive(Debug, Clone)]
 pub(crate) enum Mode {
-    /// All of them in this process.
-    InProcess,
+    /// All of them in this process; `analytics`: each member's analytics
+    /// too (`fiscus bench e2e` leaves it out, as its process layout does, so
+    /// that both layouts run the same services).
+    InProcess { analytics: bool },
     /// Each its own OS process, supervised by this one; `log_level` is the
     /// children's `RUST_LOG` when the environment sets none; `start_nats`:
     /// start a nats-server (when installed and no NATS URL is given).
@@ -129,7 +131,8 @@ struct Member {
     ledger: fiscus_ledger_store::server::Running,
     gateway: fiscus_gossip_gateway::Running,
     api: fiscus_exchange_adapter::Running,
-    analytics: fiscus_analytics::service::Running,
+    /// Absent when the devnet was started without analytics.
+    analytics: Option<fiscus_analytics::service::Running>,
 }
 
 impl Devnet {
@@ -142,7 +145,8 @@ impl Devnet {
                 .iter()
                 .position(|m| m.code == code)
                 .and_then(|i| members.get(i))
-                .map(|m| m.analytics.addr),
+                .and_then(|m| m.analytics.as_ref())
+                .map(|a| a.addr),
             Parts::Processes(_) => None,
         }
     }
@@ -161,7 +165,9 @@ impl Devnet {
                 members,
             } => {
                 for m in members {
-                    m.analytics.stop().await;
+                    if let Some(a) = m.analytics {
+                        a.stop().await;
+                    }
                     m.api.stop().await;
                     m.gateway.stop().await;
                     m.ledger.stop().await;
@@ -378,9 +384,9 @@ pub(crate) async fn start(
     let data =
         std::fs::canonicalize(data).with_context(|| format!("finding {}", data.display()))?;
     let parts = match mode {
-        Mode::InProcess => {
+        Mode::InProcess { analytics } => {
             check_free(&layout)?;
-            start_in_process(&data, &layout, nats_url, rest_tls).await?
+            start_in_process(&data, &layout, nats_url, rest_tls, analytics).await?
         }
         Mode::Processes {
             log_level,
@@ -426,6 +432,7 @@ async fn start_in_process(
     layout: &Layout,
     nats_url: Option<String>,
     rest_tls: bool,
+    with_analytics: bool,
 ) -> Result<Parts> {
     let files = configs::Files {
         data: data.to_owned(),
@@ -482,9 +489,22 @@ async fn start_in_process(
         ))
         .await
         .with_context(|| format!("starting the exchange-adapter of {}", m.code))?;
-        let analytics = fiscus_analytics::service::start(configs::analytics(&files, m, any_port))
-            .await
-            .with_context(|| format!("starting the analytics of {}", m.code))?;
+        let analytics = if with_analytics {
+            let config = configs::analytics(&files, m, any_port);
+            // Kept for `fiscus analytics rebuild --config` (and to read by hand).
+            processes::write_config(
+                &files.data,
+                &processes::member_process(&m.code, "analytics"),
+                &config,
+            )?;
+            Some(
+                fiscus_analytics::service::start(config)
+                    .await
+                    .with_context(|| format!("starting the analytics of {}", m.code))?,
+            )
+        } else {
+            None
+        };
         members.push(Member {
             ledger,
             gateway,
@@ -563,7 +583,10 @@ fn print_endpoints(net: &Devnet) {
             m.grpc.map(|g| format!("  gRPC {g}")).unwrap_or_default()
         );
         if let Some(a) = net.analytics_addr(&m.code) {
-            println!("    analytics 统计分析  http://{a}/v1/analytics/regions/{}  (OpenAPI http://{a}/openapi.json)", m.code);
+            println!(
+                "    analytics 统计分析  dashboard http://{a}/  API http://{a}/v1/analytics/regions/{}  (OpenAPI http://{a}/openapi.json)",
+                m.code
+            );
         }
         println!(
             "    ledger-store grpc {}   gossip-gateway grpc {}",
@@ -583,6 +606,13 @@ fn print_endpoints(net: &Devnet) {
             path.display()
         ),
         Err(e) => eprintln!("devnet: could not write the Prometheus targets: {e:#}"),
+    }
+    if let Parts::InProcess { .. } = &net.parts {
+        println!(
+            "  analytics dashboards 统计分析看板: open a member's analytics URL in a browser with an API key; \
+             rebuild one: fiscus analytics rebuild --config {}/config/member-<code>-analytics.toml",
+            net.data.display()
+        );
     }
     println!(
         "  certificates and keys: {}/member-*/ ; API keys: {}",
@@ -738,7 +768,7 @@ pub(crate) async fn run(
             start_nats: true,
         }
     } else {
-        Mode::InProcess
+        Mode::InProcess { analytics: true }
     };
     // Ctrl-C or SIGTERM at any point stops the devnet cleanly: while it
     // starts (what was made is kept; a half-made data directory is made
@@ -835,6 +865,10 @@ pub(crate) async fn run(
             "  curl -s -H 'Authorization: Bearer {key}' 'http://{api}/v1/accounts?org=130100'"
         );
         println!("  OpenAPI: http://{api}/openapi.json");
+    }
+    if let (Some(a), Some((_, key))) = (net.analytics_addr("130000"), keys.get(1)) {
+        // The key rides in the fragment, which the browser never sends.
+        println!("  统计分析看板 / analytics dashboard (Hebei): http://{a}/#key={key}");
     }
     if !cmd.exit {
         println!();

@@ -184,7 +184,13 @@ pub(crate) struct Processes {
     pub nats_url: Option<String>,
 }
 
-fn write_config<T: serde::Serialize>(data: &Path, name: &str, config: &T) -> Result<PathBuf> {
+pub(crate) fn write_config<T: serde::Serialize>(
+    data: &Path,
+    name: &str,
+    config: &T,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(data.join("config"))
+        .with_context(|| format!("creating {}", data.join("config").display()))?;
     let path = data.join("config").join(format!("{name}.toml"));
     let text = toml::to_string(config).with_context(|| format!("encoding the config of {name}"))?;
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
