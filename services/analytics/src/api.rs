@@ -45,9 +45,9 @@ impl State {
     }
 
     pub fn set_divisions(&self, divisions: Vec<Division>) {
-        let orgs = divisions
-            .iter()
-            .fold(Orgs::default(), |o, d| o.with(&d.code, level(d.level), &d.parent));
+        let orgs = divisions.iter().fold(Orgs::default(), |o, d| {
+            o.with(&d.code, level(d.level), &d.parent)
+        });
         if let Ok(mut g) = self.registry.write() {
             *g = (Arc::new(orgs), Arc::new(Tree::new(divisions)));
         }
@@ -156,7 +156,10 @@ fn month(s: &Option<String>, name: &str) -> Result<Option<String>, ServiceError>
 
 /// Checks the query and builds the filter; the program must exist.
 fn filter(q: &RangeQuery, conn: &Connection) -> Result<Filter, ServiceError> {
-    let (from_month, to_month) = (month(&q.from_month, "from_month")?, month(&q.to_month, "to_month")?);
+    let (from_month, to_month) = (
+        month(&q.from_month, "from_month")?,
+        month(&q.to_month, "to_month")?,
+    );
     if let (Some(a), Some(b)) = (&from_month, &to_month)
         && a > b
     {
@@ -187,7 +190,11 @@ fn filter(q: &RangeQuery, conn: &Connection) -> Result<Filter, ServiceError> {
 }
 
 /// The region named in the path, which the caller must be allowed to read.
-fn region(state: &State, client: &Client, code: &str) -> Result<(Arc<Orgs>, Arc<Tree>), ServiceError> {
+fn region(
+    state: &State,
+    client: &Client,
+    code: &str,
+) -> Result<(Arc<Orgs>, Arc<Tree>), ServiceError> {
     let (orgs, tree) = state.registry();
     if code.len() > 16 || tree.get(code).is_none() {
         return Err(ServiceError::new(
@@ -520,17 +527,29 @@ fn csv_figures(f: &FiguresJson) -> Vec<String> {
 
 /// A CSV download: UTF-8 with a byte order mark, so that spreadsheet
 /// programs read the Chinese names right.
-fn csv_response(name: &str, head: &[&str], rows: Vec<Vec<String>>) -> Result<HttpResponse, ServiceError> {
+fn csv_response(
+    name: &str,
+    head: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<HttpResponse, ServiceError> {
     let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
     let fail = |e: csv::Error| {
-        ServiceError::new(ErrorKind::Internal, codes::api::EXPORT_FAILED, e.to_string())
+        ServiceError::new(
+            ErrorKind::Internal,
+            codes::api::EXPORT_FAILED,
+            e.to_string(),
+        )
     };
     w.write_record(head).map_err(fail)?;
     for r in rows {
         w.write_record(&r).map_err(fail)?;
     }
     let body = w.into_inner().map_err(|e| {
-        ServiceError::new(ErrorKind::Internal, codes::api::EXPORT_FAILED, e.to_string())
+        ServiceError::new(
+            ErrorKind::Internal,
+            codes::api::EXPORT_FAILED,
+            e.to_string(),
+        )
     })?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
@@ -627,7 +646,9 @@ pub(crate) async fn months(
     code: web::Path<String>,
     q: web::Query<RangeQuery>,
 ) -> Result<web::Json<SeriesJson>, ServiceError> {
-    Ok(web::Json(series_of(state, &req, &code, q.into_inner(), "month").await?))
+    Ok(web::Json(
+        series_of(state, &req, &code, q.into_inner(), "month").await?,
+    ))
 }
 
 #[utoipa::path(tag = "analytics",
@@ -641,7 +662,9 @@ pub(crate) async fn programs(
     code: web::Path<String>,
     q: web::Query<RangeQuery>,
 ) -> Result<web::Json<SeriesJson>, ServiceError> {
-    Ok(web::Json(series_of(state, &req, &code, q.into_inner(), "program").await?))
+    Ok(web::Json(
+        series_of(state, &req, &code, q.into_inner(), "program").await?,
+    ))
 }
 
 fn series_csv(s: SeriesJson, key: &str, name: String) -> Result<HttpResponse, ServiceError> {

@@ -8,8 +8,8 @@
 
 use fiscus_contract_executor::calendar::{civil_from_days, day_of};
 use fiscus_proto::hash::Hash32;
-use fiscus_proto::pb::transfer::{Program, ProgramKind, recipient, transfer_call::Method};
 use fiscus_proto::pb::ledger::BlockReceipts;
+use fiscus_proto::pb::transfer::{Program, ProgramKind, recipient, transfer_call::Method};
 use fiscus_proto::pb::types::{Block, BlockHeader, TxPayload, TxStatus, tx_payload};
 use prost::Message;
 
@@ -194,8 +194,13 @@ pub fn block_facts(height: u64, timestamp_ms: i64, txs: &[CommittedTx<'_>]) -> B
             }
             Some(Method::Allocate(a)) => {
                 let (org, prog) = account(&a.from);
-                out.facts
-                    .push(fact(Kind::Allocate, &org, &a.to_org_code, &prog, a.amount_fen));
+                out.facts.push(fact(
+                    Kind::Allocate,
+                    &org,
+                    &a.to_org_code,
+                    &prog,
+                    a.amount_fen,
+                ));
             }
             Some(Method::Acknowledge(a)) => {
                 let (org, prog) = account(&a.account);
@@ -215,8 +220,13 @@ pub fn block_facts(height: u64, timestamp_ms: i64, txs: &[CommittedTx<'_>]) -> B
             }
             Some(Method::Recover(a)) => {
                 let (org, prog) = account(&a.from);
-                out.facts
-                    .push(fact(Kind::Recover, &org, &a.to_org_code, &prog, a.amount_fen));
+                out.facts.push(fact(
+                    Kind::Recover,
+                    &org,
+                    &a.to_org_code,
+                    &prog,
+                    a.amount_fen,
+                ));
             }
             Some(Method::Adjust(a)) => {
                 let (from, prog) = account(&a.from);
@@ -234,9 +244,16 @@ pub fn block_facts(height: u64, timestamp_ms: i64, txs: &[CommittedTx<'_>]) -> B
 /// A block and its receipts as the ledger-store serves them (`GetBlock`,
 /// `GetBlockReceipts`), read into (height, block time, facts). The follower
 /// and `fiscus bench analytics` both read blocks through this.
-pub fn from_wire(block: &Block, receipts: &BlockReceipts) -> Result<(u64, i64, BlockFacts), String> {
-    let header = BlockHeader::decode(&block.header[..])
-        .map_err(|e| format!("block {}: header does not decode: {e}", receipts.block_number))?;
+pub fn from_wire(
+    block: &Block,
+    receipts: &BlockReceipts,
+) -> Result<(u64, i64, BlockFacts), String> {
+    let header = BlockHeader::decode(&block.header[..]).map_err(|e| {
+        format!(
+            "block {}: header does not decode: {e}",
+            receipts.block_number
+        )
+    })?;
     let h = header.number;
     if receipts.block_number != h || receipts.receipts.len() != block.txs.len() {
         return Err(format!(
@@ -256,5 +273,9 @@ pub fn from_wire(block: &Block, receipts: &BlockReceipts) -> Result<(u64, i64, B
             payload: &env.payload,
         });
     }
-    Ok((h, header.timestamp_ms, block_facts(h, header.timestamp_ms, &txs)))
+    Ok((
+        h,
+        header.timestamp_ms,
+        block_facts(h, header.timestamp_ms, &txs),
+    ))
 }

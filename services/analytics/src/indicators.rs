@@ -307,10 +307,7 @@ pub fn breakdown(
             }
         }
     }
-    out.children = kids
-        .into_iter()
-        .map(|(c, f)| (c.to_owned(), f))
-        .collect();
+    out.children = kids.into_iter().map(|(c, f)| (c.to_owned(), f)).collect();
     Ok(out)
 }
 
@@ -325,7 +322,10 @@ pub fn series(
     let mut out: BTreeMap<String, Figures> = BTreeMap::new();
     let parts = tree.parts(top);
     for (key, kind, from, to, amount, count) in rows(conn, filter, group)? {
-        let (fi, ti) = (parts.contains_key(from.as_str()), parts.contains_key(to.as_str()));
+        let (fi, ti) = (
+            parts.contains_key(from.as_str()),
+            parts.contains_key(to.as_str()),
+        );
         if fi || ti {
             out.entry(key).or_default().add(kind, fi, ti, amount, count);
         }

@@ -216,7 +216,9 @@ pub async fn follow(
         let next = {
             let s = store.clone();
             match tokio::task::spawn_blocking(move || {
-                s.lock().map_err(|_| ()).and_then(|g| g.position().map_err(|_| ()))
+                s.lock()
+                    .map_err(|_| ())
+                    .and_then(|g| g.position().map_err(|_| ()))
             })
             .await
             {
@@ -333,14 +335,22 @@ fn unless_unauthenticated(req: &HttpRequest, e: ServiceError) -> actix_web::Erro
 fn query_error(e: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
     unless_unauthenticated(
         req,
-        ServiceError::new(ErrorKind::InvalidArgument, codes::api::BAD_QUERY, e.to_string()),
+        ServiceError::new(
+            ErrorKind::InvalidArgument,
+            codes::api::BAD_QUERY,
+            e.to_string(),
+        ),
     )
 }
 
 fn path_error(e: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
     unless_unauthenticated(
         req,
-        ServiceError::new(ErrorKind::InvalidArgument, codes::api::BAD_PATH, e.to_string()),
+        ServiceError::new(
+            ErrorKind::InvalidArgument,
+            codes::api::BAD_PATH,
+            e.to_string(),
+        ),
     )
 }
 
@@ -464,7 +474,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             )
             .route("/", web::get().to(dashboard))
             .route("/assets/echarts.min.js", web::get().to(echarts))
-            .route("/assets/echarts-LICENSE.txt", web::get().to(echarts_license))
+            .route(
+                "/assets/echarts-LICENSE.txt",
+                web::get().to(echarts_license),
+            )
             .default_service(web::to(no_route))
     })
     .workers(2)
@@ -506,8 +519,8 @@ pub async fn rebuild(
     mut progress: impl FnMut(&crate::store::Position, u64),
 ) -> Result<crate::store::Position, RebuildError> {
     let tls = TlsContext::load(&config.tls).map_err(StartError::from)?;
-    let genesis = fiscus_common::genesis::read_genesis(&config.genesis_file)
-        .map_err(StartError::from)?;
+    let genesis =
+        fiscus_common::genesis::read_genesis(&config.genesis_file).map_err(StartError::from)?;
     std::fs::create_dir_all(&config.data_dir).map_err(io(config.data_dir.display()))?;
     let backend = Backend::new(
         tls.client_config().map_err(StartError::from)?,
@@ -515,7 +528,11 @@ pub async fn rebuild(
         Vec::new(),
         config.max_message_bytes,
     );
-    let head = backend.chain_info().await.map_err(RebuildError::Ledger)?.height;
+    let head = backend
+        .chain_info()
+        .await
+        .map_err(RebuildError::Ledger)?
+        .height;
     let divs = chain_divisions(&backend)
         .await
         .unwrap_or_else(|| divisions(&genesis));

@@ -379,7 +379,15 @@ impl Store {
             let mut month_sums: BTreeMap<(Kind, &str, &str, &str), (i64, i64)> = BTreeMap::new();
             let mut program_sums: BTreeMap<(Kind, &str, &str, &str), (i64, i64)> = BTreeMap::new();
             for ((kind, from, to, program, month), (amount, count)) in &sums.0 {
-                flow.execute(params![kind.name(), from, to, program, month, amount, count])?;
+                flow.execute(params![
+                    kind.name(),
+                    from,
+                    to,
+                    program,
+                    month,
+                    amount,
+                    count
+                ])?;
                 for e in [
                     edge_sums.entry((*kind, from, to)).or_default(),
                     month_sums.entry((*kind, from, to, month)).or_default(),

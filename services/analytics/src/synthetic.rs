@@ -95,7 +95,10 @@ impl Chain {
             let tx_id = sha256(&self.n.to_be_bytes());
             ctxs.push(TxCtx {
                 tx_id,
-                signer_orgs: signers.into_iter().map(str::to_owned).collect::<BTreeSet<_>>(),
+                signer_orgs: signers
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<BTreeSet<_>>(),
                 call: Ok(Call::Transfer(call.clone())),
             });
             kept.push((tx_id, payload, call));

@@ -18,9 +18,18 @@ use support::*;
 
 fn year() -> Chain {
     let mut c = Chain::new(orgs());
-    c.block(at(2026, 1, 10), vec![(vec!["000000"], appropriate("000000", "P1", false, 1_000_000))]);
+    c.block(
+        at(2026, 1, 10),
+        vec![(
+            vec!["000000"],
+            appropriate("000000", "P1", false, 1_000_000),
+        )],
+    );
     let to_hebei = c.next_tx_id();
-    c.block(at(2026, 2, 3), vec![(vec!["000000"], allocate("000000", "130000", "P1", 600_000))]);
+    c.block(
+        at(2026, 2, 3),
+        vec![(vec!["000000"], allocate("000000", "130000", "P1", 600_000))],
+    );
     let b = c.block(
         at(2026, 2, 10),
         vec![
@@ -33,7 +42,12 @@ fn year() -> Chain {
     let statuses: Vec<_> = b.txs.iter().map(|t| t.status).collect();
     assert_eq!(
         statuses,
-        [TxStatus::Valid, TxStatus::Valid, TxStatus::Valid, TxStatus::InvalidArgument],
+        [
+            TxStatus::Valid,
+            TxStatus::Valid,
+            TxStatus::Valid,
+            TxStatus::InvalidArgument
+        ],
         "{:?}",
         b.txs.iter().map(|t| t.code).collect::<Vec<_>>()
     );
@@ -89,7 +103,11 @@ fn the_year_gives_the_hand_computed_figures() {
     let nation = breakdown(conn, &tree, "000000", &all).unwrap();
     assert_eq!(
         nation.region,
-        figures(&[("appropriated", 1_000_000), ("disbursed", 120_000), ("disbursements", 3)])
+        figures(&[
+            ("appropriated", 1_000_000),
+            ("disbursed", 120_000),
+            ("disbursements", 3)
+        ])
     );
     assert_eq!(nation.region.held_fen(), 880_000);
     assert_eq!(nation.region.expenditure_progress_bp(), Some(1200));
@@ -141,7 +159,10 @@ fn the_year_gives_the_hand_computed_figures() {
     assert_eq!(sjz.held_fen(), 130_000);
     assert_eq!(sjz.expenditure_progress_bp(), Some(4800));
     let ts = hebei.children[1].1;
-    assert_eq!(ts, figures(&[("received", 150_000), ("allocations_received", 1)]));
+    assert_eq!(
+        ts,
+        figures(&[("received", 150_000), ("allocations_received", 1)])
+    );
     assert_eq!(ts.expenditure_progress_bp(), Some(0));
 
     let city = breakdown(conn, &tree, "130100", &all).unwrap();
@@ -183,10 +204,20 @@ fn the_year_gives_the_hand_computed_figures() {
         [
             (
                 "2026-02",
-                figures(&[("received", 600_000), ("acknowledged", 600_000), ("allocations_received", 1)])
+                figures(&[
+                    ("received", 600_000),
+                    ("acknowledged", 600_000),
+                    ("allocations_received", 1)
+                ])
             ),
-            ("2026-03", figures(&[("disbursed", 50_000), ("disbursements", 1)])),
-            ("2026-04", figures(&[("disbursed", 70_000), ("disbursements", 2)])),
+            (
+                "2026-03",
+                figures(&[("disbursed", 50_000), ("disbursements", 1)])
+            ),
+            (
+                "2026-04",
+                figures(&[("disbursed", 70_000), ("disbursements", 2)])
+            ),
         ]
     );
     // A month range and a program filter use the fine rollup.
@@ -196,12 +227,18 @@ fn the_year_gives_the_hand_computed_figures() {
         to_month: Some("2026-04".into()),
     };
     let b = breakdown(conn, &tree, "130000", &spring).unwrap();
-    assert_eq!(b.region, figures(&[("disbursed", 120_000), ("disbursements", 3)]));
+    assert_eq!(
+        b.region,
+        figures(&[("disbursed", 120_000), ("disbursements", 3)])
+    );
     let other = Filter {
         program: Some("P2".into()),
         ..Filter::default()
     };
-    assert_eq!(breakdown(conn, &tree, "130000", &other).unwrap().region, Figures::default());
+    assert_eq!(
+        breakdown(conn, &tree, "130000", &other).unwrap().region,
+        Figures::default()
+    );
     let programs = series(conn, &tree, "000000", &all, "program").unwrap();
     assert_eq!(programs.len(), 1);
     assert_eq!(programs[0].0, "P1");

@@ -38,16 +38,22 @@ struct Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    (0u8..6, 0..CODES.len(), 0..CODES.len(), 0..2usize, 1i64..400_000, any::<usize>()).prop_map(
-        |(what, actor, other, program, amount, earlier)| Op {
+    (
+        0u8..6,
+        0..CODES.len(),
+        0..CODES.len(),
+        0..2usize,
+        1i64..400_000,
+        any::<usize>(),
+    )
+        .prop_map(|(what, actor, other, program, amount, earlier)| Op {
             what,
             actor,
             other,
             program,
             amount,
             earlier,
-        },
-    )
+        })
 }
 
 /// Runs the ops through the contract in blocks of `sizes`, one day apart,
@@ -58,7 +64,10 @@ fn run(ops: &[Op], sizes: &[usize]) -> Chain {
     c.block(
         at(2026, 1, 5),
         vec![
-            (vec!["000000"], appropriate("000000", "P1", false, 2_000_000)),
+            (
+                vec!["000000"],
+                appropriate("000000", "P1", false, 2_000_000),
+            ),
             (vec!["130000"], appropriate("130000", "P2", true, 900_000)),
         ],
     );
@@ -110,13 +119,18 @@ fn run(ops: &[Op], sizes: &[usize]) -> Chain {
                 }
                 // Mostly to the parent, which the contract may accept.
                 5 => {
-                    let up = registry.parent(a).filter(|_| o.amount % 3 != 0).unwrap_or(b);
+                    let up = registry
+                        .parent(a)
+                        .filter(|_| o.amount % 3 != 0)
+                        .unwrap_or(b);
                     recover(a, up, p, o.amount / 64 + 1)
                 }
                 _ => disburse(a, p, o.amount / 2 + 1),
             };
             let alloc = match &call.method {
-                Some(Method::Allocate(x)) => Some((a.to_owned(), x.to_org_code.clone(), p.to_owned())),
+                Some(Method::Allocate(x)) => {
+                    Some((a.to_owned(), x.to_org_code.clone(), p.to_owned()))
+                }
                 _ => None,
             };
             calls.push((vec![a.to_owned()], call));
@@ -173,7 +187,13 @@ fn moves(chain: &Chain) -> Vec<Move> {
             out.push(match m {
                 Method::Appropriate(a) => {
                     let a2 = a.account.as_ref().unwrap();
-                    mv("appropriate", "", &a2.org_code, &a2.program_id, a.amount_fen)
+                    mv(
+                        "appropriate",
+                        "",
+                        &a2.org_code,
+                        &a2.program_id,
+                        a.amount_fen,
+                    )
                 }
                 Method::Allocate(a) => {
                     let f = a.from.as_ref().unwrap();
@@ -181,7 +201,13 @@ fn moves(chain: &Chain) -> Vec<Move> {
                         t.tx_id,
                         (f.org_code.clone(), a.to_org_code.clone(), a.amount_fen),
                     );
-                    mv("allocate", &f.org_code, &a.to_org_code, &f.program_id, a.amount_fen)
+                    mv(
+                        "allocate",
+                        &f.org_code,
+                        &a.to_org_code,
+                        &f.program_id,
+                        a.amount_fen,
+                    )
                 }
                 Method::Acknowledge(a) => {
                     let id = Hash32::from_slice("id", &a.allocation_tx_id).unwrap();
@@ -195,11 +221,23 @@ fn moves(chain: &Chain) -> Vec<Move> {
                 }
                 Method::Recover(a) => {
                     let f = a.from.as_ref().unwrap();
-                    mv("recover", &f.org_code, &a.to_org_code, &f.program_id, a.amount_fen)
+                    mv(
+                        "recover",
+                        &f.org_code,
+                        &a.to_org_code,
+                        &f.program_id,
+                        a.amount_fen,
+                    )
                 }
                 Method::Adjust(a) => {
                     let (f, to) = (a.from.as_ref().unwrap(), a.to.as_ref().unwrap());
-                    mv("adjust", &f.org_code, &to.org_code, &f.program_id, a.amount_fen)
+                    mv(
+                        "adjust",
+                        &f.org_code,
+                        &to.org_code,
+                        &f.program_id,
+                        a.amount_fen,
+                    )
                 }
                 _ => continue,
             });
@@ -271,10 +309,25 @@ fn check(chain: &Chain, store: &Store) -> Result<(), TestCaseError> {
     for top in CODES {
         let b = breakdown(conn, &tree, top, &Filter::default()).unwrap();
         let only: BTreeSet<String> = [top.to_owned()].into();
-        prop_assert_eq!(b.department, naive(&everything, &only), "department {}", top);
-        prop_assert_eq!(b.region, naive(&everything, &subtree(&orgs, top)), "region {}", top);
+        prop_assert_eq!(
+            b.department,
+            naive(&everything, &only),
+            "department {}",
+            top
+        );
+        prop_assert_eq!(
+            b.region,
+            naive(&everything, &subtree(&orgs, top)),
+            "region {}",
+            top
+        );
         for (child, f) in &b.children {
-            prop_assert_eq!(*f, naive(&everything, &subtree(&orgs, child)), "child {}", child);
+            prop_assert_eq!(
+                *f,
+                naive(&everything, &subtree(&orgs, child)),
+                "child {}",
+                child
+            );
         }
         // The contract's own totals for the department.
         let a = accounts(chain, top);
@@ -292,7 +345,13 @@ fn check(chain: &Chain, store: &Store) -> Result<(), TestCaseError> {
             let got = series(conn, &tree, top, &Filter::default(), group).unwrap();
             let keys: BTreeSet<&str> = all_moves
                 .iter()
-                .map(|m| if key == 0 { m.month.as_str() } else { m.program.as_str() })
+                .map(|m| {
+                    if key == 0 {
+                        m.month.as_str()
+                    } else {
+                        m.program.as_str()
+                    }
+                })
                 .collect();
             let want: Vec<(String, Figures)> = keys
                 .into_iter()
@@ -314,7 +373,9 @@ fn check(chain: &Chain, store: &Store) -> Result<(), TestCaseError> {
         };
         let ms: Vec<&Move> = all_moves
             .iter()
-            .filter(|m| m.program == "P1" && m.month.as_str() >= "2026-02" && m.month.as_str() <= "2026-03")
+            .filter(|m| {
+                m.program == "P1" && m.month.as_str() >= "2026-02" && m.month.as_str() <= "2026-03"
+            })
             .collect();
         let got = breakdown(conn, &tree, top, &f).unwrap();
         prop_assert_eq!(got.region, naive(&ms, &region), "filtered {}", top);
@@ -416,8 +477,14 @@ fn random_runs_include_refusals_of_every_common_kind() {
     assert!(refused > 0);
     assert_eq!(
         valid,
-        ["acknowledge", "adjust", "allocate", "appropriate", "disburse", "recover"].into()
+        [
+            "acknowledge",
+            "adjust",
+            "allocate",
+            "appropriate",
+            "disburse",
+            "recover"
+        ]
+        .into()
     );
 }
-
-

@@ -26,8 +26,8 @@ use fiscus_analytics::store::{Division, Store, level_name};
 use fiscus_proto::hash::sha256;
 use fiscus_proto::pb::ledger::BlockReceipts;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AcknowledgeArgs, AllocateArgs, AppropriateArgs, DisburseArgs, Program,
-    ProgramKind, Recipient, RecoverArgs, TransferCall, recipient, transfer_call::Method,
+    AccountRef, AcknowledgeArgs, AllocateArgs, AppropriateArgs, DisburseArgs, Program, ProgramKind,
+    Recipient, RecoverArgs, TransferCall, recipient, transfer_call::Method,
 };
 use fiscus_proto::pb::types::{
     Block, BlockHeader, Envelope, OrgLevel, Receipt, Signature, StateWrite, TxPayload, TxStatus,
@@ -170,9 +170,10 @@ fn make_chain(divisions: &[Division], txs: usize, block_txs: usize) -> Vec<(Vec<
                     4..12 => alloc("130000", city, &p, amount),
                     12..30 => alloc(city, county, &p, amount),
                     30..45 if !unacked.is_empty() => {
-                        let (id, to, p) = unacked
-                            .pop_front()
-                            .unwrap_or(([0; 32], String::new(), String::new()));
+                        let (id, to, p) =
+                            unacked
+                                .pop_front()
+                                .unwrap_or(([0; 32], String::new(), String::new()));
                         Method::Acknowledge(AcknowledgeArgs {
                             allocation_tx_id: id.to_vec(),
                             account: acct(&to, &p),
@@ -213,7 +214,11 @@ fn make_chain(divisions: &[Division], txs: usize, block_txs: usize) -> Vec<(Vec<
             .encode_to_vec();
             let tx_id = sha256(&payload);
             if let Method::Allocate(a) = &call {
-                let p = a.from.as_ref().map(|f| f.program_id.clone()).unwrap_or_default();
+                let p = a
+                    .from
+                    .as_ref()
+                    .map(|f| f.program_id.clone())
+                    .unwrap_or_default();
                 unacked.push_back((tx_id.0, a.to_org_code.clone(), p));
             }
             envelopes.push(Envelope {

@@ -591,7 +591,9 @@ async fn print_city_indicators(
     let path = "/v1/analytics/regions/130000";
     let v = c.get(path).await?;
     println!();
-    println!("各设区市指标 / indicators per city (万元 / 10,000 yuan), from analytics http://{addr}{path}:");
+    println!(
+        "各设区市指标 / indicators per city (万元 / 10,000 yuan), from analytics http://{addr}{path}:"
+    );
     println!(
         "  {:<8} {:>12} {:>12} {:>12} {:>10}  name 名称",
         "code", "received", "disbursed", "held", "支出进度"

@@ -106,8 +106,8 @@ enum AnalyticsAction {
 pub(crate) async fn analytics(cmd: AnalyticsCmd) -> Result<()> {
     use fiscus_analytics::service;
     if let Some(AnalyticsAction::Rebuild { config }) = cmd.action {
-        let config: service::Config = fiscus_common::config::load(config.as_deref())
-            .context("loading analytics config")?;
+        let config: service::Config =
+            fiscus_common::config::load(config.as_deref()).context("loading analytics config")?;
         let started = std::time::Instant::now();
         let mut last = std::time::Instant::now();
         let pos = service::rebuild(&config, |p, head| {

@@ -24,7 +24,9 @@ fn analytics_addrs(lines: &[String]) -> BTreeMap<String, String> {
     lines
         .iter()
         .filter_map(|l| {
-            let rest = l.trim().strip_prefix("analytics 统计分析  dashboard http://")?;
+            let rest = l
+                .trim()
+                .strip_prefix("analytics 统计分析  dashboard http://")?;
             let (addr, rest) = rest.split_once('/')?;
             let code = rest.rsplit_once("/v1/analytics/regions/")?.1;
             let code = code.split_whitespace().next()?;
@@ -77,8 +79,7 @@ fn adapter_totals(net: &Net, member: &str, org: &str) -> BTreeMap<&'static str, 
 }
 
 fn target_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/analytics-dashboard");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/analytics-dashboard");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -126,7 +127,14 @@ fn row_fen(dom: &str, code: &str, k: &str) -> i64 {
         .split("<td ")
         .find(|c| c.starts_with(&format!("data-k=\"{k}\"")))
         .unwrap_or_else(|| panic!("no {k} cell in the row of {code}"));
-    cell.split("data-fen=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+    cell.split("data-fen=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// The `data-v` of the KPI `k`.
@@ -135,7 +143,13 @@ fn kpi(dom: &str, k: &str) -> String {
         .split("<div class=\"kpi\" ")
         .find(|c| c.starts_with(&format!("data-k=\"{k}\"")))
         .unwrap_or_else(|| panic!("no KPI {k} in the page"));
-    card.split("data-v=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+    card.split("data-v=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -158,8 +172,16 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         let f = |k: &str| d[k].as_i64().unwrap();
         assert_eq!(f("held_fen"), t["balance_fen"], "{member}: {v}");
         assert_eq!(f("appropriated_fen"), t["appropriated_fen"], "{member}");
-        assert_eq!(f("received_fen") + f("adjusted_in_fen"), t["received_fen"], "{member}");
-        assert_eq!(f("allocated_fen") + f("adjusted_out_fen"), t["allocated_out_fen"], "{member}");
+        assert_eq!(
+            f("received_fen") + f("adjusted_in_fen"),
+            t["received_fen"],
+            "{member}"
+        );
+        assert_eq!(
+            f("allocated_fen") + f("adjusted_out_fen"),
+            t["allocated_out_fen"],
+            "{member}"
+        );
         assert_eq!(f("disbursed_fen"), t["disbursed_fen"], "{member}");
         assert_eq!(f("recovered_out_fen"), t["recovered_out_fen"], "{member}");
         assert_eq!(f("recovered_in_fen"), t["recovered_in_fen"], "{member}");
@@ -208,26 +230,64 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
 
     // Bad input: typed 4xx with stable codes.
     for (path, status, code) in [
-        ("/v1/analytics/regions/999999", 404, "analytics.unknown_region"),
-        ("/v1/analytics/regions/130102?from_month=2026-13", 400, "analytics.bad_month"),
-        ("/v1/analytics/regions/130102?from_month=2026-05&to_month=2026-01", 400, "analytics.bad_month"),
-        ("/v1/analytics/regions/130102?program=no-such", 404, "analytics.unknown_program"),
+        (
+            "/v1/analytics/regions/999999",
+            404,
+            "analytics.unknown_region",
+        ),
+        (
+            "/v1/analytics/regions/130102?from_month=2026-13",
+            400,
+            "analytics.bad_month",
+        ),
+        (
+            "/v1/analytics/regions/130102?from_month=2026-05&to_month=2026-01",
+            400,
+            "analytics.bad_month",
+        ),
+        (
+            "/v1/analytics/regions/130102?program=no-such",
+            404,
+            "analytics.unknown_program",
+        ),
         ("/v1/analytics/regions/130102?limit=5", 400, "api.bad_query"),
         ("/v1/analytics/nothing", 404, "api.no_route"),
     ] {
-        problem(call(changan, "GET", path, Some(changan_key), None, &[]), status, code);
+        problem(
+            call(changan, "GET", path, Some(changan_key), None, &[]),
+            status,
+            code,
+        );
     }
     problem(
-        call(changan, "GET", "/v1/analytics/regions/130102", None, None, &[]),
+        call(
+            changan,
+            "GET",
+            "/v1/analytics/regions/130102",
+            None,
+            None,
+            &[],
+        ),
         401,
         "api.missing_api_key",
     );
 
     // CSV equals JSON, row for row.
-    let r = call(audit, "GET", "/v1/analytics/regions/130000/children.csv", Some(audit_key), None, &[]);
+    let r = call(
+        audit,
+        "GET",
+        "/v1/analytics/regions/130000/children.csv",
+        Some(audit_key),
+        None,
+        &[],
+    );
     assert_eq!(r.0, 200);
     assert!(r.1.starts_with("text/csv"), "{}", r.1);
-    let text = r.2.as_str().unwrap().trim_start_matches('\u{feff}').to_owned();
+    let text =
+        r.2.as_str()
+            .unwrap()
+            .trim_start_matches('\u{feff}')
+            .to_owned();
     let mut rows = csv::Reader::from_reader(text.as_bytes());
     let head = rows.headers().unwrap().clone();
     let col = |name: &str| head.iter().position(|h| h == name).unwrap();
@@ -242,7 +302,10 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
             .find(|c| c["region"]["code"] == rec[col("code")])
             .unwrap();
         for k in ["received_fen", "disbursed_fen", "held_fen"] {
-            assert_eq!(rec[col(k)].parse::<i64>().unwrap(), c["figures"][k].as_i64().unwrap());
+            assert_eq!(
+                rec[col(k)].parse::<i64>().unwrap(),
+                c["figures"][k].as_i64().unwrap()
+            );
         }
         seen += 1;
     }
@@ -256,19 +319,36 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         &format!("http://{audit}/?region=130000#key={audit_key}"),
         Some(&shots.join("overview-zh.png")),
     );
-    assert!(dom.contains("data-ready=\"1\""), "the page did not load: {dom}");
-    assert!(dom.contains("财政转移支付统计分析"), "not in Chinese by default");
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the page did not load: {dom}"
+    );
+    assert!(
+        dom.contains("财政转移支付统计分析"),
+        "not in Chinese by default"
+    );
     for c in children {
         let code = c["region"]["code"].as_str().unwrap();
         for k in ["disbursed_fen", "held_fen"] {
-            assert_eq!(row_fen(&dom, code, k), c["figures"][k].as_i64().unwrap(), "{code} {k}");
+            assert_eq!(
+                row_fen(&dom, code, k),
+                c["figures"][k].as_i64().unwrap(),
+                "{code} {k}"
+            );
         }
     }
-    assert_eq!(kpi(&dom, "held_fen"), hebei["total"]["held_fen"].to_string());
+    assert_eq!(
+        kpi(&dom, "held_fen"),
+        hebei["total"]["held_fen"].to_string()
+    );
     // Drill down by the link the page shows: Hebei → Shijiazhuang → Chang'an.
     for (from, to) in [("130000", "130100"), ("130100", "130102")] {
         let link = format!("href=\"?region={to}\"");
-        let page = chromium(&profile, &format!("http://{audit}/?region={from}#key={audit_key}"), None);
+        let page = chromium(
+            &profile,
+            &format!("http://{audit}/?region={from}#key={audit_key}"),
+            None,
+        );
         assert!(page.contains(&link), "{from} does not link to {to}");
     }
     let county = get(audit, "/v1/analytics/regions/130102", audit_key);
@@ -277,21 +357,37 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         &format!("http://{audit}/?region=130102#key={audit_key}"),
         Some(&shots.join("county-zh.png")),
     );
-    assert_eq!(kpi(&dom, "held_fen"), county["total"]["held_fen"].to_string());
-    assert_eq!(kpi(&dom, "disbursed_fen"), county["total"]["disbursed_fen"].to_string());
+    assert_eq!(
+        kpi(&dom, "held_fen"),
+        county["total"]["held_fen"].to_string()
+    );
+    assert_eq!(
+        kpi(&dom, "disbursed_fen"),
+        county["total"]["disbursed_fen"].to_string()
+    );
     // English, chosen once, stays chosen in the same browser profile.
-    let dom = chromium(&profile, &format!("http://{audit}/?region=130000&lang=en#key={audit_key}"), None);
+    let dom = chromium(
+        &profile,
+        &format!("http://{audit}/?region=130000&lang=en#key={audit_key}"),
+        None,
+    );
     assert!(dom.contains("Fiscal transfer analytics"), "no English page");
     let dom = chromium(
         &profile,
         &format!("http://{audit}/?region=130000#key={audit_key}"),
         Some(&shots.join("overview-en.png")),
     );
-    assert!(dom.contains("Fiscal transfer analytics") && dom.contains("lang=\"en\""), "English was not kept");
+    assert!(
+        dom.contains("Fiscal transfer analytics") && dom.contains("lang=\"en\""),
+        "English was not kept"
+    );
     // The page loads nothing from elsewhere: its one script is served here.
     let page = call(audit, "GET", "/", None, None, &[]);
     let html = page.2.as_str().unwrap();
-    assert!(!html.contains("http://") && !html.contains("https://"), "the page names another origin");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page names another origin"
+    );
     let js = call(audit, "GET", "/assets/echarts.min.js", None, None, &[]);
     assert_eq!(js.0, 200);
     drop(devnet);
@@ -344,11 +440,9 @@ fn analytics_killed_mid_replay_resumes_to_the_tables_of_a_rebuild() {
     );
     let resumed = data.join("member-130000/analytics/analytics.sqlite3");
     let dump = |path: &Path| -> Vec<String> {
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
         let mut out = Vec::new();
         for sql in [
             "SELECT height, idx, hex(tx_id), kind, from_org, to_org, program, day, month, amount_fen, recipient, hex(refers) FROM movement WHERE height <= ?1 ORDER BY height, idx",
@@ -358,7 +452,11 @@ fn analytics_killed_mid_replay_resumes_to_the_tables_of_a_rebuild() {
         ] {
             let mut st = conn.prepare(sql).unwrap();
             let n = st.column_count();
-            let params: &[&dyn rusqlite::ToSql] = if sql.contains("?1") { &[&(head as i64)] } else { &[] };
+            let params: &[&dyn rusqlite::ToSql] = if sql.contains("?1") {
+                &[&(head as i64)]
+            } else {
+                &[]
+            };
             let rows = st
                 .query_map(params, |r| {
                     Ok((0..n)

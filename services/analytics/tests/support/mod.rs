@@ -9,8 +9,8 @@ use fiscus_contract_executor::Orgs;
 use fiscus_contract_executor::calendar::{days_from_civil, start_of_day_ms};
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs,
-    Program, ProgramKind, Recipient, RecoverArgs, TransferCall, recipient, transfer_call::Method,
+    AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs, Program,
+    ProgramKind, Recipient, RecoverArgs, TransferCall, recipient, transfer_call::Method,
 };
 use fiscus_proto::pb::types::OrgLevel;
 
@@ -46,9 +46,10 @@ fn level_of(s: &str) -> OrgLevel {
 }
 
 pub(crate) fn orgs() -> Orgs {
-    ORGS.iter().fold(Orgs::default(), |o, (code, _, level, parent)| {
-        o.with(code, level_of(level), parent)
-    })
+    ORGS.iter()
+        .fold(Orgs::default(), |o, (code, _, level, parent)| {
+            o.with(code, level_of(level), parent)
+        })
 }
 
 /// 10:00 China Standard Time on the given day.
@@ -124,7 +125,13 @@ pub(crate) fn recover(from: &str, to: &str, prog: &str, amount: i64) -> Transfer
 }
 
 /// Moves `amount` back from `from` (the corrected transfer's receiver) to `to`.
-pub(crate) fn adjust(from: &str, to: &str, prog: &str, amount: i64, corrects: Hash32) -> TransferCall {
+pub(crate) fn adjust(
+    from: &str,
+    to: &str,
+    prog: &str,
+    amount: i64,
+    corrects: Hash32,
+) -> TransferCall {
     call(Method::Adjust(AdjustArgs {
         from: acct(from, prog),
         to: acct(to, prog),
