@@ -10,7 +10,7 @@ use fiscus_contract_executor::calendar::{civil_from_days, day_of};
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::ledger::BlockReceipts;
 use fiscus_proto::pb::transfer::{Program, ProgramKind, recipient, transfer_call::Method};
-use fiscus_proto::pb::types::{Block, BlockHeader, TxPayload, TxStatus, tx_payload};
+use fiscus_proto::pb::types::{Block, BlockHeader, ContractEvent, TxPayload, TxStatus, tx_payload};
 use prost::Message;
 
 /// What a fact records. The names are the SQL values of `movement.kind`.
@@ -80,6 +80,11 @@ pub struct Fact {
     /// The allocation an acknowledgement confirms, the transaction an
     /// adjustment corrects.
     pub refers: Option<Hash32>,
+    /// Set when the contract recorded the movement as late: an allocation
+    /// past its Budget Law art. 52 deadline (`deadline.late`), an
+    /// acknowledgement past its due day (`deadline.acknowledged_late`). The
+    /// CST day it was due by.
+    pub late_due_day: Option<i64>,
 }
 
 /// A program as its first appropriation described it.
@@ -103,6 +108,18 @@ pub struct CommittedTx<'a> {
     pub status: TxStatus,
     /// The envelope's payload bytes (the signed `TxPayload`).
     pub payload: &'a [u8],
+    /// The contract's events in the receipt.
+    pub events: &'a [ContractEvent],
+}
+
+/// The CST day of the due time an event of `name` carries (8 bytes, Unix
+/// ms, big-endian), if the transaction has one.
+fn due_day(events: &[ContractEvent], name: &str) -> Option<i64> {
+    events
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| <[u8; 8]>::try_from(&e.data[..]).ok())
+        .map(|b| day_of(i64::from_be_bytes(b)))
 }
 
 /// What one block contributes.
@@ -177,6 +194,7 @@ pub fn block_facts(height: u64, timestamp_ms: i64, txs: &[CommittedTx<'_>]) -> B
             amount_fen,
             recipient: String::new(),
             refers: None,
+            late_due_day: None,
         };
         let account = |a: &Option<fiscus_proto::pb::transfer::AccountRef>| {
             a.as_ref()
@@ -194,18 +212,15 @@ pub fn block_facts(height: u64, timestamp_ms: i64, txs: &[CommittedTx<'_>]) -> B
             }
             Some(Method::Allocate(a)) => {
                 let (org, prog) = account(&a.from);
-                out.facts.push(fact(
-                    Kind::Allocate,
-                    &org,
-                    &a.to_org_code,
-                    &prog,
-                    a.amount_fen,
-                ));
+                let mut f = fact(Kind::Allocate, &org, &a.to_org_code, &prog, a.amount_fen);
+                f.late_due_day = due_day(tx.events, "deadline.late");
+                out.facts.push(f);
             }
             Some(Method::Acknowledge(a)) => {
                 let (org, prog) = account(&a.account);
                 let mut f = fact(Kind::Acknowledge, "", &org, &prog, 0);
                 f.refers = Hash32::from_slice("allocation", &a.allocation_tx_id).ok();
+                f.late_due_day = due_day(tx.events, "deadline.acknowledged_late");
                 out.facts.push(f);
             }
             Some(Method::Disburse(a)) => {
@@ -271,6 +286,7 @@ pub fn from_wire(
             index: r.tx_index,
             status: TxStatus::try_from(r.status).unwrap_or(TxStatus::Unspecified),
             payload: &env.payload,
+            events: &r.events,
         });
     }
     Ok((

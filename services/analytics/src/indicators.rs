@@ -333,3 +333,222 @@ pub fn series(
     out.retain(|_, f| *f != Figures::default());
     Ok(out.into_iter().collect())
 }
+
+/// Allocations made by a set of orgs, and how many of them the contract
+/// recorded as past their Budget Law art. 52 deadline (逾期下达).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Compliance {
+    pub allocations: i64,
+    pub allocated_fen: i64,
+    pub late: i64,
+    pub late_fen: i64,
+}
+
+impl Compliance {
+    fn add(&mut self, r: [i64; 4]) {
+        self.allocations += r[0];
+        self.allocated_fen += r[1];
+        self.late += r[2];
+        self.late_fen += r[3];
+    }
+
+    /// The share of allocations made on time, in basis points; None without any.
+    pub fn on_time_bp(&self) -> Option<i64> {
+        ratio_bp(self.allocations - self.late, self.allocations)
+    }
+}
+
+/// Compliance of a region's payers: all of them, its department, each child subtree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComplianceBreakdown {
+    pub region: Compliance,
+    pub department: Compliance,
+    pub children: Vec<(String, Compliance)>,
+}
+
+/// Art. 52 compliance of the allocations made inside `top`'s region, by payer.
+pub fn compliance(
+    conn: &Connection,
+    tree: &Tree,
+    top: &str,
+    filter: &Filter,
+) -> Result<ComplianceBreakdown, rusqlite::Error> {
+    let mut st = conn.prepare_cached(
+        "SELECT from_org, SUM(allocations), SUM(allocated_fen), SUM(late), SUM(late_fen) FROM deadline
+         WHERE (?1 IS NULL OR program = ?1) AND (?2 IS NULL OR month >= ?2) AND (?3 IS NULL OR month <= ?3)
+         GROUP BY from_org",
+    )?;
+    let mut q = st.query(rusqlite::params![
+        filter.program,
+        filter.from_month,
+        filter.to_month
+    ])?;
+    let mut out = ComplianceBreakdown::default();
+    let mut kids: BTreeMap<&str, Compliance> = tree
+        .children(top)
+        .into_iter()
+        .map(|d| (d.code.as_str(), Compliance::default()))
+        .collect();
+    let parts = tree.parts(top);
+    while let Some(r) = q.next()? {
+        let from: String = r.get(0)?;
+        let row = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?];
+        match parts.get(from.as_str()) {
+            None => continue,
+            Some(Part::Top) => out.department.add(row),
+            Some(Part::Child(c)) => {
+                if let Some(k) = kids.get_mut(c) {
+                    k.add(row);
+                }
+            }
+            Some(Part::Outside) => continue,
+        }
+        out.region.add(row);
+    }
+    out.children = kids.into_iter().map(|(c, f)| (c.to_owned(), f)).collect();
+    Ok(out)
+}
+
+/// One allocation the contract recorded as late.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LateItem {
+    pub height: u64,
+    pub index: u32,
+    pub tx_id: String,
+    pub from_org: String,
+    pub to_org: String,
+    pub program: String,
+    /// The allocation's CST day, and the day it was due by.
+    pub day: i64,
+    pub due_day: i64,
+    pub amount_fen: i64,
+}
+
+/// The late allocations made inside `top`'s region, in chain order, from
+/// after (`height`, `index`), at most `limit`.
+pub fn late_items(
+    conn: &Connection,
+    top: &str,
+    filter: &Filter,
+    after: (u64, u32),
+    limit: u32,
+) -> Result<Vec<LateItem>, rusqlite::Error> {
+    let mut st = conn.prepare_cached(
+        "SELECT m.height, m.idx, hex(m.tx_id), m.from_org, m.to_org, m.program, m.day, m.late_due_day, m.amount_fen
+         FROM subtree s JOIN movement m ON m.from_org = s.org
+           AND m.kind = 'allocate' AND m.late_due_day IS NOT NULL
+         WHERE s.ancestor = ?1
+           AND (?2 IS NULL OR m.program = ?2) AND (?3 IS NULL OR m.month >= ?3) AND (?4 IS NULL OR m.month <= ?4)
+           AND (m.height > ?5 OR (m.height = ?5 AND m.idx > ?6))
+         ORDER BY m.height, m.idx LIMIT ?7",
+    )?;
+    let rows = st.query_map(
+        rusqlite::params![
+            top,
+            filter.program,
+            filter.from_month,
+            filter.to_month,
+            after.0 as i64,
+            after.1,
+            limit
+        ],
+        |r| {
+            Ok(LateItem {
+                height: r.get::<_, i64>(0)? as u64,
+                index: r.get(1)?,
+                tx_id: r.get::<_, String>(2)?.to_ascii_lowercase(),
+                from_org: r.get(3)?,
+                to_org: r.get(4)?,
+                program: r.get(5)?,
+                day: r.get(6)?,
+                due_day: r.get(7)?,
+                amount_fen: r.get(8)?,
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+/// Funds in one account (org, program) that arrived on or before the cut-off
+/// day and are still held. Accounts pay out oldest first (ADR 0004), so
+/// what is left of the money that arrived by the cut-off is what arrived by
+/// then less everything paid out since the start, when positive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdleAccount {
+    pub org: String,
+    pub program: String,
+    pub balance_fen: i64,
+    pub idle_fen: i64,
+    /// The last day money left the account, if it ever did.
+    pub last_out_day: Option<i64>,
+}
+
+/// Idle funds (沉淀资金) in `top`'s region: money that arrived on or before
+/// `cutoff_day` and has not moved since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdleReport {
+    pub idle_fen: i64,
+    pub department_idle_fen: i64,
+    /// Idle funds per child subtree, in code order.
+    pub children: Vec<(String, i64)>,
+    /// The accounts holding idle funds, most idle first (then by org and program).
+    pub accounts: Vec<IdleAccount>,
+}
+
+pub fn idle(
+    conn: &Connection,
+    tree: &Tree,
+    top: &str,
+    program: Option<&str>,
+    cutoff_day: i64,
+) -> Result<IdleReport, rusqlite::Error> {
+    let mut st = conn.prepare_cached(
+        "SELECT a.org, a.program,
+           SUM(CASE WHEN a.day <= ?2 THEN a.in_fen ELSE 0 END), SUM(a.out_fen),
+           SUM(a.in_fen) - SUM(a.out_fen), MAX(CASE WHEN a.out_fen > 0 THEN a.day END)
+         FROM subtree s JOIN account_day a ON a.org = s.org
+         WHERE s.ancestor = ?1 AND (?3 IS NULL OR a.program = ?3)
+         GROUP BY a.org, a.program",
+    )?;
+    let mut q = st.query(rusqlite::params![top, cutoff_day, program])?;
+    let mut out = IdleReport::default();
+    let mut kids: BTreeMap<&str, i64> = tree
+        .children(top)
+        .into_iter()
+        .map(|d| (d.code.as_str(), 0))
+        .collect();
+    let parts = tree.parts(top);
+    while let Some(r) = q.next()? {
+        let (old_in, out_all): (i64, i64) = (r.get(2)?, r.get(3)?);
+        let idle = (old_in - out_all).max(0);
+        if idle == 0 {
+            continue;
+        }
+        let org: String = r.get(0)?;
+        match parts.get(org.as_str()) {
+            Some(Part::Top) => out.department_idle_fen += idle,
+            Some(Part::Child(c)) => {
+                if let Some(k) = kids.get_mut(c) {
+                    *k += idle;
+                }
+            }
+            _ => {}
+        }
+        out.idle_fen += idle;
+        out.accounts.push(IdleAccount {
+            org,
+            program: r.get(1)?,
+            balance_fen: r.get(4)?,
+            idle_fen: idle,
+            last_out_day: r.get(5)?,
+        });
+    }
+    out.accounts.sort_by(|a, b| {
+        b.idle_fen
+            .cmp(&a.idle_fen)
+            .then_with(|| a.org.cmp(&b.org))
+            .then_with(|| a.program.cmp(&b.program))
+    });
+    out.children = kids.into_iter().map(|(c, v)| (c.to_owned(), v)).collect();
+    Ok(out)
+}

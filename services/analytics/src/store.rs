@@ -15,7 +15,7 @@ use std::path::Path;
 
 /// Bumped whenever a table changes shape or meaning: a store of another
 /// version is emptied and rebuilt from the ledger.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,10 +85,25 @@ CREATE TABLE IF NOT EXISTS movement (
   height INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id BLOB NOT NULL, kind TEXT NOT NULL,
   from_org TEXT NOT NULL, to_org TEXT NOT NULL, program TEXT NOT NULL,
   day INTEGER NOT NULL, month TEXT NOT NULL, amount_fen INTEGER NOT NULL,
-  recipient TEXT NOT NULL, refers BLOB,
+  recipient TEXT NOT NULL, refers BLOB, late_due_day INTEGER,
   PRIMARY KEY (height, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS movement_allocation ON movement (tx_id) WHERE kind = 'allocate';
+CREATE INDEX IF NOT EXISTS movement_late ON movement (from_org, height, idx)
+  WHERE kind = 'allocate' AND late_due_day IS NOT NULL;
+-- Allocations by payer, program and month: how many, how much, how many late.
+CREATE TABLE IF NOT EXISTS deadline (
+  from_org TEXT NOT NULL, program TEXT NOT NULL, month TEXT NOT NULL,
+  allocations INTEGER NOT NULL, allocated_fen INTEGER NOT NULL,
+  late INTEGER NOT NULL, late_fen INTEGER NOT NULL,
+  PRIMARY KEY (from_org, program, month)
+) WITHOUT ROWID;
+-- Money into and out of each account (org, program) per day: idle funds.
+CREATE TABLE IF NOT EXISTS account_day (
+  org TEXT NOT NULL, program TEXT NOT NULL, day INTEGER NOT NULL,
+  in_fen INTEGER NOT NULL, out_fen INTEGER NOT NULL,
+  PRIMARY KEY (org, program, day)
+) WITHOUT ROWID;
 -- Sums by (kind, from, to, program, month); by (kind, from, to, month) and
 -- (kind, from, to, program), for the month and program views; and by (kind,
 -- from, to) alone, for the region views.
@@ -113,6 +128,19 @@ CREATE TABLE IF NOT EXISTS edge (
   PRIMARY KEY (kind, from_org, to_org)
 ) WITHOUT ROWID;
 ";
+
+/// The tables whose rows come from the chain (emptied by a rebuild).
+const CHAIN_TABLES: [&str; 9] = [
+    "cursor",
+    "program",
+    "movement",
+    "flow",
+    "flow_month",
+    "flow_program",
+    "edge",
+    "deadline",
+    "account_day",
+];
 
 /// Where the store stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,14 +185,47 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// A rollup key: (kind, from org, to org, program, month).
 type FlowKey = (Kind, String, String, String, String);
 
-/// A batch's sums per rollup key: (amount, movements).
+/// A batch's sums per rollup key: (amount, movements); per (payer, program,
+/// month): (allocations, amount, late, late amount); per (org, program,
+/// day): (in, out).
 #[derive(Debug, Default)]
-struct Sums(BTreeMap<FlowKey, (i64, i64)>);
+struct Sums {
+    flow: BTreeMap<FlowKey, (i64, i64)>,
+    deadline: BTreeMap<(String, String, String), [i64; 4]>,
+    account_day: BTreeMap<(String, String, i64), (i64, i64)>,
+}
 
 impl Sums {
     fn add(&mut self, f: &Fact) {
+        if f.kind == Kind::Allocate {
+            let d = self
+                .deadline
+                .entry((f.from_org.clone(), f.program.clone(), f.month.clone()))
+                .or_default();
+            d[0] += 1;
+            d[1] += f.amount_fen;
+            if f.late_due_day.is_some() {
+                d[2] += 1;
+                d[3] += f.amount_fen;
+            }
+        }
+        // Money into and out of accounts: an acknowledgement moves none.
+        if f.kind != Kind::Acknowledge {
+            if !f.from_org.is_empty() {
+                self.account_day
+                    .entry((f.from_org.clone(), f.program.clone(), f.day))
+                    .or_default()
+                    .1 += f.amount_fen;
+            }
+            if !f.to_org.is_empty() {
+                self.account_day
+                    .entry((f.to_org.clone(), f.program.clone(), f.day))
+                    .or_default()
+                    .0 += f.amount_fen;
+            }
+        }
         let e = self
-            .0
+            .flow
             .entry((
                 f.kind,
                 f.from_org.clone(),
@@ -199,12 +260,9 @@ impl Store {
                 e => Err(e),
             })?;
         if version.is_some_and(|v| v != SCHEMA_VERSION.to_string()) {
-            conn.execute_batch(
-                "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS cursor; DROP TABLE IF EXISTS division;
-                 DROP TABLE IF EXISTS subtree; DROP TABLE IF EXISTS program; DROP TABLE IF EXISTS movement;
-                 DROP TABLE IF EXISTS flow; DROP TABLE IF EXISTS flow_month;
-                 DROP TABLE IF EXISTS flow_program; DROP TABLE IF EXISTS edge;",
-            )?;
+            for t in ["meta", "division", "subtree"].iter().chain(&CHAIN_TABLES) {
+                conn.execute_batch(&format!("DROP TABLE IF EXISTS {t};"))?;
+            }
         }
         conn.execute_batch(SCHEMA)?;
         conn.execute(
@@ -304,7 +362,8 @@ impl Store {
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO movement (height, idx, tx_id, kind, from_org, to_org, program, day, month,
-                   amount_fen, recipient, refers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                   amount_fen, recipient, refers, late_due_day)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             let mut alloc = tx.prepare_cached(
                 "SELECT from_org, to_org, amount_fen FROM movement WHERE tx_id = ?1 AND kind = 'allocate'",
@@ -361,6 +420,7 @@ impl Store {
                         f.amount_fen,
                         f.recipient,
                         f.refers.map(|h| h.0.to_vec()),
+                        f.late_due_day,
                     ])?;
                     sums.add(&f);
                     pos.movements += 1;
@@ -378,7 +438,7 @@ impl Store {
             let mut edge_sums: BTreeMap<(Kind, &str, &str), (i64, i64)> = BTreeMap::new();
             let mut month_sums: BTreeMap<(Kind, &str, &str, &str), (i64, i64)> = BTreeMap::new();
             let mut program_sums: BTreeMap<(Kind, &str, &str, &str), (i64, i64)> = BTreeMap::new();
-            for ((kind, from, to, program, month), (amount, count)) in &sums.0 {
+            for ((kind, from, to, program, month), (amount, count)) in &sums.flow {
                 flow.execute(params![
                     kind.name(),
                     from,
@@ -404,6 +464,24 @@ impl Store {
             )?;
             for ((kind, from, to), (amount, count)) in edge_sums {
                 edge.execute(params![kind.name(), from, to, amount, count])?;
+            }
+            let mut deadline = tx.prepare_cached(
+                "INSERT INTO deadline (from_org, program, month, allocations, allocated_fen, late, late_fen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO UPDATE SET allocations = allocations + excluded.allocations,
+                   allocated_fen = allocated_fen + excluded.allocated_fen,
+                   late = late + excluded.late, late_fen = late_fen + excluded.late_fen",
+            )?;
+            for ((from, program, month), [n, amount, late, late_fen]) in &sums.deadline {
+                deadline.execute(params![from, program, month, n, amount, late, late_fen])?;
+            }
+            let mut day = tx.prepare_cached(
+                "INSERT INTO account_day (org, program, day, in_fen, out_fen) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET in_fen = in_fen + excluded.in_fen,
+                   out_fen = out_fen + excluded.out_fen",
+            )?;
+            for ((org, program, d), (i, o)) in &sums.account_day {
+                day.execute(params![org, program, d, i, o])?;
             }
             for (table, col, sums) in [
                 ("flow_month", "month", month_sums),
@@ -436,11 +514,11 @@ impl Store {
     /// Empties facts, rollups, programs and the cursor, keeping the division
     /// tree: the follower then applies the chain again from genesis.
     pub fn reset(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch(
-            "BEGIN; DELETE FROM movement; DELETE FROM flow; DELETE FROM flow_month;
-             DELETE FROM flow_program; DELETE FROM edge; DELETE FROM program;
-             DELETE FROM cursor; COMMIT;",
-        )?;
+        let tx = self.conn.transaction()?;
+        for t in CHAIN_TABLES {
+            tx.execute_batch(&format!("DELETE FROM {t};"))?;
+        }
+        tx.commit()?;
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ pub struct Tx {
     pub code: &'static str,
     pub payload: Vec<u8>,
     pub call: TransferCall,
+    pub events: Vec<fiscus_proto::pb::types::ContractEvent>,
 }
 
 /// One committed block; the first is height 1, as on a ledger.
@@ -44,6 +45,7 @@ impl Block {
                 index: i as u32,
                 status: t.status,
                 payload: &t.payload,
+                events: &t.events,
             })
             .collect();
         block_facts(self.height, self.timestamp_ms, &txs)
@@ -128,6 +130,7 @@ impl Chain {
                 code: r.code,
                 payload,
                 call,
+                events: r.events,
             })
             .collect();
         self.blocks.push(Block {

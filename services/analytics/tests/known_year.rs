@@ -249,3 +249,139 @@ fn the_year_gives_the_hand_computed_figures() {
     // 1 + 1 + 3 + 2 + 3 valid movements.
     assert_eq!(pos.movements, 10);
 }
+
+/// The year, and on 2026-06-20 Hebei passes 50,000 more of P1 to Tangshan:
+/// central funds it received on 2026-02-03, long past art. 52 para. 3's 30
+/// days, so the contract records the allocation as late.
+#[test]
+fn late_allocations_and_idle_funds_are_the_hand_computed_ones() {
+    use fiscus_analytics::indicators::{Compliance, compliance, idle, late_items};
+    use fiscus_contract_executor::calendar::{days_from_civil, format_date};
+    let mut chain = year();
+    let late_id = chain.next_tx_id();
+    let b = chain.block(
+        at(2026, 6, 20),
+        vec![(vec!["130000"], allocate("130000", "130200", "P1", 50_000))],
+    );
+    assert_eq!(b.txs[0].status, TxStatus::Valid, "{}", b.txs[0].code);
+    let event = b.txs[0]
+        .events
+        .iter()
+        .find(|e| e.name == "deadline.late")
+        .expect("the contract records the allocation as late");
+    let due_ms = i64::from_be_bytes(event.data[..].try_into().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of(dir.path(), &chain, 3);
+    let conn = store.connection();
+    let tree = Tree::new(divisions());
+    let all = Filter::default();
+
+    let c = |allocations, allocated_fen, late, late_fen| Compliance {
+        allocations,
+        allocated_fen,
+        late,
+        late_fen,
+    };
+    let hebei = compliance(conn, &tree, "130000", &all).unwrap();
+    // Hebei: 250,000 + 150,000 on time, 50,000 late; Shijiazhuang: 100,000 on time.
+    assert_eq!(hebei.region, c(4, 550_000, 1, 50_000));
+    assert_eq!(hebei.region.on_time_bp(), Some(7500));
+    assert_eq!(hebei.department, c(3, 450_000, 1, 50_000));
+    assert_eq!(hebei.department.on_time_bp(), Some(6667));
+    assert_eq!(
+        hebei.children,
+        [
+            ("130100".to_owned(), c(1, 100_000, 0, 0)),
+            ("130200".to_owned(), c(0, 0, 0, 0))
+        ]
+    );
+    let nation = compliance(conn, &tree, "000000", &all).unwrap();
+    assert_eq!(nation.region, c(5, 1_150_000, 1, 50_000));
+    assert_eq!(nation.department, c(1, 600_000, 0, 0));
+    // Months before June: nothing late.
+    let spring = Filter {
+        to_month: Some("2026-05".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        compliance(conn, &tree, "130000", &spring)
+            .unwrap()
+            .region
+            .late,
+        0
+    );
+
+    let items = late_items(conn, "000000", &all, (0, 0), 100).unwrap();
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert_eq!(item.tx_id, late_id.to_string());
+    assert_eq!((item.height, item.index), (6, 0));
+    assert_eq!(
+        (item.from_org.as_str(), item.to_org.as_str()),
+        ("130000", "130200")
+    );
+    assert_eq!(item.amount_fen, 50_000);
+    assert_eq!(format_date(item.day), "2026-06-20");
+    assert_eq!(
+        item.due_day,
+        fiscus_contract_executor::calendar::day_of(due_ms)
+    );
+    // 30 days from receipt on 2026-02-03: due by the end of 2026-03-05.
+    assert_eq!(format_date(item.due_day), "2026-03-05");
+    assert!(
+        late_items(conn, "130100", &all, (0, 0), 100)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        late_items(conn, "000000", &all, (6, 0), 100)
+            .unwrap()
+            .is_empty()
+    );
+
+    // Idle funds as of 2026-06-20 with N = 90: arrived by 2026-03-22, not moved since.
+    let cutoff = days_from_civil(2026, 3, 22);
+    let report = idle(conn, &tree, "000000", None, cutoff).unwrap();
+    let accounts: Vec<(&str, i64, i64)> = report
+        .accounts
+        .iter()
+        .map(|a| (a.org.as_str(), a.idle_fen, a.balance_fen))
+        .collect();
+    assert_eq!(
+        accounts,
+        [
+            ("000000", 400_000, 400_000),
+            ("130000", 150_000, 150_000),
+            // Tangshan's 50,000 of June is not idle yet.
+            ("130200", 150_000, 200_000),
+            // Shijiazhuang's 10,000 returned in April is not idle yet.
+            ("130100", 100_000, 110_000),
+            ("130102", 20_000, 20_000),
+        ]
+    );
+    assert_eq!(report.idle_fen, 820_000);
+    let hebei = idle(conn, &tree, "130000", None, cutoff).unwrap();
+    assert_eq!(hebei.idle_fen, 420_000);
+    assert_eq!(hebei.department_idle_fen, 150_000);
+    assert_eq!(
+        hebei.children,
+        [
+            ("130100".to_owned(), 120_000),
+            ("130200".to_owned(), 150_000)
+        ]
+    );
+    assert_eq!(
+        report.accounts[3].last_out_day.map(format_date).as_deref(),
+        Some("2026-03-02")
+    );
+    // A later cut-off: only what arrived by 2026-02-05 counts.
+    let early = idle(
+        conn,
+        &tree,
+        "000000",
+        Some("P1"),
+        days_from_civil(2026, 2, 5),
+    )
+    .unwrap();
+    assert_eq!(early.idle_fen, 400_000 + 150_000);
+}

@@ -8,12 +8,14 @@
 
 mod support;
 
-use fiscus_analytics::indicators::{Figures, Filter, Tree, breakdown, series};
+use fiscus_analytics::indicators::{
+    Compliance, Figures, Filter, Tree, breakdown, compliance, idle, late_items, series,
+};
 use fiscus_analytics::store::Store;
 use fiscus_analytics::synthetic::Chain;
 use fiscus_contract_executor::{Orgs, keys};
 use fiscus_proto::hash::Hash32;
-use fiscus_proto::pb::state::Account;
+use fiscus_proto::pb::state::{Account, Lot};
 use fiscus_proto::pb::transfer::{TransferCall, transfer_call::Method};
 use fiscus_proto::pb::types::TxStatus;
 use proptest::prelude::*;
@@ -158,6 +160,8 @@ struct Move {
     program: String,
     month: String,
     amount: i64,
+    /// The receipt carries `deadline.late`.
+    late: bool,
 }
 
 fn moves(chain: &Chain) -> Vec<Move> {
@@ -180,6 +184,7 @@ fn moves(chain: &Chain) -> Vec<Move> {
                 program: program.into(),
                 month: month.clone(),
                 amount,
+                late: t.events.iter().any(|e| e.name == "deadline.late"),
             };
             let TransferCall { method: Some(m) } = &t.call else {
                 continue;
@@ -383,6 +388,93 @@ fn check(chain: &Chain, store: &Store) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Art. 52 compliance of the allocations whose payer is in `s`, summed here.
+fn naive_compliance(moves: &[Move], s: &BTreeSet<String>) -> Compliance {
+    let mut c = Compliance::default();
+    for m in moves
+        .iter()
+        .filter(|m| m.kind == "allocate" && s.contains(&m.from))
+    {
+        c.allocations += 1;
+        c.allocated_fen += m.amount;
+        if m.late {
+            c.late += 1;
+            c.late_fen += m.amount;
+        }
+    }
+    c
+}
+
+/// Idle funds per account from the contract's own lots: what arrived by the
+/// cut-off day and is still there.
+fn lots_idle(chain: &Chain, cutoff_day: i64) -> BTreeMap<(String, String), i64> {
+    let mut out = BTreeMap::new();
+    for org in CODES {
+        for p in PROGRAMS {
+            let prefix = keys::lot_prefix(org, p);
+            let mut lots: Vec<Lot> = chain
+                .state
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter_map(|(_, v)| v.as_deref().map(|b| Lot::decode(b).unwrap()))
+                .collect();
+            if let Some(Some(b)) = chain.state.get(&keys::account(org, p)) {
+                lots.extend(Account::decode(&b[..]).unwrap().lots);
+            }
+            let idle: i64 = lots
+                .iter()
+                .filter(|l| {
+                    fiscus_contract_executor::calendar::day_of(l.received_at_ms) <= cutoff_day
+                })
+                .map(|l| l.amount_fen)
+                .sum();
+            if idle > 0 {
+                out.insert((org.to_owned(), p.to_owned()), idle);
+            }
+        }
+    }
+    out
+}
+
+fn check_deadlines_and_idle(chain: &Chain, store: &Store) -> Result<(), TestCaseError> {
+    let conn = store.connection();
+    let tree = Tree::new(divisions());
+    let orgs = orgs();
+    let all_moves = moves(chain);
+    for top in CODES {
+        let c = compliance(conn, &tree, top, &Filter::default()).unwrap();
+        prop_assert_eq!(
+            c.region,
+            naive_compliance(&all_moves, &subtree(&orgs, top)),
+            "{}",
+            top
+        );
+        let only: BTreeSet<String> = [top.to_owned()].into();
+        prop_assert_eq!(c.department, naive_compliance(&all_moves, &only), "{}", top);
+        for (child, f) in &c.children {
+            prop_assert_eq!(*f, naive_compliance(&all_moves, &subtree(&orgs, child)));
+        }
+        let late = late_items(conn, top, &Filter::default(), (0, 0), 10_000).unwrap();
+        prop_assert_eq!(late.len() as i64, c.region.late);
+    }
+    // Every cut-off day the chain spans, against the contract's lots.
+    let first = fiscus_contract_executor::calendar::day_of(chain.blocks[0].timestamp_ms);
+    let last = fiscus_contract_executor::calendar::day_of(
+        chain.blocks[chain.blocks.len() - 1].timestamp_ms,
+    );
+    for cutoff in (first - 1..=last).step_by(5) {
+        let report = idle(conn, &tree, "000000", None, cutoff).unwrap();
+        let got: BTreeMap<(String, String), i64> = report
+            .accounts
+            .iter()
+            .map(|a| ((a.org.clone(), a.program.clone()), a.idle_fen))
+            .collect();
+        prop_assert_eq!(&got, &lots_idle(chain, cutoff), "cut-off day {}", cutoff);
+        prop_assert_eq!(report.idle_fen, got.values().sum::<i64>());
+    }
+    Ok(())
+}
+
 fn tables(store: &Store) -> Vec<String> {
     let conn = store.connection();
     let mut out = Vec::new();
@@ -393,6 +485,8 @@ fn tables(store: &Store) -> Vec<String> {
         "SELECT kind, from_org, to_org, month, amount_fen, tx_count FROM flow_month ORDER BY 1, 2, 3, 4",
         "SELECT kind, from_org, to_org, program, amount_fen, tx_count FROM flow_program ORDER BY 1, 2, 3, 4",
         "SELECT * FROM program ORDER BY id",
+        "SELECT * FROM deadline ORDER BY 1, 2, 3",
+        "SELECT * FROM account_day ORDER BY 1, 2, 3",
         "SELECT height, block_time_ms, movements FROM cursor",
     ] {
         let mut st = conn.prepare(sql).unwrap();
@@ -427,6 +521,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let whole = store_of(dir.path(), &chain, 1000);
         check(&chain, &whole)?;
+        check_deadlines_and_idle(&chain, &whole)?;
 
         // The same blocks in batches of `batch`, the store closed and opened
         // again after `restart_at` blocks, as a restarted follower would.
@@ -458,6 +553,7 @@ fn random_runs_include_refusals_of_every_common_kind() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let mut valid: BTreeSet<&str> = BTreeSet::new();
     let mut refused = 0;
+    let mut late = 0;
     for _ in 0..20 {
         let ops = prop::collection::vec(op(), 40..60)
             .new_tree(&mut runner)
@@ -466,6 +562,7 @@ fn random_runs_include_refusals_of_every_common_kind() {
         let chain = run(&ops, &[3]);
         for m in moves(&chain) {
             valid.insert(m.kind);
+            late += usize::from(m.late);
         }
         refused += chain
             .blocks
@@ -475,6 +572,7 @@ fn random_runs_include_refusals_of_every_common_kind() {
             .count();
     }
     assert!(refused > 0);
+    assert!(late > 0, "no allocation the contract found late");
     assert_eq!(
         valid,
         [
