@@ -29,16 +29,38 @@ pub struct State {
     readers: Mutex<Vec<Connection>>,
     /// The ledger's height when the follower last asked.
     pub ledger_height: AtomicU64,
+    pub limits: Limits,
+    /// The member's ledger-store, for traces.
+    pub backend: Arc<fiscus_exchange_adapter::backend::Backend>,
+}
+
+/// What the API allows and assumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Idle funds: days without moving, when the query does not say.
+    pub idle_days: u32,
+    /// Rows of a list page at most.
+    pub max_page: u32,
+    /// Rows of a CSV export at most.
+    pub max_export_rows: u32,
 }
 
 impl State {
-    pub fn new(clients: Clients, divisions: Vec<Division>, db_path: PathBuf) -> Self {
+    pub fn new(
+        clients: Clients,
+        divisions: Vec<Division>,
+        db_path: PathBuf,
+        limits: Limits,
+        backend: Arc<fiscus_exchange_adapter::backend::Backend>,
+    ) -> Self {
         let s = Self {
             clients,
             registry: RwLock::new(Default::default()),
             db_path,
             readers: Mutex::new(Vec::new()),
             ledger_height: AtomicU64::new(0),
+            limits,
+            backend,
         };
         s.set_divisions(divisions);
         s
@@ -712,10 +734,498 @@ pub(crate) async fn programs_csv(
     series_csv(s, "program", format!("programs-{code}"))
 }
 
+/// The deadline and idle-funds views take paging beside the filter.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineQuery {
+    pub program: Option<String>,
+    pub from_month: Option<String>,
+    pub to_month: Option<String>,
+    /// Late items per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// The `next_after` of the previous page.
+    pub after: Option<String>,
+}
+
+impl DeadlineQuery {
+    fn range(&self) -> RangeQuery {
+        RangeQuery {
+            program: self.program.clone(),
+            from_month: self.from_month.clone(),
+            to_month: self.to_month.clone(),
+        }
+    }
+}
+
+fn limit(limit: Option<u32>, max: u32) -> Result<u32, ServiceError> {
+    match limit {
+        None => Ok(100.min(max)),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ServiceError::new(
+            ErrorKind::InvalidArgument,
+            codes::analytics::BAD_LIMIT,
+            format!("limit must be 1 to {max}, not {n}"),
+        )),
+    }
+}
+
+fn after(s: &Option<String>) -> Result<(u64, u32), ServiceError> {
+    let Some(s) = s else { return Ok((0, 0)) };
+    s.split_once('.')
+        .and_then(|(h, i)| Some((h.parse().ok()?, i.parse().ok()?)))
+        .ok_or_else(|| {
+            ServiceError::new(
+                ErrorKind::InvalidArgument,
+                codes::analytics::BAD_AFTER,
+                format!("after must be <height>.<index> as next_after gave it, not {s:?}"),
+            )
+        })
+}
+
+/// Allocations by payers, and how many were late.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ComplianceJson {
+    pub allocations: i64,
+    pub allocated_fen: i64,
+    /// Allocations the contract recorded past their art. 52 deadline.
+    pub late: i64,
+    pub late_fen: i64,
+    /// Allocations on time, basis points; null without allocations.
+    pub on_time_bp: Option<i64>,
+}
+
+impl From<&crate::indicators::Compliance> for ComplianceJson {
+    fn from(c: &crate::indicators::Compliance) -> Self {
+        Self {
+            allocations: c.allocations,
+            allocated_fen: c.allocated_fen,
+            late: c.late,
+            late_fen: c.late_fen,
+            on_time_bp: c.on_time_bp(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChildComplianceJson {
+    pub region: RegionJson,
+    pub compliance: ComplianceJson,
+}
+
+/// One allocation recorded as late, with where to trace it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LateItemJson {
+    pub tx_id: String,
+    pub height: u64,
+    pub index: u32,
+    pub from_org: String,
+    pub to_org: String,
+    pub program: String,
+    pub amount_fen: i64,
+    /// The allocation's day and the day it was due by (CST, YYYY-MM-DD).
+    pub date: String,
+    pub due_date: String,
+    pub days_late: i64,
+    /// Its lineage: `GET` this path here (or `/v1/trace/{tx_id}` on the exchange-adapter).
+    pub trace: String,
+}
+
+/// Budget Law art. 52 compliance of the allocations made in a region (逾期下达).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadlinesJson {
+    pub as_of: AsOfJson,
+    pub region: RegionJson,
+    pub total: ComplianceJson,
+    pub department: ComplianceJson,
+    pub children: Vec<ChildComplianceJson>,
+    /// Late allocations made in the region, in chain order, one page.
+    pub late: Vec<LateItemJson>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_after: Option<String>,
+}
+
+fn late_json(i: crate::indicators::LateItem) -> LateItemJson {
+    use fiscus_contract_executor::calendar::format_date;
+    LateItemJson {
+        trace: format!("/v1/analytics/trace/{}", i.tx_id),
+        tx_id: i.tx_id,
+        height: i.height,
+        index: i.index,
+        from_org: i.from_org,
+        to_org: i.to_org,
+        program: i.program,
+        amount_fen: i.amount_fen,
+        date: format_date(i.day),
+        due_date: format_date(i.due_day),
+        days_late: i.day - i.due_day,
+    }
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("code" = String, Path, description = "The region's org code"), DeadlineQuery),
+    responses((status = 200, body = DeadlinesJson)),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/regions/{code}/deadlines")]
+pub(crate) async fn deadlines(
+    state: web::Data<State>,
+    req: HttpRequest,
+    code: web::Path<String>,
+    q: web::Query<DeadlineQuery>,
+) -> Result<web::Json<DeadlinesJson>, ServiceError> {
+    let client = state.caller(&req)?;
+    let (_, tree) = region(&state, &client, &code)?;
+    let (n, from) = (limit(q.limit, state.limits.max_page)?, after(&q.after)?);
+    let (c, t, range) = (code.to_string(), tree.clone(), q.range());
+    let s = state.clone().into_inner();
+    let (b, items, p) = s
+        .read(move |conn| {
+            let f = filter(&range, conn)?;
+            let p = position(conn)?;
+            let b = crate::indicators::compliance(conn, &t, &c, &f).map_err(store_err)?;
+            let items =
+                crate::indicators::late_items(conn, &c, &f, from, n + 1).map_err(store_err)?;
+            Ok((b, items, p))
+        })
+        .await?;
+    let mut items = items;
+    let next_after = (items.len() > n as usize).then(|| {
+        items.truncate(n as usize);
+        items
+            .last()
+            .map(|i| format!("{}.{}", i.height, i.index))
+            .unwrap_or_default()
+    });
+    Ok(web::Json(DeadlinesJson {
+        as_of: as_of(&p, &state),
+        region: region_json(&tree, &code),
+        total: (&b.region).into(),
+        department: (&b.department).into(),
+        children: b
+            .children
+            .iter()
+            .map(|(c, x)| ChildComplianceJson {
+                region: region_json(&tree, c),
+                compliance: x.into(),
+            })
+            .collect(),
+        late: items.into_iter().map(late_json).collect(),
+        next_after,
+    }))
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("code" = String, Path, description = "The region's org code"), RangeQuery),
+    responses((status = 200, description = "Every late allocation made in the region", content_type = "text/csv")),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/regions/{code}/deadlines.csv")]
+pub(crate) async fn deadlines_csv(
+    state: web::Data<State>,
+    req: HttpRequest,
+    code: web::Path<String>,
+    q: web::Query<RangeQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    let client = state.caller(&req)?;
+    region(&state, &client, &code)?;
+    let (c, range, max) = (
+        code.to_string(),
+        q.into_inner(),
+        state.limits.max_export_rows,
+    );
+    let s = state.clone().into_inner();
+    let items = s
+        .read(move |conn| {
+            let f = filter(&range, conn)?;
+            crate::indicators::late_items(conn, &c, &f, (0, 0), max + 1).map_err(store_err)
+        })
+        .await?;
+    if items.len() > max as usize {
+        return Err(too_large(max));
+    }
+    let head = [
+        "tx_id",
+        "date",
+        "due_date",
+        "days_late",
+        "from_org",
+        "to_org",
+        "program",
+        "amount_fen",
+        "height",
+        "index",
+    ];
+    let rows = items
+        .into_iter()
+        .map(late_json)
+        .map(|i| {
+            vec![
+                i.tx_id,
+                i.date,
+                i.due_date,
+                i.days_late.to_string(),
+                i.from_org,
+                i.to_org,
+                i.program,
+                i.amount_fen.to_string(),
+                i.height.to_string(),
+                i.index.to_string(),
+            ]
+        })
+        .collect();
+    csv_response(&format!("late-{code}"), &head, rows)
+}
+
+fn too_large(max: u32) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::InvalidArgument,
+        codes::analytics::TOO_LARGE,
+        format!("the export would hold more than {max} rows; narrow it by program or months"),
+    )
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct IdleQuery {
+    /// Only this program.
+    pub program: Option<String>,
+    /// Funds not moved for more than this many days count as idle, 1 to
+    /// 3650 (default: the service's `idle_days`, 90).
+    pub days: Option<u32>,
+    /// Accounts listed, 1 to 1000 (default 100), most idle first.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IdleAccountJson {
+    pub org: String,
+    pub org_name: String,
+    pub program: String,
+    pub balance_fen: i64,
+    /// What of the balance arrived on or before the cut-off day.
+    pub idle_fen: i64,
+    /// The last day money left the account (null: never).
+    pub last_out_date: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChildIdleJson {
+    pub region: RegionJson,
+    pub idle_fen: i64,
+}
+
+/// Idle funds (沉淀资金): money that arrived more than `days` days before the
+/// last block applied and is still held (accounts pay out oldest first).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IdleJson {
+    pub as_of: AsOfJson,
+    pub region: RegionJson,
+    pub days: u32,
+    /// The last block's day (CST), and the cut-off: money that arrived on or before it counts.
+    pub as_of_date: String,
+    pub cutoff_date: String,
+    pub idle_fen: i64,
+    pub department_idle_fen: i64,
+    pub children: Vec<ChildIdleJson>,
+    /// Accounts holding idle funds, most first; `accounts_total` in all.
+    pub accounts: Vec<IdleAccountJson>,
+    pub accounts_total: usize,
+}
+
+async fn idle_report(
+    state: &web::Data<State>,
+    req: &HttpRequest,
+    code: &str,
+    program: Option<String>,
+    days: Option<u32>,
+) -> Result<(crate::indicators::IdleReport, Position, u32, i64, Arc<Tree>), ServiceError> {
+    let client = state.caller(req)?;
+    let (_, tree) = region(state, &client, code)?;
+    let days = days.unwrap_or(state.limits.idle_days);
+    if !(1..=3650).contains(&days) {
+        return Err(ServiceError::new(
+            ErrorKind::InvalidArgument,
+            codes::analytics::BAD_DAYS,
+            format!("days must be 1 to 3650, not {days}"),
+        ));
+    }
+    let (c, t) = (code.to_owned(), tree.clone());
+    let s = state.clone().into_inner();
+    let (r, p, as_of_day) = s
+        .read(move |conn| {
+            filter(
+                &RangeQuery {
+                    program: program.clone(),
+                    ..RangeQuery::default()
+                },
+                conn,
+            )?;
+            let p = position(conn)?;
+            // "Now" is the last block applied: the figures never read the clock.
+            let as_of_day = fiscus_contract_executor::calendar::day_of(p.block_time_ms);
+            let r = crate::indicators::idle(
+                conn,
+                &t,
+                &c,
+                program.as_deref(),
+                as_of_day - i64::from(days),
+            )
+            .map_err(store_err)?;
+            Ok((r, p, as_of_day))
+        })
+        .await?;
+    Ok((r, p, days, as_of_day, tree))
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("code" = String, Path, description = "The region's org code"), IdleQuery),
+    responses((status = 200, body = IdleJson)),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/regions/{code}/idle")]
+pub(crate) async fn idle(
+    state: web::Data<State>,
+    req: HttpRequest,
+    code: web::Path<String>,
+    q: web::Query<IdleQuery>,
+) -> Result<web::Json<IdleJson>, ServiceError> {
+    use fiscus_contract_executor::calendar::format_date;
+    let n = limit(q.limit, state.limits.max_page)? as usize;
+    let (r, p, days, as_of_day, tree) =
+        idle_report(&state, &req, &code, q.program.clone(), q.days).await?;
+    let name = |c: &str| tree.get(c).map(|d| d.name.clone()).unwrap_or_default();
+    Ok(web::Json(IdleJson {
+        as_of: as_of(&p, &state),
+        region: region_json(&tree, &code),
+        days,
+        as_of_date: format_date(as_of_day),
+        cutoff_date: format_date(as_of_day - i64::from(days)),
+        idle_fen: r.idle_fen,
+        department_idle_fen: r.department_idle_fen,
+        children: r
+            .children
+            .iter()
+            .map(|(c, v)| ChildIdleJson {
+                region: region_json(&tree, c),
+                idle_fen: *v,
+            })
+            .collect(),
+        accounts_total: r.accounts.len(),
+        accounts: r
+            .accounts
+            .into_iter()
+            .take(n)
+            .map(|a| IdleAccountJson {
+                org_name: name(&a.org),
+                org: a.org,
+                program: a.program,
+                balance_fen: a.balance_fen,
+                idle_fen: a.idle_fen,
+                last_out_date: a.last_out_day.map(format_date),
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("code" = String, Path, description = "The region's org code"), IdleQuery),
+    responses((status = 200, description = "Every account holding idle funds in the region", content_type = "text/csv")),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/regions/{code}/idle.csv")]
+pub(crate) async fn idle_csv(
+    state: web::Data<State>,
+    req: HttpRequest,
+    code: web::Path<String>,
+    q: web::Query<IdleQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    use fiscus_contract_executor::calendar::format_date;
+    if q.limit.is_some() {
+        return Err(ServiceError::new(
+            ErrorKind::InvalidArgument,
+            codes::analytics::BAD_LIMIT,
+            "a CSV export has no pages: leave limit out",
+        ));
+    }
+    let (r, _, days, as_of_day, tree) =
+        idle_report(&state, &req, &code, q.program.clone(), q.days).await?;
+    if r.accounts.len() > state.limits.max_export_rows as usize {
+        return Err(too_large(state.limits.max_export_rows));
+    }
+    let head = [
+        "name",
+        "org",
+        "program",
+        "balance_fen",
+        "idle_fen",
+        "last_out_date",
+        "as_of_date",
+        "cutoff_date",
+    ];
+    let (asof, cut) = (
+        format_date(as_of_day),
+        format_date(as_of_day - i64::from(days)),
+    );
+    let rows = r
+        .accounts
+        .into_iter()
+        .map(|a| {
+            vec![
+                tree.get(&a.org).map(|d| d.name.clone()).unwrap_or_default(),
+                a.org,
+                a.program,
+                a.balance_fen.to_string(),
+                a.idle_fen.to_string(),
+                a.last_out_day.map(format_date).unwrap_or_default(),
+                asof.clone(),
+                cut.clone(),
+            ]
+        })
+        .collect();
+    csv_response(&format!("idle-{code}"), &head, rows)
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("tx_id" = String, Path, description = "64 hex digits")),
+    responses((status = 200, body = fiscus_exchange_adapter::json::TraceJson)),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/trace/{tx_id}")]
+pub(crate) async fn trace(
+    state: web::Data<State>,
+    req: HttpRequest,
+    tx_id: web::Path<String>,
+) -> Result<web::Json<fiscus_exchange_adapter::json::TraceJson>, ServiceError> {
+    // The exchange-adapter's rule for traces: any caller with `read`.
+    state.caller(&req)?;
+    let id = hex::decode(tx_id.as_str())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| {
+            ServiceError::new(
+                ErrorKind::InvalidArgument,
+                codes::api::BAD_TX_ID,
+                "a tx id is 64 hex digits",
+            )
+        })?;
+    let r = state
+        .backend
+        .ledger()
+        .await?
+        .trace(fiscus_proto::pb::ledger::TraceRequest {
+            tx_id: id,
+            at_height: 0,
+        })
+        .await
+        .map_err(|s| fiscus_exchange_adapter::backend::from_status("trace", &s))?
+        .into_inner();
+    Ok(web::Json(fiscus_exchange_adapter::json::trace_json(r)))
+}
+
 /// The routes, registered so that the OpenAPI document lists exactly them.
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     app.service(status)
         .service(whoami)
+        .service(trace)
+        .service(deadlines_csv)
+        .service(deadlines)
+        .service(idle_csv)
+        .service(idle)
         .service(region_csv)
         .service(months_csv)
         .service(programs_csv)

@@ -57,6 +57,12 @@ pub struct Config {
     pub rate_per_s: u32,
     pub burst: u32,
     pub max_message_bytes: usize,
+    /// Idle funds (沉淀资金): days without moving, when a query does not say.
+    pub idle_days: u32,
+    /// Rows of a list page at most.
+    pub max_page: u32,
+    /// Rows of a CSV export at most.
+    pub max_export_rows: u32,
     pub json_logs: bool,
 }
 
@@ -78,6 +84,9 @@ impl Default for Config {
             rate_per_s: 500,
             burst: 1000,
             max_message_bytes: 64 * 1024 * 1024,
+            idle_days: 90,
+            max_page: 1000,
+            max_export_rows: 100_000,
             json_logs: false,
         }
     }
@@ -101,6 +110,15 @@ impl fiscus_common::config::ServiceConfig for Config {
         }
         if self.rate_per_s == 0 || self.burst == 0 {
             return bad("rate_per_s", "rate_per_s and burst must be positive");
+        }
+        if !(1..=3650).contains(&self.idle_days) {
+            return bad("idle_days", "must be 1 to 3650");
+        }
+        if !(1..=10_000).contains(&self.max_page) {
+            return bad("max_page", "must be 1 to 10000");
+        }
+        if self.max_export_rows == 0 {
+            return bad("max_export_rows", "must be positive");
         }
         Ok(())
     }
@@ -433,13 +451,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store.set_divisions(&divs)?;
     }
     let divs = store.divisions()?;
-    let state = Arc::new(State::new(clients, divs, db));
     let backend = Arc::new(Backend::new(
         tls.client_config()?,
         config.ledger.clone(),
         Vec::new(),
         config.max_message_bytes,
     ));
+    let limits = api::Limits {
+        idle_days: config.idle_days,
+        max_page: config.max_page,
+        max_export_rows: config.max_export_rows,
+    };
+    let state = Arc::new(State::new(clients, divs, db, limits, backend.clone()));
     let follower = tokio::spawn(follow(
         backend,
         Arc::new(std::sync::Mutex::new(store)),

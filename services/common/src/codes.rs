@@ -15,6 +15,15 @@
 /// refusals, authentication, scope, disclosure and malformed queries, are the
 /// exchange-adapter's `api.*` codes, under the same rules).
 pub mod analytics {
+    /// `after` is not a position `<height>.<index>` this list gave out.
+    pub const BAD_AFTER: &str = "analytics.bad_after";
+
+    /// `days` (idle funds) is not 1 to 3650.
+    pub const BAD_DAYS: &str = "analytics.bad_days";
+
+    /// `limit` is not 1 to the largest page (1000).
+    pub const BAD_LIMIT: &str = "analytics.bad_limit";
+
     /// A month is not `YYYY-MM`, or `from_month` comes after `to_month`.
     pub const BAD_MONTH: &str = "analytics.bad_month";
 
@@ -23,6 +32,10 @@ pub mod analytics {
 
     /// No program with this id has been appropriated on the chain the store has followed.
     pub const UNKNOWN_PROGRAM: &str = "analytics.unknown_program";
+
+    /// An export would hold more rows than `max_export_rows`: narrow it by
+    /// program or months.
+    pub const TOO_LARGE: &str = "analytics.too_large";
 
     /// No org of the division tree has this code.
     pub const UNKNOWN_REGION: &str = "analytics.unknown_region";
@@ -641,8 +654,12 @@ pub mod tx {
 
 /// Every code above, sorted.
 pub const ALL: &[&str] = &[
+    analytics::BAD_AFTER,
+    analytics::BAD_DAYS,
+    analytics::BAD_LIMIT,
     analytics::BAD_MONTH,
     analytics::STORE,
+    analytics::TOO_LARGE,
     analytics::UNKNOWN_PROGRAM,
     analytics::UNKNOWN_REGION,
     api::BACKEND_ERROR,

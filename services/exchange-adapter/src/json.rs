@@ -206,3 +206,42 @@ pub struct TraceJson {
     /// Breadth-first from the asked transaction up to its appropriations.
     pub steps: Vec<TraceStepJson>,
 }
+
+/// A ledger trace as the API shows it (the exchange-adapter's `/v1/trace`
+/// and analytics' `/v1/analytics/trace`).
+pub fn trace_json(r: fiscus_proto::pb::ledger::TraceResponse) -> TraceJson {
+    TraceJson {
+        height: r.height,
+        steps: r
+            .steps
+            .into_iter()
+            .map(|s| TraceStepJson {
+                tx_id: hex::encode(s.tx_id),
+                kind: s.kind,
+                from_org: s.from_org,
+                to: s.to,
+                program_id: s.program_id,
+                amount_fen: s.amount_fen,
+                document: s.document,
+                at_ms: s.at_ms,
+                sources: s
+                    .sources
+                    .into_iter()
+                    .map(|x| TraceSourceJson {
+                        tx_id: hex::encode(x.tx_id),
+                        amount_fen: x.amount_fen,
+                    })
+                    .collect(),
+                due_at_ms: s.due_at_ms,
+                late: s.late,
+                acknowledged: s.acknowledged,
+                deadline_rule: s.deadline_rule,
+                clock_basis: s.clock_basis,
+                recipient_name: s.recipient_name,
+                economic_code: s.economic_code,
+                corrects_tx_id: hex::encode(s.corrects_tx_id),
+                external_id: s.external_id,
+            })
+            .collect(),
+    }
+}

@@ -20,8 +20,6 @@ use crate::json::ProgramJson;
 use crate::json::ProgramPage;
 use crate::json::ReceiptJson;
 use crate::json::TraceJson;
-use crate::json::TraceSourceJson;
-use crate::json::TraceStepJson;
 use crate::json::TransactionJson;
 use crate::json::account_json;
 use actix_web::{HttpRequest, get, web};
@@ -471,38 +469,5 @@ pub(super) async fn trace(
         .await
         .map_err(|s| from_status("trace", &s))?
         .into_inner();
-    Ok(web::Json(TraceJson {
-        height: r.height,
-        steps: r
-            .steps
-            .into_iter()
-            .map(|s| TraceStepJson {
-                tx_id: hex::encode(s.tx_id),
-                kind: s.kind,
-                from_org: s.from_org,
-                to: s.to,
-                program_id: s.program_id,
-                amount_fen: s.amount_fen,
-                document: s.document,
-                at_ms: s.at_ms,
-                sources: s
-                    .sources
-                    .into_iter()
-                    .map(|x| TraceSourceJson {
-                        tx_id: hex::encode(x.tx_id),
-                        amount_fen: x.amount_fen,
-                    })
-                    .collect(),
-                due_at_ms: s.due_at_ms,
-                late: s.late,
-                acknowledged: s.acknowledged,
-                deadline_rule: s.deadline_rule,
-                clock_basis: s.clock_basis,
-                recipient_name: s.recipient_name,
-                economic_code: s.economic_code,
-                corrects_tx_id: hex::encode(s.corrects_tx_id),
-                external_id: s.external_id,
-            })
-            .collect(),
-    }))
+    Ok(web::Json(crate::json::trace_json(r)))
 }
