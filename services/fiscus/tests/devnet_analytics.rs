@@ -94,7 +94,7 @@ fn chromium(profile: &Path, url: &str, shot: Option<&Path>) -> String {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--no-first-run",
-                "--window-size=1280,1400",
+                "--window-size=1280,3200",
                 "--virtual-time-budget=10000",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
@@ -311,6 +311,46 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
     }
     assert_eq!(seen, 11);
 
+    // Art. 52: the late allocations analytics lists are the ones the ledger's
+    // trace (read through the exchange-adapter) marks late.
+    let dl = get(audit, "/v1/analytics/regions/000000/deadlines", audit_key);
+    let late = dl["late"].as_array().unwrap();
+    assert!(!late.is_empty(), "the demo makes a late allocation: {dl}");
+    assert_eq!(late.len() as i64, dl["total"]["late"].as_i64().unwrap());
+    let (adapter, _, _) = net.api("991300");
+    for item in late {
+        let tx = item["tx_id"].as_str().unwrap();
+        let theirs = get(adapter, &format!("/v1/trace/{tx}"), audit_key);
+        assert_eq!(theirs["steps"][0]["late"], true, "{theirs}");
+        assert_eq!(theirs["steps"][0]["amount_fen"], item["amount_fen"]);
+        let ours = get(audit, item["trace"].as_str().unwrap(), audit_key);
+        assert_eq!(ours, theirs);
+        assert!(item["days_late"].as_i64().unwrap() > 0, "{item}");
+    }
+    let first_late = late[0]["tx_id"].as_str().unwrap().to_owned();
+    // Idle funds: none with a cut-off ten years back; with one day, at most what is held.
+    let idle = get(audit, "/v1/analytics/regions/000000/idle?days=3650", audit_key);
+    assert_eq!(idle["idle_fen"], 0, "{idle}");
+    let idle = get(audit, "/v1/analytics/regions/000000/idle?days=1&limit=1000", audit_key);
+    let nation = get(audit, "/v1/analytics/regions/000000", audit_key);
+    let idle_fen = idle["idle_fen"].as_i64().unwrap();
+    assert!(idle_fen <= nation["total"]["held_fen"].as_i64().unwrap(), "{idle}");
+    let listed: i64 = idle["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["idle_fen"].as_i64().unwrap())
+        .sum();
+    assert_eq!(listed, idle_fen);
+    for (path, status, code) in [
+        ("/v1/analytics/regions/000000/idle?days=0", 400, "analytics.bad_days"),
+        ("/v1/analytics/regions/000000/idle?limit=5000", 400, "analytics.bad_limit"),
+        ("/v1/analytics/regions/000000/deadlines?after=x", 400, "analytics.bad_after"),
+        ("/v1/analytics/trace/zz", 400, "api.bad_tx_id"),
+    ] {
+        problem(call(audit, "GET", path, Some(audit_key), None, &[]), status, code);
+    }
+
     // The dashboard in a real browser: Hebei's overview as the audit office sees it.
     let shots = target_dir();
     let profile = dir.path().join("chromium-profile");
@@ -365,6 +405,15 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         kpi(&dom, "disbursed_fen"),
         county["total"]["disbursed_fen"].to_string()
     );
+    // A late allocation, listed and traced on the page.
+    let dom = chromium(
+        &profile,
+        &format!("http://{audit}/?region=000000&trace={first_late}#key={audit_key}"),
+        Some(&shots.join("deadlines-trace-zh.png")),
+    );
+    assert!(dom.contains(&format!("data-tx=\"{first_late}\"")), "no late row");
+    assert!(dom.contains(&format!("data-step=\"{first_late}\"")), "no trace");
+    assert!(dom.contains("沉淀资金"), "no idle funds section");
     // English, chosen once, stays chosen in the same browser profile.
     let dom = chromium(
         &profile,
