@@ -122,10 +122,23 @@ fn due_day(events: &[ContractEvent], name: &str) -> Option<i64> {
         .map(|b| day_of(i64::from_be_bytes(b)))
 }
 
+/// A supervisor froze (or unfroze) an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freeze {
+    pub height: u64,
+    pub index: u32,
+    pub tx_id: Hash32,
+    pub org: String,
+    pub program: String,
+    pub day: i64,
+    pub frozen: bool,
+}
+
 /// What one block contributes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BlockFacts {
     pub facts: Vec<Fact>,
+    pub freezes: Vec<Freeze>,
     pub programs: Vec<ProgramInfo>,
     /// A valid governance transaction: the org registry may have changed.
     pub governance: bool,
@@ -250,7 +263,31 @@ pub fn block_facts(height: u64, timestamp_ms: i64, txs: &[CommittedTx<'_>]) -> B
                 f.refers = Hash32::from_slice("corrected", &a.corrects_tx_id).ok();
                 out.facts.push(f);
             }
-            Some(Method::Freeze(_)) | Some(Method::Unfreeze(_)) | None => {}
+            Some(Method::Freeze(a)) => {
+                let (org, program) = account(&a.account);
+                out.freezes.push(Freeze {
+                    height,
+                    index: tx.index,
+                    tx_id: tx.tx_id,
+                    org,
+                    program,
+                    day,
+                    frozen: true,
+                });
+            }
+            Some(Method::Unfreeze(a)) => {
+                let (org, program) = account(&a.account);
+                out.freezes.push(Freeze {
+                    height,
+                    index: tx.index,
+                    tx_id: tx.tx_id,
+                    org,
+                    program,
+                    day,
+                    frozen: false,
+                });
+            }
+            None => {}
         }
     }
     out

@@ -6,10 +6,12 @@
 //! - [`facts`]: what a block means to the statistics (pure);
 //! - [`store`]: the SQLite tables, written one batch of blocks per transaction;
 //! - [`indicators`]: the figures, read from the rollups;
+//! - [`anomalies`]: the anomaly rules (异常提示);
 //! - [`service`] and [`api`]: the follower and the HTTP API;
 //! - [`synthetic`]: a chain stand-in executing the real contract, for tests
 //!   and `fiscus bench analytics`.
 
+pub mod anomalies;
 pub mod api;
 pub mod facts;
 pub mod indicators;

@@ -15,7 +15,7 @@ use std::path::Path;
 
 /// Bumped whenever a table changes shape or meaning: a store of another
 /// version is emptied and rebuilt from the ledger.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,6 +98,15 @@ CREATE TABLE IF NOT EXISTS deadline (
   late INTEGER NOT NULL, late_fen INTEGER NOT NULL,
   PRIMARY KEY (from_org, program, month)
 ) WITHOUT ROWID;
+-- Disbursements by recipient, for the anomaly rules.
+CREATE INDEX IF NOT EXISTS movement_recipient ON movement (program, recipient, from_org)
+  WHERE kind = 'disburse';
+-- Freezes and unfreezes of accounts by supervisors, in chain order.
+CREATE TABLE IF NOT EXISTS freeze (
+  height INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id BLOB NOT NULL, org TEXT NOT NULL, program TEXT NOT NULL,
+  day INTEGER NOT NULL, frozen INTEGER NOT NULL,
+  PRIMARY KEY (height, idx)
+) WITHOUT ROWID;
 -- Money into and out of each account (org, program) per day: idle funds.
 CREATE TABLE IF NOT EXISTS account_day (
   org TEXT NOT NULL, program TEXT NOT NULL, day INTEGER NOT NULL,
@@ -130,7 +139,7 @@ CREATE TABLE IF NOT EXISTS edge (
 ";
 
 /// The tables whose rows come from the chain (emptied by a rebuild).
-const CHAIN_TABLES: [&str; 9] = [
+const CHAIN_TABLES: [&str; 10] = [
     "cursor",
     "program",
     "movement",
@@ -140,6 +149,7 @@ const CHAIN_TABLES: [&str; 9] = [
     "edge",
     "deadline",
     "account_day",
+    "freeze",
 ];
 
 /// Where the store stands.
@@ -368,6 +378,9 @@ impl Store {
             let mut alloc = tx.prepare_cached(
                 "SELECT from_org, to_org, amount_fen FROM movement WHERE tx_id = ?1 AND kind = 'allocate'",
             )?;
+            let mut freeze = tx.prepare_cached(
+                "INSERT INTO freeze (height, idx, tx_id, org, program, day, frozen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
             let mut prog = tx.prepare_cached(
                 "INSERT OR IGNORE INTO program (id, name, kind, functional_code, fiscal_year, direct, owner)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -378,6 +391,17 @@ impl Store {
                         "block {height} offered where {} is next",
                         pos.next_height
                     )));
+                }
+                for f in &facts.freezes {
+                    freeze.execute(params![
+                        f.height as i64,
+                        f.index,
+                        &f.tx_id.0[..],
+                        f.org,
+                        f.program,
+                        f.day,
+                        f.frozen
+                    ])?;
                 }
                 for p in &facts.programs {
                     prog.execute(params![

@@ -385,3 +385,138 @@ fn late_allocations_and_idle_funds_are_the_hand_computed_ones() {
     .unwrap();
     assert_eq!(early.idle_fen, 400_000 + 150_000);
 }
+
+/// The year, then: Chang'an pays the same school 8,500 and 9,000 three days
+/// apart (each just under a 10,000 threshold, together over it); the audit
+/// office freezes Tangshan's P1 account on 2026-04-25; a last block on
+/// 2026-06-01. Shijiazhuang and Chang'an both paid that school, and
+/// Chang'an returned money on the day it paid.
+#[test]
+fn the_anomaly_rules_flag_what_they_describe() {
+    use fiscus_analytics::anomalies::{Thresholds, flags};
+    use fiscus_contract_executor::calendar::{days_from_civil, format_date};
+    let mut chain = year();
+    let b = chain.block(
+        at(2026, 4, 20),
+        vec![(vec!["130102"], disburse("130102", "P1", 8_500))],
+    );
+    assert_eq!(b.txs[0].status, TxStatus::Valid, "{}", b.txs[0].code);
+    let split_a = b.txs[0].tx_id;
+    let b = chain.block(
+        at(2026, 4, 23),
+        vec![(vec!["130102"], disburse("130102", "P1", 9_000))],
+    );
+    let split_b = b.txs[0].tx_id;
+    let b = chain.block(
+        at(2026, 4, 25),
+        vec![(vec!["991300"], freeze("130200", "P1"))],
+    );
+    assert_eq!(b.txs[0].status, TxStatus::Valid, "{}", b.txs[0].code);
+    let frozen = b.txs[0].tx_id;
+    let b = chain.block(
+        at(2026, 6, 1),
+        vec![(vec!["130000"], allocate("130000", "130100", "P1", 1_000))],
+    );
+    assert_eq!(b.txs[0].status, TxStatus::Valid, "{}", b.txs[0].code);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of(dir.path(), &chain, 2);
+    let conn = store.connection();
+    let t = Thresholds {
+        split_threshold_fen: 10_000,
+        split_window_days: 7,
+        frozen_days: 30,
+    };
+    let as_of = days_from_civil(2026, 6, 1);
+    let all = flags(conn, "000000", &t, as_of).unwrap();
+    let summary: Vec<(&str, &str, i64, String, String, usize)> = all
+        .iter()
+        .map(|f| {
+            (
+                f.rule,
+                f.org.as_str(),
+                f.amount_fen,
+                format_date(f.first_day),
+                format_date(f.last_day),
+                f.tx_ids.len(),
+            )
+        })
+        .collect();
+    let d = |s: &str| s.to_owned();
+    assert_eq!(
+        summary,
+        [
+            (
+                "split_payment",
+                "130102",
+                17_500,
+                d("2026-04-20"),
+                d("2026-04-23"),
+                2
+            ),
+            // 50,000 by Shijiazhuang; 40,000, 30,000, 8,500 and 9,000 by Chang'an.
+            (
+                "shared_recipient",
+                "130100,130102",
+                137_500,
+                d("2026-03-02"),
+                d("2026-04-23"),
+                5
+            ),
+            (
+                "recovery_after_disbursement",
+                "130102",
+                10_000,
+                d("2026-04-15"),
+                d("2026-04-15"),
+                1
+            ),
+            // Frozen 2026-04-25, 37 days before the last block.
+            (
+                "long_freeze",
+                "130200",
+                0,
+                d("2026-04-25"),
+                d("2026-06-01"),
+                1
+            ),
+        ]
+    );
+    assert_eq!(all[0].tx_ids, [split_a.to_string(), split_b.to_string()]);
+    assert_eq!(all[0].recipient, "uscc:12130102MB1234562B");
+    assert_eq!(all[3].tx_ids, [frozen.to_string()]);
+    // A region sees the flags of its own orgs only.
+    let rules = |top: &str| -> Vec<&'static str> {
+        flags(conn, top, &t, as_of)
+            .unwrap()
+            .iter()
+            .map(|f| f.rule)
+            .collect()
+    };
+    assert_eq!(
+        rules("130100"),
+        [
+            "split_payment",
+            "shared_recipient",
+            "recovery_after_disbursement"
+        ]
+    );
+    assert_eq!(
+        rules("130102"),
+        ["split_payment", "recovery_after_disbursement"]
+    );
+    assert_eq!(rules("130200"), ["long_freeze"]);
+    // Thresholds move the flags: a wider band, a longer freeze allowed.
+    let loose = Thresholds {
+        split_threshold_fen: 1_000_000,
+        frozen_days: 40,
+        ..t
+    };
+    assert_eq!(
+        flags(conn, "000000", &loose, as_of)
+            .unwrap()
+            .iter()
+            .map(|f| f.rule)
+            .collect::<Vec<_>>(),
+        ["shared_recipient", "recovery_after_disbursement"]
+    );
+}

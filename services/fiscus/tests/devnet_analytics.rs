@@ -329,12 +329,23 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
     }
     let first_late = late[0]["tx_id"].as_str().unwrap().to_owned();
     // Idle funds: none with a cut-off ten years back; with one day, at most what is held.
-    let idle = get(audit, "/v1/analytics/regions/000000/idle?days=3650", audit_key);
+    let idle = get(
+        audit,
+        "/v1/analytics/regions/000000/idle?days=3650",
+        audit_key,
+    );
     assert_eq!(idle["idle_fen"], 0, "{idle}");
-    let idle = get(audit, "/v1/analytics/regions/000000/idle?days=1&limit=1000", audit_key);
+    let idle = get(
+        audit,
+        "/v1/analytics/regions/000000/idle?days=1&limit=1000",
+        audit_key,
+    );
     let nation = get(audit, "/v1/analytics/regions/000000", audit_key);
     let idle_fen = idle["idle_fen"].as_i64().unwrap();
-    assert!(idle_fen <= nation["total"]["held_fen"].as_i64().unwrap(), "{idle}");
+    assert!(
+        idle_fen <= nation["total"]["held_fen"].as_i64().unwrap(),
+        "{idle}"
+    );
     let listed: i64 = idle["accounts"]
         .as_array()
         .unwrap()
@@ -343,12 +354,28 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         .sum();
     assert_eq!(listed, idle_fen);
     for (path, status, code) in [
-        ("/v1/analytics/regions/000000/idle?days=0", 400, "analytics.bad_days"),
-        ("/v1/analytics/regions/000000/idle?limit=5000", 400, "analytics.bad_limit"),
-        ("/v1/analytics/regions/000000/deadlines?after=x", 400, "analytics.bad_after"),
+        (
+            "/v1/analytics/regions/000000/idle?days=0",
+            400,
+            "analytics.bad_days",
+        ),
+        (
+            "/v1/analytics/regions/000000/idle?limit=5000",
+            400,
+            "analytics.bad_limit",
+        ),
+        (
+            "/v1/analytics/regions/000000/deadlines?after=x",
+            400,
+            "analytics.bad_after",
+        ),
         ("/v1/analytics/trace/zz", 400, "api.bad_tx_id"),
     ] {
-        problem(call(audit, "GET", path, Some(audit_key), None, &[]), status, code);
+        problem(
+            call(audit, "GET", path, Some(audit_key), None, &[]),
+            status,
+            code,
+        );
     }
 
     // The dashboard in a real browser: Hebei's overview as the audit office sees it.
@@ -411,8 +438,14 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         &format!("http://{audit}/?region=000000&trace={first_late}#key={audit_key}"),
         Some(&shots.join("deadlines-trace-zh.png")),
     );
-    assert!(dom.contains(&format!("data-tx=\"{first_late}\"")), "no late row");
-    assert!(dom.contains(&format!("data-step=\"{first_late}\"")), "no trace");
+    assert!(
+        dom.contains(&format!("data-tx=\"{first_late}\"")),
+        "no late row"
+    );
+    assert!(
+        dom.contains(&format!("data-step=\"{first_late}\"")),
+        "no trace"
+    );
     assert!(dom.contains("沉淀资金"), "no idle funds section");
     // English, chosen once, stays chosen in the same browser profile.
     let dom = chromium(

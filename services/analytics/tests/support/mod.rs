@@ -9,8 +9,9 @@ use fiscus_contract_executor::Orgs;
 use fiscus_contract_executor::calendar::{days_from_civil, start_of_day_ms};
 use fiscus_proto::hash::Hash32;
 use fiscus_proto::pb::transfer::{
-    AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs, Program,
-    ProgramKind, Recipient, RecoverArgs, TransferCall, recipient, transfer_call::Method,
+    AccountRef, AcknowledgeArgs, AdjustArgs, AllocateArgs, AppropriateArgs, DisburseArgs,
+    FreezeArgs, Program, ProgramKind, Recipient, RecoverArgs, TransferCall, recipient,
+    transfer_call::Method,
 };
 use fiscus_proto::pb::types::OrgLevel;
 
@@ -121,6 +122,13 @@ pub(crate) fn recover(from: &str, to: &str, prog: &str, amount: i64) -> Transfer
         to_org_code: to.into(),
         amount_fen: amount,
         reason: "unspent".into(),
+    }))
+}
+
+pub(crate) fn freeze(org: &str, prog: &str) -> TransferCall {
+    call(Method::Freeze(FreezeArgs {
+        account: acct(org, prog),
+        reason: "审计冻结 / audit".into(),
     }))
 }
 
