@@ -43,6 +43,8 @@ pub struct Limits {
     pub max_page: u32,
     /// Rows of a CSV export at most.
     pub max_export_rows: u32,
+    /// The anomaly rules' thresholds.
+    pub anomalies: crate::anomalies::Thresholds,
 }
 
 impl State {
@@ -1217,6 +1219,144 @@ pub(crate) async fn trace(
     Ok(web::Json(fiscus_exchange_adapter::json::trace_json(r)))
 }
 
+/// One anomaly flag.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlagJson {
+    /// `split_payment`, `shared_recipient`, `recovery_after_disbursement` or `long_freeze`.
+    pub rule: String,
+    /// The org (for `shared_recipient`: the orgs, comma-separated).
+    pub org: String,
+    pub program: String,
+    /// `uscc:<code>` or `person:<hash>`, for the payment rules.
+    pub recipient: String,
+    pub amount_fen: i64,
+    pub first_date: String,
+    pub last_date: String,
+    pub tx_ids: Vec<String>,
+}
+
+/// The anomaly flags of a region, with the thresholds they were found with.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnomaliesJson {
+    pub as_of: AsOfJson,
+    pub region: RegionJson,
+    pub split_threshold_fen: i64,
+    pub split_window_days: i64,
+    pub frozen_days: i64,
+    /// At most `limit` flags (default 100, at most 1000); `flags_total` in all.
+    pub flags: Vec<FlagJson>,
+    pub flags_total: usize,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyQuery {
+    /// Flags listed, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+async fn anomaly_flags(
+    state: &web::Data<State>,
+    req: &HttpRequest,
+    code: &str,
+) -> Result<(Vec<crate::anomalies::Flag>, Position, Arc<Tree>), ServiceError> {
+    let client = state.caller(req)?;
+    let (_, tree) = region(state, &client, code)?;
+    let (c, t) = (code.to_owned(), state.limits.anomalies);
+    let s = state.clone().into_inner();
+    let (flags, p) = s
+        .read(move |conn| {
+            let p = position(conn)?;
+            let as_of_day = fiscus_contract_executor::calendar::day_of(p.block_time_ms);
+            let f = crate::anomalies::flags(conn, &c, &t, as_of_day).map_err(store_err)?;
+            Ok((f, p))
+        })
+        .await?;
+    Ok((flags, p, tree))
+}
+
+fn flag_json(f: crate::anomalies::Flag) -> FlagJson {
+    use fiscus_contract_executor::calendar::format_date;
+    FlagJson {
+        rule: f.rule.to_owned(),
+        org: f.org,
+        program: f.program,
+        recipient: f.recipient,
+        amount_fen: f.amount_fen,
+        first_date: format_date(f.first_day),
+        last_date: format_date(f.last_day),
+        tx_ids: f.tx_ids,
+    }
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("code" = String, Path, description = "The region's org code"), AnomalyQuery),
+    responses((status = 200, body = AnomaliesJson)),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/regions/{code}/anomalies")]
+pub(crate) async fn anomalies(
+    state: web::Data<State>,
+    req: HttpRequest,
+    code: web::Path<String>,
+    q: web::Query<AnomalyQuery>,
+) -> Result<web::Json<AnomaliesJson>, ServiceError> {
+    let n = limit(q.limit, state.limits.max_page)? as usize;
+    let (flags, p, tree) = anomaly_flags(&state, &req, &code).await?;
+    let t = state.limits.anomalies;
+    Ok(web::Json(AnomaliesJson {
+        as_of: as_of(&p, &state),
+        region: region_json(&tree, &code),
+        split_threshold_fen: t.split_threshold_fen,
+        split_window_days: t.split_window_days,
+        frozen_days: t.frozen_days,
+        flags_total: flags.len(),
+        flags: flags.into_iter().take(n).map(flag_json).collect(),
+    }))
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("code" = String, Path, description = "The region's org code")),
+    responses((status = 200, description = "Every anomaly flag of the region", content_type = "text/csv")),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/regions/{code}/anomalies.csv")]
+pub(crate) async fn anomalies_csv(
+    state: web::Data<State>,
+    req: HttpRequest,
+    code: web::Path<String>,
+) -> Result<HttpResponse, ServiceError> {
+    let (flags, _, _) = anomaly_flags(&state, &req, &code).await?;
+    if flags.len() > state.limits.max_export_rows as usize {
+        return Err(too_large(state.limits.max_export_rows));
+    }
+    let head = [
+        "rule",
+        "org",
+        "program",
+        "recipient",
+        "amount_fen",
+        "first_date",
+        "last_date",
+        "tx_ids",
+    ];
+    let rows = flags
+        .into_iter()
+        .map(flag_json)
+        .map(|f| {
+            vec![
+                f.rule,
+                f.org,
+                f.program,
+                f.recipient,
+                f.amount_fen.to_string(),
+                f.first_date,
+                f.last_date,
+                f.tx_ids.join(" "),
+            ]
+        })
+        .collect();
+    csv_response(&format!("anomalies-{code}"), &head, rows)
+}
+
 /// The routes, registered so that the OpenAPI document lists exactly them.
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     app.service(status)
@@ -1226,6 +1366,8 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(deadlines)
         .service(idle_csv)
         .service(idle)
+        .service(anomalies_csv)
+        .service(anomalies)
         .service(region_csv)
         .service(months_csv)
         .service(programs_csv)

@@ -63,6 +63,12 @@ pub struct Config {
     pub max_page: u32,
     /// Rows of a CSV export at most.
     pub max_export_rows: u32,
+    /// Anomaly rule `split_payment`: payments of at least 80% of this and
+    /// below it, to one recipient, within `split_window_days`.
+    pub split_threshold_fen: i64,
+    pub split_window_days: u32,
+    /// Anomaly rule `long_freeze`: frozen for more than this many days.
+    pub frozen_days: u32,
     pub json_logs: bool,
 }
 
@@ -87,6 +93,9 @@ impl Default for Config {
             idle_days: 90,
             max_page: 1000,
             max_export_rows: 100_000,
+            split_threshold_fen: 10_000_000,
+            split_window_days: 7,
+            frozen_days: 30,
             json_logs: false,
         }
     }
@@ -119,6 +128,15 @@ impl fiscus_common::config::ServiceConfig for Config {
         }
         if self.max_export_rows == 0 {
             return bad("max_export_rows", "must be positive");
+        }
+        if self.split_threshold_fen < 5 {
+            return bad("split_threshold_fen", "must be at least 5 fen");
+        }
+        if !(1..=366).contains(&self.split_window_days) {
+            return bad("split_window_days", "must be 1 to 366");
+        }
+        if !(1..=3650).contains(&self.frozen_days) {
+            return bad("frozen_days", "must be 1 to 3650");
         }
         Ok(())
     }
@@ -461,6 +479,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         idle_days: config.idle_days,
         max_page: config.max_page,
         max_export_rows: config.max_export_rows,
+        anomalies: crate::anomalies::Thresholds {
+            split_threshold_fen: config.split_threshold_fen,
+            split_window_days: i64::from(config.split_window_days),
+            frozen_days: i64::from(config.frozen_days),
+        },
     };
     let state = Arc::new(State::new(clients, divs, db, limits, backend.clone()));
     let follower = tokio::spawn(follow(

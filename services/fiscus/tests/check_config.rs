@@ -33,6 +33,7 @@ fn every_example_config_passes_its_key_and_value_check() {
         "contract-executor",
         "gossip-gateway",
         "exchange-adapter",
+        "analytics",
     ] {
         let (code, text) = check(service, &example(service), true);
         assert_eq!(code, Some(0), "{service}: {text}");

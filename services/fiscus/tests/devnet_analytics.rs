@@ -353,6 +353,36 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         .map(|a| a["idle_fen"].as_i64().unwrap())
         .sum();
     assert_eq!(listed, idle_fen);
+    // Anomaly flags: the page and the CSV list the same flags.
+    let an = get(
+        audit,
+        "/v1/analytics/regions/000000/anomalies?limit=1000",
+        audit_key,
+    );
+    let total = an["flags_total"].as_u64().unwrap() as usize;
+    assert_eq!(an["flags"].as_array().unwrap().len(), total, "{an}");
+    let r = call(
+        audit,
+        "GET",
+        "/v1/analytics/regions/000000/anomalies.csv",
+        Some(audit_key),
+        None,
+        &[],
+    );
+    assert_eq!(r.0, 200);
+    assert_eq!(r.2.as_str().unwrap().trim_end().lines().count(), total + 1);
+    problem(
+        call(
+            audit,
+            "GET",
+            "/v1/analytics/regions/000000/anomalies?limit=0",
+            Some(audit_key),
+            None,
+            &[],
+        ),
+        400,
+        "analytics.bad_limit",
+    );
     for (path, status, code) in [
         (
             "/v1/analytics/regions/000000/idle?days=0",
@@ -447,6 +477,7 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         "no trace"
     );
     assert!(dom.contains("沉淀资金"), "no idle funds section");
+    assert!(dom.contains("异常提示"), "no anomaly section");
     // English, chosen once, stays chosen in the same browser profile.
     let dom = chromium(
         &profile,
