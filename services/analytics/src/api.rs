@@ -549,6 +549,86 @@ fn csv_figures(f: &FiguresJson) -> Vec<String> {
     ]
 }
 
+/// A table as `csv` or `xlsx` (the route allows only these two).
+fn table_response(
+    format: &str,
+    name: &str,
+    head: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<HttpResponse, ServiceError> {
+    if format == "xlsx" {
+        xlsx_response(name, head, rows)
+    } else {
+        csv_response(name, head, rows)
+    }
+}
+
+/// An Excel workbook of one sheet: the header row bold and frozen, whole
+/// numbers (fen, counts, basis points) as numbers, everything else as text
+/// (codes such as `130102` stay text).
+fn xlsx_response(
+    name: &str,
+    head: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<HttpResponse, ServiceError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let fail = |e: rust_xlsxwriter::XlsxError| {
+        ServiceError::new(
+            ErrorKind::Internal,
+            codes::api::EXPORT_FAILED,
+            e.to_string(),
+        )
+    };
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let bold = Format::new().set_bold();
+    for (c, h) in head.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, c as u16, *h, &bold)
+            .map_err(fail)?;
+    }
+    let numeric: Vec<bool> = head
+        .iter()
+        .map(|h| {
+            h.ends_with("_fen")
+                || h.ends_with("_bp")
+                || matches!(
+                    *h,
+                    "disbursements"
+                        | "allocations_received"
+                        | "allocations"
+                        | "late"
+                        | "days_late"
+                        | "height"
+                        | "index"
+                )
+        })
+        .collect();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let (r, col) = (r as u32 + 1, c as u16);
+            match v.parse::<i64>() {
+                Ok(n) if numeric.get(c).copied().unwrap_or(false) => {
+                    sheet.write_number(r, col, n as f64).map_err(fail)?;
+                }
+                _ if v.is_empty() => {}
+                _ => {
+                    sheet.write_string(r, col, v).map_err(fail)?;
+                }
+            }
+        }
+    }
+    sheet.set_freeze_panes(1, 0).map_err(fail)?;
+    let body = book.save_to_buffer().map_err(fail)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}.xlsx\""),
+        ))
+        .body(body))
+}
+
 /// A CSV download: UTF-8 with a byte order mark, so that spreadsheet
 /// programs read the Chinese names right.
 fn csv_response(
@@ -586,15 +666,16 @@ fn csv_response(
 
 #[utoipa::path(tag = "analytics",
     params(("code" = String, Path, description = "The region's org code"), RangeQuery),
-    responses((status = 200, description = "One row for the region's total, one for its department, one per child subtree", content_type = "text/csv")),
+    responses((status = 200, description = "One row for the region's total, one for its department, one per child subtree: CSV (`csv`) or an Excel workbook (`xlsx`)", content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
-#[get("/v1/analytics/regions/{code}/children.csv")]
+#[get("/v1/analytics/regions/{code}/children.{format:csv|xlsx}")]
 pub(crate) async fn region_csv(
     state: web::Data<State>,
     req: HttpRequest,
-    code: web::Path<String>,
+    path: web::Path<(String, String)>,
     q: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ServiceError> {
+    let (code, format) = path.into_inner();
     let (b, _, tree) = region_figures(state, &req, &code, q.into_inner()).await?;
     let mut head = vec!["row", "code", "name", "level"];
     head.extend(CSV_HEAD);
@@ -610,7 +691,7 @@ pub(crate) async fn region_csv(
     for (c, f) in &b.children {
         rows.push(row("child", c, f));
     }
-    csv_response(&format!("region-{code}"), &head, rows)
+    table_response(&format, &format!("region-{code}"), &head, rows)
 }
 
 async fn series_of(
@@ -691,7 +772,12 @@ pub(crate) async fn programs(
     ))
 }
 
-fn series_csv(s: SeriesJson, key: &str, name: String) -> Result<HttpResponse, ServiceError> {
+fn series_csv(
+    format: &str,
+    s: SeriesJson,
+    key: &str,
+    name: String,
+) -> Result<HttpResponse, ServiceError> {
     let mut head = vec![key, "name"];
     head.extend(CSV_HEAD);
     let rows = s
@@ -703,37 +789,39 @@ fn series_csv(s: SeriesJson, key: &str, name: String) -> Result<HttpResponse, Se
             v
         })
         .collect();
-    csv_response(&name, &head, rows)
+    table_response(format, &name, &head, rows)
 }
 
 #[utoipa::path(tag = "analytics",
     params(("code" = String, Path, description = "The region's org code"), RangeQuery),
-    responses((status = 200, description = "One row per month", content_type = "text/csv")),
+    responses((status = 200, description = "One row per month: CSV (`csv`) or an Excel workbook (`xlsx`)", content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
-#[get("/v1/analytics/regions/{code}/months.csv")]
+#[get("/v1/analytics/regions/{code}/months.{format:csv|xlsx}")]
 pub(crate) async fn months_csv(
     state: web::Data<State>,
     req: HttpRequest,
-    code: web::Path<String>,
+    path: web::Path<(String, String)>,
     q: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ServiceError> {
+    let (code, format) = path.into_inner();
     let s = series_of(state, &req, &code, q.into_inner(), "month").await?;
-    series_csv(s, "month", format!("months-{code}"))
+    series_csv(&format, s, "month", format!("months-{code}"))
 }
 
 #[utoipa::path(tag = "analytics",
     params(("code" = String, Path, description = "The region's org code"), RangeQuery),
-    responses((status = 200, description = "One row per program", content_type = "text/csv")),
+    responses((status = 200, description = "One row per program: CSV (`csv`) or an Excel workbook (`xlsx`)", content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
-#[get("/v1/analytics/regions/{code}/programs.csv")]
+#[get("/v1/analytics/regions/{code}/programs.{format:csv|xlsx}")]
 pub(crate) async fn programs_csv(
     state: web::Data<State>,
     req: HttpRequest,
-    code: web::Path<String>,
+    path: web::Path<(String, String)>,
     q: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ServiceError> {
+    let (code, format) = path.into_inner();
     let s = series_of(state, &req, &code, q.into_inner(), "program").await?;
-    series_csv(s, "program", format!("programs-{code}"))
+    series_csv(&format, s, "program", format!("programs-{code}"))
 }
 
 /// The deadline and idle-funds views take paging beside the filter.
@@ -917,15 +1005,16 @@ pub(crate) async fn deadlines(
 
 #[utoipa::path(tag = "analytics",
     params(("code" = String, Path, description = "The region's org code"), RangeQuery),
-    responses((status = 200, description = "Every late allocation made in the region", content_type = "text/csv")),
+    responses((status = 200, description = "Every late allocation made in the region: CSV (`csv`) or an Excel workbook (`xlsx`)", content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
-#[get("/v1/analytics/regions/{code}/deadlines.csv")]
+#[get("/v1/analytics/regions/{code}/deadlines.{format:csv|xlsx}")]
 pub(crate) async fn deadlines_csv(
     state: web::Data<State>,
     req: HttpRequest,
-    code: web::Path<String>,
+    path: web::Path<(String, String)>,
     q: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ServiceError> {
+    let (code, format) = path.into_inner();
     let client = state.caller(&req)?;
     region(&state, &client, &code)?;
     let (c, range, max) = (
@@ -973,7 +1062,7 @@ pub(crate) async fn deadlines_csv(
             ]
         })
         .collect();
-    csv_response(&format!("late-{code}"), &head, rows)
+    table_response(&format, &format!("late-{code}"), &head, rows)
 }
 
 fn too_large(max: u32) -> ServiceError {
@@ -1128,15 +1217,16 @@ pub(crate) async fn idle(
 
 #[utoipa::path(tag = "analytics",
     params(("code" = String, Path, description = "The region's org code"), IdleQuery),
-    responses((status = 200, description = "Every account holding idle funds in the region", content_type = "text/csv")),
+    responses((status = 200, description = "Every account holding idle funds in the region: CSV (`csv`) or an Excel workbook (`xlsx`)", content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
-#[get("/v1/analytics/regions/{code}/idle.csv")]
+#[get("/v1/analytics/regions/{code}/idle.{format:csv|xlsx}")]
 pub(crate) async fn idle_csv(
     state: web::Data<State>,
     req: HttpRequest,
-    code: web::Path<String>,
+    path: web::Path<(String, String)>,
     q: web::Query<IdleQuery>,
 ) -> Result<HttpResponse, ServiceError> {
+    let (code, format) = path.into_inner();
     use fiscus_contract_executor::calendar::format_date;
     if q.limit.is_some() {
         return Err(ServiceError::new(
@@ -1180,7 +1270,7 @@ pub(crate) async fn idle_csv(
             ]
         })
         .collect();
-    csv_response(&format!("idle-{code}"), &head, rows)
+    table_response(&format, &format!("idle-{code}"), &head, rows)
 }
 
 #[utoipa::path(tag = "analytics",
@@ -1316,14 +1406,15 @@ pub(crate) async fn anomalies(
 
 #[utoipa::path(tag = "analytics",
     params(("code" = String, Path, description = "The region's org code")),
-    responses((status = 200, description = "Every anomaly flag of the region", content_type = "text/csv")),
+    responses((status = 200, description = "Every anomaly flag of the region: CSV (`csv`) or an Excel workbook (`xlsx`)", content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))),
     security(("api_key" = [])))]
-#[get("/v1/analytics/regions/{code}/anomalies.csv")]
+#[get("/v1/analytics/regions/{code}/anomalies.{format:csv|xlsx}")]
 pub(crate) async fn anomalies_csv(
     state: web::Data<State>,
     req: HttpRequest,
-    code: web::Path<String>,
+    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ServiceError> {
+    let (code, format) = path.into_inner();
     let (flags, _, _) = anomaly_flags(&state, &req, &code).await?;
     if flags.len() > state.limits.max_export_rows as usize {
         return Err(too_large(state.limits.max_export_rows));
@@ -1354,7 +1445,7 @@ pub(crate) async fn anomalies_csv(
             ]
         })
         .collect();
-    csv_response(&format!("anomalies-{code}"), &head, rows)
+    table_response(&format, &format!("anomalies-{code}"), &head, rows)
 }
 
 /// The routes, registered so that the OpenAPI document lists exactly them.

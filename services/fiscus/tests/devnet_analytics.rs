@@ -310,6 +310,62 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         seen += 1;
     }
     assert_eq!(seen, 11);
+    // The same table as an Excel workbook, numbers as numbers.
+    let raw = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(audit).unwrap();
+        write!(
+            s,
+            "GET /v1/analytics/regions/130000/children.xlsx HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {audit_key}\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&out[..at]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("spreadsheetml"), "{head}");
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{head}"
+        );
+        out[at + 4..].to_vec()
+    };
+    use calamine::{DataType as _, Reader as _};
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(raw)).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<_> = sheet.rows().collect();
+    let hcol = |name: &str| rows[0].iter().position(|c| c.to_string() == name).unwrap();
+    let mut seen = 0;
+    for row in &rows[1..] {
+        if row[hcol("row")].to_string() != "child" {
+            continue;
+        }
+        let c = children
+            .iter()
+            .find(|c| c["region"]["code"] == row[hcol("code")].to_string())
+            .unwrap();
+        assert_eq!(
+            row[hcol("held_fen")].as_f64().unwrap() as i64,
+            c["figures"]["held_fen"].as_i64().unwrap()
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 11);
+    problem(
+        call(
+            audit,
+            "GET",
+            "/v1/analytics/regions/130000/children.pdf",
+            Some(audit_key),
+            None,
+            &[],
+        ),
+        404,
+        "api.no_route",
+    );
 
     // Art. 52: the late allocations analytics lists are the ones the ledger's
     // trace (read through the exchange-adapter) marks late.
