@@ -67,6 +67,41 @@ pub(crate) struct E2eBench {
     /// The sampling ratio with `--trace-export`.
     #[arg(long, default_value_t = 0.01)]
     trace_sampling: f64,
+    /// Run every member's analytics too (in process only), and measure how
+    /// far the audit office's analytics lags behind its own ledger: for each
+    /// block, from the ledger reporting it committed to the analytics
+    /// reporting it applied, both polled every 10 ms (`analytics_lag_*`).
+    #[arg(long, conflicts_with = "processes")]
+    analytics: bool,
+}
+
+impl E2eBench {
+    /// The in-process devnet at its peak rate for `duration`, with analytics
+    /// (`fiscus bench analytics --live`).
+    pub(crate) fn analytics_live(duration: Duration) -> Self {
+        Self {
+            orderers: 3,
+            members: 5,
+            duration,
+            rate: 0,
+            streams: 8,
+            window: 2000,
+            hot_account: false,
+            processes: false,
+            json: true,
+            keep_data: None,
+            trace_export: false,
+            trace_sampling: 0.01,
+            analytics: true,
+        }
+    }
+}
+
+/// When each height was committed by one member's ledger and applied by its analytics.
+#[derive(Debug, Default)]
+struct AnalyticsProgress {
+    committed_at: BTreeMap<u64, Instant>,
+    applied_at: BTreeMap<u64, Instant>,
 }
 
 /// An OTLP/gRPC trace receiver that counts the spans it is sent.
@@ -351,6 +386,44 @@ pub(crate) async fn fund(
 }
 
 pub(crate) async fn run(b: E2eBench) -> Result<()> {
+    let json = b.json;
+    let out = measure(b).await?;
+    if json {
+        println!("{out}");
+    } else {
+        let f = |k: &str| out[k].as_f64().unwrap_or(0.0);
+        println!(
+            "e2e bench: {:.0} tx/s committed at all 5 members ({} txs{}); submit→all committed p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→final p99 {:.0} ms; CPU {:.1} s ({:.0} µs per tx under load), peak RSS {:.0} MiB ({})",
+            f("tx_per_s"),
+            out["committed_at_all_members"],
+            if out["hot_account"] == true {
+                ", hot account"
+            } else {
+                ""
+            },
+            f("p50_ms"),
+            f("p95_ms"),
+            f("p99_ms"),
+            f("final_p99_ms"),
+            f("process_cpu_s"),
+            f("cpu_us_per_tx"),
+            f("process_peak_rss_mib"),
+            out["processes"].as_str().unwrap_or_default(),
+        );
+        if out["analytics_lag_p99_ms"].is_number() {
+            println!(
+                "analytics lag behind commit (audit office, {} blocks): p50 {:.0} ms, p99 {:.0} ms",
+                out["analytics_blocks"],
+                f("analytics_lag_p50_ms"),
+                f("analytics_lag_p99_ms")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the bench and returns its report.
+pub(crate) async fn measure(b: E2eBench) -> Result<serde_json::Value> {
     if b.orderers != 3 || b.members != 5 {
         bail!("the devnet has 3 orderers and 5 members; other shapes are not built yet");
     }
@@ -397,7 +470,9 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         }
     } else {
         log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
-        crate::devnet::Mode::InProcess { analytics: false }
+        crate::devnet::Mode::InProcess {
+            analytics: b.analytics,
+        }
     };
     let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
     if let Err(e) = net.wait_leader(Duration::from_secs(60)).await {
@@ -479,6 +554,62 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
+    };
+
+    // With --analytics: the audit office's ledger height and analytics height.
+    let lag = Arc::new(Mutex::new(AnalyticsProgress::default()));
+    let lag_watcher = if b.analytics {
+        let audit = "991300";
+        let i = net
+            .layout
+            .members
+            .iter()
+            .position(|m| m.code == audit)
+            .context("no audit office member")?;
+        let mut ledger = ledgers[i].clone();
+        let addr = net
+            .analytics_addr(audit)
+            .context("the devnet runs no analytics")?;
+        let key = crate::devnet::api_keys(&net.data)?
+            .into_iter()
+            .find(|(m, _)| m == audit)
+            .map(|(_, k)| k)
+            .context("no API key for the audit office")?;
+        let (lag, stop) = (lag.clone(), stop.clone());
+        Some(tokio::spawn(async move {
+            let target = fiscus_exchange_adapter::http_client::Target::plain(addr);
+            let (mut seen_c, mut seen_a) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let c = ledger
+                    .get_chain_info(ChainInfoRequest {})
+                    .await
+                    .map(|i| i.into_inner().height)
+                    .unwrap_or(seen_c);
+                let t_c = Instant::now();
+                let a = match target
+                    .json("GET", "/v1/analytics/status", &key, None, &[])
+                    .await
+                {
+                    Ok((200, v)) => v["as_of"]["height"].as_u64().unwrap_or(seen_a),
+                    _ => seen_a,
+                };
+                let t_a = Instant::now();
+                {
+                    let mut p = lag.lock().unwrap_or_else(|e| e.into_inner());
+                    for h in seen_c + 1..=c {
+                        p.committed_at.insert(h, t_c);
+                    }
+                    for h in seen_a + 1..=a {
+                        p.applied_at.insert(h, t_a);
+                    }
+                }
+                seen_c = seen_c.max(c);
+                seen_a = seen_a.max(a);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }))
+    } else {
+        None
     };
 
     log(format!(
@@ -584,8 +715,39 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // With analytics: until the audit office's analytics has the last block too.
+    if b.analytics {
+        let settle = Instant::now() + Duration::from_secs(60);
+        while !lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .applied_at
+            .contains_key(&last)
+            && Instant::now() < settle
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = watcher.await;
+    if let Some(w) = lag_watcher {
+        let _ = w.await;
+    }
+    let (lag_ms, lag_blocks) = {
+        let p = std::mem::take(&mut *lag.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut v: Vec<f64> = p
+            .committed_at
+            .iter()
+            .filter_map(|(h, c)| {
+                p.applied_at
+                    .get(h)
+                    .map(|a| a.saturating_duration_since(*c).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        (v, n)
+    };
     let (cpu, rss) = devnet_usage(&net);
     let processes = net.child_pids().len();
     let cpu_s_by_role: BTreeMap<String, f64> = cpu_by_role(&net)
@@ -636,6 +798,10 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         "trace_export": b.trace_export,
         "trace_sampling": if b.trace_export { Some(b.trace_sampling) } else { None },
         "spans_received": spans.0.load(std::sync::atomic::Ordering::Relaxed),
+        "analytics": b.analytics,
+        "analytics_blocks": lag_blocks,
+        "analytics_lag_p50_ms": if b.analytics { Some((percentile(&lag_ms, 0.5) * 10.0).round() / 10.0) } else { None },
+        "analytics_lag_p99_ms": if b.analytics { Some((percentile(&lag_ms, 0.99) * 10.0).round() / 10.0) } else { None },
         "processes": if processes == 0 {
             "one (the whole devnet runs in this process)".to_owned()
         } else {
@@ -643,27 +809,5 @@ pub(crate) async fn run(b: E2eBench) -> Result<()> {
         },
     });
     net.stop().await;
-    if b.json {
-        println!("{out}");
-    } else {
-        println!(
-            "e2e bench: {:.0} tx/s committed at all 5 members ({} txs{}); submit→all committed p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→final p99 {:.0} ms; CPU {:.1} s ({:.0} µs per tx under load), peak RSS {:.0} MiB ({})",
-            tx_per_s,
-            commit_ms.len(),
-            if b.hot_account { ", hot account" } else { "" },
-            percentile(&commit_ms, 0.5),
-            percentile(&commit_ms, 0.95),
-            percentile(&commit_ms, 0.99),
-            percentile(&final_ms, 0.99),
-            cpu,
-            cpu_us_per_tx,
-            rss,
-            if processes == 0 {
-                "all parts in one process".to_owned()
-            } else {
-                format!("summed over {processes} processes and the load generator")
-            }
-        );
-    }
-    Ok(())
+    Ok(out)
 }

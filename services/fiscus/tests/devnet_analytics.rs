@@ -337,7 +337,12 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
     let mut book = calamine::Xlsx::new(std::io::Cursor::new(raw)).unwrap();
     let sheet = book.worksheet_range_at(0).unwrap().unwrap();
     let rows: Vec<_> = sheet.rows().collect();
-    let hcol = |name: &str| rows[0].iter().position(|c| c.get_string() == Some(name)).unwrap();
+    let hcol = |name: &str| {
+        rows[0]
+            .iter()
+            .position(|c| c.get_string() == Some(name))
+            .unwrap()
+    };
     let mut seen = 0;
     for row in &rows[1..] {
         if row[hcol("row")].get_string() != Some("child") {
