@@ -6,6 +6,7 @@
 #   FISCUS_BIN          the fiscus binary (default target/debug/fiscus)
 #   SCHEMATHESIS_SEED   the generation seed (default fixed, so CI runs repeat)
 #   SCHEMATHESIS_TIME   time budget in seconds for the generated tests (default 150)
+#   ANALYTICS_BUDGET    the same for Hebei's analytics API afterwards (default 60)
 #
 # One worker: with two, schemathesis 4.32.5 on CPython 3.11 can die inside
 # Python itself ("SystemError: AST constructor recursion depth mismatch",
@@ -64,6 +65,22 @@ timeout $((BUDGET + 120)) schemathesis run "$url/openapi.json" \
   --exclude-path /v1/events \
   --max-examples 25 \
   --max-time "$BUDGET" \
+  --request-timeout 10 \
+  --workers 1 \
+  --seed "$SEED" \
+  --continue-on-failure \
+  --no-color \
+  --warnings off
+
+# The same for Hebei's analytics (its indicator API, the same key): a shorter budget.
+analytics="$(sed -n 's|^ *analytics 统计分析  dashboard \(http://[^/]*\)/  API .*/regions/130000 .*|\1|p' "$work/out" | head -1)"
+[ -n "$analytics" ] || { echo "schemathesis.sh: the devnet printed no analytics address for 130000" >&2; exit 1; }
+echo "schemathesis.sh: testing $analytics/openapi.json (checks $CHECKS; seed $SEED; budget ${ANALYTICS_BUDGET:-60}s)"
+timeout $((${ANALYTICS_BUDGET:-60} + 120)) schemathesis run "$analytics/openapi.json" \
+  --checks "$CHECKS" \
+  --header "Authorization: Bearer $key" \
+  --max-examples 25 \
+  --max-time "${ANALYTICS_BUDGET:-60}" \
   --request-timeout 10 \
   --workers 1 \
   --seed "$SEED" \

@@ -330,6 +330,7 @@ async fn set_divisions(store: &Arc<std::sync::Mutex<Store>>, state: &State, d: V
         version = "1"
     ),
     modifiers(&ApiKeyScheme),
+    components(schemas(fiscus_exchange_adapter::error::ProblemDoc)),
     tags((name = "analytics", description = "Indicators (scope `read`, the exchange-adapter's disclosure policy)"))
 )]
 struct ApiDoc;
@@ -356,11 +357,13 @@ impl utoipa::Modify for ApiKeyScheme {
 
 /// The OpenAPI document of the routes [`api::routes`] registers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) = App::new()
+    let (_, mut doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(api::routes)
         .split_for_parts();
+    // The same problem responses as the exchange-adapter's routes list.
+    fiscus_exchange_adapter::openapi::add_common_responses(&mut doc);
     doc
 }
 

@@ -34,6 +34,22 @@ fn the_document_lists_every_route_with_its_parameters() {
         assert!(paths.contains(&p), "{p} is not in {paths:?}");
     }
     assert_eq!(paths.len(), 15, "{paths:?}");
+    // Every operation lists the problems it can answer with.
+    for (path, item) in json["paths"].as_object().unwrap() {
+        for (_, op) in item.as_object().unwrap() {
+            for status in ["401", "403", "429", "503"] {
+                assert!(
+                    op["responses"].get(status).is_some(),
+                    "{path} lacks {status}"
+                );
+            }
+            if path.contains('{') {
+                assert!(op["responses"].get("404").is_some(), "{path} lacks 404");
+                assert!(op["responses"].get("400").is_some(), "{path} lacks 400");
+            }
+        }
+    }
+    assert!(json["components"]["schemas"]["ProblemDoc"].is_object());
     // Every templated segment is a declared path parameter.
     for (path, item) in json["paths"].as_object().unwrap() {
         for (_, op) in item.as_object().unwrap() {

@@ -74,7 +74,9 @@ fn id_pattern(name: &str) -> Option<&'static str> {
 /// the orderers unreachable, or a wait that ran out); 400 where the route
 /// takes a path, query or body; 404 where it names something by path; 413
 /// where it takes a body. A handler's own description for a status wins.
-fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+/// Analytics adds the same to its document (its routes give the same
+/// problems, `ProblemDoc` among its schemas).
+pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
     let problem = |description: &str| {
         ResponseBuilder::new()

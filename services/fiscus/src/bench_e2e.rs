@@ -73,12 +73,16 @@ pub(crate) struct E2eBench {
     /// reporting it applied, both polled every 10 ms (`analytics_lag_*`).
     #[arg(long, conflicts_with = "processes")]
     analytics: bool,
+    /// With `--analytics`: run the analytics of the audit office only (the
+    /// one measured), not of every member.
+    #[arg(long, requires = "analytics")]
+    analytics_one: bool,
 }
 
 impl E2eBench {
     /// The in-process devnet at its peak rate for `duration`, with analytics
     /// (`fiscus bench analytics --live`).
-    pub(crate) fn analytics_live(duration: Duration) -> Self {
+    pub(crate) fn analytics_live(duration: Duration, one: bool) -> Self {
         Self {
             orderers: 3,
             members: 5,
@@ -93,6 +97,7 @@ impl E2eBench {
             trace_export: false,
             trace_sampling: 0.01,
             analytics: true,
+            analytics_one: one,
         }
     }
 }
@@ -471,7 +476,11 @@ pub(crate) async fn measure(b: E2eBench) -> Result<serde_json::Value> {
     } else {
         log("bench e2e: starting the devnet (3 orderers, 5 members, one process)…".into());
         crate::devnet::Mode::InProcess {
-            analytics: b.analytics,
+            analytics: match (b.analytics, b.analytics_one) {
+                (false, _) => crate::devnet::AnalyticsAt::Nobody,
+                (true, false) => crate::devnet::AnalyticsAt::EveryMember,
+                (true, true) => crate::devnet::AnalyticsAt::Member("991300".into()),
+            },
         }
     };
     let net = crate::devnet::start(&data, 0, None, false, false, mode).await?;
@@ -798,7 +807,7 @@ pub(crate) async fn measure(b: E2eBench) -> Result<serde_json::Value> {
         "trace_export": b.trace_export,
         "trace_sampling": if b.trace_export { Some(b.trace_sampling) } else { None },
         "spans_received": spans.0.load(std::sync::atomic::Ordering::Relaxed),
-        "analytics": b.analytics,
+        "analytics": if !b.analytics { "none" } else if b.analytics_one { "the audit office only" } else { "every member" },
         "analytics_blocks": lag_blocks,
         "analytics_lag_p50_ms": if b.analytics { Some((percentile(&lag_ms, 0.5) * 10.0).round() / 10.0) } else { None },
         "analytics_lag_p99_ms": if b.analytics { Some((percentile(&lag_ms, 0.99) * 10.0).round() / 10.0) } else { None },

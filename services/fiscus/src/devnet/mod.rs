@@ -95,14 +95,33 @@ enum DevnetAction {
 /// How the devnet's services run.
 #[derive(Debug, Clone)]
 pub(crate) enum Mode {
-    /// All of them in this process; `analytics`: each member's analytics
-    /// too (`fiscus bench e2e` leaves it out, as its process layout does, so
-    /// that both layouts run the same services).
-    InProcess { analytics: bool },
+    /// All of them in this process, with analytics where `analytics` says
+    /// (`fiscus bench e2e` leaves it out, as its process layout does, so that
+    /// both layouts run the same services).
+    InProcess { analytics: AnalyticsAt },
     /// Each its own OS process, supervised by this one; `log_level` is the
     /// children's `RUST_LOG` when the environment sets none; `start_nats`:
     /// start a nats-server (when installed and no NATS URL is given).
     Processes { log_level: String, start_nats: bool },
+}
+
+/// Which members run their analytics (in process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AnalyticsAt {
+    Nobody,
+    EveryMember,
+    /// This member only (`fiscus bench e2e --analytics-member`).
+    Member(String),
+}
+
+impl AnalyticsAt {
+    fn runs_at(&self, code: &str) -> bool {
+        match self {
+            Self::Nobody => false,
+            Self::EveryMember => true,
+            Self::Member(m) => m == code,
+        }
+    }
 }
 
 /// The running devnet.
@@ -432,7 +451,7 @@ async fn start_in_process(
     layout: &Layout,
     nats_url: Option<String>,
     rest_tls: bool,
-    with_analytics: bool,
+    analytics: AnalyticsAt,
 ) -> Result<Parts> {
     let files = configs::Files {
         data: data.to_owned(),
@@ -489,7 +508,7 @@ async fn start_in_process(
         ))
         .await
         .with_context(|| format!("starting the exchange-adapter of {}", m.code))?;
-        let analytics = if with_analytics {
+        let analytics = if analytics.runs_at(&m.code) {
             let config = configs::analytics(&files, m, any_port);
             // Kept for `fiscus analytics rebuild --config` (and to read by hand).
             processes::write_config(
@@ -768,7 +787,9 @@ pub(crate) async fn run(
             start_nats: true,
         }
     } else {
-        Mode::InProcess { analytics: true }
+        Mode::InProcess {
+            analytics: AnalyticsAt::EveryMember,
+        }
     };
     // Ctrl-C or SIGTERM at any point stops the devnet cleanly: while it
     // starts (what was made is kept; a half-made data directory is made
