@@ -173,11 +173,12 @@ fn recoveries_after_disbursement(
     top: &str,
     out: &mut Vec<Flag>,
 ) -> Result<(), rusqlite::Error> {
+    // Each account's first payment is kept as it happens (`first_payment`).
     let mut st = conn.prepare_cached(
         "SELECT r.from_org, r.program, r.amount_fen, r.day, hex(r.tx_id),
-           (SELECT MIN(d.day) FROM movement d WHERE d.kind = 'disburse' AND d.from_org = r.from_org
-              AND d.program = r.program AND (d.height < r.height OR (d.height = r.height AND d.idx < r.idx)))
+           CASE WHEN f.height < r.height OR (f.height = r.height AND f.idx < r.idx) THEN f.day END
          FROM subtree s JOIN movement r ON r.from_org = s.org AND r.kind = 'recover'
+           LEFT JOIN first_payment f ON f.org = r.from_org AND f.program = r.program
          WHERE s.ancestor = ?1
          ORDER BY r.height, r.idx",
     )?;

@@ -470,9 +470,8 @@ pub fn late_items(
 }
 
 /// Funds in one account (org, program) that arrived on or before the cut-off
-/// day and are still held. Accounts pay out oldest first (ADR 0004), so
-/// what is left of the money that arrived by the cut-off is what arrived by
-/// then less everything paid out since the start, when positive.
+/// day and are still held: accounts pay out oldest first (ADR 0004), and
+/// the store follows each account's pieces in that order (`crate::lots`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IdleAccount {
     pub org: String,
@@ -502,15 +501,14 @@ pub fn idle(
     program: Option<&str>,
     cutoff_day: i64,
 ) -> Result<IdleReport, rusqlite::Error> {
+    // Each account's pieces, oldest first (crate::lots): the idle part is
+    // what of them arrived on or before the cut-off.
     let mut st = conn.prepare_cached(
-        "SELECT a.org, a.program,
-           SUM(CASE WHEN a.day <= ?2 THEN a.in_fen ELSE 0 END), SUM(a.out_fen),
-           SUM(a.in_fen) - SUM(a.out_fen), MAX(CASE WHEN a.out_fen > 0 THEN a.day END)
-         FROM subtree s JOIN account_day a ON a.org = s.org
-         WHERE s.ancestor = ?1 AND (?3 IS NULL OR a.program = ?3)
-         GROUP BY a.org, a.program",
+        "SELECT a.org, a.program, a.pieces, a.balance_fen, a.last_out_day
+         FROM subtree s JOIN account_lots a ON a.org = s.org
+         WHERE s.ancestor = ?1 AND (?2 IS NULL OR a.program = ?2)",
     )?;
-    let mut q = st.query(rusqlite::params![top, cutoff_day, program])?;
+    let mut q = st.query(rusqlite::params![top, program])?;
     let mut out = IdleReport::default();
     let mut kids: BTreeMap<&str, i64> = tree
         .children(top)
@@ -519,8 +517,11 @@ pub fn idle(
         .collect();
     let parts = tree.parts(top);
     while let Some(r) = q.next()? {
-        let (old_in, out_all): (i64, i64) = (r.get(2)?, r.get(3)?);
-        let idle = (old_in - out_all).max(0);
+        let blob: Vec<u8> = r.get(2)?;
+        let idle: i64 = crate::lots::pieces(&blob)
+            .filter(|p| p.arrived <= cutoff_day)
+            .map(|p| p.amount)
+            .sum();
         if idle == 0 {
             continue;
         }
@@ -538,9 +539,9 @@ pub fn idle(
         out.accounts.push(IdleAccount {
             org,
             program: r.get(1)?,
-            balance_fen: r.get(4)?,
+            balance_fen: r.get(3)?,
             idle_fen: idle,
-            last_out_day: r.get(5)?,
+            last_out_day: r.get(4)?,
         });
     }
     out.accounts.sort_by(|a, b| {
@@ -551,4 +552,110 @@ pub fn idle(
     });
     out.children = kids.into_iter().map(|(c, v)| (c.to_owned(), v)).collect();
     Ok(out)
+}
+
+/// How long money waited, for one level of government: amount-weighted
+/// (half of the money waited `median_days` or less).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waits {
+    /// `central`, `provincial`, `municipal` or `county`.
+    pub level: String,
+    pub amount_fen: i64,
+    pub median_days: i64,
+    pub p90_days: i64,
+}
+
+/// Which wait: money passed down (days from arriving at the payer to its
+/// allocation, 下达时间), or money paid (days from its appropriation to the
+/// final recipient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    PassDown,
+    Payment,
+}
+
+/// The smallest day count by which at least `pct`% of the amount is counted.
+fn weighted_percentile(days: &[(i64, i64)], total: i64, pct: i64) -> i64 {
+    let mut cum: i128 = 0;
+    for (d, a) in days {
+        cum += i128::from(*a);
+        if cum * 100 >= i128::from(total) * i128::from(pct) {
+            return *d;
+        }
+    }
+    days.last().map_or(0, |(d, _)| *d)
+}
+
+/// The waits of the money the orgs of `top`'s region passed down or paid,
+/// per level, for one program or all (and only direct funds' programs with
+/// `direct_only`).
+pub fn waits(
+    conn: &Connection,
+    top: &str,
+    which: Wait,
+    program: Option<&str>,
+    direct_only: bool,
+) -> Result<Vec<Waits>, rusqlite::Error> {
+    let table = match which {
+        Wait::PassDown => "passdown",
+        Wait::Payment => "payment_age",
+    };
+    let sql = format!(
+        "SELECT d.level, w.days, SUM(w.amount_fen)
+         FROM subtree s JOIN {table} w ON w.org = s.org JOIN division d ON d.code = w.org
+           LEFT JOIN program p ON p.id = w.program
+         WHERE s.ancestor = ?1 AND (?2 IS NULL OR w.program = ?2) AND (?3 = 0 OR p.direct = 1)
+         GROUP BY d.level, w.days ORDER BY d.level, w.days"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(rusqlite::params![top, program, direct_only])?;
+    let mut by_level: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    while let Some(r) = rows.next()? {
+        by_level
+            .entry(r.get(0)?)
+            .or_default()
+            .push((r.get(1)?, r.get(2)?));
+    }
+    let order = ["central", "provincial", "municipal", "county"];
+    let mut out: Vec<Waits> = by_level
+        .into_iter()
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(level, days)| {
+            let total: i64 = days.iter().map(|(_, a)| a).sum();
+            Waits {
+                median_days: weighted_percentile(&days, total, 50),
+                p90_days: weighted_percentile(&days, total, 90),
+                amount_fen: total,
+                level,
+            }
+        })
+        .collect();
+    out.sort_by_key(|w| {
+        order
+            .iter()
+            .position(|l| *l == w.level)
+            .unwrap_or(order.len())
+    });
+    Ok(out)
+}
+
+/// Direct funds (直达资金) in `top`'s region: what came in under programs
+/// with the direct attribute, and what of it reached final recipients.
+pub fn direct_funds(
+    conn: &Connection,
+    tree: &Tree,
+    top: &str,
+) -> Result<(i64, i64), rusqlite::Error> {
+    let direct: std::collections::BTreeSet<String> = conn
+        .prepare_cached("SELECT id FROM program WHERE direct = 1")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let (mut inflow, mut disbursed) = (0, 0);
+    for (program, f) in series(conn, tree, top, &Filter::default(), "program")? {
+        if direct.contains(&program) {
+            inflow += f.inflow_fen();
+            disbursed += f.disbursed_fen;
+        }
+    }
+    Ok((inflow, disbursed))
 }

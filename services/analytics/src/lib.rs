@@ -15,6 +15,7 @@ pub mod anomalies;
 pub mod api;
 pub mod facts;
 pub mod indicators;
+pub mod lots;
 pub mod service;
 pub mod store;
 pub mod synthetic;

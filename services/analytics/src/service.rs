@@ -251,11 +251,12 @@ pub async fn follow(
         };
         state.ledger_height.store(head, Ordering::Relaxed);
         if first {
-            // The registry may have changed by governance since genesis.
+            // The registry may have changed by governance since genesis;
+            // asked again next round if the ledger did not answer.
             if let Some(d) = chain_divisions(&backend).await {
                 set_divisions(&store, &state, d).await;
+                first = false;
             }
-            first = false;
         }
         let next = {
             let s = store.clone();

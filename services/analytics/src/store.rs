@@ -15,7 +15,7 @@ use std::path::Path;
 
 /// Bumped whenever a table changes shape or meaning: a store of another
 /// version is emptied and rebuilt from the ledger.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -107,12 +107,32 @@ CREATE TABLE IF NOT EXISTS freeze (
   day INTEGER NOT NULL, frozen INTEGER NOT NULL,
   PRIMARY KEY (height, idx)
 ) WITHOUT ROWID;
--- Money into and out of each account (org, program) per day: idle funds.
-CREATE TABLE IF NOT EXISTS account_day (
-  org TEXT NOT NULL, program TEXT NOT NULL, day INTEGER NOT NULL,
-  in_fen INTEGER NOT NULL, out_fen INTEGER NOT NULL,
-  PRIMARY KEY (org, program, day)
+-- Each account's money as parcels oldest first (crate::lots): 24 bytes each,
+-- the day it arrived, the day it was appropriated, the amount (i64 LE).
+CREATE TABLE IF NOT EXISTS account_lots (
+  org TEXT NOT NULL, program TEXT NOT NULL, pieces BLOB NOT NULL,
+  balance_fen INTEGER NOT NULL, last_out_day INTEGER,
+  PRIMARY KEY (org, program)
 ) WITHOUT ROWID;
+-- Each account's first payment to a recipient (the anomaly rule
+-- recovery_after_disbursement).
+CREATE TABLE IF NOT EXISTS first_payment (
+  org TEXT NOT NULL, program TEXT NOT NULL, height INTEGER NOT NULL, idx INTEGER NOT NULL,
+  day INTEGER NOT NULL,
+  PRIMARY KEY (org, program)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS movement_recovery ON movement (from_org) WHERE kind = 'recover';
+-- Money passed down by each org, by how many days it had waited there.
+CREATE TABLE IF NOT EXISTS passdown (
+  org TEXT NOT NULL, program TEXT NOT NULL, days INTEGER NOT NULL, amount_fen INTEGER NOT NULL,
+  PRIMARY KEY (org, program, days)
+) WITHOUT ROWID;
+-- Money paid to recipients by each org, by days since its appropriation.
+CREATE TABLE IF NOT EXISTS payment_age (
+  org TEXT NOT NULL, program TEXT NOT NULL, days INTEGER NOT NULL, amount_fen INTEGER NOT NULL,
+  PRIMARY KEY (org, program, days)
+) WITHOUT ROWID;
+
 -- Sums by (kind, from, to, program, month); by (kind, from, to, month) and
 -- (kind, from, to, program), for the month and program views; and by (kind,
 -- from, to) alone, for the region views.
@@ -139,7 +159,7 @@ CREATE TABLE IF NOT EXISTS edge (
 ";
 
 /// The tables whose rows come from the chain (emptied by a rebuild).
-const CHAIN_TABLES: [&str; 10] = [
+const CHAIN_TABLES: [&str; 13] = [
     "cursor",
     "program",
     "movement",
@@ -148,9 +168,73 @@ const CHAIN_TABLES: [&str; 10] = [
     "flow_program",
     "edge",
     "deadline",
-    "account_day",
     "freeze",
+    "account_lots",
+    "first_payment",
+    "passdown",
+    "payment_age",
 ];
+
+/// A batch's money passed down and paid, by (org, program, days waited).
+#[derive(Debug, Default)]
+struct Ages {
+    passdown: BTreeMap<(String, String, i64), i64>,
+    payment: BTreeMap<(String, String, i64), i64>,
+}
+
+/// Moves the fact's money between the accounts' queues of pieces, oldest
+/// first, and counts how long it had waited.
+fn follow_lots(
+    tx: &rusqlite::Transaction<'_>,
+    q: &mut crate::lots::Queues,
+    ages: &mut Ages,
+    f: &Fact,
+) -> Result<(), rusqlite::Error> {
+    use crate::lots::Piece;
+    match f.kind {
+        Kind::Appropriate => q.put(
+            tx,
+            &f.to_org,
+            &f.program,
+            Piece {
+                arrived: f.day,
+                origin: f.day,
+                amount: f.amount_fen,
+            },
+        ),
+        Kind::Allocate | Kind::Recover | Kind::Adjust | Kind::Disburse => {
+            for p in q.take(tx, &f.from_org, &f.program, f.amount_fen, f.day)? {
+                match f.kind {
+                    Kind::Disburse => {
+                        *ages
+                            .payment
+                            .entry((f.from_org.clone(), f.program.clone(), f.day - p.origin))
+                            .or_default() += p.amount;
+                        continue;
+                    }
+                    Kind::Allocate => {
+                        *ages
+                            .passdown
+                            .entry((f.from_org.clone(), f.program.clone(), f.day - p.arrived))
+                            .or_default() += p.amount;
+                    }
+                    _ => {}
+                }
+                q.put(
+                    tx,
+                    &f.to_org,
+                    &f.program,
+                    Piece {
+                        arrived: f.day,
+                        ..p
+                    },
+                )?;
+            }
+            Ok(())
+        }
+        Kind::Acknowledge => Ok(()),
+    }
+}
 
 /// Where the store stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,13 +280,13 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 type FlowKey = (Kind, String, String, String, String);
 
 /// A batch's sums per rollup key: (amount, movements); per (payer, program,
-/// month): (allocations, amount, late, late amount); per (org, program,
-/// day): (in, out).
+/// month): (allocations, amount, late, late amount).
 #[derive(Debug, Default)]
 struct Sums {
     flow: BTreeMap<FlowKey, (i64, i64)>,
     deadline: BTreeMap<(String, String, String), [i64; 4]>,
-    account_day: BTreeMap<(String, String, i64), (i64, i64)>,
+    /// The batch's first payment per account.
+    first_payment: BTreeMap<(String, String), (u64, u32, i64)>,
 }
 
 impl Sums {
@@ -219,20 +303,10 @@ impl Sums {
                 d[3] += f.amount_fen;
             }
         }
-        // Money into and out of accounts: an acknowledgement moves none.
-        if f.kind != Kind::Acknowledge {
-            if !f.from_org.is_empty() {
-                self.account_day
-                    .entry((f.from_org.clone(), f.program.clone(), f.day))
-                    .or_default()
-                    .1 += f.amount_fen;
-            }
-            if !f.to_org.is_empty() {
-                self.account_day
-                    .entry((f.to_org.clone(), f.program.clone(), f.day))
-                    .or_default()
-                    .0 += f.amount_fen;
-            }
+        if f.kind == Kind::Disburse {
+            self.first_payment
+                .entry((f.from_org.clone(), f.program.clone()))
+                .or_insert((f.height, f.index, f.day));
         }
         let e = self
             .flow
@@ -369,6 +443,8 @@ impl Store {
         };
         let tx = self.conn.transaction()?;
         let mut sums = Sums::default();
+        let mut queues = crate::lots::Queues::default();
+        let mut ages = Ages::default();
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO movement (height, idx, tx_id, kind, from_org, to_org, program, day, month,
@@ -447,6 +523,7 @@ impl Store {
                         f.late_due_day,
                     ])?;
                     sums.add(&f);
+                    follow_lots(&tx, &mut queues, &mut ages, &f)?;
                     pos.movements += 1;
                 }
                 pos.next_height += 1;
@@ -499,13 +576,12 @@ impl Store {
             for ((from, program, month), [n, amount, late, late_fen]) in &sums.deadline {
                 deadline.execute(params![from, program, month, n, amount, late, late_fen])?;
             }
-            let mut day = tx.prepare_cached(
-                "INSERT INTO account_day (org, program, day, in_fen, out_fen) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET in_fen = in_fen + excluded.in_fen,
-                   out_fen = out_fen + excluded.out_fen",
+            let mut first = tx.prepare_cached(
+                "INSERT OR IGNORE INTO first_payment (org, program, height, idx, day)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for ((org, program, d), (i, o)) in &sums.account_day {
-                day.execute(params![org, program, d, i, o])?;
+            for ((org, program), (h, i, d)) in &sums.first_payment {
+                first.execute(params![org, program, *h as i64, i, d])?;
             }
             for (table, col, sums) in [
                 ("flow_month", "month", month_sums),
@@ -520,6 +596,16 @@ impl Store {
                 for ((kind, from, to, key), (amount, count)) in sums {
                     st.execute(params![kind.name(), from, to, key, amount, count])?;
                 }
+            }
+        }
+        queues.flush(&tx)?;
+        for (table, sums) in [("passdown", &ages.passdown), ("payment_age", &ages.payment)] {
+            let mut st = tx.prepare_cached(&format!(
+                "INSERT INTO {table} (org, program, days, amount_fen) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET amount_fen = amount_fen + excluded.amount_fen"
+            ))?;
+            for ((org, program, days), amount) in sums {
+                st.execute(params![org, program, days, amount])?;
             }
         }
         pos.block_time_ms = last.1;

@@ -520,3 +520,79 @@ fn the_anomaly_rules_flag_what_they_describe() {
         ["shared_recipient", "recovery_after_disbursement"]
     );
 }
+
+/// How long the year's money waited: each allocation by the days since its
+/// funds arrived at the payer, each payment by the days since the
+/// appropriation (2026-01-10), per level, weighted by amount.
+#[test]
+fn the_waits_are_the_hand_computed_days() {
+    use fiscus_analytics::indicators::{Wait, waits};
+    let dir = tempfile::tempdir().unwrap();
+    let chain = year();
+    let store = store_of(dir.path(), &chain, 1);
+    let conn = store.connection();
+    let w = |top: &str, which| -> Vec<(String, i64, i64, i64)> {
+        waits(conn, top, which, None, false)
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.level, w.amount_fen, w.median_days, w.p90_days))
+            .collect()
+    };
+    let l = |s: &str| s.to_owned();
+    assert_eq!(
+        w("000000", Wait::PassDown),
+        [
+            // Appropriated 01-10, passed to Hebei 02-03.
+            (l("central"), 600_000, 24, 24),
+            // Received 02-03, passed to the cities 02-10.
+            (l("provincial"), 400_000, 7, 7),
+            // Received 02-10, passed to Chang'an 03-02.
+            (l("municipal"), 100_000, 20, 20),
+        ]
+    );
+    assert_eq!(
+        w("000000", Wait::Payment),
+        [
+            // Shijiazhuang paid 50,000 on 03-02; Chang'an 70,000 on 04-15.
+            (l("municipal"), 50_000, 51, 51),
+            (l("county"), 70_000, 95, 95),
+        ]
+    );
+    // A region sees its own orgs' waits.
+    assert_eq!(w("130102", Wait::Payment), [(l("county"), 70_000, 95, 95)]);
+    assert!(w("130200", Wait::PassDown).is_empty());
+    // After the year, what is left in each account arrived when the hand says:
+    // Chang'an keeps 20,000 of 03-02; Shijiazhuang 100,000 of 02-10 and the
+    // 10,000 returned on 04-15.
+    let lots: Vec<(String, i64, i64)> = conn
+        .prepare("SELECT org, program, pieces FROM account_lots ORDER BY org")
+        .unwrap()
+        .query_map([], |r| {
+            let (org, blob): (String, Vec<u8>) = (r.get(0)?, r.get(2)?);
+            Ok((org, blob))
+        })
+        .unwrap()
+        .flat_map(|r| {
+            let (org, blob) = r.unwrap();
+            blob.chunks_exact(24)
+                .map(|c| {
+                    let n = |i: usize| i64::from_le_bytes(c[i..i + 8].try_into().unwrap());
+                    (org.clone(), n(0), n(16))
+                })
+                .collect::<Vec<_>>()
+        })
+        .map(|(o, day, a)| (o, day, a))
+        .collect();
+    let day = |m, d| fiscus_contract_executor::calendar::days_from_civil(2026, m, d);
+    assert_eq!(
+        lots,
+        [
+            (l("000000"), day(1, 10), 400_000),
+            (l("130000"), day(2, 3), 200_000),
+            (l("130100"), day(2, 10), 100_000),
+            (l("130100"), day(4, 15), 10_000),
+            (l("130102"), day(3, 2), 20_000),
+            (l("130200"), day(2, 10), 150_000),
+        ]
+    );
+}

@@ -486,7 +486,10 @@ fn tables(store: &Store) -> Vec<String> {
         "SELECT kind, from_org, to_org, program, amount_fen, tx_count FROM flow_program ORDER BY 1, 2, 3, 4",
         "SELECT * FROM program ORDER BY id",
         "SELECT * FROM deadline ORDER BY 1, 2, 3",
-        "SELECT * FROM account_day ORDER BY 1, 2, 3",
+        "SELECT * FROM account_lots ORDER BY 1, 2",
+        "SELECT * FROM first_payment ORDER BY 1, 2",
+        "SELECT * FROM passdown ORDER BY 1, 2, 3",
+        "SELECT * FROM payment_age ORDER BY 1, 2, 3",
         "SELECT height, block_time_ms, movements FROM cursor",
     ] {
         let mut st = conn.prepare(sql).unwrap();
