@@ -1448,6 +1448,99 @@ pub(crate) async fn anomalies_csv(
     table_response(&format, &format!("anomalies-{code}"), &head, rows)
 }
 
+/// How long money waited at one level of government (amount-weighted).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WaitsJson {
+    /// `central`, `provincial`, `municipal` or `county`.
+    pub level: String,
+    pub amount_fen: i64,
+    pub median_days: i64,
+    pub p90_days: i64,
+}
+
+/// Time to pass down and time to pay, per level, in a region; and direct
+/// funds (直达资金): the share that reached final recipients, and their days
+/// from the central appropriation to the final payment.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimingJson {
+    pub as_of: AsOfJson,
+    pub region: RegionJson,
+    /// Days from money arriving at an org to that org passing it down (下达时间).
+    pub pass_down: Vec<WaitsJson>,
+    /// Days from the appropriation to the payment to a final recipient.
+    pub payment: Vec<WaitsJson>,
+    /// Direct funds that came into the region, and what of it was paid to recipients.
+    pub direct_inflow_fen: i64,
+    pub direct_disbursed_fen: i64,
+    /// disbursed / inflow of direct funds, basis points; null without any.
+    pub direct_reached_bp: Option<i64>,
+    /// Days from the central appropriation to the final payment, direct funds only.
+    pub direct_payment: Vec<WaitsJson>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TimingQuery {
+    /// Only this program (pass-down and payment waits).
+    pub program: Option<String>,
+}
+
+#[utoipa::path(tag = "analytics",
+    params(("code" = String, Path, description = "The region's org code"), TimingQuery),
+    responses((status = 200, body = TimingJson)),
+    security(("api_key" = [])))]
+#[get("/v1/analytics/regions/{code}/timing")]
+pub(crate) async fn timing(
+    state: web::Data<State>,
+    req: HttpRequest,
+    code: web::Path<String>,
+    q: web::Query<TimingQuery>,
+) -> Result<web::Json<TimingJson>, ServiceError> {
+    use crate::indicators::{Wait, direct_funds, waits};
+    let client = state.caller(&req)?;
+    let (_, tree) = region(&state, &client, &code)?;
+    let (c, t, program) = (code.to_string(), tree.clone(), q.program.clone());
+    let s = state.clone().into_inner();
+    let (pass_down, payment, direct, direct_payment, p) = s
+        .read(move |conn| {
+            filter(
+                &RangeQuery {
+                    program: program.clone(),
+                    ..RangeQuery::default()
+                },
+                conn,
+            )?;
+            let p = position(conn)?;
+            let pg = program.as_deref();
+            let pass_down = waits(conn, &c, Wait::PassDown, pg, false).map_err(store_err)?;
+            let payment = waits(conn, &c, Wait::Payment, pg, false).map_err(store_err)?;
+            let direct = direct_funds(conn, &t, &c).map_err(store_err)?;
+            let direct_payment = waits(conn, &c, Wait::Payment, None, true).map_err(store_err)?;
+            Ok((pass_down, payment, direct, direct_payment, p))
+        })
+        .await?;
+    let json = |v: Vec<crate::indicators::Waits>| -> Vec<WaitsJson> {
+        v.into_iter()
+            .map(|w| WaitsJson {
+                level: w.level,
+                amount_fen: w.amount_fen,
+                median_days: w.median_days,
+                p90_days: w.p90_days,
+            })
+            .collect()
+    };
+    Ok(web::Json(TimingJson {
+        as_of: as_of(&p, &state),
+        region: region_json(&tree, &code),
+        pass_down: json(pass_down),
+        payment: json(payment),
+        direct_inflow_fen: direct.0,
+        direct_disbursed_fen: direct.1,
+        direct_reached_bp: crate::indicators::ratio_bp(direct.1, direct.0),
+        direct_payment: json(direct_payment),
+    }))
+}
+
 /// The routes, registered so that the OpenAPI document lists exactly them.
 pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     app.service(status)
@@ -1459,6 +1552,7 @@ pub fn routes(app: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(idle)
         .service(anomalies_csv)
         .service(anomalies)
+        .service(timing)
         .service(region_csv)
         .service(months_csv)
         .service(programs_csv)

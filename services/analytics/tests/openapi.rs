@@ -23,6 +23,7 @@ fn the_document_lists_every_route_with_its_parameters() {
         "/v1/analytics/regions/{code}/deadlines",
         "/v1/analytics/regions/{code}/idle",
         "/v1/analytics/regions/{code}/anomalies",
+        "/v1/analytics/regions/{code}/timing",
         "/v1/analytics/trace/{tx_id}",
         "/v1/analytics/regions/{code}/children.{format}",
         "/v1/analytics/regions/{code}/months.{format}",
@@ -33,7 +34,7 @@ fn the_document_lists_every_route_with_its_parameters() {
     ] {
         assert!(paths.contains(&p), "{p} is not in {paths:?}");
     }
-    assert_eq!(paths.len(), 15, "{paths:?}");
+    assert_eq!(paths.len(), 16, "{paths:?}");
     // Every operation lists the problems it can answer with.
     for (path, item) in json["paths"].as_object().unwrap() {
         for (_, op) in item.as_object().unwrap() {

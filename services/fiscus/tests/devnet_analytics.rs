@@ -414,6 +414,35 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
         .map(|a| a["idle_fen"].as_i64().unwrap())
         .sum();
     assert_eq!(listed, idle_fen);
+    // Waits: the money passed down and paid, per level, adds up to the
+    // allocations and disbursements the regions count; the demo's direct funds reached recipients.
+    let timing = get(audit, "/v1/analytics/regions/000000/timing", audit_key);
+    let paid: i64 = timing["payment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["amount_fen"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        paid,
+        nation["total"]["disbursed_fen"].as_i64().unwrap(),
+        "{timing}"
+    );
+    for w in timing["pass_down"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(timing["payment"].as_array().unwrap())
+    {
+        assert!(
+            w["median_days"].as_i64().unwrap() <= w["p90_days"].as_i64().unwrap(),
+            "{w}"
+        );
+    }
+    assert!(
+        timing["direct_inflow_fen"].as_i64().unwrap() > 0,
+        "{timing}"
+    );
     // Anomaly flags: the page and the CSV list the same flags.
     let an = get(
         audit,
@@ -539,6 +568,7 @@ fn analytics_agrees_with_the_ledger_discloses_by_region_and_renders_in_a_browser
     );
     assert!(dom.contains("沉淀资金"), "no idle funds section");
     assert!(dom.contains("异常提示"), "no anomaly section");
+    assert!(dom.contains("资金下达与支付时间"), "no timing section");
     // English, chosen once, stays chosen in the same browser profile.
     let dom = chromium(
         &profile,
