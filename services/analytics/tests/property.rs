@@ -457,6 +457,45 @@ fn check_deadlines_and_idle(chain: &Chain, store: &Store) -> Result<(), TestCase
         let late = late_items(conn, top, &Filter::default(), (0, 0), 10_000).unwrap();
         prop_assert_eq!(late.len() as i64, c.region.late);
     }
+    // One recipient paid by two or more orgs of a region, per program, and
+    // recoveries by orgs that had paid before, counted here from the calls.
+    let thresholds = fiscus_analytics::anomalies::Thresholds::default();
+    for top in CODES {
+        let region = subtree(&orgs, top);
+        let flags = fiscus_analytics::anomalies::flags(conn, top, &thresholds, 0).unwrap();
+        for p in PROGRAMS {
+            let payers: BTreeSet<&str> = all_moves
+                .iter()
+                .filter(|m| m.kind == "disburse" && m.program == p && region.contains(&m.from))
+                .map(|m| m.from.as_str())
+                .collect();
+            let flagged = flags
+                .iter()
+                .find(|f| f.rule == "shared_recipient" && f.program == p);
+            prop_assert_eq!(flagged.is_some(), payers.len() >= 2, "{} {}", top, p);
+            if let Some(f) = flagged {
+                prop_assert_eq!(f.org.split(',').collect::<BTreeSet<_>>(), payers);
+            }
+        }
+        let mut paid: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut want = 0;
+        for m in &all_moves {
+            if m.kind == "disburse" {
+                paid.insert((&m.from, &m.program));
+            }
+            if m.kind == "recover"
+                && region.contains(&m.from)
+                && paid.contains(&(m.from.as_str(), m.program.as_str()))
+            {
+                want += 1;
+            }
+        }
+        let got = flags
+            .iter()
+            .filter(|f| f.rule == "recovery_after_disbursement")
+            .count();
+        prop_assert_eq!(got, want, "{}", top);
+    }
     // Every cut-off day the chain spans, against the contract's lots.
     let first = fiscus_contract_executor::calendar::day_of(chain.blocks[0].timestamp_ms);
     let last = fiscus_contract_executor::calendar::day_of(
