@@ -581,7 +581,6 @@ fn the_waits_are_the_hand_computed_days() {
                 })
                 .collect::<Vec<_>>()
         })
-        .map(|(o, day, a)| (o, day, a))
         .collect();
     let day = |m, d| fiscus_contract_executor::calendar::days_from_civil(2026, m, d);
     assert_eq!(
