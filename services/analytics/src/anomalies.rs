@@ -78,12 +78,10 @@ fn split_payments(
 ) -> Result<(), rusqlite::Error> {
     // Payments in the band, grouped by (payer, program, recipient), in chain order.
     let low = t.split_threshold_fen - t.split_threshold_fen / 5;
-    // Payments in the band first (an index on disbursed amounts), then the region.
     let mut st = conn.prepare_cached(
         "SELECT m.from_org, m.program, m.recipient, m.height, m.idx, hex(m.tx_id), m.day, m.amount_fen
-         FROM movement m INDEXED BY movement_disbursed_amount
-         WHERE m.kind = 'disburse' AND m.amount_fen >= ?2 AND m.amount_fen < ?3
-           AND m.from_org IN (SELECT org FROM subtree WHERE ancestor = ?1)
+         FROM subtree s JOIN movement m ON m.from_org = s.org AND m.kind = 'disburse'
+         WHERE s.ancestor = ?1 AND m.amount_fen >= ?2 AND m.amount_fen < ?3
          ORDER BY m.from_org, m.program, m.recipient, m.height, m.idx",
     )?;
     let mut rows = st.query(rusqlite::params![top, low, t.split_threshold_fen])?;
@@ -138,57 +136,35 @@ fn shared_recipients(
     top: &str,
     out: &mut Vec<Flag>,
 ) -> Result<(), rusqlite::Error> {
-    // Only recipients two or more orgs paid (kept as they happen), and of
-    // their payments those of the region's orgs.
     let mut st = conn.prepare_cached(
-        "SELECT sr.program, sr.recipient, m.from_org, m.amount_fen, m.day, hex(m.tx_id)
-         FROM shared_recipient sr
-           JOIN movement m ON m.kind = 'disburse' AND m.program = sr.program AND m.recipient = sr.recipient
-           JOIN subtree s ON s.org = m.from_org AND s.ancestor = ?1
-         ORDER BY sr.program, sr.recipient, m.height, m.idx",
+        "SELECT m.program, m.recipient, group_concat(DISTINCT m.from_org), SUM(m.amount_fen),
+           MIN(m.day), MAX(m.day), group_concat(hex(m.tx_id))
+         FROM subtree s JOIN movement m ON m.from_org = s.org AND m.kind = 'disburse'
+         WHERE s.ancestor = ?1 AND m.recipient != ''
+         GROUP BY m.program, m.recipient HAVING COUNT(DISTINCT m.from_org) >= 2
+         ORDER BY m.program, m.recipient",
     )?;
-    let mut rows = st.query([top])?;
-    let mut current: Option<(String, String)> = None;
-    let mut orgs: std::collections::BTreeSet<String> = Default::default();
-    let mut flag: Option<Flag> = None;
-    let finish =
-        |flag: Option<Flag>, orgs: &std::collections::BTreeSet<String>, out: &mut Vec<Flag>| {
-            if let Some(mut f) = flag
-                && orgs.len() >= 2
-            {
-                f.org = orgs.iter().cloned().collect::<Vec<_>>().join(",");
-                f.tx_ids.sort_unstable();
-                out.push(f);
-            }
-        };
-    while let Some(r) = rows.next()? {
-        let key: (String, String) = (r.get(0)?, r.get(1)?);
-        let (org, amount, day, tx): (String, i64, i64, String) =
-            (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-        if current.as_ref() != Some(&key) {
-            finish(flag.take(), &orgs, out);
-            orgs.clear();
-            flag = Some(Flag {
-                rule: "shared_recipient",
-                org: String::new(),
-                program: key.0.clone(),
-                recipient: key.1.clone(),
-                amount_fen: 0,
-                first_day: day,
-                last_day: day,
-                tx_ids: Vec::new(),
-            });
-            current = Some(key);
-        }
-        if let Some(f) = flag.as_mut() {
-            f.amount_fen += amount;
-            f.first_day = f.first_day.min(day);
-            f.last_day = f.last_day.max(day);
-            f.tx_ids.push(tx.to_ascii_lowercase());
-        }
-        orgs.insert(org);
+    let rows = st.query_map([top], |r| {
+        let orgs: String = r.get(2)?;
+        let mut orgs: Vec<&str> = orgs.split(',').collect();
+        orgs.sort_unstable();
+        let txs: String = r.get(6)?;
+        Ok(Flag {
+            rule: "shared_recipient",
+            org: orgs.join(","),
+            program: r.get(0)?,
+            recipient: r.get(1)?,
+            amount_fen: r.get(3)?,
+            first_day: r.get(4)?,
+            last_day: r.get(5)?,
+            tx_ids: txs.split(',').map(str::to_ascii_lowercase).collect(),
+        })
+    })?;
+    for f in rows {
+        let mut f = f?;
+        f.tx_ids.sort_unstable();
+        out.push(f);
     }
-    finish(flag, &orgs, out);
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 
 /// Bumped whenever a table changes shape or meaning: a store of another
 /// version is emptied and rebuilt from the ledger.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -122,16 +122,6 @@ CREATE TABLE IF NOT EXISTS first_payment (
   PRIMARY KEY (org, program)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS movement_recovery ON movement (from_org) WHERE kind = 'recover';
-CREATE INDEX IF NOT EXISTS movement_disbursed_amount ON movement (amount_fen) WHERE kind = 'disburse';
--- Who paid each recipient in each program, and the (program, recipient)
--- pairs paid by two or more orgs (the anomaly rule shared_recipient).
-CREATE TABLE IF NOT EXISTS recipient_payer (
-  program TEXT NOT NULL, recipient TEXT NOT NULL, org TEXT NOT NULL,
-  PRIMARY KEY (program, recipient, org)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS shared_recipient (
-  program TEXT NOT NULL, recipient TEXT NOT NULL, PRIMARY KEY (program, recipient)
-) WITHOUT ROWID;
 -- Money passed down by each org, by how many days it had waited there.
 CREATE TABLE IF NOT EXISTS passdown (
   org TEXT NOT NULL, program TEXT NOT NULL, days INTEGER NOT NULL, amount_fen INTEGER NOT NULL,
@@ -169,7 +159,7 @@ CREATE TABLE IF NOT EXISTS edge (
 ";
 
 /// The tables whose rows come from the chain (emptied by a rebuild).
-const CHAIN_TABLES: [&str; 15] = [
+const CHAIN_TABLES: [&str; 13] = [
     "cursor",
     "program",
     "movement",
@@ -181,8 +171,6 @@ const CHAIN_TABLES: [&str; 15] = [
     "freeze",
     "account_lots",
     "first_payment",
-    "recipient_payer",
-    "shared_recipient",
     "passdown",
     "payment_age",
 ];
@@ -299,8 +287,6 @@ struct Sums {
     deadline: BTreeMap<(String, String, String), [i64; 4]>,
     /// The batch's first payment per account.
     first_payment: BTreeMap<(String, String), (u64, u32, i64)>,
-    /// (program, recipient, payer) of the batch's payments.
-    payers: std::collections::BTreeSet<(String, String, String)>,
 }
 
 impl Sums {
@@ -321,10 +307,6 @@ impl Sums {
             self.first_payment
                 .entry((f.from_org.clone(), f.program.clone()))
                 .or_insert((f.height, f.index, f.day));
-            if !f.recipient.is_empty() {
-                self.payers
-                    .insert((f.program.clone(), f.recipient.clone(), f.from_org.clone()));
-            }
         }
         let e = self
             .flow
@@ -600,23 +582,6 @@ impl Store {
             )?;
             for ((org, program), (h, i, d)) in &sums.first_payment {
                 first.execute(params![org, program, *h as i64, i, d])?;
-            }
-            let mut payer = tx.prepare_cached(
-                "INSERT OR IGNORE INTO recipient_payer (program, recipient, org) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut payers = tx.prepare_cached(
-                "SELECT COUNT(*) FROM recipient_payer WHERE program = ?1 AND recipient = ?2",
-            )?;
-            let mut shared = tx.prepare_cached(
-                "INSERT OR IGNORE INTO shared_recipient (program, recipient) VALUES (?1, ?2)",
-            )?;
-            for (program, recipient, org) in &sums.payers {
-                // A new payer of a recipient someone else paid: a shared recipient.
-                if payer.execute(params![program, recipient, org])? == 1
-                    && payers.query_row(params![program, recipient], |r| r.get::<_, i64>(0))? >= 2
-                {
-                    shared.execute(params![program, recipient])?;
-                }
             }
             for (table, col, sums) in [
                 ("flow_month", "month", month_sums),
