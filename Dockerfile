@@ -50,8 +50,9 @@ LABEL org.opencontainers.image.title="fiscus" \
 
 # identity-ca gRPC/HTTP; orderer client/raft/ops; ledger-store gRPC/ops;
 # contract-executor gRPC/ops; gossip-gateway gossip/ops; exchange-adapter
-# REST, gRPC and ops (the ports of config/*.example.toml); the operator's ops port.
-EXPOSE 7100 7101 7200 7210 7220 7300 7320 7400 7420 7500 7520 8080 8443 9480 9490
+# REST, gRPC and ops; analytics API and ops (the ports of config/*.example.toml);
+# the operator's ops port.
+EXPOSE 7100 7101 7200 7210 7220 7300 7320 7400 7420 7500 7520 7620 8080 8090 8443 9480 9490
 
 USER 10001:10001
 WORKDIR /var/lib/fiscus

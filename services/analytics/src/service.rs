@@ -76,7 +76,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: ([127, 0, 0, 1], 8090).into(),
-            http_listen: ([127, 0, 0, 1], 9490).into(),
+            http_listen: ([127, 0, 0, 1], 7620).into(),
             tls: TlsConfig::in_dir(std::path::Path::new("tls")),
             ledger: Endpoint {
                 addr: "127.0.0.1:7300".into(),
