@@ -49,8 +49,22 @@ pub struct Flag {
     pub first_day: i64,
     pub last_day: i64,
     /// The transactions behind the flag, hex: in chain order (for
-    /// `shared_recipient`, sorted); for a freeze, the freeze.
+    /// `shared_recipient`, sorted); for a freeze, the freeze. At most
+    /// [`MAX_TX_IDS`]; `tx_count` says how many there are.
     pub tx_ids: Vec<String>,
+    pub tx_count: usize,
+}
+
+/// Transactions listed per flag at most (a recipient paid thousands of
+/// times would otherwise make one flag, and one export cell, unbounded).
+pub const MAX_TX_IDS: usize = 100;
+
+impl Flag {
+    fn bounded(mut self) -> Self {
+        self.tx_count = self.tx_ids.len();
+        self.tx_ids.truncate(MAX_TX_IDS);
+        self
+    }
 }
 
 type Payment = (i64, i64, String, i64, i64);
@@ -102,16 +116,20 @@ fn split_payments(
             let run = &p[i..=j];
             let sum: i64 = run.iter().map(|x| x.4).sum();
             if run.len() >= 2 && sum >= t.split_threshold_fen {
-                out.push(Flag {
-                    rule: "split_payment",
-                    org: org.clone(),
-                    program: program.clone(),
-                    recipient: recipient.clone(),
-                    amount_fen: sum,
-                    first_day: run[0].3,
-                    last_day: run[run.len() - 1].3,
-                    tx_ids: run.iter().map(|x| x.2.to_ascii_lowercase()).collect(),
-                });
+                out.push(
+                    Flag {
+                        rule: "split_payment",
+                        org: org.clone(),
+                        program: program.clone(),
+                        recipient: recipient.clone(),
+                        amount_fen: sum,
+                        first_day: run[0].3,
+                        last_day: run[run.len() - 1].3,
+                        tx_ids: run.iter().map(|x| x.2.to_ascii_lowercase()).collect(),
+                        tx_count: 0,
+                    }
+                    .bounded(),
+                );
                 i = j + 1;
             } else {
                 i += 1;
@@ -158,12 +176,13 @@ fn shared_recipients(
             first_day: r.get(4)?,
             last_day: r.get(5)?,
             tx_ids: txs.split(',').map(str::to_ascii_lowercase).collect(),
+            tx_count: 0,
         })
     })?;
     for f in rows {
         let mut f = f?;
         f.tx_ids.sort_unstable();
-        out.push(f);
+        out.push(f.bounded());
     }
     Ok(())
 }
@@ -195,6 +214,7 @@ fn recoveries_after_disbursement(
                     first_day,
                     last_day: r.get(3)?,
                     tx_ids: vec![r.get::<_, String>(4)?.to_ascii_lowercase()],
+                    tx_count: 1,
                 })
             }),
         )
@@ -242,6 +262,7 @@ fn long_freezes(
                 first_day: day,
                 last_day: as_of_day,
                 tx_ids: vec![tx.to_ascii_lowercase()],
+                tx_count: 1,
             });
         }
     }

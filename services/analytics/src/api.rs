@@ -646,6 +646,15 @@ fn csv_response(
     };
     w.write_record(head).map_err(fail)?;
     for r in rows {
+        // A text cell a spreadsheet would run as a formula (names come from
+        // the chain) is written with a leading apostrophe.
+        let r: Vec<String> = r
+            .into_iter()
+            .map(|c| {
+                let formula = c.starts_with(['=', '+', '-', '@']) && c.parse::<i64>().is_err();
+                if formula { format!("'{c}") } else { c }
+            })
+            .collect();
         w.write_record(&r).map_err(fail)?;
     }
     let body = w.into_inner().map_err(|e| {
@@ -862,7 +871,10 @@ fn limit(limit: Option<u32>, max: u32) -> Result<u32, ServiceError> {
 fn after(s: &Option<String>) -> Result<(u64, u32), ServiceError> {
     let Some(s) = s else { return Ok((0, 0)) };
     s.split_once('.')
-        .and_then(|(h, i)| Some((h.parse().ok()?, i.parse().ok()?)))
+        .and_then(|(h, i)| {
+            let h: u64 = h.parse().ok().filter(|h| *h <= i64::MAX as u64)?;
+            Some((h, i.parse().ok()?))
+        })
         .ok_or_else(|| {
             ServiceError::new(
                 ErrorKind::InvalidArgument,
@@ -1178,6 +1190,7 @@ pub(crate) async fn idle(
     q: web::Query<IdleQuery>,
 ) -> Result<web::Json<IdleJson>, ServiceError> {
     use fiscus_contract_executor::calendar::format_date;
+    state.authenticated(&req)?;
     let n = limit(q.limit, state.limits.max_page)? as usize;
     let (r, p, days, as_of_day, tree) =
         idle_report(&state, &req, &code, q.program.clone(), q.days).await?;
@@ -1322,7 +1335,9 @@ pub struct FlagJson {
     pub amount_fen: i64,
     pub first_date: String,
     pub last_date: String,
+    /// At most 100 of the transactions behind the flag; `tx_count` in all.
     pub tx_ids: Vec<String>,
+    pub tx_count: usize,
 }
 
 /// The anomaly flags of a region, with the thresholds they were found with.
@@ -1376,6 +1391,7 @@ fn flag_json(f: crate::anomalies::Flag) -> FlagJson {
         first_date: format_date(f.first_day),
         last_date: format_date(f.last_day),
         tx_ids: f.tx_ids,
+        tx_count: f.tx_count,
     }
 }
 
@@ -1390,6 +1406,7 @@ pub(crate) async fn anomalies(
     code: web::Path<String>,
     q: web::Query<AnomalyQuery>,
 ) -> Result<web::Json<AnomaliesJson>, ServiceError> {
+    state.authenticated(&req)?;
     let n = limit(q.limit, state.limits.max_page)? as usize;
     let (flags, p, tree) = anomaly_flags(&state, &req, &code).await?;
     let t = state.limits.anomalies;

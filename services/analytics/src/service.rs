@@ -126,8 +126,11 @@ impl fiscus_common::config::ServiceConfig for Config {
         if !(1..=10_000).contains(&self.max_page) {
             return bad("max_page", "must be 1 to 10000");
         }
-        if self.max_export_rows == 0 {
-            return bad("max_export_rows", "must be positive");
+        if !(1..=1_000_000).contains(&self.max_export_rows) {
+            return bad(
+                "max_export_rows",
+                "must be 1 to 1000000 (an Excel sheet holds 1048576 rows)",
+            );
         }
         if self.split_threshold_fen < 5 {
             return bad("split_threshold_fen", "must be at least 5 fen");
@@ -239,7 +242,9 @@ pub async fn follow(
     batch_blocks: u64,
     poll: Duration,
 ) {
-    let mut first = true;
+    // The registry is read at start and after any batch with a valid
+    // governance transaction, and again each round until a read succeeds.
+    let mut tree_stale = true;
     loop {
         let head = match backend.chain_info().await {
             Ok(i) => i.height,
@@ -250,13 +255,9 @@ pub async fn follow(
             }
         };
         state.ledger_height.store(head, Ordering::Relaxed);
-        if first {
-            // The registry may have changed by governance since genesis;
-            // asked again next round if the ledger did not answer.
-            if let Some(d) = chain_divisions(&backend).await {
-                set_divisions(&store, &state, d).await;
-                first = false;
-            }
+        if tree_stale && let Some(d) = chain_divisions(&backend).await {
+            set_divisions(&store, &state, d).await;
+            tree_stale = false;
         }
         let next = {
             let s = store.clone();
@@ -303,9 +304,7 @@ pub async fn follow(
             }
             Err(e) => tracing::error!(error = %e, "analytics: the apply task failed"),
         }
-        if governance && let Some(d) = chain_divisions(&backend).await {
-            set_divisions(&store, &state, d).await;
-        }
+        tree_stale |= governance;
     }
 }
 

@@ -323,6 +323,28 @@ impl Sums {
     }
 }
 
+/// The cursor, read on `conn` (a connection or a transaction).
+fn position_in(conn: &Connection) -> Result<Position, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT height, block_time_ms, movements FROM cursor WHERE id = 0",
+            [],
+            |r| {
+                Ok(Position {
+                    next_height: r.get::<_, i64>(0)? as u64 + 1,
+                    block_time_ms: r.get(1)?,
+                    movements: r.get::<_, i64>(2)? as u64,
+                })
+            },
+        )
+        .optional()?
+        .unwrap_or(Position {
+            next_height: 1,
+            block_time_ms: 0,
+            movements: 0,
+        }))
+}
+
 impl Store {
     /// Opens (or creates) the store at `path`. A store written under another
     /// schema version is emptied: the follower then rebuilds it from genesis.
@@ -344,9 +366,14 @@ impl Store {
                 e => Err(e),
             })?;
         if version.is_some_and(|v| v != SCHEMA_VERSION.to_string()) {
-            for t in ["meta", "division", "subtree"].iter().chain(&CHAIN_TABLES) {
-                conn.execute_batch(&format!("DROP TABLE IF EXISTS {t};"))?;
+            // All in one transaction, `meta` (the version) last: a kill
+            // midway leaves the old version stamped, and the next open drops again.
+            let mut drop = String::from("BEGIN;");
+            for t in ["division", "subtree"].iter().chain(&CHAIN_TABLES) {
+                drop.push_str(&format!("DROP TABLE IF EXISTS {t};"));
             }
+            drop.push_str("DROP TABLE IF EXISTS meta; COMMIT;");
+            conn.execute_batch(&drop)?;
         }
         conn.execute_batch(SCHEMA)?;
         conn.execute(
@@ -361,25 +388,7 @@ impl Store {
     }
 
     pub fn position(&self) -> Result<Position, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT height, block_time_ms, movements FROM cursor WHERE id = 0",
-                [],
-                |r| {
-                    Ok(Position {
-                        next_height: r.get::<_, i64>(0)? as u64 + 1,
-                        block_time_ms: r.get(1)?,
-                        movements: r.get::<_, i64>(2)? as u64,
-                    })
-                },
-            )
-            .optional()?
-            .unwrap_or(Position {
-                next_height: 1,
-                block_time_ms: 0,
-                movements: 0,
-            }))
+        position_in(&self.conn)
     }
 
     /// Replaces the division tree (and its closure table) with `divisions`.
@@ -437,11 +446,15 @@ impl Store {
     /// Applies consecutive blocks, `next_height` first, in one transaction
     /// with the cursor. `blocks` is (height, block time, facts).
     pub fn apply(&mut self, blocks: &[(u64, i64, BlockFacts)]) -> Result<Position, StoreError> {
-        let mut pos = self.position()?;
         let Some(last) = blocks.last() else {
-            return Ok(pos);
+            return self.position();
         };
-        let tx = self.conn.transaction()?;
+        // The write lock first, then the cursor, in the same transaction: a
+        // `rebuild` emptying the store meanwhile cannot be written over.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut pos = position_in(&tx)?;
         let mut sums = Sums::default();
         let mut queues = crate::lots::Queues::default();
         let mut ages = Ages::default();
