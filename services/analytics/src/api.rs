@@ -95,7 +95,14 @@ impl State {
                 Ok(Some(c)) => c,
                 _ => crate::store::open_reader(&me.db_path).map_err(store_err)?,
             };
+            // One read transaction: every query of a request sees the same
+            // snapshot, never half of a batch committed in between (WAL).
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            conn.execute_batch("BEGIN").map_err(store_err)?;
             let out = f(&conn);
+            let _ = conn.execute_batch("COMMIT");
             if let Ok(mut p) = me.readers.lock()
                 && p.len() < 8
             {
